@@ -1,0 +1,30 @@
+// The `tessera` command line. Each subcommand lives in its own file and is loaded lazily,
+// so `tessera plan` never pays for loading the training stack and vice versa.
+
+export type CommandModule = { run(args: string[]): Promise<number> };
+
+/** Subcommand name → loader of its module. Add a line here for each new command file. */
+const commands: Record<string, { summary: string; load: () => Promise<CommandModule> }> = {
+};
+
+function usage(): string {
+  const lines = ['usage: tessera <command> [options]', '', 'commands:'];
+  for (const [name, c] of Object.entries(commands).sort()) lines.push(`  ${name.padEnd(10)} ${c.summary}`);
+  lines.push('', 'Run `tessera <command> --help` for the options of one command.');
+  return lines.join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return 0;
+  }
+  const command = commands[name];
+  if (command === undefined) {
+    console.error(`tessera: unknown command '${name}'.\n\n${usage()}`);
+    return 2;
+  }
+  const mod = await command.load();
+  return mod.run(rest);
+}
