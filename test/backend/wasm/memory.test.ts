@@ -1,0 +1,114 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { WasmHeap, BLOCK_ALIGN, WASM_PAGE_BYTES } from '../../../src/backend/wasm/memory.js';
+
+test('blocks are 64-byte aligned, at least the requested size, and never overlap (random alloc/free)', () => {
+  const heap = new WasmHeap({ initialBytes: WASM_PAGE_BYTES, maximumBytes: 64 * 2 ** 20 });
+  let seed = 12345;
+  const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const live = new Map<number, number>(); // ptr → requested bytes
+  for (let step = 0; step < 3000; step++) {
+    if (live.size > 0 && rand() < 0.45) {
+      const keys = [...live.keys()];
+      const ptr = keys[Math.floor(rand() * keys.length)]!;
+      live.delete(ptr);
+      heap.free(ptr);
+    } else {
+      const bytes = rand() < 0.1 ? Math.floor(rand() * 200000) : Math.floor(rand() * 3000);
+      const ptr = heap.alloc(bytes);
+      assert.equal(ptr % BLOCK_ALIGN, 0);
+      assert.ok(ptr > 0, 'address 0 is reserved');
+      assert.ok(heap.blockSize(ptr) >= bytes);
+      assert.ok(ptr + bytes <= heap.byteLength);
+      live.set(ptr, bytes);
+    }
+  }
+  const intervals = [...live.keys()].map((p) => [p, p + heap.blockSize(p)] as const).sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < intervals.length; i++) assert.ok(intervals[i - 1]![1] <= intervals[i]![0], 'blocks overlap');
+  const stats = heap.stats();
+  assert.equal(stats.blocksInUse, live.size);
+  assert.equal(stats.bytesInUse, intervals.reduce((s, [a, b]) => s + (b - a), 0));
+  assert.ok(stats.peakBytesInUse >= stats.bytesInUse);
+  // Everything freed: the heap coalesces back to an empty bump region.
+  for (const p of live.keys()) heap.free(p);
+  const empty = heap.stats();
+  assert.equal(empty.bytesInUse, 0);
+  assert.equal(empty.freeBlocks, 0);
+  assert.equal(empty.heapTop, BLOCK_ALIGN);
+});
+
+test('a freed block is reused for a request of the same size class', () => {
+  const heap = new WasmHeap({ initialBytes: WASM_PAGE_BYTES });
+  const a = heap.alloc(1000);
+  const guard = heap.alloc(64); // keeps `a` from merging into the top
+  heap.free(a);
+  assert.equal(heap.stats().freeBlocks, 1);
+  const b = heap.alloc(1000);
+  assert.equal(b, a);
+  assert.equal(heap.stats().freeBlocks, 0);
+  heap.free(b);
+  heap.free(guard);
+});
+
+test('adjacent free blocks coalesce and a larger free block is split', () => {
+  const heap = new WasmHeap({ initialBytes: WASM_PAGE_BYTES });
+  const a = heap.alloc(4096);
+  const b = heap.alloc(4096);
+  const guard = heap.alloc(64);
+  heap.free(a);
+  heap.free(b);
+  assert.equal(heap.stats().freeBlocks, 1);
+  assert.equal(heap.stats().bytesFree, 8192);
+  const big = heap.alloc(8192); // fits only in the merged block
+  assert.equal(big, a);
+  heap.free(big);
+  const small = heap.alloc(1024); // split: takes the front, leaves the rest free
+  assert.equal(small, a);
+  assert.equal(heap.stats().bytesFree, 8192 - 1024);
+  heap.free(small);
+  heap.free(guard);
+  assert.equal(heap.stats().heapTop, BLOCK_ALIGN);
+});
+
+test('size classes bound the rounding waste to 25% beyond 512 bytes', () => {
+  const heap = new WasmHeap({ initialBytes: WASM_PAGE_BYTES });
+  for (const bytes of [1, 64, 65, 500, 513, 1000, 4097, 100000, 1234567]) {
+    const p = heap.alloc(bytes);
+    const size = heap.blockSize(p);
+    assert.ok(size >= bytes && size % 64 === 0);
+    if (bytes > 512) assert.ok(size <= bytes * 1.25 + 64, `${bytes} → ${size}`);
+    heap.free(p);
+  }
+});
+
+test('the memory grows on demand and data survives growth', () => {
+  const heap = new WasmHeap({ initialBytes: WASM_PAGE_BYTES, maximumBytes: 32 * 2 ** 20 });
+  const a = heap.alloc(1024);
+  heap.f32.set([1, 2, 3], a / 4);
+  const before = heap.byteLength;
+  const big = heap.alloc(4 * 2 ** 20);
+  assert.ok(heap.byteLength > before);
+  assert.deepEqual(Array.from(heap.f32.subarray(a / 4, a / 4 + 3)), [1, 2, 3]);
+  heap.f32[big / 4 + 2 ** 20 - 1] = 7; // last float of the block is addressable
+  assert.equal(heap.f32[big / 4 + 2 ** 20 - 1], 7);
+});
+
+test('errors name the problem: double free, foreign pointer, bad size, out of memory', () => {
+  const heap = new WasmHeap({ initialBytes: WASM_PAGE_BYTES, maximumBytes: 4 * WASM_PAGE_BYTES });
+  const p = heap.alloc(100);
+  heap.free(p);
+  assert.throws(() => heap.free(p), /not the address of a live block/);
+  assert.throws(() => heap.free(12345), /not the address of a live block/);
+  assert.throws(() => heap.alloc(-1), /non-negative integer/);
+  assert.throws(() => heap.alloc(1.5), /non-negative integer/);
+  assert.throws(() => heap.alloc(5 * WASM_PAGE_BYTES), /out of memory allocating 327680 bytes.*raise maximumBytes/);
+  assert.throws(() => new WasmHeap({ initialBytes: 2 ** 20, maximumBytes: 2 ** 16 }), /exceeds maximumBytes/);
+});
+
+test('shared and unshared memories', () => {
+  const shared = new WasmHeap({ initialBytes: WASM_PAGE_BYTES, maximumBytes: 2 ** 20, shared: true });
+  assert.ok(shared.memory.buffer instanceof SharedArrayBuffer);
+  const plain = new WasmHeap({ initialBytes: WASM_PAGE_BYTES, shared: false });
+  assert.ok(!(plain.memory.buffer instanceof SharedArrayBuffer));
+  assert.equal(new WasmHeap({ initialBytes: WASM_PAGE_BYTES, maximumBytes: 2 ** 20 }).shared, true);
+});
