@@ -1,0 +1,68 @@
+// One way of running a training step on a cluster: the degrees of each kind of parallelism and the
+// memory-saving options. Shared by the memory model, the step-time model and the search.
+import type { Recompute } from './flops.js';
+
+export type ZeroStage = 0 | 1 | 2 | 3;
+export type Optimizer = 'adam' | 'sgd-momentum' | 'sgd';
+/** Where model states live: `optimizer` moves optimizer states and fp32 gradients to host memory
+ * (ZeRO-Offload); `optimizer+params` also moves the fp16 weights (ZeRO-Infinity). */
+export type Offload = 'none' | 'optimizer' | 'optimizer+params';
+export type PipelineScheduleKind = 'gpipe' | '1f1b';
+
+export interface ParallelConfig {
+  /** Data-parallel degree. */
+  dp: number;
+  /** Tensor (intra-layer, Megatron) parallel degree. */
+  tp: number;
+  /** Pipeline (inter-layer) parallel degree. */
+  pp: number;
+  /** Megatron sequence parallelism in the non-tensor-parallel regions (needs tp > 1). */
+  sequenceParallel: boolean;
+  /** Sequences per micro-batch. */
+  microBatch: number;
+  /** Sequences per optimizer step, over all data-parallel ranks. */
+  globalBatch: number;
+  zero: ZeroStage;
+  /** Ranks a ZeRO stage shards over; defaults to dp. FSDP's HYBRID_SHARD shards within a node only. */
+  zeroShardGroup?: number;
+  recompute: Recompute;
+  /** Model chunks per pipeline device (interleaved 1F1B); 1 = no interleaving. */
+  interleave: number;
+  schedule: PipelineScheduleKind;
+  optimizer: Optimizer;
+  offload: Offload;
+}
+
+export const defaultParallelConfig: ParallelConfig = {
+  dp: 1, tp: 1, pp: 1, sequenceParallel: false, microBatch: 1, globalBatch: 1, zero: 0,
+  recompute: 'none', interleave: 1, schedule: '1f1b', optimizer: 'adam', offload: 'none',
+};
+
+export function parallelConfig(overrides: Partial<ParallelConfig>): ParallelConfig {
+  return { ...defaultParallelConfig, ...overrides };
+}
+
+/** Micro-batches per pipeline per step: B / (b·d). */
+export function microBatchCount(c: ParallelConfig): number {
+  return c.globalBatch / (c.microBatch * c.dp);
+}
+
+export type FsdpStrategy = 'FULL_SHARD' | 'SHARD_GRAD_OP' | 'NO_SHARD' | 'HYBRID_SHARD';
+
+/** PyTorch FSDP's ShardingStrategy as ZeRO settings (parallel-anchors.md §3): FULL_SHARD ≈ ZeRO-3,
+ * SHARD_GRAD_OP ≈ ZeRO-2, NO_SHARD ≈ DDP, HYBRID_SHARD = ZeRO-3 inside a node, replicas across. */
+export function fsdpAsZero(strategy: FsdpStrategy, devicesPerNode: number): Pick<ParallelConfig, 'zero' | 'zeroShardGroup'> {
+  switch (strategy) {
+    case 'FULL_SHARD': return { zero: 3 };
+    case 'SHARD_GRAD_OP': return { zero: 2 };
+    case 'NO_SHARD': return { zero: 0 };
+    case 'HYBRID_SHARD': return { zero: 3, zeroShardGroup: devicesPerNode };
+  }
+}
+
+export function describeParallelConfig(c: ParallelConfig): string {
+  const parts = [`DP ${c.dp}`, `TP ${c.tp}${c.sequenceParallel ? '+SP' : ''}`, `PP ${c.pp}${c.interleave > 1 ? ` (v=${c.interleave})` : ''}`,
+    `mb ${c.microBatch}`, `ZeRO ${c.zero}`, `recompute ${c.recompute}`];
+  if (c.offload !== 'none') parts.push(`offload ${c.offload}`);
+  return parts.join(', ');
+}

@@ -1,0 +1,184 @@
+// Predicted time of one training step for a parallel configuration: a roofline per layer (matmuls
+// at the device's achievable matmul rate, element-wise work at memory bandwidth), tensor-parallel
+// all-reduces, pipeline fill/drain (Megatron §2.2), point-to-point transfers, the data-parallel
+// gradient reduction and the optimizer update. Communication is assumed not to overlap compute,
+// as in Megatron-LM's 2021 implementation that the paper's Table 1 measured; say so when comparing.
+import type { Conventions } from './conventions.js';
+import { bestCollective, alphaBetaOf, type Collective, type CollectiveAlgorithm } from './collectives.js';
+import { type ClusterSpec, type Dtype, type LinkSpec, clusterSize, peakFlops } from './hardware.js';
+import { flopsPerStep } from './flops.js';
+import { activationBytesPerLayer, optimizerBytesPerParam } from './memory.js';
+import type { TransformerSpec } from './model.js';
+import { countParams } from './params.js';
+import { microBatchCount, type ParallelConfig } from './parallel-config.js';
+
+/** Bytes moved by element-wise kernels (norms, bias+activation, softmax, dropout, residual) per
+ * byte of activation they store: each stored tensor is written once and read about once more in
+ * the same pass. The backward pass moves twice what the forward pass moves. */
+export const elementwiseTrafficPerStoredByte = 1.5;
+
+export interface CommCost {
+  kind: 'tp' | 'pp' | 'dp' | 'zero3-gather';
+  collective: Collective | 'send-recv';
+  algorithm: CollectiveAlgorithm | 'p2p';
+  /** Bytes of one call. */
+  bytes: number;
+  /** Calls per step on one device. */
+  calls: number;
+  ranks: number;
+  link: string;
+  /** Seconds per step on one device (calls × time of one call). */
+  seconds: number;
+}
+
+export interface StepTime {
+  /** Seconds per optimizer step. */
+  seconds: number;
+  /** Forward and backward seconds of one micro-batch on the slowest stage (including TP comm and p2p). */
+  forwardPerMicroBatch: number;
+  backwardPerMicroBatch: number;
+  microBatches: number;
+  /** Pipeline fill/drain time in seconds. */
+  bubbleSeconds: number;
+  /** Seconds of each part, summing to `seconds`. */
+  parts: { compute: number; tensorParallelComm: number; pipelineComm: number; bubble: number; dataParallelComm: number; optimizer: number };
+  comms: CommCost[];
+  tokensPerSecond: number;
+  mfu: number;
+  hfu: number;
+  modelFlopsPerDevice: number;
+  hardwareFlopsPerDevice: number;
+  dtype: Dtype;
+  peakPerDevice: number;
+}
+
+/** The dtype a device trains in: bf16 where it has it, else fp16, else fp32. */
+export function trainingDtype(c: ClusterSpec): Dtype {
+  const p = c.device.peak;
+  return p.bf16 !== undefined ? 'bf16' : p.fp16 !== undefined ? 'fp16' : 'fp32';
+}
+
+/** The link a group uses: consecutive members `stride` ranks apart (Megatron orders ranks TP
+ * fastest, then DP, then PP). A ring that leaves the node is limited by the inter-node link. */
+export function groupLink(c: ClusterSpec, size: number, stride: number): LinkSpec {
+  return size * stride <= c.devicesPerNode || size === 1 ? c.intraLink : c.interLink;
+}
+
+export function stepTime(m: TransformerSpec, conv: Conventions, c: ClusterSpec, cfg: ParallelConfig): StepTime {
+  const n = clusterSize(c);
+  const dtype = trainingDtype(c);
+  const peak = peakFlops(c.device, dtype, 'dense');
+  const matmulRate = peak * c.device.matmulEfficiency;
+  const bw = c.device.memoryBandwidth;
+  const t = cfg.tp, p = cfg.pp, v = Math.max(1, cfg.interleave);
+  const b = cfg.microBatch, s = m.seqLen, h = m.hidden;
+  const mb = microBatchCount(cfg);
+  const params = countParams(m);
+  const actBytes = 2; // bf16/fp16 activations
+
+  // --- one layer, one micro-batch, one device ---
+  const qw = m.heads * m.headDim, kvw = m.kvHeads * m.headDim;
+  const layerWeights = 2 * h * qw + 2 * h * kvw + (m.gatedMlp ? 3 : 2) * h * m.ffn * (m.moe?.topK ?? 1) + (m.moe ? h * m.moe.experts : 0);
+  const attnCore = (conv.attention === 'causal' ? 0.5 : 1) * 4 * b * s * s * qw;
+  const gemmFwd = (2 * b * s * layerWeights + attnCore) / t / matmulRate;
+  const stored = activationBytesPerLayer(m, conv, { tp: t, sequenceParallel: cfg.sequenceParallel, recompute: 'none', microBatch: b });
+  const memFwd = (elementwiseTrafficPerStoredByte * stored) / bw;
+  const scoreTraffic = conv.flashAttention ? 0 : (elementwiseTrafficPerStoredByte * 5 * b * m.heads * s * s) / t / bw;
+
+  const tpLink = groupLink(c, t, 1);
+  const tpAb = alphaBetaOf(tpLink);
+  const tpBytes = actBytes * b * s * h;
+  // Sequence parallelism swaps each all-reduce for a reduce-scatter + all-gather of the same volume.
+  const tpCall = t === 1 ? 0 : cfg.sequenceParallel
+    ? bestCollective('reduce-scatter', tpBytes, t, tpAb).seconds + bestCollective('all-gather', tpBytes, t, tpAb).seconds
+    : bestCollective('all-reduce', tpBytes, t, tpAb).seconds;
+  const tpAlg: CollectiveAlgorithm = t === 1 ? 'ring' : bestCollective('all-reduce', tpBytes, t, tpAb).algorithm;
+  // Megatron §3.2: two all-reduces in the forward pass and two in the backward pass per layer.
+  const layerFwd = gemmFwd + memFwd + 2 * tpCall;
+  let layerBwd = 2 * gemmFwd + 2 * memFwd + 2 * tpCall;
+  if (cfg.recompute === 'full') layerBwd += layerFwd;
+  else if (cfg.recompute === 'selective') layerBwd += attnCore / t / matmulRate + scoreTraffic / 2;
+
+  // --- the LM head (last stage) ---
+  const headGemm = (2 * b * s * m.vocab * h) / t / matmulRate;
+  const headMem = (elementwiseTrafficPerStoredByte * 4 * b * s * m.vocab) / t / bw; // fp32 logits + softmax
+  const layersPerStage = m.layers / p;
+  const lastFwd = layersPerStage * layerFwd + headGemm + headMem;
+  const lastBwd = layersPerStage * layerBwd + 2 * headGemm + headMem;
+  const firstFwd = layersPerStage * layerFwd, firstBwd = layersPerStage * layerBwd;
+  let fwd = Math.max(firstFwd, lastFwd), bwd = Math.max(firstBwd, lastBwd);
+
+  // --- pipeline point-to-point (Megatron §4.1 scatter/gather: bsh/t per transfer when t > 1) ---
+  const ppLink = groupLink(c, p, t * cfg.dp);
+  const p2pBytes = (actBytes * b * s * h) / t;
+  const p2p = p === 1 ? 0 : ppLink.latency + p2pBytes / (ppLink.bandwidth * ppLink.efficiency);
+  const compute = mb * (fwd + bwd);
+  const tpCommTotal = mb * layersPerStage * tpCall * (4 + (cfg.recompute === 'full' ? 2 : 0));
+  // Interleaving: m·v chunk slots plus p−1 fill slots, each chunk slot sends once each way.
+  const chunkSlot = (fwd + bwd) / v + 2 * p2p;
+  const pipelineTotal = p === 1 ? compute : (mb * v + p - 1) * chunkSlot;
+  const bubble = p === 1 ? 0 : (p - 1) * chunkSlot;
+  const ppComm = p === 1 ? 0 : mb * v * 2 * p2p;
+  fwd += v * p2p; bwd += v * p2p;
+
+  // --- data-parallel gradient reduction (+ ZeRO-3 parameter gathers), after the flush ---
+  const stageParams = (layersPerStage * params.perLayer + Math.max(params.embedding, m.tiedEmbeddings ? m.vocab * h : params.lmHead)) / t;
+  const gradBytes = conv.bytesPerParam === 18 ? 4 : 2;
+  const dpLink = groupLink(c, cfg.dp, t);
+  const dpAb = alphaBetaOf(dpLink);
+  const comms: CommCost[] = [];
+  let dpComm = 0;
+  if (cfg.dp > 1) {
+    // ZeRO-1/2 replace the all-reduce with reduce-scatter + all-gather: the same volume (ZeRO §7).
+    const ar = bestCollective('all-reduce', gradBytes * stageParams, cfg.dp, dpAb);
+    dpComm += ar.seconds;
+    comms.push({ kind: 'dp', collective: 'all-reduce', algorithm: ar.algorithm, bytes: gradBytes * stageParams, calls: 1, ranks: cfg.dp, link: dpLink.name, seconds: ar.seconds });
+    if (cfg.zero === 3) {
+      // ZeRO-3 gathers the weights again in the forward and the backward pass: 1.5× DP volume.
+      const shard = cfg.zeroShardGroup ?? cfg.dp;
+      const ag = bestCollective('all-gather', 2 * stageParams, shard, alphaBetaOf(groupLink(c, shard, t)));
+      dpComm += 2 * ag.seconds;
+      comms.push({ kind: 'zero3-gather', collective: 'all-gather', algorithm: ag.algorithm, bytes: 2 * stageParams, calls: 2, ranks: shard, link: groupLink(c, shard, t).name, seconds: 2 * ag.seconds });
+    }
+  }
+  if (t > 1) comms.push({ kind: 'tp', collective: cfg.sequenceParallel ? 'reduce-scatter' : 'all-reduce', algorithm: tpAlg, bytes: tpBytes, calls: mb * layersPerStage * (4 + (cfg.recompute === 'full' ? 2 : 0)), ranks: t, link: tpLink.name, seconds: tpCommTotal });
+  if (p > 1) comms.push({ kind: 'pp', collective: 'send-recv', algorithm: 'p2p', bytes: p2pBytes, calls: 2 * mb * v, ranks: 2, link: ppLink.name, seconds: ppComm });
+
+  // --- optimizer: streams weights, grads and states once in and out of memory ---
+  const shard = cfg.zero === 0 ? 1 : (cfg.zeroShardGroup ?? cfg.dp);
+  const stateBytes = (2 + gradBytes + optimizerBytesPerParam(cfg.optimizer)) * stageParams / (cfg.zero >= 1 ? shard : 1);
+  let optimizer = (2 * stateBytes) / bw;
+  if (cfg.offload !== 'none') {
+    // ZeRO-Offload: gradients down and weights up over PCIe (~25 GB/s), Adam on the host (~100 GB/s).
+    optimizer = ((gradBytes + 2) * stageParams) / shard / 25e9 + (2 * stateBytes) / 100e9;
+  }
+
+  const seconds = pipelineTotal + dpComm + optimizer;
+  const flops = flopsPerStep(m, conv, cfg.globalBatch, cfg.recompute);
+  const tokensPerSecond = (cfg.globalBatch * s) / seconds;
+  const modelFlopsPerDevice = flops.model / seconds / n;
+  const hardwareFlopsPerDevice = flops.hardware / seconds / n;
+  return {
+    seconds,
+    forwardPerMicroBatch: fwd,
+    backwardPerMicroBatch: bwd,
+    microBatches: mb,
+    bubbleSeconds: bubble,
+    parts: {
+      compute: compute - tpCommTotal,
+      tensorParallelComm: tpCommTotal,
+      pipelineComm: ppComm,
+      bubble: p === 1 ? 0 : bubble,
+      dataParallelComm: dpComm,
+      optimizer,
+    },
+    comms,
+    tokensPerSecond,
+    mfu: modelFlopsPerDevice / peak,
+    hfu: hardwareFlopsPerDevice / peak,
+    modelFlopsPerDevice,
+    hardwareFlopsPerDevice,
+    dtype,
+    peakPerDevice: peak,
+  };
+}
