@@ -57,22 +57,26 @@ export async function saveFile(path: string, bytes: Uint8Array): Promise<void> {
   }
 }
 
+function displayPath(path: string | URL): string {
+  return path instanceof URL && path.protocol === 'file:' ? decodeURIComponent(path.pathname) : String(path);
+}
+
 /** Reads a whole file into a Uint8Array, with an error that says which path failed and why. */
-export async function loadFile(path: string): Promise<Uint8Array> {
+export async function loadFile(path: string | URL): Promise<Uint8Array> {
   const { fs } = await nodeModules('loadFile');
   try {
     const buf = await fs.readFile(path);
     return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    if (err.code === 'ENOENT') throw new Error(`loadFile: "${path}" does not exist; check the path.`, { cause: e });
-    if (err.code === 'EISDIR') throw new Error(`loadFile: "${path}" is a directory; give the path of a file.`, { cause: e });
-    throw new Error(`loadFile: cannot read "${path}" (${err.code ?? err.message}).`, { cause: e });
+    if (err.code === 'ENOENT') throw new Error(`loadFile: "${displayPath(path)}" does not exist; check the path.`, { cause: e });
+    if (err.code === 'EISDIR') throw new Error(`loadFile: "${displayPath(path)}" is a directory; give the path of a file.`, { cause: e });
+    throw new Error(`loadFile: cannot read "${displayPath(path)}" (${err.code ?? err.message}).`, { cause: e });
   }
 }
 
 /** Reads a file and, when it starts with the gzip magic bytes, inflates it (with node:zlib, which is fast). */
-export async function loadMaybeGzippedFile(path: string): Promise<Uint8Array> {
+export async function loadMaybeGzippedFile(path: string | URL): Promise<Uint8Array> {
   const bytes = await loadFile(path);
   if (!isGzip(bytes)) return bytes;
   try {
@@ -81,6 +85,6 @@ export async function loadMaybeGzippedFile(path: string): Promise<Uint8Array> {
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') return gunzip(bytes);
-    throw new Error(`loadMaybeGzippedFile: "${path}" starts like a gzip file but does not inflate (${(e as Error).message}); it is truncated or corrupt.`, { cause: e });
+    throw new Error(`loadMaybeGzippedFile: "${displayPath(path)}" starts like a gzip file but does not inflate (${(e as Error).message}); it is truncated or corrupt.`, { cause: e });
   }
 }
