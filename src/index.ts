@@ -1,3 +1,12 @@
+// tessera's public surface: `import * as t from 'tessera'`.
 export const version = '0.1.0';
+export { Tensor, type NestedArray } from './core/tensor.js';
+export { type DType, DTYPES, promoteTypes, setDefaultFloatDType, defaultFloatDType, itemsize } from './core/dtype.js';
+export { TesseraError } from './core/errors.js';
+export { scope, memoryScope, keep, memoryStats, resetPeakMemory, type MemoryStats } from './core/memory.js';
+export { Generator, manualSeed, defaultGenerator } from './core/random.js';
+export { setBackend, getBackend, listBackends, currentBackendName, registerBackend, type Backend } from './backend/backend.js';
+export * from './ops/index.js';
+export * from './autodiff/index.js';
 export * as data from './data/index.js';
 export * as io from './io/index.js';

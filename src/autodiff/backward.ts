@@ -1,0 +1,209 @@
+// Reverse mode: backward() walks the tape from a tensor to the leaves in reverse topological order,
+// calling each node's vjp rule and accumulating cotangents, with PyTorch's semantics (grads add up
+// in .grad until zeroed; the graph is freed unless retainGraph; createGraph records the backward
+// pass itself so it can be differentiated again).
+import { Tensor } from '../core/tensor.js';
+import { TesseraError, fmtShape } from '../core/errors.js';
+import { shapesEqual } from '../core/shape.js';
+import { keep } from '../core/memory.js';
+import type { GradNode } from './node.js';
+import { enableGrad, noGrad } from './mode.js';
+import { vjpRules } from './vjp-rules.js';
+import { onesLike } from '../ops/creation.js';
+import { add, cast } from '../ops/elementwise.js';
+import { detach } from '../ops/shape.js';
+
+export interface BackwardOptions {
+  /** Keep the graph so backward can run through it again. */
+  retainGraph?: boolean;
+  /** Record the backward computation, for gradients of gradients. Implies retainGraph by default. */
+  createGraph?: boolean;
+}
+
+interface InternalOptions extends BackwardOptions {
+  /** Return the gradients of these tensors instead of accumulating into any .grad (torch.autograd.grad). */
+  capture?: readonly Tensor[];
+}
+
+/** Nodes reachable from `root`, children before parents (so reversed, it is a valid processing order). */
+function topoOrder(root: GradNode): GradNode[] {
+  const order: GradNode[] = [];
+  const visited = new Set<GradNode>();
+  const stack: [GradNode, number][] = [[root, 0]];
+  visited.add(root);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    const [node, i] = top;
+    if (i < node.inputs.length) {
+      top[1]++;
+      const child = node.inputs[i]!.gradNode;
+      if (child !== undefined && !visited.has(child) && node.needsGrad[i]) {
+        visited.add(child);
+        stack.push([child, 0]);
+      }
+    } else {
+      order.push(node);
+      stack.pop();
+    }
+  }
+  return order;
+}
+
+function accumulate(map: Map<Tensor, Tensor>, t: Tensor, g: Tensor): void {
+  const prev = map.get(t);
+  map.set(t, prev === undefined ? g : add(prev, g));
+}
+
+function checkGradShape(t: Tensor, g: Tensor, what: string): void {
+  if (!shapesEqual(t.shape, g.shape)) {
+    throw new TesseraError(`backward: ${what} has shape ${fmtShape(g.shape)} but the tensor has shape ${fmtShape(t.shape)}.`);
+  }
+}
+
+function runHooks(t: Tensor, g: Tensor): Tensor {
+  let out = g;
+  for (const h of t.hooks) {
+    const r = h(out);
+    if (r instanceof Tensor) {
+      checkGradShape(t, r, 'a hook returned a gradient that');
+      out = r;
+    }
+  }
+  return out;
+}
+
+/** Stores a finished gradient on a leaf (or a retainsGrad tensor), adding to what is there. */
+function depositGrad(t: Tensor, g: Tensor, createGraph: boolean): void {
+  const value = createGraph ? g : detach(g);
+  const next = t.grad === undefined ? (value.dtype === t.dtype ? value : cast(value, t.dtype)) : add(t.grad, value);
+  t.grad = keep(createGraph ? next : detach(next));
+  for (const h of t.postAccumulateHooks) h(t);
+}
+
+/**
+ * Computes the gradient of `root` with respect to every leaf that requires grad and adds it to
+ * their `.grad`. `gradient` defaults to ones for a one-element root (the usual scalar loss).
+ */
+export function backward(root: Tensor, gradient?: Tensor, opts: BackwardOptions = {}): void {
+  runBackward(root, gradient, opts);
+}
+
+/**
+ * The gradients of `root` with respect to `inputs` (leaves or intermediate tensors), returned
+ * instead of accumulated into .grad (like torch.autograd.grad). Missing paths give undefined.
+ */
+export function gradientsOf(root: Tensor, inputs: readonly Tensor[], gradient?: Tensor, opts: BackwardOptions = {}): (Tensor | undefined)[] {
+  const captured = runBackward(root, gradient, { ...opts, capture: inputs });
+  return inputs.map((x) => captured.get(x));
+}
+
+function runBackward(root: Tensor, gradient: Tensor | undefined, opts: InternalOptions): Map<Tensor, Tensor> {
+  const createGraph = opts.createGraph ?? false;
+  const retainGraph = opts.retainGraph ?? createGraph;
+  const capture = opts.capture === undefined ? undefined : new Set(opts.capture);
+  const captured = new Map<Tensor, Tensor>();
+  /** A tensor's gradient is complete: capture it, or store it in .grad. */
+  const finish = (t: Tensor, g: Tensor, isLeaf: boolean): void => {
+    if (capture !== undefined) {
+      if (capture.has(t)) captured.set(t, g);
+    } else if (isLeaf || t.retainsGrad) depositGrad(t, g, createGraph);
+  };
+  root.assertAlive('backward');
+  if (!root.requiresGrad && opts.capture !== undefined) return captured;
+  if (!root.requiresGrad) {
+    throw new TesseraError(`backward: the tensor (shape ${fmtShape(root.shape)}) does not require grad and has no grad function; ` +
+      'make sure some input has requiresGrad = true and that the computation did not run under noGrad.');
+  }
+  let seed = gradient;
+  if (seed === undefined) {
+    if (root.size !== 1) {
+      throw new TesseraError(`backward: a gradient can be implied only for one-element outputs; this one has shape ${fmtShape(root.shape)}. ` +
+        'Pass the gradient (e.g. onesLike(out)) or reduce the output first (e.g. out.sum()).');
+    }
+    seed = onesLike(root);
+  }
+  checkGradShape(root, seed, 'the gradient');
+
+  const run = (): void => {
+    if (root.gradNode === undefined) {
+      finish(root, runHooks(root, seed!), true);
+      return;
+    }
+    const cot = new Map<Tensor, Tensor>();
+    cot.set(root, seed!);
+    const order = topoOrder(root.gradNode);
+    // How many pending consumers each leaf still has: a leaf's grad is final when it reaches zero,
+    // which is when its hooks run (so gradient communication can start during backward).
+    const pending = new Map<Tensor, number>();
+    for (const node of order) node.inputs.forEach((x, i) => {
+      if (node.needsGrad[i] && x.gradNode === undefined) pending.set(x, (pending.get(x) ?? 0) + 1);
+    });
+    for (let k = order.length - 1; k >= 0; k--) {
+      const node = order[k]!;
+      const out = node.output;
+      if (node.freed || out === undefined) {
+        throw new TesseraError(`backward: trying to run backward through the graph a second time (op '${node.prim}'); its saved tensors were freed. ` +
+          'Pass { retainGraph: true } to the first backward() if you need to call it again.');
+      }
+      let g = cot.get(out);
+      cot.delete(out);
+      const inputs = node.inputs;
+      if (g !== undefined) {
+        g = runHooks(out, g);
+        finish(out, g, false);
+        const rule = vjpRules[node.prim] as (g: Tensor, i: readonly Tensor[], o: Tensor, a: unknown) => (Tensor | undefined)[];
+        const grads = rule(g, inputs, out, node.attrs);
+        inputs.forEach((x, i) => {
+          const gi = grads[i];
+          if (!node.needsGrad[i] || gi === undefined) return;
+          checkGradShape(x, gi, `the vjp of '${node.prim}' produced a gradient for input ${i} that`);
+          accumulate(cot, x, gi);
+        });
+      }
+      inputs.forEach((x, i) => {
+        if (!node.needsGrad[i] || x.gradNode !== undefined) return;
+        const left = pending.get(x)! - 1;
+        pending.set(x, left);
+        if (left === 0) {
+          const gx = cot.get(x);
+          cot.delete(x);
+          if (gx !== undefined) finish(x, runHooks(x, gx), true);
+        }
+      });
+      if (!retainGraph) {
+        node.freed = true;
+        node.inputs = [];
+        node.output = undefined;
+      }
+    }
+  };
+  if (createGraph) enableGrad(run);
+  else noGrad(run);
+  return captured;
+}
+
+declare module '../core/tensor.js' {
+  interface Tensor {
+    backward(gradient?: Tensor, opts?: BackwardOptions): void;
+    /** Registers a hook called with this tensor's gradient during backward; it may return a replacement. Returns a remover. */
+    registerHook(hook: (grad: Tensor) => Tensor | void): () => void;
+    /** Registers a hook called on a leaf right after its .grad was accumulated. Returns a remover. */
+    registerPostAccumulateGradHook(hook: (t: Tensor) => void): () => void;
+    /** Keep .grad on this non-leaf tensor during backward. */
+    retainGrad(): this;
+  }
+}
+
+const P = Tensor.prototype;
+P.backward = function (g, o) { backward(this, g, o); };
+P.registerHook = function (hook) {
+  if (!this.requiresGrad) throw new TesseraError("registerHook: cannot register a hook on a tensor that doesn't require gradient.");
+  this.hooks.push(hook);
+  return () => { const i = this.hooks.indexOf(hook); if (i >= 0) this.hooks.splice(i, 1); };
+};
+P.registerPostAccumulateGradHook = function (hook) {
+  if (!this.isLeaf) throw new TesseraError('registerPostAccumulateGradHook: only leaf tensors accumulate gradients.');
+  this.postAccumulateHooks.push(hook);
+  return () => { const i = this.postAccumulateHooks.indexOf(hook); if (i >= 0) this.postAccumulateHooks.splice(i, 1); };
+};
+P.retainGrad = function () { this.retainsGrad = true; return this; };

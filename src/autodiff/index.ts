@@ -1,0 +1,5 @@
+// Autodiff's public surface: reverse mode, forward mode, function transformations, gradcheck.
+export { backward, gradientsOf, type BackwardOptions } from './backward.js';
+export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './mode.js';
+export { jvp } from './forward.js';
+export { grad, valueAndGrad, vjp, jacobian, jacrev, jacfwd, hessian, gradients, type GradOptions } from './functional.js';

@@ -1,0 +1,108 @@
+// Reverse-mode rules: for each primitive, the input cotangents given the output cotangent `g`.
+// Written with ops, so running them with grad mode on records them (higher-order gradients) and
+// running them under the tracer yields the backward graph.
+import type { Tensor } from '../core/tensor.js';
+import { isFloating } from '../core/dtype.js';
+import { bind } from '../ops/dispatch.js';
+import type { PrimitiveAttrs, PrimitiveName } from '../ops/primitives.js';
+import {
+  add, sub, mul, div, neg, where, gt, lt, eq, ge, sign, cos, sin, exp, log, pow, cast, logicalAnd,
+} from '../ops/elementwise.js';
+import { zerosLike } from '../ops/creation.js';
+import { cumsum } from '../ops/reduce.js';
+import { reshape, transpose } from '../ops/shape.js';
+import { matmul } from '../ops/linalg.js';
+import { sumToShape, keepdimShape, prodInputGradient, extremumMask } from './rule-helpers.js';
+
+export type VjpRule<P extends PrimitiveName> = (
+  g: Tensor,
+  inputs: readonly Tensor[],
+  out: Tensor,
+  attrs: PrimitiveAttrs[P],
+) => (Tensor | undefined)[];
+
+const none = (): (Tensor | undefined)[] => [];
+const zeroGrad = (_g: Tensor, [x]: readonly Tensor[]): (Tensor | undefined)[] => [zerosLike(x!)];
+
+export const vjpRules: { [P in PrimitiveName]: VjpRule<P> } = {
+  neg: (g) => [neg(g)],
+  abs: (g, [x]) => [mul(g, sign(x!))],
+  exp: (g, _i, out) => [mul(g, out)],
+  log: (g, [x]) => [div(g, x!)],
+  log1p: (g, [x]) => [div(g, add(x!, 1))],
+  expm1: (g, _i, out) => [mul(g, add(out, 1))],
+  sqrt: (g, _i, out) => [div(g, mul(out, 2))],
+  rsqrt: (g, [x], out) => [mul(g, mul(div(out, x!), -0.5))],
+  sin: (g, [x]) => [mul(g, cos(x!))],
+  cos: (g, [x]) => [neg(mul(g, sin(x!)))],
+  tanh: (g, _i, out) => [mul(g, sub(1, mul(out, out)))],
+  sigmoid: (g, _i, out) => [mul(g, mul(out, sub(1, out)))],
+  erf: (g, [x]) => [mul(g, mul(exp(neg(mul(x!, x!))), 2 / Math.sqrt(Math.PI)))],
+  relu: (g, [x]) => [where(gt(x!, 0), g, 0)],
+  sign: zeroGrad,
+  floor: zeroGrad,
+  ceil: zeroGrad,
+  round: zeroGrad,
+  logicalNot: none,
+  isnan: none,
+  add: (g) => [g, g],
+  sub: (g) => [g, neg(g)],
+  mul: (g, [x, y]) => [mul(g, y!), mul(g, x!)],
+  div: (g, [x, y]) => [div(g, y!), neg(div(mul(g, x!), mul(y!, y!)))],
+  pow: (g, [x, y], out) => [
+    // d/dx x^y = y x^(y-1), taken as 0 where y == 0 (PyTorch's convention).
+    where(eq(y!, 0), 0, mul(g, mul(y!, pow(x!, sub(y!, 1))))),
+    // d/dy x^y = x^y log x, taken as 0 where x == 0 and y >= 0.
+    where(logicalAnd(eq(x!, 0), ge(y!, 0)), 0, mul(g, mul(out, log(x!)))),
+  ],
+  // Ties split the gradient equally, as in PyTorch.
+  maximum: (g, [x, y]) => [mul(g, where(gt(x!, y!), 1, where(eq(x!, y!), 0.5, 0))), mul(g, where(gt(y!, x!), 1, where(eq(x!, y!), 0.5, 0)))],
+  minimum: (g, [x, y]) => [mul(g, where(lt(x!, y!), 1, where(eq(x!, y!), 0.5, 0))), mul(g, where(lt(y!, x!), 1, where(eq(x!, y!), 0.5, 0)))],
+  eq: none, ne: none, lt: none, le: none, gt: none, ge: none, logicalAnd: none, logicalOr: none,
+  where: (g, [c]) => [undefined, where(c!, g, 0), where(c!, 0, g)],
+  cast: (g, [x]) => [isFloating(x!.dtype) ? cast(g, x!.dtype) : undefined],
+  sum: (g, [x], _o, { axes, keepdim }) => [bind('expand', [keepdim ? g : reshape(g, keepdimShape(x!.shape, axes))], { shape: [...x!.shape] })],
+  prod: (g, [x], out, { axes, keepdim }) => {
+    const gk = keepdim ? g : reshape(g, keepdimShape(x!.shape, axes));
+    return [mul(gk, prodInputGradient(x!, keepdim ? out : reshape(out, keepdimShape(x!.shape, axes)), axes))];
+  },
+  max: (g, [x], out, attrs) => [mul(keepdimOf(g, x!, attrs), extremumMask(x!, out, attrs))],
+  min: (g, [x], out, attrs) => [mul(keepdimOf(g, x!, attrs), extremumMask(x!, out, attrs))],
+  argmax: none,
+  argmin: none,
+  cumsum: (g, _i, _o, { axis }) => [bind('flip', [cumsum(bind('flip', [g], { axes: [axis] }), axis)], { axes: [axis] })],
+  matmul: (g, [a, b]) => [matmul(g, transpose(b!)), matmul(transpose(a!), g)],
+  reshape: (g, [x]) => [reshape(g, x!.shape)],
+  permute: (g, _i, _o, { perm }) => {
+    const inverse = new Array<number>(perm.length);
+    perm.forEach((p, i) => { inverse[p] = i; });
+    return [bind('permute', [g], { perm: inverse })];
+  },
+  expand: (g, [x]) => [sumToShape(g, x!.shape)],
+  slice: (g, [x], _o, { starts, steps }) => [bind('sliceBackward', [g], { inputShape: [...x!.shape], starts, steps })],
+  unfold: (g, [x], _o, { axis, size, step }) => [bind('unfoldBackward', [g], { inputShape: [...x!.shape], axis, size, step })],
+  contiguous: (g) => [g],
+  pad: (g, [x], _o, { pads }) => [bind('slice', [g], { starts: pads.map(([b]) => b), steps: pads.map(() => 1), sizes: [...x!.shape] })],
+  sliceBackward: (g, [x], _o, { starts, steps }) => [bind('slice', [g], { starts, steps, sizes: [...x!.shape] })],
+  unfoldBackward: (g, _i, _o, { axis, size, step }) => [bind('unfold', [g], { axis, size, step })],
+  cat: (g, inputs, _o, { axis }) => {
+    let start = 0;
+    return inputs.map((x) => {
+      const starts = g.shape.map((_, i) => (i === axis ? start : 0));
+      start += x.shape[axis]!;
+      return bind('slice', [g], { starts, steps: g.shape.map(() => 1), sizes: [...x.shape] });
+    });
+  },
+  flip: (g, _i, _o, { axes }) => [bind('flip', [g], { axes })],
+  gather: (g, [x, index], _o, { axis }) => [bind('scatterAdd', [zerosLike(x!), index!, g], { axis }), undefined],
+  scatterAdd: (g, [, index], _o, { axis }) => [g, undefined, bind('gather', [g, index!], { axis })],
+  argsort: none,
+};
+
+function keepdimOf(g: Tensor, x: Tensor, { axes, keepdim }: { axes: number[]; keepdim: boolean }): Tensor {
+  return keepdim ? g : reshape(g, keepdimShape(x.shape, axes));
+}
+
+
+
+

@@ -1,0 +1,85 @@
+// A seeded generator (like torch.manual_seed): same seed, same numbers, on every backend.
+// xoshiro128** for uniform 32-bit integers; normals by the Box-Muller transform.
+
+export class Generator {
+  #s = new Uint32Array(4);
+  #spare: number | undefined = undefined;
+
+  constructor(seed = 0x2545f491) {
+    this.manualSeed(seed);
+  }
+
+  manualSeed(seed: number): this {
+    // splitmix32 expands the seed into the 128-bit state (never all zero).
+    let z = seed >>> 0;
+    for (let i = 0; i < 4; i++) {
+      z = (z + 0x9e3779b9) >>> 0;
+      let t = z;
+      t = Math.imul(t ^ (t >>> 16), 0x85ebca6b) >>> 0;
+      t = Math.imul(t ^ (t >>> 13), 0xc2b2ae35) >>> 0;
+      this.#s[i] = (t ^ (t >>> 16)) >>> 0;
+    }
+    if (this.#s.every((v) => v === 0)) this.#s[0] = 1;
+    this.#spare = undefined;
+    return this;
+  }
+
+  /** The full state, to save in a checkpoint and restore for exact resumption. */
+  getState(): number[] {
+    return [...this.#s, this.#spare ?? NaN];
+  }
+  setState(state: readonly number[]): void {
+    for (let i = 0; i < 4; i++) this.#s[i] = state[i]! >>> 0;
+    this.#spare = Number.isNaN(state[4]) ? undefined : state[4];
+  }
+
+  nextUint32(): number {
+    const s = this.#s;
+    const result = Math.imul(rotl(Math.imul(s[1]!, 5) >>> 0, 7), 9) >>> 0;
+    const t = (s[1]! << 9) >>> 0;
+    s[2]! ^= s[0]!;
+    s[3]! ^= s[1]!;
+    s[1]! ^= s[2]!;
+    s[0]! ^= s[3]!;
+    s[2]! ^= t;
+    s[3] = rotl(s[3]!, 11);
+    return result;
+  }
+
+  /** Uniform in [0, 1) with 53 random bits. */
+  uniform(): number {
+    const hi = this.nextUint32() >>> 5, lo = this.nextUint32() >>> 6;
+    return (hi * 67108864 + lo) / 9007199254740992;
+  }
+
+  /** Standard normal. */
+  normal(): number {
+    if (this.#spare !== undefined) {
+      const v = this.#spare;
+      this.#spare = undefined;
+      return v;
+    }
+    let u = 0;
+    while (u === 0) u = this.uniform();
+    const v = this.uniform();
+    const r = Math.sqrt(-2 * Math.log(u));
+    this.#spare = r * Math.sin(2 * Math.PI * v);
+    return r * Math.cos(2 * Math.PI * v);
+  }
+
+  /** Uniform integer in [low, high). */
+  integer(low: number, high: number): number {
+    return low + Math.floor(this.uniform() * (high - low));
+  }
+}
+
+function rotl(x: number, k: number): number {
+  return ((x << k) | (x >>> (32 - k))) >>> 0;
+}
+
+/** The default generator used by rand/randn/randint/dropout and shuffling. */
+export const defaultGenerator = new Generator();
+
+export function manualSeed(seed: number): Generator {
+  return defaultGenerator.manualSeed(seed);
+}

@@ -1,0 +1,95 @@
+// The one path every op takes: infer → (observers, e.g. the tracer) → kernel or view → tape → tangents.
+import { getBackend, type Backend, type KernelInput, type Storage } from '../backend/backend.js';
+import '../backend/cpu/backend.js';
+import { cpuBackend } from '../backend/cpu/backend.js';
+import { type TypedArray, isFloating } from '../core/dtype.js';
+import { TesseraError, fmtShape } from '../core/errors.js';
+import { viewStrides } from '../core/shape.js';
+import { Tensor } from '../core/tensor.js';
+import { GradNode } from '../autodiff/node.js';
+import { isGradEnabled } from '../autodiff/mode.js';
+import { primitives, type PrimitiveAttrs, type PrimitiveName, type ValueInfo } from './primitives.js';
+import { forwardTangents } from '../autodiff/forward.js';
+
+/** Something that wants to see every primitive application (the tracer, profilers, the graph capture). */
+export interface DispatchObserver {
+  onPrimitive(prim: PrimitiveName, inputs: readonly Tensor[], attrs: unknown, output: Tensor): void;
+}
+
+const observers: DispatchObserver[] = [];
+
+/** Registers an observer until the returned function is called. Observers nest (a stack). */
+export function addDispatchObserver(o: DispatchObserver): () => void {
+  observers.push(o);
+  return () => {
+    const i = observers.lastIndexOf(o);
+    if (i >= 0) observers.splice(i, 1);
+  };
+}
+
+function commonBackend(prim: string, inputs: readonly Tensor[]): Backend {
+  const b = inputs[0]!.storage.backend;
+  for (const t of inputs) {
+    if (t.storage.backend !== b) {
+      throw new TesseraError(`${prim}: inputs live on different backends (${b.name} and ${t.storage.backend.name}); move them with .to('${b.name}') first.`);
+    }
+  }
+  return b;
+}
+
+/** Runs a backend's kernel, or the cpu kernel on its storage read as typed arrays. */
+function runKernel<P extends PrimitiveName>(backend: Backend, prim: P, inputs: readonly Tensor[], attrs: PrimitiveAttrs[P], out: ValueInfo): Storage {
+  const own = backend.kernel(prim);
+  if (own !== undefined) return own(inputs, attrs, out);
+  const viaCpu: KernelInput[] = inputs.map((t) => ({
+    storage: cpuBackend.fromArray(t.storage.dtype, backend.readAll(t.storage) as TypedArray),
+    dtype: t.dtype, shape: t.shape, strides: t.strides, offset: t.offset,
+  }));
+  const result = cpuBackend.kernel(prim)!(viaCpu, attrs, out);
+  return backend.fromArray(out.dtype, result.handle as TypedArray);
+}
+
+/**
+ * Applies a primitive. All user-facing ops end here: eager execution, tracing (observers see each
+ * application) and the backward pass (vjp rules are written with ops, so they come through here too).
+ */
+export function bind<P extends PrimitiveName>(prim: P, inputs: readonly Tensor[], attrs: PrimitiveAttrs[P]): Tensor {
+  const def = primitives[prim];
+  if (def.arity !== undefined && inputs.length !== def.arity) {
+    throw new TesseraError(`${prim}: expects ${def.arity} input(s), got ${inputs.length}.`);
+  }
+  for (const t of inputs) t.assertAlive(prim);
+  const info = def.infer(inputs, attrs);
+  const backend = commonBackend(prim, inputs);
+
+  let output: Tensor;
+  if (def.view !== undefined) {
+    let src = inputs[0]!;
+    if (prim === 'reshape' && viewStrides(src.shape, src.strides, info.shape) === undefined) {
+      // The layout cannot be viewed with the new shape: reshape copies, like torch.reshape.
+      src = Tensor.fromStorage(runKernel(backend, 'contiguous', [src], {}, { shape: src.shape, dtype: src.dtype }), src.shape, src.dtype);
+    }
+    const layout = def.view({ shape: [...src.shape], strides: [...src.strides], offset: src.offset }, attrs);
+    output = new Tensor(src.storage, layout.shape, layout.strides, layout.offset, info.dtype);
+  } else {
+    const storage = runKernel(backend, prim, inputs, attrs, info);
+    output = Tensor.fromStorage(storage, info.shape, info.dtype);
+  }
+
+  if (isGradEnabled() && isFloating(info.dtype)) {
+    const needsGrad = inputs.map((t) => t.requiresGrad);
+    if (needsGrad.some(Boolean)) {
+      output._setRequiresGradFromOp(true);
+      output.gradNode = new GradNode(prim, [...inputs], attrs, output, needsGrad);
+    }
+  }
+  forwardTangents(prim, inputs, attrs, output);
+  for (const o of observers) o.onPrimitive(prim, inputs, attrs, output);
+  return output;
+}
+
+/** Describes a tensor for error messages. */
+export function describe(t: Tensor): string {
+  return `${fmtShape(t.shape)} ${t.dtype}`;
+}
+

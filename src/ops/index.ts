@@ -1,0 +1,8 @@
+// The op set's public surface. Importing this module also attaches the Tensor methods.
+export * from './creation.js';
+export * from './elementwise.js';
+export * from './shape.js';
+export * from './reduce.js';
+export * from './linalg.js';
+export { bind, addDispatchObserver, type DispatchObserver } from './dispatch.js';
+export { primitives, type PrimitiveName, type PrimitiveAttrs, type Cost, type ValueInfo } from './primitives.js';

@@ -1,0 +1,430 @@
+// The primitive ops: the small set every backend, every transformation and the compiler know.
+//
+// Each primitive is declared once here: its attributes (a typed record), `infer` (output shape and
+// dtype, with validation) and `cost` (FLOPs and bytes moved). Its derivative rules live in one table
+// per transformation (autodiff/vjp-rules.ts, autodiff/jvp-rules.ts) and its kernels in one table per
+// backend (backend/cpu/kernels.ts); all are mapped types over PrimitiveName, so a primitive without
+// a rule does not compile.
+//
+// Primitives are strict, which keeps kernels and derivative rules simple: elementwise primitives take
+// inputs of one shape and one dtype (the user-facing ops broadcast with `expand` views and promote with
+// `cast` first), matmul takes equal batch dimensions. User-facing ops (ops/*.ts) do that work.
+import { type DType, itemsize, isFloating, defaultFloatDType } from '../core/dtype.js';
+import { check, fmtShape } from '../core/errors.js';
+import { sizeOf, shapesEqual, viewStrides as viewStridesImpl, type Shape } from '../core/shape.js';
+
+export interface ValueInfo {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+}
+
+export interface Cost {
+  flops: number;
+  bytesRead: number;
+  bytesWritten: number;
+}
+
+export const UNARY_FLOAT_OPS = [
+  'exp', 'log', 'log1p', 'expm1', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'erf',
+] as const;
+export const UNARY_SAME_OPS = ['neg', 'abs', 'relu', 'sign', 'floor', 'ceil', 'round'] as const;
+export const UNARY_PREDICATE_OPS = ['logicalNot', 'isnan'] as const;
+export const BINARY_ARITH_OPS = ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum'] as const;
+export const BINARY_COMPARE_OPS = ['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'logicalAnd', 'logicalOr'] as const;
+export const REDUCE_OPS = ['sum', 'prod', 'max', 'min'] as const;
+
+export type UnaryFloatOp = (typeof UNARY_FLOAT_OPS)[number];
+export type UnarySameOp = (typeof UNARY_SAME_OPS)[number];
+export type UnaryPredicateOp = (typeof UNARY_PREDICATE_OPS)[number];
+export type UnaryOp = UnaryFloatOp | UnarySameOp | UnaryPredicateOp;
+export type BinaryArithOp = (typeof BINARY_ARITH_OPS)[number];
+export type BinaryCompareOp = (typeof BINARY_COMPARE_OPS)[number];
+export type BinaryOp = BinaryArithOp | BinaryCompareOp;
+export type ReduceOp = (typeof REDUCE_OPS)[number];
+
+type NoAttrs = Record<string, never>;
+export interface ReduceAttrs { axes: number[]; keepdim: boolean }
+export interface ArgReduceAttrs { axis: number; keepdim: boolean }
+
+/** Attributes of every primitive. Adding a primitive starts here. */
+export interface PrimitiveAttrs
+  extends Record<UnaryOp, NoAttrs>, Record<BinaryOp, NoAttrs>, Record<ReduceOp, ReduceAttrs> {
+  /** cond ? x : y, all three of one shape; cond is bool. */
+  where: NoAttrs;
+  cast: { dtype: DType };
+  argmax: ArgReduceAttrs;
+  argmin: ArgReduceAttrs;
+  cumsum: { axis: number };
+  /** (..., m, k) @ (..., k, n) with equal batch dims. */
+  matmul: NoAttrs;
+  // Views: no data moves; the output shares the input's storage.
+  reshape: { shape: number[] };
+  permute: { perm: number[] };
+  expand: { shape: number[] };
+  /** Per-axis start and step (step >= 1) with the output size per axis. */
+  slice: { starts: number[]; steps: number[]; sizes: number[] };
+  /** Sliding windows along `axis` (like torch.Tensor.unfold): a new last dim of length `size`. */
+  unfold: { axis: number; size: number; step: number };
+  // Data movement.
+  /** Materializes a contiguous copy (also the vjp-safe "copy"). */
+  contiguous: NoAttrs;
+  /** Constant padding: `pads[i] = [before, after]` per axis (non-negative). */
+  pad: { pads: [number, number][]; value: number };
+  /** The adjoint of slice: zeros of `inputShape` with the input placed at the sliced positions. */
+  sliceBackward: { inputShape: number[]; starts: number[]; steps: number[] };
+  /** The adjoint of unfold: windows summed back into a tensor of `inputShape`. */
+  unfoldBackward: { inputShape: number[]; axis: number; size: number; step: number };
+  cat: { axis: number };
+  flip: { axes: number[] };
+  /** torch.gather: out[i][j] = x[index[i][j]][j] along `axis` (index int32, same rank). */
+  gather: { axis: number };
+  /** out = base, then out[index[i][j]][j] += src[i][j] along `axis`. */
+  scatterAdd: { axis: number };
+  /** Indices that sort along `axis` (stable). */
+  argsort: { axis: number; descending: boolean };
+}
+
+export type PrimitiveName = keyof PrimitiveAttrs;
+
+export interface PrimitiveDef<P extends PrimitiveName> {
+  /** Output shape and dtype; throws a TesseraError naming the op for bad input. */
+  infer(inputs: readonly ValueInfo[], attrs: PrimitiveAttrs[P]): ValueInfo;
+  cost(inputs: readonly ValueInfo[], attrs: PrimitiveAttrs[P], out: ValueInfo): Cost;
+  /** For view primitives: the output's layout over the same storage. */
+  view?: (input: Layout, attrs: PrimitiveAttrs[P]) => Layout;
+  /** Number of inputs, or undefined for variadic (cat). */
+  arity?: number;
+}
+
+export interface Layout {
+  shape: number[];
+  strides: number[];
+  offset: number;
+}
+
+const bytes = (v: ValueInfo): number => sizeOf(v.shape) * itemsize(v.dtype);
+function movementCost(inputs: readonly ValueInfo[], out: ValueInfo): Cost {
+  return { flops: 0, bytesRead: inputs.reduce((s, v) => s + bytes(v), 0), bytesWritten: bytes(out) };
+}
+const viewCost = (): Cost => ({ flops: 0, bytesRead: 0, bytesWritten: 0 });
+function elementwiseCost(inputs: readonly ValueInfo[], out: ValueInfo, flopsPerElement = 1): Cost {
+  return { flops: sizeOf(out.shape) * flopsPerElement, bytesRead: inputs.reduce((s, v) => s + bytes(v), 0), bytesWritten: bytes(out) };
+}
+
+function checkArity(op: string, inputs: readonly ValueInfo[], n: number): void {
+  check(inputs.length === n, op, () => `expects ${n} input(s), got ${inputs.length}.`);
+}
+
+function unaryDef(kind: 'float' | 'same' | 'predicate', flops = 1): PrimitiveDef<UnaryOp> {
+  return {
+    arity: 1,
+    infer: ([x]) => ({
+      shape: [...x!.shape],
+      dtype: kind === 'predicate' ? 'bool' : kind === 'float' && !isFloating(x!.dtype) ? defaultFloatDType() : x!.dtype,
+    }),
+    cost: (inputs, _a, out) => elementwiseCost(inputs, out, flops),
+  };
+}
+
+function sameShapeSameDtype(op: string, a: ValueInfo, b: ValueInfo): void {
+  check(shapesEqual(a.shape, b.shape), op, () =>
+    `primitive inputs must have one shape (got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}); the user-facing op broadcasts first.`);
+  check(a.dtype === b.dtype, op, () =>
+    `primitive inputs must have one dtype (got ${a.dtype} and ${b.dtype}); the user-facing op promotes first.`);
+}
+
+function binaryDef(op: BinaryOp, kind: 'arith' | 'compare'): PrimitiveDef<BinaryOp> {
+  return {
+    arity: 2,
+    infer: ([a, b]) => {
+      sameShapeSameDtype(op, a!, b!);
+      return { shape: [...a!.shape], dtype: kind === 'compare' ? 'bool' : a!.dtype };
+    },
+    cost: (inputs, _a, out) => elementwiseCost(inputs, out, op === 'pow' ? 10 : 1),
+  };
+}
+
+function reducedShape(shape: Shape, axes: readonly number[], keepdim: boolean): number[] {
+  const out: number[] = [];
+  shape.forEach((d, i) => {
+    if (axes.includes(i)) {
+      if (keepdim) out.push(1);
+    } else out.push(d);
+  });
+  return out;
+}
+
+function checkAxes(op: string, rank: number, axes: readonly number[]): void {
+  for (const a of axes) check(Number.isInteger(a) && a >= 0 && a < Math.max(rank, 1), op, () => `axis ${a} out of range for rank ${rank} (primitives take normalized axes).`);
+}
+
+function reduceDef(op: ReduceOp): PrimitiveDef<ReduceOp> {
+  return {
+    arity: 1,
+    infer: ([x], { axes, keepdim }) => {
+      checkAxes(op, x!.shape.length, axes);
+      if (op === 'max' || op === 'min') {
+        for (const a of axes) check(x!.shape[a] !== 0, op, () =>
+          `cannot reduce over axis ${a} of size 0 in a tensor of shape ${fmtShape(x!.shape)}: the ${op} of nothing is undefined.`);
+      }
+      const dtype = (op === 'sum' || op === 'prod') && !isFloating(x!.dtype) ? 'int32' : x!.dtype;
+      return { shape: reducedShape(x!.shape, axes, keepdim), dtype };
+    },
+    cost: (inputs) => ({ flops: sizeOf(inputs[0]!.shape), bytesRead: bytes(inputs[0]!), bytesWritten: 0 }),
+  };
+}
+
+function argReduceDef(op: 'argmax' | 'argmin'): PrimitiveDef<'argmax' | 'argmin'> {
+  return {
+    arity: 1,
+    infer: ([x], { axis, keepdim }) => {
+      checkAxes(op, x!.shape.length, [axis]);
+      check(x!.shape.length === 0 || x!.shape[axis] !== 0, op, () => `cannot take ${op} over axis ${axis} of size 0 (shape ${fmtShape(x!.shape)}).`);
+      return { shape: x!.shape.length === 0 ? [] : reducedShape(x!.shape, [axis], keepdim), dtype: 'int32' };
+    },
+    cost: (inputs) => ({ flops: sizeOf(inputs[0]!.shape), bytesRead: bytes(inputs[0]!), bytesWritten: 0 }),
+  };
+}
+
+type DefTable = { [P in PrimitiveName]: PrimitiveDef<P> };
+
+const unaryDefs = {} as { [P in UnaryOp]: PrimitiveDef<P> };
+for (const op of UNARY_FLOAT_OPS) unaryDefs[op] = unaryDef('float', op === 'erf' ? 20 : 4);
+for (const op of UNARY_SAME_OPS) unaryDefs[op] = unaryDef('same');
+for (const op of UNARY_PREDICATE_OPS) unaryDefs[op] = unaryDef('predicate');
+const binaryDefs = {} as { [P in BinaryOp]: PrimitiveDef<P> };
+for (const op of BINARY_ARITH_OPS) binaryDefs[op] = binaryDef(op, 'arith');
+for (const op of BINARY_COMPARE_OPS) binaryDefs[op] = binaryDef(op, 'compare');
+const reduceDefs = {} as { [P in ReduceOp]: PrimitiveDef<P> };
+for (const op of REDUCE_OPS) reduceDefs[op] = reduceDef(op);
+
+export const primitives: DefTable = {
+  ...unaryDefs,
+  ...binaryDefs,
+  ...reduceDefs,
+  where: {
+    arity: 3,
+    infer: ([c, x, y]) => {
+      check(c!.dtype === 'bool', 'where', () => `condition must be bool, got ${c!.dtype}.`);
+      check(shapesEqual(c!.shape, x!.shape), 'where', () => `primitive inputs must have one shape (got ${fmtShape(c!.shape)} and ${fmtShape(x!.shape)}).`);
+      sameShapeSameDtype('where', x!, y!);
+      return { shape: [...x!.shape], dtype: x!.dtype };
+    },
+    cost: (inputs, _a, out) => elementwiseCost(inputs, out),
+  },
+  cast: {
+    arity: 1,
+    infer: ([x], { dtype }) => ({ shape: [...x!.shape], dtype }),
+    cost: (inputs, _a, out) => movementCost(inputs, out),
+  },
+  argmax: argReduceDef('argmax'),
+  argmin: argReduceDef('argmin'),
+  cumsum: {
+    arity: 1,
+    infer: ([x], { axis }) => {
+      checkAxes('cumsum', x!.shape.length, [axis]);
+      return { shape: [...x!.shape], dtype: isFloating(x!.dtype) ? x!.dtype : 'int32' };
+    },
+    cost: (inputs, _a, out) => elementwiseCost(inputs, out),
+  },
+  matmul: {
+    arity: 2,
+    infer: ([a, b]) => {
+      check(a!.shape.length >= 2 && b!.shape.length === a!.shape.length, 'matmul', () =>
+        `primitive takes two tensors of equal rank >= 2, got ${fmtShape(a!.shape)} and ${fmtShape(b!.shape)}.`);
+      const r = a!.shape.length;
+      check(a!.shape[r - 1] === b!.shape[r - 2], 'matmul', () =>
+        `inner dimensions differ: ${fmtShape(a!.shape)} @ ${fmtShape(b!.shape)} (${a!.shape[r - 1]} vs ${b!.shape[r - 2]}).`);
+      check(shapesEqual(a!.shape.slice(0, -2), b!.shape.slice(0, -2)), 'matmul', () =>
+        `batch dimensions differ: ${fmtShape(a!.shape)} @ ${fmtShape(b!.shape)}.`);
+      check(a!.dtype === b!.dtype, 'matmul', () => `dtypes differ: ${a!.dtype} and ${b!.dtype}.`);
+      return { shape: [...a!.shape.slice(0, -1), b!.shape[r - 1]!], dtype: a!.dtype };
+    },
+    cost: ([a, b], _a, out) => {
+      const k = a!.shape[a!.shape.length - 1]!;
+      return { flops: 2 * sizeOf(out.shape) * k, bytesRead: bytes(a!) + bytes(b!), bytesWritten: bytes(out) };
+    },
+  },
+  reshape: {
+    arity: 1,
+    infer: ([x], { shape }) => {
+      check(sizeOf(shape) === sizeOf(x!.shape), 'reshape', () => `cannot reshape ${fmtShape(x!.shape)} into ${fmtShape(shape)}.`);
+      return { shape: [...shape], dtype: x!.dtype };
+    },
+    cost: viewCost,
+    // Only valid when the layout allows it; dispatch materializes a contiguous input otherwise.
+    view: (l, { shape }) => ({ shape: [...shape], strides: viewStridesOrThrow(l, shape), offset: l.offset }),
+  },
+  permute: {
+    arity: 1,
+    infer: ([x], { perm }) => {
+      const r = x!.shape.length;
+      check(perm.length === r && [...perm].sort((a, b) => a - b).every((p, i) => p === i), 'permute', () =>
+        `${JSON.stringify(perm)} is not a permutation of the ${r} axes of a tensor of shape ${fmtShape(x!.shape)}.`);
+      return { shape: perm.map((p) => x!.shape[p]!), dtype: x!.dtype };
+    },
+    cost: viewCost,
+    view: (l, { perm }) => ({ shape: perm.map((p) => l.shape[p]!), strides: perm.map((p) => l.strides[p]!), offset: l.offset }),
+  },
+  expand: {
+    arity: 1,
+    infer: ([x], { shape }) => {
+      const off = shape.length - x!.shape.length;
+      check(off >= 0 && x!.shape.every((d, i) => d === shape[off + i] || d === 1), 'expand', () =>
+        `cannot expand a tensor of shape ${fmtShape(x!.shape)} to ${fmtShape(shape)}: only size-1 dims can grow and new dims go in front.`);
+      return { shape: [...shape], dtype: x!.dtype };
+    },
+    cost: viewCost,
+    view: (l, { shape }) => {
+      const off = shape.length - l.shape.length;
+      const strides = shape.map((d, i) => (i < off ? 0 : l.shape[i - off] === 1 && d !== 1 ? 0 : l.strides[i - off]!));
+      return { shape: [...shape], strides, offset: l.offset };
+    },
+  },
+  slice: {
+    arity: 1,
+    infer: ([x], { starts, steps, sizes }) => {
+      const r = x!.shape.length;
+      check(starts.length === r && steps.length === r && sizes.length === r, 'slice', () => `needs one start/step/size per axis (rank ${r}).`);
+      for (let i = 0; i < r; i++) {
+        check(steps[i]! >= 1 && starts[i]! >= 0 && (sizes[i] === 0 || starts[i]! + (sizes[i]! - 1) * steps[i]! < x!.shape[i]!), 'slice', () =>
+          `axis ${i}: start ${starts[i]}, step ${steps[i]}, size ${sizes[i]} do not fit in a dimension of ${x!.shape[i]}.`);
+      }
+      return { shape: [...sizes], dtype: x!.dtype };
+    },
+    cost: viewCost,
+    view: (l, { starts, steps, sizes }) => ({
+      shape: [...sizes],
+      strides: l.strides.map((s, i) => s * steps[i]!),
+      offset: l.offset + starts.reduce((o, st, i) => o + st * l.strides[i]!, 0),
+    }),
+  },
+  unfold: {
+    arity: 1,
+    infer: ([x], { axis, size, step }) => {
+      checkAxes('unfold', x!.shape.length, [axis]);
+      const n = x!.shape[axis]!;
+      check(size >= 1 && size <= n && step >= 1, 'unfold', () => `window size ${size} with step ${step} does not fit in axis ${axis} of size ${n}.`);
+      const shape = [...x!.shape];
+      shape[axis] = Math.floor((n - size) / step) + 1;
+      shape.push(size);
+      return { shape, dtype: x!.dtype };
+    },
+    cost: viewCost,
+    view: (l, { axis, size, step }) => {
+      const shape = [...l.shape];
+      const strides = [...l.strides];
+      shape[axis] = Math.floor((l.shape[axis]! - size) / step) + 1;
+      strides[axis] = l.strides[axis]! * step;
+      shape.push(size);
+      strides.push(l.strides[axis]!);
+      return { shape, strides, offset: l.offset };
+    },
+  },
+  contiguous: {
+    arity: 1,
+    infer: ([x]) => ({ shape: [...x!.shape], dtype: x!.dtype }),
+    cost: (inputs, _a, out) => movementCost(inputs, out),
+  },
+  pad: {
+    arity: 1,
+    infer: ([x], { pads }) => {
+      check(pads.length === x!.shape.length && pads.every(([a, b]) => a >= 0 && b >= 0), 'pad', () =>
+        `needs a non-negative [before, after] pair per axis for shape ${fmtShape(x!.shape)}, got ${JSON.stringify(pads)}.`);
+      return { shape: x!.shape.map((d, i) => d + pads[i]![0] + pads[i]![1]), dtype: x!.dtype };
+    },
+    cost: (inputs, _a, out) => movementCost(inputs, out),
+  },
+  sliceBackward: {
+    arity: 1,
+    infer: ([g], { inputShape }) => ({ shape: [...inputShape], dtype: g!.dtype }),
+    cost: (inputs, _a, out) => movementCost(inputs, out),
+  },
+  unfoldBackward: {
+    arity: 1,
+    infer: ([g], { inputShape, axis, size, step }) => {
+      const windows = Math.floor((inputShape[axis]! - size) / step) + 1;
+      const expected = [...inputShape];
+      expected[axis] = windows;
+      expected.push(size);
+      check(shapesEqual(g!.shape, expected), 'unfoldBackward', () => `gradient shape ${fmtShape(g!.shape)} should be ${fmtShape(expected)}.`);
+      return { shape: [...inputShape], dtype: g!.dtype };
+    },
+    cost: (inputs, _a, out) => elementwiseCost(inputs, out),
+  },
+  cat: {
+    infer: (inputs, { axis }) => {
+      check(inputs.length >= 1, 'cat', () => 'needs at least one tensor.');
+      const first = inputs[0]!;
+      checkAxes('cat', first.shape.length, [axis]);
+      let total = 0;
+      for (const t of inputs) {
+        check(t.dtype === first.dtype, 'cat', () => `primitive inputs must share a dtype (got ${first.dtype} and ${t.dtype}).`);
+        check(t.shape.length === first.shape.length && t.shape.every((d, i) => i === axis || d === first.shape[i]), 'cat', () =>
+          `shapes ${inputs.map((v) => fmtShape(v.shape)).join(', ')} differ outside axis ${axis}.`);
+        total += t.shape[axis]!;
+      }
+      const shape = [...first.shape];
+      shape[axis] = total;
+      return { shape, dtype: first.dtype };
+    },
+    cost: (inputs, _a, out) => movementCost(inputs, out),
+  },
+  flip: {
+    arity: 1,
+    infer: ([x], { axes }) => {
+      checkAxes('flip', x!.shape.length, axes);
+      return { shape: [...x!.shape], dtype: x!.dtype };
+    },
+    cost: (inputs, _a, out) => movementCost(inputs, out),
+  },
+  gather: {
+    arity: 2,
+    infer: ([x, index], { axis }) => {
+      checkAxes('gather', x!.shape.length, [axis]);
+      check(index!.dtype === 'int32', 'gather', () => `index must be int32, got ${index!.dtype}.`);
+      check(index!.shape.length === x!.shape.length, 'gather', () =>
+        `index ${fmtShape(index!.shape)} must have the rank of the input ${fmtShape(x!.shape)}.`);
+      return { shape: [...index!.shape], dtype: x!.dtype };
+    },
+    cost: ([x, index], _a, out) => ({ flops: 0, bytesRead: bytes(index!) + bytes(out), bytesWritten: bytes(out) + 0 * bytes(x!) }),
+  },
+  scatterAdd: {
+    arity: 3,
+    infer: ([base, index, src], { axis }) => {
+      checkAxes('scatterAdd', base!.shape.length, [axis]);
+      check(index!.dtype === 'int32', 'scatterAdd', () => `index must be int32, got ${index!.dtype}.`);
+      check(shapesEqual(index!.shape, src!.shape), 'scatterAdd', () => `index ${fmtShape(index!.shape)} and src ${fmtShape(src!.shape)} must have one shape.`);
+      check(base!.dtype === src!.dtype, 'scatterAdd', () => `base and src dtypes differ: ${base!.dtype} vs ${src!.dtype}.`);
+      return { shape: [...base!.shape], dtype: base!.dtype };
+    },
+    cost: ([base, index, src], _a, out) => ({ flops: sizeOf(src!.shape), bytesRead: bytes(base!) + bytes(index!) + bytes(src!), bytesWritten: bytes(out) }),
+  },
+  argsort: {
+    arity: 1,
+    infer: ([x], { axis }) => {
+      checkAxes('argsort', x!.shape.length, [axis]);
+      return { shape: [...x!.shape], dtype: 'int32' };
+    },
+    cost: (inputs, _a, out) => {
+      const n = sizeOf(inputs[0]!.shape);
+      return { flops: n * Math.max(1, Math.log2(Math.max(2, n))), bytesRead: bytes(inputs[0]!), bytesWritten: bytes(out) };
+    },
+  },
+};
+
+function viewStridesOrThrow(l: Layout, shape: readonly number[]): number[] {
+  const s = viewStridesImpl(l.shape, l.strides, shape);
+  if (s === undefined) throw new Error(`reshape: internal error: layout ${fmtShape(l.shape)}/${fmtShape(l.strides)} cannot be viewed as ${fmtShape(shape)}.`);
+  return s;
+}
+
+/** True when a primitive produces a view of its input rather than new memory. */
+export function isViewPrimitive(p: PrimitiveName): boolean {
+  return primitives[p].view !== undefined;
+}
+
+/** Primitives whose outputs carry no gradient (integer/bool results). */
+export function isNonDifferentiableOutput(dtype: DType): boolean {
+  return !isFloating(dtype);
+}
