@@ -6,3 +6,7 @@ export * from './text.js';
 export * from './bpe.js';
 export * from './random.js';
 export * from './datasets.js';
+export * from './dataset.js';
+export * from './loader.js';
+export * from './collate.js';
+export * from './images.js';
