@@ -65,12 +65,10 @@ export function tensor(data: NestedArray | TypedArray, opts: CreateOptions & { s
     for (const y of x as NestedArray[]) walk(y, dim + 1);
   };
   walk(data, 0);
+  // JavaScript cannot tell 1 from 1.0, so numbers give the default float dtype (as in TensorFlow.js)
+  // and only all-boolean data gives bool; ask for integers with { dtype: 'int32' } or an Int32Array.
   let dtype = opts.dtype;
-  if (dtype === undefined) {
-    if (flat.length > 0 && flat.every((v) => typeof v === 'boolean')) dtype = 'bool';
-    else if (flat.every((v) => typeof v === 'boolean' || Number.isInteger(v))) dtype = flat.length === 0 ? defaultFloatDType() : 'int32';
-    else dtype = defaultFloatDType();
-  }
+  if (dtype === undefined) dtype = flat.length > 0 && flat.every((v) => typeof v === 'boolean') ? 'bool' : defaultFloatDType();
   const values = allocStorage(dtype, flat.length);
   for (let i = 0; i < flat.length; i++) values[i] = castScalar(Number(flat[i]), dtype);
   return fromValues(values, shape, dtype, opts);

@@ -1,0 +1,26 @@
+// The package refers to itself through `exports`: after `npm ci` (which builds dist/), a script in
+// the repository root can `import * as t from 'tessera'` and gets the built, typed library.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import type * as Tessera from 'tessera';
+
+test("a script in the repository root can import 'tessera' (package self-reference)", () => {
+  assert.ok(existsSync('dist/index.js'), 'dist/ is missing: run `npm ci` or `npm run build` first');
+  const script = [
+    "import * as t from 'tessera';",
+    "const x = t.tensor([[1, 2], [3, 4]], { requiresGrad: true });",
+    "x.mul(x).sum().backward();",
+    "console.log(JSON.stringify(x.grad.toArray()));",
+  ].join('\n');
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), '[[2,4],[6,8]]');
+});
+
+test('the self-referenced package is typed (this file typechecks against dist/index.d.ts)', () => {
+  // A type-only use: if 'tessera' had no declarations, `npm test`'s typecheck would fail on this file.
+  const shape: Tessera.Tensor['shape'] = [2, 2];
+  assert.deepEqual(shape, [2, 2]);
+});
