@@ -10,3 +10,5 @@ export * from './ops/index.js';
 export * from './autodiff/index.js';
 export * as data from './data/index.js';
 export * as io from './io/index.js';
+export * as plan from './plan/index.js';
+export * as viz from './viz/index.js';

@@ -5,6 +5,8 @@ export type CommandModule = { run(args: string[]): Promise<number> };
 
 /** Subcommand name → loader of its module. Add a line here for each new command file. */
 const commands: Record<string, { summary: string; load: () => Promise<CommandModule> }> = {
+  plan: { summary: 'plan a training run: memory, FLOPs, comms, pipelines, auto-parallel search', load: () => import('./plan.js') },
+  advise: { summary: 'step-by-step advice on how to parallelize a model on a cluster', load: () => import('./advise.js') },
 };
 
 function usage(): string {

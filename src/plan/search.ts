@@ -1,0 +1,120 @@
+// Auto-parallel search: enumerate data/tensor/pipeline(/sequence) parallel degrees, micro-batch
+// size, ZeRO stage, recomputation and interleaving; reject invalid or non-fitting configurations
+// with the reason; rank the rest by predicted step time. The constraints are Megatron's (§3:
+// n = t·p·d, m = B/(b·d); heads divisible by t; interleaving needs m % p = 0 and p > 2,
+// Megatron-LM#750) plus memory (memory.ts). The step time comes from step-time.ts.
+import type { Conventions } from './conventions.js';
+import type { Recompute } from './flops.js';
+import { type ClusterSpec, clusterSize } from './hardware.js';
+import { memoryPerDevice, type MemoryBreakdown } from './memory.js';
+import type { TransformerSpec } from './model.js';
+import { microBatchCount, parallelConfig, type Optimizer, type ParallelConfig, type ZeroStage } from './parallel-config.js';
+import { stepTime, type StepTime } from './step-time.js';
+
+export interface SearchOptions {
+  /** Sequences per step; default: the model's published batch, else one per device. */
+  globalBatch?: number;
+  microBatches?: readonly number[];
+  zeroStages?: readonly ZeroStage[];
+  recompute?: readonly Recompute[];
+  interleave?: readonly number[];
+  sequenceParallel?: readonly boolean[];
+  optimizer?: Optimizer;
+  /** Share of device memory kept free for the allocator's cache and fragmentation (DeepSpeed#4527
+   * et al. report real use well above the estimate). Default 0.1. */
+  memoryReserve?: number;
+  /** How many ranked configurations to return. Default 10. */
+  top?: number;
+}
+
+export interface RankedConfig {
+  config: ParallelConfig;
+  step: StepTime;
+  memory: MemoryBreakdown;
+}
+
+export interface RejectedConfig {
+  config: ParallelConfig;
+  reason: string;
+}
+
+export interface SearchResult {
+  ranked: RankedConfig[];
+  /** Count of rejected configurations per kind of reason. */
+  rejectedByReason: Record<string, number>;
+  /** A few rejected configurations with their full reasons, one or two per kind. */
+  rejectedExamples: RejectedConfig[];
+  evaluated: number;
+  feasible: number;
+  globalBatch: number;
+}
+
+function divisors(n: number): number[] {
+  const out: number[] = [];
+  for (let d = 1; d <= n; d++) if (n % d === 0) out.push(d);
+  return out;
+}
+
+/** Why a configuration cannot run, or undefined if it is structurally valid. The first word(s) up
+ * to ':' name the kind of reason. */
+export function validateParallelConfig(m: TransformerSpec, c: ClusterSpec, cfg: ParallelConfig): string | undefined {
+  const n = clusterSize(c);
+  if (cfg.dp * cfg.tp * cfg.pp !== n) return `degrees: DP ${cfg.dp} × TP ${cfg.tp} × PP ${cfg.pp} = ${cfg.dp * cfg.tp * cfg.pp}, not the ${n} devices`;
+  if (m.heads % cfg.tp !== 0) return `heads: ${m.heads} attention heads are not divisible by TP ${cfg.tp}`;
+  if (m.ffn % cfg.tp !== 0) return `ffn: ffn width ${m.ffn} is not divisible by TP ${cfg.tp}`;
+  if (cfg.sequenceParallel && cfg.tp === 1) return 'sequence-parallel: sequence parallelism needs TP > 1';
+  if (m.layers % (cfg.pp * cfg.interleave) !== 0) return `layers: ${m.layers} layers do not split into PP ${cfg.pp} × ${cfg.interleave} chunks`;
+  if (cfg.globalBatch % (cfg.microBatch * cfg.dp) !== 0) return `batch: global batch ${cfg.globalBatch} is not divisible by micro-batch ${cfg.microBatch} × DP ${cfg.dp}`;
+  const mb = microBatchCount(cfg);
+  if (cfg.interleave > 1) {
+    if (cfg.pp <= 2) return `interleave: interleaving needs PP > 2, got PP ${cfg.pp}`;
+    if (mb % cfg.pp !== 0) return `interleave: interleaving needs micro-batches (${mb}) divisible by PP ${cfg.pp}`;
+  }
+  if (cfg.zero > 0 && cfg.dp === 1) return `zero: ZeRO stage ${cfg.zero} shards over data-parallel ranks but DP is 1`;
+  return undefined;
+}
+
+export function searchParallelConfigs(m: TransformerSpec, conv: Conventions, c: ClusterSpec, opts: SearchOptions = {}): SearchResult {
+  const n = clusterSize(c);
+  const globalBatch = opts.globalBatch ?? m.globalBatch ?? n;
+  const reserve = opts.memoryReserve ?? 0.1;
+  const usable = c.device.memory * (1 - reserve);
+  const rejectedByReason: Record<string, number> = {};
+  const rejectedExamples: RejectedConfig[] = [];
+  const exampleKinds = new Map<string, number>();
+  const feasible: RankedConfig[] = [];
+  let evaluated = 0;
+  const reject = (config: ParallelConfig, reason: string): void => {
+    const kind = reason.split(':')[0]!;
+    rejectedByReason[kind] = (rejectedByReason[kind] ?? 0) + 1;
+    const seen = exampleKinds.get(kind) ?? 0;
+    if (seen < 2) { rejectedExamples.push({ config, reason }); exampleKinds.set(kind, seen + 1); }
+  };
+  for (const tp of divisors(n)) {
+    for (const pp of divisors(n / tp)) {
+      const dp = n / (tp * pp);
+      for (const microBatch of opts.microBatches ?? [1, 2, 4, 8]) {
+        for (const zero of opts.zeroStages ?? [0, 1, 2, 3]) {
+          for (const recompute of opts.recompute ?? ['none', 'selective', 'full']) {
+            for (const interleave of opts.interleave ?? [1, 2, 4]) {
+              for (const sequenceParallel of opts.sequenceParallel ?? [false, true]) {
+                const config = parallelConfig({ dp, tp, pp, microBatch, zero, recompute, interleave, sequenceParallel, globalBatch, optimizer: opts.optimizer ?? 'adam' });
+                evaluated++;
+                const invalid = validateParallelConfig(m, c, config);
+                if (invalid !== undefined) { reject(config, invalid); continue; }
+                const memory = memoryPerDevice(m, conv, config);
+                if (memory.total > usable) {
+                  reject(config, `memory: needs ${(memory.total / 1e9).toFixed(1)} GB per device, ${(usable / 1e9).toFixed(1)} GB usable (${Math.round(reserve * 100)}% reserved)`);
+                  continue;
+                }
+                feasible.push({ config, step: stepTime(m, conv, c, config), memory });
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  feasible.sort((a, b) => a.step.seconds - b.step.seconds || a.memory.total - b.memory.total);
+  return { ranked: feasible.slice(0, opts.top ?? 10), rejectedByReason, rejectedExamples, evaluated, feasible: feasible.length, globalBatch };
+}
