@@ -6,3 +6,8 @@ export * from './reduce.js';
 export * from './linalg.js';
 export { bind, addDispatchObserver, type DispatchObserver } from './dispatch.js';
 export { primitives, type PrimitiveName, type PrimitiveAttrs, type Cost, type ValueInfo } from './primitives.js';
+export * from './indexing.js';
+export * from './combine.js';
+export * from './sort.js';
+export * from './einsum.js';
+export * from './inplace.js';
