@@ -4,3 +4,4 @@ export * from './safetensors.js';
 export * from './half.js';
 export { gunzip, isGzip, maybeGunzip } from './gzip.js';
 export { loadFile, loadMaybeGzippedFile, saveFile } from './file.js';
+export * from './checkpoint.js';
