@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 
 import { BpeTokenizer, bytesToUnicode, parseMerges } from '../../src/data/bpe.js';
-import { loadGpt2Tokenizer } from '../../src/data/datasets.js';
+import { loadGpt2Tokenizer, loadTinyShakespeare } from '../../src/data/datasets.js';
 
 const reference = JSON.parse(readFileSync(new URL('../fixtures/gpt2/reference-ids.json', import.meta.url), 'utf8')) as {
   cases: Array<{ text: string; ids: number[] }>;
@@ -29,6 +29,16 @@ test('matches the ids of an independent tokenizer (js-tiktoken, fixture) and dec
     assert.deepEqual(tok.encode(text), ids, JSON.stringify(text));
     assert.equal(tok.decode(ids), text);
   }
+});
+
+test('tiny Shakespeare split 90/10 gives the token counts nanoGPT publishes (301,966 / 36,059)', async () => {
+  const [tok, text] = await Promise.all([gpt2, loadTinyShakespeare()]);
+  const cut = Math.floor(text.length * 0.9);
+  const val = text.slice(cut);
+  assert.equal(tok.encode(text.slice(0, cut)).length, 301966);
+  const valIds = tok.encode(val);
+  assert.equal(valIds.length, 36059);
+  assert.equal(tok.decode(valIds), val);
 });
 
 test('round-trips arbitrary text, including lone surrogates-free unicode and control bytes', async () => {
