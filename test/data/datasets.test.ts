@@ -10,7 +10,9 @@ import {
   loadFashionMnist,
   loadMnist10k,
   loadTinyShakespeare,
+  readCsvTable,
   readIdxFile,
+  readTextFile,
   SHIPPED_DATA_DIR,
   type ImageSet,
 } from '../../src/data/datasets.js';
@@ -105,4 +107,22 @@ test('loadFashionMnist reads Debian\'s dataset-fashion-mnist (60,000 / 10,000)',
   assert.equal(train.height * train.width, 784);
   assert.deepEqual(classCounts(held), new Array(10).fill(1000));
   assert.deepEqual(classCounts(train), new Array(10).fill(6000));
+});
+
+test('readCsvTable and readTextFile read gzipped or plain files', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-csv-'));
+  try {
+    const csv = '2,2,no,yes\n0.5,1.5,1\n2.5,3.5,0\n';
+    writeFileSync(join(dir, 't.csv.gz'), gzipSync(csv));
+    writeFileSync(join(dir, 't.csv'), csv);
+    for (const name of ['t.csv.gz', 't.csv']) {
+      const table = await readCsvTable(join(dir, name));
+      assert.deepEqual(table.classNames, ['no', 'yes']);
+      assert.deepEqual([...table.labels], [1, 0]);
+      assert.deepEqual([...table.features], [0.5, 1.5, 2.5, 3.5]);
+      assert.equal(await readTextFile(join(dir, name)), csv);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
