@@ -224,7 +224,9 @@ function configFrom(o: Options, m: plan.TransformerSpec, c: plan.ClusterSpec): p
 
 async function memoryCommand(o: Options): Promise<number> {
   const m = modelFrom(o), conv = conventionsFrom(o);
-  const c = clusterFrom(o, 'A100');
+  // Without --cluster, size an A100 cluster (nodes of 8) to the degrees given.
+  const n = o.number('dp', 1) * o.number('tp', 1) * o.number('pp', 1);
+  const c = clusterFrom(o, n <= 8 ? `1x${n}xA100` : n % 8 === 0 ? `${n / 8}x8xA100` : `${n}x1xA100`);
   const cfg = configFrom(o, m, c);
   const invalid = plan.validateParallelConfig(m, c, cfg);
   const mem = plan.memoryPerDevice(m, conv, cfg);
@@ -301,7 +303,7 @@ async function mfuCommand(o: Options): Promise<number> {
 
 async function shardCommand(o: Options): Promise<number> {
   const m = modelFrom(o);
-  const c = clusterFrom(o, 'A100');
+  const c = clusterFrom(o, '1x8xA100');
   const tp = o.number('tp', c.devicesPerNode);
   const l = plan.link(o.string('link') ?? c.intraLink.name);
   const g = plan.transformerMlpGraph(m, o.number('mb', 1));
