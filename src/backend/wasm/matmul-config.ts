@@ -1,0 +1,60 @@
+// The tunable parameters of the generated SGEMM. They are data, not constants, so that the
+// autotuner (and bench/matmul.ts) can search over them; each distinct config compiles to its
+// own module, cached by `matmulConfigKey`.
+
+export interface MatmulConfig {
+  /** Rows of C per micro-tile (register tile height). */
+  readonly mr: number;
+  /** Columns of C per micro-tile; a multiple of 4 (one f32x4 per 4 columns). */
+  readonly nr: number;
+  /** Depth of one packed block: a KC×NR panel of B should stay in L1. */
+  readonly kc: number;
+  /** Rows of A packed at once (MC×KC in L2); a multiple of mr. */
+  readonly mc: number;
+  /** Columns of B packed at once (KC×NC in L2/L3); a multiple of nr. */
+  readonly nc: number;
+  /** How many k steps the micro-kernel's inner loop does per iteration. */
+  readonly unroll: number;
+}
+
+/**
+ * 4×8 with 8 f32x4 accumulators: V8 on x64 allocates xmm0–15 only, and 16-accumulator tiles
+ * spill (research/spikes.md §B.1). KC=256 keeps an 8 KB B micro-panel plus a 4 KB A micro-panel
+ * in a 32 KB L1; MC×KC = 128 KB of packed A sits in L2.
+ */
+export const DEFAULT_MATMUL_CONFIG: MatmulConfig = Object.freeze({ mr: 4, nr: 8, kc: 256, mc: 128, nc: 1024, unroll: 4 });
+
+/** Accumulators beyond this many v128 registers spill on x64 V8 (16 xmm, minus operands). */
+export const MAX_ACCUMULATORS = 12;
+
+export function matmulConfigKey(c: MatmulConfig): string {
+  return `mr${c.mr}_nr${c.nr}_kc${c.kc}_mc${c.mc}_nc${c.nc}_u${c.unroll}`;
+}
+
+/** Throws with the offending values when a config cannot be generated. */
+export function validateMatmulConfig(c: MatmulConfig): void {
+  const problems: string[] = [];
+  const positiveInt = (name: keyof MatmulConfig) => {
+    if (!Number.isInteger(c[name]) || c[name] < 1) problems.push(`${name} = ${c[name]} must be a positive integer`);
+  };
+  (['mr', 'nr', 'kc', 'mc', 'nc', 'unroll'] as const).forEach(positiveInt);
+  if (c.nr % 4 !== 0) problems.push(`nr = ${c.nr} must be a multiple of 4 (f32x4 lanes)`);
+  if ((c.mr * c.nr) / 4 > MAX_ACCUMULATORS) {
+    problems.push(`mr×nr/4 = ${(c.mr * c.nr) / 4} accumulators exceed ${MAX_ACCUMULATORS} (they would spill)`);
+  }
+  if (c.mc % c.mr !== 0) problems.push(`mc = ${c.mc} must be a multiple of mr = ${c.mr}`);
+  if (c.nc % c.nr !== 0) problems.push(`nc = ${c.nc} must be a multiple of nr = ${c.nr}`);
+  if (c.unroll > 16) problems.push(`unroll = ${c.unroll} must be at most 16`);
+  if (c.kc * Math.max(c.mc, c.nc) * 4 > 64 * 2 ** 20) problems.push(`kc×max(mc, nc) = ${c.kc * Math.max(c.mc, c.nc)} floats is too large a pack buffer`);
+  if (problems.length > 0) throw new RangeError(`invalid matmul config ${JSON.stringify(c)}: ${problems.join('; ')}`);
+}
+
+const align64 = (bytes: number) => Math.ceil(bytes / 64) * 64;
+
+/** Byte layout of one thread's private scratch: packed A block, packed B block, one C tile. */
+export function matmulScratchLayout(c: MatmulConfig): { packA: number; packB: number; tile: number; bytes: number } {
+  const packABytes = align64(c.mc * c.kc * 4);
+  const packBBytes = align64(c.nc * c.kc * 4);
+  const tileBytes = align64(c.mr * c.nr * 4);
+  return { packA: 0, packB: packABytes, tile: packABytes + packBBytes, bytes: packABytes + packBBytes + tileBytes };
+}

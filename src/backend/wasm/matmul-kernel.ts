@@ -1,0 +1,354 @@
+// Generates the SGEMM module for one MatmulConfig (GotoBLAS structure, research/spikes.md §B):
+//
+//   for jc in N step NC:                  B block KC×NC packed into NR-column panels
+//     for pc in K step KC:
+//       packB
+//       for ic in M step MC:              A block MC×KC packed into MR-row panels
+//         packA
+//         for jr in NC step NR:           B micro-panel (KC×NR) stays in L1
+//           for ir in MC step MR:
+//             micro-kernel: MR×NR tile of C in MR·NR/4 f32x4 accumulators
+//
+// Packing reads A and B through (row, column) strides, so transposed operands cost nothing
+// extra, and pads edge panels with zeros so that the micro-kernel always computes a full
+// tile; only the store of an edge tile (or a C with a column stride ≠ 1) goes through a
+// scalar path. The epilogue C = alpha·AB + beta·C (+ bias per column) (ReLU) is applied when a
+// tile is stored: beta on the first K block, bias and ReLU on the last.
+//
+// Exports `task(unit, params, thread)`, and its parts (gemm, micro, packA, packB) for tests
+// and tuning. The multithreading protocol (threads.ts) is "call
+// task for every unit index"; the unit is decoded here into (batch, M chunk, N chunk).
+
+import { ModuleBuilder, FunctionBuilder, ValType, Op, MemOp, SimdOp, SimdMemOp, type MemoryImport } from './encoder.js';
+import { type MatmulConfig, matmulScratchLayout, validateMatmulConfig } from './matmul-config.js';
+
+const { i32, f32, v128 } = ValType;
+
+/** Word offsets (×4 bytes) of the fields of a matmul parameter block in the wasm memory. */
+export const MatmulParam = {
+  a: 0, rsA: 1, csA: 2, bsA: 3,
+  b: 4, rsB: 5, csB: 6, bsB: 7,
+  c: 8, rsC: 9, csC: 10, bsC: 11,
+  m: 12, n: 13, k: 14, batch: 15,
+  alpha: 16, beta: 17, // f32
+  bias: 18, relu: 19,
+  mChunk: 20, nChunk: 21, mUnits: 22, nUnits: 23,
+  scratch: 24, scratchStride: 25,
+} as const;
+export const MATMUL_PARAM_WORDS = 32;
+
+export function buildMatmulModule(cfg: MatmulConfig, memory: MemoryImport): Uint8Array<ArrayBuffer> {
+  validateMatmulConfig(cfg);
+  const m = new ModuleBuilder().importMemory(memory);
+  const packB = emitPackB(m, cfg);
+  const packA = emitPackA(m, cfg);
+  const micro = emitMicroKernel(m, cfg);
+  const gemm = emitGemm(m, cfg, packA.index, packB.index, micro.index);
+  emitTask(m, cfg, gemm.index);
+  return m.encode();
+}
+
+/** f.localGet(x) for several locals, then `op`: a compact way to write `x op y`. */
+function bin(f: FunctionBuilder, a: number, b: number, op: Op): FunctionBuilder {
+  return f.localGet(a).localGet(b).op(op);
+}
+
+/** local = min(a, b) (signed i32). */
+function minInto(f: FunctionBuilder, dst: number, a: () => void, b: () => void): void {
+  a(); b(); a(); b();
+  f.op(Op.i32LtS).op(Op.select).localSet(dst);
+}
+
+/**
+ * packB(src, rsB, csB, kc, nc, dst): strides in bytes. Writes ceil(nc/NR) panels, each kc rows
+ * of NR floats, zero-padding columns ≥ nc.
+ */
+function emitPackB(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
+  const NR = cfg.nr;
+  const f = m.function({ params: [i32, i32, i32, i32, i32, i32], results: [] }, 'packB');
+  const [src, rsB, csB, kc, nc, dst] = [0, 1, 2, 3, 4, 5];
+  const jr = f.local(i32), nr = f.local(i32), k = f.local(i32), j = f.local(i32), col = f.local(i32), row = f.local(i32);
+  f.forRange(jr, () => f.i32Const(0), () => f.localGet(nc), NR, () => {
+    minInto(f, nr, () => f.i32Const(NR), () => bin(f, nc, jr, Op.i32Sub));
+    // col = src + jr*csB
+    f.localGet(src).localGet(jr).localGet(csB).op(Op.i32Mul).op(Op.i32Add).localSet(col);
+    // Fast path: a full panel of contiguous columns → NR/4 vector copies per row.
+    f.localGet(nr).i32Const(NR).op(Op.i32Eq).localGet(csB).i32Const(4).op(Op.i32Eq).op(Op.i32And).if();
+    {
+      f.localGet(col).localSet(row);
+      f.forRange(k, () => f.i32Const(0), () => f.localGet(kc), 1, () => {
+        for (let v = 0; v < NR / 4; v++) {
+          f.localGet(dst).localGet(row).simdMem(SimdMemOp.v128Load, 16 * v, 0).simdMem(SimdMemOp.v128Store, 16 * v);
+        }
+        bin(f, row, rsB, Op.i32Add).localSet(row);
+        f.localGet(dst).i32Const(NR * 4).op(Op.i32Add).localSet(dst);
+      });
+    }
+    f.else();
+    {
+      f.localGet(col).localSet(row);
+      f.forRange(k, () => f.i32Const(0), () => f.localGet(kc), 1, () => {
+        // columns j < nr come from B, the rest are zero
+        f.forRange(j, () => f.i32Const(0), () => f.i32Const(NR), 1, () => {
+          f.localGet(dst).localGet(j).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
+          f.localGet(j).localGet(nr).op(Op.i32LtS).if(f32)
+            .localGet(row).localGet(j).localGet(csB).op(Op.i32Mul).op(Op.i32Add).mem(MemOp.f32Load)
+            .else().f32Const(0).end();
+          f.mem(MemOp.f32Store);
+        });
+        bin(f, row, rsB, Op.i32Add).localSet(row);
+        f.localGet(dst).i32Const(NR * 4).op(Op.i32Add).localSet(dst);
+      });
+    }
+    f.end();
+  });
+  return f;
+}
+
+/**
+ * packA(src, rsA, csA, mc, kc, dst): strides in bytes. Writes ceil(mc/MR) panels, each kc
+ * columns of MR floats (A[ir+r, k] at panel + (k·MR + r)·4), zero-padding rows ≥ mc.
+ */
+function emitPackA(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
+  const MR = cfg.mr;
+  const f = m.function({ params: [i32, i32, i32, i32, i32, i32], results: [] }, 'packA');
+  const [src, rsA, csA, mc, kc, dst] = [0, 1, 2, 3, 4, 5];
+  const ir = f.local(i32), mr = f.local(i32), k = f.local(i32), r = f.local(i32), p = f.local(i32), rowBase = f.local(i32);
+  f.forRange(ir, () => f.i32Const(0), () => f.localGet(mc), MR, () => {
+    minInto(f, mr, () => f.i32Const(MR), () => bin(f, mc, ir, Op.i32Sub));
+    f.localGet(src).localGet(ir).localGet(rsA).op(Op.i32Mul).op(Op.i32Add).localSet(rowBase);
+    f.localGet(mr).i32Const(MR).op(Op.i32Eq).if();
+    {
+      // Full panel: MR strided loads per k, unrolled; p walks along k.
+      f.localGet(rowBase).localSet(p);
+      f.forRange(k, () => f.i32Const(0), () => f.localGet(kc), 1, () => {
+        for (let rr = 0; rr < MR; rr++) {
+          f.localGet(dst);
+          f.localGet(p);
+          if (rr > 0) f.localGet(rsA).i32Const(rr).op(Op.i32Mul).op(Op.i32Add);
+          f.mem(MemOp.f32Load).mem(MemOp.f32Store, rr * 4);
+        }
+        bin(f, p, csA, Op.i32Add).localSet(p);
+        f.localGet(dst).i32Const(MR * 4).op(Op.i32Add).localSet(dst);
+      });
+    }
+    f.else();
+    {
+      f.forRange(k, () => f.i32Const(0), () => f.localGet(kc), 1, () => {
+        f.forRange(r, () => f.i32Const(0), () => f.i32Const(MR), 1, () => {
+          f.localGet(dst).localGet(r).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
+          f.localGet(r).localGet(mr).op(Op.i32LtS).if(f32)
+            .localGet(rowBase).localGet(r).localGet(rsA).op(Op.i32Mul).op(Op.i32Add)
+            .localGet(k).localGet(csA).op(Op.i32Mul).op(Op.i32Add).mem(MemOp.f32Load)
+            .else().f32Const(0).end();
+          f.mem(MemOp.f32Store);
+        });
+        f.localGet(dst).i32Const(MR * 4).op(Op.i32Add).localSet(dst);
+      });
+    }
+    f.end();
+  });
+  return f;
+}
+
+/**
+ * micro(kc, pa, pb, c, rsC, csC, mr, nr, alpha, beta, bias, relu, tile): strides in bytes.
+ * Computes the MR×NR product of an A panel and a B panel over kc, then stores
+ * C[r, j] = alpha·acc + beta·C[r, j] (+ bias[j]) (ReLU) for r < mr, j < nr; beta = 0 never
+ * reads C (it may hold NaN garbage), bias = 0 means none.
+ */
+function emitMicroKernel(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
+  const { mr: MR, nr: NR, unroll: U } = cfg;
+  const NV = NR / 4;
+  const f = m.function({ params: [i32, i32, i32, i32, i32, i32, i32, i32, f32, f32, i32, i32, i32], results: [] }, 'micro');
+  const [kc, pa, pb, c, rsC, csC, mr, nr, alpha, beta, bias, relu, tile] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+  const acc: number[][] = [];
+  for (let r = 0; r < MR; r++) acc.push(Array.from({ length: NV }, () => f.local(v128)));
+  const bv = Array.from({ length: NV }, () => f.local(v128));
+  const av = f.local(v128);
+  const k = f.local(i32), kFull = f.local(i32), alphaV = f.local(v128), betaV = f.local(v128), zero = f.local(v128);
+  const row = f.local(i32), j = f.local(i32), r = f.local(i32), x = f.local(f32), addr = f.local(i32);
+
+  for (const rowAcc of acc) for (const a of rowAcc) f.f32x4Const(0, 0, 0, 0).localSet(a);
+
+  const step = (aOff: number, bOff: number) => {
+    for (let v = 0; v < NV; v++) f.localGet(pb).simdMem(SimdMemOp.v128Load, bOff + 16 * v).localSet(bv[v]!);
+    for (let rr = 0; rr < MR; rr++) {
+      f.localGet(pa).simdMem(SimdMemOp.v128Load32Splat, aOff + 4 * rr).localSet(av);
+      for (let v = 0; v < NV; v++) {
+        f.localGet(acc[rr]![v]!).localGet(av).localGet(bv[v]!).simd(SimdOp.f32x4Mul).simd(SimdOp.f32x4Add).localSet(acc[rr]![v]!);
+      }
+    }
+  };
+  // Unrolled main loop over kc - kc % U, then one k at a time.
+  f.localGet(kc).localGet(kc).i32Const(U).op(Op.i32RemU).op(Op.i32Sub).localSet(kFull);
+  f.forRange(k, () => f.i32Const(0), () => f.localGet(kFull), U, () => {
+    for (let t = 0; t < U; t++) step(t * MR * 4, t * NR * 4);
+    f.localGet(pa).i32Const(U * MR * 4).op(Op.i32Add).localSet(pa);
+    f.localGet(pb).i32Const(U * NR * 4).op(Op.i32Add).localSet(pb);
+  });
+  f.forRange(k, () => f.localGet(kFull), () => f.localGet(kc), 1, () => {
+    step(0, 0);
+    f.localGet(pa).i32Const(MR * 4).op(Op.i32Add).localSet(pa);
+    f.localGet(pb).i32Const(NR * 4).op(Op.i32Add).localSet(pb);
+  });
+
+  f.localGet(alpha).simd(SimdOp.f32x4Splat).localSet(alphaV);
+  f.localGet(beta).simd(SimdOp.f32x4Splat).localSet(betaV);
+  f.f32x4Const(0, 0, 0, 0).localSet(zero);
+
+  // Fast store: full tile, contiguous rows of C.
+  f.localGet(mr).i32Const(MR).op(Op.i32Eq).localGet(nr).i32Const(NR).op(Op.i32Eq).op(Op.i32And)
+    .localGet(csC).i32Const(4).op(Op.i32Eq).op(Op.i32And).if();
+  {
+    f.localGet(c).localSet(row);
+    for (let rr = 0; rr < MR; rr++) {
+      for (let v = 0; v < NV; v++) {
+        const a = acc[rr]![v]!;
+        f.localGet(a).localGet(alphaV).simd(SimdOp.f32x4Mul).localSet(a);
+        // beta: 0 → overwrite, 1 → add, else scale
+        f.localGet(beta).f32Const(0).op(Op.f32Ne).if();
+        f.localGet(beta).f32Const(1).op(Op.f32Eq).if();
+        f.localGet(a).localGet(row).simdMem(SimdMemOp.v128Load, 16 * v, 2).simd(SimdOp.f32x4Add).localSet(a);
+        f.else();
+        f.localGet(a).localGet(row).simdMem(SimdMemOp.v128Load, 16 * v, 2).localGet(betaV).simd(SimdOp.f32x4Mul)
+          .simd(SimdOp.f32x4Add).localSet(a);
+        f.end().end();
+        f.localGet(bias).if().localGet(a).localGet(bias).simdMem(SimdMemOp.v128Load, 16 * v, 2).simd(SimdOp.f32x4Add).localSet(a).end();
+        f.localGet(relu).if().localGet(a).localGet(zero).simd(SimdOp.f32x4Max).localSet(a).end();
+        f.localGet(row).localGet(a).simdMem(SimdMemOp.v128Store, 16 * v, 2);
+      }
+      if (rr < MR - 1) bin(f, row, rsC, Op.i32Add).localSet(row);
+    }
+  }
+  f.else();
+  {
+    // Edge tile or strided C: park alpha·acc in the tile scratch, then a scalar epilogue.
+    for (let rr = 0; rr < MR; rr++) {
+      for (let v = 0; v < NV; v++) {
+        f.localGet(tile).localGet(acc[rr]![v]!).localGet(alphaV).simd(SimdOp.f32x4Mul)
+          .simdMem(SimdMemOp.v128Store, (rr * NR + 4 * v) * 4);
+      }
+    }
+    f.forRange(r, () => f.i32Const(0), () => f.localGet(mr), 1, () => {
+      f.forRange(j, () => f.i32Const(0), () => f.localGet(nr), 1, () => {
+        f.localGet(tile).localGet(r).i32Const(NR).op(Op.i32Mul).localGet(j).op(Op.i32Add).i32Const(2).op(Op.i32Shl)
+          .op(Op.i32Add).mem(MemOp.f32Load).localSet(x);
+        f.localGet(c).localGet(r).localGet(rsC).op(Op.i32Mul).op(Op.i32Add)
+          .localGet(j).localGet(csC).op(Op.i32Mul).op(Op.i32Add).localSet(addr);
+        f.localGet(beta).f32Const(0).op(Op.f32Ne).if()
+          .localGet(x).localGet(beta).localGet(addr).mem(MemOp.f32Load).op(Op.f32Mul).op(Op.f32Add).localSet(x)
+          .end();
+        f.localGet(bias).if()
+          .localGet(x).localGet(bias).localGet(j).i32Const(2).op(Op.i32Shl).op(Op.i32Add).mem(MemOp.f32Load).op(Op.f32Add).localSet(x)
+          .end();
+        f.localGet(relu).if().localGet(x).f32Const(0).op(Op.f32Max).localSet(x).end();
+        f.localGet(addr).localGet(x).mem(MemOp.f32Store);
+      });
+    });
+  }
+  f.end();
+  return f;
+}
+
+/**
+ * gemm(a, rsA, csA, b, rsB, csB, c, rsC, csC, M, N, K, alpha, beta, bias, relu, scratch):
+ * strides in elements, addresses in bytes; K ≥ 1. C[M×N] = alpha·A·B + beta·C (+bias) (ReLU).
+ */
+function emitGemm(m: ModuleBuilder, cfg: MatmulConfig, packA: number, packB: number, micro: number): FunctionBuilder {
+  const { mr: MR, nr: NR, kc: KC, mc: MC, nc: NC } = cfg;
+  const layout = matmulScratchLayout(cfg);
+  const f = m.function({
+    params: [i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, f32, f32, i32, i32, i32], results: [],
+  }, 'gemm');
+  const [a, rsA, csA, b, rsB, csB, c, rsC, csC, M, N, K, alpha, beta, bias, relu, scratch] =
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+  const jc = f.local(i32), nc = f.local(i32), pc = f.local(i32), kc = f.local(i32), ic = f.local(i32), mc = f.local(i32);
+  const jr = f.local(i32), ir = f.local(i32), betaK = f.local(f32), last = f.local(i32);
+  const pA = f.local(i32), pB = f.local(i32), tile = f.local(i32), mrEdge = f.local(i32), nrEdge = f.local(i32);
+
+  // Strides to bytes once.
+  for (const s of [rsA, csA, rsB, csB, rsC, csC]) f.localGet(s).i32Const(2).op(Op.i32Shl).localSet(s);
+  f.localGet(scratch).i32Const(layout.packA).op(Op.i32Add).localSet(pA);
+  f.localGet(scratch).i32Const(layout.packB).op(Op.i32Add).localSet(pB);
+  f.localGet(scratch).i32Const(layout.tile).op(Op.i32Add).localSet(tile);
+
+  f.forRange(jc, () => f.i32Const(0), () => f.localGet(N), NC, () => {
+    minInto(f, nc, () => f.i32Const(NC), () => bin(f, N, jc, Op.i32Sub));
+    f.forRange(pc, () => f.i32Const(0), () => f.localGet(K), KC, () => {
+      minInto(f, kc, () => f.i32Const(KC), () => bin(f, K, pc, Op.i32Sub));
+      // beta applies on the first K block only; later blocks accumulate.
+      f.localGet(beta).f32Const(1).localGet(pc).op(Op.i32Eqz).op(Op.select).localSet(betaK);
+      bin(f, pc, kc, Op.i32Add).localGet(K).op(Op.i32GeS).localSet(last);
+      // packB(b + pc*rsB + jc*csB, rsB, csB, kc, nc, pB)
+      f.localGet(b).localGet(pc).localGet(rsB).op(Op.i32Mul).op(Op.i32Add).localGet(jc).localGet(csB).op(Op.i32Mul).op(Op.i32Add)
+        .localGet(rsB).localGet(csB).localGet(kc).localGet(nc).localGet(pB).call(packB);
+      f.forRange(ic, () => f.i32Const(0), () => f.localGet(M), MC, () => {
+        minInto(f, mc, () => f.i32Const(MC), () => bin(f, M, ic, Op.i32Sub));
+        f.localGet(a).localGet(ic).localGet(rsA).op(Op.i32Mul).op(Op.i32Add).localGet(pc).localGet(csA).op(Op.i32Mul).op(Op.i32Add)
+          .localGet(rsA).localGet(csA).localGet(mc).localGet(kc).localGet(pA).call(packA);
+        f.forRange(jr, () => f.i32Const(0), () => f.localGet(nc), NR, () => {
+          f.forRange(ir, () => f.i32Const(0), () => f.localGet(mc), MR, () => {
+            f.localGet(kc);
+            f.localGet(pA).localGet(ir).localGet(kc).op(Op.i32Mul).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
+            f.localGet(pB).localGet(jr).localGet(kc).op(Op.i32Mul).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
+            // c + (ic+ir)*rsC + (jc+jr)*csC
+            f.localGet(c).localGet(ic).localGet(ir).op(Op.i32Add).localGet(rsC).op(Op.i32Mul).op(Op.i32Add)
+              .localGet(jc).localGet(jr).op(Op.i32Add).localGet(csC).op(Op.i32Mul).op(Op.i32Add);
+            f.localGet(rsC).localGet(csC);
+            minInto(f, mrEdge, () => f.i32Const(MR), () => bin(f, mc, ir, Op.i32Sub));
+            f.localGet(mrEdge);
+            minInto(f, nrEdge, () => f.i32Const(NR), () => bin(f, nc, jr, Op.i32Sub));
+            f.localGet(nrEdge);
+            f.localGet(alpha).localGet(betaK);
+            // bias pointer only on the last K block
+            f.localGet(bias).localGet(jc).localGet(jr).op(Op.i32Add).i32Const(2).op(Op.i32Shl).op(Op.i32Add).i32Const(0)
+              .localGet(bias).i32Const(0).op(Op.i32Ne).localGet(last).op(Op.i32And).op(Op.select);
+            f.localGet(relu).i32Const(0).op(Op.i32Ne).localGet(last).op(Op.i32And);
+            f.localGet(tile);
+            f.call(micro);
+          });
+        });
+      });
+    });
+  });
+  return f;
+}
+
+/**
+ * task(unit, params, thread): unit → (batch, M chunk, N chunk), then gemm on that part with
+ * this thread's scratch. Units are numbered batch-major, then M chunk, then N chunk.
+ */
+function emitTask(m: ModuleBuilder, cfg: MatmulConfig, gemm: number): void {
+  void cfg;
+  const f = m.function({ params: [i32, i32, i32], results: [] }, 'task');
+  const [unit, params, thread] = [0, 1, 2];
+  const P = (field: keyof typeof MatmulParam) => f.localGet(params).mem(MemOp.i32Load, MatmulParam[field] * 4);
+  const PF = (field: keyof typeof MatmulParam) => f.localGet(params).mem(MemOp.f32Load, MatmulParam[field] * 4);
+  const perBatch = f.local(i32), bi = f.local(i32), rest = f.local(i32), mu = f.local(i32), nu = f.local(i32);
+  const m0 = f.local(i32), n0 = f.local(i32), mLen = f.local(i32), nLen = f.local(i32);
+  P('mUnits'); P('nUnits'); f.op(Op.i32Mul).localSet(perBatch);
+  bin(f, unit, perBatch, Op.i32DivU).localSet(bi);
+  bin(f, unit, perBatch, Op.i32RemU).localSet(rest);
+  f.localGet(rest); P('nUnits'); f.op(Op.i32DivU).localSet(mu);
+  f.localGet(rest); P('nUnits'); f.op(Op.i32RemU).localSet(nu);
+  f.localGet(mu); P('mChunk'); f.op(Op.i32Mul).localSet(m0);
+  f.localGet(nu); P('nChunk'); f.op(Op.i32Mul).localSet(n0);
+  minInto(f, mLen, () => P('mChunk'), () => { P('m'); f.localGet(m0).op(Op.i32Sub); });
+  minInto(f, nLen, () => P('nChunk'), () => { P('n'); f.localGet(n0).op(Op.i32Sub); });
+  // a + (bi*bsA + m0*rsA)*4
+  P('a'); f.localGet(bi); P('bsA'); f.op(Op.i32Mul).localGet(m0); P('rsA'); f.op(Op.i32Mul).op(Op.i32Add).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
+  P('rsA'); P('csA');
+  P('b'); f.localGet(bi); P('bsB'); f.op(Op.i32Mul).localGet(n0); P('csB'); f.op(Op.i32Mul).op(Op.i32Add).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
+  P('rsB'); P('csB');
+  P('c'); f.localGet(bi); P('bsC'); f.op(Op.i32Mul).localGet(m0); P('rsC'); f.op(Op.i32Mul).op(Op.i32Add)
+    .localGet(n0); P('csC'); f.op(Op.i32Mul).op(Op.i32Add).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
+  P('rsC'); P('csC');
+  f.localGet(mLen).localGet(nLen); P('k');
+  PF('alpha'); PF('beta');
+  // bias + n0*4, or 0
+  P('bias'); f.localGet(n0).i32Const(2).op(Op.i32Shl).op(Op.i32Add).i32Const(0); P('bias'); f.op(Op.select);
+  P('relu');
+  P('scratch'); f.localGet(thread); P('scratchStride'); f.op(Op.i32Mul).op(Op.i32Add);
+  f.call(gemm);
+}

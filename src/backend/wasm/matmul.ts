@@ -1,0 +1,188 @@
+// Host side of the generated SGEMM: validates a (batched, strided) matmul, fills the parameter
+// block, splits the work into units for the thread pool and runs it. Compiled modules are
+// cached per config, so an autotuner can switch configs freely.
+//
+// Operands are described by (address, row stride, column stride, batch stride) in elements, so
+// A^T or B^T is just swapped strides (handled by packing, no copy), and a batch stride of 0
+// broadcasts an operand over the batch.
+
+import type { WasmHeap } from './memory.js';
+import type { ThreadPool, KernelModule } from './threads.js';
+import { buildMatmulModule, MatmulParam, MATMUL_PARAM_WORDS } from './matmul-kernel.js';
+import { DEFAULT_MATMUL_CONFIG, matmulConfigKey, matmulScratchLayout, type MatmulConfig } from './matmul-config.js';
+
+export interface MatmulOperand {
+  /** Byte address of element [0, 0] of batch 0 in the wasm memory (4-byte aligned). */
+  readonly ptr: number;
+  readonly rowStride: number;
+  readonly colStride: number;
+  /** Elements between consecutive matrices of the batch; 0 broadcasts. Default 0. */
+  readonly batchStride?: number;
+}
+
+export interface MatmulArgs {
+  /** C is m×n, A is m×k, B is k×n (after any transposition expressed by strides). */
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+  readonly batch?: number;
+  readonly a: MatmulOperand;
+  readonly b: MatmulOperand;
+  /** The output; must not overlap A or B. */
+  readonly c: MatmulOperand;
+  /** C = alpha·A·B + beta·C + bias, then ReLU. Defaults: alpha 1, beta 0 (C is not read). */
+  readonly alpha?: number;
+  readonly beta?: number;
+  /** Byte address of n floats added to every row of C, or undefined. */
+  readonly bias?: number;
+  readonly relu?: boolean;
+}
+
+/** A row-major (rows×cols) matrix at `ptr`, or its transpose when `transposed` (then it is read as cols×rows). */
+export function rowMajorOperand(ptr: number, rows: number, cols: number, transposed = false, batchStride = rows * cols): MatmulOperand {
+  return transposed
+    ? { ptr, rowStride: 1, colStride: cols, batchStride }
+    : { ptr, rowStride: cols, colStride: 1, batchStride };
+}
+
+/** Below this many flops a job runs on the calling thread: waking workers costs tens of µs. */
+export const PARALLEL_MIN_FLOPS = 1 << 21;
+
+interface CompiledConfig {
+  readonly module: KernelModule;
+  readonly scratch: number;
+  readonly scratchStride: number;
+}
+
+export class WasmMatmul {
+  private readonly compiled = new Map<string, CompiledConfig>();
+  private readonly params: number;
+
+  constructor(
+    private readonly heap: WasmHeap,
+    private readonly pool: ThreadPool,
+    /** Config used when `run` is given none. */
+    public config: MatmulConfig = DEFAULT_MATMUL_CONFIG,
+  ) {
+    this.params = heap.alloc(MATMUL_PARAM_WORDS * 4);
+  }
+
+  /** Compiles (once) and returns the module and per-thread scratch for a config. */
+  private prepare(config: MatmulConfig): CompiledConfig {
+    const key = matmulConfigKey(config);
+    let entry = this.compiled.get(key);
+    if (entry === undefined) {
+      const bytes = buildMatmulModule(config, {
+        module: 'env', name: 'memory', minPages: 1, maxPages: this.heap.maxPages, shared: this.heap.shared,
+      });
+      const module = this.pool.register(bytes);
+      const scratchStride = matmulScratchLayout(config).bytes;
+      const scratch = this.heap.alloc(scratchStride * this.pool.threads);
+      entry = { module, scratch, scratchStride };
+      this.compiled.set(key, entry);
+    }
+    return entry;
+  }
+
+  /** Runs C = alpha·A·B + beta·C (+bias) (ReLU) for every matrix of the batch. */
+  run(args: MatmulArgs, config: MatmulConfig = this.config): void {
+    const { m, n, k } = args;
+    const batch = args.batch ?? 1;
+    this.validate(args, batch);
+    if (m === 0 || n === 0 || batch === 0) return;
+    const alpha = args.alpha ?? 1;
+    const beta = args.beta ?? 0;
+    if (k === 0) {
+      this.epilogueOnly(args, batch, beta);
+      return;
+    }
+    const { module, scratch, scratchStride } = this.prepare(config);
+    const threads = this.pool.threads;
+    const flops = 2 * m * n * k * batch;
+    const parallel = threads > 1 && flops >= PARALLEL_MIN_FLOPS;
+
+    // Work split: whole matrices when the batch alone feeds every thread, else chunks of M
+    // (multiples of MR) or, for short wide products, of N (multiples of NR).
+    let mChunk = m;
+    let nChunk = n;
+    if (parallel && batch < threads) {
+      const chunks = Math.ceil(threads / batch);
+      if (m >= chunks * config.mr * 2 || m >= n) mChunk = roundUp(Math.ceil(m / chunks), config.mr);
+      else nChunk = roundUp(Math.ceil(n / chunks), config.nr);
+    }
+    const mUnits = Math.ceil(m / mChunk);
+    const nUnits = Math.ceil(n / nChunk);
+
+    const p = this.params / 4;
+    const i32 = this.heap.i32;
+    const f32 = this.heap.f32;
+    const put = (field: keyof typeof MatmulParam, value: number) => { i32[p + MatmulParam[field]] = value; };
+    put('a', args.a.ptr); put('rsA', args.a.rowStride); put('csA', args.a.colStride); put('bsA', args.a.batchStride ?? 0);
+    put('b', args.b.ptr); put('rsB', args.b.rowStride); put('csB', args.b.colStride); put('bsB', args.b.batchStride ?? 0);
+    put('c', args.c.ptr); put('rsC', args.c.rowStride); put('csC', args.c.colStride); put('bsC', args.c.batchStride ?? 0);
+    put('m', m); put('n', n); put('k', k); put('batch', batch);
+    f32[p + MatmulParam.alpha] = alpha;
+    f32[p + MatmulParam.beta] = beta;
+    put('bias', args.bias ?? 0); put('relu', args.relu ? 1 : 0);
+    put('mChunk', mChunk); put('nChunk', nChunk); put('mUnits', mUnits); put('nUnits', nUnits);
+    put('scratch', scratch); put('scratchStride', scratchStride);
+    this.pool.run(module, this.params, batch * mUnits * nUnits, parallel);
+  }
+
+  private validate(args: MatmulArgs, batch: number): void {
+    const { m, n, k } = args;
+    for (const [name, v] of [['m', m], ['n', n], ['k', k], ['batch', batch]] as const) {
+      if (!Number.isInteger(v) || v < 0) throw new RangeError(`matmul: ${name} = ${v} must be a non-negative integer`);
+    }
+    const limit = this.heap.byteLength;
+    const check = (name: string, op: MatmulOperand, rows: number, cols: number) => {
+      const bs = op.batchStride ?? 0;
+      for (const [s, v] of [['rowStride', op.rowStride], ['colStride', op.colStride], ['batchStride', bs]] as const) {
+        if (!Number.isInteger(v) || v < 0) {
+          throw new RangeError(`matmul: ${name}.${s} = ${v} must be a non-negative integer (copy a flipped view with contiguous() first)`);
+        }
+      }
+      if (!Number.isInteger(op.ptr) || op.ptr <= 0 || op.ptr % 4 !== 0) {
+        throw new RangeError(`matmul: ${name}.ptr = ${op.ptr} is not a 4-byte aligned heap address`);
+      }
+      if (rows === 0 || cols === 0 || batch === 0) return;
+      const lastByte = op.ptr + 4 * ((rows - 1) * op.rowStride + (cols - 1) * op.colStride + (batch - 1) * bs) + 4;
+      if (lastByte > limit) {
+        throw new RangeError(`matmul: ${name} (${rows}×${cols}, strides ${op.rowStride}/${op.colStride}/${bs}, batch ${batch}) `
+          + `ends at byte ${lastByte}, past the end of the wasm memory (${limit} bytes)`);
+      }
+    };
+    if (batch > 1 && (args.c.batchStride ?? 0) === 0) {
+      throw new RangeError(`matmul: c.batchStride is 0 with batch ${batch}: every product would write the same C; give C its own batch stride`);
+    }
+    check('a', args.a, m, k);
+    check('b', args.b, k, n);
+    check('c', args.c, m, n);
+    if (args.bias !== undefined) {
+      if (args.bias <= 0 || args.bias % 4 !== 0 || args.bias + 4 * n > limit) {
+        throw new RangeError(`matmul: bias = ${args.bias} is not a 4-byte aligned heap address of ${n} floats`);
+      }
+    }
+  }
+
+  /** K = 0: the product is zero, so C = beta·C + bias (ReLU). */
+  private epilogueOnly(args: MatmulArgs, batch: number, beta: number): void {
+    const f32 = this.heap.f32;
+    const c = args.c;
+    for (let bi = 0; bi < batch; bi++) {
+      for (let i = 0; i < args.m; i++) {
+        for (let j = 0; j < args.n; j++) {
+          const idx = c.ptr / 4 + bi * (c.batchStride ?? 0) + i * c.rowStride + j * c.colStride;
+          let v = beta === 0 ? 0 : beta * f32[idx]!;
+          if (args.bias !== undefined) v += f32[args.bias / 4 + j]!;
+          if (args.relu) v = Math.max(v, 0);
+          f32[idx] = v;
+        }
+      }
+    }
+  }
+}
+
+function roundUp(x: number, multiple: number): number {
+  return Math.ceil(x / multiple) * multiple;
+}

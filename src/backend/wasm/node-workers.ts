@@ -1,0 +1,77 @@
+// Node-only adapter for the thread pool: starts worker_threads running the shared worker loop.
+// Everything else in the wasm backend stays platform-neutral; a browser build would supply a
+// WorkerSpawner over Web Workers instead of importing this file.
+
+import { Worker } from 'node:worker_threads';
+import { availableParallelism } from 'node:os';
+import type { WasmHeap } from './memory.js';
+import { ThreadPool, type ThreadPoolOptions, type WorkerSpawner } from './threads.js';
+import { Ctl, CTL_ERROR_BYTES, CTL_ERROR_OFFSET, recordWorkerError, type WorkerInit } from './worker-loop.js';
+
+const ERRORS_SLOT = Ctl.errors;
+const ERROR_LENGTH_SLOT = Ctl.errorLength;
+const READY_SLOT = Ctl.ready;
+const ERROR_OFFSET = CTL_ERROR_OFFSET;
+const ERROR_BYTES = CTL_ERROR_BYTES;
+
+/** Environment variable that overrides the default thread count. */
+export const THREADS_ENV = 'TESSERA_THREADS';
+
+/** `TESSERA_THREADS` if set, else the number of CPUs this process may use. */
+export function defaultThreadCount(): number {
+  const fromEnv = process.env[THREADS_ENV];
+  if (fromEnv !== undefined && fromEnv !== '') {
+    const n = Number(fromEnv);
+    if (!Number.isInteger(n) || n < 1) {
+      throw new RangeError(`${THREADS_ENV}=${JSON.stringify(fromEnv)} must be a positive integer (1 = no worker threads)`);
+    }
+    return n;
+  }
+  return availableParallelism();
+}
+
+// Run the worker entry in the same flavour as this file: .js from dist/, or .ts from src/ under
+// tsx (tests, benches). A worker does not inherit the `--import tsx` loader hooks in Node 20, so
+// the .ts entry is reached through a small bootstrap that registers tsx inside the worker first.
+const runningFromSource = import.meta.url.endsWith('.ts');
+const workerEntry = new URL(`./node-worker-entry${runningFromSource ? '.ts' : '.js'}`, import.meta.url);
+
+function startWorker(init: WorkerInit): Worker {
+  if (!runningFromSource) return new Worker(workerEntry, { workerData: init });
+  let tsxApi: string;
+  try {
+    tsxApi = import.meta.resolve('tsx/esm/api');
+  } catch {
+    throw new Error('wasm worker threads from TypeScript sources need the tsx package; build (npm run build) or install tsx');
+  }
+  const bootstrap = `
+    const { workerData } = require('node:worker_threads');
+    import(${JSON.stringify(tsxApi)})
+      .then((api) => { api.register(); return import(${JSON.stringify(workerEntry.href)}); })
+      .catch((error) => {
+        const ctl = new Int32Array(workerData.control);
+        // Same layout as recordWorkerError in worker-loop.ts (that module could not be loaded).
+        if (Atomics.add(ctl, ${ERRORS_SLOT}, 1) === 0) {
+          const text = new TextEncoder().encode('worker ' + workerData.thread + ' failed to boot: ' + error).slice(0, ${ERROR_BYTES});
+          new Uint8Array(workerData.control, ${ERROR_OFFSET}, ${ERROR_BYTES}).set(text);
+          Atomics.store(ctl, ${ERROR_LENGTH_SLOT}, text.length);
+        }
+        Atomics.notify(ctl, ${READY_SLOT});
+      });`;
+  return new Worker(bootstrap, { eval: true, workerData: init });
+}
+
+export const nodeWorkerSpawner: WorkerSpawner = {
+  spawn(init) {
+    const worker = startWorker(init);
+    // A worker blocked in Atomics.wait must not keep the process alive.
+    worker.unref();
+    worker.on('error', (error) => recordWorkerError(init.control, `worker thread ${init.thread} died: ${String(error)}`));
+    return { terminate: () => void worker.terminate() };
+  },
+};
+
+/** A pool with `threads` (default: defaultThreadCount()) threads over Node worker_threads. */
+export function createNodeThreadPool(heap: WasmHeap, options: Partial<ThreadPoolOptions> = {}): ThreadPool {
+  return new ThreadPool(heap, { spawner: nodeWorkerSpawner, ...options, threads: options.threads ?? defaultThreadCount() });
+}

@@ -1,0 +1,215 @@
+// A pool of worker threads that share the wasm heap's memory and run generated kernels
+// together with the calling thread (research/spikes.md §B.3: one shared memory, one instance
+// per thread, Atomics.wait/notify signalling, a private scratch per thread).
+//
+// Platform specifics (how a worker is started) come in through a WorkerSpawner:
+// node-workers.ts provides one over worker_threads; a browser can provide one over Web Workers.
+// Without a spawner, without shared memory, or with threads = 1, everything runs on the calling
+// thread through the same `task` protocol.
+
+import type { WasmHeap } from './memory.js';
+import {
+  Ctl, CTL_BYTES, CTL_ERROR_OFFSET, claimUnits, instantiateTask, type TaskFunction, type WorkerInit,
+} from './worker-loop.js';
+
+export interface WorkerHandle {
+  terminate(): void;
+}
+
+export interface WorkerSpawner {
+  /** Starts a worker that calls `runWorkerLoop(init)`. */
+  spawn(init: WorkerInit): WorkerHandle;
+}
+
+export interface ThreadPoolOptions {
+  /** Threads including the calling one; 1 = no workers. */
+  threads: number;
+  spawner?: WorkerSpawner;
+  /** How long the first parallel job waits for the workers to start. Default 60 s. */
+  startupTimeoutMs?: number;
+  /** How long the caller waits for a worker to check in before reporting it as stuck. Default 120 s. */
+  workerTimeoutMs?: number;
+}
+
+/** A kernel module known to the pool; workers compile it from the heap on first use. */
+export interface KernelModule {
+  readonly id: number;
+  readonly bytesPtr: number;
+  readonly bytesLen: number;
+}
+
+export class ThreadPool {
+  /** Threads that take part in a job, the calling thread included. */
+  readonly threads: number;
+  private readonly heap: WasmHeap;
+  private readonly control: SharedArrayBuffer | undefined;
+  private readonly ctl: Int32Array;
+  private readonly workers: WorkerHandle[] = [];
+  private readonly mainTasks = new Map<number, TaskFunction>();
+  private readonly workerTimeoutMs: number;
+  private readonly startupTimeoutMs: number;
+  private started = false;
+  private nextModuleId = 1;
+  private running = false;
+  private disposed = false;
+
+  constructor(heap: WasmHeap, options: ThreadPoolOptions) {
+    const requested = options.threads;
+    if (!Number.isInteger(requested) || requested < 1) {
+      throw new RangeError(`ThreadPool: threads = ${requested} must be a positive integer (1 = no worker threads)`);
+    }
+    if (requested > 1 && options.spawner === undefined) {
+      throw new Error(`ThreadPool: ${requested} threads requested but no WorkerSpawner was given `
+        + '(use createNodeThreadPool from node-workers.ts in Node, or pass threads: 1)');
+    }
+    // Without shared memory the workers could not see the tensors: fall back to one thread.
+    this.threads = heap.shared ? requested : 1;
+    this.heap = heap;
+    this.workerTimeoutMs = options.workerTimeoutMs ?? 120_000;
+    this.startupTimeoutMs = options.startupTimeoutMs ?? 60_000;
+    if (this.threads > 1) {
+      this.control = new SharedArrayBuffer(CTL_BYTES);
+      this.ctl = new Int32Array(this.control);
+      for (let t = 1; t < this.threads; t++) {
+        this.workers.push(options.spawner!.spawn({ memory: heap.memory, control: this.control, thread: t }));
+      }
+    } else {
+      this.ctl = new Int32Array(CTL_BYTES / 4);
+    }
+  }
+
+  /** Copies a module's bytes into the heap (workers read them from there) and compiles it here. */
+  register(bytes: Uint8Array<ArrayBuffer>): KernelModule {
+    this.assertUsable();
+    const id = this.nextModuleId++;
+    this.mainTasks.set(id, instantiateTask(bytes, this.heap.memory));
+    if (this.threads === 1) return { id, bytesPtr: 0, bytesLen: bytes.length };
+    const bytesPtr = this.heap.alloc(bytes.length);
+    this.heap.u8.set(bytes, bytesPtr);
+    return { id, bytesPtr, bytesLen: bytes.length };
+  }
+
+  /**
+   * Runs `task(unit, params, thread)` for every unit in [0, units) and returns when all are
+   * done. With `parallel` false (small jobs that do not pay for waking workers) the calling
+   * thread runs every unit itself.
+   */
+  run(module: KernelModule, params: number, units: number, parallel = true): void {
+    this.assertUsable();
+    if (this.running) throw new Error('ThreadPool.run: called while a job is running (kernels must not re-enter the pool)');
+    const task = this.mainTasks.get(module.id);
+    if (task === undefined) throw new Error(`ThreadPool.run: module ${module.id} was not registered with this pool`);
+    if (units <= 0) return;
+    if (this.threads === 1 || !parallel || units === 1) {
+      for (let u = 0; u < units; u++) task(u, params, 0);
+      return;
+    }
+    this.running = true;
+    try {
+      if (!this.started) this.waitForStartup();
+      const ctl = this.ctl;
+      if (Atomics.load(ctl, Ctl.errors) !== 0) {
+        // A worker died between jobs (reported by the spawner); it would never check in.
+        const message = this.takeWorkerError();
+        this.dispose();
+        throw new Error(`ThreadPool.run: a worker thread is gone (${message}); create a new pool`);
+      }
+      Atomics.store(ctl, Ctl.done, 0);
+      Atomics.store(ctl, Ctl.nextUnit, 0);
+      Atomics.store(ctl, Ctl.units, units);
+      Atomics.store(ctl, Ctl.moduleId, module.id);
+      Atomics.store(ctl, Ctl.moduleBytesPtr, module.bytesPtr | 0);
+      Atomics.store(ctl, Ctl.moduleBytesLen, module.bytesLen);
+      Atomics.store(ctl, Ctl.params, params | 0);
+      Atomics.add(ctl, Ctl.generation, 1);
+      Atomics.notify(ctl, Ctl.generation);
+      let mainError: unknown;
+      try {
+        claimUnits(ctl, task, params, 0);
+      } catch (error) {
+        // Stop handing out units, but let the workers finish before the parameters can be reused.
+        Atomics.store(ctl, Ctl.nextUnit, units);
+        mainError = error;
+      }
+      this.waitForWorkers();
+      if (mainError !== undefined) {
+        if (Atomics.load(ctl, Ctl.errors) !== 0) this.takeWorkerError();
+        throw mainError;
+      }
+      if (Atomics.load(ctl, Ctl.errors) !== 0) {
+        throw new Error(`ThreadPool.run: a worker failed: ${this.takeWorkerError()}`);
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private takeWorkerError(): string {
+    const length = Atomics.load(this.ctl, Ctl.errorLength);
+    const message = new TextDecoder().decode(new Uint8Array(this.control!, CTL_ERROR_OFFSET, length).slice());
+    Atomics.store(this.ctl, Ctl.errors, 0);
+    return message;
+  }
+
+  /**
+   * Blocks until every worker has started its loop. Starting does not need this thread's event
+   * loop, so waiting here is safe; a worker that fails to boot reports through the control block.
+   */
+  private waitForStartup(): void {
+    const ctl = this.ctl;
+    const expected = this.workers.length;
+    const deadline = Date.now() + this.startupTimeoutMs;
+    for (;;) {
+      if (Atomics.load(ctl, Ctl.errors) !== 0) {
+        this.dispose();
+        throw new Error(`ThreadPool: a worker thread failed to start: ${this.takeWorkerError()}`);
+      }
+      const ready = Atomics.load(ctl, Ctl.ready);
+      if (ready >= expected) break;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        this.dispose();
+        throw new Error(`ThreadPool: only ${ready} of ${expected} worker threads started within ${this.startupTimeoutMs} ms; `
+          + 'use fewer threads (TESSERA_THREADS) or threads: 1');
+      }
+      Atomics.wait(ctl, Ctl.ready, ready, Math.min(left, 100));
+    }
+    this.started = true;
+  }
+
+  private waitForWorkers(): void {
+    const ctl = this.ctl;
+    const expected = this.workers.length;
+    const deadline = Date.now() + this.workerTimeoutMs;
+    for (let spin = 0; spin < 20000 && Atomics.load(ctl, Ctl.done) < expected; spin++);
+    for (;;) {
+      const done = Atomics.load(ctl, Ctl.done);
+      if (done >= expected) return;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        this.disposed = true; // the pool's state is unknown now; refuse further jobs
+        throw new Error(`ThreadPool.run: only ${done} of ${expected} worker threads checked in within `
+          + `${this.workerTimeoutMs} ms; a worker is stuck or died. Create a new pool (or use threads: 1)`);
+      }
+      Atomics.wait(ctl, Ctl.done, done, Math.min(left, 1000));
+    }
+  }
+
+  private assertUsable(): void {
+    if (this.disposed) throw new Error('ThreadPool: used after dispose() (or after a worker timed out)');
+  }
+
+  /** Stops the workers. Safe to call twice. */
+  dispose(): void {
+    if (this.disposed && this.workers.length === 0) return;
+    this.disposed = true;
+    if (this.control !== undefined) {
+      Atomics.store(this.ctl, Ctl.shutdown, 1);
+      Atomics.add(this.ctl, Ctl.generation, 1);
+      Atomics.notify(this.ctl, Ctl.generation);
+    }
+    for (const w of this.workers) w.terminate();
+    this.workers.length = 0;
+  }
+}
+

@@ -1,0 +1,179 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { WasmHeap } from '../../../src/backend/wasm/memory.js';
+import { ThreadPool } from '../../../src/backend/wasm/threads.js';
+import { createNodeThreadPool } from '../../../src/backend/wasm/node-workers.js';
+import { WasmMatmul, rowMajorOperand, type MatmulOperand } from '../../../src/backend/wasm/matmul.js';
+import { buildMatmulModule } from '../../../src/backend/wasm/matmul-kernel.js';
+import { DEFAULT_MATMUL_CONFIG, validateMatmulConfig, type MatmulConfig } from '../../../src/backend/wasm/matmul-config.js';
+
+// Tiny blocking parameters make small shapes cross every block boundary (K > kc, M > mc,
+// N > nc) and every edge path, so the tests stay fast.
+const TINY: MatmulConfig = { mr: 4, nr: 8, kc: 16, mc: 8, nc: 16, unroll: 3 };
+const TINY_2x16: MatmulConfig = { mr: 2, nr: 16, kc: 7, mc: 6, nc: 32, unroll: 2 };
+const TINY_3x4: MatmulConfig = { mr: 3, nr: 4, kc: 5, mc: 9, nc: 8, unroll: 1 };
+const CONFIGS = [DEFAULT_MATMUL_CONFIG, TINY, TINY_2x16, TINY_3x4];
+
+const heap = new WasmHeap({ initialBytes: 8 * 2 ** 20, maximumBytes: 256 * 2 ** 20 });
+const pool1 = new ThreadPool(heap, { threads: 1 });
+const pool2 = createNodeThreadPool(heap, { threads: 2 });
+const mm1 = new WasmMatmul(heap, pool1);
+const mm2 = new WasmMatmul(heap, pool2);
+after(() => pool2.dispose());
+
+let seed = 42;
+function random(): number {
+  seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+  return seed / 2 ** 32 * 2 - 1;
+}
+
+interface Case {
+  m: number; n: number; k: number; batch?: number;
+  transA?: boolean; transB?: boolean;
+  /** Batch strides of A and B: 'full' (own matrix per batch) or 0 (broadcast). */
+  broadcastA?: boolean; broadcastB?: boolean;
+  alpha?: number; beta?: number; bias?: boolean; relu?: boolean;
+  /** Write C transposed (column stride ≠ 1). */
+  transC?: boolean;
+}
+
+/** Fills heap memory for a case, runs it, and compares with a float64 reference. */
+function check(mm: WasmMatmul, c: Case, config: MatmulConfig): void {
+  const { m, n, k } = c;
+  const batch = c.batch ?? 1;
+  const aCount = (c.broadcastA ? 1 : batch) * m * k;
+  const bCount = (c.broadcastB ? 1 : batch) * k * n;
+  const cCount = batch * m * n;
+  const aPtr = heap.alloc(aCount * 4), bPtr = heap.alloc(bCount * 4), cPtr = heap.alloc(cCount * 4);
+  const biasPtr = c.bias ? heap.alloc(n * 4) : undefined;
+  try {
+    const f = heap.f32;
+    for (let i = 0; i < aCount; i++) f[aPtr / 4 + i] = random();
+    for (let i = 0; i < bCount; i++) f[bPtr / 4 + i] = random();
+    const beta = c.beta ?? 0;
+    // With beta = 0, C must not be read: fill it with NaN to prove it.
+    for (let i = 0; i < cCount; i++) f[cPtr / 4 + i] = beta === 0 ? NaN : random();
+    if (biasPtr !== undefined) for (let j = 0; j < n; j++) f[biasPtr / 4 + j] = random();
+    const cBefore = Float32Array.from(f.subarray(cPtr / 4, cPtr / 4 + cCount));
+
+    // A stored row-major as m×k, or as k×m when transposed (then read through swapped strides).
+    const aOp: MatmulOperand = { ...rowMajorOperand(aPtr, c.transA ? k : m, c.transA ? m : k, c.transA), batchStride: c.broadcastA ? 0 : m * k };
+    const bOp: MatmulOperand = { ...rowMajorOperand(bPtr, c.transB ? n : k, c.transB ? k : n, c.transB), batchStride: c.broadcastB ? 0 : k * n };
+    const cOp: MatmulOperand = c.transC ? { ptr: cPtr, rowStride: 1, colStride: m, batchStride: m * n } : rowMajorOperand(cPtr, m, n);
+    mm.run({ m, n, k, batch, a: aOp, b: bOp, c: cOp, alpha: c.alpha, beta: c.beta, bias: biasPtr, relu: c.relu }, config);
+
+    const at = (op: MatmulOperand, bi: number, i: number, j: number) => op.ptr / 4 + bi * (op.batchStride ?? 0) + i * op.rowStride + j * op.colStride;
+    const g = heap.f32;
+    const alpha = c.alpha ?? 1;
+    for (let bi = 0; bi < batch; bi++) {
+      for (let i = 0; i < m; i++) {
+        for (let j = 0; j < n; j++) {
+          let sum = 0;
+          let sumAbs = 0;
+          for (let p = 0; p < k; p++) {
+            const prod = g[at(aOp, bi, i, p)]! * g[at(bOp, bi, p, j)]!;
+            sum += prod;
+            sumAbs += Math.abs(prod);
+          }
+          const ci = at(cOp, bi, i, j);
+          let want = alpha * sum + (beta === 0 ? 0 : beta * cBefore[ci - cPtr / 4]!);
+          if (biasPtr !== undefined) want += g[biasPtr / 4 + j]!;
+          if (c.relu) want = Math.max(want, 0);
+          // f32 accumulation over k terms: error ≤ ~k·eps·Σ|a·b| (worst case), plus the epilogue's roundings.
+          const tol = 2 * (k + 4) * 2 ** -24 * (Math.abs(alpha) * sumAbs + 2) + 1e-7;
+          const got = g[ci]!;
+          if (!(Math.abs(got - want) <= tol)) {
+            assert.fail(`${JSON.stringify(c)} config ${JSON.stringify(config)}: C[${bi}][${i}][${j}] = ${got}, want ${want} (tol ${tol})`);
+          }
+        }
+      }
+    }
+  } finally {
+    heap.free(aPtr); heap.free(bPtr); heap.free(cPtr);
+    if (biasPtr !== undefined) heap.free(biasPtr);
+  }
+}
+
+const SHAPES: Array<[number, number, number]> = [
+  [1, 1, 1], [7, 13, 5], [65, 33, 129], [4, 8, 16], [8, 16, 33], [3, 40, 2], [33, 1, 17], [1, 29, 31], [17, 17, 17],
+];
+
+test('the generated module validates for every config and names its problems otherwise', () => {
+  for (const cfg of CONFIGS) {
+    const bytes = buildMatmulModule(cfg, { module: 'env', name: 'memory', minPages: 1, maxPages: heap.maxPages, shared: heap.shared });
+    assert.ok(WebAssembly.validate(bytes), JSON.stringify(cfg));
+  }
+  assert.throws(() => validateMatmulConfig({ ...DEFAULT_MATMUL_CONFIG, nr: 6 }), /nr = 6 must be a multiple of 4/);
+  assert.throws(() => validateMatmulConfig({ ...DEFAULT_MATMUL_CONFIG, mr: 8, nr: 8 }), /16 accumulators exceed/);
+  assert.throws(() => validateMatmulConfig({ ...DEFAULT_MATMUL_CONFIG, mc: 30 }), /mc = 30 must be a multiple of mr = 4/);
+  assert.throws(() => validateMatmulConfig({ ...DEFAULT_MATMUL_CONFIG, kc: 0 }), /kc = 0 must be a positive integer/);
+});
+
+test('plain products of many shapes match a float64 reference (every config, 1 thread)', () => {
+  for (const cfg of CONFIGS) for (const [m, n, k] of SHAPES) check(mm1, { m, n, k }, cfg);
+});
+
+test('transposed operands are read through strides (all four combinations)', () => {
+  for (const cfg of [TINY, TINY_3x4, DEFAULT_MATMUL_CONFIG]) {
+    for (const [m, n, k] of [[7, 13, 5], [65, 33, 129], [9, 20, 40]] as const) {
+      for (const transA of [false, true]) for (const transB of [false, true]) check(mm1, { m, n, k, transA, transB }, cfg);
+    }
+  }
+});
+
+test('a strided C (column stride ≠ 1) goes through the scalar store path', () => {
+  for (const cfg of [TINY, DEFAULT_MATMUL_CONFIG]) check(mm1, { m: 12, n: 24, k: 20, transC: true, beta: 0.5, bias: true }, cfg);
+});
+
+test('the fused epilogue: alpha, beta (0 does not read C, 1 and general), bias per column, ReLU, across K blocks', () => {
+  for (const cfg of [TINY, TINY_2x16, DEFAULT_MATMUL_CONFIG]) {
+    for (const [m, n, k] of [[8, 16, 40], [13, 21, 9], [4, 8, 1]] as const) {
+      check(mm1, { m, n, k, alpha: 0.5, beta: 0 }, cfg);
+      check(mm1, { m, n, k, beta: 1 }, cfg);
+      check(mm1, { m, n, k, alpha: -2, beta: 0.25 }, cfg);
+      check(mm1, { m, n, k, bias: true }, cfg);
+      check(mm1, { m, n, k, bias: true, relu: true }, cfg);
+      check(mm1, { m, n, k, relu: true, beta: 1, alpha: 3 }, cfg);
+    }
+  }
+});
+
+test('batched products with broadcasting (batch stride 0) of either operand', () => {
+  for (const cfg of [TINY, DEFAULT_MATMUL_CONFIG]) {
+    check(mm1, { m: 5, n: 9, k: 7, batch: 3 }, cfg);
+    check(mm1, { m: 5, n: 9, k: 7, batch: 4, broadcastA: true }, cfg);
+    check(mm1, { m: 6, n: 17, k: 20, batch: 3, broadcastB: true, transB: true, bias: true }, cfg);
+    check(mm1, { m: 6, n: 17, k: 20, batch: 2, broadcastA: true, broadcastB: true, transA: true }, cfg);
+  }
+});
+
+test('K = 0 leaves beta·C + bias (ReLU); empty M or N writes nothing', () => {
+  check(mm1, { m: 3, n: 5, k: 0, beta: 0.5, bias: true, relu: true }, TINY);
+  check(mm1, { m: 3, n: 5, k: 0 }, TINY);
+  const c = heap.alloc(64);
+  heap.f32[c / 4] = 7;
+  mm1.run({ m: 0, n: 4, k: 4, a: rowMajorOperand(c, 0, 4), b: rowMajorOperand(c, 4, 4), c: rowMajorOperand(c, 0, 4) });
+  assert.equal(heap.f32[c / 4], 7);
+  heap.free(c);
+});
+
+test('two threads give the same results: M split, N split (short wide products), batch split', () => {
+  // Large enough to pass the parallel threshold.
+  for (const cfg of [DEFAULT_MATMUL_CONFIG, TINY_2x16]) {
+    check(mm2, { m: 130, n: 70, k: 120, bias: true, relu: true }, cfg);
+    check(mm2, { m: 3, n: 700, k: 600, transB: true }, cfg);
+    check(mm2, { m: 40, n: 48, k: 64, batch: 5, broadcastB: true, beta: 1 }, cfg);
+  }
+  assert.equal(pool2.threads, 2);
+});
+
+test('invalid arguments are rejected with the offending values', () => {
+  const p = heap.alloc(4096);
+  const ok = rowMajorOperand(p, 4, 4);
+  assert.throws(() => mm1.run({ m: 4, n: 4, k: 4, a: { ...ok, rowStride: -4 }, b: ok, c: ok }), /a.rowStride = -4 must be a non-negative integer/);
+  assert.throws(() => mm1.run({ m: 4, n: 4, k: 4, a: ok, b: { ...ok, ptr: p + 2 }, c: ok }), /b.ptr = \d+ is not a 4-byte aligned/);
+  assert.throws(() => mm1.run({ m: 4, n: 4, k: 2 ** 30, a: ok, b: ok, c: ok }), /past the end of the wasm memory/);
+  assert.throws(() => mm1.run({ m: 4, n: 4, k: 4, batch: 2, a: ok, b: ok, c: { ...ok, batchStride: 0 } }), /c.batchStride is 0 with batch 2/);
+  assert.throws(() => mm1.run({ m: 1.5, n: 4, k: 4, a: ok, b: ok, c: ok }), /m = 1.5 must be a non-negative integer/);
+  heap.free(p);
+});
