@@ -10,3 +10,4 @@ export * from './dataset.js';
 export * from './loader.js';
 export * from './collate.js';
 export * from './images.js';
+export * from './sequence.js';
