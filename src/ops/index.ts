@@ -11,3 +11,4 @@ export * from './combine.js';
 export * from './sort.js';
 export * from './einsum.js';
 export * from './inplace.js';
+export * from './nn/index.js';

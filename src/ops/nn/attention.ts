@@ -1,0 +1,72 @@
+// Scaled dot-product attention, softmax(q·kᵀ·scale + mask)·v, as a composite of matmul, softmax
+// and dropout (so it differentiates in every mode; a backend may register a fused kernel for it).
+import { isFloating } from '../../core/dtype.js';
+import { check, fmtShape } from '../../core/errors.js';
+import { broadcastShapes } from '../../core/shape.js';
+import type { Tensor } from '../../core/tensor.js';
+import type { Generator } from '../../core/random.js';
+import { full, arange } from '../creation.js';
+import { add, mul, where, cast, le, eq, broadcastTo } from '../elementwise.js';
+import { matmul } from '../linalg.js';
+import { transpose, reshape } from '../shape.js';
+import { softmax } from './softmax.js';
+import { dropout } from './dropout.js';
+import { sum } from '../reduce.js';
+
+export interface AttentionOptions {
+  /**
+   * Broadcastable to [..., L, S]: a bool mask (true = may attend, like PyTorch) or a floating mask
+   * added to the scores.
+   */
+  attnMask?: Tensor;
+  /** Query i attends to keys j <= i (top-left aligned, like PyTorch); not combinable with attnMask. */
+  isCausal?: boolean;
+  /** Dropout probability on the attention weights (applied only when > 0). */
+  dropoutP?: number;
+  /** Multiplies q·kᵀ (default 1/sqrt(E), E = the query's last dim). */
+  scale?: number;
+  generator?: Generator;
+}
+
+/**
+ * q [..., L, E], k [..., S, E], v [..., S, Ev] → [..., L, Ev]. Query rows whose keys are all masked
+ * out give zeros (not NaN), like PyTorch's math implementation since 2.5.
+ */
+export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  const op = 'scaledDotProductAttention';
+  check(q.rank >= 2 && k.rank >= 2 && v.rank >= 2, op, () =>
+    `q, k and v need at least 2 dims ([..., L, E], [..., S, E], [..., S, Ev]), got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}, ${fmtShape(v.shape)}.`);
+  check(isFloating(q.dtype) && isFloating(k.dtype) && isFloating(v.dtype), op, () => `q, k and v must be floating, got ${q.dtype}, ${k.dtype}, ${v.dtype}.`);
+  const e = q.shape[q.rank - 1]!;
+  const [l, s] = [q.shape[q.rank - 2]!, k.shape[k.rank - 2]!];
+  check(k.shape[k.rank - 1] === e, op, () => `q's last dim (${e}) must equal k's (${k.shape[k.rank - 1]}): q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}.`);
+  check(v.shape[v.rank - 2] === s, op, () => `k and v must have the same number of keys (dim -2): k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)}.`);
+  check(!(opts.isCausal && opts.attnMask !== undefined), op, () => 'give either isCausal or attnMask, not both (fold the causal mask into attnMask).');
+  const scale = opts.scale ?? 1 / Math.sqrt(e);
+  let scores = mul(matmul(q, transpose(k, -2, -1)), scale);
+
+  let allowed: Tensor | undefined;
+  if (opts.isCausal) {
+    allowed = le(reshape(arange(s, undefined, 1, { backend: q.backend }), [1, s]), reshape(arange(l, undefined, 1, { backend: q.backend }), [l, 1]));
+  } else if (opts.attnMask !== undefined) {
+    if (opts.attnMask.dtype === 'bool') allowed = opts.attnMask;
+    else scores = add(scores, cast(opts.attnMask, scores.dtype));
+  }
+  let weights: Tensor;
+  if (allowed === undefined) {
+    weights = softmax(scores, -1);
+  } else {
+    const blocked = full([], -Infinity, { dtype: scores.dtype, backend: scores.backend });
+    const shape = broadcastShapes(op, scores.shape, allowed.shape);
+    scores = broadcastTo(scores, shape);
+    const allowedFull = broadcastTo(allowed, shape);
+    // A query row with every key masked out would be softmax of all −inf (0/0): give it zero weights,
+    // and feed softmax zeros there so no NaN reaches the gradient either.
+    const rowEmpty = eq(sum(cast(allowedFull, 'int32'), -1, true), 0);
+    const masked = where(rowEmpty, 0, where(allowedFull, scores, blocked));
+    weights = where(rowEmpty, 0, softmax(masked, -1));
+  }
+  const p = opts.dropoutP ?? 0;
+  if (p > 0) weights = dropout(weights, p, opts.generator === undefined ? {} : { generator: opts.generator });
+  return matmul(weights, v);
+}

@@ -1,0 +1,172 @@
+// Convolution as im2col + GEMM, generic over 1, 2 and 3 spatial axes: pad → sliding-window views
+// (`unfold`, dilation by a strided slice of the window) → one copy into a [groups, N·L, C/g·K]
+// matrix → batched matmul with the weight, groups as the batch axis. Every step is a primitive, so
+// the gradient (col2im through `unfoldBackward`), forward mode and higher orders come for free, and
+// the cost (FLOPs and bytes) is the sum of the primitives' costs.
+//
+// The transposed convolution is the adjoint of that map w.r.t. its input: GEMM into columns, then
+// fold them back (`unfoldBackward`, dilation via `sliceBackward`) and cut off the padding.
+import { isFloating } from '../../core/dtype.js';
+import { check, fmtShape } from '../../core/errors.js';
+import type { Tensor } from '../../core/tensor.js';
+import { cast, resultType, add } from '../elementwise.js';
+import { matmul } from '../linalg.js';
+import { reshape, permute, at, unsqueeze, squeeze, type SliceSpec } from '../shape.js';
+import { foldWindows, outputSpatialShape, slidingWindows, spatialTuple, type SpatialArg, type WindowGeometry } from './window.js';
+
+export interface ConvOptions {
+  bias?: Tensor;
+  stride?: SpatialArg;
+  /** Zero padding per spatial axis (both sides), or 'valid' (none) or 'same' (output size = input size; stride 1 only). */
+  padding?: SpatialArg | 'valid' | 'same';
+  dilation?: SpatialArg;
+  groups?: number;
+}
+
+export interface ConvTransposeOptions {
+  bias?: Tensor;
+  stride?: SpatialArg;
+  /** Implicit zero padding removed from both sides of the output (the padding of the conv this inverts). */
+  padding?: SpatialArg;
+  /** Extra size added to one side of the output (< stride or < dilation), to pick among the sizes that map to the input size. */
+  outputPadding?: SpatialArg;
+  groups?: number;
+  dilation?: SpatialArg;
+}
+
+function floatOperands(op: string, x: Tensor, w: Tensor, bias: Tensor | undefined): [Tensor, Tensor, Tensor | undefined] {
+  const dtype = resultType(x, w);
+  check(isFloating(dtype), op, () => `needs floating input and weight, got ${x.dtype} and ${w.dtype}; cast them with .float().`);
+  return [cast(x, dtype), cast(w, dtype), bias === undefined ? undefined : cast(bias, dtype)];
+}
+
+/** Accepts [N, C, *spatial] or unbatched [C, *spatial] (like PyTorch); returns the batched tensor and whether to squeeze. */
+function batched(op: string, x: Tensor, dims: number, what: string): [Tensor, boolean] {
+  check(x.rank === dims + 2 || x.rank === dims + 1, op, () =>
+    `${what} must be [N, C, ${spatialNames(dims)}] or unbatched [C, ${spatialNames(dims)}], got shape ${fmtShape(x.shape)}.`);
+  return x.rank === dims + 1 ? [unsqueeze(x, 0), true] : [x, false];
+}
+
+function spatialNames(dims: number): string {
+  return ['L', 'H, W', 'D, H, W'][dims - 1]!;
+}
+
+function addBias(op: string, out: Tensor, bias: Tensor | undefined, channels: number, dims: number): Tensor {
+  if (bias === undefined) return out;
+  check(bias.rank === 1 && bias.shape[0] === channels, op, () => `bias must have shape [${channels}] (one per output channel), got ${fmtShape(bias.shape)}.`);
+  return add(out, reshape(bias, [channels, ...new Array<number>(dims).fill(1)]));
+}
+
+/**
+ * N-d convolution (cross-correlation, like PyTorch) of x [N, C_in, *spatial] with weight
+ * [C_out, C_in/groups, *kernel]; `dims` is the number of spatial axes.
+ */
+export function convNd(op: string, dims: number, input: Tensor, weight: Tensor, opts: ConvOptions = {}): Tensor {
+  const [x0, squeezeBatch] = batched(op, input, dims, 'input');
+  const [x, w, bias] = floatOperands(op, x0, weight, opts.bias);
+  const groups = opts.groups ?? 1;
+  check(w.rank === dims + 2, op, () => `weight must be [C_out, C_in/groups, ${['k', 'kH, kW', 'kD, kH, kW'][dims - 1]}], got shape ${fmtShape(w.shape)}.`);
+  const [n, cIn] = [x.shape[0]!, x.shape[1]!];
+  const [cOut, cInPerGroup] = [w.shape[0]!, w.shape[1]!];
+  check(Number.isInteger(groups) && groups >= 1 && cIn % groups === 0 && cOut % groups === 0, op, () =>
+    `groups=${groups} must be a positive integer dividing both the input channels (${cIn}) and the output channels (${cOut}).`);
+  check(cInPerGroup * groups === cIn, op, () =>
+    `weight ${fmtShape(w.shape)} expects ${cInPerGroup * groups} input channels (${cInPerGroup} per group × ${groups} groups), but the input ${fmtShape(x.shape)} has ${cIn}.`);
+  const kernel = w.shape.slice(2);
+  const stride = spatialTuple(op, 'stride', opts.stride ?? 1, dims, 1);
+  const dilation = spatialTuple(op, 'dilation', opts.dilation ?? 1, dims, 1);
+  const pads = convPads(op, opts.padding ?? 0, kernel, stride, dilation);
+  const g: WindowGeometry = { kernel, stride, dilation, pads };
+  const spatial = x.shape.slice(2);
+  const outSpatial = outputSpatialShape(op, spatial, g);
+
+  // im2col: [N, C, *out, *k] → [N, g, C/g, *out, *k] → [g, N, *out, C/g, *k] → [g, N·L, C/g·K].
+  const windows = reshape(slidingWindows(x, g, 0), [n, groups, cInPerGroup, ...outSpatial, ...kernel]);
+  const outAxes = outSpatial.map((_, i) => 3 + i);
+  const kAxes = kernel.map((_, i) => 3 + dims + i);
+  const cols = reshape(permute(windows, [1, 0, ...outAxes, 2, ...kAxes]), [groups, -1, cInPerGroup * prod(kernel)]);
+  // Weight: [C_out, C/g, *k] → [g, C_out/g, C/g·K] → [g, C/g·K, C_out/g].
+  const wmat = permute(reshape(w, [groups, cOut / groups, -1]), [0, 2, 1]);
+  const y = matmul(cols, wmat); // [g, N·L, C_out/g]
+  // [g, N, *out, C_out/g] → [N, g, C_out/g, *out] → [N, C_out, *out].
+  const yr = reshape(y, [groups, n, ...outSpatial, cOut / groups]);
+  const out = reshape(permute(yr, [1, 0, dims + 2, ...outSpatial.map((_, i) => 2 + i)]), [n, cOut, ...outSpatial]);
+  const withBias = addBias(op, out, bias, cOut, dims);
+  return squeezeBatch ? squeeze(withBias, 0) : withBias;
+}
+
+function convPads(op: string, padding: SpatialArg | 'valid' | 'same', kernel: readonly number[], stride: readonly number[], dilation: readonly number[]): [number, number][] {
+  const dims = kernel.length;
+  if (padding === 'valid') return kernel.map(() => [0, 0]);
+  if (padding === 'same') {
+    check(stride.every((s) => s === 1), op, () => `padding='same' needs stride 1, got stride ${JSON.stringify(stride)}; give explicit padding instead.`);
+    // Like PyTorch: the total padding dilation·(k-1) is split with the extra element on the right.
+    return kernel.map((k, i) => {
+      const total = dilation[i]! * (k - 1);
+      return [Math.floor(total / 2), total - Math.floor(total / 2)];
+    });
+  }
+  return spatialTuple(op, 'padding', padding, dims, 0).map((p) => [p, p]);
+}
+
+const prod = (xs: readonly number[]): number => xs.reduce((a, b) => a * b, 1);
+
+/** 1-D convolution: x [N, C_in, L], weight [C_out, C_in/groups, k]. */
+export const conv1d = (x: Tensor, weight: Tensor, opts: ConvOptions = {}): Tensor => convNd('conv1d', 1, x, weight, opts);
+/** 2-D convolution: x [N, C_in, H, W], weight [C_out, C_in/groups, kH, kW]. */
+export const conv2d = (x: Tensor, weight: Tensor, opts: ConvOptions = {}): Tensor => convNd('conv2d', 2, x, weight, opts);
+/** 3-D convolution: x [N, C_in, D, H, W], weight [C_out, C_in/groups, kD, kH, kW]. */
+export const conv3d = (x: Tensor, weight: Tensor, opts: ConvOptions = {}): Tensor => convNd('conv3d', 3, x, weight, opts);
+
+/**
+ * N-d transposed convolution (the gradient of convNd w.r.t. its input), like
+ * torch.nn.functional.conv_transposeNd: x [N, C_in, *spatial], weight [C_in, C_out/groups, *kernel].
+ * Output size per axis: (L-1)·stride − 2·padding + dilation·(k−1) + outputPadding + 1.
+ */
+export function convTransposeNd(op: string, dims: number, input: Tensor, weight: Tensor, opts: ConvTransposeOptions = {}): Tensor {
+  const [x0, squeezeBatch] = batched(op, input, dims, 'input');
+  const [x, w, bias] = floatOperands(op, x0, weight, opts.bias);
+  const groups = opts.groups ?? 1;
+  check(w.rank === dims + 2, op, () => `weight must be [C_in, C_out/groups, ${['k', 'kH, kW', 'kD, kH, kW'][dims - 1]}], got shape ${fmtShape(w.shape)}.`);
+  const [n, cIn] = [x.shape[0]!, x.shape[1]!];
+  const cOutPerGroup = w.shape[1]!;
+  check(Number.isInteger(groups) && groups >= 1 && cIn % groups === 0, op, () =>
+    `groups=${groups} must be a positive integer dividing the input channels (${cIn}).`);
+  check(w.shape[0] === cIn, op, () => `weight ${fmtShape(w.shape)} expects ${w.shape[0]} input channels, but the input ${fmtShape(x.shape)} has ${cIn}.`);
+  const cOut = cOutPerGroup * groups;
+  const kernel = w.shape.slice(2);
+  const stride = spatialTuple(op, 'stride', opts.stride ?? 1, dims, 1);
+  const dilation = spatialTuple(op, 'dilation', opts.dilation ?? 1, dims, 1);
+  const padding = spatialTuple(op, 'padding', opts.padding ?? 0, dims, 0);
+  const outputPadding = spatialTuple(op, 'outputPadding', opts.outputPadding ?? 0, dims, 0);
+  outputPadding.forEach((p, i) => check(p < stride[i]! || p < dilation[i]!, op, () =>
+    `outputPadding ${p} on spatial axis ${i} must be smaller than the stride (${stride[i]}) or the dilation (${dilation[i]}).`));
+  const inSpatial = x.shape.slice(2);
+  // The full (padded) output the columns fold into, before the padding is cut off.
+  const full = inSpatial.map((l, i) => (l - 1) * stride[i]! + dilation[i]! * (kernel[i]! - 1) + 1 + outputPadding[i]!);
+  full.forEach((f, i) => check(f - 2 * padding[i]! > 0, op, () =>
+    `the output would have size ${f - 2 * padding[i]!} on spatial axis ${i} (input ${inSpatial[i]}, stride ${stride[i]}, padding ${padding[i]}, kernel ${kernel[i]}); reduce the padding.`));
+
+  // [N, C_in, *in] → [N, g, C_in/g, *in] → [g, N, *in, C_in/g] → [g, N·L, C_in/g].
+  const xg = reshape(x, [n, groups, cIn / groups, ...inSpatial]);
+  const inAxes = inSpatial.map((_, i) => 3 + i);
+  const xmat = reshape(permute(xg, [1, 0, ...inAxes, 2]), [groups, -1, cIn / groups]);
+  // Weight [C_in, C_out/g, *k] → [g, C_in/g, C_out/g·K].
+  const wmat = reshape(w, [groups, cIn / groups, -1]);
+  const cols = matmul(xmat, wmat); // [g, N·L, C_out/g·K]
+  // [g, N, *in, C_out/g, *k] → [N, g, C_out/g, *in, *k] → [N, C_out, *in, *k].
+  const colsR = reshape(cols, [groups, n, ...inSpatial, cOutPerGroup, ...kernel]);
+  const kAxes = kernel.map((_, i) => 3 + dims + i);
+  const colsP = reshape(permute(colsR, [1, 0, 2 + dims, ...inSpatial.map((_, i) => 2 + i), ...kAxes]), [n, cOut, ...inSpatial, ...kernel]);
+  const folded = foldWindows(colsP, full, { kernel, stride, dilation, pads: kernel.map(() => [0, 0]) });
+  const specs: SliceSpec[] = [null, null, ...padding.map((p, i): SliceSpec => [p, full[i]! - p])];
+  const out = addBias(op, at(folded, ...specs), bias, cOut, dims);
+  return squeezeBatch ? squeeze(out, 0) : out;
+}
+
+/** 1-D transposed convolution: x [N, C_in, L], weight [C_in, C_out/groups, k]. */
+export const convTranspose1d = (x: Tensor, weight: Tensor, opts: ConvTransposeOptions = {}): Tensor => convTransposeNd('convTranspose1d', 1, x, weight, opts);
+/** 2-D transposed convolution: x [N, C_in, H, W], weight [C_in, C_out/groups, kH, kW]. */
+export const convTranspose2d = (x: Tensor, weight: Tensor, opts: ConvTransposeOptions = {}): Tensor => convTransposeNd('convTranspose2d', 2, x, weight, opts);
+/** 3-D transposed convolution: x [N, C_in, D, H, W], weight [C_in, C_out/groups, kD, kH, kW]. */
+export const convTranspose3d = (x: Tensor, weight: Tensor, opts: ConvTransposeOptions = {}): Tensor => convTransposeNd('convTranspose3d', 3, x, weight, opts);

@@ -1,0 +1,17 @@
+// Neural-network ops (torch.nn.functional's counterparts), each a composite of primitives.
+export { conv1d, conv2d, conv3d, convNd, convTranspose1d, convTranspose2d, convTranspose3d, convTransposeNd, type ConvOptions, type ConvTransposeOptions } from './conv.js';
+export {
+  maxPool1d, maxPool2d, maxPool3d, avgPool1d, avgPool2d, avgPool3d, maxPoolNd, avgPoolNd,
+  adaptiveAvgPool1d, adaptiveAvgPool2d, adaptiveAvgPool3d, adaptiveAvgPoolNd, type MaxPoolOptions, type AvgPoolOptions,
+} from './pool.js';
+export { im2col, col2im, type PatchOptions } from './im2col.js';
+export { type SpatialArg } from './window.js';
+export { softmax, logSoftmax, type SoftmaxOptions } from './softmax.js';
+export { layerNorm, rmsNorm, batchNorm, type LayerNormOptions, type RmsNormOptions, type BatchNormOptions } from './normalization.js';
+export { dropout, type DropoutOptions } from './dropout.js';
+export { embedding, type EmbeddingOptions } from './embedding.js';
+export {
+  crossEntropy, nllLoss, mseLoss, binaryCrossEntropyWithLogits, logSigmoid,
+  type Reduction, type NllLossOptions, type CrossEntropyOptions, type ElementwiseLossOptions, type BceWithLogitsOptions,
+} from './loss.js';
+export { scaledDotProductAttention, type AttentionOptions } from './attention.js';
