@@ -3,7 +3,7 @@
 // A state dict ({name: Tensor}) is stored as-is: every tensor under its own name, readable by any
 // safetensors tool. A training state is a nested tree (model, optimizer, scheduler, data-loader position,
 // random-generator state, step counters...): its tensors are stored under their dotted paths
-// ("optimizer.state.0.exp_avg"), and the tree's shape with its plain values (numbers, strings, booleans,
+// ("optimizer.state.0.exp_avg"), and the tree's shape (objects, arrays, Maps with string keys) with its plain values (numbers, strings, booleans,
 // null, arrays) is kept as JSON in the header's metadata under "tessera.state", so `loadState` gives back
 // the same tree, bit for bit.
 //
@@ -18,7 +18,7 @@ import { fromHalfBits, toHalfBits } from './half.js';
 import { parseSafetensors, serializeSafetensors, type RawTensor, type ParseSafetensorsOptions } from './safetensors.js';
 
 /** A nested training state: tensors and plain JSON-like values in objects and arrays. */
-export type StateTree = Tensor | number | string | boolean | null | StateTree[] | { [key: string]: StateTree };
+export type StateTree = Tensor | number | string | boolean | null | StateTree[] | Map<string, StateTree> | { [key: string]: StateTree };
 
 export interface LoadOptions {
   /** Backend of the loaded tensors (default: the current backend). */
@@ -127,7 +127,16 @@ export async function load(path: string, options: LoadOptions = {}): Promise<Rec
 
 // --- Nested training states ------------------------------------------------------------------------------
 
-type Skeleton = null | boolean | string | number | { $tensor: string } | { $number: string } | Skeleton[] | { [key: string]: Skeleton };
+type Skeleton =
+  | null
+  | boolean
+  | string
+  | number
+  | { $tensor: string }
+  | { $number: string }
+  | { $map: Array<[string, Skeleton]> }
+  | Skeleton[]
+  | { [key: string]: Skeleton };
 
 function describe(x: unknown): string {
   if (x === undefined) return 'undefined';
@@ -154,6 +163,15 @@ function flatten(tree: unknown, path: string, tensors: Map<string, RawTensor>): 
   }
   if (tree === null || typeof tree === 'string' || typeof tree === 'boolean') return tree;
   if (Array.isArray(tree)) return tree.map((x, i) => flatten(x, path === '' ? String(i) : `${path}.${i}`, tensors));
+  if (tree instanceof Map) {
+    // Module.stateDict() is a Map<string, Tensor>; it comes back as a Map.
+    const entries: Array<[string, Skeleton]> = [];
+    for (const [key, value] of tree) {
+      if (typeof key !== 'string') throw new CheckpointError(`checkpoint: ${where} is a Map with key ${describe(key)}; only string keys can be stored.`);
+      entries.push([key, flatten(value, path === '' ? key : `${path}.${key}`, tensors)]);
+    }
+    return { $map: entries };
+  }
   if (typeof tree === 'object' && (Object.getPrototypeOf(tree) === Object.prototype || Object.getPrototypeOf(tree) === null)) {
     const out: { [key: string]: Skeleton } = {};
     for (const [key, value] of Object.entries(tree)) {
@@ -164,7 +182,7 @@ function flatten(tree: unknown, path: string, tensors: Map<string, RawTensor>): 
     return out;
   }
   throw new CheckpointError(
-    `checkpoint: ${where} is ${describe(tree)}; a state may hold tensors, numbers, strings, booleans, null, arrays and plain objects (convert typed arrays with Array.from, Maps with Object.fromEntries).`,
+    `checkpoint: ${where} is ${describe(tree)}; a state may hold tensors, numbers, strings, booleans, null, arrays, plain objects and Maps with string keys (convert typed arrays with Array.from).`,
   );
 }
 
@@ -177,6 +195,9 @@ function unflatten(skeleton: Skeleton, tensors: Record<string, Tensor>): StateTr
     return t;
   }
   if ('$number' in skeleton && typeof skeleton.$number === 'string') return skeleton.$number === '-0' ? -0 : Number(skeleton.$number);
+  if ('$map' in skeleton && Array.isArray(skeleton.$map)) {
+    return new Map((skeleton.$map as Array<[string, Skeleton]>).map(([k, v]) => [k, unflatten(v, tensors)]));
+  }
   const out: { [key: string]: StateTree } = {};
   for (const [key, value] of Object.entries(skeleton)) {
     Object.defineProperty(out, key, { value: unflatten(value as Skeleton, tensors), enumerable: true, writable: true, configurable: true });

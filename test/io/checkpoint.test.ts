@@ -114,6 +114,7 @@ test('a nested training state comes back as the same tree, numbers bit for bit',
       model: { 'fc.weight': tensor([[1, 2], [3, 4]], { dtype: 'float32' }), 'fc.bias': tensor([0.5, -0.5], { dtype: 'float32' }) },
       optimizer: { step: 12, lr: 1e-3, betas: [0.9, 0.999], state: [{ exp_avg: tensor([0.1, 0.2], { dtype: 'float32' }) }, { exp_avg: tensor([0.3], { dtype: 'float64' }) }] },
       rng: generator.getState(), // holds NaN when no spare normal is cached
+      moduleState: new Map([['layer.weight', tensor([1.5], { dtype: 'float32' })]]),
       specials: { nan: NaN, inf: Infinity, ninf: -Infinity, negZero: -0, none: null, yes: true, name: 'char-gpt' },
     };
     const path = join(dir, 'train.safetensors');
@@ -128,6 +129,9 @@ test('a nested training state comes back as the same tree, numbers bit for bit',
     assertSameTensor(opt.state[0]!.exp_avg, state.optimizer.state[0]!.exp_avg, 'exp_avg 0');
     assertSameTensor(opt.state[1]!.exp_avg, state.optimizer.state[1]!.exp_avg, 'exp_avg 1');
     assert.deepEqual(back['rng'], state.rng);
+    const moduleState = back['moduleState'] as unknown as Map<string, Tensor>;
+    assert.ok(moduleState instanceof Map);
+    assertSameTensor(moduleState.get('layer.weight'), state.moduleState.get('layer.weight')!, 'Map entry');
     const restored = new Generator();
     restored.setState(back['rng'] as unknown as number[]);
     assert.equal(restored.nextUint32(), generator.nextUint32());
@@ -139,7 +143,7 @@ test('a nested training state comes back as the same tree, numbers bit for bit',
     assert.deepEqual([specials['none'], specials['yes'], specials['name']], [null, true, 'char-gpt']);
     // Other tools see ordinary tensors under dotted paths.
     const names = parseSafetensorsHeader(new Uint8Array(readFileSync(path))).entries.map((e) => e.name).sort();
-    assert.deepEqual(names, ['model.fc.bias', 'model.fc.weight', 'optimizer.state.0.exp_avg', 'optimizer.state.1.exp_avg']);
+    assert.deepEqual(names, ['model.fc.bias', 'model.fc.weight', 'moduleState.layer.weight', 'optimizer.state.0.exp_avg', 'optimizer.state.1.exp_avg']);
   }));
 
 test('a foreign file without tessera metadata loads as a flat state dict', () => {
@@ -150,7 +154,8 @@ test('a foreign file without tessera metadata loads as a flat state dict', () =>
 });
 
 test('states that cannot be stored faithfully are refused with the path and advice', () => {
-  assert.throws(() => serializeState({ a: { b: new Map() } }), /"a\.b" is a Map; .*Maps with Object.fromEntries/);
+  assert.throws(() => serializeState({ a: { b: new Set() } }), /"a\.b" is a Set; /);
+  assert.throws(() => serializeState({ m: new Map([[1, 2]]) }), /"m" is a Map with key a number; only string keys/);
   assert.throws(() => serializeState({ x: new Float32Array(2) }), /"x" is a Float32Array; .*Array.from/);
   assert.throws(() => serializeState({ $tensor: 1 }), /key "\$tensor" in the state starts with '\$'/);
   assert.throws(() => serializeState({ 'a.b': tensor([1]), a: { b: tensor([2]) } }), /both named "a\.b"/);
