@@ -1,0 +1,71 @@
+// One interface over every op a graph node can hold: the primitives (src/ops/primitives.ts) and the
+// graph-level ops that passes introduce (fused kernels, matmul+bias, split) or that control flow
+// records (cond, whileLoop). Graph-level ops register themselves here, so the graph layer can run a
+// graph containing them without importing the compiler (which sits above it).
+import { TesseraError } from '../core/errors.js';
+import type { Tensor } from '../core/tensor.js';
+import { bind } from '../ops/dispatch.js';
+import { primitives, type Cost, type PrimitiveName, type ValueInfo } from '../ops/primitives.js';
+
+export interface GraphOpDef {
+  /** Output types from input types (validation: throws naming the op). */
+  infer(inputs: readonly ValueInfo[], attrs: unknown): ValueInfo[];
+  cost(inputs: readonly ValueInfo[], attrs: unknown, outputs: readonly ValueInfo[]): Cost;
+  /** Runs the op on tensors of any backend (through `bind`, so it is also traceable). */
+  execute(inputs: readonly Tensor[], attrs: unknown): Tensor[];
+  /** Elementwise ops (same-shape inputs, output index = input index) may run in place. */
+  elementwise?: boolean;
+}
+
+const graphOps = new Map<string, GraphOpDef>();
+
+/** Registers a graph-level op (names must not clash with primitives). */
+export function registerGraphOp(name: string, def: GraphOpDef): void {
+  if (name in primitives) throw new TesseraError(`registerGraphOp: '${name}' is a primitive name; pick another name.`);
+  graphOps.set(name, def);
+}
+
+export function isPrimitive(op: string): op is PrimitiveName {
+  return Object.prototype.hasOwnProperty.call(primitives, op);
+}
+
+const ELEMENTWISE = new Set<string>([
+  'exp', 'log', 'log1p', 'expm1', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'erf',
+  'neg', 'abs', 'relu', 'sign', 'floor', 'ceil', 'round', 'logicalNot', 'isnan',
+  'add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'eq', 'ne', 'lt', 'le', 'gt', 'ge', 'logicalAnd', 'logicalOr',
+  'where', 'cast',
+]);
+
+/** True for primitives that compute each output element from the same-index input elements. */
+export function isElementwisePrimitive(op: string): boolean {
+  return ELEMENTWISE.has(op);
+}
+
+const primitiveDefs = new Map<string, GraphOpDef>();
+
+/** The uniform definition of an op, primitive or graph-level. */
+export function opDef(op: string): GraphOpDef {
+  if (isPrimitive(op)) {
+    let d = primitiveDefs.get(op);
+    if (d === undefined) {
+      const p = primitives[op] as unknown as {
+        infer(i: readonly ValueInfo[], a: unknown): ValueInfo;
+        cost(i: readonly ValueInfo[], a: unknown, o: ValueInfo): Cost;
+      };
+      d = {
+        infer: (inputs, attrs) => [p.infer(inputs, attrs)],
+        cost: (inputs, attrs, outs) => p.cost(inputs, attrs, outs[0]!),
+        execute: (inputs, attrs) => [bind(op, inputs, attrs as never)],
+        elementwise: ELEMENTWISE.has(op),
+      };
+      primitiveDefs.set(op, d);
+    }
+    return d;
+  }
+  const d = graphOps.get(op);
+  if (d === undefined) {
+    throw new TesseraError(`graph: unknown op '${op}'. It is neither a primitive nor a registered graph op; ` +
+      'import the module that registers it (e.g. tessera compiler ops) before running the graph.');
+  }
+  return d;
+}

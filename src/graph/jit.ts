@@ -1,0 +1,205 @@
+// jit(fn): a function with fn's signature that traces fn once per input signature into a Graph,
+// compiles it (when a graph compiler is registered, see setGraphCompiler; the compiler module does
+// so on import) and replays it on later calls. Guards: the signature (shapes, dtypes, backend,
+// requiresGrad of every tensor argument, the other arguments' values, grad mode), and the values
+// the traced code read (item/toArray/data), checked during the replay. A failed guard traces again,
+// and stats() says which guard failed.
+import { TesseraError, fmtShape } from '../core/errors.js';
+import { Tensor } from '../core/tensor.js';
+import { isGradEnabled } from '../autodiff/mode.js';
+import type { Graph } from './graph.js';
+import { GuardFailure, interpret } from './interpret.js';
+import { finishWithGrads, flattenTensors, unflattenTensors, withTracer, type TraceOptions } from './trace.js';
+import { bucketPlan, dynamicAnalysis, unpad, type DynamicAnalysis, type DynamicSpec } from './dynamic.js';
+
+/** A graph turned into something that runs fast; produced by a registered GraphCompiler. */
+export interface CompiledGraph {
+  /** Runs the graph (checking its guards; throwing GuardFailure) and applies its writes. */
+  run(inputs: readonly Tensor[]): Tensor[];
+  /** The optimized graph (for printing and analysis). */
+  readonly graph: Graph;
+}
+
+export interface GraphCompiler {
+  compile(g: Graph, opts: { reuseOutputs: boolean }): CompiledGraph;
+}
+
+let graphCompiler: GraphCompiler | undefined;
+
+/** Installs the compiler jit uses (the compiler module calls this when imported). */
+export function setGraphCompiler(c: GraphCompiler | undefined): void {
+  graphCompiler = c;
+}
+
+export interface JitOptions extends TraceOptions {
+  /** Dimensions that vary between calls: `{ argIndex: [axes] }`; sizes are bucketed to the next power of two. */
+  dynamic?: DynamicSpec;
+  /**
+   * Whether replays record the autodiff tape (so backward() can run through the outputs later).
+   * 'auto' (default): when grad mode is on and a tensor argument or a parameter requires grad and
+   * the function did not already run backward itself. Differentiable replays use the interpreter.
+   */
+  differentiable?: boolean | 'auto';
+  /** Compile (optimize + generate kernels) the graph; false replays it with the interpreter. */
+  compile?: boolean;
+  /**
+   * Return the same output tensors on every call, overwritten in place (like CUDA graphs' static
+   * outputs): no allocation per call. Off by default, so results of earlier calls stay valid.
+   */
+  reuseOutputs?: boolean;
+}
+
+export interface JitStats {
+  /** Times fn was traced (first calls, new signatures, failed value guards). */
+  traces: number;
+  /** Calls answered by a cached graph. */
+  cacheHits: number;
+  /** Why each trace happened, in order. */
+  traceReasons: string[];
+  /** Cached graphs. */
+  entries: number;
+  /** Calls replayed with the interpreter because a differentiable result was needed. */
+  differentiableReplays: number;
+}
+
+interface CacheEntry {
+  key: string;
+  signature: ArgSignature[];
+  graph: Graph;
+  compiled: CompiledGraph | undefined;
+  template: unknown;
+  needsTape: boolean;
+}
+
+type ArgSignature = { kind: 'tensor'; shape: readonly number[]; dtype: string; backend: string; requiresGrad: boolean } | { kind: 'value'; text: string };
+
+function signatureOf(args: readonly unknown[]): ArgSignature[] {
+  return args.map((a) => a instanceof Tensor
+    ? { kind: 'tensor' as const, shape: a.shape, dtype: a.dtype, backend: a.backend, requiresGrad: a.requiresGrad }
+    : { kind: 'value' as const, text: JSON.stringify(a) ?? String(a) });
+}
+
+function keyOf(sig: readonly ArgSignature[], gradMode: boolean): string {
+  return JSON.stringify([sig, gradMode]);
+}
+
+/** Names the first guard that differs between a cached signature and the new one. */
+function explainMiss(old: readonly ArgSignature[], now: readonly ArgSignature[]): string {
+  if (old.length !== now.length) return `argument count changed (${old.length} -> ${now.length})`;
+  for (let i = 0; i < now.length; i++) {
+    const a = old[i]!, b = now[i]!;
+    if (a.kind !== b.kind) return `argument ${i} changed kind (${a.kind} -> ${b.kind})`;
+    if (a.kind === 'value' && b.kind === 'value' && a.text !== b.text) return `argument ${i} value changed (${a.text} -> ${b.text})`;
+    if (a.kind === 'tensor' && b.kind === 'tensor') {
+      if (fmtShape(a.shape) !== fmtShape(b.shape)) return `argument ${i} shape changed (${fmtShape(a.shape)} -> ${fmtShape(b.shape)})`;
+      if (a.dtype !== b.dtype) return `argument ${i} dtype changed (${a.dtype} -> ${b.dtype})`;
+      if (a.backend !== b.backend) return `argument ${i} backend changed (${a.backend} -> ${b.backend})`;
+      if (a.requiresGrad !== b.requiresGrad) return `argument ${i} requiresGrad changed (${a.requiresGrad} -> ${b.requiresGrad})`;
+    }
+  }
+  return 'grad mode changed';
+}
+
+export type JitFunction<A extends unknown[], R> = ((...args: A) => R) & {
+  stats(): JitStats;
+  /** The traced graphs (and their optimized versions) in the cache. */
+  graphs(): { traced: Graph; optimized: Graph | undefined }[];
+  /** Forgets every cached graph. */
+  reset(): void;
+};
+
+/**
+ * Compiles `fn` by tracing. Tensor arguments are positional; other arguments are part of the
+ * signature (a new value traces again). fn may return a tensor or arrays / plain objects of them.
+ */
+export function jit<A extends unknown[], R>(fn: (...args: A) => R, opts: JitOptions = {}): JitFunction<A, R> {
+  const cache = new Map<string, CacheEntry>();
+  const stats: JitStats = { traces: 0, cacheHits: 0, traceReasons: [], entries: 0, differentiableReplays: 0 };
+  let lastSignature: ArgSignature[] | undefined;
+
+  const traceAndRun = (args: A, signature: ArgSignature[], key: string, reason: string): R => {
+    stats.traces++;
+    stats.traceReasons.push(reason);
+    const tensors = args.filter((a): a is Tensor => a instanceof Tensor);
+    const { tracer, result } = withTracer(tensors, opts, () => fn(...args));
+    const outs = flattenTensors(result);
+    const { graph } = finishWithGrads(tracer, outs);
+    const hasGradWrites = graph.writes.some((w) => w.kind === 'grad');
+    const wantsGrad = tensors.some((t) => t.requiresGrad) || [...graph.parameters.values()].some((p) => p.requiresGrad);
+    const needsTape = opts.differentiable === true || (opts.differentiable !== false && isGradEnabled() && wantsGrad && !hasGradWrites);
+    const useCompiler = (opts.compile ?? true) && graphCompiler !== undefined && !needsTape;
+    const compiled = useCompiler ? graphCompiler!.compile(graph, { reuseOutputs: opts.reuseOutputs ?? false }) : undefined;
+    cache.set(key, { key, signature, graph, compiled, template: result, needsTape });
+    stats.entries = cache.size;
+    lastSignature = signature;
+    return result;
+  };
+
+  const dynamicVerdicts = new Map<string, DynamicAnalysis>();
+  const call = (...args: A): R => {
+    const plan = opts.dynamic === undefined ? undefined : bucketPlan(args, opts.dynamic);
+    if (plan === undefined || !plan.padded) return callExact(...args);
+    const paddedArgs = plan.args as A;
+    const key = keyOf(signatureOf(paddedArgs), isGradEnabled());
+    const known = dynamicVerdicts.get(key);
+    if (known !== undefined && !known.exact) return callExact(...args);
+    const result = callExact(...paddedArgs);
+    let verdict: DynamicAnalysis | undefined = known;
+    if (verdict === undefined) {
+      const entry = cache.get(key)!;
+      const v: DynamicAnalysis = dynamicAnalysis(entry.graph, plan.tensorAxes, plan.bucket);
+      verdict = v;
+      if (!v.exact && entry.graph.writes.length > 0) {
+        throw new TesseraError(`jit: dynamic dims are not exact for this function (${v.reason}) and it has side effects (assign/.grad), ` +
+          'so the padded run cannot be redone; remove the dynamic option for this function.');
+      }
+      dynamicVerdicts.set(key, v);
+      if (!v.exact) {
+        stats.traceReasons.push(`dynamic bucket ${plan.bucket} is not exact (${v.reason}); using exact sizes`);
+        return callExact(...args);
+      }
+    }
+    const axes = (verdict as { outputAxes: number[][] }).outputAxes;
+    const outs = flattenTensors(result).map((t, i) => unpad(t, axes[i] ?? [], plan.size));
+    return unflattenTensors(result, outs);
+  };
+
+  const callExact = (...args: A): R => {
+    const signature = signatureOf(args);
+    const key = keyOf(signature, isGradEnabled());
+    const entry = cache.get(key);
+    if (entry === undefined) {
+      const reason = lastSignature === undefined ? 'first call' : `new signature: ${explainMiss(lastSignature, signature)}`;
+      return traceAndRun(args, signature, key, reason);
+    }
+    const tensors = args.filter((a): a is Tensor => a instanceof Tensor);
+    try {
+      let outs: Tensor[];
+      if (entry.compiled !== undefined) outs = entry.compiled.run(tensors);
+      else {
+        if (entry.needsTape) stats.differentiableReplays++;
+        outs = interpret(entry.graph, [...tensors]);
+      }
+      stats.cacheHits++;
+      lastSignature = signature;
+      return unflattenTensors(entry.template as R, outs);
+    } catch (e) {
+      if (e instanceof GuardFailure) {
+        cache.delete(key);
+        return traceAndRun(args, signature, key, `value guard failed: ${e.message}`);
+      }
+      throw e;
+    }
+  };
+
+  const f = call as JitFunction<A, R>;
+  f.stats = () => ({ ...stats, traceReasons: [...stats.traceReasons] });
+  f.graphs = () => [...cache.values()].map((e) => ({ traced: e.graph, optimized: e.compiled?.graph }));
+  f.reset = () => {
+    cache.clear();
+    stats.entries = 0;
+    lastSignature = undefined;
+  };
+  return f;
+}
+
