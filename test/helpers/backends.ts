@@ -1,0 +1,44 @@
+// Which backends the numerical suites run on: TESSERA_TEST_BACKENDS (comma separated, e.g.
+// "cpu,wasm") or just 'cpu'. Each suite loops over them with forEachBackend, so one suite checks
+// every backend (issue 6: "one suite, run per backend").
+import { describe, before, after } from 'node:test';
+import * as t from '../../src/index.js';
+
+export function backendsUnderTest(): string[] {
+  const env = process.env.TESSERA_TEST_BACKENDS;
+  const names = env === undefined || env.trim() === '' ? ['cpu'] : env.split(',').map((s) => s.trim()).filter(Boolean);
+  return names;
+}
+
+/** Loads a backend that is not registered yet from its conventional module, src/backend/<name>/backend.ts. */
+async function ensureRegistered(name: string): Promise<void> {
+  if (t.listBackends().includes(name)) return;
+  try {
+    await import(`../../src/backend/${name}/backend.js`);
+  } catch (e) {
+    throw new Error(`TESSERA_TEST_BACKENDS names '${name}', which is not registered and could not be loaded from src/backend/${name}/backend.ts: ${String(e)}`);
+  }
+  if (!t.listBackends().includes(name)) {
+    throw new Error(`src/backend/${name}/backend.ts loaded but registered no backend named '${name}' (registered: ${t.listBackends().join(', ')}).`);
+  }
+}
+
+for (const name of backendsUnderTest()) await ensureRegistered(name);
+
+/**
+ * Registers `body` once per backend under test, inside a describe block named after it, with that
+ * backend selected while its tests run.
+ */
+export function forEachBackend(title: string, body: (backend: string) => void): void {
+  for (const name of backendsUnderTest()) {
+    describe(`${title} [${name}]`, () => {
+      let previous = 'cpu';
+      before(() => {
+        previous = t.currentBackendName();
+        t.setBackend(name);
+      });
+      after(() => t.setBackend(previous));
+      body(name);
+    });
+  }
+}
