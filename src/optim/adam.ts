@@ -1,0 +1,66 @@
+// Adam and AdamW (torch.optim.Adam / AdamW's updates, with amsgrad), element by element.
+import { check } from '../core/errors.js';
+import { Optimizer, type BaseOptions, type ParamsArg, type UpdateContext } from './optimizer.js';
+
+export interface AdamOptions extends BaseOptions {
+  betas: [number, number];
+  eps: number;
+  weightDecay: number;
+  amsgrad: boolean;
+  maximize: boolean;
+}
+
+/**
+ * Adam. Weight decay here is L2 regularisation added to the gradient (as torch.optim.Adam); AdamW
+ * decouples it.
+ */
+export class Adam extends Optimizer<AdamOptions> {
+  protected readonly decoupled: boolean = false;
+
+  constructor(params: ParamsArg<AdamOptions>, options: Partial<AdamOptions> = {}) {
+    super(params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0, amsgrad: false, maximize: false, ...options });
+  }
+
+  protected override validateOptions(g: AdamOptions): void {
+    super.validateOptions(g);
+    const [b1, b2] = g.betas;
+    check(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1, this.constructor.name, () => `betas must lie in [0, 1), got [${b1}, ${b2}].`);
+    check(g.eps >= 0 && g.weightDecay >= 0, this.constructor.name, () => `eps ${g.eps} and weightDecay ${g.weightDecay} must be non-negative.`);
+  }
+
+  protected stateNames(group: AdamOptions): string[] {
+    return group.amsgrad ? ['expAvg', 'expAvgSq', 'maxExpAvgSq'] : ['expAvg', 'expAvgSq'];
+  }
+
+  protected update({ group: g, param, grad, state, counters }: UpdateContext<AdamOptions>): void {
+    const step = (counters.step ?? 0) + 1;
+    counters.step = step;
+    const [b1, b2] = g.betas;
+    const m = state.expAvg!, v = state.expAvgSq!, vmax = state.maxExpAvgSq;
+    const biasCorrection1 = 1 - b1 ** step;
+    const biasCorrection2Sqrt = Math.sqrt(1 - b2 ** step);
+    const stepSize = g.lr / biasCorrection1;
+    const decay = this.decoupled ? 1 - g.lr * g.weightDecay : 1;
+    for (let i = 0; i < param.length; i++) {
+      let gi = g.maximize ? -grad[i]! : grad[i]!;
+      let p = param[i]! * decay;
+      if (!this.decoupled) gi += g.weightDecay * p;
+      m[i] = m[i]! + (gi - m[i]!) * (1 - b1);
+      v[i] = v[i]! * b2 + (1 - b2) * gi * gi;
+      let second = v[i]!;
+      if (vmax !== undefined) second = vmax[i] = Math.max(vmax[i]!, v[i]!);
+      const denom = Math.sqrt(second) / biasCorrection2Sqrt + g.eps;
+      p -= stepSize * (m[i]! / denom);
+      param[i] = p;
+    }
+  }
+}
+
+/** AdamW: Adam with decoupled weight decay (parameters shrink by lr * weightDecay each step). */
+export class AdamW extends Adam {
+  protected override readonly decoupled: boolean = true;
+
+  constructor(params: ParamsArg<AdamOptions>, options: Partial<AdamOptions> = {}) {
+    super(params, { weightDecay: 1e-2, ...options });
+  }
+}

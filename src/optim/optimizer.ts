@@ -1,0 +1,203 @@
+// Optimizer: parameter groups, per-parameter state, and the in-place update loop shared by SGD, Adam,
+// AdamW, RMSprop and Adagrad.
+//
+// Updates run outside autodiff on the values themselves: for each parameter the optimizer reads the
+// parameter, its gradient and its state tensors, applies PyTorch's formula element by element (in
+// float64 arithmetic), and writes the results back into the same storages. The parameter tensors keep
+// their identity (modules, tied weights and views see the new values), and one kernel-free loop per
+// parameter is much cheaper than a dozen elementwise ops on the reference backend.
+import { TesseraError, check, fmtShape } from '../core/errors.js';
+import { isFloating, type TypedArray } from '../core/dtype.js';
+import { Tensor } from '../core/tensor.js';
+import { zeros } from '../ops/creation.js';
+import { assignValues } from '../nn/inplace.js';
+
+/** Hyper-parameters every optimizer has. */
+export interface BaseOptions {
+  lr: number;
+}
+
+/** A group of parameters sharing hyper-parameters. */
+export type ParamGroup<O extends BaseOptions> = O & { params: Tensor[]; initialLr?: number };
+
+/** What the constructor accepts: parameters, or groups of parameters with their own options. */
+export type ParamsArg<O extends BaseOptions> = Iterable<Tensor> | Array<Partial<O> & { params: Iterable<Tensor> }>;
+
+/** One parameter's state: tensors shaped like the parameter, and counters. */
+export type ParamState = Record<string, Tensor | number>;
+
+export interface OptimizerStateDict<O extends BaseOptions = BaseOptions> {
+  /** State by parameter index (counted over all groups, in order). */
+  state: Record<string, ParamState>;
+  /** Groups with their options and the indices of their parameters. */
+  paramGroups: Array<O & { params: number[]; initialLr?: number }>;
+}
+
+/** The values a per-element update reads and writes. */
+export interface UpdateContext<O> {
+  group: O;
+  /** Parameter values (written back after the update). */
+  param: Float64Array;
+  /** Gradient values (read only). */
+  grad: Float64Array;
+  /** State arrays by name (written back after the update). */
+  state: Record<string, Float64Array>;
+  /** Scalar counters of this parameter (e.g. step), mutable. */
+  counters: Record<string, number>;
+}
+
+export abstract class Optimizer<O extends BaseOptions> {
+  readonly paramGroups: ParamGroup<O>[] = [];
+  readonly state = new Map<Tensor, ParamState>();
+
+  constructor(params: ParamsArg<O>, readonly defaults: O) {
+    const list = [...(params as Iterable<unknown>)];
+    check(list.length > 0, this.constructor.name, () => 'got an empty parameter list; pass model.parameters().');
+    type GroupArg = Partial<O> & { params: Iterable<Tensor> };
+    const groups = list[0] instanceof Tensor ? [{ params: list as Tensor[] } as unknown as GroupArg] : (list as GroupArg[]);
+    for (const g of groups) this.addParamGroup(g);
+  }
+
+  /** Adds a group; options it does not give come from the defaults. */
+  addParamGroup(group: Partial<O> & { params: Iterable<Tensor> }): void {
+    const params = [...group.params];
+    const seen = new Set(this.paramGroups.flatMap((g) => g.params));
+    params.forEach((p, i) => {
+      check(p instanceof Tensor, this.constructor.name, () => `parameter ${i} of a group is not a tensor.`);
+      check(isFloating(p.dtype) && p.isLeaf, this.constructor.name, () => `parameter ${i} (shape ${fmtShape(p.shape)}, ${p.dtype}) must be a floating-point leaf tensor.`);
+      check(!seen.has(p), this.constructor.name, () => `parameter ${i} (shape ${fmtShape(p.shape)}) appears in more than one group; each parameter belongs to one group.`);
+      seen.add(p);
+    });
+    const merged = { ...this.defaults, ...group, params } as ParamGroup<O>;
+    this.validateOptions(merged);
+    this.paramGroups.push(merged);
+  }
+
+  /** Throws for invalid hyper-parameters (each optimizer checks its own). */
+  protected validateOptions(group: O): void {
+    check(Number.isFinite(group.lr) && group.lr >= 0, this.constructor.name, () => `learning rate ${group.lr} must be a non-negative number.`);
+  }
+
+  /** Sets every parameter's gradient to undefined (PyTorch's set_to_none=True). */
+  zeroGrad(): void {
+    for (const g of this.paramGroups) for (const p of g.params) p.grad = undefined;
+  }
+
+  /** Names of the state tensors this optimizer keeps for a parameter of a group. */
+  protected abstract stateNames(group: O): string[];
+
+  /** Initial value of a state tensor (0 unless overridden, e.g. Adagrad's initial accumulator). */
+  protected initialState(_name: string, _group: O): number {
+    return 0;
+  }
+
+  /** The update of one parameter, on float64 copies of its values. */
+  protected abstract update(ctx: UpdateContext<O>): void;
+
+  /**
+   * One optimization step over every parameter that has a gradient. With a closure, the closure is
+   * called first (it should recompute the loss and gradients) and its loss is returned.
+   */
+  step(closure?: () => number): number | undefined {
+    const loss = closure?.();
+    for (const group of this.paramGroups) {
+      for (const p of group.params) {
+        if (p.grad === undefined) continue;
+        check(p.grad.shape.length === p.shape.length && p.grad.shape.every((d, i) => d === p.shape[i]), this.constructor.name, () =>
+          `the gradient of a parameter has shape ${fmtShape(p.grad!.shape)} but the parameter has ${fmtShape(p.shape)}.`);
+        let st = this.state.get(p);
+        if (st === undefined) {
+          st = {};
+          for (const name of this.stateNames(group)) st[name] = fillLike(p, this.initialState(name, group));
+          this.state.set(p, st);
+        }
+        const stateArrays: Record<string, Float64Array> = {};
+        const counters: Record<string, number> = {};
+        for (const [name, v] of Object.entries(st)) {
+          if (v instanceof Tensor) stateArrays[name] = toFloat64(v.data());
+          else counters[name] = v;
+        }
+        const param = toFloat64(p.data());
+        this.update({ group, param, grad: toFloat64(p.grad.data()), state: stateArrays, counters });
+        assignValues(p, param, `${this.constructor.name}.step`);
+        for (const [name, values] of Object.entries(stateArrays)) {
+          const existing = st[name];
+          if (existing instanceof Tensor) assignValues(existing, values, `${this.constructor.name}.step`);
+          else st[name] = fromFloat64Like(p, values);
+        }
+        for (const [name, v] of Object.entries(counters)) st[name] = v;
+      }
+    }
+    return loss;
+  }
+
+  /** Options and state by parameter index, like torch's optimizer.state_dict(). Tensors are copies. */
+  stateDict(): OptimizerStateDict<O> {
+    const index = new Map<Tensor, number>();
+    const paramGroups = this.paramGroups.map((g) => {
+      const { params, ...options } = g;
+      return { ...(options as unknown as O), params: params.map((p) => { const i = index.size; index.set(p, i); return i; }) };
+    });
+    const state: Record<string, ParamState> = {};
+    for (const [p, st] of this.state) {
+      const i = index.get(p);
+      if (i === undefined) continue;
+      const copy: ParamState = {};
+      for (const [k, v] of Object.entries(st)) copy[k] = v instanceof Tensor ? v.clone() : v;
+      state[String(i)] = copy;
+    }
+    return { state, paramGroups };
+  }
+
+  /** Restores options and state saved by stateDict() into an optimizer over the same parameters. */
+  loadStateDict(sd: OptimizerStateDict<O>): void {
+    const name = `${this.constructor.name}.loadStateDict`;
+    check(sd.paramGroups.length === this.paramGroups.length, name, () =>
+      `the saved optimizer has ${sd.paramGroups.length} parameter groups but this one has ${this.paramGroups.length}; build it with the same groups.`);
+    const params: Tensor[] = [];
+    sd.paramGroups.forEach((saved, gi) => {
+      const mine = this.paramGroups[gi]!;
+      check(saved.params.length === mine.params.length, name, () =>
+        `group ${gi} had ${saved.params.length} parameters when saved but has ${mine.params.length} now; build the optimizer over the same model.`);
+      params.push(...mine.params);
+    });
+    this.state.clear();
+    for (const [key, st] of Object.entries(sd.state)) {
+      const p = params[Number(key)];
+      if (p === undefined) throw new TesseraError(`${name}: state for parameter index ${key}, but there are only ${params.length} parameters.`);
+      const restored: ParamState = {};
+      for (const [k, v] of Object.entries(st)) {
+        if (v instanceof Tensor) {
+          check(v.shape.length === p.shape.length && v.shape.every((d, i) => d === p.shape[i]), name, () =>
+            `state '${k}' of parameter ${key} has shape ${fmtShape(v.shape)} but the parameter has ${fmtShape(p.shape)}.`);
+          const t = zeros(p.shape, { dtype: p.dtype, backend: p.backend });
+          assignValues(t, v, name);
+          restored[k] = t;
+        } else {
+          restored[k] = Number(v);
+        }
+      }
+      this.state.set(p, restored);
+    }
+    sd.paramGroups.forEach((saved, gi) => {
+      const { params: _ignored, ...options } = saved;
+      Object.assign(this.paramGroups[gi]!, options);
+    });
+  }
+}
+
+function toFloat64(values: TypedArray): Float64Array {
+  return values instanceof Float64Array ? values : Float64Array.from(values);
+}
+
+function fillLike(p: Tensor, value: number): Tensor {
+  const t = zeros(p.shape, { dtype: p.dtype, backend: p.backend });
+  if (value !== 0) assignValues(t, new Float64Array(p.size).fill(value));
+  return t;
+}
+
+function fromFloat64Like(p: Tensor, values: Float64Array): Tensor {
+  const t = zeros(p.shape, { dtype: p.dtype, backend: p.backend });
+  assignValues(t, values);
+  return t;
+}

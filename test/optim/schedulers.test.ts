@@ -1,0 +1,84 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import * as t from '../../src/index.js';
+import { Adam, SGD, StepLR, ExponentialLR, CosineAnnealingLR, LinearLR, OneCycleLR, LambdaLR, SequentialLR, warmupCosine, clipGradNorm, clipGradValue, type LRScheduler } from '../../src/optim/index.js';
+import { Parameter } from '../../src/nn/module.js';
+
+const ref = JSON.parse(readFileSync(new URL('./fixtures/optim-reference.json', import.meta.url), 'utf8')) as {
+  schedulers: Record<string, { lr: number[]; momentum: number[] }>;
+};
+
+const param = () => new Parameter(t.zeros([1], { dtype: 'float64' }));
+type Opt = SGD | Adam;
+const cases: Record<string, [() => Opt, (o: Opt) => LRScheduler]> = {
+  step: [() => new SGD([param()], { lr: 0.1, momentum: 0.9 }), (o) => new StepLR(o, 3, 0.5)],
+  exponential: [() => new SGD([param()], { lr: 0.1, momentum: 0.9 }), (o) => new ExponentialLR(o, 0.9)],
+  cosine: [() => new SGD([param()], { lr: 0.1, momentum: 0.9 }), (o) => new CosineAnnealingLR(o, 8, 0.001)],
+  linear: [() => new SGD([param()], { lr: 0.1, momentum: 0.9 }), (o) => new LinearLR(o, 0.1, 1, 4)],
+  onecycle_sgd: [() => new SGD([param()], { lr: 0.1, momentum: 0.9 }), (o) => new OneCycleLR(o, 1, { totalSteps: 20 })],
+  onecycle_adam_linear: [() => new Adam([param()], { lr: 0.1 }), (o) => new OneCycleLR(o, 0.5, { totalSteps: 10, pctStart: 0.4, annealStrategy: 'linear' })],
+};
+
+for (const [name, [makeOpt, makeSched]] of Object.entries(cases)) {
+  test(`${name}: learning rates (and cycled momentum) match PyTorch's`, () => {
+    const opt = makeOpt();
+    const sched = makeSched(opt);
+    const { lr, momentum } = ref.schedulers[name]!;
+    lr.forEach((expected, s) => {
+      const g = opt.paramGroups[0]! as { lr: number; momentum?: number; betas?: [number, number] };
+      assert.ok(Math.abs(g.lr - expected) < 1e-12, `step ${s}: lr ${g.lr} vs ${expected}`);
+      const m = g.betas ? g.betas[0] : g.momentum!;
+      assert.ok(Math.abs(m - momentum[s]!) < 1e-12, `step ${s}: momentum ${m} vs ${momentum[s]}`);
+      sched.step();
+    });
+  });
+}
+
+test('a scheduler restored from its state dict continues the schedule', () => {
+  const opt = new SGD([param()], { lr: 1, momentum: 0.9 });
+  const s = new OneCycleLR(opt, 1, { totalSteps: 10 });
+  for (let i = 0; i < 4; i++) s.step();
+  const saved = s.stateDict();
+  const opt2 = new SGD([param()], { lr: 1, momentum: 0.9 });
+  const s2 = new OneCycleLR(opt2, 1, { totalSteps: 10 });
+  s2.loadStateDict(saved);
+  assert.equal(opt2.paramGroups[0]!.lr, opt.paramGroups[0]!.lr);
+  s.step();
+  s2.step();
+  assert.equal(opt2.paramGroups[0]!.lr, opt.paramGroups[0]!.lr);
+  assert.deepEqual(s2.getLastLr(), s.getLastLr());
+});
+
+test('LambdaLR with warmupCosine warms up linearly then decays; SequentialLR switches at milestones', () => {
+  const opt = new SGD([param()], { lr: 1 });
+  const s = new LambdaLR(opt, warmupCosine(4, 12));
+  const lrs: number[] = [];
+  for (let i = 0; i < 13; i++) { lrs.push(opt.paramGroups[0]!.lr); s.step(); }
+  assert.deepEqual(lrs.slice(0, 4), [0.25, 0.5, 0.75, 1]);
+  assert.ok(Math.abs(lrs[8]! - 0.5) < 1e-12 && lrs[12]! < 1e-12);
+  const opt2 = new SGD([param()], { lr: 1 });
+  const seq = new SequentialLR(opt2, [new LinearLR(opt2, 0.5, 1, 2), new ExponentialLR(opt2, 0.5)], [2]);
+  const got: number[] = [];
+  for (let i = 0; i < 5; i++) { got.push(opt2.paramGroups[0]!.lr); seq.step(); }
+  assert.deepEqual(got, [0.5, 0.75, 1, 0.5, 0.25]);
+});
+
+test('clipGradNorm scales all gradients jointly and returns the norm before clipping; clipGradValue clamps', () => {
+  const a = new Parameter(t.zeros([2], { dtype: 'float64' }));
+  const b = new Parameter(t.zeros([1], { dtype: 'float64' }));
+  a.grad = t.tensor([3, 0], { dtype: 'float64' });
+  b.grad = t.tensor([4], { dtype: 'float64' });
+  const norm = clipGradNorm([a, b], 1);
+  assert.equal(norm, 5);
+  const scale = 1 / (5 + 1e-6);
+  assert.ok(Math.abs((a.grad!.toArray() as number[])[0]! - 3 * scale) < 1e-12 && Math.abs(b.grad!.item() - 4 * scale) < 1e-12);
+  // Below the limit nothing changes.
+  const before = a.grad!;
+  clipGradNorm([a, b], 10);
+  assert.equal(a.grad, before);
+  assert.equal(clipGradNorm([a, b], 10, Infinity), (b.grad!.item()));
+  a.grad = t.tensor([-3, 0.5], { dtype: 'float64' });
+  clipGradValue([a], 1);
+  assert.deepEqual(a.grad!.toArray(), [-1, 0.5]);
+});
