@@ -87,7 +87,12 @@ function perturbed(xs: readonly t.Tensor[], which: number, delta: Float64Array):
   });
 }
 
-const dotAll = (a: t.Tensor, b: t.Tensor): number => a.data().reduce((s, v, i) => s + Number(v) * Number(b.data()[i]), 0);
+function dotAll(a: t.Tensor, b: t.Tensor): number {
+  const x = a.data(), y = b.data();
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += Number(x[i]) * Number(y[i]);
+  return s;
+}
 
 /**
  * Float64 finite-difference checks of f at xs: reverse mode (every input element's gradient of
