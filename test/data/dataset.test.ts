@@ -82,7 +82,7 @@ test('defaultCollate stacks tensors, numbers, tuples and objects', () => {
   const tuple = defaultCollate([[tensor([1]), 7], [tensor([2]), 8]] as Array<[Tensor, number]>);
   assert.deepEqual(tuple[0].toArray(), [[1], [2]]);
   assert.deepEqual(tuple[1].toArray(), [7, 8]);
-  assert.throws(() => stackTensors([tensor([1, 2]), tensor([1, 2, 3])]), /record 1 is a int32 tensor of shape \[3\] but record 0 is int32 \[2\]/);
+  assert.throws(() => stackTensors([tensor([1, 2], { dtype: 'int32' }), tensor([1, 2, 3], { dtype: 'int32' })]), /record 1 is a int32 tensor of shape \[3\] but record 0 is int32 \[2\]/);
 });
 
 test('imageTensorDataset scales bytes and lays images out as NCHW or flat', () => {
