@@ -2,12 +2,25 @@
 // running statistics in place while training, like torch.nn.functional.batch_norm).
 import { isFloating } from '../../core/dtype.js';
 import { check, fmtShape } from '../../core/errors.js';
-import type { Tensor } from '../../core/tensor.js';
+import { Tensor } from '../../core/tensor.js';
 import { noGrad } from '../../autodiff/mode.js';
 import { add, sub, mul, rsqrt, cast } from '../elementwise.js';
 import { mean, sum } from '../reduce.js';
 import { reshape, detach } from '../shape.js';
 import { copy_ } from '../inplace.js';
+
+/**
+ * Whether the argument after the fixed ones is an options object (or absent) rather than the first
+ * of PyTorch's positional parameters: a Tensor, or undefined followed by more arguments.
+ */
+function isOptions<O>(arg: O | Tensor | undefined, argumentCount: number): arg is O | undefined {
+  return !(arg instanceof Tensor) && !(arg === undefined && argumentCount > 3);
+}
+
+/** The object without its undefined entries (so exactOptionalPropertyTypes holds). */
+function withDefined<O extends object>(o: { [K in keyof O]: O[K] | undefined }): O {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as O;
+}
 
 function checkFloat(op: string, x: Tensor): void {
   check(isFloating(x.dtype), op, () => `needs a floating input, got ${x.dtype}; cast it with .float().`);
@@ -34,7 +47,11 @@ export interface LayerNormOptions {
 }
 
 /** (x − mean) / sqrt(var + eps) · weight + bias over the last dims (biased variance, like PyTorch). */
-export function layerNorm(x: Tensor, normalizedShape: readonly number[], opts: LayerNormOptions = {}): Tensor {
+export function layerNorm(x: Tensor, normalizedShape: readonly number[], opts?: LayerNormOptions): Tensor;
+/** PyTorch's positional form: layerNorm(x, normalizedShape, weight, bias, eps). */
+export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight: Tensor | undefined, bias?: Tensor, eps?: number): Tensor;
+export function layerNorm(x: Tensor, normalizedShape: readonly number[], optsOrWeight?: LayerNormOptions | Tensor, bias?: Tensor, eps?: number): Tensor {
+  const opts: LayerNormOptions = isOptions(optsOrWeight, arguments.length) ? optsOrWeight ?? {} : withDefined({ weight: optsOrWeight, bias, eps });
   checkFloat('layerNorm', x);
   const axes = trailingAxes('layerNorm', x, normalizedShape);
   checkAffine('layerNorm', 'weight', opts.weight, normalizedShape);
@@ -56,7 +73,11 @@ export interface RmsNormOptions {
 const machineEpsilon = (x: Tensor): number => (x.dtype === 'float64' ? 2 ** -52 : x.dtype === 'float16' ? 2 ** -10 : x.dtype === 'bfloat16' ? 2 ** -7 : 2 ** -23);
 
 /** x / sqrt(mean(x²) + eps) · weight over the last dims. */
-export function rmsNorm(x: Tensor, normalizedShape: readonly number[], opts: RmsNormOptions = {}): Tensor {
+export function rmsNorm(x: Tensor, normalizedShape: readonly number[], opts?: RmsNormOptions): Tensor;
+/** PyTorch's positional form: rmsNorm(x, normalizedShape, weight, eps). */
+export function rmsNorm(x: Tensor, normalizedShape: readonly number[], weight: Tensor | undefined, eps?: number): Tensor;
+export function rmsNorm(x: Tensor, normalizedShape: readonly number[], optsOrWeight?: RmsNormOptions | Tensor, eps?: number): Tensor {
+  const opts: RmsNormOptions = isOptions(optsOrWeight, arguments.length) ? optsOrWeight ?? {} : withDefined({ weight: optsOrWeight, eps });
   checkFloat('rmsNorm', x);
   const axes = trailingAxes('rmsNorm', x, normalizedShape);
   checkAffine('rmsNorm', 'weight', opts.weight, normalizedShape);
@@ -79,7 +100,19 @@ export interface BatchNormOptions {
  * mean and biased variance and, when running statistics are given, updates them in place (without
  * recording gradients) using the unbiased variance, as PyTorch does. In eval mode it uses them.
  */
-export function batchNorm(x: Tensor, runningMean: Tensor | undefined, runningVar: Tensor | undefined, opts: BatchNormOptions = {}): Tensor {
+export function batchNorm(x: Tensor, runningMean: Tensor | undefined, runningVar: Tensor | undefined, opts?: BatchNormOptions): Tensor;
+/** PyTorch's positional form: batchNorm(x, runningMean, runningVar, weight, bias, training, momentum, eps). */
+export function batchNorm(
+  x: Tensor, runningMean: Tensor | undefined, runningVar: Tensor | undefined,
+  weight: Tensor | undefined, bias?: Tensor, training?: boolean, momentum?: number, eps?: number,
+): Tensor;
+export function batchNorm(
+  x: Tensor, runningMean: Tensor | undefined, runningVar: Tensor | undefined,
+  optsOrWeight?: BatchNormOptions | Tensor, biasArg?: Tensor, trainingArg?: boolean, momentumArg?: number, epsArg?: number,
+): Tensor {
+  const opts: BatchNormOptions = isOptions(optsOrWeight, arguments.length - 1)
+    ? optsOrWeight ?? {}
+    : withDefined({ weight: optsOrWeight, bias: biasArg, training: trainingArg, momentum: momentumArg, eps: epsArg });
   checkFloat('batchNorm', x);
   check(x.rank >= 2, 'batchNorm', () => `input must be [N, C, *], got shape ${fmtShape(x.shape)}.`);
   const c = x.shape[1]!;

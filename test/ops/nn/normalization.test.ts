@@ -102,3 +102,16 @@ test('dropout: identity in eval or p=0; zeros or scales by 1/(1-p); seeded; rate
   d.sum().backward();
   assert.deepEqual(z.grad!.toArray(), Array.from(d.data()));
 });
+
+test("PyTorch's positional forms of layerNorm, rmsNorm and batchNorm equal the options forms", () => {
+  const x = rand64([4, 3, 2], 20, true), w = rand64([3, 2], 21), b = rand64([3, 2], 22);
+  assertClose(t.layerNorm(x, [3, 2], w, b, 1e-3), t.layerNorm(x, [3, 2], { weight: w, bias: b, eps: 1e-3 }), 'layerNorm');
+  assertClose(t.layerNorm(x, [2], undefined, undefined, 0.5), t.layerNorm(x, [2], { eps: 0.5 }), 'layerNorm without affine');
+  assertClose(t.rmsNorm(x, [3, 2], w, 1e-4), t.rmsNorm(x, [3, 2], { weight: w, eps: 1e-4 }), 'rmsNorm');
+  const wc = rand64([3], 23), bc = rand64([3], 24);
+  const rm1 = t.zeros([3], { dtype: 'float64' }), rv1 = t.ones([3], { dtype: 'float64' });
+  const rm2 = t.zeros([3], { dtype: 'float64' }), rv2 = t.ones([3], { dtype: 'float64' });
+  assertClose(t.batchNorm(x, rm1, rv1, wc, bc, true, 0.3, 1e-4), t.batchNorm(x, rm2, rv2, { weight: wc, bias: bc, training: true, momentum: 0.3, eps: 1e-4 }), 'batchNorm');
+  assertClose(rm1, rm2, 'running mean');
+  assertClose(t.batchNorm(x, rm1, rv1, undefined, undefined, false), t.batchNorm(x, rm1, rv1, { training: false }), 'batchNorm eval');
+});
