@@ -165,6 +165,8 @@ async function searchCommand(o: Options): Promise<number> {
       lines.push('', `best: ${plan.describeParallelConfig(best.config)}`);
       lines.push(`  ${s.tokensPerSecond.toFixed(0)} tokens/s, ${(s.modelFlopsPerDevice / 1e12).toFixed(1)} model TFLOP/s per device, MFU ${pct(s.mfu)}, HFU ${pct(s.hfu)} (${s.dtype} peak ${(s.peakPerDevice / 1e12).toFixed(1)} TFLOP/s)`);
       lines.push(`  step ${secs(s.seconds)} = ${Object.entries(s.parts).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${secs(v)}`).join(' + ')}`);
+      const vol = plan.communicationVolumes(m, conv, best.config);
+      lines.push(`  sent per device per step: TP ${plan.formatBytes(vol.tensorParallel, conv.memoryUnit)}, PP ${plan.formatBytes(vol.pipelineParallel, conv.memoryUnit)}, DP ${plan.formatBytes(vol.dataParallel, conv.memoryUnit)}${vol.zero3 > 0 ? `, ZeRO-3 gathers ${plan.formatBytes(vol.zero3, conv.memoryUnit)}` : ''}`);
       lines.push('', formatTable(['memory per device', 'bytes'], memoryRows(best.memory, conv.memoryUnit)));
     }
     lines.push('', 'examples of rejected configurations:');

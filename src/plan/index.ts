@@ -10,6 +10,7 @@ export * from './parallel-config.js';
 export * from './memory.js';
 export * from './collectives.js';
 export * from './step-time.js';
+export * from './comm-volumes.js';
 export * from './pipeline.js';
 export * from './partition.js';
 export * from './op-graph.js';

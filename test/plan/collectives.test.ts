@@ -46,3 +46,17 @@ test('NCCL bus bandwidth factors (nccl-tests doc/PERFORMANCE.md)', () => {
   const { busbw } = ncclBandwidths('all-reduce', 1e10, t, 8);
   assert.ok(Math.abs(busbw / (l.bandwidth * l.efficiency) - 1) < 0.01);
 });
+
+test('per-step volumes: TP 8bsh(t−1)/t elements per layer per micro-batch (Megatron §3.2); ZeRO-3 = 1.5× DP (ZeRO §7)', async () => {
+  const { communicationVolumes, modelPreset, parallelConfig, withConventions } = await import('../../src/plan/index.js');
+  const m = modelPreset('gpt3-175b');
+  const conv = withConventions();
+  const t = 8, b = 1;
+  const v = communicationVolumes(m, conv, parallelConfig({ tp: t, pp: 1, dp: 128, microBatch: b, globalBatch: 128 }));
+  const perLayerElements = (8 * b * m.seqLen * m.hidden * (t - 1)) / t;
+  assert.ok(Math.abs(v.tensorParallel - 2 * perLayerElements * m.layers) < 1);
+  const z0 = communicationVolumes(m, conv, parallelConfig({ tp: 8, pp: 8, dp: 16, globalBatch: 1536 }));
+  const z3 = communicationVolumes(m, conv, parallelConfig({ tp: 8, pp: 8, dp: 16, globalBatch: 1536, zero: 3 }));
+  assert.ok(Math.abs((z3.dataParallel + z3.zero3) / z0.dataParallel - 1.5) < 1e-9);
+  assert.ok(z0.pipelineParallel > 0 && z0.total === z0.tensorParallel + z0.pipelineParallel + z0.dataParallel);
+});
