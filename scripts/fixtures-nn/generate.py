@@ -75,6 +75,7 @@ def conv_cases():
     conv(1, "conv1d padding 'same' dilation 2", rn(1, 3, 7), rn(2, 3, 4), None, 1, 'same', 2, 1)
     conv(2, 'conv2d stride [2,1] pad [1,0] dil [1,2] groups 2 bias', rn(2, 4, 6, 7), rn(6, 2, 3, 2), rn(6), [2, 1], [1, 0], [1, 2], 2)
     conv(2, 'conv2d defaults', rn(1, 3, 5, 5), rn(4, 3, 3, 3))
+    conv(2, "conv2d padding 'same' with an odd total padding (extra on the right)", rn(1, 2, 4, 5), rn(3, 2, 2, 3), rn(3), 1, 'same', [1, 2], 1)
     conv(2, 'conv2d depthwise stride 2 pad 1', rn(2, 4, 5, 6), rn(4, 1, 3, 3), rn(4), 2, 1, 1, 4)
     conv(3, 'conv3d stride [1,2,1] pad [1,0,1] dil [2,1,1] groups 2 bias', rn(1, 4, 4, 5, 4), rn(4, 2, 2, 3, 2), rn(4), [1, 2, 1], [1, 0, 1], [2, 1, 1], 2)
     conv(2, 'conv2d float32 stride 2 pad 1 bias', rn(2, 3, 6, 6, dtype=torch.float32), rn(5, 3, 3, 3, dtype=torch.float32), rn(5, dtype=torch.float32), 2, 1, 1, 1)
@@ -170,6 +171,10 @@ def loss_cases():
                    {'logits': rn(6, 3), 'target': torch.tensor([0, 2, 1, 2, 1, 0])}, {'labelSmoothing': 0.1, 'ignoreIndex': 2}))
     cs.append(case('crossEntropy [N,C,d] targets [N,d]', 'crossEntropy', lambda logits, target: F.cross_entropy(logits, target),
                    {'logits': rn(2, 4, 3), 'target': torch.tensor([[0, 3, 1], [2, 2, 0]])}, {}))
+    cs.append(case('crossEntropy [N,C,d] + weight + ignoreIndex + labelSmoothing', 'crossEntropy',
+                   lambda logits, target, weight: F.cross_entropy(logits, target, weight, ignore_index=1, label_smoothing=0.25),
+                   {'logits': rn(2, 3, 4), 'target': torch.tensor([[0, 1, 2, 2], [1, 1, 0, 2]]), 'weight': torch.rand(3, dtype=torch.float64) + 0.5},
+                   {'ignoreIndex': 1, 'labelSmoothing': 0.25}, {'noGrad': ['weight']}))
     cs.append(case('crossEntropy class probabilities + labelSmoothing', 'crossEntropy',
                    lambda logits, target: F.cross_entropy(logits, target, label_smoothing=0.3),
                    {'logits': rn(3, 5), 'target': F.softmax(rn(3, 5), -1)}, {'labelSmoothing': 0.3}, {'noGrad': ['target']}))
