@@ -51,6 +51,11 @@ export function alignOperands(op: string, xs: TensorLike[], dtype: DType): Tenso
 }
 
 function binaryArith(op: BinaryArithOp, a: TensorLike, b: TensorLike, dtype = resultType(a, b)): Tensor {
+  if (dtype === 'bool') {
+    // PyTorch keeps bool: True + True is True (or), True * False is False (and); subtraction is refused.
+    check(op !== 'sub', 'sub', () => 'subtracting two bool tensors is not supported; to invert a mask use logicalNot(), or cast to int32 first.');
+    return cast(binaryArith(op, cast(toTensor(a), 'int32'), cast(toTensor(b), 'int32'), 'int32'), 'bool');
+  }
   const [x, y] = alignOperands(op, [a, b], dtype);
   return bind(op, [x!, y!], {});
 }
