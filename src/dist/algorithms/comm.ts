@@ -1,0 +1,99 @@
+// The view one collective call has of its group: group-local ranks, typed send/receive, fused
+// receive-and-reduce, and scratch memory. Algorithms see only this, never a transport.
+import type { Deadline } from '../deadline.js';
+import { reduceInto } from '../reduce-kernels.js';
+import type { Transport } from '../transport.js';
+import type { CommArray, DType, ReduceOp } from '../types.js';
+import { allocArray, bytesOf, elementBytes, viewAs } from '../types.js';
+
+/** Reuses scratch buffers between calls so that shared memory is registered with peers once. */
+export class ScratchPool {
+  private readonly free: ArrayBufferLike[] = [];
+  constructor(private readonly transport: Transport) {}
+
+  take(byteLength: number): ArrayBufferLike {
+    let best = -1;
+    for (let i = 0; i < this.free.length; i++) {
+      const b = this.free[i]!;
+      if (b.byteLength >= byteLength && (best < 0 || b.byteLength < this.free[best]!.byteLength)) best = i;
+    }
+    if (best >= 0) return this.free.splice(best, 1)[0]!;
+    // Round up so that the buffers of slightly different sizes can be reused.
+    const size = byteLength <= 64 ? 64 : 2 ** Math.ceil(Math.log2(byteLength));
+    return this.transport.allocate(size);
+  }
+
+  give(buffer: ArrayBufferLike): void {
+    this.free.push(buffer);
+    if (this.free.length > 8) this.free.sort((a, b) => b.byteLength - a.byteLength).pop();
+  }
+}
+
+export class Comm {
+  private readonly taken: ArrayBufferLike[] = [];
+
+  constructor(
+    private readonly transport: Transport,
+    /** Global rank of each group rank. */
+    readonly ranks: readonly number[],
+    /** This caller's rank within the group. */
+    readonly rank: number,
+    readonly dtype: DType,
+    private readonly tag: number,
+    readonly deadline: Deadline,
+    private readonly pool: ScratchPool,
+  ) {}
+
+  get size(): number {
+    return this.ranks.length;
+  }
+
+  send(peer: number, data: CommArray): Promise<void> {
+    return this.transport.send(this.ranks[peer]!, this.tag, bytesOf(data), this.deadline);
+  }
+
+  recvInto(peer: number, dst: CommArray): Promise<void> {
+    const bytes = bytesOf(dst);
+    return this.transport.recv(this.ranks[peer]!, this.tag, bytes.byteLength, (chunk, offset) => bytes.set(chunk, offset), this.deadline);
+  }
+
+  /** Receives a message of dst.length elements and folds it into dst with `op` as it arrives. */
+  recvReduce(peer: number, dst: CommArray, op: ReduceOp): Promise<void> {
+    const es = elementBytes(this.dtype);
+    const dtype = this.dtype;
+    return this.transport.recv(
+      this.ranks[peer]!,
+      this.tag,
+      dst.byteLength,
+      (chunk, offset) => {
+        // Typed views need aligned memory; a chunk from a socket may start anywhere.
+        const aligned = chunk.byteOffset % es === 0 ? chunk : new Uint8Array(chunk);
+        const start = offset / es;
+        reduceInto(dst.subarray(start, start + aligned.byteLength / es), viewAs(dtype, aligned), op);
+      },
+      this.deadline,
+    );
+  }
+
+  /** Sends `out` to `peer` and receives `into` from it at the same time. */
+  async exchange(peer: number, out: CommArray, into: CommArray): Promise<void> {
+    await Promise.all([this.send(peer, out), this.recvInto(peer, into)]);
+  }
+
+  scratch(length: number): CommArray {
+    const buffer = this.pool.take(length * elementBytes(this.dtype));
+    this.taken.push(buffer);
+    return allocArray(this.dtype, length, buffer);
+  }
+
+  copyToScratch(src: CommArray): CommArray {
+    const s = this.scratch(src.length);
+    s.set(src);
+    return s;
+  }
+
+  /** Returns the scratch buffers of this call to the pool. */
+  release(): void {
+    for (const b of this.taken.splice(0)) this.pool.give(b);
+  }
+}

@@ -1,0 +1,20 @@
+// Public surface of the communication layer: process groups, transports, collectives, launcher
+// helpers. Everything here moves Float32Array / Float64Array / Int32Array data.
+export type { CommArray, DType, ReduceOp } from './types.js';
+export { dtypeOf, sharedArray, REDUCE_OPS, DTYPES } from './types.js';
+export { DistError, PeerLostError, DistTimeoutError, GroupClosedError } from './errors.js';
+export type { InitOptions } from './init.js';
+export { initProcessGroup } from './init.js';
+export type { CallOptions } from './process-group.js';
+export { ProcessGroup } from './process-group.js';
+export { Work } from './work.js';
+export type { Algorithm, AlgorithmOf, Collective } from './algorithms/registry.js';
+export { ALGORITHMS } from './algorithms/registry.js';
+export type { CostModel } from './cost-model.js';
+export { predictSeconds, chooseAlgorithm, fitAlphaBeta, DEFAULT_COST_MODEL } from './cost-model.js';
+export type { LaunchEnv } from './env.js';
+export { readLaunchEnv } from './env.js';
+export type { Blocks } from './partition.js';
+export { evenBlocks } from './partition.js';
+export type { SpawnThreadRanksOptions, ThreadRankContext, ThreadRanks, RankOutcome } from './thread/spawn.js';
+export { spawnThreadRanks, runThreadRanks } from './thread/spawn.js';

@@ -1,0 +1,250 @@
+// Ranks as processes connected by TCP, one persistent connection per pair. Rendezvous: rank 0
+// serves the store; every rank listens on an ephemeral port of its bind address, publishes it,
+// connects to the ranks below it and accepts the ranks above it. Every connection starts with a
+// mutual shared-secret handshake; anything else is refused and logged. A connection that closes
+// without the peer's goodbye frame means the peer is lost, which fails every operation.
+import net from 'node:net';
+import type { Socket } from 'node:net';
+import type { Deadline } from '../deadline.js';
+import { remainingMs } from '../deadline.js';
+import { DistError, DistTimeoutError, PeerLostError } from '../errors.js';
+import { PeerTransport } from '../peer-transport.js';
+import { newNonce, proof, proofMatches } from './auth.js';
+import { DataFrameReader, encodeDataHeader, encodeJson, JsonFrameReader, KIND_ABORT, KIND_BYE, KIND_DATA, readOneJson } from './frames.js';
+import { StoreClient, StoreServer } from './store.js';
+
+export interface TcpOptions {
+  rank: number;
+  worldSize: number;
+  masterAddr: string;
+  masterPort: number;
+  /** Address to listen on for peers; see chooseBindAddress. */
+  bindAddr: string | undefined;
+  secret: string;
+  /** Limit for connecting, ms. */
+  timeoutMs: number;
+  log: (message: string) => void;
+  /** Largest message accepted from a peer, bytes (default 2^34). */
+  maxMessageBytes?: number;
+}
+
+const HANDSHAKE_MS = 10_000;
+
+function isLoopback(addr: string): boolean {
+  return addr === 'localhost' || addr === '::1' || addr.startsWith('127.');
+}
+
+/** Loopback unless told otherwise; with a remote master, the interface that reaches it. */
+function chooseBindAddress(o: TcpOptions, store: StoreClient): string {
+  if (o.bindAddr) return o.bindAddr;
+  if (isLoopback(o.masterAddr)) return '127.0.0.1';
+  const local = store.localAddress;
+  if (!local) throw new Error('tcp transport: cannot tell which local address reaches the master; set TESSERA_BIND_ADDR');
+  return local.replace(/^::ffff:/, '');
+}
+
+export class TcpTransport extends PeerTransport {
+  readonly kind = 'tcp' as const;
+  private readonly sockets: (Socket | undefined)[];
+  private closing = false;
+
+  constructor(
+    rank: number,
+    worldSize: number,
+    private readonly server: net.Server,
+    private readonly store: StoreClient,
+    private readonly storeServer: StoreServer | undefined,
+    private readonly maxMessageBytes: number,
+  ) {
+    super(rank, worldSize);
+    this.sockets = new Array<Socket | undefined>(worldSize).fill(undefined);
+    // After rendezvous the store is not needed; losing it alone is not a fault.
+    store.onLost = () => {};
+  }
+
+  /** Takes over an authenticated connection to `peer`; `early` holds bytes read past the handshake. */
+  adopt(peer: number, socket: Socket, early: Buffer): void {
+    this.sockets[peer] = socket;
+    const mailbox = this.mailboxes[peer]!;
+    let saidBye = false;
+    const reader = new DataFrameReader(
+      {
+        begin: (tag, length) => mailbox.begin(tag, length),
+        bye: () => {
+          saidBye = true;
+          mailbox.close(new PeerLostError(peer, 'it closed its process group'));
+        },
+        abort: (lostRank) => {
+          saidBye = true;
+          this.fail(new PeerLostError(lostRank, lostRank === peer ? 'its operation failed' : `rank ${peer} lost it`));
+        },
+      },
+      this.maxMessageBytes,
+      `rank ${peer}`,
+    );
+    const onData = (chunk: Uint8Array) => {
+      try {
+        reader.push(chunk);
+      } catch (err) {
+        const msg = err instanceof Error ? err.message : String(err);
+        this.fail(new PeerLostError(peer, `protocol error on its connection: ${msg}`));
+        socket.destroy();
+      }
+    };
+    if (early.length > 0) onData(early);
+    socket.on('data', onData);
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      if (this.closing || saidBye) return;
+      this.fail(new PeerLostError(peer, 'its connection closed: the process died or the network failed'));
+    });
+  }
+
+  protected sendBytes(peer: number, tag: number, bytes: Uint8Array, deadline: Deadline): Promise<void> {
+    const socket = this.sockets[peer];
+    if (!socket || socket.destroyed) return Promise.reject(new PeerLostError(peer, 'there is no open connection to it'));
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const err = new DistTimeoutError(peer, deadline.operation, deadline.timeoutMs);
+        this.fail(err);
+        reject(err);
+      }, remainingMs(deadline));
+      socket.cork();
+      socket.write(encodeDataHeader(KIND_DATA, tag, bytes.byteLength));
+      // The callback runs once the bytes are handed to the kernel; until then Node reads from `bytes`.
+      socket.write(bytes, (err) => {
+        clearTimeout(timer);
+        if (err) reject(new PeerLostError(peer, `sending to it failed: ${err.message}`));
+        else resolve();
+      });
+      socket.uncork();
+    });
+  }
+
+  protected override onFail(err: Error): void {
+    // Nothing more will be read or written correctly. Tell the peers which rank was lost (so
+    // that all ranks name the same one) and free them from waiting on us.
+    const lost = err instanceof PeerLostError ? err.lostRank : err instanceof DistTimeoutError ? err.waitingFor : this.rank;
+    for (const s of this.sockets) {
+      if (!s || s.destroyed) continue;
+      if (!this.closing) s.write(encodeDataHeader(KIND_ABORT, lost, 0));
+      s.end();
+      setTimeout(() => s.destroy(), 500).unref();
+    }
+    this.server.close();
+    this.storeServer?.close();
+    this.store.close();
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    const ends: Promise<void>[] = [];
+    for (const s of this.sockets) {
+      if (!s || s.destroyed) continue;
+      ends.push(
+        new Promise<void>((resolve) => {
+          s.write(encodeDataHeader(KIND_BYE, 0, 0));
+          s.end(() => resolve());
+          setTimeout(resolve, 1000).unref();
+        }),
+      );
+    }
+    await Promise.all(ends);
+    this.fail(this.closedError());
+    this.server.close();
+    this.storeServer?.close();
+    this.store.close();
+  }
+}
+
+export async function connectTcpTransport(o: TcpOptions): Promise<TcpTransport> {
+  const storeServer = o.rank === 0 ? await StoreServer.listen(o.masterAddr, o.masterPort, o.secret, o.log) : undefined;
+  const store = await StoreClient.connect(o.masterAddr, o.masterPort, o.secret, o.timeoutMs);
+  const bindAddr = chooseBindAddress(o, store);
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => reject(new Error(`tcp transport: cannot listen on ${bindAddr} (${err.code ?? err.message}); set TESSERA_BIND_ADDR to an address of this host`)));
+    server.listen(0, bindAddr, () => resolve());
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  const transport = new TcpTransport(o.rank, o.worldSize, server, store, storeServer, o.maxMessageBytes ?? 2 ** 34);
+
+  // Accept the ranks above us.
+  const expected = new Set<number>();
+  for (let r = o.rank + 1; r < o.worldSize; r++) expected.add(r);
+  const accepted = new Promise<void>((resolve, reject) => {
+    if (expected.size === 0) resolve();
+    const timer = setTimeout(
+      () => reject(new DistError(`tcp transport: rank ${o.rank} heard from no rank among ${[...expected].join(', ')} within ${o.timeoutMs} ms`)),
+      o.timeoutMs,
+    );
+    server.on('connection', (socket) => {
+      void acceptPeer(socket, o, expected).then((result) => {
+        if (!result) return;
+        transport.adopt(result.peer, socket, result.early);
+        if (expected.size === 0) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+  });
+  await store.set(`addr/${o.rank}`, `${bindAddr}:${port}`);
+  // Connect to the ranks below us.
+  await Promise.all(
+    Array.from({ length: o.rank }, async (_, peer) => {
+      const addr = await store.get(`addr/${peer}`);
+      const i = addr.lastIndexOf(':');
+      const { socket, early } = await connectPeer(addr.slice(0, i), Number(addr.slice(i + 1)), peer, o);
+      transport.adopt(peer, socket, early);
+    }),
+  );
+  await accepted;
+  return transport;
+}
+
+async function acceptPeer(socket: Socket, o: TcpOptions, expected: Set<number>): Promise<{ peer: number; early: Buffer } | undefined> {
+  const who = `${socket.remoteAddress}:${socket.remotePort}`;
+  socket.setNoDelay(true);
+  const reader = new JsonFrameReader();
+  const nonce = newNonce();
+  try {
+    socket.write(encodeJson({ nonce }));
+    const hello = (await readOneJson(socket, reader, HANDSHAKE_MS, 'peer handshake')) as { rank?: unknown; nonce?: unknown; proof?: unknown };
+    const peer = hello.rank;
+    if (typeof peer !== 'number' || !proofMatches(o.secret, hello.proof, 'peer', nonce, peer, o.rank)) {
+      throw new Error('it did not prove knowledge of the job secret (TESSERA_SECRET)');
+    }
+    if (!expected.has(peer)) throw new Error(`it claims rank ${peer}, which is not an unconnected rank above ${o.rank}`);
+    if (typeof hello.nonce !== 'string') throw new Error('its hello carried no nonce');
+    expected.delete(peer);
+    socket.write(encodeJson({ proof: proof(o.secret, 'peer-ack', hello.nonce, o.rank) }));
+    return { peer, early: reader.rest() };
+  } catch (err) {
+    o.log(`tessera dist: rank ${o.rank} refused a connection from ${who}: ${err instanceof Error ? err.message : String(err)}`);
+    socket.destroy();
+    return undefined;
+  }
+}
+
+async function connectPeer(host: string, port: number, peer: number, o: TcpOptions): Promise<{ socket: Socket; early: Buffer }> {
+  const socket = await new Promise<Socket>((resolve, reject) => {
+    const s = net.connect({ host, port }, () => resolve(s));
+    s.once('error', (err) => reject(new DistError(`tcp transport: rank ${o.rank} cannot connect to rank ${peer} at ${host}:${port} (${err.message})`)));
+  });
+  socket.setNoDelay(true);
+  const reader = new JsonFrameReader();
+  const challenge = (await readOneJson(socket, reader, HANDSHAKE_MS, `handshake with rank ${peer}`)) as { nonce?: unknown };
+  if (typeof challenge.nonce !== 'string') throw new DistError(`rank ${peer} at ${host}:${port} sent no challenge`);
+  const mine = newNonce();
+  socket.write(encodeJson({ rank: o.rank, nonce: mine, proof: proof(o.secret, 'peer', challenge.nonce, o.rank, peer) }));
+  const ack = (await readOneJson(socket, reader, HANDSHAKE_MS, `handshake with rank ${peer}`)) as { proof?: unknown };
+  if (!proofMatches(o.secret, ack.proof, 'peer-ack', mine, peer)) {
+    socket.destroy();
+    const msg = `the listener at ${host}:${port} did not prove it is rank ${peer} of this job`;
+    o.log(`tessera dist: rank ${o.rank} refused ${msg}`);
+    throw new DistError(`tcp transport: ${msg}`);
+  }
+  return { socket, early: reader.rest() };
+}

@@ -1,0 +1,244 @@
+// Ranks as worker threads of one process, talking through shared memory (see channel.ts).
+// Data that already lives in a SharedArrayBuffer (tessera's scratch buffers, or arrays made
+// with sharedArray()) is read by the receiver in place, so it crosses threads in one copy (or
+// is reduced straight out of the sender's memory); other data is copied through the channel's
+// slots in chunks, which pipelines the sender's and the receiver's copies.
+import type { MessagePort } from 'node:worker_threads';
+import type { Deadline } from '../deadline.js';
+import { remainingMs } from '../deadline.js';
+import { DistError, DistTimeoutError, PeerLostError } from '../errors.js';
+import type { Inbound } from '../mailbox.js';
+import { PeerTransport } from '../peer-transport.js';
+import type { ChannelView } from './channel.js';
+import {
+  firstLostRank, HEAD, RANK_CLOSED, RANK_DEAD, readMeta, SlotKind, slotData, TAIL, viewChannel, waitForChange, wakeAll, writeMeta,
+} from './channel.js';
+import type { ThreadWorld } from './world.js';
+import { OPEN_TRANSPORTS } from './world.js';
+
+/** Below this size a copy through the slots is cheaper than the in-place handshake. */
+const IN_PLACE_MIN_BYTES = 16 * 1024;
+/** Shared buffers registered per peer; past this, further buffers are copied instead. */
+const MAX_SHARED_PER_PEER = 256;
+
+function openSet(): Set<ThreadTransport> {
+  const g = globalThis as unknown as Record<symbol, Set<ThreadTransport> | undefined>;
+  return (g[OPEN_TRANSPORTS] ??= new Set<ThreadTransport>());
+}
+
+export class ThreadTransport extends PeerTransport {
+  readonly kind = 'thread' as const;
+  private readonly outgoing: (ChannelView | undefined)[] = [];
+  private readonly incoming: (ChannelView | undefined)[] = [];
+  private readonly status: Int32Array;
+  private readonly sendChains: Promise<void>[] = [];
+  private closed = false;
+  // Zero-copy bookkeeping: ids of our shared buffers, which peers know them, and theirs.
+  private readonly bufferIds = new WeakMap<SharedArrayBuffer, number>();
+  private nextBufferId = 1;
+  private readonly sharedWith: Set<number>[] = [];
+  private readonly peerBuffers: Map<number, SharedArrayBuffer>[] = [];
+  private readonly bufferWaiters: Map<number, (b: SharedArrayBuffer) => void>[] = [];
+
+  constructor(private readonly world: ThreadWorld) {
+    super(world.rank, world.worldSize);
+    this.status = new Int32Array(world.status);
+    for (let peer = 0; peer < world.worldSize; peer++) {
+      const out = world.channels[world.rank]![peer];
+      const inc = world.channels[peer]![world.rank];
+      this.outgoing.push(out ? viewChannel(out, world.slots, world.slotBytes) : undefined);
+      this.incoming.push(inc ? viewChannel(inc, world.slots, world.slotBytes) : undefined);
+      this.sendChains.push(Promise.resolve());
+      this.sharedWith.push(new Set());
+      this.peerBuffers.push(new Map());
+      this.bufferWaiters.push(new Map());
+      const port = world.ports[peer];
+      if (port) port.on('message', (m: { id: number; buffer: SharedArrayBuffer }) => this.onSharedBuffer(peer, m));
+    }
+    openSet().add(this);
+    for (let peer = 0; peer < world.worldSize; peer++) if (peer !== world.rank) void this.pump(peer);
+  }
+
+  override allocate(byteLength: number): ArrayBufferLike {
+    return new SharedArrayBuffer(byteLength);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    Atomics.compareExchange(this.status, this.rank, 0, RANK_CLOSED);
+    this.fail(this.closedError());
+    wakeAll(this.world.channels);
+    for (const port of this.world.ports) port?.close();
+    openSet().delete(this);
+  }
+
+  /** Marks this rank dead (its user code failed), waking the others so they fail too. */
+  abandon(): void {
+    if (Atomics.compareExchange(this.status, this.rank, 0, RANK_DEAD) === 0) {
+      Atomics.compareExchange(this.status, this.worldSize, 0, this.rank + 1);
+    }
+    void this.close();
+  }
+
+  /** Throws the error that describes why `peer` cannot be waited for any more, if any. */
+  private checkPeers(peer: number): void {
+    if (this.failure) throw this.failure;
+    const lost = firstLostRank(this.status);
+    if (lost >= 0) {
+      const err = new PeerLostError(lost, 'its worker thread stopped before closing the process group');
+      this.fail(err);
+      throw err;
+    }
+    if (Atomics.load(this.status, peer) === RANK_CLOSED) {
+      throw new PeerLostError(peer, 'it closed its process group');
+    }
+  }
+
+  protected sendBytes(peer: number, tag: number, bytes: Uint8Array, deadline: Deadline): Promise<void> {
+    // Messages to one peer go out one after another so that their chunks never interleave.
+    const next = this.sendChains[peer]!.then(() => this.writeMessage(peer, tag, bytes, deadline));
+    this.sendChains[peer] = next.catch(() => {});
+    return next;
+  }
+
+  private async writeMessage(peer: number, tag: number, bytes: Uint8Array, deadline: Deadline): Promise<void> {
+    const ch = this.outgoing[peer]!;
+    const inPlaceId = this.inPlaceId(peer, bytes);
+    if (inPlaceId !== undefined) {
+      const seq = await this.claimSlot(ch, peer, deadline);
+      writeMeta(ch, seq % ch.slots, {
+        kind: SlotKind.InPlace, tag, messageLength: bytes.byteLength, chunkLength: bytes.byteLength, bufferId: inPlaceId, byteOffset: bytes.byteOffset,
+      });
+      this.publish(ch, seq);
+      // The receiver reads our memory; we may not touch it until it has moved past the slot.
+      for (;;) {
+        const tail = Atomics.load(ch.ctrl, TAIL);
+        if (((tail - seq - 1) | 0) >= 0) return;
+        await this.waitOn(ch, TAIL, tail, peer, deadline);
+      }
+    }
+    let offset = 0;
+    do {
+      const n = Math.min(ch.slotBytes, bytes.byteLength - offset);
+      const seq = await this.claimSlot(ch, peer, deadline);
+      const slot = seq % ch.slots;
+      writeMeta(ch, slot, {
+        kind: offset === 0 ? SlotKind.First : SlotKind.Next, tag, messageLength: bytes.byteLength, chunkLength: n, bufferId: 0, byteOffset: 0,
+      });
+      slotData(ch, slot, n).set(bytes.subarray(offset, offset + n));
+      this.publish(ch, seq);
+      offset += n;
+    } while (offset < bytes.byteLength);
+  }
+
+  /** Waits for a free slot and returns its sequence number (the current head). */
+  private async claimSlot(ch: ChannelView, peer: number, deadline: Deadline): Promise<number> {
+    for (;;) {
+      this.checkPeers(peer);
+      const head = Atomics.load(ch.ctrl, HEAD);
+      const tail = Atomics.load(ch.ctrl, TAIL);
+      if (((head - tail) | 0) < ch.slots) return head;
+      await this.waitOn(ch, TAIL, tail, peer, deadline);
+    }
+  }
+
+  private publish(ch: ChannelView, seq: number): void {
+    Atomics.store(ch.ctrl, HEAD, (seq + 1) | 0);
+    Atomics.notify(ch.ctrl, HEAD);
+  }
+
+  private async waitOn(ch: ChannelView, index: number, value: number, peer: number, deadline: Deadline): Promise<void> {
+    this.checkPeers(peer);
+    const ms = remainingMs(deadline);
+    const changed = ms > 0 && (await waitForChange(ch.ctrl, index, value, ms));
+    if (!changed && Atomics.load(ch.ctrl, index) === value && remainingMs(deadline) <= 0) {
+      const err = new DistTimeoutError(peer, deadline.operation, deadline.timeoutMs);
+      this.fail(err);
+      throw err;
+    }
+    this.checkPeers(peer);
+  }
+
+  private inPlaceId(peer: number, bytes: Uint8Array): number | undefined {
+    const buffer = bytes.buffer;
+    if (!(buffer instanceof SharedArrayBuffer) || bytes.byteLength < IN_PLACE_MIN_BYTES) return undefined;
+    let id = this.bufferIds.get(buffer);
+    if (id === undefined) {
+      id = this.nextBufferId++;
+      this.bufferIds.set(buffer, id);
+    }
+    const known = this.sharedWith[peer]!;
+    if (!known.has(id)) {
+      if (known.size >= MAX_SHARED_PER_PEER) return undefined;
+      known.add(id);
+      this.world.ports[peer]!.postMessage({ id, buffer });
+    }
+    return id;
+  }
+
+  private onSharedBuffer(peer: number, m: { id: number; buffer: SharedArrayBuffer }): void {
+    this.peerBuffers[peer]!.set(m.id, m.buffer);
+    const waiter = this.bufferWaiters[peer]!.get(m.id);
+    if (waiter) {
+      this.bufferWaiters[peer]!.delete(m.id);
+      waiter(m.buffer);
+    }
+  }
+
+  private sharedBufferOf(peer: number, id: number): SharedArrayBuffer | Promise<SharedArrayBuffer> {
+    const b = this.peerBuffers[peer]!.get(id);
+    if (b) return b;
+    return new Promise((resolve) => this.bufferWaiters[peer]!.set(id, resolve));
+  }
+
+  /** Drains the channel from `peer` for as long as the transport is open. */
+  private async pump(peer: number): Promise<void> {
+    const ch = this.incoming[peer]!;
+    const mailbox = this.mailboxes[peer]!;
+    let current: Inbound | undefined;
+    let remaining = 0;
+    try {
+      while (!this.closed && !this.failure) {
+        const tail = Atomics.load(ch.ctrl, TAIL);
+        if (Atomics.load(ch.ctrl, HEAD) === tail) {
+          if (firstLostRank(this.status) >= 0) {
+            this.checkPeers(peer);
+          }
+          // A peer publishes its last message before it marks itself closed, so the channel
+          // must be re-checked after seeing the mark.
+          if (Atomics.load(this.status, peer) === RANK_CLOSED && Atomics.load(ch.ctrl, HEAD) === tail) {
+            mailbox.close(new PeerLostError(peer, 'it closed its process group'));
+            return;
+          }
+          await waitForChange(ch.ctrl, HEAD, tail, Infinity);
+          continue;
+        }
+        const slot = tail % ch.slots;
+        const m = readMeta(ch, slot);
+        if (m.kind === SlotKind.InPlace) {
+          const shared = await this.sharedBufferOf(peer, m.bufferId);
+          const inbound = mailbox.begin(m.tag, m.messageLength);
+          if (m.messageLength > 0) inbound.write(new Uint8Array(shared, m.byteOffset, m.messageLength));
+          inbound.end();
+        } else {
+          if (m.kind === SlotKind.First) {
+            current = mailbox.begin(m.tag, m.messageLength);
+            remaining = m.messageLength;
+          }
+          if (!current) throw new DistError(`thread channel from rank ${peer}: a continuation chunk arrived without a message start`);
+          if (m.chunkLength > 0) current.write(slotData(ch, slot, m.chunkLength));
+          remaining -= m.chunkLength;
+          if (remaining <= 0) {
+            current.end();
+            current = undefined;
+          }
+        }
+        Atomics.store(ch.ctrl, TAIL, (tail + 1) | 0);
+        Atomics.notify(ch.ctrl, TAIL);
+      }
+    } catch (err) {
+      this.fail(err instanceof Error ? err : new DistError(String(err)));
+    }
+  }
+}
