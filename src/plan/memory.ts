@@ -151,3 +151,29 @@ export function zeroModelStateBytes(psi: number, stage: 0 | 1 | 2 | 3, nd: numbe
     case 3: return ((2 + 2 + k) * psi) / nd;
   }
 }
+
+export interface Zero3Estimate {
+  /** Bytes per GPU. */
+  gpu: number;
+  /** Bytes of host memory per node. */
+  cpu: number;
+}
+
+/** DeepSpeed's `estimate_zero3_model_states_mem_needs` (deepspeed/runtime/zero/stage3.py, PR
+ * deepspeedai/DeepSpeed#965): model states under ZeRO-3 with 18 B/param, the largest layer
+ * gathered in fp16 with its gradient (4 B/param), and a 1.5× host buffer factor. */
+export function deepspeedZero3Estimate(
+  params: number, largestLayerParams: number, gpusPerNode: number, nodes: number,
+  offload: { params: boolean; optimizer: boolean }, zeroInit = true,
+): Zero3Estimate {
+  const gpus = gpusPerNode * nodes;
+  const largest = 4 * largestLayerParams;
+  if (offload.params && offload.optimizer) {
+    return { gpu: largest, cpu: 18 * params * 1.5 / nodes };
+  }
+  if (offload.optimizer) {
+    return { gpu: largest + (2 * params) / gpus, cpu: 16 * params * 1.5 / nodes };
+  }
+  // Without zero.Init every process first materialises the whole fp32 model on the host.
+  return { gpu: largest + (18 * params) / gpus, cpu: (zeroInit ? largestLayerParams : params) * 4 * gpusPerNode * 1.5 };
+}

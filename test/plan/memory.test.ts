@@ -90,3 +90,24 @@ test('FSDP strategies map onto ZeRO stages; HYBRID_SHARD shards within a node on
   const hybrid = memoryPerDevice(m, conv, parallelConfig({ dp: 64, globalBatch: 64, ...fsdpAsZero('HYBRID_SHARD', 8) }));
   assert.ok(Math.abs(hybrid.optimizer / full.optimizer - 8) < 1e-9);
 });
+
+test("DeepSpeed's ZeRO-3 estimator output for T0_3B on 1 GPU (DeepSpeed memory docs: 2783M params, 65M largest layer)", async () => {
+  const { deepspeedZero3Estimate } = await import('../../src/plan/index.js');
+  const GiB = 2 ** 30;
+  const rows: [boolean, boolean, boolean, number, number][] = [
+    // offload_param, offload_optimizer, zero_init, per CPU GB (GiB), per GPU GB (GiB) as printed
+    [true, true, true, 70.0, 0.25], [false, true, true, 62.23, 5.43], [false, false, true, 0.37, 46.91], [false, false, false, 15.56, 46.91],
+  ];
+  for (const [params, optimizer, zeroInit, cpu, gpu] of rows) {
+    const e = deepspeedZero3Estimate(2783e6, 65e6, 1, 1, { params, optimizer }, zeroInit);
+    // 2783M and 65M are the printed (rounded) counts, hence 0.05 GiB of slack
+    assert.ok(Math.abs(e.cpu / GiB - cpu) < 0.05, `cpu ${e.cpu / GiB} vs ${cpu}`);
+    assert.ok(Math.abs(e.gpu / GiB - gpu) < 0.05, `gpu ${e.gpu / GiB} vs ${gpu}`);
+  }
+  // our memory model agrees with the estimator on the GPU side for a transformer (ZeRO-3, 18 B/param)
+  const m = modelPreset('gpt3-2.7b');
+  const P = countParams(m).total;
+  const largest = Math.max(countParams(m).perLayer, m.vocab * m.hidden);
+  const mem = memoryPerDevice(m, withConventions({ bytesPerParam: 18 }), parallelConfig({ dp: 8, zero: 3, globalBatch: 8 }));
+  assert.ok(Math.abs(mem.weights + mem.gradients + mem.optimizer + mem.temporary - deepspeedZero3Estimate(P, largest, 8, 1, { params: false, optimizer: false }).gpu) < 1);
+});
