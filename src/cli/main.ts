@@ -7,6 +7,7 @@ export type CommandModule = { run(args: string[]): Promise<number> };
 const commands: Record<string, { summary: string; load: () => Promise<CommandModule> }> = {
   plan: { summary: 'plan a training run: memory, FLOPs, comms, pipelines, auto-parallel search', load: () => import('./plan.js') },
   advise: { summary: 'step-by-step advice on how to parallelize a model on a cluster', load: () => import('./advise.js') },
+  run: { summary: 'launch the ranks of a distributed job on this node (like torchrun)', load: () => import('./run.js') },
 };
 
 function usage(): string {
