@@ -5,6 +5,7 @@ import type { Tensor } from '../../core/tensor.js';
 import { bind } from '../dispatch.js';
 import { eq, where } from '../elementwise.js';
 import { reshape, expand, detach } from '../shape.js';
+import { withContext } from './context.js';
 
 export interface EmbeddingOptions {
   /** Rows looked up at this index receive no gradient (their entry stays fixed during training). */
@@ -19,16 +20,15 @@ export function embedding(indices: Tensor, weight: Tensor, opts: EmbeddingOption
   const [rows, dim] = [weight.shape[0]!, weight.shape[1]!];
   const idx = indices.dtype === 'int32' ? indices : bind('cast', [indices], { dtype: 'int32' });
   const flat = reshape(idx, [-1]);
-  for (const v of flat.data()) {
-    check(v >= 0 && v < rows, 'embedding', () => `index ${v} is out of range for a table of ${rows} rows; indices must be in [0, ${rows}).`);
-  }
   let paddingIdx = opts.paddingIdx;
   if (paddingIdx !== undefined) {
     check(Number.isInteger(paddingIdx) && paddingIdx >= -rows && paddingIdx < rows, 'embedding', () =>
       `paddingIdx ${paddingIdx} is out of range for a table of ${rows} rows.`);
     if (paddingIdx < 0) paddingIdx += rows;
   }
-  const picked = bind('gather', [weight, expand(reshape(flat, [-1, 1]), [flat.shape[0]!, dim])], { axis: 0 });
+  // The gather kernel checks the bounds (reading the indices here would make a traced step guard on them).
+  const picked = withContext('embedding', `indices must be in [0, ${rows})`,
+    () => bind('gather', [weight, expand(reshape(flat, [-1, 1]), [flat.shape[0]!, dim])], { axis: 0 }));
   // The padding row's value is returned, but cut off from the gradient.
   const out = paddingIdx === undefined ? picked : where(reshape(eq(flat, paddingIdx), [-1, 1]), detach(picked), picked);
   return reshape(out, [...indices.shape, dim]);

@@ -3,6 +3,7 @@
 // probabilities), mseLoss and binaryCrossEntropyWithLogits (stable for any logit, posWeight).
 import { isFloating } from '../../core/dtype.js';
 import { check, fmtShape } from '../../core/errors.js';
+import { withContext } from './context.js';
 import type { Tensor } from '../../core/tensor.js';
 import { bind } from '../dispatch.js';
 import { add, sub, mul, div, neg, ne, eq, where, cast, log1p, exp, lt, ge } from '../elementwise.js';
@@ -51,8 +52,10 @@ function pickTargets(op: string, input: Tensor, target: Tensor, weight: Tensor |
   const c = input.shape[1]!;
   const ignored = eq(target, ignoreIndex);
   const safe = where(ignored, 0, target); // a valid index where ignored, so gather stays in bounds
-  for (const v of safe.data()) check(v >= 0 && v < c, op, () => `target ${v} is out of range for ${c} classes (targets must be in [0, ${c}) or equal ignoreIndex ${ignoreIndex}).`);
-  const picked = squeeze(bind('gather', [input, unsqueeze(safe, 1)], { axis: 1 }), 1);
+  // Bounds are checked by the gather kernel, not by reading the targets here: a read would make a
+  // traced (jit) step guard on the target values and retrace for every batch.
+  const picked = squeeze(withContext(op, `targets must be in [0, ${c}) or equal ignoreIndex ${ignoreIndex}`,
+    () => bind('gather', [input, unsqueeze(safe, 1)], { axis: 1 })), 1);
   let w: Tensor = cast(ne(target, ignoreIndex), input.dtype);
   if (weight !== undefined) {
     check(weight.rank === 1 && weight.shape[0] === c, op, () => `weight must have shape [${c}] (one per class), got ${fmtShape(weight.shape)}.`);
