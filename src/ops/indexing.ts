@@ -61,6 +61,9 @@ export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
   }
   const a = normalizeAxis(axis, x.rank, 'indexSelect');
   const k = idx.size;
+  const n = x.shape[a]!;
+  const bad = idx.data().find((v) => v < 0 || v >= n);
+  check(bad === undefined, 'indexSelect', () => `index ${bad} is out of range for axis ${axis} of size ${n} (shape ${fmtShape(x.shape)}); indices must be in [0, ${n}).`);
   const shape = x.shape.map((d, i) => (i === a ? k : d));
   // Broadcast the index across the other axes (a stride-0 view, no copy) and gather.
   const along = reshape(idx, x.shape.map((_, i) => (i === a ? k : 1)));

@@ -1,0 +1,110 @@
+// Memory: dispose() releases a tensor's reference, storages are freed with their last view, scopes
+// dispose what they created except what they return, memoryScope works with `using`, and
+// memoryStats counts live tensors, storages and bytes. (FinalizationRegistry callbacks only run
+// between tasks, so the counts below are stable within each synchronous test body.)
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as t from '../../src/index.js';
+import { forEachBackend } from '../helpers/backends.js';
+import { assertThrowsWith } from '../helpers/close.js';
+
+forEachBackend('memory', () => {
+  it('memoryStats counts tensors, storages and bytes; views share a storage', () => {
+    const before = t.memoryStats();
+    const x = t.zeros([4, 8], { dtype: 'float64' });
+    const v = x.T;
+    const y = t.ones([10], { dtype: 'int32' });
+    const mid = t.memoryStats();
+    assert.equal(mid.liveTensors - before.liveTensors, 3);
+    assert.equal(mid.liveStorages - before.liveStorages, 2, 'the view adds a tensor, not a storage');
+    assert.equal(mid.liveBytes - before.liveBytes, 4 * 8 * 8 + 10 * 4);
+    assert.ok(mid.peakBytes >= mid.liveBytes);
+    x.dispose();
+    assert.equal(t.memoryStats().liveStorages - before.liveStorages, 2, 'the storage lives while a view does');
+    assert.deepEqual(v.shape, [8, 4]);
+    const total = v.sum();
+    assert.equal(total.item(), 0, 'the view is still readable');
+    for (const z of [v, y, total]) z.dispose();
+    const after = t.memoryStats();
+    assert.equal(after.liveStorages, before.liveStorages);
+    assert.equal(after.liveBytes, before.liveBytes);
+    assert.equal(after.liveTensors, before.liveTensors);
+  });
+
+  it('float16 and bfloat16 are counted at 2 bytes per element', () => {
+    const before = t.memoryStats().liveBytes;
+    const h = t.zeros([5], { dtype: 'float16' });
+    const b = t.zeros([3], { dtype: 'bfloat16' });
+    assert.equal(t.memoryStats().liveBytes - before, 16);
+    h.dispose();
+    b.dispose();
+  });
+
+  it('using a disposed tensor raises an error naming the op, the shape and the dtype', () => {
+    const x = t.ones([2, 3]);
+    x.dispose();
+    x.dispose(); // idempotent
+    assert.equal(x.isDisposed, true);
+    assertThrowsWith(() => x.add(1), 'add', 'disposed', '[2, 3]', 'float32');
+    assertThrowsWith(() => x.data(), 'data', 'disposed');
+    assertThrowsWith(() => x.sum(), 'sum', 'disposed');
+    assert.match(x.toString(), /disposed/);
+  });
+
+  it('scope disposes what it created except what it returns (arrays, objects, Maps), and nests', () => {
+    const outside = t.ones([2]);
+    let inner: t.Tensor | undefined;
+    const before = t.memoryStats().liveTensors;
+    const result = t.scope(() => {
+      inner = outside.mul(2);
+      const kept = t.keep(outside.mul(5));
+      const nested = t.scope(() => {
+        const tmp = outside.add(1);
+        return { value: tmp.mul(3), list: [tmp] };
+      });
+      assert.equal(nested.list[0]!.isDisposed, false, 'returned from the inner scope');
+      return { a: inner.add(1), pair: [nested.value, new Map([['k', kept]])] as const };
+    });
+    assert.equal(inner!.isDisposed, true);
+    assert.equal(outside.isDisposed, false, 'tensors created before the scope are untouched');
+    assert.equal(result.a.isDisposed, false);
+    assert.deepEqual(result.a.toArray(), [3, 3]);
+    assert.equal(result.pair[0].isDisposed, false, 'returned from the inner scope, then from the outer scope');
+    assert.deepEqual(result.pair[1].get('k')!.toArray(), [5, 5]);
+    // a, nested.value and kept survive; nested.list[0] was returned by the inner scope only.
+    assert.equal(t.memoryStats().liveTensors - before, 3);
+  });
+
+  it('scope disposes its tensors when fn throws, and supports async functions', async () => {
+    let made: t.Tensor | undefined;
+    assert.throws(() => t.scope(() => { made = t.ones([1]); throw new Error('boom'); }), /boom/);
+    assert.equal(made!.isDisposed, true);
+    const out = await t.scope(async () => {
+      made = t.ones([2]);
+      await new Promise((r) => setTimeout(r, 1));
+      return made.add(1);
+    });
+    assert.equal(made.isDisposed, true);
+    assert.deepEqual(out.toArray(), [2, 2]);
+  });
+
+  it('memoryScope works with `using` and can keep tensors', () => {
+    let temp: t.Tensor;
+    let kept: t.Tensor;
+    {
+      using s = t.memoryScope();
+      temp = t.ones([3]);
+      kept = s.keep(temp.mul(2));
+      assert.equal(temp.isDisposed, false);
+    }
+    assert.equal(temp.isDisposed, true);
+    assert.equal(kept.isDisposed, false);
+    assert.deepEqual(kept.toArray(), [2, 2, 2]);
+    assert.equal(typeof Symbol.dispose, 'symbol');
+    {
+      using x = t.ones([2]);
+      temp = x;
+    }
+    assert.equal(temp.isDisposed, true, 'a tensor is itself disposable');
+  });
+});
