@@ -1,0 +1,149 @@
+// fp32 matmul throughput of the wasm backend's generated SGEMM.
+//   node --import tsx bench/matmul.ts [--quick] [--threads=1,2] [--sizes=128,256] [--tune] [--out=FILE]
+// Writes bench/results/matmul-tessera.json (medians, GFLOP/s, the idle check before and after,
+// the config used, and this machine's estimated 128-bit SIMD peak).
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { WasmHeap } from '../src/backend/wasm/memory.js';
+import { ThreadPool } from '../src/backend/wasm/threads.js';
+import { createNodeThreadPool } from '../src/backend/wasm/node-workers.js';
+import { WasmMatmul, rowMajorOperand } from '../src/backend/wasm/matmul.js';
+import { DEFAULT_MATMUL_CONFIG, matmulConfigKey, type MatmulConfig } from '../src/backend/wasm/matmul-config.js';
+import { checkIdle, machineDescription, type IdleCheck } from './idle-check.js';
+
+interface Shape { name: string; m: number; n: number; k: number }
+
+const args = new Map(process.argv.slice(2).map((a) => {
+  const [key, value] = a.replace(/^--/, '').split('=');
+  return [key!, value ?? 'true'] as const;
+}));
+const quick = args.has('quick');
+const threadCounts = (args.get('threads') ?? '1,2').split(',').map(Number);
+const squareSizes = (args.get('sizes') ?? (quick ? '256,1024' : '128,256,512,1024,2048')).split(',').map(Number);
+const outFile = args.get('out') ?? 'bench/results/matmul-tessera.json';
+
+const shapes: Shape[] = squareSizes.map((n) => ({ name: `square ${n}`, m: n, n, k: n }));
+if (!quick && !args.has('sizes')) {
+  // Transformer-shaped products at batch×seq = 1024, d = 768: QKV/out projections and the MLP.
+  shapes.push({ name: 'proj 1024x768x768', m: 1024, n: 768, k: 768 });
+  shapes.push({ name: 'mlp-up 1024x768x3072', m: 1024, n: 3072, k: 768 });
+  shapes.push({ name: 'mlp-down 1024x3072x768', m: 1024, n: 768, k: 3072 });
+}
+
+const heap = new WasmHeap({ initialBytes: 128 * 2 ** 20 });
+const pools = new Map<number, ThreadPool>();
+for (const t of threadCounts) pools.set(t, t === 1 ? new ThreadPool(heap, { threads: 1 }) : createNodeThreadPool(heap, { threads: t }));
+
+function fillRandom(ptr: number, count: number): void {
+  const f = heap.f32;
+  let s = 1234567;
+  for (let i = 0; i < count; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    f[ptr / 4 + i] = s / 2 ** 32 - 0.5;
+  }
+}
+
+/** A quick correctness check against a float64 reference before timing anything. */
+function sanityCheck(mm: WasmMatmul, config: MatmulConfig): void {
+  const [m, n, k] = [67, 45, 300];
+  const a = heap.alloc(m * k * 4), b = heap.alloc(k * n * 4), c = heap.alloc(m * n * 4);
+  fillRandom(a, m * k);
+  fillRandom(b, k * n);
+  mm.run({ m, n, k, a: rowMajorOperand(a, m, k), b: rowMajorOperand(b, k, n), c: rowMajorOperand(c, m, n) }, config);
+  const f = heap.f32;
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
+    let s = 0;
+    for (let p = 0; p < k; p++) s += f[a / 4 + i * k + p]! * f[b / 4 + p * n + j]!;
+    if (Math.abs(s - f[c / 4 + i * n + j]!) > 1e-4) throw new Error(`sanity check failed at (${i}, ${j}): ${f[c / 4 + i * n + j]} vs ${s}`);
+  }
+  heap.free(a); heap.free(b); heap.free(c);
+}
+
+interface Timing { medianMs: number; minMs: number; runs: number; gflops: number }
+
+function time(mm: WasmMatmul, s: Shape, config: MatmulConfig, budgetMs: number): Timing {
+  const a = heap.alloc(s.m * s.k * 4), b = heap.alloc(s.k * s.n * 4), c = heap.alloc(s.m * s.n * 4);
+  fillRandom(a, s.m * s.k);
+  fillRandom(b, s.k * s.n);
+  const run = () => mm.run({ m: s.m, n: s.n, k: s.k, a: rowMajorOperand(a, s.m, s.k), b: rowMajorOperand(b, s.k, s.n), c: rowMajorOperand(c, s.m, s.n) }, config);
+  // Warm-up: the first calls run V8's baseline (Liftoff) code until the optimised tier is ready.
+  const warmStart = performance.now();
+  for (let i = 0; i < 3 || performance.now() - warmStart < budgetMs / 3; i++) run();
+  const times: number[] = [];
+  const start = performance.now();
+  while (times.length < 5 || (performance.now() - start < budgetMs && times.length < 200)) {
+    const t = performance.now();
+    run();
+    times.push(performance.now() - t);
+  }
+  heap.free(a); heap.free(b); heap.free(c);
+  times.sort((x, y) => x - y);
+  const medianMs = times[times.length >> 1]!;
+  return { medianMs, minMs: times[0]!, runs: times.length, gflops: (2 * s.m * s.n * s.k) / medianMs / 1e6 };
+}
+
+async function main(): Promise<void> {
+  const machine = machineDescription();
+  const idleBefore: IdleCheck = await checkIdle(2);
+  console.log(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}`);
+  console.log(`idle check before: ${idleBefore.verdict}; loadavg ${idleBefore.loadavg1}; ~${idleBefore.estimatedGHz.toFixed(2)} GHz`);
+  // 128-bit SIMD peak per core: 4 lanes × (1 mul + 1 add, or 1 FMA) × 2 pipes.
+  const peakPerCore = 16 * idleBefore.estimatedGHz;
+  const config: MatmulConfig = args.has('config') ? { ...DEFAULT_MATMUL_CONFIG, ...JSON.parse(args.get('config')!) } : DEFAULT_MATMUL_CONFIG;
+
+  const results: Array<Record<string, unknown>> = [];
+  const budget = quick ? 400 : 1000;
+  for (const [threads, pool] of pools) {
+    const mm = new WasmMatmul(heap, pool, config);
+    sanityCheck(mm, config);
+    for (const s of shapes) {
+      const t = time(mm, s, config, budget);
+      const fractionOfPeak = t.gflops / (peakPerCore * threads);
+      results.push({ name: s.name, m: s.m, n: s.n, k: s.k, threads, ...t, fractionOfPeak });
+      console.log(`${s.name.padEnd(26)} threads ${threads}  ${t.gflops.toFixed(1).padStart(6)} GFLOP/s  median ${t.medianMs.toFixed(2)} ms  (${t.runs} runs, ${(100 * fractionOfPeak).toFixed(0)}% of est. 128-bit peak)`);
+    }
+  }
+
+  let tuning: Array<Record<string, unknown>> | undefined;
+  if (args.has('tune')) {
+    // A small search over tile shapes and blocking; the compiler's autotuner will own this later.
+    const candidates: MatmulConfig[] = [];
+    for (const [mr, nr] of [[4, 8], [2, 16], [3, 8], [6, 8]] as const) {
+      for (const kc of [128, 256, 384]) for (const mc of [64, 128]) for (const unroll of [2, 4]) {
+        if (mc % mr === 0) candidates.push({ mr, nr, kc, mc, nc: 1024, unroll });
+      }
+    }
+    const mm = new WasmMatmul(heap, pools.get(1) ?? new ThreadPool(heap, { threads: 1 }));
+    const shape: Shape = { name: 'square 512', m: 512, n: 512, k: 512 };
+    tuning = [];
+    for (const c of candidates) {
+      const t = time(mm, shape, c, 250);
+      tuning.push({ config: matmulConfigKey(c), ...c, gflops: t.gflops, medianMs: t.medianMs });
+      console.log(`tune ${matmulConfigKey(c).padEnd(34)} ${t.gflops.toFixed(1)} GFLOP/s`);
+    }
+    tuning.sort((x, y) => (y.gflops as number) - (x.gflops as number));
+    console.log(`best: ${tuning[0]!.config} ${(tuning[0]!.gflops as number).toFixed(1)} GFLOP/s`);
+  }
+
+  const idleAfter = await checkIdle(2);
+  console.log(`idle check after: ${idleAfter.verdict}; loadavg ${idleAfter.loadavg1}`);
+  const report = {
+    library: 'tessera (wasm SIMD SGEMM)',
+    date: new Date().toISOString(),
+    command: `node --import tsx bench/matmul.ts ${process.argv.slice(2).join(' ')}`.trim(),
+    machine,
+    idleBefore,
+    idleAfter,
+    config: { ...config, key: matmulConfigKey(config) },
+    peak: { per128BitCoreGflops: peakPerCore, assumption: '16 flops/cycle/core (4 f32 lanes × mul+add × 2 pipes) at the estimated clock' },
+    results,
+    ...(tuning ? { tuning } : {}),
+  };
+  mkdirSync(dirname(outFile), { recursive: true });
+  writeFileSync(outFile, `${JSON.stringify(report, null, 2)}\n`);
+  console.log(`wrote ${outFile}`);
+  for (const p of pools.values()) p.dispose();
+}
+
+await main();

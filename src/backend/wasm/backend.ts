@@ -1,0 +1,277 @@
+// The wasm backend: tensor storages live in one WebAssembly memory (WasmHeap) shared with a
+// pool of worker threads; matmul and the elementwise ops whose SIMD result equals the reference
+// run generated kernels; every other primitive runs the cpu reference kernel directly on views
+// of the heap (no copy of the inputs) and copies its result in.
+//
+// Platform-neutral: Node's worker threads come in through node.ts.
+
+import { Storage, registerBackend, type Backend, type Kernel, type KernelInput, type OutputInfo } from '../backend.js';
+import { cpuBackend, roundToFormat } from '../cpu/backend.js';
+import { allocStorage, type DType, type TypedArray } from '../../core/dtype.js';
+import { sizeOf } from '../../core/shape.js';
+import { gatherStrided } from '../../core/tensor.js';
+import type { PrimitiveName } from '../../ops/primitives.js';
+import { scatterStrided } from '../cpu/strided.js';
+import { WasmHeap, type WasmHeapOptions } from './memory.js';
+import { ThreadPool, type WorkerSpawner } from './threads.js';
+import { WasmMatmul } from './matmul.js';
+import type { MatmulConfig } from './matmul-config.js';
+import { WasmElementwise } from './elementwise.js';
+import { planRows, forEachRow } from './strided-rows.js';
+
+/** What a wasm storage's `handle` holds. */
+export interface WasmBuffer {
+  /** Byte address in the heap. */
+  readonly ptr: number;
+  readonly byteLength: number;
+  freed: boolean;
+}
+
+export interface WasmBackendOptions {
+  heap?: WasmHeapOptions;
+  /** Threads including the calling one (default 1 here; node.ts defaults to the CPU count). */
+  threads?: number;
+  spawner?: WorkerSpawner;
+  matmulConfig?: MatmulConfig;
+  /** Registry name (default 'wasm'). */
+  name?: string;
+}
+
+type ArrayConstructorOf = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): TypedArray; BYTES_PER_ELEMENT: number };
+
+/** Elements of each dtype are stored like the cpu backend stores them (float16/bfloat16 as f32). */
+function arrayClass(dtype: DType): ArrayConstructorOf {
+  return allocStorage(dtype, 0).constructor as unknown as ArrayConstructorOf;
+}
+
+export class WasmBackend implements Backend {
+  readonly name: string;
+  readonly heap: WasmHeap;
+  private currentPool: ThreadPool;
+  private currentMatmul: WasmMatmul;
+  private readonly elementwise: WasmElementwise;
+  private readonly kernels = new Map<PrimitiveName, Kernel<PrimitiveName>>();
+  /** Per primitive: calls served by a wasm kernel, and calls that ran the cpu reference on heap views. */
+  readonly kernelCalls = new Map<PrimitiveName, { wasm: number; reference: number }>();
+
+  constructor(options: WasmBackendOptions = {}) {
+    this.name = options.name ?? 'wasm';
+    this.heap = new WasmHeap(options.heap);
+    this.currentPool = new ThreadPool(this.heap, { threads: options.threads ?? 1, spawner: options.spawner });
+    this.currentMatmul = new WasmMatmul(this.heap, this.currentPool, options.matmulConfig);
+    this.elementwise = new WasmElementwise(this.heap);
+  }
+
+  get pool(): ThreadPool {
+    return this.currentPool;
+  }
+
+  /** The SGEMM driver (its `config` may be changed, e.g. by an autotuner). */
+  get matmul(): WasmMatmul {
+    return this.currentMatmul;
+  }
+
+  /**
+   * Replaces the thread pool (threads including the calling one). Storages are unaffected; the
+   * kernels are compiled again for the new pool on first use.
+   */
+  setThreads(threads: number, spawner?: WorkerSpawner): void {
+    const pool = new ThreadPool(this.heap, { threads, spawner });
+    const config = this.currentMatmul.config;
+    this.currentPool.dispose();
+    this.currentPool = pool;
+    this.currentMatmul = new WasmMatmul(this.heap, pool, config);
+  }
+
+  private bufferOf(storage: Storage): WasmBuffer {
+    if (storage.backend !== this) {
+      throw new Error(`${this.name} backend: got a storage of backend '${storage.backend.name}'; move the tensor with .to('${this.name}') first`);
+    }
+    const buffer = storage.handle as WasmBuffer;
+    if (buffer.freed) throw new Error(`${this.name} backend: storage used after it was freed (dispose() was called on every tensor over it)`);
+    return buffer;
+  }
+
+  /** Byte address of a storage's element 0. */
+  addressOf(storage: Storage): number {
+    return this.bufferOf(storage).ptr;
+  }
+
+  /** A fresh storage; contents unspecified unless `zero`. */
+  allocUninitialized(dtype: DType, size: number, zero = false): Storage {
+    const byteLength = size * arrayClass(dtype).BYTES_PER_ELEMENT;
+    const ptr = this.heap.alloc(byteLength);
+    if (zero) this.heap.u8.fill(0, ptr, ptr + byteLength);
+    const buffer: WasmBuffer = { ptr, byteLength, freed: false };
+    return new Storage(this, buffer, dtype, size);
+  }
+
+  alloc(dtype: DType, size: number): Storage {
+    return this.allocUninitialized(dtype, size, true);
+  }
+
+  fromArray(dtype: DType, data: TypedArray): Storage {
+    const storage = this.allocUninitialized(dtype, data.length);
+    const view = this.readAll(storage);
+    view.set(data);
+    roundToFormat(dtype, view);
+    return storage;
+  }
+
+  /**
+   * A view of the storage's elements in the heap (no copy). It stays valid until the storage is
+   * freed, and, with an unshared memory, until the next allocation (growth replaces the buffer).
+   */
+  readAll(storage: Storage): TypedArray {
+    const { ptr } = this.bufferOf(storage);
+    const Cls = arrayClass(storage.dtype);
+    return new Cls(this.heap.memory.buffer, ptr, storage.size);
+  }
+
+  writeStrided(dst: KernelInput, src: TypedArray): void {
+    const view = this.readAll(dst.storage);
+    const rounded = dst.dtype === 'float16' || dst.dtype === 'bfloat16' ? Float32Array.from(src) : src;
+    roundToFormat(dst.dtype, rounded);
+    scatterStrided(view, dst.shape, dst.strides, dst.offset, rounded);
+  }
+
+  free(storage: Storage): void {
+    const buffer = storage.handle as WasmBuffer;
+    if (buffer.freed) return;
+    buffer.freed = true;
+    this.heap.free(buffer.ptr);
+  }
+
+  kernel<P extends PrimitiveName>(prim: P): Kernel<P> {
+    let k = this.kernels.get(prim);
+    if (k === undefined) {
+      k = (this.ownKernel(prim) ?? this.cpuOnViews(prim)) as Kernel<PrimitiveName>;
+      this.kernels.set(prim, k);
+    }
+    return k as unknown as Kernel<P>;
+  }
+
+  private count(prim: PrimitiveName, path: 'wasm' | 'reference'): void {
+    let c = this.kernelCalls.get(prim);
+    if (c === undefined) this.kernelCalls.set(prim, (c = { wasm: 0, reference: 0 }));
+    c[path]++;
+  }
+
+  /** Stops the worker threads; later work runs on the calling thread. Storages stay usable. */
+  stopThreads(): void {
+    this.setThreads(1);
+  }
+
+  private ownKernel(prim: PrimitiveName): Kernel<PrimitiveName> | undefined {
+    if (prim === 'matmul') {
+      const fallback = this.cpuOnViews('matmul');
+      const k: Kernel<'matmul'> = (inputs, attrs, out) => {
+        const result = this.matmulKernel(inputs, out);
+        if (result === undefined) return fallback(inputs, attrs, out);
+        this.count('matmul', 'wasm');
+        return result;
+      };
+      return k as unknown as Kernel<PrimitiveName>;
+    }
+    if (prim === 'contiguous') {
+      return ((inputs, _attrs, out) => {
+        this.count(prim, 'wasm');
+        return this.contiguousKernel(inputs[0]!, out);
+      }) as Kernel<PrimitiveName>;
+    }
+    if (this.elementwise.handles(prim)) {
+      const fallback = this.cpuOnViews(prim);
+      return ((inputs, attrs, out) => {
+        const result = this.elementwiseKernel(prim, inputs, out);
+        if (result === undefined) return fallback(inputs, attrs, out);
+        this.count(prim, 'wasm');
+        return result;
+      }) as Kernel<PrimitiveName>;
+    }
+    return undefined;
+  }
+
+  /** The cpu reference kernel run over views of the heap; its result is copied into the heap. */
+  private cpuOnViews<P extends PrimitiveName>(prim: P): Kernel<P> {
+    const cpuKernel = cpuBackend.kernel(prim)!;
+    return (inputs, attrs, out) => {
+      this.count(prim, 'reference');
+      const views: KernelInput[] = inputs.map((t) => ({
+        storage: new Storage(cpuBackend, this.readAll(t.storage), t.storage.dtype, t.storage.size),
+        dtype: t.dtype, shape: t.shape, strides: t.strides, offset: t.offset,
+      }));
+      const result = cpuKernel(views, attrs, out);
+      return this.fromArray(out.dtype, result.handle as TypedArray);
+    };
+  }
+
+  private contiguousKernel(x: KernelInput, out: OutputInfo): Storage {
+    const n = sizeOf(out.shape);
+    const storage = this.allocUninitialized(out.dtype, n);
+    // Both views are taken after the allocation (growth would replace an unshared buffer).
+    gatherStrided(this.readAll(x.storage), x.shape, x.strides, x.offset, this.readAll(storage));
+    return storage;
+  }
+
+  /** matmul on float32 through the generated SGEMM; undefined for other dtypes. */
+  private matmulKernel(inputs: readonly KernelInput[], out: OutputInfo): Storage | undefined {
+    const [a, b] = inputs as [KernelInput, KernelInput];
+    if (a.dtype !== 'float32' || b.dtype !== 'float32') return undefined;
+    const r = a.shape.length;
+    const m = a.shape[r - 2]!, k = a.shape[r - 1]!, n = b.shape[r - 1]!;
+    const c = this.allocUninitialized('float32', sizeOf(out.shape));
+    if (m === 0 || n === 0 || sizeOf(out.shape) === 0) return c;
+    const batchShape = a.shape.slice(0, -2);
+    const cBatchStrides: number[] = [];
+    for (let d = batchShape.length - 1, s = m * n; d >= 0; d--) {
+      cBatchStrides[d] = s;
+      s *= batchShape[d]!;
+    }
+    // Batch dimensions that walk like one are merged; the rest are looped over here.
+    const plan = planRows(batchShape, [a.strides.slice(0, -2), b.strides.slice(0, -2), cBatchStrides]);
+    const aPtr = this.addressOf(a.storage), bPtr = this.addressOf(b.storage), cPtr = this.addressOf(c);
+    forEachRow(plan, [a.offset, b.offset, 0], ([ao, bo, co]) => {
+      this.matmul.run({
+        m, n, k, batch: plan.rowLength,
+        a: { ptr: aPtr + 4 * ao!, rowStride: a.strides[r - 2]!, colStride: a.strides[r - 1]!, batchStride: plan.innerStrides[0]! },
+        b: { ptr: bPtr + 4 * bo!, rowStride: b.strides[r - 2]!, colStride: b.strides[r - 1]!, batchStride: plan.innerStrides[1]! },
+        c: { ptr: cPtr + 4 * co!, rowStride: n, colStride: 1, batchStride: plan.innerStrides[2]! },
+      });
+    });
+    return c;
+  }
+
+  /** SIMD elementwise on float32 rows; undefined when the layout or dtype does not fit. */
+  private elementwiseKernel(prim: PrimitiveName, inputs: readonly KernelInput[], out: OutputInfo): Storage | undefined {
+    if (out.dtype !== 'float32' || inputs.some((t) => t.dtype !== 'float32')) return undefined;
+    const n = sizeOf(out.shape);
+    const outStrides: number[] = [];
+    for (let d = out.shape.length - 1, s = 1; d >= 0; d--) {
+      outStrides[d] = s;
+      s *= out.shape[d]!;
+    }
+    const plan = planRows(out.shape, [outStrides, ...inputs.map((t) => t.strides)]);
+    // Each input must walk its rows contiguously or stay on one value; short rows are not worth a call each.
+    if (plan.innerStrides.slice(1).some((s) => s !== 0 && s !== 1)) return undefined;
+    if (plan.rowLength < 16 && n > plan.rowLength) return undefined;
+    const storage = this.allocUninitialized('float32', n);
+    const ptrs = [this.addressOf(storage), ...inputs.map((t) => this.addressOf(t.storage))];
+    const run = this.elementwise.rowFunction(prim, plan.innerStrides.slice(1));
+    forEachRow(plan, [0, ...inputs.map((t) => t.offset)], (offsets) => {
+      run(plan.rowLength, ptrs.map((p, i) => p + 4 * offsets[i]!));
+    });
+    return storage;
+  }
+}
+
+/** A wasm backend (threads as given; see node.ts for Node's defaults). */
+export function createWasmBackend(options: WasmBackendOptions = {}): WasmBackend {
+  return new WasmBackend(options);
+}
+
+/**
+ * The registered 'wasm' backend. It starts single-threaded because this module must also load
+ * in browsers; in Node, node.ts's enableWasmThreads() gives it worker threads.
+ */
+export const wasmBackend: WasmBackend = createWasmBackend();
+registerBackend(wasmBackend);

@@ -1,0 +1,68 @@
+// Host side of the generated elementwise kernels: one module (all ops, all row modes), compiled
+// on first use, and a lookup from a primitive and its inputs' row strides to the export to call.
+
+import type { WasmHeap } from './memory.js';
+import {
+  buildElementwiseModule, binaryExportName, unaryExportName, SIMD_BINARY_OPS, SIMD_UNARY_OPS,
+  type SimdBinaryOp, type SimdUnaryOp,
+} from './elementwise-kernel.js';
+
+/** Runs one row: n elements, `ptrs` = [out, ...inputs] byte addresses. */
+export type RowFunction = (n: number, ptrs: readonly number[]) => void;
+
+const BINARY = new Set<string>(SIMD_BINARY_OPS);
+const UNARY = new Set<string>(SIMD_UNARY_OPS);
+
+export class WasmElementwise {
+  private exports: Record<string, (...args: number[]) => void> | undefined;
+  private readonly rowFunctions = new Map<string, RowFunction>();
+
+  constructor(private readonly heap: WasmHeap) {}
+
+  /** Whether `prim` has a SIMD kernel here (for float32). */
+  handles(prim: string): boolean {
+    return BINARY.has(prim) || UNARY.has(prim);
+  }
+
+  private instance(): Record<string, (...args: number[]) => void> {
+    if (this.exports === undefined) {
+      const bytes = buildElementwiseModule({
+        module: 'env', name: 'memory', minPages: 1, maxPages: this.heap.maxPages, shared: this.heap.shared,
+      });
+      const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: this.heap.memory } });
+      this.exports = instance.exports as Record<string, (...args: number[]) => void>;
+    }
+    return this.exports;
+  }
+
+  /** The row function for `prim` whose inputs walk rows with these strides (0 or 1 each). */
+  rowFunction(prim: string, inputStrides: readonly number[]): RowFunction {
+    const key = `${prim}:${inputStrides.join(',')}`;
+    let fn = this.rowFunctions.get(key);
+    if (fn === undefined) {
+      const ex = this.instance();
+      const mode = (s: number) => (s === 0 ? 'broadcast' : 'contiguous') as 'broadcast' | 'contiguous';
+      if (BINARY.has(prim)) {
+        const f = ex[binaryExportName(prim as SimdBinaryOp, mode(inputStrides[0]!), mode(inputStrides[1]!))]!;
+        fn = (n, [out, a, b]) => f(out!, a!, b!, n);
+      } else if (UNARY.has(prim)) {
+        if (inputStrides[0] !== 1) {
+          // A broadcast input: compute the one value, then the row is a fill (rare; keep it simple).
+          const f = ex[unaryExportName(prim as SimdUnaryOp)]!;
+          fn = (n, [out, x]) => {
+            f(out!, x!, 1);
+            const f32 = this.heap.f32;
+            f32.fill(f32[out! / 4]!, out! / 4 + 1, out! / 4 + n);
+          };
+        } else {
+          const f = ex[unaryExportName(prim as SimdUnaryOp)]!;
+          fn = (n, [out, x]) => f(out!, x!, n);
+        }
+      } else {
+        throw new Error(`WasmElementwise: no SIMD kernel for '${prim}'`);
+      }
+      this.rowFunctions.set(key, fn);
+    }
+    return fn;
+  }
+}

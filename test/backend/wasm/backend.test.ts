@@ -1,0 +1,147 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as t from '../../../src/index.js';
+import { wasmBackend } from '../../../src/backend/wasm/backend.js';
+import { enableWasmThreads } from '../../../src/backend/wasm/node.js';
+
+// The wasm backend must agree with the cpu reference: bit for bit where its SIMD instruction is
+// correctly rounded (elementwise), within f32 accumulation error for matmul.
+
+let seed = 7;
+function values(n: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    out.push(Math.fround(seed / 2 ** 32 * 4 - 2));
+  }
+  return out;
+}
+
+function pair(shape: number[], dtype: t.DType = 'float32'): [t.Tensor, t.Tensor] {
+  const data = Float64Array.from(values(shape.reduce((a, b) => a * b, 1)));
+  return [t.tensor(data, { shape, dtype, backend: 'cpu' }), t.tensor(data, { shape, dtype, backend: 'wasm' })];
+}
+
+function assertSame(actual: t.Tensor, expected: t.Tensor, what: string): void {
+  assert.equal(actual.backend, 'wasm', `${what}: result left the wasm backend`);
+  assert.deepEqual(actual.shape, expected.shape, `${what}: shape`);
+  assert.deepEqual(Array.from(actual.data()), Array.from(expected.data()), `${what}: values differ from the cpu backend`);
+}
+
+function assertClose(actual: t.Tensor, expected: t.Tensor, k: number, what: string): void {
+  assert.equal(actual.backend, 'wasm');
+  assert.deepEqual(actual.shape, expected.shape, `${what}: shape`);
+  const a = actual.data(), e = expected.data();
+  for (let i = 0; i < e.length; i++) {
+    // |error| ≤ k·eps·Σ|a·b|, with inputs in [-2, 2]: Σ|a·b| ≤ 4k.
+    const tol = 2 * k * 2 ** -24 * 4 * k + 1e-6;
+    assert.ok(Math.abs(a[i]! - e[i]!) <= tol, `${what}[${i}]: ${a[i]} vs ${e[i]}`);
+  }
+}
+
+test('the wasm backend is registered and its storages live in the heap', () => {
+  assert.ok(t.listBackends().includes('wasm'));
+  const before = wasmBackend.heap.stats().blocksInUse;
+  const x = t.tensor([1, 2, 3], { dtype: 'float32', backend: 'wasm' });
+  assert.equal(wasmBackend.heap.stats().blocksInUse, before + 1);
+  assert.deepEqual(Array.from(x.data()), [1, 2, 3]);
+  x.dispose();
+  assert.equal(wasmBackend.heap.stats().blocksInUse, before, 'dispose() returns the block to the heap');
+});
+
+test('every dtype round-trips; float16 values are rounded like the cpu backend', () => {
+  for (const dtype of t.DTYPES) {
+    const data = dtype === 'bool' ? [1, 0, 1] : [1.5, -2, 100.2];
+    const cpu = t.tensor(data, { dtype, backend: 'cpu' });
+    const wasm = t.tensor(data, { dtype, backend: 'wasm' });
+    assert.deepEqual(Array.from(wasm.data()), Array.from(cpu.data()), dtype);
+  }
+});
+
+test('float32 matmul through the SGEMM matches the cpu reference: shapes, transposed views, batches, broadcasting', () => {
+  for (const [m, k, n] of [[1, 1, 1], [7, 5, 13], [65, 129, 33], [16, 64, 48]]) {
+    const [ac, aw] = pair([m, k]);
+    const [bc, bw] = pair([k, n]);
+    assertClose(t.matmul(aw, bw), t.matmul(ac, bc), k, `${m}x${k}x${n}`);
+    // Transposed operands are strided views, read by the packing code.
+    const [atc, atw] = pair([k, m]);
+    const [btc, btw] = pair([n, k]);
+    assertClose(t.matmul(t.transpose(atw), t.transpose(btw)), t.matmul(t.transpose(atc), t.transpose(btc)), k, `T ${m}x${k}x${n}`);
+  }
+  assert.ok(wasmBackend.kernelCalls.get('matmul')!.wasm >= 8, 'float32 matmul ran the SGEMM');
+  // Batched, with a broadcast (stride-0) operand and two batch dimensions.
+  const [ac, aw] = pair([2, 3, 9, 11]);
+  const [bc, bw] = pair([11, 6]);
+  assertClose(t.matmul(aw, bw), t.matmul(ac, bc), 11, 'batched broadcast B');
+  const [pc, pw] = pair([3, 2, 11, 9]);
+  assertClose(t.matmul(t.permute(pw, [1, 0, 3, 2]), bw), t.matmul(t.permute(pc, [1, 0, 3, 2]), bc), 11, 'permuted batch dims');
+});
+
+test('float64 matmul falls back to the reference kernel on heap views (exact)', () => {
+  const [ac, aw] = pair([5, 7], 'float64');
+  const [bc, bw] = pair([7, 3], 'float64');
+  assertSame(t.matmul(aw, bw), t.matmul(ac, bc), 'f64 matmul');
+});
+
+test('SIMD elementwise ops equal the reference bit for bit, with broadcasting and strided inputs', () => {
+  const [xc, xw] = pair([6, 37]);
+  const [yc, yw] = pair([6, 37]);
+  const [bc, bw] = pair([37]);
+  const [cc, cw] = pair([6, 1]);
+  for (const op of ['add', 'sub', 'mul', 'div', 'maximum', 'minimum'] as const) {
+    const f = t[op] as (a: t.Tensor, b: t.Tensor) => t.Tensor;
+    assertSame(f(xw, yw), f(xc, yc), op);
+    assertSame(f(xw, bw), f(xc, bc), `${op} row broadcast`);
+    assertSame(f(cw, xw), f(cc, xc), `${op} column broadcast`);
+    assertSame(f(t.transpose(t.reshape(xw, [37, 6])), cw), f(t.transpose(t.reshape(xc, [37, 6])), cc), `${op} transposed input`);
+  }
+  for (const op of ['neg', 'abs', 'relu', 'sqrt', 'floor', 'ceil', 'round', 'exp', 'tanh', 'sigmoid'] as const) {
+    const f = t[op] as (a: t.Tensor) => t.Tensor;
+    assertSame(f(xw), f(xc), op);
+    assertSame(f(t.transpose(xw)), f(t.transpose(xc)), `${op} transposed`);
+  }
+  // NaN and signed zeros go through relu/maximum like the reference.
+  const special = [NaN, -0, 0, -1, Infinity, -Infinity, 3, 0.5];
+  const sc = t.tensor(special, { dtype: 'float32', backend: 'cpu' });
+  const sw = t.tensor(special, { dtype: 'float32', backend: 'wasm' });
+  assertSame(t.relu(sw), t.relu(sc), 'relu specials');
+  assertSame(t.maximum(sw, t.flip(sw, [0])), t.maximum(sc, t.flip(sc, [0])), 'maximum specials');
+  // The fast paths were taken (and the transcendental ones were not).
+  for (const op of ['add', 'maximum', 'relu', 'sqrt'] as const) assert.ok(wasmBackend.kernelCalls.get(op)!.wasm > 0, op);
+  assert.equal(wasmBackend.kernelCalls.get('exp')!.wasm, 0);
+  assert.ok(wasmBackend.kernelCalls.get('exp')!.reference > 0);
+});
+
+test('contiguous() of a permuted view, and the reference fallback for reductions and comparisons', () => {
+  const [xc, xw] = pair([4, 5, 6]);
+  assertSame(t.contiguous(t.permute(xw, [2, 0, 1])), t.contiguous(t.permute(xc, [2, 0, 1])), 'contiguous');
+  assertSame(t.sum(xw, 1), t.sum(xc, 1), 'sum');
+  assertSame(t.gt(xw, 0), t.gt(xc, 0), 'gt');
+});
+
+test('autodiff through wasm kernels matches the cpu backend', () => {
+  const [ac, aw] = pair([8, 12]);
+  const [bc, bw] = pair([12, 5]);
+  const grads = (a: t.Tensor, b: t.Tensor) => {
+    const a1 = a.requiresGrad_();
+    const b1 = b.requiresGrad_();
+    t.sum(t.relu(t.matmul(a1, b1))).backward();
+    return [a1.grad!, b1.grad!];
+  };
+  const [gac, gbc] = grads(ac, bc);
+  const [gaw, gbw] = grads(aw, bw);
+  assertClose(gaw, gac, 12, 'dL/dA');
+  assertClose(gbw, gbc, 12, 'dL/dB');
+});
+
+test('with two threads the results are unchanged', () => {
+  const threads = enableWasmThreads(2);
+  try {
+    assert.equal(threads, 2);
+    const [ac, aw] = pair([96, 130]);
+    const [bc, bw] = pair([130, 80]);
+    assertClose(t.matmul(aw, bw), t.matmul(ac, bc), 130, '2 threads');
+  } finally {
+    wasmBackend.stopThreads();
+  }
+});
