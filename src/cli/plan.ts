@@ -254,7 +254,7 @@ async function pipelineCommand(o: Options): Promise<number> {
     interleave: o.number('interleave'), slices: o.number('slices'), weightGradFraction: o.number('w-fraction'),
   });
   const svgPath = o.string('svg');
-  if (svgPath !== undefined) writeFileSync(svgPath, viz.ganttSvg(r.ops, { title: `${schedule}: ${stages} stages, ${microBatches} micro-batches` }));
+  if (svgPath !== undefined) writeFileSync(svgPath, viz.ganttSvg(r.ops, { title: `${schedule}: ${stages} stages, ${microBatches} micro-batches`, formatTime: (t) => String(Number(t.toPrecision(3))) }));
   if (o.flag('json')) {
     const { ops, ...rest } = r;
     console.log(JSON.stringify({ ...rest, operations: ops.length }, null, 2));

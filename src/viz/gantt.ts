@@ -16,6 +16,9 @@ export interface GanttOptions {
   /** Width of the drawing area in pixels. */
   width?: number;
   rowHeight?: number;
+  /** Axis tick labels; default: seconds with ms/µs prefixes. Pass e.g. `(t) => String(t)` for
+   * times in arbitrary units. */
+  formatTime?: (t: number) => string;
 }
 
 // Forward in blues, backward in greens, weight gradients in orange; chunks/pipes darken the hue.
@@ -54,7 +57,7 @@ export function ganttSvg(ops: readonly GanttOp[], opts: GanttOptions = {}): stri
   const axisY = top + devices * rowH + 14;
   for (let i = 0; i <= 5; i++) {
     const t = start + (span * i) / 5;
-    out.push(`<text x="${num(x(t))}" y="${axisY}" text-anchor="middle" fill="#555">${escapeXml(formatTime(t))}</text>`);
+    out.push(`<text x="${num(x(t))}" y="${axisY}" text-anchor="middle" fill="#555">${escapeXml((opts.formatTime ?? formatTime)(t))}</text>`);
   }
   const legendY = axisY + 14;
   const kinds = (['F', 'B', 'W'] as const).filter((k) => ops.some((o) => o.kind === k));
