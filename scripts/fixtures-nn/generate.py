@@ -95,22 +95,28 @@ def conv_cases():
 
 def pool_cases():
     cs = []
-    def maxp(dims, name, x, k, s=None, p=0, d=1):
+    def maxp(dims, name, x, k, s=None, p=0, d=1, ceil=False):
         f = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[dims]
-        cs.append(case(name, f'maxPool{dims}d', lambda x: f(x, k, s, p, d), {'x': x}, {'kernelSize': k, 'stride': s, 'padding': p, 'dilation': d}))
+        cs.append(case(name, f'maxPool{dims}d', lambda x: f(x, k, s, p, d, ceil), {'x': x}, {'kernelSize': k, 'stride': s, 'padding': p, 'dilation': d, 'ceilMode': ceil}))
     maxp(1, 'maxPool1d k3 s2 p1 d2', rn(2, 3, 9), 3, 2, 1, 2)
     maxp(2, 'maxPool2d k[3,2] s2 p1 d[1,2]', rn(2, 3, 7, 6), [3, 2], 2, 1, [1, 2])
     maxp(2, 'maxPool2d overlapping windows with ties', torch.round(rn(1, 2, 6, 6)), 3, 1, 1)
     maxp(3, 'maxPool3d k2 s[2,1,2]', rn(1, 2, 5, 4, 6), 2, [2, 1, 2])
+    maxp(2, 'maxPool2d ceilMode k3 s2 p1', rn(1, 2, 6, 7), 3, 2, 1, 1, True)
+    maxp(1, 'maxPool1d ceilMode k2 s2 (last window would start in the padding)', rn(1, 2, 5), 2, 2, 1, 1, True)
 
-    def avgp(dims, name, x, k, s=None, p=0, cip=True):
+    def avgp(dims, name, x, k, s=None, p=0, cip=True, ceil=False):
         f = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[dims]
-        cs.append(case(name, f'avgPool{dims}d', lambda x: f(x, k, s, p, False, cip), {'x': x}, {'kernelSize': k, 'stride': s, 'padding': p, 'countIncludePad': cip}))
+        cs.append(case(name, f'avgPool{dims}d', lambda x: f(x, k, s, p, ceil, cip), {'x': x}, {'kernelSize': k, 'stride': s, 'padding': p, 'countIncludePad': cip, 'ceilMode': ceil}))
     avgp(1, 'avgPool1d k3 s2 p1', rn(2, 3, 8), 3, 2, 1)
     avgp(1, 'avgPool1d k3 s2 p1 countIncludePad false', rn(2, 3, 8), 3, 2, 1, False)
     avgp(2, 'avgPool2d k[3,2] s[1,2] p[1,1]', rn(2, 2, 5, 6), [3, 2], [1, 2], [1, 1])
     avgp(2, 'avgPool2d k3 s2 p1 countIncludePad false', rn(1, 2, 6, 7), 3, 2, 1, False)
     avgp(3, 'avgPool3d k2', rn(1, 2, 4, 5, 4), 2)
+    avgp(2, 'avgPool2d ceilMode k3 s2 p1', rn(1, 2, 6, 7), 3, 2, 1, True, True)
+    avgp(2, 'avgPool2d ceilMode k3 s2 p1 countIncludePad false', rn(1, 2, 6, 7), 3, 2, 1, False, True)
+    avgp(1, 'avgPool1d ceilMode k3 s2 no padding', rn(2, 1, 8), 3, 2, 0, True, True)
+    avgp(1, 'avgPool1d ceilMode k2 s2 p1 (window dropped)', rn(1, 1, 5), 2, 2, 1, True, True)
 
     for out_size, x in [([3, 4], rn(2, 3, 7, 5)), ([2, 2], rn(1, 2, 4, 6)), ([5, 1], rn(1, 1, 5, 3))]:
         cs.append(case(f'adaptiveAvgPool2d {out_size}', 'adaptiveAvgPool2d', lambda x, o=out_size: F.adaptive_avg_pool2d(x, o), {'x': x}, {'outputSize': out_size}))

@@ -1,6 +1,8 @@
 // Pooling over sliding windows (see window.ts): maxPool (gradient to the first maximum of each
-// window, as PyTorch does), avgPool (with count_include_pad either way) and adaptiveAvgPool.
-// ceil_mode is not supported: output sizes are floor((L + 2p − dilation·(k−1) − 1)/stride) + 1.
+// window, as PyTorch does), avgPool (count_include_pad either way) and adaptiveAvgPool.
+// Output sizes are floor((L + 2p − dilation·(k−1) − 1)/stride) + 1, or with ceilMode the ceiling,
+// dropping a last window that would start in the right padding (PyTorch's rule); the extra windows
+// read an implicit extra padding on the right that never counts in an average.
 import { isFloating } from '../../core/dtype.js';
 import { check, fmtShape } from '../../core/errors.js';
 import type { Tensor } from '../../core/tensor.js';
@@ -10,7 +12,7 @@ import { div } from '../elementwise.js';
 import { argmax, mean, sum } from '../reduce.js';
 import { matmul } from '../linalg.js';
 import { reshape, unsqueeze, squeeze, transpose } from '../shape.js';
-import { outputSpatialShape, slidingWindows, spatialTuple, type SpatialArg, type WindowGeometry } from './window.js';
+import { outputSpatialShape, padSpatial, slidingWindows, spatialTuple, type SpatialArg, type WindowGeometry } from './window.js';
 
 export interface MaxPoolOptions {
   /** Defaults to the kernel size. */
@@ -18,6 +20,8 @@ export interface MaxPoolOptions {
   /** Implicit -infinity padding on both sides; at most half the kernel (as in PyTorch). */
   padding?: SpatialArg;
   dilation?: SpatialArg;
+  /** Round the output size up (default false). */
+  ceilMode?: boolean;
 }
 
 export interface AvgPoolOptions {
@@ -27,6 +31,8 @@ export interface AvgPoolOptions {
   padding?: SpatialArg;
   /** Count padded zeros in the divisor (default true, like PyTorch). */
   countIncludePad?: boolean;
+  /** Round the output size up (default false). */
+  ceilMode?: boolean;
 }
 
 /** [N, C, *spatial] or unbatched [C, *spatial] → the batched tensor and whether to squeeze afterwards. */
@@ -37,16 +43,34 @@ function batchedInput(op: string, x: Tensor, dims: number): [Tensor, boolean] {
   return x.rank === dims + 1 ? [unsqueeze(x, 0), true] : [x, false];
 }
 
-function poolGeometry(op: string, dims: number, kernelSize: SpatialArg, stride: SpatialArg | undefined, padding: SpatialArg, dilation: SpatialArg): WindowGeometry {
+/**
+ * The window geometry of a pooling op: `pads` holds the user's padding, and with ceilMode an extra
+ * right padding so that the ceil-mode windows exist; `padding` is the user's padding alone.
+ */
+function poolGeometry(
+  op: string, dims: number, spatial: readonly number[], kernelSize: SpatialArg, stride: SpatialArg | undefined,
+  padding: SpatialArg, dilation: SpatialArg, ceilMode: boolean,
+): WindowGeometry & { padding: number[] } {
   const kernel = spatialTuple(op, 'kernelSize', kernelSize, dims, 1);
   const pad = spatialTuple(op, 'padding', padding, dims, 0);
   pad.forEach((p, i) => check(2 * p <= kernel[i]!, op, () => `padding ${p} on spatial axis ${i} must be at most half the kernel size ${kernel[i]}.`));
-  return {
+  const g = {
     kernel,
     stride: spatialTuple(op, 'stride', stride ?? kernel, dims, 1),
     dilation: spatialTuple(op, 'dilation', dilation, dims, 1),
-    pads: pad.map((p) => [p, p]),
+    pads: pad.map((p): [number, number] => [p, p]),
+    padding: pad,
   };
+  const floorSizes = outputSpatialShape(op, spatial, g);
+  if (!ceilMode) return g;
+  g.pads = spatial.map((n, i) => {
+    const [p, s, span] = [pad[i]!, g.stride[i]!, g.dilation[i]! * (kernel[i]! - 1) + 1];
+    let out = Math.ceil((n + 2 * p - span) / s) + 1;
+    if ((out - 1) * s >= n + p) out--; // the last window must start inside the input or the left padding
+    out = Math.max(out, floorSizes[i]!);
+    return [p, p + Math.max(0, (out - 1) * s + span - (n + 2 * p))];
+  });
+  return g;
 }
 
 /**
@@ -55,7 +79,7 @@ function poolGeometry(op: string, dims: number, kernelSize: SpatialArg, stride: 
  */
 export function maxPoolNd(op: string, dims: number, input: Tensor, kernelSize: SpatialArg, opts: MaxPoolOptions = {}): Tensor {
   const [x, squeezeBatch] = batchedInput(op, input, dims);
-  const g = poolGeometry(op, dims, kernelSize, opts.stride, opts.padding ?? 0, opts.dilation ?? 1);
+  const g = poolGeometry(op, dims, x.shape.slice(2), kernelSize, opts.stride, opts.padding ?? 0, opts.dilation ?? 1, opts.ceilMode ?? false);
   const outSpatial = outputSpatialShape(op, x.shape.slice(2), g);
   const windowSize = g.kernel.reduce((a, b) => a * b, 1);
   // [N, C, *out, *k] → [N, C, *out, K]; the argmax index is data-independent of autodiff, the gather carries the gradient.
@@ -65,19 +89,25 @@ export function maxPoolNd(op: string, dims: number, input: Tensor, kernelSize: S
   return squeezeBatch ? squeeze(out, 0) : out;
 }
 
-/** Average pooling over N spatial axes (ceil_mode=false). */
+/** Average pooling over N spatial axes. */
 export function avgPoolNd(op: string, dims: number, input: Tensor, kernelSize: SpatialArg, opts: AvgPoolOptions = {}): Tensor {
   const [x, squeezeBatch] = batchedInput(op, input, dims);
-  const g = poolGeometry(op, dims, kernelSize, opts.stride, opts.padding ?? 0, 1);
-  outputSpatialShape(op, x.shape.slice(2), g);
+  const spatial = x.shape.slice(2);
+  const g = poolGeometry(op, dims, spatial, kernelSize, opts.stride, opts.padding ?? 0, 1, opts.ceilMode ?? false);
   const windowAxes = g.kernel.map((_, i) => x.rank + i);
+  const includePad = opts.countIncludePad ?? true;
+  const ceilExtra = g.pads.some(([before, after]) => after !== before);
   let out: Tensor;
-  if (opts.countIncludePad ?? true) {
+  if (includePad && !ceilExtra) {
     out = mean(slidingWindows(x, g, 0), windowAxes);
   } else {
-    // Divide by the number of real (unpadded) elements in each window: the window sums of a ones tensor.
-    const unit = ones([1, 1, ...x.shape.slice(2)], { dtype: x.dtype, backend: x.backend });
-    const counts = sum(slidingWindows(unit, g, 0), windowAxes);
+    // Divide each window's sum by how many of its elements count: the window sums of a mask that is
+    // one over the input (and over the user's padding when it counts) and zero elsewhere.
+    const unit = ones([1, 1, ...spatial], { dtype: x.dtype, backend: x.backend });
+    const counted = padSpatial(unit, g.padding.map((p): [number, number] => [p, p]), includePad ? 1 : 0);
+    const extra = g.pads.map(([before, after]): [number, number] => [0, after - before]);
+    const mask = padSpatial(counted, extra, 0);
+    const counts = sum(slidingWindows(mask, { ...g, pads: g.pads.map((): [number, number] => [0, 0]) }, 0), windowAxes);
     out = div(sum(slidingWindows(x, g, 0), windowAxes), counts);
   }
   return squeezeBatch ? squeeze(out, 0) : out;
