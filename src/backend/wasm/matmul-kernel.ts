@@ -68,6 +68,7 @@ function emitPackB(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
   const f = m.function({ params: [i32, i32, i32, i32, i32, i32], results: [] }, 'packB');
   const [src, rsB, csB, kc, nc, dst] = [0, 1, 2, 3, 4, 5];
   const jr = f.local(i32), nr = f.local(i32), k = f.local(i32), j = f.local(i32), col = f.local(i32), row = f.local(i32);
+  const colOffsets = Array.from({ length: NR }, () => f.local(i32));
   f.forRange(jr, () => f.i32Const(0), () => f.localGet(nc), NR, () => {
     minInto(f, nr, () => f.i32Const(NR), () => bin(f, nc, jr, Op.i32Sub));
     // col = src + jr*csB
@@ -79,6 +80,23 @@ function emitPackB(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
       f.forRange(k, () => f.i32Const(0), () => f.localGet(kc), 1, () => {
         for (let v = 0; v < NR / 4; v++) {
           f.localGet(dst).localGet(row).simdMem(SimdMemOp.v128Load, 16 * v, 0).simdMem(SimdMemOp.v128Store, 16 * v);
+        }
+        bin(f, row, rsB, Op.i32Add).localSet(row);
+        f.localGet(dst).i32Const(NR * 4).op(Op.i32Add).localSet(dst);
+      });
+    }
+    f.else();
+    f.localGet(nr).i32Const(NR).op(Op.i32Eq).if();
+    {
+      // A full panel with strided columns (e.g. B = Wᵀ of a Linear layer): NR scalar loads per
+      // row at precomputed column offsets, unrolled, no per-element branch.
+      for (let jj = 1; jj < NR; jj++) f.localGet(csB).i32Const(jj).op(Op.i32Mul).localSet(colOffsets[jj]!);
+      f.localGet(col).localSet(row);
+      f.forRange(k, () => f.i32Const(0), () => f.localGet(kc), 1, () => {
+        for (let jj = 0; jj < NR; jj++) {
+          f.localGet(dst).localGet(row);
+          if (jj > 0) f.localGet(colOffsets[jj]!).op(Op.i32Add);
+          f.mem(MemOp.f32Load).mem(MemOp.f32Store, 4 * jj);
         }
         bin(f, row, rsB, Op.i32Add).localSet(row);
         f.localGet(dst).i32Const(NR * 4).op(Op.i32Add).localSet(dst);
@@ -101,6 +119,7 @@ function emitPackB(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
       });
     }
     f.end();
+    f.end();
   });
   return f;
 }
@@ -114,18 +133,20 @@ function emitPackA(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
   const f = m.function({ params: [i32, i32, i32, i32, i32, i32], results: [] }, 'packA');
   const [src, rsA, csA, mc, kc, dst] = [0, 1, 2, 3, 4, 5];
   const ir = f.local(i32), mr = f.local(i32), k = f.local(i32), r = f.local(i32), p = f.local(i32), rowBase = f.local(i32);
+  const rowOffsets = Array.from({ length: MR }, () => f.local(i32));
   f.forRange(ir, () => f.i32Const(0), () => f.localGet(mc), MR, () => {
     minInto(f, mr, () => f.i32Const(MR), () => bin(f, mc, ir, Op.i32Sub));
     f.localGet(src).localGet(ir).localGet(rsA).op(Op.i32Mul).op(Op.i32Add).localSet(rowBase);
     f.localGet(mr).i32Const(MR).op(Op.i32Eq).if();
     {
       // Full panel: MR strided loads per k, unrolled; p walks along k.
+      for (let rr = 1; rr < MR; rr++) f.localGet(rsA).i32Const(rr).op(Op.i32Mul).localSet(rowOffsets[rr]!);
       f.localGet(rowBase).localSet(p);
       f.forRange(k, () => f.i32Const(0), () => f.localGet(kc), 1, () => {
         for (let rr = 0; rr < MR; rr++) {
           f.localGet(dst);
           f.localGet(p);
-          if (rr > 0) f.localGet(rsA).i32Const(rr).op(Op.i32Mul).op(Op.i32Add);
+          if (rr > 0) f.localGet(rowOffsets[rr]!).op(Op.i32Add);
           f.mem(MemOp.f32Load).mem(MemOp.f32Store, rr * 4);
         }
         bin(f, p, csA, Op.i32Add).localSet(p);
