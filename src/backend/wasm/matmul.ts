@@ -102,13 +102,18 @@ export class WasmMatmul {
     const parallel = threads > 1 && flops >= PARALLEL_MIN_FLOPS;
 
     // Work split: whole matrices when the batch alone feeds every thread, else chunks of M
-    // (multiples of MR) or, for short wide products, of N (multiples of NR).
+    // (multiples of MR) or of N (multiples of NR), whichever repacks less: every unit packs the
+    // B columns it needs once and its A rows once per NC block of its columns.
     let mChunk = m;
     let nChunk = n;
     if (parallel && batch < threads) {
       const chunks = Math.ceil(threads / batch);
-      if (m >= chunks * config.mr * 2 || m >= n) mChunk = roundUp(Math.ceil(m / chunks), config.mr);
-      else nChunk = roundUp(Math.ceil(n / chunks), config.nr);
+      const packCostSplitM = k * n + (m / chunks) * k * Math.ceil(n / config.nc);
+      const packCostSplitN = k * (n / chunks) + m * k * Math.ceil(n / chunks / config.nc);
+      const canSplitM = m >= chunks * config.mr;
+      const canSplitN = n >= chunks * config.nr;
+      if (canSplitM && (!canSplitN || packCostSplitM <= packCostSplitN)) mChunk = roundUp(Math.ceil(m / chunks), config.mr);
+      else if (canSplitN) nChunk = roundUp(Math.ceil(n / chunks), config.nr);
     }
     const mUnits = Math.ceil(m / mChunk);
     const nUnits = Math.ceil(n / nChunk);

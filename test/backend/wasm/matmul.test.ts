@@ -162,6 +162,7 @@ test('two threads give the same results: M split, N split (short wide products),
   for (const cfg of [DEFAULT_MATMUL_CONFIG, TINY_2x16]) {
     check(mm2, { m: 130, n: 70, k: 120, bias: true, relu: true }, cfg);
     check(mm2, { m: 3, n: 700, k: 600, transB: true }, cfg);
+    check(mm2, { m: 16, n: 600, k: 300, bias: true }, cfg); // N split: packs less than an M split
     check(mm2, { m: 40, n: 48, k: 64, batch: 5, broadcastB: true, beta: 1 }, cfg);
   }
   assert.equal(pool2.threads, 2);
