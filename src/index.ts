@@ -12,3 +12,5 @@ export * as data from './data/index.js';
 export * as io from './io/index.js';
 export * as plan from './plan/index.js';
 export * as viz from './viz/index.js';
+export * as compiler from './compiler/index.js';
+export { jit, trace, cond, whileLoop, assign, Graph, interpret, type JitOptions, type JitStats, type JitFunction } from './graph/index.js';

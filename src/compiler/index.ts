@@ -1,0 +1,47 @@
+// The compiler's public surface: passes, the pass manager, code generation, memory planning, the
+// planned executor and cost analysis. Importing it installs the compiler that jit uses.
+import type { Graph } from '../graph/graph.js';
+import { interpret } from '../graph/interpret.js';
+import { setGraphCompiler, type CompiledGraph } from '../graph/jit.js';
+import type { Tensor } from '../core/tensor.js';
+import './fused-ops.js';
+import '../graph/control-flow.js';
+import { PlannedExecutor, executorUnsupportedReason } from './executor.js';
+import { runPipeline, defaultPasses } from './pipeline.js';
+import type { Pass } from './passes/pass.js';
+
+export { runPipeline, defaultPasses, formatReport, formatReports, type PassReport, type PipelineResult } from './pipeline.js';
+export type { Pass, PassResult } from './passes/pass.js';
+export { dce, eliminateDeadCode } from './passes/dce.js';
+export { cse, eliminateCommonSubexpressions } from './passes/cse.js';
+export { constantFold, foldConstants } from './passes/constant-fold.js';
+export { simplify, simplifyAlgebra } from './passes/simplify.js';
+export { fuseElementwise, fuseElementwiseOps } from './passes/fuse-elementwise.js';
+export { matmulEpilogue, fuseMatmulEpilogues } from './passes/matmul-epilogue.js';
+export { mergeMatmuls, mergeParallelMatmuls } from './passes/merge-matmuls.js';
+export { layout, foldTransposes } from './passes/layout.js';
+export { memoryPlan, type MemoryPlan, type PlannedBuffer, type MemoryPlanOptions } from './memory-plan.js';
+export { PlannedExecutor, executorUnsupportedReason, type ExecutorStats } from './executor.js';
+export { analyze, type Hardware, type GraphAnalysis, type NodeAnalysis } from './analyze.js';
+export { emitJs, compileJsKernel, kernelCacheStats } from './codegen/js.js';
+export { emitMatmulJs } from './codegen/matmul-js.js';
+export type { KernelSpec, ScalarExpr, KernelInputLayout } from './codegen/kernel-ir.js';
+export type { FusedSpec, MatmulEpilogueAttrs } from './fused-ops.js';
+
+export interface CompileOptions {
+  passes?: readonly Pass[];
+  reuseOutputs?: boolean;
+  log?: (line: string) => void;
+}
+
+/** A graph optimized by the pipeline and run by the planned executor (or the interpreter when it cannot be planned). */
+export function compile(g: Graph, opts: CompileOptions = {}): CompiledGraph & { executor: PlannedExecutor | undefined } {
+  const { graph } = runPipeline(g, opts.passes ?? defaultPasses(), opts.log ? { log: opts.log } : {});
+  if (executorUnsupportedReason(graph) === undefined) {
+    const executor = new PlannedExecutor(graph, { reuseOutputs: opts.reuseOutputs ?? false });
+    return { graph, executor, run: (inputs: readonly Tensor[]) => executor.run(inputs) };
+  }
+  return { graph, executor: undefined, run: (inputs: readonly Tensor[]) => interpret(graph, inputs) };
+}
+
+setGraphCompiler({ compile: (g, o) => compile(g, { reuseOutputs: o.reuseOutputs }) });

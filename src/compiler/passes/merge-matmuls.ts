@@ -1,0 +1,99 @@
+// Merging parallel matmuls that share their left operand (attention's Q, K and V projections of the
+// same hidden state): h@Wq, h@Wk, h@Wv become h@[Wq|Wk|Wv] and three slices (views) of the result.
+// One larger product reads h once and keeps the kernel busier. When the right operands are
+// broadcast views (expand) of 2-D weights, the weights are concatenated before the broadcast.
+import { shapesEqual } from '../../core/shape.js';
+import type { Graph, GraphNode, ValueId } from '../../graph/graph.js';
+import type { Pass, PassResult } from './pass.js';
+
+export function mergeParallelMatmuls(input: Graph): PassResult {
+  const g = input.clone();
+  const changes: string[] = [];
+  const byLhs = new Map<ValueId, number[]>();
+  g.nodes.forEach((n, i) => {
+    if (n.op === 'matmul') byLhs.set(n.inputs[0]!, [...(byLhs.get(n.inputs[0]!) ?? []), i]);
+  });
+  const producer = (v: ValueId): GraphNode | undefined => {
+    const p = g.value(v).producer;
+    return p === undefined ? undefined : g.nodes[p];
+  };
+  const inserts = new Map<number, GraphNode[]>();
+  const removed = new Set<number>();
+  for (const [lhs, idxs] of byLhs) {
+    if (idxs.length < 2) continue;
+    const rhs = idxs.map((i) => g.nodes[i]!.inputs[1]!);
+    const rank = g.value(lhs).shape.length;
+    const rhsShapes = rhs.map((v) => g.value(v).shape);
+    const dtype = g.value(lhs).dtype;
+    // All right operands must agree except in the last axis (the output features).
+    if (!rhsShapes.every((s) => shapesEqual(s.slice(0, -1), rhsShapes[0]!.slice(0, -1)))) continue;
+    const widths = rhsShapes.map((s) => s[rank - 1]!);
+    const total = widths.reduce((a, b) => a + b, 0);
+    const newNodes: GraphNode[] = [];
+    const add = (op: string, inputs: ValueId[], attrs: unknown, shape: number[]): ValueId => {
+      const id = g.newValue(shape, dtype, 'node');
+      newNodes.push({ op, inputs, attrs, outputs: [id] });
+      return id;
+    };
+    const expands = rhs.map(producer);
+    let merged: ValueId;
+    const batch = rhsShapes[0]!.slice(0, -2);
+    if (expands.every((p) => p?.op === 'expand') && expands.every((p) => g.value(p!.inputs[0]!).shape.length === 2)) {
+      const bases = expands.map((p) => p!.inputs[0]!);
+      const k = g.value(bases[0]!).shape[0]!;
+      if (!bases.every((b) => g.value(b).shape[0] === k)) continue;
+      const cat = add('cat', bases, { axis: 1 }, [k, total]);
+      merged = add('expand', [cat], { shape: [...batch, k, total] }, [...batch, k, total]);
+    } else {
+      merged = add('cat', rhs, { axis: rank - 1 }, [...rhsShapes[0]!.slice(0, -1), total]);
+    }
+    const outShape = [...g.value(lhs).shape.slice(0, -1), total];
+    const product = add('matmul', [lhs, merged], {}, outShape);
+    let start = 0;
+    idxs.forEach((i, j) => {
+      const out = g.nodes[i]!.outputs[0]!;
+      const shape = g.value(out).shape;
+      newNodes.push({
+        op: 'slice', inputs: [product],
+        attrs: { starts: shape.map((_, a) => (a === rank - 1 ? start : 0)), steps: shape.map(() => 1), sizes: [...shape] },
+        outputs: [out],
+      });
+      start += widths[j]!;
+      removed.add(i);
+    });
+    // The merged product must come after every right operand; place it at the last of the matmuls.
+    const last = Math.max(...idxs);
+    inserts.set(last, newNodes);
+    changes.push(`merge-matmuls: ${idxs.length} matmuls sharing %${lhs} -> one matmul [${outShape.join(', ')}] + ${idxs.length} slices`);
+  }
+  if (changes.length === 0) return { graph: g, changes };
+  // Uses of the slices come after the last matmul? A use of an earlier matmul's result could sit
+  // between the matmuls; reorder topologically to be safe.
+  const nodes = g.nodes.flatMap((n, i) => [...(removed.has(i) ? [] : [n]), ...(inserts.get(i) ?? [])]);
+  try {
+    g.nodes = topoSort(g, nodes);
+  } catch {
+    // A right operand depends on another merged product (a chain, not parallel matmuls): leave it.
+    return { graph: input.clone(), changes: [] };
+  }
+  g.reindex();
+  g.pruneValues();
+  return { graph: g, changes };
+}
+
+/** Orders nodes so every value is defined before use (stable for already ordered parts). */
+export function topoSort(g: Graph, nodes: GraphNode[]): GraphNode[] {
+  const defined = new Set<ValueId>([...g.inputs, ...g.constants.keys(), ...g.parameters.keys()]);
+  const out: GraphNode[] = [];
+  const pending = [...nodes];
+  while (pending.length > 0) {
+    const i = pending.findIndex((n) => n.inputs.every((v) => defined.has(v)));
+    if (i < 0) throw new Error('topoSort: the graph has a cycle or an undefined value (internal error).');
+    const [n] = pending.splice(i, 1);
+    out.push(n!);
+    n!.outputs.forEach((o) => defined.add(o));
+  }
+  return out;
+}
+
+export const mergeMatmuls: Pass = { name: 'merge-matmuls', run: mergeParallelMatmuls };
