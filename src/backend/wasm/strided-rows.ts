@@ -51,6 +51,7 @@ export function forEachRow(plan: RowPlan, baseOffsets: readonly number[], fn: (o
   const operands = baseOffsets.length;
   const offsets = [...baseOffsets];
   const rank = outerShape.length;
+  if (plan.rowLength === 0) return;
   if (rank === 0) {
     fn(offsets);
     return;

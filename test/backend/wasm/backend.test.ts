@@ -100,6 +100,10 @@ test('SIMD elementwise ops equal the reference bit for bit, with broadcasting an
     assertSame(f(xw), f(xc), op);
     assertSame(f(t.transpose(xw)), f(t.transpose(xc)), `${op} transposed`);
   }
+  // A broadcast (stride-0) input to a unary op.
+  const [oc, ow] = pair([1, 37]);
+  assertSame(t.relu(t.expand(ow, [6, 37])), t.relu(t.expand(oc, [6, 37])), 'relu of an expanded row');
+  assertSame(t.sqrt(t.expand(t.reshape(ow, [37, 1]), [37, 20])), t.sqrt(t.expand(t.reshape(oc, [37, 1]), [37, 20])), 'sqrt of an expanded column');
   // NaN and signed zeros go through relu/maximum like the reference.
   const special = [NaN, -0, 0, -1, Infinity, -Infinity, 3, 0.5];
   const sc = t.tensor(special, { dtype: 'float32', backend: 'cpu' });
