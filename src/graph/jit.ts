@@ -186,7 +186,7 @@ export function jit<A extends unknown[], R>(fn: (...args: A) => R, opts: JitOpti
     } catch (e) {
       if (e instanceof GuardFailure) {
         cache.delete(key);
-        return traceAndRun(args, signature, key, `value guard failed: ${e.message}`);
+        return traceAndRun(args, signature, key, e.message);
       }
       throw e;
     }

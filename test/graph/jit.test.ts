@@ -1,0 +1,128 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as t from '../../src/index.js';
+import { jit, assign } from '../../src/index.js';
+import { mlpParams, mlp, mse, gptParams, gptBlock, type GPT } from './models.js';
+
+test('jit caches by signature and explains each retrace', () => {
+  const w = t.randn([4, 3]);
+  const f = jit((x: t.Tensor) => t.relu(t.matmul(x, w)));
+  const x = t.randn([2, 4]);
+  assert.deepEqual(f(x).toArray(), t.relu(t.matmul(x, w)).toArray());
+  const x2 = t.randn([2, 4]);
+  assert.deepEqual(f(x2).toArray(), t.relu(t.matmul(x2, w)).toArray());
+  f(t.randn([3, 4]));
+  f(t.randn([3, 4], { dtype: 'float64' }));
+  const s = f.stats();
+  assert.equal(s.traces, 3);
+  assert.equal(s.cacheHits, 1);
+  assert.deepEqual(s.traceReasons, ['first call', 'new signature: argument 0 shape changed ([2, 4] -> [3, 4])', 'new signature: argument 0 dtype changed (float32 -> float64)']);
+});
+
+test('a value read inside the function becomes a guard; a different value retraces', () => {
+  const f = jit((x: t.Tensor) => (t.sum(x).item() > 0 ? t.mul(x, 2) : t.neg(x)));
+  assert.deepEqual(f(t.tensor([1, 2])).toArray(), [2, 4]);
+  assert.deepEqual(f(t.tensor([2, 1])).toArray(), [4, 2]);
+  assert.deepEqual(f(t.tensor([-5, 1])).toArray(), [5, -1]);
+  const s = f.stats();
+  assert.equal(s.traces, 2);
+  assert.equal(s.cacheHits, 1);
+  assert.match(s.traceReasons[1]!, /^guard failed: traced code read %\d+ as 3 but it is now -4/);
+});
+
+test('dynamic batch dims are bucketed to powers of two and sliced back exactly', () => {
+  // No static dim may equal a bucket size (4 or 8 here), so features are 6 and outputs 3.
+  const w = t.randn([6, 3]), b = t.randn([3]);
+  const f = jit((x: t.Tensor) => t.sigmoid(t.add(t.matmul(x, w), b)), { dynamic: { 0: [0] } });
+  for (const n of [3, 4, 5, 7, 8]) {
+    const x = t.randn([n, 6]);
+    const y = f(x);
+    assert.deepEqual(y.shape, [n, 3]);
+    const ref = t.sigmoid(t.add(t.matmul(x, w), b)).data();
+    y.data().forEach((v, i) => assert.ok(Math.abs(v - ref[i]!) < 1e-6));
+  }
+  assert.equal(f.stats().traces, 2, 'buckets 4 and 8 only');
+  // A reduction over the batch is not exact under padding: jit falls back to exact sizes.
+  const g = jit((x: t.Tensor) => t.mean(x, 0), { dynamic: { 0: [0] } });
+  const x = t.randn([3, 2]);
+  const r = g(x).data(), ref = t.mean(x, 0).data();
+  r.forEach((v, i) => assert.ok(Math.abs(v - ref[i]!) < 1e-6));
+  assert.match(g.stats().traceReasons.join('\n'), /not exact \(sum: reduces over the dynamic axis\)/);
+});
+
+function sgdStep(params: t.Tensor[], loss: () => t.Tensor, lr: number): t.Tensor {
+  for (const p of params) p.grad = undefined;
+  const l = loss();
+  l.backward();
+  t.noGrad(() => { for (const p of params) assign(p, t.sub(p, t.mul(p.grad!, lr))); });
+  return l;
+}
+
+function cloneParams<T extends object>(p: T): T {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(p)) out[k] = v instanceof t.Tensor ? t.clone(v).detach().requiresGrad_(v.requiresGrad) : v;
+  return out as T;
+}
+
+test('jit of a full MLP training step gives the same losses as eager for 20 steps', () => {
+  t.manualSeed(3);
+  const pe = mlpParams(6, 12, 3);
+  const pc = cloneParams(pe);
+  const x = t.randn([8, 6]), y = t.randn([8, 3]);
+  const list = (p: typeof pe): t.Tensor[] => [p.w1, p.b1, p.w2, p.b2];
+  const eager = (a: t.Tensor, b: t.Tensor): t.Tensor => sgdStep(list(pe), () => mse(mlp(pe, a), b), 0.1);
+  const compiled = jit((a: t.Tensor, b: t.Tensor) => sgdStep(list(pc), () => mse(mlp(pc, a), b), 0.1));
+  for (let i = 0; i < 20; i++) {
+    const le = eager(x, y).item(), lc = compiled(x, y).item();
+    assert.ok(Math.abs(le - lc) <= 1e-6 * Math.max(1, Math.abs(le)), `step ${i}: eager ${le} vs compiled ${lc}`);
+  }
+  assert.equal(compiled.stats().traces, 1);
+  assert.equal(compiled.stats().cacheHits, 19);
+  // Gradients are written back too.
+  pc.w1.grad!.data().forEach((v, i) => assert.ok(Math.abs(v - pe.w1.grad!.data()[i]!) < 1e-5));
+  const opt = compiled.graphs()[0]!.optimized!;
+  assert.ok(opt.nodes.length < compiled.graphs()[0]!.traced.nodes.length / 2, 'the optimized step has far fewer nodes');
+});
+
+test('jit of a GPT block training step gives the same losses as eager for 20 steps', () => {
+  t.manualSeed(4);
+  const pe = gptParams(8, 2);
+  const pc = cloneParams(pe);
+  const x = t.randn([2, 4, 8]), y = t.randn([2, 4, 8]);
+  const list = (p: GPT): t.Tensor[] => Object.values(p).filter((v): v is t.Tensor => v instanceof t.Tensor);
+  const eager = (): t.Tensor => sgdStep(list(pe), () => mse(gptBlock(pe, x), y), 0.05);
+  const compiled = jit((a: t.Tensor, b: t.Tensor) => sgdStep(list(pc), () => mse(gptBlock(pc, a), b), 0.05));
+  const losses: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const le = eager().item(), lc = compiled(x, y).item();
+    losses.push(lc);
+    assert.ok(Math.abs(le - lc) <= 1e-5 * Math.max(1, Math.abs(le)), `step ${i}: eager ${le} vs compiled ${lc}`);
+  }
+  assert.ok(losses[19]! < losses[0]!, 'the loss goes down');
+  assert.equal(compiled.stats().traces, 1);
+});
+
+test('a jitted function whose output needs grad replays with the tape (differentiable)', () => {
+  const w = t.randn([3, 2]).requiresGrad_();
+  const f = jit((x: t.Tensor) => t.tanh(t.matmul(x, w)));
+  const x = t.randn([4, 3]);
+  f(x);
+  const y = f(x);
+  assert.ok(y.requiresGrad);
+  t.sum(y).backward();
+  const g1 = w.grad!.data();
+  w.grad = undefined;
+  t.sum(t.tanh(t.matmul(x, w))).backward();
+  w.grad!.data().forEach((v, i) => assert.ok(Math.abs(v - g1[i]!) < 1e-6));
+  assert.equal(f.stats().differentiableReplays, 1);
+});
+
+test('jvp of a jitted function', () => {
+  const f = jit((x: t.Tensor, v: t.Tensor) => t.jvp((z: t.Tensor) => t.mul(t.exp(z), z), [x], [v])[1]);
+  const x = t.randn([5]), v = t.ones([5]);
+  f(x, v);
+  const x2 = t.randn([5]);
+  const got = f(x2, v).data();
+  const ref = t.mul(t.exp(x2), t.add(x2, 1)).data();
+  got.forEach((g, i) => assert.ok(Math.abs(g - ref[i]!) < 1e-5));
+});
