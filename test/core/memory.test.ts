@@ -79,12 +79,13 @@ forEachBackend('memory', () => {
     let made: t.Tensor | undefined;
     assert.throws(() => t.scope(() => { made = t.ones([1]); throw new Error('boom'); }), /boom/);
     assert.equal(made!.isDisposed, true);
+    let early: t.Tensor | undefined;
     const out = await t.scope(async () => {
-      made = t.ones([2]);
+      early = t.ones([2]);
       await new Promise((r) => setTimeout(r, 1));
-      return made.add(1);
+      return early.add(1);
     });
-    assert.equal(made.isDisposed, true);
+    assert.equal(early!.isDisposed, true);
     assert.deepEqual(out.toArray(), [2, 2]);
   });
 

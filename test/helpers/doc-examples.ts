@@ -48,7 +48,7 @@ export function toModule(block: CodeBlock, where: string): string {
 
 function normalize(v: unknown): unknown {
   if (v !== null && typeof v === 'object' && typeof (v as { toArray?: unknown }).toArray === 'function' && 'strides' in v) {
-    return (v as { toArray(): unknown }).toArray();
+    return (v as unknown as { toArray(): unknown }).toArray();
   }
   if (ArrayBuffer.isView(v)) return Array.from(v as unknown as ArrayLike<number>);
   return v;
