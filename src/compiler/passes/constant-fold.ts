@@ -1,6 +1,7 @@
 // Constant folding: a node whose inputs are all constants (not inputs, not parameters, which change
 // between calls) is evaluated once at compile time and becomes a constant.
 import { sizeOf } from '../../core/shape.js';
+import type { Tensor } from '../../core/tensor.js';
 import { noGrad } from '../../autodiff/mode.js';
 import type { Graph } from '../../graph/graph.js';
 import { opDef } from '../../graph/graph-ops.js';
@@ -15,15 +16,24 @@ export function foldConstants(input: Graph): PassResult {
   const g = input.clone();
   const changes: string[] = [];
   const kept: typeof g.nodes = [];
+  // Views of constants are constant too, but stay views in the graph (folding a broadcast would
+  // materialize it); their values are computed here only to fold the ops that consume them.
+  const viewed = new Map<number, Tensor>();
+  const constantValue = (v: number): Tensor | undefined => g.constants.get(v) ?? viewed.get(v);
   for (const n of g.nodes) {
-    const allConst = n.inputs.length > 0 && n.inputs.every((v) => g.constants.has(v));
+    const ins = n.inputs.map(constantValue);
+    const allConst = n.inputs.length > 0 && ins.every((x) => x !== undefined);
     const small = n.outputs.every((o) => sizeOf(g.value(o).shape) <= MAX_FOLDED_ELEMENTS);
-    // Views of constants stay views: folding them would materialize broadcasts into big constants.
-    if (!allConst || !small || n.op === 'cond' || n.op === 'whileLoop' || isViewOp(n.op)) {
+    if (!allConst || !small || n.op === 'cond' || n.op === 'whileLoop') {
       kept.push(n);
       continue;
     }
-    const outs = withoutRecording(() => noGrad(() => opDef(n.op).execute(n.inputs.map((v) => g.constants.get(v)!), n.attrs)));
+    const outs = withoutRecording(() => noGrad(() => opDef(n.op).execute(ins as Tensor[], n.attrs)));
+    if (isViewOp(n.op)) {
+      viewed.set(n.outputs[0]!, outs[0]!);
+      kept.push(n);
+      continue;
+    }
     n.outputs.forEach((o, k) => {
       const v = g.value(o);
       v.kind = 'constant';
