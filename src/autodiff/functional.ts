@@ -4,7 +4,7 @@ import { Tensor } from '../core/tensor.js';
 import { TesseraError, fmtShape } from '../core/errors.js';
 import { isFloating } from '../core/dtype.js';
 import { bind } from '../ops/dispatch.js';
-import { zerosLike, zeros } from '../ops/creation.js';
+import { zerosLike, zeros, tensor } from '../ops/creation.js';
 import { reshape } from '../ops/shape.js';
 import { gradientsOf } from './backward.js';
 import { enableGrad } from './mode.js';
@@ -73,15 +73,20 @@ export function vjp(f: Fn, ...primals: Tensor[]): [Tensor, (cotangent: Tensor) =
   });
 }
 
+/** The i-th standard basis tensor shaped like `like` (built on the host, so it works on every backend). */
+function basisTensor(like: Tensor, i: number): Tensor {
+  const values = new Float64Array(like.size);
+  values[i] = 1;
+  return tensor(values, { dtype: like.dtype, shape: [...like.shape], backend: like.backend });
+}
+
 /** Jacobian of f at x (shape [...out.shape, ...x.shape]) by reverse mode: one vjp per output element. */
 export function jacrev(f: (x: Tensor) => Tensor): (x: Tensor) => Tensor {
   return (x) => {
     const [out, pullback] = vjp(f, x);
     const rows: Tensor[] = [];
     for (let i = 0; i < out.size; i++) {
-      const basis = zeros([out.size], { dtype: out.dtype, backend: out.backend });
-      (basis.storage.backend.readAll(basis.storage) as Float64Array)[i] = 1;
-      rows.push(pullback(reshape(basis, out.shape))[0]!);
+      rows.push(pullback(basisTensor(out, i))[0]!);
     }
     if (rows.length === 0) return zeros([...out.shape, ...x.shape], { dtype: x.dtype });
     return reshape(stack(rows), [...out.shape, ...x.shape]);
@@ -94,9 +99,7 @@ export function jacfwd(f: (x: Tensor) => Tensor): (x: Tensor) => Tensor {
     const cols: Tensor[] = [];
     let outShape: readonly number[] = [];
     for (let j = 0; j < x.size; j++) {
-      const basis = zeros([x.size], { dtype: x.dtype, backend: x.backend });
-      (basis.storage.backend.readAll(basis.storage) as Float64Array)[j] = 1;
-      const [out, t] = jvp(f, [x], [reshape(basis, x.shape)]);
+      const [out, t] = jvp(f, [x], [basisTensor(x, j)]);
       outShape = out.shape;
       cols.push(reshape(t, [-1]));
     }
