@@ -203,7 +203,7 @@ export function gradgradcheck(f: GradcheckFn, inputs: readonly Tensor[], opts: G
   const diff = inputs.map((x, i) => (isFloating(x.dtype) ? i : -1)).filter((i) => i >= 0);
   const m = g(...inputs.map((x) => detach(x))).size;
   const gen = new Generator(opts.seed ?? 0);
-  const u = tensor(Float64Array.from({ length: m }, () => gen.normal()), { dtype: 'float64', shape: [m], backend: (inputs[diff[0] ?? 0] ?? inputs[0])?.backend ?? 'cpu' });
+  const u = tensor(Float64Array.from({ length: m }, () => gen.normal()), { dtype: 'float64', shape: [m], ...(inputs.length > 0 ? { backend: inputs[0]!.backend } : {}) });
   const firstDerivative = (...xs: Tensor[]): Tensor[] => {
     const dxs = diff.map((i) => xs[i]!);
     const [, pullback] = vjp((...ds: Tensor[]) => {

@@ -5,6 +5,16 @@
 // reference of a tensor that was garbage-collected without dispose(), so forgetting dispose() leaks
 // nothing in the long run (but wasm/GPU memory is returned sooner with explicit dispose or scopes).
 import type { Storage } from '../backend/backend.js';
+
+// `using` needs Symbol.dispose, which older Node 20 releases and some browsers lack. Node's own
+// pre-standard symbol is Symbol.for('nodejs.dispose'); reusing it keeps Node's disposables compatible.
+// This runs before Tensor's class body (tensor.ts imports this module), whose [Symbol.dispose] key needs it.
+if (typeof Symbol.dispose !== 'symbol') {
+  Object.defineProperty(Symbol, 'dispose', { value: Symbol.for('nodejs.dispose'), configurable: false, writable: false });
+}
+if (typeof Symbol.asyncDispose !== 'symbol') {
+  Object.defineProperty(Symbol, 'asyncDispose', { value: Symbol.for('nodejs.asyncDispose'), configurable: false, writable: false });
+}
 import type { Tensor } from './tensor.js';
 import { itemsize } from './dtype.js';
 
