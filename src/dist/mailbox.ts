@@ -94,6 +94,8 @@ export class Mailbox {
         reject(err);
         this.onTimeout(err);
       }, ms);
+      // The operation itself keeps the process alive; its deadline should not.
+      recv.timer.unref?.();
     });
   }
 

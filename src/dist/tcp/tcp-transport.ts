@@ -109,6 +109,7 @@ export class TcpTransport extends PeerTransport {
         this.fail(err);
         reject(err);
       }, remainingMs(deadline));
+      timer.unref();
       socket.cork();
       socket.write(encodeDataHeader(KIND_DATA, tag, bytes.byteLength));
       // The callback runs once the bytes are handed to the kernel; until then Node reads from `bytes`.
@@ -174,7 +175,10 @@ export async function connectTcpTransport(o: TcpOptions): Promise<TcpTransport> 
   const expected = new Set<number>();
   for (let r = o.rank + 1; r < o.worldSize; r++) expected.add(r);
   const accepted = new Promise<void>((resolve, reject) => {
-    if (expected.size === 0) resolve();
+    if (expected.size === 0) {
+      resolve();
+      return;
+    }
     const timer = setTimeout(
       () => reject(new DistError(`tcp transport: rank ${o.rank} heard from no rank among ${[...expected].join(', ')} within ${o.timeoutMs} ms`)),
       o.timeoutMs,

@@ -1,0 +1,40 @@
+// Every collective x algorithm x dtype x reduction on the thread transport, against a
+// sequential reference: sub-groups of sizes 1-8 carved out of an 8-thread world (which also
+// exercises newGroup with non-contiguous, reordered ranks), plus whole worlds of other sizes.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { runThreadRanks } from '../../src/dist/index.js';
+import type { MatrixResult } from './fixtures/collective-matrix.js';
+import type { MatrixArgs } from './fixtures/thread-ranks.js';
+
+const ranksModule = new URL('./fixtures/thread-ranks.ts', import.meta.url);
+
+function assertClean(results: MatrixResult[], minCasesPerRank: number): void {
+  const failures = results.flatMap((r) => r.failures);
+  assert.deepEqual(failures.slice(0, 20), [], `${failures.length} mismatches`);
+  for (const r of results) assert.ok(r.cases >= minCasesPerRank, `only ${r.cases} cases ran on a rank`);
+}
+
+test('thread: all collectives on sub-groups of size 1..8 of an 8-rank world', { timeout: 240_000 }, async () => {
+  const results = await runThreadRanks<MatrixArgs, MatrixResult>({
+    worldSize: 8,
+    module: ranksModule,
+    exportName: 'matrixOnSubgroups',
+    args: { groupSizes: [1, 2, 3, 4, 5, 6, 7, 8], lengths: [1, 13] },
+  });
+  // Every rank belongs to at least the size-8 group: 460 cases per group at two lengths.
+  assertClean(results, 460);
+});
+
+for (const worldSize of [1, 2, 5]) {
+  test(`thread: all collectives on a world of ${worldSize}`, { timeout: 120_000 }, async () => {
+    const results = await runThreadRanks<MatrixArgs, MatrixResult>({
+      worldSize,
+      module: ranksModule,
+      exportName: 'matrixOnWorld',
+      args: { groupSizes: [], lengths: [7] },
+    });
+    assert.equal(results.length, worldSize);
+    assertClean(results, 200);
+  });
+}
