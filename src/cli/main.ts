@@ -8,6 +8,9 @@ const commands: Record<string, { summary: string; load: () => Promise<CommandMod
   plan: { summary: 'plan a training run: memory, FLOPs, comms, pipelines, auto-parallel search', load: () => import('./plan.js') },
   advise: { summary: 'step-by-step advice on how to parallelize a model on a cluster', load: () => import('./advise.js') },
   run: { summary: 'launch the ranks of a distributed job on this node (like torchrun)', load: () => import('./run.js') },
+  train: { summary: 'train a built-in recipe (mnist-mlp, mnist-cnn, char-gpt, ...) with progress, checkpoints and resume', load: () => import('./train.js') },
+  eval: { summary: 'evaluate a checkpoint written by tessera train', load: () => import('./eval.js') },
+  generate: { summary: 'sample text from a language-model checkpoint (char-gpt, char-lstm)', load: () => import('./generate.js') },
 };
 
 function usage(): string {

@@ -159,6 +159,11 @@ export interface OneCycleOptions {
   threePhase?: boolean;
 }
 
+/** Progress through a phase; a phase of zero length (very short runs) counts as done, where PyTorch gives NaN. */
+function phasePct(e: number, start: number, end: number): number {
+  return end - start > 0 ? (e - start) / (end - start) : 1;
+}
+
 /** The 1cycle policy (PyTorch's OneCycleLR): warm up to maxLr, then anneal far below the start. */
 export class OneCycleLR extends LRScheduler {
   readonly #o: Required<OneCycleOptions>;
@@ -212,7 +217,7 @@ export class OneCycleLR extends LRScheduler {
     let start = 0;
     for (let i = 0; i < phases.length; i++) {
       const ph = phases[i]!;
-      if (e <= ph.end || i === phases.length - 1) return this.#anneal(values[ph.m[0]]!, values[ph.m[1]]!, (e - start) / (ph.end - start));
+      if (e <= ph.end || i === phases.length - 1) return this.#anneal(values[ph.m[0]]!, values[ph.m[1]]!, phasePct(e, start, ph.end));
       start = ph.end;
     }
     return undefined;
@@ -226,7 +231,7 @@ export class OneCycleLR extends LRScheduler {
       let start = 0;
       for (let i = 0; i < phases.length; i++) {
         const ph = phases[i]!;
-        if (e <= ph.end || i === phases.length - 1) return this.#anneal(values[ph.lr[0]]!, values[ph.lr[1]]!, (e - start) / (ph.end - start));
+        if (e <= ph.end || i === phases.length - 1) return this.#anneal(values[ph.lr[0]]!, values[ph.lr[1]]!, phasePct(e, start, ph.end));
         start = ph.end;
       }
       return initial;

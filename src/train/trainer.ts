@@ -1,0 +1,230 @@
+// The training loop behind `tessera train`: epochs of optimisation steps with progress reporting,
+// evaluation, and checkpoints from which a run resumes exactly where it stopped.
+//
+// Exact resumption. A checkpoint holds the model, the optimizer (state and hyper-parameters), the
+// schedule, the data loader's position (epoch, batches done; the order of an epoch is a function of the
+// seed and the epoch) and the global random generator (dropout, sampling). Restoring all of them makes
+// the rest of the run compute the very same numbers as a run that never stopped.
+import { defaultGenerator, manualSeed } from '../core/random.js';
+import type { Tensor } from '../core/tensor.js';
+import { backward } from '../autodiff/backward.js';
+import { noGrad } from '../autodiff/mode.js';
+import type { DataLoaderState } from '../data/loader.js';
+import { loadState, saveState, type StateTree } from '../io/checkpoint.js';
+import { clipGradNorm } from '../optim/clip.js';
+import type { OptimizerStateDict, BaseOptions } from '../optim/optimizer.js';
+import type { SchedulerStateDict } from '../optim/scheduler.js';
+import { createReporter, type EpochRecord, type Reporter } from './progress.js';
+import type { EvalResult, Recipe, RecipeOptions, TrainTask } from './recipe.js';
+
+export const CHECKPOINT_FILE = 'checkpoint.safetensors';
+
+export interface TrainOptions extends RecipeOptions {
+  /** Directory for the checkpoint (default: no checkpoint). */
+  outDir?: string;
+  /** A checkpoint (file, or directory holding checkpoint.safetensors) to continue from. */
+  resume?: string;
+  /** Stop after this many optimisation steps in total (and save), as if interrupted. */
+  stopAfterSteps?: number;
+  /** Evaluate on held-out data after every epoch (default true). */
+  evalEachEpoch?: boolean;
+  json?: boolean;
+  reporter?: Reporter;
+}
+
+export interface TrainResult {
+  epochs: EpochRecord[];
+  final: EvalResult;
+  steps: number;
+  seconds: number;
+  checkpoint?: string;
+  task: TrainTask;
+  /** True when the run stopped early because of stopAfterSteps. */
+  stopped: boolean;
+}
+
+/** The options a checkpoint records, so eval/generate/resume can rebuild the same task. */
+interface SavedRun {
+  recipe: string;
+  options: RecipeOptions;
+  step: number;
+  model: Map<string, Tensor>;
+  optimizer: StateTree;
+  scheduler: StateTree | null;
+  loader: StateTree;
+  rng: number[];
+}
+
+function recipeOptionsOf(o: RecipeOptions): RecipeOptions {
+  const out: RecipeOptions = { epochs: o.epochs, batchSize: o.batchSize, lr: o.lr, seed: o.seed };
+  if (o.dataDir !== undefined) out.dataDir = o.dataDir;
+  if (o.trainLimit !== undefined) out.trainLimit = o.trainLimit;
+  return out;
+}
+
+/** Seeds the global generator and builds the recipe's task (the same way for training, eval and resume). */
+export async function buildTask(recipe: Recipe, options: RecipeOptions): Promise<TrainTask> {
+  manualSeed(options.seed);
+  return recipe.build(options);
+}
+
+export async function checkpointPath(pathOrDir: string): Promise<string> {
+  const { stat } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  try {
+    if ((await stat(pathOrDir)).isDirectory()) return join(pathOrDir, CHECKPOINT_FILE);
+  } catch {
+    throw new Error(`no checkpoint at ${pathOrDir}: the path does not exist. Give the --out directory of a finished or stopped run, or its ${CHECKPOINT_FILE}.`);
+  }
+  return pathOrDir;
+}
+
+/** Reads a checkpoint written by train(). */
+export async function readCheckpoint(pathOrDir: string): Promise<SavedRun> {
+  const path = await checkpointPath(pathOrDir);
+  const state = (await loadState(path)) as unknown as SavedRun;
+  if (typeof state !== 'object' || state === null || typeof state.recipe !== 'string' || !(state.model instanceof Map)) {
+    throw new Error(`${path} is a safetensors file but not a tessera training checkpoint (no recipe/model entries); it was not written by 'tessera train'.`);
+  }
+  return state;
+}
+
+/** Restores a task's model from a checkpoint (for eval and generate). */
+export async function loadTrainedTask(recipes: Record<string, Recipe>, pathOrDir: string): Promise<{ task: TrainTask; saved: SavedRun; recipe: Recipe }> {
+  const saved = await readCheckpoint(pathOrDir);
+  const recipe = recipes[saved.recipe];
+  if (recipe === undefined) throw new Error(`the checkpoint was written by recipe '${saved.recipe}', which this version does not know (known: ${Object.keys(recipes).join(', ')}).`);
+  const task = await buildTask(recipe, saved.options);
+  task.model.loadStateDict(saved.model);
+  task.model.eval();
+  return { task, saved, recipe };
+}
+
+async function writeCheckpoint(dir: string, recipe: Recipe, options: RecipeOptions, task: TrainTask, step: number): Promise<string> {
+  const { mkdir } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  await mkdir(dir, { recursive: true });
+  const path = join(dir, CHECKPOINT_FILE);
+  const state = {
+    recipe: recipe.name,
+    options: recipeOptionsOf(options),
+    step,
+    model: task.model.stateDict(),
+    optimizer: task.optimizer.stateDict() as unknown as StateTree,
+    scheduler: (task.scheduler?.stateDict() ?? null) as unknown as StateTree,
+    loader: task.loader.stateDict() as unknown as StateTree,
+    rng: defaultGenerator.getState(),
+  };
+  await saveState(path, state, { recipe: recipe.name });
+  return path;
+}
+
+/** The mean loss over the epoch and the accuracy, from running sums. */
+class EpochMeter {
+  lossSum = 0;
+  samples = 0;
+  correct = 0;
+  hasAccuracy = false;
+  readonly started = performance.now();
+  add(loss: number, samples: number, correct: number | undefined): void {
+    this.lossSum += loss * samples;
+    this.samples += samples;
+    if (correct !== undefined) { this.correct += correct; this.hasAccuracy = true; }
+  }
+  get loss(): number { return this.samples ? this.lossSum / this.samples : NaN; }
+  get seconds(): number { return (performance.now() - this.started) / 1000; }
+}
+
+/** Trains a recipe (or continues a checkpoint with `resume`), evaluates, and saves a checkpoint. */
+export async function train(recipe: Recipe, opts: TrainOptions): Promise<TrainResult> {
+  let options: RecipeOptions = recipeOptionsOf(opts);
+  let saved: SavedRun | undefined;
+  if (opts.resume !== undefined) {
+    saved = await readCheckpoint(opts.resume);
+    if (saved.recipe !== recipe.name) throw new Error(`--resume: the checkpoint is from recipe '${saved.recipe}', not '${recipe.name}'.`);
+    // The run continues with the saved configuration; only the number of epochs may grow.
+    options = { ...saved.options, epochs: opts.epochs };
+  }
+  const task = await buildTask(recipe, options);
+  const reporter = opts.reporter ?? createReporter(options.epochs, { json: opts.json ?? false });
+  let step = 0;
+  if (saved !== undefined) {
+    task.model.loadStateDict(saved.model);
+    task.optimizer.loadStateDict(saved.optimizer as unknown as OptimizerStateDict<BaseOptions>);
+    if (task.scheduler !== undefined && saved.scheduler !== null) task.scheduler.loadStateDict(saved.scheduler as unknown as SchedulerStateDict);
+    task.loader.loadStateDict(saved.loader as unknown as DataLoaderState);
+    defaultGenerator.setState(saved.rng);
+    step = saved.step;
+    reporter.info(`resuming ${recipe.name} at epoch ${task.loader.epoch + 1}, step ${step}`, { event: 'resume', epoch: task.loader.epoch + 1, step });
+  }
+  reporter.info(`${recipe.name}: ${task.description}; ${task.model.parameterCount().toLocaleString('en-US')} parameters; ` +
+    `epochs ${options.epochs}, batch size ${options.batchSize}, lr ${options.lr}, seed ${options.seed}`);
+
+  const records: EpochRecord[] = [];
+  const started = performance.now();
+  let stopped = false;
+  const batches = task.loader.length;
+  while (task.loader.epoch < options.epochs && !stopped) {
+    const epoch = task.loader.epoch;
+    const meter = new EpochMeter();
+    const firstBatch = task.loader.stateDict().batchesDone;
+    task.model.train();
+    let done = firstBatch;
+    for await (const batch of task.loader) {
+      task.optimizer.zeroGrad();
+      const r = task.lossOf(batch);
+      backward(r.loss);
+      if (task.clipGradNorm !== undefined) clipGradNorm(task.model.parameters(), task.clipGradNorm);
+      task.optimizer.step();
+      task.scheduler?.step();
+      step++;
+      done++;
+      meter.add(r.loss.item(), r.samples, r.correct);
+      const rate = meter.samples / Math.max(1e-9, meter.seconds);
+      reporter.step({
+        epoch: epoch + 1, epochs: options.epochs, batch: done, batches, loss: meter.loss,
+        samplesPerSec: rate, etaSeconds: ((batches - done) * (meter.samples / (done - firstBatch))) / rate,
+      });
+      if (opts.stopAfterSteps !== undefined && step >= opts.stopAfterSteps) {
+        stopped = true;
+        break;
+      }
+    }
+    if (stopped && task.loader.epoch === epoch) break;
+    const record: EpochRecord = {
+      epoch: epoch + 1,
+      loss: meter.loss,
+      samplesPerSec: meter.samples / Math.max(1e-9, meter.seconds),
+      seconds: meter.seconds,
+      lr: task.optimizer.paramGroups[0]!.lr,
+    };
+    if (meter.hasAccuracy) record.accuracy = meter.correct / meter.samples;
+    if (opts.evalEachEpoch ?? true) {
+      task.model.eval();
+      const e = noGrad(() => task.evaluate());
+      if (e.testAccuracy !== undefined) record.testAccuracy = e.testAccuracy;
+      if (e.valLoss !== undefined) record.valLoss = e.valLoss;
+    }
+    records.push(record);
+    reporter.epoch(record);
+  }
+
+  let checkpoint: string | undefined;
+  if (opts.outDir !== undefined) checkpoint = await writeCheckpoint(opts.outDir, recipe, options, task, step);
+  task.model.eval();
+  const final = stopped ? {} : noGrad(() => task.evaluate());
+  const seconds = (performance.now() - started) / 1000;
+  const summary: Record<string, unknown> = { event: 'final', recipe: recipe.name, steps: step, seconds, ...final };
+  if (checkpoint !== undefined) summary.checkpoint = checkpoint;
+  const lines: string[] = [];
+  if (stopped) lines.push(`stopped after ${step} steps`);
+  if (final.testAccuracy !== undefined) lines.push(`test accuracy ${(100 * final.testAccuracy).toFixed(2)}%` + (final.testLoss !== undefined ? ` (test loss ${final.testLoss.toFixed(4)})` : ''));
+  if (final.valLoss !== undefined) lines.push(`validation loss ${final.valLoss.toFixed(4)} nats/token`);
+  lines.push(`trained ${step} steps in ${seconds.toFixed(1)}s`);
+  if (checkpoint !== undefined) lines.push(`checkpoint: ${checkpoint}`);
+  if (final.sample !== undefined) lines.push(`sample:\n${final.sample}`);
+  reporter.info(lines.join('\n'), summary);
+  const result: TrainResult = { epochs: records, final, steps: step, seconds, task, stopped };
+  if (checkpoint !== undefined) result.checkpoint = checkpoint;
+  return result;
+}
