@@ -41,6 +41,11 @@ export class StoreServer {
     });
   }
 
+  /** The port it listens on (useful when it was asked for port 0). */
+  get port(): number {
+    return (this.server.address() as net.AddressInfo).port;
+  }
+
   close(): void {
     for (const c of this.clients) c.destroy();
     this.server.close();
