@@ -10,7 +10,7 @@ import { cpuBackend, roundToFormat } from '../cpu/backend.js';
 import { allocStorage, type DType, type TypedArray } from '../../core/dtype.js';
 import { sizeOf } from '../../core/shape.js';
 import { gatherStrided } from '../../core/tensor.js';
-import type { PrimitiveName } from '../../ops/primitives.js';
+import type { PrimitiveName, ReduceAttrs } from '../../ops/primitives.js';
 import { scatterStrided } from '../cpu/strided.js';
 import { WasmHeap, type WasmHeapOptions } from './memory.js';
 import { ThreadPool, type WorkerSpawner } from './threads.js';
@@ -18,6 +18,7 @@ import { WasmMatmul } from './matmul.js';
 import type { MatmulConfig } from './matmul-config.js';
 import { WasmElementwise } from './elementwise.js';
 import { planRows, forEachRow } from './strided-rows.js';
+import { WasmReduce } from './reduce.js';
 
 /** What a wasm storage's `handle` holds. */
 export interface WasmBuffer {
@@ -50,6 +51,7 @@ export class WasmBackend implements Backend {
   private currentPool: ThreadPool;
   private currentMatmul: WasmMatmul;
   private readonly elementwise: WasmElementwise;
+  private readonly reduce: WasmReduce;
   private readonly kernels = new Map<PrimitiveName, Kernel<PrimitiveName>>();
   /** Per primitive: calls served by a wasm kernel, and calls that ran the cpu reference on heap views. */
   readonly kernelCalls = new Map<PrimitiveName, { wasm: number; reference: number }>();
@@ -60,6 +62,7 @@ export class WasmBackend implements Backend {
     this.currentPool = new ThreadPool(this.heap, { threads: options.threads ?? 1, spawner: options.spawner });
     this.currentMatmul = new WasmMatmul(this.heap, this.currentPool, options.matmulConfig);
     this.elementwise = new WasmElementwise(this.heap);
+    this.reduce = new WasmReduce(this.heap);
   }
 
   get pool(): ThreadPool {
@@ -188,6 +191,31 @@ export class WasmBackend implements Backend {
         return result;
       }) as Kernel<PrimitiveName>;
     }
+    if (this.reduce.handles(prim)) {
+      const fallback = this.cpuOnViews(prim);
+      return ((inputs, attrs, out) => {
+        const reduceAttrs = attrs as unknown as ReduceAttrs;
+        const result = this.reduceKernel(prim, inputs[0]!, reduceAttrs, out);
+        if (result === undefined) return fallback(inputs, reduceAttrs, out);
+        this.count(prim, 'wasm');
+        return result;
+      }) as Kernel<PrimitiveName>;
+    }
+    return undefined;
+  }
+
+  /** float32 sum/max/min through the SIMD row/column kernels; undefined when the layout does not fit. */
+  private reduceKernel(op: 'sum' | 'max' | 'min', x: KernelInput, attrs: ReduceAttrs, out: OutputInfo): Storage | undefined {
+    if (x.dtype !== 'float32' || out.dtype !== 'float32') return undefined;
+    const n = sizeOf(out.shape);
+    if (n === 0) return undefined;
+    const storage = this.allocUninitialized('float32', n);
+    const done = this.reduce.run(op, {
+      inPtr: this.addressOf(x.storage), inOffset: x.offset, shape: x.shape, strides: x.strides,
+      axes: attrs.axes, outPtr: this.addressOf(storage),
+    });
+    if (done) return storage;
+    this.free(storage);
     return undefined;
   }
 

@@ -116,11 +116,37 @@ test('SIMD elementwise ops equal the reference bit for bit, with broadcasting an
   assert.ok(wasmBackend.kernelCalls.get('exp')!.reference > 0);
 });
 
-test('contiguous() of a permuted view, and the reference fallback for reductions and comparisons', () => {
+test('contiguous() of a permuted view, and the reference fallback for comparisons', () => {
   const [xc, xw] = pair([4, 5, 6]);
   assertSame(t.contiguous(t.permute(xw, [2, 0, 1])), t.contiguous(t.permute(xc, [2, 0, 1])), 'contiguous');
-  assertSame(t.sum(xw, 1), t.sum(xc, 1), 'sum');
   assertSame(t.gt(xw, 0), t.gt(xc, 0), 'gt');
+});
+
+test('SIMD reductions (rows and columns) match the reference; other layouts fall back', () => {
+  const [xc, xw] = pair([6, 7, 45]);
+  const calls = () => wasmBackend.kernelCalls.get('sum')?.wasm ?? 0;
+  const before = calls();
+  for (const op of ['sum', 'max', 'min'] as const) {
+    const f = t[op] as (x: t.Tensor, axes?: number | number[], keepdim?: boolean) => t.Tensor;
+    // Columns add in the reference's order (exact); rows use four f64 partial sums (ties may round differently).
+    const rowsTol = op === 'sum' ? 2 ** -23 * 45 * 2 : 0;
+    const check = (w: t.Tensor, c: t.Tensor, tol: number, what: string) => {
+      assert.deepEqual(w.shape, c.shape, what);
+      const a = w.data(), e = c.data();
+      for (let i = 0; i < e.length; i++) assert.ok(Math.abs(a[i]! - e[i]!) <= tol * Math.max(1, Math.abs(e[i]!)), `${what}[${i}]: ${a[i]} vs ${e[i]}`);
+    };
+    check(f(xw, -1), f(xc, -1), rowsTol, `${op} last axis`);
+    check(f(xw, [1, 2], true), f(xc, [1, 2], true), rowsTol, `${op} two trailing axes, keepdim`);
+    check(f(xw), f(xc), op === 'sum' ? 2 ** -23 * 4 : 0, `${op} everything`);
+    check(f(xw, 0), f(xc, 0), 0, `${op} leading axis (columns)`);
+    check(f(xw, [0, 1]), f(xc, [0, 1]), 0, `${op} two leading axes (columns)`);
+    check(f(t.transpose(xw, 0, 2), 2), f(t.transpose(xc, 0, 2), 2), 0, `${op} over a transposed view (columns)`);
+    check(f(xw, 1), f(xc, 1), 0, `${op} middle axis (falls back or columns)`);
+  }
+  assert.ok(calls() > before, 'sum ran the SIMD kernels');
+  // NaN propagates through max like the reference.
+  const nan = t.tensor(Float32Array.from([1, NaN, 3, 4, 5, 6, 7, 8, 9]), { backend: 'wasm' });
+  assert.ok(Number.isNaN(t.max(nan).item()));
 });
 
 test('autodiff through wasm kernels matches the cpu backend', () => {

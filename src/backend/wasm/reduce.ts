@@ -1,0 +1,74 @@
+// Host side of the SIMD reductions: decides whether a float32 reduction fits the generated row or
+// column kernels (the reduced axes must walk memory as one dimension) and drives them over the
+// kept dimensions. Anything else (other layouts, dtypes, prod, empty reductions) returns
+// undefined, and the backend runs the reference kernel instead.
+
+import type { WasmHeap } from './memory.js';
+import { buildReduceModule, SIMD_REDUCE_OPS, type SimdReduceOp } from './reduce-kernel.js';
+import { planRows, forEachRow } from './strided-rows.js';
+
+const OPS = new Set<string>(SIMD_REDUCE_OPS);
+
+/** Where the input and output live, as the backend resolved them. */
+export interface ReduceOperands {
+  readonly inPtr: number;
+  readonly inOffset: number;
+  readonly shape: readonly number[];
+  readonly strides: readonly number[];
+  readonly axes: readonly number[];
+  readonly outPtr: number;
+}
+
+type RowsOrCols = (out: number, inp: number, a: number, b: number, c: number) => void;
+
+export class WasmReduce {
+  private exports: Record<string, RowsOrCols> | undefined;
+
+  constructor(private readonly heap: WasmHeap) {}
+
+  handles(prim: string): prim is SimdReduceOp {
+    return OPS.has(prim);
+  }
+
+  private fn(name: string): RowsOrCols {
+    if (this.exports === undefined) {
+      const bytes = buildReduceModule({ module: 'env', name: 'memory', minPages: 1, maxPages: this.heap.maxPages, shared: this.heap.shared });
+      const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: this.heap.memory } });
+      this.exports = instance.exports as Record<string, RowsOrCols>;
+    }
+    return this.exports[name]!;
+  }
+
+  /**
+   * Reduces float32 `x` over `axes` into the contiguous output at `outPtr` (kept dimensions in
+   * order). Returns false, having written nothing, when the layout does not fit.
+   */
+  run(op: SimdReduceOp, o: ReduceOperands): boolean {
+    const axisSet = new Set(o.axes);
+    const keptShape: number[] = [], keptStrides: number[] = [], redShape: number[] = [], redStrides: number[] = [];
+    o.shape.forEach((size, d) => {
+      if (axisSet.has(d)) { redShape.push(size); redStrides.push(o.strides[d]!); }
+      else { keptShape.push(size); keptStrides.push(o.strides[d]!); }
+    });
+    const red = planRows(redShape, [redStrides]);
+    if (red.outerShape.length > 0 || red.rowLength === 0) return false;
+    const outStrides: number[] = [];
+    for (let d = keptShape.length - 1, s = 1; d >= 0; d--) { outStrides[d] = s; s *= keptShape[d]!; }
+    const kept = planRows(keptShape, [keptStrides, outStrides]);
+    if (kept.rowLength === 0) return false;
+    const len = red.rowLength;
+    const redStride = red.innerStrides[0]!;
+    const keptInner = kept.innerStrides[0]!;
+    if (redStride === 1 || len === 1) {
+      const rows = this.fn(`rows_${op}`);
+      forEachRow(kept, [o.inOffset, 0], ([io, oo]) => rows(o.outPtr + 4 * oo!, o.inPtr + 4 * io!, kept.rowLength, len, 4 * keptInner));
+      return true;
+    }
+    if (keptInner === 1) {
+      const cols = this.fn(`cols_${op}`);
+      forEachRow(kept, [o.inOffset, 0], ([io, oo]) => cols(o.outPtr + 4 * oo!, o.inPtr + 4 * io!, kept.rowLength, len, 4 * redStride));
+      return true;
+    }
+    return false;
+  }
+}
