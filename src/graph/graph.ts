@@ -233,8 +233,19 @@ export function formatAttrs(attrs: unknown): string {
   const parts: string[] = [];
   for (const [k, v] of Object.entries(attrs as Record<string, unknown>)) {
     if (v instanceof Graph) parts.push(`${k}=<graph ${v.nodes.length} nodes>`);
-    else if (typeof v === 'object' && v !== null && 'nodes' in (v as object)) parts.push(`${k}=<kernel>`);
+    else if (typeof v === 'object' && v !== null && Array.isArray((v as { body?: unknown }).body)) parts.push(`${k}=${formatKernel(v as KernelLike)}`);
     else parts.push(`${k}=${JSON.stringify(v)}`);
   }
   return parts.join(', ');
+}
+
+interface KernelLike {
+  body: { kind: string; op?: string; input?: number; value?: number }[];
+  reduce?: { op: string; axes: number[] };
+}
+
+/** A fused kernel's body in one line: `in0 in1 add relu` (postfix), then the reduction if any. */
+function formatKernel(k: KernelLike): string {
+  const terms = k.body.map((e) => (e.kind === 'load' ? `in${e.input}` : e.kind === 'literal' ? String(e.value) : e.op ?? '?'));
+  return `<${terms.join(' ')}${k.reduce ? ` | ${k.reduce.op}(${k.reduce.axes.join(',')})` : ''}>`;
 }
