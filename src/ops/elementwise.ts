@@ -178,8 +178,13 @@ export const silu = (x: Tensor): Tensor => mul(x, sigmoid(x));
 /** log(1 + exp(beta*x))/beta, linear above `threshold` (PyTorch's defaults: beta 1, threshold 20). */
 export function softplus(x: Tensor, beta = 1, threshold = 20): Tensor {
   const bx = mul(x, beta);
-  // max(z,0) + log1p(exp(-|z|)) never overflows, so no NaN leaks into gradients through `where`.
-  const stable = div(add(relu(bx), log1p(exp(neg(abs(bx))))), beta);
+  // log1p(exp(z)) for z <= 0 and z + log1p(exp(-z)) for z > 0: each branch only sees arguments
+  // where it cannot overflow (so no inf·0 = NaN leaks through `where` into gradients), and unlike
+  // relu(z) + log1p(exp(-|z|)) it has no kinks at 0, so the derivative there is sigmoid(0) = 1/2.
+  const nonPositive = le(bx, 0);
+  const low = where(nonPositive, bx, 0);
+  const high = where(nonPositive, 0, bx);
+  const stable = div(where(nonPositive, log1p(exp(low)), add(high, log1p(exp(neg(high))))), beta);
   return where(gt(bx, threshold), x, stable);
 }
 

@@ -5,7 +5,7 @@ import { check } from '../core/errors.js';
 import { normalizeAxes, normalizeAxis } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { bind } from './dispatch.js';
-import { add, cast, exp, log, mul, sub, div, sqrt, where, isnan, abs } from './elementwise.js';
+import { add, cast, exp, log, mul, sub, div, sqrt, where, isnan, abs, eq, pow } from './elementwise.js';
 import { reshape } from './shape.js';
 import type { ReduceOp } from './primitives.js';
 
@@ -14,7 +14,9 @@ export type Axes = number | readonly number[];
 /** Normalized axes; an empty list means all axes (PyTorch's legacy rule for dim=[]). */
 function axesOf(x: Tensor, axes: Axes | undefined, op: string): number[] {
   if (axes === undefined || (typeof axes !== 'number' && axes.length === 0)) return [...x.shape.keys()];
-  return normalizeAxes(axes, x.rank, op);
+  const ax = normalizeAxes(axes, x.rank, op);
+  // A 0-d tensor accepts axis 0 or -1 (as in PyTorch) and has nothing to reduce.
+  return x.rank === 0 ? [] : ax;
 }
 
 function reduce(op: ReduceOp, x: Tensor, axes: Axes | undefined, keepdim: boolean): Tensor {
@@ -67,8 +69,18 @@ export function variance(x: Tensor, axes?: Axes, opts: VarOptions = {}): Tensor 
 }
 export { variance as var };
 
+/**
+ * s^(1/p) for s >= 0, with derivative 0 at s = 0 instead of inf·0 = NaN: PyTorch's convention for
+ * the gradient of norm at the zero vector and of std at constant input.
+ */
+function rootWithZeroGradAtZero(s: Tensor, p: number): Tensor {
+  const zero = eq(s, 0);
+  const safe = where(zero, 1, s);
+  return where(zero, 0, p === 2 ? sqrt(safe) : pow(safe, 1 / p));
+}
+
 export function std(x: Tensor, axes?: Axes, opts: VarOptions = {}): Tensor {
-  return sqrt(variance(x, axes, opts));
+  return rootWithZeroGradAtZero(variance(x, axes, opts), 2);
 }
 
 /** log(sum(exp(x))) computed stably (the max is subtracted first; infinities handled like PyTorch). */
@@ -91,10 +103,10 @@ export function cumsum(x: Tensor, axis: number): Tensor {
 
 /** L_p norm over axes (all by default). */
 export function norm(x: Tensor, p = 2, axes?: Axes, keepdim = false): Tensor {
-  if (p === 2) return sqrt(sum(mul(x, x), axes, keepdim));
+  if (p === 2) return rootWithZeroGradAtZero(sum(mul(x, x), axes, keepdim), 2);
   if (p === 1) return sum(abs(x), axes, keepdim);
   if (p === Infinity) return max(abs(x), axes, keepdim);
-  return sum(abs(x).pow(p), axes, keepdim).pow(1 / p);
+  return rootWithZeroGradAtZero(sum(pow(abs(x), p), axes, keepdim), p);
 }
 
 declare module '../core/tensor.js' {

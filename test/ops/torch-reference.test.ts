@@ -177,6 +177,24 @@ const ops: Record<string, Op> = {
   isnanAndLogical: (x) => [x.isnan(), x.gt(0).logicalNot(), x.gt(0).logicalAnd(x.lt(2)), x.gt(1).logicalOr(x.isnan())],
   linspaceArange: () => [t.linspace(0, 1, 5, f64), t.arange(0, 1, 0.25, f64), t.linspace(-1, 1, 4, f64)],
   eye: () => [t.eye(3, 3, f64), t.eye(2, 3, f64)],
+  zeroDimReductions: (x) => [x.sum(0), x.sum(-1), x.mean(0), x.max(0), x.cumsum(0), x.argmax(0), x.prod()],
+  zeroDimBroadcast: (s, x) => [s.mul(x), x.sub(s), s.maximum(x)],
+  nanPropagation: (x, y) => [x.max(), x.min(0), x.sum(), x.maximum(y), x.minimum(y), x.cumsum(0), x.clamp(0, 2)],
+  infArithmetic: (x) => [x.mul(0), x.sub(x), x.neg().exp(), x.sigmoid(), x.tanh(), x.relu()],
+  powSpecial: (x, y) => x.pow(y),
+  extremeValues: (x) => [x.sigmoid(), x.logsumexp(0), t.softplus(x), x.mul(1e-300).log1p(), x.mul(1e-300).expm1(), t.gelu(x), t.erf(x)],
+  intOps: (x, y) => [
+    x.abs(), x.neg(), x.sum(), x.max(), x.min(), x.argmin(), x.sort().values, x.clamp(0, 2), x.maximum(y), x.mul(y), x.sub(y),
+    x.cumsum(0), t.where(x.gt(0), x, y), x.flip(0), x.sign(),
+  ],
+  intPowAndDiv: (x, y) => [x.pow(2), x.pow(y), x.div(y), t.remainder(x, y), x.div(y, { roundingMode: 'floor' })],
+  boolOps: (a, b) => [a.logicalAnd(b), a.logicalOr(b), a.logicalNot(), a.sum(), a.mul(b), a.maximum(b), a.int().cumsum(0), t.where(a, 1.5, 2.5)],
+  meanVarAxesTuple: (x) => [x.mean([0, 2]), x.var([1, 2]), x.std([0, 1], { keepdim: true }), x.logsumexp([0, 2])],
+  matmulShapes: (a, b, v) => [a.matmul(v), v.matmul(b), v.matmul(v), a.unsqueeze(0).expand([3, 2, 4]).matmul(b)],
+  softplusThreshold: (x) => t.softplus(x, 0.5, 3),
+  geluEdges: (x) => [t.gelu(x), t.gelu(x, 'tanh'), t.silu(x), t.leakyRelu(x, 0.2)],
+  normStdZeroGrad: (z, c) => [z.norm(), z.norm(3), c.std(), c.sub(c.detach()).norm(2, 0)],
+  softplusAtZero: (x) => [t.softplus(x), t.softplus(x, 3)],
 };
 
 /** float32 cases use the normalised tolerance; float64 and exact cases 1e-10. */
