@@ -5,3 +5,8 @@ export * as init from './init.js';
 export { assignValues } from './inplace.js';
 export { Linear, Identity, Flatten, type LayerOptions, type LinearOptions } from './layers/linear.js';
 export { ReLU, GELU, SiLU, Tanh, Sigmoid, LeakyReLU } from './layers/activation.js';
+export { Softmax, LogSoftmax } from './layers/activation.js';
+export { Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, type ConvLayerOptions, type ConvTransposeLayerOptions } from './layers/conv.js';
+export { MaxPool1d, MaxPool2d, MaxPool3d, AvgPool1d, AvgPool2d, AvgPool3d, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d } from './layers/pool.js';
+export { BatchNorm1d, BatchNorm2d, BatchNorm3d, LayerNorm, RMSNorm, type BatchNormLayerOptions, type LayerNormLayerOptions, type RmsNormLayerOptions } from './layers/normalization.js';
+export { Dropout, Embedding, type EmbeddingLayerOptions } from './layers/dropout.js';

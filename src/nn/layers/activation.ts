@@ -1,6 +1,7 @@
 // Activation modules (stateless wrappers of the elementwise functions).
 import type { Tensor } from '../../core/tensor.js';
 import { gelu, leakyRelu, relu, sigmoid, silu, tanh } from '../../ops/elementwise.js';
+import { logSoftmax, softmax } from '../../ops/nn/index.js';
 import { Module } from '../module.js';
 
 export class ReLU extends Module {
@@ -22,4 +23,14 @@ export class Sigmoid extends Module {
 export class LeakyReLU extends Module {
   constructor(readonly negativeSlope = 0.01) { super(); }
   override forward(x: Tensor): Tensor { return leakyRelu(x, this.negativeSlope); }
+}
+
+/** Softmax along `axis` (default the last). */
+export class Softmax extends Module {
+  constructor(readonly axis = -1) { super(); }
+  override forward(x: Tensor): Tensor { return softmax(x, this.axis); }
+}
+export class LogSoftmax extends Module {
+  constructor(readonly axis = -1) { super(); }
+  override forward(x: Tensor): Tensor { return logSoftmax(x, this.axis); }
 }
