@@ -207,12 +207,10 @@ export async function run(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  let options: RunOptions;
   try {
-    options = parseRunArgs(args);
+    return await launch(parseRunArgs(args));
   } catch (err) {
     console.error(err instanceof Error ? err.message : String(err));
     return 2;
   }
-  return launch(options);
 }

@@ -1,0 +1,66 @@
+// Matching of incoming messages to receives: early (unexpected) messages, per-tag order,
+// size checks, timeouts and closed peers.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { deadlineIn } from '../../src/dist/deadline.js';
+import { DistTimeoutError, PeerLostError } from '../../src/dist/errors.js';
+import { Mailbox } from '../../src/dist/mailbox.js';
+import { evenBlocks } from '../../src/dist/index.js';
+
+function collect(n: number): { bytes: Uint8Array; sink: (c: Uint8Array, o: number) => void } {
+  const bytes = new Uint8Array(n);
+  return { bytes, sink: (c, o) => bytes.set(c, o) };
+}
+
+test('a message that arrives before its receive is kept and delivered; tags match out of order', async () => {
+  const mb = new Mailbox(1, 0, () => {});
+  const d = deadlineIn(5000, 'test');
+  const m7 = mb.begin(7, 4);
+  m7.write(new Uint8Array([1, 2, 3, 4]));
+  m7.end();
+  const a = collect(2);
+  const pa = mb.post(9, 2, a.sink, d);
+  const b = collect(4);
+  await mb.post(7, 4, b.sink, d);
+  assert.deepEqual([...b.bytes], [1, 2, 3, 4]);
+  const m9 = mb.begin(9, 2);
+  m9.write(new Uint8Array([5, 6]));
+  m9.end();
+  await pa;
+  assert.deepEqual([...a.bytes], [5, 6]);
+});
+
+test('a receive posted while its message is half in streams the rest', async () => {
+  const mb = new Mailbox(1, 0, () => {});
+  const m = mb.begin(1, 16);
+  m.write(new Uint8Array(8).fill(1));
+  const r = collect(16);
+  const p = mb.post(1, 16, r.sink, deadlineIn(5000, 'test'));
+  m.write(new Uint8Array(8).fill(2));
+  m.end();
+  await p;
+  assert.deepEqual([...r.bytes], [...new Array(8).fill(1), ...new Array(8).fill(2)]);
+});
+
+test('size mismatches, timeouts and closed peers reject with explanations', async () => {
+  // Deadline timers do not keep a process alive (its connections do); stand in for them here.
+  const keepAlive = setInterval(() => {}, 1000);
+  let timedOut: DistTimeoutError | undefined;
+  const mb = new Mailbox(3, 0, (e) => (timedOut = e));
+  const r = collect(8);
+  const p = mb.post(1, 8, r.sink, deadlineIn(5000, 'allReduce(ring)'));
+  mb.begin(1, 12).end();
+  await assert.rejects(p, /allReduce\(ring\): rank 3 announced a message of 12 bytes .* but rank 0 expected 8 bytes/);
+  await assert.rejects(mb.post(2, 8, r.sink, deadlineIn(30, 'barrier')), /barrier timed out after 30 ms waiting for rank 3/);
+  assert.ok(timedOut instanceof DistTimeoutError);
+  mb.close(new PeerLostError(3, 'it closed its process group'));
+  await assert.rejects(mb.post(5, 8, r.sink, deadlineIn(5000, 'x')), /rank 3 was lost \(it closed its process group\)/);
+  clearInterval(keepAlive);
+});
+
+test('even blocks cover any length, the first n mod p one longer', () => {
+  assert.deepEqual(evenBlocks(10, 4).counts, [3, 3, 2, 2]);
+  assert.deepEqual(evenBlocks(10, 4).offsets, [0, 3, 6, 8]);
+  assert.deepEqual(evenBlocks(2, 5).counts, [1, 1, 0, 0, 0]);
+  assert.equal(evenBlocks(0, 3).total, 0);
+});
