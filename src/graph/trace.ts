@@ -7,7 +7,8 @@
 // traced tensor's memory (`detach`, the leaf aliases `grad()` makes) are recognized by storage and
 // layout and resolve to the traced value. Reading a traced tensor's values (item, toArray, data)
 // records a guard: the rest of the trace assumed the value read, so the compiled function checks it.
-import type { Storage } from '../backend/backend.js';
+import { getBackend, listBackends, type Backend, type KernelInput, type Storage } from '../backend/backend.js';
+import type { TypedArray } from '../core/dtype.js';
 import { TesseraError, fmtShape } from '../core/errors.js';
 import { shapesEqual } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
@@ -80,7 +81,7 @@ export class Tracer {
   private readonly rebound = new Map<Tensor, Tensor>();
   private readonly byStorage = new Map<Storage, Tensor[]>();
   readonly writes: { kind: 'data' | 'grad'; target: Tensor; value: Tensor }[] = [];
-  readonly reads: { tensor: Tensor; observed: Float64Array }[] = [];
+  readonly reads: { tensor: Tensor; observed: Float64Array; array: unknown }[] = [];
 
   constructor(readonly inputs: readonly Tensor[], readonly opts: TraceOptions, readonly parent: Tracer | undefined) {
     for (const t of inputs) this.note(t);
@@ -127,6 +128,19 @@ export class Tracer {
     this.rebound.set(target, this.resolve(value) ?? value);
   }
 
+  /**
+   * A read whose values were then written into a tensor (copy_, fill_-like helpers, assignValues):
+   * not a guard but a graph write of the tensor read, and the target now means that value.
+   */
+  readBecameWrite(values: unknown, target: Tensor): boolean {
+    const k = this.reads.findIndex((r) => r.array === values);
+    if (k < 0) return false;
+    const [r] = this.reads.splice(k, 1);
+    this.writes.push({ kind: 'data', target, value: r!.tensor });
+    this.rebind(target, r!.tensor);
+    return true;
+  }
+
   recordRead(t: Tensor, values: ArrayLike<number>): void {
     const r = this.resolve(t);
     if (r === undefined) return; // a constant or parameter: reading it does not depend on traced inputs
@@ -134,7 +148,7 @@ export class Tracer {
       throw new TesseraError(`trace: the traced function read the values of a traced tensor (shape ${fmtShape(t.shape)}) with item/toArray/data; ` +
         "with onRead: 'error' this is not allowed. Use cond/whileLoop for data-dependent control flow, or allow guards.");
     }
-    this.reads.push({ tensor: r, observed: Float64Array.from(values) });
+    this.reads.push({ tensor: r, observed: Float64Array.from(values), array: values });
   }
 
   /** Turns the record into a graph whose outputs are `outputs` (tensors of this trace or external). */
@@ -211,18 +225,46 @@ function patchedData(this: Tensor): ReturnType<Tensor['data']> {
   return out;
 }
 
+// In-place writes (copy_, assignValues, ...) end in backend.writeStrided with values just read
+// from a tensor; while tracing, each backend's writeStrided is wrapped to turn such a read into a
+// graph write (see Tracer.readBecameWrite).
+const originalWrites = new Map<Backend, Backend['writeStrided']>();
+function patchWrites(): void {
+  for (const name of listBackends()) {
+    const b = getBackend(name);
+    if (originalWrites.has(b)) continue;
+    const orig = b.writeStrided;
+    originalWrites.set(b, orig);
+    b.writeStrided = function (dst: KernelInput, src: TypedArray): void {
+      orig.call(this, dst, src);
+      const tr = stack[stack.length - 1];
+      if (tr !== undefined && readsSuspended === 0 && dst instanceof Tensor) tr.readBecameWrite(src, dst);
+    };
+  }
+}
+function unpatchWrites(): void {
+  for (const [b, orig] of originalWrites) b.writeStrided = orig;
+  originalWrites.clear();
+}
+
 /** Runs fn as a trace: pushes a tracer, runs, pops. */
 export function withTracer<R>(inputs: readonly Tensor[], opts: TraceOptions, fn: (tracer: Tracer) => R): { tracer: Tracer; result: R } {
   const tracer = new Tracer(inputs, opts, stack[stack.length - 1]);
   ensureObserver();
   stack.push(tracer);
-  if (stack.length === 1) Tensor.prototype.data = patchedData;
+  if (stack.length === 1) {
+    Tensor.prototype.data = patchedData;
+    patchWrites();
+  }
   try {
     return { tracer, result: fn(tracer) };
   } finally {
     const i = stack.lastIndexOf(tracer);
     if (i >= 0) stack.splice(i, 1);
-    if (stack.length === 0) Tensor.prototype.data = originalData;
+    if (stack.length === 0) {
+      Tensor.prototype.data = originalData;
+      unpatchWrites();
+    }
     releaseObserver();
   }
 }

@@ -126,3 +126,23 @@ test('jvp of a jitted function', () => {
   const ref = t.mul(t.exp(x2), t.add(x2, 1)).data();
   got.forEach((g, i) => assert.ok(Math.abs(g - ref[i]!) < 1e-5));
 });
+
+test('in-place copy_ of a computed update inside a jitted step becomes a graph write (no guard, no retrace)', () => {
+  t.manualSeed(8);
+  const w = t.randn([3, 2]).requiresGrad_();
+  const w2 = t.clone(w).detach().requiresGrad_();
+  const x = t.randn([4, 3]);
+  const make = (p: t.Tensor) => (a: t.Tensor): t.Tensor => {
+    p.grad = undefined;
+    const l = t.sum(t.mul(t.tanh(t.matmul(a, p)), 2));
+    l.backward();
+    t.noGrad(() => p.copy_(t.sub(p, t.mul(p.grad!, 0.1))));
+    return l;
+  };
+  const eager = make(w);
+  const compiled = jit(make(w2));
+  for (let i = 0; i < 5; i++) assert.equal(compiled(x).item(), eager(x).item());
+  assert.equal(compiled.stats().traces, 1, compiled.stats().traceReasons.join('\n'));
+  assert.equal(compiled.graphs()[0]!.traced.guards.length, 0);
+  assert.deepEqual(Array.from(w2.data()), Array.from(w.data()));
+});
