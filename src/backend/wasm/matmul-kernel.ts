@@ -137,6 +137,19 @@ function emitPackA(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
   f.forRange(ir, () => f.i32Const(0), () => f.localGet(mc), MR, () => {
     minInto(f, mr, () => f.i32Const(MR), () => bin(f, mc, ir, Op.i32Sub));
     f.localGet(src).localGet(ir).localGet(rsA).op(Op.i32Mul).op(Op.i32Add).localSet(rowBase);
+    if (MR % 4 === 0) {
+      // Full panel of adjacent rows (A = Xᵀ in a weight gradient): MR/4 vector copies per k.
+      f.localGet(mr).i32Const(MR).op(Op.i32Eq).localGet(rsA).i32Const(4).op(Op.i32Eq).op(Op.i32And).if();
+      f.localGet(rowBase).localSet(p);
+      f.forRange(k, () => f.i32Const(0), () => f.localGet(kc), 1, () => {
+        for (let v = 0; v < MR / 4; v++) {
+          f.localGet(dst).localGet(p).simdMem(SimdMemOp.v128Load, 16 * v, 0).simdMem(SimdMemOp.v128Store, 16 * v);
+        }
+        bin(f, p, csA, Op.i32Add).localSet(p);
+        f.localGet(dst).i32Const(MR * 4).op(Op.i32Add).localSet(dst);
+      });
+      f.else();
+    }
     f.localGet(mr).i32Const(MR).op(Op.i32Eq).if();
     {
       // Full panel: MR strided loads per k, unrolled; p walks along k.
@@ -168,6 +181,7 @@ function emitPackA(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
       });
     }
     f.end();
+    if (MR % 4 === 0) f.end();
   });
   return f;
 }
