@@ -3,13 +3,13 @@
 // out of bounds, and they are composites of the gather/scatterAdd/where primitives, so they
 // differentiate with respect to their floating inputs (never their indices).
 import { isIntegral } from '../core/dtype.js';
-import { check, fmtShape } from '../core/errors.js';
+import { TesseraError, check, fmtShape } from '../core/errors.js';
 import { normalizeAxis } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { bind } from './dispatch.js';
-import { arange, scalar } from './creation.js';
-import { broadcastTo, cast, eq, where, type TensorLike } from './elementwise.js';
-import { expand, reshape, unsqueeze } from './shape.js';
+import { full, scalar } from './creation.js';
+import { broadcastTo, cast, where, type TensorLike } from './elementwise.js';
+import { reshape, unsqueeze } from './shape.js';
 
 /** Integer indices as int32 (the index dtype of the primitives); rejects floating indices. */
 function asIndex(index: Tensor, op: string): Tensor {
@@ -61,13 +61,27 @@ export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
   }
   const a = normalizeAxis(axis, x.rank, 'indexSelect');
   const k = idx.size;
-  const n = x.shape[a]!;
-  const bad = idx.data().find((v) => v < 0 || v >= n);
-  check(bad === undefined, 'indexSelect', () => `index ${bad} is out of range for axis ${axis} of size ${n} (shape ${fmtShape(x.shape)}); indices must be in [0, ${n}).`);
+
   const shape = x.shape.map((d, i) => (i === a ? k : d));
   // Broadcast the index across the other axes (a stride-0 view, no copy) and gather.
   const along = reshape(idx, x.shape.map((_, i) => (i === a ? k : 1)));
-  return bind('gather', [x, broadcastTo(along, shape)], { axis: a });
+  return asOp('indexSelect', () => bind('gather', [x, broadcastTo(along, shape)], { axis: a }));
+}
+
+/**
+ * Runs a primitive on behalf of `op`, so an out-of-range index reported by its kernel names the op
+ * the user called. Indices are deliberately not read here: a read would make a traced function
+ * guard on (and retrace for) every new batch of indices.
+ */
+function asOp<T>(op: string, fn: () => T, describe?: (index: string) => string): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (!(e instanceof TesseraError)) throw e;
+    const m = /^(gather|scatterAdd): index (\S+)/.exec(e.message);
+    if (m === null) throw e;
+    throw new TesseraError(describe === undefined ? e.message.replace(/^(gather|scatterAdd):/, `${op}:`) : `${op}: ${describe(m[2]!)}`);
+  }
 }
 
 /**
@@ -93,20 +107,19 @@ export function maskedFill(x: Tensor, mask: Tensor, value: TensorLike): Tensor {
  */
 export function oneHot(indices: Tensor, numClasses = -1): Tensor {
   const idx = asIndex(indices, 'oneHot');
-  const values = idx.data();
-  let lo = 0, hi = -1;
-  for (const v of values) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
-  check(lo >= 0, 'oneHot', () => `class indices must be non-negative, found ${lo}.`);
   let n = numClasses;
   if (n === -1) {
+    // Like PyTorch, inferring the class count has to read the indices.
     check(idx.size > 0, 'oneHot', () => 'cannot infer numClasses from an empty tensor; pass numClasses.');
-    n = hi + 1;
+    n = Math.max(...idx.data()) + 1;
   }
   check(Number.isInteger(n) && n > 0, 'oneHot', () => `numClasses must be a positive integer or -1, got ${numClasses}.`);
-  check(hi < n, 'oneHot', () => `class index ${hi} is out of range for numClasses ${n}; indices must be in [0, ${n}).`);
-  const classes = arange(n, undefined, 1, { backend: idx.backend });
-  const grid = expand(unsqueeze(idx, -1), [...idx.shape, n]);
-  return cast(eq(grid, classes), 'int32');
+  // Scattering ones lets the kernel reject indices outside [0, n) without reading them here.
+  const shape = [...idx.shape, n];
+  const zeros = full(shape, 0, { dtype: 'int32', backend: idx.backend });
+  const ones = full([...idx.shape, 1], 1, { dtype: 'int32', backend: idx.backend });
+  return asOp('oneHot', () => bind('scatterAdd', [zeros, unsqueeze(idx, -1), ones], { axis: shape.length - 1 }),
+    (v) => `class index ${v} is out of range for numClasses ${n}; indices must be in [0, ${n}).`);
 }
 
 declare module '../core/tensor.js' {

@@ -31,6 +31,7 @@ describe('errors name the op and the shapes/dtypes', () => {
     assertThrowsWith(() => t.cat([t.ones([2]), t.ones([2])], 1), 'cat', 'axis 1');
     assertThrowsWith(() => t.ones([3]).topk(4), 'topk', 'k = 4', 'size 3');
     assertThrowsWith(() => t.ones([2, 3]).indexSelect(1, i32([3])), 'indexSelect', 'index 3', 'size 3');
+    assertThrowsWith(() => t.oneHot(i32([0, -1]), 4), 'oneHot', 'class index -1', 'numClasses 4');
     assertThrowsWith(() => t.ones([2]).gather(0, i32([2])), 'gather', 'index 2', 'out of bounds');
     assertThrowsWith(() => t.oneHot(i32([0, 5]), 3), 'oneHot', 'class index 5', 'numClasses 3');
     assertThrowsWith(() => t.pad(t.ones([1, 2]), [2, 0], 'reflect'), 'pad', 'reflect', 'size 2');
