@@ -1,12 +1,13 @@
 // gradcheck itself: it passes correct derivatives, and it catches a wrong vjp rule, a wrong jvp rule
 // and a wrong second derivative, naming the mode, the input and the element.
-import { describe, it } from 'node:test';
+import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as t from '../../src/index.js';
 import type { Tensor } from '../../src/index.js';
 import { vjpRules } from '../../src/autodiff/vjp-rules.js';
 import { jvpRules } from '../../src/autodiff/jvp-rules.js';
 import { assertThrowsWith } from '../helpers/close.js';
+import { forEachBackend } from '../helpers/backends.js';
 
 const x = (): Tensor => t.tensor([[0.3, -0.7, 1.1], [0.5, 2.0, -1.4]], { dtype: 'float64' });
 
@@ -21,7 +22,7 @@ function withRule<T extends object, K extends keyof T>(table: T, key: K, rule: T
   }
 }
 
-describe('gradcheck', () => {
+forEachBackend('gradcheck', () => {
   it('passes a correct function and reports both modes and the numerical Jacobian', () => {
     const r = t.gradcheck((a, b) => a.mul(b).sin(), [x(), x().flip(1)]);
     assert.equal(r.ok, true);

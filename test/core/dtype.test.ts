@@ -1,11 +1,12 @@
 // dtypes: PyTorch's promotion table (tensor-tensor, 0-d tensors, JS numbers as weak scalars),
 // C-style casts, float16/bfloat16 rounding.
-import { describe, it } from 'node:test';
+import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as t from '../../src/index.js';
 import type { DType } from '../../src/index.js';
+import { forEachBackend } from '../helpers/backends.js';
 
-describe('dtype promotion', () => {
+forEachBackend('dtype promotion', () => {
   it('promoteTypes follows PyTorch (int8+uint8 widens to int32, our smallest type holding both)', () => {
     const table: [DType, DType, DType][] = [
       ['bool', 'bool', 'bool'], ['bool', 'int32', 'int32'], ['bool', 'float32', 'float32'], ['uint8', 'bool', 'uint8'],

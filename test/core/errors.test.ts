@@ -1,12 +1,13 @@
 // Bad input raises a TesseraError that names the op and the shapes/dtypes/values involved (and the
 // fix), never a wrong answer or a crash deep inside a kernel.
-import { describe, it } from 'node:test';
+import { it } from 'node:test';
 import * as t from '../../src/index.js';
 import { assertThrowsWith } from '../helpers/close.js';
+import { forEachBackend } from '../helpers/backends.js';
 
 const i32 = (a: t.NestedArray): t.Tensor => t.tensor(a, { dtype: 'int32' });
 
-describe('errors name the op and the shapes/dtypes', () => {
+forEachBackend('errors name the op and the shapes/dtypes', () => {
   it('shape mismatch', () => {
     assertThrowsWith(() => t.ones([2, 3]).add(t.ones([2])), 'add', '[2, 3]', '[2]', 'broadcast');
     assertThrowsWith(() => t.ones([2, 3]).matmul(t.ones([2, 3])), 'matmul', '[2, 3]', '(3 vs 2)');
