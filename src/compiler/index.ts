@@ -10,7 +10,7 @@ import { PlannedExecutor, executorUnsupportedReason } from './executor.js';
 import { runPipeline, defaultPasses } from './pipeline.js';
 import type { Pass } from './passes/pass.js';
 
-export { runPipeline, defaultPasses, formatReport, formatReports, type PassReport, type PipelineResult } from './pipeline.js';
+export { runPipeline, defaultPasses, inferencePasses, formatReport, formatReports, type PassReport, type PipelineResult } from './pipeline.js';
 export type { Pass, PassResult } from './passes/pass.js';
 export { dce, eliminateDeadCode } from './passes/dce.js';
 export { cse, eliminateCommonSubexpressions } from './passes/cse.js';
@@ -20,6 +20,7 @@ export { fuseElementwise, fuseElementwiseOps } from './passes/fuse-elementwise.j
 export { matmulEpilogue, fuseMatmulEpilogues } from './passes/matmul-epilogue.js';
 export { mergeMatmuls, mergeParallelMatmuls } from './passes/merge-matmuls.js';
 export { layout, foldTransposes } from './passes/layout.js';
+export { foldAffine, foldAffineIntoMatmul, freezeParameters, freezeParameterValues } from './passes/fold-affine.js';
 export { memoryPlan, type MemoryPlan, type PlannedBuffer, type MemoryPlanOptions } from './memory-plan.js';
 export { PlannedExecutor, executorUnsupportedReason, type ExecutorStats } from './executor.js';
 export { analyze, type Hardware, type GraphAnalysis, type NodeAnalysis } from './analyze.js';

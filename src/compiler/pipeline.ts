@@ -14,6 +14,7 @@ import { mergeMatmuls } from './passes/merge-matmuls.js';
 import { fuseElementwise } from './passes/fuse-elementwise.js';
 import { matmulEpilogue } from './passes/matmul-epilogue.js';
 import { layout } from './passes/layout.js';
+import { foldAffine, freezeParameters } from './passes/fold-affine.js';
 
 export interface PassReport {
   pass: string;
@@ -33,6 +34,14 @@ export interface PipelineResult {
 /** The default pipeline, in order. */
 export function defaultPasses(): Pass[] {
   return [simplify, constantFold, cse, dce, mergeMatmuls, layout, fuseElementwise, matmulEpilogue, dce];
+}
+
+/**
+ * For inference: parameters frozen into constants, then the default passes with batchnorm (any
+ * per-channel affine map after a conv/linear matmul) folded into the weights after fusion.
+ */
+export function inferencePasses(): Pass[] {
+  return [freezeParameters, simplify, constantFold, cse, dce, mergeMatmuls, layout, fuseElementwise, foldAffine, constantFold, matmulEpilogue, dce];
 }
 
 const NOMINAL = { peakFlops: 1e11, memoryBandwidth: 2e10 };

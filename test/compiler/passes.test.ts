@@ -105,3 +105,22 @@ test('DCE removes unused work', () => {
   assert.deepEqual(g2.nodes.map((n) => n.op), ['neg']);
   assert.match(changes[0]!, /removed exp/);
 });
+
+test('conv + batchnorm folding for inference (ops/nn conv2d + batchNorm, and the test CNN)', () => {
+  t.manualSeed(9);
+  const w = t.randn([4, 2, 3, 3]).requiresGrad_(), b = t.randn([4]).requiresGrad_();
+  const mean = t.randn([4]), variance = t.rand([4]), gamma = t.randn([4]).requiresGrad_(), beta = t.randn([4]).requiresGrad_();
+  const f = (x: t.Tensor): t.Tensor => t.relu(t.batchNorm(t.conv2d(x, w, { bias: b, padding: 1 }), mean, variance, { weight: gamma, bias: beta, training: false }));
+  const { graph } = trace(f, [t.randn([2, 2, 5, 5])]);
+  const { graph: g2, reports } = C.runPipeline(graph, C.inferencePasses());
+  assert.match(reports.find((r) => r.pass === 'fold-affine')!.changes.join('\n'), /folded into the weights of matmul/);
+  const tail = g2.nodes[g2.nodes.length - 1]!;
+  assert.equal(tail.op, 'fusedElementwise');
+  assert.deepEqual((tail.attrs as { spec: C.FusedSpec }).spec.body.filter((e) => e.kind === 'op').map((e) => (e as { op: string }).op), ['add', 'relu'],
+    'only the folded shift and the relu remain after the matmul');
+  assertEquivalent(graph, g2, () => [t.randn([2, 2, 5, 5])], 'conv+bn folding', 1e-4);
+  const cnn = models.find((m) => m.name === 'cnn+bn')!;
+  const { graph: c2, reports: cr } = C.runPipeline(cnn.graph, C.inferencePasses());
+  assert.equal(cr.find((r) => r.pass === 'fold-affine')!.changes.length, 1);
+  assertEquivalent(cnn.graph, c2, cnn.inputs, 'cnn conv+bn folding', 1e-4);
+});
