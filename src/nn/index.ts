@@ -10,3 +10,5 @@ export { Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose
 export { MaxPool1d, MaxPool2d, MaxPool3d, AvgPool1d, AvgPool2d, AvgPool3d, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d } from './layers/pool.js';
 export { BatchNorm1d, BatchNorm2d, BatchNorm3d, LayerNorm, RMSNorm, type BatchNormLayerOptions, type LayerNormLayerOptions, type RmsNormLayerOptions } from './layers/normalization.js';
 export { Dropout, Embedding, type EmbeddingLayerOptions } from './layers/dropout.js';
+export { MultiheadAttention, KVCache, type MultiheadAttentionOptions, type AttentionCallOptions } from './layers/attention.js';
+export { TransformerBlock, GPT, sampleToken, flattenLogits, type TransformerBlockOptions, type GptConfig, type SampleOptions } from './layers/transformer.js';

@@ -1,0 +1,193 @@
+// A pre-norm transformer block and a GPT (decoder-only language model) with tied embeddings and
+// KV-cached sampling.
+import { check, fmtShape } from '../../core/errors.js';
+import { defaultGenerator, type Generator } from '../../core/random.js';
+import type { Tensor } from '../../core/tensor.js';
+import { noGrad } from '../../autodiff/mode.js';
+import { arange, fromValues } from '../../ops/creation.js';
+import { add } from '../../ops/elementwise.js';
+import { narrow, reshape } from '../../ops/shape.js';
+import { ModuleList } from '../containers.js';
+import { normal_, zeros_ } from '../init.js';
+import { Module } from '../module.js';
+import { GELU } from './activation.js';
+import { KVCache, MultiheadAttention } from './attention.js';
+import { Dropout, Embedding } from './dropout.js';
+import { Linear, type LayerOptions } from './linear.js';
+import { LayerNorm } from './normalization.js';
+
+export interface TransformerBlockOptions extends LayerOptions {
+  /** Hidden size of the MLP (default 4 × embedDim). */
+  mlpDim?: number;
+  dropout?: number;
+  /** Causal self-attention (default true). */
+  causal?: boolean;
+}
+
+/** x + attn(ln1(x)), then x + mlp(ln2(x)) (pre-norm, as GPT-2). */
+export class TransformerBlock extends Module<[Tensor, KVCache?], Tensor> {
+  ln1: LayerNorm;
+  attn: MultiheadAttention;
+  ln2: LayerNorm;
+  fc: Linear;
+  act = new GELU();
+  proj: Linear;
+  drop: Dropout;
+  readonly causal: boolean;
+
+  constructor(readonly embedDim: number, readonly numHeads: number, options: TransformerBlockOptions = {}) {
+    super();
+    const layer = { dtype: options.dtype, backend: options.backend, generator: options.generator };
+    this.ln1 = new LayerNorm(embedDim, layer);
+    this.attn = new MultiheadAttention(embedDim, numHeads, { ...layer, dropout: options.dropout ?? 0 });
+    this.ln2 = new LayerNorm(embedDim, layer);
+    const hidden = options.mlpDim ?? 4 * embedDim;
+    this.fc = new Linear(embedDim, hidden, layer);
+    this.proj = new Linear(hidden, embedDim, layer);
+    this.drop = new Dropout(options.dropout ?? 0);
+    this.causal = options.causal ?? true;
+  }
+
+  override forward(x: Tensor, cache?: KVCache): Tensor {
+    const h = this.ln1.call(x);
+    x = add(x, this.drop.call(this.attn.call(h, h, h, { isCausal: this.causal, ...(cache ? { cache } : {}) })));
+    return add(x, this.drop.call(this.proj.call(this.act.call(this.fc.call(this.ln2.call(x))))));
+  }
+}
+
+export interface GptConfig {
+  vocabSize: number;
+  /** Longest context (number of positions). */
+  blockSize: number;
+  embedDim: number;
+  numHeads: number;
+  numLayers: number;
+  dropout?: number;
+}
+
+export interface SampleOptions {
+  maxNewTokens: number;
+  /** Divides the logits (default 1); lower is more conservative. */
+  temperature?: number;
+  /** Sample only among the k most likely tokens. */
+  topK?: number;
+  generator?: Generator;
+}
+
+/** GPT: token + position embeddings, pre-norm blocks, final LayerNorm, head tied to the token embedding. */
+export class GPT extends Module<[Tensor, KVCache[]?], Tensor> {
+  wte: Embedding;
+  wpe: Embedding;
+  drop: Dropout;
+  blocks: ModuleList<TransformerBlock>;
+  ln_f: LayerNorm;
+  head: Linear;
+
+  constructor(readonly config: GptConfig, options: LayerOptions = {}) {
+    super();
+    const c = config;
+    check([c.vocabSize, c.blockSize, c.embedDim, c.numHeads, c.numLayers].every((v) => Number.isInteger(v) && v > 0), 'GPT', () =>
+      `vocabSize, blockSize, embedDim, numHeads and numLayers must be positive integers, got ${JSON.stringify(c)}.`);
+    this.wte = new Embedding(c.vocabSize, c.embedDim, options);
+    this.wpe = new Embedding(c.blockSize, c.embedDim, options);
+    this.drop = new Dropout(c.dropout ?? 0);
+    this.blocks = new ModuleList(Array.from({ length: c.numLayers }, () => new TransformerBlock(c.embedDim, c.numHeads, { ...options, dropout: c.dropout ?? 0 })));
+    this.ln_f = new LayerNorm(c.embedDim, options);
+    this.head = new Linear(c.embedDim, c.vocabSize, { ...options, bias: false });
+    // GPT-2's initialisation: N(0, 0.02) weights, zero biases, residual projections scaled by 1/sqrt(2·layers).
+    for (const m of this.modules()) {
+      if (m instanceof Linear) {
+        normal_(m.weight, 0, 0.02, options.generator);
+        if (m.bias) zeros_(m.bias);
+      } else if (m instanceof Embedding) {
+        normal_(m.weight, 0, 0.02, options.generator);
+      } else if (m instanceof MultiheadAttention) {
+        normal_(m.in_proj_weight, 0, 0.02, options.generator);
+        if (m.in_proj_bias) zeros_(m.in_proj_bias);
+      }
+    }
+    for (const b of this.blocks) normal_(b.proj.weight, 0, 0.02 / Math.sqrt(2 * c.numLayers), options.generator);
+    this.head.weight = this.wte.weight;
+  }
+
+  /** Token ids [B, T] (int32) → logits [B, T, vocabSize]. With caches, positions continue after the cached ones. */
+  override forward(idx: Tensor, caches?: KVCache[]): Tensor {
+    check(idx.rank === 2, 'GPT', () => `expects token ids of shape [batch, time], got ${fmtShape(idx.shape)}.`);
+    const past = caches?.[0]?.length ?? 0;
+    const T = idx.shape[1]!;
+    check(past + T <= this.config.blockSize, 'GPT', () =>
+      `sequence of ${past + T} positions exceeds blockSize ${this.config.blockSize}; crop the context to the last ${this.config.blockSize} tokens.`);
+    const pos = arange(past, past + T, 1, { backend: idx.backend });
+    let x = this.drop.call(add(this.wte.call(idx), this.wpe.call(pos)));
+    let i = 0;
+    for (const block of this.blocks) x = block.call(x, caches?.[i++]);
+    return this.head.call(this.ln_f.call(x));
+  }
+
+  /**
+   * Continues each row of `idx` [B, T] by maxNewTokens sampled tokens; returns [B, T + maxNewTokens].
+   * Uses a KV cache while the sequence fits in blockSize, then a sliding window.
+   */
+  generate(idx: Tensor, options: SampleOptions): Tensor {
+    return noGrad(() => {
+      const wasTraining = this.training;
+      this.eval();
+      const B = idx.shape[0]!;
+      const rows: number[][] = Array.from({ length: B }, (_, b) => Array.from(narrow(idx, 0, b, 1).data()));
+      let caches: KVCache[] | undefined = Array.from({ length: this.config.numLayers }, () => new KVCache());
+      let logits = this.forward(idx.shape[1]! > this.config.blockSize ? narrow(idx, 1, idx.shape[1]! - this.config.blockSize, this.config.blockSize) : idx, caches);
+      for (let n = 0; n < options.maxNewTokens; n++) {
+        const V = this.config.vocabSize;
+        const last = narrow(logits, 1, logits.shape[1]! - 1, 1).data();
+        const next = Array.from({ length: B }, (_, b) => sampleToken(last.subarray(b * V, (b + 1) * V) as Float32Array, options));
+        next.forEach((tok, b) => rows[b]!.push(tok));
+        if (n === options.maxNewTokens - 1) break;
+        const len = rows[0]!.length;
+        if (caches !== undefined && len <= this.config.blockSize) {
+          logits = this.forward(fromValues(Int32Array.from(next), [B, 1], 'int32', { backend: idx.backend }), caches);
+        } else {
+          // Past blockSize the positions shift every step, so the cache no longer applies.
+          caches = undefined;
+          const start = Math.max(0, len - this.config.blockSize);
+          const window = Int32Array.from(rows.flatMap((r) => r.slice(start)));
+          logits = this.forward(fromValues(window, [B, len - start], 'int32', { backend: idx.backend }));
+        }
+      }
+      this.train(wasTraining);
+      return fromValues(Int32Array.from(rows.flat()), [B, rows[0]!.length], 'int32', { backend: idx.backend });
+    });
+  }
+}
+
+/** Samples an index from logits with temperature and optional top-k (temperature 0 = greedy). */
+export function sampleToken(logits: ArrayLike<number>, options: { temperature?: number; topK?: number; generator?: Generator }): number {
+  const n = logits.length;
+  const temperature = options.temperature ?? 1;
+  let best = 0;
+  for (let i = 1; i < n; i++) if (logits[i]! > logits[best]!) best = i;
+  if (temperature <= 0) return best;
+  let threshold = -Infinity;
+  if (options.topK !== undefined && options.topK > 0 && options.topK < n) {
+    const sorted = Array.from(logits).sort((a, b) => b - a);
+    threshold = sorted[options.topK - 1]!;
+  }
+  const max = logits[best]!;
+  const weights = new Float64Array(n);
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    if (logits[i]! < threshold) continue;
+    weights[i] = Math.exp((logits[i]! - max) / temperature);
+    total += weights[i]!;
+  }
+  let u = (options.generator ?? defaultGenerator).uniform() * total;
+  for (let i = 0; i < n; i++) {
+    u -= weights[i]!;
+    if (u < 0 && weights[i]! > 0) return i;
+  }
+  return best;
+}
+
+/** Cross-entropy helper shape: logits [B, T, V] → [B·T, V]. */
+export function flattenLogits(logits: Tensor): Tensor {
+  return reshape(logits, [-1, logits.shape[logits.rank - 1]!]);
+}
