@@ -279,14 +279,14 @@ export class WasmBackend implements Backend {
       s *= out.shape[d]!;
     }
     const plan = planRows(out.shape, [outStrides, ...inputs.map((t) => t.strides)]);
-    // Each input must walk its rows contiguously or stay on one value; short rows are not worth a call each.
-    if (plan.innerStrides.slice(1).some((s) => s !== 0 && s !== 1)) return undefined;
+    // Short rows are not worth a call each (e.g. the last axis of a [4096, 3] tensor).
     if (plan.rowLength < 16 && n > plan.rowLength) return undefined;
     const storage = this.allocUninitialized('float32', n);
     const ptrs = [this.addressOf(storage), ...inputs.map((t) => this.addressOf(t.storage))];
-    const run = this.elementwise.rowFunction(prim, plan.innerStrides.slice(1));
+    const inputStrides = plan.innerStrides.slice(1);
+    const run = this.elementwise.rowFunction(prim, inputStrides);
     forEachRow(plan, [0, ...inputs.map((t) => t.offset)], (offsets) => {
-      run(plan.rowLength, ptrs.map((p, i) => p + 4 * offsets[i]!));
+      run(plan.rowLength, ptrs.map((p, i) => p + 4 * offsets[i]!), inputStrides);
     });
     return storage;
   }

@@ -16,8 +16,11 @@ export const SIMD_UNARY_OPS = ['neg', 'abs', 'relu', 'sqrt', 'floor', 'ceil', 'r
 export type SimdBinaryOp = (typeof SIMD_BINARY_OPS)[number];
 export type SimdUnaryOp = (typeof SIMD_UNARY_OPS)[number];
 
-/** How an input walks along the row. */
-export type RowMode = 'contiguous' | 'broadcast';
+/**
+ * How an input walks along the row: stride 1 (SIMD loads), stride 0 (one value, splat), or any
+ * other stride (scalar loads; the op itself is the same instruction, so results are identical).
+ */
+export type RowMode = 'contiguous' | 'broadcast' | 'strided';
 
 const BINARY: Record<SimdBinaryOp, { simd: SimdOp; scalar: Op }> = {
   add: { simd: SimdOp.f32x4Add, scalar: Op.f32Add },
@@ -46,33 +49,57 @@ export function binaryExportName(op: SimdBinaryOp, a: RowMode, b: RowMode): stri
   return `${op}_${a[0]}${b[0]}`;
 }
 
-export function unaryExportName(op: SimdUnaryOp): string {
-  return `${op}_c`;
+export function unaryExportName(op: SimdUnaryOp, mode: 'contiguous' | 'strided' = 'contiguous'): string {
+  return `${op}_${mode[0]}`;
 }
 
+const MODES = ['contiguous', 'broadcast', 'strided'] as const;
+
 /**
- * One module with every op and mode: binary `(out, a, b, n)` and unary `(out, x, n)`, byte
- * addresses, f32 elements. The output is always contiguous.
+ * One module with every op and mode: binary `(out, a, b, n, strideA, strideB)` and unary
+ * `(out, x, n, strideX)`; byte addresses, byte strides (read only by strided inputs), f32
+ * elements. The output is always contiguous.
  */
 export function buildElementwiseModule(memory: MemoryImport): Uint8Array<ArrayBuffer> {
   const m = new ModuleBuilder().importMemory(memory);
-  for (const op of SIMD_BINARY_OPS) {
-    for (const am of ['contiguous', 'broadcast'] as const) {
-      for (const bm of ['contiguous', 'broadcast'] as const) emitBinary(m, op, am, bm);
-    }
+  for (const op of SIMD_BINARY_OPS) for (const am of MODES) for (const bm of MODES) emitBinary(m, op, am, bm);
+  for (const op of SIMD_UNARY_OPS) {
+    emitUnary(m, op);
+    emitUnaryStrided(m, op);
   }
-  for (const op of SIMD_UNARY_OPS) emitUnary(m, op);
   return m.encode();
 }
 
 function emitBinary(m: ModuleBuilder, op: SimdBinaryOp, am: RowMode, bm: RowMode): void {
-  const f = m.function({ params: [i32, i32, i32, i32], results: [] }, binaryExportName(op, am, bm));
-  const [out, a, b, n] = [0, 1, 2, 3];
+  const f = m.function({ params: [i32, i32, i32, i32, i32, i32], results: [] }, binaryExportName(op, am, bm));
+  const [out, a, b, n, sa, sb] = [0, 1, 2, 3, 4, 5];
   const i = f.local(i32), nVec = f.local(i32), av = f.local(v128), bv = f.local(v128);
-  const as = f.local(f32), bs = f.local(f32);
+  const as = f.local(f32), bs = f.local(f32), pa = f.local(i32), pb = f.local(i32);
   if (am === 'broadcast') f.localGet(a).mem(MemOp.f32Load).localTee(as).simd(SimdOp.f32x4Splat).localSet(av);
   if (bm === 'broadcast') f.localGet(b).mem(MemOp.f32Load).localTee(bs).simd(SimdOp.f32x4Splat).localSet(bv);
   const byteOffset = (base: number) => f.localGet(base).localGet(i).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
+  if (am === 'strided' || bm === 'strided') {
+    // Scalar loop: strided inputs advance by their stride, the others as usual.
+    f.localGet(a).localSet(pa).localGet(b).localSet(pb);
+    f.forRange(i, () => f.i32Const(0), () => f.localGet(n), 1, () => {
+      byteOffset(out);
+      if (am === 'broadcast') f.localGet(as);
+      else f.localGet(pa).mem(MemOp.f32Load);
+      if (bm === 'broadcast') f.localGet(bs);
+      else f.localGet(pb).mem(MemOp.f32Load);
+      f.op(BINARY[op].scalar).mem(MemOp.f32Store);
+      const advance = (ptr: number, mode: RowMode, stride: number) => {
+        if (mode === 'broadcast') return;
+        f.localGet(ptr);
+        if (mode === 'strided') f.localGet(stride);
+        else f.i32Const(4);
+        f.op(Op.i32Add).localSet(ptr);
+      };
+      advance(pa, am, sa);
+      advance(pb, bm, sb);
+    });
+    return;
+  }
   f.localGet(n).i32Const(-4).op(Op.i32And).localSet(nVec);
   f.forRange(i, () => f.i32Const(0), () => f.localGet(nVec), 4, () => {
     byteOffset(out);
@@ -92,8 +119,22 @@ function emitBinary(m: ModuleBuilder, op: SimdBinaryOp, am: RowMode, bm: RowMode
   });
 }
 
+function emitUnaryStrided(m: ModuleBuilder, op: SimdUnaryOp): void {
+  const f = m.function({ params: [i32, i32, i32, i32], results: [] }, unaryExportName(op, 'strided'));
+  const [out, x, n, sx] = [0, 1, 2, 3];
+  const i = f.local(i32), p = f.local(i32);
+  f.localGet(x).localSet(p);
+  f.forRange(i, () => f.i32Const(0), () => f.localGet(n), 1, () => {
+    f.localGet(out).localGet(i).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
+    f.localGet(p).mem(MemOp.f32Load);
+    UNARY[op].scalar(f);
+    f.mem(MemOp.f32Store);
+    f.localGet(p).localGet(sx).op(Op.i32Add).localSet(p);
+  });
+}
+
 function emitUnary(m: ModuleBuilder, op: SimdUnaryOp): void {
-  const f = m.function({ params: [i32, i32, i32], results: [] }, unaryExportName(op));
+  const f = m.function({ params: [i32, i32, i32, i32], results: [] }, unaryExportName(op));
   const [out, x, n] = [0, 1, 2];
   const i = f.local(i32), nVec = f.local(i32);
   const byteOffset = (base: number) => f.localGet(base).localGet(i).i32Const(2).op(Op.i32Shl).op(Op.i32Add);

@@ -4,11 +4,11 @@
 import type { WasmHeap } from './memory.js';
 import {
   buildElementwiseModule, binaryExportName, unaryExportName, SIMD_BINARY_OPS, SIMD_UNARY_OPS,
-  type SimdBinaryOp, type SimdUnaryOp,
+  type SimdBinaryOp, type SimdUnaryOp, type RowMode,
 } from './elementwise-kernel.js';
 
-/** Runs one row: n elements, `ptrs` = [out, ...inputs] byte addresses. */
-export type RowFunction = (n: number, ptrs: readonly number[]) => void;
+/** Runs one row: n elements, `ptrs` = [out, ...inputs] byte addresses, `strides` = the inputs' element strides. */
+export type RowFunction = (n: number, ptrs: readonly number[], strides: readonly number[]) => void;
 
 const BINARY = new Set<string>(SIMD_BINARY_OPS);
 const UNARY = new Set<string>(SIMD_UNARY_OPS);
@@ -35,29 +35,22 @@ export class WasmElementwise {
     return this.exports;
   }
 
-  /** The row function for `prim` whose inputs walk rows with these strides (0 or 1 each). */
+  /**
+   * The row function for `prim` whose inputs walk rows with these element strides: 1 and 0 get
+   * SIMD loads and splats, any other stride scalar loads.
+   */
   rowFunction(prim: string, inputStrides: readonly number[]): RowFunction {
-    const key = `${prim}:${inputStrides.join(',')}`;
+    const mode = (s: number): RowMode => (s === 1 ? 'contiguous' : s === 0 ? 'broadcast' : 'strided');
+    const key = `${prim}:${inputStrides.map(mode).join(',')}`;
     let fn = this.rowFunctions.get(key);
     if (fn === undefined) {
       const ex = this.instance();
-      const mode = (s: number) => (s === 0 ? 'broadcast' : 'contiguous') as 'broadcast' | 'contiguous';
       if (BINARY.has(prim)) {
         const f = ex[binaryExportName(prim as SimdBinaryOp, mode(inputStrides[0]!), mode(inputStrides[1]!))]!;
-        fn = (n, [out, a, b]) => f(out!, a!, b!, n);
+        fn = (n, [out, a, b], [sa, sb]) => f(out!, a!, b!, n, 4 * sa!, 4 * sb!);
       } else if (UNARY.has(prim)) {
-        if (inputStrides[0] !== 1) {
-          // A broadcast input: compute the one value, then the row is a fill (rare; keep it simple).
-          const f = ex[unaryExportName(prim as SimdUnaryOp)]!;
-          fn = (n, [out, x]) => {
-            f(out!, x!, 1);
-            const f32 = this.heap.f32;
-            f32.fill(f32[out! / 4]!, out! / 4 + 1, out! / 4 + n);
-          };
-        } else {
-          const f = ex[unaryExportName(prim as SimdUnaryOp)]!;
-          fn = (n, [out, x]) => f(out!, x!, n);
-        }
+        const f = ex[unaryExportName(prim as SimdUnaryOp, inputStrides[0] === 1 ? 'contiguous' : 'strided')]!;
+        fn = (n, [out, x], [sx]) => f(out!, x!, n, 4 * sx!);
       } else {
         throw new Error(`WasmElementwise: no SIMD kernel for '${prim}'`);
       }
