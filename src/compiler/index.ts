@@ -26,6 +26,7 @@ export { PlannedExecutor, executorUnsupportedReason, type ExecutorStats } from '
 export { analyze, type Hardware, type GraphAnalysis, type NodeAnalysis } from './analyze.js';
 export { emitJs, compileJsKernel, kernelCacheStats } from './codegen/js.js';
 export { emitMatmulJs } from './codegen/matmul-js.js';
+export { emitWasmKernel, canEmitWasm } from './codegen/wasm.js';
 export type { KernelSpec, ScalarExpr, KernelInputLayout } from './codegen/kernel-ir.js';
 export type { FusedSpec, MatmulEpilogueAttrs } from './fused-ops.js';
 

@@ -70,3 +70,39 @@ test('generated matmul reads transposed operands by strides and applies the epil
   assert.deepEqual(c.graph.nodes.map((n) => n.op), ['permute', 'matmulEpilogue'], 'the transpose stays a free view read by strides');
   assert.deepEqual(Array.from(c.run([a])[0]!.data()), Array.from(t.relu(t.add(t.matmul(a, t.transpose(b, 0, 1)), bias)).data()));
 });
+
+test('the wasm emitter (SIMD rows) gives the JS kernel\'s bits for float32 elementwise kernels', async () => {
+  const { emitWasmKernel, canEmitWasm } = await import('../../src/compiler/codegen/wasm.js');
+  const spec: KernelSpec = {
+    shape: [3, 7],
+    inputs: [{ dtype: 'float32', strides: [7, 1], offset: 0 }, { dtype: 'float32', strides: [1, 0], offset: 0 }, { dtype: 'float32', strides: [1, 3], offset: 0 }],
+    body: [
+      { kind: 'load', input: 0 }, { kind: 'load', input: 1 },
+      { kind: 'op', op: 'sub', args: [0, 1], dtype: 'float32' },
+      { kind: 'literal', value: Math.fround(0.3), dtype: 'float32' },
+      { kind: 'op', op: 'mul', args: [2, 3], dtype: 'float32' },
+      { kind: 'op', op: 'relu', args: [4], dtype: 'float32' },
+      { kind: 'load', input: 2 },
+      { kind: 'op', op: 'maximum', args: [5, 6], dtype: 'float32' },
+    ],
+    outDtype: 'float32',
+  };
+  assert.ok(canEmitWasm(spec));
+  assert.ok(!canEmitWasm({ ...spec, body: [{ kind: 'load', input: 0 }, { kind: 'op', op: 'exp', args: [0], dtype: 'float32' }] }));
+  // The third input strided along rows (scalar path) or contiguous (f32x4 path + remainder).
+  for (const third of [[1, 3], [7, 1]]) {
+    const sp: KernelSpec = { ...spec, inputs: [spec.inputs[0]!, spec.inputs[1]!, { dtype: 'float32', strides: third, offset: 0 }] };
+    const memory = new WebAssembly.Memory({ initial: 1 });
+    const bytes = emitWasmKernel(sp, { module: 'env', name: 'memory', minPages: 1, shared: false });
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
+    const a = Float32Array.from({ length: 21 }, (_, i) => Math.sin(i) * 3);
+    const b = Float32Array.from([0.5, -1, 2]);
+    const c = Float32Array.from({ length: 21 }, (_, i) => Math.cos(i * 7) * 0.2);
+    const heap = new Float32Array(memory.buffer);
+    heap.set(a, 0); heap.set(b, 32); heap.set(c, 64);
+    (inst.exports.kernel as (...xs: number[]) => void)(1024, 0, 128, 256);
+    const js = new Float32Array(21);
+    C.compileJsKernel(sp)([a, b, c], js);
+    assert.deepEqual(Array.from(heap.subarray(256, 256 + 21)), Array.from(js), `strides ${third}`);
+  }
+});

@@ -1,0 +1,117 @@
+// The WebAssembly emitter of the kernel IR (float32 elementwise kernels), through the wasm
+// backend's encoder: the loop nest of the same KernelSpec the JS emitter reads, with the innermost
+// axis vectorized as f32x4 when every input walks it contiguously or broadcasts it (stride 0), and
+// a scalar loop for the remainder or for strided rows.
+//
+// Only ops whose f32/f32x4 instruction gives the reference's result bit for bit are emitted
+// (+ − × ÷, min/max with NaN propagation, neg, abs, relu, sqrt, floor, ceil, round-half-even);
+// canEmitWasm says whether a spec qualifies. The function takes byte addresses in the imported
+// memory: `(out, in0, in1, ...)`.
+import { ModuleBuilder, Op, MemOp, SimdOp, SimdMemOp, ValType, type FunctionBuilder, type MemoryImport } from '../../backend/wasm/encoder.js';
+import { simplifyKernel, type KernelSpec } from './kernel-ir.js';
+
+const { i32, v128, f32 } = ValType;
+
+const BINARY: Record<string, { simd: SimdOp; scalar: Op }> = {
+  add: { simd: SimdOp.f32x4Add, scalar: Op.f32Add },
+  sub: { simd: SimdOp.f32x4Sub, scalar: Op.f32Sub },
+  mul: { simd: SimdOp.f32x4Mul, scalar: Op.f32Mul },
+  div: { simd: SimdOp.f32x4Div, scalar: Op.f32Div },
+  maximum: { simd: SimdOp.f32x4Max, scalar: Op.f32Max },
+  minimum: { simd: SimdOp.f32x4Min, scalar: Op.f32Min },
+};
+const UNARY: Record<string, { simd: (f: FunctionBuilder) => void; scalar: (f: FunctionBuilder) => void }> = {
+  neg: { simd: (f) => f.simd(SimdOp.f32x4Neg), scalar: (f) => f.op(Op.f32Neg) },
+  abs: { simd: (f) => f.simd(SimdOp.f32x4Abs), scalar: (f) => f.op(Op.f32Abs) },
+  relu: { simd: (f) => f.f32x4Const(0, 0, 0, 0).simd(SimdOp.f32x4Max), scalar: (f) => f.f32Const(0).op(Op.f32Max) },
+  sqrt: { simd: (f) => f.simd(SimdOp.f32x4Sqrt), scalar: (f) => f.op(Op.f32Sqrt) },
+  floor: { simd: (f) => f.simd(SimdOp.f32x4Floor), scalar: (f) => f.op(Op.f32Floor) },
+  ceil: { simd: (f) => f.simd(SimdOp.f32x4Ceil), scalar: (f) => f.op(Op.f32Ceil) },
+  round: { simd: (f) => f.simd(SimdOp.f32x4Nearest), scalar: (f) => f.op(Op.f32Nearest) },
+};
+
+/** Whether the wasm emitter can produce this kernel with results identical to the JS one. */
+export function canEmitWasm(spec: KernelSpec): boolean {
+  if (spec.reduce !== undefined || spec.outStrides !== undefined || spec.outDtype !== 'float32') return false;
+  if (spec.inputs.some((i) => i.dtype !== 'float32')) return false;
+  return spec.body.every((e) => e.kind !== 'op' || (e.dtype === 'float32' && (e.op in BINARY || e.op in UNARY)));
+}
+
+/** A module exporting `kernel(out, in0, ...)` for a float32 elementwise spec. */
+export function emitWasmKernel(spec0: KernelSpec, memory: MemoryImport): Uint8Array<ArrayBuffer> {
+  if (!canEmitWasm(spec0)) throw new Error('emitWasmKernel: the spec has ops, dtypes or a reduction the wasm emitter does not handle (see canEmitWasm).');
+  const spec = simplifyKernel(spec0);
+  const nIn = spec.inputs.length;
+  const rank = spec.shape.length;
+  const m = new ModuleBuilder().importMemory(memory);
+  const f = m.function({ params: [i32, ...spec.inputs.map(() => i32)], results: [] }, 'kernel');
+  const po = f.local(i32);
+  f.localGet(0).localSet(po);
+  // Pointer locals per input per loop level: level d holds the address at the start of axis d.
+  const ptr: number[][] = spec.inputs.map((inp, k) => {
+    const locals = Array.from({ length: rank + 1 }, () => f.local(i32));
+    f.localGet(k + 1).i32Const(inp.offset * 4).op(Op.i32Add).localSet(locals[0]!);
+    return locals;
+  });
+  const vals = spec.body.map(() => ({ v: f.local(v128), s: f.local(f32) }));
+  const emitBody = (vector: boolean, load: (k: number) => void): void => {
+    spec.body.forEach((e, i) => {
+      if (e.kind === 'load') load(e.input);
+      else if (e.kind === 'literal') {
+        if (vector) f.f32x4Const(e.value, e.value, e.value, e.value);
+        else f.f32Const(e.value);
+      } else {
+        for (const a of e.args) f.localGet(vector ? vals[a]!.v : vals[a]!.s);
+        const b = BINARY[e.op];
+        if (b !== undefined) {
+          if (vector) f.simd(b.simd);
+          else f.op(b.scalar);
+        } else if (vector) UNARY[e.op]!.simd(f);
+        else UNARY[e.op]!.scalar(f);
+      }
+      f.localSet(vector ? vals[i]!.v : vals[i]!.s);
+    });
+  };
+  const result = spec.body.length - 1;
+  const loopLevel = (d: number): void => {
+    const i = f.local(i32);
+    if (d < rank - 1) {
+      f.forRange(i, () => f.i32Const(0), () => f.i32Const(spec.shape[d]!), 1, () => {
+        spec.inputs.forEach((_, k) => f.localGet(ptr[k]![d]!).localSet(ptr[k]![d + 1]!));
+        loopLevel(d + 1);
+        spec.inputs.forEach((inp, k) => {
+          if (inp.strides[d] !== 0) f.localGet(ptr[k]![d]!).i32Const(inp.strides[d]! * 4).op(Op.i32Add).localSet(ptr[k]![d]!);
+        });
+      });
+      return;
+    }
+    // The innermost axis: a row.
+    const n = spec.shape[d] ?? 1;
+    const rowPtr = (k: number): number => ptr[k]![d]!;
+    const strides = spec.inputs.map((inp) => inp.strides[d] ?? 0);
+    const vectorizable = strides.every((s) => s === 0 || s === 1);
+    const nVec = vectorizable ? n - (n % 4) : 0;
+    if (nVec > 0) {
+      f.forRange(i, () => f.i32Const(0), () => f.i32Const(nVec), 4, () => {
+        emitBody(true, (k) => {
+          if (strides[k] === 0) f.localGet(rowPtr(k)).mem(MemOp.f32Load).simd(SimdOp.f32x4Splat);
+          else f.localGet(rowPtr(k)).localGet(i).i32Const(2).op(Op.i32Shl).op(Op.i32Add).simdMem(SimdMemOp.v128Load, 0, 2);
+        });
+        f.localGet(po).localGet(vals[result]!.v).simdMem(SimdMemOp.v128Store, 0, 2);
+        f.localGet(po).i32Const(16).op(Op.i32Add).localSet(po);
+      });
+    }
+    const j = f.local(i32);
+    f.forRange(j, () => f.i32Const(nVec), () => f.i32Const(n), 1, () => {
+      emitBody(false, (k) => f.localGet(rowPtr(k)).localGet(j).i32Const(strides[k]! * 4).op(Op.i32Mul).op(Op.i32Add).mem(MemOp.f32Load));
+      f.localGet(po).localGet(vals[result]!.s).mem(MemOp.f32Store);
+      f.localGet(po).i32Const(4).op(Op.i32Add).localSet(po);
+    });
+  };
+  if (rank === 0) {
+    emitBody(false, (k) => f.localGet(ptr[k]![0]!).mem(MemOp.f32Load));
+    f.localGet(po).localGet(vals[result]!.s).mem(MemOp.f32Store);
+  } else loopLevel(0);
+  void nIn;
+  return m.encode();
+}
