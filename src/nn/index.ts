@@ -12,3 +12,4 @@ export { BatchNorm1d, BatchNorm2d, BatchNorm3d, LayerNorm, RMSNorm, type BatchNo
 export { Dropout, Embedding, type EmbeddingLayerOptions } from './layers/dropout.js';
 export { MultiheadAttention, KVCache, type MultiheadAttentionOptions, type AttentionCallOptions } from './layers/attention.js';
 export { TransformerBlock, GPT, sampleToken, flattenLogits, type TransformerBlockOptions, type GptConfig, type SampleOptions } from './layers/transformer.js';
+export { RNN, LSTM, GRU, type RecurrentOptions } from './layers/recurrent.js';
