@@ -14,3 +14,4 @@ export * as plan from './plan/index.js';
 export * as viz from './viz/index.js';
 export * as compiler from './compiler/index.js';
 export { jit, trace, cond, whileLoop, assign, Graph, interpret, type JitOptions, type JitStats, type JitFunction } from './graph/index.js';
+export * as dist from './dist/index.js';

@@ -1,20 +1,64 @@
-// Elementwise reductions dst = dst (op) src. One loop per op so that the hot loop has no
-// branch or call per element. int32 results wrap like C integers (sum via `| 0` store, prod via
+// Elementwise reductions dst = dst (op) src. One loop per (dtype, op) so that the hot loop
+// has no branch or call per element. int32 results wrap like C integers (sum via `| 0` store, prod via
 // Math.imul). 'avg' reduces as a sum; the caller divides once at the end.
 import type { CommArray, ReduceOp } from './types.js';
 
 export function reduceInto(dst: CommArray, src: CommArray, op: ReduceOp): void {
+  if (src.length !== dst.length) throw new RangeError(`reduceInto: lengths differ (${dst.length} vs ${src.length})`);
+  if (dst instanceof Float32Array) reduceFloat32(dst, src as Float32Array, op);
+  else if (dst instanceof Float64Array) reduceFloat64(dst, src as Float64Array, op);
+  else reduceInt32(dst, src as Int32Array, op);
+}
+
+// One function per dtype, written out rather than generated, so that each loop's element
+// accesses stay monomorphic (a shared loop over all three array types runs several times slower).
+function reduceFloat32(dst: Float32Array, src: Float32Array, op: ReduceOp): void {
   const n = dst.length;
-  if (src.length !== n) throw new RangeError(`reduceInto: lengths differ (${dst.length} vs ${src.length})`);
-  const isInt = dst instanceof Int32Array;
   switch (op) {
     case 'sum':
     case 'avg':
       for (let i = 0; i < n; i++) dst[i] += src[i]!;
       return;
     case 'prod':
-      if (isInt) for (let i = 0; i < n; i++) dst[i] = Math.imul(dst[i]!, src[i]!);
-      else for (let i = 0; i < n; i++) dst[i] *= src[i]!;
+      for (let i = 0; i < n; i++) dst[i] *= src[i]!;
+      return;
+    case 'min':
+      for (let i = 0; i < n; i++) if (src[i]! < dst[i]!) dst[i] = src[i]!;
+      return;
+    case 'max':
+      for (let i = 0; i < n; i++) if (src[i]! > dst[i]!) dst[i] = src[i]!;
+      return;
+  }
+}
+
+function reduceFloat64(dst: Float64Array, src: Float64Array, op: ReduceOp): void {
+  const n = dst.length;
+  switch (op) {
+    case 'sum':
+    case 'avg':
+      for (let i = 0; i < n; i++) dst[i] += src[i]!;
+      return;
+    case 'prod':
+      for (let i = 0; i < n; i++) dst[i] *= src[i]!;
+      return;
+    case 'min':
+      for (let i = 0; i < n; i++) if (src[i]! < dst[i]!) dst[i] = src[i]!;
+      return;
+    case 'max':
+      for (let i = 0; i < n; i++) if (src[i]! > dst[i]!) dst[i] = src[i]!;
+      return;
+  }
+}
+
+function reduceInt32(dst: Int32Array, src: Int32Array, op: ReduceOp): void {
+  const n = dst.length;
+  switch (op) {
+    case 'sum':
+    case 'avg':
+      for (let i = 0; i < n; i++) dst[i] += src[i]!;
+      return;
+    case 'prod':
+      for (let i = 0; i < n; i++) dst[i] = Math.imul(dst[i]!, src[i]!);
       return;
     case 'min':
       for (let i = 0; i < n; i++) if (src[i]! < dst[i]!) dst[i] = src[i]!;
