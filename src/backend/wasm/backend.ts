@@ -19,6 +19,7 @@ import type { MatmulConfig } from './matmul-config.js';
 import { WasmElementwise } from './elementwise.js';
 import { planRows, forEachRow } from './strided-rows.js';
 import { WasmReduce } from './reduce.js';
+import { isJsUnaryOp, mapUnaryRow, type JsUnaryOp } from './unary-js.js';
 
 /** What a wasm storage's `handle` holds. */
 export interface WasmBuffer {
@@ -191,6 +192,15 @@ export class WasmBackend implements Backend {
         return result;
       }) as Kernel<PrimitiveName>;
     }
+    if (isJsUnaryOp(prim)) {
+      const fallback = this.cpuOnViews(prim as PrimitiveName);
+      return ((inputs, attrs, out) => {
+        const result = this.jsUnaryKernel(prim, inputs[0]!, out);
+        if (result === undefined) return fallback(inputs, attrs, out);
+        this.count(prim, 'wasm');
+        return result;
+      }) as Kernel<PrimitiveName>;
+    }
     if (this.reduce.handles(prim)) {
       const fallback = this.cpuOnViews(prim);
       return ((inputs, attrs, out) => {
@@ -202,6 +212,25 @@ export class WasmBackend implements Backend {
       }) as Kernel<PrimitiveName>;
     }
     return undefined;
+  }
+
+  /** float32 transcendental unary ops computed between heap views (see unary-js.ts). */
+  private jsUnaryKernel(op: JsUnaryOp, x: KernelInput, out: OutputInfo): Storage | undefined {
+    if (x.dtype !== 'float32' || out.dtype !== 'float32') return undefined;
+    const n = sizeOf(out.shape);
+    const storage = this.allocUninitialized('float32', n);
+    const outStrides: number[] = [];
+    for (let d = out.shape.length - 1, s = 1; d >= 0; d--) {
+      outStrides[d] = s;
+      s *= out.shape[d]!;
+    }
+    const plan = planRows(out.shape, [outStrides, x.strides]);
+    // Views after the allocation: growth would detach views of an unshared memory.
+    const src = this.readAll(x.storage) as Float32Array;
+    const dst = this.readAll(storage) as Float32Array;
+    const stride = plan.innerStrides[1]!;
+    forEachRow(plan, [0, x.offset], ([o, p]) => mapUnaryRow(op, src, p!, stride, dst, o!, plan.rowLength));
+    return storage;
   }
 
   /** float32 sum/max/min through the SIMD row/column kernels; undefined when the layout does not fit. */
