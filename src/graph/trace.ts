@@ -82,6 +82,8 @@ export class Tracer {
   private readonly byStorage = new Map<Storage, Tensor[]>();
   readonly writes: { kind: 'data' | 'grad'; target: Tensor; value: Tensor }[] = [];
   readonly reads: { tensor: Tensor; observed: Float64Array; array: unknown }[] = [];
+  /** The `.grad` a parameter had when the trace first used it (to detect accumulation). */
+  readonly gradAtFirstUse = new Map<Tensor, Tensor | undefined>();
 
   constructor(readonly inputs: readonly Tensor[], readonly opts: TraceOptions, readonly parent: Tracer | undefined) {
     for (const t of inputs) this.note(t);
@@ -115,6 +117,9 @@ export class Tracer {
     // Inputs resolve now (aliases and assigned tensors mean what they meant at this point); inputs
     // not known yet may be produced later (a tangent rule runs before its primal op is reported).
     const ins = inputs.map((t) => this.resolve(t) ?? t);
+    for (const t of inputs) {
+      if (t.isLeaf && t.requiresGrad && !this.gradAtFirstUse.has(t) && this.resolve(t) === undefined) this.gradAtFirstUse.set(t, t.grad);
+    }
     this.events.push({ op, inputs: ins, attrs, outputs: [...outputs] });
     for (const o of outputs) this.note(o);
   }
@@ -311,6 +316,14 @@ export function trace<R>(fn: (...inputs: Tensor[]) => R, exampleInputs: readonly
 /** finish(), plus `.grad` writes for parameters whose gradient the trace computed. */
 export function finishWithGrads(tracer: Tracer, outs: readonly Tensor[]): { graph: Graph; outputTensors: Tensor[]; captures: Tensor[] } {
   const first = tracer.finish(outs);
+  const constants = new Set(first.graph.constants.values());
+  for (const [p, g0] of tracer.gradAtFirstUse) {
+    if (g0 !== undefined && p.grad !== g0 && constants.has(g0)) {
+      throw new TesseraError(`trace: backward() inside the traced function added to the existing .grad of a parameter (shape ${fmtShape(p.shape)}); ` +
+        'a compiled function would keep adding to that first gradient. Clear gradients inside the function before backward() ' +
+        '(p.grad = undefined, or optimizer.zeroGrad()).');
+    }
+  }
   const gradWrites: { target: Tensor; value: Tensor }[] = [];
   for (const p of first.graph.parameters.values()) {
     const g = p.grad;

@@ -103,3 +103,10 @@ test('reading a traced value records a guard that the interpreter checks', () =>
   assert.throws(() => interpret(graph, [t.tensor([-3, 1])]), /guard failed: traced code read %\d+ as 3 but it is now -2/);
   assert.throws(() => trace(f, [t.tensor([1, 2])], { onRead: 'error' }), /read the values of a traced tensor/);
 });
+
+test('a traced backward that accumulates into an existing .grad is refused with advice', () => {
+  const w = t.randn([2]).requiresGrad_();
+  t.sum(t.mul(w, 2)).backward();
+  assert.throws(() => trace((x: t.Tensor) => { const l = t.sum(t.mul(w, x)); l.backward(); return l; }, [t.randn([2])]),
+    /added to the existing \.grad of a parameter \(shape \[2\]\).*Clear gradients inside the function/);
+});
