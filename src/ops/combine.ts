@@ -152,7 +152,8 @@ export function pad(x: Tensor, pads: readonly number[], mode: PadMode = 'constan
 /** Reverses the order of elements along the given axes (a copy, as in torch.flip). */
 export function flip(x: Tensor, axes: number | readonly number[]): Tensor {
   const ax = normalizeAxes(axes, x.rank, 'flip');
-  return ax.length === 0 ? clone(x) : bind('flip', [x], { axes: ax });
+  // A 0-d tensor accepts axis 0 / -1 and has nothing to reverse.
+  return ax.length === 0 || x.rank === 0 ? clone(x) : bind('flip', [x], { axes: ax });
 }
 
 /**
@@ -167,7 +168,9 @@ export function repeat(x: Tensor, reps: readonly number[]): Tensor {
   // [s0, s1, ...] → [1, s0, 1, s1, ...] → expand to [r0, s0, r1, s1, ...] → merge pairs.
   const interleaved = shape.flatMap((d) => [1, d]);
   const expanded = expand(reshape(x, interleaved), shape.flatMap((d, i) => [reps[i]!, d]));
-  return reshape(expanded, shape.map((d, i) => d * reps[i]!));
+  const out = reshape(expanded, shape.map((d, i) => d * reps[i]!));
+  // Like torch.Tensor.repeat, always a copy (all-ones repetitions would otherwise give a view).
+  return out.storage === x.storage ? clone(out) : out;
 }
 
 /** Mask over the last two axes: col - row <= diagonal (lower) or >= diagonal (upper). */

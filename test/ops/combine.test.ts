@@ -69,6 +69,8 @@ forEachBackend('combine ops', () => {
     assert.deepEqual(t.tensor([1, 2]).repeat([2, 2]).toArray(), [[1, 2, 1, 2], [1, 2, 1, 2]]);
     assert.deepEqual(x.repeat([1, 0]).shape, [2, 0]);
     assert.deepEqual(x.repeat([2, 1, 1]).shape, [2, 2, 3]);
+    assert.notEqual(x.repeat([1, 1]).storage, x.storage, 'repeat always copies');
+    assert.equal(t.tensor(3).flip(0).item(), 3, 'a 0-d tensor flips to itself');
   });
 
   it('tril/triu on batches keep the dtype (bool masks stay bool)', () => {
