@@ -197,6 +197,22 @@ const ops: Record<string, Op> = {
   softplusAtZero: (x) => [t.softplus(x), t.softplus(x, 3)],
 };
 
+/** The randomized sweep: "fuzz:<op>:<json args>#<n>" names the op and its arguments. */
+function fuzzOp(key: string): Op | undefined {
+  const m = /^fuzz:(\w+):(.*)#\d+$/.exec(key);
+  if (m === null) return undefined;
+  const args = JSON.parse(m[2]!) as { axes?: number[]; keepdim?: boolean };
+  const axes = args.axes ?? [], keepdim = args.keepdim ?? false;
+  const table: Record<string, Op> = {
+    add: (a, b) => a.add(b), sub: (a, b) => a.sub(b), mul: (a, b) => a.mul(b), div: (a, b) => a.div(b),
+    pow: (a, b) => a.abs().add(0.5).pow(b), maximum: (a, b) => a.maximum(b), minimum: (a, b) => a.minimum(b),
+    sum: (x) => x.sum(axes, keepdim), mean: (x) => x.mean(axes, keepdim), prod: (x) => x.prod(axes, keepdim),
+    amax: (x) => x.max(axes, keepdim), amin: (x) => x.min(axes, keepdim), var: (x) => x.var(axes, { keepdim }),
+    std: (x) => x.std(axes, { keepdim, correction: 0 }), logsumexp: (x) => x.logsumexp(axes, keepdim), matmul: (a, b) => a.matmul(b),
+  };
+  return table[m[1]!];
+}
+
 /** float32 cases use the issue's normalised tolerance; float64 and exact cases 1e-10. */
 function tolerance(name: string): { rtol: number; atol: number } {
   return name.endsWith('@float32') ? { rtol: 1e-4, atol: 1e-5 } : { rtol: 1e-10, atol: 1e-10 };
@@ -210,7 +226,7 @@ function compareTensor(actual: Tensor, expected: Encoded, what: string, tol: { r
 
 function runCase(c: Case): void {
   const key = c.name.split('@')[0]!;
-  const op = ops[key];
+  const op = ops[key] ?? fuzzOp(key);
   assert.ok(op !== undefined, `no tessera op registered for fixture case '${key}'`);
   const inputs = c.inputs.map((e) => decode(e, e.requiresGrad));
   if (c.error !== undefined) {
