@@ -127,7 +127,9 @@ export function jit<A extends unknown[], R>(fn: (...args: A) => R, opts: JitOpti
     const hasGradWrites = graph.writes.some((w) => w.kind === 'grad');
     const wantsGrad = tensors.some((t) => t.requiresGrad) || [...graph.parameters.values()].some((p) => p.requiresGrad);
     const needsTape = opts.differentiable === true || (opts.differentiable !== false && isGradEnabled() && wantsGrad && !hasGradWrites);
-    const useCompiler = (opts.compile ?? true) && graphCompiler !== undefined && !needsTape;
+    // The planned executor runs cpu tensors; graphs over other backends replay through bind.
+    const onCpu = tensors.every((t) => t.backend === 'cpu');
+    const useCompiler = (opts.compile ?? true) && graphCompiler !== undefined && !needsTape && onCpu;
     const compiled = useCompiler ? graphCompiler!.compile(graph, { reuseOutputs: opts.reuseOutputs ?? false }) : undefined;
     cache.set(key, { key, signature, graph, compiled, template: result, needsTape });
     stats.entries = cache.size;
