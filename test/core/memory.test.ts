@@ -4,6 +4,8 @@
 // between tasks, so the counts below are stable within each synchronous test body.)
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import * as t from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertThrowsWith } from '../helpers/close.js';
@@ -107,5 +109,20 @@ forEachBackend('memory', () => {
       temp = x;
     }
     assert.equal(temp.isDisposed, true, 'a tensor is itself disposable');
+  });
+
+  it('the FinalizationRegistry releases tensors that were garbage-collected without dispose()', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const before = t.memoryStats();
+    (() => { for (let i = 0; i < 10; i++) t.ones([1000], { dtype: 'float64' }); })();
+    assert.equal(t.memoryStats().liveTensors - before.liveTensors, 10);
+    assert.equal(t.memoryStats().liveBytes - before.liveBytes, 80000);
+    // Finalizers run some time after a collection; give them a few turns of the event loop.
+    for (let round = 0; round < 100 && t.memoryStats().liveBytes > before.liveBytes; round++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.ok(t.memoryStats().liveBytes <= before.liveBytes, 'the unreachable tensors were released');
   });
 });
