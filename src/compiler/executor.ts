@@ -184,6 +184,7 @@ export class PlannedExecutor implements CompiledGraph {
     }
     if (n.op === 'matmul' || n.op === 'matmulEpilogue') return this.matmulStep(n.op, n.inputs, n.attrs, out);
     if (n.op === 'cat' || n.op === 'pad' || n.op === 'sliceBackward') return this.placementStep(n.op, n.inputs, n.attrs, out);
+    if (n.op === 'gather' || n.op === 'scatterAdd' || n.op === 'argmax' || n.op === 'argmin') return this.indexStep(n.op, n.inputs, n.attrs, out);
     return this.fallbackStep(i);
   }
 
@@ -255,6 +256,101 @@ export class PlannedExecutor implements CompiledGraph {
       for (let j = 0; j < bases.length; j++) {
         one[0] = this.slots.get(bases[j]!)!;
         kernels[j]!(one, dst);
+      }
+    };
+  }
+
+  /**
+   * gather, scatterAdd, argmax/argmin on strided operands, straight into the arena (the reference
+   * kernels' loops and orders, so the same results; no temporaries per call).
+   */
+  private indexStep(op: string, inputs: readonly ValueId[], attrs: unknown, out: ValueId): () => void {
+    const g = this.graph;
+    const dst = this.slot(out);
+    const bases = inputs.map((v) => this.base(v));
+    const ls = inputs.map((v) => this.layout(v));
+    const outShape = g.value(out).shape;
+    const outStrides = contiguousStrides(outShape);
+    const badIndex = (v: number, n: number, axis: number): never => {
+      throw new TesseraError(`${op}: index ${v} is out of range for axis ${axis} of size ${n} (valid: 0..${n - 1}).`);
+    };
+    if (op === 'argmax' || op === 'argmin') {
+      const { axis } = attrs as { axis: number };
+      const l = ls[0]!;
+      const rank = l.shape.length;
+      const wantMax = op === 'argmax';
+      const outer = rank === 0 ? [] : [...Array(rank).keys()].filter((d) => d !== axis);
+      const outerShape = outer.map((d) => l.shape[d]!);
+      const len = rank === 0 ? 1 : l.shape[axis]!;
+      const step = rank === 0 ? 0 : l.strides[axis]!;
+      const idx = new Array<number>(outer.length).fill(0);
+      const rows = outerShape.reduce((p, d) => p * d, 1);
+      return () => {
+        const x = this.slots.get(bases[0]!)!;
+        idx.fill(0);
+        for (let r = 0; r < rows; r++) {
+          let base = l.offset;
+          for (let k = 0; k < outer.length; k++) base += idx[k]! * l.strides[outer[k]!]!;
+          let best = 0;
+          let bestV = x[base]!;
+          if (!Number.isNaN(bestV)) {
+            for (let j = 1; j < len; j++) {
+              const v = x[base + j * step]!;
+              if (Number.isNaN(v)) { best = j; break; }
+              if (wantMax ? v > bestV : v < bestV) { best = j; bestV = v; }
+            }
+          }
+          dst[r] = best;
+          for (let k = outer.length - 1; k >= 0; k--) { if (++idx[k]! < outerShape[k]!) break; idx[k] = 0; }
+        }
+      };
+    }
+    const { axis } = attrs as { axis: number };
+    if (op === 'gather') {
+      const [lx, li] = [ls[0]!, ls[1]!];
+      const rank = li.shape.length;
+      const n = lx.shape[axis]!;
+      const count = sizeOf(li.shape);
+      const idx = new Array<number>(rank).fill(0);
+      return () => {
+        const x = this.slots.get(bases[0]!)!, index = this.slots.get(bases[1]!)!;
+        idx.fill(0);
+        for (let i = 0; i < count; i++) {
+          let ip = li.offset;
+          for (let d = 0; d < rank; d++) ip += idx[d]! * li.strides[d]!;
+          const v = index[ip]!;
+          if (v < 0 || v >= n) badIndex(v, n, axis);
+          let pos = lx.offset;
+          for (let d = 0; d < rank; d++) pos += (d === axis ? v : idx[d]!) * lx.strides[d]!;
+          dst[i] = x[pos]!;
+          for (let d = rank - 1; d >= 0; d--) { if (++idx[d]! < li.shape[d]!) break; idx[d] = 0; }
+        }
+      };
+    }
+    // scatterAdd: out = base, then out[index] += src in row-major order of index/src.
+    const copyBase = this.copyKernel(inputs[0]!, undefined);
+    const [li, lsrc] = [ls[1]!, ls[2]!];
+    const rank = li.shape.length;
+    const n = outShape[axis]!;
+    const count = sizeOf(li.shape);
+    const idx = new Array<number>(rank).fill(0);
+    const one: TypedArray[] = [dst];
+    return () => {
+      one[0] = this.slots.get(bases[0]!)!;
+      copyBase(one, dst);
+      const index = this.slots.get(bases[1]!)!, src = this.slots.get(bases[2]!)!;
+      idx.fill(0);
+      for (let i = 0; i < count; i++) {
+        let ip = li.offset, sp = lsrc.offset, pos = 0;
+        for (let d = 0; d < rank; d++) {
+          ip += idx[d]! * li.strides[d]!;
+          sp += idx[d]! * lsrc.strides[d]!;
+        }
+        const v = index[ip]!;
+        if (v < 0 || v >= n) badIndex(v, n, axis);
+        for (let d = 0; d < rank; d++) pos += (d === axis ? v : idx[d]!) * outStrides[d]!;
+        dst[pos] = dst[pos]! + src[sp]!;
+        for (let d = rank - 1; d >= 0; d--) { if (++idx[d]! < li.shape[d]!) break; idx[d] = 0; }
       }
     };
   }

@@ -104,3 +104,24 @@ test('executor stats: zero allocations per call with reused outputs', () => {
   assert.equal(c.executor!.stats.fallbackAllocations, 0);
   assert.equal(c.executor!.stats.arenaBytes, C.memoryPlan(c.graph).arenaBytes);
 });
+
+test('cross-entropy with gather/scatterAdd and argmax runs on generated steps (no fallback), same results', () => {
+  t.manualSeed(11);
+  const w = t.randn([6, 3]).requiresGrad_();
+  const labels = t.tensor([0, 1, 2, 1, 0], { dtype: 'int32' });
+  const { graph } = trace((x: t.Tensor, y: t.Tensor) => {
+    w.grad = undefined;
+    const logits = t.matmul(x, w);
+    const loss = t.crossEntropy(logits, y);
+    loss.backward();
+    return [loss, t.argmax(logits, -1), w.grad!];
+  }, [t.randn([5, 6]), labels]);
+  const c = C.compile(graph, { reuseOutputs: true });
+  assert.ok(graph.nodes.some((n) => n.op === 'gather') && graph.nodes.some((n) => n.op === 'scatterAdd'), 'the loss uses gather/scatterAdd');
+  assert.deepEqual(c.executor!.stats.fallbackOps, []);
+  const x = t.randn([5, 6]);
+  const ref = interpret(graph, [x, labels], { applyWrites: false });
+  const got = c.run([x, labels]);
+  ref.forEach((r, k) => assert.deepEqual(Array.from(got[k]!.data()), Array.from(r.data()), `output ${k}`));
+  assert.throws(() => c.run([x, t.tensor([0, 1, 7, 1, 0], { dtype: 'int32' })]), /gather: index 7 is out of range for axis 1 of size 3/);
+});
