@@ -20,9 +20,11 @@ export interface MatmulConfig {
 /**
  * 4×8 with 8 f32x4 accumulators: V8 on x64 allocates xmm0–15 only, and 16-accumulator tiles
  * spill (research/spikes.md §B.1). KC=256 keeps an 8 KB B micro-panel plus a 4 KB A micro-panel
- * in a 32 KB L1; MC×KC = 128 KB of packed A sits in L2.
+ * in a 32 KB L1; MC×KC = 128 KB of packed A sits in L2. No unrolling: TurboFan hoists the loads
+ * of all unrolled steps to the top of the loop body, runs out of xmm registers and spills
+ * (seen in --print-wasm-code; unroll 4 measured ~40% slower than 1 on this machine).
  */
-export const DEFAULT_MATMUL_CONFIG: MatmulConfig = Object.freeze({ mr: 4, nr: 8, kc: 256, mc: 128, nc: 1024, unroll: 4 });
+export const DEFAULT_MATMUL_CONFIG: MatmulConfig = Object.freeze({ mr: 4, nr: 8, kc: 256, mc: 128, nc: 1024, unroll: 1 });
 
 /** Accumulators beyond this many v128 registers spill on x64 V8 (16 xmm, minus operands). */
 export const MAX_ACCUMULATORS = 12;
