@@ -208,7 +208,8 @@ function numberFormatter(values: ArrayLike<number>, dtype: DType): (x: number) =
   const special = (x: number): string | undefined => (Number.isNaN(x) ? 'nan' : !Number.isFinite(x) ? (x > 0 ? 'inf' : '-inf') : undefined);
   const scientific = maxAbs >= 1e8 || (minAbs < 1e-4 && !allIntegers) || (maxAbs / minAbs > 1e5 && !allIntegers && maxAbs >= 1e3);
   if (allIntegers && maxAbs < 1e8) return (x) => special(x) ?? `${x}.`;
-  if (scientific) return (x) => special(x) ?? x.toExponential(4);
+  // Two-digit exponents, as PyTorch prints them (1.0000e-06, not 1.0000e-6).
+  if (scientific) return (x) => special(x) ?? x.toExponential(4).replace(/e([+-])(\d)$/, 'e$10$2');
   return (x) => special(x) ?? x.toFixed(4);
 }
 

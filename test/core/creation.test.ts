@@ -66,6 +66,7 @@ forEachBackend('creation and reading', () => {
     assert.equal(t.tensor([1, 2], { dtype: 'int32' }).toString(), 'tensor([1, 2], dtype=int32)');
     assert.equal(t.tensor([1, 2], { requiresGrad: true }).mul(2).toString(), 'tensor([2., 4.], gradFn=mul)');
     assert.match(t.arange(100).toString(), /\.\.\./, 'long tensors are abbreviated');
+    assert.equal(t.tensor([1e-6, 1, 1e20]).toString(), 'tensor([1.0000e-06, 1.0000e+00, 1.0000e+20])', 'PyTorch-style scientific format');
     assertClose(t.tensor([0.1], { dtype: 'float64' }).data(), [0.1]);
   });
 });
