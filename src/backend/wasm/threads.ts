@@ -5,7 +5,9 @@
 // Platform specifics (how a worker is started) come in through a WorkerSpawner:
 // node-workers.ts provides one over worker_threads; a browser can provide one over Web Workers.
 // Without a spawner, without shared memory, or with threads = 1, everything runs on the calling
-// thread through the same `task` protocol.
+// thread through the same `task` protocol. The calling thread blocks in Atomics.wait while the
+// workers finish, which Node allows everywhere but a browser only off the main thread: in a page,
+// run a multithreaded backend inside a Web Worker (or use threads: 1 on the main thread).
 
 import type { WasmHeap } from './memory.js';
 import {
