@@ -235,6 +235,17 @@ declare module '../core/tensor.js' {
     sigmoid(): Tensor;
     square(): Tensor;
     clamp(min?: TensorLike, max?: TensorLike): Tensor;
+    erf(): Tensor;
+    trunc(): Tensor;
+    reciprocal(): Tensor;
+    remainder(other: TensorLike): Tensor;
+    floorDivide(other: TensorLike): Tensor;
+    leakyRelu(negativeSlope?: number): Tensor;
+    gelu(approximate?: 'none' | 'tanh'): Tensor;
+    silu(): Tensor;
+    softplus(beta?: number, threshold?: number): Tensor;
+    /** `this` where `condition` holds, `other` elsewhere (torch.Tensor.where). */
+    where(condition: TensorLike, other: TensorLike): Tensor;
     cast(dtype: DType): Tensor;
     /** Cast to float32. */
     float(): Tensor;
@@ -283,6 +294,16 @@ P.tanh = function () { return tanh(this); };
 P.sigmoid = function () { return sigmoid(this); };
 P.square = function () { return square(this); };
 P.clamp = function (min, max) { return clamp(this, min, max); };
+P.erf = function () { return erf(this); };
+P.trunc = function () { return trunc(this); };
+P.reciprocal = function () { return reciprocal(this); };
+P.remainder = function (o) { return remainder(this, o); };
+P.floorDivide = function (o) { return floorDivide(this, o); };
+P.leakyRelu = function (s) { return leakyRelu(this, s); };
+P.gelu = function (a) { return gelu(this, a); };
+P.silu = function () { return silu(this); };
+P.softplus = function (b, th) { return softplus(this, b, th); };
+P.where = function (c, o) { return where(c, this, o); };
 P.cast = function (dtype) { return cast(this, dtype); };
 P.float = function () { return cast(this, 'float32'); };
 P.double = function () { return cast(this, 'float64'); };

@@ -59,6 +59,7 @@ declare module '../core/tensor.js' {
     mm(other: Tensor): Tensor;
     bmm(other: Tensor): Tensor;
     dot(other: Tensor): Tensor;
+    outer(other: Tensor): Tensor;
   }
 }
 const P = Tensor.prototype;
@@ -66,3 +67,4 @@ P.matmul = function (o) { return matmul(this, o); };
 P.mm = function (o) { return mm(this, o); };
 P.bmm = function (o) { return bmm(this, o); };
 P.dot = function (o) { return dot(this, o); };
+P.outer = function (o) { return outer(this, o); };
