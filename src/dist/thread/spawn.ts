@@ -34,10 +34,18 @@ export interface ThreadRanks<R> {
   terminate(): Promise<void>;
 }
 
-/** The worker's first code: registers tsx when the entry is TypeScript, then imports it. */
-function bootstrap(entryUrl: string): string {
-  if (!entryUrl.endsWith('.ts')) return `import(${JSON.stringify(entryUrl)});`;
-  const tsxApi = import.meta.resolve('tsx/esm/api');
+/**
+ * The worker's first code: registers tsx when the entry or the user's module is TypeScript
+ * (running from source), then imports the entry.
+ */
+function bootstrap(entryUrl: string, userModuleUrl: string): string {
+  if (!entryUrl.endsWith('.ts') && !userModuleUrl.endsWith('.ts')) return `import(${JSON.stringify(entryUrl)});`;
+  let tsxApi: string;
+  try {
+    tsxApi = import.meta.resolve('tsx/esm/api');
+  } catch {
+    throw new Error(`spawnThreadRanks: ${userModuleUrl} is TypeScript but tsx is not installed; install tsx or pass a compiled .js module`);
+  }
   return `import(${JSON.stringify(tsxApi)}).then((api) => { api.register(); return import(${JSON.stringify(entryUrl)}); });`;
 }
 
@@ -74,7 +82,7 @@ export async function spawnThreadRanks<A, R>(options: SpawnThreadRanksOptions<A>
     }
   }
   const entryUrl = new URL(`./rank-entry${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
-  const code = bootstrap(entryUrl);
+  const code = bootstrap(entryUrl, moduleUrl(options.module));
   const workers: Worker[] = [];
   const outcomes: Promise<RankOutcome<R>>[] = [];
   for (let rank = 0; rank < worldSize; rank++) {
