@@ -23,6 +23,7 @@ export { layout, foldTransposes } from './passes/layout.js';
 export { foldAffine, foldAffineIntoMatmul, freezeParameters, freezeParameterValues } from './passes/fold-affine.js';
 export { memoryPlan, type MemoryPlan, type PlannedBuffer, type MemoryPlanOptions } from './memory-plan.js';
 export { PlannedExecutor, executorUnsupportedReason, type ExecutorStats } from './executor.js';
+export { toOpGraph, type ToOpGraphOptions } from './to-op-graph.js';
 export { analyze, type Hardware, type GraphAnalysis, type NodeAnalysis } from './analyze.js';
 export { emitJs, compileJsKernel, kernelCacheStats } from './codegen/js.js';
 export { emitMatmulJs } from './codegen/matmul-js.js';
