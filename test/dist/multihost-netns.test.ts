@@ -105,7 +105,7 @@ test('two hosts (network namespaces) run every collective over TCP', { skip, tim
 });
 
 test('cutting the link between the hosts mid all-reduce fails both sides naming the other rank', { skip, timeout: 120_000 }, async () => {
-  const env = { TESSERA_SECRET: randomBytes(16).toString('hex'), FAULT_MODE: 'loop', FAULT_TIMEOUT_MS: '3000' };
+  const env = { TESSERA_SECRET: randomBytes(16).toString('hex'), FAULT_MODE: 'loop', FAULT_TIMEOUT_MS: '5000' };
   let started = 0;
   let cut = false;
   const onLine = (line: string) => {
