@@ -12,3 +12,4 @@ export * from './sort.js';
 export * from './einsum.js';
 export * from './inplace.js';
 export * from './nn/index.js';
+export * from './cost.js';
