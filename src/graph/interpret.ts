@@ -7,6 +7,7 @@ import type { Tensor } from '../core/tensor.js';
 import type { Graph, ValueId } from './graph.js';
 import { opDef } from './graph-ops.js';
 import { applyWrites } from './state.js';
+import { untracedRead } from './trace.js';
 
 /** Thrown when a value the traced code read differs now: the caller retraces. */
 export class GuardFailure extends TesseraError {
@@ -20,7 +21,7 @@ function preview(a: Float64Array): string {
 }
 
 export function checkGuard(value: ValueId, expected: Float64Array, t: Tensor): void {
-  const actual = Float64Array.from(t.data());
+  const actual = Float64Array.from(untracedRead(() => t.data()));
   let same = actual.length === expected.length;
   for (let i = 0; same && i < actual.length; i++) same = Object.is(actual[i], expected[i]) || actual[i] === expected[i];
   if (!same) throw new GuardFailure(value, expected, actual);
@@ -64,17 +65,17 @@ export function interpret(g: Graph, inputs: readonly Tensor[], opts: InterpretOp
   const pinned = new Set<ValueId>([...g.outputs, ...g.writes.map((w) => w.value)]);
   if (opts.disposeDead) g.nodes.forEach((n, i) => n.inputs.forEach((v) => lastUse.set(v, i)));
   g.nodes.forEach((n, i) => {
-      const outs = opDef(n.op).execute(n.inputs.map((v) => env.get(v)!), n.attrs);
-      n.outputs.forEach((o, k) => {
-        env.set(o, outs[k]!);
-        checkGuardsOf(o);
-      });
-      if (opts.disposeDead) {
-        for (const o of n.outputs) if (!lastUse.has(o) && !pinned.has(o)) env.get(o)!.dispose();
-        for (const v of new Set(n.inputs)) {
-          if (lastUse.get(v) === i && g.value(v).kind === 'node' && !pinned.has(v)) env.get(v)!.dispose();
-        }
+    const outs = opDef(n.op).execute(n.inputs.map((v) => env.get(v)!), n.attrs);
+    n.outputs.forEach((o, k) => {
+      env.set(o, outs[k]!);
+      checkGuardsOf(o);
+    });
+    if (opts.disposeDead) {
+      for (const o of n.outputs) if (!lastUse.has(o) && !pinned.has(o)) env.get(o)!.dispose();
+      for (const v of new Set(n.inputs)) {
+        if (lastUse.get(v) === i && g.value(v).kind === 'node' && !pinned.has(v)) env.get(v)!.dispose();
       }
+    }
   });
   const outputs = g.outputs.map((o) => env.get(o)!);
   if (opts.applyWrites ?? true) applyWrites(g.writes.map((w) => ({ write: w, value: env.get(w.value)! })));
