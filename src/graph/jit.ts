@@ -9,7 +9,7 @@ import { Tensor } from '../core/tensor.js';
 import { isGradEnabled } from '../autodiff/mode.js';
 import type { Graph } from './graph.js';
 import { GuardFailure, interpret } from './interpret.js';
-import { finishWithGrads, flattenTensors, unflattenTensors, withTracer, type TraceOptions } from './trace.js';
+import { finishWithGrads, flattenTensors, isTracing, unflattenTensors, withTracer, type TraceOptions } from './trace.js';
 import { bucketPlan, dynamicAnalysis, unpad, type DynamicAnalysis, type DynamicSpec } from './dynamic.js';
 
 /** A graph turned into something that runs fast; produced by a registered GraphCompiler. */
@@ -139,6 +139,8 @@ export function jit<A extends unknown[], R>(fn: (...args: A) => R, opts: JitOpti
 
   const dynamicVerdicts = new Map<string, DynamicAnalysis>();
   const call = (...args: A): R => {
+    // Inside another trace, a jitted function is inlined: its ops belong to the enclosing graph.
+    if (isTracing()) return fn(...args);
     const plan = opts.dynamic === undefined ? undefined : bucketPlan(args, opts.dynamic);
     if (plan === undefined || !plan.padded) return callExact(...args);
     const paddedArgs = plan.args as A;

@@ -146,3 +146,14 @@ test('in-place copy_ of a computed update inside a jitted step becomes a graph w
   assert.equal(compiled.graphs()[0]!.traced.guards.length, 0);
   assert.deepEqual(Array.from(w2.data()), Array.from(w.data()));
 });
+
+test('a jitted function called inside another trace is inlined into the enclosing graph', () => {
+  const inner = jit((x: t.Tensor) => t.exp(x));
+  inner(t.randn([3]));
+  const outer = jit((x: t.Tensor) => t.mul(inner(x), 2));
+  const x = t.randn([3]);
+  outer(x);
+  const y = outer(x);
+  y.data().forEach((v, i) => assert.ok(Math.abs(v - 2 * Math.exp(x.data()[i]!)) < 1e-5));
+  assert.ok(outer.graphs()[0]!.traced.nodes.some((n) => n.op === 'exp'));
+});
