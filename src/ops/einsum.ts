@@ -9,7 +9,7 @@ import { type DType, promoteTypes } from '../core/dtype.js';
 import { check, fmtShape } from '../core/errors.js';
 import { Tensor } from '../core/tensor.js';
 import { arange } from './creation.js';
-import { cast, eq, mul } from './elementwise.js';
+import { cast, eq, where } from './elementwise.js';
 import { matmul } from './linalg.js';
 import { sum } from './reduce.js';
 import { expand, permute, reshape } from './shape.js';
@@ -72,11 +72,11 @@ function collapseRepeats(op: Operand): Operand {
     const n = t.shape[p]!;
     check(t.shape[q] === n, 'einsum', () =>
       `label '${labelName(labels[p]!)}' is repeated in one operand of shape ${fmtShape(t.shape)} with sizes ${n} and ${t.shape[q]}; repeated labels need equal sizes.`);
-    // Multiplying by an identity mask over (p, q) and summing q keeps exactly the diagonal, and
-    // differentiates like it (the gradient lands on the diagonal only).
+    // Zeroing everything off the (p, q) diagonal and summing q keeps exactly the diagonal, and
+    // differentiates like it (the gradient lands on the diagonal only). `where` rather than a
+    // multiply by a 0/1 mask, so an inf or NaN off the diagonal cannot turn into NaN.
     const at = (axis: number): Tensor => reshape(arange(n, undefined, 1, { backend: t.backend }), t.shape.map((d, i) => (i === axis ? n : 1)));
-    const mask = cast(eq(at(p), at(q)), t.dtype);
-    t = sum(mul(t, mask), q);
+    t = sum(where(eq(at(p), at(q)), t, t.dtype === 'bool' ? false : 0), q);
     labels = labels.filter((_, i) => i !== q);
   }
 }

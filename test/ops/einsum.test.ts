@@ -30,6 +30,7 @@ forEachBackend('einsum', () => {
     assertClose(t.einsum('ii->i', sq), [0, 1, 2].map((i) => (sq.toArray() as number[][])[i]![i]!));
     assertClose(t.einsum('ii', sq), [[0, 1, 2].reduce((s, i) => s + (sq.toArray() as number[][])[i]![i]!, 0)]);
     assertClose(t.einsum('i,j->ij', u, w), t.outer(u, w));
+    assertClose(t.einsum('ii->i', t.tensor([[1, Infinity], [NaN, 2]])), [1, 2], {}, 'values off the diagonal do not leak in');
     assertClose(t.einsum('ij->', a), a.sum());
     assertClose(t.einsum('ij->j', a), a.sum(0));
   });
