@@ -11,6 +11,12 @@ import type { AnyModule, Module } from '../../nn/module.js';
 import { Sequential } from '../../nn/containers.js';
 import { Flatten, Linear } from '../../nn/layers/linear.js';
 import { ReLU } from '../../nn/layers/activation.js';
+import { Conv2d } from '../../nn/layers/conv.js';
+import { MaxPool2d } from '../../nn/layers/pool.js';
+import { BatchNorm2d } from '../../nn/layers/normalization.js';
+import { MoE, withAuxLoss } from '../../nn/layers/moe.js';
+import { add } from '../../ops/elementwise.js';
+import { Module as ModuleClass } from '../../nn/module.js';
 import { Adam } from '../../optim/adam.js';
 import { OneCycleLR } from '../../optim/scheduler.js';
 import type { BaseOptions, Optimizer } from '../../optim/optimizer.js';
@@ -51,6 +57,8 @@ interface ClassifierSetup {
   weightDecay?: number;
   /** Random translations of up to this many pixels (default 0: none). */
   maxShift?: number;
+  /** Adds this weight × the MoE layers' load-balancing losses to the loss. */
+  auxLossWeight?: number;
 }
 
 function classifierTask(s: ClassifierSetup): TrainTask {
@@ -68,7 +76,9 @@ function classifierTask(s: ClassifierSetup): TrainTask {
     description: `${s.description}: ${train.count} training / ${s.test.count} test images`,
     lossOf([x, y]: Tensor[]): StepResult {
       const logits = s.model.call(x!);
-      return { loss: crossEntropy(logits, y!), samples: y!.shape[0]!, correct: countCorrect(logits, y!) };
+      const ce = crossEntropy(logits, y!);
+      const loss = s.auxLossWeight === undefined ? ce : withAuxLoss(s.model as unknown as AnyModule, ce, s.auxLossWeight);
+      return { loss, samples: y!.shape[0]!, correct: countCorrect(logits, y!) };
     },
     evaluate: () => evaluateClassifier(s.model, testSet),
   };
@@ -92,5 +102,61 @@ export const mnistMlpRecipe: Recipe = {
     const { train, test } = await loadMnist10k({ seed: 0 });
     return classifierTask({ train, test, layout: 'flat', model: mnistMlp(), options, maxShift: 1,
       description: 'MNIST (shipped 10k digits, seeded split, ±1 pixel shifts)' });
+  },
+};
+
+/** conv(1→c1) → BN → ReLU → pool → conv(c1→c2) → BN → ReLU → pool → linear(c2·7·7 → 10). */
+export function smallCnn(c1 = 8, c2 = 16): Sequential {
+  return new Sequential(
+    new Conv2d(1, c1, 3, { padding: 1 }), new BatchNorm2d(c1), new ReLU(), new MaxPool2d(2),
+    new Conv2d(c1, c2, 3, { padding: 1 }), new BatchNorm2d(c2), new ReLU(), new MaxPool2d(2),
+    new Flatten(), new Linear(c2 * 7 * 7, 10),
+  );
+}
+
+export const mnistCnnRecipe: Recipe = {
+  name: 'mnist-cnn',
+  summary: 'small CNN (two 3x3 conv + BatchNorm + max-pool blocks) on the 10,000 shipped MNIST digits',
+  kind: 'classifier',
+  defaults: { epochs: 4, batchSize: 64, lr: 5e-3 },
+  async build(options) {
+    const { train, test } = await loadMnist10k({ seed: 0 });
+    return classifierTask({ train, test, layout: 'nchw', model: smallCnn(), options, maxShift: 1,
+      description: 'MNIST (shipped 10k digits, seeded split, ±1 pixel shifts)' });
+  },
+};
+
+export const fashionCnnRecipe: Recipe = {
+  name: 'fashion-cnn',
+  summary: `CNN on Fashion-MNIST (60,000/10,000) read from --data DIR (default ${DEBIAN_FASHION_MNIST_DIR})`,
+  kind: 'classifier',
+  defaults: { epochs: 5, batchSize: 128, lr: 5e-3 },
+  async build(options) {
+    const { train, test } = await loadFashionMnist(options.dataDir ?? DEBIAN_FASHION_MNIST_DIR);
+    return classifierTask({ train, test, layout: 'nchw', model: smallCnn(16, 32), options, maxShift: 0,
+      description: `Fashion-MNIST from ${options.dataDir ?? DEBIAN_FASHION_MNIST_DIR}` });
+  },
+};
+
+/** Linear(784→64) → ReLU → x + MoE(x) (4 experts, top-2) → Linear(64→10). */
+export class MoeMlp extends ModuleClass {
+  inp = new Linear(784, 64);
+  moe = new MoE(64, 4, { topK: 2, hiddenDim: 64, capacityFactor: 1.25 });
+  out = new Linear(64, 10);
+  override forward(x: Tensor): Tensor {
+    const h = this.inp.call(x).relu();
+    return this.out.call(add(h, this.moe.call(h)));
+  }
+}
+
+export const moeMlpRecipe: Recipe = {
+  name: 'moe-mlp',
+  summary: 'MLP with a mixture-of-experts layer (4 experts, top-2, load-balancing loss) on the shipped MNIST digits',
+  kind: 'classifier',
+  defaults: { epochs: 3, batchSize: 64, lr: 3e-3 },
+  async build(options) {
+    const { train, test } = await loadMnist10k({ seed: 0 });
+    return classifierTask({ train, test, layout: 'flat', model: new MoeMlp(), options, auxLossWeight: 0.01,
+      description: 'MNIST (shipped 10k digits, seeded split) through a 4-expert top-2 MoE layer' });
   },
 };
