@@ -157,3 +157,23 @@ test('a jitted function called inside another trace is inlined into the enclosin
   y.data().forEach((v, i) => assert.ok(Math.abs(v - 2 * Math.exp(x.data()[i]!)) < 1e-5));
   assert.ok(outer.graphs()[0]!.traced.nodes.some((n) => n.op === 'exp'));
 });
+
+test('nn modules: jit of forward+backward with the optimizer step outside matches eager (Adam)', async () => {
+  const nn = await import('../../src/nn/index.js');
+  const { Adam } = await import('../../src/optim/index.js');
+  const build = (): InstanceType<typeof nn.Sequential> => { t.manualSeed(12); return new nn.Sequential(new nn.Linear(4, 8), new nn.ReLU(), new nn.Linear(8, 2)); };
+  const m1 = build(), m2 = build();
+  const o1 = new Adam(m1.parameters(), { lr: 0.01 }), o2 = new Adam(m2.parameters(), { lr: 0.01 });
+  const x = t.randn([5, 4]), y = t.randn([5, 2]);
+  const fb = jit((a: t.Tensor, b: t.Tensor) => { o2.zeroGrad(); const l = mse(m2.forward(a), b); l.backward(); return l; });
+  for (let i = 0; i < 5; i++) {
+    o1.zeroGrad();
+    const l1 = mse(m1.forward(x), y);
+    l1.backward();
+    o1.step();
+    const l2 = fb(x, y);
+    o2.step();
+    assert.equal(l2.item(), l1.item(), `step ${i}`);
+  }
+  assert.equal(fb.stats().traces, 1);
+});
