@@ -15,3 +15,5 @@ export * as viz from './viz/index.js';
 export * as compiler from './compiler/index.js';
 export { jit, trace, cond, whileLoop, assign, Graph, interpret, type JitOptions, type JitStats, type JitFunction } from './graph/index.js';
 export * as dist from './dist/index.js';
+export * as nn from './nn/index.js';
+export * as optim from './optim/index.js';
