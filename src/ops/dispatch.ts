@@ -71,6 +71,8 @@ export function bind<P extends PrimitiveName>(prim: P, inputs: readonly Tensor[]
     }
     const layout = def.view({ shape: [...src.shape], strides: [...src.strides], offset: src.offset }, attrs);
     output = new Tensor(src.storage, layout.shape, layout.strides, layout.offset, info.dtype);
+    // The copied temporary's storage now belongs to the output view alone.
+    if (src !== inputs[0]) src.dispose();
   } else {
     const storage = runKernel(backend, prim, inputs, attrs, info);
     output = Tensor.fromStorage(storage, info.shape, info.dtype);
@@ -83,8 +85,9 @@ export function bind<P extends PrimitiveName>(prim: P, inputs: readonly Tensor[]
       output.gradNode = new GradNode(prim, [...inputs], attrs, output, needsGrad);
     }
   }
-  forwardTangents(prim, inputs, attrs, output);
+  // Observers first, so a tracer sees the primal op before the ops of its tangent rule.
   for (const o of observers) o.onPrimitive(prim, inputs, attrs, output);
+  forwardTangents(prim, inputs, attrs, output);
   return output;
 }
 
