@@ -75,16 +75,21 @@ export function chooseAlgorithm<C extends Collective>(collective: C, p: number, 
   return best;
 }
 
-/** Least-squares fit of t = α + nβ to (bytes, seconds) samples of one-way message times. */
+/**
+ * Fit of t = α + nβ to (bytes, seconds) samples of one-way message times, minimising the
+ * relative error (weights 1/t²): plain least squares lets the large messages decide everything
+ * and leaves α at noise, while latency and bandwidth matter at opposite ends of the sweep.
+ */
 export function fitAlphaBeta(samples: readonly { bytes: number; seconds: number }[]): { alpha: number; beta: number } {
   const k = samples.length;
   if (k < 2) throw new RangeError(`fitAlphaBeta needs at least 2 samples, got ${k}`);
-  let sx = 0, sy = 0, sxx = 0, sxy = 0;
+  let sw = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
   for (const { bytes: x, seconds: y } of samples) {
-    sx += x; sy += y; sxx += x * x; sxy += x * y;
+    const w = 1 / Math.max(y, 1e-12) ** 2;
+    sw += w; sx += w * x; sy += w * y; sxx += w * x * x; sxy += w * x * y;
   }
-  const den = k * sxx - sx * sx;
-  const beta = den === 0 ? 0 : (k * sxy - sx * sy) / den;
-  const alpha = (sy - beta * sx) / k;
+  const den = sw * sxx - sx * sx;
+  const beta = den === 0 ? 0 : (sw * sxy - sx * sy) / den;
+  const alpha = (sy - beta * sx) / sw;
   return { alpha: Math.max(alpha, 1e-9), beta: Math.max(beta, 1e-15) };
 }

@@ -38,3 +38,14 @@ for (const worldSize of [1, 2, 5]) {
     assertClean(results, 200);
   });
 }
+
+test('thread: large arrays through the zero-copy and multi-chunk paths', { timeout: 120_000 }, async () => {
+  const problems = await runThreadRanks<unknown, string[]>({ worldSize: 3, module: ranksModule, exportName: 'largeArrays' });
+  assert.deepEqual(problems.flat(), []);
+});
+
+test('thread: a zero-copy send completes even when the receiver leaves right after reading it', { timeout: 120_000 }, async () => {
+  for (let i = 0; i < 5; i++) {
+    assert.deepEqual(await runThreadRanks<unknown, boolean>({ worldSize: 2, module: ranksModule, exportName: 'sendThenLeave' }), [true, true]);
+  }
+});

@@ -134,8 +134,8 @@ export class ThreadTransport extends PeerTransport {
 
   /** Waits for a free slot and returns its sequence number (the current head). */
   private async claimSlot(ch: ChannelView, peer: number, deadline: Deadline): Promise<number> {
+    this.checkPeers(peer);
     for (;;) {
-      this.checkPeers(peer);
       const head = Atomics.load(ch.ctrl, HEAD);
       const tail = Atomics.load(ch.ctrl, TAIL);
       if (((head - tail) | 0) < ch.slots) return head;
@@ -148,16 +148,27 @@ export class ThreadTransport extends PeerTransport {
     Atomics.notify(ch.ctrl, HEAD);
   }
 
+  /** Waits until ctrl[index] differs from `value`; fails if the peer is gone or the deadline passes. */
   private async waitOn(ch: ChannelView, index: number, value: number, peer: number, deadline: Deadline): Promise<void> {
-    this.checkPeers(peer);
-    const ms = remainingMs(deadline);
-    const changed = ms > 0 && (await waitForChange(ch.ctrl, index, value, ms));
-    if (!changed && Atomics.load(ch.ctrl, index) === value && remainingMs(deadline) <= 0) {
-      const err = new DistTimeoutError(peer, deadline.operation, deadline.timeoutMs);
-      this.fail(err);
-      throw err;
+    for (;;) {
+      // Read the peer's state before the counter: a peer moves the counter before it marks
+      // itself closed, so a closed mark with an unchanged counter means it will never move.
+      let gone: Error | undefined;
+      try {
+        this.checkPeers(peer);
+      } catch (err) {
+        gone = err as Error;
+      }
+      if (Atomics.load(ch.ctrl, index) !== value) return;
+      if (gone) throw gone;
+      const ms = remainingMs(deadline);
+      if (ms <= 0) {
+        const err = new DistTimeoutError(peer, deadline.operation, deadline.timeoutMs);
+        this.fail(err);
+        throw err;
+      }
+      await waitForChange(ch.ctrl, index, value, ms);
     }
-    this.checkPeers(peer);
   }
 
   private inPlaceId(peer: number, bytes: Uint8Array): number | undefined {
