@@ -1,4 +1,4 @@
-// `npm run bench:comm [-- --quick] [--transports thread,tcp] [--ranks 2,4,8] [--sizes 1K,1M]`
+// `npm run bench:comm [-- --quick] [--transports thread,tcp] [--ranks 2,4,8] [--tcp-ranks 2,4] [--sizes 1K,1M]`
 // Measures every collective x algorithm x message size on both transports: time, algorithm
 // bandwidth and bus bandwidth (nccl-tests conventions: algbw = S/t, busbw = algbw x factor),
 // next to this machine's memory-copy bandwidth (the physical limit on one host), with α and β
@@ -34,6 +34,8 @@ function arg(name: string): string | undefined {
 const quick = process.argv.includes('--quick');
 const transports = (arg('--transports') ?? 'thread,tcp').split(',') as ('thread' | 'tcp')[];
 const rankCounts = (arg('--ranks') ?? (quick ? '2,4' : '2,4,8')).split(',').map(Number);
+// TCP ranks are whole processes; on a small machine one may want fewer of them.
+const tcpRankCounts = (arg('--tcp-ranks')?.split(',') ?? rankCounts).map(Number);
 const sizes = (arg('--sizes') ?? (quick ? '1K,64K,1M,16M,64M' : '1K,4K,16K,64K,256K,1M,4M,16M,64M,256M')).split(',').map(parseSize);
 const collectives = (arg('--collectives')?.split(',') ?? Object.keys(ALGORITHMS)) as Collective[];
 const plan: BenchPlan = {
@@ -79,7 +81,7 @@ async function main(): Promise<void> {
   console.log(`memcpy ${memcpy.toFixed(2)} GB/s; ${idleBefore.verdict}`);
   const runs: { transport: string; ranks: number; report: RankReport; fit: { alpha: number; beta: number } | undefined }[] = [];
   for (const transport of transports) {
-    for (const p of rankCounts) {
+    for (const p of transport === 'tcp' ? tcpRankCounts : rankCounts) {
       console.log(`== ${transport}, ${p} ranks`);
       const report =
         transport === 'thread'
