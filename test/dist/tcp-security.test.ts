@@ -66,6 +66,8 @@ test('a peer connection without the secret is refused and logged; the job carrie
     const store = await StoreClient.connect('127.0.0.1', port, secret, 2000);
     const addr = await store.get('addr/0');
     store.close();
+    // With a loopback master and no bind address given, ranks listen on loopback only.
+    assert.match(addr, /^127\.0\.0\.1:\d+$/);
     const [host, p] = [addr.slice(0, addr.lastIndexOf(':')), Number(addr.slice(addr.lastIndexOf(':') + 1))];
     const intruder = net.connect(p, host);
     const reader = new JsonFrameReader();
