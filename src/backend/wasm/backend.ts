@@ -192,6 +192,15 @@ export class WasmBackend implements Backend {
         return result;
       }) as Kernel<PrimitiveName>;
     }
+    if (this.elementwise.handlesCompare(prim) || prim === 'where') {
+      const fallback = this.cpuOnViews(prim as PrimitiveName);
+      return ((inputs, attrs, out) => {
+        const result = this.byteStridedKernel(prim, inputs, out);
+        if (result === undefined) return fallback(inputs, attrs, out);
+        this.count(prim, 'wasm');
+        return result;
+      }) as Kernel<PrimitiveName>;
+    }
     if (isJsUnaryOp(prim)) {
       const fallback = this.cpuOnViews(prim as PrimitiveName);
       return ((inputs, attrs, out) => {
@@ -212,6 +221,35 @@ export class WasmBackend implements Backend {
       }) as Kernel<PrimitiveName>;
     }
     return undefined;
+  }
+
+  /**
+   * float32 comparisons (bool out) and `where` (bool cond, float32 values) through scalar wasm
+   * loops with byte strides; undefined when the dtypes do not fit.
+   */
+  private byteStridedKernel(prim: PrimitiveName, inputs: readonly KernelInput[], out: OutputInfo): Storage | undefined {
+    const isWhere = prim === 'where';
+    const wantIn: DType[] = isWhere ? ['bool', 'float32', 'float32'] : ['float32', 'float32'];
+    if (inputs.length !== wantIn.length || inputs.some((t, i) => t.dtype !== wantIn[i]) || out.dtype !== (isWhere ? 'float32' : 'bool')) {
+      return undefined;
+    }
+    const n = sizeOf(out.shape);
+    const outStrides: number[] = [];
+    for (let d = out.shape.length - 1, s = 1; d >= 0; d--) {
+      outStrides[d] = s;
+      s *= out.shape[d]!;
+    }
+    const plan = planRows(out.shape, [outStrides, ...inputs.map((t) => t.strides)]);
+    if (plan.rowLength < 16 && n > plan.rowLength) return undefined;
+    const storage = this.allocUninitialized(out.dtype, n);
+    const sizes = [isWhere ? 4 : 1, ...wantIn.map((d) => (d === 'bool' ? 1 : 4))];
+    const ptrs = [this.addressOf(storage), ...inputs.map((t) => this.addressOf(t.storage))];
+    const byteStrides = plan.innerStrides.slice(1).map((s, i) => s * sizes[i + 1]!);
+    const run = isWhere ? this.elementwise.whereRow() : this.elementwise.compareRow(prim as 'eq');
+    forEachRow(plan, [0, ...inputs.map((t) => t.offset)], (offsets) => {
+      run(plan.rowLength, ptrs.map((p, i) => p + sizes[i]! * offsets[i]!), byteStrides);
+    });
+    return storage;
   }
 
   /** float32 transcendental unary ops computed between heap views (see unary-js.ts). */

@@ -152,3 +152,52 @@ function emitUnary(m: ModuleBuilder, op: SimdUnaryOp): void {
     f.mem(MemOp.f32Store);
   });
 }
+
+export const SCALAR_COMPARE_OPS = ['eq', 'ne', 'lt', 'le', 'gt', 'ge'] as const;
+export type ScalarCompareOp = (typeof SCALAR_COMPARE_OPS)[number];
+
+const COMPARE: Record<ScalarCompareOp, Op> = {
+  eq: Op.f32Eq, ne: Op.f32Ne, lt: Op.f32Lt, le: Op.f32Le, gt: Op.f32Gt, ge: Op.f32Ge,
+};
+
+export function compareExportName(op: ScalarCompareOp): string {
+  return `cmp_${op}`;
+}
+
+export const WHERE_EXPORT = 'where_f32';
+
+/**
+ * Comparisons of f32 rows into bool bytes, `(out, a, b, n, strideA, strideB)`, and
+ * `where_f32(out, cond, x, y, n, strideCond, strideX, strideY)` with a bool condition; byte
+ * strides, any value (0 broadcasts). Scalar loops: a compare costs about as much as the store
+ * of its byte, and `f32.gt` etc. give exactly the reference's `a > b ? 1 : 0` (NaN included).
+ */
+export function buildCompareModule(memory: MemoryImport): Uint8Array<ArrayBuffer> {
+  const m = new ModuleBuilder().importMemory(memory);
+  for (const op of SCALAR_COMPARE_OPS) {
+    const f = m.function({ params: [i32, i32, i32, i32, i32, i32], results: [] }, compareExportName(op));
+    const [out, a, b, n, sa, sb] = [0, 1, 2, 3, 4, 5];
+    const i = f.local(i32), pa = f.local(i32), pb = f.local(i32);
+    f.localGet(a).localSet(pa).localGet(b).localSet(pb);
+    f.forRange(i, () => f.i32Const(0), () => f.localGet(n), 1, () => {
+      f.localGet(out).localGet(i).op(Op.i32Add);
+      f.localGet(pa).mem(MemOp.f32Load).localGet(pb).mem(MemOp.f32Load).op(COMPARE[op]);
+      f.mem(MemOp.i32Store8);
+      f.localGet(pa).localGet(sa).op(Op.i32Add).localSet(pa);
+      f.localGet(pb).localGet(sb).op(Op.i32Add).localSet(pb);
+    });
+  }
+  const f = m.function({ params: [i32, i32, i32, i32, i32, i32, i32, i32], results: [] }, WHERE_EXPORT);
+  const [out, c, x, y, n, sc, sx, sy] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const i = f.local(i32), pc = f.local(i32), px = f.local(i32), py = f.local(i32);
+  f.localGet(c).localSet(pc).localGet(x).localSet(px).localGet(y).localSet(py);
+  f.forRange(i, () => f.i32Const(0), () => f.localGet(n), 1, () => {
+    f.localGet(out).localGet(i).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
+    f.localGet(px).mem(MemOp.f32Load).localGet(py).mem(MemOp.f32Load).localGet(pc).mem(MemOp.i32Load8U).op(Op.select);
+    f.mem(MemOp.f32Store);
+    f.localGet(pc).localGet(sc).op(Op.i32Add).localSet(pc);
+    f.localGet(px).localGet(sx).op(Op.i32Add).localSet(px);
+    f.localGet(py).localGet(sy).op(Op.i32Add).localSet(py);
+  });
+  return m.encode();
+}

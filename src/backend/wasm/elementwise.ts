@@ -4,17 +4,23 @@
 import type { WasmHeap } from './memory.js';
 import {
   buildElementwiseModule, binaryExportName, unaryExportName, SIMD_BINARY_OPS, SIMD_UNARY_OPS,
-  type SimdBinaryOp, type SimdUnaryOp, type RowMode,
+  buildCompareModule, compareExportName, SCALAR_COMPARE_OPS, WHERE_EXPORT,
+  type SimdBinaryOp, type SimdUnaryOp, type RowMode, type ScalarCompareOp,
 } from './elementwise-kernel.js';
 
 /** Runs one row: n elements, `ptrs` = [out, ...inputs] byte addresses, `strides` = the inputs' element strides. */
 export type RowFunction = (n: number, ptrs: readonly number[], strides: readonly number[]) => void;
 
 const BINARY = new Set<string>(SIMD_BINARY_OPS);
+const COMPARE = new Set<string>(SCALAR_COMPARE_OPS);
+
+/** Runs one row of a byte-strided kernel: `ptrs` = [out, ...inputs], `byteStrides` per input. */
+export type ByteStridedRow = (n: number, ptrs: readonly number[], byteStrides: readonly number[]) => void;
 const UNARY = new Set<string>(SIMD_UNARY_OPS);
 
 export class WasmElementwise {
   private exports: Record<string, (...args: number[]) => void> | undefined;
+  private compareExports: Record<string, (...args: number[]) => void> | undefined;
   private readonly rowFunctions = new Map<string, RowFunction>();
 
   constructor(private readonly heap: WasmHeap) {}
@@ -22,6 +28,34 @@ export class WasmElementwise {
   /** Whether `prim` has a SIMD kernel here (for float32). */
   handles(prim: string): boolean {
     return BINARY.has(prim) || UNARY.has(prim);
+  }
+
+  /** Whether `prim` is a float32 comparison with a wasm kernel (bool output). */
+  handlesCompare(prim: string): prim is ScalarCompareOp {
+    return COMPARE.has(prim);
+  }
+
+  private compareInstance(): Record<string, (...args: number[]) => void> {
+    if (this.compareExports === undefined) {
+      const bytes = buildCompareModule({
+        module: 'env', name: 'memory', minPages: 1, maxPages: this.heap.maxPages, shared: this.heap.shared,
+      });
+      const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: this.heap.memory } });
+      this.compareExports = instance.exports as Record<string, (...args: number[]) => void>;
+    }
+    return this.compareExports;
+  }
+
+  /** a op b over float32 rows into bool bytes. */
+  compareRow(op: ScalarCompareOp): ByteStridedRow {
+    const f = this.compareInstance()[compareExportName(op)]!;
+    return (n, [out, a, b], [sa, sb]) => f(out!, a!, b!, n, sa!, sb!);
+  }
+
+  /** cond ? x : y with a bool condition and float32 values. */
+  whereRow(): ByteStridedRow {
+    const f = this.compareInstance()[WHERE_EXPORT]!;
+    return (n, [out, c, x, y], [sc, sx, sy]) => f(out!, c!, x!, y!, n, sc!, sx!, sy!);
   }
 
   private instance(): Record<string, (...args: number[]) => void> {

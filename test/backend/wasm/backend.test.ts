@@ -118,10 +118,21 @@ test('SIMD elementwise ops equal the reference bit for bit, with broadcasting an
   assert.ok(wasmBackend.kernelCalls.get('exp')!.reference > 0);
 });
 
-test('contiguous() of a permuted view, and the reference fallback for comparisons', () => {
+test('contiguous() of a permuted view; comparisons and where (bool) through wasm, NaN included', () => {
   const [xc, xw] = pair([4, 5, 6]);
   assertSame(t.contiguous(t.permute(xw, [2, 0, 1])), t.contiguous(t.permute(xc, [2, 0, 1])), 'contiguous');
-  assertSame(t.gt(xw, 0), t.gt(xc, 0), 'gt');
+  const [yc, yw] = pair([5, 6]);
+  const withNaN = (x: t.Tensor) => t.where(t.gt(x, 1.5), NaN, x);
+  for (const op of ['eq', 'ne', 'lt', 'le', 'gt', 'ge'] as const) {
+    const f = t[op] as (a: t.Tensor | number, b: t.Tensor | number) => t.Tensor;
+    assertSame(f(xw, 0), f(xc, 0), `${op} scalar`);
+    assertSame(f(withNaN(xw), yw), f(withNaN(xc), yc), `${op} broadcast with NaN`);
+    assertSame(f(t.transpose(xw, 1, 2), t.transpose(xw, 1, 2)), f(t.transpose(xc, 1, 2), t.transpose(xc, 1, 2)), `${op} strided`);
+    assert.equal(f(xw, 0).dtype, 'bool');
+  }
+  assertSame(t.where(t.gt(xw, 0), xw, yw), t.where(t.gt(xc, 0), xc, yc), 'where broadcast');
+  assertSame(t.where(t.lt(t.transpose(xw, 0, 2), 0), 0, t.transpose(xw, 0, 2)), t.where(t.lt(t.transpose(xc, 0, 2), 0), 0, t.transpose(xc, 0, 2)), 'where strided');
+  for (const op of ['gt', 'eq', 'where'] as const) assert.ok(wasmBackend.kernelCalls.get(op)!.wasm > 0, op);
 });
 
 test('SIMD reductions (rows and columns) match the reference; other layouts fall back', () => {
