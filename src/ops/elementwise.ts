@@ -139,7 +139,8 @@ function unarySame(op: UnarySameOp, x: Tensor): Tensor {
 
 export const neg = (x: Tensor): Tensor => unarySame('neg', x);
 export const abs = (x: Tensor): Tensor => unarySame('abs', x);
-export const sign = (x: Tensor): Tensor => unarySame('sign', x);
+/** -1, 0 or 1 (NaN stays NaN); a bool tensor is its own sign, as in PyTorch. */
+export const sign = (x: Tensor): Tensor => (x.dtype === 'bool' ? bind('contiguous', [x], {}) : unarySame('sign', x));
 export const floor = (x: Tensor): Tensor => (isFloating(x.dtype) ? unarySame('floor', x) : x);
 export const ceil = (x: Tensor): Tensor => (isFloating(x.dtype) ? unarySame('ceil', x) : x);
 /** Rounds half to even, like torch.round. */
@@ -191,9 +192,17 @@ export function softplus(x: Tensor, beta = 1, threshold = 20): Tensor {
 /** Clamps into [min, max]; the gradient is 1 inside the closed interval (as in PyTorch). */
 export function clamp(x: Tensor, min?: TensorLike, max?: TensorLike): Tensor {
   check(min !== undefined || max !== undefined, 'clamp', () => 'give at least one of min and max.');
+  // The bounds take part in type promotion, as in PyTorch: clamp(int tensor, 0.5) is float.
   let out = x;
-  if (min !== undefined) out = where(lt(out, min), typeof min === 'number' ? cast(toTensor(min, out), out.dtype) : min, out);
-  if (max !== undefined) out = where(gt(out, max), typeof max === 'number' ? cast(toTensor(max, out), out.dtype) : max, out);
+  const bound = (b: TensorLike): Tensor => (b instanceof Tensor ? b : scalar(b, out.dtype, out.backend));
+  if (min !== undefined) {
+    out = cast(out, resultType(out, min));
+    out = where(lt(out, min), bound(min), out);
+  }
+  if (max !== undefined) {
+    out = cast(out, resultType(out, max));
+    out = where(gt(out, max), bound(max), out);
+  }
   return out;
 }
 

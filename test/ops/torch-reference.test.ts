@@ -195,6 +195,9 @@ const ops: Record<string, Op> = {
   geluEdges: (x) => [t.gelu(x), t.gelu(x, 'tanh'), t.silu(x), t.leakyRelu(x, 0.2)],
   normStdZeroGrad: (z, c) => [z.norm(), z.norm(3), c.std(), c.sub(c.detach()).norm(2, 0)],
   softplusAtZero: (x) => [t.softplus(x), t.softplus(x, 3)],
+  clampPromotes: (i) => [i.clamp(0.5), i.clamp(undefined, 2), i.clamp(-1, 2.5)],
+  clampTensorBounds: (x, lo, hi) => x.clamp(lo, hi),
+  signBool: (b) => b.sign(),
 };
 
 /** The randomized sweep: "fuzz:<op>:<json args>#<n>" names the op and its arguments. */
