@@ -34,6 +34,7 @@ if (!quick && !args.has('sizes')) {
 const heap = new WasmHeap({ initialBytes: 128 * 2 ** 20 });
 const pools = new Map<number, ThreadPool>();
 for (const t of threadCounts) pools.set(t, t === 1 ? new ThreadPool(heap, { threads: 1 }) : createNodeThreadPool(heap, { threads: t }));
+for (const p of pools.values()) p.waitUntilReady();
 
 function fillRandom(ptr: number, count: number): void {
   const f = heap.f32;

@@ -6,11 +6,11 @@
 
 import { ByteWriter } from './byte-writer.js';
 import {
-  EMPTY_BLOCK, MiscOp, NATURAL_ALIGN, Op, MemOp, SIMD_LANES, SIMD_NATURAL_ALIGN, SimdLaneOp, SimdMemOp, SimdOp,
+  AtomicOp, EMPTY_BLOCK, MiscOp, NATURAL_ALIGN, Op, MemOp, SIMD_LANES, SIMD_NATURAL_ALIGN, SimdLaneOp, SimdMemOp, SimdOp,
   ValType,
 } from './opcodes.js';
 
-export { ValType, Op, MemOp, MiscOp, SimdOp, SimdMemOp, SimdLaneOp, EMPTY_BLOCK } from './opcodes.js';
+export { ValType, Op, MemOp, MiscOp, SimdOp, SimdMemOp, SimdLaneOp, AtomicOp, EMPTY_BLOCK } from './opcodes.js';
 
 export interface FuncType {
   readonly params: readonly ValType[];
@@ -84,6 +84,12 @@ export class FunctionBuilder {
 
   simdMem(code: SimdMemOp, offset = 0, alignLog2 = SIMD_NATURAL_ALIGN[code]!): this {
     this.code.byte(0xfd).u32(code).u32(alignLog2).u32(offset);
+    return this;
+  }
+
+  /** An atomic access (shared memory); i32 ops are 4-byte aligned, `offset` as in `mem`. */
+  atomic(code: AtomicOp, offset = 0): this {
+    this.code.byte(0xfe).u32(code).u32(2).u32(offset);
     return this;
   }
 

@@ -112,3 +112,11 @@ export type SimdLaneOp = (typeof SimdLaneOp)[keyof typeof SimdLaneOp];
 export const SIMD_LANES: Readonly<Record<number, number>> = {
   0x1b: 4, 0x1c: 4, 0x1f: 4, 0x20: 4, 0x21: 2, 0x22: 2,
 };
+
+/** 0xFE-prefixed atomic memory operations (threads proposal); each takes a memarg with natural alignment. */
+export const AtomicOp = {
+  memoryAtomicNotify: 0x00, memoryAtomicWait32: 0x01,
+  i32AtomicLoad: 0x10, i32AtomicStore: 0x17, i32AtomicRmwAdd: 0x1e, i32AtomicRmwSub: 0x25,
+  i32AtomicRmwXchg: 0x41, i32AtomicRmwCmpxchg: 0x48,
+} as const;
+export type AtomicOp = (typeof AtomicOp)[keyof typeof AtomicOp];

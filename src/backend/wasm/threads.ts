@@ -11,7 +11,8 @@
 
 import type { WasmHeap } from './memory.js';
 import {
-  Ctl, CTL_BYTES, CTL_ERROR_OFFSET, claimUnits, instantiateTask, type TaskFunction, type WorkerInit,
+  Ctl, CTL_BYTES, CTL_ERROR_OFFSET, JOB_ACTIVE_MASK, JOB_OPEN, claimUnits, instantiateTask, jobTag,
+  type TaskFunction, type WorkerInit,
 } from './worker-loop.js';
 
 export interface WorkerHandle {
@@ -27,9 +28,7 @@ export interface ThreadPoolOptions {
   /** Threads including the calling one; 1 = no workers. */
   threads: number;
   spawner?: WorkerSpawner;
-  /** How long the first parallel job waits for the workers to start. Default 60 s. */
-  startupTimeoutMs?: number;
-  /** How long the caller waits for a worker to check in before reporting it as stuck. Default 120 s. */
+  /** How long the caller waits for a worker inside a job to finish before reporting it as stuck. Default 120 s. */
   workerTimeoutMs?: number;
 }
 
@@ -49,8 +48,6 @@ export class ThreadPool {
   private readonly workers: WorkerHandle[] = [];
   private readonly mainTasks = new Map<number, TaskFunction>();
   private readonly workerTimeoutMs: number;
-  private readonly startupTimeoutMs: number;
-  private started = false;
   private nextModuleId = 1;
   private running = false;
   private disposed = false;
@@ -68,7 +65,6 @@ export class ThreadPool {
     this.threads = heap.shared ? requested : 1;
     this.heap = heap;
     this.workerTimeoutMs = options.workerTimeoutMs ?? 120_000;
-    this.startupTimeoutMs = options.startupTimeoutMs ?? 60_000;
     if (this.threads > 1) {
       this.control = new SharedArrayBuffer(CTL_BYTES);
       this.ctl = new Int32Array(this.control);
@@ -108,32 +104,32 @@ export class ThreadPool {
     }
     this.running = true;
     try {
-      if (!this.started) this.waitForStartup();
       const ctl = this.ctl;
       if (Atomics.load(ctl, Ctl.errors) !== 0) {
-        // A worker died between jobs (reported by the spawner); it would never check in.
+        // A worker failed to boot or died between jobs (reported by the spawner).
         const message = this.takeWorkerError();
         this.dispose();
         throw new Error(`ThreadPool.run: a worker thread is gone (${message}); create a new pool`);
       }
-      Atomics.store(ctl, Ctl.done, 0);
+      const generation = (Atomics.load(ctl, Ctl.generation) + 1) | 0;
       Atomics.store(ctl, Ctl.nextUnit, 0);
       Atomics.store(ctl, Ctl.units, units);
       Atomics.store(ctl, Ctl.moduleId, module.id);
       Atomics.store(ctl, Ctl.moduleBytesPtr, module.bytesPtr | 0);
       Atomics.store(ctl, Ctl.moduleBytesLen, module.bytesLen);
       Atomics.store(ctl, Ctl.params, params | 0);
-      Atomics.add(ctl, Ctl.generation, 1);
+      Atomics.store(ctl, Ctl.jobState, jobTag(generation));
+      Atomics.store(ctl, Ctl.generation, generation);
       Atomics.notify(ctl, Ctl.generation);
       let mainError: unknown;
       try {
         claimUnits(ctl, task, params, 0);
       } catch (error) {
-        // Stop handing out units, but let the workers finish before the parameters can be reused.
+        // Stop handing out units, but let the workers inside finish before the parameters can be reused.
         Atomics.store(ctl, Ctl.nextUnit, units);
         mainError = error;
       }
-      this.waitForWorkers();
+      this.closeJobAndWait();
       if (mainError !== undefined) {
         if (Atomics.load(ctl, Ctl.errors) !== 0) this.takeWorkerError();
         throw mainError;
@@ -146,55 +142,51 @@ export class ThreadPool {
     }
   }
 
+  /** Stops workers from joining, then waits for those inside the job to leave. */
+  private closeJobAndWait(): void {
+    const ctl = this.ctl;
+    for (;;) {
+      const state = Atomics.load(ctl, Ctl.jobState);
+      if (Atomics.compareExchange(ctl, Ctl.jobState, state, state & ~JOB_OPEN) === state) break;
+    }
+    const deadline = Date.now() + this.workerTimeoutMs;
+    for (let spin = 0; spin < 20000 && (Atomics.load(ctl, Ctl.jobState) & JOB_ACTIVE_MASK) !== 0; spin++);
+    for (;;) {
+      const state = Atomics.load(ctl, Ctl.jobState);
+      const active = state & JOB_ACTIVE_MASK;
+      if (active === 0) return;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        this.disposed = true; // the pool's state is unknown now; refuse further jobs
+        throw new Error(`ThreadPool.run: ${active} worker thread(s) did not finish within ${this.workerTimeoutMs} ms; `
+          + 'a worker is stuck or died. Create a new pool (or use threads: 1)');
+      }
+      Atomics.wait(ctl, Ctl.jobState, state, Math.min(left, 1000));
+    }
+  }
+
+  /**
+   * Blocks until every worker has started (at most `timeoutMs`); returns how many did. Jobs do
+   * not need this (workers that are not up yet simply do not join); tests and benchmarks use it
+   * so that the first timed jobs already have every thread.
+   */
+  waitUntilReady(timeoutMs = 60_000): number {
+    const ctl = this.ctl;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const ready = Atomics.load(ctl, Ctl.ready);
+      if (ready >= this.workers.length || Atomics.load(ctl, Ctl.errors) !== 0) return ready;
+      const left = deadline - Date.now();
+      if (left <= 0) return ready;
+      Atomics.wait(ctl, Ctl.ready, ready, Math.min(left, 100));
+    }
+  }
+
   private takeWorkerError(): string {
     const length = Atomics.load(this.ctl, Ctl.errorLength);
     const message = new TextDecoder().decode(new Uint8Array(this.control!, CTL_ERROR_OFFSET, length).slice());
     Atomics.store(this.ctl, Ctl.errors, 0);
     return message;
-  }
-
-  /**
-   * Blocks until every worker has started its loop. Starting does not need this thread's event
-   * loop, so waiting here is safe; a worker that fails to boot reports through the control block.
-   */
-  private waitForStartup(): void {
-    const ctl = this.ctl;
-    const expected = this.workers.length;
-    const deadline = Date.now() + this.startupTimeoutMs;
-    for (;;) {
-      if (Atomics.load(ctl, Ctl.errors) !== 0) {
-        this.dispose();
-        throw new Error(`ThreadPool: a worker thread failed to start: ${this.takeWorkerError()}`);
-      }
-      const ready = Atomics.load(ctl, Ctl.ready);
-      if (ready >= expected) break;
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        this.dispose();
-        throw new Error(`ThreadPool: only ${ready} of ${expected} worker threads started within ${this.startupTimeoutMs} ms; `
-          + 'use fewer threads (TESSERA_THREADS) or threads: 1');
-      }
-      Atomics.wait(ctl, Ctl.ready, ready, Math.min(left, 100));
-    }
-    this.started = true;
-  }
-
-  private waitForWorkers(): void {
-    const ctl = this.ctl;
-    const expected = this.workers.length;
-    const deadline = Date.now() + this.workerTimeoutMs;
-    for (let spin = 0; spin < 20000 && Atomics.load(ctl, Ctl.done) < expected; spin++);
-    for (;;) {
-      const done = Atomics.load(ctl, Ctl.done);
-      if (done >= expected) return;
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        this.disposed = true; // the pool's state is unknown now; refuse further jobs
-        throw new Error(`ThreadPool.run: only ${done} of ${expected} worker threads checked in within `
-          + `${this.workerTimeoutMs} ms; a worker is stuck or died. Create a new pool (or use threads: 1)`);
-      }
-      Atomics.wait(ctl, Ctl.done, done, Math.min(left, 1000));
-    }
   }
 
   private assertUsable(): void {

@@ -3,17 +3,20 @@
 // `runWorkerLoop` with the init data it was started with.
 //
 // A job is "call the export `task(unit, params, thread)` of module `id` for every unit in
-// [0, units)". Units are claimed dynamically with an atomic counter, and every worker checks in
-// once per job (even with nothing left to claim), so the caller knows when the job's parameters
-// may be reused. Modules travel as bytes inside the shared wasm memory: a worker compiles one the
-// first time a job names it, synchronously, without any message passing.
+// [0, units)". The caller posts it (parameters, then an open job state, then a new generation),
+// claims units itself, then closes the job and waits only for the workers that joined it. A
+// worker joins by incrementing the active count inside the job state, which only succeeds while
+// that job is open; so a worker that is asleep or descheduled (a busy machine) never holds the
+// caller up, and one that wakes late finds the job closed and reads nothing. Units are claimed
+// with an atomic counter. Modules travel as bytes inside the shared wasm memory: a worker compiles
+// one the first time a job names it, synchronously, without any message passing.
 
 /** Int32 slots of the control block (a SharedArrayBuffer separate from the wasm memory). */
 export const Ctl = {
   generation: 0, // bumped by the caller to post a job
   nextUnit: 1, // claim counter
   units: 2,
-  done: 3, // workers that finished the current job
+  jobState: 3, // (generation & 0x7fff) << 16 | OPEN | active workers, see jobTag()
   moduleId: 4,
   moduleBytesPtr: 5,
   moduleBytesLen: 6,
@@ -24,6 +27,16 @@ export const Ctl = {
   ready: 11, // workers that have started their loop
 } as const;
 export const CTL_WORDS = 16;
+
+/** Bit of the job state that says the job still accepts workers. */
+export const JOB_OPEN = 0x8000;
+/** Bits of the job state that count the workers inside the job. */
+export const JOB_ACTIVE_MASK = 0x7fff;
+
+/** The job state of generation `generation` while open with no worker inside. */
+export function jobTag(generation: number): number {
+  return ((generation & 0x7fff) << 16) | JOB_OPEN;
+}
 /** Bytes after the int32 slots where the first worker error message is stored (UTF-8). */
 export const CTL_ERROR_OFFSET = CTL_WORDS * 4;
 export const CTL_ERROR_BYTES = 1024;
@@ -73,8 +86,7 @@ const SPIN_ITERATIONS = 20000;
 export function runWorkerLoop(init: WorkerInit): void {
   const ctl = new Int32Array(init.control);
   const tasks = new Map<number, TaskFunction>();
-  // Every worker checks in to every job, so a worker started late still sees job 1 first.
-  let seen = 0;
+  let seen = Atomics.load(ctl, Ctl.generation);
   Atomics.add(ctl, Ctl.ready, 1);
   Atomics.notify(ctl, Ctl.ready);
   for (;;) {
@@ -85,6 +97,7 @@ export function runWorkerLoop(init: WorkerInit): void {
     if (generation === seen) continue;
     seen = generation;
     if (Atomics.load(ctl, Ctl.shutdown) !== 0) return;
+    if (!joinJob(ctl, generation)) continue;
     try {
       const id = Atomics.load(ctl, Ctl.moduleId);
       let task = tasks.get(id);
@@ -99,7 +112,17 @@ export function runWorkerLoop(init: WorkerInit): void {
     } catch (error) {
       recordWorkerError(init.control, `worker thread ${init.thread}: ${String(error)}`);
     }
-    Atomics.add(ctl, Ctl.done, 1);
-    Atomics.notify(ctl, Ctl.done);
+    Atomics.sub(ctl, Ctl.jobState, 1);
+    Atomics.notify(ctl, Ctl.jobState);
+  }
+}
+
+/** Enters job `generation` if it is still open; false if it closed or a newer one replaced it. */
+function joinJob(ctl: Int32Array, generation: number): boolean {
+  const tag = jobTag(generation);
+  for (;;) {
+    const state = Atomics.load(ctl, Ctl.jobState);
+    if ((state & ~JOB_ACTIVE_MASK) !== tag) return false;
+    if (Atomics.compareExchange(ctl, Ctl.jobState, state, state + 1) === state) return true;
   }
 }

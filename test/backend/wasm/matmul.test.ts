@@ -19,6 +19,7 @@ const pool1 = new ThreadPool(heap, { threads: 1 });
 const pool2 = createNodeThreadPool(heap, { threads: 2 });
 const mm1 = new WasmMatmul(heap, pool1);
 const mm2 = new WasmMatmul(heap, pool2);
+pool2.waitUntilReady(); // so that the two-thread tests really use the worker
 after(() => pool2.dispose());
 
 let seed = 42;
