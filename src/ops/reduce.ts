@@ -87,6 +87,8 @@ export function std(x: Tensor, axes?: Axes, opts: VarOptions = {}): Tensor {
 export function logsumexp(x: Tensor, axes?: Axes, keepdim = false): Tensor {
   const xf = isFloating(x.dtype) ? x : cast(x, defaultFloatDType());
   const ax = axesOf(xf, axes, 'logsumexp');
+  // The log of an empty sum is -inf (PyTorch), where the max-shift below would have no max.
+  if (ax.some((i) => xf.shape[i] === 0)) return add(sum(xf, ax, keepdim), -Infinity);
   const m = max(xf, ax, true).detach();
   // An infinite max would give inf - inf = NaN; shift by 0 there instead.
   const shift = where(isnan(sub(m, m)), 0, m);

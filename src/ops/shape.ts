@@ -31,9 +31,11 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
 
 /** Swaps two axes (defaults: the last two, like .mT). */
 export function transpose(x: Tensor, dim0 = -2, dim1 = -1): Tensor {
-  if (x.rank < 2) return x;
+  // Axes are checked even for 0-d and 1-D tensors (where the only valid swap is a no-op), so
+  // x.mT of a vector fails as in PyTorch instead of silently returning the vector.
   const a = normalizeAxis(dim0, x.rank, 'transpose');
   const b = normalizeAxis(dim1, x.rank, 'transpose');
+  if (x.rank < 2) return x;
   const perm = [...x.shape.keys()];
   perm[a] = b;
   perm[b] = a;

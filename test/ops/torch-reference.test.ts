@@ -198,6 +198,9 @@ const ops: Record<string, Op> = {
   clampPromotes: (i) => [i.clamp(0.5), i.clamp(undefined, 2), i.clamp(-1, 2.5)],
   clampTensorBounds: (x, lo, hi) => x.clamp(lo, hi),
   signBool: (b) => b.sign(),
+  emptyAxisReductions: (x) => [x.mean(1), x.var(1), x.logsumexp(1), x.cumsum(1), x.sum(1), x.prod(1), x.argmax(0), x.max(0)],
+  transposeVectorErrors: (x) => x.transpose(0, 1),
+  mTVectorErrors: (x) => x.mT,
 };
 
 /** The randomized sweep: "fuzz:<op>:<json args>#<n>" names the op and its arguments. */
