@@ -55,6 +55,8 @@ export const argmin = (x: Tensor, axis?: number, keepdim = false): Tensor => arg
 export interface VarOptions {
   /** Bessel's correction: 1 (the default, unbiased, like PyTorch) or 0 (population variance). */
   correction?: number;
+  /** PyTorch's older spelling: true is correction 1, false is correction 0 (correction wins if both are given). */
+  unbiased?: boolean;
   keepdim?: boolean;
 }
 
@@ -65,7 +67,8 @@ export function variance(x: Tensor, axes?: Axes, opts: VarOptions = {}): Tensor 
   const m = mean(x, ax, true);
   const d = sub(x, m);
   const ss = sum(mul(d, d), ax, opts.keepdim ?? false);
-  return div(ss, Math.max(0, n - (opts.correction ?? 1)));
+  const correction = opts.correction ?? (opts.unbiased === false ? 0 : 1);
+  return div(ss, Math.max(0, n - correction));
 }
 export { variance as var };
 
