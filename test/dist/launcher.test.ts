@@ -2,6 +2,9 @@
 // stopping the job when one rank fails.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseRunArgs } from '../../src/cli/run.js';
@@ -25,7 +28,13 @@ test('parseRunArgs reads torchrun-style options and keeps the script arguments',
 });
 
 test('when one rank fails, the launcher stops the others and exits non-zero with its error', { timeout: 60_000 }, () => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', cli, 'run', '--nproc-per-node', '3', failing], { encoding: 'utf8', timeout: 55_000 });
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-launch-'));
+  const r = spawnSync(process.execPath, ['--import', 'tsx', cli, 'run', '--nproc-per-node', '3', failing], {
+    encoding: 'utf8',
+    timeout: 55_000,
+    env: { ...process.env, LAUNCH_TEST_DIR: dir },
+  });
+  rmSync(dir, { recursive: true, force: true });
   assert.notEqual(r.status, null, 'the launcher hung');
   assert.notEqual(r.status, 0);
   // Every line a rank printed carries its prefix, and the environment was set.
