@@ -128,7 +128,7 @@ test('tcp: killing a process mid all-reduce fails the others with PeerLostError 
 });
 
 test('tcp: a hung (stopped) process makes the others time out naming it', { timeout: 120_000 }, async () => {
-  const ranks = await startTcpRanks(3, { FAULT_MODE: 'bcast', FAULT_VICTIM: '2', FAULT_TIMEOUT_MS: '2000' });
+  const ranks = await startTcpRanks(3, { FAULT_MODE: 'bcast', FAULT_VICTIM: '2', FAULT_TIMEOUT_MS: '4000' });
   try {
     await ranks[2]!.waitFor(/^ITER 2$/);
     ranks[2]!.child.kill('SIGSTOP');
