@@ -137,3 +137,29 @@ test('Parameter wraps a tensor as a trainable leaf; to() keeps ties', () => {
   assert.equal(seq.to('cpu'), seq);
   assert.equal(seq.parameters()[0]!.backend, 'cpu');
 });
+
+test('to(backend) moves parameters and buffers to another backend; outputs and optimizer steps agree with cpu', async () => {
+  await import('../../src/backend/wasm/backend.js');
+  const { SGD } = await import('../../src/optim/sgd.js');
+  const { BatchNorm1d } = await import('../../src/nn/layers/normalization.js');
+  t.manualSeed(4);
+  const make = () => new Sequential(new Linear(3, 4), new BatchNorm1d(4), new ReLU(), new Linear(4, 2));
+  const onCpu = make();
+  const moved = make();
+  moved.loadStateDict(onCpu.stateDict());
+  moved.to('wasm');
+  assert.ok([...moved.parameters(), ...moved.buffers()].every((p) => p.backend === 'wasm'));
+  assert.ok(moved.parameters().every((p) => p instanceof Parameter && p.requiresGrad));
+  const x = t.randn([5, 3]);
+  const xw = t.tensor(x.data() as Float32Array, { shape: [5, 3], backend: 'wasm' });
+  const step = (m: Sequential, input: t.Tensor) => {
+    const opt = new SGD(m.parameters(), { lr: 0.1, momentum: 0.9 });
+    m.call(input).square().sum().backward();
+    opt.step();
+  };
+  step(onCpu, x);
+  step(moved, xw);
+  const a = [...onCpu.stateDict().values()].flatMap((v) => [...v.data()]);
+  const b = [...moved.stateDict().values()].flatMap((v) => [...v.data()]);
+  a.forEach((v, i) => assert.ok(Math.abs(v - b[i]!) < 1e-5, `entry ${i}: ${v} vs ${b[i]}`));
+});
