@@ -1,0 +1,144 @@
+// The timing loop and output protocol shared by every TypeScript child of bench/run.ts (tessera,
+// TensorFlow.js, jax-js). bench/peers/torch_bench.py implements the same rules in Python.
+
+import { RESULT_PREFIX, type BenchRecord, type BenchSpec, type TimingSpec, type WorkloadGroup } from './spec.js';
+
+export interface ChildArgs {
+  spec: BenchSpec;
+  group: WorkloadGroup;
+  threads: number;
+  /** Library-specific variant (TensorFlow.js: 'cpu' or 'wasm'). */
+  backend: string | undefined;
+}
+
+/** Reads `--spec=<json> --group=<name> --threads=<n> [--backend=<name>]` as bench/run.ts passes them. */
+export function parseChildArgs(argv: readonly string[] = process.argv.slice(2)): ChildArgs {
+  const values = new Map<string, string>();
+  for (const arg of argv) {
+    const eq = arg.indexOf('=');
+    if (arg.startsWith('--') && eq > 2) values.set(arg.slice(2, eq), arg.slice(eq + 1));
+  }
+  const specJson = values.get('spec');
+  const group = values.get('group');
+  if (specJson === undefined || group === undefined) {
+    throw new Error(`bench child: needs --spec=<json> and --group=matmul|mlp|cnn|gpt (got ${JSON.stringify(argv)}); run it through bench/run.ts`);
+  }
+  if (!['matmul', 'mlp', 'cnn', 'gpt'].includes(group)) throw new Error(`bench child: unknown --group=${group}; expected matmul, mlp, cnn or gpt`);
+  const threads = Number(values.get('threads') ?? '1');
+  if (!Number.isInteger(threads) || threads < 1) throw new Error(`bench child: --threads must be a positive integer, got ${values.get('threads')}`);
+  return { spec: JSON.parse(specJson) as BenchSpec, group: group as WorkloadGroup, threads, backend: values.get('backend') };
+}
+
+export function emit(record: BenchRecord): void {
+  process.stdout.write(`${RESULT_PREFIX}${JSON.stringify(record)}\n`);
+}
+
+export interface Timing {
+  medianMs: number;
+  minMs: number;
+  runs: number;
+  samplesMs: number[];
+  /** Median CPU time (user + system, all threads of the process) per run. */
+  cpuMedianMs: number;
+}
+
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/**
+ * Runs `fn` `warmup` times untimed, then times runs until maxRuns, or until budgetMs was spent
+ * after at least minRuns. `fn` must finish its work before it returns (or resolves): read a
+ * value back where a library computes lazily. A single warm-up slower than caseLimitMs ends the
+ * case early: that one run is reported (runs = 1) rather than waiting minutes for more.
+ */
+export async function timeRuns(fn: () => unknown, timing: TimingSpec): Promise<Timing> {
+  const samples: number[] = [], cpuSamples: number[] = [];
+  for (let i = 0; i < timing.warmup; i++) {
+    const [t0, c0] = [performance.now(), cpuMs()];
+    await fn();
+    const ms = performance.now() - t0;
+    if (ms > timing.caseLimitMs) return { medianMs: ms, minMs: ms, runs: 1, samplesMs: [ms], cpuMedianMs: cpuMs() - c0 };
+  }
+  const start = performance.now();
+  while (samples.length < timing.maxRuns) {
+    const [t0, c0] = [performance.now(), cpuMs()];
+    await fn();
+    samples.push(performance.now() - t0);
+    cpuSamples.push(cpuMs() - c0);
+    const spent = performance.now() - start;
+    if (samples.length >= timing.minRuns && spent >= timing.budgetMs) break;
+    if (spent >= 3 * timing.budgetMs) break;
+  }
+  return { medianMs: median(samples), minMs: Math.min(...samples), runs: samples.length, samplesMs: samples, cpuMedianMs: median(cpuSamples) };
+}
+
+/** Why a thrown value failed a case, on one line. */
+export function reasonOf(e: unknown): string {
+  const text = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  return text.split('\n')[0]!.slice(0, 300);
+}
+
+/** Common fields of a record for this child. */
+export interface RecordBase {
+  library: string;
+  backend: string;
+  threads: number;
+}
+
+/**
+ * Runs the matmul cases in order of size, skipping a case once the previous one predicts that a
+ * single product would take longer than caseLimitMs (e.g. 2048² in plain JavaScript).
+ */
+export async function runMatmulCases(
+  spec: BenchSpec,
+  base: RecordBase,
+  prepare: (c: BenchSpec['matmul'][number]) => { run: () => unknown; dispose: () => void },
+): Promise<void> {
+  let msPerFlop: number | undefined;
+  for (const c of spec.matmul) {
+    const flops = 2 * c.m * c.n * c.k;
+    if (msPerFlop !== undefined && msPerFlop * flops > spec.matmulTiming.caseLimitMs) {
+      emit({ ...base, workload: 'matmul', case: c.name, status: 'skipped', flops,
+        reason: `predicted ${(msPerFlop * flops / 1000).toFixed(0)} s per product from the previous case (limit ${spec.matmulTiming.caseLimitMs / 1000} s)` });
+      continue;
+    }
+    try {
+      const p = prepare(c);
+      const t = await timeRuns(p.run, spec.matmulTiming);
+      p.dispose();
+      msPerFlop = t.minMs / flops;
+      emit({ ...base, workload: 'matmul', case: c.name, status: 'ok', medianMs: t.medianMs, minMs: t.minMs, runs: t.runs, cpuMedianMs: t.cpuMedianMs, flops,
+        gflops: flops / (t.medianMs * 1e6) });
+    } catch (e) {
+      emit({ ...base, workload: 'matmul', case: c.name, status: 'failed', flops, reason: reasonOf(e) });
+    }
+  }
+}
+
+/** A training step that returns its loss (read back, so that the work is done). */
+export type TrainStep = () => number | Promise<number>;
+
+export async function runTrainCase(spec: BenchSpec, base: RecordBase, group: Exclude<WorkloadGroup, 'matmul'>, flops: number,
+  build: () => TrainStep | Promise<TrainStep>): Promise<void> {
+  try {
+    const step = await build();
+    let first: number | undefined, last = NaN;
+    const t = await timeRuns(async () => {
+      last = await step();
+      first ??= last;
+    }, spec.trainTiming);
+    if (!Number.isFinite(last)) throw new Error(`the loss is ${last} after ${t.runs} steps`);
+    emit({ ...base, workload: group, case: group, status: 'ok', medianMs: t.medianMs, minMs: t.minMs, runs: t.runs, cpuMedianMs: t.cpuMedianMs, flops,
+      gflops: flops / (t.medianMs * 1e6), firstLoss: first, lastLoss: last });
+  } catch (e) {
+    emit({ ...base, workload: group, case: group, status: 'failed', flops, reason: reasonOf(e) });
+  }
+}

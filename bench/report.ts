@@ -1,0 +1,101 @@
+// The markdown summary of one `npm run bench` (bench/results/latest.md, and the table that
+// docs/performance.md quotes): matmul GFLOP/s and training step times, per library and thread
+// count, each with its fraction of this machine's peak, then every failure and skip with its reason.
+
+import type { IdleCheck } from './idle-check.js';
+import type { Peak } from './peak.js';
+import type { BenchRecord, BenchSpec } from './spec.js';
+
+export interface BenchRun {
+  date: string;
+  command: string;
+  quick: boolean;
+  machine: { cpu: string; cores: number; node: string; platform: string };
+  idleBefore: IdleCheck;
+  idleAfter: IdleCheck;
+  peak: Peak;
+  spec: BenchSpec;
+  /** Libraries that could not run at all, with why (e.g. PyTorch absent). */
+  unavailable: Record<string, string>;
+  records: (BenchRecord & { fractionOfPeak128?: number; fractionOfNativePeak?: number })[];
+  wallSeconds: number;
+}
+
+const LIBRARY_ORDER = ['tessera', 'tfjs-cpu', 'tfjs-wasm', 'jax-js', 'pytorch'];
+
+function rowKey(r: BenchRecord): string {
+  return `${r.library} (${r.backend}), ${r.threads} thread${r.threads === 1 ? '' : 's'}`;
+}
+
+function fmt(x: number, digits = 3): string {
+  return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toPrecision(digits);
+}
+
+function pct(f: number | undefined): string {
+  return f === undefined ? '' : ` (${(100 * f).toFixed(f < 0.01 ? 2 : 1)}%)`;
+}
+
+/** Rows (library × threads) by columns (cases); a cell shows a number or a footnote number. */
+function table(records: BenchRun['records'], columns: string[], cell: (r: BenchRun['records'][number]) => string,
+  notes: string[], corner: string): string[] {
+  const rows = new Map<string, Map<string, string>>();
+  const order = (r: BenchRecord): number => LIBRARY_ORDER.indexOf(r.library) * 100 + r.threads;
+  for (const r of [...records].sort((a, b) => order(a) - order(b))) {
+    const row = rows.get(rowKey(r)) ?? new Map<string, string>();
+    rows.set(rowKey(r), row);
+    if (r.status === 'ok') {
+      row.set(r.case, cell(r));
+    } else {
+      notes.push(`${r.status} — ${rowKey(r)}, ${r.case}: ${r.reason ?? 'no reason given'}`);
+      const label = `${r.status} [${notes.length}]`;
+      if (r.case === 'all') for (const c of columns) row.set(c, label);
+      else row.set(r.case, label);
+    }
+  }
+  const lines = [`| ${corner} | ${columns.join(' | ')} |`, `| --- | ${columns.map(() => '---:').join(' | ')} |`];
+  for (const [key, row] of rows) lines.push(`| ${key} | ${columns.map((c) => row.get(c) ?? '—').join(' | ')} |`);
+  return lines;
+}
+
+export function renderMarkdown(run: BenchRun): string {
+  const notes: string[] = [];
+  const p = run.peak;
+  const lines: string[] = [
+    `# Benchmark: tessera against TensorFlow.js, jax-js and PyTorch (${run.date})`,
+    '',
+    `Command: \`${run.command}\`${run.quick ? ' (quick: fewer sizes and runs)' : ''}; ${run.wallSeconds.toFixed(0)} s in all.`,
+    `Machine: ${run.machine.cpu}, ${run.machine.cores} cores, ${run.machine.platform}, Node ${run.machine.node}.`,
+    '',
+    `**Idle check before timing: ${run.idleBefore.verdict}** (load average ${run.idleBefore.loadavg1 ?? 'n/a'}).`,
+    `After: ${run.idleAfter.verdict} (load average ${run.idleAfter.loadavg1 ?? 'n/a'}).`,
+    run.idleBefore.idle && run.idleAfter.idle ? '' : '**The machine was not idle: other processes shared the cores, so these numbers are low and noisy (multi-threaded ones most of all); an idle run replaces them.**',
+    '',
+    `Peak (cores × SIMD lanes × ${p.fmaUnits} FMA units × 2 × ${p.clockGHz.toFixed(2)} GHz; clock from ${p.clockSource}):`,
+    `${fmt(p.perCore128)} GFLOP/s per core at 128-bit SIMD (WebAssembly's width, the ceiling of every JavaScript library),`,
+    `${fmt(p.perCoreNative)} per core at the CPU's native ${p.nativeBits}-bit (PyTorch's ceiling).`,
+    'Percentages are of the 128-bit peak times the threads used; medians of several runs after warm-up.',
+    '',
+    '## fp32 matmul, GFLOP/s (% of 128-bit peak)',
+    '',
+  ];
+  const matmul = run.records.filter((r) => r.workload === 'matmul');
+  lines.push(...table(matmul, run.spec.matmul.map((c) => c.name), (r) => `${fmt(r.gflops!)}${pct(r.fractionOfPeak128)}`, notes, 'library, threads'));
+  lines.push('', '## Training step (forward, backward, Adam), median ms (GFLOP/s as % of 128-bit peak)', '');
+  const m = run.spec;
+  lines.push(`mlp: ${m.mlp.sizes.join('-')}, batch ${m.mlp.batch}; cnn: conv(1→${m.cnn.c1},3x3)+ReLU+maxpool, conv(${m.cnn.c1}→${m.cnn.c2},3x3)+ReLU+maxpool, ` +
+    `linear(${m.cnn.c2 * (m.cnn.hw / 4) ** 2}→${m.cnn.hidden})+ReLU, linear(${m.cnn.hidden}→${m.cnn.classes}), batch ${m.cnn.batch} on ${m.cnn.hw}x${m.cnn.hw}; ` +
+    `gpt: vocab ${m.gpt.vocab}, context ${m.gpt.context}, d ${m.gpt.d}, ${m.gpt.heads} heads, ${m.gpt.layers} layers, batch ${m.gpt.batch}. Adam, lr ${m.lr}.`, '');
+  const train = run.records.filter((r) => r.workload !== 'matmul');
+  lines.push(...table(train, ['mlp', 'cnn', 'gpt'], (r) => `${fmt(r.medianMs!)} ms${pct(r.fractionOfPeak128)}${r.runs === 1 ? ' (1 run)' : ''}`, notes, 'library, threads'));
+  const unavailable = Object.entries(run.unavailable);
+  if (unavailable.length > 0) {
+    lines.push('', '## Not run', '');
+    for (const [lib, why] of unavailable) lines.push(`- ${lib}: ${why}`);
+  }
+  if (notes.length > 0) {
+    lines.push('', '## Failures and skips', '');
+    notes.forEach((n, i) => lines.push(`${i + 1}. ${n}`));
+  }
+  lines.push('', 'Raw results (every run\'s median, minimum, run count and losses): the JSON file next to this one.', '');
+  return lines.join('\n');
+}

@@ -1,0 +1,62 @@
+// Keeps the peer benchmark's code working: tessera's training steps (bench/workloads) run and
+// learn, and the timing loop and FLOP counts follow their rules. No timings are asserted.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { defaultSpec, trainStepFlops, type BenchSpec } from '../../bench/spec.js';
+import { median, timeRuns } from '../../bench/harness.js';
+import { tesseraGptStep, tesseraMlpStep } from '../../bench/workloads/tessera-models.js';
+
+/** The benchmark's spec with models shrunk so that a few steps take well under a second. */
+function smallSpec(): BenchSpec {
+  const spec = defaultSpec(true);
+  spec.mlp = { batch: 16, sizes: [784, 32, 32, 10] };
+  spec.gpt = { batch: 2, vocab: 65, context: 8, d: 16, heads: 2, layers: 1 };
+  spec.lr = 1e-2;
+  return spec;
+}
+
+test('the MLP training step starts near ln(10) and lowers the loss on its fixed batch', () => {
+  const step = tesseraMlpStep(smallSpec());
+  const first = step();
+  assert.ok(first > 1.5 && first < 3.5, `first loss ${first} should be near ln(10) = 2.30`);
+  let last = first;
+  for (let i = 0; i < 4; i++) last = step();
+  assert.ok(last < first, `loss should fall with Adam on one batch: ${first} -> ${last}`);
+});
+
+test('the GPT training step gives a loss near ln(vocab) and keeps finite after an update', () => {
+  const step = tesseraGptStep(smallSpec());
+  const first = step();
+  assert.ok(Math.abs(first - Math.log(65)) < 0.5, `first loss ${first} should be near ln(65) = 4.17`);
+  assert.ok(Number.isFinite(step()));
+});
+
+test('timeRuns runs the warm-ups, then stops at maxRuns', async () => {
+  let calls = 0;
+  const t = await timeRuns(() => { calls++; }, { warmup: 2, minRuns: 1, maxRuns: 4, budgetMs: 1e9, caseLimitMs: 1e9 });
+  assert.equal(calls, 6);
+  assert.equal(t.runs, 4);
+  assert.equal(t.samplesMs.length, 4);
+  assert.ok(t.minMs <= t.medianMs);
+});
+
+test('timeRuns reports a single run when one warm-up exceeds the case limit', async () => {
+  let calls = 0;
+  const t = await timeRuns(() => { calls++; const end = performance.now() + 3; while (performance.now() < end); },
+    { warmup: 2, minRuns: 3, maxRuns: 10, budgetMs: 1e9, caseLimitMs: 1 });
+  assert.equal(calls, 1);
+  assert.equal(t.runs, 1);
+});
+
+test('median of odd and even counts', () => {
+  assert.equal(median([3, 1, 2]), 2);
+  assert.equal(median([4, 1, 3, 2]), 2.5);
+});
+
+test('training FLOPs are 3x the forward products (MLP by hand)', () => {
+  const spec = defaultSpec(false);
+  assert.equal(trainStepFlops(spec, 'mlp'), 3 * 2 * 128 * (784 * 512 + 512 * 512 + 512 * 10));
+  // CNN: conv1 + conv2 + the two linear layers.
+  const cnnForward = 2 * 64 * (28 * 28 * 32 * 9 + 14 * 14 * 64 * 32 * 9 + 3136 * 128 + 128 * 10);
+  assert.equal(trainStepFlops(spec, 'cnn'), 3 * cnnForward);
+});
