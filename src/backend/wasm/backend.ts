@@ -183,19 +183,10 @@ export class WasmBackend implements Backend {
         return this.contiguousKernel(inputs[0]!, out);
       }) as Kernel<PrimitiveName>;
     }
-    if (this.elementwise.handles(prim)) {
+    if (this.elementwise.signature(prim) !== undefined) {
       const fallback = this.cpuOnViews(prim);
       return ((inputs, attrs, out) => {
         const result = this.elementwiseKernel(prim, inputs, out);
-        if (result === undefined) return fallback(inputs, attrs, out);
-        this.count(prim, 'wasm');
-        return result;
-      }) as Kernel<PrimitiveName>;
-    }
-    if (this.elementwise.handlesCompare(prim) || prim === 'where') {
-      const fallback = this.cpuOnViews(prim as PrimitiveName);
-      return ((inputs, attrs, out) => {
-        const result = this.byteStridedKernel(prim, inputs, out);
         if (result === undefined) return fallback(inputs, attrs, out);
         this.count(prim, 'wasm');
         return result;
@@ -221,35 +212,6 @@ export class WasmBackend implements Backend {
       }) as Kernel<PrimitiveName>;
     }
     return undefined;
-  }
-
-  /**
-   * float32 comparisons (bool out) and `where` (bool cond, float32 values) through scalar wasm
-   * loops with byte strides; undefined when the dtypes do not fit.
-   */
-  private byteStridedKernel(prim: PrimitiveName, inputs: readonly KernelInput[], out: OutputInfo): Storage | undefined {
-    const isWhere = prim === 'where';
-    const wantIn: DType[] = isWhere ? ['bool', 'float32', 'float32'] : ['float32', 'float32'];
-    if (inputs.length !== wantIn.length || inputs.some((t, i) => t.dtype !== wantIn[i]) || out.dtype !== (isWhere ? 'float32' : 'bool')) {
-      return undefined;
-    }
-    const n = sizeOf(out.shape);
-    const outStrides: number[] = [];
-    for (let d = out.shape.length - 1, s = 1; d >= 0; d--) {
-      outStrides[d] = s;
-      s *= out.shape[d]!;
-    }
-    const plan = planRows(out.shape, [outStrides, ...inputs.map((t) => t.strides)]);
-    if (plan.rowLength < 16 && n > plan.rowLength) return undefined;
-    const storage = this.allocUninitialized(out.dtype, n);
-    const sizes = [isWhere ? 4 : 1, ...wantIn.map((d) => (d === 'bool' ? 1 : 4))];
-    const ptrs = [this.addressOf(storage), ...inputs.map((t) => this.addressOf(t.storage))];
-    const byteStrides = plan.innerStrides.slice(1).map((s, i) => s * sizes[i + 1]!);
-    const run = isWhere ? this.elementwise.whereRow() : this.elementwise.compareRow(prim as 'eq');
-    forEachRow(plan, [0, ...inputs.map((t) => t.offset)], (offsets) => {
-      run(plan.rowLength, ptrs.map((p, i) => p + sizes[i]! * offsets[i]!), byteStrides);
-    });
-    return storage;
   }
 
   /** float32 transcendental unary ops computed between heap views (see unary-js.ts). */
@@ -336,9 +298,15 @@ export class WasmBackend implements Backend {
     return c;
   }
 
-  /** SIMD elementwise on float32 rows; undefined when the layout or dtype does not fit. */
+  /**
+   * Elementwise primitives with a wasm kernel (elementwise-kernel.ts), as 2-D blocks: the last
+   * outer dimension loops inside wasm, any further ones here. Undefined when the dtypes do not fit.
+   */
   private elementwiseKernel(prim: PrimitiveName, inputs: readonly KernelInput[], out: OutputInfo): Storage | undefined {
-    if (out.dtype !== 'float32' || inputs.some((t) => t.dtype !== 'float32')) return undefined;
+    const sig = this.elementwise.signature(prim)!;
+    if (out.dtype !== sig.output || inputs.length !== sig.inputs.length || inputs.some((t, i) => t.dtype !== sig.inputs[i])) {
+      return undefined;
+    }
     const n = sizeOf(out.shape);
     const outStrides: number[] = [];
     for (let d = out.shape.length - 1, s = 1; d >= 0; d--) {
@@ -346,17 +314,26 @@ export class WasmBackend implements Backend {
       s *= out.shape[d]!;
     }
     const plan = planRows(out.shape, [outStrides, ...inputs.map((t) => t.strides)]);
-    // Short rows are not worth a call each (e.g. the last axis of a [4096, 3] tensor).
-    if (plan.rowLength < 16 && n > plan.rowLength) return undefined;
-    const storage = this.allocUninitialized('float32', n);
+    const storage = this.allocUninitialized(out.dtype, n);
+    if (n === 0) return storage;
+    const bytes = [out.dtype === 'bool' ? 1 : 4, ...inputs.map((t) => (t.dtype === 'bool' ? 1 : 4))];
     const ptrs = [this.addressOf(storage), ...inputs.map((t) => this.addressOf(t.storage))];
-    const inputStrides = plan.innerStrides.slice(1);
-    const run = this.elementwise.rowFunction(prim, inputStrides);
-    forEachRow(plan, [0, ...inputs.map((t) => t.offset)], (offsets) => {
-      run(plan.rowLength, ptrs.map((p, i) => p + 4 * offsets[i]!), inputStrides);
+    const inner = plan.innerStrides.slice(1);
+    const strides = inner.map((s, i) => s * bytes[i + 1]!);
+    const run = this.elementwise.blockFunction(prim, inner);
+    const last = plan.outerShape.length - 1;
+    const rows = last >= 0 ? plan.outerShape[last]! : 1;
+    const rowStrides = inputs.map((_, i) => (last >= 0 ? plan.outerStrides[i + 1]![last]! * bytes[i + 1]! : 0));
+    const rest = {
+      rowLength: plan.rowLength, innerStrides: plan.innerStrides,
+      outerShape: plan.outerShape.slice(0, Math.max(last, 0)), outerStrides: plan.outerStrides.map((s) => s.slice(0, Math.max(last, 0))),
+    };
+    forEachRow(rest, [0, ...inputs.map((t) => t.offset)], (offsets) => {
+      run(plan.rowLength, rows, ptrs.map((p, i) => p + bytes[i]! * offsets[i]!), strides, rowStrides);
     });
     return storage;
   }
+
 }
 
 /** A wasm backend (threads as given; see node.ts for Node's defaults). */

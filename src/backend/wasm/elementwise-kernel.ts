@@ -1,11 +1,14 @@
-// Generated f32 SIMD kernels for elementwise primitives over one "row": n elements where each
-// input is either contiguous (stride 1) or one value broadcast along the row (stride 0). The
-// backend collapses a strided N-d operation into rows of this kind (elementwise.ts).
+// Generated kernels for elementwise primitives over a 2-D block: `rows` rows of `n` elements,
+// the output contiguous, each input walking its rows with its own inner and outer strides. The
+// backend collapses an N-d strided operation into such blocks (strided-rows.ts), so a
+// [B, T, H, d] op with transposed inputs is one call, not one call per row.
 //
-// Only ops whose f32x4 instruction gives exactly the reference backend's result are here:
-// + − × ÷ and sqrt are correctly rounded in both; min/max propagate NaN like the reference;
-// relu is max(x, 0); round is round-half-even (`nearest`). Transcendentals (exp, log, tanh…)
-// keep the reference's Math.* results and run through the cpu kernels on heap views.
+// Inner modes per input: contiguous (f32x4 loads), broadcast (stride 0: one value per row,
+// splat) and strided (scalar loads). Only ops whose instruction gives exactly the reference
+// backend's result are here: + − × ÷ and sqrt are correctly rounded in both; min/max propagate
+// NaN like the reference; relu is max(x, 0); round is round-half-even (`nearest`); comparisons
+// give the reference's `a > b ? 1 : 0` (NaN included). Transcendentals (exp, log, tanh…) keep the
+// reference's Math.* results and run in JS (unary-js.ts).
 
 import { ModuleBuilder, ValType, Op, MemOp, SimdOp, SimdMemOp, type MemoryImport, type FunctionBuilder } from './encoder.js';
 
@@ -13,14 +16,17 @@ const { i32, v128, f32 } = ValType;
 
 export const SIMD_BINARY_OPS = ['add', 'sub', 'mul', 'div', 'maximum', 'minimum'] as const;
 export const SIMD_UNARY_OPS = ['neg', 'abs', 'relu', 'sqrt', 'floor', 'ceil', 'round'] as const;
+export const SCALAR_COMPARE_OPS = ['eq', 'ne', 'lt', 'le', 'gt', 'ge'] as const;
 export type SimdBinaryOp = (typeof SIMD_BINARY_OPS)[number];
 export type SimdUnaryOp = (typeof SIMD_UNARY_OPS)[number];
+export type ScalarCompareOp = (typeof SCALAR_COMPARE_OPS)[number];
 
-/**
- * How an input walks along the row: stride 1 (SIMD loads), stride 0 (one value, splat), or any
- * other stride (scalar loads; the op itself is the same instruction, so results are identical).
- */
+/** How an input walks along a row: stride 1, stride 0, or any other stride. */
 export type RowMode = 'contiguous' | 'broadcast' | 'strided';
+
+export function rowMode(elementStride: number): RowMode {
+  return elementStride === 1 ? 'contiguous' : elementStride === 0 ? 'broadcast' : 'strided';
+}
 
 const BINARY: Record<SimdBinaryOp, { simd: SimdOp; scalar: Op }> = {
   add: { simd: SimdOp.f32x4Add, scalar: Op.f32Add },
@@ -31,7 +37,7 @@ const BINARY: Record<SimdBinaryOp, { simd: SimdOp; scalar: Op }> = {
   minimum: { simd: SimdOp.f32x4Min, scalar: Op.f32Min },
 };
 
-/** Each unary op as "push x, emit this" for a vector and for a scalar. */
+/** Each unary op as "x is on the stack, emit this" for a vector and for a scalar. */
 const UNARY: Record<SimdUnaryOp, { simd: (f: FunctionBuilder) => void; scalar: (f: FunctionBuilder) => void }> = {
   neg: { simd: (f) => f.simd(SimdOp.f32x4Neg), scalar: (f) => f.op(Op.f32Neg) },
   abs: { simd: (f) => f.simd(SimdOp.f32x4Abs), scalar: (f) => f.op(Op.f32Abs) },
@@ -45,120 +51,20 @@ const UNARY: Record<SimdUnaryOp, { simd: (f: FunctionBuilder) => void; scalar: (
   round: { simd: (f) => f.simd(SimdOp.f32x4Nearest), scalar: (f) => f.op(Op.f32Nearest) },
 };
 
+const COMPARE: Record<ScalarCompareOp, Op> = {
+  eq: Op.f32Eq, ne: Op.f32Ne, lt: Op.f32Lt, le: Op.f32Le, gt: Op.f32Gt, ge: Op.f32Ge,
+};
+
+const MODES = ['contiguous', 'broadcast', 'strided'] as const;
+
 export function binaryExportName(op: SimdBinaryOp, a: RowMode, b: RowMode): string {
   return `${op}_${a[0]}${b[0]}`;
 }
 
-export function unaryExportName(op: SimdUnaryOp, mode: 'contiguous' | 'strided' = 'contiguous'): string {
-  return `${op}_${mode[0]}`;
+/** Unary kernels have no broadcast variant: a stride-0 input uses the strided one. */
+export function unaryExportName(op: SimdUnaryOp, mode: RowMode): string {
+  return `${op}_${mode === 'contiguous' ? 'c' : 's'}`;
 }
-
-const MODES = ['contiguous', 'broadcast', 'strided'] as const;
-
-/**
- * One module with every op and mode: binary `(out, a, b, n, strideA, strideB)` and unary
- * `(out, x, n, strideX)`; byte addresses, byte strides (read only by strided inputs), f32
- * elements. The output is always contiguous.
- */
-export function buildElementwiseModule(memory: MemoryImport): Uint8Array<ArrayBuffer> {
-  const m = new ModuleBuilder().importMemory(memory);
-  for (const op of SIMD_BINARY_OPS) for (const am of MODES) for (const bm of MODES) emitBinary(m, op, am, bm);
-  for (const op of SIMD_UNARY_OPS) {
-    emitUnary(m, op);
-    emitUnaryStrided(m, op);
-  }
-  return m.encode();
-}
-
-function emitBinary(m: ModuleBuilder, op: SimdBinaryOp, am: RowMode, bm: RowMode): void {
-  const f = m.function({ params: [i32, i32, i32, i32, i32, i32], results: [] }, binaryExportName(op, am, bm));
-  const [out, a, b, n, sa, sb] = [0, 1, 2, 3, 4, 5];
-  const i = f.local(i32), nVec = f.local(i32), av = f.local(v128), bv = f.local(v128);
-  const as = f.local(f32), bs = f.local(f32), pa = f.local(i32), pb = f.local(i32);
-  if (am === 'broadcast') f.localGet(a).mem(MemOp.f32Load).localTee(as).simd(SimdOp.f32x4Splat).localSet(av);
-  if (bm === 'broadcast') f.localGet(b).mem(MemOp.f32Load).localTee(bs).simd(SimdOp.f32x4Splat).localSet(bv);
-  const byteOffset = (base: number) => f.localGet(base).localGet(i).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
-  if (am === 'strided' || bm === 'strided') {
-    // Scalar loop: strided inputs advance by their stride, the others as usual.
-    f.localGet(a).localSet(pa).localGet(b).localSet(pb);
-    f.forRange(i, () => f.i32Const(0), () => f.localGet(n), 1, () => {
-      byteOffset(out);
-      if (am === 'broadcast') f.localGet(as);
-      else f.localGet(pa).mem(MemOp.f32Load);
-      if (bm === 'broadcast') f.localGet(bs);
-      else f.localGet(pb).mem(MemOp.f32Load);
-      f.op(BINARY[op].scalar).mem(MemOp.f32Store);
-      const advance = (ptr: number, mode: RowMode, stride: number) => {
-        if (mode === 'broadcast') return;
-        f.localGet(ptr);
-        if (mode === 'strided') f.localGet(stride);
-        else f.i32Const(4);
-        f.op(Op.i32Add).localSet(ptr);
-      };
-      advance(pa, am, sa);
-      advance(pb, bm, sb);
-    });
-    return;
-  }
-  f.localGet(n).i32Const(-4).op(Op.i32And).localSet(nVec);
-  f.forRange(i, () => f.i32Const(0), () => f.localGet(nVec), 4, () => {
-    byteOffset(out);
-    if (am === 'contiguous') byteOffset(a).simdMem(SimdMemOp.v128Load, 0, 2);
-    else f.localGet(av);
-    if (bm === 'contiguous') byteOffset(b).simdMem(SimdMemOp.v128Load, 0, 2);
-    else f.localGet(bv);
-    f.simd(BINARY[op].simd).simdMem(SimdMemOp.v128Store, 0, 2);
-  });
-  f.forRange(i, () => f.localGet(nVec), () => f.localGet(n), 1, () => {
-    byteOffset(out);
-    if (am === 'contiguous') byteOffset(a).mem(MemOp.f32Load);
-    else f.localGet(as);
-    if (bm === 'contiguous') byteOffset(b).mem(MemOp.f32Load);
-    else f.localGet(bs);
-    f.op(BINARY[op].scalar).mem(MemOp.f32Store);
-  });
-}
-
-function emitUnaryStrided(m: ModuleBuilder, op: SimdUnaryOp): void {
-  const f = m.function({ params: [i32, i32, i32, i32], results: [] }, unaryExportName(op, 'strided'));
-  const [out, x, n, sx] = [0, 1, 2, 3];
-  const i = f.local(i32), p = f.local(i32);
-  f.localGet(x).localSet(p);
-  f.forRange(i, () => f.i32Const(0), () => f.localGet(n), 1, () => {
-    f.localGet(out).localGet(i).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
-    f.localGet(p).mem(MemOp.f32Load);
-    UNARY[op].scalar(f);
-    f.mem(MemOp.f32Store);
-    f.localGet(p).localGet(sx).op(Op.i32Add).localSet(p);
-  });
-}
-
-function emitUnary(m: ModuleBuilder, op: SimdUnaryOp): void {
-  const f = m.function({ params: [i32, i32, i32, i32], results: [] }, unaryExportName(op));
-  const [out, x, n] = [0, 1, 2];
-  const i = f.local(i32), nVec = f.local(i32);
-  const byteOffset = (base: number) => f.localGet(base).localGet(i).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
-  f.localGet(n).i32Const(-4).op(Op.i32And).localSet(nVec);
-  f.forRange(i, () => f.i32Const(0), () => f.localGet(nVec), 4, () => {
-    byteOffset(out);
-    byteOffset(x).simdMem(SimdMemOp.v128Load, 0, 2);
-    UNARY[op].simd(f);
-    f.simdMem(SimdMemOp.v128Store, 0, 2);
-  });
-  f.forRange(i, () => f.localGet(nVec), () => f.localGet(n), 1, () => {
-    byteOffset(out);
-    byteOffset(x).mem(MemOp.f32Load);
-    UNARY[op].scalar(f);
-    f.mem(MemOp.f32Store);
-  });
-}
-
-export const SCALAR_COMPARE_OPS = ['eq', 'ne', 'lt', 'le', 'gt', 'ge'] as const;
-export type ScalarCompareOp = (typeof SCALAR_COMPARE_OPS)[number];
-
-const COMPARE: Record<ScalarCompareOp, Op> = {
-  eq: Op.f32Eq, ne: Op.f32Ne, lt: Op.f32Lt, le: Op.f32Le, gt: Op.f32Gt, ge: Op.f32Ge,
-};
 
 export function compareExportName(op: ScalarCompareOp): string {
   return `cmp_${op}`;
@@ -166,38 +72,133 @@ export function compareExportName(op: ScalarCompareOp): string {
 
 export const WHERE_EXPORT = 'where_f32';
 
+interface InputSpec {
+  readonly mode: RowMode;
+  /** Bytes per element (4 for f32, 1 for bool). */
+  readonly bytes: 4 | 1;
+}
+
+interface KernelSpec {
+  readonly name: string;
+  readonly inputs: readonly InputSpec[];
+  readonly outBytes: 4 | 1;
+  /** With every input f32 and none strided: f32x4 values on the stack → one f32x4 result. */
+  readonly vector?: (f: FunctionBuilder) => void;
+  /**
+   * Scalar values on the stack (f32, or i32 for bool inputs) → one result (f32, or i32 for a
+   * bool output). `scratch` holds spare locals for reordering the stack.
+   */
+  readonly scalar: (f: FunctionBuilder, scratch: { x: number; y: number; c: number }) => void;
+}
+
 /**
- * Comparisons of f32 rows into bool bytes, `(out, a, b, n, strideA, strideB)`, and
- * `where_f32(out, cond, x, y, n, strideCond, strideX, strideY)` with a bool condition; byte
- * strides, any value (0 broadcasts). Scalar loops: a compare costs about as much as the store
- * of its byte, and `f32.gt` etc. give exactly the reference's `a > b ? 1 : 0` (NaN included).
+ * Emits `name(out, in_0…in_k-1, n, rows, stride_0…, rowStride_0…)`: byte addresses; strides in
+ * bytes (inner: between elements of a row, read by strided inputs only; outer: between rows).
  */
-export function buildCompareModule(memory: MemoryImport): Uint8Array<ArrayBuffer> {
-  const m = new ModuleBuilder().importMemory(memory);
-  for (const op of SCALAR_COMPARE_OPS) {
-    const f = m.function({ params: [i32, i32, i32, i32, i32, i32], results: [] }, compareExportName(op));
-    const [out, a, b, n, sa, sb] = [0, 1, 2, 3, 4, 5];
-    const i = f.local(i32), pa = f.local(i32), pb = f.local(i32);
-    f.localGet(a).localSet(pa).localGet(b).localSet(pb);
-    f.forRange(i, () => f.i32Const(0), () => f.localGet(n), 1, () => {
-      f.localGet(out).localGet(i).op(Op.i32Add);
-      f.localGet(pa).mem(MemOp.f32Load).localGet(pb).mem(MemOp.f32Load).op(COMPARE[op]);
-      f.mem(MemOp.i32Store8);
-      f.localGet(pa).localGet(sa).op(Op.i32Add).localSet(pa);
-      f.localGet(pb).localGet(sb).op(Op.i32Add).localSet(pb);
+function emitKernel(m: ModuleBuilder, spec: KernelSpec): void {
+  const k = spec.inputs.length;
+  const f = m.function({ params: Array.from({ length: 3 + 3 * k }, () => i32), results: [] }, spec.name);
+  const out = 0;
+  const inParam = (j: number) => 1 + j;
+  const n = 1 + k, rows = 2 + k;
+  const strideParam = (j: number) => 3 + k + j;
+  const rowStrideParam = (j: number) => 3 + 2 * k + j;
+  const r = f.local(i32), i = f.local(i32), nVec = f.local(i32), outRow = f.local(i32);
+  const inRow = spec.inputs.map(() => f.local(i32));
+  const ptr = spec.inputs.map(() => f.local(i32));
+  const splat = spec.inputs.map(() => f.local(v128));
+  const value = spec.inputs.map((s) => f.local(s.bytes === 4 ? f32 : i32));
+  const scratch = { x: f.local(f32), y: f.local(f32), c: f.local(i32) };
+  const vectorizable = spec.vector !== undefined && spec.inputs.every((s) => s.mode !== 'strided' && s.bytes === 4);
+  const load = (j: number, address: () => void) => {
+    address();
+    f.mem(spec.inputs[j]!.bytes === 4 ? MemOp.f32Load : MemOp.i32Load8U);
+  };
+  const store = () => f.mem(spec.outBytes === 4 ? MemOp.f32Store : MemOp.i32Store8);
+
+  f.localGet(out).localSet(outRow);
+  spec.inputs.forEach((_, j) => f.localGet(inParam(j)).localSet(inRow[j]!));
+  f.localGet(n).i32Const(-4).op(Op.i32And).localSet(nVec);
+  f.forRange(r, () => f.i32Const(0), () => f.localGet(rows), 1, () => {
+    // Per row: broadcast inputs are one value.
+    spec.inputs.forEach((s, j) => {
+      if (s.mode !== 'broadcast') return;
+      load(j, () => f.localGet(inRow[j]!));
+      f.localSet(value[j]!);
+      if (vectorizable) f.localGet(value[j]!).simd(SimdOp.f32x4Splat).localSet(splat[j]!);
     });
+    let scalarStart: () => void = () => f.i32Const(0);
+    if (vectorizable) {
+      f.forRange(i, () => f.i32Const(0), () => f.localGet(nVec), 4, () => {
+        f.localGet(outRow).localGet(i).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
+        spec.inputs.forEach((s, j) => {
+          if (s.mode === 'broadcast') f.localGet(splat[j]!);
+          else f.localGet(inRow[j]!).localGet(i).i32Const(2).op(Op.i32Shl).op(Op.i32Add).simdMem(SimdMemOp.v128Load, 0, 2);
+        });
+        spec.vector!(f);
+        f.simdMem(SimdMemOp.v128Store, 0, 2);
+      });
+      scalarStart = () => f.localGet(nVec);
+    }
+    // Scalar loop (the tail after the vector loop, or the whole row): input pointers walk their strides.
+    spec.inputs.forEach((s, j) => {
+      if (s.mode === 'broadcast') return;
+      f.localGet(inRow[j]!);
+      if (vectorizable) f.localGet(nVec).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
+      f.localSet(ptr[j]!);
+    });
+    f.forRange(i, scalarStart, () => f.localGet(n), 1, () => {
+      f.localGet(outRow).localGet(i);
+      if (spec.outBytes === 4) f.i32Const(2).op(Op.i32Shl);
+      f.op(Op.i32Add);
+      spec.inputs.forEach((s, j) => {
+        if (s.mode === 'broadcast') f.localGet(value[j]!);
+        else load(j, () => f.localGet(ptr[j]!));
+      });
+      spec.scalar(f, scratch);
+      store();
+      spec.inputs.forEach((s, j) => {
+        if (s.mode === 'broadcast') return;
+        f.localGet(ptr[j]!);
+        if (s.mode === 'strided') f.localGet(strideParam(j));
+        else f.i32Const(s.bytes);
+        f.op(Op.i32Add).localSet(ptr[j]!);
+      });
+    });
+    f.localGet(outRow).localGet(n).i32Const(spec.outBytes).op(Op.i32Mul).op(Op.i32Add).localSet(outRow);
+    spec.inputs.forEach((_, j) => f.localGet(inRow[j]!).localGet(rowStrideParam(j)).op(Op.i32Add).localSet(inRow[j]!));
+  });
+}
+
+/** Every elementwise kernel in one module (compiled once per heap). */
+export function buildElementwiseModule(memory: MemoryImport): Uint8Array<ArrayBuffer> {
+  const m = new ModuleBuilder().importMemory(memory);
+  const f32In = (mode: RowMode): InputSpec => ({ mode, bytes: 4 });
+  for (const op of SIMD_BINARY_OPS) {
+    for (const am of MODES) {
+      for (const bm of MODES) {
+        emitKernel(m, {
+          name: binaryExportName(op, am, bm), inputs: [f32In(am), f32In(bm)], outBytes: 4,
+          vector: (f) => f.simd(BINARY[op].simd), scalar: (f) => f.op(BINARY[op].scalar),
+        });
+      }
+    }
   }
-  const f = m.function({ params: [i32, i32, i32, i32, i32, i32, i32, i32], results: [] }, WHERE_EXPORT);
-  const [out, c, x, y, n, sc, sx, sy] = [0, 1, 2, 3, 4, 5, 6, 7];
-  const i = f.local(i32), pc = f.local(i32), px = f.local(i32), py = f.local(i32);
-  f.localGet(c).localSet(pc).localGet(x).localSet(px).localGet(y).localSet(py);
-  f.forRange(i, () => f.i32Const(0), () => f.localGet(n), 1, () => {
-    f.localGet(out).localGet(i).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
-    f.localGet(px).mem(MemOp.f32Load).localGet(py).mem(MemOp.f32Load).localGet(pc).mem(MemOp.i32Load8U).op(Op.select);
-    f.mem(MemOp.f32Store);
-    f.localGet(pc).localGet(sc).op(Op.i32Add).localSet(pc);
-    f.localGet(px).localGet(sx).op(Op.i32Add).localSet(px);
-    f.localGet(py).localGet(sy).op(Op.i32Add).localSet(py);
+  for (const op of SIMD_UNARY_OPS) {
+    for (const mode of ['contiguous', 'strided'] as const) {
+      emitKernel(m, { name: unaryExportName(op, mode), inputs: [f32In(mode)], outBytes: 4, vector: UNARY[op].simd, scalar: UNARY[op].scalar });
+    }
+  }
+  for (const op of SCALAR_COMPARE_OPS) {
+    emitKernel(m, { name: compareExportName(op), inputs: [f32In('strided'), f32In('strided')], outBytes: 1, scalar: (f) => f.op(COMPARE[op]) });
+  }
+  // where(cond, x, y): the stack holds cond, x, y; select wants x, y, cond.
+  emitKernel(m, {
+    name: WHERE_EXPORT, inputs: [{ mode: 'strided', bytes: 1 }, f32In('strided'), f32In('strided')], outBytes: 4,
+    scalar: (f, { x, y, c }) => {
+      f.localSet(y).localSet(x).localSet(c);
+      f.localGet(x).localGet(y).localGet(c).op(Op.select);
+    },
   });
   return m.encode();
 }

@@ -100,6 +100,16 @@ test('SIMD elementwise ops equal the reference bit for bit, with broadcasting an
     assertSame(f(xw), f(xc), op);
     assertSame(f(t.transpose(xw)), f(t.transpose(xc)), `${op} transposed`);
   }
+  // 4-D: broadcasts on inner and middle axes and a permuted operand (several outer dimensions).
+  const [qc, qw] = pair([2, 3, 4, 20]);
+  const [rc, rw] = pair([2, 1, 4, 1]);
+  const [pc4, pw4] = pair([20, 4, 3, 2]);
+  for (const op of ['add', 'div', 'maximum'] as const) {
+    const f = t[op] as (a: t.Tensor, b: t.Tensor) => t.Tensor;
+    assertSame(f(qw, rw), f(qc, rc), `${op} 4-D broadcast`);
+    assertSame(f(t.permute(pw4, [3, 2, 1, 0]), rw), f(t.permute(pc4, [3, 2, 1, 0]), rc), `${op} 4-D permuted`);
+  }
+  assertSame(t.where(t.gt(qw, rw), t.permute(pw4, [3, 2, 1, 0]), rw), t.where(t.gt(qc, rc), t.permute(pc4, [3, 2, 1, 0]), rc), 'where 4-D');
   // A broadcast (stride-0) input to a unary op.
   const [oc, ow] = pair([1, 37]);
   assertSame(t.relu(t.expand(ow, [6, 37])), t.relu(t.expand(oc, [6, 37])), 'relu of an expanded row');
