@@ -6,6 +6,7 @@
 // layer needs). Buffers are plain tensors, which cannot be told apart from cached values, so they are
 // declared with registerBuffer(name, tensor); the field may then be reassigned freely. Names that must
 // match PyTorch's state-dict keys (weight_ih_l0, running_mean) are used as field names as they are.
+import { defaultFloatDType, type DType } from '../core/dtype.js';
 import { getBackend } from '../backend/backend.js';
 import { check, fmtShape, TesseraError } from '../core/errors.js';
 import { Tensor } from '../core/tensor.js';
@@ -287,7 +288,7 @@ export class Module<In extends unknown[] = [Tensor], Out = Tensor> {
    * Runs one forward pass on zeros of `inputShape` (without gradients) and returns a table of every
    * module called: name, type, output shape and its own parameter count, then the totals.
    */
-  summary(inputShape: readonly number[], options: { dtype?: 'float32' | 'float64' | 'int32' } = {}): string {
+  summary(inputShape: readonly number[], options: { dtype?: DType } = {}): string {
     const rows = this.summaryRows(inputShape, options);
     const header = ['Layer', 'Type', 'Output shape', 'Params'];
     const body = rows.map((r) => [r.name || '(root)', r.type, typeof r.outputShape === 'string' ? r.outputShape : fmtShape(r.outputShape), r.parameters.toLocaleString('en-US')]);
@@ -301,7 +302,7 @@ export class Module<In extends unknown[] = [Tensor], Out = Tensor> {
   }
 
   /** The rows of summary() as data. */
-  summaryRows(inputShape: readonly number[], options: { dtype?: 'float32' | 'float64' | 'int32' } = {}): SummaryRow[] {
+  summaryRows(inputShape: readonly number[], options: { dtype?: DType } = {}): SummaryRow[] {
     const names = new Map<AnyModule, string>();
     for (const [name, m] of this.namedModules()) names.set(m, name);
     const rows: SummaryRow[] = [];
@@ -314,7 +315,8 @@ export class Module<In extends unknown[] = [Tensor], Out = Tensor> {
       rows.push({ name, type: m.constructor.name, outputShape: describeOutput(out), parameters: own });
     };
     try {
-      const input = zeros(inputShape, { dtype: options.dtype ?? 'float32', backend: this.parameters()[0]?.backend });
+      const first = this.parameters()[0];
+      const input = zeros(inputShape, { dtype: options.dtype ?? first?.dtype ?? defaultFloatDType(), backend: first?.backend });
       noGrad(() => (this as unknown as Module<[Tensor], unknown>).call(input));
     } finally {
       summaryRecorder = previous;

@@ -3,6 +3,7 @@
 //
 // Masks follow torch.nn.MultiheadAttention: in `attnMask` and `keyPaddingMask`, true means "may NOT
 // attend" (the opposite of scaledDotProductAttention's bool mask, which this layer converts to).
+import { defaultFloatDType } from '../../core/dtype.js';
 import { check, fmtShape } from '../../core/errors.js';
 import type { Tensor } from '../../core/tensor.js';
 import { full, zeros } from '../../ops/creation.js';
@@ -59,7 +60,7 @@ export class MultiheadAttention extends Module<[Tensor, Tensor?, Tensor?, Attent
     this.headDim = embedDim / numHeads;
     this.dropout = options.dropout ?? 0;
     this.batchFirst = options.batchFirst ?? true;
-    const create = { dtype: options.dtype ?? 'float32', backend: options.backend } as const;
+    const create = { dtype: options.dtype ?? defaultFloatDType(), backend: options.backend } as const;
     this.in_proj_weight = new Parameter(zeros([3 * embedDim, embedDim], create));
     xavierUniform_(this.in_proj_weight, 1, options.generator);
     const bias = options.bias ?? true;

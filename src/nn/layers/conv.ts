@@ -1,5 +1,6 @@
 // Convolution layers (Conv1d/2d/3d, ConvTranspose1d/2d/3d) over the functional ops, with PyTorch's
 // weight layouts ([out, in/groups, ...kernel]; transposed: [in, out/groups, ...kernel]) and default init.
+import { defaultFloatDType } from '../../core/dtype.js';
 import { check } from '../../core/errors.js';
 import type { Tensor } from '../../core/tensor.js';
 import { zeros } from '../../ops/creation.js';
@@ -48,7 +49,7 @@ class ConvNd extends Module {
     const groups = options.groups ?? 1;
     checkChannels(op, inChannels, outChannels, groups);
     this.kernelSize = kernelTuple(op, kernelSize, dims);
-    const create = { dtype: options.dtype ?? 'float32', backend: options.backend } as const;
+    const create = { dtype: options.dtype ?? defaultFloatDType(), backend: options.backend } as const;
     this.weight = new Parameter(zeros([outChannels, inChannels / groups, ...this.kernelSize], create));
     this.bias = options.bias === false ? undefined : new Parameter(zeros([outChannels], create));
     defaultLayerInit_(this.weight, this.bias, options.generator);
@@ -89,7 +90,7 @@ class ConvTransposeNd extends Module {
     const groups = options.groups ?? 1;
     checkChannels(op, inChannels, outChannels, groups);
     this.kernelSize = kernelTuple(op, kernelSize, dims);
-    const create = { dtype: options.dtype ?? 'float32', backend: options.backend } as const;
+    const create = { dtype: options.dtype ?? defaultFloatDType(), backend: options.backend } as const;
     this.weight = new Parameter(zeros([inChannels, outChannels / groups, ...this.kernelSize], create));
     this.bias = options.bias === false ? undefined : new Parameter(zeros([outChannels], create));
     defaultLayerInit_(this.weight, this.bias, options.generator);

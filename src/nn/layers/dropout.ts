@@ -1,4 +1,5 @@
 // Dropout and Embedding layers.
+import { defaultFloatDType } from '../../core/dtype.js';
 import { check } from '../../core/errors.js';
 import type { Generator } from '../../core/random.js';
 import type { Tensor } from '../../core/tensor.js';
@@ -32,7 +33,7 @@ export class Embedding extends Module {
     super();
     check(Number.isInteger(numEmbeddings) && numEmbeddings > 0 && Number.isInteger(embeddingDim) && embeddingDim > 0, 'Embedding', () =>
       `numEmbeddings and embeddingDim must be positive integers, got ${numEmbeddings} and ${embeddingDim}.`);
-    this.weight = new Parameter(zeros([numEmbeddings, embeddingDim], { dtype: options.dtype ?? 'float32', backend: options.backend }));
+    this.weight = new Parameter(zeros([numEmbeddings, embeddingDim], { dtype: options.dtype ?? defaultFloatDType(), backend: options.backend }));
     normal_(this.weight, 0, 1, options.generator);
     if (options.paddingIdx !== undefined) {
       // The padding row starts at zero (and receives no gradient).

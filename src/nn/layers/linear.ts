@@ -1,4 +1,5 @@
 // Linear (y = x W^T + b), Identity and Flatten.
+import { defaultFloatDType } from '../../core/dtype.js';
 import { check, fmtShape } from '../../core/errors.js';
 import type { Generator } from '../../core/random.js';
 import type { DType } from '../../core/dtype.js';
@@ -29,7 +30,7 @@ export class Linear extends Module {
     super();
     check(Number.isInteger(inFeatures) && inFeatures > 0 && Number.isInteger(outFeatures) && outFeatures > 0, 'Linear', () =>
       `inFeatures and outFeatures must be positive integers, got ${inFeatures} and ${outFeatures}.`);
-    const create = { dtype: opts.dtype ?? 'float32', backend: opts.backend } as const;
+    const create = { dtype: opts.dtype ?? defaultFloatDType(), backend: opts.backend } as const;
     this.weight = new Parameter(zeros([outFeatures, inFeatures], create));
     this.bias = opts.bias === false ? undefined : new Parameter(zeros([outFeatures], create));
     defaultLayerInit_(this.weight, this.bias, opts.generator);

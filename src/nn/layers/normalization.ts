@@ -1,6 +1,7 @@
 // Normalization layers: BatchNorm1d/2d/3d (running statistics, train/eval), LayerNorm, RMSNorm.
 // Parameter and buffer names follow PyTorch's state dicts (weight, bias, running_mean, running_var,
 // num_batches_tracked).
+import { defaultFloatDType } from '../../core/dtype.js';
 import { check, fmtShape } from '../../core/errors.js';
 import type { Tensor } from '../../core/tensor.js';
 import { noGrad } from '../../autodiff/mode.js';
@@ -29,7 +30,7 @@ class BatchNormNd extends Module {
   constructor(readonly inputRanks: readonly number[], readonly numFeatures: number, options: BatchNormLayerOptions = {}) {
     super();
     check(Number.isInteger(numFeatures) && numFeatures > 0, this.constructor.name, () => `numFeatures must be a positive integer, got ${numFeatures}.`);
-    const create = { dtype: options.dtype ?? 'float32', backend: options.backend } as const;
+    const create = { dtype: options.dtype ?? defaultFloatDType(), backend: options.backend } as const;
     this.eps = options.eps ?? 1e-5;
     this.momentum = options.momentum ?? 0.1;
     const affine = options.affine ?? true;
@@ -86,7 +87,7 @@ export class LayerNorm extends Module {
     super();
     this.normalizedShape = typeof normalizedShape === 'number' ? [normalizedShape] : [...normalizedShape];
     this.eps = options.eps ?? 1e-5;
-    const create = { dtype: options.dtype ?? 'float32', backend: options.backend } as const;
+    const create = { dtype: options.dtype ?? defaultFloatDType(), backend: options.backend } as const;
     const affine = options.elementwiseAffine ?? true;
     this.weight = affine ? new Parameter(ones(this.normalizedShape, create)) : undefined;
     this.bias = affine && (options.bias ?? true) ? new Parameter(zeros(this.normalizedShape, create)) : undefined;
@@ -110,7 +111,7 @@ export class RMSNorm extends Module {
   constructor(normalizedShape: number | readonly number[], readonly options: RmsNormLayerOptions = {}) {
     super();
     this.normalizedShape = typeof normalizedShape === 'number' ? [normalizedShape] : [...normalizedShape];
-    const create = { dtype: options.dtype ?? 'float32', backend: options.backend } as const;
+    const create = { dtype: options.dtype ?? defaultFloatDType(), backend: options.backend } as const;
     this.weight = (options.elementwiseAffine ?? true) ? new Parameter(ones(this.normalizedShape, create)) : undefined;
   }
 

@@ -1,6 +1,7 @@
 // Recurrent layers RNN, LSTM and GRU: multi-layer, bidirectional, batchFirst, with PyTorch's
 // parameter names (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, ..._reverse), gate order
 // (LSTM: input, forget, cell, output; GRU: reset, update, new) and initialisation U(-1/sqrt(H), 1/sqrt(H)).
+import { defaultFloatDType } from '../../core/dtype.js';
 import { check, fmtShape } from '../../core/errors.js';
 import type { Tensor } from '../../core/tensor.js';
 import { zeros } from '../../ops/creation.js';
@@ -42,7 +43,7 @@ abstract class RecurrentBase extends Module<[Tensor, (Tensor | [Tensor, Tensor])
     this.bidirectional = options.bidirectional ?? false;
     this.batchFirst = options.batchFirst ?? false;
     this.hasBias = options.bias ?? true;
-    const create = { dtype: options.dtype ?? 'float32', backend: options.backend } as const;
+    const create = { dtype: options.dtype ?? defaultFloatDType(), backend: options.backend } as const;
     const gates = GATES[mode] * hiddenSize;
     const bound = 1 / Math.sqrt(hiddenSize);
     const dirs = this.bidirectional ? 2 : 1;
