@@ -80,6 +80,17 @@ function depositGrad(t: Tensor, g: Tensor, createGraph: boolean): void {
   for (const h of t.postAccumulateHooks) h(t);
 }
 
+/** Refuses to differentiate an op whose inputs or output were overwritten in place after it ran. */
+function checkNotModified(node: GradNode): void {
+  const saved = [...node.inputs, ...(node.output === undefined ? [] : [node.output])];
+  saved.forEach((t, i) => {
+    if (t.storage.version === node.savedVersions[i]) return;
+    const which = i < node.inputs.length ? `input ${i}` : 'output';
+    throw new TesseraError(`backward: ${which} of '${node.prim}' (shape ${fmtShape(t.shape)}, ${t.dtype}) was modified in place (copy_/fill_) ` +
+      'after the op used it, so its gradient would be computed from the new values. Modify a clone() instead, or finish backward first.');
+  });
+}
+
 /**
  * Computes the gradient of `root` with respect to every leaf that requires grad and adds it to
  * their `.grad`. `gradient` defaults to ones for a one-element root (the usual scalar loss).
@@ -149,6 +160,7 @@ function runBackward(root: Tensor, gradient: Tensor | undefined, opts: InternalO
       cot.delete(out);
       const inputs = node.inputs;
       if (g !== undefined) {
+        checkNotModified(node);
         g = runHooks(out, g);
         finish(out, g, false);
         const rule = vjpRules[node.prim] as (g: Tensor, i: readonly Tensor[], o: Tensor, a: unknown) => (Tensor | undefined)[];

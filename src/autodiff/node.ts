@@ -8,6 +8,8 @@ export class GradNode<P extends PrimitiveName = PrimitiveName> {
   readonly id = nextNodeId++;
   /** Set once backward() ran through this node without retainGraph: its saved tensors are gone. */
   freed = false;
+  /** Storage versions of the inputs and the output when the op ran (see Storage.version). */
+  readonly savedVersions: number[];
   constructor(
     readonly prim: P,
     /** The op's inputs (saved for the vjp rule; emptied when the graph is freed). */
@@ -17,5 +19,7 @@ export class GradNode<P extends PrimitiveName = PrimitiveName> {
     public output: Tensor | undefined,
     /** Which inputs need a gradient. */
     readonly needsGrad: boolean[],
-  ) {}
+  ) {
+    this.savedVersions = [...inputs, ...(output === undefined ? [] : [output])].map((t) => t.storage.version);
+  }
 }

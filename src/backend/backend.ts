@@ -9,6 +9,11 @@ import type { PrimitiveAttrs, PrimitiveName } from '../ops/primitives.js';
 /** Flat memory of one dtype on one backend. `handle` is backend-specific (a TypedArray on cpu). */
 export class Storage {
   disposed = false;
+  /**
+   * Bumped by every in-place write through a tensor (copy_, fill_), so autodiff can tell that a
+   * value it saved for backward was overwritten (PyTorch's version counter, shared by all views).
+   */
+  version = 0;
   constructor(
     readonly backend: Backend,
     readonly handle: unknown,

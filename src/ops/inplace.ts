@@ -1,9 +1,10 @@
 // In-place writes: copy_, fill_, zero_. They write through the tensor's strided view into its
 // storage, so a write through a view is visible in its base and in every other view of it.
 //
-// Autodiff does not track in-place writes (there are no version counters), so they are refused on
-// tensors that require grad while grad mode is on, like PyTorch refuses them on leaves that require
-// grad. Under noGrad (optimizer updates, initialisation) they are allowed.
+// Autodiff does not differentiate through in-place writes, so they are refused on tensors that
+// require grad while grad mode is on (PyTorch refuses them on leaves that require grad). Under noGrad
+// (optimizer updates, initialisation) they are allowed. Each write bumps the storage's version, and
+// backward() refuses an op whose saved inputs were overwritten after it ran (PyTorch's version check).
 import { castScalar } from '../core/dtype.js';
 import { check, fmtShape } from '../core/errors.js';
 import { broadcastShapes, shapesEqual } from '../core/shape.js';
@@ -33,6 +34,7 @@ export function copy_(x: Tensor, src: Tensor): Tensor {
   check(src.backend === x.backend, 'copy_', () => `source lives on '${src.backend}' and destination on '${x.backend}'; move the source first.`);
   const values = broadcastTo(cast(src, x.dtype), x.shape).data();
   x.storage.backend.writeStrided(x, values);
+  x.storage.version++;
   return x;
 }
 
@@ -42,6 +44,7 @@ export function fill_(x: Tensor, value: number | boolean): Tensor {
   const v = castScalar(Number(value), x.dtype);
   const values = full(x.shape, v, { dtype: x.dtype, backend: x.backend }).data();
   x.storage.backend.writeStrided(x, values);
+  x.storage.version++;
   return x;
 }
 

@@ -1,6 +1,7 @@
 // Bad input raises a TesseraError that names the op and the shapes/dtypes/values involved (and the
 // fix), never a wrong answer or a crash deep inside a kernel.
 import { it } from 'node:test';
+import assert from 'node:assert/strict';
 import * as t from '../../src/index.js';
 import { assertThrowsWith } from '../helpers/close.js';
 import { forEachBackend } from '../helpers/backends.js';
@@ -78,6 +79,19 @@ forEachBackend('errors name the op and the shapes/dtypes', () => {
     w.registerHook(() => t.ones([3]));
     assertThrowsWith(() => w.mul(2).sum().backward(), 'backward', 'hook', '[3]', '[2]');
     assertThrowsWith(() => t.jvp((a) => a, [t.ones([2])], [t.ones([3])]), 'jvp', '[3]', '[2]');
+  });
+
+  it('backward through a value that was overwritten in place (a version check, as in PyTorch)', () => {
+    const w = t.tensor([1, 2], { requiresGrad: true });
+    const x = t.tensor([[3, 4], [5, 6]]);
+    const y = w.mul(x.at(0)).sum();
+    x.at(1).fill_(0); // any write to the storage counts, like PyTorch's shared version counter
+    assertThrowsWith(() => y.backward(), 'backward', "input 1 of 'mul'", '[2]', 'modified in place', 'clone()');
+    const z = t.tensor([3, 4]);
+    const ok = w.mul(z.clone()).sum();
+    z.fill_(0);
+    ok.backward();
+    assert.deepEqual(w.grad!.toArray(), [3, 4]);
   });
 
   it('creation and reading', () => {
