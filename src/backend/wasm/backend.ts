@@ -9,8 +9,7 @@ import { Storage, registerBackend, type Backend, type Kernel, type KernelInput, 
 import { cpuBackend, roundToFormat } from '../cpu/backend.js';
 import { allocStorage, type DType, type TypedArray } from '../../core/dtype.js';
 import { sizeOf } from '../../core/shape.js';
-import { gatherStrided } from '../../core/tensor.js';
-import type { PrimitiveName, ReduceAttrs } from '../../ops/primitives.js';
+import type { PrimitiveAttrs, PrimitiveName, ReduceAttrs } from '../../ops/primitives.js';
 import { scatterStrided } from '../cpu/strided.js';
 import { WasmHeap, type WasmHeapOptions } from './memory.js';
 import { ThreadPool, type WorkerSpawner } from './threads.js';
@@ -20,6 +19,7 @@ import { WasmElementwise } from './elementwise.js';
 import { planRows, forEachRow } from './strided-rows.js';
 import { WasmReduce } from './reduce.js';
 import { isJsUnaryOp, mapUnaryRow, type JsUnaryOp } from './unary-js.js';
+import { copyStrided, contiguousStridesOf } from './copy.js';
 
 /** What a wasm storage's `handle` holds. */
 export interface WasmBuffer {
@@ -177,10 +177,11 @@ export class WasmBackend implements Backend {
       };
       return k as unknown as Kernel<PrimitiveName>;
     }
-    if (prim === 'contiguous') {
-      return ((inputs, _attrs, out) => {
+    const movement = this.movementKernel(prim);
+    if (movement !== undefined) {
+      return ((inputs, attrs, out) => {
         this.count(prim, 'wasm');
-        return this.contiguousKernel(inputs[0]!, out);
+        return movement(inputs, attrs, out);
       }) as Kernel<PrimitiveName>;
     }
     if (this.elementwise.signature(prim) !== undefined) {
@@ -262,12 +263,69 @@ export class WasmBackend implements Backend {
     };
   }
 
-  private contiguousKernel(x: KernelInput, out: OutputInfo): Storage {
-    const n = sizeOf(out.shape);
-    const storage = this.allocUninitialized(out.dtype, n);
-    // Both views are taken after the allocation (growth would replace an unshared buffer).
-    gatherStrided(this.readAll(x.storage), x.shape, x.strides, x.offset, this.readAll(storage));
-    return storage;
+  /**
+   * Data-movement primitives as strided copies between heap views (copy.ts). Views are taken
+   * after the output's allocation: growth would detach views of an unshared memory.
+   */
+  private movementKernel(prim: PrimitiveName): Kernel<PrimitiveName> | undefined {
+    const copyInto = (dst: Storage, x: KernelInput, strides: readonly number[], offset: number) =>
+      copyStrided(x.shape, this.readAll(x.storage), x.strides, x.offset, this.readAll(dst), strides, offset);
+    switch (prim) {
+      case 'contiguous':
+        return ((inputs, _attrs, out) => {
+          const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape));
+          copyInto(dst, inputs[0]!, contiguousStridesOf(out.shape), 0);
+          return dst;
+        }) as Kernel<PrimitiveName>;
+      case 'flip':
+        return ((inputs, attrs, out) => {
+          const x = inputs[0]!;
+          const strides = [...x.strides];
+          let offset = x.offset;
+          for (const a of (attrs as PrimitiveAttrs['flip']).axes) {
+            offset += (x.shape[a]! - 1) * strides[a]!;
+            strides[a] = -strides[a]!;
+          }
+          const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape));
+          copyInto(dst, { ...x, strides, offset }, contiguousStridesOf(out.shape), 0);
+          return dst;
+        }) as Kernel<PrimitiveName>;
+      case 'sliceBackward':
+        return ((inputs, attrs, out) => {
+          const { starts, steps } = attrs as PrimitiveAttrs['sliceBackward'];
+          const dst = this.alloc(out.dtype, sizeOf(out.shape));
+          const cs = contiguousStridesOf(out.shape);
+          copyInto(dst, inputs[0]!, cs.map((s, i) => s * steps[i]!), starts.reduce((o, s, i) => o + s * cs[i]!, 0));
+          return dst;
+        }) as Kernel<PrimitiveName>;
+      case 'cat':
+        return ((inputs, attrs, out) => {
+          const { axis } = attrs as PrimitiveAttrs['cat'];
+          const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape));
+          const cs = contiguousStridesOf(out.shape);
+          let start = 0;
+          for (const x of inputs) {
+            copyInto(dst, x, cs, start * cs[axis]!);
+            start += x.shape[axis]!;
+          }
+          return dst;
+        }) as Kernel<PrimitiveName>;
+      case 'pad': {
+        const fallback = this.cpuOnViews('pad');
+        return ((inputs, attrs, out) => {
+          const { pads, value } = attrs as PrimitiveAttrs['pad'];
+          // A fill value would need rounding to float16/bfloat16: leave those to the reference.
+          if (value !== 0 && (out.dtype === 'float16' || out.dtype === 'bfloat16')) return fallback(inputs, attrs as PrimitiveAttrs['pad'], out);
+          const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape), value === 0);
+          if (value !== 0) this.readAll(dst).fill(value);
+          const cs = contiguousStridesOf(out.shape);
+          copyInto(dst, inputs[0]!, cs, pads.reduce((o, [before], i) => o + before * cs[i]!, 0));
+          return dst;
+        }) as Kernel<PrimitiveName>;
+      }
+      default:
+        return undefined;
+    }
   }
 
   /** matmul on float32 through the generated SGEMM; undefined for other dtypes. */

@@ -145,6 +145,29 @@ test('contiguous() of a permuted view; comparisons and where (bool) through wasm
   for (const op of ['gt', 'eq', 'where'] as const) assert.ok(wasmBackend.kernelCalls.get(op)!.wasm > 0, op);
 });
 
+test('data movement (flip, cat, pad, sliceBackward) places values exactly like the reference, for every dtype', () => {
+  for (const dtype of ['float32', 'float64', 'int32', 'uint8', 'bool'] as const) {
+    const [xc, xw] = pair([3, 4, 5], dtype === 'bool' ? 'float32' : dtype);
+    const cast = (x: t.Tensor) => (dtype === 'bool' ? t.gt(x, 0) : x);
+    const [a, b] = [cast(xc), cast(xw)];
+    assertSame(t.flip(b, [0, 2]), t.flip(a, [0, 2]), `flip ${dtype}`);
+    assertSame(t.flip(t.transpose(b, 0, 2), [1]), t.flip(t.transpose(a, 0, 2), [1]), `flip of a view ${dtype}`);
+    assertSame(t.cat([b, t.flip(b, [1])], 1), t.cat([a, t.flip(a, [1])], 1), `cat ${dtype}`);
+    assertSame(t.cat([t.transpose(b, 0, 1), t.transpose(b, 0, 1)], 0), t.cat([t.transpose(a, 0, 1), t.transpose(a, 0, 1)], 0), `cat of views ${dtype}`);
+  }
+  const [xc, xw] = pair([2, 3, 6]);
+  assertSame(t.pad(xw, [1, 2, 0, 1]), t.pad(xc, [1, 2, 0, 1]), 'pad zeros');
+  assertSame(t.pad(xw, [1, 2, 0, 1], 'constant', 1.5), t.pad(xc, [1, 2, 0, 1], 'constant', 1.5), 'pad value');
+  const grad = (x: t.Tensor) => {
+    const g = x.requiresGrad_();
+    t.sum(t.mul(t.slice(g, 2, 1, 6, 2), 3)).backward();
+    return g.grad!;
+  };
+  const [sc, sw] = pair([2, 3, 6]);
+  assertSame(grad(sw), grad(sc), 'sliceBackward (gradient of a strided slice)');
+  for (const op of ['flip', 'cat', 'pad', 'sliceBackward'] as const) assert.ok(wasmBackend.kernelCalls.get(op)!.wasm > 0, op);
+});
+
 test('SIMD reductions (rows and columns) match the reference; other layouts fall back', () => {
   const [xc, xw] = pair([6, 7, 45]);
   const calls = () => wasmBackend.kernelCalls.get('sum')?.wasm ?? 0;
