@@ -42,8 +42,16 @@ export interface GradOptions {
   createGraph?: boolean;
 }
 
+/** `argnums` given directly (grad(f, 1), grad(f, [0, 1])) or inside options. */
+export type ArgnumsOrOptions = number | readonly number[] | GradOptions;
+
+function gradOptions(a: ArgnumsOrOptions): GradOptions {
+  return typeof a === 'number' || Array.isArray(a) ? { argnums: a as number | readonly number[] } : (a as GradOptions);
+}
+
 /** valueAndGrad(f)(...xs) → [f(...xs), df/dx]; f must return a one-element tensor. */
-export function valueAndGrad(f: Fn, opts: GradOptions = {}): (...xs: Tensor[]) => [Tensor, Tensor | Tensor[]] {
+export function valueAndGrad(f: Fn, argnumsOrOpts: ArgnumsOrOptions = {}): (...xs: Tensor[]) => [Tensor, Tensor | Tensor[]] {
+  const opts = gradOptions(argnumsOrOpts);
   return (...xs) => {
     const argnums = normalizeArgnums(opts.argnums ?? 0, xs.length, 'grad');
     return enableGrad(() => {
@@ -59,8 +67,8 @@ export function valueAndGrad(f: Fn, opts: GradOptions = {}): (...xs: Tensor[]) =
 }
 
 /** grad(f)(...xs) → df/dx (like jax.grad). */
-export function grad(f: Fn, opts: GradOptions = {}): (...xs: Tensor[]) => Tensor | Tensor[] {
-  const vg = valueAndGrad(f, opts);
+export function grad(f: Fn, argnumsOrOpts: ArgnumsOrOptions = {}): (...xs: Tensor[]) => Tensor | Tensor[] {
+  const vg = valueAndGrad(f, argnumsOrOpts);
   return (...xs) => vg(...xs)[1];
 }
 

@@ -2,5 +2,5 @@
 export { backward, gradientsOf, type BackwardOptions } from './backward.js';
 export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './mode.js';
 export { jvp } from './forward.js';
-export { grad, valueAndGrad, vjp, jacobian, jacrev, jacfwd, hessian, gradients, type GradOptions } from './functional.js';
+export { grad, valueAndGrad, vjp, jacobian, jacrev, jacfwd, hessian, gradients, type GradOptions, type ArgnumsOrOptions } from './functional.js';
 export { gradcheck, gradgradcheck, type GradcheckOptions, type GradgradcheckOptions, type GradcheckReport, type GradcheckMismatch, type GradcheckFn } from './gradcheck.js';

@@ -71,6 +71,8 @@ forEachBackend('autodiff semantics', () => {
     assertClose(value, [Math.sin(0.3) + 2 * Math.sin(-0.4)]);
     assertClose(grads[1]!, [Math.cos(0.3), 2 * Math.cos(-0.4)]);
     assert.equal(a.grad, undefined);
+    assertClose(t.grad(f, 1)(a, b) as Tensor, grads[1]!, {}, 'argnums given directly, as grad(f, argnums)');
+    assert.equal((t.grad(f, [0, 1])(a, b) as Tensor[]).length, 2);
     // grad composes: d²/dx² x³ = 6x.
     const second = t.grad((x) => (t.grad((y) => y.pow(3).sum())(x) as Tensor).sum());
     assertClose(second(vec([2, -1])) as Tensor, [12, -6]);
