@@ -310,6 +310,17 @@ export class WasmBackend implements Backend {
           }
           return dst;
         }) as Kernel<PrimitiveName>;
+      case 'cast': {
+        // To float32/float64 a cast is the typed-array conversion the reference's `dst[i] = src[i]`
+        // performs; casts to integer or half formats need its rounding rules.
+        const fallback = this.cpuOnViews('cast');
+        return ((inputs, attrs, out) => {
+          if (out.dtype !== 'float32' && out.dtype !== 'float64') return fallback(inputs, attrs as PrimitiveAttrs['cast'], out);
+          const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape));
+          copyInto(dst, inputs[0]!, contiguousStridesOf(out.shape), 0);
+          return dst;
+        }) as Kernel<PrimitiveName>;
+      }
       case 'pad': {
         const fallback = this.cpuOnViews('pad');
         return ((inputs, attrs, out) => {

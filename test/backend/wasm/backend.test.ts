@@ -155,6 +155,12 @@ test('data movement (flip, cat, pad, sliceBackward) places values exactly like t
     assertSame(t.cat([b, t.flip(b, [1])], 1), t.cat([a, t.flip(a, [1])], 1), `cat ${dtype}`);
     assertSame(t.cat([t.transpose(b, 0, 1), t.transpose(b, 0, 1)], 0), t.cat([t.transpose(a, 0, 1), t.transpose(a, 0, 1)], 0), `cat of views ${dtype}`);
   }
+  for (const from of ['float64', 'int32', 'uint8'] as const) {
+    const [cc, cw] = pair([3, 7], from);
+    for (const to of ['float32', 'float64', 'int32', 'bool'] as const) {
+      assertSame(t.cast(t.transpose(cw), to), t.cast(t.transpose(cc), to), `cast ${from} → ${to}`);
+    }
+  }
   const [xc, xw] = pair([2, 3, 6]);
   assertSame(t.pad(xw, [1, 2, 0, 1]), t.pad(xc, [1, 2, 0, 1]), 'pad zeros');
   assertSame(t.pad(xw, [1, 2, 0, 1], 'constant', 1.5), t.pad(xc, [1, 2, 0, 1], 'constant', 1.5), 'pad value');
