@@ -49,3 +49,8 @@ test('thread: a zero-copy send completes even when the receiver leaves right aft
     assert.deepEqual(await runThreadRanks<unknown, boolean>({ worldSize: 2, module: ranksModule, exportName: 'sendThenLeave' }), [true, true]);
   }
 });
+
+test('thread: row and column groups of a 2x2 mesh and the world group with calls in flight at once', { timeout: 120_000 }, async () => {
+  const problems = await runThreadRanks<unknown, string[]>({ worldSize: 4, module: ranksModule, exportName: 'meshConcurrency' });
+  assert.deepEqual(problems.flat(), []);
+});
