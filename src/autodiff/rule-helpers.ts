@@ -1,7 +1,7 @@
 // Pieces shared by the vjp and jvp rules.
 import type { Tensor } from '../core/tensor.js';
 import { bind } from '../ops/dispatch.js';
-import { div, eq, where, cast } from '../ops/elementwise.js';
+import { div, eq, where, cast, mul, sub } from '../ops/elementwise.js';
 import { sum } from '../ops/reduce.js';
 import { reshape } from '../ops/shape.js';
 
@@ -20,17 +20,26 @@ export function sumToShape(g: Tensor, shape: readonly number[]): Tensor {
 }
 
 /**
- * d prod(x) / d x_i = product of the other elements, computed without dividing by zero: with no
- * zero in the slice it is prod/x_i; with exactly one zero only that element gets the product of the
- * others; with two or more zeros every derivative is 0.
+ * d prod(x) / d x_i = product of the other elements, without dividing by zero, and written so that
+ * its own derivative (the second derivative of prod) is exact too:
+ * - no zero in the slice: prod / x_i;
+ * - one zero z: the zero gets the product of the non-zero elements P, every other element gets
+ *   z·P/x_i (0 in value, but carrying the derivative with respect to z);
+ * - two zeros z1, z2: each zero gets P times the other zero (0 in value, derivative P); the rest 0;
+ * - three or more zeros: every first and second derivative is 0.
  */
 export function prodInputGradient(x: Tensor, outKeep: Tensor, axes: readonly number[]): Tensor {
+  const keep = { axes: [...axes], keepdim: true };
   const isZero = eq(x, 0);
-  const zeros = bind('sum', [cast(isZero, 'int32')], { axes: [...axes], keepdim: true });
-  const nonzeroProd = bind('prod', [where(isZero, 1, x)], { axes: [...axes], keepdim: true });
-  const noZero = div(outKeep, where(isZero, 1, x));
-  const oneZero = where(isZero, nonzeroProd, 0);
-  return where(eq(zeros, 0), noZero, where(eq(zeros, 1), oneZero, 0));
+  const zeros = bind('sum', [cast(isZero, 'int32')], keep);
+  const safe = where(isZero, 1, x);
+  const nonzeroProd = bind('prod', [safe], keep);
+  // The sum of the zero entries: 0 in value, but its derivative with respect to each zero is 1.
+  const zeroSum = bind('sum', [where(isZero, x, 0)], keep);
+  const noZero = div(outKeep, safe);
+  const oneZero = where(isZero, nonzeroProd, div(mul(zeroSum, nonzeroProd), safe));
+  const twoZeros = where(isZero, mul(nonzeroProd, sub(zeroSum, x)), 0);
+  return where(eq(zeros, 0), noZero, where(eq(zeros, 1), oneZero, where(eq(zeros, 2), twoZeros, 0)));
 }
 
 /** 1/count at the positions equal to the max/min (ties share the gradient evenly, like torch.amax). */
