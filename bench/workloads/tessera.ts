@@ -21,7 +21,7 @@ async function main(): Promise<void> {
   const threads = backendThreads(t.getBackend());
   const base: RecordBase = { library: 'tessera', backend: backendName, threads };
   if (threads !== args.threads) {
-    emit({ ...base, workload: args.group, case: args.group === 'matmul' ? 'all' : args.group, status: 'skipped',
+    emit({ ...base, threads: args.threads, workload: args.group, case: args.group === 'matmul' ? 'all' : args.group, status: 'skipped',
       reason: `asked for ${args.threads} threads; the ${backendName} backend runs ${threads}` });
     return;
   }

@@ -40,12 +40,19 @@ test('timeRuns runs the warm-ups, then stops at maxRuns', async () => {
   assert.ok(t.minMs <= t.medianMs);
 });
 
-test('timeRuns reports a single run when one warm-up exceeds the case limit', async () => {
+const busyFor = (ms: number): void => { const end = performance.now() + ms; while (performance.now() < end); };
+
+test('timeRuns times one run after a warm-up slower than the case limit (warm-up not reported)', async () => {
   let calls = 0;
-  const t = await timeRuns(() => { calls++; const end = performance.now() + 3; while (performance.now() < end); },
-    { warmup: 2, minRuns: 3, maxRuns: 10, budgetMs: 1e9, caseLimitMs: 1 });
-  assert.equal(calls, 1);
+  const t = await timeRuns(() => { calls++; busyFor(3); }, { warmup: 2, minRuns: 3, maxRuns: 10, budgetMs: 1e9, caseLimitMs: 1 });
+  assert.equal(calls, 2);
   assert.equal(t.runs, 1);
+});
+
+test('timeRuns stops warming up after one warm-up longer than the budget', async () => {
+  let calls = 0;
+  const t = await timeRuns(() => { calls++; busyFor(3); }, { warmup: 5, minRuns: 2, maxRuns: 2, budgetMs: 1, caseLimitMs: 1e9 });
+  assert.equal(calls, t.runs + 1, `${calls} calls for ${t.runs} timed runs: expected exactly one warm-up`);
 });
 
 test('median of odd and even counts', () => {
