@@ -10,6 +10,7 @@ import { TesseraError, check, fmtShape } from '../core/errors.js';
 import { isFloating, type TypedArray } from '../core/dtype.js';
 import { Tensor } from '../core/tensor.js';
 import { zeros } from '../ops/creation.js';
+import { keep } from '../core/memory.js';
 import { assignValues } from '../nn/inplace.js';
 
 /** Hyper-parameters every optimizer has. */
@@ -108,7 +109,8 @@ export abstract class Optimizer<O extends BaseOptions> {
         let st = this.state.get(p);
         if (st === undefined) {
           st = {};
-          for (const name of this.stateNames(group)) st[name] = fillLike(p, this.initialState(name, group));
+          // keep(): state outlives any memory scope the step runs in.
+          for (const name of this.stateNames(group)) st[name] = keep(fillLike(p, this.initialState(name, group)));
           this.state.set(p, st);
         }
         const stateArrays: Record<string, Float64Array> = {};
@@ -123,7 +125,7 @@ export abstract class Optimizer<O extends BaseOptions> {
         for (const [name, values] of Object.entries(stateArrays)) {
           const existing = st[name];
           if (existing instanceof Tensor) assignValues(existing, values, `${this.constructor.name}.step`);
-          else st[name] = fromFloat64Like(p, values);
+          else st[name] = keep(fromFloat64Like(p, values));
         }
         for (const [name, v] of Object.entries(counters)) st[name] = v;
       }

@@ -6,6 +6,7 @@
 // seed and the epoch) and the global random generator (dropout, sampling). Restoring all of them makes
 // the rest of the run compute the very same numbers as a run that never stopped.
 import { defaultGenerator, manualSeed } from '../core/random.js';
+import { keep, scope } from '../core/memory.js';
 import type { Tensor } from '../core/tensor.js';
 import { backward } from '../autodiff/backward.js';
 import { noGrad } from '../autodiff/mode.js';
@@ -135,6 +136,28 @@ class EpochMeter {
   get seconds(): number { return (performance.now() - this.started) / 1000; }
 }
 
+/**
+ * One optimisation step. Everything the step creates is disposed at its end (backends with their own
+ * memory, such as wasm, would otherwise fill up before the garbage collector runs), except what must
+ * outlive it: the gradients (kept until the next step's zeroGrad) and the optimizer's state.
+ */
+function trainStep(task: TrainTask, batch: Tensor[]): { loss: number; samples: number; correct: number | undefined } {
+  const params = task.model.parameters();
+  for (const p of params) p.grad?.dispose();
+  task.optimizer.zeroGrad();
+  const result = scope(() => {
+    const r = task.lossOf(batch);
+    backward(r.loss);
+    if (task.clipGradNorm !== undefined) clipGradNorm(params, task.clipGradNorm);
+    for (const p of params) if (p.grad !== undefined) keep(p.grad);
+    task.optimizer.step();
+    task.scheduler?.step();
+    return { loss: r.loss.item(), samples: r.samples, correct: r.correct };
+  });
+  for (const t of batch) t.dispose();
+  return result;
+}
+
 /** Trains a recipe (or continues a checkpoint with `resume`), evaluates, and saves a checkpoint. */
 export async function train(recipe: Recipe, opts: TrainOptions): Promise<TrainResult> {
   let options: RecipeOptions = recipeOptionsOf(opts);
@@ -171,15 +194,10 @@ export async function train(recipe: Recipe, opts: TrainOptions): Promise<TrainRe
     task.model.train();
     let done = firstBatch;
     for await (const batch of task.loader) {
-      task.optimizer.zeroGrad();
-      const r = task.lossOf(batch);
-      backward(r.loss);
-      if (task.clipGradNorm !== undefined) clipGradNorm(task.model.parameters(), task.clipGradNorm);
-      task.optimizer.step();
-      task.scheduler?.step();
+      const r = trainStep(task, batch);
       step++;
       done++;
-      meter.add(r.loss.item(), r.samples, r.correct);
+      meter.add(r.loss, r.samples, r.correct);
       const rate = meter.samples / Math.max(1e-9, meter.seconds);
       reporter.step({
         epoch: epoch + 1, epochs: options.epochs, batch: done, batches, loss: meter.loss,
@@ -201,7 +219,7 @@ export async function train(recipe: Recipe, opts: TrainOptions): Promise<TrainRe
     if (meter.hasAccuracy) record.accuracy = meter.correct / meter.samples;
     if (opts.evalEachEpoch ?? true) {
       task.model.eval();
-      const e = noGrad(() => task.evaluate());
+      const e = scope(() => noGrad(() => task.evaluate()));
       if (e.testAccuracy !== undefined) record.testAccuracy = e.testAccuracy;
       if (e.valLoss !== undefined) record.valLoss = e.valLoss;
     }
@@ -212,7 +230,7 @@ export async function train(recipe: Recipe, opts: TrainOptions): Promise<TrainRe
   let checkpoint: string | undefined;
   if (opts.outDir !== undefined) checkpoint = await writeCheckpoint(opts.outDir, recipe, options, task, step);
   task.model.eval();
-  const final = stopped ? {} : noGrad(() => task.evaluate());
+  const final = stopped ? {} : scope(() => noGrad(() => task.evaluate()));
   const seconds = (performance.now() - started) / 1000;
   const summary: Record<string, unknown> = { event: 'final', recipe: recipe.name, steps: step, seconds, ...final };
   if (checkpoint !== undefined) summary.checkpoint = checkpoint;
