@@ -59,7 +59,7 @@ export function defaultSpec(quick: boolean): BenchSpec {
     gpt: { batch: 16, vocab: 65, context: 64, d: 128, heads: 4, layers: 2 },
     matmulTiming: quick
       ? { warmup: 1, minRuns: 2, maxRuns: 3, budgetMs: 1000, caseLimitMs: 4000 }
-      : { warmup: 2, minRuns: 3, maxRuns: 10, budgetMs: 3000, caseLimitMs: 10000 },
+      : { warmup: 2, minRuns: 3, maxRuns: 10, budgetMs: 3000, caseLimitMs: 20000 },
     trainTiming: quick
       ? { warmup: 1, minRuns: 2, maxRuns: 3, budgetMs: 2000, caseLimitMs: 8000 }
       : { warmup: 2, minRuns: 3, maxRuns: 10, budgetMs: 6000, caseLimitMs: 20000 },
