@@ -21,7 +21,7 @@ export interface BenchRun {
   wallSeconds: number;
 }
 
-const LIBRARY_ORDER = ['tessera', 'tfjs-cpu', 'tfjs-wasm', 'jax-js', 'pytorch'];
+const LIBRARY_ORDER = ['tessera', 'tessera-wasm', 'tfjs-cpu', 'tfjs-wasm', 'jax-js', 'pytorch'];
 
 function rowKey(r: BenchRecord): string {
   return `${r.library} (${r.backend}), ${r.threads} thread${r.threads === 1 ? '' : 's'}`;

@@ -2,6 +2,10 @@
 // The backend is 'wasm' when the public API lists it, else the 'cpu' reference backend; the
 // record says which. Threads are requested through TESSERA_THREADS (set by bench/run.ts) and
 // the record carries the count the backend reports, so a request it cannot honour is visible.
+//
+// With --backend=checkout-wasm (bench/run.ts's 'tessera-wasm' library) it first enables the wasm
+// backend the way README.md shows for a checkout, before the package exports it: importing
+// src/backend/wasm/node.js registers the backend, and enableWasmThreads gives it the threads.
 
 import * as t from '../../src/index.js';
 import { emit, parseChildArgs, reasonOf, runMatmulCases, runTrainCase, type RecordBase } from '../harness.js';
@@ -16,10 +20,18 @@ function backendThreads(backend: t.Backend): number {
 
 async function main(): Promise<void> {
   const args = parseChildArgs();
+  let library = 'tessera';
+  if (args.backend === 'checkout-wasm') {
+    const { enableWasmThreads } = await import('../../src/backend/wasm/node.js');
+    enableWasmThreads(args.threads);
+    library = 'tessera-wasm';
+  } else if (args.backend !== undefined) {
+    throw new Error(`tessera bench child: unknown --backend=${args.backend}; expected checkout-wasm or none`);
+  }
   const backendName = t.listBackends().includes('wasm') ? 'wasm' : 'cpu';
   t.setBackend(backendName);
   const threads = backendThreads(t.getBackend());
-  const base: RecordBase = { library: 'tessera', backend: backendName, threads };
+  const base: RecordBase = { library, backend: backendName, threads };
   if (threads !== args.threads) {
     emit({ ...base, threads: args.threads, workload: args.group, case: args.group === 'matmul' ? 'all' : args.group, status: 'skipped',
       reason: `asked for ${args.threads} threads; the ${backendName} backend runs ${threads}` });
