@@ -3,7 +3,8 @@
 // run generated kernels; every other primitive runs the cpu reference kernel directly on views
 // of the heap (no copy of the inputs) and copies its result in.
 //
-// Platform-neutral: Node's worker threads come in through node.ts.
+// Platform-neutral: in Node the registered backend gets worker threads through node-workers.ts
+// (which finds worker_threads at run time, so this module still loads in a browser).
 
 import { Storage, registerBackend, type Backend, type Kernel, type KernelInput, type OutputInfo } from '../backend.js';
 import { cpuBackend, roundToFormat } from '../cpu/backend.js';
@@ -20,6 +21,7 @@ import { planRows, forEachRow } from './strided-rows.js';
 import { WasmReduce } from './reduce.js';
 import { isJsUnaryOp, mapUnaryRow, type JsUnaryOp } from './unary-js.js';
 import { copyStrided, contiguousStridesOf } from './copy.js';
+import { nodeRuntime, defaultThreadCount, nodeWorkerSpawner } from './node-workers.js';
 
 /** What a wasm storage's `handle` holds. */
 export interface WasmBuffer {
@@ -411,8 +413,11 @@ export function createWasmBackend(options: WasmBackendOptions = {}): WasmBackend
 }
 
 /**
- * The registered 'wasm' backend. It starts single-threaded because this module must also load
- * in browsers; in Node, node.ts's enableWasmThreads() gives it worker threads.
+ * The registered 'wasm' backend. In Node it has TESSERA_THREADS threads, else one per CPU (the
+ * workers start with the first kernel large enough to share); elsewhere one thread until a
+ * WorkerSpawner is given through setThreads.
  */
-export const wasmBackend: WasmBackend = createWasmBackend();
+export const wasmBackend: WasmBackend = createWasmBackend(
+  nodeRuntime() === undefined ? {} : { threads: defaultThreadCount(), spawner: nodeWorkerSpawner },
+);
 registerBackend(wasmBackend);

@@ -1,9 +1,9 @@
-// Node-only adapter for the thread pool: starts worker_threads running the shared worker loop.
-// Everything else in the wasm backend stays platform-neutral; a browser build would supply a
-// WorkerSpawner over Web Workers instead of importing this file.
+// Node adapter for the thread pool: starts worker_threads running the shared worker loop.
+// Node's modules are looked up when first needed (process.getBuiltinModule) rather than imported,
+// so this file also loads in a browser, where `nodeRuntime()` is simply undefined and a page
+// supplies a WorkerSpawner over Web Workers instead.
 
-import { Worker } from 'node:worker_threads';
-import { availableParallelism } from 'node:os';
+import type { Worker } from 'node:worker_threads';
 import type { WasmHeap } from './memory.js';
 import { ThreadPool, type ThreadPoolOptions, type WorkerSpawner } from './threads.js';
 import { Ctl, CTL_ERROR_BYTES, CTL_ERROR_OFFSET, recordWorkerError, type WorkerInit } from './worker-loop.js';
@@ -17,9 +17,31 @@ const ERROR_BYTES = CTL_ERROR_BYTES;
 /** Environment variable that overrides the default thread count. */
 export const THREADS_ENV = 'TESSERA_THREADS';
 
+interface NodeRuntime {
+  readonly Worker: typeof Worker;
+  readonly availableParallelism: () => number;
+  readonly env: Record<string, string | undefined>;
+}
+
+/** Node's worker_threads and os, or undefined outside Node (or on a Node without getBuiltinModule, < 20.16). */
+export function nodeRuntime(): NodeRuntime | undefined {
+  const proc = (globalThis as { process?: NodeJS.Process }).process;
+  if (proc?.versions?.node === undefined || typeof proc.getBuiltinModule !== 'function') return undefined;
+  const threads = proc.getBuiltinModule('node:worker_threads');
+  const os = proc.getBuiltinModule('node:os');
+  return { Worker: threads.Worker, availableParallelism: os.availableParallelism, env: proc.env };
+}
+
+function requireNode(): NodeRuntime {
+  const node = nodeRuntime();
+  if (node === undefined) throw new Error('node-workers: worker_threads are only available in Node ≥ 20.16; pass threads: 1 or a WorkerSpawner');
+  return node;
+}
+
 /** `TESSERA_THREADS` if set, else the number of CPUs this process may use. */
 export function defaultThreadCount(): number {
-  const fromEnv = process.env[THREADS_ENV];
+  const node = requireNode();
+  const fromEnv = node.env[THREADS_ENV];
   if (fromEnv !== undefined && fromEnv !== '') {
     const n = Number(fromEnv);
     if (!Number.isInteger(n) || n < 1) {
@@ -27,7 +49,7 @@ export function defaultThreadCount(): number {
     }
     return n;
   }
-  return availableParallelism();
+  return node.availableParallelism();
 }
 
 // Run the worker entry in the same flavour as this file: .js from dist/, or .ts from src/ under
@@ -37,6 +59,7 @@ const runningFromSource = import.meta.url.endsWith('.ts');
 const workerEntry = new URL(`./node-worker-entry${runningFromSource ? '.ts' : '.js'}`, import.meta.url);
 
 function startWorker(init: WorkerInit): Worker {
+  const { Worker } = requireNode();
   if (!runningFromSource) return new Worker(workerEntry, { workerData: init });
   let tsxApi: string;
   try {

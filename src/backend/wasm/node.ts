@@ -1,4 +1,5 @@
-// Node-specific set-up of the wasm backend: worker threads (worker_threads) for its kernels.
+// Node-specific control of the wasm backend's threads (the registered backend already starts with
+// TESSERA_THREADS or one thread per CPU; this changes the count at run time).
 import { wasmBackend, type WasmBackend } from './backend.js';
 import { defaultThreadCount, nodeWorkerSpawner } from './node-workers.js';
 

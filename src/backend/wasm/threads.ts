@@ -48,6 +48,8 @@ export class ThreadPool {
   private readonly workers: WorkerHandle[] = [];
   private readonly mainTasks = new Map<number, TaskFunction>();
   private readonly workerTimeoutMs: number;
+  private readonly spawner: WorkerSpawner | undefined;
+  private workersStarted = false;
   private nextModuleId = 1;
   private running = false;
   private disposed = false;
@@ -65,14 +67,25 @@ export class ThreadPool {
     this.threads = heap.shared ? requested : 1;
     this.heap = heap;
     this.workerTimeoutMs = options.workerTimeoutMs ?? 120_000;
+    this.spawner = options.spawner;
     if (this.threads > 1) {
       this.control = new SharedArrayBuffer(CTL_BYTES);
       this.ctl = new Int32Array(this.control);
-      for (let t = 1; t < this.threads; t++) {
-        this.workers.push(options.spawner!.spawn({ memory: heap.memory, control: this.control, thread: t }));
-      }
     } else {
       this.ctl = new Int32Array(CTL_BYTES / 4);
+    }
+  }
+
+  /**
+   * Starts the workers, once: on the first parallel job (or waitUntilReady), so that a process
+   * that never runs a large kernel never pays for them. Jobs posted while they boot run on the
+   * calling thread (workers join only jobs posted after they started).
+   */
+  private ensureWorkers(): void {
+    if (this.workersStarted || this.threads === 1) return;
+    this.workersStarted = true;
+    for (let t = 1; t < this.threads; t++) {
+      this.workers.push(this.spawner!.spawn({ memory: this.heap.memory, control: this.control!, thread: t }));
     }
   }
 
@@ -104,6 +117,7 @@ export class ThreadPool {
     }
     this.running = true;
     try {
+      this.ensureWorkers();
       const ctl = this.ctl;
       if (Atomics.load(ctl, Ctl.errors) !== 0) {
         // A worker failed to boot or died between jobs (reported by the spawner).
@@ -171,6 +185,8 @@ export class ThreadPool {
    * so that the first timed jobs already have every thread.
    */
   waitUntilReady(timeoutMs = 60_000): number {
+    this.assertUsable();
+    this.ensureWorkers();
     const ctl = this.ctl;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
