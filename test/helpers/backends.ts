@@ -1,7 +1,7 @@
 // Which backends the numerical suites run on: TESSERA_TEST_BACKENDS (comma separated, e.g.
 // "cpu,wasm") or just 'cpu'. Each suite loops over them with forEachBackend, so one suite checks
 // every backend (issue 6: "one suite, run per backend").
-import { describe, before, after } from 'node:test';
+import { describe, it, before, after } from 'node:test';
 import * as t from '../../src/index.js';
 
 export function backendsUnderTest(): string[] {
@@ -38,6 +38,10 @@ export function forEachBackend(title: string, body: (backend: string) => void): 
         t.setBackend(name);
       });
       after(() => t.setBackend(previous));
+      it(`creates tensors on '${name}'`, () => {
+        const probe = t.zeros([1]);
+        if (probe.backend !== name) throw new Error(`setBackend('${name}') did not take effect: a new tensor lives on '${probe.backend}'.`);
+      });
       body(name);
     });
   }
