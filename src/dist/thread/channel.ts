@@ -3,7 +3,9 @@
 // bumps `tail`; each side sleeps on the other's counter with Atomics.waitAsync and is woken
 // with Atomics.notify. A slot holds either a chunk of a message (copied in), or a reference to
 // the sender's own shared memory (zero-copy: the receiver reads it in place, and the sender
-// waits until `tail` has passed that slot before it may reuse the memory).
+// waits until `tail` has passed that slot before it may reuse the memory). Large in-place
+// messages are posted in pieces so that the receiver starts on the first piece at once and
+// neither side waits for the other to get through the whole message.
 
 export const HEAD = 0;
 export const TAIL = 1;
@@ -15,8 +17,10 @@ export const SlotKind = {
   First: 1,
   /** A following chunk of the same message. */
   Next: 2,
-  /** A whole message left in the sender's shared buffer `bufferId` at `byteOffset`. */
+  /** First piece of a message left in the sender's shared buffer `bufferId` at `byteOffset`. */
   InPlace: 3,
+  /** A following piece of the same in-place message. */
+  InPlaceNext: 4,
 } as const;
 export type SlotKind = (typeof SlotKind)[keyof typeof SlotKind];
 

@@ -18,6 +18,8 @@ import { OPEN_TRANSPORTS } from './world.js';
 
 /** Below this size a copy through the slots is cheaper than the in-place handshake. */
 const IN_PLACE_MIN_BYTES = 16 * 1024;
+/** In-place messages are posted in pieces of this size (a multiple of 8). */
+const IN_PLACE_PIECE_BYTES = 1 << 20;
 /** Shared buffers registered per peer; past this, further buffers are copied instead. */
 const MAX_SHARED_PER_PEER = 256;
 
@@ -106,15 +108,27 @@ export class ThreadTransport extends PeerTransport {
     const ch = this.outgoing[peer]!;
     const inPlaceId = this.inPlaceId(peer, bytes);
     if (inPlaceId !== undefined) {
-      const seq = await this.claimSlot(ch, peer, deadline);
-      writeMeta(ch, seq % ch.slots, {
-        kind: SlotKind.InPlace, tag, messageLength: bytes.byteLength, chunkLength: bytes.byteLength, bufferId: inPlaceId, byteOffset: bytes.byteOffset,
-      });
-      this.publish(ch, seq);
-      // The receiver reads our memory; we may not touch it until it has moved past the slot.
+      const piece = IN_PLACE_PIECE_BYTES;
+      let offset = 0;
+      let last = 0;
+      do {
+        const n = Math.min(piece, bytes.byteLength - offset);
+        last = await this.claimSlot(ch, peer, deadline);
+        writeMeta(ch, last % ch.slots, {
+          kind: offset === 0 ? SlotKind.InPlace : SlotKind.InPlaceNext,
+          tag,
+          messageLength: bytes.byteLength,
+          chunkLength: n,
+          bufferId: inPlaceId,
+          byteOffset: bytes.byteOffset + offset,
+        });
+        this.publish(ch, last);
+        offset += n;
+      } while (offset < bytes.byteLength);
+      // The receiver reads our memory; we may not touch it until it has moved past the last piece.
       for (;;) {
         const tail = Atomics.load(ch.ctrl, TAIL);
-        if (((tail - seq - 1) | 0) >= 0) return;
+        if (((tail - last - 1) | 0) >= 0) return;
         await this.waitOn(ch, TAIL, tail, peer, deadline);
       }
     }
@@ -227,11 +241,19 @@ export class ThreadTransport extends PeerTransport {
         }
         const slot = tail % ch.slots;
         const m = readMeta(ch, slot);
-        if (m.kind === SlotKind.InPlace) {
+        if (m.kind === SlotKind.InPlace || m.kind === SlotKind.InPlaceNext) {
           const shared = await this.sharedBufferOf(peer, m.bufferId);
-          const inbound = mailbox.begin(m.tag, m.messageLength);
-          if (m.messageLength > 0) inbound.write(new Uint8Array(shared, m.byteOffset, m.messageLength));
-          inbound.end();
+          if (m.kind === SlotKind.InPlace) {
+            current = mailbox.begin(m.tag, m.messageLength);
+            remaining = m.messageLength;
+          }
+          if (!current) throw new DistError(`thread channel from rank ${peer}: an in-place piece arrived without a message start`);
+          if (m.chunkLength > 0) current.write(new Uint8Array(shared, m.byteOffset, m.chunkLength));
+          remaining -= m.chunkLength;
+          if (remaining <= 0) {
+            current.end();
+            current = undefined;
+          }
         } else {
           if (m.kind === SlotKind.First) {
             current = mailbox.begin(m.tag, m.messageLength);
