@@ -201,6 +201,10 @@ const ops: Record<string, Op> = {
   emptyAxisReductions: (x) => [x.mean(1), x.var(1), x.logsumexp(1), x.cumsum(1), x.sum(1), x.prod(1), x.argmax(0), x.max(0)],
   transposeVectorErrors: (x) => x.transpose(0, 1),
   mTVectorErrors: (x) => x.mT,
+  halfArith: (x, y) => [x.add(y), x.mul(y), x.div(y), x.sub(y), x.mul(2.5), x.add(1)],
+  halfReduce: (x) => [x.sum(), x.mean(), x.sum(0), x.max(1)],
+  halfUnary: (x) => [x.exp(), x.tanh(), x.abs().sqrt(), x.sigmoid()],
+  halfPromote: (x, y) => [x.add(y), x.add(0.5)],
 };
 
 /** The randomized sweep: "fuzz:<op>:<json args>#<n>" names the op and its arguments. */
@@ -219,8 +223,12 @@ function fuzzOp(key: string): Op | undefined {
   return table[m[1]!];
 }
 
-/** float32 cases use the normalised tolerance; float64 and exact cases 1e-10. */
+/** float32 cases use the normalised tolerance; float64 and exact cases 1e-10; half formats one ulp. */
 function tolerance(name: string): { rtol: number; atol: number } {
+  // Half formats: one unit in the last place (PyTorch may round a float32 intermediate where we
+  // round the exact value, so a tie can land one ulp apart).
+  if (name.endsWith('@float16')) return { rtol: 2 ** -10, atol: 2 ** -14 };
+  if (name.endsWith('@bfloat16')) return { rtol: 2 ** -7, atol: 2 ** -14 };
   return name.endsWith('@float32') ? { rtol: 1e-4, atol: 1e-5 } : { rtol: 1e-10, atol: 1e-10 };
 }
 
