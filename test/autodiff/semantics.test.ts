@@ -52,6 +52,13 @@ forEachBackend('autodiff semantics', () => {
     assert.equal(g!.requiresGrad, true);
     g!.sum().backward();
     assertClose(x.grad!, [3, 12], {}, '6x');
+    // backward({ createGraph }) leaves a differentiable .grad; differentiating it accumulates into
+    // .grad again, exactly as PyTorch does (3x² + 6x).
+    const w = vec([1, 2], true);
+    w.pow(3).sum().backward(undefined, { createGraph: true });
+    assert.equal(w.grad!.requiresGrad, true);
+    w.grad!.sum().backward();
+    assertClose(w.grad!, [9, 24]);
     // Third order through the same mechanism.
     const z = vec([1.5], true);
     const d1 = t.gradientsOf(z.sin(), [z], undefined, { createGraph: true })[0]!;
