@@ -22,6 +22,7 @@ import { WasmReduce } from './reduce.js';
 import { isJsUnaryOp, mapUnaryRow, type JsUnaryOp } from './unary-js.js';
 import { copyStrided, contiguousStridesOf } from './copy.js';
 import { nodeRuntime, defaultThreadCount, nodeWorkerSpawner } from './node-workers.js';
+import { nodeGarbageCollector } from './node-gc.js';
 
 /** What a wasm storage's `handle` holds. */
 export interface WasmBuffer {
@@ -414,10 +415,19 @@ export function createWasmBackend(options: WasmBackendOptions = {}): WasmBackend
 
 /**
  * The registered 'wasm' backend. In Node it has TESSERA_THREADS threads, else one per CPU (the
- * workers start with the first kernel large enough to share); elsewhere one thread until a
- * WorkerSpawner is given through setThreads.
+ * workers start with the first kernel large enough to share), and runs a garbage collection
+ * each time the heap fills by another step (see WasmHeapOptions.onPressure); elsewhere one
+ * thread until a WorkerSpawner is given through setThreads.
  */
-export const wasmBackend: WasmBackend = createWasmBackend(
-  nodeRuntime() === undefined ? {} : { threads: defaultThreadCount(), spawner: nodeWorkerSpawner },
-);
+export const wasmBackend: WasmBackend = createWasmBackend(nodeRuntime() === undefined ? {} : nodeDefaults());
+
+function nodeDefaults(): WasmBackendOptions {
+  const gc = nodeGarbageCollector();
+  return {
+    threads: defaultThreadCount(),
+    spawner: nodeWorkerSpawner,
+    // Collect when the heap fills, so tensors dropped without dispose() return their blocks.
+    ...(gc === undefined ? {} : { heap: { onPressure: () => gc() } }),
+  };
+}
 registerBackend(wasmBackend);

@@ -24,6 +24,15 @@ export interface WasmHeapOptions {
    * exists (Node, cross-origin-isolated pages), else false (single-threaded fallback).
    */
   shared?: boolean;
+  /**
+   * Called (synchronously, from alloc) each time the bytes in use pass a threshold that moves up
+   * by `pressureStepBytes` plus half the bytes in use. JavaScript's garbage collector does not see
+   * this memory, so tensors dropped without dispose() would otherwise wait for a collection that
+   * the small JS heap never asks for; the embedder can trigger one here (node-gc.ts).
+   */
+  onPressure?: (stats: WasmHeapStats) => void;
+  /** Default 64 MiB. */
+  pressureStepBytes?: number;
 }
 
 export interface WasmHeapStats {
@@ -85,6 +94,9 @@ export class WasmHeap {
   private inUse = 0;
   private peak = 0;
   private cachedBuffer: ArrayBufferLike | undefined;
+  private readonly onPressure: ((stats: WasmHeapStats) => void) | undefined;
+  private readonly pressureStep: number;
+  private nextPressure: number;
   private views: { u8: Uint8Array; i32: Int32Array; f32: Float32Array; f64: Float64Array } | undefined;
 
   constructor(options: WasmHeapOptions = {}) {
@@ -105,6 +117,9 @@ export class WasmHeap {
     }
     this.shared = shared;
     this.maxPages = maxPages;
+    this.onPressure = options.onPressure;
+    this.pressureStep = options.pressureStepBytes ?? 64 * 2 ** 20;
+    this.nextPressure = this.pressureStep;
     this.memory = shared
       ? new WebAssembly.Memory({ initial: initialPages, maximum: maxPages, shared: true })
       : new WebAssembly.Memory({ initial: initialPages, maximum: maxPages });
@@ -143,6 +158,10 @@ export class WasmHeap {
     this.live.set(ptr, size);
     this.inUse += size;
     if (this.inUse > this.peak) this.peak = this.inUse;
+    if (this.inUse >= this.nextPressure && this.onPressure !== undefined) {
+      this.nextPressure = this.inUse + this.pressureStep + this.inUse / 2;
+      this.onPressure(this.stats());
+    }
     return ptr;
   }
 
@@ -154,6 +173,8 @@ export class WasmHeap {
     }
     this.live.delete(ptr);
     this.inUse -= size;
+    // After a collection frees memory, the next alert comes one step above what remains.
+    this.nextPressure = Math.min(this.nextPressure, this.inUse + this.pressureStep + this.inUse / 2);
     let start = ptr;
     let end = ptr + size;
     // Coalesce with a free neighbour on either side.

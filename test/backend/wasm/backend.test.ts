@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as t from '../../../src/index.js';
-import { wasmBackend } from '../../../src/backend/wasm/backend.js';
+import { wasmBackend, WasmBackend } from '../../../src/backend/wasm/backend.js';
+import { nodeGarbageCollector } from '../../../src/backend/wasm/node-gc.js';
 import { enableWasmThreads } from '../../../src/backend/wasm/node.js';
 
 // The wasm backend must agree with the cpu reference: bit for bit where its SIMD instruction is
@@ -226,4 +227,20 @@ test('with two threads the results are unchanged', () => {
   } finally {
     wasmBackend.stopThreads();
   }
+});
+
+test('tensors dropped without dispose() come back to the heap: pressure alerts run a collection', async () => {
+  const gc = nodeGarbageCollector();
+  assert.ok(gc !== undefined, 'Node offers a collector');
+  const backend = new WasmBackend({ name: 'wasm-gc-test', heap: { initialBytes: 2 ** 20, onPressure: () => gc!(), pressureStepBytes: 2 ** 20 } });
+  t.registerBackend(backend);
+  const x = t.rand([256, 256], { backend: 'wasm-gc-test' }); // 256 KiB
+  for (let i = 0; i < 200; i++) {
+    t.add(t.mul(x, 2), 1); // two 256 KiB results, dropped
+    if (i % 10 === 9) await new Promise((r) => setImmediate(r)); // finalizers run between tasks
+  }
+  await new Promise((r) => setImmediate(r));
+  // Without collections this would hold 100 MiB.
+  const inUse = backend.heap.stats().bytesInUse;
+  assert.ok(inUse < 16 * 2 ** 20, `${(inUse / 2 ** 20).toFixed(1)} MiB still in use`);
 });

@@ -112,3 +112,15 @@ test('shared and unshared memories', () => {
   assert.ok(!(plain.memory.buffer instanceof SharedArrayBuffer));
   assert.equal(new WasmHeap({ initialBytes: WASM_PAGE_BYTES, maximumBytes: 2 ** 20 }).shared, true);
 });
+
+test('pressure alerts fire as the bytes in use pass rising thresholds, and re-arm after frees', () => {
+  const alerts: number[] = [];
+  const heap = new WasmHeap({ initialBytes: WASM_PAGE_BYTES, onPressure: (s) => alerts.push(s.bytesInUse), pressureStepBytes: 1 << 20 });
+  const blocks: number[] = [];
+  for (let i = 0; i < 16; i++) blocks.push(heap.alloc(256 * 1024)); // 4 MiB in all
+  // Thresholds: 1 MiB; then in use + step + half of in use = 2.5 MiB; then 4.75 MiB (not reached).
+  assert.deepEqual(alerts, [1 << 20, 2.5 * (1 << 20)]);
+  for (const b of blocks) heap.free(b);
+  heap.alloc(1 << 20);
+  assert.equal(alerts.length, 3, 'after the memory came back, the next step alerts again');
+});
