@@ -9,6 +9,8 @@
 
 export const HEAD = 0;
 export const TAIL = 1;
+/** How many threads sleep on HEAD / TAIL: a writer calls Atomics.notify only when some do. */
+const WAITERS_OFFSET = 2;
 const CTRL_BYTES = 64;
 const META_FIELDS = 6;
 
@@ -89,11 +91,27 @@ type WaitAsyncResult = { async: false; value: 'not-equal' | 'timed-out' } | { as
 // Atomics.waitAsync exists in Node ≥ 16 but is not in the es2023 type library.
 const waitAsyncFn = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number, t?: number): WaitAsyncResult }).waitAsync;
 
-/** Resolves when ctrl[index] may differ from `value`, or after `timeoutMs` (false = timed out). */
+/**
+ * Resolves when ctrl[index] may differ from `value`, or after `timeoutMs` (false = timed out).
+ * The sleeper registers itself first, so that a writer that sees no sleepers may skip the
+ * notify: with sequentially consistent atomics either the writer sees the registration, or the
+ * sleeper's wait sees the new value and returns at once.
+ */
 export async function waitForChange(ctrl: Int32Array, index: number, value: number, timeoutMs: number): Promise<boolean> {
-  const r = waitAsyncFn(ctrl, index, value, timeoutMs);
-  const outcome = r.async ? await r.value : r.value;
-  return outcome !== 'timed-out';
+  Atomics.add(ctrl, index + WAITERS_OFFSET, 1);
+  try {
+    const r = waitAsyncFn(ctrl, index, value, timeoutMs);
+    const outcome = r.async ? await r.value : r.value;
+    return outcome !== 'timed-out';
+  } finally {
+    Atomics.sub(ctrl, index + WAITERS_OFFSET, 1);
+  }
+}
+
+/** Stores a new counter value and wakes its sleepers, if any. */
+export function storeAndWake(ctrl: Int32Array, index: number, value: number): void {
+  Atomics.store(ctrl, index, value);
+  if (Atomics.load(ctrl, index + WAITERS_OFFSET) > 0) Atomics.notify(ctrl, index);
 }
 
 /** Shared by all ranks: per-rank state, plus the first rank that was lost (+1; 0 = none). */

@@ -11,7 +11,7 @@ import type { Inbound } from '../mailbox.js';
 import { PeerTransport } from '../peer-transport.js';
 import type { ChannelView } from './channel.js';
 import {
-  firstLostRank, HEAD, RANK_CLOSED, RANK_DEAD, readMeta, SlotKind, slotData, TAIL, viewChannel, waitForChange, wakeAll, writeMeta,
+  firstLostRank, HEAD, RANK_CLOSED, RANK_DEAD, readMeta, SlotKind, slotData, storeAndWake, TAIL, viewChannel, waitForChange, wakeAll, writeMeta,
 } from './channel.js';
 import type { ThreadWorld } from './world.js';
 import { OPEN_TRANSPORTS } from './world.js';
@@ -158,8 +158,7 @@ export class ThreadTransport extends PeerTransport {
   }
 
   private publish(ch: ChannelView, seq: number): void {
-    Atomics.store(ch.ctrl, HEAD, (seq + 1) | 0);
-    Atomics.notify(ch.ctrl, HEAD);
+    storeAndWake(ch.ctrl, HEAD, (seq + 1) | 0);
   }
 
   /** Waits until ctrl[index] differs from `value`; fails if the peer is gone or the deadline passes. */
@@ -267,8 +266,7 @@ export class ThreadTransport extends PeerTransport {
             current = undefined;
           }
         }
-        Atomics.store(ch.ctrl, TAIL, (tail + 1) | 0);
-        Atomics.notify(ch.ctrl, TAIL);
+        storeAndWake(ch.ctrl, TAIL, (tail + 1) | 0);
       }
     } catch (err) {
       this.fail(err instanceof Error ? err : new DistError(String(err)));
