@@ -6,6 +6,7 @@ import type { Dataset } from '../../data/dataset.js';
 import type { ImageSet } from '../../data/datasets.js';
 import { mixSeed, SeededRandom } from '../../data/random.js';
 import { fromValues } from '../../ops/creation.js';
+import { reshape } from '../../ops/shape.js';
 
 export class ShiftedImages implements Dataset<Tensor[], Tensor[]> {
   readonly length: number;
@@ -24,8 +25,9 @@ export class ShiftedImages implements Dataset<Tensor[], Tensor[]> {
     this.length = set.count;
   }
 
+  /** One record: [image without the batch dimension, scalar label]. */
   get(index: number): Tensor[] {
-    return this.getBatch(Int32Array.of(index));
+    return this.getBatch(Int32Array.of(index)).map((t) => reshape(t, t.shape.slice(1)));
   }
 
   getBatch(indices: Int32Array): Tensor[] {

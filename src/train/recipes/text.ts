@@ -34,8 +34,9 @@ export class TextWindows implements Dataset<Tensor[], Tensor[]> {
     if (ids.length < seqLen + 2) throw new Error(`TextWindows: the text has ${ids.length} characters, fewer than a window of ${seqLen + 1}.`);
   }
 
+  /** One record: [input ids [seqLen], next ids [seqLen]]. */
   get(index: number): Tensor[] {
-    return this.getBatch(Int32Array.of(index));
+    return this.getBatch(Int32Array.of(index)).map((t) => reshape(t, t.shape.slice(1)));
   }
 
   getBatch(indices: Int32Array): Tensor[] {
