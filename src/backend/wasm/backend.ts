@@ -346,10 +346,36 @@ export class WasmBackend implements Backend {
   private matmulKernel(inputs: readonly KernelInput[], out: OutputInfo): Storage | undefined {
     const [a, b] = inputs as [KernelInput, KernelInput];
     if (a.dtype !== 'float32' || b.dtype !== 'float32') return undefined;
+    return this.runMatmul(a, b, sizeOf(out.shape), undefined, false);
+  }
+
+  /**
+   * float32 (..., m, k) @ (..., k, n) + bias[n], then ReLU when asked, in one pass over C (the
+   * epilogue runs as each tile is stored): the fused kernel for the compiler's matmul + bias (+
+   * ReLU) pattern. Operands may be strided views (transposes, broadcast batches); batch
+   * dimensions must be equal. Returns a new contiguous storage of shape (..., m, n).
+   */
+  matmulBiasRelu(a: KernelInput, b: KernelInput, bias: KernelInput | undefined, relu: boolean): Storage {
+    const r = a.shape.length;
+    const bad = (why: string) => new Error(`matmulBiasRelu: ${why} (a ${a.dtype}[${a.shape}], b ${b.dtype}[${b.shape}]`
+      + `${bias ? `, bias ${bias.dtype}[${bias.shape}]` : ''})`);
+    if (a.dtype !== 'float32' || b.dtype !== 'float32' || (bias !== undefined && bias.dtype !== 'float32')) throw bad('operands must be float32');
+    if (r < 2 || b.shape.length !== r) throw bad('a and b need the same rank ≥ 2');
+    if (a.shape[r - 1] !== b.shape[r - 2]) throw bad(`inner sizes differ (${a.shape[r - 1]} vs ${b.shape[r - 2]})`);
+    if (a.shape.slice(0, -2).some((d, i) => d !== b.shape[i])) throw bad('batch dimensions differ; expand them first');
+    const n = b.shape[r - 1]!;
+    if (bias !== undefined && (bias.shape.length !== 1 || bias.shape[0] !== n || bias.strides[0] !== 1)) {
+      throw bad(`bias must be a contiguous vector of ${n} values`);
+    }
+    const size = sizeOf(a.shape.slice(0, -1)) * n;
+    return this.runMatmul(a, b, size, bias, relu);
+  }
+
+  private runMatmul(a: KernelInput, b: KernelInput, size: number, bias: KernelInput | undefined, relu: boolean): Storage {
     const r = a.shape.length;
     const m = a.shape[r - 2]!, k = a.shape[r - 1]!, n = b.shape[r - 1]!;
-    const c = this.allocUninitialized('float32', sizeOf(out.shape));
-    if (m === 0 || n === 0 || sizeOf(out.shape) === 0) return c;
+    const c = this.allocUninitialized('float32', size);
+    if (m === 0 || n === 0 || size === 0) return c;
     const batchShape = a.shape.slice(0, -2);
     const cBatchStrides: number[] = [];
     for (let d = batchShape.length - 1, s = m * n; d >= 0; d--) {
@@ -359,12 +385,14 @@ export class WasmBackend implements Backend {
     // Batch dimensions that walk like one are merged; the rest are looped over here.
     const plan = planRows(batchShape, [a.strides.slice(0, -2), b.strides.slice(0, -2), cBatchStrides]);
     const aPtr = this.addressOf(a.storage), bPtr = this.addressOf(b.storage), cPtr = this.addressOf(c);
+    const biasPtr = bias === undefined ? undefined : this.addressOf(bias.storage) + 4 * bias.offset;
     forEachRow(plan, [a.offset, b.offset, 0], ([ao, bo, co]) => {
       this.matmul.run({
         m, n, k, batch: plan.rowLength,
         a: { ptr: aPtr + 4 * ao!, rowStride: a.strides[r - 2]!, colStride: a.strides[r - 1]!, batchStride: plan.innerStrides[0]! },
         b: { ptr: bPtr + 4 * bo!, rowStride: b.strides[r - 2]!, colStride: b.strides[r - 1]!, batchStride: plan.innerStrides[1]! },
         c: { ptr: cPtr + 4 * co!, rowStride: n, colStride: 1, batchStride: plan.innerStrides[2]! },
+        bias: biasPtr, relu,
       });
     });
     return c;

@@ -78,6 +78,19 @@ test('float32 matmul through the SGEMM matches the cpu reference: shapes, transp
   assertClose(t.matmul(t.permute(pw, [1, 0, 3, 2]), bw), t.matmul(t.permute(pc, [1, 0, 3, 2]), bc), 11, 'permuted batch dims');
 });
 
+test('the fused matmul + bias + ReLU kernel equals the three ops', () => {
+  const [xc, xw] = pair([3, 17, 40]);
+  const [wc, ww] = pair([24, 40]);
+  const [bc, bw] = pair([24]);
+  const fused = wasmBackend.matmulBiasRelu(xw, t.expand(t.transpose(ww), [3, 40, 24]), bw, true);
+  const result = t.Tensor.fromStorage(fused, [3, 17, 24], 'float32');
+  assertClose(result, t.relu(t.add(t.matmul(xc, t.transpose(wc)), bc)), 40, 'fused');
+  const plain = t.Tensor.fromStorage(wasmBackend.matmulBiasRelu(xw, t.expand(t.transpose(ww), [3, 40, 24]), undefined, false), [3, 17, 24], 'float32');
+  assertClose(plain, t.matmul(xc, t.transpose(wc)), 40, 'no epilogue');
+  assert.throws(() => wasmBackend.matmulBiasRelu(xw, ww, bw, true), /same rank/);
+  assert.throws(() => wasmBackend.matmulBiasRelu(xw, t.expand(t.transpose(ww), [3, 40, 24]), t.flip(bw, [0]).reshape([2, 12]), true), /bias must be a contiguous vector of 24/);
+});
+
 test('float64 matmul falls back to the reference kernel on heap views (exact)', () => {
   const [ac, aw] = pair([5, 7], 'float64');
   const [bc, bw] = pair([7, 3], 'float64');
