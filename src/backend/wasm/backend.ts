@@ -34,7 +34,7 @@ export interface WasmBuffer {
 
 export interface WasmBackendOptions {
   heap?: WasmHeapOptions;
-  /** Threads including the calling one (default 1 here; node.ts defaults to the CPU count). */
+  /** Threads including the calling one (default 1; the registered backend uses TESSERA_THREADS or the CPU count in Node). */
   threads?: number;
   spawner?: WorkerSpawner;
   matmulConfig?: MatmulConfig;
@@ -44,9 +44,16 @@ export interface WasmBackendOptions {
 
 type ArrayConstructorOf = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): TypedArray; BYTES_PER_ELEMENT: number };
 
+const arrayClasses = new Map<DType, ArrayConstructorOf>();
+
 /** Elements of each dtype are stored like the cpu backend stores them (float16/bfloat16 as f32). */
 function arrayClass(dtype: DType): ArrayConstructorOf {
-  return allocStorage(dtype, 0).constructor as unknown as ArrayConstructorOf;
+  let cls = arrayClasses.get(dtype);
+  if (cls === undefined) {
+    cls = allocStorage(dtype, 0).constructor as unknown as ArrayConstructorOf;
+    arrayClasses.set(dtype, cls);
+  }
+  return cls;
 }
 
 export class WasmBackend implements Backend {
@@ -223,11 +230,7 @@ export class WasmBackend implements Backend {
     if (x.dtype !== 'float32' || out.dtype !== 'float32') return undefined;
     const n = sizeOf(out.shape);
     const storage = this.allocUninitialized('float32', n);
-    const outStrides: number[] = [];
-    for (let d = out.shape.length - 1, s = 1; d >= 0; d--) {
-      outStrides[d] = s;
-      s *= out.shape[d]!;
-    }
+    const outStrides = contiguousStridesOf(out.shape);
     const plan = planRows(out.shape, [outStrides, x.strides]);
     // Views after the allocation: growth would detach views of an unshared memory.
     const src = this.readAll(x.storage) as Float32Array;
@@ -408,11 +411,7 @@ export class WasmBackend implements Backend {
       return undefined;
     }
     const n = sizeOf(out.shape);
-    const outStrides: number[] = [];
-    for (let d = out.shape.length - 1, s = 1; d >= 0; d--) {
-      outStrides[d] = s;
-      s *= out.shape[d]!;
-    }
+    const outStrides = contiguousStridesOf(out.shape);
     const plan = planRows(out.shape, [outStrides, ...inputs.map((t) => t.strides)]);
     const storage = this.allocUninitialized(out.dtype, n);
     if (n === 0) return storage;
