@@ -53,6 +53,8 @@ export class Mailbox {
   private unexpectedBytes = 0;
   /** Set when the peer left: receives that no buffered message can satisfy fail with it. */
   private closedWith: Error | undefined;
+  /** Receives whose message is arriving right now (no longer queued, not yet complete). */
+  private readonly streaming = new Set<PostedRecv>();
 
   constructor(
     private readonly peer: number,
@@ -91,11 +93,10 @@ export class Mailbox {
         recv.timer = undefined;
         const err = new DistTimeoutError(this.peer, deadline.operation, deadline.timeoutMs);
         this.remove(tag, recv);
+        this.streaming.delete(recv);
         reject(err);
         this.onTimeout(err);
       }, ms);
-      // The operation itself keeps the process alive; its deadline should not.
-      recv.timer.unref?.();
     });
   }
 
@@ -142,11 +143,14 @@ export class Mailbox {
     this.closedWith = err;
     for (const q of this.posted.values()) for (const r of q) this.settle(r, err);
     this.posted.clear();
+    for (const r of [...this.streaming]) this.settle(r, err);
   }
 
   failAll(err: Error): void {
     for (const q of this.posted.values()) for (const r of q) this.settle(r, err);
     this.posted.clear();
+    // A message cut off half-way must fail its receive too, or that receive would wait forever.
+    for (const r of [...this.streaming]) this.settle(r, err);
     for (const q of this.unexpected.values()) for (const u of q) if (u.attached) this.settle(u.attached, err);
     this.unexpected.clear();
     this.unexpectedBytes = 0;
@@ -159,6 +163,7 @@ export class Mailbox {
   }
 
   private streamInto(recv: PostedRecv): Inbound {
+    this.streaming.add(recv);
     return {
       write: (chunk) => {
         recv.sink(chunk, recv.received);
@@ -169,6 +174,7 @@ export class Mailbox {
   }
 
   private settle(recv: PostedRecv, err: Error | undefined): void {
+    this.streaming.delete(recv);
     if (recv.timer !== undefined) clearTimeout(recv.timer);
     recv.timer = undefined;
     if (err) recv.reject(err);

@@ -3,7 +3,7 @@
 // for a death, so detected before the timeout, not by it), later operations must fail too, and
 // nothing may hang.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
@@ -70,8 +70,8 @@ interface TcpRank {
   exited: Promise<number | null>;
 }
 
-function startTcpRanks(n: number, env: Record<string, string>): Promise<TcpRank[]> {
-  return freePort().then((port) => {
+function startTcpRanks(n: number, env: Record<string, string>, masterPort?: number): Promise<TcpRank[]> {
+  return (masterPort ? Promise.resolve(masterPort) : freePort()).then((port) => {
     const secret = randomBytes(16).toString('hex');
     return Array.from({ length: n }, (_, rank) => {
       const child = spawn(process.execPath, ['--import', 'tsx', tcpScript], {
@@ -144,5 +144,61 @@ test('tcp: a hung (stopped) process makes the others time out naming it', { time
       r.child.kill('SIGCONT');
       r.child.kill('SIGKILL');
     }
+  }
+});
+
+/** `ss -K` closes a socket from the kernel side, like a middlebox resetting the connection. */
+function whyNoSocketKill(): string | undefined {
+  const r = spawnSync('ss', ['-K', 'dst', '127.0.0.1', 'dport', '=', '1'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) return `cannot close sockets with ss -K here (${r.error?.message ?? r.stderr.trim()}); needs iproute2's ss and CAP_NET_ADMIN`;
+  return undefined;
+}
+
+/** [local port, peer port] of established TCP connections owned by `pid`. */
+function connectionsOf(pid: number): { local: number; peer: number }[] {
+  const r = spawnSync('ss', ['-tnpH', 'state', 'established'], { encoding: 'utf8' });
+  const out: { local: number; peer: number }[] = [];
+  for (const line of r.stdout.split('\n')) {
+    if (!line.includes(`pid=${pid},`)) continue;
+    const m = /127\.0\.0\.1:(\d+)\s+127\.0\.0\.1:(\d+)/.exec(line);
+    if (m) out.push({ local: Number(m[1]), peer: Number(m[2]) });
+  }
+  return out;
+}
+
+function listeningPortsOf(pid: number): number[] {
+  const r = spawnSync('ss', ['-ltnpH'], { encoding: 'utf8' });
+  return r.stdout
+    .split('\n')
+    .filter((l) => l.includes(`pid=${pid},`))
+    .map((l) => Number(/127\.0\.0\.1:(\d+)/.exec(l)?.[1]))
+    .filter((p) => p > 0);
+}
+
+test('tcp: cutting the connection between two ranks mid all-reduce fails every rank, nothing hangs', { skip: whyNoSocketKill(), timeout: 120_000 }, async () => {
+  const masterPort = await freePort();
+  const ranks = await startTcpRanks(3, { FAULT_MODE: 'loop', FAULT_TIMEOUT_MS: '60000' }, masterPort);
+  try {
+    await Promise.all(ranks.map((r) => r.waitFor(/^ITER 3$/)));
+    // Rank 1 connected to rank 0's data port (the one of rank 0's ports that is not the store's).
+    const dataPort = listeningPortsOf(ranks[0]!.child.pid!).find((p) => p !== masterPort);
+    assert.ok(dataPort, 'could not find the data port of rank 0');
+    const link = connectionsOf(ranks[1]!.child.pid!).find((c) => c.peer === dataPort);
+    assert.ok(link, 'could not find the connection from rank 1 to rank 0');
+    const cut = spawnSync('ss', ['-K', 'src', '127.0.0.1', 'sport', '=', String(link.local), 'dst', '127.0.0.1', 'dport', '=', String(dataPort)], { encoding: 'utf8' });
+    assert.equal(cut.status, 0, cut.stderr);
+    const codes = await Promise.all(ranks.map((r) => r.exited));
+    assert.deepEqual(codes, [0, 0, 0]);
+    const f0 = failureOf(ranks[0]!);
+    const f1 = failureOf(ranks[1]!);
+    const f2 = failureOf(ranks[2]!);
+    // Every rank fails at once (no timeout) naming an end of the cut link; which end a rank
+    // names depends on whether it noticed the reset itself or heard of it from another rank.
+    for (const f of [f0, f1, f2]) {
+      assert.equal(f.name, 'PeerLostError', f.message);
+      assert.ok(f.lostRank === 0 || f.lostRank === 1, f.message);
+    }
+  } finally {
+    for (const r of ranks) r.child.kill('SIGKILL');
   }
 });

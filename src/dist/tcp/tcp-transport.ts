@@ -76,7 +76,8 @@ export class TcpTransport extends PeerTransport {
         },
         abort: (lostRank) => {
           saidBye = true;
-          this.fail(new PeerLostError(lostRank, lostRank === peer ? 'its operation failed' : `rank ${peer} lost it`));
+          const reason = lostRank === peer ? 'its operation failed' : lostRank === this.rank ? `rank ${peer} lost contact with this rank` : `rank ${peer} lost it`;
+          this.fail(new PeerLostError(lostRank, reason));
         },
       },
       this.maxMessageBytes,
@@ -109,7 +110,6 @@ export class TcpTransport extends PeerTransport {
         this.fail(err);
         reject(err);
       }, remainingMs(deadline));
-      timer.unref();
       socket.cork();
       socket.write(encodeDataHeader(KIND_DATA, tag, bytes.byteLength));
       // The callback runs once the bytes are handed to the kernel; until then Node reads from `bytes`.
