@@ -1,4 +1,4 @@
-// Executes the ```ts examples of docs/tensors.md and docs/autodiff.md: each block must run, and
+// Executes the ```ts examples of docs/tensors.md, docs/autodiff.md and README.md: each block must run, and
 // every `// => value` and `// throws: message` annotation must hold (see test/helpers/doc-examples.ts).
 import { describe, it, after } from 'node:test';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,7 +18,7 @@ for (const page of pages) {
     it('has examples', () => assert.ok(blocks.length >= 3, `${page} should show its model with examples`));
     blocks.forEach((block, i) => {
       it(`example ${i + 1} (line ${block.line})`, async () => {
-        const file = join(dir, `${page.replace(/\W/g, '_')}_${i}.ts`);
+        const file = join(dir, `${page.replace(/\W/g, '_')}_${i}.mts`);
         writeFileSync(file, toModule(block, page));
         await import(pathToFileURL(file).href);
       });
