@@ -2,7 +2,7 @@
 // Measures every collective x algorithm x message size on both transports: time, algorithm
 // bandwidth and bus bandwidth (nccl-tests conventions: algbw = S/t, busbw = algbw x factor),
 // next to this machine's memory-copy bandwidth (the physical limit on one host), with α and β
-// fitted from a ping-pong sweep. Writes bench/results/comm.json and comm.md.
+// fitted from a ping-pong sweep. Writes bench/results/comm.json and comm.md (or comm-NAME.* with --name NAME).
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -109,9 +109,10 @@ async function main(): Promise<void> {
   };
   const outDir = fileURLToPath(new URL('../results/', import.meta.url));
   mkdirSync(outDir, { recursive: true });
-  writeFileSync(join(outDir, 'comm.json'), `${JSON.stringify(result, null, 1)}\n`);
-  writeFileSync(join(outDir, 'comm.md'), markdown(result, runs));
-  console.log(`wrote ${join(outDir, 'comm.json')} and comm.md`);
+  const name = arg('--name') ? `comm-${arg('--name')}` : 'comm';
+  writeFileSync(join(outDir, `${name}.json`), `${JSON.stringify(result, null, 1)}\n`);
+  writeFileSync(join(outDir, `${name}.md`), markdown(result, runs));
+  console.log(`wrote ${join(outDir, `${name}.json`)} and ${name}.md`);
 }
 
 function targets(rows: Row[], memcpy: number): string[] {
