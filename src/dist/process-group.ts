@@ -33,6 +33,7 @@ export interface World {
 
 export class ProcessGroup {
   private sequence = 0;
+  private destroyed = false;
   private readonly pool: ScratchPool;
 
   constructor(
@@ -201,6 +202,7 @@ export class ProcessGroup {
    * fail, peers see a clean departure (not a fault). Sub-groups just stop accepting calls.
    */
   async destroy(): Promise<void> {
+    this.destroyed = true;
     if (this.groupId !== 0) return;
     if (this.world.closed) return;
     this.world.closed = true;
@@ -243,6 +245,9 @@ export class ProcessGroup {
   }
 
   private checkOpen(what: string): void {
+    if (this.destroyed && !this.world.closed) {
+      throw new GroupClosedError(`${what}: this sub-group was destroyed; make a new one with newGroup on its parent`);
+    }
     if (this.world.closed) throw new GroupClosedError(`${what}: the process group was destroyed; create a new one with initProcessGroup`);
     const failure = this.world.transport.failure;
     if (failure) throw failure;

@@ -54,3 +54,10 @@ test('thread: row and column groups of a 2x2 mesh and the world group with calls
   const problems = await runThreadRanks<unknown, string[]>({ worldSize: 4, module: ranksModule, exportName: 'meshConcurrency' });
   assert.deepEqual(problems.flat(), []);
 });
+
+test('thread: calls on destroyed groups fail with advice', { timeout: 60_000 }, async () => {
+  const messages = (await runThreadRanks<unknown, string[]>({ worldSize: 2, module: ranksModule, exportName: 'afterDestroy' })).flat();
+  assert.equal(messages.length, 4);
+  assert.equal(messages.filter((m) => /barrier: this sub-group was destroyed; make a new one with newGroup/.test(m)).length, 2);
+  assert.equal(messages.filter((m) => /allReduce: the process group was destroyed; create a new one with initProcessGroup/.test(m)).length, 2);
+});
