@@ -109,3 +109,11 @@ test('tcp without a secret is refused with advice', async () => {
     /needs a shared secret .*TESSERA_SECRET/,
   );
 });
+
+test('a rank whose peers never come fails within its timeout and leaves nothing listening', async () => {
+  const port = await freePort();
+  const opts = { transport: 'tcp' as const, rank: 0, worldSize: 2, masterAddr: '127.0.0.1', masterPort: port, secret: 's', timeoutMs: 400, log: () => {} };
+  await assert.rejects(initProcessGroup(opts), /rank 0 never heard from rank\(s\) 1 within 400 ms/);
+  // The store's port was released: a second attempt fails the same way, not with EADDRINUSE.
+  await assert.rejects(initProcessGroup(opts), /never heard from rank\(s\) 1/);
+});

@@ -161,51 +161,90 @@ export class TcpTransport extends PeerTransport {
 
 export async function connectTcpTransport(o: TcpOptions): Promise<TcpTransport> {
   const storeServer = o.rank === 0 ? await StoreServer.listen(o.masterAddr, o.masterPort, o.secret, o.log) : undefined;
-  const store = await StoreClient.connect(o.masterAddr, o.masterPort, o.secret, o.timeoutMs);
-  const bindAddr = chooseBindAddress(o, store);
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => reject(new Error(`tcp transport: cannot listen on ${bindAddr} (${err.code ?? err.message}); set TESSERA_BIND_ADDR to an address of this host`)));
-    server.listen(0, bindAddr, () => resolve());
-  });
-  const port = (server.address() as net.AddressInfo).port;
-  const transport = new TcpTransport(o.rank, o.worldSize, server, store, storeServer, o.maxMessageBytes ?? 2 ** 34);
+  let store: StoreClient | undefined;
+  let server: net.Server | undefined;
+  let transport: TcpTransport | undefined;
+  try {
+    store = await StoreClient.connect(o.masterAddr, o.masterPort, o.secret, o.timeoutMs);
+    const bindAddr = chooseBindAddress(o, store);
+    const listener = net.createServer();
+    server = listener;
+    await new Promise<void>((resolve, reject) => {
+      listener.once('error', (err: NodeJS.ErrnoException) =>
+        reject(new Error(`tcp transport: cannot listen on ${bindAddr} (${err.code ?? err.message}); set TESSERA_BIND_ADDR to an address of this host`)),
+      );
+      listener.listen(0, bindAddr, () => resolve());
+    });
+    const port = (listener.address() as net.AddressInfo).port;
+    const t = new TcpTransport(o.rank, o.worldSize, listener, store, storeServer, o.maxMessageBytes ?? 2 ** 34);
+    transport = t;
 
-  // Accept the ranks above us.
-  const expected = new Set<number>();
-  for (let r = o.rank + 1; r < o.worldSize; r++) expected.add(r);
-  const accepted = new Promise<void>((resolve, reject) => {
-    if (expected.size === 0) {
-      resolve();
-      return;
-    }
-    const timer = setTimeout(
-      () => reject(new DistError(`tcp transport: rank ${o.rank} heard from no rank among ${[...expected].join(', ')} within ${o.timeoutMs} ms`)),
-      o.timeoutMs,
-    );
-    server.on('connection', (socket) => {
-      void acceptPeer(socket, o, expected).then((result) => {
-        if (!result) return;
-        transport.adopt(result.peer, socket, result.early);
-        if (expected.size === 0) {
-          clearTimeout(timer);
-          resolve();
-        }
+    // Accept the ranks above us.
+    const expected = new Set<number>();
+    for (let r = o.rank + 1; r < o.worldSize; r++) expected.add(r);
+    let acceptTimer: ReturnType<typeof setTimeout> | undefined;
+    const accepted = new Promise<void>((resolve, reject) => {
+      if (expected.size === 0) {
+        resolve();
+        return;
+      }
+      acceptTimer = setTimeout(
+        () => reject(new DistError(`tcp transport: rank ${o.rank} never heard from rank(s) ${[...expected].join(', ')} within ${o.timeoutMs} ms; are they running with the same MASTER_ADDR/MASTER_PORT?`)),
+        o.timeoutMs,
+      );
+      listener.on('connection', (socket) => {
+        void acceptPeer(socket, o, expected).then((result) => {
+          if (!result) return;
+          t.adopt(result.peer, socket, result.early);
+          if (expected.size === 0) {
+            clearTimeout(acceptTimer);
+            resolve();
+          }
+        });
       });
     });
+    accepted.catch(() => {}); // awaited below; this only keeps an early rejection from counting as unhandled
+    await store.set(`addr/${o.rank}`, `${bindAddr}:${port}`);
+    // Connect to the ranks below us.
+    const client = store;
+    await Promise.all(
+      Array.from({ length: o.rank }, async (_, peer) => {
+        const addr = await withTimeout(client.get(`addr/${peer}`), o.timeoutMs, `tcp transport: rank ${peer} did not publish its address within ${o.timeoutMs} ms; is it running?`);
+        const i = addr.lastIndexOf(':');
+        const { socket, early } = await connectPeer(addr.slice(0, i), Number(addr.slice(i + 1)), peer, o);
+        t.adopt(peer, socket, early);
+      }),
+    );
+    try {
+      await accepted;
+    } finally {
+      clearTimeout(acceptTimer);
+    }
+    return t;
+  } catch (err) {
+    // Leave nothing listening or connected behind a failed start.
+    if (transport) transport.fail(err instanceof Error ? err : new DistError(String(err)));
+    server?.close();
+    store?.close();
+    storeServer?.close();
+    throw err;
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new DistError(message)), ms);
+    promise.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e instanceof Error ? e : new DistError(String(e)));
+      },
+    );
   });
-  await store.set(`addr/${o.rank}`, `${bindAddr}:${port}`);
-  // Connect to the ranks below us.
-  await Promise.all(
-    Array.from({ length: o.rank }, async (_, peer) => {
-      const addr = await store.get(`addr/${peer}`);
-      const i = addr.lastIndexOf(':');
-      const { socket, early } = await connectPeer(addr.slice(0, i), Number(addr.slice(i + 1)), peer, o);
-      transport.adopt(peer, socket, early);
-    }),
-  );
-  await accepted;
-  return transport;
 }
 
 async function acceptPeer(socket: Socket, o: TcpOptions, expected: Set<number>): Promise<{ peer: number; early: Buffer } | undefined> {
