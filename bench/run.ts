@@ -100,7 +100,13 @@ function runChild(lib: Library, group: WorkloadGroup, threads: number, spec: Ben
       stdoutRest = lines.pop()!;
       for (const line of lines) {
         if (!line.startsWith(RESULT_PREFIX)) continue;
-        const record = JSON.parse(line.slice(RESULT_PREFIX.length)) as BenchRecord;
+        let record: BenchRecord;
+        try {
+          record = JSON.parse(line.slice(RESULT_PREFIX.length)) as BenchRecord;
+        } catch {
+          process.stderr.write(`  ${lib} ${group}: ignoring a malformed result line: ${line.slice(0, 200)}\n`);
+          continue;
+        }
         records.push(record);
         const value = record.status === 'ok'
           ? (record.workload === 'matmul' ? `${record.gflops!.toFixed(1)} GFLOP/s` : `${record.medianMs!.toFixed(1)} ms`)
