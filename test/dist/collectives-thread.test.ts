@@ -26,7 +26,7 @@ test('thread: all collectives on sub-groups of size 1..8 of an 8-rank world', { 
   assertClean(results, 460);
 });
 
-for (const worldSize of [1, 2, 5]) {
+for (const worldSize of [1, 2, 3]) {
   test(`thread: all collectives on a world of ${worldSize}`, { timeout: 120_000 }, async () => {
     const results = await runThreadRanks<MatrixArgs, MatrixResult>({
       worldSize,
@@ -45,7 +45,7 @@ test('thread: large arrays through the zero-copy and multi-chunk paths', { timeo
 });
 
 test('thread: a zero-copy send completes even when the receiver leaves right after reading it', { timeout: 120_000 }, async () => {
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 2; i++) {
     assert.deepEqual(await runThreadRanks<unknown, boolean>({ worldSize: 2, module: ranksModule, exportName: 'sendThenLeave' }), [true, true]);
   }
 });

@@ -91,7 +91,8 @@ function startNode(ns: string, nodeRank: number, script: string, env: Record<str
 }
 
 test('two hosts (network namespaces) run every collective over TCP', { skip, timeout: 240_000 }, async () => {
-  const env = { TESSERA_SECRET: randomBytes(16).toString('hex'), MATRIX_LENGTHS: '[13]' };
+  // The full matrix runs over loopback TCP elsewhere; here float32 suffices to show the hosts talk.
+  const env = { TESSERA_SECRET: randomBytes(16).toString('hex'), MATRIX_LENGTHS: '[13]', MATRIX_DTYPES: '["float32"]' };
   const [a, b] = await Promise.all([startNode(nsA, 0, matrixScript, env), startNode(nsB, 1, matrixScript, env)]);
   for (const [run, rank] of [[a, 0], [b, 1]] as const) {
     assert.equal(run.code, 0, `node ${rank} failed:\n${run.stderr.slice(-3000)}`);
@@ -100,7 +101,7 @@ test('two hosts (network namespaces) run every collective over TCP', { skip, tim
     const res = JSON.parse(m[1]!) as { size: number; cases: number; failures: string[] };
     assert.equal(res.size, 2);
     assert.deepEqual(res.failures.slice(0, 20), []);
-    assert.ok(res.cases >= 200);
+    assert.ok(res.cases >= 80, `only ${res.cases} cases`);
   }
 });
 
