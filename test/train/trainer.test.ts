@@ -77,6 +77,14 @@ test('a run stopped mid-epoch and resumed from its checkpoint ends with bit-iden
 
 test('resuming from a missing path or a checkpoint of another recipe fails clearly', async () => {
   await assert.rejects(train(tiny, { ...tiny.defaults, seed: 0, reporter: silent, resume: '/nonexistent/run' }), /no checkpoint at \/nonexistent\/run/);
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-other-'));
+  try {
+    await train(tiny, { ...tiny.defaults, seed: 0, reporter: silent, outDir: dir, stopAfterSteps: 2 });
+    await assert.rejects(train({ ...tiny, name: 'other' }, { ...tiny.defaults, seed: 0, reporter: silent, resume: dir }),
+      /the checkpoint is from recipe 'tiny', not 'other'/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('reporters: plain lines with epoch summaries, one JSON object per epoch', () => {
@@ -142,4 +150,25 @@ test('training steps release their tensors: the live tensor count does not grow 
   assert.equal(live.length, 4);
   // Each epoch runs 8 steps of ~40 ops; without disposal the count would grow by hundreds per epoch.
   assert.ok(live[3]! <= live[1]! + 5, `live tensors per epoch: ${live.join(', ')}`);
+});
+
+test('tessera generate samples from a char-lstm checkpoint; eval rejects a non-checkpoint path', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-gen-'));
+  try {
+    const trained = cli(['train', 'char-lstm', '--stop-after', '1', '--batch-size', '2', '--out', dir]);
+    assert.equal(trained.status, 0, trained.stderr);
+    assert.match(trained.stdout, /stopped after 1 steps/);
+    const gen = cli(['generate', dir, '--prompt', 'KING:', '--tokens', '12', '--seed', '3']);
+    assert.equal(gen.status, 0, gen.stderr);
+    const text = gen.stdout.replace(/\n$/, '');
+    assert.ok(text.startsWith('KING:'));
+    assert.equal([...text].length, 'KING:'.length + 12);
+    // Seeded: the same command gives the same text.
+    assert.equal(cli(['generate', dir, '--prompt', 'KING:', '--tokens', '12', '--seed', '3']).stdout, gen.stdout);
+    const missing = cli(['eval', join(dir, 'nope')]);
+    assert.notEqual(missing.status, 0);
+    assert.match(missing.stderr, /no checkpoint at .*nope/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
