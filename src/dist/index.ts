@@ -18,3 +18,4 @@ export type { Blocks } from './partition.js';
 export { evenBlocks } from './partition.js';
 export type { SpawnThreadRanksOptions, ThreadRankContext, ThreadRanks, RankOutcome } from './thread/spawn.js';
 export { spawnThreadRanks, runThreadRanks } from './thread/spawn.js';
+export type { Transport, TransportKind, Sink } from './transport.js';
