@@ -149,6 +149,7 @@ test('tcp: a hung (stopped) process makes the others time out naming it', { time
 
 /** `ss -K` closes a socket from the kernel side, like a middlebox resetting the connection. */
 function whyNoSocketKill(): string | undefined {
+  if (process.getuid?.() !== 0) return 'closing other processes\' sockets with ss -K needs root (CAP_NET_ADMIN)';
   const r = spawnSync('ss', ['-K', 'dst', '127.0.0.1', 'dport', '=', '1'], { encoding: 'utf8' });
   if (r.error || r.status !== 0) return `cannot close sockets with ss -K here (${r.error?.message ?? r.stderr.trim()}); needs iproute2's ss and CAP_NET_ADMIN`;
   return undefined;
