@@ -37,7 +37,7 @@ export interface SummaryRow {
   name: string;
   type: string;
   outputShape: number[] | string;
-  /** Parameters owned directly by this module (not its children). */
+  /** Parameters owned directly by this module (not its children; shared ones only at their first owner). */
   parameters: number;
 }
 
@@ -306,12 +306,19 @@ export class Module<In extends unknown[] = [Tensor], Out = Tensor> {
     const names = new Map<AnyModule, string>();
     for (const [name, m] of this.namedModules()) names.set(m, name);
     const rows: SummaryRow[] = [];
+    const counted = new Set<Tensor>();
     const previous = summaryRecorder;
     summaryRecorder = (m, out) => {
       const name = names.get(m as AnyModule);
       if (name === undefined) return;
+      // A parameter shared by several modules (a tied head) is counted at its first owner only, so the
+      // column adds up to the total.
       let own = 0;
-      for (const [, kind, value] of m.localEntries()) if (kind === 'parameter' && value !== undefined) own += (value as Tensor).size;
+      for (const [, kind, value] of m.localEntries()) {
+        if (kind !== 'parameter' || value === undefined || counted.has(value as Tensor)) continue;
+        counted.add(value as Tensor);
+        own += (value as Tensor).size;
+      }
       rows.push({ name, type: m.constructor.name, outputShape: describeOutput(out), parameters: own });
     };
     try {
@@ -332,7 +339,8 @@ export type AnyModule = Module<unknown[], unknown>;
 
 function describeOutput(out: unknown): number[] | string {
   if (out instanceof Tensor) return [...out.shape];
-  if (Array.isArray(out)) return out.map((o) => (o instanceof Tensor ? fmtShape(o.shape) : typeof o)).join(', ');
+  const describe = (o: unknown): string => (o instanceof Tensor ? fmtShape(o.shape) : Array.isArray(o) ? `(${o.map(describe).join(', ')})` : typeof o);
+  if (Array.isArray(out)) return out.map(describe).join(', ');
   return typeof out;
 }
 

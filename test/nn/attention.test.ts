@@ -82,3 +82,14 @@ test('TransformerBlock is pre-norm: with zeroed projections it is the identity',
   const x = t.randn([1, 3, 4], o64);
   assert.deepEqual(block.call(x).toArray(), x.toArray());
 });
+
+test('summary of a GPT: token ids in, the tied head counted once, the column adds up to the total', () => {
+  const gpt = new nn.GPT({ vocabSize: 65, blockSize: 16, embedDim: 16, numHeads: 2, numLayers: 1 });
+  const rows = gpt.summaryRows([2, 8], { dtype: 'int32' });
+  const head = rows.find((r) => r.name === 'head')!;
+  assert.deepEqual([head.type, head.outputShape, head.parameters], ['Linear', [2, 8, 65], 0]);
+  assert.equal(rows.reduce((a, r) => a + r.parameters, 0), gpt.parameterCount());
+  assert.match(gpt.summary([2, 8], { dtype: 'int32' }), /blocks\.0\.attn\s+MultiheadAttention\s+\[2, 8, 16\]\s+816/);
+  const lstm = new nn.LSTM(3, 4, { batchFirst: true });
+  assert.equal(lstm.summaryRows([2, 5, 3])[0]!.outputShape, '[2, 5, 4], ([1, 2, 4], [1, 2, 4])');
+});
