@@ -190,7 +190,9 @@ async function main(): Promise<void> {
   const jsonFile = join(options.outDir, `${date.slice(0, 10)}-bench${options.quick ? '-quick' : ''}.json`);
   writeFileSync(jsonFile, `${JSON.stringify(run, null, 2)}\n`);
   const mdFile = join(options.outDir, options.quick ? 'latest-quick.md' : 'latest.md');
-  writeFileSync(mdFile, renderMarkdown(run));
+  const markdown = renderMarkdown(run);
+  writeFileSync(mdFile, markdown);
+  process.stdout.write(markdown);
   process.stderr.write(`bench: wrote ${jsonFile} and ${mdFile}\n`);
 }
 
