@@ -61,3 +61,7 @@ test('thread: calls on destroyed groups fail with advice', { timeout: 60_000 }, 
   assert.equal(messages.filter((m) => /barrier: this sub-group was destroyed; make a new one with newGroup/.test(m)).length, 2);
   assert.equal(messages.filter((m) => /allReduce: the process group was destroyed; create a new one with initProcessGroup/.test(m)).length, 2);
 });
+
+test('thread: a new shared array per message works past the per-peer registration cap', { timeout: 60_000 }, async () => {
+  assert.deepEqual(await runThreadRanks<unknown, number>({ worldSize: 2, module: ranksModule, exportName: 'manySharedArrays' }), [0, 0]);
+});

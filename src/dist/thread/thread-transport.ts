@@ -20,8 +20,8 @@ import { OPEN_TRANSPORTS } from './world.js';
 const IN_PLACE_MIN_BYTES = 16 * 1024;
 /** In-place messages are posted in pieces of this size (a multiple of 8). */
 const IN_PLACE_PIECE_BYTES = 1 << 20;
-/** Shared buffers registered per peer; past this, further buffers are copied instead. */
-const MAX_SHARED_PER_PEER = 256;
+/** Shared buffers registered per peer at a time; past this, further buffers are copied instead. */
+const MAX_SHARED_PER_PEER = 64;
 
 function openSet(): Set<ThreadTransport> {
   const g = globalThis as unknown as Record<symbol, Set<ThreadTransport> | undefined>;
@@ -41,6 +41,9 @@ export class ThreadTransport extends PeerTransport {
   private readonly sharedWith: Set<number>[] = [];
   private readonly peerBuffers: Map<number, SharedArrayBuffer>[] = [];
   private readonly bufferWaiters: Map<number, (b: SharedArrayBuffer) => void>[] = [];
+  // When one of our shared buffers is garbage-collected, peers are told to drop their handle
+  // too, so that a loop that makes a new shared array each step does not pile them up there.
+  private readonly releases = new FinalizationRegistry<number>((id) => this.releaseBuffer(id));
 
   constructor(private readonly world: ThreadWorld) {
     super(world.rank, world.worldSize);
@@ -55,7 +58,7 @@ export class ThreadTransport extends PeerTransport {
       this.peerBuffers.push(new Map());
       this.bufferWaiters.push(new Map());
       const port = world.ports[peer];
-      if (port) port.on('message', (m: { id: number; buffer: SharedArrayBuffer }) => this.onSharedBuffer(peer, m));
+      if (port) port.on('message', (m: { id: number; buffer: SharedArrayBuffer } | { release: number }) => this.onPortMessage(peer, m));
     }
     openSet().add(this);
     for (let peer = 0; peer < world.worldSize; peer++) if (peer !== world.rank) void this.pump(peer);
@@ -191,6 +194,7 @@ export class ThreadTransport extends PeerTransport {
     if (id === undefined) {
       id = this.nextBufferId++;
       this.bufferIds.set(buffer, id);
+      this.releases.register(buffer, id);
     }
     const known = this.sharedWith[peer]!;
     if (!known.has(id)) {
@@ -201,7 +205,18 @@ export class ThreadTransport extends PeerTransport {
     return id;
   }
 
-  private onSharedBuffer(peer: number, m: { id: number; buffer: SharedArrayBuffer }): void {
+  private releaseBuffer(id: number): void {
+    if (this.closed) return;
+    for (let peer = 0; peer < this.worldSize; peer++) {
+      if (this.sharedWith[peer]?.delete(id)) this.world.ports[peer]?.postMessage({ release: id });
+    }
+  }
+
+  private onPortMessage(peer: number, m: { id: number; buffer: SharedArrayBuffer } | { release: number }): void {
+    if ('release' in m) {
+      this.peerBuffers[peer]!.delete(m.release);
+      return;
+    }
     this.peerBuffers[peer]!.set(m.id, m.buffer);
     const waiter = this.bufferWaiters[peer]!.get(m.id);
     if (waiter) {
