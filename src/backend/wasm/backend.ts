@@ -327,6 +327,22 @@ export class WasmBackend implements Backend {
           return dst;
         }) as Kernel<PrimitiveName>;
       }
+      case 'unfoldBackward': {
+        // col2im: overlapping windows add up. float16/bfloat16 sums would need rounding: reference.
+        const fallback = this.cpuOnViews('unfoldBackward');
+        return ((inputs, attrs, out) => {
+          const a = attrs as PrimitiveAttrs['unfoldBackward'];
+          if (out.dtype === 'float16' || out.dtype === 'bfloat16') return fallback(inputs, a, out);
+          const dst = this.alloc(out.dtype, sizeOf(out.shape));
+          const cs = contiguousStridesOf(out.shape);
+          const strides = [...cs];
+          strides[a.axis] = cs[a.axis]! * a.step;
+          strides.push(cs[a.axis]!);
+          const g = inputs[0]!;
+          copyStrided(g.shape, this.readAll(g.storage), g.strides, g.offset, this.readAll(dst), strides, 0, true);
+          return dst;
+        }) as Kernel<PrimitiveName>;
+      }
       case 'pad': {
         const fallback = this.cpuOnViews('pad');
         return ((inputs, attrs, out) => {

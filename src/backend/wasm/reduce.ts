@@ -51,7 +51,8 @@ export class WasmReduce {
       else { keptShape.push(size); keptStrides.push(o.strides[d]!); }
     });
     const red = planRows(redShape, [redStrides]);
-    if (red.outerShape.length > 0 || red.rowLength === 0) return false;
+    if (red.rowLength === 0) return false;
+    if (red.outerShape.length > 0) return this.runInTwoStages(op, o);
     const outStrides: number[] = [];
     for (let d = keptShape.length - 1, s = 1; d >= 0; d--) { outStrides[d] = s; s *= keptShape[d]!; }
     const kept = planRows(keptShape, [keptStrides, outStrides]);
@@ -70,5 +71,30 @@ export class WasmReduce {
       return true;
     }
     return false;
+  }
+
+  /**
+   * Reduced axes with kept ones between them (a conv bias gradient: sum over N, H, W of
+   * [N, C, H, W]): reduce the innermost run of reduced axes into a temporary, then the rest. For
+   * sum this adds one f32 rounding of the partial sums compared with the reference's single pass.
+   */
+  private runInTwoStages(op: SimdReduceOp, o: ReduceOperands): boolean {
+    const sorted = [...o.axes].sort((a, b) => a - b);
+    let j = sorted.length - 1;
+    while (j > 0 && sorted[j - 1] === sorted[j]! - 1) j--;
+    const lastGroup = sorted.slice(j);
+    const rest = sorted.slice(0, j);
+    if (rest.length === 0) return false;
+    const midShape = o.shape.filter((_, d) => !lastGroup.includes(d));
+    const midStrides: number[] = [];
+    for (let d = midShape.length - 1, s = 1; d >= 0; d--) { midStrides[d] = s; s *= midShape[d]!; }
+    const temp = this.heap.alloc(4 * Math.max(1, midShape.reduce((a, b) => a * b, 1)));
+    try {
+      if (!this.run(op, { ...o, axes: lastGroup, outPtr: temp })) return false;
+      // The remaining axes all precede lastGroup, so their indices are unchanged in midShape.
+      return this.run(op, { inPtr: temp, inOffset: 0, shape: midShape, strides: midStrides, axes: rest, outPtr: o.outPtr });
+    } finally {
+      this.heap.free(temp);
+    }
   }
 }

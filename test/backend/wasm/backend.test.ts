@@ -185,7 +185,20 @@ test('data movement (flip, cat, pad, sliceBackward) places values exactly like t
   };
   const [sc, sw] = pair([2, 3, 6]);
   assertSame(grad(sw), grad(sc), 'sliceBackward (gradient of a strided slice)');
-  for (const op of ['flip', 'cat', 'pad', 'sliceBackward'] as const) assert.ok(wasmBackend.kernelCalls.get(op)!.wasm > 0, op);
+  // unfold's gradient adds overlapping windows back (col2im) in the reference's order.
+  const unfoldGrad = (x: t.Tensor, w: t.Tensor) => {
+    const g = x.requiresGrad_();
+    t.sum(t.mul(t.unfold(t.transpose(g, 1, 2), 2, 3, 1), w)).backward();
+    return g.grad!;
+  };
+  const [uc, uw] = pair([2, 7, 4]);
+  const [wc, ww] = pair([2, 4, 5, 3]);
+  assertSame(unfoldGrad(uw, ww), unfoldGrad(uc, wc), 'unfoldBackward');
+  // im2col-shaped copy: many rows of 3 elements.
+  const [ic, iw] = pair([2, 3, 10, 12]);
+  const im2col = (x: t.Tensor) => t.contiguous(t.unfold(t.unfold(x, 2, 3, 1), 3, 3, 1));
+  assertSame(im2col(iw), im2col(ic), 'im2col copy');
+  for (const op of ['flip', 'cat', 'pad', 'sliceBackward', 'unfoldBackward'] as const) assert.ok(wasmBackend.kernelCalls.get(op)!.wasm > 0, op);
 });
 
 test('SIMD reductions (rows and columns) match the reference; other layouts fall back', () => {
@@ -208,6 +221,11 @@ test('SIMD reductions (rows and columns) match the reference; other layouts fall
     check(f(xw, [0, 1]), f(xc, [0, 1]), 0, `${op} two leading axes (columns)`);
     check(f(t.transpose(xw, 0, 2), 2), f(t.transpose(xc, 0, 2), 2), 0, `${op} over a transposed view (columns)`);
     check(f(xw, 1), f(xc, 1), 0, `${op} middle axis (falls back or columns)`);
+    // Reduced axes around a kept one (a conv bias gradient): two stages. The partial sums (each of
+    // up to 45 values in [-2, 2]) are rounded to f32 once: ≤ 6 partials × 2^-24 × 90.
+    check(f(xw, [0, 2]), f(xc, [0, 2]), op === 'sum' ? 6 * 90 * 2 ** -24 : 0, `${op} axes 0 and 2 (two stages)`);
+    const [yc, yw] = pair([3, 4, 5, 6]);
+    check(f(yw, [0, 2, 3]), f(yc, [0, 2, 3]), op === 'sum' ? 3 * 60 * 2 ** -24 : 0, `${op} axes 0, 2, 3 (two stages)`);
   }
   assert.ok(calls() > before, 'sum ran the SIMD kernels');
   // NaN propagates through max like the reference.
