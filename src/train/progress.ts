@@ -78,12 +78,14 @@ export function createReporter(epochs: number, options: ReporterOptions = {}): R
         const now = Date.now();
         if (now - lastDraw < 100 && i.batch < i.batches) return;
         lastDraw = now;
-        const width = 24;
-        const filled = Math.round((width * i.batch) / i.batches);
-        const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
-        const line = `epoch ${i.epoch}/${i.epochs} ${bar} ${i.batch}/${i.batches}  loss ${i.loss.toFixed(4)}  ${Math.round(i.samplesPerSec)} samples/s  ETA ${formatDuration(i.etaSeconds)}`;
+        const head = `epoch ${i.epoch}/${i.epochs} `;
+        const tail = ` ${i.batch}/${i.batches}  loss ${i.loss.toFixed(4)}  ${Math.round(i.samplesPerSec)} samples/s  ETA ${formatDuration(i.etaSeconds)}`;
+        // The bar takes what the terminal width leaves (so the line never wraps), between 5 and 24 cells.
         const cols = out.columns ?? 120;
-        out.write('\r' + line.slice(0, cols - 1).padEnd(Math.min(cols - 1, line.length)) + '\x1b[K');
+        const width = Math.max(5, Math.min(24, cols - 1 - head.length - tail.length));
+        const filled = Math.round((width * i.batch) / i.batches);
+        const line = head + '█'.repeat(filled) + '░'.repeat(width - filled) + tail;
+        out.write('\r' + line.slice(0, cols - 1) + '\x1b[K');
       },
       epoch(r) {
         out.write('\r\x1b[K' + describeEpoch(r, epochs) + '\n');

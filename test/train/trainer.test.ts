@@ -183,3 +183,12 @@ test('tessera train: an unknown recipe or a malformed number is a usage error (e
     console.error = original;
   }
 });
+
+test('the progress bar narrows to fit the terminal so the ETA is never cut off', () => {
+  const chunks: string[] = [];
+  const bar = createReporter(3, { out: { write: (s: string) => chunks.push(s), isTTY: true, columns: 80 } });
+  bar.step({ epoch: 2, epochs: 3, batch: 70, batches: 141, loss: 0.25, samplesPerSec: 1234, etaSeconds: 65 });
+  const line = chunks.join('').replace('\r', '').replace('\x1b[K', '');
+  assert.ok(line.length <= 79, `${line.length} columns`);
+  assert.match(line, /^epoch 2\/3 [█░]+ 70\/141  loss 0\.2500  1234 samples\/s  ETA 1m05s$/);
+});
