@@ -81,7 +81,7 @@ export function createReporter(epochs: number, options: ReporterOptions = {}): R
         const head = `epoch ${i.epoch}/${i.epochs} `;
         const tail = ` ${i.batch}/${i.batches}  loss ${i.loss.toFixed(4)}  ${Math.round(i.samplesPerSec)} samples/s  ETA ${formatDuration(i.etaSeconds)}`;
         // The bar takes what the terminal width leaves (so the line never wraps), between 5 and 24 cells.
-        const cols = out.columns ?? 120;
+        const cols = out.columns !== undefined && out.columns >= 40 ? out.columns : 120; // a pty may report 0 columns
         const width = Math.max(5, Math.min(24, cols - 1 - head.length - tail.length));
         const filled = Math.round((width * i.batch) / i.batches);
         const line = head + '█'.repeat(filled) + '░'.repeat(width - filled) + tail;
