@@ -20,7 +20,8 @@ import { WasmElementwise } from './elementwise.js';
 import { planRows, forEachRow } from './strided-rows.js';
 import { WasmReduce } from './reduce.js';
 import { isJsUnaryOp, mapUnaryRow, type JsUnaryOp } from './unary-js.js';
-import { copyStrided, contiguousStridesOf } from './copy.js';
+import { copyStrided, copyStrided4, contiguousStridesOf, type Copy4 } from './copy.js';
+import { buildCopyModule, COPY4_EXPORT } from './copy-kernel.js';
 import { nodeRuntime, defaultThreadCount, nodeWorkerSpawner } from './node-workers.js';
 import { nodeGarbageCollector } from './node-gc.js';
 
@@ -46,6 +47,11 @@ type ArrayConstructorOf = { new (buffer: ArrayBufferLike, byteOffset: number, le
 
 const arrayClasses = new Map<DType, ArrayConstructorOf>();
 
+/** Whether two dtypes share a storage class, so that copying their bits copies their values. */
+function sameStorageClass(a: DType, b: DType): boolean {
+  return arrayClass(a) === arrayClass(b);
+}
+
 /** Elements of each dtype are stored like the cpu backend stores them (float16/bfloat16 as f32). */
 function arrayClass(dtype: DType): ArrayConstructorOf {
   let cls = arrayClasses.get(dtype);
@@ -64,6 +70,7 @@ export class WasmBackend implements Backend {
   private readonly elementwise: WasmElementwise;
   private readonly reduce: WasmReduce;
   private readonly kernels = new Map<PrimitiveName, Kernel<PrimitiveName>>();
+  private copy4: Copy4 | undefined;
   /** Per primitive: calls served by a wasm kernel, and calls that ran the cpu reference on heap views. */
   readonly kernelCalls = new Map<PrimitiveName, { wasm: number; reference: number }>();
 
@@ -275,7 +282,7 @@ export class WasmBackend implements Backend {
    */
   private movementKernel(prim: PrimitiveName): Kernel<PrimitiveName> | undefined {
     const copyInto = (dst: Storage, x: KernelInput, strides: readonly number[], offset: number) =>
-      copyStrided(x.shape, this.readAll(x.storage), x.strides, x.offset, this.readAll(dst), strides, offset);
+      this.stridedCopy(dst, strides, offset, x, false);
     switch (prim) {
       case 'contiguous':
         return ((inputs, _attrs, out) => {
@@ -338,8 +345,7 @@ export class WasmBackend implements Backend {
           const strides = [...cs];
           strides[a.axis] = cs[a.axis]! * a.step;
           strides.push(cs[a.axis]!);
-          const g = inputs[0]!;
-          copyStrided(g.shape, this.readAll(g.storage), g.strides, g.offset, this.readAll(dst), strides, 0, true);
+          this.stridedCopy(dst, strides, 0, inputs[0]!, true);
           return dst;
         }) as Kernel<PrimitiveName>;
       }
@@ -359,6 +365,25 @@ export class WasmBackend implements Backend {
       default:
         return undefined;
     }
+  }
+
+  /**
+   * dst (through `strides`/`offset`) = x, or += x with `accumulate` (float32 only). 4-byte
+   * elements go through the generated 4-D copy, others through JS (copy.ts).
+   */
+  private stridedCopy(dst: Storage, strides: readonly number[], offset: number, x: KernelInput, accumulate: boolean): void {
+    const fourByteBits = arrayClass(dst.dtype).BYTES_PER_ELEMENT === 4 && sameStorageClass(dst.dtype, x.dtype);
+    if (fourByteBits && (!accumulate || dst.dtype === 'float32')) {
+      if (this.copy4 === undefined) {
+        const module = buildCopyModule({ module: 'env', name: 'memory', minPages: 1, maxPages: this.heap.maxPages, shared: this.heap.shared });
+        const instance = new WebAssembly.Instance(new WebAssembly.Module(module), { env: { memory: this.heap.memory } });
+        this.copy4 = instance.exports[COPY4_EXPORT] as Copy4;
+      }
+      copyStrided4(this.copy4, x.shape, this.addressOf(x.storage), x.strides, x.offset, this.addressOf(dst), strides, offset, accumulate);
+      return;
+    }
+    // Views after any allocation: growth would detach views of an unshared memory.
+    copyStrided(x.shape, this.readAll(x.storage), x.strides, x.offset, this.readAll(dst), strides, offset, accumulate);
   }
 
   /** matmul on float32 through the generated SGEMM; undefined for other dtypes. */

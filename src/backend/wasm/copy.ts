@@ -5,7 +5,7 @@
 // kernel width (often 3 elements), where a call per row cost more than the copy.
 
 import type { TypedArray } from '../../core/dtype.js';
-import { planRows } from './strided-rows.js';
+import { planRows, forEachRow } from './strided-rows.js';
 
 /**
  * dst[dstOffset + Σ i·dstStrides] = src[srcOffset + Σ i·srcStrides] over `shape` (element
@@ -54,4 +54,35 @@ export function contiguousStridesOf(shape: readonly number[]): number[] {
     s *= shape[d]!;
   }
   return strides;
+}
+
+/** The generated 4-D copy (copy-kernel.ts): byte addresses and strides, innermost size last. */
+export type Copy4 = (dst: number, src: number, n0: number, n1: number, n2: number, n3: number,
+  ds0: number, ds1: number, ds2: number, ds3: number, ss0: number, ss1: number, ss2: number, ss3: number, accumulate: number) => void;
+
+/**
+ * copyStrided for 4-byte elements through the generated kernel: the innermost four collapsed
+ * dimensions loop in wasm, any further ones here. Addresses in bytes, strides and offsets in
+ * elements.
+ */
+export function copyStrided4(
+  copy4: Copy4, shape: readonly number[],
+  srcPtr: number, srcStrides: readonly number[], srcOffset: number,
+  dstPtr: number, dstStrides: readonly number[], dstOffset: number,
+  accumulate = false,
+): void {
+  const plan = planRows(shape, [dstStrides, srcStrides]);
+  if (plan.rowLength === 0) return;
+  const dims = [...plan.outerShape, plan.rowLength];
+  const dS = [...plan.outerStrides[0]!, plan.innerStrides[0]!];
+  const sS = [...plan.outerStrides[1]!, plan.innerStrides[1]!];
+  while (dims.length < 4) { dims.unshift(1); dS.unshift(0); sS.unshift(0); }
+  const inner = dims.length - 4;
+  const [n0, n1, n2, n3] = dims.slice(inner) as [number, number, number, number];
+  const [d0, d1, d2, d3] = dS.slice(inner).map((s) => 4 * s) as [number, number, number, number];
+  const [s0, s1, s2, s3] = sS.slice(inner).map((s) => 4 * s) as [number, number, number, number];
+  const rest = { rowLength: 1, innerStrides: [0, 0], outerShape: dims.slice(0, inner), outerStrides: [dS.slice(0, inner), sS.slice(0, inner)] };
+  forEachRow(rest, [dstOffset, srcOffset], ([d, s]) => {
+    copy4(dstPtr + 4 * d!, srcPtr + 4 * s!, n0, n1, n2, n3, d0, d1, d2, d3, s0, s1, s2, s3, accumulate ? 1 : 0);
+  });
 }
