@@ -57,7 +57,7 @@ export class Module<In extends unknown[] = [Tensor], Out = Tensor> {
     throw new TesseraError(`${this.constructor.name}.forward: this module does not define forward(); containers such as ModuleList and ModuleDict are not callable, call their members.`);
   }
 
-  /** Runs forward (the place where hooks and summary() observe calls). */
+  /** Runs forward; calls go through here so that summary() can observe every layer's output. */
   call(...args: In): Out {
     const out = this.forward(...args);
     summaryRecorder?.(this as unknown as AnyModule, out);
