@@ -22,6 +22,7 @@ import { WasmReduce } from './reduce.js';
 import { isJsUnaryOp, mapUnaryRow, type JsUnaryOp } from './unary-js.js';
 import { copyStrided, copyStrided4, contiguousStridesOf, type Copy4 } from './copy.js';
 import { buildCopyModule, COPY4_EXPORT } from './copy-kernel.js';
+import { argReduceStrided } from './arg-reduce.js';
 import { nodeRuntime, defaultThreadCount, nodeWorkerSpawner } from './node-workers.js';
 import { nodeGarbageCollector } from './node-gc.js';
 
@@ -334,6 +335,19 @@ export class WasmBackend implements Backend {
           return dst;
         }) as Kernel<PrimitiveName>;
       }
+      case 'argmax':
+      case 'argmin':
+        return ((inputs, attrs, out) => {
+          const x = inputs[0]!;
+          const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape));
+          if (x.shape.length === 0) {
+            this.readAll(dst).fill(0);
+            return dst;
+          }
+          const { axis } = attrs as PrimitiveAttrs['argmax'];
+          argReduceStrided(prim === 'argmax', this.readAll(x.storage), x.shape, x.strides, x.offset, axis, this.readAll(dst));
+          return dst;
+        }) as Kernel<PrimitiveName>;
       case 'unfoldBackward': {
         // col2im: overlapping windows add up. float16/bfloat16 sums would need rounding: reference.
         const fallback = this.cpuOnViews('unfoldBackward');

@@ -198,7 +198,16 @@ test('data movement (flip, cat, pad, sliceBackward) places values exactly like t
   const [ic, iw] = pair([2, 3, 10, 12]);
   const im2col = (x: t.Tensor) => t.contiguous(t.unfold(t.unfold(x, 2, 3, 1), 3, 3, 1));
   assertSame(im2col(iw), im2col(ic), 'im2col copy');
-  for (const op of ['flip', 'cat', 'pad', 'sliceBackward', 'unfoldBackward'] as const) assert.ok(wasmBackend.kernelCalls.get(op)!.wasm > 0, op);
+  // argmax/argmin on strided views, ties and NaN included.
+  const [ac, aw] = pair([3, 4, 6]);
+  const tied = (x: t.Tensor) => t.where(t.gt(x, 1), NaN, t.floor(x));
+  for (const f of [t.argmax, t.argmin] as const) {
+    for (const axis of [0, 1, 2]) {
+      assertSame(f(tied(aw), axis), f(tied(ac), axis), `arg-reduce axis ${axis}`);
+      assertSame(f(t.transpose(aw, 0, 2), axis, true), f(t.transpose(ac, 0, 2), axis, true), `arg-reduce transposed axis ${axis}`);
+    }
+  }
+  for (const op of ['flip', 'cat', 'pad', 'sliceBackward', 'unfoldBackward', 'argmax'] as const) assert.ok(wasmBackend.kernelCalls.get(op)!.wasm > 0, op);
 });
 
 test('SIMD reductions (rows and columns) match the reference; other layouts fall back', () => {
