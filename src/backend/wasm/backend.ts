@@ -23,6 +23,7 @@ import { isJsUnaryOp, mapUnaryRow, type JsUnaryOp } from './unary-js.js';
 import { copyStrided, copyStrided4, contiguousStridesOf, type Copy4 } from './copy.js';
 import { buildCopyModule, COPY4_EXPORT } from './copy-kernel.js';
 import { argReduceStrided } from './arg-reduce.js';
+import { gatherStrided, scatterAddStrided } from './gather-scatter.js';
 import { nodeRuntime, defaultThreadCount, nodeWorkerSpawner } from './node-workers.js';
 import { nodeGarbageCollector } from './node-gc.js';
 
@@ -348,6 +349,34 @@ export class WasmBackend implements Backend {
           argReduceStrided(prim === 'argmax', this.readAll(x.storage), x.shape, x.strides, x.offset, axis, this.readAll(dst));
           return dst;
         }) as Kernel<PrimitiveName>;
+      case 'gather': {
+        const fallback = this.cpuOnViews('gather');
+        return ((inputs, attrs, out) => {
+          const [x, index] = inputs as [KernelInput, KernelInput];
+          const a = attrs as PrimitiveAttrs['gather'];
+          if (index.dtype !== 'int32') return fallback(inputs, a, out);
+          const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape));
+          const ok = gatherStrided(this.viewOf(x), this.viewOf(index), a.axis, this.readAll(dst));
+          if (ok) return dst;
+          this.free(dst);
+          return fallback(inputs, a, out); // reports the index out of range
+        }) as Kernel<PrimitiveName>;
+      }
+      case 'scatterAdd': {
+        const fallback = this.cpuOnViews('scatterAdd');
+        return ((inputs, attrs, out) => {
+          const [base, index, src] = inputs as [KernelInput, KernelInput, KernelInput];
+          const a = attrs as PrimitiveAttrs['scatterAdd'];
+          // float16/bfloat16 sums would need rounding: reference.
+          if (index.dtype !== 'int32' || out.dtype === 'float16' || out.dtype === 'bfloat16') return fallback(inputs, a, out);
+          const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape));
+          this.stridedCopy(dst, contiguousStridesOf(out.shape), 0, base, false);
+          const ok = scatterAddStrided(this.readAll(dst), out.shape, this.viewOf(index), this.viewOf(src), a.axis);
+          if (ok) return dst;
+          this.free(dst);
+          return fallback(inputs, a, out); // reports the index out of range
+        }) as Kernel<PrimitiveName>;
+      }
       case 'unfoldBackward': {
         // col2im: overlapping windows add up. float16/bfloat16 sums would need rounding: reference.
         const fallback = this.cpuOnViews('unfoldBackward');
@@ -379,6 +408,11 @@ export class WasmBackend implements Backend {
       default:
         return undefined;
     }
+  }
+
+  /** A strided typed-array view of a kernel input (valid until the next allocation with an unshared memory). */
+  private viewOf(x: KernelInput): { data: TypedArray; shape: readonly number[]; strides: readonly number[]; offset: number } {
+    return { data: this.readAll(x.storage), shape: x.shape, strides: x.strides, offset: x.offset };
   }
 
   /**

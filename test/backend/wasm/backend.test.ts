@@ -207,7 +207,23 @@ test('data movement (flip, cat, pad, sliceBackward) places values exactly like t
       assertSame(f(t.transpose(aw, 0, 2), axis, true), f(t.transpose(ac, 0, 2), axis, true), `arg-reduce transposed axis ${axis}`);
     }
   }
-  for (const op of ['flip', 'cat', 'pad', 'sliceBackward', 'unfoldBackward', 'argmax'] as const) assert.ok(wasmBackend.kernelCalls.get(op)!.wasm > 0, op);
+  // gather / scatterAdd with strided operands; an out-of-range index reports like the reference.
+  const [gc, gw] = pair([4, 5, 6]);
+  const idxData = Int32Array.from({ length: 4 * 3 * 6 }, (_, i) => (i * 7) % 5);
+  const jc = t.tensor(idxData, { shape: [4, 3, 6], backend: 'cpu' }), jw = t.tensor(idxData, { shape: [4, 3, 6], backend: 'wasm' });
+  assertSame(t.gather(gw, 1, jw), t.gather(gc, 1, jc), 'gather');
+  assertSame(t.gather(t.transpose(gw, 0, 2), 1, t.transpose(jw, 0, 2)), t.gather(t.transpose(gc, 0, 2), 1, t.transpose(jc, 0, 2)), 'gather strided');
+  const [tc, tw] = pair([4, 3, 6]);
+  assertSame(t.scatterAdd(gw, 1, jw, tw), t.scatterAdd(gc, 1, jc, tc), 'scatterAdd');
+  assertSame(t.scatterAdd(t.transpose(gw, 0, 1), 0, t.transpose(jw, 0, 1), t.transpose(tw, 0, 1)),
+    t.scatterAdd(t.transpose(gc, 0, 1), 0, t.transpose(jc, 0, 1), t.transpose(tc, 0, 1)), 'scatterAdd strided');
+  const bad = t.tensor(Int32Array.from([0, 9]), { shape: [1, 2], backend: 'wasm' });
+  const badCpu = t.tensor(Int32Array.from([0, 9]), { shape: [1, 2], backend: 'cpu' });
+  const message = (f: () => unknown) => { try { f(); return ''; } catch (e) { return String(e); } };
+  const [g2c, g2w] = pair([3, 2]);
+  assert.equal(message(() => t.gather(g2w, 0, bad)), message(() => t.gather(g2c, 0, badCpu)));
+  assert.notEqual(message(() => t.gather(g2w, 0, bad)), '');
+  for (const op of ['flip', 'cat', 'pad', 'sliceBackward', 'unfoldBackward', 'argmax', 'gather', 'scatterAdd'] as const) assert.ok(wasmBackend.kernelCalls.get(op)!.wasm > 0, op);
 });
 
 test('SIMD reductions (rows and columns) match the reference; other layouts fall back', () => {
