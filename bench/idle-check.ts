@@ -13,7 +13,7 @@ export interface IdleCheck {
   loadavg1: number | undefined;
   cpus: number;
   spinAloneMs: number;
-  /** Wall time of `threads` spin loops started together. */
+  /** The slowest of `threads` spin loops started together (each timed in its own worker). */
   spinParallelMs: number;
   threads: number;
   /** spinParallelMs / spinAloneMs: ~1 when `threads` cores are free. */
@@ -24,25 +24,37 @@ export interface IdleCheck {
   verdict: string;
 }
 
-const SPIN_ITERATIONS = 60_000_000;
-const spinSource = `
+const SPIN_ITERATIONS = 250_000_000;
+// Each worker announces itself, waits for the start signal, spins, and reports its own time, so
+// that worker start-up (tens of ms) is not counted as contention.
+const workerSource = `
+  const { parentPort, workerData } = require('node:worker_threads');
   function spin(n) { let x = 1.0; for (let i = 0; i < n; i++) x = x * 1.0000001; return x; }
   spin(100000);
+  const flag = new Int32Array(workerData.flag);
+  parentPort.postMessage('ready');
+  Atomics.wait(flag, 0, 0);
   const t = performance.now();
   const r = spin(${SPIN_ITERATIONS});
-  const ms = performance.now() - t;
+  parentPort.postMessage(r > 0 ? performance.now() - t : -1);
 `;
 
-function spinHere(): number {
-  return new Function(`${spinSource}; return r > 0 ? ms : -1;`)() as number;
-}
-
-function spinInWorker(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const w = new Worker(`${spinSource}; require('node:worker_threads').parentPort.postMessage(ms);`, { eval: true });
-    w.once('message', (ms: number) => { resolve(ms); void w.terminate(); });
+/** Spin loops in `count` workers started together; returns each one's own time in ms. */
+async function spinInWorkers(count: number): Promise<number[]> {
+  const flag = new SharedArrayBuffer(4);
+  const workers = Array.from({ length: count }, () => new Worker(workerSource, { eval: true, workerData: { flag } }));
+  const ready = workers.map((w) => new Promise<void>((resolve, reject) => {
+    w.once('message', () => resolve());
     w.once('error', reject);
-  });
+  }));
+  await Promise.all(ready);
+  const times = workers.map((w) => new Promise<number>((resolve) => w.once('message', (ms: number) => resolve(ms))));
+  const f = new Int32Array(flag);
+  Atomics.store(f, 0, 1);
+  Atomics.notify(f, 0);
+  const result = await Promise.all(times);
+  await Promise.all(workers.map((w) => w.terminate()));
+  return result;
 }
 
 function readLoadavg(): number | undefined {
@@ -55,11 +67,8 @@ function readLoadavg(): number | undefined {
 
 export async function checkIdle(threads = 2): Promise<IdleCheck> {
   const loadavg1 = readLoadavg();
-  const spinAloneMs = Math.min(spinHere(), spinHere());
-  const start = performance.now();
-  await Promise.all(Array.from({ length: threads }, () => spinInWorker()));
-  // Worker start-up (~30-60 ms) is included; the spin is long enough for that not to matter much.
-  const spinParallelMs = performance.now() - start;
+  const spinAloneMs = Math.min(...(await spinInWorkers(1)), ...(await spinInWorkers(1)));
+  const spinParallelMs = Math.max(...(await spinInWorkers(threads)));
   const ratio = spinParallelMs / spinAloneMs;
   const estimatedGHz = (3 * SPIN_ITERATIONS) / (spinAloneMs * 1e6);
   const idle = ratio < 1.25;
