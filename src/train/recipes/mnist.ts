@@ -1,6 +1,7 @@
 // Image classification recipes: mnist-mlp and mnist-cnn on the 10,000 shipped MNIST digits (seeded
 // 9,000/1,000 split), and fashion-cnn on Fashion-MNIST read from --data DIR.
 import type { Tensor } from '../../core/tensor.js';
+import { scope } from '../../core/memory.js';
 import { DataLoader } from '../../data/loader.js';
 import { loadFashionMnist, loadMnist10k, selectImages, type ImageSet, DEBIAN_FASHION_MNIST_DIR } from '../../data/datasets.js';
 import { imageTensorDataset, type ImageTensorOptions } from '../../data/images.js';
@@ -37,10 +38,13 @@ export function evaluateClassifier(model: Module, data: TensorDataset, batchSize
   let correct = 0, lossSum = 0;
   for (let start = 0; start < data.length; start += batchSize) {
     const idx = Int32Array.from({ length: Math.min(batchSize, data.length - start) }, (_, i) => start + i);
-    const [x, y] = data.getBatch(idx) as [Tensor, Tensor];
-    const logits = model.call(x);
-    correct += countCorrect(logits, y);
-    lossSum += crossEntropy(logits, y, { reduction: 'sum' }).item();
+    // One scope per batch: the activations of a large test set would not fit in a wasm heap at once.
+    scope(() => {
+      const [x, y] = data.getBatch(idx) as [Tensor, Tensor];
+      const logits = model.call(x);
+      correct += countCorrect(logits, y);
+      lossSum += crossEntropy(logits, y, { reduction: 'sum' }).item();
+    });
   }
   return { testAccuracy: correct / data.length, testLoss: lossSum / data.length };
 }
