@@ -8,7 +8,8 @@ import { describeTag } from './transport.js';
 
 /** Where the reading side of a connection writes the body of one message, in order. */
 export interface Inbound {
-  write(chunk: Uint8Array): void;
+  /** `inPeerMemory`: the chunk is the sender's own memory, not a copy (see Sink). */
+  write(chunk: Uint8Array, inPeerMemory?: boolean): void;
   end(): void;
 }
 
@@ -55,6 +56,8 @@ export class Mailbox {
   private closedWith: Error | undefined;
   /** Receives whose message is arriving right now (no longer queued, not yet complete). */
   private readonly streaming = new Set<PostedRecv>();
+  /** Wakes a reader that holds back a message until its receive is posted (see whenPosted). */
+  private postedWaiter: { tag: number; wake: () => void } | undefined;
 
   constructor(
     private readonly peer: number,
@@ -74,7 +77,7 @@ export class Mailbox {
           reject(this.sizeMismatch(tag, early.byteLength, byteLength, deadline));
           return;
         }
-        if (early.received > 0) sink(early.data.subarray(0, early.received), 0);
+        if (early.received > 0) sink(early.data.subarray(0, early.received), 0, false);
         recv.received = early.received;
         if (early.complete) {
           this.unexpectedBytes -= early.byteLength;
@@ -87,6 +90,7 @@ export class Mailbox {
         return;
       } else {
         pushTo(this.posted, tag, recv);
+        if (this.postedWaiter?.tag === tag) this.wakePostedWaiter();
       }
       const ms = Math.max(0, deadline.at - performance.now());
       recv.timer = setTimeout(() => {
@@ -98,6 +102,38 @@ export class Mailbox {
         this.onTimeout(err);
       }, ms);
     });
+  }
+
+  /** Whether a receive for `tag` is posted now, so that begin(tag) streams straight into it. */
+  hasPosted(tag: number): boolean {
+    return this.posted.has(tag);
+  }
+
+  /**
+   * Resolves when a receive for `tag` is posted, when the mailbox fails or closes, or after
+   * `graceMs`, whichever comes first. A reader whose message costs nothing to keep where it is
+   * (the thread transport's in-place messages, still in the sender's memory) waits here
+   * instead of copying it into an unexpected buffer that the receive then copies again; the
+   * grace bounds how long the connection is held up for a receive that comes late.
+   */
+  whenPosted(tag: number, graceMs: number): Promise<void> {
+    if (this.posted.has(tag) || this.closedWith) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.wakePostedWaiter(), graceMs);
+      this.postedWaiter = {
+        tag,
+        wake: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+    });
+  }
+
+  private wakePostedWaiter(): void {
+    const w = this.postedWaiter;
+    this.postedWaiter = undefined;
+    w?.wake();
   }
 
   /** The reading side announces a message of `byteLength` bytes with `tag`. */
@@ -122,7 +158,7 @@ export class Mailbox {
     return {
       write: (chunk) => {
         if (u.attached) {
-          u.attached.sink(chunk, u.received);
+          u.attached.sink(chunk, u.received, false);
         } else {
           u.data.set(chunk, u.received);
         }
@@ -141,12 +177,14 @@ export class Mailbox {
   /** The peer will send nothing more. */
   close(err: Error): void {
     this.closedWith = err;
+    this.wakePostedWaiter();
     for (const q of this.posted.values()) for (const r of q) this.settle(r, err);
     this.posted.clear();
     for (const r of [...this.streaming]) this.settle(r, err);
   }
 
   failAll(err: Error): void {
+    this.wakePostedWaiter();
     for (const q of this.posted.values()) for (const r of q) this.settle(r, err);
     this.posted.clear();
     // A message cut off half-way must fail its receive too, or that receive would wait forever.
@@ -165,8 +203,8 @@ export class Mailbox {
   private streamInto(recv: PostedRecv): Inbound {
     this.streaming.add(recv);
     return {
-      write: (chunk) => {
-        recv.sink(chunk, recv.received);
+      write: (chunk, inPeerMemory = false) => {
+        recv.sink(chunk, recv.received, inPeerMemory);
         recv.received += chunk.byteLength;
       },
       end: () => this.settle(recv, undefined),

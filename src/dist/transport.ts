@@ -10,8 +10,14 @@ export type TransportKind = 'thread' | 'tcp' | 'local';
  * message. Transports promise that offsets are multiples of 8 and that every chunk but the last
  * has a length that is a multiple of 8, so a sink can view chunks as float64/float32/int32
  * elements (the chunk's own byteOffset may still be unaligned).
+ *
+ * `inPeerMemory` is true when `chunk` is a view of the sender's own memory (the thread
+ * transport reading a shared array in place) rather than a copy. That memory stays the
+ * sender's to leave alone until its send resolves, which happens only after the sink has
+ * returned, so a sink may write into it to hand a result back (the 2-rank all-reduce writes the
+ * reduced half into the sender's array this way, saving the all-gather copy).
  */
-export type Sink = (chunk: Uint8Array, offset: number) => void;
+export type Sink = (chunk: Uint8Array, offset: number, inPeerMemory: boolean) => void;
 
 export interface Transport {
   readonly kind: TransportKind;

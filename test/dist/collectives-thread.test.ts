@@ -44,6 +44,11 @@ test('thread: large arrays through the zero-copy and multi-chunk paths', { timeo
   assert.deepEqual(problems.flat(), []);
 });
 
+test('thread: 2-rank all-reduce as an exchange of halves, shared (written back in place) and plain arrays in every mix', { timeout: 120_000 }, async () => {
+  const problems = await runThreadRanks<unknown, string[]>({ worldSize: 2, module: ranksModule, exportName: 'pairAllReduceCases' });
+  assert.deepEqual(problems.flat(), []);
+});
+
 test('thread: a zero-copy send completes even when the receiver leaves right after reading it', { timeout: 120_000 }, async () => {
   for (let i = 0; i < 2; i++) {
     assert.deepEqual(await runThreadRanks<unknown, boolean>({ worldSize: 2, module: ranksModule, exportName: 'sendThenLeave' }), [true, true]);

@@ -1,7 +1,7 @@
 // The view one collective call has of its group: group-local ranks, typed send/receive, fused
 // receive-and-reduce, and scratch memory. Algorithms see only this, never a transport.
 import type { Deadline } from '../deadline.js';
-import { reduceInto } from '../reduce-kernels.js';
+import { reduceInto, reduceIntoBoth } from '../reduce-kernels.js';
 import type { Transport } from '../transport.js';
 import type { CommArray, DType, ReduceOp } from '../types.js';
 import { allocArray, bytesOf, elementBytes, viewAs } from '../types.js';
@@ -73,6 +73,37 @@ export class Comm {
       },
       this.deadline,
     );
+  }
+
+  /**
+   * Like recvReduce, but where the message is read in the sender's own memory (the thread
+   * transport with shared arrays), also writes the result back there, so that the sender's
+   * array holds it once the sender's send resolves. Resolves to whether every element was
+   * written back; where it was not (a copied message: TCP, non-shared arrays), the sender has to
+   * be sent the result.
+   */
+  async recvReduceWriteBack(peer: number, dst: CommArray, op: ReduceOp): Promise<boolean> {
+    const es = elementBytes(this.dtype);
+    const dtype = this.dtype;
+    let wroteBack = true;
+    await this.transport.recv(
+      this.ranks[peer]!,
+      this.tag,
+      dst.byteLength,
+      (chunk, offset, inPeerMemory) => {
+        const start = offset / es;
+        const into = dst.subarray(start, start + chunk.byteLength / es);
+        if (inPeerMemory && chunk.byteOffset % es === 0) {
+          reduceIntoBoth(into, viewAs(dtype, chunk), op);
+          return;
+        }
+        wroteBack = false;
+        const aligned = chunk.byteOffset % es === 0 ? chunk : new Uint8Array(chunk);
+        reduceInto(into, viewAs(dtype, aligned), op);
+      },
+      this.deadline,
+    );
+    return wroteBack;
   }
 
   /** Sends `out` to `peer` and receives `into` from it at the same time. */

@@ -7,6 +7,7 @@ import type { Blocks } from '../partition.js';
 import { evenBlocks } from '../partition.js';
 import type { CommArray, ReduceOp } from '../types.js';
 import type { Comm } from './comm.js';
+import { pairAllReduce } from './pair.js';
 import { treeScatter } from './tree.js';
 
 function block(data: CommArray, blocks: Blocks, i: number): CommArray {
@@ -44,6 +45,9 @@ export async function ringAllGather(c: Comm, data: CommArray, blocks: Blocks): P
 }
 
 export async function ringAllReduce(c: Comm, data: CommArray, op: ReduceOp): Promise<void> {
+  // A ring of two is an exchange of halves; the direct form saves a round and, on shared
+  // memory, the all-gather copy.
+  if (c.size === 2) return pairAllReduce(c, data, op);
   const blocks = evenBlocks(data.length, c.size);
   await ringReduceScatter(c, data, blocks, op);
   await ringAllGather(c, data, blocks);
