@@ -4,6 +4,7 @@ import type { Graph } from '../graph/graph.js';
 import { interpret } from '../graph/interpret.js';
 import { setGraphCompiler, type CompiledGraph } from '../graph/jit.js';
 import type { Tensor } from '../core/tensor.js';
+import { cpuBackend } from '../backend/cpu/backend.js';
 import './fused-ops.js';
 import '../graph/control-flow.js';
 import { PlannedExecutor, executorUnsupportedReason } from './executor.js';
@@ -37,12 +38,18 @@ export interface CompileOptions {
   log?: (line: string) => void;
 }
 
+function onCpu(t: Tensor): boolean {
+  return t.storage.backend === cpuBackend;
+}
+
 /** A graph optimized by the pipeline and run by the planned executor (or the interpreter when it cannot be planned). */
 export function compile(g: Graph, opts: CompileOptions = {}): CompiledGraph & { executor: PlannedExecutor | undefined } {
   const { graph } = runPipeline(g, opts.passes ?? defaultPasses(), opts.log ? { log: opts.log } : {});
   if (executorUnsupportedReason(graph) === undefined) {
     const executor = new PlannedExecutor(graph, { reuseOutputs: opts.reuseOutputs ?? false });
-    return { graph, executor, run: (inputs: readonly Tensor[]) => executor.run(inputs) };
+    // The executor plans typed arrays of the cpu backend; inputs on another backend (wasm, the
+    // default) replay through the interpreter, which runs that backend's kernels.
+    return { graph, executor, run: (inputs: readonly Tensor[]) => (inputs.every(onCpu) ? executor.run(inputs) : interpret(graph, inputs)) };
   }
   return { graph, executor: undefined, run: (inputs: readonly Tensor[]) => interpret(graph, inputs) };
 }

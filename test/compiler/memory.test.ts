@@ -4,6 +4,10 @@ import * as t from '../../src/index.js';
 import { trace, interpret, jit, assign } from '../../src/index.js';
 import * as C from '../../src/compiler/index.js';
 import { mlpParams, mlp, mse, gptParams, gptBlock, lstmParams, lstmCell } from '../graph/models.js';
+import { pinBackend } from '../helpers/backends.js';
+
+// cpu, whatever the default backend: the planned executor (its arena, buffer reuse and allocation stats) runs cpu tensors only; with wasm inputs a compiled graph replays through the interpreter, which has no arena to measure.
+pinBackend('cpu');
 
 function measuredPeak(g: t.Graph, inputs: t.Tensor[]): number {
   const before = t.memoryStats().liveBytes;

@@ -4,6 +4,10 @@ import * as t from '../../src/index.js';
 import { trace, Graph } from '../../src/index.js';
 import * as C from '../../src/compiler/index.js';
 import { modelGraphs, assertEquivalent } from './helpers.js';
+import { pinBackend } from '../helpers/backends.js';
+
+// cpu, whatever the default backend: assertEquivalent runs each optimized graph on the planned executor, which works on cpu tensors only (wasm inputs replay through the interpreter).
+pinBackend('cpu');
 
 const models = modelGraphs();
 const passes: C.Pass[] = [C.dce, C.cse, C.constantFold, C.simplify, C.mergeMatmuls, C.layout, C.fuseElementwise];

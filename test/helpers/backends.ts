@@ -46,3 +46,14 @@ export function forEachBackend(title: string, body: (backend: string) => void): 
     });
   }
 }
+
+/**
+ * Runs a whole test file on one backend (selected now, so that tensors made while the file loads
+ * live there too, and restored after its last test), for tests of something that only exists on
+ * that backend. Say why at the call site.
+ */
+export function pinBackend(name: string): void {
+  const previous = t.currentBackendName();
+  t.setBackend(name);
+  after(() => t.setBackend(previous));
+}
