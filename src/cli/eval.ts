@@ -1,6 +1,7 @@
 // `tessera eval <checkpoint>`: rebuilds the model of a `tessera train` checkpoint and evaluates it
 // on the recipe's held-out data.
-import '../backend/cpu/backend.js';
+// Registers cpu and wasm; wasm is the default where WebAssembly SIMD runs (TESSERA_BACKEND overrides).
+import { defaultBackendName } from '../backend/default.js';
 import { noGrad } from '../autodiff/mode.js';
 import { recipes } from '../train/recipes/index.js';
 import { loadTrainedTask } from '../train/trainer.js';
@@ -14,7 +15,7 @@ export async function run(args: string[]): Promise<number> {
     if (p.flags.has('help')) { console.log(usage); return 0; }
     const path = p.positional[0];
     if (path === undefined) throw new UsageError('give the checkpoint (the --out directory of `tessera train`, or its checkpoint.safetensors).');
-    await selectBackend(p.values.get('backend') ?? 'cpu');
+    await selectBackend(p.values.get('backend') ?? defaultBackendName());
     const { task, saved } = await loadTrainedTask(recipes, path);
     const started = performance.now();
     const result = noGrad(() => task.evaluate());

@@ -1,5 +1,6 @@
 // `tessera generate <checkpoint>`: samples text from a language-model checkpoint (char-gpt, char-lstm).
-import '../backend/cpu/backend.js';
+// Registers cpu and wasm; wasm is the default where WebAssembly SIMD runs (TESSERA_BACKEND overrides).
+import { defaultBackendName } from '../backend/default.js';
 import { manualSeed } from '../core/random.js';
 import { noGrad } from '../autodiff/mode.js';
 import { recipes } from '../train/recipes/index.js';
@@ -15,7 +16,7 @@ export async function run(args: string[]): Promise<number> {
     if (p.flags.has('help')) { console.log(usage); return 0; }
     const path = p.positional[0];
     if (path === undefined) throw new UsageError('give the checkpoint (the --out directory of `tessera train char-gpt`, or its checkpoint.safetensors).');
-    await selectBackend(p.values.get('backend') ?? 'cpu');
+    await selectBackend(p.values.get('backend') ?? defaultBackendName());
     const { task, saved } = await loadTrainedTask(recipes, path);
     if (task.generate === undefined) throw new UsageError(`the checkpoint is from '${saved.recipe}', which is not a language model; use a char-gpt or char-lstm checkpoint.`);
     const topK = p.values.has('top-k') ? numberOption(p.values, 'top-k', 0, 'integer') : undefined;

@@ -1,6 +1,7 @@
 // `tessera train <recipe>`: trains one of the built-in recipes with a progress bar, evaluates it and
 // saves a checkpoint that `tessera eval`, `tessera generate` and `--resume` use.
-import '../backend/cpu/backend.js';
+// Registers cpu and wasm; wasm is the default where WebAssembly SIMD runs (TESSERA_BACKEND overrides).
+import { defaultBackendName } from '../backend/default.js';
 import { recipes } from '../train/recipes/index.js';
 import { train, type TrainOptions } from '../train/trainer.js';
 import { numberOption, parseArgs, selectBackend, UsageError } from '../train/cli-options.js';
@@ -14,6 +15,7 @@ function usage(): string {
     ...Object.values(recipes).map((r) => `  ${r.name.padEnd(12)} ${r.summary} (defaults: ${r.defaults.epochs} epochs, batch ${r.defaults.batchSize}, lr ${r.defaults.lr})`),
     '',
     'options:',
+    '  --backend NAME   wasm (the default where WebAssembly SIMD runs; TESSERA_THREADS sets its threads) or cpu (the reference)',
     '  --out DIR        write DIR/checkpoint.safetensors (model, optimizer, schedule, data order, RNG) at the end',
     '  --resume PATH    continue a checkpoint exactly where it stopped (--epochs may extend the run)',
     '  --json           one JSON object per epoch (loss, accuracy, samplesPerSec, seconds), then a final one',
@@ -33,7 +35,7 @@ export async function run(args: string[]): Promise<number> {
     if (p.positional.length > 1) throw new UsageError(`unexpected argument '${p.positional[1]}'.`);
     const recipe = recipes[name];
     if (recipe === undefined) throw new UsageError(`unknown recipe '${name}' (known: ${Object.keys(recipes).join(', ')}).`);
-    await selectBackend(p.values.get('backend') ?? 'cpu');
+    await selectBackend(p.values.get('backend') ?? defaultBackendName());
     const v = p.values;
     const options: TrainOptions = {
       epochs: numberOption(v, 'epochs', recipe.defaults.epochs, 'integer'),
