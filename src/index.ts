@@ -8,6 +8,8 @@ export { Generator, manualSeed, defaultGenerator } from './core/random.js';
 export { setBackend, getBackend, listBackends, currentBackendName, registerBackend, type Backend } from './backend/backend.js';
 // Registers 'wasm' next to 'cpu' and makes it the default where WebAssembly SIMD runs (TESSERA_BACKEND overrides).
 export { defaultBackendName, wasmSimdSupported, BACKEND_ENV } from './backend/default.js';
+export { wasmBackend, type WasmBackend } from './backend/wasm/backend.js';
+export { enableWasmThreads } from './backend/wasm/node.js';
 export * from './ops/index.js';
 export * from './autodiff/index.js';
 export * as data from './data/index.js';

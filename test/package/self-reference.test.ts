@@ -19,6 +19,23 @@ test("a script in the repository root can import 'tessera' (package self-referen
   assert.equal(r.stdout.trim(), '[[2,4],[6,8]]');
 });
 
+test("'tessera' starts on the wasm backend, with cpu registered next to it (issue 6)", () => {
+  assert.ok(existsSync('dist/index.js'), 'dist/ is missing: run `npm ci` or `npm run build` first');
+  const script = [
+    "import * as t from 'tessera';",
+    "const before = t.currentBackendName();",
+    "const y = t.tensor([1, 2, 3]).mul(2);",
+    "t.setBackend('cpu');",
+    "console.log(JSON.stringify({ before, listed: t.listBackends().sort(), onWasm: y.backend, values: y.toArray(), after: t.zeros([1]).backend }));",
+  ].join('\n');
+  // Without TESSERA_BACKEND, which would override the default being checked here.
+  const env = { ...process.env };
+  delete env.TESSERA_BACKEND;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), { before: 'wasm', listed: ['cpu', 'wasm'], onWasm: 'wasm', values: [2, 4, 6], after: 'cpu' });
+});
+
 test('the self-referenced package is typed (this file typechecks against dist/index.d.ts)', () => {
   // A type-only use: if 'tessera' had no declarations, `npm test`'s typecheck would fail on this file.
   const shape: Tessera.Tensor['shape'] = [2, 2];
