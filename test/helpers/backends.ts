@@ -1,12 +1,12 @@
 // Which backends the numerical suites run on: TESSERA_TEST_BACKENDS (comma separated, e.g.
-// "cpu,wasm") or just 'cpu'. Each suite loops over them with forEachBackend, so one suite checks
+// "wasm") or, by default, both the cpu reference and wasm (the library's default backend). Each suite loops over them with forEachBackend, so one suite checks
 // every backend (issue 6: "one suite, run per backend").
 import { describe, it, before, after } from 'node:test';
 import * as t from '../../src/index.js';
 
 export function backendsUnderTest(): string[] {
   const env = process.env.TESSERA_TEST_BACKENDS;
-  const names = env === undefined || env.trim() === '' ? ['cpu'] : env.split(',').map((s) => s.trim()).filter(Boolean);
+  const names = env === undefined || env.trim() === '' ? ['cpu', 'wasm'] : env.split(',').map((s) => s.trim()).filter(Boolean);
   return names;
 }
 
