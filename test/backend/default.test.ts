@@ -2,6 +2,8 @@
 // TESSERA_BACKEND overrides it in Node.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import * as t from '../../src/index.js';
 
 /** Runs fn with TESSERA_BACKEND set to value (or unset for undefined), restoring it after. */
@@ -57,5 +59,22 @@ test("setBackend switches between 'wasm' and 'cpu'; results agree", () => {
     assert.deepEqual(b.toArray(), [[17], [39]]);
   } finally {
     t.setBackend(previous);
+  }
+});
+
+test("the backends load in a browser: no module under src/backend imports Node's modules at load time", () => {
+  // The public entry imports every backend, so a static `import … from 'node:…'` here would break
+  // `import 'tessera'` in a page. Node's modules are reached through process.getBuiltinModule at
+  // run time instead; only the worker thread's own entry file (never imported) may name them.
+  const files = (dir: string): string[] => readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? files(path) : path.endsWith('.ts') ? [path] : [];
+  });
+  const checked = files('src/backend').filter((f) => !f.endsWith('node-worker-entry.ts'));
+  assert.ok(checked.some((f) => f.endsWith('default.ts')) && checked.some((f) => f.endsWith('node-workers.ts')), `walked ${checked.length} files`);
+  for (const file of checked) {
+    const source = readFileSync(file, 'utf8');
+    const offending = source.match(/^\s*(import(?!\s+type\b)[^;]*from\s*'node:[^']+'|import\s*'node:[^']+'|export[^;]*from\s*'node:[^']+')/m);
+    assert.equal(offending, null, `${file} imports a Node module at load time: ${offending?.[0]}`);
   }
 });
