@@ -16,6 +16,7 @@ export interface AdamOptions extends BaseOptions {
  */
 export class Adam extends Optimizer<AdamOptions> {
   protected readonly decoupled: boolean = false;
+  protected override readonly updatesInPlace: boolean = true;
 
   constructor(params: ParamsArg<AdamOptions>, options: Partial<AdamOptions> = {}) {
     super(params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0, amsgrad: false, maximize: false, ...options });
@@ -41,16 +42,21 @@ export class Adam extends Optimizer<AdamOptions> {
     const biasCorrection2Sqrt = Math.sqrt(1 - b2 ** step);
     const stepSize = g.lr / biasCorrection1;
     const decay = this.decoupled ? 1 - g.lr * g.weightDecay : 1;
+    const maximize = g.maximize, coupledDecay = !this.decoupled, weightDecay = g.weightDecay, eps = g.eps;
+    // Each stored element is read once and written once; the arithmetic stays in float64 locals, so
+    // running on the tensors' own float32 memory (updatesInPlace) equals running on float64 copies.
     for (let i = 0; i < param.length; i++) {
-      let gi = g.maximize ? -grad[i]! : grad[i]!;
+      let gi = maximize ? -grad[i]! : grad[i]!;
       let p = param[i]! * decay;
-      if (!this.decoupled) gi += g.weightDecay * p;
-      m[i] = m[i]! + (gi - m[i]!) * (1 - b1);
-      v[i] = v[i]! * b2 + (1 - b2) * gi * gi;
-      let second = v[i]!;
-      if (vmax !== undefined) second = vmax[i] = Math.max(vmax[i]!, v[i]!);
-      const denom = Math.sqrt(second) / biasCorrection2Sqrt + g.eps;
-      p -= stepSize * (m[i]! / denom);
+      if (coupledDecay) gi += weightDecay * p;
+      const mi = m[i]! + (gi - m[i]!) * (1 - b1);
+      const vi = v[i]! * b2 + (1 - b2) * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      let second = vi;
+      if (vmax !== undefined) second = vmax[i] = Math.max(vmax[i]!, vi);
+      const denom = Math.sqrt(second) / biasCorrection2Sqrt + eps;
+      p -= stepSize * (mi / denom);
       param[i] = p;
     }
   }
