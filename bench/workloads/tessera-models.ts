@@ -13,17 +13,22 @@ type Model = Module<[t.Tensor], t.Tensor>;
 export type TesseraStep = () => number;
 
 function stepOf(model: Model, x: t.Tensor, y: t.Tensor, lr: number, flatten: boolean): TesseraStep {
-  const optimizer = new Adam(model.parameters(), { lr });
+  const params = model.parameters();
+  const optimizer = new Adam(params, { lr });
+  // As src/train's trainStep: everything the step creates is disposed at its end (the wasm backend
+  // would otherwise keep every activation until the garbage collector runs, growing its memory by
+  // the step's whole footprint each step), except the gradients, kept until the next step.
   return () => {
+    for (const p of params) p.grad?.dispose();
     optimizer.zeroGrad();
-    const logits = model.call(x);
-    const loss = flatten ? t.crossEntropy(flattenLogits(logits), y.reshape([-1])) : t.crossEntropy(logits, y);
-    loss.backward();
-    optimizer.step();
-    const value = loss.item();
-    loss.dispose();
-    logits.dispose();
-    return value;
+    return t.scope(() => {
+      const logits = model.call(x);
+      const loss = flatten ? t.crossEntropy(flattenLogits(logits), y.reshape([-1])) : t.crossEntropy(logits, y);
+      loss.backward();
+      for (const p of params) if (p.grad !== undefined) t.keep(p.grad);
+      optimizer.step();
+      return loss.item();
+    });
   };
 }
 
