@@ -3,6 +3,7 @@
 // style, and return rank 0's rows. Also a point-to-point ping-pong sweep for the α-β fit.
 import type { Algorithm, Collective, CommArray, ProcessGroup } from '../../src/dist/index.js';
 import { ALGORITHMS, predictSeconds, sharedArray } from '../../src/dist/index.js';
+import { threadCpuMs } from './thread-cpu.js';
 
 export interface BenchPlan {
   sizes: number[];
@@ -27,6 +28,8 @@ export interface Row {
   algbwGBs: number;
   busbwGBs: number;
   predictedSeconds: number;
+  /** CPU time of rank 0's thread per call (10 ms ticks over the timed calls): its busy time. */
+  cpuSecondsRank0: number;
 }
 
 export interface PingPong {
@@ -152,7 +155,9 @@ export async function runCases(pg: ProcessGroup, plan: BenchPlan, log: (line: st
         const iterations = count[0]!;
         await pg.barrier();
         t0 = performance.now();
+        const cpu0 = threadCpuMs();
         for (let i = 0; i < iterations; i++) await call();
+        const cpuSecondsRank0 = (threadCpuMs() - cpu0) / 1000 / iterations;
         await pg.barrier();
         const seconds = (performance.now() - t0) / 1000 / iterations;
         const algbw = bytes / seconds / 1e9;
@@ -167,9 +172,10 @@ export async function runCases(pg: ProcessGroup, plan: BenchPlan, log: (line: st
           algbwGBs: algbw,
           busbwGBs: algbw * busFactor(collective, pg.size),
           predictedSeconds: predictSeconds(collective, algorithm as never, pg.size, bytes, pg.costModel),
+          cpuSecondsRank0,
         };
         rows.push(row);
-        if (pg.rank === 0) log(`${row.transport} p=${row.ranks} ${collective}/${algorithm} ${bytes} B: ${(seconds * 1e6).toFixed(1)} us, busbw ${row.busbwGBs.toFixed(3)} GB/s`);
+        if (pg.rank === 0) log(`${row.transport} p=${row.ranks} ${collective}/${algorithm} ${bytes} B: ${(seconds * 1e6).toFixed(1)} us, busbw ${row.busbwGBs.toFixed(3)} GB/s, rank 0 busy ${(cpuSecondsRank0 * 1e6).toFixed(0)} us`);
       }
     }
   }

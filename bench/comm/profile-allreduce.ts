@@ -4,11 +4,11 @@
 // waiting or in overhead shows next to the work itself (one reduction of half the array and
 // one copy of the other half). Used to find where the thread and TCP paths lose time;
 // run with `node --cpu-prof` through tsx for a function-level profile.
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { launch } from '../../src/cli/run.js';
 import { initProcessGroup, runThreadRanks, sharedArray } from '../../src/dist/index.js';
 import type { ThreadRankContext } from '../../src/dist/index.js';
+import { threadCpuMs } from './thread-cpu.js';
 
 export interface ProfileArgs {
   megabytes: number;
@@ -22,16 +22,6 @@ export interface ProfileResult {
   minMs: number;
   cpuMs: number;
   busbwGBs: number;
-}
-
-/** CPU time of the calling thread in ms (Linux: /proc/thread-self/stat; 10 ms ticks). */
-function threadCpuMs(): number {
-  try {
-    const fields = readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return NaN;
-  }
 }
 
 export async function profileRank({ args }: ThreadRankContext<ProfileArgs>): Promise<ProfileResult> {

@@ -141,6 +141,7 @@ function markdown(result: { command: string; started: string; machine: { cpu: st
   lines.push(`Machine: ${result.machine.cpu}, ${result.machine.cores} cores, Node ${result.machine.node}; load average ${result.loadavgBefore ?? '?'} before, ${result.loadavgAfter ?? '?'} after (${result.idleBefore} / ${result.idleAfter}).`);
   lines.push(`memcpy bandwidth (64 MB TypedArray.set, one thread, best of 7): **${result.memcpyGBs.toFixed(2)} GB/s**, the physical limit on one host.`);
   lines.push(`Sizes: ${result.plan.sizes.map(human).join(', ')}; sizes above ${human(result.plan.maxSizeOtherCollectives)} only for allReduce. Each case: back-to-back calls between barriers for at least ${result.plan.minIterations} calls / ${result.plan.secondsPerCase} s. Data is float32; the thread transport uses SharedArrayBuffer-backed arrays (zero-copy path).`);
+  lines.push(`rank 0 CPU = the CPU time of rank 0's thread per call (Linux /proc, 10 ms ticks over the timed calls): its busy time. Where it is well below the wall time, the rank waited, for its peer or, on a busy machine, for a core; on 2 ranks with a core each the wall time could approach it.`);
   lines.push(`busbw = algbw x factor (nccl-tests): all-reduce 2(n-1)/n; reduce-scatter, all-gather, all-to-all, scatter, gather (n-1)/n; broadcast, reduce 1. For the gather family S is the total size.`, '');
   lines.push('## Targets (issue 7)', '', ...targets(rows, result.memcpyGBs, result.socketPairGBs), '');
   lines.push('## Fitted α and β (ping-pong between ranks 0 and 1, least squares over 8 B..16 MB)', '');
@@ -152,13 +153,13 @@ function markdown(result: { command: string; started: string; machine: { cpu: st
   lines.push('');
   for (const r of runs) {
     lines.push(`## ${r.transport}, ${r.ranks} ranks`, '');
-    lines.push('| collective | algorithm | size | time (µs) | algbw (GB/s) | busbw (GB/s) | model (µs) | |', '| --- | --- | --- | --- | --- | --- | --- | --- |');
+    lines.push('| collective | algorithm | size | time (µs) | algbw (GB/s) | busbw (GB/s) | model (µs) | rank 0 CPU (µs) | |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const row of r.report.rows) {
       const peers = r.report.rows.filter((x) => x.collective === row.collective && x.bytes === row.bytes);
       const fastest = peers.every((x) => x.seconds >= row.seconds);
       const auto = row.collective === 'barrier' ? undefined : chooseAlgorithm(row.collective, row.ranks, row.bytes, r.report.costModel);
       const marks = [fastest && peers.length > 1 ? 'fastest' : '', auto === row.algorithm ? 'auto' : ''].filter(Boolean).join(', ');
-      lines.push(`| ${row.collective} | ${row.algorithm} | ${human(row.bytes)} | ${(row.seconds * 1e6).toFixed(1)} | ${row.algbwGBs.toFixed(3)} | ${row.busbwGBs.toFixed(3)} | ${(row.predictedSeconds * 1e6).toFixed(1)} | ${marks} |`);
+      lines.push(`| ${row.collective} | ${row.algorithm} | ${human(row.bytes)} | ${(row.seconds * 1e6).toFixed(1)} | ${row.algbwGBs.toFixed(3)} | ${row.busbwGBs.toFixed(3)} | ${(row.predictedSeconds * 1e6).toFixed(1)} | ${row.cpuSecondsRank0 === undefined ? '-' : (row.cpuSecondsRank0 * 1e6).toFixed(0)} | ${marks} |`);
     }
     lines.push('');
   }
