@@ -86,7 +86,7 @@ function checkNotModified(node: GradNode): void {
   saved.forEach((t, i) => {
     if (t.storage.version === node.savedVersions[i]) return;
     const which = i < node.inputs.length ? `input ${i}` : 'output';
-    throw new TesseraError(`backward: ${which} of '${node.prim}' (shape ${fmtShape(t.shape)}, ${t.dtype}) was modified in place (copy_/fill_) ` +
+    throw new TesseraError(`backward: ${which} of '${node.opName}' (shape ${fmtShape(t.shape)}, ${t.dtype}) was modified in place (copy_/fill_) ` +
       'after the op used it, so its gradient would be computed from the new values. Modify a clone() instead, or finish backward first.');
   });
 }
@@ -153,7 +153,7 @@ function runBackward(root: Tensor, gradient: Tensor | undefined, opts: InternalO
       const node = order[k]!;
       const out = node.output;
       if (node.freed || out === undefined) {
-        throw new TesseraError(`backward: trying to run backward through the graph a second time (op '${node.prim}'); its saved tensors were freed. ` +
+        throw new TesseraError(`backward: trying to run backward through the graph a second time (op '${node.opName}'); its saved tensors were freed. ` +
           'Pass { retainGraph: true } to the first backward() if you need to call it again.');
       }
       let g = cot.get(out);
@@ -163,12 +163,18 @@ function runBackward(root: Tensor, gradient: Tensor | undefined, opts: InternalO
         checkNotModified(node);
         g = runHooks(out, g);
         finish(out, g, false);
-        const rule = vjpRules[node.prim] as (g: Tensor, i: readonly Tensor[], o: Tensor, a: unknown) => (Tensor | undefined)[];
-        const grads = rule(g, inputs, out, node.attrs);
+        let grads: (Tensor | undefined)[];
+        if (node.custom !== undefined) {
+          const vjp = node.custom.vjp!;
+          grads = vjp(g);
+        } else {
+          const rule = vjpRules[node.prim] as (g: Tensor, i: readonly Tensor[], o: Tensor, a: unknown) => (Tensor | undefined)[];
+          grads = rule(g, inputs, out, node.attrs);
+        }
         inputs.forEach((x, i) => {
           const gi = grads[i];
           if (!node.needsGrad[i] || gi === undefined) return;
-          checkGradShape(x, gi, `the vjp of '${node.prim}' produced a gradient for input ${i} that`);
+          checkGradShape(x, gi, `the vjp of '${node.opName}' produced a gradient for input ${i} that`);
           accumulate(cot, x, gi);
         });
       }
@@ -186,6 +192,8 @@ function runBackward(root: Tensor, gradient: Tensor | undefined, opts: InternalO
         node.freed = true;
         node.inputs = [];
         node.output = undefined;
+        // A custom vjp closes over its saved tensors; dropping it frees them too.
+        if (node.custom !== undefined) node.custom.vjp = undefined;
       }
     }
   };

@@ -4,14 +4,25 @@
 // and nothing computes them); a whileLoop runs its body graph while its condition graph says so.
 //
 // Autodiff: eagerly the taken branch is recorded on the tape like any code, so cond is
-// differentiable. Under tracing with gradients needed (grad mode on and an operand requiring grad),
-// the tape has no place for a graph node (the core's tape only holds primitives; see
-// docs/compiler.md), so cond inlines the taken branch into the trace and guards on the predicate:
-// the backward graph is that branch's, and a call where the predicate flips traces again.
+// differentiable. Under tracing with gradients needed (grad mode on and an operand, a captured
+// tensor or a parameter of a branch requiring grad), the cond node's outputs get custom tape nodes
+// (autodiff/node.ts recordCustom) whose vjp is itself a cond: `cond(pred, vjp of trueFn, vjp of
+// falseFn)`. A backward() traced in the same function thus records one backward cond node, and
+// one trace serves both predicate values. The vjp branches recompute their branch's forward (no
+// branch intermediates are kept). Only when a branch closes over a non-leaf tensor that requires
+// grad (its gradient would have to flow into the enclosing tape) does cond fall back to inlining
+// the taken branch and guarding on the predicate (a flip traces again).
 import { TesseraError, fmtShape } from '../core/errors.js';
 import { shapesEqual } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
-import { isGradEnabled } from '../autodiff/mode.js';
+import { enableGrad, isGradEnabled, noGrad } from '../autodiff/mode.js';
+import { gradientsOf } from '../autodiff/backward.js';
+import { recordCustom } from '../autodiff/node.js';
+import { isFloating } from '../core/dtype.js';
+import { zerosLike } from '../ops/creation.js';
+import { mul } from '../ops/elementwise.js';
+import { sum } from '../ops/reduce.js';
+import { detach } from '../ops/shape.js';
 import type { Cost, ValueInfo } from '../ops/primitives.js';
 import { Graph } from './graph.js';
 import { opDef, registerGraphOp } from './graph-ops.js';
@@ -64,19 +75,77 @@ export interface CondAttrs {
 export function cond<R>(pred: Tensor, trueFn: (...operands: Tensor[]) => R, falseFn: (...operands: Tensor[]) => R, operands: readonly Tensor[] = []): R {
   const taken = truthy(pred, 'cond');
   const tracer = activeTracer();
-  const needsGrad = isGradEnabled() && operands.some((o) => o.requiresGrad);
   if (tracer === undefined) return taken ? trueFn(...operands) : falseFn(...operands);
-  if (needsGrad) {
+  const gradMode = isGradEnabled();
+  // Branches are traced without a tape: their gradients come from the custom nodes below.
+  const t = noGrad(() => traceBranch(trueFn, operands));
+  const f = noGrad(() => traceBranch(falseFn, operands));
+  checkSameTypes('cond', t.outputs, f.outputs, 'the branches\' results');
+  const targets = gradMode ? gradTargets(operands, [t, f]) : { operandIdx: [], leaves: [], inlineReason: undefined };
+  if (targets.inlineReason !== undefined) {
     tracer.recordRead(pred, untracedRead(() => pred.data()));
     return taken ? trueFn(...operands) : falseFn(...operands);
   }
-  const t = traceBranch(trueFn, operands);
-  const f = traceBranch(falseFn, operands);
-  checkSameTypes('cond', t.outputs, f.outputs, 'the branches\' results');
   const outs = (taken ? t.outputs : f.outputs).map(alias);
   const attrs: CondAttrs = { trueGraph: t.graph, falseGraph: f.graph, operands: operands.length, trueCaptures: t.captures.length };
   tracer.record('cond', [pred, ...operands, ...t.captures, ...f.captures], attrs, outs);
+  for (const leaf of targets.leaves) tracer.nestedGradLeaves.add(leaf);
+  if (targets.operandIdx.length + targets.leaves.length > 0) recordCondGrads(pred, trueFn, falseFn, operands, targets, outs);
   return unflattenTensors((taken ? t.template : f.template) as R, outs);
+}
+
+interface GradTargets {
+  /** Operands that require grad (indices into operands). */
+  operandIdx: number[];
+  /** Leaf tensors requiring grad that a branch uses without receiving them (parameters, captured inputs). */
+  leaves: Tensor[];
+  /** Set when cond cannot be a differentiable node and must inline the taken branch instead. */
+  inlineReason: string | undefined;
+}
+
+function gradTargets(operands: readonly Tensor[], branches: readonly Branch[]): GradTargets {
+  const operandIdx = operands.flatMap((o, i) => (o.requiresGrad ? [i] : []));
+  const leaves: Tensor[] = [];
+  for (const b of branches) {
+    for (const c of [...b.captures, ...b.graph.parameters.values()]) {
+      if (!c.requiresGrad || operands.includes(c) || leaves.includes(c)) continue;
+      if (c.gradNode !== undefined) return { operandIdx, leaves, inlineReason: 'a branch closes over a computed tensor that requires grad' };
+      leaves.push(c);
+    }
+  }
+  return { operandIdx, leaves, inlineReason: undefined };
+}
+
+/**
+ * Gives each floating output of a traced cond a custom tape node whose vjp is a cond of the two
+ * branches' vjps: the backward of the cond is again one graph node, chosen by the same predicate.
+ */
+function recordCondGrads(pred: Tensor, trueFn: (...xs: Tensor[]) => unknown, falseFn: (...xs: Tensor[]) => unknown,
+  operands: readonly Tensor[], targets: GradTargets, outs: readonly Tensor[]): void {
+  const inputs = [...targets.operandIdx.map((i) => operands[i]!), ...targets.leaves];
+  const n = operands.length;
+  outs.forEach((out, k) => {
+    if (!isFloating(out.dtype)) return;
+    // vjp branch: args = [...operands, cotangent of output k] -> gradients of `inputs`.
+    // With createGraph (grad mode on while backward runs) the gradients must stay differentiable
+    // with respect to the operands themselves, so they are not detached then.
+    const branchVjp = (fn: (...xs: Tensor[]) => unknown, higher: boolean) => (...args: Tensor[]): Tensor[] => enableGrad(() => {
+      const xs = args.slice(0, n).map((a, i) => {
+        if (higher || !targets.operandIdx.includes(i)) return a;
+        const x = detach(a);
+        x.requiresGrad = true;
+        return x;
+      });
+      const y = flattenTensors(fn(...xs))[k]!;
+      const wrt = [...targets.operandIdx.map((i) => xs[i]!), ...targets.leaves];
+      const gs = y.requiresGrad ? gradientsOf(sum(mul(y, args[n]!)), wrt, undefined, { createGraph: higher }) : [];
+      return wrt.map((w, i) => gs[i] ?? zerosLike(w));
+    });
+    recordCustom('cond', inputs, out, (g) => {
+      const higher = isGradEnabled();
+      return cond(pred, branchVjp(trueFn, higher), branchVjp(falseFn, higher), [...operands, g]);
+    });
+  });
 }
 
 export interface WhileAttrs {

@@ -84,6 +84,8 @@ export class Tracer {
   readonly reads: { tensor: Tensor; observed: Float64Array; array: unknown }[] = [];
   /** The `.grad` a parameter had when the trace first used it (to detect accumulation). */
   readonly gradAtFirstUse = new Map<Tensor, Tensor | undefined>();
+  /** Leaves used only inside nested graphs (a differentiable cond's branches) whose `.grad` a traced backward may set. */
+  readonly nestedGradLeaves = new Set<Tensor>();
 
   constructor(readonly inputs: readonly Tensor[], readonly opts: TraceOptions, readonly parent: Tracer | undefined) {
     for (const t of inputs) this.note(t);
@@ -325,7 +327,7 @@ export function finishWithGrads(tracer: Tracer, outs: readonly Tensor[]): { grap
     }
   }
   const gradWrites: { target: Tensor; value: Tensor }[] = [];
-  for (const p of first.graph.parameters.values()) {
+  for (const p of new Set([...first.graph.parameters.values(), ...tracer.nestedGradLeaves])) {
     const g = p.grad;
     if (g !== undefined && tracer.resolve(g) !== undefined) gradWrites.push({ target: p, value: g });
   }

@@ -59,3 +59,54 @@ test('cond branches of different types are rejected with both types named', () =
   assert.throws(() => trace((x: t.Tensor) => cond(t.tensor(true), (a: t.Tensor) => a, (a: t.Tensor) => t.sum(a), [x]), [t.ones([2])]),
     /cond: the branches' results differ: \(\[2\] float32\) vs \(\[\] float32\)/);
 });
+
+test('traced cond is differentiable as a cond: one trace serves both predicate values, gradients equal eager', () => {
+  const w = t.tensor([0.5, -1, 2], { requiresGrad: true });
+  const v = t.tensor([1.5, 0.5, -0.5], { requiresGrad: true });
+  const step = (p: t.Tensor, x: t.Tensor): t.Tensor => {
+    w.grad = undefined;
+    v.grad = undefined;
+    const h = t.mul(x, v); // an operand that requires grad: its gradient flows on to v
+    const y = cond(t.gt(t.sum(p), 0), (a: t.Tensor) => t.mul(t.exp(a), w), (a: t.Tensor) => t.mul(t.mul(a, a), t.sin(w)), [h]);
+    const loss = t.sum(t.mul(y, y));
+    loss.backward();
+    return loss;
+  };
+  const f = jit(step);
+  const x = t.tensor([0.1, 0.2, 0.3]);
+  for (const pv of [1, -1, 2, -3]) {
+    const lossJ = f(t.tensor([pv]), x).item();
+    const gw = w.grad!.toArray() as number[], gv = v.grad!.toArray() as number[];
+    const lossE = step(t.tensor([pv]), x).item();
+    assert.ok(Math.abs(lossJ - lossE) < 1e-5, `loss for p=${pv}: ${lossJ} vs ${lossE}`);
+    (w.grad!.toArray() as number[]).forEach((e, i) => assert.ok(Math.abs(e - gw[i]!) < 1e-5, `dw for p=${pv}: ${gw} vs ${w.grad!.toArray()}`));
+    (v.grad!.toArray() as number[]).forEach((e, i) => assert.ok(Math.abs(e - gv[i]!) < 1e-5, `dv for p=${pv}: ${gv} vs ${v.grad!.toArray()}`));
+  }
+  const s = f.stats();
+  assert.equal(s.traces, 1, s.traceReasons.join('; '));
+  assert.equal(s.cacheHits, 3);
+  const g = f.graphs()[0]!.traced;
+  assert.equal(g.nodes.filter((n) => n.op === 'cond').length, 2, 'a forward cond and a backward cond');
+  assert.equal(g.guards.length, 0, 'no guard on the predicate');
+});
+
+test('custom tape nodes: backward through a traced cond outside the trace, retainGraph and freeing', () => {
+  const x = t.tensor([1, 2], { requiresGrad: true });
+  const { result } = trace((a: t.Tensor) => cond(t.tensor(true), (u: t.Tensor) => t.mul(u, u), (u: t.Tensor) => t.neg(u), [a]), [x]);
+  assert.match(String(result.gradNode?.opName), /cond/);
+  const loss = t.sum(result);
+  loss.backward(undefined, { retainGraph: true });
+  assert.deepEqual(x.grad!.toArray(), [2, 4]);
+  loss.backward();
+  assert.deepEqual(x.grad!.toArray(), [4, 8]);
+  assert.throws(() => loss.backward(), /second time \(op 'sum'\)|second time \(op 'cond'\)/);
+});
+
+test('createGraph through a custom cond node gives second derivatives', () => {
+  const x = t.tensor([1, 2], { dtype: 'float64', requiresGrad: true });
+  const { result } = trace((a: t.Tensor) => cond(t.tensor(true), (u: t.Tensor) => t.mul(t.mul(u, u), u), (u: t.Tensor) => t.neg(u), [a]), [x]);
+  const [g] = t.gradientsOf(t.sum(result), [x], undefined, { createGraph: true });
+  assert.deepEqual(g!.toArray(), [3, 12]);
+  const [h] = t.gradientsOf(t.sum(g!), [x]);
+  assert.deepEqual(h!.toArray(), [6, 12]);
+});
