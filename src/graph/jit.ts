@@ -3,7 +3,8 @@
 // so on import) and replays it on later calls. Guards: the signature (shapes, dtypes, backend,
 // requiresGrad of every tensor argument, the other arguments' values, grad mode), and the values
 // the traced code read (item/toArray/data), checked during the replay. A failed guard traces again,
-// and stats() says which guard failed.
+// and stats() says which guard failed. With `piecewise: true` a value read is a graph break instead
+// (piecewise.ts): the parts compile separately and fn's plain code between them runs on every call.
 import { TesseraError, fmtShape } from '../core/errors.js';
 import { Tensor } from '../core/tensor.js';
 import { isGradEnabled } from '../autodiff/mode.js';
@@ -11,6 +12,7 @@ import type { Graph } from './graph.js';
 import { GuardFailure, interpret } from './interpret.js';
 import { finishWithGrads, flattenTensors, isTracing, unflattenTensors, withTracer, type TraceOptions } from './trace.js';
 import { bucketPlan, dynamicAnalysis, unpad, type DynamicAnalysis, type DynamicSpec } from './dynamic.js';
+import { buildPiecewise, piecewiseObstacle, replayPiecewise, type PiecewisePlan } from './piecewise.js';
 
 /** A graph turned into something that runs fast; produced by a registered GraphCompiler. */
 export interface CompiledGraph {
@@ -47,6 +49,15 @@ export interface JitOptions extends TraceOptions {
    * outputs): no allocation per call. Off by default, so results of earlier calls stay valid.
    */
   reuseOutputs?: boolean;
+  /**
+   * Graph breaks at value reads (item/toArray/data): the parts before and after each read compile
+   * separately, and every call re-runs fn's plain code between them (logging, branching on the
+   * value read) with the ops served from the compiled parts; a changed control path traces again
+   * on the next call. Off by default: a read is then a guard inside one graph (the plain code
+   * between is baked into the trace). Functions with writes (assign, backward) or control-flow
+   * nodes always use guards.
+   */
+  piecewise?: boolean;
 }
 
 export interface JitStats {
@@ -60,6 +71,8 @@ export interface JitStats {
   entries: number;
   /** Calls replayed with the interpreter because a differentiable result was needed. */
   differentiableReplays: number;
+  /** Graph breaks (value reads) of the piecewise-compiled entries, summed. */
+  graphBreaks: number;
 }
 
 interface CacheEntry {
@@ -69,6 +82,7 @@ interface CacheEntry {
   compiled: CompiledGraph | undefined;
   template: unknown;
   needsTape: boolean;
+  piecewise: PiecewisePlan | undefined;
 }
 
 type ArgSignature = { kind: 'tensor'; shape: readonly number[]; dtype: string; backend: string; requiresGrad: boolean } | { kind: 'value'; text: string };
@@ -114,8 +128,10 @@ export type JitFunction<A extends unknown[], R> = ((...args: A) => R) & {
  */
 export function jit<A extends unknown[], R>(fn: (...args: A) => R, opts: JitOptions = {}): JitFunction<A, R> {
   const cache = new Map<string, CacheEntry>();
-  const stats: JitStats = { traces: 0, cacheHits: 0, traceReasons: [], entries: 0, differentiableReplays: 0 };
+  const stats: JitStats = { traces: 0, cacheHits: 0, traceReasons: [], entries: 0, differentiableReplays: 0, graphBreaks: 0 };
   let lastSignature: ArgSignature[] | undefined;
+  /** Why an entry was dropped after a call (a piecewise divergence): the next trace's reason. */
+  const dropped = new Map<string, string>();
 
   const traceAndRun = (args: A, signature: ArgSignature[], key: string, reason: string): R => {
     stats.traces++;
@@ -130,8 +146,20 @@ export function jit<A extends unknown[], R>(fn: (...args: A) => R, opts: JitOpti
     // The planned executor runs cpu tensors; graphs over other backends replay through bind.
     const onCpu = tensors.every((t) => t.backend === 'cpu');
     const useCompiler = (opts.compile ?? true) && graphCompiler !== undefined && !needsTape && onCpu;
-    const compiled = useCompiler ? graphCompiler!.compile(graph, { reuseOutputs: opts.reuseOutputs ?? false }) : undefined;
-    cache.set(key, { key, signature, graph, compiled, template: result, needsTape });
+    let piecewise: PiecewisePlan | undefined;
+    if (opts.piecewise === true && tracer.reads.length > 0 && !needsTape) {
+      const obstacle = piecewiseObstacle(tracer, graph);
+      if (obstacle !== undefined) stats.traceReasons.push(`piecewise compilation not used: ${obstacle}; value reads are guards`);
+      else {
+        piecewise = buildPiecewise(tracer, outs, (g) => {
+          if ((opts.compile ?? true) && graphCompiler !== undefined && onCpu) return graphCompiler.compile(g, { reuseOutputs: false }).run;
+          return (inputs) => interpret(g, [...inputs]);
+        });
+        stats.graphBreaks += piecewise.breaks.length;
+      }
+    }
+    const compiled = useCompiler && piecewise === undefined ? graphCompiler!.compile(graph, { reuseOutputs: opts.reuseOutputs ?? false }) : undefined;
+    cache.set(key, { key, signature, graph, compiled, template: result, needsTape, piecewise });
     stats.entries = cache.size;
     lastSignature = signature;
     return result;
@@ -173,10 +201,24 @@ export function jit<A extends unknown[], R>(fn: (...args: A) => R, opts: JitOpti
     const key = keyOf(signature, isGradEnabled());
     const entry = cache.get(key);
     if (entry === undefined) {
-      const reason = lastSignature === undefined ? 'first call' : `new signature: ${explainMiss(lastSignature, signature)}`;
+      const why = dropped.get(key);
+      dropped.delete(key);
+      const reason = why ?? (lastSignature === undefined ? 'first call' : `new signature: ${explainMiss(lastSignature, signature)}`);
       return traceAndRun(args, signature, key, reason);
     }
     const tensors = args.filter((a): a is Tensor => a instanceof Tensor);
+    if (entry.piecewise !== undefined) {
+      const { result, divergence } = replayPiecewise(entry.piecewise, () => fn(...args), tensors);
+      lastSignature = signature;
+      if (divergence === undefined) stats.cacheHits++;
+      else {
+        // This call finished eagerly from the point where its control path left the trace.
+        cache.delete(key);
+        stats.entries = cache.size;
+        dropped.set(key, `control path changed after a value read: ${divergence}`);
+      }
+      return result;
+    }
     try {
       let outs: Tensor[];
       if (entry.compiled !== undefined) outs = entry.compiled.run(tensors);

@@ -81,7 +81,8 @@ export class Tracer {
   private readonly rebound = new Map<Tensor, Tensor>();
   private readonly byStorage = new Map<Storage, Tensor[]>();
   readonly writes: { kind: 'data' | 'grad'; target: Tensor; value: Tensor }[] = [];
-  readonly reads: { tensor: Tensor; observed: Float64Array; array: unknown }[] = [];
+  /** Reads of traced values; `at` = how many events were recorded before the read (where a piecewise trace breaks). */
+  readonly reads: { tensor: Tensor; observed: Float64Array; array: unknown; at: number }[] = [];
   /** The `.grad` a parameter had when the trace first used it (to detect accumulation). */
   readonly gradAtFirstUse = new Map<Tensor, Tensor | undefined>();
   /** Leaves used only inside nested graphs (a differentiable cond's branches) whose `.grad` a traced backward may set. */
@@ -155,7 +156,7 @@ export class Tracer {
       throw new TesseraError(`trace: the traced function read the values of a traced tensor (shape ${fmtShape(t.shape)}) with item/toArray/data; ` +
         "with onRead: 'error' this is not allowed. Use cond/whileLoop for data-dependent control flow, or allow guards.");
     }
-    this.reads.push({ tensor: r, observed: Float64Array.from(values), array: values });
+    this.reads.push({ tensor: r, observed: Float64Array.from(values), array: values, at: this.events.length });
   }
 
   /** Turns the record into a graph whose outputs are `outputs` (tensors of this trace or external). */

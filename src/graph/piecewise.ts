@@ -1,0 +1,317 @@
+// Piecewise compilation (graph breaks): when traced code reads a tensor's value (item, toArray,
+// data), the trace breaks there. The events before and after each read become separate graphs
+// (segments), compiled separately; a replay runs the user's function again, and the plain JS
+// between the segments (logging, branching on the value read) runs for real on every call, while
+// every primitive the function applies is served from the compiled segments instead of computed.
+//
+// Replay mechanics: during a replay each backend's `kernel(prim)` is wrapped. The first kernel
+// call that falls in segment s runs segment s's compiled graph (its inputs: the function's tensor
+// arguments and values of earlier segments). A primitive whose output something outside the
+// segment needs (a later segment, a value read, the function's result) gets a copy of that
+// output; the others get an uninitialized buffer of the right size, as nothing observes them.
+// Views need no kernel: they are views of served buffers.
+//
+// Guards: each served primitive must be the one the trace recorded at that position (same op,
+// attrs, output shape and dtype, and inputs coming from the same producers). The first mismatch
+// (the control path changed, e.g. the other side of `if (x.sum().item() > 0)`) is a divergence:
+// the uninitialized buffers of the segments run so far are filled by interpreting those segments
+// in full, the rest of the call runs eagerly (so its results are right and its side effects run
+// once), and the next call traces again.
+import { getBackend, listBackends, type Backend, type KernelInput, type Storage } from '../backend/backend.js';
+import { TesseraError } from '../core/errors.js';
+import { shapesEqual } from '../core/shape.js';
+import type { TypedArray } from '../core/dtype.js';
+import { Tensor } from '../core/tensor.js';
+import { addDispatchObserver } from '../ops/dispatch.js';
+import { primitives, type PrimitiveName, type ValueInfo } from '../ops/primitives.js';
+import type { Graph } from './graph.js';
+import { interpret } from './interpret.js';
+import { Tracer, untracedRead, withoutRecording } from './trace.js';
+
+type TraceEvent = Tracer['events'][number];
+
+interface EventRecord {
+  op: string;
+  attrsKey: string;
+  shape: readonly number[];
+  dtype: string;
+  /** Where each input's memory came from: 'e<event>' (a non-view event), 'a<arg>' or '' (constants, parameters). */
+  origins: string[];
+  isView: boolean;
+}
+
+interface Segment {
+  start: number;
+  end: number;
+  /** Events of earlier segments whose outputs this segment reads (after the tensor arguments). */
+  boundary: number[];
+  /** The optimized graph: outputs are the values of `outputEvents` only. */
+  graph: Graph;
+  outputEvents: number[];
+  /** The same segment with every non-view event as an output (to fill buffers after a divergence). */
+  full: Graph;
+  fullEvents: number[];
+  run: (inputs: readonly Tensor[]) => Tensor[];
+}
+
+/** A traced function split at its value reads. */
+export interface PiecewisePlan {
+  events: EventRecord[];
+  segments: Segment[];
+  /** Segment index of each event. */
+  segmentOf: number[];
+  /** Positions (event counts) where the trace broke. */
+  breaks: number[];
+}
+
+/** Why a traced function cannot be split (undefined when it can). */
+export function piecewiseObstacle(tracer: Tracer, graph: Graph): string | undefined {
+  if (graph.writes.length > 0) return 'it writes tensors (assign/.grad)';
+  const other = tracer.events.find((e) => !(e.op in primitives));
+  if (other !== undefined) return `it contains a '${other.op}' node (only primitives can be served during a replay)`;
+  return undefined;
+}
+
+function attrsKey(attrs: unknown): string {
+  return JSON.stringify(attrs) ?? '';
+}
+
+function isViewPrim(op: string): boolean {
+  return primitives[op as PrimitiveName].view !== undefined;
+}
+
+/**
+ * Splits a finished trace at its reads into compiled segments. `results` are the function's
+ * output tensors; `compile` turns a segment graph into a runner.
+ */
+export function buildPiecewise(tracer: Tracer, results: readonly Tensor[], compile: (g: Graph) => (inputs: readonly Tensor[]) => Tensor[]): PiecewisePlan {
+  const events = tracer.events;
+  const producer = new Map<Tensor, number>();
+  events.forEach((e, i) => e.outputs.forEach((o) => producer.set(o, i)));
+  // Memory roots: the non-view event (or argument) whose buffer a tensor lives in.
+  const rootOfStorage = new Map<Storage, string>();
+  tracer.inputs.forEach((t, k) => { if (!rootOfStorage.has(t.storage)) rootOfStorage.set(t.storage, `a${k}`); });
+  events.forEach((e, i) => { if (!isViewPrim(e.op)) for (const o of e.outputs) rootOfStorage.set(o.storage, `e${i}`); });
+  const records: EventRecord[] = events.map((e) => ({
+    op: e.op, attrsKey: attrsKey(e.attrs), shape: e.outputs[0]!.shape, dtype: e.outputs[0]!.dtype,
+    origins: e.inputs.map((t) => rootOfStorage.get(t.storage) ?? ''), isView: isViewPrim(e.op),
+  }));
+
+  const breaks = [...new Set(tracer.reads.map((r) => r.at))].filter((p) => p > 0 && p < events.length).sort((a, b) => a - b);
+  const bounds = [0, ...breaks, events.length];
+  const segmentOf: number[] = [];
+  for (let s = 0; s + 1 < bounds.length; s++) for (let i = bounds[s]!; i < bounds[s + 1]!; i++) segmentOf[i] = s;
+
+  // Which non-view events must hold real data: those read, returned or used by a later segment;
+  // a needed view needs the event whose buffer it views.
+  const needed = new Set<number>();
+  const need = (t: Tensor, fromSegment: number): void => {
+    let i = producer.get(tracer.resolve(t) ?? t);
+    while (i !== undefined) {
+      if (segmentOf[i]! >= fromSegment) return;
+      const e = events[i]!;
+      if (!records[i]!.isView) { needed.add(i); return; }
+      i = producer.get(e.inputs[0]!);
+    }
+  };
+  const needAlways = (t: Tensor): void => {
+    let i = producer.get(tracer.resolve(t) ?? t);
+    while (i !== undefined) {
+      if (!records[i]!.isView) { needed.add(i); return; }
+      i = producer.get(events[i]!.inputs[0]!);
+    }
+  };
+  events.forEach((e, i) => e.inputs.forEach((x) => need(x, segmentOf[i]!)));
+  for (const r of tracer.reads) needAlways(r.tensor);
+  for (const t of results) needAlways(t);
+
+  const segments: Segment[] = [];
+  for (let s = 0; s + 1 < bounds.length; s++) {
+    const start = bounds[s]!, end = bounds[s + 1]!;
+    const boundary: number[] = [];
+    for (let i = start; i < end; i++) {
+      for (const x of events[i]!.inputs) {
+        const j = producer.get(x);
+        if (j !== undefined && j < start && !boundary.includes(j)) boundary.push(j);
+      }
+    }
+    const build = (outs: number[]): Graph => {
+      const tr = new Tracer([...tracer.inputs, ...boundary.map((j) => events[j]!.outputs[0]!)], {}, undefined);
+      for (let i = start; i < end; i++) {
+        const e: TraceEvent = events[i]!;
+        tr.record(e.op, e.inputs, e.attrs, e.outputs);
+      }
+      return tr.finish(outs.map((i) => events[i]!.outputs[0]!)).graph;
+    };
+    const outputEvents: number[] = [];
+    const fullEvents: number[] = [];
+    for (let i = start; i < end; i++) {
+      if (records[i]!.isView) continue;
+      fullEvents.push(i);
+      if (needed.has(i)) outputEvents.push(i);
+    }
+    const graph = build(outputEvents);
+    segments.push({ start, end, boundary, graph, outputEvents, full: build(fullEvents), fullEvents, run: compile(graph) });
+  }
+  return { events: records, segments, segmentOf, breaks };
+}
+
+/** What a piecewise replay gave: fn's own result, and why it diverged from the plan (if it did). */
+export interface PiecewiseReplay<R> {
+  result: R;
+  divergence: string | undefined;
+}
+
+class ReplayState {
+  counter = 0;
+  busy = 0;
+  divergence: string | undefined;
+  readonly ran: boolean[] = [];
+  readonly segInputs: Tensor[][] = [];
+  readonly served = new Map<number, Tensor>();
+  /** Replay tensor of each event, and each buffer's root ('e<i>' / 'a<k>'). */
+  readonly byEvent: Tensor[] = [];
+  readonly rootOfStorage = new Map<Storage, string>();
+  /** Events given an uninitialized buffer: filled on a divergence. */
+  readonly placeholders = new Set<number>();
+
+  constructor(readonly plan: PiecewisePlan, readonly args: readonly Tensor[]) {
+    args.forEach((t, k) => { if (!this.rootOfStorage.has(t.storage)) this.rootOfStorage.set(t.storage, `a${k}`); });
+  }
+
+  /** The recorded event at the current position, if `prim(inputs) -> out` matches it. */
+  expected(prim: string, inputs: readonly Tensor[], attrs: unknown, out: ValueInfo): string | undefined {
+    const i = this.counter;
+    const ev = this.plan.events[i];
+    if (ev === undefined) return `the function applied '${prim}' after the ${this.plan.events.length} traced ops`;
+    if (ev.op !== prim) return `op #${i} is '${prim}' but the trace has '${ev.op}'`;
+    if (ev.attrsKey !== attrsKey(attrs)) return `op #${i} ('${prim}') has attrs ${attrsKey(attrs)} but the trace has ${ev.attrsKey}`;
+    if (!shapesEqual(ev.shape, out.shape) || ev.dtype !== out.dtype) return `op #${i} ('${prim}') changed its output type`;
+    const origins = inputs.map((t) => this.rootOfStorage.get(t.storage) ?? '');
+    if (origins.some((o, k) => o !== ev.origins[k])) return `op #${i} ('${prim}') reads different values than in the trace`;
+    return undefined;
+  }
+
+  runSegment(s: number): void {
+    const seg = this.plan.segments[s]!;
+    const inputs = [...this.args, ...seg.boundary.map((j) => this.byEvent[j]!)];
+    this.segInputs[s] = inputs;
+    this.ran[s] = true;
+    this.busy++;
+    try {
+      const outs = seg.run(inputs);
+      seg.outputEvents.forEach((i, k) => this.served.set(i, outs[k]!));
+    } finally {
+      this.busy--;
+    }
+  }
+
+  /** The storage the kernel of event i returns. */
+  serve(i: number, backend: Backend, out: ValueInfo): Storage {
+    const s = this.plan.segmentOf[i]!;
+    if (!this.ran[s]) this.runSegment(s);
+    const t = this.served.get(i);
+    const size = out.shape.reduce((p, d) => p * d, 1);
+    if (t === undefined) {
+      this.placeholders.add(i);
+      return backend.alloc(out.dtype, size);
+    }
+    const data = untracedRead(() => withoutRecording(() => t.data()));
+    return backend.fromArray(out.dtype, data as TypedArray);
+  }
+
+  /** The control path left the plan: give every uninitialized buffer its real value. */
+  diverge(reason: string): void {
+    if (this.divergence !== undefined) return;
+    this.divergence = reason;
+    this.busy++;
+    try {
+      this.plan.segments.forEach((seg, s) => {
+        if (!this.ran[s]) return;
+        if (!seg.fullEvents.some((i) => this.placeholders.has(i))) return;
+        const outs = interpret(seg.full, this.segInputs[s]!, { applyWrites: false });
+        seg.fullEvents.forEach((i, k) => {
+          const dst = this.byEvent[i];
+          if (!this.placeholders.has(i) || dst === undefined) return;
+          const src = untracedRead(() => outs[k]!.data());
+          dst.storage.backend.writeStrided(dst as KernelInput, src as TypedArray);
+        });
+      });
+    } finally {
+      this.busy--;
+    }
+  }
+}
+
+let active: ReplayState | undefined;
+const originalKernels = new Map<Backend, Backend['kernel']>();
+
+function patchKernels(): void {
+  for (const name of listBackends()) {
+    const b = getBackend(name);
+    if (originalKernels.has(b)) continue;
+    const orig = b.kernel;
+    originalKernels.set(b, orig);
+    const lookup = orig as (this: Backend, prim: PrimitiveName) => ((inputs: readonly KernelInput[], attrs: unknown, out: ValueInfo) => Storage) | undefined;
+    b.kernel = function (this: Backend, prim: PrimitiveName) {
+      const own = lookup.call(this, prim);
+      const st = active;
+      if (st === undefined || st.busy > 0 || st.divergence !== undefined) return own;
+      const backend = this;
+      const served = (inputs: readonly KernelInput[], attrs: unknown, out: ValueInfo): Storage => {
+        const why = st.expected(prim, inputs as Tensor[], attrs, out);
+        if (why === undefined) return st.serve(st.counter, backend, out);
+        st.diverge(why);
+        if (own !== undefined) return own(inputs, attrs, out);
+        // No own kernel: let dispatch's cpu fallback run (the cpu backend is not serving now).
+        const cpu = getBackend('cpu');
+        const viaCpu = inputs.map((t) => ({ ...t, storage: cpu.fromArray(t.storage.dtype, this.readAll(t.storage)) }));
+        const r = cpu.kernel(prim)!(viaCpu as never, attrs as never, out);
+        return this.fromArray(out.dtype, cpu.readAll(r));
+      };
+      return served;
+    } as unknown as Backend['kernel'];
+  }
+}
+
+function unpatchKernels(): void {
+  for (const [b, orig] of originalKernels) b.kernel = orig;
+  originalKernels.clear();
+}
+
+/** Runs fn(...args) with its primitives served from the plan's compiled segments. */
+export function replayPiecewise<R>(plan: PiecewisePlan, fn: () => R, tensorArgs: readonly Tensor[]): PiecewiseReplay<R> {
+  if (active !== undefined) throw new TesseraError('jit: a piecewise-compiled function called itself while replaying; call it outside, or disable piecewise.');
+  const st = new ReplayState(plan, tensorArgs);
+  const stop = addDispatchObserver({
+    onPrimitive(prim, inputs, attrs, output) {
+      if (st.busy > 0 || st.divergence !== undefined) return;
+      // Views are checked here (they run no kernel); served kernels were checked already.
+      const ev = plan.events[st.counter];
+      if (ev === undefined || ev.op !== prim) {
+        st.diverge(st.expected(prim, inputs, attrs, output) ?? `op #${st.counter} differs`);
+        return;
+      }
+      if (ev.isView) {
+        const why = st.expected(prim, inputs, attrs, output);
+        if (why !== undefined) { st.diverge(why); return; }
+      } else st.rootOfStorage.set(output.storage, `e${st.counter}`);
+      st.byEvent[st.counter] = output;
+      st.counter++;
+    },
+  });
+  active = st;
+  patchKernels();
+  let result: R;
+  try {
+    result = fn();
+    if (st.divergence === undefined && st.counter !== plan.events.length) {
+      st.diverge(`the function applied ${st.counter} ops but the trace has ${plan.events.length}`);
+    }
+  } finally {
+    active = undefined;
+    unpatchKernels();
+    stop();
+  }
+  return { result, divergence: st.divergence };
+}

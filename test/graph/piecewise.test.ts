@@ -1,0 +1,75 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as t from '../../src/index.js';
+import { jit } from '../../src/index.js';
+
+// A function whose plain code between two compiled parts logs and branches on a value read.
+function makeFn(log: string[], backend?: string) {
+  const w = t.tensor([[1, -2], [0.5, 3]], { backend });
+  return (x: t.Tensor): t.Tensor => {
+    const h = t.tanh(t.matmul(x, w)); // part 1
+    const s = t.sum(h).item(); // graph break
+    log.push(`s=${s.toFixed(4)}`);
+    if (s > 0) return t.mul(t.exp(h), 2); // part 2, one path
+    return t.sub(t.mul(h, h), 1); // part 2, the other path
+  };
+}
+
+test('piecewise jit: plain code between the parts runs on every call; the parts are compiled; a new path retraces', () => {
+  const eagerLog: string[] = [], jitLog: string[] = [];
+  const eager = makeFn(eagerLog);
+  const f = jit(makeFn(jitLog), { piecewise: true });
+  const pos = t.tensor([[1, 1], [0.5, 0.2]]), neg = t.tensor([[-1, -1], [-0.5, -0.2]]);
+  const inputs = [pos, pos, t.tensor([[2, 1], [0.1, 0.3]]), neg, neg, t.tensor([[-2, -1], [-0.1, -0.3]]), pos];
+  for (const x of inputs) {
+    const a = eager(x).toArray() as number[][], b = f(x).toArray() as number[][];
+    a.flat().forEach((v, i) => assert.ok(Math.abs(v - b.flat()[i]!) < 1e-5, `${a} vs ${b}`));
+  }
+  assert.deepEqual(jitLog, eagerLog, 'the log line between the parts ran exactly once per call');
+  const s = f.stats();
+  // Traces: first call; the first negative call diverges (finishes eagerly) and the next one
+  // retraces; the final positive call diverges again (one cached path per signature).
+  assert.equal(s.traces, 2, s.traceReasons.join('; '));
+  assert.match(s.traceReasons[1]!, /control path changed after a value read/);
+  assert.equal(s.cacheHits, 3);
+  assert.ok(s.graphBreaks >= 1);
+});
+
+test('piecewise replay serves the compiled parts: the user-level ops run no kernel of their own', () => {
+  const log: string[] = [];
+  const f = jit(makeFn(log, 'cpu'), { piecewise: true });
+  const x = t.tensor([[1, 1], [0.5, 0.2]], { backend: 'cpu' });
+  const first = f(x).toArray();
+  // Count kernel executions per primitive on the cpu backend during a replay.
+  const cpu = t.getBackend('cpu');
+  const orig = cpu.kernel;
+  const lookup = orig as (this: t.Backend, prim: string) => ((...a: unknown[]) => unknown) | undefined;
+  const runs = new Map<string, number>();
+  cpu.kernel = function (this: t.Backend, prim: string) {
+    const k = lookup.call(this, prim);
+    return k === undefined ? undefined : (...a: unknown[]) => { runs.set(prim, (runs.get(prim) ?? 0) + 1); return k(...a); };
+  } as unknown as typeof orig;
+  let second: unknown;
+  try {
+    second = f(x).toArray();
+  } finally {
+    cpu.kernel = orig;
+  }
+  assert.deepEqual(second, first);
+  assert.equal(f.stats().cacheHits, 1);
+  assert.equal(log.length, 2);
+  // Eagerly this function runs a matmul, tanh, sum, exp and mul kernel each. In a replay the
+  // user's calls are served from the compiled parts, and the planned cpu executor runs its own
+  // generated kernels, so no backend kernel runs at all.
+  assert.deepEqual(Object.fromEntries(runs), {});
+});
+
+test('without piecewise a read stays a guard inside one graph (the log is baked into the trace)', () => {
+  const log: string[] = [];
+  const f = jit(makeFn(log));
+  const x = t.tensor([[1, 1], [0.5, 0.2]]);
+  f(x);
+  f(x);
+  assert.equal(log.length, 1);
+  assert.equal(f.stats().graphBreaks, 0);
+});
