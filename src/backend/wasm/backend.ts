@@ -463,12 +463,42 @@ export class WasmBackend implements Backend {
     return this.runMatmul(a, b, size, bias, relu);
   }
 
+  /**
+   * True when B is the same matrix for every batch entry (batch strides 0) and A's batch and row
+   * dimensions walk as one row dimension (stride rowStride·m·… per batch dim), so that the batched
+   * product is one matrix product with batch·m rows.
+   */
+  private foldsBatchIntoRows(a: KernelInput, b: KernelInput, batchShape: readonly number[]): boolean {
+    const r = a.shape.length;
+    let expected = a.strides[r - 2]! * a.shape[r - 2]!;
+    for (let d = batchShape.length - 1; d >= 0; d--) {
+      const extent = batchShape[d]!;
+      if (extent === 1) continue;
+      if (b.strides[d] !== 0 || a.strides[d] !== expected) return false;
+      expected *= extent;
+    }
+    return true;
+  }
+
   private runMatmul(a: KernelInput, b: KernelInput, size: number, bias: KernelInput | undefined, relu: boolean): Storage {
     const r = a.shape.length;
     const m = a.shape[r - 2]!, k = a.shape[r - 1]!, n = b.shape[r - 1]!;
     const c = this.allocUninitialized('float32', size);
     if (m === 0 || n === 0 || size === 0) return c;
     const batchShape = a.shape.slice(0, -2);
+    if (batchShape.length > 0 && this.foldsBatchIntoRows(a, b, batchShape)) {
+      // (batch…, m, k) @ broadcast (k, n), e.g. a Linear layer on [B, T, d]: one (batch·m)×k
+      // product instead of `batch` small ones (each repacking B), same sums per element.
+      const rows = (size / n);
+      this.matmul.run({
+        m: rows, n, k, batch: 1,
+        a: { ptr: this.addressOf(a.storage) + 4 * a.offset, rowStride: a.strides[r - 2]!, colStride: a.strides[r - 1]!, batchStride: 0 },
+        b: { ptr: this.addressOf(b.storage) + 4 * b.offset, rowStride: b.strides[r - 2]!, colStride: b.strides[r - 1]!, batchStride: 0 },
+        c: { ptr: this.addressOf(c), rowStride: n, colStride: 1, batchStride: 0 },
+        bias: bias === undefined ? undefined : this.addressOf(bias.storage) + 4 * bias.offset, relu,
+      });
+      return c;
+    }
     const cBatchStrides: number[] = [];
     for (let d = batchShape.length - 1, s = m * n; d >= 0; d--) {
       cBatchStrides[d] = s;
