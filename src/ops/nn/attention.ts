@@ -62,7 +62,9 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
     const allowedFull = broadcastTo(allowed, shape);
     // A query row with every key masked out would be softmax of all −inf (0/0): give it zero weights,
     // and feed softmax zeros there so no NaN reaches the gradient either.
-    const rowEmpty = eq(sum(cast(allowedFull, 'int32'), -1, true), 0);
+    // Counted on the mask before broadcasting (the same rows, e.g. [L, 1] for a causal mask instead
+    // of [B, H, L, 1]); `where` broadcasts it.
+    const rowEmpty = eq(sum(cast(allowed, 'int32'), -1, true), 0);
     const masked = where(rowEmpty, 0, where(allowedFull, scores, blocked));
     weights = where(rowEmpty, 0, softmax(masked, -1));
   }
