@@ -50,6 +50,18 @@ export interface UpdateContext<O> {
   counters: Record<string, number>;
 }
 
+/**
+ * Takes over step() while a trace is active (src/graph/traced-optimizers.ts installs it), so that
+ * the update is written with ops and compiles into the jitted graph; returns false to let the
+ * element loop below run (no trace: the fast eager path is unchanged).
+ */
+export type TracedStepHandler = (optimizer: Optimizer<BaseOptions>) => boolean;
+let tracedStepHandler: TracedStepHandler | undefined;
+
+export function setTracedStepHandler(h: TracedStepHandler | undefined): void {
+  tracedStepHandler = h;
+}
+
 export abstract class Optimizer<O extends BaseOptions> {
   readonly paramGroups: ParamGroup<O>[] = [];
   readonly state = new Map<Tensor, ParamState>();
@@ -112,6 +124,7 @@ export abstract class Optimizer<O extends BaseOptions> {
    */
   step(closure?: () => number): number | undefined {
     const loss = closure?.();
+    if (tracedStepHandler !== undefined && tracedStepHandler(this as unknown as Optimizer<BaseOptions>)) return loss;
     for (const group of this.paramGroups) {
       for (const p of group.params) {
         if (p.grad === undefined) continue;
