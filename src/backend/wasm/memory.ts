@@ -26,7 +26,8 @@ export interface WasmHeapOptions {
   shared?: boolean;
   /**
    * Called (synchronously, from alloc) each time the bytes in use pass a threshold that moves up
-   * by `pressureStepBytes` plus half the bytes in use. JavaScript's garbage collector does not see
+   * by `pressureStepBytes` plus half the bytes in use, on an allocation that no free block could
+   * serve (so the heap's top moves up). JavaScript's garbage collector does not see
    * this memory, so tensors dropped without dispose() would otherwise wait for a collection that
    * the small JS heap never asks for; the embedder can trigger one here (node-gc.ts).
    */
@@ -154,11 +155,15 @@ export class WasmHeap {
     }
     const units = roundedUnits(Math.max(1, Math.ceil(bytes / BLOCK_ALIGN)));
     const size = units * BLOCK_ALIGN;
-    const ptr = this.takeFree(units) ?? this.bump(size, bytes);
+    const reused = this.takeFree(units);
+    const ptr = reused ?? this.bump(size, bytes);
     this.live.set(ptr, size);
     this.inUse += size;
     if (this.inUse > this.peak) this.peak = this.inUse;
-    if (this.inUse >= this.nextPressure && this.onPressure !== undefined) {
+    // Only allocations that extend the heap's top raise an alert: a program that frees what it
+    // uses (scopes, dispose) cycles through its free blocks, and a forced collection on each such
+    // cycle (e.g. every training step) cost more than the step's own work outside matmul.
+    if (reused === undefined && this.inUse >= this.nextPressure && this.onPressure !== undefined) {
       this.nextPressure = this.inUse + this.pressureStep + this.inUse / 2;
       this.onPressure(this.stats());
     }

@@ -124,3 +124,22 @@ test('pressure alerts fire as the bytes in use pass rising thresholds, and re-ar
   heap.alloc(1 << 20);
   assert.equal(alerts.length, 3, 'after the memory came back, the next step alerts again');
 });
+
+test('memory cycled through free blocks raises no alert; growth of the heap top does', () => {
+  const alerts: number[] = [];
+  const heap = new WasmHeap({ initialBytes: WASM_PAGE_BYTES, onPressure: (s) => alerts.push(s.bytesInUse), pressureStepBytes: 1 << 20 });
+  const allocAll = () => Array.from({ length: 8 }, () => heap.alloc(256 * 1024)); // 2 MiB
+  const first = allocAll();
+  assert.equal(alerts.length, 1, 'the first 2 MiB pass the 1 MiB threshold once');
+  heap.alloc(64); // pinned above the blocks, so that freeing them leaves free blocks below the top
+  for (const b of first) heap.free(b);
+  for (let step = 0; step < 3; step++) {
+    // Like a training step in a memory scope: the same bytes again, from the free blocks.
+    const again = allocAll();
+    for (const b of again) heap.free(b);
+  }
+  assert.equal(alerts.length, 1, 'reusing freed memory past the threshold must not alert (it would force a collection every step)');
+  const leaked = [...allocAll(), ...allocAll()]; // the second 2 MiB must extend the top
+  assert.equal(alerts.length, 2, 'memory that is not given back still alerts once the top has to move');
+  assert.equal(leaked.length, 16);
+});
