@@ -124,7 +124,9 @@ export class WasmBackend implements Backend {
   allocUninitialized(dtype: DType, size: number, zero = false): Storage {
     const byteLength = size * arrayClass(dtype).BYTES_PER_ELEMENT;
     const ptr = this.heap.alloc(byteLength);
-    if (zero) this.heap.u8.fill(0, ptr, ptr + byteLength);
+    // Whole 32-bit words (blocks are 64-byte aligned and sized): Int32Array.fill on a shared
+    // memory runs ~4x faster than the byte-wise Uint8Array.fill.
+    if (zero) this.heap.i32.fill(0, ptr >>> 2, (ptr + byteLength + 3) >>> 2);
     const buffer: WasmBuffer = { ptr, byteLength, freed: false };
     return new Storage(this, buffer, dtype, size);
   }
