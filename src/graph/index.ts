@@ -8,3 +8,5 @@ export { jit, setGraphCompiler, type JitOptions, type JitStats, type JitFunction
 export { nextPowerOfTwo, type DynamicSpec } from './dynamic.js';
 export { cond, whileLoop, type WhileOptions } from './control-flow.js';
 export { assign } from './state.js';
+// Optimizer steps traced with ops while a trace is active (side effect: installs the step() hook).
+import './traced-optimizers.js';

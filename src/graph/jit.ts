@@ -83,6 +83,8 @@ interface CacheEntry {
   template: unknown;
   needsTape: boolean;
   piecewise: PiecewisePlan | undefined;
+  /** Host code to run before each replay (see Tracer.replayHooks). */
+  replayHooks: (() => void)[];
 }
 
 type ArgSignature = { kind: 'tensor'; shape: readonly number[]; dtype: string; backend: string; requiresGrad: boolean } | { kind: 'value'; text: string };
@@ -159,7 +161,7 @@ export function jit<A extends unknown[], R>(fn: (...args: A) => R, opts: JitOpti
       }
     }
     const compiled = useCompiler && piecewise === undefined ? graphCompiler!.compile(graph, { reuseOutputs: opts.reuseOutputs ?? false }) : undefined;
-    cache.set(key, { key, signature, graph, compiled, template: result, needsTape, piecewise });
+    cache.set(key, { key, signature, graph, compiled, template: result, needsTape, piecewise, replayHooks: [...tracer.replayHooks] });
     stats.entries = cache.size;
     lastSignature = signature;
     return result;
@@ -221,6 +223,7 @@ export function jit<A extends unknown[], R>(fn: (...args: A) => R, opts: JitOpti
     }
     try {
       let outs: Tensor[];
+      for (const h of entry.replayHooks) h();
       if (entry.compiled !== undefined) outs = entry.compiled.run(tensors);
       else {
         if (entry.needsTape) stats.differentiableReplays++;

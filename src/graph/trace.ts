@@ -85,6 +85,13 @@ export class Tracer {
   readonly reads: { tensor: Tensor; observed: Float64Array; array: unknown; at: number }[] = [];
   /** The `.grad` a parameter had when the trace first used it (to detect accumulation). */
   readonly gradAtFirstUse = new Map<Tensor, Tensor | undefined>();
+  /**
+   * Tensors the graph must read live on every run (graph parameters, never folded as constants):
+   * host-updated scalars (a traced optimizer's learning rate and bias corrections).
+   */
+  readonly liveTensors = new Set<Tensor>();
+  /** Host code a compiled function runs before every replay (it refreshes live tensors from JS state). */
+  readonly replayHooks: (() => void)[] = [];
   /** Leaves used only inside nested graphs (a differentiable cond's branches) whose `.grad` a traced backward may set. */
   readonly nestedGradLeaves = new Set<Tensor>();
 
@@ -174,6 +181,8 @@ export class Tracer {
         return g.addInput(t.shape, t.dtype);
       }
       if (t.requiresGrad && t.isLeaf) return g.addParameter(t);
+      // Host-updated tensors and targets of data writes (optimizer state) change between runs.
+      if (this.liveTensors.has(t) || this.writes.some((w) => w.kind === 'data' && w.target === t)) return g.addParameter(t);
       return g.addConstant(t);
     };
     const emitted = new Set<TraceEvent>();
