@@ -71,3 +71,53 @@ test('a receive whose message is cut off half-way fails with the transport failu
   mb.failAll(new PeerLostError(2, 'its connection closed'));
   await assert.rejects(p, /rank 2 was lost \(its connection closed\)/);
 });
+
+test('whenPosted: a reader holding a message is woken by the matching receive, and the message then streams into it in peer memory', async () => {
+  const mb = new Mailbox(1, 0, () => {});
+  const d = deadlineIn(5000, 'test');
+  let woken = false;
+  // A long grace, so only the post can wake it within the test.
+  const held = mb.whenPosted(3, 60_000).then(() => {
+    woken = true;
+  });
+  assert.equal(mb.hasPosted(3), false);
+  // A receive for another tag does not wake it.
+  const other = collect(1);
+  const pOther = mb.post(4, 1, other.sink, d);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(woken, false);
+  const flags: boolean[] = [];
+  const got = new Uint8Array(2);
+  const p3 = mb.post(3, 2, (c, o, inPeerMemory) => {
+    got.set(c, o);
+    flags.push(inPeerMemory);
+  }, d);
+  await held;
+  assert.equal(woken, true);
+  assert.equal(mb.hasPosted(3), true);
+  const m = mb.begin(3, 2);
+  m.write(new Uint8Array([8, 9]), true);
+  m.end();
+  await p3;
+  assert.deepEqual([...got], [8, 9]);
+  assert.deepEqual(flags, [true]);
+  const m4 = mb.begin(4, 1);
+  m4.write(new Uint8Array([1]));
+  m4.end();
+  await pOther;
+});
+
+test('whenPosted: gives up after its grace, and at once when the mailbox fails; a message kept early reaches its sink as a copy', async () => {
+  const mb = new Mailbox(1, 0, () => {});
+  await mb.whenPosted(5, 1); // nobody posts: the grace ends it
+  const failing = mb.whenPosted(6, 60_000);
+  mb.failAll(new PeerLostError(1, 'test'));
+  await failing;
+  const mb2 = new Mailbox(1, 0, () => {});
+  const early = mb2.begin(7, 1);
+  early.write(new Uint8Array([42]), true);
+  early.end();
+  const flags: boolean[] = [];
+  await mb2.post(7, 1, (_c, _o, inPeerMemory) => flags.push(inPeerMemory), deadlineIn(5000, 'test'));
+  assert.deepEqual(flags, [false]);
+});
