@@ -2,7 +2,10 @@
 // memory. Eager peak: highest tracked bytes during a step above what was live before it. Compiled
 // peak: the same measurement (results, gradients) plus the executor's arena (an ArrayBuffer the
 // planner sized at compile time, not counted by memoryStats).
-// Usage: npx tsx bench/compiler.ts [--steps N] [--out FILE]. Writes bench/results/compiler.json.
+// Each case runs on every backend of --backends (default wasm,cpu): on cpu the compiled step is the
+// full pipeline on the planned executor; on wasm (the default backend) it is the backend-independent
+// passes' graph interpreted on wasm kernels.
+// Usage: npx tsx bench/compiler.ts [--steps N] [--backends wasm,cpu] [--out FILE]. Writes bench/results/compiler.json.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import * as t from '../src/index.js';
@@ -14,6 +17,7 @@ const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
 const steps = Number(args.get('steps') ?? 20);
 const outFile = args.get('out') ?? 'bench/results/compiler.json';
+const backends = (args.get('backends') ?? 'wasm,cpu').split(',').filter((b) => b !== '');
 
 interface Case { name: string; params: t.Tensor[]; loss: (x: t.Tensor, y: t.Tensor) => t.Tensor; x: t.Tensor; y: t.Tensor }
 
@@ -75,22 +79,24 @@ function makeCases(): { eager: Case; compiled: Case }[] {
 const idleBefore = await checkIdle(2);
 console.log(`idle check: ${idleBefore.verdict}`);
 const results: Record<string, unknown>[] = [];
-for (const { eager, compiled } of makeCases()) {
+for (const backend of backends) for (const { eager, compiled } of (t.setBackend(backend), makeCases())) {
   const e = measure(sgd(eager, 0.05), eager);
   const step = jit(sgd(compiled, 0.05), { reuseOutputs: true });
   const c = measure(step, compiled);
-  const arenaBytes = (step.graphs()[0]?.optimized !== undefined)
+  // Only the cpu planned executor has an arena; other backends interpret the optimized graph.
+  const arenaBytes = (backend === 'cpu' && step.graphs()[0]?.optimized !== undefined)
     ? (await import('../src/compiler/index.js')).memoryPlan(step.graphs()[0]!.optimized!).arenaBytes : 0;
   const maxLossDiff = Math.max(...e.losses.map((l, i) => Math.abs(l - c.losses[i]!)));
   const g = step.graphs()[0]!;
   const row = {
     name: eager.name,
+    backend,
     eagerMsPerStep: e.msPerStep, compiledMsPerStep: c.msPerStep, speedup: e.msPerStep / c.msPerStep,
     eagerPeakBytes: e.peakBytes, compiledPeakBytes: c.peakBytes + arenaBytes, compiledArenaBytes: arenaBytes,
     tracedNodes: g.traced.nodes.length, optimizedNodes: g.optimized?.nodes.length, maxLossDiff,
     jit: step.stats(),
   };
-  console.log(`${row.name}: eager ${e.msPerStep.toFixed(2)} ms, compiled ${c.msPerStep.toFixed(2)} ms (x${row.speedup.toFixed(2)}); ` +
+  console.log(`${row.name} [${backend}]: eager ${e.msPerStep.toFixed(2)} ms, compiled ${c.msPerStep.toFixed(2)} ms (x${row.speedup.toFixed(2)}); ` +
     `peak eager ${(e.peakBytes / 1024).toFixed(1)} KiB, compiled ${(row.compiledPeakBytes / 1024).toFixed(1)} KiB; nodes ${row.tracedNodes} -> ${row.optimizedNodes}; max |loss diff| ${maxLossDiff.toExponential(2)}`);
   results.push(row);
 }

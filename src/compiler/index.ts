@@ -8,10 +8,10 @@ import { cpuBackend } from '../backend/cpu/backend.js';
 import './fused-ops.js';
 import '../graph/control-flow.js';
 import { PlannedExecutor, executorUnsupportedReason } from './executor.js';
-import { runPipeline, defaultPasses } from './pipeline.js';
+import { runPipeline, defaultPasses, portablePasses } from './pipeline.js';
 import type { Pass } from './passes/pass.js';
 
-export { runPipeline, defaultPasses, inferencePasses, formatReport, formatReports, type PassReport, type PipelineResult } from './pipeline.js';
+export { runPipeline, defaultPasses, portablePasses, inferencePasses, formatReport, formatReports, type PassReport, type PipelineResult } from './pipeline.js';
 export type { Pass, PassResult } from './passes/pass.js';
 export { dce, eliminateDeadCode } from './passes/dce.js';
 export { cse, eliminateCommonSubexpressions } from './passes/cse.js';
@@ -36,6 +36,8 @@ export interface CompileOptions {
   passes?: readonly Pass[];
   reuseOutputs?: boolean;
   log?: (line: string) => void;
+  /** Build the planned cpu executor (default true); false always interprets the optimized graph. */
+  planned?: boolean;
 }
 
 function onCpu(t: Tensor): boolean {
@@ -45,13 +47,18 @@ function onCpu(t: Tensor): boolean {
 /** A graph optimized by the pipeline and run by the planned executor (or the interpreter when it cannot be planned). */
 export function compile(g: Graph, opts: CompileOptions = {}): CompiledGraph & { executor: PlannedExecutor | undefined } {
   const { graph } = runPipeline(g, opts.passes ?? defaultPasses(), opts.log ? { log: opts.log } : {});
-  if (executorUnsupportedReason(graph) === undefined) {
+  if ((opts.planned ?? true) && executorUnsupportedReason(graph) === undefined) {
     const executor = new PlannedExecutor(graph, { reuseOutputs: opts.reuseOutputs ?? false });
     // The executor plans typed arrays of the cpu backend; inputs on another backend (wasm, the
     // default) replay through the interpreter, which runs that backend's kernels.
     return { graph, executor, run: (inputs: readonly Tensor[]) => (inputs.every(onCpu) ? executor.run(inputs) : interpret(graph, inputs)) };
   }
-  return { graph, executor: undefined, run: (inputs: readonly Tensor[]) => interpret(graph, inputs) };
+  // Interpreted replays free each intermediate after its last use, as the planner's arena would
+  // reuse it (eager code frees them only when the garbage collector runs).
+  return { graph, executor: undefined, run: (inputs: readonly Tensor[]) => interpret(graph, inputs, { disposeDead: true }) };
 }
 
-setGraphCompiler({ compile: (g, o) => compile(g, { reuseOutputs: o.reuseOutputs }) });
+// Graphs over cpu tensors get the full pipeline and the planned executor; graphs over other
+// backends (wasm, the default) get the portable passes and run through the interpreter on that
+// backend's kernels.
+setGraphCompiler({ compile: (g, o) => compile(g, { reuseOutputs: o.reuseOutputs, ...(o.onCpu ? {} : { passes: portablePasses(), planned: false }) }) });

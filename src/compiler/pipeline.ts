@@ -37,6 +37,15 @@ export function defaultPasses(): Pass[] {
 }
 
 /**
+ * The passes whose result any backend's interpreter runs as well as the original: no fused
+ * kernels or matmul epilogues (which only the cpu planned executor runs as generated kernels; the
+ * interpreter would run them unfused, materializing their literals) and no layout rewrites.
+ */
+export function portablePasses(): Pass[] {
+  return [simplify, constantFold, cse, dce, mergeMatmuls, dce];
+}
+
+/**
  * For inference: parameters frozen into constants, then the default passes with batchnorm (any
  * per-channel affine map after a conv/linear matmul) folded into the weights after fusion.
  */

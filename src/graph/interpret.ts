@@ -64,16 +64,32 @@ export function interpret(g: Graph, inputs: readonly Tensor[], opts: InterpretOp
   const lastUse = new Map<ValueId, number>();
   const pinned = new Set<ValueId>([...g.outputs, ...g.writes.map((w) => w.value)]);
   if (opts.disposeDead) g.nodes.forEach((n, i) => n.inputs.forEach((v) => lastUse.set(v, i)));
+  // An op may hand back a tensor object it was given (or one another value holds): such an object
+  // is disposed only once every value naming it is dead, and never when the caller owns it.
+  const external = new Set<Tensor>(env.values());
+  const namedBy = new Map<Tensor, Set<ValueId>>();
+  const die = (v: ValueId): void => {
+    const obj = env.get(v)!;
+    const names = namedBy.get(obj);
+    names?.delete(v);
+    if ((names === undefined || names.size === 0) && !external.has(obj)) obj.dispose();
+  };
   g.nodes.forEach((n, i) => {
     const outs = opDef(n.op).execute(n.inputs.map((v) => env.get(v)!), n.attrs);
     n.outputs.forEach((o, k) => {
       env.set(o, outs[k]!);
       checkGuardsOf(o);
+      if (opts.disposeDead) {
+        const names = namedBy.get(outs[k]!) ?? new Set<ValueId>();
+        names.add(o);
+        namedBy.set(outs[k]!, names);
+        if (pinned.has(o)) external.add(outs[k]!);
+      }
     });
     if (opts.disposeDead) {
-      for (const o of n.outputs) if (!lastUse.has(o) && !pinned.has(o)) env.get(o)!.dispose();
+      for (const o of n.outputs) if (!lastUse.has(o) && !pinned.has(o)) die(o);
       for (const v of new Set(n.inputs)) {
-        if (lastUse.get(v) === i && g.value(v).kind === 'node' && !pinned.has(v)) env.get(v)!.dispose();
+        if (lastUse.get(v) === i && g.value(v).kind === 'node' && !pinned.has(v)) die(v);
       }
     }
   });

@@ -23,7 +23,8 @@ export interface CompiledGraph {
 }
 
 export interface GraphCompiler {
-  compile(g: Graph, opts: { reuseOutputs: boolean }): CompiledGraph;
+  /** onCpu: every input is a cpu tensor (the planned executor can run the graph); otherwise only backend-independent passes apply. */
+  compile(g: Graph, opts: { reuseOutputs: boolean; onCpu: boolean }): CompiledGraph;
 }
 
 let graphCompiler: GraphCompiler | undefined;
@@ -145,22 +146,23 @@ export function jit<A extends unknown[], R>(fn: (...args: A) => R, opts: JitOpti
     const hasGradWrites = graph.writes.some((w) => w.kind === 'grad');
     const wantsGrad = tensors.some((t) => t.requiresGrad) || [...graph.parameters.values()].some((p) => p.requiresGrad);
     const needsTape = opts.differentiable === true || (opts.differentiable !== false && isGradEnabled() && wantsGrad && !hasGradWrites);
-    // The planned executor runs cpu tensors; graphs over other backends replay through bind.
-    const onCpu = tensors.every((t) => t.backend === 'cpu');
-    const useCompiler = (opts.compile ?? true) && graphCompiler !== undefined && !needsTape && onCpu;
+    // The planned executor runs cpu tensors; graphs over other backends are optimized by the
+    // backend-independent passes and interpreted (see setGraphCompiler in src/compiler/index.ts).
+    const onCpu = tensors.every((t) => t.backend === 'cpu') && [...graph.parameters.values()].every((p) => p.backend === 'cpu');
+    const useCompiler = (opts.compile ?? true) && graphCompiler !== undefined && !needsTape;
     let piecewise: PiecewisePlan | undefined;
     if (opts.piecewise === true && tracer.reads.length > 0 && !needsTape) {
       const obstacle = piecewiseObstacle(tracer, graph);
       if (obstacle !== undefined) stats.traceReasons.push(`piecewise compilation not used: ${obstacle}; value reads are guards`);
       else {
         piecewise = buildPiecewise(tracer, outs, (g) => {
-          if ((opts.compile ?? true) && graphCompiler !== undefined && onCpu) return graphCompiler.compile(g, { reuseOutputs: false }).run;
+          if ((opts.compile ?? true) && graphCompiler !== undefined) return graphCompiler.compile(g, { reuseOutputs: false, onCpu }).run;
           return (inputs) => interpret(g, [...inputs]);
         });
         stats.graphBreaks += piecewise.breaks.length;
       }
     }
-    const compiled = useCompiler && piecewise === undefined ? graphCompiler!.compile(graph, { reuseOutputs: opts.reuseOutputs ?? false }) : undefined;
+    const compiled = useCompiler && piecewise === undefined ? graphCompiler!.compile(graph, { reuseOutputs: opts.reuseOutputs ?? false, onCpu }) : undefined;
     cache.set(key, { key, signature, graph, compiled, template: result, needsTape, piecewise, replayHooks: [...tracer.replayHooks] });
     stats.entries = cache.size;
     lastSignature = signature;
