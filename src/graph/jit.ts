@@ -85,7 +85,7 @@ interface CacheEntry {
   needsTape: boolean;
   piecewise: PiecewisePlan | undefined;
   /** Host code to run before each replay (see Tracer.replayHooks). */
-  replayHooks: (() => void)[];
+  replayHooks: (() => () => void)[];
 }
 
 type ArgSignature = { kind: 'tensor'; shape: readonly number[]; dtype: string; backend: string; requiresGrad: boolean } | { kind: 'value'; text: string };
@@ -223,9 +223,10 @@ export function jit<A extends unknown[], R>(fn: (...args: A) => R, opts: JitOpti
       }
       return result;
     }
+    const undos: (() => void)[] = [];
     try {
       let outs: Tensor[];
-      for (const h of entry.replayHooks) h();
+      for (const h of entry.replayHooks) undos.push(h());
       if (entry.compiled !== undefined) outs = entry.compiled.run(tensors);
       else {
         if (entry.needsTape) stats.differentiableReplays++;
@@ -236,6 +237,7 @@ export function jit<A extends unknown[], R>(fn: (...args: A) => R, opts: JitOpti
       return unflattenTensors(entry.template as R, outs);
     } catch (e) {
       if (e instanceof GuardFailure) {
+        for (let i = undos.length - 1; i >= 0; i--) undos[i]!();
         cache.delete(key);
         return traceAndRun(args, signature, key, e.message);
       }

@@ -90,8 +90,12 @@ export class Tracer {
    * host-updated scalars (a traced optimizer's learning rate and bias corrections).
    */
   readonly liveTensors = new Set<Tensor>();
-  /** Host code a compiled function runs before every replay (it refreshes live tensors from JS state). */
-  readonly replayHooks: (() => void)[] = [];
+  /**
+   * Host code a compiled function runs before every replay (it refreshes live tensors from JS
+   * state); each returns an undo, called when the replay is abandoned (a failed guard) so the
+   * retrace does not see the JS state advanced twice.
+   */
+  readonly replayHooks: (() => () => void)[] = [];
   /** Leaves used only inside nested graphs (a differentiable cond's branches) whose `.grad` a traced backward may set. */
   readonly nestedGradLeaves = new Set<Tensor>();
 

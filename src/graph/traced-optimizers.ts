@@ -76,11 +76,13 @@ function sgdStep(tracer: Tracer, opt: SGD): void {
       // Eagerly the first step copies the direction into a fresh buffer; here the buffer exists
       // from the start and a live flag says whether it holds a previous step's value.
       let isInitialized = hadBuffer;
-      const hook = (): void => {
+      const hook = (): (() => void) => {
         checkBaked('SGD', g as unknown as Record<string, unknown>, baked);
         setScalar(lr, g.lr);
         if (initialized !== undefined) setScalar(initialized, isInitialized ? 1 : 0);
+        const before = isInitialized;
         isInitialized = true;
+        return () => { isInitialized = before; };
       };
       hook();
       tracer.replayHooks.push(hook);
@@ -111,13 +113,18 @@ function adamStep(tracer: Tracer, opt: Adam): void {
       const vmax = g.amsgrad ? stateTensor(st, 'maxExpAvgSq', p) : undefined;
       // Live scalars: lr / (1 - b1^t), sqrt(1 - b2^t) and the decoupled decay factor 1 - lr * wd.
       const stepSize = liveScalar(tracer, p), bc2Sqrt = liveScalar(tracer, p), decay = liveScalar(tracer, p);
-      const hook = (): void => {
+      const hook = (): (() => void) => {
         checkBaked(decoupled ? 'AdamW' : 'Adam', g as unknown as Record<string, unknown>, baked);
-        const step = (typeof st.step === 'number' ? st.step : 0) + 1;
+        const before = st.step;
+        const step = (typeof before === 'number' ? before : 0) + 1;
         st.step = step;
         setScalar(stepSize, g.lr / (1 - b1 ** step));
         setScalar(bc2Sqrt, Math.sqrt(1 - b2 ** step));
         setScalar(decay, decoupled ? 1 - g.lr * g.weightDecay : 1);
+        return () => {
+          if (before === undefined) delete st.step;
+          else st.step = before;
+        };
       };
       hook();
       tracer.replayHooks.push(hook);

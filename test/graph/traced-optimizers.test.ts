@@ -113,3 +113,44 @@ test('on cpu the whole Adam training step (forward, backward, update) is compile
   assert.ok(oc.length >= 2, 'moment buffers are written');
   for (const s of oc) assert.ok(live.has(s), 'a written state tensor is a live parameter of the graph');
 });
+
+test('eager and compiled steps of the same optimizer can alternate (shared state tensors and JS counters)', () => {
+  for (const make of [optimizers[0]![1], optimizers[1]![1]]) {
+    t.manualSeed(7);
+    const pe = mlpParams(4, 6, 2), pc = cloneParams(pe);
+    const oe = make(tensorsOf(pe)), oc = make(tensorsOf(pc));
+    const x = t.randn([5, 4]), y = t.randn([5, 2]);
+    const run = (o: Optimizer<BaseOptions>, p: object) => (a: t.Tensor, b: t.Tensor): t.Tensor => { o.zeroGrad(); const l = mlpLoss(p, a, b); l.backward(); o.step(); return l; };
+    const reference = run(oe, pe), plain = run(oc, pc), compiled = jit(run(oc, pc));
+    // eager, eager, compiled (trace), compiled, eager, compiled, ...
+    const schedule = [plain, plain, compiled, compiled, plain, compiled, plain, plain, compiled, compiled];
+    schedule.forEach((f, i) => {
+      const le = reference(x, y).item(), lc = f(x, y).item();
+      assert.ok(Math.abs(le - lc) <= 1e-5 * Math.max(1, Math.abs(le)), `step ${i}: ${le} vs ${lc}`);
+    });
+    assert.equal(compiled.stats().traces, 1);
+  }
+});
+
+test('a replay abandoned by a failed guard does not advance the optimizer twice', () => {
+  t.manualSeed(8);
+  const pe = mlpParams(4, 6, 2), pc = cloneParams(pe);
+  const oe = new Adam(tensorsOf(pe), { lr: 0.02 }), oc = new Adam(tensorsOf(pc), { lr: 0.02 });
+  const run = (o: Adam, p: MLP) => (a: t.Tensor, b: t.Tensor): t.Tensor => {
+    o.zeroGrad();
+    const scale = t.sum(a).item() > 0 ? 1 : 2; // a value read: a guard inside the graph
+    const l = t.mul(mse(mlp(p, a), b), scale);
+    l.backward();
+    o.step();
+    return l;
+  };
+  const eager = run(oe, pe), compiled = jit(run(oc, pc));
+  const y = t.randn([5, 2]);
+  for (let i = 0; i < 4; i++) {
+    const x = t.randn([5, 4]); // a new value each call: the guard fails, the step is traced again
+    const le = eager(x, y).item(), lc = compiled(x, y).item();
+    assert.ok(Math.abs(le - lc) <= 1e-5, `step ${i}: ${le} vs ${lc}`);
+  }
+  assert.ok(compiled.stats().traceReasons.some((r) => r.startsWith('guard failed')), compiled.stats().traceReasons.join('; '));
+  assert.equal(oc.state.get(pc.w1)!.step, 4);
+});
