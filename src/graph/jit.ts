@@ -3,8 +3,9 @@
 // so on import) and replays it on later calls. Guards: the signature (shapes, dtypes, backend,
 // requiresGrad of every tensor argument, the other arguments' values, grad mode), and the values
 // the traced code read (item/toArray/data), checked during the replay. A failed guard traces again,
-// and stats() says which guard failed. With `piecewise: true` a value read is a graph break instead
-// (piecewise.ts): the parts compile separately and fn's plain code between them runs on every call.
+// and stats() says which guard failed. By default (piecewise) a value read in a function without
+// writes is a graph break instead (piecewise.ts): the parts compile separately and fn's plain code
+// between them runs on every call; a changed control path traces again.
 import { TesseraError, fmtShape } from '../core/errors.js';
 import { Tensor } from '../core/tensor.js';
 import { isGradEnabled } from '../autodiff/mode.js';
@@ -54,9 +55,9 @@ export interface JitOptions extends TraceOptions {
    * Graph breaks at value reads (item/toArray/data): the parts before and after each read compile
    * separately, and every call re-runs fn's plain code between them (logging, branching on the
    * value read) with the ops served from the compiled parts; a changed control path traces again
-   * on the next call. Off by default: a read is then a guard inside one graph (the plain code
-   * between is baked into the trace). Functions with writes (assign, backward) or control-flow
-   * nodes always use guards.
+   * on the next call. On by default; false (and functions with writes: assign, a traced
+   * backward; or with control-flow nodes) makes a read a guard inside one graph instead (the
+   * plain code between is baked into the trace, and a different value read traces again).
    */
   piecewise?: boolean;
 }
@@ -151,7 +152,7 @@ export function jit<A extends unknown[], R>(fn: (...args: A) => R, opts: JitOpti
     const onCpu = tensors.every((t) => t.backend === 'cpu') && [...graph.parameters.values()].every((p) => p.backend === 'cpu');
     const useCompiler = (opts.compile ?? true) && graphCompiler !== undefined && !needsTape;
     let piecewise: PiecewisePlan | undefined;
-    if (opts.piecewise === true && tracer.reads.length > 0 && !needsTape) {
+    if ((opts.piecewise ?? true) && tracer.reads.length > 0 && !needsTape) {
       const obstacle = piecewiseObstacle(tracer, graph);
       if (obstacle !== undefined) stats.traceReasons.push(`piecewise compilation not used: ${obstacle}; value reads are guards`);
       else {

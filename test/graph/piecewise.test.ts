@@ -18,7 +18,7 @@ function makeFn(log: string[], backend?: string) {
 test('piecewise jit: plain code between the parts runs on every call; the parts are compiled; a new path retraces', () => {
   const eagerLog: string[] = [], jitLog: string[] = [];
   const eager = makeFn(eagerLog);
-  const f = jit(makeFn(jitLog), { piecewise: true });
+  const f = jit(makeFn(jitLog)); // piecewise is the default
   const pos = t.tensor([[1, 1], [0.5, 0.2]]), neg = t.tensor([[-1, -1], [-0.5, -0.2]]);
   const inputs = [pos, pos, t.tensor([[2, 1], [0.1, 0.3]]), neg, neg, t.tensor([[-2, -1], [-0.1, -0.3]]), pos];
   for (const x of inputs) {
@@ -64,9 +64,9 @@ test('piecewise replay serves the compiled parts: the user-level ops run no kern
   assert.deepEqual(Object.fromEntries(runs), {});
 });
 
-test('without piecewise a read stays a guard inside one graph (the log is baked into the trace)', () => {
+test('with piecewise: false a read stays a guard inside one graph (the log is baked into the trace)', () => {
   const log: string[] = [];
-  const f = jit(makeFn(log));
+  const f = jit(makeFn(log), { piecewise: false });
   const x = t.tensor([[1, 1], [0.5, 0.2]]);
   f(x);
   f(x);
