@@ -236,6 +236,6 @@ function formatTensor(t: Tensor): string {
   };
   const extras: string[] = [];
   if (t.dtype !== 'float32') extras.push(`dtype=${t.dtype}`);
-  if (t.requiresGrad) extras.push(t.gradNode ? `gradFn=${t.gradNode.prim}` : 'requiresGrad=true');
+  if (t.requiresGrad) extras.push(t.gradNode ? `gradFn=${t.gradNode.opName}` : 'requiresGrad=true');
   return `tensor(${render(0, 0, '       ')}${extras.length ? ', ' + extras.join(', ') : ''})`;
 }
