@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 import assert from 'node:assert/strict';
 import { codeBlocks, toModule } from '../helpers/doc-examples.js';
 
-const pages = ['docs/tensors.md', 'docs/autodiff.md'];
+const pages = ['docs/tensors.md', 'docs/autodiff.md', 'README.md'];
 const dir = mkdtempSync(join(tmpdir(), 'tessera-docs-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
