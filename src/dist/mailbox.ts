@@ -85,6 +85,10 @@ export class Mailbox {
           return;
         }
         early.attached = recv;
+        // Its message is still arriving: a failure or a closed peer must reach it too. (Taken
+        // off the unexpected queue above, it was in no set that failAll visits, so a
+        // connection lost mid-message left it waiting for its timeout.)
+        this.streaming.add(recv);
       } else if (this.closedWith) {
         reject(this.closedWith);
         return;

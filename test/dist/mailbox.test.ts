@@ -121,3 +121,13 @@ test('whenPosted: gives up after its grace, and at once when the mailbox fails; 
   await mb2.post(7, 1, (_c, _o, inPeerMemory) => flags.push(inPeerMemory), deadlineIn(5000, 'test'));
   assert.deepEqual(flags, [false]);
 });
+
+test('a receive posted while its early message is half in fails at once when the transport fails, not at its timeout', async () => {
+  const mb = new Mailbox(1, 0, () => {});
+  const early = mb.begin(2, 8);
+  early.write(new Uint8Array([1, 2, 3, 4]));
+  const into = collect(8);
+  const pending = mb.post(2, 8, into.sink, deadlineIn(60_000, 'test'));
+  mb.failAll(new PeerLostError(1, 'its connection closed'));
+  await assert.rejects(pending, (err: Error) => err instanceof PeerLostError);
+});
