@@ -4,7 +4,7 @@
 import type { Graph, ValueId } from '../../graph/graph.js';
 import { Graph as GraphClass } from '../../graph/graph.js';
 import { untracedRead } from '../../graph/trace.js';
-import type { Pass, PassResult } from './pass.js';
+import { commitRewrite, type Pass, type PassResult } from './pass.js';
 
 const COMMUTATIVE = new Set(['add', 'mul', 'maximum', 'minimum', 'eq', 'ne', 'logicalAnd', 'logicalOr']);
 
@@ -53,12 +53,7 @@ export function eliminateCommonSubexpressions(input: Graph): PassResult {
     table.set(key, n.outputs);
     kept.push(n);
   }
-  g.nodes = kept;
-  g.outputs = g.outputs.map(canon);
-  for (const w of g.writes) w.value = canon(w.value);
-  for (const x of g.guards) x.value = canon(x.value);
-  g.reindex();
-  g.pruneValues();
+  commitRewrite(g, kept, canon);
   return { graph: g, changes };
 }
 

@@ -8,7 +8,7 @@
 import { shapesEqual } from '../../core/shape.js';
 import type { Graph, GraphNode, ValueId } from '../../graph/graph.js';
 import { untracedRead } from '../../graph/trace.js';
-import type { Pass, PassResult } from './pass.js';
+import { commitRewrite, type Pass, type PassResult } from './pass.js';
 
 export function simplifyAlgebra(input: Graph): PassResult {
   const g = input.clone();
@@ -112,12 +112,7 @@ export function simplifyAlgebra(input: Graph): PassResult {
     }
     if (!removed) kept.push(n);
   }
-  g.nodes = kept;
-  g.outputs = g.outputs.map(canon);
-  for (const w of g.writes) w.value = canon(w.value);
-  for (const x of g.guards) x.value = canon(x.value);
-  g.reindex();
-  g.pruneValues();
+  commitRewrite(g, kept, canon);
   return { graph: g, changes };
 }
 
