@@ -28,7 +28,8 @@ export function rowMode(elementStride: number): RowMode {
   return elementStride === 1 ? 'contiguous' : elementStride === 0 ? 'broadcast' : 'strided';
 }
 
-const BINARY: Record<SimdBinaryOp, { simd: SimdOp; scalar: Op }> = {
+/** Each float32 binary op's vector and scalar instruction (shared with the compiler's wasm codegen). */
+export const BINARY: Record<SimdBinaryOp, { simd: SimdOp; scalar: Op }> = {
   add: { simd: SimdOp.f32x4Add, scalar: Op.f32Add },
   sub: { simd: SimdOp.f32x4Sub, scalar: Op.f32Sub },
   mul: { simd: SimdOp.f32x4Mul, scalar: Op.f32Mul },
@@ -37,8 +38,8 @@ const BINARY: Record<SimdBinaryOp, { simd: SimdOp; scalar: Op }> = {
   minimum: { simd: SimdOp.f32x4Min, scalar: Op.f32Min },
 };
 
-/** Each unary op as "x is on the stack, emit this" for a vector and for a scalar. */
-const UNARY: Record<SimdUnaryOp, { simd: (f: FunctionBuilder) => void; scalar: (f: FunctionBuilder) => void }> = {
+/** Each unary op as "x is on the stack, emit this" for a vector and for a scalar (shared with the compiler's wasm codegen). */
+export const UNARY: Record<SimdUnaryOp, { simd: (f: FunctionBuilder) => void; scalar: (f: FunctionBuilder) => void }> = {
   neg: { simd: (f) => f.simd(SimdOp.f32x4Neg), scalar: (f) => f.op(Op.f32Neg) },
   abs: { simd: (f) => f.simd(SimdOp.f32x4Abs), scalar: (f) => f.op(Op.f32Abs) },
   relu: {

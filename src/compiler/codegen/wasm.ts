@@ -9,26 +9,13 @@
 // memory: `(out, in0, in1, ...)`.
 import { ModuleBuilder, Op, MemOp, SimdOp, SimdMemOp, ValType, type FunctionBuilder, type MemoryImport } from '../../backend/wasm/encoder.js';
 import { simplifyKernel, type KernelSpec } from './kernel-ir.js';
+import { BINARY as SIMD_BINARY_INSTRUCTIONS, UNARY as SIMD_UNARY_INSTRUCTIONS } from '../../backend/wasm/elementwise-kernel.js';
 
 const { i32, v128, f32 } = ValType;
 
-const BINARY: Record<string, { simd: SimdOp; scalar: Op }> = {
-  add: { simd: SimdOp.f32x4Add, scalar: Op.f32Add },
-  sub: { simd: SimdOp.f32x4Sub, scalar: Op.f32Sub },
-  mul: { simd: SimdOp.f32x4Mul, scalar: Op.f32Mul },
-  div: { simd: SimdOp.f32x4Div, scalar: Op.f32Div },
-  maximum: { simd: SimdOp.f32x4Max, scalar: Op.f32Max },
-  minimum: { simd: SimdOp.f32x4Min, scalar: Op.f32Min },
-};
-const UNARY: Record<string, { simd: (f: FunctionBuilder) => void; scalar: (f: FunctionBuilder) => void }> = {
-  neg: { simd: (f) => f.simd(SimdOp.f32x4Neg), scalar: (f) => f.op(Op.f32Neg) },
-  abs: { simd: (f) => f.simd(SimdOp.f32x4Abs), scalar: (f) => f.op(Op.f32Abs) },
-  relu: { simd: (f) => f.f32x4Const(0, 0, 0, 0).simd(SimdOp.f32x4Max), scalar: (f) => f.f32Const(0).op(Op.f32Max) },
-  sqrt: { simd: (f) => f.simd(SimdOp.f32x4Sqrt), scalar: (f) => f.op(Op.f32Sqrt) },
-  floor: { simd: (f) => f.simd(SimdOp.f32x4Floor), scalar: (f) => f.op(Op.f32Floor) },
-  ceil: { simd: (f) => f.simd(SimdOp.f32x4Ceil), scalar: (f) => f.op(Op.f32Ceil) },
-  round: { simd: (f) => f.simd(SimdOp.f32x4Nearest), scalar: (f) => f.op(Op.f32Nearest) },
-};
+// The instruction tables are the wasm backend's, so both emitters lower an op the same way.
+const BINARY: Record<string, { simd: SimdOp; scalar: Op }> = SIMD_BINARY_INSTRUCTIONS;
+const UNARY: Record<string, { simd: (f: FunctionBuilder) => void; scalar: (f: FunctionBuilder) => void }> = SIMD_UNARY_INSTRUCTIONS;
 
 /** Whether the wasm emitter can produce this kernel with results identical to the JS one. */
 export function canEmitWasm(spec: KernelSpec): boolean {
