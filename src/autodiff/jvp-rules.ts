@@ -116,4 +116,7 @@ export const jvpRules: Rules = {
     return bind('scatterAdd', [tb ?? zerosLike(base!), index!, ts ?? zerosLike(src!)], attrs);
   },
   argsort: noTangent,
+  im2col: linear('im2col'),
+  col2im: linear('col2im'),
+  maxPoolIndices: noTangent,
 };

@@ -106,3 +106,6 @@ function keepdimOf(g: Tensor, x: Tensor, { axes, keepdim }: { axes: number[]; ke
 
 
 
+  im2col: (g, [x], _o, attrs) => [bind('col2im', [g], { ...attrs, inputShape: [...x!.shape] })],
+  col2im: (g, _i, _o, { kernel, stride, dilation, pads, groups }) => [bind('im2col', [g], { kernel, stride, dilation, pads, groups })],
+  maxPoolIndices: none,

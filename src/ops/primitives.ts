@@ -12,6 +12,7 @@
 import { type DType, itemsize, isFloating, defaultFloatDType } from '../core/dtype.js';
 import { check, fmtShape } from '../core/errors.js';
 import { sizeOf, shapesEqual, viewStrides as viewStridesImpl, type Shape } from '../core/shape.js';
+import { patchMatrixShape, sweepWindows, type WindowSweep } from './patch-shape.js';
 
 export interface ValueInfo {
   readonly shape: readonly number[];
@@ -82,6 +83,18 @@ export interface PrimitiveAttrs
   scatterAdd: { axis: number };
   /** Indices that sort along `axis` (stable). */
   argsort: { axis: number; descending: boolean };
+  /** Convolution patches of x [N, C, *spatial] as a [groups, N·L, C/groups·K] matrix (zero padding). */
+  im2col: PatchAttrs;
+  /** The adjoint of im2col: a patch matrix summed back into a tensor of `inputShape` [N, C, *spatial]. */
+  col2im: PatchAttrs & { inputShape: number[] };
+  /** Per window of x [N, C, *spatial] (padded already): the flat spatial index of its first maximum (NaN wins), int32. */
+  maxPoolIndices: WindowSweep;
+}
+
+/** Windows of im2col/col2im: per spatial axis kernel, stride, dilation and [before, after] zero padding. */
+export interface PatchAttrs extends WindowSweep {
+  pads: [number, number][];
+  groups: number;
 }
 
 export type PrimitiveName = keyof PrimitiveAttrs;
@@ -410,6 +423,26 @@ export const primitives: DefTable = {
       const n = sizeOf(inputs[0]!.shape);
       return { flops: n * Math.max(1, Math.log2(Math.max(2, n))), bytesRead: bytes(inputs[0]!), bytesWritten: bytes(out) };
     },
+  },
+  im2col: {
+    arity: 1,
+    infer: ([x], attrs) => ({ shape: patchMatrixShape('im2col', x!.shape, attrs), dtype: x!.dtype }),
+    cost: (inputs, _a, out) => movementCost(inputs, out),
+  },
+  col2im: {
+    arity: 1,
+    infer: ([g], attrs) => {
+      const expected = patchMatrixShape('col2im', attrs.inputShape, attrs);
+      check(shapesEqual(g!.shape, expected), 'col2im', () =>
+        `patches of shape ${fmtShape(g!.shape)} should be ${fmtShape(expected)} for an input of shape ${fmtShape(attrs.inputShape)}.`);
+      return { shape: [...attrs.inputShape], dtype: g!.dtype };
+    },
+    cost: (inputs, _a, out) => elementwiseCost(inputs, out),
+  },
+  maxPoolIndices: {
+    arity: 1,
+    infer: ([x], attrs) => ({ shape: [...x!.shape.slice(0, 2), ...sweepWindows('maxPoolIndices', x!.shape, attrs)], dtype: 'int32' }),
+    cost: ([x], { kernel }, out) => ({ flops: sizeOf(out.shape) * kernel.reduce((a, b) => a * b, 1), bytesRead: bytes(x!), bytesWritten: bytes(out) }),
   },
 };
 

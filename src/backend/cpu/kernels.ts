@@ -11,6 +11,7 @@ import {
 import { erf, roundHalfEven, sigmoid } from './math.js';
 import { accumulateStrided, arrayOf, contiguousValues, forEachPosition, permutedLayout, scatterStrided } from './strided.js';
 import { gatherStrided } from '../../core/tensor.js';
+import { makeWindowKernels } from './window-kernels.js';
 
 /** Set by backend.ts: allocates a storage on the cpu backend around an array. */
 let wrap: (out: OutputInfo, data: TypedArray) => Storage = () => {
@@ -405,4 +406,5 @@ export const cpuKernels: KernelTable = {
   gather,
   scatterAdd,
   argsort,
+  ...makeWindowKernels((out, data) => wrap(out, data)),
 };

@@ -1,18 +1,21 @@
-// Convolution as im2col + GEMM, generic over 1, 2 and 3 spatial axes: pad → sliding-window views
-// (`unfold`, dilation by a strided slice of the window) → one copy into a [groups, N·L, C/g·K]
-// matrix → batched matmul with the weight, groups as the batch axis. Every step is a primitive, so
-// the gradient (col2im through `unfoldBackward`), forward mode and higher orders come for free, and
-// the cost (FLOPs and bytes) is the sum of the primitives' costs.
+// Convolution as im2col + GEMM, generic over 1, 2 and 3 spatial axes: the `im2col` primitive
+// writes the [groups, N·L, C/g·K] patch matrix in one pass (padding, stride, dilation and groups
+// included) → batched matmul with the weight, groups as the batch axis. Every step is a primitive
+// with rules, so the gradient (col2im, the `col2im` primitive, and one GEMM over the whole batch
+// for the weight), forward mode and higher orders come for free, and the cost (FLOPs and bytes)
+// is the sum of the primitives' costs.
 //
 // The transposed convolution is the adjoint of that map w.r.t. its input: GEMM into columns, then
-// fold them back (`unfoldBackward`, dilation via `sliceBackward`) and cut off the padding.
+// fold them back with `col2im` (or, for an outputPadding of at least the stride, axis by axis
+// with `unfoldBackward`) and cut off the padding.
 import { isFloating } from '../../core/dtype.js';
 import { check, fmtShape } from '../../core/errors.js';
 import type { Tensor } from '../../core/tensor.js';
 import { cast, resultType, add } from '../elementwise.js';
 import { matmul } from '../linalg.js';
 import { reshape, permute, at, unsqueeze, squeeze, type SliceSpec } from '../shape.js';
-import { foldWindows, outputSpatialShape, slidingWindows, spatialTuple, type SpatialArg, type WindowGeometry } from './window.js';
+import { bind } from '../dispatch.js';
+import { foldWindows, outputSpatialShape, spatialTuple, type SpatialArg } from './window.js';
 
 export interface ConvOptions {
   bias?: Tensor;
@@ -76,15 +79,10 @@ export function convNd(op: string, dims: number, input: Tensor, weight: Tensor, 
   const stride = spatialTuple(op, 'stride', opts.stride ?? 1, dims, 1);
   const dilation = spatialTuple(op, 'dilation', opts.dilation ?? 1, dims, 1);
   const pads = convPads(op, opts.padding ?? 0, kernel, stride, dilation);
-  const g: WindowGeometry = { kernel, stride, dilation, pads };
-  const spatial = x.shape.slice(2);
-  const outSpatial = outputSpatialShape(op, spatial, g);
+  const outSpatial = outputSpatialShape(op, x.shape.slice(2), { kernel, stride, dilation, pads });
 
-  // im2col: [N, C, *out, *k] → [N, g, C/g, *out, *k] → [g, N, *out, C/g, *k] → [g, N·L, C/g·K].
-  const windows = reshape(slidingWindows(x, g, 0), [n, groups, cInPerGroup, ...outSpatial, ...kernel]);
-  const outAxes = outSpatial.map((_, i) => 3 + i);
-  const kAxes = kernel.map((_, i) => 3 + dims + i);
-  const cols = reshape(permute(windows, [1, 0, ...outAxes, 2, ...kAxes]), [groups, -1, cInPerGroup * prod(kernel)]);
+  // im2col: the patch matrix [g, N·L, C/g·K], zero padding included (one pass, no padded copy).
+  const cols = bind('im2col', [x], { kernel, stride, dilation, pads, groups });
   // Weight: [C_out, C/g, *k] → [g, C_out/g, C/g·K] → [g, C/g·K, C_out/g].
   const wmat = permute(reshape(w, [groups, cOut / groups, -1]), [0, 2, 1]);
   const y = matmul(cols, wmat); // [g, N·L, C_out/g]
@@ -108,8 +106,6 @@ function convPads(op: string, padding: SpatialArg | 'valid' | 'same', kernel: re
   }
   return spatialTuple(op, 'padding', padding, dims, 0).map((p) => [p, p]);
 }
-
-const prod = (xs: readonly number[]): number => xs.reduce((a, b) => a * b, 1);
 
 /** 1-D convolution: x [N, C_in, L], weight [C_out, C_in/groups, k]. */
 export const conv1d = (x: Tensor, weight: Tensor, opts: ConvOptions = {}): Tensor => convNd('conv1d', 1, x, weight, opts);
@@ -154,6 +150,17 @@ export function convTransposeNd(op: string, dims: number, input: Tensor, weight:
   // Weight [C_in, C_out/g, *k] → [g, C_in/g, C_out/g·K].
   const wmat = reshape(w, [groups, cIn / groups, -1]);
   const cols = matmul(xmat, wmat); // [g, N·L, C_out/g·K]
+  if (outputPadding.every((p, i) => p < stride[i]!)) {
+    // The patches of the output, padded as the convolution this inverts, are exactly one per input
+    // position: fold them back with col2im, which drops what falls into the padding.
+    const outSize = full.map((f, i) => f - 2 * padding[i]!);
+    const pads = padding.map((p): [number, number] => [p, p]);
+    const folded = bind('col2im', [cols], { kernel, stride, dilation, pads, groups, inputShape: [n, cOut, ...outSize] });
+    const out = addBias(op, folded, bias, cOut, dims);
+    return squeezeBatch ? squeeze(out, 0) : out;
+  }
+  // An outputPadding of at least the stride (allowed below the dilation) adds windows on the right
+  // that col2im's geometry has no room for: fold the windows axis by axis instead.
   // [g, N, *in, C_out/g, *k] → [N, g, C_out/g, *in, *k] → [N, C_out, *in, *k].
   const colsR = reshape(cols, [groups, n, ...inSpatial, cOutPerGroup, ...kernel]);
   const kAxes = kernel.map((_, i) => 3 + dims + i);

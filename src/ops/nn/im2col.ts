@@ -1,9 +1,11 @@
 // im2col and col2im as user-facing ops (torch.nn.functional.unfold / fold), generic over the number
-// of spatial axes: the patch matrix [N, C·K, L] that convolution multiplies, and its adjoint.
+// of spatial axes: the patch matrix [N, C·K, L] that convolution multiplies, and its adjoint. Both
+// are views around the im2col/col2im primitives, whose matrix is [N·L, C·K] (rows per window).
 import { check, fmtShape } from '../../core/errors.js';
 import type { Tensor } from '../../core/tensor.js';
-import { reshape, permute, at, type SliceSpec } from '../shape.js';
-import { foldWindows, outputSpatialShape, slidingWindows, spatialTuple, type SpatialArg, type WindowGeometry } from './window.js';
+import { bind } from '../dispatch.js';
+import { reshape, permute } from '../shape.js';
+import { outputSpatialShape, spatialTuple, type SpatialArg, type WindowGeometry } from './window.js';
 
 export interface PatchOptions {
   dilation?: SpatialArg;
@@ -29,10 +31,11 @@ export function im2col(x: Tensor, kernelSize: SpatialArg, opts: PatchOptions = {
   const dims = x.rank - 2;
   const g = geometry('im2col', dims, kernelSize, opts);
   const out = outputSpatialShape('im2col', x.shape.slice(2), g);
-  const w = slidingWindows(x, g, 0); // [N, C, *out, *k]
-  const perm = [0, 1, ...g.kernel.map((_, i) => 2 + dims + i), ...out.map((_, i) => 2 + i)];
+  // The im2col primitive's [1, N·L, C·K] patch matrix, viewed as [N, C·K, L].
+  const cols = bind('im2col', [x], { ...g, groups: 1 });
   const [n, c] = [x.shape[0]!, x.shape[1]!];
-  return reshape(permute(w, perm), [n, c * g.kernel.reduce((a, b) => a * b, 1), out.reduce((a, b) => a * b, 1)]);
+  const windows = out.reduce((a, b) => a * b, 1);
+  return permute(reshape(cols, [n, windows, c * g.kernel.reduce((a, b) => a * b, 1)]), [0, 2, 1]);
 }
 
 /**
@@ -51,10 +54,7 @@ export function col2im(cols: Tensor, outputSize: SpatialArg, kernelSize: Spatial
   check(l === out.reduce((a, b) => a * b, 1), 'col2im', () =>
     `dim 2 (${l}) must equal the number of windows ${out.join('×')} = ${out.reduce((a, b) => a * b, 1)} for outputSize ${JSON.stringify(size)} and these options.`);
   const c = ck / kProd;
-  const windows = reshape(cols, [n, c, ...g.kernel, ...out]);
-  const perm = [0, 1, ...out.map((_, i) => 2 + dims + i), ...g.kernel.map((_, i) => 2 + i)];
-  const padded = size.map((s, i) => s + 2 * g.pads[i]![0]);
-  const folded = foldWindows(permute(windows, perm), padded, g);
-  const specs: SliceSpec[] = [null, null, ...g.pads.map(([p], i): SliceSpec => [p, p + size[i]!])];
-  return at(folded, ...specs);
+  // [N, C·K, L] → the col2im primitive's [1, N·L, C·K] patch matrix.
+  const patches = reshape(permute(cols, [0, 2, 1]), [1, n * l, ck]);
+  return bind('col2im', [patches], { ...g, groups: 1, inputShape: [n, c, ...size] });
 }

@@ -9,7 +9,7 @@ import type { Tensor } from '../../core/tensor.js';
 import { bind } from '../dispatch.js';
 import { fromValues, ones } from '../creation.js';
 import { div } from '../elementwise.js';
-import { argmax, mean, sum } from '../reduce.js';
+import { mean, sum } from '../reduce.js';
 import { matmul } from '../linalg.js';
 import { reshape, unsqueeze, squeeze, transpose } from '../shape.js';
 import { outputSpatialShape, padSpatial, slidingWindows, spatialTuple, type SpatialArg, type WindowGeometry } from './window.js';
@@ -74,18 +74,22 @@ function poolGeometry(
 }
 
 /**
- * Max pooling over N spatial axes. The gradient goes to the first maximal element of each window
- * (argmax over the flattened window, then gather), matching PyTorch rather than splitting ties.
+ * Max pooling over N spatial axes. The gradient goes to the first maximal element of each window,
+ * matching PyTorch rather than splitting ties: `maxPoolIndices` finds each window's first maximum
+ * (one pass over the input) as a flat spatial index, and a gather along the flattened spatial axis
+ * picks the values and carries the gradient (a scatter-add into the input's shape).
  */
 export function maxPoolNd(op: string, dims: number, input: Tensor, kernelSize: SpatialArg, opts: MaxPoolOptions = {}): Tensor {
   const [x, squeezeBatch] = batchedInput(op, input, dims);
   const g = poolGeometry(op, dims, x.shape.slice(2), kernelSize, opts.stride, opts.padding ?? 0, opts.dilation ?? 1, opts.ceilMode ?? false);
   const outSpatial = outputSpatialShape(op, x.shape.slice(2), g);
-  const windowSize = g.kernel.reduce((a, b) => a * b, 1);
-  // [N, C, *out, *k] → [N, C, *out, K]; the argmax index is data-independent of autodiff, the gather carries the gradient.
-  const flat = reshape(slidingWindows(x, g, -Infinity), [...x.shape.slice(0, 2), ...outSpatial, windowSize]);
-  const index = argmax(flat, -1, true);
-  const out = squeeze(bind('gather', [flat, index], { axis: flat.rank - 1 }), -1);
+  // -inf padding (the user's and ceil mode's) is never a window's maximum unless the window holds nothing else.
+  const padded = padSpatial(x, g.pads, -Infinity);
+  const index = bind('maxPoolIndices', [padded], { kernel: g.kernel, stride: g.stride, dilation: g.dilation });
+  const [n, c] = [x.shape[0]!, x.shape[1]!];
+  const flat = reshape(padded, [n, c, -1]);
+  const picked = bind('gather', [flat, reshape(index, [n, c, -1])], { axis: 2 });
+  const out = reshape(picked, [n, c, ...outSpatial]);
   return squeezeBatch ? squeeze(out, 0) : out;
 }
 
