@@ -1,5 +1,6 @@
 // fp32 matmul throughput of the wasm backend's generated SGEMM.
-//   node --import tsx bench/matmul.ts [--quick] [--threads=1,2] [--sizes=128,256] [--tune] [--out=FILE]
+//   node --import tsx bench/matmul.ts [--quick] [--training] [--threads=1,2] [--sizes=128,256] [--tune] [--out=FILE]
+// --training times only the products of the MLP/CNN/GPT training steps (transposed operands included).
 // Writes bench/results/matmul-tessera.json (medians, GFLOP/s, the idle check before and after,
 // the config used, and this machine's estimated 128-bit SIMD peak).
 
@@ -9,10 +10,15 @@ import { WasmHeap } from '../src/backend/wasm/memory.js';
 import { ThreadPool } from '../src/backend/wasm/threads.js';
 import { createNodeThreadPool } from '../src/backend/wasm/node-workers.js';
 import { WasmMatmul, rowMajorOperand } from '../src/backend/wasm/matmul.js';
-import { DEFAULT_MATMUL_CONFIG, matmulConfigKey, type MatmulConfig } from '../src/backend/wasm/matmul-config.js';
+import { defaultMatmulConfig, matmulConfigKey, type MatmulConfig } from '../src/backend/wasm/matmul-config.js';
 import { checkIdle, machineDescription, type IdleCheck } from './idle-check.js';
 
-interface Shape { name: string; m: number; n: number; k: number }
+interface Shape {
+  name: string; m: number; n: number; k: number;
+  batch?: number;
+  /** Operands stored transposed (read through swapped strides, as autodiff's backward products are). */
+  transA?: boolean; transB?: boolean;
+}
 
 const args = new Map(process.argv.slice(2).map((a) => {
   const [key, value] = a.replace(/^--/, '').split('=');
@@ -23,8 +29,29 @@ const threadCounts = (args.get('threads') ?? '1,2').split(',').map(Number);
 const squareSizes = (args.get('sizes') ?? (quick ? '256,1024' : '128,256,512,1024,2048')).split(',').map(Number);
 const outFile = args.get('out') ?? 'bench/results/matmul-tessera.json';
 
-const shapes: Shape[] = squareSizes.map((n) => ({ name: `square ${n}`, m: n, n, k: n }));
-if (!quick && !args.has('sizes')) {
+/**
+ * The products of one training step of the MLP, CNN and GPT workloads (bench/workloads):
+ * forward (X·Wᵀ, B transposed), weight gradient (Gᵀ·X, A transposed) and input gradient (G·W).
+ */
+const TRAINING_SHAPES: Shape[] = [
+  { name: 'mlp fc1 fwd', m: 128, n: 512, k: 784, transB: true },
+  { name: 'mlp fc1 dW', m: 512, n: 784, k: 128, transA: true },
+  { name: 'mlp fc2 dX', m: 128, n: 512, k: 512 },
+  { name: 'gpt qkv fwd', m: 1024, n: 384, k: 128, transB: true },
+  { name: 'gpt mlp-up fwd', m: 1024, n: 512, k: 128, transB: true },
+  { name: 'gpt mlp-down fwd', m: 1024, n: 128, k: 512, transB: true },
+  { name: 'gpt mlp-up dW', m: 512, n: 128, k: 1024, transA: true },
+  { name: 'gpt mlp-down dX', m: 1024, n: 512, k: 128 },
+  { name: 'gpt attn q·kᵀ', m: 64, n: 64, k: 32, batch: 64, transB: true },
+  { name: 'gpt attn p·v', m: 64, n: 32, k: 64, batch: 64 },
+  { name: 'cnn conv2 fwd', m: 12544, n: 64, k: 288, transB: true },
+  { name: 'cnn conv2 dW', m: 64, n: 288, k: 12544, transA: true },
+  { name: 'cnn conv2 dcols', m: 12544, n: 288, k: 64 },
+];
+
+const shapes: Shape[] = args.has('training') ? [] : squareSizes.map((n) => ({ name: `square ${n}`, m: n, n, k: n }));
+if (args.has('training') || (!quick && !args.has('sizes'))) shapes.push(...TRAINING_SHAPES);
+if (!quick && !args.has('sizes') && !args.has('training')) {
   // Transformer-shaped products at batch×seq = 1024, d = 768: QKV/out projections and the MLP.
   shapes.push({ name: 'proj 1024x768x768', m: 1024, n: 768, k: 768 });
   shapes.push({ name: 'mlp-up 1024x768x3072', m: 1024, n: 3072, k: 768 });
@@ -76,10 +103,13 @@ interface Timing {
 }
 
 function time(mm: WasmMatmul, s: Shape, config: MatmulConfig, budgetMs: number): Timing {
-  const a = heap.alloc(s.m * s.k * 4), b = heap.alloc(s.k * s.n * 4), c = heap.alloc(s.m * s.n * 4);
-  fillRandom(a, s.m * s.k);
-  fillRandom(b, s.k * s.n);
-  const run = () => mm.run({ m: s.m, n: s.n, k: s.k, a: rowMajorOperand(a, s.m, s.k), b: rowMajorOperand(b, s.k, s.n), c: rowMajorOperand(c, s.m, s.n) }, config);
+  const batch = s.batch ?? 1;
+  const a = heap.alloc(batch * s.m * s.k * 4), b = heap.alloc(batch * s.k * s.n * 4), c = heap.alloc(batch * s.m * s.n * 4);
+  fillRandom(a, batch * s.m * s.k);
+  fillRandom(b, batch * s.k * s.n);
+  const aOp = s.transA ? rowMajorOperand(a, s.k, s.m, true) : rowMajorOperand(a, s.m, s.k);
+  const bOp = s.transB ? rowMajorOperand(b, s.n, s.k, true) : rowMajorOperand(b, s.k, s.n);
+  const run = () => mm.run({ m: s.m, n: s.n, k: s.k, batch, a: aOp, b: bOp, c: rowMajorOperand(c, s.m, s.n) }, config);
   // Warm-up: the first calls run V8's baseline (Liftoff) code until the optimised tier is ready.
   const warmStart = performance.now();
   for (let i = 0; i < 3 || performance.now() - warmStart < budgetMs / 3; i++) run();
@@ -98,7 +128,7 @@ function time(mm: WasmMatmul, s: Shape, config: MatmulConfig, budgetMs: number):
   heap.free(a); heap.free(b); heap.free(c);
   times.sort((x, y) => x - y);
   const medianMs = times[times.length >> 1]!;
-  const flops = 2 * s.m * s.n * s.k;
+  const flops = 2 * s.m * s.n * s.k * batch;
   return {
     medianMs, minMs: times[0]!, runs: times.length, gflops: flops / medianMs / 1e6, bestGflops: flops / times[0]! / 1e6,
     gflopsPerCpuSecond: flops / Math.max(cpuTimes[cpuTimes.length >> 1]!, 1e-3) / 1e6,
@@ -112,10 +142,11 @@ async function main(): Promise<void> {
   console.log(`idle check before: ${idleBefore.verdict}; loadavg ${idleBefore.loadavg1}; ~${idleBefore.estimatedGHz.toFixed(2)} GHz`);
   // 128-bit SIMD peak per core: 4 lanes × (1 mul + 1 add, or 1 FMA) × 2 pipes.
   const peakPerCore = 16 * idleBefore.estimatedGHz;
-  const config: MatmulConfig = args.has('config') ? { ...DEFAULT_MATMUL_CONFIG, ...JSON.parse(args.get('config')!) } : DEFAULT_MATMUL_CONFIG;
+  const config: MatmulConfig = args.has('config') ? { ...defaultMatmulConfig(), ...JSON.parse(args.get('config')!) } : defaultMatmulConfig();
+  console.log(`config: ${matmulConfigKey(config)}`);
 
   const results: Array<Record<string, unknown>> = [];
-  const budget = quick ? 400 : 1000;
+  const budget = args.has('budget') ? Number(args.get('budget')) : quick ? 400 : 1000;
   for (const [threads, pool] of pools) {
     const mm = new WasmMatmul(heap, pool, config);
     sanityCheck(mm, config);
@@ -123,7 +154,7 @@ async function main(): Promise<void> {
       const t = time(mm, s, config, budget);
       // The clock estimate (and so the peak) only means something on an idle machine.
       const fractionOfPeak = idleBefore.idle ? t.gflops / (peakPerCore * threads) : null;
-      results.push({ name: s.name, m: s.m, n: s.n, k: s.k, threads, ...t, fractionOfPeak });
+      results.push({ name: s.name, m: s.m, n: s.n, k: s.k, batch: s.batch ?? 1, transA: s.transA ?? false, transB: s.transB ?? false, threads, ...t, fractionOfPeak });
       const ofPeak = fractionOfPeak === null ? 'peak n/a: busy' : `${(100 * fractionOfPeak).toFixed(0)}% of est. 128-bit peak`;
       console.log(`${s.name.padEnd(26)} threads ${threads}  ${t.gflops.toFixed(1).padStart(6)} GFLOP/s  median ${t.medianMs.toFixed(2)} ms  best ${t.bestGflops.toFixed(1)}  ${t.gflopsPerCpuSecond.toFixed(1)} GFLOP/cpu-s  (${t.runs} runs, ${ofPeak})`);
     }

@@ -2,6 +2,8 @@
 // autotuner (and bench/matmul.ts) can search over them; each distinct config compiles to its
 // own module, cached by `matmulConfigKey`.
 
+import { relaxedSimdSupported } from './simd-features.js';
+
 export interface MatmulConfig {
   /** Rows of C per micro-tile (register tile height). */
   readonly mr: number;
@@ -15,6 +17,12 @@ export interface MatmulConfig {
   readonly nc: number;
   /** How many k steps the micro-kernel's inner loop does per iteration. */
   readonly unroll: number;
+  /**
+   * Accumulate with f32x4.relaxed_madd (one FMA instruction where the CPU has one) instead of
+   * f32x4.mul + f32x4.add. Needs relaxed SIMD (simd-features.ts); WasmMatmul uses mul + add
+   * where the runtime lacks it. Default false.
+   */
+  readonly fma?: boolean;
 }
 
 /**
@@ -26,20 +34,28 @@ export interface MatmulConfig {
  */
 export const DEFAULT_MATMUL_CONFIG: MatmulConfig = Object.freeze({ mr: 4, nr: 8, kc: 256, mc: 128, nc: 1024, unroll: 1 });
 
+export const FMA_MATMUL_CONFIG: MatmulConfig = Object.freeze({ ...DEFAULT_MATMUL_CONFIG, fma: true });
+
+/** The portable default, with FMA where this runtime has relaxed SIMD (see simd-features.ts). */
+export function defaultMatmulConfig(): MatmulConfig {
+  return relaxedSimdSupported() ? FMA_MATMUL_CONFIG : DEFAULT_MATMUL_CONFIG;
+}
+
 /** Accumulators beyond this many v128 registers spill on x64 V8 (16 xmm, minus operands). */
 export const MAX_ACCUMULATORS = 12;
 
 export function matmulConfigKey(c: MatmulConfig): string {
-  return `mr${c.mr}_nr${c.nr}_kc${c.kc}_mc${c.mc}_nc${c.nc}_u${c.unroll}`;
+  return `mr${c.mr}_nr${c.nr}_kc${c.kc}_mc${c.mc}_nc${c.nc}_u${c.unroll}${c.fma ? '_fma' : ''}`;
 }
 
 /** Throws with the offending values when a config cannot be generated. */
 export function validateMatmulConfig(c: MatmulConfig): void {
   const problems: string[] = [];
-  const positiveInt = (name: keyof MatmulConfig) => {
+  const positiveInt = (name: 'mr' | 'nr' | 'kc' | 'mc' | 'nc' | 'unroll') => {
     if (!Number.isInteger(c[name]) || c[name] < 1) problems.push(`${name} = ${c[name]} must be a positive integer`);
   };
   (['mr', 'nr', 'kc', 'mc', 'nc', 'unroll'] as const).forEach(positiveInt);
+  if (c.fma !== undefined && typeof c.fma !== 'boolean') problems.push(`fma = ${String(c.fma)} must be true or false`);
   if (c.nr % 4 !== 0) problems.push(`nr = ${c.nr} must be a multiple of 4 (f32x4 lanes)`);
   if ((c.mr * c.nr) / 4 > MAX_ACCUMULATORS) {
     problems.push(`mr×nr/4 = ${(c.mr * c.nr) / 4} accumulators exceed ${MAX_ACCUMULATORS} (they would spill)`);

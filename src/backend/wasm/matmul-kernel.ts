@@ -211,7 +211,9 @@ function emitMicroKernel(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
     for (let rr = 0; rr < MR; rr++) {
       f.localGet(pa).simdMem(SimdMemOp.v128Load32Splat, aOff + 4 * rr).localSet(av);
       for (let v = 0; v < NV; v++) {
-        f.localGet(acc[rr]![v]!).localGet(av).localGet(bv[v]!).simd(SimdOp.f32x4Mul).simd(SimdOp.f32x4Add).localSet(acc[rr]![v]!);
+        const a = acc[rr]![v]!;
+        if (cfg.fma) f.localGet(av).localGet(bv[v]!).localGet(a).simd(SimdOp.f32x4RelaxedMadd).localSet(a);
+        else f.localGet(a).localGet(av).localGet(bv[v]!).simd(SimdOp.f32x4Mul).simd(SimdOp.f32x4Add).localSet(a);
       }
     }
   };

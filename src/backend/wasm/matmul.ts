@@ -9,7 +9,8 @@
 import type { WasmHeap } from './memory.js';
 import type { ThreadPool, KernelModule } from './threads.js';
 import { buildMatmulModule, MatmulParam, MATMUL_PARAM_WORDS } from './matmul-kernel.js';
-import { DEFAULT_MATMUL_CONFIG, matmulConfigKey, matmulScratchLayout, type MatmulConfig } from './matmul-config.js';
+import { defaultMatmulConfig, matmulConfigKey, matmulScratchLayout, type MatmulConfig } from './matmul-config.js';
+import { relaxedSimdSupported } from './simd-features.js';
 
 export interface MatmulOperand {
   /** Byte address of element [0, 0] of batch 0 in the wasm memory (4-byte aligned). */
@@ -62,13 +63,15 @@ export class WasmMatmul {
     private readonly heap: WasmHeap,
     private readonly pool: ThreadPool,
     /** Config used when `run` is given none. */
-    public config: MatmulConfig = DEFAULT_MATMUL_CONFIG,
+    public config: MatmulConfig = defaultMatmulConfig(),
   ) {
     this.params = heap.alloc(MATMUL_PARAM_WORDS * 4);
   }
 
   /** Compiles (once) and returns the module and per-thread scratch for a config. */
-  private prepare(config: MatmulConfig): CompiledConfig {
+  private prepare(requested: MatmulConfig): CompiledConfig {
+    // FMA is a speed choice, not a semantic one: without relaxed SIMD the same config runs with mul + add.
+    const config = requested.fma && !relaxedSimdSupported() ? { ...requested, fma: false } : requested;
     const key = matmulConfigKey(config);
     let entry = this.compiled.get(key);
     if (entry === undefined) {

@@ -86,6 +86,9 @@ export const SimdOp = {
   f64x2Abs: 0xec, f64x2Neg: 0xed, f64x2Sqrt: 0xef, f64x2Add: 0xf0, f64x2Sub: 0xf1, f64x2Mul: 0xf2,
   f64x2Div: 0xf3, f64x2Min: 0xf4, f64x2Max: 0xf5, f64x2Pmin: 0xf6, f64x2Pmax: 0xf7,
   i32x4TruncSatF32x4S: 0xf8, i32x4TruncSatF32x4U: 0xf9, f32x4ConvertI32x4S: 0xfa, f32x4ConvertI32x4U: 0xfb,
+  // Relaxed SIMD (a separate proposal: check support with simd-features.ts before emitting).
+  // relaxed_madd(a, b, c) = a·b + c, fused or not as the hardware prefers; nmadd = -(a·b) + c.
+  f32x4RelaxedMadd: 0x105, f32x4RelaxedNmadd: 0x106,
 } as const;
 export type SimdOp = (typeof SimdOp)[keyof typeof SimdOp];
 

@@ -5,14 +5,20 @@ import { ThreadPool } from '../../../src/backend/wasm/threads.js';
 import { createNodeThreadPool } from '../../../src/backend/wasm/node-workers.js';
 import { WasmMatmul, rowMajorOperand, type MatmulOperand } from '../../../src/backend/wasm/matmul.js';
 import { buildMatmulModule } from '../../../src/backend/wasm/matmul-kernel.js';
-import { DEFAULT_MATMUL_CONFIG, validateMatmulConfig, type MatmulConfig } from '../../../src/backend/wasm/matmul-config.js';
+import {
+  DEFAULT_MATMUL_CONFIG, FMA_MATMUL_CONFIG, defaultMatmulConfig, matmulConfigKey, validateMatmulConfig, type MatmulConfig,
+} from '../../../src/backend/wasm/matmul-config.js';
+import { relaxedSimdSupported } from '../../../src/backend/wasm/simd-features.js';
 
 // Tiny blocking parameters make small shapes cross every block boundary (K > kc, M > mc,
 // N > nc) and every edge path, so the tests stay fast.
 const TINY: MatmulConfig = { mr: 4, nr: 8, kc: 16, mc: 8, nc: 16, unroll: 3 };
 const TINY_2x16: MatmulConfig = { mr: 2, nr: 16, kc: 7, mc: 6, nc: 32, unroll: 2 };
 const TINY_3x4: MatmulConfig = { mr: 3, nr: 4, kc: 5, mc: 9, nc: 8, unroll: 1 };
-const CONFIGS = [DEFAULT_MATMUL_CONFIG, TINY, TINY_2x16, TINY_3x4];
+// Every config runs with mul + add and, where the runtime has relaxed SIMD, with FMA.
+const FMA = relaxedSimdSupported();
+const both = (...configs: MatmulConfig[]): MatmulConfig[] => configs.flatMap((c) => (FMA ? [c, { ...c, fma: true }] : [c]));
+const CONFIGS = both(DEFAULT_MATMUL_CONFIG, TINY, TINY_2x16, TINY_3x4);
 
 const heap = new WasmHeap({ initialBytes: 8 * 2 ** 20, maximumBytes: 256 * 2 ** 20 });
 const pool1 = new ThreadPool(heap, { threads: 1 });
@@ -110,12 +116,24 @@ test('the generated module validates for every config and names its problems oth
   assert.throws(() => validateMatmulConfig({ ...DEFAULT_MATMUL_CONFIG, kc: 0 }), /kc = 0 must be a positive integer/);
 });
 
+test('Node 20 gets relaxed SIMD (FMA) by turning on V8\'s flag; the default config uses it', () => {
+  if (process.env.TESSERA_WASM_RELAXED_SIMD === '0') {
+    assert.equal(relaxedSimdSupported(), false);
+    assert.equal(defaultMatmulConfig().fma ?? false, false);
+    return;
+  }
+  assert.equal(relaxedSimdSupported(), true);
+  assert.deepEqual(defaultMatmulConfig(), FMA_MATMUL_CONFIG);
+  assert.notEqual(matmulConfigKey(FMA_MATMUL_CONFIG), matmulConfigKey(DEFAULT_MATMUL_CONFIG));
+  assert.throws(() => validateMatmulConfig({ ...DEFAULT_MATMUL_CONFIG, fma: 1 as unknown as boolean }), /fma = 1 must be true or false/);
+});
+
 test('plain products of many shapes match a float64 reference (every config, 1 thread)', () => {
   for (const cfg of CONFIGS) for (const [m, n, k] of SHAPES) check(mm1, { m, n, k }, cfg);
 });
 
 test('transposed operands are read through strides (all four combinations)', () => {
-  for (const cfg of [TINY, TINY_3x4, DEFAULT_MATMUL_CONFIG]) {
+  for (const cfg of both(TINY, TINY_3x4, DEFAULT_MATMUL_CONFIG)) {
     for (const [m, n, k] of [[7, 13, 5], [65, 33, 129], [9, 20, 40]] as const) {
       for (const transA of [false, true]) for (const transB of [false, true]) check(mm1, { m, n, k, transA, transB }, cfg);
     }
@@ -123,11 +141,11 @@ test('transposed operands are read through strides (all four combinations)', () 
 });
 
 test('a strided C (column stride ≠ 1) goes through the scalar store path', () => {
-  for (const cfg of [TINY, DEFAULT_MATMUL_CONFIG]) check(mm1, { m: 12, n: 24, k: 20, transC: true, beta: 0.5, bias: true }, cfg);
+  for (const cfg of both(TINY, DEFAULT_MATMUL_CONFIG)) check(mm1, { m: 12, n: 24, k: 20, transC: true, beta: 0.5, bias: true }, cfg);
 });
 
 test('the fused epilogue: alpha, beta (0 does not read C, 1 and general), bias per column, ReLU, across K blocks', () => {
-  for (const cfg of [TINY, TINY_2x16, DEFAULT_MATMUL_CONFIG]) {
+  for (const cfg of both(TINY, TINY_2x16, DEFAULT_MATMUL_CONFIG)) {
     for (const [m, n, k] of [[8, 16, 40], [13, 21, 9], [4, 8, 1]] as const) {
       check(mm1, { m, n, k, alpha: 0.5, beta: 0 }, cfg);
       check(mm1, { m, n, k, beta: 1 }, cfg);
@@ -140,7 +158,7 @@ test('the fused epilogue: alpha, beta (0 does not read C, 1 and general), bias p
 });
 
 test('batched products with broadcasting (batch stride 0) of either operand', () => {
-  for (const cfg of [TINY, DEFAULT_MATMUL_CONFIG]) {
+  for (const cfg of both(TINY, DEFAULT_MATMUL_CONFIG)) {
     check(mm1, { m: 5, n: 9, k: 7, batch: 3 }, cfg);
     check(mm1, { m: 5, n: 9, k: 7, batch: 4, broadcastA: true }, cfg);
     check(mm1, { m: 6, n: 17, k: 20, batch: 3, broadcastB: true, transB: true, bias: true }, cfg);
@@ -160,7 +178,7 @@ test('K = 0 leaves beta·C + bias (ReLU); empty M or N writes nothing', () => {
 
 test('two threads give the same results: M split, N split (short wide products), batch split', () => {
   // Large enough to pass the parallel threshold.
-  for (const cfg of [DEFAULT_MATMUL_CONFIG, TINY_2x16]) {
+  for (const cfg of both(DEFAULT_MATMUL_CONFIG, TINY_2x16)) {
     check(mm2, { m: 130, n: 70, k: 120, bias: true, relu: true }, cfg);
     check(mm2, { m: 3, n: 700, k: 600, transB: true }, cfg);
     check(mm2, { m: 16, n: 600, k: 300, bias: true }, cfg); // N split: packs less than an M split
