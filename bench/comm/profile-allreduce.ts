@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { launch } from '../../src/cli/run.js';
 import { initProcessGroup, runThreadRanks, sharedArray } from '../../src/dist/index.js';
 import type { ThreadRankContext } from '../../src/dist/index.js';
-import { threadCpuMs } from './thread-cpu.js';
+import { threadCpuSplitMs } from './thread-cpu.js';
 
 export interface ProfileArgs {
   megabytes: number;
@@ -21,6 +21,8 @@ export interface ProfileResult {
   medianMs: number;
   minMs: number;
   cpuMs: number;
+  /** Of cpuMs, the kernel's part (system time). */
+  systemMs: number;
   busbwGBs: number;
 }
 
@@ -33,18 +35,20 @@ export async function profileRank({ args }: ThreadRankContext<ProfileArgs>): Pro
   await pg.allReduce(data, opts).wait(); // warm-up
   const times: number[] = [];
   await pg.barrier().wait();
-  const cpu0 = threadCpuMs();
+  const cpu0 = threadCpuSplitMs();
   for (let i = 0; i < args.iterations; i++) {
     const t0 = performance.now();
     await pg.allReduce(data, opts).wait();
     times.push(performance.now() - t0);
   }
-  const cpuMs = (threadCpuMs() - cpu0) / args.iterations;
+  const cpu1 = threadCpuSplitMs();
+  const systemMs = (cpu1.systemMs - cpu0.systemMs) / args.iterations;
+  const cpuMs = (cpu1.userMs - cpu0.userMs) / args.iterations + systemMs;
   await pg.barrier().wait();
   await pg.destroy();
   times.sort((a, b) => a - b);
   const med = times[Math.floor(times.length / 2)]!;
-  return { rank: pg.rank, medianMs: med, minMs: times[0]!, cpuMs, busbwGBs: (n * 4) / 1e9 / (med / 1000) };
+  return { rank: pg.rank, medianMs: med, minMs: times[0]!, cpuMs, systemMs, busbwGBs: (n * 4) / 1e9 / (med / 1000) };
 }
 
 async function main(): Promise<void> {

@@ -55,12 +55,28 @@ export class JsonFrameReader {
   }
 }
 
-/** Reads exactly one JSON frame from a socket (with a time limit), keeping any extra bytes. */
-export function readOneJson(socket: Socket, reader: JsonFrameReader, timeoutMs: number, what: string): Promise<unknown> {
+/** Calls `onData` with each chunk read from a connection until the returned function is called. */
+export type ByteSubscription = (onData: (chunk: Buffer) => void) => () => void;
+
+/** A socket's 'data' events (a socket read the ordinary way, into Buffers Node allocates). */
+export function socketData(socket: Socket): ByteSubscription {
+  return (onData) => {
+    socket.on('data', onData);
+    return () => socket.off('data', onData);
+  };
+}
+
+/**
+ * Reads exactly one JSON frame from a socket (with a time limit), keeping any extra bytes.
+ * `subscribe` says where the socket's bytes come from: its 'data' events unless it reads into
+ * memory of its own (see ChosenReads).
+ */
+export function readOneJson(socket: Socket, reader: JsonFrameReader, timeoutMs: number, what: string, subscribe: ByteSubscription = socketData(socket)): Promise<unknown> {
   return new Promise((resolve, reject) => {
+    let unsubscribe = () => {};
     const done = (err: Error | undefined, value?: unknown) => {
       clearTimeout(timer);
-      socket.off('data', onData);
+      unsubscribe();
       socket.off('close', onClose);
       socket.off('error', onError);
       if (err) reject(err);
@@ -91,7 +107,7 @@ export function readOneJson(socket: Socket, reader: JsonFrameReader, timeoutMs: 
       reject(err instanceof Error ? err : new Error(String(err)));
       return;
     }
-    socket.on('data', onData);
+    unsubscribe = subscribe(onData);
     socket.on('close', onClose);
     socket.on('error', onError);
   });
@@ -130,6 +146,19 @@ export class DataFrameReader {
     private readonly maxMessageBytes: number,
     private readonly peerName: string,
   ) {}
+
+  /**
+   * Where, modulo 8, the next chunk should start in memory for the body bytes in it to be
+   * delivered at 8-byte-aligned addresses (so that a sink can view them as float64, float32 or
+   * int32 without copying them first). A reader that chooses its read buffers (ChosenReads)
+   * starts each read at this offset of an aligned buffer. Body pieces are delivered from the
+   * first multiple of 8 after the carried bytes, and a header is 24 bytes long, so what matters
+   * is how many bytes of the current header or body were consumed, modulo 8.
+   */
+  nextChunkOffset(): number {
+    if (!this.inbound) return this.headerFill % 8;
+    return this.carryFill;
+  }
 
   push(chunk: Uint8Array): void {
     let pos = 0;

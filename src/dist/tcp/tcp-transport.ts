@@ -1,7 +1,11 @@
-// Ranks as processes connected by TCP, one persistent connection per pair. Rendezvous: rank 0
-// serves the store; every rank listens on an ephemeral port of its bind address, publishes it,
-// connects to the ranks below it and accepts the ranks above it. Every connection starts with a
-// mutual shared-secret handshake; anything else is refused and logged. A connection that closes
+// Ranks as processes connected by TCP. Rendezvous: rank 0 serves the store; every rank listens
+// on an ephemeral port of its bind address, publishes it, and connects to every other rank.
+// Each pair of ranks thus has two connections, one per direction: a rank reads its peer's data
+// from the connection it opened and writes its own data on the one it accepted. Reading only
+// from connections it opened lets it read into memory of its choosing (ChosenReads; Node's
+// `onread` exists only for sockets it connects), which saves an allocation per read; the two
+// directions also get a socket, and socket buffers, each. Every connection starts with a mutual
+// shared-secret handshake; anything else is refused and logged. A connection that closes
 // without the peer's goodbye frame means the peer is lost, which fails every operation.
 import net from 'node:net';
 import type { Socket } from 'node:net';
@@ -10,7 +14,9 @@ import { remainingMs } from '../deadline.js';
 import { DistError, DistTimeoutError, PeerLostError } from '../errors.js';
 import { PeerTransport } from '../peer-transport.js';
 import { newNonce, proof, proofMatches } from './auth.js';
+import { ChosenReads } from './chosen-reads.js';
 import { DataFrameReader, encodeDataHeader, encodeJson, JsonFrameReader, KIND_ABORT, KIND_BYE, KIND_DATA, readOneJson } from './frames.js';
+import type { DataFrameHandlers } from './frames.js';
 import { StoreClient, StoreServer } from './store.js';
 
 export interface TcpOptions {
@@ -43,9 +49,17 @@ function chooseBindAddress(o: TcpOptions, store: StoreClient): string {
   return local.replace(/^::ffff:/, '');
 }
 
+/** The two connections between this rank and one peer. */
+interface PeerLink {
+  /** Opened by this rank: carries the peer's data to this rank. */
+  incoming: Socket | undefined;
+  /** Accepted by this rank: carries this rank's data to the peer. */
+  outgoing: Socket | undefined;
+}
+
 export class TcpTransport extends PeerTransport {
   readonly kind = 'tcp' as const;
-  private readonly sockets: (Socket | undefined)[];
+  private readonly links: PeerLink[];
   private closing = false;
 
   constructor(
@@ -57,22 +71,64 @@ export class TcpTransport extends PeerTransport {
     private readonly maxMessageBytes: number,
   ) {
     super(rank, worldSize);
-    this.sockets = new Array<Socket | undefined>(worldSize).fill(undefined);
+    this.links = Array.from({ length: worldSize }, () => ({ incoming: undefined, outgoing: undefined }));
     // After rendezvous the store is not needed; losing it alone is not a fault.
     store.onLost = () => {};
   }
 
-  /** Takes over an authenticated connection to `peer`; `early` holds bytes read past the handshake. */
-  adopt(peer: number, socket: Socket, early: Buffer): void {
-    this.sockets[peer] = socket;
+  /**
+   * Takes over the authenticated connection that this rank opened to `peer`, on which the peer
+   * sends its data; `early` holds bytes read past the handshake.
+   */
+  adoptIncoming(peer: number, socket: Socket, reads: ChosenReads, early: Buffer): void {
+    this.links[peer]!.incoming = socket;
     const mailbox = this.mailboxes[peer]!;
+    const reader = this.watch(peer, socket, 'incoming', (tag, length) => mailbox.begin(tag, length), () => {
+      mailbox.close(new PeerLostError(peer, 'it closed its process group'));
+    });
+    if (early.length > 0) reader(early);
+    reads.deliverTo(reader.push, reader.nextChunkOffset);
+  }
+
+  /**
+   * Takes over the authenticated connection that `peer` opened to this rank, on which this rank
+   * sends its data. The peer sends only control frames (goodbye, abort) this way.
+   */
+  adoptOutgoing(peer: number, socket: Socket, early: Buffer): void {
+    this.links[peer]!.outgoing = socket;
+    const reader = this.watch(
+      peer,
+      socket,
+      'outgoing',
+      () => {
+        throw new Error(`it sent data on the connection that carries rank ${this.rank}'s data to it`);
+      },
+      // Its goodbye on the other connection closes the mailbox: data may still be arriving there.
+      () => {},
+    );
+    if (early.length > 0) reader(early);
+    socket.on('data', reader.push);
+  }
+
+  /**
+   * Parses what `peer` sends on `socket`, and fails the transport when the socket closes without
+   * the peer's goodbye or the stream breaks the protocol. Returns the function that takes the
+   * socket's bytes (also as `.push`) and the reader's alignment hint (`.nextChunkOffset`).
+   */
+  private watch(
+    peer: number,
+    socket: Socket,
+    which: 'incoming' | 'outgoing',
+    begin: DataFrameHandlers['begin'],
+    onBye: () => void,
+  ): ((chunk: Uint8Array) => void) & { push: (chunk: Uint8Array) => void; nextChunkOffset: () => number } {
     let saidBye = false;
     const reader = new DataFrameReader(
       {
-        begin: (tag, length) => mailbox.begin(tag, length),
+        begin,
         bye: () => {
           saidBye = true;
-          mailbox.close(new PeerLostError(peer, 'it closed its process group'));
+          onBye();
         },
         abort: (lostRank) => {
           saidBye = true;
@@ -83,26 +139,25 @@ export class TcpTransport extends PeerTransport {
       this.maxMessageBytes,
       `rank ${peer}`,
     );
-    const onData = (chunk: Uint8Array) => {
+    const push = (chunk: Uint8Array) => {
       try {
         reader.push(chunk);
       } catch (err) {
         const msg = err instanceof Error ? err.message : String(err);
-        this.fail(new PeerLostError(peer, `protocol error on its connection: ${msg}`));
+        this.fail(new PeerLostError(peer, `protocol error on its ${which} connection: ${msg}`));
         socket.destroy();
       }
     };
-    if (early.length > 0) onData(early);
-    socket.on('data', onData);
     socket.on('error', () => {});
     socket.on('close', () => {
       if (this.closing || saidBye) return;
-      this.fail(new PeerLostError(peer, 'its connection closed: the process died or the network failed'));
+      this.fail(new PeerLostError(peer, `its ${which} connection closed: the process died or the network failed`));
     });
+    return Object.assign(push, { push, nextChunkOffset: () => reader.nextChunkOffset() });
   }
 
   protected sendBytes(peer: number, tag: number, bytes: Uint8Array, deadline: Deadline): Promise<void> {
-    const socket = this.sockets[peer];
+    const socket = this.links[peer]!.outgoing;
     if (!socket || socket.destroyed) return Promise.reject(new PeerLostError(peer, 'there is no open connection to it'));
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -122,12 +177,21 @@ export class TcpTransport extends PeerTransport {
     });
   }
 
+  private allSockets(): Socket[] {
+    const out: Socket[] = [];
+    for (const link of this.links) {
+      if (link.outgoing && !link.outgoing.destroyed) out.push(link.outgoing);
+      if (link.incoming && !link.incoming.destroyed) out.push(link.incoming);
+    }
+    return out;
+  }
+
   protected override onFail(err: Error): void {
     // Nothing more will be read or written correctly. Tell the peers which rank was lost (so
-    // that all ranks name the same one) and free them from waiting on us.
+    // that all ranks name the same one) and free them from waiting on us; on both connections,
+    // since a fault may have cut either.
     const lost = err instanceof PeerLostError ? err.lostRank : err instanceof DistTimeoutError ? err.waitingFor : this.rank;
-    for (const s of this.sockets) {
-      if (!s || s.destroyed) continue;
+    for (const s of this.allSockets()) {
       if (!this.closing) s.write(encodeDataHeader(KIND_ABORT, lost, 0));
       s.end();
       setTimeout(() => s.destroy(), 500).unref();
@@ -140,17 +204,15 @@ export class TcpTransport extends PeerTransport {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    const ends: Promise<void>[] = [];
-    for (const s of this.sockets) {
-      if (!s || s.destroyed) continue;
-      ends.push(
+    // A goodbye on each connection, so that each side of each can tell an orderly end from a cut.
+    const ends = this.allSockets().map(
+      (s) =>
         new Promise<void>((resolve) => {
           s.write(encodeDataHeader(KIND_BYE, 0, 0));
           s.end(() => resolve());
           setTimeout(resolve, 1000).unref();
         }),
-      );
-    }
+    );
     await Promise.all(ends);
     this.fail(this.closedError());
     this.server.close();
@@ -179,9 +241,9 @@ export async function connectTcpTransport(o: TcpOptions): Promise<TcpTransport> 
     const t = new TcpTransport(o.rank, o.worldSize, listener, store, storeServer, o.maxMessageBytes ?? 2 ** 34);
     transport = t;
 
-    // Accept the ranks above us.
+    // Accept every other rank: each accepted connection carries this rank's data to that rank.
     const expected = new Set<number>();
-    for (let r = o.rank + 1; r < o.worldSize; r++) expected.add(r);
+    for (let r = 0; r < o.worldSize; r++) if (r !== o.rank) expected.add(r);
     let acceptTimer: ReturnType<typeof setTimeout> | undefined;
     const accepted = new Promise<void>((resolve, reject) => {
       if (expected.size === 0) {
@@ -195,7 +257,7 @@ export async function connectTcpTransport(o: TcpOptions): Promise<TcpTransport> 
       listener.on('connection', (socket) => {
         void acceptPeer(socket, o, expected).then((result) => {
           if (!result) return;
-          t.adopt(result.peer, socket, result.early);
+          t.adoptOutgoing(result.peer, socket, result.early);
           if (expected.size === 0) {
             clearTimeout(acceptTimer);
             resolve();
@@ -205,21 +267,24 @@ export async function connectTcpTransport(o: TcpOptions): Promise<TcpTransport> 
     });
     accepted.catch(() => {}); // awaited below; this only keeps an early rejection from counting as unhandled
     await store.set(`addr/${o.rank}`, `${bindAddr}:${port}`);
-    // Connect to the ranks below us.
+    // Connect to every other rank: each connection this rank opens carries that rank's data here.
     const client = store;
-    await Promise.all(
-      Array.from({ length: o.rank }, async (_, peer) => {
+    const connected = Promise.all(
+      Array.from({ length: o.worldSize }, async (_, peer) => {
+        if (peer === o.rank) return;
         const addr = await withTimeout(client.get(`addr/${peer}`), o.timeoutMs, `tcp transport: rank ${peer} did not publish its address within ${o.timeoutMs} ms; is it running?`);
         const i = addr.lastIndexOf(':');
-        const { socket, early } = await connectPeer(addr.slice(0, i), Number(addr.slice(i + 1)), peer, o);
-        t.adopt(peer, socket, early);
+        const { socket, reads, early } = await connectPeer(addr.slice(0, i), Number(addr.slice(i + 1)), peer, o);
+        t.adoptIncoming(peer, socket, reads, early);
       }),
     );
+    connected.catch(() => {}); // awaited below, after `accepted`, whose error names the missing ranks
     try {
       await accepted;
     } finally {
       clearTimeout(acceptTimer);
     }
+    await connected;
     return t;
   } catch (err) {
     // Leave nothing listening or connected behind a failed start.
@@ -259,7 +324,7 @@ async function acceptPeer(socket: Socket, o: TcpOptions, expected: Set<number>):
     if (typeof peer !== 'number' || !proofMatches(o.secret, hello.proof, 'peer', nonce, peer, o.rank)) {
       throw new Error('it did not prove knowledge of the job secret (TESSERA_SECRET)');
     }
-    if (!expected.has(peer)) throw new Error(`it claims rank ${peer}, which is not an unconnected rank above ${o.rank}`);
+    if (!expected.has(peer)) throw new Error(`it claims rank ${peer}, which is not another rank of this job still to connect to rank ${o.rank}`);
     if (typeof hello.nonce !== 'string') throw new Error('its hello carried no nonce');
     expected.delete(peer);
     socket.write(encodeJson({ proof: proof(o.secret, 'peer-ack', hello.nonce, o.rank) }));
@@ -271,23 +336,24 @@ async function acceptPeer(socket: Socket, o: TcpOptions, expected: Set<number>):
   }
 }
 
-async function connectPeer(host: string, port: number, peer: number, o: TcpOptions): Promise<{ socket: Socket; early: Buffer }> {
+async function connectPeer(host: string, port: number, peer: number, o: TcpOptions): Promise<{ socket: Socket; reads: ChosenReads; early: Buffer }> {
+  const reads = new ChosenReads();
   const socket = await new Promise<Socket>((resolve, reject) => {
-    const s = net.connect({ host, port }, () => resolve(s));
+    const s = net.connect({ host, port, onread: reads.onread }, () => resolve(s));
     s.once('error', (err) => reject(new DistError(`tcp transport: rank ${o.rank} cannot connect to rank ${peer} at ${host}:${port} (${err.message})`)));
   });
   socket.setNoDelay(true);
   const reader = new JsonFrameReader();
-  const challenge = (await readOneJson(socket, reader, HANDSHAKE_MS, `handshake with rank ${peer}`)) as { nonce?: unknown };
+  const challenge = (await readOneJson(socket, reader, HANDSHAKE_MS, `handshake with rank ${peer}`, reads.copies)) as { nonce?: unknown };
   if (typeof challenge.nonce !== 'string') throw new DistError(`rank ${peer} at ${host}:${port} sent no challenge`);
   const mine = newNonce();
   socket.write(encodeJson({ rank: o.rank, nonce: mine, proof: proof(o.secret, 'peer', challenge.nonce, o.rank, peer) }));
-  const ack = (await readOneJson(socket, reader, HANDSHAKE_MS, `handshake with rank ${peer}`)) as { proof?: unknown };
+  const ack = (await readOneJson(socket, reader, HANDSHAKE_MS, `handshake with rank ${peer}`, reads.copies)) as { proof?: unknown };
   if (!proofMatches(o.secret, ack.proof, 'peer-ack', mine, peer)) {
     socket.destroy();
     const msg = `the listener at ${host}:${port} did not prove it is rank ${peer} of this job`;
     o.log(`tessera dist: rank ${o.rank} refused ${msg}`);
     throw new DistError(`tcp transport: ${msg}`);
   }
-  return { socket, early: reader.rest() };
+  return { socket, reads, early: reader.rest() };
 }
