@@ -47,6 +47,35 @@ export type Kernel<P extends PrimitiveName> = (
 
 export type KernelTable = { [P in PrimitiveName]: Kernel<P> };
 
+/**
+ * One optimizer's per-element update, with the scalars it needs for this step already computed
+ * (bias corrections, decayed learning rates), for Backend.optimizerUpdate. The formulas are those
+ * of src/optim (PyTorch's), evaluated in the parameter's dtype. State names match src/optim's.
+ */
+export type OptimizerRule =
+  /** State: expAvg, expAvgSq (+ maxExpAvgSq with amsgrad). p ← p·decay; g (+ weightDecay·p); m, v; p −= stepSize·m/(√v̂/bc2Sqrt + eps). */
+  | { readonly kind: 'adam'; readonly stepSize: number; readonly biasCorrection2Sqrt: number; readonly decay: number; readonly weightDecay: number;
+      readonly beta1: number; readonly beta2: number; readonly eps: number; readonly amsgrad: boolean; readonly maximize: boolean }
+  /** State: momentumBuffer when momentum > 0 (overwritten with the direction when firstStep). */
+  | { readonly kind: 'sgd'; readonly lr: number; readonly momentum: number; readonly dampening: number; readonly weightDecay: number;
+      readonly nesterov: boolean; readonly maximize: boolean; readonly firstStep: boolean }
+  /** State: squareAvg (+ momentumBuffer when momentum > 0, + gradAvg when centered). */
+  | { readonly kind: 'rmsprop'; readonly lr: number; readonly alpha: number; readonly eps: number; readonly weightDecay: number;
+      readonly momentum: number; readonly centered: boolean; readonly maximize: boolean }
+  /** State: sum. `lr` is this step's decayed rate. */
+  | { readonly kind: 'adagrad'; readonly lr: number; readonly weightDecay: number; readonly eps: number; readonly maximize: boolean };
+
+/** The tensors of one parameter's optimizer update (Backend.optimizerUpdate). */
+export interface OptimizerUpdate {
+  readonly rule: OptimizerRule;
+  /** Updated in place. */
+  readonly param: KernelInput;
+  /** Read only; any strides (a broadcast or transposed view is fine). */
+  readonly grad: KernelInput;
+  /** The rule's state tensors by name, updated in place. */
+  readonly state: Readonly<Record<string, KernelInput>>;
+}
+
 export interface Backend {
   readonly name: string;
   /** Zero-filled storage of `size` elements. */
@@ -64,6 +93,13 @@ export interface Backend {
   free(storage: Storage): void;
   /** The backend's own kernel for a primitive, or undefined to fall back to the cpu kernel. */
   kernel<P extends PrimitiveName>(prim: P): Kernel<P> | undefined;
+  /**
+   * Optional: applies one optimizer update in place on this backend's memory, in one pass (src/optim
+   * calls it for every parameter with a gradient). Returns false, having written nothing, when it
+   * does not handle the dtypes or layouts (the optimizer then runs its own element loop). The wasm
+   * backend implements it for contiguous float32 parameters and state, in float32 arithmetic.
+   */
+  optimizerUpdate?(update: OptimizerUpdate): boolean;
 }
 
 const registry = new Map<string, Backend>();

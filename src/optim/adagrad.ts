@@ -1,6 +1,7 @@
 // Adagrad (torch.optim.Adagrad's update with learning-rate decay and weight decay).
 import { check } from '../core/errors.js';
 import { Optimizer, type BaseOptions, type ParamsArg, type UpdateContext } from './optimizer.js';
+import type { OptimizerRule } from '../backend/backend.js';
 
 export interface AdagradOptions extends BaseOptions {
   lrDecay: number;
@@ -29,10 +30,16 @@ export class Adagrad extends Optimizer<AdagradOptions> {
     return g.initialAccumulatorValue;
   }
 
+  protected override fusedRule(g: AdagradOptions, counters: Record<string, number>): OptimizerRule {
+    const step = (counters.step ?? 0) + 1;
+    counters.step = step;
+    return { kind: 'adagrad', lr: decayedLr(g, step), weightDecay: g.weightDecay, eps: g.eps, maximize: g.maximize };
+  }
+
   protected update({ group: g, param, grad, state, counters }: UpdateContext<AdagradOptions>): void {
     const step = (counters.step ?? 0) + 1;
     counters.step = step;
-    const clr = g.lr / (1 + (step - 1) * g.lrDecay);
+    const clr = decayedLr(g, step);
     const acc = state.sum!;
     for (let i = 0; i < param.length; i++) {
       let gi = g.maximize ? -grad[i]! : grad[i]!;
@@ -41,4 +48,9 @@ export class Adagrad extends Optimizer<AdagradOptions> {
       param[i] = param[i]! - clr * (gi / (Math.sqrt(acc[i]!) + g.eps));
     }
   }
+}
+
+/** The learning rate of step `step` (counted from 1) after lrDecay. */
+function decayedLr(g: AdagradOptions, step: number): number {
+  return g.lr / (1 + (step - 1) * g.lrDecay);
 }

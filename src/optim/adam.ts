@@ -1,6 +1,7 @@
 // Adam and AdamW (torch.optim.Adam / AdamW's updates, with amsgrad), element by element.
 import { check } from '../core/errors.js';
 import { Optimizer, type BaseOptions, type ParamsArg, type UpdateContext } from './optimizer.js';
+import type { OptimizerRule } from '../backend/backend.js';
 
 export interface AdamOptions extends BaseOptions {
   betas: [number, number];
@@ -33,15 +34,31 @@ export class Adam extends Optimizer<AdamOptions> {
     return group.amsgrad ? ['expAvg', 'expAvgSq', 'maxExpAvgSq'] : ['expAvg', 'expAvgSq'];
   }
 
+  /** The scalars of step `step` (counted from 1). */
+  private stepScalars(g: AdamOptions, step: number): { stepSize: number; biasCorrection2Sqrt: number; decay: number } {
+    const [b1, b2] = g.betas;
+    return {
+      stepSize: g.lr / (1 - b1 ** step),
+      biasCorrection2Sqrt: Math.sqrt(1 - b2 ** step),
+      decay: this.decoupled ? 1 - g.lr * g.weightDecay : 1,
+    };
+  }
+
+  protected override fusedRule(g: AdamOptions, counters: Record<string, number>): OptimizerRule {
+    const step = (counters.step ?? 0) + 1;
+    counters.step = step;
+    return {
+      kind: 'adam', ...this.stepScalars(g, step), weightDecay: this.decoupled ? 0 : g.weightDecay,
+      beta1: g.betas[0], beta2: g.betas[1], eps: g.eps, amsgrad: g.amsgrad, maximize: g.maximize,
+    };
+  }
+
   protected update({ group: g, param, grad, state, counters }: UpdateContext<AdamOptions>): void {
     const step = (counters.step ?? 0) + 1;
     counters.step = step;
     const [b1, b2] = g.betas;
     const m = state.expAvg!, v = state.expAvgSq!, vmax = state.maxExpAvgSq;
-    const biasCorrection1 = 1 - b1 ** step;
-    const biasCorrection2Sqrt = Math.sqrt(1 - b2 ** step);
-    const stepSize = g.lr / biasCorrection1;
-    const decay = this.decoupled ? 1 - g.lr * g.weightDecay : 1;
+    const { stepSize, biasCorrection2Sqrt, decay } = this.stepScalars(g, step);
     const maximize = g.maximize, coupledDecay = !this.decoupled, weightDecay = g.weightDecay, eps = g.eps;
     // Each stored element is read once and written once; the arithmetic stays in float64 locals, so
     // running on the tensors' own float32 memory (updatesInPlace) equals running on float64 copies.

@@ -6,12 +6,18 @@
 // float64 arithmetic), and writes the results back into the same storages. The parameter tensors keep
 // their identity (modules, tied weights and views see the new values), and one kernel-free loop per
 // parameter is much cheaper than a dozen elementwise ops on the reference backend.
+//
+// A backend may run the whole update itself (Backend.optimizerUpdate, the wasm backend's SIMD
+// kernels, in float32 arithmetic like PyTorch's for float32 parameters): each optimizer describes
+// its step as an OptimizerRule (fusedRule), and float32 parameters go there first; what the backend
+// declines (dtypes, layouts) and every float64 parameter take the loop below.
 import { TesseraError, check, fmtShape } from '../core/errors.js';
 import { isFloating, type TypedArray } from '../core/dtype.js';
 import { Tensor } from '../core/tensor.js';
 import { zeros } from '../ops/creation.js';
 import { keep } from '../core/memory.js';
 import { assignValues } from '../nn/inplace.js';
+import type { KernelInput, OptimizerRule } from '../backend/backend.js';
 
 /** Hyper-parameters every optimizer has. */
 export interface BaseOptions {
@@ -107,6 +113,21 @@ export abstract class Optimizer<O extends BaseOptions> {
     return 0;
   }
 
+  /**
+   * This step's update of a parameter as a rule a backend can run in one pass (Backend.optimizerUpdate),
+   * advancing `counters` (a copy, kept only if the backend ran it) and creating any state tensor the
+   * rule needs that `state` lacks (removed again if the backend declines); undefined when the
+   * optimizer has no such rule.
+   */
+  protected fusedRule(_group: O, _counters: Record<string, number>, _state: ParamState, _param: Tensor): OptimizerRule | undefined {
+    return undefined;
+  }
+
+  /** A new state tensor shaped like the parameter, filled with `value`, that outlives memory scopes. */
+  protected createState(p: Tensor, value: number): Tensor {
+    return keep(fillLike(p, value));
+  }
+
   /** The update of one parameter, on float64 copies of its values (or their own memory, see updatesInPlace). */
   protected abstract update(ctx: UpdateContext<O>): void;
 
@@ -139,6 +160,7 @@ export abstract class Optimizer<O extends BaseOptions> {
         }
         const counters: Record<string, number> = {};
         for (const [name, v] of Object.entries(st)) if (!(v instanceof Tensor)) counters[name] = v;
+        if (this.runFused(group, p, p.grad, st, counters)) continue;
         if (this.updatesInPlace && this.updateInPlace(group, p, p.grad, st, counters)) continue;
         const stateArrays: Record<string, Float64Array> = {};
         for (const [name, v] of Object.entries(st)) if (v instanceof Tensor) stateArrays[name] = toFloat64(v.data());
@@ -154,6 +176,32 @@ export abstract class Optimizer<O extends BaseOptions> {
       }
     }
     return loss;
+  }
+
+  /**
+   * Hands a float32 parameter's update to its backend's fused kernel (Backend.optimizerUpdate);
+   * returns false, with state and counters as they were, when there is none or it declines.
+   */
+  private runFused(group: O, p: Tensor, grad: Tensor, st: ParamState, counters: Record<string, number>): boolean {
+    const backend = p.storage.backend;
+    if (backend.optimizerUpdate === undefined || p.dtype !== 'float32') return false;
+    const had = new Set(Object.keys(st));
+    const next = { ...counters };
+    const rule = this.fusedRule(group, next, st, p);
+    if (rule === undefined) return false;
+    const op = `${this.constructor.name}.step`;
+    const state: Record<string, KernelInput> = {};
+    for (const [name, v] of Object.entries(st)) if (v instanceof Tensor) state[name] = v.asKernelInput(op);
+    if (backend.optimizerUpdate({ rule, param: p.asKernelInput(op), grad: grad.asKernelInput(op), state })) {
+      for (const [name, v] of Object.entries(next)) st[name] = v;
+      return true;
+    }
+    for (const [name, v] of Object.entries(st)) {
+      if (had.has(name)) continue;
+      if (v instanceof Tensor) v.dispose();
+      delete st[name];
+    }
+    return false;
   }
 
   /**

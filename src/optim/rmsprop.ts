@@ -1,6 +1,7 @@
 // RMSprop (torch.optim.RMSprop's update: centered variant, momentum, weight decay).
 import { check } from '../core/errors.js';
 import { Optimizer, type BaseOptions, type ParamsArg, type UpdateContext } from './optimizer.js';
+import type { OptimizerRule } from '../backend/backend.js';
 
 export interface RmspropOptions extends BaseOptions {
   alpha: number;
@@ -24,6 +25,14 @@ export class RMSprop extends Optimizer<RmspropOptions> {
 
   protected stateNames(g: RmspropOptions): string[] {
     return ['squareAvg', ...(g.momentum > 0 ? ['momentumBuffer'] : []), ...(g.centered ? ['gradAvg'] : [])];
+  }
+
+  protected override fusedRule(g: RmspropOptions, counters: Record<string, number>): OptimizerRule {
+    counters.step = (counters.step ?? 0) + 1;
+    return {
+      kind: 'rmsprop', lr: g.lr, alpha: g.alpha, eps: g.eps, weightDecay: g.weightDecay,
+      momentum: g.momentum, centered: g.centered, maximize: g.maximize,
+    };
   }
 
   protected update({ group: g, param, grad, state, counters }: UpdateContext<RmspropOptions>): void {

@@ -1,7 +1,9 @@
 // Stochastic gradient descent with momentum, dampening, Nesterov momentum and weight decay
 // (torch.optim.SGD's update, element by element).
 import { check } from '../core/errors.js';
-import { Optimizer, type BaseOptions, type ParamsArg, type UpdateContext } from './optimizer.js';
+import { Optimizer, type BaseOptions, type ParamsArg, type ParamState, type UpdateContext } from './optimizer.js';
+import type { Tensor } from '../core/tensor.js';
+import type { OptimizerRule } from '../backend/backend.js';
 
 export interface SgdOptions extends BaseOptions {
   momentum: number;
@@ -25,6 +27,16 @@ export class SGD extends Optimizer<SgdOptions> {
 
   protected stateNames(): string[] {
     return [];
+  }
+
+  protected override fusedRule(g: SgdOptions, _counters: Record<string, number>, state: ParamState, p: Tensor): OptimizerRule {
+    // As in update(): the buffer is created on the first step and starts as that step's direction.
+    const firstStep = g.momentum !== 0 && state.momentumBuffer === undefined;
+    if (firstStep) state.momentumBuffer = this.createState(p, 0);
+    return {
+      kind: 'sgd', lr: g.lr, momentum: g.momentum, dampening: g.dampening, weightDecay: g.weightDecay,
+      nesterov: g.nesterov, maximize: g.maximize, firstStep,
+    };
   }
 
   protected update({ group: g, param, grad, state, counters }: UpdateContext<SgdOptions>): void {

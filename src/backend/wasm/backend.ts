@@ -6,7 +6,7 @@
 // Platform-neutral: in Node the registered backend gets worker threads through node-workers.ts
 // (which finds worker_threads at run time, so this module still loads in a browser).
 
-import { Storage, registerBackend, type Backend, type Kernel, type KernelInput, type OutputInfo } from '../backend.js';
+import { Storage, registerBackend, type Backend, type Kernel, type KernelInput, type OptimizerUpdate, type OutputInfo } from '../backend.js';
 import { cpuBackend, roundToFormat } from '../cpu/backend.js';
 import { allocStorage, type DType, type TypedArray } from '../../core/dtype.js';
 import { sizeOf } from '../../core/shape.js';
@@ -26,6 +26,7 @@ import { argReduceStrided } from './arg-reduce.js';
 import { gatherStrided, scatterAddStrided } from './gather-scatter.js';
 import { nodeRuntime, defaultThreadCount, nodeWorkerSpawner } from './node-workers.js';
 import { nodeGarbageCollector } from './node-gc.js';
+import { WasmOptimizerKernels } from './optimizer-kernel.js';
 
 /** What a wasm storage's `handle` holds. */
 export interface WasmBuffer {
@@ -185,6 +186,18 @@ export class WasmBackend implements Backend {
   /** Stops the worker threads; later work runs on the calling thread. Storages stay usable. */
   stopThreads(): void {
     this.setThreads(1);
+  }
+
+  private optimizerKernelsOnce: WasmOptimizerKernels | undefined;
+
+  /** Fused in-place optimizer updates for float32 parameters (optimizer-kernel.ts); `updates` counts them. */
+  get optimizerKernels(): WasmOptimizerKernels {
+    return (this.optimizerKernelsOnce ??= new WasmOptimizerKernels(this.heap));
+  }
+
+  /** Backend.optimizerUpdate: one SIMD pass per parameter; false (nothing written) for other dtypes or layouts. */
+  optimizerUpdate(update: OptimizerUpdate): boolean {
+    return this.optimizerKernels.run(update, (s) => (s.backend === this && !(s.handle as WasmBuffer).freed ? this.addressOf(s) : undefined));
   }
 
   private ownKernel(prim: PrimitiveName): Kernel<PrimitiveName> | undefined {
