@@ -11,11 +11,18 @@ export interface Inbound {
   /** `inPeerMemory`: the chunk is the sender's own memory, not a copy (see Sink). */
   write(chunk: Uint8Array, inPeerMemory?: boolean): void;
   end(): void;
+  /**
+   * Where the rest of the body may be read to directly, if anywhere: the part of the posted
+   * receive's `placeIn` not written yet. A chunk written afterwards that is a view of this
+   * memory at its own place is not copied again.
+   */
+  rest?(): Uint8Array | undefined;
 }
 
 interface PostedRecv {
   readonly byteLength: number;
   readonly sink: Sink;
+  readonly placeIn: Uint8Array | undefined;
   readonly deadline: Deadline;
   received: number;
   resolve(): void;
@@ -67,9 +74,9 @@ export class Mailbox {
     private readonly maxUnexpectedBytes = 2 ** 31,
   ) {}
 
-  post(tag: number, byteLength: number, sink: Sink, deadline: Deadline): Promise<void> {
+  post(tag: number, byteLength: number, sink: Sink, deadline: Deadline, placeIn?: Uint8Array): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const recv: PostedRecv = { byteLength, sink, deadline, received: 0, resolve, reject, timer: undefined };
+      const recv: PostedRecv = { byteLength, sink, placeIn, deadline, received: 0, resolve, reject, timer: undefined };
       const early = shiftFrom(this.unexpected, tag);
       if (early) {
         if (early.byteLength !== byteLength) {
@@ -212,6 +219,8 @@ export class Mailbox {
         recv.received += chunk.byteLength;
       },
       end: () => this.settle(recv, undefined),
+      // Nothing more lands in the caller's memory once its receive has failed.
+      rest: () => (this.streaming.has(recv) ? recv.placeIn?.subarray(recv.received) : undefined),
     };
   }
 

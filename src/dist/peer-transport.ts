@@ -38,10 +38,10 @@ export abstract class PeerTransport implements Transport {
 
   protected onFail(_err: Error): void {}
 
-  recv(peer: number, tag: number, byteLength: number, sink: Sink, deadline: Deadline): Promise<void> {
+  recv(peer: number, tag: number, byteLength: number, sink: Sink, deadline: Deadline, placeIn?: Uint8Array): Promise<void> {
     this.checkPeer(peer, deadline);
     if (this.failureError) return Promise.reject(this.failureError);
-    return this.mailboxes[peer]!.post(tag, byteLength, sink, deadline);
+    return this.mailboxes[peer]!.post(tag, byteLength, sink, deadline, placeIn);
   }
 
   send(peer: number, tag: number, bytes: Uint8Array, deadline: Deadline): Promise<void> {

@@ -26,8 +26,13 @@ export interface Transport {
   readonly worldSize: number;
   /** Resolves once `bytes` may be modified again. */
   send(peer: number, tag: number, bytes: Uint8Array, deadline: Deadline): Promise<void>;
-  /** Receives exactly `byteLength` bytes from `peer` with `tag`; a different announced size is an error. */
-  recv(peer: number, tag: number, byteLength: number, sink: Sink, deadline: Deadline): Promise<void>;
+  /**
+   * Receives exactly `byteLength` bytes from `peer` with `tag`; a different announced size is an
+   * error. `placeIn`, where given, is the message's final home (`byteLength` bytes): a transport
+   * that can have the bytes land there directly (TCP reads into it) may do so, and then hands
+   * the sink views of `placeIn` itself at their own offsets, which the sink need not copy.
+   */
+  recv(peer: number, tag: number, byteLength: number, sink: Sink, deadline: Deadline, placeIn?: Uint8Array): Promise<void>;
   /** Memory for scratch buffers that this transport sends cheaply (shared memory for threads). */
   allocate(byteLength: number): ArrayBufferLike;
   /** Set once a peer is lost or an operation timed out; every later operation fails with it. */

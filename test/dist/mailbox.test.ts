@@ -131,3 +131,20 @@ test('a receive posted while its early message is half in fails at once when the
   mb.failAll(new PeerLostError(1, 'its connection closed'));
   await assert.rejects(pending, (err: Error) => err instanceof PeerLostError);
 });
+
+test("a receive's own array is offered for direct reads while it streams, and no longer once it failed", async () => {
+  const mb = new Mailbox(1, 0, () => {});
+  const home = new Uint8Array(16);
+  const p = mb.post(3, 16, (c, o) => home.set(c, o), deadlineIn(5000, 'test'), home);
+  const m = mb.begin(3, 16);
+  const first = m.rest?.();
+  assert.ok(first && first.buffer === home.buffer && first.byteOffset === 0 && first.byteLength === 16);
+  m.write(new Uint8Array(8).fill(4));
+  const second = m.rest?.();
+  assert.ok(second && second.byteOffset === 8 && second.byteLength === 8, 'the rest starts after the bytes written');
+  // Nothing arriving early is read into a receive's memory: an unexpected message has no rest.
+  assert.equal(mb.begin(5, 8).rest?.(), undefined);
+  mb.failAll(new PeerLostError(1, 'test'));
+  await assert.rejects(p, PeerLostError);
+  assert.equal(m.rest?.(), undefined, 'a failed receive must not be written to any more');
+});

@@ -56,7 +56,12 @@ export class Comm {
 
   recvInto(peer: number, dst: CommArray): Promise<void> {
     const bytes = bytesOf(dst);
-    return this.transport.recv(this.ranks[peer]!, this.tag, bytes.byteLength, (chunk, offset) => bytes.set(chunk, offset), this.deadline);
+    const sink = (chunk: Uint8Array, offset: number) => {
+      // Already in place where the transport read it straight into `dst` (see Transport.recv).
+      if (chunk.buffer === bytes.buffer && chunk.byteOffset === bytes.byteOffset + offset) return;
+      bytes.set(chunk, offset);
+    };
+    return this.transport.recv(this.ranks[peer]!, this.tag, bytes.byteLength, sink, this.deadline, bytes);
   }
 
   /** Receives a message of dst.length elements and folds it into dst with `op` as it arrives. */

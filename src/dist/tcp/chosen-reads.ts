@@ -22,10 +22,16 @@ export class ChosenReads {
   };
   private consume: (bytes: Uint8Array) => void = this.keep;
   private nextOffset: () => number = () => 0;
+  private nextTarget: () => Uint8Array | undefined = () => undefined;
 
-  /** For `net.connect({ ..., onread })`. */
+  /** For `net.connect({ ..., onread })`. Node asks for the next read's memory after each read. */
   readonly onread: OnReadOpts = {
-    buffer: () => this.memory.subarray(this.nextOffset(), this.nextOffset() + CHOSEN_READ_BYTES),
+    buffer: () => {
+      const target = this.nextTarget();
+      if (target) return target;
+      const offset = this.nextOffset();
+      return this.memory.subarray(offset, offset + CHOSEN_READ_BYTES);
+    },
     callback: (bytesRead, buffer) => {
       this.consume(buffer.subarray(0, bytesRead));
       return true;
@@ -46,11 +52,13 @@ export class ChosenReads {
   /**
    * From now on every read goes to `consume`, which must be done with the bytes when it returns.
    * `nextOffset` tells where (modulo 8) the following read should start, so that the reader
-   * can have message bodies land aligned (DataFrameReader.nextChunkOffset).
+   * can have message bodies land aligned (DataFrameReader.nextChunkOffset); `nextTarget`, where
+   * it returns memory, is read into instead (DataFrameReader.nextReadTarget).
    */
-  deliverTo(consume: (bytes: Uint8Array) => void, nextOffset: () => number): void {
+  deliverTo(consume: (bytes: Uint8Array) => void, nextOffset: () => number, nextTarget: () => Uint8Array | undefined): void {
     for (const bytes of this.pending.splice(0)) consume(bytes);
     this.consume = consume;
     this.nextOffset = nextOffset;
+    this.nextTarget = nextTarget;
   }
 }

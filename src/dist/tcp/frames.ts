@@ -12,6 +12,8 @@ export const KIND_BYE = 2;
 /** Sent when a rank's group fails; its tag carries the lost rank, so every rank names the same one. */
 export const KIND_ABORT = 3;
 export const DATA_HEADER_BYTES = 24;
+/** Bodies with less left than this are read into the reusable buffer: one read either way. */
+const DIRECT_READ_MIN_BYTES = 4096;
 
 export function encodeJson(value: unknown): Buffer {
   const body = Buffer.from(JSON.stringify(value), 'utf8');
@@ -158,6 +160,19 @@ export class DataFrameReader {
   nextChunkOffset(): number {
     if (!this.inbound) return this.headerFill % 8;
     return this.carryFill;
+  }
+
+  /**
+   * Memory that the next read may go to directly: the rest of the current message's final
+   * home, when its receive offered one (Inbound.rest) and no carried bytes are pending. Reading
+   * there makes the kernel's copy the only one; the chunk then arrives as a view of that memory
+   * and the receive does not copy it again. At most the body's remaining bytes, so that a read
+   * never runs into the next frame.
+   */
+  nextReadTarget(): Uint8Array | undefined {
+    if (!this.inbound || this.carryFill > 0 || this.remaining < DIRECT_READ_MIN_BYTES) return undefined;
+    const rest = this.inbound.rest?.();
+    return rest && rest.byteLength === this.remaining ? rest : undefined;
   }
 
   push(chunk: Uint8Array): void {

@@ -87,7 +87,7 @@ export class TcpTransport extends PeerTransport {
       mailbox.close(new PeerLostError(peer, 'it closed its process group'));
     });
     if (early.length > 0) reader(early);
-    reads.deliverTo(reader.push, reader.nextChunkOffset);
+    reads.deliverTo(reader.push, reader.nextChunkOffset, reader.nextReadTarget);
   }
 
   /**
@@ -113,7 +113,8 @@ export class TcpTransport extends PeerTransport {
   /**
    * Parses what `peer` sends on `socket`, and fails the transport when the socket closes without
    * the peer's goodbye or the stream breaks the protocol. Returns the function that takes the
-   * socket's bytes (also as `.push`) and the reader's alignment hint (`.nextChunkOffset`).
+   * socket's bytes (also as `.push`) and where the reader would like the next read to go
+   * (`.nextChunkOffset`, `.nextReadTarget`).
    */
   private watch(
     peer: number,
@@ -121,7 +122,7 @@ export class TcpTransport extends PeerTransport {
     which: 'incoming' | 'outgoing',
     begin: DataFrameHandlers['begin'],
     onBye: () => void,
-  ): ((chunk: Uint8Array) => void) & { push: (chunk: Uint8Array) => void; nextChunkOffset: () => number } {
+  ): ((chunk: Uint8Array) => void) & { push: (chunk: Uint8Array) => void; nextChunkOffset: () => number; nextReadTarget: () => Uint8Array | undefined } {
     let saidBye = false;
     const reader = new DataFrameReader(
       {
@@ -153,7 +154,7 @@ export class TcpTransport extends PeerTransport {
       if (this.closing || saidBye) return;
       this.fail(new PeerLostError(peer, `its ${which} connection closed: the process died or the network failed`));
     });
-    return Object.assign(push, { push, nextChunkOffset: () => reader.nextChunkOffset() });
+    return Object.assign(push, { push, nextChunkOffset: () => reader.nextChunkOffset(), nextReadTarget: () => reader.nextReadTarget() });
   }
 
   protected sendBytes(peer: number, tag: number, bytes: Uint8Array, deadline: Deadline): Promise<void> {
