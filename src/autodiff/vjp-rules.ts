@@ -22,6 +22,13 @@ export type VjpRule<P extends PrimitiveName> = (
 ) => (Tensor | undefined)[];
 
 const none = (): (Tensor | undefined)[] => [];
+
+/** A matrix (or batch of them) whose last two axes are stored column-major, like the view Wᵀ of a row-major W. */
+function isTransposedLayout(t: Tensor): boolean {
+  if (t.rank < 2) return false;
+  const rows = t.shape[t.rank - 2]!, cols = t.shape[t.rank - 1]!;
+  return rows > 1 && cols > 1 && t.strides[t.rank - 2] === 1 && t.strides[t.rank - 1] === rows;
+}
 const zeroGrad = (_g: Tensor, [x]: readonly Tensor[]): (Tensor | undefined)[] => [zerosLike(x!)];
 
 export const vjpRules: { [P in PrimitiveName]: VjpRule<P> } = {
@@ -71,7 +78,14 @@ export const vjpRules: { [P in PrimitiveName]: VjpRule<P> } = {
   argmax: none,
   argmin: none,
   cumsum: (g, _i, _o, { axis }) => [bind('flip', [cumsum(bind('flip', [g], { axes: [axis] }), axis)], { axes: [axis] })],
-  matmul: (g, [a, b]) => [matmul(g, transpose(b!)), matmul(transpose(a!), g)],
+  // Each gradient is produced in its input's memory layout: for an input that is a transposed view
+  // (a Linear weight used as Wᵀ), computing (gᵀ·a)ᵀ instead of aᵀ·g costs the same GEMM but makes
+  // the gradient that reaches the weight through the permute contiguous, so optimizers and
+  // accumulation read it without a strided copy.
+  matmul: (g, [a, b]) => [
+    isTransposedLayout(a!) ? transpose(matmul(b!, transpose(g))) : matmul(g, transpose(b!)),
+    isTransposedLayout(b!) ? transpose(matmul(transpose(g), a!)) : matmul(transpose(a!), g),
+  ],
   reshape: (g, [x]) => [reshape(g, x!.shape)],
   permute: (g, _i, _o, { perm }) => {
     const inverse = new Array<number>(perm.length);
@@ -97,6 +111,9 @@ export const vjpRules: { [P in PrimitiveName]: VjpRule<P> } = {
   gather: (g, [x, index], _o, { axis }) => [bind('scatterAdd', [zerosLike(x!), index!, g], { axis }), undefined],
   scatterAdd: (g, [, index], _o, { axis }) => [g, undefined, bind('gather', [g, index!], { axis })],
   argsort: none,
+  im2col: (g, [x], _o, attrs) => [bind('col2im', [g], { ...attrs, inputShape: [...x!.shape] })],
+  col2im: (g, _i, _o, { kernel, stride, dilation, pads, groups }) => [bind('im2col', [g], { kernel, stride, dilation, pads, groups })],
+  maxPoolIndices: none,
 };
 
 function keepdimOf(g: Tensor, x: Tensor, { axes, keepdim }: { axes: number[]; keepdim: boolean }): Tensor {
@@ -106,6 +123,3 @@ function keepdimOf(g: Tensor, x: Tensor, { axes, keepdim }: { axes: number[]; ke
 
 
 
-  im2col: (g, [x], _o, attrs) => [bind('col2im', [g], { ...attrs, inputShape: [...x!.shape] })],
-  col2im: (g, _i, _o, { kernel, stride, dilation, pads, groups }) => [bind('im2col', [g], { kernel, stride, dilation, pads, groups })],
-  maxPoolIndices: none,

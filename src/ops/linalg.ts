@@ -20,6 +20,16 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   check(x.shape[x.rank - 1] === y.shape[y.rank - 2], 'matmul', () =>
     `shapes ${fmtShape(a.shape)} and ${fmtShape(b.shape)} cannot be multiplied (${x.shape[x.rank - 1]} vs ${y.shape[y.rank - 2]}).`);
   const batch = broadcastShapes('matmul', x.shape.slice(0, -2), y.shape.slice(0, -2));
+  if (x.rank > 2 && y.rank === 2) {
+    // [..., M, K] @ [K, N] is one [(…·M), K] @ [K, N] GEMM (as PyTorch folds it): a batched product
+    // would broadcast the matrix over the batch and its backward would compute the weight gradient
+    // as one small product per batch element, summed afterwards, instead of a single large GEMM.
+    const k = x.shape[x.rank - 1]!;
+    const folded = bind('matmul', [reshape(x, [-1, k]), y], {});
+    let out = reshape(folded, [...batch, x.shape[x.rank - 2]!, y.shape[1]!]);
+    if (bVec) out = squeeze(out, -1);
+    return out;
+  }
   x = broadcastTo(x, [...batch, ...x.shape.slice(-2)]);
   y = broadcastTo(y, [...batch, ...y.shape.slice(-2)]);
   let out = bind('matmul', [x, y], {});

@@ -9,18 +9,26 @@ import type { Pass, PassResult } from './pass.js';
 export function mergeParallelMatmuls(input: Graph): PassResult {
   const g = input.clone();
   const changes: string[] = [];
-  const byLhs = new Map<ValueId, number[]>();
-  g.nodes.forEach((n, i) => {
-    if (n.op === 'matmul') byLhs.set(n.inputs[0]!, [...(byLhs.get(n.inputs[0]!) ?? []), i]);
-  });
   const producer = (v: ValueId): GraphNode | undefined => {
     const p = g.value(v).producer;
     return p === undefined ? undefined : g.nodes[p];
   };
+  // matmul folds [..., M, K] @ [K, N] into a 2-D product of a reshape of the left operand, so the
+  // three projections of one hidden state arrive as three equal reshapes of it: they count as one
+  // left operand (the first of them feeds the merged product).
+  const lhsKey = (v: ValueId): string => {
+    const p = producer(v);
+    return p?.op === 'reshape' ? `${p.inputs[0]}:${g.value(v).shape.join(',')}` : String(v);
+  };
+  const byLhs = new Map<string, number[]>();
+  g.nodes.forEach((n, i) => {
+    if (n.op === 'matmul') { const key = lhsKey(n.inputs[0]!); byLhs.set(key, [...(byLhs.get(key) ?? []), i]); }
+  });
   const inserts = new Map<number, GraphNode[]>();
   const removed = new Set<number>();
-  for (const [lhs, idxs] of byLhs) {
+  for (const idxs of byLhs.values()) {
     if (idxs.length < 2) continue;
+    const lhs = g.nodes[idxs[0]!]!.inputs[0]!;
     const rhs = idxs.map((i) => g.nodes[i]!.inputs[1]!);
     const rank = g.value(lhs).shape.length;
     const rhsShapes = rhs.map((v) => g.value(v).shape);
