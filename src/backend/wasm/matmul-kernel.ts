@@ -59,6 +59,58 @@ function minInto(f: FunctionBuilder, dst: number, a: () => void, b: () => void):
   f.op(Op.i32LtS).op(Op.select).localSet(dst);
 }
 
+/** Emits an f32x4 shuffle of two operands on the stack: lanes 0–3 pick from the first, 4–7 from the second. */
+function shuffleF32(f: FunctionBuilder, lanes: readonly [number, number, number, number]): void {
+  f.i8x16Shuffle(lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]));
+}
+
+/**
+ * Transposes the 4×4 block in locals r[0..3] (row i = r[i]) into out[0..3] (out[j] = column j),
+ * using t[0..3] as temporaries: two rounds of unpack-style shuffles (unpcklps/unpckhps and
+ * movlhps/movhlps on x64).
+ */
+function transpose4x4(f: FunctionBuilder, r: readonly number[], t: readonly number[], out: readonly number[]): void {
+  f.localGet(r[0]!).localGet(r[1]!); shuffleF32(f, [0, 4, 1, 5]); f.localSet(t[0]!); // r0[0] r1[0] r0[1] r1[1]
+  f.localGet(r[0]!).localGet(r[1]!); shuffleF32(f, [2, 6, 3, 7]); f.localSet(t[1]!); // r0[2] r1[2] r0[3] r1[3]
+  f.localGet(r[2]!).localGet(r[3]!); shuffleF32(f, [0, 4, 1, 5]); f.localSet(t[2]!);
+  f.localGet(r[2]!).localGet(r[3]!); shuffleF32(f, [2, 6, 3, 7]); f.localSet(t[3]!);
+  f.localGet(t[0]!).localGet(t[2]!); shuffleF32(f, [0, 1, 4, 5]); f.localSet(out[0]!);
+  f.localGet(t[0]!).localGet(t[2]!); shuffleF32(f, [2, 3, 6, 7]); f.localSet(out[1]!);
+  f.localGet(t[1]!).localGet(t[3]!); shuffleF32(f, [0, 1, 4, 5]); f.localSet(out[2]!);
+  f.localGet(t[1]!).localGet(t[3]!); shuffleF32(f, [2, 3, 6, 7]); f.localSet(out[3]!);
+}
+
+/**
+ * Packs one full panel of `width` (a multiple of 4) lines of a matrix whose elements along k are
+ * contiguous in each line (A row-major for packA, B = Wᵀ for packB): for each 4 steps of k, one
+ * v128 load per line, 4×4 transposes, and `width`·4 contiguous floats stored. Leaves k at the
+ * first step not done (kc rounded down to a multiple of 4), with `p` and `dst` advanced to it.
+ * `p` = address of the panel's first line at k = 0; line i lives at p + lineOffsets[i].
+ */
+function emitTransposedPanel(
+  f: FunctionBuilder, width: number, k: number, kc: number, p: number, dst: number, lineOffsets: readonly number[],
+): void {
+  const rows = Array.from({ length: 4 }, () => f.local(ValType.v128));
+  const tmp = Array.from({ length: 4 }, () => f.local(ValType.v128));
+  const out = Array.from({ length: 4 }, () => f.local(ValType.v128));
+  const kEnd = f.local(i32);
+  f.localGet(kc).i32Const(-4).op(Op.i32And).localSet(kEnd);
+  f.forRange(k, () => f.i32Const(0), () => f.localGet(kEnd), 4, () => {
+    for (let g = 0; g < width / 4; g++) {
+      for (let i = 0; i < 4; i++) {
+        f.localGet(p);
+        if (4 * g + i > 0) f.localGet(lineOffsets[4 * g + i]!).op(Op.i32Add);
+        f.simdMem(SimdMemOp.v128Load, 0, 2).localSet(rows[i]!);
+      }
+      transpose4x4(f, rows, tmp, out);
+      for (let kk = 0; kk < 4; kk++) f.localGet(dst).localGet(out[kk]!).simdMem(SimdMemOp.v128Store, (kk * width + 4 * g) * 4, 2);
+    }
+    f.localGet(p).i32Const(16).op(Op.i32Add).localSet(p);
+    f.localGet(dst).i32Const(16 * width).op(Op.i32Add).localSet(dst);
+  });
+  f.localGet(kEnd).localSet(k);
+}
+
 /**
  * packB(src, rsB, csB, kc, nc, dst): strides in bytes. Writes ceil(nc/NR) panels, each kc rows
  * of NR floats, zero-padding columns ≥ nc.
@@ -88,11 +140,16 @@ function emitPackB(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
     f.else();
     f.localGet(nr).i32Const(NR).op(Op.i32Eq).if();
     {
-      // A full panel with strided columns (e.g. B = Wᵀ of a Linear layer): NR scalar loads per
-      // row at precomputed column offsets, unrolled, no per-element branch.
+      // A full panel with strided columns (e.g. B = Wᵀ of a Linear layer).
       for (let jj = 1; jj < NR; jj++) f.localGet(csB).i32Const(jj).op(Op.i32Mul).localSet(colOffsets[jj]!);
       f.localGet(col).localSet(row);
-      f.forRange(k, () => f.i32Const(0), () => f.localGet(kc), 1, () => {
+      f.i32Const(0).localSet(k);
+      // Contiguous along k (rsB = 1 element): 4×4 transposes for all but the last kc % 4 rows.
+      f.localGet(rsB).i32Const(4).op(Op.i32Eq).if();
+      emitTransposedPanel(f, NR, k, kc, row, dst, colOffsets);
+      f.end();
+      // The rest: NR scalar loads per row at precomputed column offsets, unrolled, no per-element branch.
+      f.forRange(k, () => f.localGet(k), () => f.localGet(kc), 1, () => {
         for (let jj = 0; jj < NR; jj++) {
           f.localGet(dst).localGet(row);
           if (jj > 0) f.localGet(colOffsets[jj]!).op(Op.i32Add);
@@ -152,10 +209,18 @@ function emitPackA(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
     }
     f.localGet(mr).i32Const(MR).op(Op.i32Eq).if();
     {
-      // Full panel: MR strided loads per k, unrolled; p walks along k.
       for (let rr = 1; rr < MR; rr++) f.localGet(rsA).i32Const(rr).op(Op.i32Mul).localSet(rowOffsets[rr]!);
       f.localGet(rowBase).localSet(p);
-      f.forRange(k, () => f.i32Const(0), () => f.localGet(kc), 1, () => {
+      f.i32Const(0).localSet(k);
+      if (MR % 4 === 0) {
+        // Rows contiguous along k (A row-major, as in X·Wᵀ or an im2col matrix): 4×4 transposes
+        // for all but the last kc % 4 columns.
+        f.localGet(csA).i32Const(4).op(Op.i32Eq).if();
+        emitTransposedPanel(f, MR, k, kc, p, dst, rowOffsets);
+        f.end();
+      }
+      // The rest: MR strided loads per k, unrolled; p walks along k.
+      f.forRange(k, () => f.localGet(k), () => f.localGet(kc), 1, () => {
         for (let rr = 0; rr < MR; rr++) {
           f.localGet(dst);
           f.localGet(p);
@@ -237,6 +302,29 @@ function emitMicroKernel(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
   // Fast store: full tile, contiguous rows of C.
   f.localGet(mr).i32Const(MR).op(Op.i32Eq).localGet(nr).i32Const(NR).op(Op.i32Eq).op(Op.i32And)
     .localGet(csC).i32Const(4).op(Op.i32Eq).op(Op.i32And).if();
+  // The common epilogues decided once per tile rather than per vector (with a short K, e.g.
+  // attention's K = 32, the epilogue is a good part of a tile's time): alpha = 1, no bias, no
+  // ReLU, and beta = 0 (plain stores) or beta = 1 (a later K block accumulating into C).
+  f.localGet(alpha).f32Const(1).op(Op.f32Eq).localGet(bias).op(Op.i32Eqz).op(Op.i32And).localGet(relu).op(Op.i32Eqz).op(Op.i32And)
+    .localGet(beta).f32Const(0).op(Op.f32Eq).localGet(beta).f32Const(1).op(Op.f32Eq).op(Op.i32Or).op(Op.i32And).if();
+  {
+    f.localGet(c).localSet(row);
+    f.localGet(beta).f32Const(0).op(Op.f32Eq).if();
+    for (let rr = 0; rr < MR; rr++) {
+      for (let v = 0; v < NV; v++) f.localGet(row).localGet(acc[rr]![v]!).simdMem(SimdMemOp.v128Store, 16 * v, 2);
+      if (rr < MR - 1) bin(f, row, rsC, Op.i32Add).localSet(row);
+    }
+    f.else();
+    for (let rr = 0; rr < MR; rr++) {
+      for (let v = 0; v < NV; v++) {
+        f.localGet(row).localGet(acc[rr]![v]!).localGet(row).simdMem(SimdMemOp.v128Load, 16 * v, 2).simd(SimdOp.f32x4Add)
+          .simdMem(SimdMemOp.v128Store, 16 * v, 2);
+      }
+      if (rr < MR - 1) bin(f, row, rsC, Op.i32Add).localSet(row);
+    }
+    f.end();
+  }
+  f.else();
   {
     f.localGet(c).localSet(row);
     for (let rr = 0; rr < MR; rr++) {
@@ -258,6 +346,7 @@ function emitMicroKernel(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
       if (rr < MR - 1) bin(f, row, rsC, Op.i32Add).localSet(row);
     }
   }
+  f.end();
   f.else();
   {
     // Edge tile or strided C: park alpha·acc in the tile scratch, then a scalar epilogue.
@@ -303,6 +392,7 @@ function emitGemm(m: ModuleBuilder, cfg: MatmulConfig, packA: number, packB: num
   const jc = f.local(i32), nc = f.local(i32), pc = f.local(i32), kc = f.local(i32), ic = f.local(i32), mc = f.local(i32);
   const jr = f.local(i32), ir = f.local(i32), betaK = f.local(f32), last = f.local(i32);
   const pA = f.local(i32), pB = f.local(i32), tile = f.local(i32), mrEdge = f.local(i32), nrEdge = f.local(i32);
+  const kStep = f.local(i32);
 
   // Strides to bytes once.
   for (const s of [rsA, csA, rsB, csB, rsC, csC]) f.localGet(s).i32Const(2).op(Op.i32Shl).localSet(s);
@@ -310,10 +400,16 @@ function emitGemm(m: ModuleBuilder, cfg: MatmulConfig, packA: number, packB: num
   f.localGet(scratch).i32Const(layout.packB).op(Op.i32Add).localSet(pB);
   f.localGet(scratch).i32Const(layout.tile).op(Op.i32Add).localSet(tile);
 
+  // K blocks of equal depth, at most KC: K = 784 runs as 4 × 196 rather than 3 × 256 + 16, whose
+  // last block would pay a whole C read-modify-write and an epilogue per tile for 16 steps.
+  // kStep = ceil(K / ceil(K / KC))
+  f.localGet(K).localGet(K).i32Const(KC - 1).op(Op.i32Add).i32Const(KC).op(Op.i32DivU).localTee(kStep)
+    .op(Op.i32Add).i32Const(1).op(Op.i32Sub).localGet(kStep).op(Op.i32DivU).localSet(kStep);
+
   f.forRange(jc, () => f.i32Const(0), () => f.localGet(N), NC, () => {
     minInto(f, nc, () => f.i32Const(NC), () => bin(f, N, jc, Op.i32Sub));
-    f.forRange(pc, () => f.i32Const(0), () => f.localGet(K), KC, () => {
-      minInto(f, kc, () => f.i32Const(KC), () => bin(f, K, pc, Op.i32Sub));
+    f.forRange(pc, () => f.i32Const(0), () => f.localGet(K), () => f.localGet(kStep), () => {
+      minInto(f, kc, () => f.localGet(kStep), () => bin(f, K, pc, Op.i32Sub));
       // beta applies on the first K block only; later blocks accumulate.
       f.localGet(beta).f32Const(1).localGet(pc).op(Op.i32Eqz).op(Op.select).localSet(betaK);
       bin(f, pc, kc, Op.i32Add).localGet(K).op(Op.i32GeS).localSet(last);
