@@ -7,10 +7,13 @@
 // splat) and strided (scalar loads). Only ops whose instruction gives exactly the reference
 // backend's result are here: + − × ÷ and sqrt are correctly rounded in both; min/max propagate
 // NaN like the reference; relu is max(x, 0); round is round-half-even (`nearest`); comparisons
-// give the reference's `a > b ? 1 : 0` (NaN included). Transcendentals (exp, log, tanh…) keep the
-// reference's Math.* results and run in JS (unary-js.ts).
+// give the reference's `a > b ? 1 : 0` (NaN included). The float32 transcendentals (exp, log, tanh,
+// erf…) are the exception: range reduction + polynomial within 2 ulp of the exact result
+// (transcendental-kernel.ts) instead of the reference's rounded Math.*; sin, cos and sign run in JS
+// (unary-js.ts).
 
 import { ModuleBuilder, ValType, Op, MemOp, SimdOp, SimdMemOp, type MemoryImport, type FunctionBuilder } from './encoder.js';
+import { TRANSCENDENTAL_OPS, emitTranscendentalScalar, emitTranscendentalVector, type TranscendentalOp } from './transcendental-kernel.js';
 
 const { i32, v128, f32 } = ValType;
 
@@ -63,7 +66,7 @@ export function binaryExportName(op: SimdBinaryOp, a: RowMode, b: RowMode): stri
 }
 
 /** Unary kernels have no broadcast variant: a stride-0 input uses the strided one. */
-export function unaryExportName(op: SimdUnaryOp, mode: RowMode): string {
+export function unaryExportName(op: SimdUnaryOp | TranscendentalOp, mode: RowMode): string {
   return `${op}_${mode === 'contiguous' ? 'c' : 's'}`;
 }
 
@@ -188,6 +191,14 @@ export function buildElementwiseModule(memory: MemoryImport): Uint8Array<ArrayBu
   for (const op of SIMD_UNARY_OPS) {
     for (const mode of ['contiguous', 'strided'] as const) {
       emitKernel(m, { name: unaryExportName(op, mode), inputs: [f32In(mode)], outBytes: 4, vector: UNARY[op].simd, scalar: UNARY[op].scalar });
+    }
+  }
+  for (const op of TRANSCENDENTAL_OPS) {
+    for (const mode of ['contiguous', 'strided'] as const) {
+      emitKernel(m, {
+        name: unaryExportName(op, mode), inputs: [f32In(mode)], outBytes: 4,
+        vector: (f) => emitTranscendentalVector(f, op), scalar: (f) => emitTranscendentalScalar(f, op),
+      });
     }
   }
   for (const op of SCALAR_COMPARE_OPS) {

@@ -7,6 +7,7 @@ import {
   SIMD_BINARY_OPS, SIMD_UNARY_OPS, SCALAR_COMPARE_OPS,
   type SimdBinaryOp, type SimdUnaryOp, type ScalarCompareOp,
 } from './elementwise-kernel.js';
+import { TRANSCENDENTAL_OPS, type TranscendentalOp } from './transcendental-kernel.js';
 
 /**
  * Runs a block of `rows` rows of `n` elements: `ptrs` = [out, ...inputs] byte addresses,
@@ -15,7 +16,7 @@ import {
 export type BlockFunction = (n: number, rows: number, ptrs: readonly number[], strides: readonly number[], rowStrides: readonly number[]) => void;
 
 const BINARY = new Set<string>(SIMD_BINARY_OPS);
-const UNARY = new Set<string>(SIMD_UNARY_OPS);
+const UNARY = new Set<string>([...SIMD_UNARY_OPS, ...TRANSCENDENTAL_OPS]);
 const COMPARE = new Set<string>(SCALAR_COMPARE_OPS);
 
 /** The dtypes a primitive's wasm kernel takes and gives. */
@@ -58,7 +59,7 @@ export class WasmElementwise {
     if (fn === undefined) {
       let name: string;
       if (BINARY.has(prim)) name = binaryExportName(prim as SimdBinaryOp, modes[0]!, modes[1]!);
-      else if (UNARY.has(prim)) name = unaryExportName(prim as SimdUnaryOp, modes[0]!);
+      else if (UNARY.has(prim)) name = unaryExportName(prim as SimdUnaryOp | TranscendentalOp, modes[0]!);
       else if (COMPARE.has(prim)) name = compareExportName(prim as ScalarCompareOp);
       else if (prim === 'where') name = WHERE_EXPORT;
       else throw new Error(`WasmElementwise: no kernel for '${prim}'`);

@@ -1,0 +1,247 @@
+// float32 transcendental functions as f32x4 SIMD code: exp, expm1, log, log1p, tanh, sigmoid,
+// erf and rsqrt, each "four values on the stack → four results", for the elementwise kernels
+// (elementwise-kernel.ts). Each is a range reduction plus a polynomial evaluated in float32, with
+// the special values (±inf, NaN, ±0, denormals, overflow and underflow) selected explicitly.
+//
+// They are not bit-identical to the reference backend (which rounds Math.*'s float64 result), but
+// within 2 ulp of the exact value over the whole float32 range (test/backend/wasm/transcendental
+// .test.ts sweeps them against float64 references). The scalar tail of a row runs the same vector
+// code on a splatted value, so an element's result does not depend on its position in the row.
+//
+// Polynomials: exp and log are Cephes' expf/logf (S. L. Moshier, public domain); expm1's is the
+// Taylor series to degree 8 on |r| <= ln2/2; tanh's small-argument one is Cephes' tanhf; erf's were
+// fitted for this file (test/backend/wasm/fixtures/fit_erf.py, minimax in float64, coefficients
+// rounded to float32).
+
+import { ValType, SimdOp, SimdLaneOp, type FunctionBuilder } from './encoder.js';
+
+const { v128 } = ValType;
+
+export const TRANSCENDENTAL_OPS = ['exp', 'expm1', 'log', 'log1p', 'tanh', 'sigmoid', 'erf', 'rsqrt'] as const;
+export type TranscendentalOp = (typeof TRANSCENDENTAL_OPS)[number];
+
+/** A v128 value: a local's index, or code that pushes it. */
+type Operand = number | (() => void);
+
+const SIGN_BIT = -0x80000000;
+const LOG2E = 1.44269504088896341;
+/** ln 2 split so that n·LN2_HI is exact for the exponents that occur (Cephes' C1, C2). */
+const LN2_HI = 0.693359375;
+const LN2_LO = -2.12194440e-4;
+
+/** Emits f32x4 arithmetic from operands; `let` stores a value that is used more than once. */
+class VectorCode {
+  constructor(private readonly f: FunctionBuilder) {}
+
+  push(a: Operand): void {
+    if (typeof a === 'number') this.f.localGet(a);
+    else a();
+  }
+
+  let(a: Operand): number {
+    const local = this.f.local(v128);
+    this.push(a);
+    this.f.localSet(local);
+    return local;
+  }
+
+  f32(c: number): () => void {
+    return () => this.f.f32x4Const(c, c, c, c);
+  }
+
+  i32(c: number): () => void {
+    return () => this.f.i32x4Const(c, c, c, c);
+  }
+
+  op(code: SimdOp, ...args: Operand[]): () => void {
+    return () => {
+      for (const a of args) this.push(a);
+      this.f.simd(code);
+    };
+  }
+
+  add(a: Operand, b: Operand) { return this.op(SimdOp.f32x4Add, a, b); }
+  sub(a: Operand, b: Operand) { return this.op(SimdOp.f32x4Sub, a, b); }
+  mul(a: Operand, b: Operand) { return this.op(SimdOp.f32x4Mul, a, b); }
+  div(a: Operand, b: Operand) { return this.op(SimdOp.f32x4Div, a, b); }
+  /** Lanes of `a` where `mask` is all ones, of `b` elsewhere. */
+  select(a: Operand, b: Operand, mask: Operand) { return this.op(SimdOp.v128Bitselect, a, b, mask); }
+  /** |a| with the sign bit of `signOf`. */
+  withSign(magnitude: Operand, signOf: Operand) { return this.select(signOf, magnitude, this.i32(SIGN_BIT)); }
+
+  shift(code: SimdOp, a: Operand, bits: number): () => void {
+    return () => {
+      this.push(a);
+      this.f.i32Const(bits);
+      this.f.simd(code);
+    };
+  }
+
+  /** c[0] + x·(c[1] + x·(c[2] + …)). */
+  horner(x: Operand, c: readonly number[]): () => void {
+    return () => {
+      this.push(this.f32(c[c.length - 1]!));
+      for (let k = c.length - 2; k >= 0; k--) {
+        this.push(x);
+        this.f.simd(SimdOp.f32x4Mul);
+        this.push(this.f32(c[k]!));
+        this.f.simd(SimdOp.f32x4Add);
+      }
+    };
+  }
+
+  /** 2^n for integer lanes n in [-126, 127], as floats. */
+  pow2(n: Operand): () => void {
+    return this.shift(SimdOp.i32x4Shl, this.op(SimdOp.i32x4Add, n, this.i32(127)), 23);
+  }
+
+  /**
+   * y·2^n for integer lanes n in [-252, 254] (two factors, each a normal float, so the product
+   * rounds once, into a denormal or to infinity where the result is one).
+   */
+  scaleByPow2(y: Operand, n: Operand): () => void {
+    const n1 = this.let(this.shift(SimdOp.i32x4ShrS, n, 1));
+    return this.mul(this.mul(y, this.pow2(n1)), this.pow2(this.op(SimdOp.i32x4Sub, n, n1)));
+  }
+}
+
+/** Cody–Waite reduction x = n·ln2 + r, |r| <= ln2/2: returns n (as floats) and r. */
+function reduceByLn2(v: VectorCode, x: number): { n: number; r: number } {
+  const n = v.let(v.op(SimdOp.f32x4Nearest, v.mul(x, v.f32(LOG2E))));
+  const r = v.let(v.sub(v.sub(x, v.mul(n, v.f32(LN2_HI))), v.mul(n, v.f32(LN2_LO))));
+  return { n, r };
+}
+
+/** exp of the local `x` (any value). */
+function exp(v: VectorCode, x0: Operand): () => void {
+  // Below −104 the result rounds to 0, above 89 to +inf; NaN passes min/max unchanged.
+  const x = v.let(v.op(SimdOp.f32x4Min, v.op(SimdOp.f32x4Max, x0, v.f32(-104)), v.f32(89)));
+  const { n, r } = reduceByLn2(v, x);
+  const p = v.horner(r, [5.0000001201e-1, 1.6666665459e-1, 4.1665795894e-2, 8.3334519073e-3, 1.3981999507e-3, 1.9875691500e-4]);
+  const y = v.add(v.add(v.mul(p, v.mul(r, r)), r), v.f32(1));
+  return v.scaleByPow2(y, v.op(SimdOp.i32x4TruncSatF32x4S, n));
+}
+
+/** e^x − 1, accurate for small |x|: 2^n·expm1(r) + (2^n − 1). */
+function expm1(v: VectorCode, x0: number): () => void {
+  const x = v.let(v.op(SimdOp.f32x4Min, v.op(SimdOp.f32x4Max, x0, v.f32(-18)), v.f32(89)));
+  const { n, r } = reduceByLn2(v, x);
+  const q = v.horner(r, [1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040, 1 / 40320]);
+  const p = v.let(v.add(r, v.mul(v.mul(r, r), q)));
+  const ni = v.let(v.op(SimdOp.i32x4TruncSatF32x4S, n));
+  // 2^n − 1 is exact for n <= 24; beyond, the −1 is below half an ulp and e^x may exceed 2^127.
+  const s = v.let(v.pow2(v.op(SimdOp.i32x4MinS, ni, v.i32(24))));
+  const moderate = v.add(v.mul(p, s), v.sub(s, v.f32(1)));
+  const large = v.scaleByPow2(v.add(p, v.f32(1)), ni);
+  const result = v.select(large, moderate, v.op(SimdOp.i32x4GtS, ni, v.i32(24)));
+  // ±0 keeps its sign (the reduction turns −0 into +0).
+  return v.select(x0, result, v.op(SimdOp.f32x4Eq, x0, v.f32(0)));
+}
+
+/** Natural log; x < 0 and NaN give NaN, ±0 gives −inf, +inf gives +inf. */
+function log(v: VectorCode, x0: Operand): () => void {
+  const x = v.let(x0);
+  // Denormals are scaled into the normal range first (and their exponent corrected).
+  const denormal = v.let(v.op(SimdOp.f32x4Lt, x, v.f32(2 ** -126)));
+  const scaled = v.let(v.select(v.mul(x, v.f32(2 ** 23)), x, denormal));
+  const e0 = v.op(SimdOp.i32x4Sub, v.shift(SimdOp.i32x4ShrU, scaled, 23), v.select(v.i32(126 + 23), v.i32(126), denormal));
+  // m in [0.5, 1); below sqrt(1/2) it is doubled (and e lowered) so that m − 1 is in [−0.29, 0.41].
+  const m0 = v.let(v.op(SimdOp.v128Or, v.op(SimdOp.v128And, scaled, v.i32(0x007fffff)), v.i32(0x3f000000)));
+  const low = v.let(v.op(SimdOp.f32x4Lt, m0, v.f32(0.707106781186547524)));
+  const e = v.let(v.op(SimdOp.f32x4ConvertI32x4S, v.op(SimdOp.i32x4Add, e0, low)));
+  const m = v.let(v.sub(v.add(m0, v.op(SimdOp.v128And, m0, low)), v.f32(1)));
+  const z = v.let(v.mul(m, m));
+  const poly = v.horner(m, [
+    3.3333331174e-1, -2.4999993993e-1, 2.0000714765e-1, -1.6668057665e-1, 1.4249322787e-1,
+    -1.2420140846e-1, 1.1676998740e-1, -1.1514610310e-1, 7.0376836292e-2,
+  ]);
+  let y: Operand = v.mul(v.mul(poly, m), z);
+  y = v.add(y, v.mul(e, v.f32(LN2_LO)));
+  y = v.add(y, v.mul(z, v.f32(-0.5)));
+  const finite = v.add(v.add(m, y), v.mul(e, v.f32(LN2_HI)));
+  const nan = v.op(SimdOp.v128Or, v.op(SimdOp.f32x4Lt, x, v.f32(0)), v.op(SimdOp.f32x4Ne, x, x));
+  let result: Operand = v.select(v.f32(Infinity), finite, v.op(SimdOp.f32x4Eq, x, v.f32(Infinity)));
+  result = v.select(v.f32(-Infinity), result, v.op(SimdOp.f32x4Eq, x, v.f32(0)));
+  return v.select(v.f32(NaN), result, nan);
+}
+
+/** log(1 + x) = log(u) + (x − (u − 1))/u with u = 1 + x rounded: the quotient restores what the rounding lost. */
+function log1p(v: VectorCode, x: number): () => void {
+  const u = v.let(v.add(v.f32(1), x));
+  const correction = v.div(v.sub(x, v.sub(u, v.f32(1))), u);
+  const result = v.add(log(v, u), correction);
+  // x = −1 and x = +inf make the correction 0/0 or inf − inf; −0 would come out as +0.
+  let special: Operand = v.select(v.f32(Infinity), result, v.op(SimdOp.f32x4Eq, x, v.f32(Infinity)));
+  special = v.select(v.f32(-Infinity), special, v.op(SimdOp.f32x4Eq, x, v.f32(-1)));
+  return v.select(x, special, v.op(SimdOp.f32x4Eq, x, v.f32(0)));
+}
+
+/** tanh: Cephes' odd polynomial below |x| = 0.625, 1 − 2/(e^{2|x|} + 1) above. */
+function tanh(v: VectorCode, x: number): () => void {
+  const a = v.let(v.op(SimdOp.f32x4Abs, x));
+  const z = v.let(v.mul(x, x));
+  const poly = v.horner(z, [-3.33332819422e-1, 1.33314422036e-1, -5.37397155531e-2, 2.06390887954e-2, -5.70498872745e-3]);
+  const small = v.add(x, v.mul(v.mul(poly, z), x));
+  const e = exp(v, v.add(a, a));
+  const large = v.withSign(v.sub(v.f32(1), v.div(v.f32(2), v.add(e, v.f32(1)))), x);
+  // −0 keeps its sign (x + x·z·P comes out as +0).
+  return v.select(v.select(x, small, v.op(SimdOp.f32x4Eq, x, v.f32(0))), large, v.op(SimdOp.f32x4Lt, a, v.f32(0.625)));
+}
+
+/** 1/(1 + e^−x) for x >= 0 and e^x/(1 + e^x) below, with one exp of −|x| (never overflows). */
+function sigmoid(v: VectorCode, x: number): () => void {
+  const e = v.let(exp(v, v.op(SimdOp.f32x4Neg, v.op(SimdOp.f32x4Abs, x))));
+  const numerator = v.select(v.f32(1), e, v.op(SimdOp.f32x4Ge, x, v.f32(0)));
+  return v.div(numerator, v.add(v.f32(1), e));
+}
+
+const ERF_SMALL = [
+  0.12837916612625122, -0.3761262595653534, 0.1128358542919159, -0.026853814721107483,
+  0.00518833240494132, -0.000801023212261498, 7.853978604543954e-05,
+];
+const ERFC_MID = [
+  0.013328330591320992, -0.052774980664253235, 0.09235606342554092, -0.09015781432390213,
+  0.04810554161667824, -0.006619070656597614, -0.008986417204141617, 0.006038205698132515,
+  -0.0006548466626554728, -0.0008634529076516628, 0.00032879391801543534,
+];
+const ERFC_HIGH = [
+  4.3026589082728606e-06, -2.911526280513499e-05, 9.487289935350418e-05, -0.00019759660062845796,
+  0.00028648838633671403, -0.0003020367003045976, 0.0002636553253978491, -0.00019919993064831942,
+  8.234060078393668e-05,
+];
+
+/** erf: a + a·P(a²) below 1, 1 − erfc polynomials in [1, 2.5) and [2.5, 4], 1 beyond; sign of x. */
+function erf(v: VectorCode, x: number): () => void {
+  const a = v.let(v.op(SimdOp.f32x4Min, v.op(SimdOp.f32x4Abs, x), v.f32(4)));
+  const small = v.add(a, v.mul(a, v.horner(v.mul(a, a), ERF_SMALL)));
+  const tMid = v.let(v.sub(a, v.f32(1.75)));
+  const tHigh = v.let(v.sub(a, v.f32(3.25)));
+  const mid = v.sub(v.f32(1), v.horner(tMid, ERFC_MID));
+  const high = v.sub(v.f32(1), v.horner(tHigh, ERFC_HIGH));
+  const magnitude = v.select(small, v.select(mid, high, v.op(SimdOp.f32x4Lt, a, v.f32(2.5))), v.op(SimdOp.f32x4Lt, a, v.f32(1)));
+  return v.withSign(magnitude, x);
+}
+
+/** Emits `op` on the f32x4 on top of the stack, leaving the f32x4 result. */
+export function emitTranscendentalVector(f: FunctionBuilder, op: TranscendentalOp): void {
+  const v = new VectorCode(f);
+  const x = f.local(v128);
+  f.localSet(x);
+  switch (op) {
+    case 'exp': v.push(exp(v, x)); break;
+    case 'expm1': v.push(expm1(v, x)); break;
+    case 'log': v.push(log(v, x)); break;
+    case 'log1p': v.push(log1p(v, x)); break;
+    case 'tanh': v.push(tanh(v, x)); break;
+    case 'sigmoid': v.push(sigmoid(v, x)); break;
+    case 'erf': v.push(erf(v, x)); break;
+    case 'rsqrt': v.push(v.div(v.f32(1), v.op(SimdOp.f32x4Sqrt, x))); break;
+  }
+}
+
+/** The same on one f32 (splat, vector code, lane 0), so tails and strided rows give the same results. */
+export function emitTranscendentalScalar(f: FunctionBuilder, op: TranscendentalOp): void {
+  f.simd(SimdOp.f32x4Splat);
+  emitTranscendentalVector(f, op);
+  f.simdLane(SimdLaneOp.f32x4ExtractLane, 0);
+}

@@ -1,0 +1,87 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as t from '../../../src/index.js';
+import { wasmBackend } from '../../../src/backend/wasm/backend.js';
+import { erf, sigmoid } from '../../../src/backend/cpu/math.js';
+
+// The wasm backend's float32 exp, expm1, log, log1p, tanh, sigmoid, erf and rsqrt
+// (transcendental-kernel.ts) against float64 references, in ulps of the float32 result, over an
+// even sweep of all float32 bit patterns (both signs, denormals, huge values), plus the special
+// values that each function must return exactly.
+
+const REFERENCES = {
+  exp: Math.exp, expm1: Math.expm1, log: Math.log, log1p: Math.log1p, tanh: Math.tanh,
+  sigmoid, erf, rsqrt: (x: number) => 1 / Math.sqrt(x),
+} as const;
+type Op = keyof typeof REFERENCES;
+
+/** Largest errors measured by the sweep (sigmoid's e/(1+e) rounds three times), with a little room. */
+const MAX_ULP: Record<Op, number> = { exp: 1.5, expm1: 1.5, log: 1, log1p: 1.5, tanh: 1.5, sigmoid: 2.5, erf: 1.5, rsqrt: 1.5 };
+
+/** The spacing of float32 values at |r| (denormal spacing below 2^-126). */
+function ulp32(r: number): number {
+  const a = Math.abs(r);
+  const e = a === 0 ? -126 : Math.max(Math.floor(Math.log2(a)), -126);
+  return 2 ** (e - 23);
+}
+
+const SPECIAL = [
+  0, -0, Infinity, -Infinity, NaN, 2 ** -149, -(2 ** -149), 2 ** -126, 1.1754942e-38, 3.4028235e38, -3.4028235e38,
+  1, -1, 0.5, -0.5, 88.72, 88.73, 89, -87.3, -103.9, -104, -150, 0.625, -0.625, 0.99999994, 1.0000001,
+  2.5, -2.5, 3.92, 4, 9, -9, 17, -17, 1e-8, -1e-8, 1e-30, 0.34657359, -0.34657359, -0.99999994,
+];
+
+function sweep(): Float32Array {
+  const step = 16381; // prime, so the sweep visits every exponent and many mantissas
+  const bits = new Uint32Array(Math.ceil(2 ** 32 / step));
+  for (let i = 0, b = 0; i < bits.length; i++, b += step) bits[i] = b;
+  const values = new Float32Array(bits.buffer);
+  const all = new Float32Array(values.length + SPECIAL.length);
+  all.set(values);
+  all.set(SPECIAL, values.length);
+  return all;
+}
+
+test('exp, expm1, log, log1p, tanh, sigmoid, erf and rsqrt are within their ulp bounds over the float32 range', () => {
+  const xs = sweep();
+  const x = t.tensor(xs, { dtype: 'float32', backend: 'wasm' });
+  for (const op of Object.keys(REFERENCES) as Op[]) {
+    const before = wasmBackend.kernelCalls.get(op)?.wasm ?? 0;
+    const got = (t[op] as (a: t.Tensor) => t.Tensor)(x).data();
+    assert.equal(wasmBackend.kernelCalls.get(op)!.wasm, before + 1, `${op} ran the SIMD kernel`);
+    const ref = REFERENCES[op];
+    let worst = 0, worstX = 0;
+    for (let i = 0; i < xs.length; i++) {
+      const r = ref(xs[i]!), g = got[i]!;
+      const rounded = Math.fround(r);
+      if (Number.isNaN(r) || !Number.isFinite(rounded) || r === 0) {
+        // NaN, ±inf (also by overflow) and ±0 are exact, signs included.
+        assert.ok(Object.is(g, rounded), `${op}(${xs[i]}) = ${g}, expected ${rounded}`);
+        continue;
+      }
+      const err = Math.abs(g - r) / ulp32(r);
+      if (!(err <= worst)) { worst = err; worstX = xs[i]!; }
+    }
+    assert.ok(worst <= MAX_ULP[op], `${op}: ${worst.toFixed(3)} ulp at x = ${worstX} (bound ${MAX_ULP[op]})`);
+  }
+});
+
+test('the kernels treat every element alike: contiguous, strided and tail elements agree', () => {
+  // 4·k + 3 elements: the last three run the scalar tail; the transposed view runs the strided kernel.
+  const data = Float32Array.from({ length: 7 * 11 }, (_, i) => Math.fround(Math.sin(i * 1.7) * 5));
+  const x = t.tensor(data, { dtype: 'float32', backend: 'wasm', shape: [7, 11] });
+  for (const op of Object.keys(REFERENCES) as Op[]) {
+    const f = t[op] as (a: t.Tensor) => t.Tensor;
+    const whole = f(x).data();
+    const strided = t.transpose(f(t.transpose(x)), 0, 1).contiguous().data();
+    const shifted = f(t.reshape(x, [-1]).narrow(0, 1, 7 * 11 - 1)).data();
+    assert.deepEqual(Array.from(strided), Array.from(whole), `${op}: strided`);
+    assert.deepEqual(Array.from(shifted), Array.from(whole.subarray(1)), `${op}: shifted by one element`);
+  }
+});
+
+test('float64 inputs keep the reference kernels (Math.* in float64)', () => {
+  const x = t.tensor([0.1, -2.5, 3], { dtype: 'float64', backend: 'wasm' });
+  assert.deepEqual(Array.from(t.exp(x).data()), [Math.exp(0.1), Math.exp(-2.5), Math.exp(3)]);
+  assert.deepEqual(Array.from(t.tanh(x).data()), [Math.tanh(0.1), Math.tanh(-2.5), Math.tanh(3)]);
+});
