@@ -108,7 +108,9 @@ export class MultiheadAttention extends Module<[Tensor, Tensor?, Tensor?, Attent
     // Combine the masks into one "may attend" mask (or an additive float mask).
     let allowed: Tensor | undefined;
     let additive: Tensor | undefined;
-    if (opts.isCausal) allowed = tril(full([L, S], true, { backend: q.backend }), past);
+    if (opts.isCausal && (past > 0 || opts.attnMask !== undefined || opts.keyPaddingMask !== undefined)) {
+      allowed = tril(full([L, S], true, { backend: q.backend }), past);
+    }
     if (opts.attnMask !== undefined) {
       const m = opts.attnMask;
       const shaped = m.rank === 3 ? reshape(m, [B, this.numHeads, L, S]) : m;
@@ -127,8 +129,11 @@ export class MultiheadAttention extends Module<[Tensor, Tensor?, Tensor?, Attent
       // A float mask and bool masks together: turn the bool part into -inf and add.
       mask = allowed === undefined ? additive : add(additive, where(allowed, 0, -Infinity));
     }
+    // A plain causal mask without cached positions is scaledDotProductAttention's own (top-left
+    // aligned) isCausal, which needs no empty-row handling.
+    const plainCausal = opts.isCausal === true && past === 0 && opts.attnMask === undefined && opts.keyPaddingMask === undefined;
     const attended = scaledDotProductAttention(q, k, v, {
-      ...(mask !== undefined ? { attnMask: mask } : {}),
+      ...(plainCausal ? { isCausal: true } : mask !== undefined ? { attnMask: mask } : {}),
       ...(this.training && this.dropout > 0 ? { dropoutP: this.dropout } : {}),
     });
     const merged = reshape(permute(attended, [0, 2, 1, 3]), [B, L, this.embedDim]);

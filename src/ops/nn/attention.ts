@@ -2,11 +2,10 @@
 // and dropout (so it differentiates in every mode; a backend may register a fused kernel for it).
 import { isFloating } from '../../core/dtype.js';
 import { check, fmtShape } from '../../core/errors.js';
-import { broadcastShapes } from '../../core/shape.js';
 import type { Tensor } from '../../core/tensor.js';
 import type { Generator } from '../../core/random.js';
 import { full, arange } from '../creation.js';
-import { add, mul, where, cast, le, eq, broadcastTo } from '../elementwise.js';
+import { add, mul, where, cast, le, eq, logicalOr, logicalNot } from '../elementwise.js';
 import { matmul } from '../linalg.js';
 import { transpose, reshape } from '../shape.js';
 import { softmax } from './softmax.js';
@@ -45,30 +44,31 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   const scale = opts.scale ?? 1 / Math.sqrt(e);
   let scores = mul(matmul(q, transpose(k, -2, -1)), scale);
 
-  let allowed: Tensor | undefined;
-  if (opts.isCausal) {
-    allowed = le(reshape(arange(s, undefined, 1, { backend: q.backend }), [1, s]), reshape(arange(l, undefined, 1, { backend: q.backend }), [l, 1]));
-  } else if (opts.attnMask !== undefined) {
-    if (opts.attnMask.dtype === 'bool') allowed = opts.attnMask;
-    else scores = add(scores, cast(opts.attnMask, scores.dtype));
-  }
   let weights: Tensor;
-  if (allowed === undefined) {
-    weights = softmax(scores, -1);
-  } else {
-    const blocked = full([], -Infinity, { dtype: scores.dtype, backend: scores.backend });
-    const shape = broadcastShapes(op, scores.shape, allowed.shape);
-    scores = broadcastTo(scores, shape);
-    const allowedFull = broadcastTo(allowed, shape);
-    // A query row with every key masked out would be softmax of all −inf (0/0): give it zero weights,
-    // and feed softmax zeros there so no NaN reaches the gradient either.
-    // Counted on the mask before broadcasting (the same rows, e.g. [L, 1] for a causal mask instead
-    // of [B, H, L, 1]); `where` broadcasts it.
+  if (opts.isCausal) {
+    // Key 0 is allowed for every query, so no row is empty: an additive [L, S] mask (0 or −inf),
+    // broadcast by a SIMD add, instead of selects over the whole [..., L, S] scores.
+    const allowed = le(reshape(arange(s, undefined, 1, { backend: q.backend }), [1, s]), reshape(arange(l, undefined, 1, { backend: q.backend }), [l, 1]));
+    weights = softmax(add(scores, additiveMask(allowed, scores)), -1);
+  } else if (opts.attnMask?.dtype === 'bool') {
+    // A query row with every key masked out would be softmax of all −inf (0/0): it gets zero weights.
+    // Such rows see an all-zero additive mask instead (finite softmax, so no NaN reaches the
+    // gradient either) and are multiplied by 0 afterwards. Everything but the add and the multiply
+    // works on the mask's own (usually small, e.g. [L, S]) shape.
+    const allowed = opts.attnMask;
     const rowEmpty = eq(sum(cast(allowed, 'int32'), -1, true), 0);
-    const masked = where(rowEmpty, 0, where(allowedFull, scores, blocked));
-    weights = where(rowEmpty, 0, softmax(masked, -1));
+    const masked = add(scores, additiveMask(logicalOr(allowed, rowEmpty), scores));
+    weights = mul(softmax(masked, -1), cast(logicalNot(rowEmpty), scores.dtype));
+  } else {
+    if (opts.attnMask !== undefined) scores = add(scores, cast(opts.attnMask, scores.dtype));
+    weights = softmax(scores, -1);
   }
   const p = opts.dropoutP ?? 0;
   if (p > 0) weights = dropout(weights, p, opts.generator === undefined ? {} : { generator: opts.generator });
   return matmul(weights, v);
+}
+
+/** 0 where `allowed`, −inf elsewhere, in the scores' dtype. */
+function additiveMask(allowed: Tensor, scores: Tensor): Tensor {
+  return where(allowed, full([], 0, { dtype: scores.dtype, backend: scores.backend }), full([], -Infinity, { dtype: scores.dtype, backend: scores.backend }));
 }
