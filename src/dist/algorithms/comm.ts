@@ -2,7 +2,7 @@
 // receive-and-reduce, and scratch memory. Algorithms see only this, never a transport.
 import type { Deadline } from '../deadline.js';
 import { reduceInto, reduceIntoBoth } from '../reduce-kernels.js';
-import type { Transport } from '../transport.js';
+import type { Transport, TransportKind } from '../transport.js';
 import type { CommArray, DType, ReduceOp } from '../types.js';
 import { allocArray, bytesOf, elementBytes, viewAs } from '../types.js';
 
@@ -48,6 +48,11 @@ export class Comm {
 
   get size(): number {
     return this.ranks.length;
+  }
+
+  /** Which transport carries this call: algorithms may take a form that suits it (see pair.ts). */
+  get transportKind(): TransportKind {
+    return this.transport.kind;
   }
 
   send(peer: number, data: CommArray): Promise<void> {

@@ -5,12 +5,17 @@
 // all: the reducing rank writes the result straight back into the peer's array (see
 // Comm.recvReduceWriteBack), so the whole call is one fused pass over half the array per rank.
 // Cost: 2α + n/2·β + n/2·γ (+ α for the write-back flags; + n/2·β where nothing was written back).
+//
+// Over TCP nothing is ever read in the peer's memory, so the result always travels back, and
+// the call is streamed instead (streamedPairAllReduce): each half goes in pieces, and each piece
+// of the result is sent as soon as it is reduced, without the flag exchange.
 import { evenBlocks } from '../partition.js';
 import type { CommArray, ReduceOp } from '../types.js';
 import type { Comm } from './comm.js';
 
 export async function pairAllReduce(c: Comm, data: CommArray, op: ReduceOp): Promise<void> {
   if (c.size !== 2) throw new RangeError(`pairAllReduce: needs a group of exactly 2 ranks, got ${c.size}`);
+  if (c.transportKind === 'tcp') return streamedPairAllReduce(c, data, op);
   const peer = 1 - c.rank;
   const blocks = evenBlocks(data.length, 2);
   const half = (i: number) => data.subarray(blocks.offsets[i]!, blocks.offsets[i]! + blocks.counts[i]!);
@@ -27,4 +32,42 @@ export async function pairAllReduce(c: Comm, data: CommArray, op: ReduceOp): Pro
   if (!wroteBack) sends.push(c.send(peer, mine));
   if (flagIn[0] !== 1) sends.push(c.recvInto(peer, theirs));
   await Promise.all(sends);
+}
+
+/**
+ * Pieces of 1 MiB: small enough that the last piece's reduction, which nothing overlaps, is
+ * short (~0.5 ms), large enough that the per-message costs (a header, a receive to match, a
+ * promise) stay far below the copy and reduction of the piece.
+ */
+const STREAM_PIECE_BYTES = 1 << 20;
+
+function pieces(half: CommArray): CommArray[] {
+  const step = Math.max(1, Math.floor(STREAM_PIECE_BYTES / half.BYTES_PER_ELEMENT));
+  const out: CommArray[] = [];
+  for (let o = 0; o < half.length; o += step) out.push(half.subarray(o, Math.min(half.length, o + step)));
+  if (out.length === 0) out.push(half);
+  return out;
+}
+
+/**
+ * The exchange of halves for transports that copy (TCP), with nothing waiting on a phase: each
+ * rank queues all pieces of the half it does not own at once; each piece of its own half is
+ * reduced as it arrives and at once queued back as a result; the peer's results are read
+ * straight into this rank's array. On a connection, each rank's messages thus go out as all
+ * input pieces, then all result pieces, in order, so both ranks post their receives in that
+ * order up front. A result piece overwrites the input piece this rank sent from the same
+ * memory, which is safe: the peer can only have reduced it after the kernel had copied it.
+ * Cost: 2α + n/2·β + n/2·γ + n/2·β, with the reduction and both halves' transfers overlapping.
+ */
+async function streamedPairAllReduce(c: Comm, data: CommArray, op: ReduceOp): Promise<void> {
+  const peer = 1 - c.rank;
+  const blocks = evenBlocks(data.length, 2);
+  const half = (i: number) => data.subarray(blocks.offsets[i]!, blocks.offsets[i]! + blocks.counts[i]!);
+  const mine = pieces(half(c.rank));
+  const theirs = pieces(half(peer));
+  const work: Promise<void>[] = [];
+  for (const piece of theirs) work.push(c.send(peer, piece));
+  for (const piece of mine) work.push(c.recvReduce(peer, piece, op).then(() => c.send(peer, piece)));
+  for (const piece of theirs) work.push(c.recvInto(peer, piece));
+  await Promise.all(work);
 }
