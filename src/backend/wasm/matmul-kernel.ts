@@ -121,23 +121,35 @@ function emitPackB(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
   const [src, rsB, csB, kc, nc, dst] = [0, 1, 2, 3, 4, 5];
   const jr = f.local(i32), nr = f.local(i32), k = f.local(i32), j = f.local(i32), col = f.local(i32), row = f.local(i32);
   const colOffsets = Array.from({ length: NR }, () => f.local(i32));
-  f.forRange(jr, () => f.i32Const(0), () => f.localGet(nc), NR, () => {
+  const jStart = f.local(i32), nFull = f.local(i32), d = f.local(i32);
+  // Contiguous rows (B row-major): the full panels are filled row by row, so that B is read
+  // sequentially (one long run per row, which the prefetcher follows) rather than a panel at a
+  // time (NR floats per row, hopping a row stride each time). Any edge panel is left to the loop below.
+  f.localGet(csB).i32Const(4).op(Op.i32Eq).if();
+  {
+    f.localGet(nc).localGet(nc).i32Const(NR).op(Op.i32RemU).op(Op.i32Sub).localSet(nFull);
+    f.forRange(k, () => f.i32Const(0), () => f.localGet(kc), 1, () => {
+      f.localGet(src).localGet(k).localGet(rsB).op(Op.i32Mul).op(Op.i32Add).localSet(row);
+      f.localGet(dst).localGet(k).i32Const(NR * 4).op(Op.i32Mul).op(Op.i32Add).localSet(d);
+      f.forRange(jr, () => f.i32Const(0), () => f.localGet(nFull), NR, () => {
+        for (let v = 0; v < NR / 4; v++) {
+          f.localGet(d).localGet(row).simdMem(SimdMemOp.v128Load, 16 * v, 0).simdMem(SimdMemOp.v128Store, 16 * v);
+        }
+        f.localGet(row).i32Const(NR * 4).op(Op.i32Add).localSet(row);
+        f.localGet(d).localGet(kc).i32Const(NR * 4).op(Op.i32Mul).op(Op.i32Add).localSet(d);
+      });
+    });
+    f.localGet(nFull).localSet(jStart);
+    f.localGet(dst).localGet(nFull).localGet(kc).op(Op.i32Mul).i32Const(2).op(Op.i32Shl).op(Op.i32Add).localSet(dst);
+  }
+  f.else();
+  f.i32Const(0).localSet(jStart);
+  f.end();
+  f.forRange(jr, () => f.localGet(jStart), () => f.localGet(nc), NR, () => {
     minInto(f, nr, () => f.i32Const(NR), () => bin(f, nc, jr, Op.i32Sub));
     // col = src + jr*csB
     f.localGet(src).localGet(jr).localGet(csB).op(Op.i32Mul).op(Op.i32Add).localSet(col);
-    // Fast path: a full panel of contiguous columns → NR/4 vector copies per row.
-    f.localGet(nr).i32Const(NR).op(Op.i32Eq).localGet(csB).i32Const(4).op(Op.i32Eq).op(Op.i32And).if();
-    {
-      f.localGet(col).localSet(row);
-      f.forRange(k, () => f.i32Const(0), () => f.localGet(kc), 1, () => {
-        for (let v = 0; v < NR / 4; v++) {
-          f.localGet(dst).localGet(row).simdMem(SimdMemOp.v128Load, 16 * v, 0).simdMem(SimdMemOp.v128Store, 16 * v);
-        }
-        bin(f, row, rsB, Op.i32Add).localSet(row);
-        f.localGet(dst).i32Const(NR * 4).op(Op.i32Add).localSet(dst);
-      });
-    }
-    f.else();
+    // (Full panels of contiguous columns were packed above.)
     f.localGet(nr).i32Const(NR).op(Op.i32Eq).if();
     {
       // A full panel with strided columns (e.g. B = Wᵀ of a Linear layer).
@@ -175,7 +187,6 @@ function emitPackB(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
         f.localGet(dst).i32Const(NR * 4).op(Op.i32Add).localSet(dst);
       });
     }
-    f.end();
     f.end();
   });
   return f;
