@@ -15,10 +15,12 @@ import { relaxedSimdSupported } from '../../../src/backend/wasm/simd-features.js
 const TINY: MatmulConfig = { mr: 4, nr: 8, kc: 16, mc: 8, nc: 16, unroll: 3 };
 const TINY_2x16: MatmulConfig = { mr: 2, nr: 16, kc: 7, mc: 6, nc: 32, unroll: 2 };
 const TINY_3x4: MatmulConfig = { mr: 3, nr: 4, kc: 5, mc: 9, nc: 8, unroll: 1 };
+// Two 4-row groups per A panel in packA's 4×4-transpose path (and one 4-column group in packB's).
+const TINY_8x4: MatmulConfig = { mr: 8, nr: 4, kc: 10, mc: 16, nc: 12, unroll: 1 };
 // Every config runs with mul + add and, where the runtime has relaxed SIMD, with FMA.
 const FMA = relaxedSimdSupported();
 const both = (...configs: MatmulConfig[]): MatmulConfig[] => configs.flatMap((c) => (FMA ? [c, { ...c, fma: true }] : [c]));
-const CONFIGS = both(DEFAULT_MATMUL_CONFIG, TINY, TINY_2x16, TINY_3x4);
+const CONFIGS = both(DEFAULT_MATMUL_CONFIG, TINY, TINY_2x16, TINY_3x4, TINY_8x4);
 
 const heap = new WasmHeap({ initialBytes: 8 * 2 ** 20, maximumBytes: 256 * 2 ** 20 });
 const pool1 = new ThreadPool(heap, { threads: 1 });
@@ -135,6 +137,16 @@ test('plain products of many shapes match a float64 reference (every config, 1 t
 test('transposed operands are read through strides (all four combinations)', () => {
   for (const cfg of both(TINY, TINY_3x4, DEFAULT_MATMUL_CONFIG)) {
     for (const [m, n, k] of [[7, 13, 5], [65, 33, 129], [9, 20, 40]] as const) {
+      for (const transA of [false, true]) for (const transB of [false, true]) check(mm1, { m, n, k, transA, transB }, cfg);
+    }
+  }
+});
+
+test('packing through 4×4 transposes: K blocks that are not a multiple of 4, edge panels, every transpose combination', () => {
+  // Row-major A and transposed B take the transpose paths; k = 4q + r exercises the scalar tail
+  // after them, and m, n not multiples of the tile exercise the zero-padded edge panels.
+  for (const cfg of both(TINY, TINY_2x16, TINY_8x4, DEFAULT_MATMUL_CONFIG)) {
+    for (const [m, n, k] of [[16, 32, 7], [19, 35, 30], [33, 17, 259], [8, 16, 4], [9, 9, 3]] as const) {
       for (const transA of [false, true]) for (const transB of [false, true]) check(mm1, { m, n, k, transA, transB }, cfg);
     }
   }
