@@ -23,7 +23,8 @@ import { isJsUnaryOp, mapUnaryRow, type JsUnaryOp } from './unary-js.js';
 import { copyStrided, copyStrided4, contiguousStridesOf, type Copy4 } from './copy.js';
 import { buildCopyModule, COPY4_EXPORT } from './copy-kernel.js';
 import { argReduceStrided } from './arg-reduce.js';
-import { gatherStrided, scatterAddStrided } from './gather-scatter.js';
+import { gatherStrided, scatterAddStrided, WasmGatherScatter, type HeapView } from './gather-scatter.js';
+import { WasmWindowKernels } from './window.js';
 import { nodeRuntime, defaultThreadCount, nodeWorkerSpawner } from './node-workers.js';
 import { nodeGarbageCollector } from './node-gc.js';
 import { WasmOptimizerKernels } from './optimizer-kernel.js';
@@ -371,7 +372,9 @@ export class WasmBackend implements Backend {
           const a = attrs as PrimitiveAttrs['gather'];
           if (index.dtype !== 'int32') return fallback(inputs, a, out);
           const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape));
-          const ok = gatherStrided(this.viewOf(x), this.viewOf(index), a.axis, this.readAll(dst));
+          const ok = arrayClass(out.dtype).BYTES_PER_ELEMENT === 4
+            ? this.gatherScatter.gather(this.heapView(x), this.heapView(index), a.axis, this.addressOf(dst))
+            : gatherStrided(this.viewOf(x), this.viewOf(index), a.axis, this.readAll(dst));
           if (ok) return dst;
           this.free(dst);
           return fallback(inputs, a, out); // reports the index out of range
@@ -386,7 +389,9 @@ export class WasmBackend implements Backend {
           if (index.dtype !== 'int32' || out.dtype === 'float16' || out.dtype === 'bfloat16') return fallback(inputs, a, out);
           const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape));
           this.stridedCopy(dst, contiguousStridesOf(out.shape), 0, base, false);
-          const ok = scatterAddStrided(this.readAll(dst), out.shape, this.viewOf(index), this.viewOf(src), a.axis);
+          const ok = out.dtype === 'float32'
+            ? this.gatherScatter.scatterAdd(this.addressOf(dst), out.shape, this.heapView(index), this.heapView(src), a.axis)
+            : scatterAddStrided(this.readAll(dst), out.shape, this.viewOf(index), this.viewOf(src), a.axis);
           if (ok) return dst;
           this.free(dst);
           return fallback(inputs, a, out); // reports the index out of range
@@ -420,9 +425,55 @@ export class WasmBackend implements Backend {
           return dst;
         }) as Kernel<PrimitiveName>;
       }
+      case 'im2col':
+      case 'col2im':
+      case 'maxPoolIndices':
+        return this.windowKernel(prim);
       default:
         return undefined;
     }
+  }
+
+  private windowKernelsOnce: WasmWindowKernels | undefined;
+
+  /**
+   * im2col, col2im and maxPoolIndices through the generated window kernels (window.ts): 4-byte
+   * elements for im2col, float32 for the others; other dtypes run the reference on heap views.
+   */
+  private windowKernel(prim: 'im2col' | 'col2im' | 'maxPoolIndices'): Kernel<PrimitiveName> {
+    const kernels = (this.windowKernelsOnce ??= new WasmWindowKernels(this.heap, () => this.currentPool));
+    const fallback = this.cpuOnViews(prim) as Kernel<PrimitiveName>;
+    return ((inputs, attrs, out) => {
+      const x = inputs[0]!;
+      const fits = prim === 'im2col' ? arrayClass(x.dtype).BYTES_PER_ELEMENT === 4 && sameStorageClass(x.dtype, out.dtype) : x.dtype === 'float32';
+      if (!fits) return fallback(inputs, attrs, out);
+      if (prim === 'col2im') {
+        const dst = this.alloc(out.dtype, sizeOf(out.shape));
+        const cols = x.strides.every((s, i) => s === contiguousStridesOf(x.shape)[i] || x.shape[i] === 1)
+          ? { storage: x.storage, offset: x.offset } : { storage: this.allocUninitialized('float32', sizeOf(x.shape)), offset: 0 };
+        if (cols.storage !== x.storage) this.stridedCopy(cols.storage, contiguousStridesOf(x.shape), 0, x, false);
+        kernels.col2im(this.addressOf(cols.storage) + 4 * cols.offset, attrs as PrimitiveAttrs['col2im'], this.addressOf(dst));
+        if (cols.storage !== x.storage) this.free(cols.storage);
+        return dst;
+      }
+      const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape));
+      const { ptr, byteLength } = this.bufferOf(x.storage);
+      if (prim === 'im2col') kernels.im2col(x, ptr, byteLength, attrs as PrimitiveAttrs['im2col'], this.addressOf(dst));
+      else kernels.maxPoolIndices(x, ptr, attrs as PrimitiveAttrs['maxPoolIndices'], this.addressOf(dst));
+      return dst;
+    }) as Kernel<PrimitiveName>;
+  }
+
+  private gatherScatterOnce: WasmGatherScatter | undefined;
+
+  /** gather/scatterAdd row loops in wasm (gather-scatter.ts). */
+  private get gatherScatter(): WasmGatherScatter {
+    return (this.gatherScatterOnce ??= new WasmGatherScatter(this.heap.memory, this.heap.maxPages, this.heap.shared));
+  }
+
+  /** A kernel input as a byte address and its layout in elements. */
+  private heapView(x: KernelInput): HeapView {
+    return { ptr: this.addressOf(x.storage), shape: x.shape, strides: x.strides, offset: x.offset };
   }
 
   /** A strided typed-array view of a kernel input (valid until the next allocation with an unshared memory). */

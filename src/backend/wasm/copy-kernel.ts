@@ -2,7 +2,8 @@
 // a collapsed layout), for im2col-shaped copies whose rows are a few elements long:
 //   copy4(dst, src, n0, n1, n2, n3, dstStride0…3, srcStride0…3, accumulate)
 // Byte addresses and byte strides; n3 is the innermost size. Plain copies move bits (i32), so
-// they serve float32 and int32 alike; `accumulate` adds as float32 (col2im).
+// they serve float32 and int32 alike (rows contiguous on both sides as one memory.copy);
+// `accumulate` adds as float32 (col2im).
 
 import { ModuleBuilder, ValType, Op, MemOp, type MemoryImport } from './encoder.js';
 
@@ -39,6 +40,9 @@ export function buildCopyModule(memory: MemoryImport): Uint8Array<ArrayBuffer> {
       f.localGet(dp[3]!).localGet(sp[3]!).mem(MemOp.i32Load).mem(MemOp.i32Store);
     }
   };
+  // Plain copies of rows contiguous on both sides take memory.copy (a memmove) instead.
+  const contiguousRows = f.local(i32);
+  f.localGet(ds[3]!).i32Const(4).op(Op.i32Eq).localGet(ss[3]!).i32Const(4).op(Op.i32Eq).op(Op.i32And).localSet(contiguousRows);
   for (const acc of [false, true]) {
     f.localGet(accumulate).i32Const(acc ? 1 : 0).op(Op.i32Eq).if();
     f.localGet(dst).localSet(dp[0]!).localGet(src).localSet(sp[0]!);
@@ -48,7 +52,15 @@ export function buildCopyModule(memory: MemoryImport): Uint8Array<ArrayBuffer> {
         descend(2)();
         level(2, () => {
           descend(3)();
-          level(3, innermost(acc));
+          if (acc) {
+            level(3, innermost(acc));
+          } else {
+            f.localGet(contiguousRows).if();
+            f.localGet(dp[3]!).localGet(sp[3]!).localGet(n[3]!).i32Const(4).op(Op.i32Mul).memoryCopy();
+            f.else();
+            level(3, innermost(acc));
+            f.end();
+          }
         });
       });
     });

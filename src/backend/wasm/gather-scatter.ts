@@ -5,6 +5,9 @@
 
 import type { TypedArray } from '../../core/dtype.js';
 import { planRows } from './strided-rows.js';
+import {
+  buildGatherScatterModule, CHECK_ROW_EXPORT, GATHER_ROW_EXPORT, SCATTER_ADD_ROW_EXPORT, type CheckRow, type GatherRow, type ScatterAddRow,
+} from './gather-scatter-kernel.js';
 
 /** Visits every element of `shape` for three operands, calling row(n, [o0, o1, o2], inner strides) per row. */
 function forRows(
@@ -81,4 +84,63 @@ export function scatterAddStrided(dst: TypedArray, dstShape: readonly number[], 
     }
     return true;
   });
+}
+
+/** A strided operand in the heap: the byte address of its storage's element 0, and its layout in elements. */
+export interface HeapView {
+  readonly ptr: number;
+  readonly shape: readonly number[];
+  readonly strides: readonly number[];
+  readonly offset: number;
+}
+
+/**
+ * gather and scatterAdd with their row loops in wasm (gather-scatter-kernel.ts): 4-byte values
+ * (gather copies bits; scatterAdd adds float32), int32 indices. Max-pooling's gradient path runs
+ * through these: a gather of each window's maximum and its adjoint, a scatter-add.
+ */
+export class WasmGatherScatter {
+  private kernels: { gatherRow: GatherRow; checkRow: CheckRow; scatterAddRow: ScatterAddRow } | undefined;
+
+  constructor(private readonly memory: WebAssembly.Memory, private readonly maxPages: number, private readonly shared: boolean) {}
+
+  private get k(): { gatherRow: GatherRow; checkRow: CheckRow; scatterAddRow: ScatterAddRow } {
+    if (this.kernels === undefined) {
+      const bytes = buildGatherScatterModule({ module: 'env', name: 'memory', minPages: 1, maxPages: this.maxPages, shared: this.shared });
+      const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: this.memory } }).exports;
+      this.kernels = {
+        gatherRow: e[GATHER_ROW_EXPORT] as GatherRow, checkRow: e[CHECK_ROW_EXPORT] as CheckRow, scatterAddRow: e[SCATTER_ADD_ROW_EXPORT] as ScatterAddRow,
+      };
+    }
+    return this.kernels;
+  }
+
+  /** out (contiguous, index's shape, at byte address outPtr) = x gathered along axis; false if an index is out of range. */
+  gather(x: HeapView, index: HeapView, axis: number, outPtr: number): boolean {
+    const { gatherRow } = this.k;
+    const n = x.shape[axis]!;
+    const axisStride = 4 * x.strides[axis]!;
+    const outStrides: number[] = [];
+    for (let d = index.shape.length - 1, s = 1; d >= 0; d--) { outStrides[d] = s; s *= index.shape[d]!; }
+    const xPartial = x.strides.map((s, d) => (d === axis ? 0 : s));
+    return forRows(index.shape, [outStrides, index.strides, xPartial], [0, index.offset, x.offset], (len, o, i, p, so, si, sp) =>
+      gatherRow(len, outPtr + 4 * o, 4 * so, index.ptr + 4 * i, 4 * si, x.ptr + 4 * p, 4 * sp, axisStride, n) === 1);
+  }
+
+  /** float32 dst (contiguous, at dstPtr, already holding base) [… index …] += src; false if an index is out of range (dst untouched). */
+  scatterAdd(dstPtr: number, dstShape: readonly number[], index: HeapView, src: HeapView, axis: number): boolean {
+    const { checkRow, scatterAddRow } = this.k;
+    const n = dstShape[axis]!;
+    const cs: number[] = [];
+    for (let d = dstShape.length - 1, s = 1; d >= 0; d--) { cs[d] = s; s *= dstShape[d]!; }
+    const axisStride = 4 * cs[axis]!;
+    const dPartial = index.shape.map((_, d) => (d === axis ? 0 : cs[d]!));
+    const valid = forRows(index.shape, [index.strides, index.strides, index.strides], [index.offset, index.offset, index.offset], (len, i, _a, _b, si) =>
+      checkRow(len, index.ptr + 4 * i, 4 * si, n) === 1);
+    if (!valid) return false;
+    return forRows(index.shape, [index.strides, src.strides, dPartial], [index.offset, src.offset, 0], (len, i, p, d, si, sp, sd) => {
+      scatterAddRow(len, index.ptr + 4 * i, 4 * si, src.ptr + 4 * p, 4 * sp, dstPtr + 4 * d, 4 * sd, axisStride);
+      return true;
+    });
+  }
 }
