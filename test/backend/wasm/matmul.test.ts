@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { WasmHeap } from '../../../src/backend/wasm/memory.js';
 import { ThreadPool } from '../../../src/backend/wasm/threads.js';
 import { createNodeThreadPool } from '../../../src/backend/wasm/node-workers.js';
-import { WasmMatmul, rowMajorOperand, type MatmulOperand } from '../../../src/backend/wasm/matmul.js';
+import { WasmMatmul, rowMajorOperand, splitWork, type MatmulOperand } from '../../../src/backend/wasm/matmul.js';
 import { buildMatmulModule } from '../../../src/backend/wasm/matmul-kernel.js';
 import {
   DEFAULT_MATMUL_CONFIG, FMA_MATMUL_CONFIG, defaultMatmulConfig, matmulConfigKey, validateMatmulConfig, type MatmulConfig,
@@ -195,8 +195,21 @@ test('two threads give the same results: M split, N split (short wide products),
     check(mm2, { m: 3, n: 700, k: 600, transB: true }, cfg);
     check(mm2, { m: 16, n: 600, k: 300, bias: true }, cfg); // N split: packs less than an M split
     check(mm2, { m: 40, n: 48, k: 64, batch: 5, broadcastB: true, beta: 1 }, cfg);
+    check(mm2, { m: 1030, n: 20, k: 64, transA: true, bias: true }, cfg); // 4 units of 260 rows: two per thread
   }
   assert.equal(pool2.threads, 2);
+});
+
+test('work split: batch first, then M or N by packing cost, two units per thread only while chunks stay long', () => {
+  const cfg = DEFAULT_MATMUL_CONFIG;
+  assert.deepEqual(splitWork(64, 64, 32, 64, 2, cfg), { mChunk: 64, nChunk: 64 }); // attention: one matrix per unit
+  assert.deepEqual(splitWork(1024, 1024, 1024, 1, 2, cfg), { mChunk: 256, nChunk: 1024 });
+  assert.deepEqual(splitWork(12544, 64, 288, 1, 2, cfg), { mChunk: 3136, nChunk: 64 }); // im2col forward
+  // A short, wide product: splitting N packs less; 4 chunks would be 128 columns, so only 2.
+  assert.deepEqual(splitWork(128, 512, 784, 1, 2, cfg), { mChunk: 128, nChunk: 256 });
+  assert.deepEqual(splitWork(3, 700, 600, 1, 2, cfg), { mChunk: 3, nChunk: 352 });
+  // Too small to split at all.
+  assert.deepEqual(splitWork(2, 3, 600, 1, 2, cfg), { mChunk: 2, nChunk: 3 });
 });
 
 test('invalid arguments are rejected with the offending values', () => {
