@@ -8,6 +8,8 @@ import { test } from 'node:test';
 import { deadlineIn } from '../../src/dist/deadline.js';
 import { initProcessGroup } from '../../src/dist/index.js';
 import type { ProcessGroup } from '../../src/dist/index.js';
+import type { Inbound } from '../../src/dist/mailbox.js';
+import { DataFrameReader, encodeDataHeader, KIND_DATA } from '../../src/dist/tcp/frames.js';
 import { connectTcpTransport } from '../../src/dist/tcp/tcp-transport.js';
 import type { TcpTransport } from '../../src/dist/tcp/tcp-transport.js';
 
@@ -32,6 +34,76 @@ function pattern(n: number, seed: number): Uint8Array {
   for (let i = 0; i < n; i++) out[i] = (i * 31 + seed) & 0xff;
   return out;
 }
+
+/** The receiving end of one message: where its pieces went, checked against the Sink contract. */
+function recordingInbound(length: number, offerHome: boolean): { inbound: Inbound; home: Uint8Array; placed: () => number; problems: string[]; ended: () => boolean } {
+  const home = new Uint8Array(length);
+  let received = 0;
+  let placed = 0;
+  let ended = false;
+  const problems: string[] = [];
+  const inbound: Inbound = {
+    write(chunk) {
+      if (received % 8 !== 0) problems.push(`a piece at offset ${received}`);
+      if (chunk.byteLength % 8 !== 0 && received + chunk.byteLength !== length) problems.push(`a piece of ${chunk.byteLength} bytes before the end`);
+      if (chunk.buffer === home.buffer && chunk.byteOffset === received) placed += chunk.byteLength;
+      else home.set(chunk, received);
+      received += chunk.byteLength;
+    },
+    end() {
+      if (received !== length) problems.push(`ended after ${received} of ${length} bytes`);
+      ended = true;
+    },
+    rest: offerHome ? () => home.subarray(received) : undefined,
+  };
+  return { inbound, home, placed: () => placed, problems, ended: () => ended };
+}
+
+test('the frame reader delivers bodies intact and in 8-byte pieces whatever the read sizes, in place or not', () => {
+  let seed = 12345;
+  const random = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return 1 + (seed % n);
+  };
+  for (let trial = 0; trial < 30; trial++) {
+    const n = 40_000 + trial * 13;
+    const bodies = [pattern(n, trial), pattern(21, trial + 1), pattern(n + 3, trial + 2)];
+    const stream = Buffer.concat(bodies.flatMap((b, i) => [encodeDataHeader(KIND_DATA, i, b.byteLength), Buffer.from(b)]));
+    const ends: ReturnType<typeof recordingInbound>[] = [];
+    const reader = new DataFrameReader(
+      {
+        begin: (_tag, length) => {
+          const e = recordingInbound(length, ends.length !== 1); // the middle message offers no home
+          ends.push(e);
+          return e.inbound;
+        },
+        bye: () => {},
+        abort: () => {},
+      },
+      2 ** 30,
+      'test peer',
+    );
+    const scratch = new Uint8Array(9000 + 8);
+    // Reads of random sizes (some tiny, most not multiples of 8), where the reader asks for them.
+    for (let pos = 0; pos < stream.length; ) {
+      const want = random(trial % 2 === 0 ? 9000 : 40);
+      const target = reader.nextReadTarget();
+      const into = target ?? scratch.subarray(reader.nextChunkOffset());
+      const k = Math.min(want, into.byteLength, stream.length - pos, 9000);
+      into.set(stream.subarray(pos, pos + k));
+      reader.push(into.subarray(0, k));
+      pos += k;
+    }
+    assert.equal(ends.length, 3);
+    for (const [i, e] of ends.entries()) {
+      assert.deepEqual(e.problems, [], `trial ${trial}, message ${i}`);
+      assert.ok(e.ended(), `trial ${trial}, message ${i} never ended`);
+      assert.ok(Buffer.from(e.home).equals(Buffer.from(bodies[i]!)), `trial ${trial}, message ${i}: bytes differ`);
+    }
+    if (trial % 2 === 0) assert.ok(ends[0]!.placed() > n / 2, `trial ${trial}: only ${ends[0]!.placed()} of ${n} bytes placed`);
+    assert.equal(ends[1]!.placed(), 0);
+  }
+});
 
 test('a large body is read straight into the array its receive offers, and arrives intact', { timeout: 60_000 }, async () => {
   const [t0, t1] = await twoTransports();

@@ -142,6 +142,14 @@ export class DataFrameReader {
   private remaining = 0;
   private readonly carry = new Uint8Array(8);
   private carryFill = 0;
+  /** The memory nextReadTarget handed out for the coming read, if any. */
+  private handedOut: Uint8Array | undefined;
+  /**
+   * Bytes (fewer than 8) already read into the receive's own memory but not yet delivered,
+   * because they do not make up a multiple of 8; the next direct read continues right after
+   * them and is delivered together with them, so they need no carry.
+   */
+  private placed: Uint8Array | undefined;
 
   constructor(
     private readonly handlers: DataFrameHandlers,
@@ -159,23 +167,48 @@ export class DataFrameReader {
    */
   nextChunkOffset(): number {
     if (!this.inbound) return this.headerFill % 8;
-    return this.carryFill;
+    return (this.carryFill + (this.placed?.length ?? 0)) % 8;
   }
 
   /**
    * Memory that the next read may go to directly: the rest of the current message's final
-   * home, when its receive offered one (Inbound.rest) and no carried bytes are pending. Reading
+   * home, when its receive offered one (Inbound.rest) and enough of the body is left. Reading
    * there makes the kernel's copy the only one; the chunk then arrives as a view of that memory
    * and the receive does not copy it again. At most the body's remaining bytes, so that a read
-   * never runs into the next frame.
+   * never runs into the next frame. The next push must be of (a prefix of) this memory or of
+   * memory this reader did not hand out.
    */
   nextReadTarget(): Uint8Array | undefined {
-    if (!this.inbound || this.carryFill > 0 || this.remaining < DIRECT_READ_MIN_BYTES) return undefined;
+    this.handedOut = undefined;
+    if (!this.inbound || this.remaining < DIRECT_READ_MIN_BYTES) return undefined;
     const rest = this.inbound.rest?.();
-    return rest && rest.byteLength === this.remaining ? rest : undefined;
+    const pending = this.carryFill + (this.placed?.length ?? 0);
+    if (!rest || rest.byteLength !== this.remaining + pending) return undefined;
+    if (this.carryFill > 0) {
+      // Bytes carried from a read elsewhere go to their place (under 8 bytes), so that the
+      // read can follow them there; otherwise most reads after one into the reusable buffer
+      // would leave a carry and go there too.
+      rest.set(this.carry.subarray(0, this.carryFill));
+      this.placed = rest.subarray(0, this.carryFill);
+      this.carryFill = 0;
+    }
+    this.handedOut = rest.subarray(pending);
+    return this.handedOut;
   }
 
   push(chunk: Uint8Array): void {
+    const target = this.handedOut;
+    this.handedOut = undefined;
+    if (target && chunk.buffer === target.buffer && chunk.byteOffset === target.byteOffset && chunk.byteLength <= this.remaining) {
+      this.pushPlaced(chunk);
+      return;
+    }
+    if (this.placed) {
+      // The read went elsewhere after all: the placed bytes continue as carried ones.
+      this.carry.set(this.placed, this.carryFill);
+      this.carryFill += this.placed.length;
+      this.placed = undefined;
+    }
     let pos = 0;
     while (pos < chunk.length) {
       if (!this.inbound) {
@@ -195,6 +228,18 @@ export class DataFrameReader {
       this.remaining -= take;
       if (this.remaining === 0) this.finishMessage();
     }
+  }
+
+  /** A read that landed in the receive's own memory, right after any bytes placed before it. */
+  private pushPlaced(chunk: Uint8Array): void {
+    const before = this.placed?.length ?? 0;
+    const piece = new Uint8Array(chunk.buffer, chunk.byteOffset - before, before + chunk.byteLength);
+    this.remaining -= chunk.byteLength;
+    const last = this.remaining === 0;
+    const whole = last ? piece.length : piece.length - (piece.length % 8);
+    if (whole > 0) this.inbound!.write(piece.subarray(0, whole));
+    this.placed = whole < piece.length ? piece.subarray(whole) : undefined;
+    if (last) this.finishMessage();
   }
 
   private startMessage(): void {
