@@ -13,7 +13,7 @@
 //           window's first maximum (NaN wins, as in argmax).
 // Element copies move 4-byte words (any 4-byte dtype); col2im and maxPool read float32.
 
-import { ModuleBuilder, ValType, Op, MemOp, SimdMemOp, type MemoryImport, type FunctionBuilder } from './encoder.js';
+import { ModuleBuilder, ValType, Op, MemOp, SimdOp, SimdMemOp, type MemoryImport, type FunctionBuilder } from './encoder.js';
 
 const { i32 } = ValType;
 
@@ -181,11 +181,32 @@ export function buildWindowModule(kind: WindowKernelKind, memory: MemoryImport, 
         f.localGet(interiorDH).localGet(interiorW).op(Op.i32And).if();
         set(src, () => { f.localGet(base); mul(l(id0), l(sD)); f.op(Op.i32Add); mul(l(ih0), l(sH)); f.op(Op.i32Add); mul(l(iw0), l(sW)); f.op(Op.i32Add); });
         const tapList = taps(spec);
-        loop(ch, p.channels, () => {
-          tapList.forEach((tap, k) => { f.localGet(dst).localGet(src).mem(MemOp.i32Load, tap.bytes).mem(MemOp.i32Store, 4 * k); });
-          incr(dst, c(4 * tapList.length));
-          incr(src, l(sC));
-        });
+        const scalarTaps = () => tapList.forEach((tap, k) => { f.localGet(dst).localGet(src).mem(MemOp.i32Load, tap.bytes).mem(MemOp.i32Store, 4 * k); });
+        const [KWc, DWc] = [spec.kernel[2], spec.dilation[2]];
+        if (KWc >= 2 && KWc <= 4 && DWc === 1 && spec.strides[3] === 4 && tapList.length >= 4) {
+          // A kernel row of 2-4 contiguous taps is one v128 copy; its extra lanes land on the
+          // next columns, which the next copy (or the next channel's) overwrites. So the last
+          // channel copies tap by tap, and so does a channel whose v128 reads would leave the input.
+          const lastRun = tapList[tapList.length - KWc]!.bytes;
+          loop(ch, p.channels, () => {
+            f.localGet(ch).localGet(p.channels).i32Const(1).op(Op.i32Sub).op(Op.i32LtS);
+            f.localGet(src).i32Const(lastRun + 16).op(Op.i32Add).localGet(p.srcEnd).op(Op.i32LeU).op(Op.i32And).if();
+            for (let k = 0; k < tapList.length; k += KWc) {
+              f.localGet(dst).localGet(src).simdMem(SimdMemOp.v128Load, tapList[k]!.bytes, 0).simdMem(SimdMemOp.v128Store, 4 * k, 0);
+            }
+            f.else();
+            scalarTaps();
+            f.end();
+            incr(dst, c(4 * tapList.length));
+            incr(src, l(sC));
+          });
+        } else {
+          loop(ch, p.channels, () => {
+            scalarTaps();
+            incr(dst, c(4 * tapList.length));
+            incr(src, l(sC));
+          });
+        }
         f.else();
       }
       loop(ch, p.channels, () => {
@@ -342,6 +363,54 @@ export function buildWindowModule(kind: WindowKernelKind, memory: MemoryImport, 
       });
     });
   } else {
+    /**
+     * Windows two taps wide at stride 2 over contiguous rows (the common 2x2/2 pooling): four
+     * windows at a time while four fit with SW = 2. Per kernel row, two v128 loads hold the
+     * eight taps of four windows; shuffles split them into the left and right taps, and
+     * compare-selects keep each lane's first maximum and its flat index. Leaves ow, win, flat
+     * and dst at the first window it did not do.
+     */
+    function pairsFourAtATime(win: number, flat: number, tapList: { bytes: number; flat: number }[]): void {
+      const v128 = ValType.v128;
+      const [bestV4, best4, v4, take4, flat4] = [f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128)];
+      /** Four float lanes picked from the eight of two v128s. */
+      const shuffle = (lanes: number[]) => f.i8x16Shuffle(lanes.flatMap((lane) => [0, 1, 2, 3].map((b) => lane * 4 + b)));
+      f.localGet(SW).i32Const(2).op(Op.i32Eq).if();
+      f.block().loop();
+      f.localGet(ow).i32Const(4).op(Op.i32Add).localGet(OW).op(Op.i32GtS).brIf(1);
+      {
+        // flat indices of the four windows' first taps: flat + 0, 2, 4, 6
+        f.localGet(flat).simd(SimdOp.i32x4Splat).i32x4Const(0, 2, 4, 6).simd(SimdOp.i32x4Add).localSet(flat4);
+        tapList.forEach((tap, k) => {
+          if (k % 2 === 1) return; // the right tap (kw = 1) comes with its left one
+          const rowBytes = tap.bytes;
+          for (const side of [0, 1]) {
+            f.localGet(win).simdMem(SimdMemOp.v128Load, rowBytes, 0);
+            f.localGet(win).simdMem(SimdMemOp.v128Load, rowBytes + 16, 0);
+            shuffle(side === 0 ? [0, 2, 4, 6] : [1, 3, 5, 7]);
+            const tapFlat = tap.flat + side;
+            if (k === 0 && side === 0) {
+              f.localSet(bestV4);
+              f.localGet(flat4).localSet(best4);
+              continue;
+            }
+            f.localSet(v4);
+            f.localGet(v4).localGet(bestV4).simd(SimdOp.f32x4Gt);
+            f.localGet(v4).localGet(v4).simd(SimdOp.f32x4Ne).localGet(bestV4).localGet(bestV4).simd(SimdOp.f32x4Eq).simd(SimdOp.v128And);
+            f.simd(SimdOp.v128Or).localSet(take4);
+            f.localGet(v4).localGet(bestV4).localGet(take4).simd(SimdOp.v128Bitselect).localSet(bestV4);
+            f.localGet(flat4).i32Const(tapFlat).simd(SimdOp.i32x4Splat).simd(SimdOp.i32x4Add).localGet(best4).localGet(take4).simd(SimdOp.v128Bitselect).localSet(best4);
+          }
+        });
+        f.localGet(dst).localGet(best4).simdMem(SimdMemOp.v128Store, 0, 0);
+        incr(dst, c(16));
+        incr(win, c(32));
+        incr(flat, c(8));
+        incr(ow, c(4));
+      }
+      f.br(0).end().end();
+      f.end();
+    }
     // maxPool: unit = n·C + c, over the padded input (no bounds to check).
     const best = local();
     const bestV = f.local(ValType.f32);
@@ -352,13 +421,18 @@ export function buildWindowModule(kind: WindowKernelKind, memory: MemoryImport, 
     set(dst, () => { f.localGet(p.dst); mul(() => mul(() => mul(() => mul(l(unit), l(OD)), l(OH)), l(OW)), c(4)); f.op(Op.i32Add); });
     if (spec !== undefined) {
       // Every tap unrolled: a load with an immediate offset, then a branch-free select.
-      const [win, flat, take] = [local(), local(), local()];
+      const [win, flat, take, winStep] = [local(), local(), local(), local()];
       const tapList = taps(spec);
+      set(winStep, () => mul(l(SW), l(sW)));
       loop(od, OD, () => {
         loop(oh, OH, () => {
-          loop(ow, OW, () => {
-            set(win, () => { f.localGet(base); mul(() => mul(l(od), l(SD)), l(sD)); f.op(Op.i32Add); mul(() => mul(l(oh), l(SH)), l(sH)); f.op(Op.i32Add); mul(() => mul(l(ow), l(SW)), l(sW)); f.op(Op.i32Add); });
-            set(flat, () => { mul(() => add(() => mul(() => mul(l(od), l(SD)), l(H)), () => mul(l(oh), l(SH))), l(W)); mul(l(ow), l(SW)); f.op(Op.i32Add); });
+          set(win, () => { f.localGet(base); mul(() => mul(l(od), l(SD)), l(sD)); f.op(Op.i32Add); mul(() => mul(l(oh), l(SH)), l(sH)); f.op(Op.i32Add); });
+          set(flat, () => { mul(() => add(() => mul(() => mul(l(od), l(SD)), l(H)), () => mul(l(oh), l(SH))), l(W)); });
+          set(ow, c(0));
+          if (spec.kernel[2] === 2 && spec.dilation[2] === 1 && spec.strides[3] === 4) pairsFourAtATime(win, flat, tapList);
+          f.block().loop();
+          f.localGet(ow).localGet(OW).op(Op.i32GeS).brIf(1);
+          {
             tapList.forEach((tap, k) => {
               f.localGet(win).mem(MemOp.f32Load, tap.bytes).localSet(k === 0 ? bestV : v);
               if (k === 0) { set(best, l(flat)); return; }
@@ -369,7 +443,11 @@ export function buildWindowModule(kind: WindowKernelKind, memory: MemoryImport, 
             });
             f.localGet(dst).localGet(best).mem(MemOp.i32Store);
             incr(dst, c(4));
-          });
+            incr(win, l(winStep));
+            incr(flat, l(SW));
+            incr(ow, c(1));
+          }
+          f.br(0).end().end();
         });
       });
       return m.encode();
