@@ -193,7 +193,7 @@ export class WasmBackend implements Backend {
 
   /** Fused in-place optimizer updates for float32 parameters (optimizer-kernel.ts); `updates` counts them. */
   get optimizerKernels(): WasmOptimizerKernels {
-    return (this.optimizerKernelsOnce ??= new WasmOptimizerKernels(this.heap));
+    return (this.optimizerKernelsOnce ??= new WasmOptimizerKernels(this.heap, () => this.currentPool));
   }
 
   /** Backend.optimizerUpdate: one SIMD pass per parameter; false (nothing written) for other dtypes or layouts. */

@@ -13,6 +13,10 @@
 // walks the parameter in memory order and reads the gradient through its strides (f32x4 loads
 // where it is contiguous along a row, four scalar loads gathered into a vector otherwise), so a
 // transposed or broadcast gradient costs no copy.
+//
+// Large parameters with a contiguous gradient can be split into chunks over the thread pool (the
+// module's `task` export; opt-in through parallelMinElements); every element is computed the same
+// way wherever it runs, so the result does not depend on the thread count.
 
 import type { OptimizerRule, OptimizerUpdate, KernelInput, Storage } from '../backend.js';
 import { contiguousStrides, isContiguousLayout, sizeOf } from '../../core/shape.js';
@@ -20,10 +24,30 @@ import { ModuleBuilder, ValType, Op, MemOp, SimdOp, SimdMemOp, type FunctionBuil
 import { SimdLaneOp } from './opcodes.js';
 import { planRows, forEachRow } from './strided-rows.js';
 import type { WasmHeap } from './memory.js';
+import type { KernelModule, ThreadPool } from './threads.js';
 
 const { i32, f32, v128 } = ValType;
 
 export const OPTIMIZER_EXPORT = 'update';
+
+/**
+ * The pool's entry point, task(unit, params, thread): unit u updates elements [u·chunk, (u+1)·chunk)
+ * of one contiguous row described by the parameter block at `params` (OptimizerParam).
+ */
+export const OPTIMIZER_TASK_EXPORT = 'task';
+
+/** Word offsets in the parameter block a task reads: byte addresses, counts, then the f32 scalars. */
+export const OptimizerParam = { param: 0, grad: 1, states: 2, n: 5, chunk: 6, scalars: 7 } as const;
+/** Words in the parameter block (7 + up to 8 scalars). */
+const PARAM_WORDS = 16;
+
+/**
+ * A size from which splitting an update over the pool could pay (waking workers costs tens of µs;
+ * Adam's update is bound by its divisions and square root, ~1.2 ns per element on one thread).
+ */
+export const SUGGESTED_PARALLEL_MIN_ELEMENTS = 1 << 16;
+/** Elements per task unit at least (a multiple of 4, so that only the last unit has a scalar tail). */
+const MIN_CHUNK = 1 << 14;
 
 /** Up to three state tensors per parameter (Adam with amsgrad, centered RMSprop with momentum). */
 const MAX_STATES = 3;
@@ -257,7 +281,33 @@ export function buildOptimizerModule(spec: RuleSpec, memory: MemoryImport): Uint
     });
     f.localGet(gRow).localGet(G_ROW_STRIDE).op(Op.i32Add).localSet(gRow);
   });
+  emitTask(m, f.index, scalarCount);
   return m.encode();
+}
+
+/** task(unit, params, thread): update() over unit's chunk of the contiguous row in the parameter block. */
+function emitTask(m: ModuleBuilder, updateIndex: number, scalarCount: number): void {
+  const f = m.function({ params: [i32, i32, i32], results: [] }, OPTIMIZER_TASK_EXPORT);
+  const [UNIT, PARAMS] = [0, 1];
+  const start = f.local(i32), len = f.local(i32), offset = f.local(i32);
+  const word = (w: number) => f.localGet(PARAMS).mem(MemOp.i32Load, 4 * w);
+  f.localGet(UNIT);
+  word(OptimizerParam.chunk);
+  f.op(Op.i32Mul).localTee(start).i32Const(2).op(Op.i32Shl).localSet(offset);
+  // len = min(chunk, n − start)
+  word(OptimizerParam.n);
+  f.localGet(start).op(Op.i32Sub).localSet(len);
+  word(OptimizerParam.chunk);
+  f.localGet(len);
+  word(OptimizerParam.chunk);
+  f.localGet(len).op(Op.i32LtS).op(Op.select).localSet(len);
+  for (const w of [OptimizerParam.param, OptimizerParam.grad, OptimizerParam.states, OptimizerParam.states + 1, OptimizerParam.states + 2]) {
+    word(w);
+    f.localGet(offset).op(Op.i32Add);
+  }
+  f.localGet(len).i32Const(1).i32Const(4).i32Const(0);
+  for (let k = 0; k < scalarCount; k++) f.localGet(PARAMS).mem(MemOp.f32Load, 4 * (OptimizerParam.scalars + k));
+  f.call(updateIndex);
 }
 
 type UpdateFunction = (...args: number[]) => void;
@@ -265,20 +315,52 @@ type UpdateFunction = (...args: number[]) => void;
 /** The wasm backend's fused optimizer updates: one compiled module per rule structure. */
 export class WasmOptimizerKernels {
   private readonly functions = new Map<string, UpdateFunction>();
+  /** The same modules registered with the current pool, for updates split over its threads. */
+  private readonly poolModules = new Map<string, KernelModule>();
+  private pool: ThreadPool | undefined;
+  private params: number | undefined;
   /** Updates run by a kernel (tests check that the fused path was taken). */
   updates = 0;
+  /** Of those, updates split over the thread pool. */
+  parallelUpdates = 0;
+  /**
+   * Parameters with fewer elements run on the calling thread. Infinity (never split) by default:
+   * on the 2-core development machine, loaded by other work, splitting the MLP's Adam step over 2
+   * threads measured slower than one thread (median 2.3 vs 1.4 ms, .prof/optim-threads.ts), so the
+   * split stays opt-in (e.g. SUGGESTED_PARALLEL_MIN_ELEMENTS) until it is measured on idle cores.
+   */
+  parallelMinElements = Infinity;
 
-  constructor(private readonly heap: WasmHeap) {}
+  constructor(private readonly heap: WasmHeap, private readonly currentPool: () => ThreadPool | undefined = () => undefined) {}
+
+  private bytesFor(spec: RuleSpec): Uint8Array<ArrayBuffer> {
+    return buildOptimizerModule(spec, { module: 'env', name: 'memory', minPages: 1, maxPages: this.heap.maxPages, shared: this.heap.shared });
+  }
 
   private functionFor(spec: RuleSpec): UpdateFunction {
     let fn = this.functions.get(spec.key);
     if (fn === undefined) {
-      const memory: MemoryImport = { module: 'env', name: 'memory', minPages: 1, maxPages: this.heap.maxPages, shared: this.heap.shared };
-      const instance = new WebAssembly.Instance(new WebAssembly.Module(buildOptimizerModule(spec, memory)), { env: { memory: this.heap.memory } });
+      const instance = new WebAssembly.Instance(new WebAssembly.Module(this.bytesFor(spec)), { env: { memory: this.heap.memory } });
       fn = instance.exports[OPTIMIZER_EXPORT] as UpdateFunction;
       this.functions.set(spec.key, fn);
     }
     return fn;
+  }
+
+  /** The pool to split an update of `n` contiguous elements over, with the rule's module registered; undefined to run here. */
+  private parallelModule(spec: RuleSpec, n: number): { pool: ThreadPool; module: KernelModule } | undefined {
+    const pool = this.currentPool();
+    if (pool === undefined || pool.threads === 1 || n < this.parallelMinElements) return undefined;
+    if (pool !== this.pool) {
+      this.pool = pool;
+      this.poolModules.clear();
+    }
+    let module = this.poolModules.get(spec.key);
+    if (module === undefined) {
+      module = pool.register(this.bytesFor(spec));
+      this.poolModules.set(spec.key, module);
+    }
+    return { pool, module };
   }
 
   /**
@@ -316,13 +398,35 @@ export class WasmOptimizerKernels {
       rowLength: plan.rowLength, innerStrides: plan.innerStrides,
       outerShape: plan.outerShape.slice(0, Math.max(last, 0)), outerStrides: plan.outerStrides.map((s) => s.slice(0, Math.max(last, 0))),
     };
-    const fn = this.functionFor(spec);
     const gradStride = 4 * plan.innerStrides[1]!;
+    const parallel = rows === 1 && gradStride === 4 ? this.parallelModule(spec, n) : undefined;
+    if (parallel !== undefined) {
+      this.runParallel(parallel.pool, parallel.module, spec, pointers, gradPtr + 4 * grad.offset, n);
+      return true;
+    }
+    const fn = this.functionFor(spec);
+    // State pointers of absent states are 0 and never read: offsetting them is harmless.
     forEachRow(outer, [0, grad.offset], ([po, go]) => {
       const at = 4 * po!;
-      fn(pointers[0]! + at, gradPtr + 4 * go!, pointers[1]! + (pointers[1] ? at : 0), pointers[2]! + (pointers[2] ? at : 0),
-        pointers[3]! + (pointers[3] ? at : 0), plan.rowLength, rows, gradStride, gradRowStride, ...spec.scalars);
+      fn(pointers[0]! + at, gradPtr + 4 * go!, pointers[1]! + at, pointers[2]! + at, pointers[3]! + at,
+        plan.rowLength, rows, gradStride, gradRowStride, ...spec.scalars);
     });
     return true;
+  }
+
+  /** One contiguous row of `n` elements in chunks over the pool's threads (a few chunks per thread, for balance). */
+  private runParallel(pool: ThreadPool, module: KernelModule, spec: RuleSpec, pointers: readonly number[], gradPtr: number, n: number): void {
+    this.params ??= this.heap.alloc(PARAM_WORDS * 4);
+    const chunk = Math.max(MIN_CHUNK, Math.ceil(n / (4 * pool.threads) / 16) * 16);
+    const w = this.params >>> 2;
+    const i32 = this.heap.i32, f32 = this.heap.f32;
+    i32[w + OptimizerParam.param] = pointers[0]!;
+    i32[w + OptimizerParam.grad] = gradPtr;
+    for (let k = 0; k < MAX_STATES; k++) i32[w + OptimizerParam.states + k] = pointers[1 + k]!;
+    i32[w + OptimizerParam.n] = n;
+    i32[w + OptimizerParam.chunk] = chunk;
+    spec.scalars.forEach((v, k) => { f32[w + OptimizerParam.scalars + k] = v; });
+    this.parallelUpdates++;
+    pool.run(module, this.params, Math.ceil(n / chunk), true);
   }
 }

@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as t from '../../../src/index.js';
 import { wasmBackend } from '../../../src/backend/wasm/backend.js';
+import { enableWasmThreads } from '../../../src/backend/wasm/node.js';
+import { SUGGESTED_PARALLEL_MIN_ELEMENTS } from '../../../src/backend/wasm/optimizer-kernel.js';
 import type { OptimizerRule } from '../../../src/backend/backend.js';
 
 // The generated optimizer kernels against a scalar float32 reference written here (Math.fround
@@ -122,38 +124,62 @@ const LAYOUTS: Array<{ name: string; shape: number[]; grad: () => t.Tensor }> = 
   { name: '3-d permuted', shape: [3, 4, 5], grad: () => t.tensor(values(60, -2, 2), { shape: [5, 4, 3], backend: 'wasm' }).permute([2, 1, 0]) },
 ];
 
-for (const layout of LAYOUTS) {
-  test(`every optimizer rule matches the float32 reference bit for bit (gradient: ${layout.name})`, () => {
-    const n = layout.shape.reduce((a, b) => a * b, 1);
-    for (const rule of RULES) {
-      const names = stateNames(rule);
-      // The parameter is a contiguous slice at an offset of a larger storage.
-      const param = t.tensor(values(n + 8, -1, 1), { shape: [n + 8], backend: 'wasm' }).narrow(0, 5, n).reshape(layout.shape);
-      const grad = layout.grad();
-      const state = Object.fromEntries(names.map((s) => [s, t.tensor(values(n, ...STATE_RANGE[s]!), { shape: layout.shape, backend: 'wasm' })]));
-      const before = [param, ...names.map((s) => state[s]!)].map((x) => Float32Array.from(x.data()));
-      const g = grad.data();
-      const expected = before.map((a) => Float32Array.from(a));
-      for (let i = 0; i < n; i++) {
-        const x = expected.map((a) => a[i]!);
-        referenceStep(rule, x, g[i]!);
-        x.forEach((v, k) => { expected[k]![i] = v; });
-      }
-      const calls = wasmBackend.optimizerKernels.updates;
-      assert.equal(wasmBackend.optimizerUpdate({ rule, param, grad, state }), true, `${JSON.stringify(rule)} was declined`);
-      assert.equal(wasmBackend.optimizerKernels.updates, calls + 1);
-      const got = [param, ...names.map((s) => state[s]!)].map((x) => Float32Array.from(x.data()));
-      got.forEach((a, k) => {
-        const what = `${JSON.stringify(rule)}: ${k === 0 ? 'param' : names[k - 1]}`;
-        assert.notDeepEqual(a, before[k], `${what} did not change`);
-        for (let i = 0; i < n; i++) {
-          if (Object.is(a[i], expected[k]![i]) || (Number.isNaN(a[i]) && Number.isNaN(expected[k]![i]))) continue;
-          assert.fail(`${what}[${i}]: ${a[i]} vs reference ${expected[k]![i]}`);
-        }
-      });
+/** Runs `rule` on a parameter of `shape` with gradient `grad` through the backend and checks every element against the reference. */
+function checkAgainstReference(rule: OptimizerRule, shape: number[], grad: t.Tensor): void {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const names = stateNames(rule);
+  // The parameter is a contiguous slice at an offset of a larger storage.
+  const param = t.tensor(values(n + 8, -1, 1), { shape: [n + 8], backend: 'wasm' }).narrow(0, 5, n).reshape(shape);
+  const state = Object.fromEntries(names.map((s) => [s, t.tensor(values(n, ...STATE_RANGE[s]!), { shape, backend: 'wasm' })]));
+  const before = [param, ...names.map((s) => state[s]!)].map((x) => Float32Array.from(x.data()));
+  const g = grad.data();
+  const expected = before.map((a) => Float32Array.from(a));
+  for (let i = 0; i < n; i++) {
+    const x = expected.map((a) => a[i]!);
+    referenceStep(rule, x, g[i]!);
+    x.forEach((v, k) => { expected[k]![i] = v; });
+  }
+  const calls = wasmBackend.optimizerKernels.updates;
+  assert.equal(wasmBackend.optimizerUpdate({ rule, param, grad, state }), true, `${JSON.stringify(rule)} was declined`);
+  assert.equal(wasmBackend.optimizerKernels.updates, calls + 1);
+  const got = [param, ...names.map((s) => state[s]!)].map((x) => Float32Array.from(x.data()));
+  got.forEach((a, k) => {
+    const what = `${JSON.stringify(rule)}: ${k === 0 ? 'param' : names[k - 1]}`;
+    assert.notDeepEqual(a, before[k], `${what} did not change`);
+    for (let i = 0; i < n; i++) {
+      if (Object.is(a[i], expected[k]![i]) || (Number.isNaN(a[i]) && Number.isNaN(expected[k]![i]))) continue;
+      assert.fail(`${what}[${i}]: ${a[i]} vs reference ${expected[k]![i]}`);
     }
   });
 }
+
+for (const layout of LAYOUTS) {
+  test(`every optimizer rule matches the float32 reference bit for bit (gradient: ${layout.name})`, () => {
+    for (const rule of RULES) checkAgainstReference(rule, layout.shape, layout.grad());
+  });
+}
+
+test('a large update split over worker threads (opt-in) gives the same bits as the reference', () => {
+  const previous = wasmBackend.pool.threads;
+  const kernels = wasmBackend.optimizerKernels;
+  try {
+    kernels.parallelMinElements = SUGGESTED_PARALLEL_MIN_ELEMENTS;
+    enableWasmThreads(3);
+    wasmBackend.pool.waitUntilReady(10_000);
+    // Chunks of 16384+ elements: several units and a last one with a scalar tail.
+    const n = 200_003;
+    const parallelBefore = wasmBackend.optimizerKernels.parallelUpdates;
+    const rules = [RULES.find((r) => r.kind === 'adam' && r.amsgrad && r.weightDecay !== 0)!, RULES.find((r) => r.kind === 'rmsprop' && r.centered && r.momentum > 0)!];
+    for (const rule of rules) checkAgainstReference(rule, [n], t.tensor(values(n, -2, 2), { backend: 'wasm' }));
+    assert.equal(wasmBackend.optimizerKernels.parallelUpdates, parallelBefore + rules.length, 'the updates went to the pool');
+    // A strided gradient stays on the calling thread.
+    checkAgainstReference(rules[0]!, [400, 500], t.tensor(values(n - 3, -2, 2), { shape: [500, 400], backend: 'wasm' }).mT);
+    assert.equal(wasmBackend.optimizerKernels.parallelUpdates, parallelBefore + rules.length);
+  } finally {
+    kernels.parallelMinElements = Infinity;
+    enableWasmThreads(previous);
+  }
+});
 
 test('optimizerUpdate declines what the kernels do not handle, writing nothing', () => {
   const rule: OptimizerRule = { kind: 'adagrad', lr: 0.1, weightDecay: 0, eps: 1e-10, maximize: false };
