@@ -20,7 +20,7 @@
 // task for every unit index"; the unit is decoded here into (batch, M chunk, N chunk).
 
 import { ModuleBuilder, FunctionBuilder, ValType, Op, MemOp, SimdOp, SimdMemOp, type MemoryImport } from './encoder.js';
-import { type MatmulConfig, matmulScratchLayout, validateMatmulConfig } from './matmul-config.js';
+import { type MatmulConfig, PANEL_PAD_BYTES, matmulScratchLayout, validateMatmulConfig } from './matmul-config.js';
 
 const { i32, f32, v128 } = ValType;
 
@@ -121,7 +121,10 @@ function emitPackB(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
   const [src, rsB, csB, kc, nc, dst] = [0, 1, 2, 3, 4, 5];
   const jr = f.local(i32), nr = f.local(i32), k = f.local(i32), j = f.local(i32), col = f.local(i32), row = f.local(i32);
   const colOffsets = Array.from({ length: NR }, () => f.local(i32));
-  const jStart = f.local(i32), nFull = f.local(i32), d = f.local(i32);
+  const jStart = f.local(i32), nFull = f.local(i32), d = f.local(i32), base = f.local(i32), panelStride = f.local(i32);
+  // Panels are PANEL_PAD_BYTES apart beyond their kc·NR floats (see matmul-config.ts).
+  f.localGet(dst).localSet(base);
+  f.localGet(kc).i32Const(NR * 4).op(Op.i32Mul).i32Const(PANEL_PAD_BYTES).op(Op.i32Add).localSet(panelStride);
   // Contiguous rows (B row-major): the full panels are filled row by row, so that B is read
   // sequentially (one long run per row, which the prefetcher follows) rather than a panel at a
   // time (NR floats per row, hopping a row stride each time). Any edge panel is left to the loop below.
@@ -136,17 +139,17 @@ function emitPackB(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
           f.localGet(d).localGet(row).simdMem(SimdMemOp.v128Load, 16 * v, 0).simdMem(SimdMemOp.v128Store, 16 * v);
         }
         f.localGet(row).i32Const(NR * 4).op(Op.i32Add).localSet(row);
-        f.localGet(d).localGet(kc).i32Const(NR * 4).op(Op.i32Mul).op(Op.i32Add).localSet(d);
+        f.localGet(d).localGet(panelStride).op(Op.i32Add).localSet(d);
       });
     });
     f.localGet(nFull).localSet(jStart);
-    f.localGet(dst).localGet(nFull).localGet(kc).op(Op.i32Mul).i32Const(2).op(Op.i32Shl).op(Op.i32Add).localSet(dst);
   }
   f.else();
   f.i32Const(0).localSet(jStart);
   f.end();
   f.forRange(jr, () => f.localGet(jStart), () => f.localGet(nc), NR, () => {
     minInto(f, nr, () => f.i32Const(NR), () => bin(f, nc, jr, Op.i32Sub));
+    f.localGet(base).localGet(jr).i32Const(NR).op(Op.i32DivU).localGet(panelStride).op(Op.i32Mul).op(Op.i32Add).localSet(dst);
     // col = src + jr*csB
     f.localGet(src).localGet(jr).localGet(csB).op(Op.i32Mul).op(Op.i32Add).localSet(col);
     // (Full panels of contiguous columns were packed above.)
@@ -202,22 +205,39 @@ function emitPackA(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
   const [src, rsA, csA, mc, kc, dst] = [0, 1, 2, 3, 4, 5];
   const ir = f.local(i32), mr = f.local(i32), k = f.local(i32), r = f.local(i32), p = f.local(i32), rowBase = f.local(i32);
   const rowOffsets = Array.from({ length: MR }, () => f.local(i32));
-  f.forRange(ir, () => f.i32Const(0), () => f.localGet(mc), MR, () => {
-    minInto(f, mr, () => f.i32Const(MR), () => bin(f, mc, ir, Op.i32Sub));
-    f.localGet(src).localGet(ir).localGet(rsA).op(Op.i32Mul).op(Op.i32Add).localSet(rowBase);
-    if (MR % 4 === 0) {
-      // Full panel of adjacent rows (A = Xᵀ in a weight gradient): MR/4 vector copies per k.
-      f.localGet(mr).i32Const(MR).op(Op.i32Eq).localGet(rsA).i32Const(4).op(Op.i32Eq).op(Op.i32And).if();
-      f.localGet(rowBase).localSet(p);
-      f.forRange(k, () => f.i32Const(0), () => f.localGet(kc), 1, () => {
+  const irStart = f.local(i32), base = f.local(i32), panelStride = f.local(i32);
+  f.i32Const(0).localSet(irStart);
+  // Panels are PANEL_PAD_BYTES apart beyond their kc·MR floats (see matmul-config.ts).
+  f.localGet(dst).localSet(base);
+  f.localGet(kc).i32Const(MR * 4).op(Op.i32Mul).i32Const(PANEL_PAD_BYTES).op(Op.i32Add).localSet(panelStride);
+  if (MR % 4 === 0) {
+    // Adjacent rows (A = Gᵀ in a weight gradient, rsA = 1 element): the full panels are filled
+    // k by k, so that A is read in runs of mc floats (a row of G) rather than MR floats per
+    // column stride. One panel at a time would use 16 bytes of each line and come back for the
+    // rest later, and with a power-of-two csA (e.g. 512 floats) those lines all fall into a few
+    // L1 sets and are evicted before then; the hardware prefetchers do not follow such strides.
+    const mFull = f.local(i32), d = f.local(i32);
+    f.localGet(rsA).i32Const(4).op(Op.i32Eq).if();
+    f.localGet(mc).localGet(mc).i32Const(MR).op(Op.i32RemU).op(Op.i32Sub).localSet(mFull);
+    f.forRange(k, () => f.i32Const(0), () => f.localGet(kc), 1, () => {
+      f.localGet(src).localGet(k).localGet(csA).op(Op.i32Mul).op(Op.i32Add).localSet(p);
+      f.localGet(dst).localGet(k).i32Const(MR * 4).op(Op.i32Mul).op(Op.i32Add).localSet(d);
+      f.forRange(ir, () => f.i32Const(0), () => f.localGet(mFull), MR, () => {
         for (let v = 0; v < MR / 4; v++) {
-          f.localGet(dst).localGet(p).simdMem(SimdMemOp.v128Load, 16 * v, 0).simdMem(SimdMemOp.v128Store, 16 * v);
+          f.localGet(d).localGet(p).simdMem(SimdMemOp.v128Load, 16 * v, 0).simdMem(SimdMemOp.v128Store, 16 * v);
         }
-        bin(f, p, csA, Op.i32Add).localSet(p);
-        f.localGet(dst).i32Const(MR * 4).op(Op.i32Add).localSet(dst);
+        f.localGet(p).i32Const(MR * 4).op(Op.i32Add).localSet(p);
+        f.localGet(d).localGet(panelStride).op(Op.i32Add).localSet(d);
       });
-      f.else();
-    }
+    });
+    f.localGet(mFull).localSet(irStart);
+    f.end();
+  }
+  f.forRange(ir, () => f.localGet(irStart), () => f.localGet(mc), MR, () => {
+    minInto(f, mr, () => f.i32Const(MR), () => bin(f, mc, ir, Op.i32Sub));
+    f.localGet(base).localGet(ir).i32Const(MR).op(Op.i32DivU).localGet(panelStride).op(Op.i32Mul).op(Op.i32Add).localSet(dst);
+    f.localGet(src).localGet(ir).localGet(rsA).op(Op.i32Mul).op(Op.i32Add).localSet(rowBase);
+    // (With MR % 4 = 0, full panels of adjacent rows were packed above.)
     f.localGet(mr).i32Const(MR).op(Op.i32Eq).if();
     {
       for (let rr = 1; rr < MR; rr++) f.localGet(rsA).i32Const(rr).op(Op.i32Mul).localSet(rowOffsets[rr]!);
@@ -257,7 +277,6 @@ function emitPackA(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
       });
     }
     f.end();
-    if (MR % 4 === 0) f.end();
   });
   return f;
 }
@@ -434,8 +453,11 @@ function emitGemm(m: ModuleBuilder, cfg: MatmulConfig, packA: number, packB: num
         f.forRange(jr, () => f.i32Const(0), () => f.localGet(nc), NR, () => {
           f.forRange(ir, () => f.i32Const(0), () => f.localGet(mc), MR, () => {
             f.localGet(kc);
-            f.localGet(pA).localGet(ir).localGet(kc).op(Op.i32Mul).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
-            f.localGet(pB).localGet(jr).localGet(kc).op(Op.i32Mul).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
+            // panel addresses: (index) × (kc floats per row/column + the pad)
+            f.localGet(pA).localGet(ir).i32Const(MR).op(Op.i32DivU).localGet(kc).i32Const(MR * 4).op(Op.i32Mul).i32Const(PANEL_PAD_BYTES)
+              .op(Op.i32Add).op(Op.i32Mul).op(Op.i32Add);
+            f.localGet(pB).localGet(jr).i32Const(NR).op(Op.i32DivU).localGet(kc).i32Const(NR * 4).op(Op.i32Mul).i32Const(PANEL_PAD_BYTES)
+              .op(Op.i32Add).op(Op.i32Mul).op(Op.i32Add);
             // c + (ic+ir)*rsC + (jc+jr)*csC
             f.localGet(c).localGet(ic).localGet(ir).op(Op.i32Add).localGet(rsC).op(Op.i32Mul).op(Op.i32Add)
               .localGet(jc).localGet(jr).op(Op.i32Add).localGet(csC).op(Op.i32Mul).op(Op.i32Add);
