@@ -165,8 +165,8 @@ async function main(): Promise<void> {
     // A small search over tile shapes and blocking; the compiler's autotuner will own this later.
     const candidates: MatmulConfig[] = [];
     for (const [mr, nr] of [[4, 8], [2, 16], [3, 8], [6, 8]] as const) {
-      for (const kc of [128, 256, 384]) for (const mcTarget of [64, 128]) for (const unroll of [1, 2]) {
-        candidates.push({ mr, nr, kc, mc: Math.ceil(mcTarget / mr) * mr, nc: 1024, unroll });
+      for (const kc of [128, 256, 320, 384]) for (const mcTarget of [64, 128]) for (const unroll of [1, 2]) {
+        candidates.push({ mr, nr, kc, mc: Math.ceil(mcTarget / mr) * mr, nc: 1024, unroll, fma: config.fma });
       }
     }
     const mm = new WasmMatmul(heap, pools.get(1) ?? new ThreadPool(heap, { threads: 1 }));

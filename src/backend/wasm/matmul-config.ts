@@ -27,13 +27,37 @@ export interface MatmulConfig {
 
 /**
  * 4×8 with 8 f32x4 accumulators: V8 on x64 allocates xmm0–15 only, and 16-accumulator tiles
- * spill (research/spikes.md §B.1). KC=256 keeps an 8 KB B micro-panel plus a 4 KB A micro-panel
- * in a 32 KB L1; MC×KC = 128 KB of packed A sits in L2. No unrolling: TurboFan hoists the loads
- * of all unrolled steps to the top of the loop body, runs out of xmm registers and spills
- * (seen in --print-wasm-code; unroll 4 measured ~40% slower than 1 on this machine).
+ * spill (research/spikes.md §B.1). No unrolling: TurboFan hoists the loads of all unrolled steps
+ * to the top of the loop body, runs out of xmm registers and spills (seen in --print-wasm-code;
+ * unroll 4 measured ~40% slower than 1).
+ *
+ * Measured 2026-11-26 on the dev VM (AMD EPYC Zen 3, 2 cores, AVX2 + FMA3, ~2.95 GHz; 16 flop/cycle
+ * = ~47 GFLOP/s per core with either 2 FMA or 2 FMUL + 2 FADD pipes), the micro-kernel alone on
+ * L1-resident panels, steady state after tier-up, best of 30 short runs:
+ *   4×8 mul+add 29.9 GFLOP/s (6.3 cycles per k step: the 8 adds wait on the 8 multiplies)
+ *   4×8 FMA     45.6 (4.1 cycles: 8 vfmadd231ps on 2 pipes, ~97% of peak)
+ *   2×16 FMA    44.0;  4×8 FMA unroll 2: 22;  6×8, 5×8, 3×16 FMA: 18–22 (spills)
+ * Two threads running the FMA micro-kernel at once each keep ~45 (the two vCPUs are not SMT
+ * siblings), so 2-thread GEMM can in principle approach 2×.
+ * The "same bytes, different speed" seen between module instances was not code placement
+ * (V8 shares one compiled module between instances of identical bytes) but dynamic tiering:
+ * a fresh module runs Liftoff code (~5 GFLOP/s) for its first few ms, and on a loaded machine
+ * the background TurboFan job can take much longer; after tier-up, instances measure equal
+ * (45.6/45.2/45.6). So no instance-picking autotuner: warm-up is what a benchmark needs.
+ *
+ * KC=320: a 10 KB B micro-panel plus a 5 KB A micro-panel in a 32 KB L1, MC×KC = 160 KB of packed
+ * A in L2; the K loop splits K into equal blocks of at most KC (matmul-kernel.ts), so the
+ * im2col K = 288 of a 3×3×32 convolution is one block (C written once, A read in whole rows:
+ * conv2's forward product +12–18% in CPU time vs KC=256 on the busy VM), and K = 512/1024 still
+ * run as 256-deep blocks.
  */
-export const DEFAULT_MATMUL_CONFIG: MatmulConfig = Object.freeze({ mr: 4, nr: 8, kc: 256, mc: 128, nc: 1024, unroll: 1 });
+export const DEFAULT_MATMUL_CONFIG: MatmulConfig = Object.freeze({ mr: 4, nr: 8, kc: 320, mc: 128, nc: 1024, unroll: 1 });
 
+/**
+ * The default with relaxed-SIMD FMA. relaxed_madd may be fused or not depending on the hardware
+ * (the relaxed-SIMD proposal allows either), so results can differ from mul + add in the last
+ * bits; tests compare both against float64 references with the same error bound.
+ */
 export const FMA_MATMUL_CONFIG: MatmulConfig = Object.freeze({ ...DEFAULT_MATMUL_CONFIG, fma: true });
 
 /** The portable default, with FMA where this runtime has relaxed SIMD (see simd-features.ts). */
