@@ -6,6 +6,7 @@ import { bind } from '../ops/dispatch.js';
 import type { PrimitiveAttrs, PrimitiveName } from '../ops/primitives.js';
 import {
   add, sub, mul, div, neg, where, gt, lt, eq, ge, sign, cos, sin, exp, log, pow, cast, logicalAnd,
+  geluGrad, geluSecondDerivative,
 } from '../ops/elementwise.js';
 import { zerosLike } from '../ops/creation.js';
 import { sum, cumsum } from '../ops/reduce.js';
@@ -50,6 +51,8 @@ export const jvpRules: Rules = {
   tanh: ([t], _i, out) => scale(t, () => sub(1, mul(out, out))),
   sigmoid: ([t], _i, out) => scale(t, () => mul(out, sub(1, out))),
   erf: ([t], [x]) => scale(t, () => mul(exp(neg(mul(x!, x!))), 2 / Math.sqrt(Math.PI))),
+  gelu: ([t], [x]) => scale(t, () => geluGrad(x!)),
+  geluGrad: ([t], [x]) => scale(t, () => geluSecondDerivative(x!)),
   relu: ([t], [x]) => (t === undefined ? undefined : where(gt(x!, 0), t, 0)),
   sign: ([t]) => (t === undefined ? undefined : zerosLike(t)),
   floor: ([t]) => (t === undefined ? undefined : zerosLike(t)),

@@ -7,6 +7,7 @@ import { bind } from '../ops/dispatch.js';
 import type { PrimitiveAttrs, PrimitiveName } from '../ops/primitives.js';
 import {
   add, sub, mul, div, neg, where, gt, lt, eq, ge, sign, cos, sin, exp, log, pow, cast, logicalAnd,
+  geluGrad, geluSecondDerivative,
 } from '../ops/elementwise.js';
 import { zerosLike } from '../ops/creation.js';
 import { cumsum } from '../ops/reduce.js';
@@ -45,6 +46,8 @@ export const vjpRules: { [P in PrimitiveName]: VjpRule<P> } = {
   tanh: (g, _i, out) => [mul(g, sub(1, mul(out, out)))],
   sigmoid: (g, _i, out) => [mul(g, mul(out, sub(1, out)))],
   erf: (g, [x]) => [mul(g, mul(exp(neg(mul(x!, x!))), 2 / Math.sqrt(Math.PI)))],
+  gelu: (g, [x]) => [mul(g, geluGrad(x!))],
+  geluGrad: (g, [x]) => [mul(g, geluSecondDerivative(x!))],
   relu: (g, [x]) => [where(gt(x!, 0), g, 0)],
   sign: zeroGrad,
   floor: zeroGrad,

@@ -158,6 +158,10 @@ export const cos = (x: Tensor): Tensor => unaryFloat('cos', x);
 export const tanh = (x: Tensor): Tensor => unaryFloat('tanh', x);
 export const sigmoid = (x: Tensor): Tensor => unaryFloat('sigmoid', x);
 export const erf = (x: Tensor): Tensor => unaryFloat('erf', x);
+/** d/dx gelu(x) = Φ(x) + x·φ(x) (the exact GELU's derivative, one kernel). */
+export const geluGrad = (x: Tensor): Tensor => unaryFloat('geluGrad', x);
+/** gelu''(x) = φ(x)·(2 − x²), for second derivatives through gelu. */
+export const geluSecondDerivative = (x: Tensor): Tensor => mul(mul(exp(mul(mul(x, x), -0.5)), 0.3989422804014327), sub(2, mul(x, x)));
 export const square = (x: Tensor): Tensor => mul(x, x);
 export const reciprocal = (x: Tensor): Tensor => div(1, x);
 
@@ -171,7 +175,7 @@ export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
     const inner = mul(add(x, mul(pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI));
     return mul(mul(x, 0.5), add(tanh(inner), 1));
   }
-  return mul(mul(x, 0.5), add(erf(mul(x, Math.SQRT1_2)), 1));
+  return unaryFloat('gelu', x);
 }
 
 export const silu = (x: Tensor): Tensor => mul(x, sigmoid(x));

@@ -27,6 +27,8 @@ export interface Cost {
 
 export const UNARY_FLOAT_OPS = [
   'exp', 'log', 'log1p', 'expm1', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'erf',
+  // x·Φ(x) (exact GELU) and its derivative Φ(x) + x·φ(x): one kernel each instead of five and ~ten.
+  'gelu', 'geluGrad',
 ] as const;
 export const UNARY_SAME_OPS = ['neg', 'abs', 'relu', 'sign', 'floor', 'ceil', 'round'] as const;
 export const UNARY_PREDICATE_OPS = ['logicalNot', 'isnan'] as const;
@@ -202,7 +204,7 @@ function argReduceDef(op: 'argmax' | 'argmin'): PrimitiveDef<'argmax' | 'argmin'
 type DefTable = { [P in PrimitiveName]: PrimitiveDef<P> };
 
 const unaryDefs = {} as { [P in UnaryOp]: PrimitiveDef<P> };
-for (const op of UNARY_FLOAT_OPS) unaryDefs[op] = unaryDef('float', op === 'erf' ? 20 : 4);
+for (const op of UNARY_FLOAT_OPS) unaryDefs[op] = unaryDef('float', op === 'erf' ? 20 : op === 'gelu' ? 24 : op === 'geluGrad' ? 32 : 4);
 for (const op of UNARY_SAME_OPS) unaryDefs[op] = unaryDef('same');
 for (const op of UNARY_PREDICATE_OPS) unaryDefs[op] = unaryDef('predicate');
 const binaryDefs = {} as { [P in BinaryOp]: PrimitiveDef<P> };

@@ -8,7 +8,7 @@ import {
   BINARY_ARITH_OPS, BINARY_COMPARE_OPS, REDUCE_OPS, UNARY_FLOAT_OPS, UNARY_PREDICATE_OPS, UNARY_SAME_OPS,
   type BinaryOp, type PrimitiveName, type ReduceAttrs, type ReduceOp, type UnaryOp,
 } from '../../ops/primitives.js';
-import { erf, roundHalfEven, sigmoid } from './math.js';
+import { erf, gelu, geluGrad, roundHalfEven, sigmoid } from './math.js';
 import { accumulateStrided, arrayOf, contiguousValues, forEachPosition, permutedLayout, scatterStrided } from './strided.js';
 import { gatherStrided } from '../../core/tensor.js';
 import { makeWindowKernels } from './window-kernels.js';
@@ -35,6 +35,8 @@ const UNARY_FNS: Record<UnaryOp, (x: number) => number> = {
   tanh: Math.tanh,
   sigmoid,
   erf,
+  gelu,
+  geluGrad,
   neg: (x) => -x,
   abs: Math.abs,
   relu: (x) => (x > 0 ? x : Number.isNaN(x) ? x : 0),

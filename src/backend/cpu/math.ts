@@ -117,6 +117,18 @@ export function roundHalfEven(x: number): number {
   return r;
 }
 
+/** x·Φ(x), Φ the standard normal CDF (GELU without the tanh approximation). */
+export function gelu(x: number): number {
+  return 0.5 * x * (1 + erf(x * Math.SQRT1_2));
+}
+
+/** d/dx x·Φ(x) = Φ(x) + x·φ(x). */
+export function geluGrad(x: number): number {
+  return 0.5 * (1 + erf(x * Math.SQRT1_2)) + x * Math.exp(-0.5 * x * x) * INV_SQRT_2PI;
+}
+
+const INV_SQRT_2PI = 0.3989422804014327;
+
 export function sigmoid(x: number): number {
   // Two branches so neither exp overflows.
   if (x >= 0) return 1 / (1 + Math.exp(-x));

@@ -1,5 +1,5 @@
 // float32 transcendental functions as f32x4 SIMD code: exp, expm1, log, log1p, tanh, sigmoid,
-// erf and rsqrt, each "four values on the stack → four results", for the elementwise kernels
+// erf, GELU and its derivative, and rsqrt, each "four values on the stack → four results", for the elementwise kernels
 // (elementwise-kernel.ts). Each is a range reduction plus a polynomial evaluated in float32, with
 // the special values (±inf, NaN, ±0, denormals, overflow and underflow) selected explicitly.
 //
@@ -17,7 +17,7 @@ import { ValType, SimdOp, SimdLaneOp, type FunctionBuilder } from './encoder.js'
 
 const { v128 } = ValType;
 
-export const TRANSCENDENTAL_OPS = ['exp', 'expm1', 'log', 'log1p', 'tanh', 'sigmoid', 'erf', 'rsqrt'] as const;
+export const TRANSCENDENTAL_OPS = ['exp', 'expm1', 'log', 'log1p', 'tanh', 'sigmoid', 'erf', 'gelu', 'geluGrad', 'rsqrt'] as const;
 export type TranscendentalOp = (typeof TRANSCENDENTAL_OPS)[number];
 
 /** A v128 value: a local's index, or code that pushes it. */
@@ -210,16 +210,44 @@ const ERFC_HIGH = [
   8.234060078393668e-05,
 ];
 
-/** erf: a + a·P(a²) below 1, 1 − erfc polynomials in [1, 2.5) and [2.5, 4], 1 beyond; sign of x. */
-function erf(v: VectorCode, x: number): () => void {
-  const a = v.let(v.op(SimdOp.f32x4Min, v.op(SimdOp.f32x4Abs, x), v.f32(4)));
-  const small = v.add(a, v.mul(a, v.horner(v.mul(a, a), ERF_SMALL)));
+/**
+ * The pieces of erf on a = |z| clamped to 4: erf(a) = a + a·P(a²) below 1 (`small`), and
+ * erfc(a) = 1 − erf(a) from two polynomials on [1, 2.5) and [2.5, 4] (`tail`), so that callers
+ * needing 1 − erf form it without cancellation.
+ */
+function erfPieces(v: VectorCode, z: Operand): { a: number; small: number; tail: number; below1: number } {
+  const a = v.let(v.op(SimdOp.f32x4Min, v.op(SimdOp.f32x4Abs, z), v.f32(4)));
+  const small = v.let(v.add(a, v.mul(a, v.horner(v.mul(a, a), ERF_SMALL))));
   const tMid = v.let(v.sub(a, v.f32(1.75)));
   const tHigh = v.let(v.sub(a, v.f32(3.25)));
-  const mid = v.sub(v.f32(1), v.horner(tMid, ERFC_MID));
-  const high = v.sub(v.f32(1), v.horner(tHigh, ERFC_HIGH));
-  const magnitude = v.select(small, v.select(mid, high, v.op(SimdOp.f32x4Lt, a, v.f32(2.5))), v.op(SimdOp.f32x4Lt, a, v.f32(1)));
-  return v.withSign(magnitude, x);
+  const tail = v.let(v.select(v.horner(tMid, ERFC_MID), v.horner(tHigh, ERFC_HIGH), v.op(SimdOp.f32x4Lt, a, v.f32(2.5))));
+  const below1 = v.let(v.op(SimdOp.f32x4Lt, a, v.f32(1)));
+  return { a, small, tail, below1 };
+}
+
+/** erf with the sign of x (erf(a) = 1 beyond a = 3.92 in float32). */
+function erf(v: VectorCode, x: number): () => void {
+  const { small, tail, below1 } = erfPieces(v, x);
+  return v.withSign(v.select(small, v.sub(v.f32(1), tail), below1), x);
+}
+
+/** 2·Φ(x) = 1 + erf(x/√2); for x < 0 it is erfc(|x|/√2), computed without cancellation (0 below −5.5). */
+function twiceNormalCdf(v: VectorCode, x: number): () => void {
+  const { a, small, tail, below1 } = erfPieces(v, v.mul(x, v.f32(Math.SQRT1_2)));
+  const positive = v.add(v.f32(1), v.select(small, v.sub(v.f32(1), tail), below1));
+  const negative = v.select(v.f32(0), v.select(v.sub(v.f32(1), small), tail, below1), v.op(SimdOp.f32x4Ge, a, v.f32(3.9)));
+  return v.select(positive, negative, v.op(SimdOp.f32x4Ge, x, v.f32(0)));
+}
+
+/** GELU x·Φ(x). */
+function gelu(v: VectorCode, x: number): () => void {
+  return v.mul(v.mul(x, v.f32(0.5)), twiceNormalCdf(v, x));
+}
+
+/** GELU's derivative Φ(x) + x·φ(x), φ(x) = e^(−x²/2)/√(2π). */
+function geluGrad(v: VectorCode, x: number): () => void {
+  const density = v.mul(exp(v, v.mul(v.mul(x, x), v.f32(-0.5))), v.f32(0.3989422804014327));
+  return v.add(v.mul(twiceNormalCdf(v, x), v.f32(0.5)), v.mul(x, density));
 }
 
 /** Emits `op` on the f32x4 on top of the stack, leaving the f32x4 result. */
@@ -235,6 +263,8 @@ export function emitTranscendentalVector(f: FunctionBuilder, op: TranscendentalO
     case 'tanh': v.push(tanh(v, x)); break;
     case 'sigmoid': v.push(sigmoid(v, x)); break;
     case 'erf': v.push(erf(v, x)); break;
+    case 'gelu': v.push(gelu(v, x)); break;
+    case 'geluGrad': v.push(geluGrad(v, x)); break;
     case 'rsqrt': v.push(v.div(v.f32(1), v.op(SimdOp.f32x4Sqrt, x))); break;
   }
 }

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as t from '../../../src/index.js';
 import { wasmBackend } from '../../../src/backend/wasm/backend.js';
-import { erf, sigmoid } from '../../../src/backend/cpu/math.js';
+import { erf, gelu, geluGrad, sigmoid } from '../../../src/backend/cpu/math.js';
 
 // The wasm backend's float32 exp, expm1, log, log1p, tanh, sigmoid, erf and rsqrt
 // (transcendental-kernel.ts) against float64 references, in ulps of the float32 result, over an
@@ -66,12 +66,34 @@ test('exp, expm1, log, log1p, tanh, sigmoid, erf and rsqrt are within their ulp 
   }
 });
 
+test('GELU and its derivative (one kernel each) are within 1 ulp of 12 plus 2.5e-8·|x| absolutely', () => {
+  // Relative accuracy is lost where the result is small: the left tail x·Φ(x) (Φ from erfc
+  // polynomials with absolute error ~6e-9) and the zero of Φ(x) + x·φ(x) near x = −0.75.
+  const n = 1 << 16;
+  const xs = Float32Array.from({ length: n + SPECIAL.length }, (_, i) => (i < n ? Math.fround(-12 + (24 * i) / n) : SPECIAL[i - n]!));
+  const x = t.tensor(xs, { dtype: 'float32', backend: 'wasm' });
+  for (const [name, ref] of [['gelu', gelu], ['geluGrad', geluGrad]] as const) {
+    const before = wasmBackend.kernelCalls.get(name)?.wasm ?? 0;
+    const got = (name === 'gelu' ? t.gelu(x) : t.geluGrad(x)).data();
+    assert.equal(wasmBackend.kernelCalls.get(name)!.wasm, before + 1, `${name} ran the SIMD kernel`);
+    for (let i = 0; i < xs.length; i++) {
+      const r = ref(xs[i]!);
+      if (!Number.isFinite(r)) {
+        assert.ok(Object.is(got[i], Math.fround(r)), `${name}(${xs[i]}) = ${got[i]}, expected ${r}`);
+        continue;
+      }
+      const bound = ulp32(Math.max(Math.abs(r), 1)) + 2.5e-8 * Math.abs(xs[i]!);
+      assert.ok(Math.abs(got[i]! - r) <= bound, `${name}(${xs[i]}) = ${got[i]}, expected ${r}`);
+    }
+  }
+});
+
 test('the kernels treat every element alike: contiguous, strided and tail elements agree', () => {
   // 4·k + 3 elements: the last three run the scalar tail; the transposed view runs the strided kernel.
   const data = Float32Array.from({ length: 7 * 11 }, (_, i) => Math.fround(Math.sin(i * 1.7) * 5));
   const x = t.tensor(data, { dtype: 'float32', backend: 'wasm', shape: [7, 11] });
-  for (const op of Object.keys(REFERENCES) as Op[]) {
-    const f = t[op] as (a: t.Tensor) => t.Tensor;
+  for (const op of [...Object.keys(REFERENCES), 'gelu', 'geluGrad'] as (Op | 'gelu' | 'geluGrad')[]) {
+    const f = (op === 'gelu' ? (a: t.Tensor) => t.gelu(a) : t[op]) as (a: t.Tensor) => t.Tensor;
     const whole = f(x).data();
     const strided = t.transpose(f(t.transpose(x)), 0, 1).contiguous().data();
     const shifted = f(t.reshape(x, [-1]).narrow(0, 1, 7 * 11 - 1)).data();
