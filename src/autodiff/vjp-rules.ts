@@ -9,7 +9,7 @@ import {
   add, sub, mul, div, neg, where, gt, lt, eq, ge, sign, cos, sin, exp, log, pow, cast, logicalAnd,
   geluGrad, geluSecondDerivative,
 } from '../ops/elementwise.js';
-import { zerosLike } from '../ops/creation.js';
+import { full, zerosLike } from '../ops/creation.js';
 import { cumsum } from '../ops/reduce.js';
 import { reshape, transpose } from '../ops/shape.js';
 import { matmul } from '../ops/linalg.js';
@@ -111,7 +111,9 @@ export const vjpRules: { [P in PrimitiveName]: VjpRule<P> } = {
     });
   },
   flip: (g, _i, _o, { axes }) => [bind('flip', [g], { axes })],
-  gather: (g, [x, index], _o, { axis }) => [bind('scatterAdd', [zerosLike(x!), index!, g], { axis }), undefined],
+  // The base is one zero broadcast (stride 0) rather than a zero-filled copy of x's shape: a backend
+  // can start the sum from fresh zeroed memory instead of copying zeros in (max pooling's gradient).
+  gather: (g, [x, index], _o, { axis }) => [bind('scatterAdd', [bind('expand', [full([], 0, { dtype: x!.dtype, backend: x!.backend })], { shape: [...x!.shape] }), index!, g], { axis }), undefined],
   scatterAdd: (g, [, index], _o, { axis }) => [g, undefined, bind('gather', [g, index!], { axis })],
   argsort: none,
   im2col: (g, [x], _o, attrs) => [bind('col2im', [g], { ...attrs, inputShape: [...x!.shape] })],

@@ -387,8 +387,10 @@ export class WasmBackend implements Backend {
           const a = attrs as PrimitiveAttrs['scatterAdd'];
           // float16/bfloat16 sums would need rounding: reference.
           if (index.dtype !== 'int32' || out.dtype === 'float16' || out.dtype === 'bfloat16') return fallback(inputs, a, out);
-          const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape));
-          this.stridedCopy(dst, contiguousStridesOf(out.shape), 0, base, false);
+          // A broadcast zero base (gather's vjp) starts from zeroed memory instead of a copy.
+          const zeroBase = base.strides.every((s) => s === 0) && Object.is(this.readAll(base.storage)[base.offset], 0);
+          const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape), zeroBase);
+          if (!zeroBase) this.stridedCopy(dst, contiguousStridesOf(out.shape), 0, base, false);
           const ok = out.dtype === 'float32'
             ? this.gatherScatter.scatterAdd(this.addressOf(dst), out.shape, this.heapView(index), this.heapView(src), a.axis)
             : scatterAddStrided(this.readAll(dst), out.shape, this.viewOf(index), this.viewOf(src), a.axis);
