@@ -1,7 +1,7 @@
 // Generates the SGEMM module for one MatmulConfig (GotoBLAS structure, research/spikes.md §B):
 //
 //   for jc in N step NC:                  B block KC×NC packed into NR-column panels
-//     for pc in K step KC:
+//     for pc in K step ≤ KC:              K in equal blocks of at most KC
 //       packB
 //       for ic in M step MC:              A block MC×KC packed into MR-row panels
 //         packA
@@ -9,8 +9,9 @@
 //           for ir in MC step MR:
 //             micro-kernel: MR×NR tile of C in MR·NR/4 f32x4 accumulators
 //
-// Packing reads A and B through (row, column) strides, so transposed operands cost nothing
-// extra, and pads edge panels with zeros so that the micro-kernel always computes a full
+// Packing reads A and B through (row, column) strides, so transposed operands need no copy:
+// 4×4 SIMD transposes where a row of A (column of B) is contiguous along k, long sequential
+// runs otherwise. It pads edge panels with zeros so that the micro-kernel always computes a full
 // tile; only the store of an edge tile (or a C with a column stride ≠ 1) goes through a
 // scalar path. The epilogue C = alpha·AB + beta·C (+ bias per column) (ReLU) is applied when a
 // tile is stored: beta on the first K block, bias and ReLU on the last.
@@ -113,7 +114,7 @@ function emitTransposedPanel(
 
 /**
  * packB(src, rsB, csB, kc, nc, dst): strides in bytes. Writes ceil(nc/NR) panels, each kc rows
- * of NR floats, zero-padding columns ≥ nc.
+ * of NR floats, zero-padding columns ≥ nc; panel p starts at dst + p·(kc·NR·4 + PANEL_PAD_BYTES).
  */
 function emitPackB(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
   const NR = cfg.nr;
@@ -197,7 +198,8 @@ function emitPackB(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
 
 /**
  * packA(src, rsA, csA, mc, kc, dst): strides in bytes. Writes ceil(mc/MR) panels, each kc
- * columns of MR floats (A[ir+r, k] at panel + (k·MR + r)·4), zero-padding rows ≥ mc.
+ * columns of MR floats (A[ir+r, k] at panel + (k·MR + r)·4), zero-padding rows ≥ mc; panel p
+ * starts at dst + p·(kc·MR·4 + PANEL_PAD_BYTES).
  */
 function emitPackA(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
   const MR = cfg.mr;
