@@ -13,7 +13,7 @@
 // (unary-js.ts).
 
 import { ModuleBuilder, ValType, Op, MemOp, SimdOp, SimdMemOp, type MemoryImport, type FunctionBuilder } from './encoder.js';
-import { TRANSCENDENTAL_OPS, emitTranscendentalScalar, emitTranscendentalVector, type TranscendentalOp } from './transcendental-kernel.js';
+import { ConstantPool, TRANSCENDENTAL_OPS, emitTranscendentalScalar, emitTranscendentalVector, type TranscendentalOp } from './transcendental-kernel.js';
 
 const { i32, v128, f32 } = ValType;
 
@@ -93,6 +93,8 @@ interface KernelSpec {
    * bool output). `scratch` holds spare locals for reordering the stack.
    */
   readonly scalar: (f: FunctionBuilder, scratch: { x: number; y: number; c: number }) => void;
+  /** Emitted once at the function's start, before the loops (e.g. constants into locals). */
+  readonly prologue?: (f: FunctionBuilder) => void;
 }
 
 /**
@@ -113,6 +115,7 @@ function emitKernel(m: ModuleBuilder, spec: KernelSpec): void {
   const splat = spec.inputs.map(() => f.local(v128));
   const value = spec.inputs.map((s) => f.local(s.bytes === 4 ? f32 : i32));
   const scratch = { x: f.local(f32), y: f.local(f32), c: f.local(i32) };
+  spec.prologue?.(f);
   const vectorizable = spec.vector !== undefined && spec.inputs.every((s) => s.mode !== 'strided' && s.bytes === 4);
   const load = (j: number, address: () => void) => {
     address();
@@ -195,9 +198,11 @@ export function buildElementwiseModule(memory: MemoryImport): Uint8Array<ArrayBu
   }
   for (const op of TRANSCENDENTAL_OPS) {
     for (const mode of ['contiguous', 'strided'] as const) {
+      let pool: ConstantPool | undefined;
       emitKernel(m, {
         name: unaryExportName(op, mode), inputs: [f32In(mode)], outBytes: 4,
-        vector: (f) => emitTranscendentalVector(f, op), scalar: (f) => emitTranscendentalScalar(f, op),
+        prologue: (f) => { pool = ConstantPool.hoist(f, (scratch, p) => emitTranscendentalVector(scratch, op, p)); },
+        vector: (f) => emitTranscendentalVector(f, op, pool), scalar: (f) => emitTranscendentalScalar(f, op, pool),
       });
     }
   }

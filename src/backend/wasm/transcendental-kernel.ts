@@ -13,7 +13,7 @@
 // fitted for this file (test/backend/wasm/fixtures/fit_erf.py, minimax in float64, coefficients
 // rounded to float32).
 
-import { ValType, SimdOp, SimdLaneOp, type FunctionBuilder } from './encoder.js';
+import { FunctionBuilder, ValType, SimdOp, SimdLaneOp } from './encoder.js';
 
 const { v128 } = ValType;
 
@@ -29,9 +29,46 @@ const LOG2E = 1.44269504088896341;
 const LN2_HI = 0.693359375;
 const LN2_LO = -2.12194440e-4;
 
+/**
+ * The v128 constants of a function, held in locals set once at the function's start: V8
+ * materializes every v128.const where it is used (several instructions), which inside the element
+ * loop cost about as much as the arithmetic.
+ */
+export class ConstantPool {
+  private readonly locals = new Map<string, number>();
+  private constructor(private readonly wanted: Map<string, readonly number[]>) {}
+
+  /** Records the constants that `emit` uses (by emitting it into a scratch function), then sets locals for them in `f`. */
+  static hoist(f: FunctionBuilder, emit: (scratch: FunctionBuilder, pool: ConstantPool) => void): ConstantPool {
+    const collecting = new ConstantPool(new Map());
+    emit(new FunctionBuilder(0, { params: [], results: [] }, undefined), collecting);
+    const pool = new ConstantPool(collecting.wanted);
+    for (const [key, lanes] of collecting.wanted) {
+      const local = f.local(v128);
+      f.i32x4Const(lanes[0]!, lanes[1]!, lanes[2]!, lanes[3]!).localSet(local);
+      pool.locals.set(key, local);
+    }
+    return pool;
+  }
+
+  /** Pushes the splat of these 32 bits. */
+  push(f: FunctionBuilder, bits: number): void {
+    const key = String(bits | 0);
+    const local = this.locals.get(key);
+    if (local !== undefined) {
+      f.localGet(local);
+      return;
+    }
+    this.wanted.set(key, [bits, bits, bits, bits]);
+    f.i32x4Const(bits, bits, bits, bits);
+  }
+}
+
+const bitsOf = (c: number): number => new Int32Array(new Float32Array([c]).buffer)[0]!;
+
 /** Emits f32x4 arithmetic from operands; `let` stores a value that is used more than once. */
 class VectorCode {
-  constructor(private readonly f: FunctionBuilder) {}
+  constructor(private readonly f: FunctionBuilder, private readonly pool: ConstantPool | undefined) {}
 
   push(a: Operand): void {
     if (typeof a === 'number') this.f.localGet(a);
@@ -46,11 +83,14 @@ class VectorCode {
   }
 
   f32(c: number): () => void {
-    return () => this.f.f32x4Const(c, c, c, c);
+    return this.i32(bitsOf(c));
   }
 
   i32(c: number): () => void {
-    return () => this.f.i32x4Const(c, c, c, c);
+    return () => {
+      if (this.pool === undefined) this.f.i32x4Const(c, c, c, c);
+      else this.pool.push(this.f, c);
+    };
   }
 
   op(code: SimdOp, ...args: Operand[]): () => void {
@@ -250,9 +290,12 @@ function geluGrad(v: VectorCode, x: number): () => void {
   return v.add(v.mul(twiceNormalCdf(v, x), v.f32(0.5)), v.mul(x, density));
 }
 
-/** Emits `op` on the f32x4 on top of the stack, leaving the f32x4 result. */
-export function emitTranscendentalVector(f: FunctionBuilder, op: TranscendentalOp): void {
-  const v = new VectorCode(f);
+/**
+ * Emits `op` on the f32x4 on top of the stack, leaving the f32x4 result; constants come from
+ * `pool` (see ConstantPool.hoist) when given.
+ */
+export function emitTranscendentalVector(f: FunctionBuilder, op: TranscendentalOp, pool?: ConstantPool): void {
+  const v = new VectorCode(f, pool);
   const x = f.local(v128);
   f.localSet(x);
   switch (op) {
@@ -270,8 +313,8 @@ export function emitTranscendentalVector(f: FunctionBuilder, op: TranscendentalO
 }
 
 /** The same on one f32 (splat, vector code, lane 0), so tails and strided rows give the same results. */
-export function emitTranscendentalScalar(f: FunctionBuilder, op: TranscendentalOp): void {
+export function emitTranscendentalScalar(f: FunctionBuilder, op: TranscendentalOp, pool?: ConstantPool): void {
   f.simd(SimdOp.f32x4Splat);
-  emitTranscendentalVector(f, op);
+  emitTranscendentalVector(f, op, pool);
   f.simdLane(SimdLaneOp.f32x4ExtractLane, 0);
 }
