@@ -123,16 +123,40 @@ function direction(e: LaneEmitter, maximize: boolean, p: number, decayIndex: num
   return g;
 }
 
+/**
+ * What selects a rule's module: its kind and every option that changes the emitted code (the body
+ * in ruleSpec reads no other flag). Cheap, so that an update finds its compiled kernel without
+ * building the body.
+ */
+export function ruleKey(rule: OptimizerRule): string {
+  switch (rule.kind) {
+    case 'adam': return `adam ams=${rule.amsgrad} max=${rule.maximize} l2=${rule.weightDecay !== 0} decay=${rule.decay !== 1}`;
+    case 'sgd': return `sgd max=${rule.maximize} l2=${rule.weightDecay !== 0} mom=${rule.momentum !== 0} nesterov=${rule.nesterov} first=${rule.momentum !== 0 && rule.firstStep}`;
+    case 'rmsprop': return `rmsprop max=${rule.maximize} l2=${rule.weightDecay !== 0} mom=${rule.momentum > 0} centered=${rule.centered}`;
+    case 'adagrad': return `adagrad max=${rule.maximize} l2=${rule.weightDecay !== 0}`;
+  }
+}
+
+/** The f32 arguments of a rule's kernel, in the order its body indexes them (at most 8). */
+export function ruleScalars(rule: OptimizerRule): number[] {
+  switch (rule.kind) {
+    case 'adam': return [rule.stepSize, rule.biasCorrection2Sqrt, rule.decay, rule.weightDecay, 1 - rule.beta1, rule.beta2, 1 - rule.beta2, rule.eps];
+    case 'sgd': return [rule.lr, rule.momentum, 1 - rule.dampening, rule.weightDecay];
+    case 'rmsprop': return [rule.lr, rule.alpha, 1 - rule.alpha, rule.eps, rule.weightDecay, rule.momentum];
+    case 'adagrad': return [rule.lr, rule.weightDecay, rule.eps];
+  }
+}
+
 /** The module key, state order, scalars and body of a rule (see OptimizerRule for the formulas). */
 export function ruleSpec(rule: OptimizerRule): RuleSpec {
+  const key = ruleKey(rule), scalars = ruleScalars(rule);
   switch (rule.kind) {
     case 'adam': {
       const coupled = rule.weightDecay !== 0, decoupled = rule.decay !== 1;
       const [STEP, BC2, DECAY, WD, OMB1, B2, OMB2, EPS] = [0, 1, 2, 3, 4, 5, 6, 7];
       return {
-        key: `adam ams=${rule.amsgrad} max=${rule.maximize} l2=${coupled} decay=${decoupled}`,
+        key, scalars,
         states: rule.amsgrad ? ['expAvg', 'expAvgSq', 'maxExpAvgSq'] : ['expAvg', 'expAvgSq'],
-        scalars: [rule.stepSize, rule.biasCorrection2Sqrt, rule.decay, rule.weightDecay, 1 - rule.beta1, rule.beta2, 1 - rule.beta2, rule.eps],
         body: (e) => {
           const p = e.tmp(), m = e.tmp(), v = e.tmp(), d = e.tmp();
           e.load(PARAM);
@@ -153,9 +177,8 @@ export function ruleSpec(rule: OptimizerRule): RuleSpec {
       const l2 = rule.weightDecay !== 0, momentum = rule.momentum !== 0;
       const [LR, MOM, OMD, WD] = [0, 1, 2, 3];
       return {
-        key: `sgd max=${rule.maximize} l2=${l2} mom=${momentum} nesterov=${rule.nesterov} first=${momentum && rule.firstStep}`,
+        key, scalars,
         states: momentum ? ['momentumBuffer'] : [],
-        scalars: [rule.lr, rule.momentum, 1 - rule.dampening, rule.weightDecay],
         body: (e) => {
           const p = e.tmp();
           e.load(PARAM).set(p);
@@ -179,9 +202,7 @@ export function ruleSpec(rule: OptimizerRule): RuleSpec {
       const states = ['squareAvg', ...(momentum ? ['momentumBuffer'] : []), ...(rule.centered ? ['gradAvg'] : [])];
       const BUF = states.indexOf('momentumBuffer') + 1, GA = states.indexOf('gradAvg') + 1;
       return {
-        key: `rmsprop max=${rule.maximize} l2=${l2} mom=${momentum} centered=${rule.centered}`,
-        states,
-        scalars: [rule.lr, rule.alpha, 1 - rule.alpha, rule.eps, rule.weightDecay, rule.momentum],
+        key, scalars, states,
         body: (e) => {
           const p = e.tmp(), sq = e.tmp(), avg = e.tmp();
           e.load(PARAM).set(p);
@@ -210,9 +231,8 @@ export function ruleSpec(rule: OptimizerRule): RuleSpec {
       const l2 = rule.weightDecay !== 0;
       const [LR, WD, EPS] = [0, 1, 2];
       return {
-        key: `adagrad max=${rule.maximize} l2=${l2}`,
+        key, scalars,
         states: ['sum'],
-        scalars: [rule.lr, rule.weightDecay, rule.eps],
         body: (e) => {
           const p = e.tmp(), acc = e.tmp();
           e.load(PARAM).set(p);
@@ -312,9 +332,21 @@ function emitTask(m: ModuleBuilder, updateIndex: number, scalarCount: number): v
 
 type UpdateFunction = (...args: number[]) => void;
 
+/** A rule structure's compiled kernel and what its updates need. */
+interface CompiledRule {
+  readonly spec: RuleSpec;
+  readonly fn: UpdateFunction;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** The wasm backend's fused optimizer updates: one compiled module per rule structure. */
 export class WasmOptimizerKernels {
-  private readonly functions = new Map<string, UpdateFunction>();
+  private readonly compiled = new Map<string, CompiledRule>();
   /** The same modules registered with the current pool, for updates split over its threads. */
   private readonly poolModules = new Map<string, KernelModule>();
   private pool: ThreadPool | undefined;
@@ -337,14 +369,16 @@ export class WasmOptimizerKernels {
     return buildOptimizerModule(spec, { module: 'env', name: 'memory', minPages: 1, maxPages: this.heap.maxPages, shared: this.heap.shared });
   }
 
-  private functionFor(spec: RuleSpec): UpdateFunction {
-    let fn = this.functions.get(spec.key);
-    if (fn === undefined) {
+  private compiledFor(rule: OptimizerRule): CompiledRule {
+    const key = ruleKey(rule);
+    let c = this.compiled.get(key);
+    if (c === undefined) {
+      const spec = ruleSpec(rule);
       const instance = new WebAssembly.Instance(new WebAssembly.Module(this.bytesFor(spec)), { env: { memory: this.heap.memory } });
-      fn = instance.exports[OPTIMIZER_EXPORT] as UpdateFunction;
-      this.functions.set(spec.key, fn);
+      c = { spec, fn: instance.exports[OPTIMIZER_EXPORT] as UpdateFunction };
+      this.compiled.set(key, c);
     }
-    return fn;
+    return c;
   }
 
   /** The pool to split an update of `n` contiguous elements over, with the rule's module registered; undefined to run here. */
@@ -366,56 +400,56 @@ export class WasmOptimizerKernels {
   /**
    * Runs the update when every tensor is float32 in this heap (`addressOf` gives undefined for a
    * storage elsewhere) with the parameter's shape, and parameter and state are contiguous. Returns
-   * false, having written nothing, otherwise.
+   * false, having written nothing, otherwise. Written with plain loops: for models with many small
+   * parameters this host code, not the kernel, is most of an update's time.
    */
   run(update: OptimizerUpdate, addressOf: (s: Storage) => number | undefined): boolean {
-    const spec = ruleSpec(update.rule);
+    const { spec, fn } = this.compiledFor(update.rule);
     const { param, grad } = update;
-    const dense: KernelInput[] = [param];
-    for (const name of spec.states) {
-      const s = update.state[name];
-      if (s === undefined) return false;
-      dense.push(s);
+    const shape = param.shape;
+    const gradAddress = addressOf(grad.storage);
+    if (grad.dtype !== 'float32' || !sameShape(grad.shape, shape) || gradAddress === undefined) return false;
+    // Parameter, then state (absent states: address 0, never read; offsetting it is harmless).
+    const pointers = [0, 0, 0, 0];
+    for (let k = 0; k <= spec.states.length; k++) {
+      const t: KernelInput | undefined = k === 0 ? param : update.state[spec.states[k - 1]!];
+      if (t === undefined || t.dtype !== 'float32' || !sameShape(t.shape, shape) || !isContiguousLayout(t.shape, t.strides)) return false;
+      const address = addressOf(t.storage);
+      if (address === undefined) return false;
+      pointers[k] = address + 4 * t.offset;
     }
-    const sameShape = (t: KernelInput) => t.shape.length === param.shape.length && t.shape.every((d, i) => d === param.shape[i]);
-    if (grad.dtype !== 'float32' || !sameShape(grad) || addressOf(grad.storage) === undefined) return false;
-    for (const t of dense) {
-      if (t.dtype !== 'float32' || !sameShape(t) || !isContiguousLayout(t.shape, t.strides) || addressOf(t.storage) === undefined) return false;
-    }
-    const n = sizeOf(param.shape);
+    const n = sizeOf(shape);
     this.updates++;
     if (n === 0) return true;
-    const pointers = dense.map((t) => addressOf(t.storage)! + 4 * t.offset);
-    while (pointers.length < 1 + MAX_STATES) pointers.push(0);
-    const gradPtr = addressOf(grad.storage)!;
-    // Collapse to rows: one row when the gradient is contiguous too; a transposed gradient becomes
-    // rows of the parameter with the gradient strided along them.
-    const plan = planRows(param.shape, [contiguousStrides(param.shape), grad.strides]);
+    const s = ruleScalars(update.rule);
+    const gradPtr = gradAddress + 4 * grad.offset;
+    if (isContiguousLayout(grad.shape, grad.strides)) {
+      const parallel = this.parallelModule(spec, n);
+      if (parallel !== undefined) this.runParallel(parallel.pool, parallel.module, s, pointers, gradPtr, n);
+      else fn(pointers[0]!, gradPtr, pointers[1]!, pointers[2]!, pointers[3]!, n, 1, 4, 0, s[0]!, s[1]!, s[2]!, s[3]!, s[4]!, s[5]!, s[6]!, s[7]!);
+      return true;
+    }
+    // Collapse to rows: a transposed gradient becomes rows of the parameter with the gradient
+    // strided along them; dimensions beyond the last two collapsed ones loop here.
+    const plan = planRows(shape, [contiguousStrides(shape), grad.strides]);
     const last = plan.outerShape.length - 1;
     const rows = last >= 0 ? plan.outerShape[last]! : 1;
     const gradRowStride = last >= 0 ? 4 * plan.outerStrides[1]![last]! : 0;
     const outer = {
       rowLength: plan.rowLength, innerStrides: plan.innerStrides,
-      outerShape: plan.outerShape.slice(0, Math.max(last, 0)), outerStrides: plan.outerStrides.map((s) => s.slice(0, Math.max(last, 0))),
+      outerShape: plan.outerShape.slice(0, Math.max(last, 0)), outerStrides: plan.outerStrides.map((st) => st.slice(0, Math.max(last, 0))),
     };
     const gradStride = 4 * plan.innerStrides[1]!;
-    const parallel = rows === 1 && gradStride === 4 ? this.parallelModule(spec, n) : undefined;
-    if (parallel !== undefined) {
-      this.runParallel(parallel.pool, parallel.module, spec, pointers, gradPtr + 4 * grad.offset, n);
-      return true;
-    }
-    const fn = this.functionFor(spec);
-    // State pointers of absent states are 0 and never read: offsetting them is harmless.
-    forEachRow(outer, [0, grad.offset], ([po, go]) => {
+    forEachRow(outer, [0, 0], ([po, go]) => {
       const at = 4 * po!;
       fn(pointers[0]! + at, gradPtr + 4 * go!, pointers[1]! + at, pointers[2]! + at, pointers[3]! + at,
-        plan.rowLength, rows, gradStride, gradRowStride, ...spec.scalars);
+        plan.rowLength, rows, gradStride, gradRowStride, s[0]!, s[1]!, s[2]!, s[3]!, s[4]!, s[5]!, s[6]!, s[7]!);
     });
     return true;
   }
 
   /** One contiguous row of `n` elements in chunks over the pool's threads (a few chunks per thread, for balance). */
-  private runParallel(pool: ThreadPool, module: KernelModule, spec: RuleSpec, pointers: readonly number[], gradPtr: number, n: number): void {
+  private runParallel(pool: ThreadPool, module: KernelModule, scalars: readonly number[], pointers: readonly number[], gradPtr: number, n: number): void {
     this.params ??= this.heap.alloc(PARAM_WORDS * 4);
     const chunk = Math.max(MIN_CHUNK, Math.ceil(n / (4 * pool.threads) / 16) * 16);
     const w = this.params >>> 2;
@@ -425,7 +459,7 @@ export class WasmOptimizerKernels {
     for (let k = 0; k < MAX_STATES; k++) i32[w + OptimizerParam.states + k] = pointers[1 + k]!;
     i32[w + OptimizerParam.n] = n;
     i32[w + OptimizerParam.chunk] = chunk;
-    spec.scalars.forEach((v, k) => { f32[w + OptimizerParam.scalars + k] = v; });
+    scalars.forEach((v, k) => { f32[w + OptimizerParam.scalars + k] = v; });
     this.parallelUpdates++;
     pool.run(module, this.params, Math.ceil(n / chunk), true);
   }
