@@ -414,6 +414,8 @@ export class WasmOptimizerKernels {
     for (let k = 0; k <= spec.states.length; k++) {
       const t: KernelInput | undefined = k === 0 ? param : update.state[spec.states[k - 1]!];
       if (t === undefined || t.dtype !== 'float32' || !sameShape(t.shape, shape) || !isContiguousLayout(t.shape, t.strides)) return false;
+      // A gradient viewing memory the update writes would be read after parts of it changed.
+      if (t.storage === grad.storage) return false;
       const address = addressOf(t.storage);
       if (address === undefined) return false;
       pointers[k] = address + 4 * t.offset;

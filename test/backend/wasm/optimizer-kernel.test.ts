@@ -192,6 +192,7 @@ test('optimizerUpdate declines what the kernels do not handle, writing nothing',
     ['a gradient on the cpu backend', () => wasmBackend.optimizerUpdate({ rule, param: p, grad: t.ones([4], { backend: 'cpu' }), state: { sum } })],
     ['a missing state tensor', () => wasmBackend.optimizerUpdate({ rule, param: p, grad: g, state: {} })],
     ['a state of another shape', () => wasmBackend.optimizerUpdate({ rule, param: p, grad: g, state: { sum: t.zeros([2, 2], { backend: 'wasm' }) } })],
+    ['a gradient viewing the parameter', () => wasmBackend.optimizerUpdate({ rule, param: p, grad: p.detach(), state: { sum } })],
     ['a non-contiguous parameter', () => wasmBackend.optimizerUpdate({ rule, param: t.zeros([2, 2], { backend: 'wasm' }).mT, grad: g.reshape([2, 2]), state: { sum: sum.reshape([2, 2]) } })],
   ];
   for (const [what, run] of cases) assert.equal(run(), false, what);
