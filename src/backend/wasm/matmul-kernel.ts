@@ -424,7 +424,8 @@ function emitGemm(m: ModuleBuilder, cfg: MatmulConfig, packA: number, packB: num
   const jc = f.local(i32), nc = f.local(i32), pc = f.local(i32), kc = f.local(i32), ic = f.local(i32), mc = f.local(i32);
   const jr = f.local(i32), ir = f.local(i32), betaK = f.local(f32), last = f.local(i32);
   const pA = f.local(i32), pB = f.local(i32), tile = f.local(i32), mrEdge = f.local(i32), nrEdge = f.local(i32);
-  const kStep = f.local(i32);
+  const kStep = f.local(i32), strideA = f.local(i32), paPanel = f.local(i32), pbPanel = f.local(i32), cTile = f.local(i32);
+  const biasOn = f.local(i32), reluOn = f.local(i32), biasPtr = f.local(i32);
 
   // Strides to bytes once.
   for (const s of [rsA, csA, rsB, csB, rsC, csC]) f.localGet(s).i32Const(2).op(Op.i32Shl).localSet(s);
@@ -452,30 +453,32 @@ function emitGemm(m: ModuleBuilder, cfg: MatmulConfig, packA: number, packB: num
         minInto(f, mc, () => f.i32Const(MC), () => bin(f, M, ic, Op.i32Sub));
         f.localGet(a).localGet(ic).localGet(rsA).op(Op.i32Mul).op(Op.i32Add).localGet(pc).localGet(csA).op(Op.i32Mul).op(Op.i32Add)
           .localGet(rsA).localGet(csA).localGet(mc).localGet(kc).localGet(pA).call(packA);
+        // Per jr: the B panel, the C column, the edge width, bias and ReLU; per ir only the A
+        // panel and the C row advance (with a short K, e.g. attention's 32, these per-tile
+        // arguments are a visible share of the time).
+        f.localGet(kc).i32Const(MR * 4).op(Op.i32Mul).i32Const(PANEL_PAD_BYTES).op(Op.i32Add).localSet(strideA);
+        f.localGet(pB).localSet(pbPanel);
+        f.localGet(bias).i32Const(0).op(Op.i32Ne).localGet(last).op(Op.i32And).localSet(biasOn);
+        f.localGet(relu).i32Const(0).op(Op.i32Ne).localGet(last).op(Op.i32And).localSet(reluOn);
         f.forRange(jr, () => f.i32Const(0), () => f.localGet(nc), NR, () => {
+          minInto(f, nrEdge, () => f.i32Const(NR), () => bin(f, nc, jr, Op.i32Sub));
+          // bias pointer only on the last K block
+          f.localGet(bias).localGet(jc).localGet(jr).op(Op.i32Add).i32Const(2).op(Op.i32Shl).op(Op.i32Add).i32Const(0)
+            .localGet(biasOn).op(Op.select).localSet(biasPtr);
+          // c + ic*rsC + (jc+jr)*csC, then + MR rows per ir
+          f.localGet(c).localGet(ic).localGet(rsC).op(Op.i32Mul).op(Op.i32Add)
+            .localGet(jc).localGet(jr).op(Op.i32Add).localGet(csC).op(Op.i32Mul).op(Op.i32Add).localSet(cTile);
+          f.localGet(pA).localSet(paPanel);
           f.forRange(ir, () => f.i32Const(0), () => f.localGet(mc), MR, () => {
-            f.localGet(kc);
-            // panel addresses: (index) × (kc floats per row/column + the pad)
-            f.localGet(pA).localGet(ir).i32Const(MR).op(Op.i32DivU).localGet(kc).i32Const(MR * 4).op(Op.i32Mul).i32Const(PANEL_PAD_BYTES)
-              .op(Op.i32Add).op(Op.i32Mul).op(Op.i32Add);
-            f.localGet(pB).localGet(jr).i32Const(NR).op(Op.i32DivU).localGet(kc).i32Const(NR * 4).op(Op.i32Mul).i32Const(PANEL_PAD_BYTES)
-              .op(Op.i32Add).op(Op.i32Mul).op(Op.i32Add);
-            // c + (ic+ir)*rsC + (jc+jr)*csC
-            f.localGet(c).localGet(ic).localGet(ir).op(Op.i32Add).localGet(rsC).op(Op.i32Mul).op(Op.i32Add)
-              .localGet(jc).localGet(jr).op(Op.i32Add).localGet(csC).op(Op.i32Mul).op(Op.i32Add);
-            f.localGet(rsC).localGet(csC);
+            f.localGet(kc).localGet(paPanel).localGet(pbPanel).localGet(cTile).localGet(rsC).localGet(csC);
             minInto(f, mrEdge, () => f.i32Const(MR), () => bin(f, mc, ir, Op.i32Sub));
-            f.localGet(mrEdge);
-            minInto(f, nrEdge, () => f.i32Const(NR), () => bin(f, nc, jr, Op.i32Sub));
-            f.localGet(nrEdge);
-            f.localGet(alpha).localGet(betaK);
-            // bias pointer only on the last K block
-            f.localGet(bias).localGet(jc).localGet(jr).op(Op.i32Add).i32Const(2).op(Op.i32Shl).op(Op.i32Add).i32Const(0)
-              .localGet(bias).i32Const(0).op(Op.i32Ne).localGet(last).op(Op.i32And).op(Op.select);
-            f.localGet(relu).i32Const(0).op(Op.i32Ne).localGet(last).op(Op.i32And);
-            f.localGet(tile);
+            f.localGet(mrEdge).localGet(nrEdge).localGet(alpha).localGet(betaK).localGet(biasPtr).localGet(reluOn).localGet(tile);
             f.call(micro);
+            bin(f, paPanel, strideA, Op.i32Add).localSet(paPanel);
+            f.localGet(cTile).localGet(rsC).i32Const(MR).op(Op.i32Mul).op(Op.i32Add).localSet(cTile);
           });
+          // next B panel: kc·NR floats + the pad
+          f.localGet(pbPanel).localGet(kc).i32Const(NR * 4).op(Op.i32Mul).i32Const(PANEL_PAD_BYTES).op(Op.i32Add).op(Op.i32Add).localSet(pbPanel);
         });
       });
     });
