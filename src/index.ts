@@ -6,6 +6,8 @@ export { TesseraError } from './core/errors.js';
 export { scope, memoryScope, keep, memoryStats, resetPeakMemory, type MemoryStats } from './core/memory.js';
 export { Generator, manualSeed, defaultGenerator } from './core/random.js';
 export { setBackend, getBackend, listBackends, currentBackendName, registerBackend, type Backend } from './backend/backend.js';
+// What a backend's optional fused optimizer hook (Backend.optimizerUpdate) receives.
+export { type OptimizerRule, type OptimizerUpdate } from './backend/backend.js';
 // Registers 'wasm' next to 'cpu' and makes it the default where WebAssembly SIMD runs (TESSERA_BACKEND overrides).
 export { defaultBackendName, wasmSimdSupported, BACKEND_ENV } from './backend/default.js';
 export { wasmBackend, type WasmBackend } from './backend/wasm/backend.js';
