@@ -188,9 +188,9 @@ const BALANCE_SPLIT_MIN = 256;
  *
  * When the chunks stay long (≥ BALANCE_SPLIT_MIN), there are two units per thread instead of
  * one: units are claimed dynamically, so a thread that joins late (a worker waking up) or runs
- * slower (a core shared with another process) leaves less idle time at the end. The price is one
- * more packing of the shared operand per extra unit, about 4/M (M split) or 4/N (N split) of the
- * work, so at most 1.6% here.
+ * slower (a core shared with another process) leaves less idle time at the end. The price: each
+ * extra unit packs the shared operand once more (K·N floats for an M split, ~0.5 cycle each when
+ * cached) against its ≥ 2·256·N·K flops (≥ 32·K·N cycles at 16 flop/cycle), so ~2% at most.
  */
 export function splitWork(
   m: number, n: number, k: number, batch: number, threads: number, config: MatmulConfig,
