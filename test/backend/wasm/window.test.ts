@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as t from '../../../src/index.js';
 import { bind } from '../../../src/ops/dispatch.js';
-import { wasmBackend } from '../../../src/backend/wasm/backend.js';
+import { wasmBackend, WasmBackend } from '../../../src/backend/wasm/backend.js';
 import { enableWasmThreads } from '../../../src/backend/wasm/node.js';
 import type { PatchAttrs } from '../../../src/ops/primitives.js';
 
@@ -121,3 +121,26 @@ for (const threads of [1, 2]) {
     }
   });
 }
+
+test('the window kernels and gather/scatterAdd run on an unshared memory that grows between calls', () => {
+  const backend = new WasmBackend({ name: 'wasm-window-unshared', heap: { initialBytes: 2 ** 16, shared: false } });
+  t.registerBackend(backend);
+  assert.equal(backend.heap.shared, false);
+  const attrs = g([3, 3], { pads: [[1, 1], [1, 1]] });
+  // Each result outgrows the initial heap, so every kernel runs after a growth of the memory.
+  const data = values(4 * 8 * 20 * 20);
+  const xc = t.tensor(data, { shape: [4, 8, 20, 20], dtype: 'float32', backend: 'cpu' });
+  const xu = t.tensor(data, { shape: [4, 8, 20, 20], dtype: 'float32', backend: 'wasm-window-unshared' });
+  const colsU = bind('im2col', [xu], attrs);
+  const colsC = bind('im2col', [xc], attrs);
+  assert.deepEqual(Array.from(colsU.data()), Array.from(colsC.data()), 'im2col');
+  const inputShape = [4, 8, 20, 20];
+  assert.deepEqual(Array.from(bind('col2im', [colsU], { ...attrs, inputShape }).data()), Array.from(bind('col2im', [colsC], { ...attrs, inputShape }).data()), 'col2im');
+  const pool = { kernel: [2, 2], stride: [2, 2], dilation: [1, 1] };
+  const idxU = bind('maxPoolIndices', [xu], pool), idxC = bind('maxPoolIndices', [xc], pool);
+  assert.deepEqual(Array.from(idxU.data()), Array.from(idxC.data()), 'maxPoolIndices');
+  const flat = (x: t.Tensor) => x.reshape([4, 8, 400]);
+  const gatheredU = bind('gather', [flat(xu), idxU.reshape([4, 8, 100])], { axis: 2 });
+  assert.deepEqual(Array.from(gatheredU.data()), Array.from(bind('gather', [flat(xc), idxC.reshape([4, 8, 100])], { axis: 2 }).data()), 'gather');
+  assert.equal(backend.kernelCalls.get('im2col')?.wasm, 1);
+});
