@@ -36,7 +36,8 @@ export interface MatmulConfig {
  * L1-resident panels, steady state after tier-up, best of 30 short runs:
  *   4×8 mul+add 29.9 GFLOP/s (6.3 cycles per k step: the 8 adds wait on the 8 multiplies)
  *   4×8 FMA     45.6 (4.1 cycles: 8 vfmadd231ps on 2 pipes, ~97% of peak)
- *   2×16 FMA    44.0;  4×8 FMA unroll 2: 22;  6×8, 5×8, 3×16 FMA: 18–22 (spills)
+ *   2×16 FMA    44.0;  4×8 FMA unroll 2: 22;  6×8, 5×8, 3×16 FMA: 18–22 (not investigated further;
+ *   2×16 would lose packA's 4×4-transpose path, which needs MR % 4 = 0)
  * Two threads running the FMA micro-kernel at once each keep ~45 (the two vCPUs are not SMT
  * siblings), so 2-thread GEMM can in principle approach 2×.
  * The "same bytes, different speed" seen between module instances was not code placement
