@@ -42,7 +42,8 @@ forEachBackend('window primitives', () => {
   });
 
   it('im2col and col2im: vjp and jvp against finite differences (float64)', () => {
-    for (const g of geometries.slice(0, 2)) {
+    const small = [geometries[0]!, { ...geometries[1]!, shape: [1, 4, 4, 3] }];
+    for (const g of small) {
       checkGradients((x) => bind('im2col', [x], g.attrs).square(), [rand64(g.shape, 3)]);
       const cols = bind('im2col', [rand64(g.shape, 4)], g.attrs);
       checkGradients((c) => bind('col2im', [c], { ...g.attrs, inputShape: g.shape }).square(), [rand64([...cols.shape], 5)]);
