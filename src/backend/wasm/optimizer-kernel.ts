@@ -12,7 +12,9 @@
 // Parameter and state must be contiguous float32; the gradient may have any strides: the update
 // walks the parameter in memory order and reads the gradient through its strides (f32x4 loads
 // where it is contiguous along a row, four scalar loads gathered into a vector otherwise), so a
-// transposed or broadcast gradient costs no copy.
+// transposed or broadcast gradient costs no copy. It still costs memory time: Adam on a [512, 784]
+// weight measured 1.1 ns per element with a contiguous gradient, 4.0 with a transposed one (reads
+// 2 KiB apart; blocking the columns did not help), against ~25 (copy, then the JS loop) before.
 //
 // Large parameters with a contiguous gradient can be split into chunks over the thread pool (the
 // module's `task` export; opt-in through parallelMinElements); every element is computed the same
