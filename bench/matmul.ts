@@ -1,6 +1,8 @@
 // fp32 matmul throughput of the wasm backend's generated SGEMM.
 //   node --import tsx bench/matmul.ts [--quick] [--training] [--threads=1,2] [--sizes=128,256] [--tune] [--out=FILE]
 // --training times only the products of the MLP/CNN/GPT training steps (transposed operands included).
+// --micro times only the micro-kernel of a few tile shapes, mul+add and FMA, on L1-resident panels
+// (the figures quoted in src/backend/wasm/matmul-config.ts).
 // Writes bench/results/matmul-tessera.json (medians, GFLOP/s, the idle check before and after,
 // the config used, and this machine's estimated 128-bit SIMD peak).
 
@@ -11,6 +13,8 @@ import { ThreadPool } from '../src/backend/wasm/threads.js';
 import { createNodeThreadPool } from '../src/backend/wasm/node-workers.js';
 import { WasmMatmul, rowMajorOperand } from '../src/backend/wasm/matmul.js';
 import { defaultMatmulConfig, matmulConfigKey, type MatmulConfig } from '../src/backend/wasm/matmul-config.js';
+import { buildMatmulModule } from '../src/backend/wasm/matmul-kernel.js';
+import { relaxedSimdSupported } from '../src/backend/wasm/simd-features.js';
 import { checkIdle, machineDescription, type IdleCheck } from './idle-check.js';
 
 interface Shape {
@@ -88,6 +92,39 @@ function sanityCheck(mm: WasmMatmul, config: MatmulConfig): void {
   heap.free(a); heap.free(b); heap.free(c);
 }
 
+/**
+ * The micro-kernel alone: `micro(kc = 256)` on the same packed panels again and again (all in L1),
+ * best of many short runs after a warm-up long enough for V8 to tier the module up to TurboFan.
+ */
+function microKernelBench(ghz: number): Array<Record<string, unknown>> {
+  const memory = new WebAssembly.Memory({ initial: 64, maximum: 64 });
+  new Float32Array(memory.buffer).fill(0.001);
+  const kc = 256, reps = 200, pa = 1 << 16, pb = 1 << 17, c = 1 << 18, tile = 1 << 19;
+  const shapes: Array<[number, number, boolean]> = [[4, 8, false], [4, 8, true], [2, 16, true], [3, 8, true]];
+  const out: Array<Record<string, unknown>> = [];
+  for (const [mr, nr, fma] of shapes) {
+    if (fma && !relaxedSimdSupported()) continue;
+    const config: MatmulConfig = { mr, nr, kc, mc: mr * 32, nc: nr * 32, unroll: 1, fma };
+    const bytes = buildMatmulModule(config, { module: 'env', name: 'memory', minPages: 1, maxPages: 64, shared: false });
+    const micro = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports.micro as
+      (...args: number[]) => void;
+    const once = () => { for (let i = 0; i < reps; i++) micro(kc, pa, pb, c, nr * 4, 4, mr, nr, 1, 0, 0, 0, tile); };
+    const warm = performance.now();
+    while (performance.now() - warm < 300) once();
+    let best = Infinity;
+    for (let i = 0; i < 200; i++) {
+      const t = performance.now();
+      once();
+      best = Math.min(best, performance.now() - t);
+    }
+    const gflops = (2 * mr * nr * kc * reps) / best / 1e6;
+    const cyclesPerK = (2 * mr * nr * ghz) / gflops;
+    out.push({ tile: `${mr}x${nr}`, fma, gflops, cyclesPerKStep: cyclesPerK });
+    console.log(`micro ${mr}x${nr} ${fma ? 'FMA    ' : 'mul+add'}  ${gflops.toFixed(1).padStart(5)} GFLOP/s  ${cyclesPerK.toFixed(2)} cycles per k step at ~${ghz.toFixed(2)} GHz`);
+  }
+  return out;
+}
+
 interface Timing {
   medianMs: number;
   minMs: number;
@@ -147,7 +184,8 @@ async function main(): Promise<void> {
 
   const results: Array<Record<string, unknown>> = [];
   const budget = args.has('budget') ? Number(args.get('budget')) : quick ? 400 : 1000;
-  for (const [threads, pool] of pools) {
+  const micro = args.has('micro') ? microKernelBench(idleBefore.estimatedGHz) : undefined;
+  for (const [threads, pool] of micro ? [] : pools) {
     const mm = new WasmMatmul(heap, pool, config);
     sanityCheck(mm, config);
     for (const s of shapes) {
@@ -197,6 +235,7 @@ async function main(): Promise<void> {
       assumption: '16 flops/cycle/core (4 f32 lanes × mul+add × 2 pipes) at the clock estimated by the idle check',
     },
     results,
+    ...(micro ? { micro } : {}),
     ...(tuning ? { tuning } : {}),
   };
   mkdirSync(dirname(outFile), { recursive: true });

@@ -33,7 +33,8 @@ export interface MatmulConfig {
  *
  * Measured 2026-11-26 on the dev VM (AMD EPYC Zen 3, 2 cores, AVX2 + FMA3, ~2.95 GHz; 16 flop/cycle
  * = ~47 GFLOP/s per core with either 2 FMA or 2 FMUL + 2 FADD pipes), the micro-kernel alone on
- * L1-resident panels, steady state after tier-up, best of 30 short runs:
+ * L1-resident panels, steady state after tier-up, best of 30 short runs (the same measurement:
+ * `node --import tsx bench/matmul.ts --micro`; on a busy machine all figures drop ~20%):
  *   4×8 mul+add 29.9 GFLOP/s (6.3 cycles per k step: the 8 adds wait on the 8 multiplies)
  *   4×8 FMA     45.6 (4.1 cycles: 8 vfmadd231ps on 2 pipes, ~97% of peak)
  *   2×16 FMA    44.0;  4×8 FMA unroll 2: 22;  6×8, 5×8, 3×16 FMA: 18–22 (not investigated further;
