@@ -83,7 +83,7 @@ export class WasmBackend implements Backend {
     this.heap = new WasmHeap(options.heap);
     this.currentPool = new ThreadPool(this.heap, { threads: options.threads ?? 1, spawner: options.spawner });
     this.currentMatmul = new WasmMatmul(this.heap, this.currentPool, options.matmulConfig);
-    this.elementwise = new WasmElementwise(this.heap);
+    this.elementwise = new WasmElementwise(this.heap, () => this.currentPool);
     this.reduce = new WasmReduce(this.heap);
   }
 

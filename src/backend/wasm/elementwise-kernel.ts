@@ -101,7 +101,7 @@ interface KernelSpec {
  * Emits `name(out, in_0…in_k-1, n, rows, stride_0…, rowStride_0…)`: byte addresses; strides in
  * bytes (inner: between elements of a row, read by strided inputs only; outer: between rows).
  */
-function emitKernel(m: ModuleBuilder, spec: KernelSpec): void {
+function emitKernel(m: ModuleBuilder, spec: KernelSpec): FunctionBuilder {
   const k = spec.inputs.length;
   const f = m.function({ params: Array.from({ length: 3 + 3 * k }, () => i32), results: [] }, spec.name);
   const out = 0;
@@ -175,16 +175,57 @@ function emitKernel(m: ModuleBuilder, spec: KernelSpec): void {
     f.localGet(outRow).localGet(n).i32Const(spec.outBytes).op(Op.i32Mul).op(Op.i32Add).localSet(outRow);
     spec.inputs.forEach((_, j) => f.localGet(inRow[j]!).localGet(rowStrideParam(j)).op(Op.i32Add).localSet(inRow[j]!));
   });
+  return f;
 }
 
-/** Every elementwise kernel in one module (compiled once per heap). */
+/** The thread pool's entry point of the module: task(unit, params, thread). */
+export const ELEMENTWISE_TASK_EXPORT = 'task';
+/**
+ * Bytes of one unit's descriptor in a task's parameter block (unit u's at params + u·this): i32
+ * words [kernel id, then the kernel's own arguments in order: out, in_0…, n, rows, strides…, row strides…].
+ */
+export const TASK_DESCRIPTOR_BYTES = 64;
+
+/**
+ * task(unit, params, thread): calls the kernel named by unit's descriptor with the arguments stored
+ * there (a br_table over the kernel ids), so one module serves every elementwise op on the pool.
+ */
+function emitTask(m: ModuleBuilder, kernels: readonly { fn: FunctionBuilder; inputs: number }[]): void {
+  const f = m.function({ params: [i32, i32, i32], results: [] }, ELEMENTWISE_TASK_EXPORT);
+  const base = f.local(i32);
+  f.localGet(1).localGet(0).i32Const(TASK_DESCRIPTOR_BYTES).op(Op.i32Mul).op(Op.i32Add).localSet(base);
+  const count = kernels.length;
+  for (let b = 0; b <= count; b++) f.block();
+  f.localGet(base).mem(MemOp.i32Load).brTable(kernels.map((_, i) => i), count);
+  kernels.forEach(({ fn, inputs }, i) => {
+    f.end();
+    for (let w = 0; w < 3 + 3 * inputs; w++) f.localGet(base).mem(MemOp.i32Load, 4 + 4 * w);
+    f.call(fn.index).br(count - i - 1);
+  });
+  f.end();
+}
+
+/** Export names of the kernels in id order (the id a task descriptor names). */
+export function elementwiseKernelNames(): string[] {
+  return kernelSpecs().map((k) => k.name);
+}
+
+/** Every elementwise kernel in one module (compiled once per heap), plus the pool's task export. */
 export function buildElementwiseModule(memory: MemoryImport): Uint8Array<ArrayBuffer> {
   const m = new ModuleBuilder().importMemory(memory);
+  const kernels = kernelSpecs().map((spec) => ({ fn: emitKernel(m, spec), inputs: spec.inputs.length }));
+  emitTask(m, kernels);
+  return m.encode();
+}
+
+/** The kernels' specs in a fixed order (their task ids). */
+function kernelSpecs(): KernelSpec[] {
+  const specs: KernelSpec[] = [];
   const f32In = (mode: RowMode): InputSpec => ({ mode, bytes: 4 });
   for (const op of SIMD_BINARY_OPS) {
     for (const am of MODES) {
       for (const bm of MODES) {
-        emitKernel(m, {
+        specs.push({
           name: binaryExportName(op, am, bm), inputs: [f32In(am), f32In(bm)], outBytes: 4,
           vector: (f) => f.simd(BINARY[op].simd), scalar: (f) => f.op(BINARY[op].scalar),
         });
@@ -193,13 +234,13 @@ export function buildElementwiseModule(memory: MemoryImport): Uint8Array<ArrayBu
   }
   for (const op of SIMD_UNARY_OPS) {
     for (const mode of ['contiguous', 'strided'] as const) {
-      emitKernel(m, { name: unaryExportName(op, mode), inputs: [f32In(mode)], outBytes: 4, vector: UNARY[op].simd, scalar: UNARY[op].scalar });
+      specs.push({ name: unaryExportName(op, mode), inputs: [f32In(mode)], outBytes: 4, vector: UNARY[op].simd, scalar: UNARY[op].scalar });
     }
   }
   for (const op of TRANSCENDENTAL_OPS) {
     for (const mode of ['contiguous', 'strided'] as const) {
       let pool: ConstantPool | undefined;
-      emitKernel(m, {
+      specs.push({
         name: unaryExportName(op, mode), inputs: [f32In(mode)], outBytes: 4,
         prologue: (f) => { pool = ConstantPool.hoist(f, (scratch, p) => emitTranscendentalVector(scratch, op, p)); },
         vector: (f) => emitTranscendentalVector(f, op, pool), scalar: (f) => emitTranscendentalScalar(f, op, pool),
@@ -207,15 +248,15 @@ export function buildElementwiseModule(memory: MemoryImport): Uint8Array<ArrayBu
     }
   }
   for (const op of SCALAR_COMPARE_OPS) {
-    emitKernel(m, { name: compareExportName(op), inputs: [f32In('strided'), f32In('strided')], outBytes: 1, scalar: (f) => f.op(COMPARE[op]) });
+    specs.push({ name: compareExportName(op), inputs: [f32In('strided'), f32In('strided')], outBytes: 1, scalar: (f) => f.op(COMPARE[op]) });
   }
   // where(cond, x, y): the stack holds cond, x, y; select wants x, y, cond.
-  emitKernel(m, {
+  specs.push({
     name: WHERE_EXPORT, inputs: [{ mode: 'strided', bytes: 1 }, f32In('strided'), f32In('strided')], outBytes: 4,
     scalar: (f, { x, y, c }) => {
       f.localSet(y).localSet(x).localSet(c);
       f.localGet(x).localGet(y).localGet(c).op(Op.select);
     },
   });
-  return m.encode();
+  return specs;
 }
