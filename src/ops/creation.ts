@@ -71,7 +71,9 @@ export function tensor(data: NestedArray | TypedArray, opts: CreateOptions & { s
   if (dtype === undefined) dtype = flat.length > 0 && flat.every((v) => typeof v === 'boolean') ? 'bool' : defaultFloatDType();
   const values = allocStorage(dtype, flat.length);
   for (let i = 0; i < flat.length; i++) values[i] = castScalar(Number(flat[i]), dtype);
-  return fromValues(values, shape, dtype, opts);
+  // An explicit shape reads the values in row-major order, as it does for a typed array; the
+  // nested array's own shape was only used to flatten it. fromValues checks the element count.
+  return fromValues(values, opts.shape ?? shape, dtype, opts);
 }
 
 function convert(arr: TypedArray, dtype: DType): TypedArray {
