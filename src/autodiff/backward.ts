@@ -168,8 +168,8 @@ function runBackward(root: Tensor, gradient: Tensor | undefined, opts: InternalO
           const vjp = node.custom.vjp!;
           grads = vjp(g);
         } else {
-          const rule = vjpRules[node.prim] as (g: Tensor, i: readonly Tensor[], o: Tensor, a: unknown) => (Tensor | undefined)[];
-          grads = rule(g, inputs, out, node.attrs);
+          const rule = vjpRules[node.prim] as (g: Tensor, i: readonly Tensor[], o: Tensor, a: unknown, needs: readonly boolean[]) => (Tensor | undefined)[];
+          grads = rule(g, inputs, out, node.attrs, node.needsGrad);
         }
         inputs.forEach((x, i) => {
           const gi = grads[i];

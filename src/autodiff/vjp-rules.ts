@@ -20,6 +20,11 @@ export type VjpRule<P extends PrimitiveName> = (
   inputs: readonly Tensor[],
   out: Tensor,
   attrs: PrimitiveAttrs[P],
+  /**
+   * Which inputs need a gradient (the others' entries are ignored). A rule may skip computing
+   * those, as matmul does: the gradient of a model's input batch is a whole GEMM nobody reads.
+   */
+  needsGrad: readonly boolean[],
 ) => (Tensor | undefined)[];
 
 const none = (): (Tensor | undefined)[] => [];
@@ -85,9 +90,9 @@ export const vjpRules: { [P in PrimitiveName]: VjpRule<P> } = {
   // (a Linear weight used as Wᵀ), computing (gᵀ·a)ᵀ instead of aᵀ·g costs the same GEMM but makes
   // the gradient that reaches the weight through the permute contiguous, so optimizers and
   // accumulation read it without a strided copy.
-  matmul: (g, [a, b]) => [
-    isTransposedLayout(a!) ? transpose(matmul(b!, transpose(g))) : matmul(g, transpose(b!)),
-    isTransposedLayout(b!) ? transpose(matmul(transpose(g), a!)) : matmul(transpose(a!), g),
+  matmul: (g, [a, b], _o, _a, needsGrad) => [
+    !needsGrad[0] ? undefined : isTransposedLayout(a!) ? transpose(matmul(b!, transpose(g))) : matmul(g, transpose(b!)),
+    !needsGrad[1] ? undefined : isTransposedLayout(b!) ? transpose(matmul(transpose(g), a!)) : matmul(transpose(a!), g),
   ],
   reshape: (g, [x]) => [reshape(g, x!.shape)],
   permute: (g, _i, _o, { perm }) => {
