@@ -87,8 +87,32 @@ function emitCols(m: ModuleBuilder, op: SimdReduceOp): void {
   const total = f.local(f64), best = f.local(f32);
   const colAddr = (base: number) => f.localGet(base).localGet(j).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
   f.localGet(cols).i32Const(-4).op(Op.i32And).localSet(nVec);
+  let start4: () => void = () => f.i32Const(0);
+  if (op === 'sum') {
+    // Sixteen columns at a time (a cache line per row, eight independent f64x2 chains instead of
+    // one f64 add latency per step); each column still adds its values in b order.
+    const n16 = f.local(i32);
+    const accs = Array.from({ length: 8 }, () => f.local(v128));
+    f.localGet(cols).i32Const(-16).op(Op.i32And).localSet(n16);
+    f.forRange(j, () => f.i32Const(0), () => f.localGet(n16), 16, () => {
+      colAddr(inp).localSet(p);
+      f.f32x4Const(0, 0, 0, 0);
+      for (const a of accs) f.localTee(a);
+      f.op(Op.drop);
+      f.forRange(b, () => f.i32Const(0), () => f.localGet(count), 1, () => {
+        for (let q = 0; q < 4; q++) addWidened(f, () => f.localGet(p).i32Const(16 * q).op(Op.i32Add), accs[2 * q]!, accs[2 * q + 1]!, tmp);
+        f.localGet(p).localGet(step).op(Op.i32Add).localSet(p);
+      });
+      accs.forEach((a, k) => {
+        for (let lane = 0; lane < 2; lane++) {
+          colAddr(out).localGet(a).simdLane(SimdLaneOp.f64x2ExtractLane, lane).op(Op.f32DemoteF64).mem(MemOp.f32Store, 8 * k + 4 * lane);
+        }
+      });
+    });
+    start4 = () => f.localGet(n16);
+  }
   // Four columns at a time, walking down the b axis.
-  f.forRange(j, () => f.i32Const(0), () => f.localGet(nVec), 4, () => {
+  f.forRange(j, start4, () => f.localGet(nVec), 4, () => {
     colAddr(inp).localSet(p);
     if (op === 'sum') {
       f.f32x4Const(0, 0, 0, 0).localTee(acc0).localSet(acc1);
