@@ -50,7 +50,11 @@ export class WasmReduce {
       if (axisSet.has(d)) { redShape.push(size); redStrides.push(o.strides[d]!); }
       else { keptShape.push(size); keptStrides.push(o.strides[d]!); }
     });
-    const red = planRows(redShape, [redStrides]);
+    // The reduced axes may be visited in any order (sum/max/min are order-free up to rounding):
+    // outermost stride first, so that a permuted view (the gradient of a transposed activation,
+    // summed whole) still merges into one contiguous row instead of falling back.
+    const byStride = redShape.map((_, i) => i).sort((i, j) => redStrides[j]! - redStrides[i]!);
+    const red = planRows(byStride.map((i) => redShape[i]!), [byStride.map((i) => redStrides[i]!)]);
     if (red.rowLength === 0) return false;
     if (red.outerShape.length > 0) return this.runInTwoStages(op, o);
     const outStrides: number[] = [];
@@ -82,17 +86,25 @@ export class WasmReduce {
     const sorted = [...o.axes].sort((a, b) => a - b);
     let j = sorted.length - 1;
     while (j > 0 && sorted[j - 1] === sorted[j]! - 1) j--;
-    const lastGroup = sorted.slice(j);
-    const rest = sorted.slice(0, j);
-    if (rest.length === 0) return false;
+    let lastGroup = sorted.slice(j);
+    let rest = sorted.slice(0, j);
+    if (rest.length === 0) {
+      // Adjacent reduced axes that do not merge in memory (a permuted view: [B, T, C] stored as
+      // [B, C, T], summed over B and T): first the one with the smallest stride, then the others.
+      const inner = sorted.reduce((best, a) => (o.strides[a]! < o.strides[best]! ? a : best), sorted[0]!);
+      lastGroup = [inner];
+      rest = sorted.filter((a) => a !== inner);
+      if (rest.length === 0) return false;
+    }
     const midShape = o.shape.filter((_, d) => !lastGroup.includes(d));
     const midStrides: number[] = [];
     for (let d = midShape.length - 1, s = 1; d >= 0; d--) { midStrides[d] = s; s *= midShape[d]!; }
     const temp = this.heap.alloc(4 * Math.max(1, midShape.reduce((a, b) => a * b, 1)));
     try {
       if (!this.run(op, { ...o, axes: lastGroup, outPtr: temp })) return false;
-      // The remaining axes all precede lastGroup, so their indices are unchanged in midShape.
-      return this.run(op, { inPtr: temp, inOffset: 0, shape: midShape, strides: midStrides, axes: rest, outPtr: o.outPtr });
+      // midShape lacks lastGroup's axes: the remaining axes shift down past each one removed before them.
+      const midAxes = rest.map((a) => a - lastGroup.filter((l) => l < a).length);
+      return this.run(op, { inPtr: temp, inOffset: 0, shape: midShape, strides: midStrides, axes: midAxes, outPtr: o.outPtr });
     } finally {
       this.heap.free(temp);
     }

@@ -262,6 +262,12 @@ test('SIMD reductions (rows and columns) match the reference; other layouts fall
     check(f(xw, [0, 2]), f(xc, [0, 2]), op === 'sum' ? 6 * 90 * 2 ** -24 : 0, `${op} axes 0 and 2 (two stages)`);
     const [yc, yw] = pair([3, 4, 5, 6]);
     check(f(yw, [0, 2, 3]), f(yc, [0, 2, 3]), op === 'sum' ? 3 * 60 * 2 ** -24 : 0, `${op} axes 0, 2, 3 (two stages)`);
+    // Adjacent reduced axes that do not merge in memory ([6, 45, 7] stored as [6, 7, 45], summed
+    // over the first two, as a bias gradient of a transposed activation): smallest stride first.
+    const zw = t.transpose(xw, 1, 2), zc = t.transpose(xc, 1, 2);
+    const refBefore = wasmBackend.kernelCalls.get(op)?.reference ?? 0;
+    check(f(zw, [0, 1]), f(zc, [0, 1]), op === 'sum' ? 6 * 90 * 2 ** -24 : 0, `${op} axes 0 and 1 of a permuted view (two stages)`);
+    assert.equal(wasmBackend.kernelCalls.get(op)?.reference ?? 0, refBefore, `${op} over a permuted view ran the reference`);
   }
   assert.ok(calls() > before, 'sum ran the SIMD kernels');
   // NaN propagates through max like the reference.
