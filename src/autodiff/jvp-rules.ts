@@ -96,6 +96,7 @@ export const jvpRules: Rules = {
   min: ([t], [x], out, attrs) => (t === undefined ? undefined : sum(mul(t, extremumMask(x!, out, attrs)), attrs.axes, attrs.keepdim)),
   argmax: noTangent,
   argmin: noTangent,
+  softmax: ([t], _i, out, { axis }) => (t === undefined ? undefined : mul(out, sub(t, sum(mul(t, out), axis, true)))),
   cumsum: ([t], _i, _o, { axis }) => (t === undefined ? undefined : cumsum(t, axis)),
   matmul: ([ta, tb], [a, b]) => sumTerms(ta === undefined ? undefined : matmul(ta, b!), tb === undefined ? undefined : matmul(a!, tb)),
   reshape: linear('reshape'),

@@ -10,7 +10,7 @@ import {
   geluGrad, geluSecondDerivative,
 } from '../ops/elementwise.js';
 import { full, zerosLike } from '../ops/creation.js';
-import { cumsum } from '../ops/reduce.js';
+import { cumsum, sum } from '../ops/reduce.js';
 import { reshape, transpose } from '../ops/shape.js';
 import { matmul } from '../ops/linalg.js';
 import { sumToShape, keepdimShape, prodInputGradient, extremumMask } from './rule-helpers.js';
@@ -85,6 +85,8 @@ export const vjpRules: { [P in PrimitiveName]: VjpRule<P> } = {
   min: (g, [x], out, attrs) => [mul(keepdimOf(g, x!, attrs), extremumMask(x!, out, attrs))],
   argmax: none,
   argmin: none,
+  // J = diag(y) − y·yᵀ per row: g ↦ y·(g − Σ g·y).
+  softmax: (g, _i, out, { axis }) => [mul(out, sub(g, sum(mul(g, out), axis, true)))],
   cumsum: (g, _i, _o, { axis }) => [bind('flip', [cumsum(bind('flip', [g], { axes: [axis] }), axis)], { axes: [axis] })],
   // Each gradient is produced in its input's memory layout: for an input that is a transposed view
   // (a Linear weight used as Wᵀ), computing (gᵀ·a)ᵀ instead of aᵀ·g costs the same GEMM but makes

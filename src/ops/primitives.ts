@@ -58,6 +58,8 @@ export interface PrimitiveAttrs
   argmax: ArgReduceAttrs;
   argmin: ArgReduceAttrs;
   cumsum: { axis: number };
+  /** exp(x − max) / Σ exp(x − max) along `axis` (the max shift is 0 where it is ±inf); floating x. */
+  softmax: { axis: number };
   /** (..., m, k) @ (..., k, n) with equal batch dims. */
   matmul: NoAttrs;
   // Views: no data moves; the output shares the input's storage.
@@ -234,6 +236,15 @@ export const primitives: DefTable = {
   },
   argmax: argReduceDef('argmax'),
   argmin: argReduceDef('argmin'),
+  softmax: {
+    arity: 1,
+    infer: ([x], { axis }) => {
+      checkAxes('softmax', x!.shape.length, [axis]);
+      check(isFloating(x!.dtype), 'softmax', () => `the primitive takes a floating input, got ${x!.dtype}; the user-facing op casts first.`);
+      return { shape: [...x!.shape], dtype: x!.dtype };
+    },
+    cost: (inputs, _a, out) => elementwiseCost(inputs, out, 6),
+  },
   cumsum: {
     arity: 1,
     infer: ([x], { axis }) => {

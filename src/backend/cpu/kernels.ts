@@ -183,6 +183,34 @@ function axisLastLayout(shape: readonly number[], axis: number): { shape: number
   return { shape: perm.map((p) => shape[p]!), strides: perm.map((p) => cs[p]!), perm };
 }
 
+/** Rows along `axis` in float64: shift by the row max (0 where it is ±inf, like the composite), exp, normalize. */
+const softmax: Kernel<'softmax'> = ([x], { axis }, out) => {
+  const { values, rowLength } = rowsOverAxes(x!, [axis]);
+  const rows = rowLength === 0 ? 0 : values.length / rowLength;
+  const result = new Float64Array(values.length);
+  for (let r = 0; r < rows; r++) {
+    const base = r * rowLength;
+    let m = -Infinity;
+    for (let j = 0; j < rowLength; j++) {
+      const v = values[base + j]!;
+      if (v > m || Number.isNaN(v)) m = v;
+      if (Number.isNaN(v)) break;
+    }
+    const shift = Number.isFinite(m) ? m : 0;
+    let total = 0;
+    for (let j = 0; j < rowLength; j++) {
+      const e = Math.exp(values[base + j]! - shift);
+      result[base + j] = e;
+      total += e;
+    }
+    for (let j = 0; j < rowLength; j++) result[base + j] = result[base + j]! / total;
+  }
+  const dst = alloc(out);
+  const l = axisLastLayout(out.shape, axis);
+  scatterStrided(dst, l.shape, l.strides, 0, result);
+  return wrap(out, dst);
+};
+
 const cumsum: Kernel<'cumsum'> = ([x], { axis }, out) => {
   const { values, rowLength } = rowsOverAxes(x!, [axis]);
   const rows = rowLength === 0 ? 0 : values.length / rowLength;
@@ -393,6 +421,7 @@ export const cpuKernels: KernelTable = {
   argmax: argReduceKernel(true),
   argmin: argReduceKernel(false),
   cumsum,
+  softmax,
   matmul,
   reshape: viewOnly('reshape'),
   permute: viewOnly('permute'),

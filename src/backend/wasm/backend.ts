@@ -19,6 +19,7 @@ import type { MatmulConfig } from './matmul-config.js';
 import { WasmElementwise } from './elementwise.js';
 import { planRows, forEachRow } from './strided-rows.js';
 import { WasmReduce } from './reduce.js';
+import { WasmSoftmax } from './softmax.js';
 import { isJsUnaryOp, mapUnaryRow, type JsUnaryOp } from './unary-js.js';
 import { copyStrided, copyStrided4, contiguousStridesOf, type Copy4 } from './copy.js';
 import { buildCopyModule, COPY4_EXPORT } from './copy-kernel.js';
@@ -73,6 +74,7 @@ export class WasmBackend implements Backend {
   private currentMatmul: WasmMatmul;
   private readonly elementwise: WasmElementwise;
   private readonly reduce: WasmReduce;
+  private readonly softmax: WasmSoftmax;
   private readonly kernels = new Map<PrimitiveName, Kernel<PrimitiveName>>();
   private copy4: Copy4 | undefined;
   /** Per primitive: calls served by a wasm kernel, and calls that ran the cpu reference on heap views. */
@@ -85,6 +87,7 @@ export class WasmBackend implements Backend {
     this.currentMatmul = new WasmMatmul(this.heap, this.currentPool, options.matmulConfig);
     this.elementwise = new WasmElementwise(this.heap, () => this.currentPool);
     this.reduce = new WasmReduce(this.heap);
+    this.softmax = new WasmSoftmax(this.heap);
   }
 
   get pool(): ThreadPool {
@@ -202,6 +205,19 @@ export class WasmBackend implements Backend {
   }
 
   private ownKernel(prim: PrimitiveName): Kernel<PrimitiveName> | undefined {
+    if (prim === 'softmax') {
+      // float32 along a contiguous last axis (softmax-kernel.ts); anything else: the reference.
+      const fallback = this.cpuOnViews('softmax');
+      const k: Kernel<'softmax'> = (inputs, attrs, out) => {
+        const x = inputs[0]!;
+        if (!this.softmax.fits(x, attrs.axis)) return fallback(inputs, attrs, out);
+        const storage = this.allocUninitialized('float32', sizeOf(out.shape));
+        this.softmax.run(x, this.addressOf(x.storage), this.addressOf(storage));
+        this.count('softmax', 'wasm');
+        return storage;
+      };
+      return k as unknown as Kernel<PrimitiveName>;
+    }
     if (prim === 'matmul') {
       const fallback = this.cpuOnViews('matmul');
       const k: Kernel<'matmul'> = (inputs, attrs, out) => {
