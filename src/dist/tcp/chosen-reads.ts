@@ -1,9 +1,10 @@
 // Reads of a connection into memory that this side chooses, through Node's `onread` socket
 // option, instead of Node's default of one freshly allocated Buffer (up to 64 KiB) per read.
-// Profiling a 64 MB all-reduce showed those allocations, the stream machinery around them and
-// the GC that follows at ~20 ms of CPU per call per rank; reading into one reused buffer leaves
-// the kernel's copy and a callback per read. The reused buffer is small, so that the data read
-// into it is still in cache when the reduction reads it. Node offers `onread` only on sockets
+// In a 64 MB 2-rank all-reduce those reads cost ~40 ms of CPU per call per rank: allocation and
+// GC, and kernel time faulting in the fresh pages. Reading into one reused buffer leaves the
+// kernel's copy and a callback per read. The reused buffer is small, so that the data read into
+// it is still in cache when the reduction reads it; where a message has a final home (a receive
+// into an array), the reads go straight there instead. Node offers `onread` only on sockets
 // it connects (`net.connect`), not on sockets a server accepts, which is why every rank reads
 // its peers' data only from connections it opened itself (see tcp-transport.ts).
 import type { OnReadOpts } from 'node:net';
