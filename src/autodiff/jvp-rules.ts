@@ -6,7 +6,7 @@ import { bind } from '../ops/dispatch.js';
 import type { PrimitiveAttrs, PrimitiveName } from '../ops/primitives.js';
 import {
   add, sub, mul, div, neg, where, gt, lt, eq, ge, sign, cos, sin, exp, log, pow, cast, logicalAnd,
-  geluGrad, geluSecondDerivative,
+  geluGrad, geluSecondDerivative, reluGrad,
 } from '../ops/elementwise.js';
 import { zerosLike } from '../ops/creation.js';
 import { sum, cumsum } from '../ops/reduce.js';
@@ -53,7 +53,7 @@ export const jvpRules: Rules = {
   erf: ([t], [x]) => scale(t, () => mul(exp(neg(mul(x!, x!))), 2 / Math.sqrt(Math.PI))),
   gelu: ([t], [x]) => scale(t, () => geluGrad(x!)),
   geluGrad: ([t], [x]) => scale(t, () => geluSecondDerivative(x!)),
-  relu: ([t], [x]) => (t === undefined ? undefined : where(gt(x!, 0), t, 0)),
+  relu: ([t], [x]) => (t === undefined ? undefined : reluGrad(x!, t)),
   sign: ([t]) => (t === undefined ? undefined : zerosLike(t)),
   floor: ([t]) => (t === undefined ? undefined : zerosLike(t)),
   ceil: ([t]) => (t === undefined ? undefined : zerosLike(t)),
@@ -81,6 +81,7 @@ export const jvpRules: Rules = {
   ),
   eq: noTangent, ne: noTangent, lt: noTangent, le: noTangent, gt: noTangent, ge: noTangent,
   logicalAnd: noTangent, logicalOr: noTangent,
+  reluGrad: ([, tg], [x]) => (tg === undefined ? undefined : reluGrad(x!, tg)),
   where: ([, tx, ty], [c, x]) => {
     if (tx === undefined && ty === undefined) return undefined;
     return where(c!, tx ?? zerosLike(x!), ty ?? zerosLike(x!));

@@ -7,7 +7,7 @@ import { bind } from '../ops/dispatch.js';
 import type { PrimitiveAttrs, PrimitiveName } from '../ops/primitives.js';
 import {
   add, sub, mul, div, neg, where, gt, lt, eq, ge, sign, cos, sin, exp, log, pow, cast, logicalAnd,
-  geluGrad, geluSecondDerivative,
+  geluGrad, geluSecondDerivative, reluGrad,
 } from '../ops/elementwise.js';
 import { full, zerosLike } from '../ops/creation.js';
 import { cumsum, sum } from '../ops/reduce.js';
@@ -53,7 +53,7 @@ export const vjpRules: { [P in PrimitiveName]: VjpRule<P> } = {
   erf: (g, [x]) => [mul(g, mul(exp(neg(mul(x!, x!))), 2 / Math.sqrt(Math.PI)))],
   gelu: (g, [x]) => [mul(g, geluGrad(x!))],
   geluGrad: (g, [x]) => [mul(g, geluSecondDerivative(x!))],
-  relu: (g, [x]) => [where(gt(x!, 0), g, 0)],
+  relu: (g, [x]) => [reluGrad(x!, g)],
   sign: zeroGrad,
   floor: zeroGrad,
   ceil: zeroGrad,
@@ -73,6 +73,8 @@ export const vjpRules: { [P in PrimitiveName]: VjpRule<P> } = {
   // Ties split the gradient equally, as in PyTorch.
   maximum: (g, [x, y]) => [mul(g, where(gt(x!, y!), 1, where(eq(x!, y!), 0.5, 0))), mul(g, where(gt(y!, x!), 1, where(eq(x!, y!), 0.5, 0)))],
   minimum: (g, [x, y]) => [mul(g, where(lt(x!, y!), 1, where(eq(x!, y!), 0.5, 0))), mul(g, where(lt(y!, x!), 1, where(eq(x!, y!), 0.5, 0)))],
+  // Linear in g (its gradient is reluGrad again); piecewise constant in x (zero gradient).
+  reluGrad: (gg, [x]) => [undefined, reluGrad(x!, gg)],
   eq: none, ne: none, lt: none, le: none, gt: none, ge: none, logicalAnd: none, logicalOr: none,
   where: (g, [c]) => [undefined, where(c!, g, 0), where(c!, 0, g)],
   cast: (g, [x]) => [isFloating(x!.dtype) ? cast(g, x!.dtype) : undefined],

@@ -32,7 +32,7 @@ export function isPrimitive(op: string): op is PrimitiveName {
 const ELEMENTWISE = new Set<string>([
   'exp', 'log', 'log1p', 'expm1', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'erf', 'gelu', 'geluGrad',
   'neg', 'abs', 'relu', 'sign', 'floor', 'ceil', 'round', 'logicalNot', 'isnan',
-  'add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'eq', 'ne', 'lt', 'le', 'gt', 'ge', 'logicalAnd', 'logicalOr',
+  'add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'reluGrad', 'eq', 'ne', 'lt', 'le', 'gt', 'ge', 'logicalAnd', 'logicalOr',
   'where', 'cast',
 ]);
 

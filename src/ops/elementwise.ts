@@ -76,6 +76,11 @@ export const sub = (a: TensorLike, b: TensorLike): Tensor => binaryArith('sub', 
 export const mul = (a: TensorLike, b: TensorLike): Tensor => binaryArith('mul', a, b);
 export const maximum = (a: TensorLike, b: TensorLike): Tensor => binaryArith('maximum', a, b);
 export const minimum = (a: TensorLike, b: TensorLike): Tensor => binaryArith('minimum', a, b);
+/**
+ * ReLU's vjp in one kernel: g where x > 0, else 0 (also for NaN x), the same values as
+ * where(gt(x, 0), g, 0) without the bool tensor and the broadcast zero.
+ */
+export const reluGrad = (x: TensorLike, g: TensorLike): Tensor => binaryArith('reluGrad', x, g);
 
 export interface DivOptions {
   /** undefined: true division (integers give floats); 'trunc' or 'floor': rounded, keeping integer dtypes. */

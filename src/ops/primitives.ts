@@ -32,7 +32,11 @@ export const UNARY_FLOAT_OPS = [
 ] as const;
 export const UNARY_SAME_OPS = ['neg', 'abs', 'relu', 'sign', 'floor', 'ceil', 'round'] as const;
 export const UNARY_PREDICATE_OPS = ['logicalNot', 'isnan'] as const;
-export const BINARY_ARITH_OPS = ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum'] as const;
+export const BINARY_ARITH_OPS = [
+  'add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum',
+  // reluGrad(x, g) = x > 0 ? g : 0 (NaN x gives 0): ReLU's vjp as one kernel instead of gt + where over a broadcast zero.
+  'reluGrad',
+] as const;
 export const BINARY_COMPARE_OPS = ['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'logicalAnd', 'logicalOr'] as const;
 export const REDUCE_OPS = ['sum', 'prod', 'max', 'min'] as const;
 

@@ -63,6 +63,8 @@ const cases: Case[] = [
   { name: 'sigmoid', f: (x) => x.sigmoid(), inputs: () => [rnd([5], { lo: -3, hi: 3 })] },
   { name: 'erf', f: (x) => t.erf(x), inputs: () => [rnd([5], { lo: -2, hi: 2 })] },
   { name: 'relu', f: (x) => x.relu(), inputs: () => [rnd([6], { away: 0.1 })] },
+  // ReLU's vjp primitive: linear in g, piecewise constant in x (kept away from 0).
+  { name: 'reluGrad', f: (x, g) => t.reluGrad(x, g), inputs: () => [rnd([2, 3], { away: 0.1 }), rnd([2, 3])] },
   { name: 'leakyRelu', f: (x) => t.leakyRelu(x, 0.2), inputs: () => [rnd([6], { away: 0.1 })] },
   { name: 'gelu', f: (x) => t.gelu(x), inputs: () => [rnd([5], { lo: -3, hi: 3 })] },
   { name: 'gelu tanh', f: (x) => t.gelu(x, 'tanh'), inputs: () => [rnd([5], { lo: -3, hi: 3 })] },

@@ -56,6 +56,7 @@ const BINARY_FNS: Record<BinaryOp, (a: number, b: number) => number> = {
   pow: (a, b) => a ** b,
   maximum: (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : a > b ? a : b),
   minimum: (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : a < b ? a : b),
+  reluGrad: (x, g) => (x > 0 ? g : 0),
   eq: (a, b) => (a === b ? 1 : 0),
   ne: (a, b) => (a !== b ? 1 : 0),
   lt: (a, b) => (a < b ? 1 : 0),

@@ -6,7 +6,7 @@
 // Inner modes per input: contiguous (f32x4 loads), broadcast (stride 0: one value per row,
 // splat) and strided (scalar loads). Only ops whose instruction gives exactly the reference
 // backend's result are here: + − × ÷ and sqrt are correctly rounded in both; min/max propagate
-// NaN like the reference; relu is max(x, 0); round is round-half-even (`nearest`); comparisons
+// NaN like the reference; relu is max(x, 0); reluGrad masks g's bits with x > 0; round is round-half-even (`nearest`); comparisons
 // give the reference's `a > b ? 1 : 0` (NaN included). The float32 transcendentals (exp, log, tanh,
 // erf…) are the exception: range reduction + polynomial within 2 ulp of the exact result
 // (transcendental-kernel.ts) instead of the reference's rounded Math.*; sin, cos and sign run in JS
@@ -61,7 +61,14 @@ const COMPARE: Record<ScalarCompareOp, Op> = {
 
 const MODES = ['contiguous', 'broadcast', 'strided'] as const;
 
-export function binaryExportName(op: SimdBinaryOp, a: RowMode, b: RowMode): string {
+/**
+ * Binary ops that are not one instruction (so not in BINARY, which the compiler's codegen shares):
+ * reluGrad(x, g) = x > 0 ? g : 0, a lane mask ANDed into g's bits (NaN x compares false: +0).
+ */
+export const SIMD_COMPOSED_BINARY_OPS = ['reluGrad'] as const;
+export type SimdComposedBinaryOp = (typeof SIMD_COMPOSED_BINARY_OPS)[number];
+
+export function binaryExportName(op: SimdBinaryOp | SimdComposedBinaryOp, a: RowMode, b: RowMode): string {
   return `${op}_${a[0]}${b[0]}`;
 }
 
@@ -230,6 +237,23 @@ function kernelSpecs(): KernelSpec[] {
           vector: (f) => f.simd(BINARY[op].simd), scalar: (f) => f.op(BINARY[op].scalar),
         });
       }
+    }
+  }
+  for (const am of MODES) {
+    for (const bm of MODES) {
+      // The stack holds x, g: g goes to a local while x becomes its mask (or condition).
+      let gVector = -1;
+      specs.push({
+        name: binaryExportName('reluGrad', am, bm), inputs: [f32In(am), f32In(bm)], outBytes: 4,
+        prologue: (f) => { gVector = f.local(v128); },
+        vector: (f) => {
+          f.localSet(gVector).f32x4Const(0, 0, 0, 0).simd(SimdOp.f32x4Gt).localGet(gVector).simd(SimdOp.v128And);
+        },
+        scalar: (f, { y, c }) => {
+          f.localSet(y).f32Const(0).op(Op.f32Gt).localSet(c);
+          f.localGet(y).f32Const(0).localGet(c).op(Op.select);
+        },
+      });
     }
   }
   for (const op of SIMD_UNARY_OPS) {

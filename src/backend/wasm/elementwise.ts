@@ -4,8 +4,8 @@
 import type { WasmHeap } from './memory.js';
 import {
   buildElementwiseModule, elementwiseKernelNames, TASK_DESCRIPTOR_BYTES, binaryExportName, unaryExportName, compareExportName, rowMode, WHERE_EXPORT,
-  SIMD_BINARY_OPS, SIMD_UNARY_OPS, SCALAR_COMPARE_OPS,
-  type SimdBinaryOp, type SimdUnaryOp, type ScalarCompareOp,
+  SIMD_BINARY_OPS, SIMD_COMPOSED_BINARY_OPS, SIMD_UNARY_OPS, SCALAR_COMPARE_OPS,
+  type SimdBinaryOp, type SimdComposedBinaryOp, type SimdUnaryOp, type ScalarCompareOp,
 } from './elementwise-kernel.js';
 import { TRANSCENDENTAL_OPS, type TranscendentalOp } from './transcendental-kernel.js';
 import type { KernelModule, ThreadPool } from './threads.js';
@@ -16,7 +16,7 @@ import type { KernelModule, ThreadPool } from './threads.js';
  */
 export type BlockFunction = (n: number, rows: number, ptrs: readonly number[], strides: readonly number[], rowStrides: readonly number[]) => void;
 
-const BINARY = new Set<string>(SIMD_BINARY_OPS);
+const BINARY = new Set<string>([...SIMD_BINARY_OPS, ...SIMD_COMPOSED_BINARY_OPS]);
 const UNARY = new Set<string>([...SIMD_UNARY_OPS, ...TRANSCENDENTAL_OPS]);
 const COMPARE = new Set<string>(SCALAR_COMPARE_OPS);
 const TRANSCENDENTAL = new Set<string>(TRANSCENDENTAL_OPS);
@@ -72,7 +72,7 @@ export class WasmElementwise {
     let fn = this.blocks.get(key);
     if (fn === undefined) {
       let name: string;
-      if (BINARY.has(prim)) name = binaryExportName(prim as SimdBinaryOp, modes[0]!, modes[1]!);
+      if (BINARY.has(prim)) name = binaryExportName(prim as SimdBinaryOp | SimdComposedBinaryOp, modes[0]!, modes[1]!);
       else if (UNARY.has(prim)) name = unaryExportName(prim as SimdUnaryOp | TranscendentalOp, modes[0]!);
       else if (COMPARE.has(prim)) name = compareExportName(prim as ScalarCompareOp);
       else if (prim === 'where') name = WHERE_EXPORT;

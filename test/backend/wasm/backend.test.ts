@@ -102,7 +102,7 @@ test('SIMD elementwise ops equal the reference bit for bit, with broadcasting an
   const [yc, yw] = pair([6, 37]);
   const [bc, bw] = pair([37]);
   const [cc, cw] = pair([6, 1]);
-  for (const op of ['add', 'sub', 'mul', 'div', 'maximum', 'minimum'] as const) {
+  for (const op of ['add', 'sub', 'mul', 'div', 'maximum', 'minimum', 'reluGrad'] as const) {
     const f = t[op] as (a: t.Tensor, b: t.Tensor) => t.Tensor;
     assertSame(f(xw, yw), f(xc, yc), op);
     assertSame(f(xw, bw), f(xc, bc), `${op} row broadcast`);
@@ -145,8 +145,9 @@ test('SIMD elementwise ops equal the reference bit for bit, with broadcasting an
   const sw = t.tensor(special, { dtype: 'float32', backend: 'wasm' });
   assertSame(t.relu(sw), t.relu(sc), 'relu specials');
   assertSame(t.maximum(sw, t.flip(sw, [0])), t.maximum(sc, t.flip(sc, [0])), 'maximum specials');
+  assertSame(t.reluGrad(sw, t.flip(sw, [0])), t.reluGrad(sc, t.flip(sc, [0])), 'reluGrad specials');
   // The fast paths were taken.
-  for (const op of ['add', 'maximum', 'relu', 'sqrt', 'exp', 'erf'] as const) assert.ok(wasmBackend.kernelCalls.get(op)!.wasm > 0, op);
+  for (const op of ['add', 'maximum', 'reluGrad', 'relu', 'sqrt', 'exp', 'erf'] as const) assert.ok(wasmBackend.kernelCalls.get(op)!.wasm > 0, op);
   // float64 keeps the reference kernel.
   const [dc, dw] = pair([3, 20], 'float64');
   assertSame(t.exp(dw), t.exp(dc), 'float64 exp');

@@ -27,6 +27,7 @@ function cases(): { name: string; run: () => t.Tensor }[] {
     { name: 'mul with a row broadcast (rows)', run: () => t.mul(wide, bias) },
     { name: 'sub with a column broadcast', run: () => t.sub(x, column) },
     { name: 'div of a transposed (strided) input', run: () => t.div(t.transpose(x), t.transpose(y)) },
+    { name: 'reluGrad with a transposed gradient', run: () => t.reluGrad(x, t.transpose(t.transpose(y).contiguous())) },
     { name: 'exp', run: () => t.exp(x) },
     { name: 'gelu', run: () => t.gelu(x) },
     { name: 'tanh of a transposed input', run: () => t.tanh(t.transpose(y)) },
