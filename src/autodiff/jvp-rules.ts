@@ -9,7 +9,8 @@ import {
   geluGrad, geluSecondDerivative, reluGrad,
 } from '../ops/elementwise.js';
 import { zerosLike } from '../ops/creation.js';
-import { sum, cumsum } from '../ops/reduce.js';
+import { sum, cumsum, mean } from '../ops/reduce.js';
+import { layerNormCoreJacobian } from './vjp-rules.js';
 import { reshape } from '../ops/shape.js';
 import { matmul } from '../ops/linalg.js';
 import { keepdimShape, prodInputGradient, extremumMask } from './rule-helpers.js';
@@ -98,6 +99,10 @@ export const jvpRules: Rules = {
   argmax: noTangent,
   argmin: noTangent,
   softmax: ([t], _i, out, { axis }) => (t === undefined ? undefined : mul(out, sub(t, sum(mul(t, out), axis, true)))),
+  layerNormCore: ([t], [x], y, attrs) => (t === undefined ? undefined : layerNormCoreJacobian(t, x!, y, attrs)),
+  // d rstd = −rstd²·mean(y·t) per row, y = layerNormCore(x).
+  layerNormRstd: ([t], [x], rstd, attrs) =>
+    (t === undefined ? undefined : mul(mean(mul(bind('layerNormCore', [x!], attrs), t), -1, true), mul(mul(rstd, rstd), -1))),
   cumsum: ([t], _i, _o, { axis }) => (t === undefined ? undefined : cumsum(t, axis)),
   matmul: ([ta, tb], [a, b]) => sumTerms(ta === undefined ? undefined : matmul(ta, b!), tb === undefined ? undefined : matmul(a!, tb)),
   reshape: linear('reshape'),

@@ -10,7 +10,7 @@ import {
   geluGrad, geluSecondDerivative, reluGrad,
 } from '../ops/elementwise.js';
 import { full, zerosLike } from '../ops/creation.js';
-import { cumsum, sum } from '../ops/reduce.js';
+import { cumsum, mean, sum } from '../ops/reduce.js';
 import { reshape, transpose } from '../ops/shape.js';
 import { matmul } from '../ops/linalg.js';
 import { sumToShape, keepdimShape, prodInputGradient, extremumMask } from './rule-helpers.js';
@@ -35,6 +35,21 @@ function isTransposedLayout(t: Tensor): boolean {
   const rows = t.shape[t.rank - 2]!, cols = t.shape[t.rank - 1]!;
   return rows > 1 && cols > 1 && t.strides[t.rank - 2] === 1 && t.strides[t.rank - 1] === rows;
 }
+/**
+ * layerNormCore's Jacobian (symmetric: rstd·(I − 11ᵀ/D − y·yᵀ/D) per row) applied to v, for its vjp
+ * and jvp: rstd·(v − mean(v) − y·mean(v·y)) over the last axis, rstd recomputed from x by its primitive.
+ */
+export function layerNormCoreJacobian(v: Tensor, x: Tensor, y: Tensor, attrs: PrimitiveAttrs['layerNormCore']): Tensor {
+  const rstd = bind('layerNormRstd', [x], attrs);
+  return mul(sub(sub(v, mean(v, -1, true)), mul(y, mean(mul(v, y), -1, true))), rstd);
+}
+
+/** d rstd / dx = −rstd²·y/D per row (y = layerNormCore(x)): the vjp of layerNormRstd for a row cotangent g. */
+function layerNormRstdVjp(g: Tensor, x: Tensor, rstd: Tensor, attrs: PrimitiveAttrs['layerNormRstd']): Tensor {
+  const y = bind('layerNormCore', [x], attrs);
+  return mul(y, mul(mul(g, mul(rstd, rstd)), -1 / x.shape[x.rank - 1]!));
+}
+
 const zeroGrad = (_g: Tensor, [x]: readonly Tensor[]): (Tensor | undefined)[] => [zerosLike(x!)];
 
 export const vjpRules: { [P in PrimitiveName]: VjpRule<P> } = {
@@ -89,6 +104,8 @@ export const vjpRules: { [P in PrimitiveName]: VjpRule<P> } = {
   argmin: none,
   // J = diag(y) − y·yᵀ per row: g ↦ y·(g − Σ g·y).
   softmax: (g, _i, out, { axis }) => [mul(out, sub(g, sum(mul(g, out), axis, true)))],
+  layerNormCore: (g, [x], y, attrs) => [layerNormCoreJacobian(g, x!, y, attrs)],
+  layerNormRstd: (g, [x], rstd, attrs) => [layerNormRstdVjp(g, x!, rstd, attrs)],
   cumsum: (g, _i, _o, { axis }) => [bind('flip', [cumsum(bind('flip', [g], { axes: [axis] }), axis)], { axes: [axis] })],
   // Each gradient is produced in its input's memory layout: for an input that is a transposed view
   // (a Linear weight used as Wᵀ), computing (gᵀ·a)ᵀ instead of aᵀ·g costs the same GEMM but makes

@@ -64,6 +64,13 @@ export interface PrimitiveAttrs
   cumsum: { axis: number };
   /** exp(x − max) / Σ exp(x − max) along `axis` (the max shift is 0 where it is ±inf); floating x. */
   softmax: { axis: number };
+  /**
+   * LayerNorm without weight and bias over the last axis: (x − mean) · rsqrt(var + eps), biased
+   * variance; floating x. One pass per row instead of the composite's dozen full-size kernels.
+   */
+  layerNormCore: { eps: number };
+  /** rsqrt(var + eps) of each row over the last axis (kept as size 1): layerNormCore's scale, for its derivatives. */
+  layerNormRstd: { eps: number };
   /** (..., m, k) @ (..., k, n) with equal batch dims. */
   matmul: NoAttrs;
   // Views: no data moves; the output shares the input's storage.
@@ -207,6 +214,13 @@ function argReduceDef(op: 'argmax' | 'argmin'): PrimitiveDef<'argmax' | 'argmin'
   };
 }
 
+/** The layerNorm primitives normalize non-empty rows along the last axis of a floating tensor. */
+function checkRowsInput(op: string, x: ValueInfo): void {
+  check(x.shape.length >= 1 && x.shape[x.shape.length - 1]! > 0, op, () =>
+    `the primitive normalizes along a non-empty last axis, got shape ${fmtShape(x.shape)}; the user-facing layerNorm reshapes first.`);
+  check(isFloating(x.dtype), op, () => `the primitive takes a floating input, got ${x.dtype}; the user-facing op checks first.`);
+}
+
 type DefTable = { [P in PrimitiveName]: PrimitiveDef<P> };
 
 const unaryDefs = {} as { [P in UnaryOp]: PrimitiveDef<P> };
@@ -248,6 +262,22 @@ export const primitives: DefTable = {
       return { shape: [...x!.shape], dtype: x!.dtype };
     },
     cost: (inputs, _a, out) => elementwiseCost(inputs, out, 6),
+  },
+  layerNormCore: {
+    arity: 1,
+    infer: ([x]) => {
+      checkRowsInput('layerNormCore', x!);
+      return { shape: [...x!.shape], dtype: x!.dtype };
+    },
+    cost: (inputs, _a, out) => elementwiseCost(inputs, out, 8),
+  },
+  layerNormRstd: {
+    arity: 1,
+    infer: ([x]) => {
+      checkRowsInput('layerNormRstd', x!);
+      return { shape: [...x!.shape.slice(0, -1), 1], dtype: x!.dtype };
+    },
+    cost: (inputs, _a, out) => ({ flops: 4 * sizeOf(inputs[0]!.shape), bytesRead: bytes(inputs[0]!), bytesWritten: bytes(out) }),
   },
   cumsum: {
     arity: 1,

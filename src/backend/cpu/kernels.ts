@@ -212,6 +212,42 @@ const softmax: Kernel<'softmax'> = ([x], { axis }, out) => {
   return wrap(out, dst);
 };
 
+/**
+ * The layerNorm primitives' rows (the last axis), each with its mean and rsqrt(biased variance + eps)
+ * in float64 (two passes: the variance of the centered values, as the composite computes it).
+ */
+function layerNormRows(x: KernelInput, eps: number, each: (values: TypedArray, base: number, length: number, mean: number, rstd: number, row: number) => void): void {
+  const values = contiguousValues(x);
+  const length = x.shape[x.shape.length - 1]!;
+  const rows = values.length / length;
+  for (let r = 0; r < rows; r++) {
+    const base = r * length;
+    let total = 0;
+    for (let j = 0; j < length; j++) total += values[base + j]!;
+    const mean = total / length;
+    let squares = 0;
+    for (let j = 0; j < length; j++) {
+      const d = values[base + j]! - mean;
+      squares += d * d;
+    }
+    each(values, base, length, mean, 1 / Math.sqrt(squares / length + eps), r);
+  }
+}
+
+const layerNormCore: Kernel<'layerNormCore'> = ([x], { eps }, out) => {
+  const dst = alloc(out);
+  layerNormRows(x!, eps, (values, base, length, mean, rstd) => {
+    for (let j = 0; j < length; j++) dst[base + j] = (values[base + j]! - mean) * rstd;
+  });
+  return wrap(out, dst);
+};
+
+const layerNormRstd: Kernel<'layerNormRstd'> = ([x], { eps }, out) => {
+  const dst = alloc(out);
+  layerNormRows(x!, eps, (_v, _b, _l, _m, rstd, row) => { dst[row] = rstd; });
+  return wrap(out, dst);
+};
+
 const cumsum: Kernel<'cumsum'> = ([x], { axis }, out) => {
   const { values, rowLength } = rowsOverAxes(x!, [axis]);
   const rows = rowLength === 0 ? 0 : values.length / rowLength;
@@ -423,6 +459,8 @@ export const cpuKernels: KernelTable = {
   argmin: argReduceKernel(false),
   cumsum,
   softmax,
+  layerNormCore,
+  layerNormRstd,
   matmul,
   reshape: viewOnly('reshape'),
   permute: viewOnly('permute'),

@@ -20,6 +20,7 @@ import { WasmElementwise } from './elementwise.js';
 import { planRows, forEachRow } from './strided-rows.js';
 import { WasmReduce } from './reduce.js';
 import { WasmSoftmax } from './softmax.js';
+import { WasmLayerNorm } from './layer-norm.js';
 import { isJsUnaryOp, mapUnaryRow, type JsUnaryOp } from './unary-js.js';
 import { copyStrided, copyStrided4, contiguousStridesOf, type Copy4 } from './copy.js';
 import { buildCopyModule, COPY4_EXPORT } from './copy-kernel.js';
@@ -29,6 +30,9 @@ import { WasmWindowKernels } from './window.js';
 import { nodeRuntime, defaultThreadCount, nodeWorkerSpawner } from './node-workers.js';
 import { nodeGarbageCollector } from './node-gc.js';
 import { WasmOptimizerKernels } from './optimizer-kernel.js';
+
+/** The primitives the layerNorm kernel serves (layer-norm-kernel.ts). */
+const LAYER_NORM_PRIMITIVES = new Set<string>(['layerNormCore', 'layerNormRstd']);
 
 /** What a wasm storage's `handle` holds. */
 export interface WasmBuffer {
@@ -75,6 +79,7 @@ export class WasmBackend implements Backend {
   private readonly elementwise: WasmElementwise;
   private readonly reduce: WasmReduce;
   private readonly softmax: WasmSoftmax;
+  private readonly layerNorm: WasmLayerNorm;
   private readonly kernels = new Map<PrimitiveName, Kernel<PrimitiveName>>();
   private copy4: Copy4 | undefined;
   /** Per primitive: calls served by a wasm kernel, and calls that ran the cpu reference on heap views. */
@@ -88,6 +93,7 @@ export class WasmBackend implements Backend {
     this.elementwise = new WasmElementwise(this.heap, () => this.currentPool);
     this.reduce = new WasmReduce(this.heap);
     this.softmax = new WasmSoftmax(this.heap);
+    this.layerNorm = new WasmLayerNorm(this.heap);
   }
 
   get pool(): ThreadPool {
@@ -214,6 +220,21 @@ export class WasmBackend implements Backend {
         const storage = this.allocUninitialized('float32', sizeOf(out.shape));
         this.softmax.run(x, this.addressOf(x.storage), this.addressOf(storage));
         this.count('softmax', 'wasm');
+        return storage;
+      };
+      return k as unknown as Kernel<PrimitiveName>;
+    }
+    if (LAYER_NORM_PRIMITIVES.has(prim)) {
+      // float32 rows along a stride-1 last axis (layer-norm-kernel.ts); anything else: the reference.
+      // (A Set, not `prim === …`, so that prim's type is not narrowed for the branches below.)
+      const fallback = this.cpuOnViews(prim as 'layerNormCore' | 'layerNormRstd');
+      const rstdOnly = prim === 'layerNormRstd';
+      const k: Kernel<'layerNormCore' | 'layerNormRstd'> = (inputs, attrs, out) => {
+        const x = inputs[0]!;
+        if (!this.layerNorm.fits(x)) return fallback(inputs, attrs, out);
+        const storage = this.allocUninitialized('float32', sizeOf(out.shape));
+        this.layerNorm.run(x, this.addressOf(x.storage), this.addressOf(storage), attrs.eps, rstdOnly);
+        this.count(prim, 'wasm');
         return storage;
       };
       return k as unknown as Kernel<PrimitiveName>;

@@ -8,6 +8,7 @@ import { add, sub, mul, rsqrt, cast } from '../elementwise.js';
 import { mean, sum } from '../reduce.js';
 import { reshape, detach } from '../shape.js';
 import { copy_ } from '../inplace.js';
+import { bind } from '../dispatch.js';
 
 /**
  * Whether the argument after the fixed ones is an options object (or absent) rather than the first
@@ -56,12 +57,26 @@ export function layerNorm(x: Tensor, normalizedShape: readonly number[], optsOrW
   const axes = trailingAxes('layerNorm', x, normalizedShape);
   checkAffine('layerNorm', 'weight', opts.weight, normalizedShape);
   checkAffine('layerNorm', 'bias', opts.bias, normalizedShape);
-  const centered = sub(x, mean(x, axes, true));
-  const variance = mean(mul(centered, centered), axes, true);
-  let out = mul(centered, rsqrt(add(variance, opts.eps ?? 1e-5)));
+  let out = normalizeRows(x, axes, opts.eps ?? 1e-5);
   if (opts.weight !== undefined) out = mul(out, opts.weight);
   if (opts.bias !== undefined) out = add(out, opts.bias);
   return out;
+}
+
+/**
+ * (x − mean) · rsqrt(var + eps) over the trailing `axes`: the layerNormCore primitive on rows of
+ * their combined length (one pass per row on fast backends; a free view for contiguous x). Rows of
+ * length 0, which the primitive refuses, keep the composite (its mean of nothing is NaN).
+ */
+function normalizeRows(x: Tensor, axes: readonly number[], eps: number): Tensor {
+  const length = axes.reduce((n, a) => n * x.shape[a]!, 1);
+  if (length === 0) {
+    const centered = sub(x, mean(x, [...axes], true));
+    return mul(centered, rsqrt(add(mean(mul(centered, centered), [...axes], true), eps)));
+  }
+  if (axes.length === 1) return bind('layerNormCore', [x], { eps });
+  const rows = reshape(x, [...x.shape.slice(0, x.rank - axes.length), length]);
+  return reshape(bind('layerNormCore', [rows], { eps }), [...x.shape]);
 }
 
 export interface RmsNormOptions {
