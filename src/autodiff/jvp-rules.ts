@@ -99,7 +99,19 @@ export const jvpRules: Rules = {
   argmax: noTangent,
   argmin: noTangent,
   softmax: ([t], _i, out, { axis }) => (t === undefined ? undefined : mul(out, sub(t, sum(mul(t, out), axis, true)))),
-  layerNormCore: ([t], [x], y, attrs) => (t === undefined ? undefined : layerNormCoreJacobian(t, x!, y, attrs)),
+  layerNormCore: ([t], [x], _y, attrs) => (t === undefined ? undefined : layerNormCoreJacobian(t, x!, attrs)),
+  // f = r·(g − mean(g) − y·m): linear in g; through x, dr = −r²·mean(y·tx), dy = J·tx, dm = mean(g·dy).
+  layerNormCoreGrad: ([tx, tg], [x, g], out, attrs) => {
+    const throughG = tg === undefined ? undefined : layerNormCoreJacobian(tg, x!, attrs);
+    if (tx === undefined) return throughG;
+    const rstd = bind('layerNormRstd', [x!], attrs);
+    const y = bind('layerNormCore', [x!], attrs);
+    const dRstd = mul(mean(mul(y, tx), -1, true), mul(mul(rstd, rstd), -1));
+    const dy = layerNormCoreJacobian(tx, x!, attrs);
+    const m = mean(mul(g!, y), -1, true), dm = mean(mul(g!, dy), -1, true);
+    const throughX = sub(mul(out, div(dRstd, rstd)), mul(add(mul(dy, m), mul(y, dm)), rstd));
+    return sumTerms(throughG, throughX);
+  },
   // d rstd = −rstd²·mean(y·t) per row, y = layerNormCore(x).
   layerNormRstd: ([t], [x], rstd, attrs) =>
     (t === undefined ? undefined : mul(mean(mul(bind('layerNormCore', [x!], attrs), t), -1, true), mul(mul(rstd, rstd), -1))),

@@ -37,17 +37,32 @@ function isTransposedLayout(t: Tensor): boolean {
 }
 /**
  * layerNormCore's Jacobian (symmetric: rstd·(I − 11ᵀ/D − y·yᵀ/D) per row) applied to v, for its vjp
- * and jvp: rstd·(v − mean(v) − y·mean(v·y)) over the last axis, rstd recomputed from x by its primitive.
+ * and jvp: rstd·(v − mean(v) − y·mean(v·y)) over the last axis, one primitive.
  */
-export function layerNormCoreJacobian(v: Tensor, x: Tensor, y: Tensor, attrs: PrimitiveAttrs['layerNormCore']): Tensor {
-  const rstd = bind('layerNormRstd', [x], attrs);
-  return mul(sub(sub(v, mean(v, -1, true)), mul(y, mean(mul(v, y), -1, true))), rstd);
+export function layerNormCoreJacobian(v: Tensor, x: Tensor, attrs: PrimitiveAttrs['layerNormCore']): Tensor {
+  return bind('layerNormCoreGrad', [x, v], attrs);
 }
 
 /** d rstd / dx = −rstd²·y/D per row (y = layerNormCore(x)): the vjp of layerNormRstd for a row cotangent g. */
 function layerNormRstdVjp(g: Tensor, x: Tensor, rstd: Tensor, attrs: PrimitiveAttrs['layerNormRstd']): Tensor {
   const y = bind('layerNormCore', [x], attrs);
   return mul(y, mul(mul(g, mul(rstd, rstd)), -1 / x.shape[x.rank - 1]!));
+}
+
+/**
+ * The vjp of f = layerNormCoreGrad(x, g) = r·(g − mean(g) − y·m), r = rstd(x), y = core(x),
+ * m = mean(g·y), for a cotangent gg: linear in g with a symmetric Jacobian (dg = f(x, gg)); through x,
+ * the cotangent of r is Σ gg·f / r per row and that of y is −r·(m·gg + mean(gg·y)·g), each pulled
+ * back by its primitive's rule.
+ */
+export function layerNormCoreGradVjp(gg: Tensor, x: Tensor, g: Tensor, out: Tensor, attrs: PrimitiveAttrs['layerNormCoreGrad'], needsGrad: readonly boolean[]): (Tensor | undefined)[] {
+  const dg = needsGrad[1] === false ? undefined : bind('layerNormCoreGrad', [x, gg], attrs);
+  if (needsGrad[0] === false) return [undefined, dg];
+  const rstd = bind('layerNormRstd', [x], attrs);
+  const y = bind('layerNormCore', [x], attrs);
+  const rowCotangent = div(sum(mul(gg, out), -1, true), rstd);
+  const yCotangent = mul(add(mul(gg, mean(mul(g, y), -1, true)), mul(g, mean(mul(gg, y), -1, true))), neg(rstd));
+  return [add(layerNormRstdVjp(rowCotangent, x, rstd, attrs), layerNormCoreJacobian(yCotangent, x, attrs)), dg];
 }
 
 const zeroGrad = (_g: Tensor, [x]: readonly Tensor[]): (Tensor | undefined)[] => [zerosLike(x!)];
@@ -104,7 +119,8 @@ export const vjpRules: { [P in PrimitiveName]: VjpRule<P> } = {
   argmin: none,
   // J = diag(y) − y·yᵀ per row: g ↦ y·(g − Σ g·y).
   softmax: (g, _i, out, { axis }) => [mul(out, sub(g, sum(mul(g, out), axis, true)))],
-  layerNormCore: (g, [x], y, attrs) => [layerNormCoreJacobian(g, x!, y, attrs)],
+  layerNormCore: (g, [x], _y, attrs) => [layerNormCoreJacobian(g, x!, attrs)],
+  layerNormCoreGrad: (gg, [x, g], out, attrs, needsGrad) => layerNormCoreGradVjp(gg, x!, g!, out, attrs, needsGrad),
   layerNormRstd: (g, [x], rstd, attrs) => [layerNormRstdVjp(g, x!, rstd, attrs)],
   cumsum: (g, _i, _o, { axis }) => [bind('flip', [cumsum(bind('flip', [g], { axes: [axis] }), axis)], { axes: [axis] })],
   // Each gradient is produced in its input's memory layout: for an input that is a transposed view

@@ -71,6 +71,11 @@ export interface PrimitiveAttrs
   layerNormCore: { eps: number };
   /** rsqrt(var + eps) of each row over the last axis (kept as size 1): layerNormCore's scale, for its derivatives. */
   layerNormRstd: { eps: number };
+  /**
+   * layerNormCore's vjp (its Jacobian is symmetric, so also its jvp): for x and a cotangent g of one
+   * shape, rstd·(g − mean(g) − y·mean(g·y)) per row, y = layerNormCore(x). One pass set per row.
+   */
+  layerNormCoreGrad: { eps: number };
   /** (..., m, k) @ (..., k, n) with equal batch dims. */
   matmul: NoAttrs;
   // Views: no data moves; the output shares the input's storage.
@@ -270,6 +275,15 @@ export const primitives: DefTable = {
       return { shape: [...x!.shape], dtype: x!.dtype };
     },
     cost: (inputs, _a, out) => elementwiseCost(inputs, out, 8),
+  },
+  layerNormCoreGrad: {
+    arity: 2,
+    infer: ([x, g]) => {
+      checkRowsInput('layerNormCoreGrad', x!);
+      sameShapeSameDtype('layerNormCoreGrad', x!, g!);
+      return { shape: [...x!.shape], dtype: x!.dtype };
+    },
+    cost: (inputs, _a, out) => elementwiseCost(inputs, out, 14),
   },
   layerNormRstd: {
     arity: 1,

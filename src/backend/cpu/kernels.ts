@@ -242,6 +242,22 @@ const layerNormCore: Kernel<'layerNormCore'> = ([x], { eps }, out) => {
   return wrap(out, dst);
 };
 
+const layerNormCoreGrad: Kernel<'layerNormCoreGrad'> = ([x, g], { eps }, out) => {
+  const dst = alloc(out);
+  const gv = contiguousValues(g!);
+  layerNormRows(x!, eps, (values, base, length, mean, rstd) => {
+    let total = 0, dot = 0;
+    for (let j = 0; j < length; j++) {
+      const gj = gv[base + j]!;
+      total += gj;
+      dot += gj * (values[base + j]! - mean) * rstd;
+    }
+    const gMean = total / length, dotMean = dot / length;
+    for (let j = 0; j < length; j++) dst[base + j] = rstd * (gv[base + j]! - gMean - (values[base + j]! - mean) * rstd * dotMean);
+  });
+  return wrap(out, dst);
+};
+
 const layerNormRstd: Kernel<'layerNormRstd'> = ([x], { eps }, out) => {
   const dst = alloc(out);
   layerNormRows(x!, eps, (_v, _b, _l, _m, rstd, row) => { dst[row] = rstd; });
@@ -461,6 +477,7 @@ export const cpuKernels: KernelTable = {
   softmax,
   layerNormCore,
   layerNormRstd,
+  layerNormCoreGrad,
   matmul,
   reshape: viewOnly('reshape'),
   permute: viewOnly('permute'),

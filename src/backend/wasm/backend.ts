@@ -32,7 +32,7 @@ import { nodeGarbageCollector } from './node-gc.js';
 import { WasmOptimizerKernels } from './optimizer-kernel.js';
 
 /** The primitives the layerNorm kernel serves (layer-norm-kernel.ts). */
-const LAYER_NORM_PRIMITIVES = new Set<string>(['layerNormCore', 'layerNormRstd']);
+const LAYER_NORM_PRIMITIVES = new Set<string>(['layerNormCore', 'layerNormRstd', 'layerNormCoreGrad']);
 
 /** What a wasm storage's `handle` holds. */
 export interface WasmBuffer {
@@ -227,13 +227,14 @@ export class WasmBackend implements Backend {
     if (LAYER_NORM_PRIMITIVES.has(prim)) {
       // float32 rows along a stride-1 last axis (layer-norm-kernel.ts); anything else: the reference.
       // (A Set, not `prim === …`, so that prim's type is not narrowed for the branches below.)
-      const fallback = this.cpuOnViews(prim as 'layerNormCore' | 'layerNormRstd');
+      const fallback = this.cpuOnViews(prim as 'layerNormCore' | 'layerNormRstd' | 'layerNormCoreGrad');
       const rstdOnly = prim === 'layerNormRstd';
-      const k: Kernel<'layerNormCore' | 'layerNormRstd'> = (inputs, attrs, out) => {
-        const x = inputs[0]!;
-        if (!this.layerNorm.fits(x)) return fallback(inputs, attrs, out);
+      const k: Kernel<'layerNormCore' | 'layerNormRstd' | 'layerNormCoreGrad'> = (inputs, attrs, out) => {
+        const x = inputs[0]!, g = inputs[1];
+        if (!inputs.every((t) => this.layerNorm.fits(t))) return fallback(inputs, attrs, out);
         const storage = this.allocUninitialized('float32', sizeOf(out.shape));
-        this.layerNorm.run(x, this.addressOf(x.storage), this.addressOf(storage), attrs.eps, rstdOnly);
+        if (g !== undefined) this.layerNorm.runGrad(x, this.addressOf(x.storage), g, this.addressOf(g.storage), this.addressOf(storage), attrs.eps);
+        else this.layerNorm.run(x, this.addressOf(x.storage), this.addressOf(storage), attrs.eps, rstdOnly);
         this.count(prim, 'wasm');
         return storage;
       };

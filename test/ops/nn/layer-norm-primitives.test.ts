@@ -5,8 +5,8 @@ import { bind } from '../../../src/ops/dispatch.js';
 import { wasmBackend } from '../../../src/backend/wasm/backend.js';
 import { forEachBackend } from '../../helpers/backends.js';
 
-// layerNorm runs as two primitives: layerNormCore (x − mean)·rsqrt(var + eps) along the last axis
-// and layerNormRstd rsqrt(var + eps) per row (for the derivatives). Both against a float64
+// layerNorm runs as a primitive layerNormCore (x − mean)·rsqrt(var + eps) along the last axis, its
+// vjp layerNormCoreGrad, and layerNormRstd rsqrt(var + eps) per row (for higher derivatives). All against a float64
 // reference written here, on contiguous rows (with and without a SIMD tail), rows that do not merge,
 // a transposed input and rows of one element; then first and second derivatives in float64.
 
@@ -44,6 +44,22 @@ function assertClose(actual: t.Tensor, want: number[], what: string): void {
 
 const core = (x: t.Tensor, eps: number): t.Tensor => bind('layerNormCore', [x], { eps });
 const rstd = (x: t.Tensor, eps: number): t.Tensor => bind('layerNormRstd', [x], { eps });
+const coreGrad = (x: t.Tensor, g: t.Tensor, eps: number): t.Tensor => bind('layerNormCoreGrad', [x, g], { eps });
+
+/** rstd·(g − mean(g) − y·mean(g·y)) per row in float64. */
+function coreGradReference(x: t.Tensor, g: t.Tensor, eps: number): number[] {
+  const { y, rstd: r } = rowStats(x, eps);
+  const gv = Array.from(g.contiguous().data());
+  const len = x.shape[x.rank - 1]!;
+  const out: number[] = [];
+  for (let row = 0; row * len < gv.length; row++) {
+    const base = row * len;
+    let total = 0, dot = 0;
+    for (let j = 0; j < len; j++) { total += gv[base + j]!; dot += gv[base + j]! * y[base + j]!; }
+    for (let j = 0; j < len; j++) out.push(r[row]! * (gv[base + j]! - total / len - y[base + j]! * (dot / len)));
+  }
+  return out;
+}
 
 forEachBackend('layerNorm primitives', (backend) => {
   for (const dtype of ['float32', 'float64'] as const) {
@@ -68,6 +84,10 @@ forEachBackend('layerNorm primitives', (backend) => {
           assert.equal(y.dtype, dtype);
           assertClose(y, want.y, `${what} core eps ${eps}`);
           assertClose(r, want.rstd, `${what} rstd eps ${eps}`);
+          const g = t.tensor(values(x.size, 1, 0.2), { dtype, shape: [...x.shape] });
+          for (const [gWhat, gi] of [['contiguous g', g], ['g laid out like x', x.mul(0).add(g)], ['broadcast g', t.expand(g.narrow(-1, 0, 1), [...x.shape])]] as const) {
+            assertClose(coreGrad(x, gi, eps), coreGradReference(x, gi, eps), `${what} coreGrad (${gWhat}) eps ${eps}`);
+          }
         }
       }
     });
@@ -75,11 +95,11 @@ forEachBackend('layerNorm primitives', (backend) => {
 
   it('float32 contiguous rows run the wasm kernel', { skip: backend !== 'wasm' }, () => {
     const before = wasmBackend.kernelCalls.get('layerNormCore')?.wasm ?? 0;
-    const beforeRstd = wasmBackend.kernelCalls.get('layerNormRstd')?.wasm ?? 0;
+    const beforeGrad = wasmBackend.kernelCalls.get('layerNormCoreGrad')?.wasm ?? 0;
     const x = t.tensor(values(40, 1, 0), { dtype: 'float32', shape: [4, 10], requiresGrad: true });
     t.layerNorm(x, [10]).mul(t.arange(40, undefined, 1, { dtype: 'float32' }).reshape([4, 10])).sum().backward();
     assert.equal(wasmBackend.kernelCalls.get('layerNormCore')!.wasm, before + 1);
-    assert.equal(wasmBackend.kernelCalls.get('layerNormRstd')!.wasm, beforeRstd + 1);
+    assert.equal(wasmBackend.kernelCalls.get('layerNormCoreGrad')!.wasm, beforeGrad + 1);
   });
 
   it('the primitives refuse an empty last axis and non-floating input, saying what to do', () => {
@@ -95,6 +115,9 @@ forEachBackend('layerNorm primitives', (backend) => {
       assert.ok(t.gradcheck(f, [x()], { name, atol: 1e-6, rtol: 1e-5 }).ok, name);
       assert.ok(t.gradgradcheck(f, [x()], { name, atol: 1e-5, rtol: 1e-4 }).ok, name);
     }
+    const f = (a: t.Tensor, g: t.Tensor): t.Tensor => coreGrad(a, g, 0.1);
+    assert.ok(t.gradcheck(f, [x(), x()], { name: 'layerNormCoreGrad', atol: 1e-6, rtol: 1e-5 }).ok);
+    assert.ok(t.gradgradcheck(f, [x(), x()], { name: 'layerNormCoreGrad', atol: 1e-5, rtol: 1e-4 }).ok);
     const affine = (a: t.Tensor, w: t.Tensor, b: t.Tensor): t.Tensor => t.layerNorm(a, [2, 2], { weight: w, bias: b, eps: 1e-3 });
     const inputs = () => [x().reshape([3, 2, 2]), t.tensor([[0.5, -1], [2, 1.5]], { dtype: 'float64' }), t.tensor([[0.1, 0.2], [0.3, 0.4]], { dtype: 'float64' })];
     assert.ok(t.gradcheck(affine, inputs(), { atol: 1e-6, rtol: 1e-5 }).ok);
