@@ -90,7 +90,7 @@ interface ChildResult { records: BenchRecord[]; failure?: string }
 
 function runChild(lib: Library, group: WorkloadGroup, threads: number, spec: BenchSpec, timeoutMs: number): Promise<ChildResult> {
   const { cmd, args } = childCommand(lib);
-  const env = { ...process.env, TESSERA_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
+  const env = { ...process.env, TESSERA_THREADS: String(threads), OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
   return new Promise((resolve) => {
     const child = spawn(cmd, [...args, `--spec=${JSON.stringify(spec)}`, `--group=${group}`, `--threads=${threads}`], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const records: BenchRecord[] = [];
