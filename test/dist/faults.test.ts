@@ -6,12 +6,12 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { spawnThreadRanks } from '../../src/dist/index.js';
 import type { FailureReport, FaultArgs } from './fixtures/fault-ranks.js';
+import { freePort } from '../helpers/free-port.js';
 
 const faultRanks = new URL('./fixtures/fault-ranks.ts', import.meta.url);
 const tcpScript = fileURLToPath(new URL('./fixtures/fault-tcp.ts', import.meta.url));
@@ -52,15 +52,6 @@ test('thread: a rank that never joins makes the others time out naming it', { ti
   }
 });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface TcpRank {
   child: ChildProcess;

@@ -3,7 +3,6 @@
 // and large collectives (whose messages span many socket reads, unlike the collective matrix's
 // short arrays) come out right over the two connections per pair.
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { test } from 'node:test';
 import { deadlineIn } from '../../src/dist/deadline.js';
 import { initProcessGroup } from '../../src/dist/index.js';
@@ -12,16 +11,8 @@ import type { Inbound } from '../../src/dist/mailbox.js';
 import { DataFrameReader, encodeDataHeader, KIND_DATA } from '../../src/dist/tcp/frames.js';
 import { connectTcpTransport } from '../../src/dist/tcp/tcp-transport.js';
 import type { TcpTransport } from '../../src/dist/tcp/tcp-transport.js';
+import { freePort } from '../helpers/free-port.js';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function twoTransports(): Promise<TcpTransport[]> {
   const port = await freePort();

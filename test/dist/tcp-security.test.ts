@@ -7,16 +7,8 @@ import { DistError, initProcessGroup } from '../../src/dist/index.js';
 import type { ProcessGroup } from '../../src/dist/index.js';
 import { encodeJson, JsonFrameReader, readOneJson } from '../../src/dist/tcp/frames.js';
 import { StoreClient, StoreServer } from '../../src/dist/tcp/store.js';
+import { freePort } from '../helpers/free-port.js';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function until(pred: () => boolean, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
