@@ -1,10 +1,29 @@
 // Elementwise reductions dst = dst (op) src. One loop per (dtype, op) so that the hot loop
 // has no branch or call per element. int32 results wrap like C integers (sum via `| 0` store, prod via
 // Math.imul). 'avg' reduces as a sum; the caller divides once at the end.
+import { simdReducePrefix } from './simd-reduce.js';
 import type { CommArray, ReduceOp } from './types.js';
+
+/**
+ * From this many elements on, reduceInto goes through WebAssembly SIMD (simd-reduce.ts), whose
+ * per-block copies and call cost about as much as the JS loop over a few hundred elements.
+ */
+export const SIMD_REDUCE_MIN_ELEMENTS = 512;
 
 export function reduceInto(dst: CommArray, src: CommArray, op: ReduceOp): void {
   if (src.length !== dst.length) throw new RangeError(`reduceInto: lengths differ (${dst.length} vs ${src.length})`);
+  if (dst.length >= SIMD_REDUCE_MIN_ELEMENTS) {
+    const done = simdReducePrefix(dst, src, op);
+    if (done > 0) {
+      if (done < dst.length) reduceIntoLoop(dst.subarray(done), src.subarray(done), op);
+      return;
+    }
+  }
+  reduceIntoLoop(dst, src, op);
+}
+
+/** The JS loops: short arrays, the tail after the SIMD prefix, and runtimes without WebAssembly SIMD. */
+export function reduceIntoLoop(dst: CommArray, src: CommArray, op: ReduceOp): void {
   if (dst instanceof Float32Array) reduceFloat32(dst, src as Float32Array, op);
   else if (dst instanceof Float64Array) reduceFloat64(dst, src as Float64Array, op);
   else reduceInt32(dst, src as Int32Array, op);
