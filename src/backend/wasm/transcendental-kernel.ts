@@ -14,6 +14,7 @@
 // rounded to float32).
 
 import { FunctionBuilder, ValType, SimdOp, SimdLaneOp } from './encoder.js';
+import { relaxedSimdSupported } from './simd-features.js';
 
 const { v128 } = ValType;
 
@@ -117,15 +118,24 @@ class VectorCode {
     };
   }
 
-  /** c[0] + x·(c[1] + x·(c[2] + …)). */
+  /**
+   * c[0] + x·(c[1] + x·(c[2] + …)). Each step is one relaxed_madd where the runtime has relaxed
+   * SIMD (one FMA instruction on x64 CPUs with FMA3, fused or not elsewhere: the results may
+   * differ in the last bit between machines, within the same error bound), else mul + add.
+   */
   horner(x: Operand, c: readonly number[]): () => void {
     return () => {
       this.push(this.f32(c[c.length - 1]!));
       for (let k = c.length - 2; k >= 0; k--) {
         this.push(x);
-        this.f.simd(SimdOp.f32x4Mul);
-        this.push(this.f32(c[k]!));
-        this.f.simd(SimdOp.f32x4Add);
+        if (relaxedSimdSupported()) {
+          this.push(this.f32(c[k]!));
+          this.f.simd(SimdOp.f32x4RelaxedMadd);
+        } else {
+          this.f.simd(SimdOp.f32x4Mul);
+          this.push(this.f32(c[k]!));
+          this.f.simd(SimdOp.f32x4Add);
+        }
       }
     };
   }
@@ -145,30 +155,52 @@ class VectorCode {
   }
 }
 
-/** Cody–Waite reduction x = n·ln2 + r, |r| <= ln2/2: returns n (as floats) and r. */
-function reduceByLn2(v: VectorCode, x: number): { n: number; r: number } {
-  const n = v.let(v.op(SimdOp.f32x4Nearest, v.mul(x, v.f32(LOG2E))));
+/**
+ * 1.5·2^23: adding it to a float of magnitude below 2^22 rounds that float to the nearest integer
+ * (ties to even, as f32x4.nearest does), which then sits in the low mantissa bits, so the integer
+ * is also `bits − bits(ROUNDING_SHIFT)`. Two adds and an integer subtract replace f32x4.nearest
+ * plus i32x4.trunc_sat_f32x4_s, which V8 lowers to about eight x64 instructions (it has to
+ * saturate and turn NaN into 0, neither of which can happen here).
+ */
+const ROUNDING_SHIFT = 12582912;
+
+/**
+ * Cody–Waite reduction x = n·ln2 + r, |r| <= ln2/2, for |x| <= 104: returns n as floats and as
+ * int32 lanes, and r.
+ */
+function reduceByLn2(v: VectorCode, x: number): { n: number; ni: number; r: number } {
+  const shifted = v.let(v.add(v.mul(x, v.f32(LOG2E)), v.f32(ROUNDING_SHIFT)));
+  const n = v.let(v.sub(shifted, v.f32(ROUNDING_SHIFT)));
+  const ni = v.let(v.op(SimdOp.i32x4Sub, shifted, v.f32(ROUNDING_SHIFT)));
   const r = v.let(v.sub(v.sub(x, v.mul(n, v.f32(LN2_HI))), v.mul(n, v.f32(LN2_LO))));
-  return { n, r };
+  return { n, ni, r };
+}
+
+/**
+ * Clamps to [lo, hi] with NaN passing through: pmax/pmin (`a < b ? b : a`, `b < a ? b : a`) keep
+ * their first operand whenever a comparison is false, as it is for NaN. One x64 instruction each,
+ * where f32x4.max/min's NaN and signed-zero rules cost V8 about seven.
+ */
+function clamp(v: VectorCode, x: Operand, lo: number, hi: number): () => void {
+  return v.op(SimdOp.f32x4Pmin, v.op(SimdOp.f32x4Pmax, x, v.f32(lo)), v.f32(hi));
 }
 
 /** exp of the local `x` (any value). */
 function exp(v: VectorCode, x0: Operand): () => void {
   // Below −104 the result rounds to 0, above 89 to +inf; NaN passes min/max unchanged.
-  const x = v.let(v.op(SimdOp.f32x4Min, v.op(SimdOp.f32x4Max, x0, v.f32(-104)), v.f32(89)));
-  const { n, r } = reduceByLn2(v, x);
+  const x = v.let(clamp(v, x0, -104, 89));
+  const { ni, r } = reduceByLn2(v, x);
   const p = v.horner(r, [5.0000001201e-1, 1.6666665459e-1, 4.1665795894e-2, 8.3334519073e-3, 1.3981999507e-3, 1.9875691500e-4]);
   const y = v.add(v.add(v.mul(p, v.mul(r, r)), r), v.f32(1));
-  return v.scaleByPow2(y, v.op(SimdOp.i32x4TruncSatF32x4S, n));
+  return v.scaleByPow2(y, ni);
 }
 
 /** e^x − 1, accurate for small |x|: 2^n·expm1(r) + (2^n − 1). */
 function expm1(v: VectorCode, x0: number): () => void {
-  const x = v.let(v.op(SimdOp.f32x4Min, v.op(SimdOp.f32x4Max, x0, v.f32(-18)), v.f32(89)));
-  const { n, r } = reduceByLn2(v, x);
+  const x = v.let(clamp(v, x0, -18, 89));
+  const { ni, r } = reduceByLn2(v, x);
   const q = v.horner(r, [1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040, 1 / 40320]);
   const p = v.let(v.add(r, v.mul(v.mul(r, r), q)));
-  const ni = v.let(v.op(SimdOp.i32x4TruncSatF32x4S, n));
   // 2^n − 1 is exact for n <= 24; beyond, the −1 is below half an ulp and e^x may exceed 2^127.
   const s = v.let(v.pow2(v.op(SimdOp.i32x4MinS, ni, v.i32(24))));
   const moderate = v.add(v.mul(p, s), v.sub(s, v.f32(1)));
@@ -256,7 +288,7 @@ const ERFC_HIGH = [
  * needing 1 − erf form it without cancellation.
  */
 function erfPieces(v: VectorCode, z: Operand): { a: number; small: number; tail: number; below1: number } {
-  const a = v.let(v.op(SimdOp.f32x4Min, v.op(SimdOp.f32x4Abs, z), v.f32(4)));
+  const a = v.let(v.op(SimdOp.f32x4Pmin, v.op(SimdOp.f32x4Abs, z), v.f32(4))); // NaN passes (see clamp)
   const small = v.let(v.add(a, v.mul(a, v.horner(v.mul(a, a), ERF_SMALL))));
   const tMid = v.let(v.sub(a, v.f32(1.75)));
   const tHigh = v.let(v.sub(a, v.f32(3.25)));
