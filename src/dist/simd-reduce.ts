@@ -20,7 +20,7 @@ import type { CommArray, ReduceOp } from './types.js';
 const BLOCK_BYTES = 64 * 1024;
 const DST_AT = 0;
 const SRC_AT = BLOCK_BYTES;
-const MEMORY_PAGES = (2 * BLOCK_BYTES) / 65536;
+const STAGING_AT = 2 * BLOCK_BYTES;
 
 type Dtype = 'float32' | 'float64' | 'int32';
 type Kernel = (dst: number, src: number, bytes: number) => void;
@@ -34,19 +34,12 @@ const SIMD_OP: Record<Dtype, Record<Exclude<ReduceOp, 'avg'>, SimdOp>> = {
   int32: { sum: SimdOp.i32x4Add, prod: SimdOp.i32x4Mul, min: SimdOp.i32x4MinS, max: SimdOp.i32x4MaxS },
 };
 
-interface SimdReducer {
-  readonly kernels: Map<string, Kernel>;
-  readonly memory: Uint8Array;
-}
-
-let reducer: SimdReducer | null | undefined;
-
 /**
  * One module with a function per (dtype, op): dst[i] = dst[i] op src[i] over `bytes` bytes
  * (a multiple of 64), four v128 per iteration.
  */
 function buildModule(): Uint8Array<ArrayBuffer> {
-  const m = new ModuleBuilder().importMemory({ module: 'env', name: 'memory', minPages: MEMORY_PAGES, shared: false });
+  const m = new ModuleBuilder().importMemory({ module: 'env', name: 'memory', minPages: STAGING_AT / 65536, shared: false });
   const { i32 } = ValType;
   for (const dtype of DTYPES) {
     for (const op of OPS) {
@@ -71,47 +64,90 @@ function buildModule(): Uint8Array<ArrayBuffer> {
   return m.encode();
 }
 
-/** The compiled kernels, or null where this runtime has no WebAssembly SIMD. Built once. */
-function getReducer(): SimdReducer | null {
-  if (reducer !== undefined) return reducer;
-  try {
-    const bytes = buildModule();
-    const memory = new WebAssembly.Memory({ initial: MEMORY_PAGES, maximum: MEMORY_PAGES });
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
-    const kernels = new Map<string, Kernel>();
-    for (const dtype of DTYPES) for (const op of OPS) kernels.set(`${dtype}_${op}`, instance.exports[`${dtype}_${op}`] as Kernel);
-    // The memory never grows, so this view never detaches.
-    reducer = { kernels, memory: new Uint8Array(memory.buffer) };
-  } catch {
-    reducer = null;
+let compiled: WebAssembly.Module | null | undefined;
+
+/** The module, compiled once per process; null where this runtime has no WebAssembly SIMD. */
+function compiledModule(): WebAssembly.Module | null {
+  if (compiled === undefined) {
+    try {
+      compiled = new WebAssembly.Module(buildModule());
+    } catch {
+      compiled = null;
+    }
   }
-  return reducer;
+  return compiled;
 }
 
 function dtypeOf(array: CommArray): Dtype {
   return array instanceof Float32Array ? 'float32' : array instanceof Float64Array ? 'float64' : 'int32';
 }
 
+/** Which reducer owns a memory, so that a source array read into its staging area is found without a copy. */
+const owners = new WeakMap<ArrayBufferLike, SimdReducer>();
+
 /**
- * dst = dst (op) src over the longest prefix whose byte length is a multiple of 64, block by
- * block through the private memory. Returns how many elements it reduced (0 where WebAssembly
- * SIMD is unavailable); the caller reduces the rest.
+ * An instance of the kernels with its own memory: a block for the destination, a block for a
+ * copied source, and optionally a staging area that a caller fills itself (the TCP transport
+ * reads a connection's bytes there, see chosen-reads.ts), so that the source of a reduction
+ * already sits in the memory and only the destination travels.
+ */
+export class SimdReducer {
+  /** Where callers may put a reduction's source (empty without a staging area). */
+  readonly staging: Uint8Array;
+  private readonly memory: Uint8Array;
+  private readonly kernels = new Map<string, Kernel>();
+
+  private constructor(module: WebAssembly.Module, stagingBytes: number) {
+    const pages = Math.ceil((STAGING_AT + stagingBytes) / 65536);
+    const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+    const instance = new WebAssembly.Instance(module, { env: { memory } });
+    for (const dtype of DTYPES) for (const op of OPS) this.kernels.set(`${dtype}_${op}`, instance.exports[`${dtype}_${op}`] as Kernel);
+    // The memory never grows, so these views never detach.
+    this.memory = new Uint8Array(memory.buffer);
+    this.staging = this.memory.subarray(STAGING_AT, STAGING_AT + stagingBytes);
+    owners.set(memory.buffer, this);
+  }
+
+  /** A reducer with `stagingBytes` of staging area, or null where WebAssembly SIMD is unavailable. */
+  static create(stagingBytes = 0): SimdReducer | null {
+    const module = compiledModule();
+    return module === null ? null : new SimdReducer(module, stagingBytes);
+  }
+
+  /**
+   * dst = dst (op) src over the longest prefix whose byte length is a multiple of 64, block by
+   * block; returns how many elements that was (the caller reduces the rest).
+   */
+  reducePrefix(dst: CommArray, src: CommArray, op: ReduceOp): number {
+    const kernel = this.kernels.get(`${dtypeOf(dst)}_${op === 'avg' ? 'sum' : op}`)!;
+    const es = dst.BYTES_PER_ELEMENT;
+    const total = Math.floor((dst.length * es) / 64) * 64;
+    const dstBytes = new Uint8Array(dst.buffer, dst.byteOffset, total);
+    const mem = this.memory;
+    const srcInMemory = src.buffer === mem.buffer && src.byteOffset >= STAGING_AT;
+    const srcBytes = srcInMemory ? undefined : new Uint8Array(src.buffer, src.byteOffset, total);
+    for (let at = 0; at < total; at += BLOCK_BYTES) {
+      const n = Math.min(BLOCK_BYTES, total - at);
+      mem.set(dstBytes.subarray(at, at + n), DST_AT);
+      if (srcBytes === undefined) {
+        kernel(DST_AT, src.byteOffset + at, n);
+      } else {
+        mem.set(srcBytes.subarray(at, at + n), SRC_AT);
+        kernel(DST_AT, SRC_AT, n);
+      }
+      dstBytes.set(mem.subarray(DST_AT, DST_AT + n), at);
+    }
+    return total / es;
+  }
+}
+
+let shared: SimdReducer | null | undefined;
+
+/**
+ * dst = dst (op) src over a prefix (see SimdReducer.reducePrefix), through the reducer whose
+ * staging area holds `src` if any, else a shared one. Returns 0 where WebAssembly SIMD is unavailable.
  */
 export function simdReducePrefix(dst: CommArray, src: CommArray, op: ReduceOp): number {
-  const r = getReducer();
-  if (r === null) return 0;
-  const kernel = r.kernels.get(`${dtypeOf(dst)}_${op === 'avg' ? 'sum' : op}`)!;
-  const es = dst.BYTES_PER_ELEMENT;
-  const total = Math.floor((dst.length * es) / 64) * 64;
-  const dstBytes = new Uint8Array(dst.buffer, dst.byteOffset, total);
-  const srcBytes = new Uint8Array(src.buffer, src.byteOffset, total);
-  const mem = r.memory;
-  for (let at = 0; at < total; at += BLOCK_BYTES) {
-    const n = Math.min(BLOCK_BYTES, total - at);
-    mem.set(dstBytes.subarray(at, at + n), DST_AT);
-    mem.set(srcBytes.subarray(at, at + n), SRC_AT);
-    kernel(DST_AT, SRC_AT, n);
-    dstBytes.set(mem.subarray(DST_AT, DST_AT + n), at);
-  }
-  return total / es;
+  const reducer = owners.get(src.buffer) ?? (shared === undefined ? (shared = SimdReducer.create()) : shared);
+  return reducer === null ? 0 : reducer.reducePrefix(dst, src, op);
 }

@@ -5,7 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { reduceInto, reduceIntoLoop, SIMD_REDUCE_MIN_ELEMENTS } from '../../src/dist/reduce-kernels.js';
-import { simdReducePrefix } from '../../src/dist/simd-reduce.js';
+import { SimdReducer, simdReducePrefix } from '../../src/dist/simd-reduce.js';
 import type { CommArray, ReduceOp } from '../../src/dist/types.js';
 
 const OPS: ReduceOp[] = ['sum', 'avg', 'prod', 'min', 'max'];
@@ -60,6 +60,22 @@ describe('reduceInto (WebAssembly SIMD for long arrays)', () => {
       });
     }
   }
+
+  it('reduces from a reducer\'s staging area in place (the TCP reads land there), at any 4-byte offset', () => {
+    const reducer = SimdReducer.create(64 * 1024 + 8)!;
+    assert.ok(reducer !== null);
+    for (const offset of [0, 4, 8, 12]) {
+      const length = 16_001;
+      const src = new Float32Array(reducer.staging.buffer, reducer.staging.byteOffset + offset, length);
+      fill(src, 3 + offset);
+      const dst = new Float32Array(length);
+      fill(dst, 5 + offset);
+      const expected = dst.slice();
+      reduceIntoLoop(expected, src.slice(), 'sum');
+      reduceInto(dst, src, 'sum');
+      sameBits(dst, expected, `staging offset ${offset}`);
+    }
+  });
 
   it('wraps int32 sums and products like the JS loop', () => {
     const dst = new Int32Array(SIMD_REDUCE_MIN_ELEMENTS).fill(2 ** 31 - 1);

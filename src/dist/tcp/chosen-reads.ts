@@ -9,13 +9,18 @@
 // its peers' data only from connections it opened itself (see tcp-transport.ts).
 import type { OnReadOpts } from 'node:net';
 import type { ByteSubscription } from './frames.js';
+import { SimdReducer } from '../simd-reduce.js';
 
 /** 64 KiB: the size of Node's own reads; fits in L2 with room for the reduction's other operand. */
 export const CHOSEN_READ_BYTES = 64 * 1024;
 
 export class ChosenReads {
-  /** 8 bytes of slack so that a read can start at any offset modulo 8 and still be full size. */
-  private readonly memory = new Uint8Array(CHOSEN_READ_BYTES + 8);
+  /**
+   * 8 bytes of slack so that a read can start at any offset modulo 8 and still be full size.
+   * It is the staging area of a SIMD reducer (simd-reduce.ts) where WebAssembly is available, so
+   * that a reduction of what was read here needs no copy of it.
+   */
+  private readonly memory = SimdReducer.create(CHOSEN_READ_BYTES + 8)?.staging ?? new Uint8Array(CHOSEN_READ_BYTES + 8);
   /** Reads that arrive while nobody takes them (between the handshake and deliverTo), copied. */
   private pending: Buffer[] = [];
   private readonly keep = (bytes: Uint8Array) => {
