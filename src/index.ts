@@ -12,6 +12,8 @@ export { type OptimizerRule, type OptimizerUpdate } from './backend/backend.js';
 export { defaultBackendName, wasmSimdSupported, BACKEND_ENV } from './backend/default.js';
 export { wasmBackend, type WasmBackend } from './backend/wasm/backend.js';
 export { enableWasmThreads } from './backend/wasm/node.js';
+// The same in a browser, over Web Workers (inside a dedicated Worker of a cross-origin-isolated page).
+export { enableWasmThreadsInBrowser, webWorkerSpawner, type EnableWasmThreadsInBrowserOptions } from './backend/wasm/web-workers.js';
 export * from './ops/index.js';
 export * from './autodiff/index.js';
 export * as data from './data/index.js';

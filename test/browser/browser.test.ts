@@ -1,0 +1,97 @@
+// tessera in a real browser: the package's source, bundled by esbuild the way a user's bundler
+// would bundle it, runs in headless Chromium on the wasm backend. The page trains a seeded MLP
+// and computes a few ops on its main thread (1 thread); a dedicated Worker of the page trains
+// the same MLP on 2 threads over nested Web Workers. The results are compared with the same code
+// run here in Node (wasm backend, 1 thread). Skips only where chromium is not installed.
+import { describe, it, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import * as t from '../../src/index.js';
+import { bundleForBrowser, findChromium, runPageInChromium } from './harness.js';
+import { maxRelativeDifference, MLP, opResults, trainSmallMlp } from './workload.js';
+import type { PageReport } from './page.js';
+
+const chromium = findChromium();
+const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
+
+/**
+ * Node and Chromium run the same generated WebAssembly on the same CPU (FMA through relaxed SIMD
+ * in both), and the only JavaScript math on the way is Math.pow/sqrt in Adam's bias correction
+ * and the transcendental-free init: any difference would be a platform bug, not rounding noise
+ * that could build up. 1e-6 relative leaves room for a libm ulp in those JS calls, nothing more.
+ */
+const NODE_TOLERANCE = 1e-6;
+/**
+ * 2 threads split the SGEMM by output rows or columns and the elementwise kernels by blocks, so
+ * each output element is summed in the same order as on 1 thread; equal bits are expected, and
+ * the tolerance only leaves room for a future split along K (float32 reassociation, ~1e-6).
+ */
+const THREADS_TOLERANCE = 1e-5;
+
+describe('tessera in headless Chromium (wasm backend)', { skip: chromium === undefined ? 'chromium is not installed (`command -v chromium` found nothing; .ci/run installs it)' : false }, () => {
+  let page: PageReport;
+  let nodeLosses: number[];
+  let nodeOps: Record<string, number[]>;
+
+  before(async () => {
+    // The reference, in this process: wasm backend, 1 thread, the same code as the page.
+    t.setBackend('wasm');
+    t.wasmBackend.setThreads(1);
+    nodeLosses = trainSmallMlp();
+    nodeOps = opResults();
+
+    const files = await bundleForBrowser({
+      page: here('./page.ts'),
+      'training-worker': here('./training-worker.ts'),
+      // The pool's worker script, emitted next to the chunks: webWorkerSpawner's default URL
+      // (new URL('./web-worker-entry.js', import.meta.url)) then finds it without configuration.
+      'web-worker-entry': here('../../src/backend/wasm/web-worker-entry.ts'),
+    });
+    const report = await runPageInChromium({ chromium: chromium!, files, pageScript: 'page.js', timeoutMs: 45_000 }) as PageReport | { error: string };
+    if ('error' in report) assert.fail(`the page failed: ${report.error}`);
+    page = report;
+  }, { timeout: 60_000 });
+
+  it('the page is cross-origin isolated and starts on the wasm backend with SIMD and a shared heap', () => {
+    assert.match(page.userAgent, /Chrome\//);
+    assert.equal(page.crossOriginIsolated, true);
+    assert.equal(page.defaultBackend, 'wasm');
+    assert.equal(page.simd, true);
+    assert.equal(page.heapShared, true);
+    assert.equal(page.mainThreadPoolThreads, 1, 'a page starts on one thread (no Node workers there)');
+    assert.ok(page.wasmMatmulCalls > 0, 'matmuls ran on the generated SGEMM, not the cpu reference');
+  });
+
+  it(`the MLP's ${MLP.steps} Adam losses on the page equal Node's (relative ${NODE_TOLERANCE})`, (ctx) => {
+    assert.equal(page.mainLosses.length, MLP.steps);
+    assert.ok(page.mainLosses.at(-1)! < page.mainLosses[0]!, `the loss falls: ${page.mainLosses.join(', ')}`);
+    const diff = maxRelativeDifference(page.mainLosses, nodeLosses);
+    ctx.diagnostic(`max relative difference page vs Node: ${diff}`);
+    assert.ok(diff <= NODE_TOLERANCE, `page ${page.mainLosses.join(', ')}\nnode ${nodeLosses.join(', ')}`);
+  });
+
+  it(`matmul, softmax, conv2d and tanh+sum on the page equal Node's (relative ${NODE_TOLERANCE})`, (ctx) => {
+    assert.deepEqual(Object.keys(page.ops).sort(), Object.keys(nodeOps).sort());
+    for (const [name, values] of Object.entries(nodeOps)) {
+      const diff = maxRelativeDifference(page.ops[name]!, values);
+      ctx.diagnostic(`${name}: ${values.length} values, max relative difference ${diff}`);
+      assert.ok(diff <= NODE_TOLERANCE, `${name}: page and Node differ by ${diff} (lengths ${page.ops[name]!.length} and ${values.length})`);
+    }
+  });
+
+  it('on the main thread, enableWasmThreadsInBrowser refuses threads with a clear error', () => {
+    assert.match(page.mainThreadRefusal, /main thread.*Atomics\.wait.*dedicated Worker/);
+  });
+
+  it(`in a dedicated Worker, 2 threads over Web Workers train to the same losses as 1 (relative ${THREADS_TOLERANCE})`, (ctx) => {
+    const worker = page.worker;
+    if (!worker.ok) assert.fail(`the training worker failed: ${worker.error}`);
+    assert.equal(worker.threadsBefore, 1);
+    assert.equal(worker.threads, 2);
+    assert.equal(worker.poolThreads, 2, 'the pool still has 2 threads after training');
+    assert.equal(worker.handshakeJobs, 5, 'in every job a Web Worker ran a unit while the calling thread waited for it');
+    const diff = maxRelativeDifference(worker.losses, page.mainLosses);
+    ctx.diagnostic(`max relative difference 2 threads vs 1: ${diff}; vs Node: ${maxRelativeDifference(worker.losses, nodeLosses)}`);
+    assert.ok(diff <= THREADS_TOLERANCE, `2 threads ${worker.losses.join(', ')}\n1 thread  ${page.mainLosses.join(', ')}`);
+  });
+});

@@ -1,0 +1,66 @@
+// The dedicated Worker of the browser test's page: here tessera may block in Atomics.wait, so it
+// gets two threads over nested Web Workers (enableWasmThreadsInBrowser), proves that a worker
+// takes part in a job, and trains the same MLP as the page did on one thread.
+import * as t from '../../src/index.js';
+import { ModuleBuilder, ValType, Op, AtomicOp } from '../../src/backend/wasm/encoder.js';
+import { trainSmallMlp } from './workload.js';
+
+export type WorkerReport =
+  | { ok: true; threadsBefore: number; threads: number; poolThreads: number; handshakeJobs: number; losses: number[] }
+  | { ok: false; error: string };
+
+/**
+ * task(unit, params, thread): the calling thread (0) spins until the word at `params` is set, and
+ * traps after ~2^30 checks; any worker sets it. So a job of two units finishes only if a worker
+ * runs one (the same check as test/backend/wasm/threads.test.ts, on Web Workers).
+ */
+function handshakeModule(maxPages: number): Uint8Array<ArrayBuffer> {
+  const { i32 } = ValType;
+  const m = new ModuleBuilder().importMemory({ module: 'env', name: 'memory', minPages: 1, maxPages, shared: true });
+  const f = m.function({ params: [i32, i32, i32], results: [] }, 'task');
+  const count = f.local(i32);
+  f.localGet(2).if();
+  f.localGet(1).i32Const(1).atomic(AtomicOp.i32AtomicStore);
+  f.else();
+  f.block().loop();
+  f.localGet(1).atomic(AtomicOp.i32AtomicLoad).brIf(1);
+  f.localGet(count).i32Const(1).op(Op.i32Add).localTee(count).i32Const(0x40000000).op(Op.i32Eq).if().op(Op.unreachable).end();
+  f.br(0);
+  f.end().end();
+  f.end();
+  return m.encode();
+}
+
+/** Runs the handshake job `jobs` times; returns how many ended with the worker's flag set. */
+function handshakeJobs(jobs: number): number {
+  const backend = t.wasmBackend;
+  const module = backend.pool.register(handshakeModule(backend.heap.maxPages));
+  const flag = backend.heap.alloc(64);
+  let done = 0;
+  try {
+    for (let job = 0; job < jobs; job++) {
+      backend.heap.i32[flag / 4] = 0;
+      backend.pool.run(module, flag, 2);
+      if (backend.heap.i32[flag / 4] === 1) done++;
+    }
+  } finally {
+    backend.heap.free(flag);
+  }
+  return done;
+}
+
+async function run(): Promise<WorkerReport> {
+  const threadsBefore = t.wasmBackend.pool.threads;
+  const threads = await t.enableWasmThreadsInBrowser(2);
+  const handshakes = handshakeJobs(5);
+  const losses = trainSmallMlp();
+  const poolThreads = t.wasmBackend.pool.threads;
+  t.wasmBackend.stopThreads();
+  return { ok: true, threadsBefore, threads, poolThreads, handshakeJobs: handshakes, losses };
+}
+
+const scope = globalThis as unknown as { postMessage(message: WorkerReport): void };
+run().then(
+  (report) => scope.postMessage(report),
+  (error: unknown) => scope.postMessage({ ok: false, error: error instanceof Error ? `${error.message}\n${error.stack ?? ''}` : String(error) }),
+);
