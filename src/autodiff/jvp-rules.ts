@@ -141,4 +141,8 @@ export const jvpRules: Rules = {
   im2col: linear('im2col'),
   col2im: linear('col2im'),
   maxPoolIndices: noTangent,
+  // No inputs, so no tangent flows in: a random draw is a constant of the differentiated function.
+  randomUniform: noTangent,
+  randomNormal: noTangent,
+  randomInteger: noTangent,
 };

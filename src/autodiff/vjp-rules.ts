@@ -161,6 +161,11 @@ export const vjpRules: { [P in PrimitiveName]: VjpRule<P> } = {
   im2col: (g, [x], _o, attrs) => [bind('col2im', [g], { ...attrs, inputShape: [...x!.shape] })],
   col2im: (g, _i, _o, { kernel, stride, dilation, pads, groups }) => [bind('im2col', [g], { kernel, stride, dilation, pads, groups })],
   maxPoolIndices: none,
+  // Random draws have no inputs, so nothing to pull back (their outputs are constants of the
+  // differentiated function, like torch.rand's).
+  randomUniform: none,
+  randomNormal: none,
+  randomInteger: none,
 };
 
 function keepdimOf(g: Tensor, x: Tensor, { axes, keepdim }: { axes: number[]; keepdim: boolean }): Tensor {

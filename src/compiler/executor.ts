@@ -16,7 +16,8 @@ import type { Graph, ValueId } from '../graph/graph.js';
 import { isPrimitive, opDef } from '../graph/graph-ops.js';
 import { GuardFailure, checkInputs } from '../graph/interpret.js';
 import type { CompiledGraph } from '../graph/jit.js';
-import type { Layout, PrimitiveName } from '../ops/primitives.js';
+import { isRandomPrimitive, type Layout, type PrimitiveAttrs, type PrimitiveName, type RandomAttrs, type RandomOp } from '../ops/primitives.js';
+import { drawRandomInto } from '../backend/cpu/random-kernels.js';
 import { compileJsKernel, isScalarOp, type CompiledKernel } from './codegen/js.js';
 import type { KernelInputLayout, KernelSpec, ScalarExpr } from './codegen/kernel-ir.js';
 import { compileMatmulKernel } from './codegen/matmul-js.js';
@@ -42,6 +43,10 @@ export function executorUnsupportedReason(g: Graph): string | undefined {
   for (const v of g.values.values()) if (!SUPPORTED.has(v.dtype)) return `dtype ${v.dtype} (value %${v.id}) has no generated kernels`;
   for (const t of [...g.constants.values(), ...g.parameters.values()]) {
     if (t.storage.backend !== cpuBackend) return `a constant/parameter lives on backend '${t.backend}' (the planned executor is cpu-only)`;
+  }
+  for (const n of g.nodes) {
+    const backend = isRandomPrimitive(n.op) ? (n.attrs as RandomAttrs).backend : 'cpu';
+    if (backend !== 'cpu') return `a random draw (${n.op}, value %${n.outputs[0]}) is made on backend '${backend}' (the planned executor is cpu-only)`;
   }
   return undefined;
 }
@@ -181,6 +186,11 @@ export class PlannedExecutor implements CompiledGraph {
         ...(REDUCE.has(n.op) ? { reduce: { op: n.op as 'sum', axes: [...(n.attrs as { axes: number[] }).axes] } } : {}),
       };
       return this.kernelStep(spec, ins, out);
+    }
+    if (isRandomPrimitive(n.op)) {
+      // Straight into the arena, from the generator in the attrs: one draw per run, in node order.
+      const dst = this.slot(out), dtype = g.value(out).dtype;
+      return () => drawRandomInto(n.op as RandomOp, n.attrs as PrimitiveAttrs[RandomOp], dst, dtype);
     }
     if (n.op === 'matmul' || n.op === 'matmulEpilogue') return this.matmulStep(n.op, n.inputs, n.attrs, out);
     if (n.op === 'cat' || n.op === 'pad' || n.op === 'sliceBackward') return this.placementStep(n.op, n.inputs, n.attrs, out);

@@ -1,12 +1,34 @@
 // A seeded generator (like torch.manual_seed): same seed, same numbers, on every backend.
 // xoshiro128** for uniform 32-bit integers; normals by the Box-Muller transform.
+//
+// Generators are stateful: the random primitives (randomUniform, randomNormal, randomInteger in
+// ops/primitives.ts) name one in their attrs and advance it when their kernel runs, eagerly or in
+// a replayed graph. Code that runs a function speculatively (tracing both branches of a cond, a
+// replay abandoned at a failed guard) takes a snapshot of every live generator and restores it,
+// so the stream a user sees is the one eager execution would have drawn.
+
+let generatorCount = 0;
+/** Every generator still reachable, for snapshots (weak: an unused generator can be collected). */
+const liveGenerators = new Set<WeakRef<Generator>>();
+const forgetGenerator = new FinalizationRegistry<WeakRef<Generator>>((ref) => liveGenerators.delete(ref));
 
 export class Generator {
   #s = new Uint32Array(4);
   #spare: number | undefined = undefined;
+  /** A name for printouts and attrs keys: 'default' or 'generator#<n>'. */
+  readonly label: string;
 
-  constructor(seed = 0x2545f491) {
+  constructor(seed = 0x2545f491, label?: string) {
+    this.label = label ?? `generator#${++generatorCount}`;
+    const ref = new WeakRef(this);
+    liveGenerators.add(ref);
+    forgetGenerator.register(this, ref);
     this.manualSeed(seed);
+  }
+
+  /** Graph printouts and attribute keys name the generator instead of showing '{}'. */
+  toJSON(): string {
+    return this.label;
   }
 
   manualSeed(seed: number): this {
@@ -78,8 +100,26 @@ function rotl(x: number, k: number): number {
 }
 
 /** The default generator used by rand/randn/randint/dropout and shuffling. */
-export const defaultGenerator = new Generator();
+export const defaultGenerator = new Generator(undefined, 'default');
 
 export function manualSeed(seed: number): Generator {
   return defaultGenerator.manualSeed(seed);
+}
+
+/** The states of every live generator at one moment; `restore()` puts them all back. */
+export interface GeneratorSnapshot {
+  restore(): void;
+}
+
+/**
+ * Captures the state of every live generator (the default one and any `new Generator()`), so code
+ * that runs user functions speculatively can undo their draws.
+ */
+export function snapshotGenerators(): GeneratorSnapshot {
+  const saved: [Generator, number[]][] = [];
+  for (const ref of liveGenerators) {
+    const g = ref.deref();
+    if (g !== undefined) saved.push([g, g.getState()]);
+  }
+  return { restore: () => { for (const [g, state] of saved) g.setState(state); } };
 }

@@ -25,7 +25,8 @@ import { sum } from '../ops/reduce.js';
 import { detach } from '../ops/shape.js';
 import type { Cost, ValueInfo } from '../ops/primitives.js';
 import { Graph } from './graph.js';
-import { opDef, registerGraphOp } from './graph-ops.js';
+import { graphDrawsRandom, opDef, registerGraphOp } from './graph-ops.js';
+import { snapshotGenerators } from '../core/random.js';
 import { interpret } from './interpret.js';
 import { activeTracer, finishWithGrads, flattenTensors, unflattenTensors, untracedRead, withTracer, withoutRecording } from './trace.js';
 
@@ -77,15 +78,24 @@ export function cond<R>(pred: Tensor, trueFn: (...operands: Tensor[]) => R, fals
   const tracer = activeTracer();
   if (tracer === undefined) return taken ? trueFn(...operands) : falseFn(...operands);
   const gradMode = isGradEnabled();
+  // Tracing runs both branches, but an eager cond draws random numbers only in the taken one:
+  // each branch starts from the generators' state before the cond, and the state after the taken
+  // branch is the one kept.
+  const before = snapshotGenerators();
   // Branches are traced without a tape: their gradients come from the custom nodes below.
   const t = noGrad(() => traceBranch(trueFn, operands));
+  const afterTrue = snapshotGenerators();
+  before.restore();
   const f = noGrad(() => traceBranch(falseFn, operands));
+  const afterFalse = snapshotGenerators();
+  before.restore();
   checkSameTypes('cond', t.outputs, f.outputs, 'the branches\' results');
   const targets = gradMode ? gradTargets(operands, [t, f]) : { operandIdx: [], leaves: [], inlineReason: undefined };
   if (targets.inlineReason !== undefined) {
     tracer.recordRead(pred, untracedRead(() => pred.data()));
     return taken ? trueFn(...operands) : falseFn(...operands);
   }
+  (taken ? afterTrue : afterFalse).restore();
   const outs = (taken ? t.outputs : f.outputs).map(alias);
   const attrs: CondAttrs = { trueGraph: t.graph, falseGraph: f.graph, operands: operands.length, trueCaptures: t.captures.length };
   tracer.record('cond', [pred, ...operands, ...t.captures, ...f.captures], attrs, outs);
@@ -112,6 +122,11 @@ function gradTargets(operands: readonly Tensor[], branches: readonly Branch[]): 
       if (c.gradNode !== undefined) return { operandIdx, leaves, inlineReason: 'a branch closes over a computed tensor that requires grad' };
       leaves.push(c);
     }
+  }
+  // The backward cond recomputes its branch's forward: a branch that draws (dropout) would draw
+  // a new mask there, so its gradient would not belong to the forward values.
+  if (operandIdx.length + leaves.length > 0 && branches.some((b) => graphDrawsRandom(b.graph))) {
+    return { operandIdx, leaves, inlineReason: 'a branch draws random numbers' };
   }
   return { operandIdx, leaves, inlineReason: undefined };
 }
@@ -181,9 +196,13 @@ export function whileLoop(condFn: (...state: Tensor[]) => Tensor, bodyFn: (...st
       state = next;
     }
   }
+  // Tracing runs condFn and bodyFn once each on the initial state; the loop below runs them for
+  // real, so the tracing runs' random draws are undone.
+  const generators = snapshotGenerators();
   const c = traceBranch(condFn, init);
   if (c.outputs.length !== 1) throw new TesseraError('whileLoop: condFn must return one tensor.');
   const b = traceBranch((...s: Tensor[]) => bodyFn(...s), init);
+  generators.restore();
   checkSameTypes('whileLoop', init, b.outputs, 'the state and the body\'s result');
   const attrs: WhileAttrs = { condGraph: c.graph, bodyGraph: b.graph, state: init.length, condCaptures: c.captures.length, maxIterations };
   const inputs = [...init, ...c.captures, ...b.captures];

@@ -11,6 +11,7 @@ import { Tensor } from '../core/tensor.js';
 import { bind } from '../ops/dispatch.js';
 import type { Graph, ValueId } from './graph.js';
 import { isElementwisePrimitive } from './graph-ops.js';
+import { isRandomPrimitive } from '../ops/primitives.js';
 
 /** `{ argIndex: [axes] }`: which axes of which positional arguments vary between calls. */
 export type DynamicSpec = Record<number, number[]>;
@@ -80,6 +81,10 @@ export function dynamicAnalysis(g: Graph, inputAxes: readonly number[][], bucket
     if (t.shape.includes(bucket) && id >= 0) return { exact: false, reason: `a parameter/constant has a dimension equal to the bucket size ${bucket}` };
   }
   for (const n of g.nodes) {
+    // A draw over a padded shape takes more numbers than the exact call and puts them elsewhere.
+    if (isRandomPrimitive(n.op) && g.value(n.outputs[0]!).shape.includes(bucket)) {
+      return { exact: false, reason: `${n.op}: draws random numbers over a dimension of the bucket size ${bucket}` };
+    }
     const ins = n.inputs.map((v) => dyn.get(v));
     if (ins.every((s) => s === undefined)) continue;
     const fail = (why: string): DynamicAnalysis => ({ exact: false, reason: `${n.op}: ${why}` });

@@ -5,7 +5,8 @@
 import { TesseraError } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 import { bind } from '../ops/dispatch.js';
-import { primitives, type Cost, type PrimitiveName, type ValueInfo } from '../ops/primitives.js';
+import { isRandomPrimitive, primitives, type Cost, type PrimitiveName, type ValueInfo } from '../ops/primitives.js';
+import { Graph } from './graph.js';
 
 export interface GraphOpDef {
   /** Output types from input types (validation: throws naming the op). */
@@ -68,4 +69,24 @@ export function opDef(op: string): GraphOpDef {
       'import the module that registers it (e.g. tessera compiler ops) before running the graph.');
   }
   return d;
+}
+
+/**
+ * Whether running the node has an effect beyond its outputs: it draws random numbers (a random
+ * primitive, or a cond/whileLoop whose nested graphs draw), advancing a generator. Passes must not
+ * fold, merge (CSE), drop (DCE) or reorder such nodes relative to each other: a replayed graph then
+ * takes exactly the numbers the eager code would, in the same order.
+ */
+export function isImpureNode(n: { op: string; attrs: unknown }): boolean {
+  if (isRandomPrimitive(n.op)) return true;
+  if (n.attrs === null || typeof n.attrs !== 'object') return false;
+  for (const v of Object.values(n.attrs as Record<string, unknown>)) {
+    if (v instanceof Graph && graphDrawsRandom(v)) return true;
+  }
+  return false;
+}
+
+/** Whether any node of `g` (or of a graph nested in one) draws random numbers. */
+export function graphDrawsRandom(g: Graph): boolean {
+  return g.nodes.some(isImpureNode);
 }

@@ -14,6 +14,8 @@ import { GuardFailure, interpret } from './interpret.js';
 import { finishWithGrads, flattenTensors, isTracing, unflattenTensors, withTracer, type TraceOptions } from './trace.js';
 import { bucketPlan, dynamicAnalysis, unpad, type DynamicAnalysis, type DynamicSpec } from './dynamic.js';
 import { buildPiecewise, piecewiseObstacle, replayPiecewise, type PiecewisePlan } from './piecewise.js';
+import { graphDrawsRandom } from './graph-ops.js';
+import { snapshotGenerators } from '../core/random.js';
 
 /** A graph turned into something that runs fast; produced by a registered GraphCompiler. */
 export interface CompiledGraph {
@@ -164,7 +166,11 @@ export function jit<A extends unknown[], R>(fn: (...args: A) => R, opts: JitOpti
       }
     }
     const compiled = useCompiler && piecewise === undefined ? graphCompiler!.compile(graph, { reuseOutputs: opts.reuseOutputs ?? false, onCpu }) : undefined;
-    cache.set(key, { key, signature, graph, compiled, template: result, needsTape, piecewise, replayHooks: [...tracer.replayHooks] });
+    const replayHooks = [...tracer.replayHooks];
+    // Random nodes draw while the graph runs: a replay abandoned at a failed guard puts the
+    // generators back, so the retrace (which runs fn eagerly) draws what an eager call would.
+    if (graphDrawsRandom(graph)) replayHooks.push(() => snapshotGenerators().restore);
+    cache.set(key, { key, signature, graph, compiled, template: result, needsTape, piecewise, replayHooks });
     stats.entries = cache.size;
     lastSignature = signature;
     return result;
@@ -180,6 +186,8 @@ export function jit<A extends unknown[], R>(fn: (...args: A) => R, opts: JitOpti
     const key = keyOf(signatureOf(paddedArgs), isGradEnabled());
     const known = dynamicVerdicts.get(key);
     if (known !== undefined && !known.exact) return callExact(...args);
+    // The padded run may be redone at exact sizes below; its random draws must then not count.
+    const generators = known === undefined ? snapshotGenerators() : undefined;
     const result = callExact(...paddedArgs);
     let verdict: DynamicAnalysis | undefined = known;
     if (verdict === undefined) {
@@ -193,6 +201,7 @@ export function jit<A extends unknown[], R>(fn: (...args: A) => R, opts: JitOpti
       dynamicVerdicts.set(key, v);
       if (!v.exact) {
         stats.traceReasons.push(`dynamic bucket ${plan.bucket} is not exact (${v.reason}); using exact sizes`);
+        generators?.restore();
         return callExact(...args);
       }
     }

@@ -23,7 +23,7 @@ import { shapesEqual } from '../core/shape.js';
 import type { TypedArray } from '../core/dtype.js';
 import { Tensor } from '../core/tensor.js';
 import { addDispatchObserver } from '../ops/dispatch.js';
-import { primitives, type PrimitiveName, type ValueInfo } from '../ops/primitives.js';
+import { isRandomPrimitive, primitives, type PrimitiveName, type ValueInfo } from '../ops/primitives.js';
 import type { Graph } from './graph.js';
 import { interpret } from './interpret.js';
 import { Tracer, untracedRead, withoutRecording } from './trace.js';
@@ -69,6 +69,10 @@ export function piecewiseObstacle(tracer: Tracer, graph: Graph): string | undefi
   if (graph.writes.length > 0) return 'it writes tensors (assign/.grad)';
   const other = tracer.events.find((e) => !(e.op in primitives));
   if (other !== undefined) return `it contains a '${other.op}' node (only primitives can be served during a replay)`;
+  // A replay that leaves the traced path re-runs the segments so far in full: their draws would be
+  // taken twice, and the eager rest of the call would continue from the wrong generator state.
+  const draw = tracer.events.find((e) => isRandomPrimitive(e.op));
+  if (draw !== undefined) return `it draws random numbers ('${draw.op}'), which a replay that leaves the traced path could not keep in the generator's order`;
   return undefined;
 }
 

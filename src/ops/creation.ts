@@ -5,6 +5,8 @@ import { TesseraError, check, fmtShape } from '../core/errors.js';
 import { sizeOf } from '../core/shape.js';
 import { Tensor, type NestedArray } from '../core/tensor.js';
 import { defaultGenerator, type Generator } from '../core/random.js';
+import { bind } from './dispatch.js';
+import type { PrimitiveAttrs, RandomAttrs, RandomOp } from './primitives.js';
 
 export interface CreateOptions {
   dtype?: DType;
@@ -145,38 +147,44 @@ export function eye(n: number, m = n, opts: CreateOptions = {}): Tensor {
   return fromValues(values, [n, m], dtype, opts);
 }
 
-function randomFill(op: string, shape: readonly number[], opts: RandomOptions, sample: (g: Generator) => number, dtype: DType): Tensor {
+/**
+ * Draws through a random primitive (see RandomAttrs in primitives.ts), so eager code and traced
+ * graphs share one path: under jit the draw is a graph node that takes fresh numbers from the
+ * generator on every call, in the order the eager code would.
+ */
+function randomDraw<P extends RandomOp>(op: string, prim: P, shape: readonly number[], dtype: DType, opts: RandomOptions,
+  extra: Omit<PrimitiveAttrs[P], keyof RandomAttrs>): Tensor {
   checkShape(op, shape);
-  const g = opts.generator ?? defaultGenerator;
-  const values = allocStorage(dtype, sizeOf(shape));
-  for (let i = 0; i < values.length; i++) values[i] = castScalar(sample(g), dtype);
-  return fromValues(values, shape, dtype, opts);
+  const attrs = { ...extra, shape: [...shape], dtype, backend: getBackend(opts.backend).name, generator: opts.generator ?? defaultGenerator } as PrimitiveAttrs[P];
+  const t = bind(prim, [], attrs);
+  if (opts.requiresGrad) t.requiresGrad = true;
+  return t;
 }
 
 /** Uniform on [0, 1). */
 export function rand(shape: readonly number[], opts: RandomOptions = {}): Tensor {
   const dtype = opts.dtype ?? defaultFloatDType();
   check(isFloating(dtype), 'rand', () => `dtype must be floating, got ${dtype}.`);
-  return randomFill('rand', shape, opts, (g) => g.uniform(), dtype);
+  return randomDraw('rand', 'randomUniform', shape, dtype, opts, { low: 0, high: 1 });
 }
 
 /** Standard normal. */
 export function randn(shape: readonly number[], opts: RandomOptions = {}): Tensor {
   const dtype = opts.dtype ?? defaultFloatDType();
   check(isFloating(dtype), 'randn', () => `dtype must be floating, got ${dtype}.`);
-  return randomFill('randn', shape, opts, (g) => g.normal(), dtype);
+  return randomDraw('randn', 'randomNormal', shape, dtype, opts, {});
 }
 
 /** Uniform integers in [low, high). */
 export function randint(low: number, high: number, shape: readonly number[], opts: RandomOptions = {}): Tensor {
   check(Number.isInteger(low) && Number.isInteger(high) && high > low, 'randint', () => `needs integers low < high, got low=${low}, high=${high}.`);
-  return randomFill('randint', shape, opts, (g) => g.integer(low, high), opts.dtype ?? 'int32');
+  return randomDraw('randint', 'randomInteger', shape, opts.dtype ?? 'int32', opts, { low, high });
 }
 
 /** Uniform on [low, high) with the given shape (like torch.empty(...).uniform_). */
 export function uniform(shape: readonly number[], low: number, high: number, opts: RandomOptions = {}): Tensor {
   const dtype = opts.dtype ?? defaultFloatDType();
-  return randomFill('uniform', shape, opts, (g) => low + (high - low) * g.uniform(), dtype);
+  return randomDraw('uniform', 'randomUniform', shape, dtype, opts, { low, high });
 }
 
 export function assertDType(x: unknown, op: string): DType {

@@ -60,7 +60,8 @@ export function bind<P extends PrimitiveName>(prim: P, inputs: readonly Tensor[]
   }
   for (const t of inputs) t.assertAlive(prim);
   const info = def.infer(inputs, attrs);
-  const backend = commonBackend(prim, inputs);
+  // A primitive without inputs (a random draw) names its backend in its attrs.
+  const backend = inputs.length > 0 ? commonBackend(prim, inputs) : getBackend((attrs as { backend?: string }).backend);
 
   let output: Tensor;
   if (def.view !== undefined) {

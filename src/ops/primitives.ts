@@ -13,6 +13,7 @@ import { type DType, itemsize, isFloating, defaultFloatDType } from '../core/dty
 import { check, fmtShape } from '../core/errors.js';
 import { sizeOf, shapesEqual, viewStrides as viewStridesImpl, type Shape } from '../core/shape.js';
 import { patchMatrixShape, sweepWindows, type WindowSweep } from './patch-shape.js';
+import type { Generator } from '../core/random.js';
 
 export interface ValueInfo {
   readonly shape: readonly number[];
@@ -109,6 +110,35 @@ export interface PrimitiveAttrs
   col2im: PatchAttrs & { inputShape: number[] };
   /** Per window of x [N, C, *spatial] (padded already): the flat spatial index of its first maximum (NaN wins), int32. */
   maxPoolIndices: WindowSweep;
+  // Random draws (see RandomAttrs): no inputs; each run advances `generator`.
+  /** low + (high − low)·u per element, u uniform on [0, 1) (Generator.uniform), rounded to dtype. */
+  randomUniform: RandomAttrs & { low: number; high: number };
+  /** A standard normal per element (Generator.normal: Box-Muller, the second value of a pair kept for the next draw). */
+  randomNormal: RandomAttrs;
+  /** A uniform integer in [low, high) per element (Generator.integer). */
+  randomInteger: RandomAttrs & { low: number; high: number };
+}
+
+/**
+ * The random primitives are the only impure ones: they have no inputs, and each application draws
+ * the next numbers of `generator` (in row-major order), so two applications with equal attrs give
+ * different values. The graph compiler never folds, merges, drops or reorders them (see
+ * graph/graph-ops.ts isImpureNode), so a replayed graph draws exactly what the eager code would.
+ */
+export interface RandomAttrs {
+  shape: number[];
+  dtype: DType;
+  /** The backend the output is allocated on (a primitive without inputs cannot take it from them). */
+  backend: string;
+  generator: Generator;
+}
+
+export const RANDOM_OPS = ['randomUniform', 'randomNormal', 'randomInteger'] as const;
+export type RandomOp = (typeof RANDOM_OPS)[number];
+
+/** True for the primitives that draw from a generator (impure: every run gives new values). */
+export function isRandomPrimitive(op: string): op is RandomOp {
+  return (RANDOM_OPS as readonly string[]).includes(op);
 }
 
 /** Windows of im2col/col2im: per spatial axis kernel, stride, dilation and [before, after] zero padding. */
@@ -227,6 +257,24 @@ function checkRowsInput(op: string, x: ValueInfo): void {
 }
 
 type DefTable = { [P in PrimitiveName]: PrimitiveDef<P> };
+
+/** randomUniform/randomNormal/randomInteger: no inputs, the shape and dtype come from the attrs. */
+function randomDef<P extends RandomOp>(op: P, flopsPerElement: number, bounds: boolean): PrimitiveDef<P> {
+  return {
+    arity: 0,
+    infer: (_inputs, attrs) => {
+      const { shape, dtype } = attrs;
+      check(Array.isArray(shape) && shape.every((d) => Number.isInteger(d) && d >= 0), op, () =>
+        `shape must be an array of non-negative integers, got ${JSON.stringify(shape)}.`);
+      if (bounds) {
+        const { low, high } = attrs as RandomAttrs & { low: number; high: number };
+        check(Number.isFinite(low) && Number.isFinite(high), op, () => `low and high must be finite numbers, got low=${low}, high=${high}.`);
+      }
+      return { shape: [...shape], dtype };
+    },
+    cost: (_inputs, _a, out) => ({ flops: sizeOf(out.shape) * flopsPerElement, bytesRead: 0, bytesWritten: bytes(out) }),
+  };
+}
 
 const unaryDefs = {} as { [P in UnaryOp]: PrimitiveDef<P> };
 for (const op of UNARY_FLOAT_OPS) unaryDefs[op] = unaryDef('float', op === 'erf' ? 20 : op === 'gelu' ? 24 : op === 'geluGrad' ? 32 : 4);
@@ -500,6 +548,10 @@ export const primitives: DefTable = {
     },
     cost: (inputs, _a, out) => elementwiseCost(inputs, out),
   },
+  // Generator.uniform is two 32-bit draws and a few integer ops; normal adds a log, a sqrt and a sin or cos per pair.
+  randomUniform: randomDef('randomUniform', 12, true),
+  randomNormal: randomDef('randomNormal', 30, false),
+  randomInteger: randomDef('randomInteger', 14, true),
   maxPoolIndices: {
     arity: 1,
     infer: ([x], attrs) => ({ shape: [...x!.shape.slice(0, 2), ...sweepWindows('maxPoolIndices', x!.shape, attrs)], dtype: 'int32' }),

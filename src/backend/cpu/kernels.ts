@@ -12,6 +12,7 @@ import { erf, gelu, geluGrad, roundHalfEven, sigmoid } from './math.js';
 import { accumulateStrided, arrayOf, contiguousValues, forEachPosition, permutedLayout, scatterStrided } from './strided.js';
 import { gatherStrided } from '../../core/tensor.js';
 import { makeWindowKernels } from './window-kernels.js';
+import { makeRandomKernels } from './random-kernels.js';
 
 /** Set by backend.ts: allocates a storage on the cpu backend around an array. */
 let wrap: (out: OutputInfo, data: TypedArray) => Storage = () => {
@@ -494,4 +495,5 @@ export const cpuKernels: KernelTable = {
   scatterAdd,
   argsort,
   ...makeWindowKernels((out, data) => wrap(out, data)),
+  ...makeRandomKernels((out, data) => wrap(out, data)),
 };

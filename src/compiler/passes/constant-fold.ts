@@ -1,10 +1,12 @@
 // Constant folding: a node whose inputs are all constants (not inputs, not parameters, which change
-// between calls) is evaluated once at compile time and becomes a constant.
+// between calls) is evaluated once at compile time and becomes a constant. Impure nodes (random
+// draws, which have no inputs, and control flow that draws) are never folded: they must draw
+// fresh numbers on every run.
 import { sizeOf } from '../../core/shape.js';
 import type { Tensor } from '../../core/tensor.js';
 import { noGrad } from '../../autodiff/mode.js';
 import type { Graph } from '../../graph/graph.js';
-import { opDef } from '../../graph/graph-ops.js';
+import { isImpureNode, opDef } from '../../graph/graph-ops.js';
 import { withoutRecording } from '../../graph/trace.js';
 import type { Pass, PassResult } from './pass.js';
 import { isViewOp } from '../layouts.js';
@@ -24,7 +26,7 @@ export function foldConstants(input: Graph): PassResult {
     const ins = n.inputs.map(constantValue);
     const allConst = n.inputs.length > 0 && ins.every((x) => x !== undefined);
     const small = n.outputs.every((o) => sizeOf(g.value(o).shape) <= MAX_FOLDED_ELEMENTS);
-    if (!allConst || !small || n.op === 'cond' || n.op === 'whileLoop') {
+    if (!allConst || !small || n.op === 'cond' || n.op === 'whileLoop' || isImpureNode(n)) {
       kept.push(n);
       continue;
     }

@@ -1,9 +1,12 @@
 // Common-subexpression elimination by value numbering: two nodes with the same op, attributes and
 // (already numbered) inputs compute the same value; the later one is replaced by the earlier one.
 // Commutative ops number their inputs sorted. Equal small constants share one number too.
+// Impure nodes (random draws, control flow that draws) are never merged: two draws with equal
+// attributes are two different tensors, and each must advance the generator.
 import type { Graph, ValueId } from '../../graph/graph.js';
 import { Graph as GraphClass } from '../../graph/graph.js';
 import { untracedRead } from '../../graph/trace.js';
+import { isImpureNode } from '../../graph/graph-ops.js';
 import { commitRewrite, type Pass, type PassResult } from './pass.js';
 
 const COMMUTATIVE = new Set(['add', 'mul', 'maximum', 'minimum', 'eq', 'ne', 'logicalAnd', 'logicalOr']);
@@ -37,7 +40,7 @@ export function eliminateCommonSubexpressions(input: Graph): PassResult {
   const kept: typeof g.nodes = [];
   for (const n of g.nodes) {
     n.inputs = n.inputs.map(canon);
-    const ak = attrsKey(n.attrs);
+    const ak = isImpureNode(n) ? undefined : attrsKey(n.attrs);
     if (ak === undefined) {
       kept.push(n);
       continue;

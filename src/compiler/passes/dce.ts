@@ -1,5 +1,9 @@
-// Dead-code elimination: keeps the nodes that outputs, writes or guards depend on.
+// Dead-code elimination: keeps the nodes that outputs, writes or guards depend on, and every
+// impure node (a random draw, or control flow that draws) even when nothing reads its result:
+// dropping it would shift every later draw of the generator's stream, so a replay would no longer
+// take the numbers the eager code takes.
 import type { Graph, ValueId } from '../../graph/graph.js';
+import { isImpureNode } from '../../graph/graph-ops.js';
 import type { Pass, PassResult } from './pass.js';
 
 export function eliminateDeadCode(input: Graph): PassResult {
@@ -8,7 +12,7 @@ export function eliminateDeadCode(input: Graph): PassResult {
   const keep: boolean[] = new Array(g.nodes.length).fill(false);
   for (let i = g.nodes.length - 1; i >= 0; i--) {
     const n = g.nodes[i]!;
-    if (n.outputs.some((o) => live.has(o))) {
+    if (n.outputs.some((o) => live.has(o)) || isImpureNode(n)) {
       keep[i] = true;
       n.inputs.forEach((v) => live.add(v));
     }

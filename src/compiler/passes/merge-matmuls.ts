@@ -5,6 +5,7 @@
 import { shapesEqual } from '../../core/shape.js';
 import type { Graph, GraphNode, ValueId } from '../../graph/graph.js';
 import type { Pass, PassResult } from './pass.js';
+import { isImpureNode } from '../../graph/graph-ops.js';
 
 export function mergeParallelMatmuls(input: Graph): PassResult {
   const g = input.clone();
@@ -89,13 +90,19 @@ export function mergeParallelMatmuls(input: Graph): PassResult {
   return { graph: g, changes };
 }
 
-/** Orders nodes so every value is defined before use (stable for already ordered parts). */
+/**
+ * Orders nodes so every value is defined before use (stable for already ordered parts). Impure
+ * nodes (random draws) keep their order among themselves: one waits until every impure node
+ * before it has been placed, so the generator's draws stay in the eager order.
+ */
 export function topoSort(g: Graph, nodes: GraphNode[]): GraphNode[] {
   const defined = new Set<ValueId>([...g.inputs, ...g.constants.keys(), ...g.parameters.keys()]);
   const out: GraphNode[] = [];
   const pending = [...nodes];
+  const impure = new Set(nodes.filter(isImpureNode));
   while (pending.length > 0) {
-    const i = pending.findIndex((n) => n.inputs.every((v) => defined.has(v)));
+    const firstImpure = pending.find((n) => impure.has(n));
+    const i = pending.findIndex((n) => n.inputs.every((v) => defined.has(v)) && (n === firstImpure || !impure.has(n)));
     if (i < 0) throw new Error('topoSort: the graph has a cycle or an undefined value (internal error).');
     const [n] = pending.splice(i, 1);
     out.push(n!);
