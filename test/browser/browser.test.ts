@@ -2,7 +2,9 @@
 // would bundle it, runs in headless Chromium on the wasm backend. The page trains a seeded MLP
 // and computes a few ops on its main thread (1 thread); a dedicated Worker of the page trains
 // the same MLP on 2 threads over nested Web Workers. The results are compared with the same code
-// run here in Node (wasm backend, 1 thread). Skips only where chromium is not installed.
+// run here in Node (wasm backend, 1 thread). The page is loaded twice: cross-origin isolated
+// (shared memory, threads) and as an ordinary page (unshared memory, one thread, threads refused
+// with the reason). Skips only where chromium is not installed.
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
@@ -30,8 +32,10 @@ const THREADS_TOLERANCE = 1e-5;
 
 describe('tessera in headless Chromium (wasm backend)', { skip: chromium === undefined ? 'chromium is not installed (`command -v chromium` found nothing; .ci/run installs it)' : false }, () => {
   let page: PageReport;
+  let plainPage: PageReport;
   let nodeLosses: number[];
   let nodeOps: Record<string, number[]>;
+  let timings = '';
 
   before(async () => {
     // The reference, in this process: wasm backend, 1 thread, the same code as the page.
@@ -40,6 +44,7 @@ describe('tessera in headless Chromium (wasm backend)', { skip: chromium === und
     nodeLosses = trainSmallMlp();
     nodeOps = opResults();
 
+    const bundleStart = performance.now();
     const files = await bundleForBrowser({
       page: here('./page.ts'),
       'training-worker': here('./training-worker.ts'),
@@ -47,12 +52,20 @@ describe('tessera in headless Chromium (wasm backend)', { skip: chromium === und
       // (new URL('./web-worker-entry.js', import.meta.url)) then finds it without configuration.
       'web-worker-entry': here('../../src/backend/wasm/web-worker-entry.ts'),
     });
-    const report = await runPageInChromium({ chromium: chromium!, files, pageScript: 'page.js', timeoutMs: 45_000 }) as PageReport | { error: string };
-    if ('error' in report) assert.fail(`the page failed: ${report.error}`);
-    page = report;
-  }, { timeout: 60_000 });
+    const browserStart = performance.now();
+    const load = async (crossOriginIsolated: boolean) => {
+      const report = await runPageInChromium({ chromium: chromium!, files, pageScript: 'page.js', crossOriginIsolated, timeoutMs: 30_000 }) as PageReport | { error: string };
+      if ('error' in report) assert.fail(`the page (crossOriginIsolated: ${crossOriginIsolated}) failed: ${report.error}`);
+      return report;
+    };
+    page = await load(true);
+    timings = `esbuild ${(browserStart - bundleStart).toFixed(0)} ms (${files.size} files), `
+      + `Chromium start to results ${(performance.now() - browserStart).toFixed(0)} ms`;
+    plainPage = await load(false);
+  }, { timeout: 80_000 });
 
-  it('the page is cross-origin isolated and starts on the wasm backend with SIMD and a shared heap', () => {
+  it('the page is cross-origin isolated and starts on the wasm backend with SIMD and a shared heap', (ctx) => {
+    ctx.diagnostic(`${page.userAgent}; ${timings}`);
     assert.match(page.userAgent, /Chrome\//);
     assert.equal(page.crossOriginIsolated, true);
     assert.equal(page.defaultBackend, 'wasm');
@@ -93,5 +106,16 @@ describe('tessera in headless Chromium (wasm backend)', { skip: chromium === und
     const diff = maxRelativeDifference(worker.losses, page.mainLosses);
     ctx.diagnostic(`max relative difference 2 threads vs 1: ${diff}; vs Node: ${maxRelativeDifference(worker.losses, nodeLosses)}`);
     assert.ok(diff <= THREADS_TOLERANCE, `2 threads ${worker.losses.join(', ')}\n1 thread  ${page.mainLosses.join(', ')}`);
+  });
+
+  it('an ordinary page (not cross-origin isolated) runs on one thread with an unshared heap, with the same results', () => {
+    assert.equal(plainPage.crossOriginIsolated, false);
+    assert.equal(plainPage.defaultBackend, 'wasm');
+    assert.equal(plainPage.heapShared, false);
+    assert.deepEqual(plainPage.mainLosses, page.mainLosses, 'same losses with an unshared memory');
+    assert.deepEqual(plainPage.ops, page.ops);
+    const worker = plainPage.worker;
+    assert.equal(worker.ok, false, 'threads cannot start without SharedArrayBuffer');
+    if (!worker.ok) assert.match(worker.error, /no shared memory \(crossOriginIsolated = false\).*Cross-Origin-Opener-Policy: same-origin/);
   });
 });

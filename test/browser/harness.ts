@@ -1,7 +1,8 @@
 // Runs a bundled page in headless Chromium and returns what the page POSTs to /results: esbuild
-// bundles the entries in memory, a node:http server on 127.0.0.1 serves them with the headers
-// that make the page cross-origin isolated (so it has SharedArrayBuffer), and Chromium is started
-// as its own process group so that it and every helper process it starts can be killed, always.
+// bundles the entries in memory, a node:http server on 127.0.0.1 serves them, with or without the
+// headers that make the page cross-origin isolated (and so give it SharedArrayBuffer), and
+// Chromium is started as its own process group so that it and every helper it starts can be
+// killed, always.
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -45,7 +46,6 @@ const ISOLATION_HEADERS = {
   'cross-origin-opener-policy': 'same-origin',
   'cross-origin-embedder-policy': 'require-corp',
   'cross-origin-resource-policy': 'same-origin',
-  'cache-control': 'no-store',
 };
 
 export interface BrowserRunOptions {
@@ -53,6 +53,8 @@ export interface BrowserRunOptions {
   /** Bundled files by URL path ('/page.js', ...); '/' serves a page that loads `/${pageScript}` as a module. */
   files: Map<string, Uint8Array>;
   pageScript: string;
+  /** Serve every response with ISOLATION_HEADERS (else without: no SharedArrayBuffer on the page). */
+  crossOriginIsolated: boolean;
   timeoutMs: number;
 }
 
@@ -62,13 +64,14 @@ export async function runPageInChromium(options: BrowserRunOptions): Promise<unk
   let deliver: (body: string) => void = () => {};
   const posted = new Promise<string>((resolve) => (deliver = resolve));
   const requests: string[] = [];
+  const headers = { 'cache-control': 'no-store', ...(options.crossOriginIsolated ? ISOLATION_HEADERS : {}) };
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     requests.push(`${req.method} ${req.url}`);
     if (req.method === 'POST' && req.url === '/results') {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        res.writeHead(204, ISOLATION_HEADERS).end();
+        res.writeHead(204, headers).end();
         deliver(Buffer.concat(chunks).toString('utf8'));
       });
       return;
@@ -76,11 +79,11 @@ export async function runPageInChromium(options: BrowserRunOptions): Promise<unk
     const path = (req.url ?? '/').split('?')[0]!;
     const body = path === '/' ? new TextEncoder().encode(html) : options.files.get(path);
     if (req.method !== 'GET' || body === undefined) {
-      res.writeHead(404, ISOLATION_HEADERS).end();
+      res.writeHead(404, headers).end();
       return;
     }
     const type = path === '/' ? 'text/html; charset=utf-8' : 'text/javascript; charset=utf-8';
-    res.writeHead(200, { ...ISOLATION_HEADERS, 'content-type': type }).end(body);
+    res.writeHead(200, { ...headers, 'content-type': type }).end(body);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;

@@ -17,8 +17,8 @@ import { recordWorkerError } from './worker-loop.js';
 export interface WebWorkerSpawnerOptions {
   /**
    * The worker script: web-worker-entry.js as your bundler emits it. Default: the URL
-   * `new URL('./web-worker-entry.js', import.meta.url)`, which bundlers that follow that pattern
-   * (webpack 5, Vite, Parcel) and unbundled ES modules resolve by themselves; with esbuild, add
+   * `new URL('./web-worker-entry.js', import.meta.url)`, which unbundled ES modules and bundlers
+   * that document that pattern (webpack 5, Vite, Parcel) resolve by themselves; with esbuild, add
    * `src/backend/wasm/web-worker-entry.ts` (or `dist/backend/wasm/web-worker-entry.js`) as an
    * entry point written next to the chunk that holds this module, or pass its URL here.
    */
