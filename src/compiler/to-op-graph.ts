@@ -11,6 +11,7 @@ import { TesseraError, fmtShape } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 import type { Graph, ValueId } from '../graph/graph.js';
 import { isElementwisePrimitive } from '../graph/graph-ops.js';
+import { isRandomPrimitive } from '../ops/primitives.js';
 import type { OpGraph, OpNode, TensorInfo } from '../plan/op-graph.js';
 
 export interface ToOpGraphOptions {
@@ -56,7 +57,9 @@ export function toOpGraph(g: Graph, opts: ToOpGraphOptions = {}): OpGraph {
     const out = n.outputs[0]!;
     const outShape = g.value(out).shape;
     const src = n.inputs[0];
-    if (n.inputs.length > 0 && n.inputs.every((v) => constant.has(v))) {
+    // A random draw (a dropout mask) reads no tensor of the plan: like a constant, it folds into
+    // the elementwise op that uses it.
+    if ((n.inputs.length > 0 && n.inputs.every((v) => constant.has(v))) || isRandomPrimitive(n.op)) {
       n.outputs.forEach((o) => constant.add(o));
       continue;
     }

@@ -12,6 +12,12 @@
 // branch intermediates are kept). Only when a branch closes over a non-leaf tensor that requires
 // grad (its gradient would have to flow into the enclosing tape) does cond fall back to inlining
 // the taken branch and guarding on the predicate (a flip traces again).
+//
+// Random draws (dropout, rand) inside branches and bodies are graph nodes that draw when their
+// branch or iteration runs, so a replay takes the numbers eager code would. Tracing runs both
+// branches (and condFn/bodyFn once) speculatively: the generators are restored around those runs.
+// A differentiable cond whose branch draws is inlined instead (its backward cond would recompute
+// the branch and draw a different mask).
 import { TesseraError, fmtShape } from '../core/errors.js';
 import { shapesEqual } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';

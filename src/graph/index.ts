@@ -1,6 +1,6 @@
 // The graph layer's public surface: the IR, tracing, the interpreter, jit, control flow, state.
 export { Graph, type GraphNode, type GraphValue, type GraphWrite, type GraphGuard, type ValueId, type ValueKind } from './graph.js';
-export { registerGraphOp, opDef, isPrimitive, isElementwisePrimitive, type GraphOpDef } from './graph-ops.js';
+export { registerGraphOp, opDef, isPrimitive, isElementwisePrimitive, isImpureNode, graphDrawsRandom, type GraphOpDef } from './graph-ops.js';
 export { validateGraph } from './validate.js';
 export { interpret, GuardFailure, type InterpretOptions } from './interpret.js';
 export { trace, isTracing, type TraceOptions, type TraceResult } from './trace.js';

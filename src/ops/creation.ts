@@ -15,6 +15,11 @@ export interface CreateOptions {
   backend?: string;
 }
 export interface RandomOptions extends CreateOptions {
+  /**
+   * Where the numbers come from (default: the global generator, seeded by manualSeed). Under jit
+   * the graph keeps this object and draws from it on every call (a generator passed as an
+   * argument of the jitted function is part of its signature: another one traces again).
+   */
   generator?: Generator;
 }
 

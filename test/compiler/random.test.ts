@@ -127,6 +127,14 @@ forEachBackend('compiler passes on random nodes', (backend) => {
     }
   });
 
+  it('toOpGraph folds a dropout mask into its elementwise op, like a constant mask', () => {
+    const w1 = t.randn([8, 16]).requiresGrad_(), w2 = t.randn([16, 8]).requiresGrad_();
+    const { graph } = trace((x: t.Tensor) => t.matmul(t.dropout(t.gelu(t.matmul(x, w1)), 0.1), w2), [t.randn([4, 8])]);
+    const og = C.toOpGraph(graph);
+    t.plan.validateOpGraph(og);
+    assert.equal(og.ops.filter((o) => o.kind === 'matmul').length, 2);
+  });
+
   it('isImpureNode marks draws and control flow whose graphs draw, nothing else', () => {
     const { graph } = trace((p: t.Tensor, x: t.Tensor) => [
       cond(t.gt(p, 0), (v: t.Tensor) => t.add(v, t.rand([2])), (v: t.Tensor) => v, [x]),

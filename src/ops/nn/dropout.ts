@@ -1,5 +1,7 @@
 // Inverted dropout: zero each element with probability p and scale the survivors by 1/(1−p), so
-// the expected value is unchanged and evaluation needs no rescaling.
+// the expected value is unchanged and evaluation needs no rescaling. The mask comes from `rand`,
+// i.e. the randomUniform primitive: under jit it is a graph node that draws a new mask on every
+// call (from the same generator stream as eager calls), not a constant of the trace.
 import { isFloating } from '../../core/dtype.js';
 import { check } from '../../core/errors.js';
 import type { Tensor } from '../../core/tensor.js';
@@ -10,7 +12,10 @@ import { lt, mul, where } from '../elementwise.js';
 export interface DropoutOptions {
   /** Identity when false (default true, like torch.nn.functional.dropout). */
   training?: boolean;
-  /** Source of randomness (default: the global generator seeded by manualSeed). */
+  /**
+   * Source of randomness (default: the global generator seeded by manualSeed). Under jit the graph
+   * draws from the generator object given at trace time on every call.
+   */
   generator?: Generator;
 }
 
