@@ -12,23 +12,41 @@ let generatorCount = 0;
 const liveGenerators = new Set<WeakRef<Generator>>();
 const forgetGenerator = new FinalizationRegistry<WeakRef<Generator>>((ref) => liveGenerators.delete(ref));
 
+/** Set once, by the class's static block: builds the default generator under its own label. */
+let makeDefaultGenerator: () => Generator;
+
 export class Generator {
   #s = new Uint32Array(4);
   #spare: number | undefined = undefined;
-  /** A name for printouts and attrs keys: 'default' or 'generator#<n>'. */
-  readonly label: string;
+  #label: string;
 
-  constructor(seed = 0x2545f491, label?: string) {
-    this.label = label ?? `generator#${++generatorCount}`;
+  constructor(seed = 0x2545f491) {
+    this.#label = `generator#${++generatorCount}`;
     const ref = new WeakRef(this);
     liveGenerators.add(ref);
     forgetGenerator.register(this, ref);
     this.manualSeed(seed);
   }
 
+  static {
+    makeDefaultGenerator = () => {
+      const g = new Generator();
+      g.#label = 'default';
+      return g;
+    };
+  }
+
+  /**
+   * A name unique to this generator: 'default' or 'generator#<n>'. jit's signature of a generator
+   * argument is this label, so a different generator object traces again.
+   */
+  get label(): string {
+    return this.#label;
+  }
+
   /** Graph printouts and attribute keys name the generator instead of showing '{}'. */
   toJSON(): string {
-    return this.label;
+    return this.#label;
   }
 
   manualSeed(seed: number): this {
@@ -100,7 +118,7 @@ function rotl(x: number, k: number): number {
 }
 
 /** The default generator used by rand/randn/randint/dropout and shuffling. */
-export const defaultGenerator = new Generator(undefined, 'default');
+export const defaultGenerator = makeDefaultGenerator();
 
 export function manualSeed(seed: number): Generator {
   return defaultGenerator.manualSeed(seed);
