@@ -5,10 +5,11 @@
 // run here in Node (wasm backend, 1 thread). The page is loaded twice: cross-origin isolated
 // (shared memory, threads) and as an ordinary page (unshared memory, one thread, threads refused
 // with the reason). Skips only where chromium is not installed.
-import { describe, it, before } from 'node:test';
+import { describe, it, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import * as t from '../../src/index.js';
+import { createWasmBackend } from '../../src/backend/wasm/index.js';
 import { bundleForBrowser, findChromium, runPageInChromium } from './harness.js';
 import { maxRelativeDifference, MLP, opResults, trainSmallMlp } from './workload.js';
 import type { PageReport } from './page.js';
@@ -103,6 +104,8 @@ describe('tessera in headless Chromium (wasm backend)', { skip: chromium === und
     assert.equal(worker.threads, 2);
     assert.equal(worker.poolThreads, 2, 'the pool still has 2 threads after training');
     assert.equal(worker.handshakeJobs, 5, 'in every job a Web Worker ran a unit while the calling thread waited for it');
+    assert.match(worker.missingScript.error, /web worker 1 \(http:\/\/127\.0\.0\.1:\d+\/no-such-worker\.js\) failed.*back on 1 thread/);
+    assert.equal(worker.missingScript.threadsAfter, 1, 'a failed start leaves the backend on 1 thread');
     const diff = maxRelativeDifference(worker.losses, page.mainLosses);
     ctx.diagnostic(`max relative difference 2 threads vs 1: ${diff}; vs Node: ${maxRelativeDifference(worker.losses, nodeLosses)}`);
     assert.ok(diff <= THREADS_TOLERANCE, `2 threads ${worker.losses.join(', ')}\n1 thread  ${page.mainLosses.join(', ')}`);
@@ -118,4 +121,14 @@ describe('tessera in headless Chromium (wasm backend)', { skip: chromium === und
     assert.equal(worker.ok, false, 'threads cannot start without SharedArrayBuffer');
     if (!worker.ok) assert.match(worker.error, /no shared memory \(crossOriginIsolated = false\).*Cross-Origin-Opener-Policy: same-origin/);
   });
+});
+
+test('enableWasmThreadsInBrowser outside a browser: bad counts and a missing Worker are reported, 1 thread works', async () => {
+  const backend = createWasmBackend({ heap: { initialBytes: 2 ** 16, maximumBytes: 2 ** 22 } });
+  await assert.rejects(t.enableWasmThreadsInBrowser(0, { backend }), /threads = 0 must be a positive integer/);
+  await assert.rejects(t.enableWasmThreadsInBrowser(2.5, { backend }), /threads = 2.5 must be a positive integer/);
+  assert.equal(typeof (globalThis as { Worker?: unknown }).Worker, 'undefined', 'Node has no Web Worker global');
+  await assert.rejects(t.enableWasmThreadsInBrowser(2, { backend }), /no Web Workers \(Worker is undefined\); in Node use enableWasmThreads/);
+  assert.equal(backend.pool.threads, 1);
+  assert.equal(await t.enableWasmThreadsInBrowser(1, { backend }), 1);
 });

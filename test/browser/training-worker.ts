@@ -1,12 +1,17 @@
 // The dedicated Worker of the browser test's page: here tessera may block in Atomics.wait, so it
 // gets two threads over nested Web Workers (enableWasmThreadsInBrowser), proves that a worker
-// takes part in a job, and trains the same MLP as the page did on one thread.
+// takes part in a job, and trains the same MLP as the page did on one thread. First it asks for
+// threads with a worker script that does not exist, to see that error reach the caller.
 import * as t from '../../src/index.js';
 import { ModuleBuilder, ValType, Op, AtomicOp } from '../../src/backend/wasm/encoder.js';
 import { trainSmallMlp } from './workload.js';
 
 export type WorkerReport =
-  | { ok: true; threadsBefore: number; threads: number; poolThreads: number; handshakeJobs: number; losses: number[] }
+  | {
+    ok: true; threadsBefore: number; threads: number; poolThreads: number; handshakeJobs: number; losses: number[];
+    /** What enableWasmThreadsInBrowser said for a worker script that does not exist, and the threads after it. */
+    missingScript: { error: string; threadsAfter: number };
+  }
   | { ok: false; error: string };
 
 /**
@@ -51,12 +56,19 @@ function handshakeJobs(jobs: number): number {
 
 async function run(): Promise<WorkerReport> {
   const threadsBefore = t.wasmBackend.pool.threads;
+  let missingError = 'no error';
+  try {
+    await t.enableWasmThreadsInBrowser(2, { workerUrl: new URL('./no-such-worker.js', import.meta.url) });
+  } catch (error) {
+    missingError = String(error);
+  }
+  const missingScript = { error: missingError, threadsAfter: t.wasmBackend.pool.threads };
   const threads = await t.enableWasmThreadsInBrowser(2);
   const handshakes = handshakeJobs(5);
   const losses = trainSmallMlp();
   const poolThreads = t.wasmBackend.pool.threads;
   t.wasmBackend.stopThreads();
-  return { ok: true, threadsBefore, threads, poolThreads, handshakeJobs: handshakes, losses };
+  return { ok: true, threadsBefore, threads, poolThreads, handshakeJobs: handshakes, losses, missingScript };
 }
 
 const scope = globalThis as unknown as { postMessage(message: WorkerReport): void };

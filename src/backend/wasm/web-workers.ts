@@ -90,6 +90,10 @@ export async function enableWasmThreadsInBrowser(threads: number, options: Enabl
     throw new Error(`enableWasmThreadsInBrowser(${threads}): called on a page's main thread, where Atomics.wait (which the `
       + 'pool needs) is not allowed; run tessera inside a dedicated Worker and call it there, or use 1 thread here');
   }
+  if (typeof Worker !== 'function') {
+    throw new Error(`enableWasmThreadsInBrowser(${threads}): this environment has no Web Workers (Worker is undefined); `
+      + 'in Node use enableWasmThreads, elsewhere 1 thread');
+  }
   if (typeof SharedArrayBuffer !== 'function' || !backend.heap.shared) {
     throw new Error(`enableWasmThreadsInBrowser(${threads}): no shared memory (crossOriginIsolated = ${String(scope.crossOriginIsolated)}); `
       + 'serve the page with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp');
@@ -99,16 +103,21 @@ export async function enableWasmThreadsInBrowser(threads: number, options: Enabl
   const pool = backend.pool;
   const timeoutMs = options.timeoutMs ?? 15_000;
   const deadline = Date.now() + timeoutMs;
-  // waitUntilReady(0) starts the workers and counts them without blocking; between checks this
-  // thread returns to its event loop, which is what lets the browser start them.
-  for (let ready = pool.waitUntilReady(0); ready < threads - 1; ready = pool.waitUntilReady(0)) {
-    if (spawner.failures.length > 0 || Date.now() > deadline) {
-      backend.setThreads(1);
-      const why = spawner.failures.length > 0 ? spawner.failures.join('; ') : `only ${ready} of ${threads - 1} workers started within ${timeoutMs} ms`;
-      throw new Error(`enableWasmThreadsInBrowser(${threads}): ${why}. Check that the worker script loads (workerUrl) `
-        + 'and that it is served with the same cross-origin isolation headers as the page; the backend is back on 1 thread');
+  try {
+    // waitUntilReady(0) starts the workers and counts them without blocking; between checks this
+    // thread returns to its event loop, which is what lets the browser start them.
+    for (let ready = pool.waitUntilReady(0); ready < threads - 1; ready = pool.waitUntilReady(0)) {
+      if (spawner.failures.length > 0 || Date.now() > deadline) {
+        const why = spawner.failures.length > 0 ? spawner.failures.join('; ') : `only ${ready} of ${threads - 1} workers started within ${timeoutMs} ms`;
+        throw new Error(`enableWasmThreadsInBrowser(${threads}): ${why}. Check that the worker script loads (workerUrl) `
+          + 'and that it is served with the same cross-origin isolation headers as the page; the backend is back on 1 thread');
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
     }
-    await new Promise((resolve) => setTimeout(resolve, 5));
+  } catch (error) {
+    // Never leave a pool that counts threads it does not have.
+    backend.setThreads(1);
+    throw error;
   }
   return pool.threads;
 }
