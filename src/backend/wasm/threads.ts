@@ -61,7 +61,8 @@ export class ThreadPool {
     }
     if (requested > 1 && options.spawner === undefined) {
       throw new Error(`ThreadPool: ${requested} threads requested but no WorkerSpawner was given `
-        + '(use createNodeThreadPool from node-workers.ts in Node, or pass threads: 1)');
+        + '(use createNodeThreadPool from node-workers.ts in Node, webWorkerSpawner from web-workers.ts in a browser '
+        + 'Worker, or pass threads: 1)');
     }
     // Without shared memory the workers could not see the tensors: fall back to one thread.
     this.threads = heap.shared ? requested : 1;
