@@ -13,6 +13,7 @@ import { sum, cumsum, mean } from '../ops/reduce.js';
 import { layerNormCoreJacobian } from './vjp-rules.js';
 import { reshape } from '../ops/shape.js';
 import { matmul } from '../ops/linalg.js';
+import { convDirectJvp, convWeightGradJvp } from '../ops/nn/conv.js';
 import { keepdimShape, prodInputGradient, extremumMask } from './rule-helpers.js';
 
 export type JvpRule<P extends PrimitiveName> = (
@@ -141,6 +142,8 @@ export const jvpRules: Rules = {
   im2col: linear('im2col'),
   col2im: linear('col2im'),
   maxPoolIndices: noTangent,
+  convDirect: (ts, inputs, out, attrs) => convDirectJvp(ts, inputs, out, attrs),
+  convWeightGrad: (ts, inputs, _o, attrs) => convWeightGradJvp(ts, inputs, attrs),
   // No inputs, so no tangent flows in: a random draw is a constant of the differentiated function.
   randomUniform: noTangent,
   randomNormal: noTangent,

@@ -13,6 +13,7 @@ import { full, zerosLike } from '../ops/creation.js';
 import { cumsum, mean, sum } from '../ops/reduce.js';
 import { reshape, transpose } from '../ops/shape.js';
 import { matmul } from '../ops/linalg.js';
+import { convDirectVjp, convWeightGradVjp } from '../ops/nn/conv.js';
 import { sumToShape, keepdimShape, prodInputGradient, extremumMask } from './rule-helpers.js';
 
 export type VjpRule<P extends PrimitiveName> = (
@@ -161,6 +162,8 @@ export const vjpRules: { [P in PrimitiveName]: VjpRule<P> } = {
   im2col: (g, [x], _o, attrs) => [bind('col2im', [g], { ...attrs, inputShape: [...x!.shape] })],
   col2im: (g, _i, _o, { kernel, stride, dilation, pads, groups }) => [bind('im2col', [g], { kernel, stride, dilation, pads, groups })],
   maxPoolIndices: none,
+  convDirect: (g, inputs, _o, attrs, needsGrad) => convDirectVjp(g, inputs, attrs, needsGrad),
+  convWeightGrad: (g, inputs, _o, attrs, needsGrad) => convWeightGradVjp(g, inputs, attrs, needsGrad),
   // Random draws have no inputs, so nothing to pull back (their outputs are constants of the
   // differentiated function, like torch.rand's).
   randomUniform: none,

@@ -110,6 +110,14 @@ export interface PrimitiveAttrs
   col2im: PatchAttrs & { inputShape: number[] };
   /** Per window of x [N, C, *spatial] (padded already): the flat spatial index of its first maximum (NaN wins), int32. */
   maxPoolIndices: WindowSweep;
+  /**
+   * Direct convolution (cross-correlation) of x [N, C_in, *spatial] with w [C_out, C_in/groups, *kernel],
+   * plus an optional bias [C_out] as a third input: [N, C_out, *out], computed straight from x (no patch
+   * matrix). ops/nn/conv.ts picks it or im2col + matmul per shape.
+   */
+  convDirect: PatchAttrs;
+  /** The weight gradient of convDirect: from x [N, C_in, *spatial] and the output cotangent g [N, C_out, *out], dW [C_out, C_in/groups, *kernel]. */
+  convWeightGrad: PatchAttrs;
   // Random draws (see RandomAttrs): no inputs; each run advances `generator`.
   /** low + (high − low)·u per element, u uniform on [0, 1) (Generator.uniform), rounded to dtype. */
   randomUniform: RandomAttrs & { low: number; high: number };
@@ -552,12 +560,56 @@ export const primitives: DefTable = {
   randomUniform: randomDef('randomUniform', 12, true),
   randomNormal: randomDef('randomNormal', 30, false),
   randomInteger: randomDef('randomInteger', 14, true),
+  convDirect: {
+    infer: (inputs, attrs) => {
+      check(inputs.length === 2 || inputs.length === 3, 'convDirect', () => `expects x, w and an optional bias, got ${inputs.length} input(s).`);
+      const [x, w, b] = inputs as [ValueInfo, ValueInfo, ValueInfo | undefined];
+      const out = convGeometry('convDirect', x, w, attrs);
+      check(b === undefined || (b.shape.length === 1 && b.shape[0] === w.shape[0] && b.dtype === x.dtype), 'convDirect', () =>
+        `bias must be [${w.shape[0]}] of dtype ${x.dtype}, got ${fmtShape(b!.shape)} ${b!.dtype}.`);
+      return { shape: [x.shape[0]!, w.shape[0]!, ...out], dtype: x.dtype };
+    },
+    cost: (inputs, _a, out) => ({
+      flops: convFlops(sizeOf(out.shape), inputs[1]!) + (inputs.length === 3 ? sizeOf(out.shape) : 0),
+      bytesRead: inputs.reduce((s, v) => s + bytes(v), 0), bytesWritten: bytes(out),
+    }),
+  },
+  convWeightGrad: {
+    arity: 2,
+    infer: ([x, g], attrs) => {
+      const out = sweepWindows('convWeightGrad', x!.shape, attrs, attrs.pads);
+      const cOut = g!.shape[1]!;
+      check(g!.shape.length === x!.shape.length && g!.shape[0] === x!.shape[0] && g!.shape.slice(2).every((d, i) => d === out[i]), 'convWeightGrad', () =>
+        `cotangent ${fmtShape(g!.shape)} should be [${x!.shape[0]}, C_out, ${out.join(', ')}] for an input of shape ${fmtShape(x!.shape)}.`);
+      check(Number.isInteger(attrs.groups) && attrs.groups >= 1 && cOut % attrs.groups === 0 && x!.shape[1]! % attrs.groups === 0, 'convWeightGrad', () =>
+        `groups=${attrs.groups} must divide the input channels (${x!.shape[1]}) and the output channels (${cOut}).`);
+      check(x!.dtype === g!.dtype && isFloating(x!.dtype), 'convWeightGrad', () => `input and cotangent must share one floating dtype, got ${x!.dtype} and ${g!.dtype}.`);
+      return { shape: [cOut, x!.shape[1]! / attrs.groups, ...attrs.kernel], dtype: x!.dtype };
+    },
+    cost: ([x, g], _a, out) => ({ flops: convFlops(sizeOf(g!.shape), out), bytesRead: bytes(x!) + bytes(g!), bytesWritten: bytes(out) }),
+  },
   maxPoolIndices: {
     arity: 1,
     infer: ([x], attrs) => ({ shape: [...x!.shape.slice(0, 2), ...sweepWindows('maxPoolIndices', x!.shape, attrs)], dtype: 'int32' }),
     cost: ([x], { kernel }, out) => ({ flops: sizeOf(out.shape) * kernel.reduce((a, b) => a * b, 1), bytesRead: bytes(x!), bytesWritten: bytes(out) }),
   },
 };
+
+/** Checks x [N, C, *spatial] against w [C_out, C/groups, *kernel] and returns the output spatial sizes. */
+function convGeometry(op: string, x: ValueInfo, w: ValueInfo, attrs: PatchAttrs): number[] {
+  const out = sweepWindows(op, x.shape, attrs, attrs.pads);
+  const dims = attrs.kernel.length;
+  const { groups } = attrs;
+  check(w.shape.length === dims + 2 && w.shape.slice(2).every((k, i) => k === attrs.kernel[i]), op, () =>
+    `weight ${fmtShape(w.shape)} must be [C_out, C_in/groups, ${attrs.kernel.join(', ')}] (the kernel of the attrs).`);
+  check(Number.isInteger(groups) && groups >= 1 && w.shape[0]! % groups === 0 && w.shape[1]! * groups === x.shape[1], op, () =>
+    `weight ${fmtShape(w.shape)} with groups=${groups} does not fit an input of ${x.shape[1]} channels ${fmtShape(x.shape)}; `
+    + 'C_out must divide by groups and C_in/groups · groups must equal the input channels.');
+  check(x.dtype === w.dtype && isFloating(x.dtype), op, () => `input and weight must share one floating dtype, got ${x.dtype} and ${w.dtype}; the user-facing op casts first.`);
+  return out;
+}
+
+const convFlops = (outSize: number, w: ValueInfo): number => 2 * outSize * sizeOf(w.shape.slice(1));
 
 function viewStridesOrThrow(l: Layout, shape: readonly number[]): number[] {
   const s = viewStridesImpl(l.shape, l.strides, shape);

@@ -13,6 +13,7 @@ import { accumulateStrided, arrayOf, contiguousValues, forEachPosition, permuted
 import { gatherStrided } from '../../core/tensor.js';
 import { makeWindowKernels } from './window-kernels.js';
 import { makeRandomKernels } from './random-kernels.js';
+import { makeConvKernels } from './conv-kernels.js';
 
 /** Set by backend.ts: allocates a storage on the cpu backend around an array. */
 let wrap: (out: OutputInfo, data: TypedArray) => Storage = () => {
@@ -496,4 +497,5 @@ export const cpuKernels: KernelTable = {
   argsort,
   ...makeWindowKernels((out, data) => wrap(out, data)),
   ...makeRandomKernels((out, data) => wrap(out, data)),
+  ...makeConvKernels((out, data) => wrap(out, data)),
 };

@@ -30,6 +30,10 @@ import { WasmWindowKernels } from './window.js';
 import { nodeRuntime, defaultThreadCount, nodeWorkerSpawner } from './node-workers.js';
 import { nodeGarbageCollector } from './node-gc.js';
 import { WasmOptimizerKernels } from './optimizer-kernel.js';
+import { WasmConvDirect, directConvolutionFits } from './conv-direct.js';
+
+/** The direct convolution primitives (conv-direct.ts). */
+const CONV_DIRECT_PRIMITIVES = new Set<string>(['convDirect', 'convWeightGrad']);
 
 /** The primitives the layerNorm kernel serves (layer-norm-kernel.ts). */
 const LAYER_NORM_PRIMITIVES = new Set<string>(['layerNormCore', 'layerNormRstd', 'layerNormCoreGrad']);
@@ -240,6 +244,7 @@ export class WasmBackend implements Backend {
       };
       return k as unknown as Kernel<PrimitiveName>;
     }
+    if (CONV_DIRECT_PRIMITIVES.has(prim)) return this.convDirectKernel(prim as 'convDirect' | 'convWeightGrad');
     if (prim === 'matmul') {
       const fallback = this.cpuOnViews('matmul');
       const k: Kernel<'matmul'> = (inputs, attrs, out) => {
@@ -500,6 +505,27 @@ export class WasmBackend implements Backend {
       const { ptr, byteLength } = this.bufferOf(x.storage);
       if (prim === 'im2col') kernels.im2col(x, ptr, byteLength, attrs as PrimitiveAttrs['im2col'], this.addressOf(dst));
       else kernels.maxPoolIndices(x, ptr, attrs as PrimitiveAttrs['maxPoolIndices'], this.addressOf(dst));
+      return dst;
+    }) as Kernel<PrimitiveName>;
+  }
+
+  private convDirectOnce: WasmConvDirect | undefined;
+
+  /**
+   * convDirect and convWeightGrad on float32 with 1-2 spatial axes through the generated direct
+   * convolution (conv-direct.ts); other dtypes and 3-D run the reference on heap views.
+   */
+  private convDirectKernel(prim: 'convDirect' | 'convWeightGrad'): Kernel<PrimitiveName> {
+    const conv = (this.convDirectOnce ??= new WasmConvDirect(this.heap, () => this.currentPool));
+    const fallback = this.cpuOnViews(prim) as Kernel<PrimitiveName>;
+    return ((inputs, attrs, out) => {
+      const a = attrs as PrimitiveAttrs['convDirect'];
+      if (out.dtype !== 'float32' || !directConvolutionFits(a)) return fallback(inputs, attrs, out);
+      const dst = this.allocUninitialized('float32', sizeOf(out.shape));
+      const address = (t: KernelInput) => this.addressOf(t.storage);
+      if (prim === 'convDirect') conv.forward(inputs[0]!, inputs[1]!, inputs[2], address, a, this.addressOf(dst));
+      else conv.weightGrad(inputs[0]!, inputs[1]!, address, a, this.addressOf(dst));
+      this.count(prim, 'wasm');
       return dst;
     }) as Kernel<PrimitiveName>;
   }

@@ -1,9 +1,14 @@
-// Convolution as im2col + GEMM, generic over 1, 2 and 3 spatial axes: the `im2col` primitive
+// Convolution by two algorithms, chosen per shape (conv-algorithm.ts): the direct `convDirect`
+// primitive (the wasm backend's SIMD kernel for few input channels, where the GEMM is too shallow),
+// or im2col + GEMM, generic over 1, 2 and 3 spatial axes: the `im2col` primitive
 // writes the [groups, N·L, C/g·K] patch matrix in one pass (padding, stride, dilation and groups
 // included) → batched matmul with the weight, groups as the batch axis. Every step is a primitive
 // with rules, so the gradient (col2im, the `col2im` primitive, and one GEMM over the whole batch
 // for the weight), forward mode and higher orders come for free, and the cost (FLOPs and bytes)
 // is the sum of the primitives' costs.
+//
+// convDirect's gradients reuse the composites: the input gradient is GEMM into patches + col2im,
+// the weight gradient the `convWeightGrad` primitive or im2col + GEMM (chosen like the forward).
 //
 // The transposed convolution is the adjoint of that map w.r.t. its input: GEMM into columns, then
 // fold them back with `col2im` (or, for an outputPadding of at least the stride, axis by axis
@@ -12,8 +17,11 @@ import { isFloating } from '../../core/dtype.js';
 import { check, fmtShape } from '../../core/errors.js';
 import type { Tensor } from '../../core/tensor.js';
 import { cast, resultType, add } from '../elementwise.js';
+import { sum } from '../reduce.js';
+import type { PatchAttrs } from '../primitives.js';
+import { chooseConvAlgorithm } from './conv-algorithm.js';
 import { matmul } from '../linalg.js';
-import { reshape, permute, at, unsqueeze, squeeze, type SliceSpec } from '../shape.js';
+import { reshape, permute, at, unsqueeze, squeeze, expand, type SliceSpec } from '../shape.js';
 import { bind } from '../dispatch.js';
 import { foldWindows, outputSpatialShape, spatialTuple, type SpatialArg } from './window.js';
 
@@ -54,9 +62,13 @@ function spatialNames(dims: number): string {
   return ['L', 'H, W', 'D, H, W'][dims - 1]!;
 }
 
+function checkBias(op: string, bias: Tensor, channels: number): void {
+  check(bias.rank === 1 && bias.shape[0] === channels, op, () => `bias must have shape [${channels}] (one per output channel), got ${fmtShape(bias.shape)}.`);
+}
+
 function addBias(op: string, out: Tensor, bias: Tensor | undefined, channels: number, dims: number): Tensor {
   if (bias === undefined) return out;
-  check(bias.rank === 1 && bias.shape[0] === channels, op, () => `bias must have shape [${channels}] (one per output channel), got ${fmtShape(bias.shape)}.`);
+  checkBias(op, bias, channels);
   return add(out, reshape(bias, [channels, ...new Array<number>(dims).fill(1)]));
 }
 
@@ -80,6 +92,14 @@ export function convNd(op: string, dims: number, input: Tensor, weight: Tensor, 
   const dilation = spatialTuple(op, 'dilation', opts.dilation ?? 1, dims, 1);
   const pads = convPads(op, opts.padding ?? 0, kernel, stride, dilation);
   const outSpatial = outputSpatialShape(op, x.shape.slice(2), { kernel, stride, dilation, pads });
+  const attrs: PatchAttrs = { kernel, stride, dilation, pads, groups };
+
+  const problem = { backend: x.storage.backend, dtype: x.dtype, inputShape: x.shape, outChannels: cOut, bias: bias !== undefined, attrs };
+  if (chooseConvAlgorithm('forward', problem) === 'direct') {
+    if (bias !== undefined) checkBias(op, bias, cOut);
+    const out = bind('convDirect', bias === undefined ? [x, w] : [x, w, bias], attrs);
+    return squeezeBatch ? squeeze(out, 0) : out;
+  }
 
   // im2col: the patch matrix [g, N·L, C/g·K], zero padding included (one pass, no padded copy).
   const cols = bind('im2col', [x], { kernel, stride, dilation, pads, groups });
@@ -177,3 +197,84 @@ export const convTranspose1d = (x: Tensor, weight: Tensor, opts: ConvTransposeOp
 export const convTranspose2d = (x: Tensor, weight: Tensor, opts: ConvTransposeOptions = {}): Tensor => convTransposeNd('convTranspose2d', 2, x, weight, opts);
 /** 3-D transposed convolution: x [N, C_in, D, H, W], weight [C_in, C_out/groups, kD, kH, kW]. */
 export const convTranspose3d = (x: Tensor, weight: Tensor, opts: ConvTransposeOptions = {}): Tensor => convTransposeNd('convTranspose3d', 3, x, weight, opts);
+
+// ---- Gradients of the direct primitives (used by autodiff/vjp-rules.ts and jvp-rules.ts) ----
+
+const patchAttrsOf = ({ kernel, stride, dilation, pads, groups }: PatchAttrs): PatchAttrs => ({ kernel, stride, dilation, pads, groups });
+
+/**
+ * The gradient w.r.t. the input x (of `inputShape`) of conv(x, w) for the output cotangent
+ * g [N, C_out, *out]: per group, g as [N·L, C_out/g] times w as [C_out/g, C/g·K] gives the
+ * patch-matrix cotangent, which col2im folds back (the same GEMM + col2im as the im2col path's).
+ */
+export function convInputGradient(g: Tensor, w: Tensor, attrs: PatchAttrs, inputShape: readonly number[]): Tensor {
+  const [n, cOut] = [g.shape[0]!, g.shape[1]!];
+  const groups = attrs.groups, og = cOut / groups;
+  const l = g.shape.slice(2).reduce((a, b) => a * b, 1);
+  // [N, C_out, *out] → [N, g, og, L] → [g, N, L, og] → [g, N·L, og]
+  const gmat = reshape(permute(reshape(g, [n, groups, og, l]), [1, 0, 3, 2]), [groups, n * l, og]);
+  const cols = matmul(gmat, reshape(w, [groups, og, -1]));
+  return bind('col2im', [cols], { ...patchAttrsOf(attrs), inputShape: [...inputShape] });
+}
+
+/**
+ * The gradient w.r.t. the weight of conv(x, w) for the output cotangent g: the convWeightGrad
+ * primitive, or im2col + GEMM ([g, C_out/g, N·L] @ patches [g, N·L, C/g·K]), as chosen for the shape.
+ */
+export function convWeightGradient(x: Tensor, g: Tensor, attrs: PatchAttrs): Tensor {
+  const [n, cIn] = [x.shape[0]!, x.shape[1]!];
+  const cOut = g.shape[1]!, groups = attrs.groups, og = cOut / groups;
+  const a = patchAttrsOf(attrs);
+  const problem = { backend: x.storage.backend, dtype: x.dtype, inputShape: x.shape, outChannels: cOut, bias: false, attrs: a };
+  if (chooseConvAlgorithm('weightGrad', problem) === 'direct') return bind('convWeightGrad', [x, g], a);
+  const l = g.shape.slice(2).reduce((p, q) => p * q, 1);
+  const cols = bind('im2col', [x], a);
+  // [N, C_out, *out] → [N, g, og, L] → [g, og, N, L] → [g, og, N·L]
+  const gmat = reshape(permute(reshape(g, [n, groups, og, l]), [1, 2, 0, 3]), [groups, og, n * l]);
+  return reshape(matmul(gmat, cols), [cOut, cIn / groups, ...attrs.kernel]);
+}
+
+/** The bias of a convolution broadcast to its output (for tangents). */
+function biasAsOutput(b: Tensor, out: Tensor): Tensor {
+  return expand(reshape(b, [1, b.shape[0]!, ...new Array<number>(out.rank - 2).fill(1)]), [...out.shape]);
+}
+
+/** convDirect's vjp: input gradient by GEMM + col2im, weight gradient as chosen, bias gradient a sum. */
+export function convDirectVjp(g: Tensor, [x, w, b]: readonly Tensor[], attrs: PatchAttrs, needsGrad: readonly boolean[]): (Tensor | undefined)[] {
+  const dx = needsGrad[0] === false ? undefined : convInputGradient(g, w!, attrs, x!.shape);
+  const dw = needsGrad[1] === false ? undefined : convWeightGradient(x!, g, attrs);
+  const db = b === undefined || needsGrad[2] === false ? undefined : sum(g, [0, ...g.shape.slice(2).map((_, i) => i + 2)]);
+  return [dx, dw, db];
+}
+
+/**
+ * convWeightGrad(x, g) is bilinear: for a cotangent gw of the weight gradient, x receives the input
+ * gradient of a convolution with weight gw for output cotangent g, and g receives conv(x, gw).
+ */
+export function convWeightGradVjp(gw: Tensor, [x, g]: readonly Tensor[], attrs: PatchAttrs, needsGrad: readonly boolean[]): (Tensor | undefined)[] {
+  const a = patchAttrsOf(attrs);
+  const dx = needsGrad[0] === false ? undefined : convInputGradient(g!, gw, a, x!.shape);
+  const dg = needsGrad[1] === false ? undefined : bind('convDirect', [x!, gw], a);
+  return [dx, dg];
+}
+
+/** convDirect is linear in each input: the tangent is the sum of the convolutions with one tangent each. */
+export function convDirectJvp([tx, tw, tb]: readonly (Tensor | undefined)[], [x, w]: readonly Tensor[], out: Tensor, attrs: PatchAttrs): Tensor | undefined {
+  const a = patchAttrsOf(attrs);
+  const terms = [
+    tx === undefined ? undefined : bind('convDirect', [tx, w!], a),
+    tw === undefined ? undefined : bind('convDirect', [x!, tw], a),
+    tb === undefined ? undefined : biasAsOutput(tb, out),
+  ].filter((t): t is Tensor => t !== undefined);
+  return terms.length === 0 ? undefined : terms.reduce((acc, t) => add(acc, t));
+}
+
+/** convWeightGrad is bilinear in (x, g). */
+export function convWeightGradJvp([tx, tg]: readonly (Tensor | undefined)[], [x, g]: readonly Tensor[], attrs: PatchAttrs): Tensor | undefined {
+  const a = patchAttrsOf(attrs);
+  const terms = [
+    tx === undefined ? undefined : bind('convWeightGrad', [tx, g!], a),
+    tg === undefined ? undefined : bind('convWeightGrad', [x!, tg], a),
+  ].filter((t): t is Tensor => t !== undefined);
+  return terms.length === 0 ? undefined : terms.reduce((acc, t) => add(acc, t));
+}

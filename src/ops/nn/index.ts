@@ -1,5 +1,6 @@
 // Neural-network ops (torch.nn.functional's counterparts), each a composite of primitives.
 export { conv1d, conv2d, conv3d, convNd, convTranspose1d, convTranspose2d, convTranspose3d, convTransposeNd, type ConvOptions, type ConvTransposeOptions } from './conv.js';
+export { setConvAlgorithm, convAlgorithmChoices, clearConvAlgorithmChoices, type ConvAlgorithm, type ConvPass } from './conv-algorithm.js';
 export {
   maxPool1d, maxPool2d, maxPool3d, avgPool1d, avgPool2d, avgPool3d, maxPoolNd, avgPoolNd,
   adaptiveAvgPool1d, adaptiveAvgPool2d, adaptiveAvgPool3d, adaptiveAvgPoolNd, type MaxPoolOptions, type AvgPoolOptions,

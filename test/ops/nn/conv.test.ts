@@ -73,17 +73,23 @@ test('conv errors name the problem and the values', () => {
   assert.throws(() => t.convTranspose2d(x, t.zeros([4, 2, 3, 3]), { stride: 2, outputPadding: 2 }), /outputPadding 2/);
 });
 
-test('conv2d cost comes from its primitives: the GEMM dominates and counts 2·N·Cout·L·Cin·K FLOPs', () => {
-  let matmulFlops = 0;
+test('conv2d cost comes from its primitives: the GEMM (or the direct kernel) counts 2·N·Cout·L·Cin·K FLOPs', () => {
+  let matmulFlops = 0, directFlops = 0;
   const stop = t.addDispatchObserver({
     onPrimitive(prim, inputs, attrs, out) {
       if (prim === 'matmul') matmulFlops += t.primitives.matmul.cost(inputs, attrs as Record<string, never>, out).flops;
+      if (prim === 'convDirect') directFlops += t.primitives.convDirect.cost(inputs, attrs as t.PrimitiveAttrs["convDirect"], out).flops;
     },
   });
+  const previous = t.setConvAlgorithm('im2col');
   try {
     t.conv2d(t.zeros([2, 3, 8, 8]), t.zeros([5, 3, 3, 3]), { padding: 1 });
+    t.setConvAlgorithm('direct');
+    t.conv2d(t.zeros([2, 3, 8, 8]), t.zeros([5, 3, 3, 3]), { padding: 1 });
   } finally {
+    t.setConvAlgorithm(previous);
     stop();
   }
   assert.equal(matmulFlops, 2 * 2 * 5 * 64 * 3 * 9);
+  assert.equal(directFlops, 2 * 2 * 5 * 64 * 3 * 9);
 });

@@ -1,0 +1,181 @@
+// Which algorithm computes a convolution (forward) or its weight gradient: im2col + GEMM (the
+// composite of primitives every backend runs) or the direct kernels (the convDirect and
+// convWeightGrad primitives). On the wasm backend, for float32 with 1-2 spatial axes, the choice is
+// measured once per distinct geometry, like an autotuner: both paths run on scratch tensors of that
+// geometry through the backend's kernels (not through dispatch, so no tape, tracer or observer sees
+// them), alternating, best of at least three after a warm-up that compiles the generated modules; the faster is
+// cached. Everything else (other backends and dtypes, 3-D) keeps im2col + GEMM.
+//
+// Why measure rather than a fixed rule: the direct kernel does C_in/g·K multiply-adds per output
+// from registers, so it wins when the GEMM depth K = C_in/g·kh·kw is small and the GEMM (plus the
+// patch matrix it reads, and the bias add over its permuted result) cannot get up to speed, and
+// loses when K is deep enough for the GEMM's register tiles. Measured with `timings` below on the
+// bench CNN (batch 64, 28x28, 3x3 pad 1; TESSERA_THREADS=1, 2 shared cores at load ~6, two runs):
+//   conv1 1→32  (K = 9):   forward   direct 2.8-2.9 ms, im2col + GEMM + bias 5.7-7.7 ms;
+//                          weight gradient direct 2.5 ms, im2col + copy + GEMM 5.0-6.7 ms;
+//   conv2 32→64 (K = 288): forward   direct 59-65 ms, im2col + GEMM + bias 32-36 ms;
+//                          weight gradient direct 68-71 ms, im2col + copy + GEMM 22-29 ms.
+// A single run of a few ms can be hit by a burst of load (one run here had conv1's weight
+// gradient at 10.2 vs 9.3 ms), hence alternating runs and the best of at least three.
+//
+// setConvAlgorithm forces one path everywhere (tests, benchmarks); the forced direct path runs on
+// every backend (the cpu reference kernels serve any dtype and 1-3 spatial axes).
+import type { Backend, KernelInput, OutputInfo, Storage } from '../../backend/backend.js';
+import type { DType } from '../../core/dtype.js';
+import { sizeOf } from '../../core/shape.js';
+import type { PatchAttrs, PrimitiveName } from '../primitives.js';
+import { patchMatrixShape, sweepWindows } from '../patch-shape.js';
+
+export type ConvAlgorithm = 'direct' | 'im2col';
+/** The forward convolution, or the gradient of its weight. */
+export type ConvPass = 'forward' | 'weightGrad';
+
+/** One convolution as the chooser sees it. */
+export interface ConvProblem {
+  backend: Backend;
+  dtype: DType;
+  /** [N, C_in, *spatial] */
+  inputShape: readonly number[];
+  outChannels: number;
+  bias: boolean;
+  attrs: PatchAttrs;
+}
+
+let forced: ConvAlgorithm | undefined;
+const choices = new Map<string, ConvAlgorithm>();
+
+/**
+ * Forces every convolution (forward and weight gradient, on every backend) onto one algorithm, or
+ * back to the per-shape choice with 'auto'. Returns the previous setting.
+ */
+export function setConvAlgorithm(algorithm: ConvAlgorithm | 'auto'): ConvAlgorithm | 'auto' {
+  if (algorithm !== 'auto' && algorithm !== 'direct' && algorithm !== 'im2col') {
+    throw new Error(`setConvAlgorithm: '${String(algorithm)}' is not an algorithm; use 'direct', 'im2col' or 'auto'.`);
+  }
+  const previous = forced ?? 'auto';
+  forced = algorithm === 'auto' ? undefined : algorithm;
+  return previous;
+}
+
+/** The measured choices so far, by "<backend> <pass> <geometry>". */
+export function convAlgorithmChoices(): ReadonlyMap<string, ConvAlgorithm> {
+  return choices;
+}
+
+/** Forgets the measured choices (the next convolution of each geometry measures again). */
+export function clearConvAlgorithmChoices(): void {
+  choices.clear();
+}
+
+/** The backends with direct kernels worth measuring: the registered wasm backend (backend/wasm/conv-direct.ts). */
+function directKernelCandidate(p: ConvProblem): boolean {
+  const taps = p.attrs.kernel.reduce((a, b) => a * b, 1);
+  // Mirrors directConvolutionFits in backend/wasm/conv-direct.ts (ops do not import a backend).
+  return p.backend.name === 'wasm' && p.dtype === 'float32' && p.attrs.kernel.length <= 2 && taps <= 64;
+}
+
+/** The algorithm for this pass of this convolution: forced, cached, or measured now. */
+export function chooseConvAlgorithm(pass: ConvPass, p: ConvProblem): ConvAlgorithm {
+  if (forced !== undefined) return forced;
+  if (!directKernelCandidate(p)) return 'im2col';
+  const { kernel, stride, dilation, pads, groups } = p.attrs;
+  const key = `${p.backend.name} ${pass} ${JSON.stringify({ x: p.inputShape, cOut: p.outChannels, bias: p.bias && pass === 'forward', kernel, stride, dilation, pads, groups })}`;
+  let choice = choices.get(key);
+  if (choice === undefined) {
+    const t = timings(pass, p);
+    choice = t.direct < t.im2col ? 'direct' : 'im2col';
+    choices.set(key, choice);
+  }
+  return choice;
+}
+
+/** Timed runs of each path per measurement: at least MIN_RUNS, then more while under BUDGET_MS in all. */
+const MIN_RUNS = 3, MAX_RUNS = 9, BUDGET_MS = 100;
+
+const contiguousStrides = (shape: readonly number[]): number[] => {
+  const s: number[] = [];
+  for (let d = shape.length - 1, st = 1; d >= 0; d--) { s[d] = st; st *= shape[d]!; }
+  return s;
+};
+
+/**
+ * Best milliseconds of each path for one pass of `p`, run through the backend's kernels
+ * on zero-filled scratch tensors (exported for the profiling script that prints the table above).
+ */
+export function timings(pass: ConvPass, p: ConvProblem): { direct: number; im2col: number } {
+  const b = p.backend;
+  const { dtype, attrs } = p;
+  const [n, cIn] = [p.inputShape[0]!, p.inputShape[1]!];
+  const cOut = p.outChannels, groups = attrs.groups, og = cOut / groups, cg = cIn / groups;
+  const outSpatial = sweepWindows('conv', p.inputShape, attrs, attrs.pads);
+  const L = sizeOf(outSpatial);
+  const taps = sizeOf(attrs.kernel);
+  const made: Storage[] = [];
+  const tensor = (shape: readonly number[]): KernelInput => {
+    const storage = b.alloc(dtype, sizeOf(shape));
+    made.push(storage);
+    return { storage, dtype, shape, strides: contiguousStrides(shape), offset: 0 };
+  };
+  const view = (t: KernelInput, shape: number[], strides: number[]): KernelInput => ({ ...t, shape, strides });
+  const run = (prim: PrimitiveName, inputs: KernelInput[], a: unknown, shape: readonly number[]): KernelInput => {
+    // A backend without its own kernel would fall back to the cpu one in dispatch; the candidates all have one.
+    const kernel = b.kernel(prim) as unknown as (i: KernelInput[], a: unknown, o: OutputInfo) => Storage;
+    const storage = kernel(inputs, a, { shape, dtype });
+    made.push(storage);
+    return { storage, dtype, shape, strides: contiguousStrides(shape), offset: 0 };
+  };
+  const x = tensor(p.inputShape);
+  const outShape = [n, cOut, ...outSpatial];
+  const colsShape = patchMatrixShape('conv', p.inputShape, attrs);
+  let direct: () => void, im2col: () => void;
+  const free = (from: number) => { for (const s of made.splice(from)) b.free(s); };
+  if (pass === 'forward') {
+    const w = tensor([cOut, cg, ...attrs.kernel]);
+    const bias = p.bias ? tensor([cOut]) : undefined;
+    direct = () => { const m = made.length; run('convDirect', bias ? [x, w, bias] : [x, w], attrs, outShape); free(m); };
+    im2col = () => {
+      const m = made.length;
+      const cols = run('im2col', [x], attrs, colsShape);
+      // [g, C/g·K, C_out/g] view of the weight, as convNd builds it.
+      const wmat = view(w, [groups, cg * taps, og], [og * cg * taps, 1, cg * taps]);
+      const y = run('matmul', [cols, wmat], {}, [groups, n * L, og]);
+      if (bias !== undefined) {
+        // The bias add over y's permuted layout [g, N, L, og] → [N, C_out, L], as convNd's composite.
+        const yv = view(y, [n, cOut, L], [L * og, 1, og]);
+        const bv = view(bias, [n, cOut, L], [0, 1, 0]);
+        run('add', [yv, bv], {}, [n, cOut, L]);
+      }
+      free(m);
+    };
+  } else {
+    const g = tensor(outShape);
+    direct = () => { const m = made.length; run('convWeightGrad', [x, g], attrs, [cOut, cg, ...attrs.kernel]); free(m); };
+    im2col = () => {
+      const m = made.length;
+      const cols = run('im2col', [x], attrs, colsShape);
+      // g [N, g, og, L] → [g, og, N, L] copied contiguous → [g, og, N·L] @ cols [g, N·L, C/g·K].
+      const gp = run('contiguous', [view(g, [groups, og, n, L], [og * L, L, cOut * L, 1])], {}, [groups, og, n, L]);
+      run('matmul', [view(gp, [groups, og, n * L], [og * n * L, n * L, 1]), cols], {}, [groups, og, cg * taps]);
+      free(m);
+    };
+  }
+  try {
+    direct();
+    im2col();
+    // Alternating runs, the best of each: at least MIN_RUNS, more (up to MAX_RUNS) while within
+    // the budget, so that a burst of load on a shared machine rarely decides for a small problem.
+    let bestDirect = Infinity, bestIm2col = Infinity;
+    const start = performance.now();
+    for (let i = 0; i < MAX_RUNS && (i < MIN_RUNS || performance.now() - start < BUDGET_MS); i++) {
+      let t0 = performance.now();
+      direct();
+      bestDirect = Math.min(bestDirect, performance.now() - t0);
+      t0 = performance.now();
+      im2col();
+      bestIm2col = Math.min(bestIm2col, performance.now() - t0);
+    }
+    return { direct: bestDirect, im2col: bestIm2col };
+  } finally {
+    free(0);
+  }
+}
