@@ -67,7 +67,9 @@ export function evaluateFused(spec: FusedSpec, inputs: readonly Tensor[]): Tenso
   const like = viewed[0];
   for (const e of spec.body) {
     if (e.kind === 'load') vals.push(viewed[e.input]!);
-    else if (e.kind === 'literal') vals.push(full(spec.shape, e.value, { dtype: e.dtype, backend: like?.backend }));
+    // A literal is one element broadcast over the iteration space (a stride-0 view, as the
+    // eager code's scalar operand was), not a materialized tensor of the whole shape.
+    else if (e.kind === 'literal') vals.push(bind('expand', [full([], e.value, { dtype: e.dtype, backend: like?.backend })], { shape: [...spec.shape] }));
     else {
       const args = e.args.map((a) => vals[a]!);
       vals.push(bind(e.op as PrimitiveName, args, (e.op === 'cast' ? { dtype: e.dtype } : {}) as never));

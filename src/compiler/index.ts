@@ -2,14 +2,15 @@
 // planned executor and cost analysis. Importing it installs the compiler that jit uses.
 import type { Graph } from '../graph/graph.js';
 import { interpret } from '../graph/interpret.js';
-import { setGraphCompiler, type CompiledGraph } from '../graph/jit.js';
+import { setGraphCompiler, type CompiledGraph, type GraphCompiler } from '../graph/jit.js';
 import type { Tensor } from '../core/tensor.js';
 import { cpuBackend } from '../backend/cpu/backend.js';
 import './fused-ops.js';
 import '../graph/control-flow.js';
 import { PlannedExecutor, executorUnsupportedReason } from './executor.js';
-import { runPipeline, defaultPasses, portablePasses } from './pipeline.js';
+import { runPipeline, defaultPasses } from './pipeline.js';
 import type { Pass } from './passes/pass.js';
+import { WasmGraphKernels } from './wasm-kernels.js';
 
 export { runPipeline, defaultPasses, portablePasses, inferencePasses, formatReport, formatReports, type PassReport, type PipelineResult } from './pipeline.js';
 export type { Pass, PassResult } from './passes/pass.js';
@@ -28,7 +29,8 @@ export { toOpGraph, type ToOpGraphOptions } from './to-op-graph.js';
 export { analyze, type Hardware, type GraphAnalysis, type NodeAnalysis } from './analyze.js';
 export { emitJs, compileJsKernel, kernelCacheStats } from './codegen/js.js';
 export { emitMatmulJs } from './codegen/matmul-js.js';
-export { emitWasmKernel, canEmitWasm } from './codegen/wasm.js';
+export { emitWasmKernel, canEmitWasm, type WasmEmitOptions } from './codegen/wasm.js';
+export { WasmGraphKernels, wasmKernelCacheStats, type WasmKernelStats } from './wasm-kernels.js';
 export type { KernelSpec, ScalarExpr, KernelInputLayout } from './codegen/kernel-ir.js';
 export type { FusedSpec, MatmulEpilogueAttrs } from './fused-ops.js';
 
@@ -38,6 +40,11 @@ export interface CompileOptions {
   log?: (line: string) => void;
   /** Build the planned cpu executor (default true); false always interprets the optimized graph. */
   planned?: boolean;
+  /**
+   * Interpreted replays run fused nodes over wasm tensors as wasm kernels (wasm-kernels.ts;
+   * default true); false runs them through `bind` (decomposed into primitives).
+   */
+  wasmKernels?: boolean;
 }
 
 function onCpu(t: Tensor): boolean {
@@ -45,20 +52,28 @@ function onCpu(t: Tensor): boolean {
 }
 
 /** A graph optimized by the pipeline and run by the planned executor (or the interpreter when it cannot be planned). */
-export function compile(g: Graph, opts: CompileOptions = {}): CompiledGraph & { executor: PlannedExecutor | undefined } {
+export function compile(g: Graph, opts: CompileOptions = {}): CompiledGraph & { executor: PlannedExecutor | undefined; wasmKernels: WasmGraphKernels | undefined } {
   const { graph } = runPipeline(g, opts.passes ?? defaultPasses(), opts.log ? { log: opts.log } : {});
+  const wasmKernels = (opts.wasmKernels ?? true) ? new WasmGraphKernels() : undefined;
+  const execute = wasmKernels?.execute;
   if ((opts.planned ?? true) && executorUnsupportedReason(graph) === undefined) {
     const executor = new PlannedExecutor(graph, { reuseOutputs: opts.reuseOutputs ?? false });
     // The executor plans typed arrays of the cpu backend; inputs on another backend (wasm, the
     // default) replay through the interpreter, which runs that backend's kernels.
-    return { graph, executor, run: (inputs: readonly Tensor[]) => (inputs.every(onCpu) ? executor.run(inputs) : interpret(graph, inputs)) };
+    return {
+      graph, executor, wasmKernels,
+      run: (inputs: readonly Tensor[]) => (inputs.every(onCpu) ? executor.run(inputs) : interpret(graph, inputs, execute ? { execute } : {})),
+    };
   }
   // Interpreted replays free each intermediate after its last use, as the planner's arena would
   // reuse it (eager code frees them only when the garbage collector runs).
-  return { graph, executor: undefined, run: (inputs: readonly Tensor[]) => interpret(graph, inputs, { disposeDead: true }) };
+  return { graph, executor: undefined, wasmKernels, run: (inputs: readonly Tensor[]) => interpret(graph, inputs, { disposeDead: true, ...(execute ? { execute } : {}) }) };
 }
 
-// Graphs over cpu tensors get the full pipeline and the planned executor; graphs over other
-// backends (wasm, the default) get the portable passes and run through the interpreter on that
-// backend's kernels.
-setGraphCompiler({ compile: (g, o) => compile(g, { reuseOutputs: o.reuseOutputs, ...(o.onCpu ? {} : { passes: portablePasses(), planned: false }) }) });
+// Graphs over cpu tensors get the full pipeline and the planned executor. Graphs over the wasm
+// backend (the default) get the full pipeline too and run through the interpreter on the wasm
+// backend's kernels, with the fused nodes as generated wasm kernels (wasm-kernels.ts).
+export const jitGraphCompiler: GraphCompiler = {
+  compile: (g, o) => compile(g, { reuseOutputs: o.reuseOutputs, ...(o.onCpu ? {} : { planned: false }) }),
+};
+setGraphCompiler(jitGraphCompiler);

@@ -4,7 +4,7 @@
 import { TesseraError, fmtShape } from '../core/errors.js';
 import { shapesEqual } from '../core/shape.js';
 import type { Tensor } from '../core/tensor.js';
-import type { Graph, ValueId } from './graph.js';
+import type { Graph, GraphNode, ValueId } from './graph.js';
 import { opDef } from './graph-ops.js';
 import { applyWrites } from './state.js';
 import { untracedRead } from './trace.js';
@@ -32,6 +32,12 @@ export interface InterpretOptions {
   applyWrites?: boolean;
   /** Dispose each intermediate right after its last use (to measure peak memory like the planner). */
   disposeDead?: boolean;
+  /**
+   * Runs a node in place of its op's `execute` (a backend's kernel for a compiler-fused op): the
+   * node's outputs, or undefined to run the op as usual. Used by compiled, non-differentiable
+   * replays; the outputs need not record a tape.
+   */
+  execute?: (node: GraphNode, inputs: readonly Tensor[]) => Tensor[] | undefined;
 }
 
 export function checkInputs(g: Graph, inputs: readonly Tensor[], who: string): void {
@@ -75,7 +81,8 @@ export function interpret(g: Graph, inputs: readonly Tensor[], opts: InterpretOp
     if ((names === undefined || names.size === 0) && !external.has(obj)) obj.dispose();
   };
   g.nodes.forEach((n, i) => {
-    const outs = opDef(n.op).execute(n.inputs.map((v) => env.get(v)!), n.attrs);
+    const ins = n.inputs.map((v) => env.get(v)!);
+    const outs = opts.execute?.(n, ins) ?? opDef(n.op).execute(ins, n.attrs);
     n.outputs.forEach((o, k) => {
       env.set(o, outs[k]!);
       checkGuardsOf(o);

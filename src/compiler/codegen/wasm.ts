@@ -3,13 +3,18 @@
 // axis vectorized as f32x4 when every input walks it contiguously or broadcasts it (stride 0), and
 // a scalar loop for the remainder or for strided rows.
 //
-// Only ops whose f32/f32x4 instruction gives the reference's result bit for bit are emitted
-// (+ − × ÷, min/max with NaN propagation, neg, abs, relu, sqrt, floor, ceil, round-half-even);
-// canEmitWasm says whether a spec qualifies. The function takes byte addresses in the imported
-// memory: `(out, in0, in1, ...)`.
+// By default only ops whose f32/f32x4 instruction gives the reference's result bit for bit are
+// emitted (+ − × ÷, min/max with NaN propagation, neg, abs, relu, sqrt, floor, ceil,
+// round-half-even); canEmitWasm says whether a spec qualifies. With `{ transcendentals: true }`
+// exp, expm1, log, log1p, tanh, sigmoid, erf and rsqrt are emitted too, as the wasm backend's own
+// float32 kernels compute them (transcendental-kernel.ts: within 2 ulp of the exact value, not
+// bit-identical to the reference's rounded Math.*, but bit-identical to what the wasm backend
+// gives for the same op run alone, since it is the same code and a scalar element runs the vector
+// code on a splat). The function takes byte addresses in the imported memory: `(out, in0, in1, ...)`.
 import { ModuleBuilder, Op, MemOp, SimdOp, SimdMemOp, ValType, type FunctionBuilder, type MemoryImport } from '../../backend/wasm/encoder.js';
 import { simplifyKernel, type KernelSpec } from './kernel-ir.js';
 import { BINARY as SIMD_BINARY_INSTRUCTIONS, UNARY as SIMD_UNARY_INSTRUCTIONS } from '../../backend/wasm/elementwise-kernel.js';
+import { ConstantPool, TRANSCENDENTAL_OPS, emitTranscendentalScalar, emitTranscendentalVector, type TranscendentalOp } from '../../backend/wasm/transcendental-kernel.js';
 
 const { i32, v128, f32 } = ValType;
 
@@ -17,16 +22,39 @@ const { i32, v128, f32 } = ValType;
 const BINARY: Record<string, { simd: SimdOp; scalar: Op }> = SIMD_BINARY_INSTRUCTIONS;
 const UNARY: Record<string, { simd: (f: FunctionBuilder) => void; scalar: (f: FunctionBuilder) => void }> = SIMD_UNARY_INSTRUCTIONS;
 
-/** Whether the wasm emitter can produce this kernel with results identical to the JS one. */
-export function canEmitWasm(spec: KernelSpec): boolean {
+// The transcendentals both the generated JS kernels (which define the fusible scalar ops) and the
+// wasm backend compute; gelu/geluGrad are primitives the fusion pass does not put in kernel bodies.
+const TRANSCENDENTAL: ReadonlySet<string> = new Set<string>(TRANSCENDENTAL_OPS.filter((op) => op !== 'gelu' && op !== 'geluGrad'));
+
+export interface WasmEmitOptions {
+  /**
+   * Also emit the float32 transcendentals (exp, expm1, log, log1p, tanh, sigmoid, erf, rsqrt) with
+   * the wasm backend's own approximations (within 2 ulp; equal to the wasm backend's kernels, not
+   * to the reference/JS kernels). Default false: only ops bit-identical to the JS kernels.
+   */
+  transcendentals?: boolean;
+}
+
+/**
+ * Whether the wasm emitter can produce this kernel: by default with results identical to the JS
+ * one; with `transcendentals`, identical to the wasm backend's kernels run op by op.
+ */
+export function canEmitWasm(spec: KernelSpec, opts: WasmEmitOptions = {}): boolean {
   if (spec.reduce !== undefined || spec.outStrides !== undefined || spec.outDtype !== 'float32') return false;
   if (spec.inputs.some((i) => i.dtype !== 'float32')) return false;
-  return spec.body.every((e) => e.kind !== 'op' || (e.dtype === 'float32' && (e.op in BINARY || e.op in UNARY)));
+  return spec.body.every((e) => {
+    if (e.kind === 'literal') return e.dtype === 'float32';
+    if (e.kind !== 'op') return true;
+    return e.dtype === 'float32' && (e.op in BINARY || e.op in UNARY || (opts.transcendentals === true && TRANSCENDENTAL.has(e.op)));
+  });
 }
 
 /** A module exporting `kernel(out, in0, ...)` for a float32 elementwise spec. */
-export function emitWasmKernel(spec0: KernelSpec, memory: MemoryImport): Uint8Array<ArrayBuffer> {
-  if (!canEmitWasm(spec0)) throw new Error('emitWasmKernel: the spec has ops, dtypes or a reduction the wasm emitter does not handle (see canEmitWasm).');
+export function emitWasmKernel(spec0: KernelSpec, memory: MemoryImport, opts: WasmEmitOptions = {}): Uint8Array<ArrayBuffer> {
+  if (!canEmitWasm(spec0, opts)) {
+    throw new Error('emitWasmKernel: the spec has ops, dtypes or a reduction the wasm emitter does not handle (see canEmitWasm); '
+      + `ops: ${[...new Set(spec0.body.flatMap((e) => (e.kind === 'op' ? [`${e.op}:${e.dtype}`] : [])))].join(', ') || 'none'}.`);
+  }
   const spec = simplifyKernel(spec0);
   const nIn = spec.inputs.length;
   const rank = spec.shape.length;
@@ -41,6 +69,11 @@ export function emitWasmKernel(spec0: KernelSpec, memory: MemoryImport): Uint8Ar
     return locals;
   });
   const vals = spec.body.map(() => ({ v: f.local(v128), s: f.local(f32) }));
+  // The transcendentals' constants are set once in locals before the loops (as the wasm backend's
+  // kernels do: materialized inside the loop they cost as much as the arithmetic).
+  const transcendentals = [...new Set(spec.body.flatMap((e) => (e.kind === 'op' && TRANSCENDENTAL.has(e.op) ? [e.op as TranscendentalOp] : [])))];
+  const pool = transcendentals.length === 0 ? undefined
+    : ConstantPool.hoist(f, (scratch, p) => { for (const op of transcendentals) emitTranscendentalVector(scratch, op, p); });
   const emitBody = (vector: boolean, load: (k: number) => void): void => {
     spec.body.forEach((e, i) => {
       if (e.kind === 'load') load(e.input);
@@ -53,6 +86,9 @@ export function emitWasmKernel(spec0: KernelSpec, memory: MemoryImport): Uint8Ar
         if (b !== undefined) {
           if (vector) f.simd(b.simd);
           else f.op(b.scalar);
+        } else if (TRANSCENDENTAL.has(e.op)) {
+          if (vector) emitTranscendentalVector(f, e.op as TranscendentalOp, pool);
+          else emitTranscendentalScalar(f, e.op as TranscendentalOp, pool);
         } else if (vector) UNARY[e.op]!.simd(f);
         else UNARY[e.op]!.scalar(f);
       }

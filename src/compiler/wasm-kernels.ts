@@ -1,0 +1,225 @@
+// The compiler's fused ops on the wasm backend: when a compiled graph's nodes read tensors in the
+// wasm heap, the interpreter asks this runner first (interpret's `execute` option), so
+//   - a `fusedElementwise` node whose float32 body the wasm emitter handles (codegen/wasm.ts,
+//     transcendentals included) runs as ONE generated SIMD module on the heap's memory (a
+//     reduction after it: the body's kernel into a temporary, then the backend's reduce kernel);
+//   - a `matmulEpilogue` node whose epilogue is a per-column bias add and/or ReLU runs as ONE call
+//     of the backend's SGEMM with its fused epilogue (WasmBackend.matmulBiasRelu); any other
+//     epilogue runs the SGEMM, then the epilogue's fused kernel;
+//   - anything else returns undefined and the node runs through `bind` as before.
+//
+// Results equal the unfused graph run op by op on the wasm backend, bit for bit: the emitted body
+// uses the same f32/f32x4 instructions as the backend's elementwise kernels (its transcendentals
+// are the backend's own code; a scalar element runs the vector code on a splat), each value of the
+// body is a float32 as it would be when stored, and the SGEMM's epilogue adds the bias to the same
+// float32 accumulator the plain SGEMM would store (alpha = 1 is exact), then takes max(x, 0) as
+// the backend's relu does. test/compiler/wasm-kernels.test.ts checks this against eager.
+//
+// Kernels run on the calling thread (the backend's own elementwise kernels split large blocks over
+// its pool; a fused one does not yet).
+import type { Tensor } from '../core/tensor.js';
+import { Tensor as TensorClass } from '../core/tensor.js';
+import { contiguousStrides, sizeOf } from '../core/shape.js';
+import type { KernelInput } from '../backend/backend.js';
+import { WasmBackend } from '../backend/wasm/backend.js';
+import type { GraphNode } from '../graph/graph.js';
+import { bind } from '../ops/dispatch.js';
+import { canEmitWasm, emitWasmKernel } from './codegen/wasm.js';
+import { kernelKey, simplifyKernel, type KernelSpec, type ScalarExpr } from './codegen/kernel-ir.js';
+import { composeViews, type FusedSpec, type MatmulEpilogueAttrs } from './fused-ops.js';
+
+export interface WasmKernelStats {
+  /** fusedElementwise nodes run as one generated wasm module. */
+  fusedKernels: number;
+  /** matmulEpilogue nodes run as one SGEMM call with its bias/ReLU epilogue. */
+  matmulEpilogues: number;
+  /** matmulEpilogue nodes run as the SGEMM, then the epilogue's generated kernel. */
+  matmulThenKernel: number;
+  /** Fused nodes on wasm that ran through `bind` instead (body ops or dtypes the emitter lacks). */
+  fallbacks: number;
+}
+
+type KernelFunction = (...addresses: number[]) => void;
+type Runner = (inputs: readonly Tensor[]) => Tensor;
+
+// Modules per backend (each heap has its own memory to import), by kernel structure.
+const modules = new WeakMap<WasmBackend, Map<string, KernelFunction>>();
+let modulesCompiled = 0;
+
+/** How many distinct fused wasm modules were compiled (all backends). */
+export function wasmKernelCacheStats(): { compiled: number } {
+  return { compiled: modulesCompiled };
+}
+
+function kernelFunction(backend: WasmBackend, spec: KernelSpec): KernelFunction {
+  let cache = modules.get(backend);
+  if (cache === undefined) modules.set(backend, (cache = new Map()));
+  // Specs that simplify to the same loop nest (merged axes) share a module.
+  const key = kernelKey(simplifyKernel(spec));
+  let fn = cache.get(key);
+  if (fn === undefined) {
+    const heap = backend.heap;
+    const bytes = emitWasmKernel(spec, { module: 'env', name: 'memory', minPages: 1, maxPages: heap.maxPages, shared: heap.shared }, { transcendentals: true });
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: heap.memory } });
+    fn = instance.exports.kernel as KernelFunction;
+    cache.set(key, fn);
+    modulesCompiled++;
+  }
+  return fn;
+}
+
+/** The wasm backend all the tensors live on, or undefined (another backend, mixed, or none). */
+function wasmBackendOf(inputs: readonly Tensor[]): WasmBackend | undefined {
+  const b = inputs[0]?.storage.backend;
+  if (!(b instanceof WasmBackend)) return undefined;
+  return inputs.every((t) => t.storage.backend === b) ? b : undefined;
+}
+
+const layoutKey = (inputs: readonly Tensor[]): string => inputs.map((t) => `${t.strides.join(',')}@${t.offset}`).join(';');
+
+/** The dtype of a body expression's value. */
+function exprDtype(spec: FusedSpec, inputs: readonly { dtype: string }[], e: ScalarExpr): string {
+  return e.kind === 'load' ? inputs[e.input]!.dtype : e.dtype;
+}
+
+/**
+ * Runs the compiled graph's fused nodes as wasm kernels. One per compiled graph: the prepared
+ * kernel of each node is kept per input layout (a graph's layouts rarely change between calls).
+ */
+export class WasmGraphKernels {
+  readonly stats: WasmKernelStats = { fusedKernels: 0, matmulEpilogues: 0, matmulThenKernel: 0, fallbacks: 0 };
+  private readonly plans = new Map<GraphNode, Map<string, Runner | null>>();
+
+  /** The node's outputs computed by a wasm kernel, or undefined to run it through `bind`. */
+  execute = (node: GraphNode, inputs: readonly Tensor[]): Tensor[] | undefined => {
+    if (node.op !== 'fusedElementwise' && node.op !== 'matmulEpilogue') return undefined;
+    const backend = wasmBackendOf(inputs);
+    if (backend === undefined) return undefined;
+    let perLayout = this.plans.get(node);
+    if (perLayout === undefined) this.plans.set(node, (perLayout = new Map()));
+    const key = `${backend.name}|${layoutKey(inputs)}`;
+    let run = perLayout.get(key);
+    if (run === undefined) {
+      run = node.op === 'fusedElementwise'
+        ? counted(fusedRunner((node.attrs as { spec: FusedSpec }).spec, inputs, backend), () => this.stats.fusedKernels++)
+        : this.planMatmul(node.attrs as MatmulEpilogueAttrs, inputs, backend);
+      perLayout.set(key, run);
+    }
+    if (run === null) {
+      this.stats.fallbacks++;
+      return undefined;
+    }
+    return [run(inputs)];
+  };
+
+  private planMatmul(attrs: MatmulEpilogueAttrs, inputs: readonly Tensor[], backend: WasmBackend): Runner | null {
+    const [a, b] = inputs as [Tensor, Tensor];
+    const rest = inputs.slice(2);
+    const ep = attrs.epilogue;
+    const r = a.shape.length;
+    if (a.dtype !== 'float32' || b.dtype !== 'float32' || r < 2 || b.shape.length !== r || ep.reduce !== undefined) return null;
+    if (ep.inputs[0]!.views.length > 0) return null;
+    const productShape = [...a.shape.slice(0, -1), b.shape[r - 1]!];
+    const fused = matchBiasRelu(ep, rest, productShape);
+    if (fused !== undefined) {
+      return (xs) => {
+        this.stats.matmulEpilogues++;
+        const bias = fused.biasInput === undefined ? undefined : biasOperand(xs[2 + fused.biasInput]!, fused.biasOffset(xs[2 + fused.biasInput]!), productShape[r - 1]!);
+        return TensorClass.fromStorage(backend.matmulBiasRelu(xs[0]!, xs[1]!, bias, fused.relu), productShape, 'float32');
+      };
+    }
+    // The product is a fresh contiguous tensor: the epilogue kernel is planned for that layout.
+    const productLayout = { shape: productShape, strides: contiguousStrides(productShape), offset: 0, dtype: 'float32' as const };
+    const epilogue = fusedRunner(ep, [productLayout, ...rest], backend);
+    if (epilogue === null) return null;
+    return (xs) => {
+      this.stats.matmulThenKernel++;
+      const y = TensorClass.fromStorage(backend.matmulBiasRelu(xs[0]!, xs[1]!, undefined, false), productShape, 'float32');
+      const out = epilogue([y, ...xs.slice(2)]);
+      y.dispose();
+      return out;
+    };
+  }
+}
+
+/** A runner for a fused elementwise spec over these inputs' layouts, or null when it cannot be emitted. */
+function fusedRunner(spec: FusedSpec, inputs: readonly Pick<Tensor, 'shape' | 'strides' | 'offset' | 'dtype'>[], backend: WasmBackend): Runner | null {
+  const n = sizeOf(spec.shape);
+  const last = spec.body[spec.body.length - 1];
+  // A bare load (a reduction of a view, a copy) has nothing to fuse: the backend's kernel does it.
+  if (n === 0 || last === undefined || !spec.body.some((e) => e.kind === 'op')) return null;
+  if (exprDtype(spec, inputs, last) !== 'float32') return null;
+  const layouts = inputs.map((t, j) => composeViews({ shape: [...t.shape], strides: [...t.strides], offset: t.offset }, spec.inputs[j]!.views));
+  if (layouts.some((l) => l === undefined)) return null;
+  const kspec: KernelSpec = {
+    shape: [...spec.shape],
+    inputs: layouts.map((l, j) => ({ dtype: inputs[j]!.dtype, strides: [...l!.strides], offset: l!.offset })),
+    body: spec.body,
+    outDtype: 'float32',
+  };
+  if (!canEmitWasm(kspec, { transcendentals: true })) return null;
+  const fn = kernelFunction(backend, kspec);
+  const elementwise = (xs: readonly Tensor[]): Tensor => {
+    const out = backend.allocUninitialized('float32', n);
+    const addresses = [backend.addressOf(out)];
+    for (const x of xs) addresses.push(backend.addressOf(x.storage));
+    fn(...addresses);
+    return TensorClass.fromStorage(out, spec.shape, 'float32');
+  };
+  const reduce = spec.reduce;
+  if (reduce === undefined) return elementwise;
+  // The body's values materialized once, then the backend's reduction of them: what the
+  // unfused graph computes, with one temporary instead of one per body op.
+  return (xs) => {
+    const tmp = elementwise(xs);
+    const out = bind(reduce.op, [tmp], { axes: [...reduce.axes], keepdim: reduce.keepdim });
+    tmp.dispose();
+    return out;
+  };
+}
+
+function counted(run: Runner | null, count: () => void): Runner | null {
+  return run === null ? null : (xs) => {
+    count();
+    return run(xs);
+  };
+}
+
+/**
+ * The epilogue as "ReLU? of (product + per-column bias?)": which extra input is the bias (its
+ * index among the node's inputs 2..) and whether ReLU follows; undefined for any other body.
+ */
+function matchBiasRelu(ep: FusedSpec, rest: readonly Tensor[], productShape: readonly number[]):
+  { biasInput: number | undefined; biasOffset: (t: Tensor) => number; relu: boolean } | undefined {
+  const body = ep.body;
+  if (ep.outDtype !== 'float32' || body.filter((e) => e.kind === 'op').length > 2) return undefined;
+  let e = body[body.length - 1]!;
+  let relu = false;
+  if (e.kind === 'op' && e.op === 'relu' && e.dtype === 'float32') {
+    relu = true;
+    e = body[e.args[0]!]!;
+  }
+  const isProduct = (x: ScalarExpr): boolean => x.kind === 'load' && x.input === 0;
+  if (isProduct(e)) return relu ? { biasInput: undefined, biasOffset: () => 0, relu } : undefined;
+  if (e.kind !== 'op' || e.op !== 'add' || e.dtype !== 'float32' || e.args.length !== 2) return undefined;
+  const [x, y] = e.args.map((i) => body[i]!) as [ScalarExpr, ScalarExpr];
+  const other = isProduct(x) ? y : isProduct(y) ? x : undefined;
+  if (other === undefined || other.kind !== 'load' || other.input === 0) return undefined;
+  const j = other.input - 1;
+  const t = rest[j]!;
+  if (t.dtype !== 'float32') return undefined;
+  // Per column: the bias, seen through its views over the product, walks the last axis with
+  // stride 1 and repeats over every other axis (stride 0).
+  const views = ep.inputs[other.input]!.views;
+  const layoutOf = (u: Tensor) => composeViews({ shape: [...u.shape], strides: [...u.strides], offset: u.offset }, views);
+  const l = layoutOf(t);
+  const rank = productShape.length;
+  if (l === undefined || l.shape.length !== rank || l.shape.some((d, i) => d !== productShape[i])) return undefined;
+  if (l.strides[rank - 1] !== 1 || l.strides.slice(0, -1).some((s) => s !== 0)) return undefined;
+  return { biasInput: j, biasOffset: (u) => layoutOf(u)!.offset, relu };
+}
+
+/** The bias as the contiguous [n] vector the SGEMM epilogue reads. */
+function biasOperand(t: Tensor, offset: number, n: number): KernelInput {
+  return { storage: t.storage, dtype: 'float32', shape: [n], strides: [1], offset };
+}
