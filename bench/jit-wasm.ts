@@ -7,7 +7,7 @@
 //   jit-after   jit as installed now: the full pipeline (fusion, matmul epilogues, layouts), the
 //               fused nodes run as generated wasm kernels (src/compiler/wasm-kernels.ts).
 // Per mode: best-of-N wall time and mean CPU time (process.cpuUsage, user + system) per step, and
-// the losses (jit must reproduce eager's). Run with one thread for CPU time to mean per-step work:
+// the losses (jit must reproduce eager's). The modes' steps are interleaved (see measureModel). Run with one thread for CPU time to mean per-step work:
 //   TESSERA_THREADS=1 npx tsx bench/jit-wasm.ts [--steps N] [--models mlp,gpt] [--quick] [--out FILE]
 // Writes bench/results/jit-wasm.json. Not part of `npm run bench`.
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -16,7 +16,7 @@ import { loadavg } from 'node:os';
 import * as t from '../src/index.js';
 import { jit } from '../src/index.js';
 import { setGraphCompiler, type GraphCompiler } from '../src/graph/jit.js';
-import { compile, jitGraphCompiler, portablePasses } from '../src/compiler/index.js';
+import { compile, defaultPasses, jitGraphCompiler, portablePasses } from '../src/compiler/index.js';
 import { GPT, Linear, ReLU, Sequential, flattenLogits, type Module } from '../src/nn/index.js';
 import { Adam } from '../src/optim/index.js';
 import { defaultSpec, type BenchSpec } from './spec.js';
@@ -102,35 +102,53 @@ const before: GraphCompiler = {
   compile: (g, o) => compile(g, { reuseOutputs: o.reuseOutputs, ...(o.onCpu ? {} : { passes: portablePasses(), planned: false, wasmKernels: false }) }),
 };
 
-interface Row { model: string; mode: string; bestWallMs: number; cpuMsPerStep: number; losses: number[] }
+interface Row { model: string; mode: string; bestWallMs: number; medianWallMs: number; cpuMsPerStep: number; losses: number[] }
 
-function measure(model: string, mode: string): Row {
-  setGraphCompiler(mode === 'jit-before' ? before : installed);
-  const w = build(model);
-  const step = stepFor(mode, w);
-  const losses: number[] = [];
-  for (let i = 0; i < 2; i++) losses.push(step()); // warm-up (the trace, kernel compilation)
-  let best = Infinity;
-  const cpu0 = process.cpuUsage();
+// Diagnostic modes (--modes): jit-after without the layout pass, or without matmul epilogues.
+const withoutPass = (name: string): GraphCompiler => ({
+  compile: (g, o) => compile(g, { reuseOutputs: o.reuseOutputs, ...(o.onCpu ? {} : { planned: false, passes: defaultPasses().filter((p) => p.name !== name) }) }),
+});
+const COMPILERS: Record<string, GraphCompiler> = {
+  'jit-before': before, 'jit-after': installed, 'jit-after-no-layout': withoutPass('layout'), 'jit-after-no-epilogue': withoutPass('matmul-epilogue'),
+};
+const MODES = (args.get('modes') ?? 'eager,jit-before,jit-after').split(',').filter((m) => m !== '');
+for (const m of MODES) if (m !== 'eager' && COMPILERS[m] === undefined) throw new Error(`--modes: unknown mode '${m}'; use eager or ${Object.keys(COMPILERS).join(', ')}`);
+
+/**
+ * The three modes of one model, interleaved step by step (eager, before, after, eager, ...), so
+ * that a change in the machine's load during the run hits every mode alike.
+ */
+function measureModel(model: string): Row[] {
+  const runs = MODES.map((mode) => {
+    setGraphCompiler(COMPILERS[mode] ?? installed);
+    const step = stepFor(mode, build(model));
+    const losses = [step(), step()]; // warm-up: the trace and compilation happen here
+    return { mode, step, losses, walls: [] as number[], cpuMicros: 0 };
+  });
+  setGraphCompiler(installed);
   for (let i = 0; i < steps; i++) {
-    const t0 = performance.now();
-    losses.push(step());
-    best = Math.min(best, performance.now() - t0);
+    for (const r of runs) {
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      r.losses.push(r.step());
+      r.walls.push(performance.now() - t0);
+      const cpu = process.cpuUsage(cpu0);
+      r.cpuMicros += cpu.user + cpu.system;
+    }
   }
-  const cpu = process.cpuUsage(cpu0);
-  return { model, mode, bestWallMs: best, cpuMsPerStep: (cpu.user + cpu.system) / 1000 / steps, losses };
+  return runs.map((r) => ({ model, mode: r.mode, bestWallMs: Math.min(...r.walls), medianWallMs: [...r.walls].sort((a, b) => a - b)[r.walls.length >> 1]!, cpuMsPerStep: r.cpuMicros / 1000 / steps, losses: r.losses }));
 }
 
 t.setBackend('wasm');
 const load = [loadavg()];
 const rows: Row[] = [];
 for (const model of models) {
-  for (const mode of ['eager', 'jit-before', 'jit-after']) {
-    const r = measure(model, mode);
-    rows.push(r);
-    const eager = rows.find((x) => x.model === model && x.mode === 'eager')!;
-    const diff = Math.max(...r.losses.map((l, i) => Math.abs(l - eager.losses[i]!)));
-    console.log(`${model} ${mode.padEnd(10)} best ${r.bestWallMs.toFixed(2)} ms  cpu ${r.cpuMsPerStep.toFixed(2)} ms/step  max |loss - eager| ${diff.toExponential(2)}`);
+  const measured = measureModel(model);
+  rows.push(...measured);
+  for (const r of measured) {
+    const ref = measured[0]!; // eager unless --modes leaves it out
+    const diff = Math.max(...r.losses.map((l, i) => Math.abs(l - ref.losses[i]!)));
+    console.log(`${model} ${r.mode.padEnd(21)} best ${r.bestWallMs.toFixed(2)} ms  median ${r.medianWallMs.toFixed(2)} ms  cpu ${r.cpuMsPerStep.toFixed(2)} ms/step  max |loss - ${ref.mode}| ${diff.toExponential(2)}`);
   }
 }
 setGraphCompiler(installed);

@@ -11,6 +11,7 @@ import { PlannedExecutor, executorUnsupportedReason } from './executor.js';
 import { runPipeline, defaultPasses } from './pipeline.js';
 import type { Pass } from './passes/pass.js';
 import { WasmGraphKernels } from './wasm-kernels.js';
+import { heapWriter } from './wasm-writes.js';
 
 export { runPipeline, defaultPasses, portablePasses, inferencePasses, formatReport, formatReports, type PassReport, type PipelineResult } from './pipeline.js';
 export type { Pass, PassResult } from './passes/pass.js';
@@ -41,8 +42,9 @@ export interface CompileOptions {
   /** Build the planned cpu executor (default true); false always interprets the optimized graph. */
   planned?: boolean;
   /**
-   * Interpreted replays run fused nodes over wasm tensors as wasm kernels (wasm-kernels.ts;
-   * default true); false runs them through `bind` (decomposed into primitives).
+   * Interpreted replays run fused nodes over wasm tensors as wasm kernels (wasm-kernels.ts) and
+   * apply float32 parameter writes as copies inside the wasm heap (wasm-writes.ts); default true.
+   * false runs fused nodes through `bind` (decomposed into primitives) and writes through JS arrays.
    */
   wasmKernels?: boolean;
 }
@@ -67,7 +69,10 @@ export function compile(g: Graph, opts: CompileOptions = {}): CompiledGraph & { 
   }
   // Interpreted replays free each intermediate after its last use, as the planner's arena would
   // reuse it (eager code frees them only when the garbage collector runs).
-  return { graph, executor: undefined, wasmKernels, run: (inputs: readonly Tensor[]) => interpret(graph, inputs, { disposeDead: true, ...(execute ? { execute } : {}) }) };
+  return {
+    graph, executor: undefined, wasmKernels,
+    run: (inputs: readonly Tensor[]) => interpret(graph, inputs, { disposeDead: true, ...(wasmKernels ? { execute: wasmKernels.execute, writer: heapWriter(graph, inputs, wasmKernels.stats) } : {}) }),
+  };
 }
 
 // Graphs over cpu tensors get the full pipeline and the planned executor. Graphs over the wasm

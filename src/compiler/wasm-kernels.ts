@@ -35,7 +35,9 @@ export interface WasmKernelStats {
   matmulEpilogues: number;
   /** matmulEpilogue nodes run as the SGEMM, then the epilogue's generated kernel. */
   matmulThenKernel: number;
-  /** Fused nodes on wasm that ran through `bind` instead (body ops or dtypes the emitter lacks). */
+  /** Parameter writes applied as copies inside the wasm heap (wasm-writes.ts). */
+  heapWrites: number;
+  /** Fused nodes on wasm that ran through `bind` instead: a bare reduction or copy (nothing to fuse), or body ops/dtypes the emitter lacks. */
   fallbacks: number;
 }
 
@@ -87,7 +89,7 @@ function exprDtype(spec: FusedSpec, inputs: readonly { dtype: string }[], e: Sca
  * kernel of each node is kept per input layout (a graph's layouts rarely change between calls).
  */
 export class WasmGraphKernels {
-  readonly stats: WasmKernelStats = { fusedKernels: 0, matmulEpilogues: 0, matmulThenKernel: 0, fallbacks: 0 };
+  readonly stats: WasmKernelStats = { fusedKernels: 0, matmulEpilogues: 0, matmulThenKernel: 0, heapWrites: 0, fallbacks: 0 };
   private readonly plans = new Map<GraphNode, Map<string, Runner | null>>();
 
   /** The node's outputs computed by a wasm kernel, or undefined to run it through `bind`. */

@@ -4,7 +4,7 @@
 import { TesseraError, fmtShape } from '../core/errors.js';
 import { shapesEqual } from '../core/shape.js';
 import type { Tensor } from '../core/tensor.js';
-import type { Graph, GraphNode, ValueId } from './graph.js';
+import type { Graph, GraphNode, GraphWrite, ValueId } from './graph.js';
 import { opDef } from './graph-ops.js';
 import { applyWrites } from './state.js';
 import { untracedRead } from './trace.js';
@@ -38,6 +38,8 @@ export interface InterpretOptions {
    * replays; the outputs need not record a tape.
    */
   execute?: (node: GraphNode, inputs: readonly Tensor[]) => Tensor[] | undefined;
+  /** Applies the graph's writes in place of `applyWrites` (e.g. as copies inside a backend's memory). */
+  writer?: (writes: { write: GraphWrite; value: Tensor }[], outputs: readonly Tensor[]) => void;
 }
 
 export function checkInputs(g: Graph, inputs: readonly Tensor[], who: string): void {
@@ -101,6 +103,10 @@ export function interpret(g: Graph, inputs: readonly Tensor[], opts: InterpretOp
     }
   });
   const outputs = g.outputs.map((o) => env.get(o)!);
-  if (opts.applyWrites ?? true) applyWrites(g.writes.map((w) => ({ write: w, value: env.get(w.value)! })));
+  if (opts.applyWrites ?? true) {
+    const writes = g.writes.map((w) => ({ write: w, value: env.get(w.value)! }));
+    if (opts.writer !== undefined) opts.writer(writes, outputs);
+    else applyWrites(writes);
+  }
   return outputs;
 }

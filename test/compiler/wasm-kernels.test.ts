@@ -90,7 +90,7 @@ test('a fused elementwise node runs as one wasm module with the eager wasm resul
   const got = withKernels.run([x, y, z])[0]!;
   assert.equal(got.backend, 'wasm');
   assert.deepEqual(bits(got), bits(eager));
-  assert.deepEqual(withKernels.wasmKernels!.stats, { fusedKernels: 1, matmulEpilogues: 0, matmulThenKernel: 0, fallbacks: 0 });
+  assert.deepEqual(withKernels.wasmKernels!.stats, { fusedKernels: 1, matmulEpilogues: 0, matmulThenKernel: 0, heapWrites: 0, fallbacks: 0 });
   assert.deepEqual(bits(viaBind.run([x, y, z])[0]!), bits(eager), 'the bind path agrees');
   // Against the cpu reference: the transcendentals are within a few ulp (exact ops are exact).
   const onCpu = (a: t.Tensor): t.Tensor => t.tensor(a.data(), { dtype: 'float32', shape: [...a.shape], backend: 'cpu' });
@@ -162,7 +162,7 @@ test('other epilogues: the SGEMM, then the epilogue\'s fused kernel; a bias that
     const { withKernels } = compiled(fn, [x]);
     assert.equal(count(withKernels.graph, 'matmulEpilogue'), 1, withKernels.graph.toString());
     assert.deepEqual(bits(withKernels.run([x])[0]!), bits(fn(x)), withKernels.graph.toString());
-    assert.deepEqual(withKernels.wasmKernels!.stats, { fusedKernels: 0, matmulEpilogues: 0, matmulThenKernel: 1, fallbacks: 0 });
+    assert.deepEqual(withKernels.wasmKernels!.stats, { fusedKernels: 0, matmulEpilogues: 0, matmulThenKernel: 1, heapWrites: 0, fallbacks: 0 });
   }
 });
 
@@ -237,6 +237,11 @@ test('a jitted training step on wasm (MLP + Adam, GPT block + SGD) equals eager;
       assert.ok(fused.losses[5]! < fused.losses[0]!, 'the loss goes down');
       const stats = last!.wasmKernels!.stats;
       assert.ok(stats.fusedKernels >= 5 * 3 && stats.matmulEpilogues + stats.matmulThenKernel >= 5, `${c.name}: ${JSON.stringify(stats)}`);
+      // The updates were written inside the heap (5 replays, every parameter at least), and the
+      // parameters hold what the eager steps computed.
+      assert.ok(stats.heapWrites >= 5 * tensorsOf(pj).length, `${c.name}: ${JSON.stringify(stats)}`);
+      tensorsOf(pj).forEach((p, k) => assertClose(p, tensorsOf(pe)[k]!, 1e-5, `${c.name} parameter ${k}`));
+      tensorsOf(pj).forEach((p, k) => assert.deepEqual(bits(p), bits(tensorsOf(pu)[k]!), `${c.name} parameter ${k}: fused vs unfused jit`));
       assert.equal((fused.step as ReturnType<typeof jit>).stats().traces, 1);
     }
   } finally {
