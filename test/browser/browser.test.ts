@@ -84,7 +84,7 @@ describe('tessera in headless Chromium (wasm backend)', { skip: chromium === und
     assert.ok(diff <= NODE_TOLERANCE, `page ${page.mainLosses.join(', ')}\nnode ${nodeLosses.join(', ')}`);
   });
 
-  it(`matmul, softmax, conv2d and tanh+sum on the page equal Node's (relative ${NODE_TOLERANCE})`, (ctx) => {
+  it(`matmul, softmax, conv2d (each path) and tanh+sum on the page equal Node's (relative ${NODE_TOLERANCE})`, (ctx) => {
     assert.deepEqual(Object.keys(page.ops).sort(), Object.keys(nodeOps).sort());
     for (const [name, values] of Object.entries(nodeOps)) {
       const diff = maxRelativeDifference(page.ops[name]!, values);

@@ -37,6 +37,15 @@ export function trainSmallMlp(): number[] {
   return losses;
 }
 
+function withConvAlgorithm(algorithm: 'im2col' | 'direct', f: () => t.Tensor): t.Tensor {
+  const previous = t.setConvAlgorithm(algorithm);
+  try {
+    return f();
+  } finally {
+    t.setConvAlgorithm(previous);
+  }
+}
+
 /** A few op results (odd sizes, so SIMD tails and block edges are crossed), flattened. */
 export function opResults(): Record<string, number[]> {
   const values = (shape: number[], seed: number) =>
@@ -45,7 +54,10 @@ export function opResults(): Record<string, number[]> {
   return {
     matmul: flat(values([33, 47], 1).matmul(values([47, 29], 2))),
     softmax: flat(t.softmax(values([7, 50], 3).mul(4), -1)),
-    conv2d: flat(t.conv2d(values([2, 3, 9, 9], 4), values([4, 3, 3, 3], 5), { padding: 1, stride: 2 })),
+    // Each convolution path forced: the automatic choice is timed, so the page and Node could
+    // pick different paths, whose float32 sums are ordered differently.
+    conv2dIm2col: flat(withConvAlgorithm('im2col', () => t.conv2d(values([2, 3, 9, 9], 4), values([4, 3, 3, 3], 5), { padding: 1, stride: 2 }))),
+    conv2dDirect: flat(withConvAlgorithm('direct', () => t.conv2d(values([2, 3, 9, 9], 4), values([4, 3, 3, 3], 5), { padding: 1, stride: 2 }))),
     tanhSum: flat(values([5, 37], 6).mul(3).tanh().sum(1)),
   };
 }
