@@ -60,12 +60,25 @@ function outInfo(spec: FusedSpec): ValueInfo {
   return { shape, dtype: spec.outDtype };
 }
 
-/** Evaluates a fused spec with primitives (the reference semantics of the fused kernel). */
-export function evaluateFused(spec: FusedSpec, inputs: readonly Tensor[]): Tensor {
+/**
+ * Evaluates a fused spec with primitives (the reference semantics of the fused kernel). With
+ * `freeIntermediates` each value the body creates is disposed after its last use in the body, as
+ * the interpreter frees unfused nodes' values (only where no tape may hold them: a replay without
+ * gradients).
+ */
+export function evaluateFused(spec: FusedSpec, inputs: readonly Tensor[], opts: { freeIntermediates?: boolean } = {}): Tensor {
   const viewed = inputs.map((x, i) => spec.inputs[i]!.views.reduce((t, v) => bind(v.op, [t], v.attrs as never), x));
+  const free = opts.freeIntermediates === true;
+  const lastUse = new Map<number, number>();
+  if (free) spec.body.forEach((e, i) => { if (e.kind === 'op') for (const a of e.args) lastUse.set(a, i); });
+  const last = spec.body.length - 1;
+  const disposable = (k: number): boolean => {
+    const e = spec.body[k]!;
+    return k !== last && (e.kind !== 'load' || viewed[e.input] !== inputs[e.input]);
+  };
   const vals: Tensor[] = [];
   const like = viewed[0];
-  for (const e of spec.body) {
+  spec.body.forEach((e, i) => {
     if (e.kind === 'load') vals.push(viewed[e.input]!);
     // A literal is one element broadcast over the iteration space (a stride-0 view, as the
     // eager code's scalar operand was), not a materialized tensor of the whole shape.
@@ -73,10 +86,16 @@ export function evaluateFused(spec: FusedSpec, inputs: readonly Tensor[]): Tenso
     else {
       const args = e.args.map((a) => vals[a]!);
       vals.push(bind(e.op as PrimitiveName, args, (e.op === 'cast' ? { dtype: e.dtype } : {}) as never));
+      if (free) for (const a of new Set(e.args)) if (lastUse.get(a) === i && disposable(a)) vals[a]!.dispose();
     }
+  });
+  let out = vals[last]!;
+  if (spec.reduce !== undefined) {
+    const pre = out;
+    out = bind(spec.reduce.op, [pre], { axes: spec.reduce.axes, keepdim: spec.reduce.keepdim });
+    const e = spec.body[last]!;
+    if (free && (e.kind !== 'load' || viewed[e.input] !== inputs[e.input])) pre.dispose();
   }
-  let out = vals[vals.length - 1]!;
-  if (spec.reduce !== undefined) out = bind(spec.reduce.op, [out], { axes: spec.reduce.axes, keepdim: spec.reduce.keepdim });
   return out;
 }
 

@@ -23,10 +23,12 @@ import { contiguousStrides, sizeOf } from '../core/shape.js';
 import type { KernelInput } from '../backend/backend.js';
 import { WasmBackend } from '../backend/wasm/backend.js';
 import type { GraphNode } from '../graph/graph.js';
+import { scope } from '../core/memory.js';
+import { noGrad } from '../autodiff/mode.js';
 import { bind } from '../ops/dispatch.js';
 import { canEmitWasm, emitWasmKernel } from './codegen/wasm.js';
 import { kernelKey, simplifyKernel, type KernelSpec, type ScalarExpr } from './codegen/kernel-ir.js';
-import { composeViews, type FusedSpec, type MatmulEpilogueAttrs } from './fused-ops.js';
+import { composeViews, evaluateFused, type FusedSpec, type MatmulEpilogueAttrs } from './fused-ops.js';
 
 export interface WasmKernelStats {
   /** fusedElementwise nodes run as one generated wasm module. */
@@ -108,8 +110,11 @@ export class WasmGraphKernels {
       perLayout.set(key, run);
     }
     if (run === null) {
+      // Through `bind`, op by op, freeing the body's intermediates at once (as the interpreter
+      // frees unfused nodes' values) rather than when the garbage collector gets to them: a
+      // compiled replay records no tape, so nothing else holds them.
       this.stats.fallbacks++;
-      return undefined;
+      return [scope(() => noGrad(() => evaluateFreeing(node, inputs)))];
     }
     return [run(inputs)];
   };
@@ -178,6 +183,15 @@ function fusedRunner(spec: FusedSpec, inputs: readonly Pick<Tensor, 'shape' | 's
     tmp.dispose();
     return out;
   };
+}
+
+/** A fused node through `bind`, each intermediate freed after its last use. */
+function evaluateFreeing(node: GraphNode, inputs: readonly Tensor[]): Tensor {
+  if (node.op === 'fusedElementwise') return evaluateFused((node.attrs as { spec: FusedSpec }).spec, inputs, { freeIntermediates: true });
+  const y = bind('matmul', [inputs[0]!, inputs[1]!], {});
+  const out = evaluateFused((node.attrs as MatmulEpilogueAttrs).epilogue, [y, ...inputs.slice(2)], { freeIntermediates: true });
+  if (out !== y) y.dispose();
+  return out;
 }
 
 function counted(run: Runner | null, count: () => void): Runner | null {

@@ -119,6 +119,20 @@ test('bodies the emitter lacks (where, comparisons, bool inputs) and int32 tenso
   assert.deepEqual(bits(withKernels.run([x])[0]!), bits(fn(x)));
   assert.equal(withKernels.wasmKernels!.stats.fusedKernels, 0);
   assert.ok(withKernels.wasmKernels!.stats.fallbacks > 0);
+  // Run through bind, the body's intermediates are freed at their last use, not left to the
+  // garbage collector: a run leaves only its output live, and its peak stays a few buffers.
+  const big = t.randn([64, 256]);
+  const body = (a: t.Tensor): t.Tensor => t.where(t.gt(a, 0), t.add(t.sqrt(t.abs(t.mul(a, 3))), 1), t.mul(t.neg(t.exp(a)), 2));
+  const cb = compiled(body, [big]).withKernels;
+  assert.equal(count(cb.graph, 'fusedElementwise'), 1, cb.graph.toString());
+  cb.run([big])[0]!.dispose();
+  const live = t.memoryStats().liveBytes;
+  t.resetPeakMemory();
+  const out = cb.run([big])[0]!;
+  const outBytes = 64 * 256 * 4;
+  assert.equal(t.memoryStats().liveBytes - live, outBytes, 'only the output stays live');
+  assert.ok(t.memoryStats().peakBytes - live <= 4 * outBytes, `peak ${t.memoryStats().peakBytes - live} bytes above the start (one buffer is ${outBytes})`);
+  assert.deepEqual(bits(out), bits(body(big)));
   const k = t.tensor([[1, 2, 3]], { dtype: 'int32' });
   const g = (a: t.Tensor): t.Tensor => t.mul(t.add(a, 1), 3);
   const ci = compiled(g, [k]).withKernels;
