@@ -3,8 +3,8 @@
 // peak: the same measurement (results, gradients) plus the executor's arena (an ArrayBuffer the
 // planner sized at compile time, not counted by memoryStats).
 // Each case runs on every backend of --backends (default wasm,cpu): on cpu the compiled step is the
-// full pipeline on the planned executor; on wasm (the default backend) it is the backend-independent
-// passes' graph interpreted on wasm kernels.
+// full pipeline on the planned executor; on wasm (the default backend) it is the full pipeline's
+// graph interpreted on wasm kernels, fused nodes as generated wasm kernels (src/compiler/wasm-kernels.ts).
 // Usage: npx tsx bench/compiler.ts [--steps N] [--backends wasm,cpu] [--out FILE]. Writes bench/results/compiler.json.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -83,7 +83,7 @@ for (const backend of backends) for (const { eager, compiled } of (t.setBackend(
   const e = measure(sgd(eager, 0.05), eager);
   const step = jit(sgd(compiled, 0.05), { reuseOutputs: true });
   const c = measure(step, compiled);
-  // Only the cpu planned executor has an arena; other backends interpret the optimized graph.
+  // Only the cpu planned executor has an arena; on wasm the optimized graph is interpreted.
   const arenaBytes = (backend === 'cpu' && step.graphs()[0]?.optimized !== undefined)
     ? (await import('../src/compiler/index.js')).memoryPlan(step.graphs()[0]!.optimized!).arenaBytes : 0;
   const maxLossDiff = Math.max(...e.losses.map((l, i) => Math.abs(l - c.losses[i]!)));
