@@ -6,7 +6,9 @@
 //   - a `matmulEpilogue` node whose epilogue is a per-column bias add and/or ReLU runs as ONE call
 //     of the backend's SGEMM with its fused epilogue (WasmBackend.matmulBiasRelu); any other
 //     epilogue runs the SGEMM, then the epilogue's fused kernel;
-//   - anything else returns undefined and the node runs through `bind` as before.
+//   - any other fused node runs through `bind` op by op (fused-ops.ts evaluateFused), its
+//     intermediates freed at their last use; nodes of other ops (and fused nodes whose inputs are
+//     not all in one wasm heap) are left to the interpreter (undefined).
 //
 // Results equal the unfused graph run op by op on the wasm backend, bit for bit: the emitted body
 // uses the same f32/f32x4 instructions as the backend's elementwise kernels (its transcendentals
@@ -94,7 +96,7 @@ export class WasmGraphKernels {
   readonly stats: WasmKernelStats = { fusedKernels: 0, matmulEpilogues: 0, matmulThenKernel: 0, heapWrites: 0, fallbacks: 0 };
   private readonly plans = new Map<GraphNode, Map<string, Runner | null>>();
 
-  /** The node's outputs computed by a wasm kernel, or undefined to run it through `bind`. */
+  /** The node's outputs (from a wasm kernel, or from `bind` with intermediates freed), or undefined to let the interpreter run it. */
   execute = (node: GraphNode, inputs: readonly Tensor[]): Tensor[] | undefined => {
     if (node.op !== 'fusedElementwise' && node.op !== 'matmulEpilogue') return undefined;
     const backend = wasmBackendOf(inputs);
