@@ -1,7 +1,7 @@
 // Elementwise reductions dst = dst (op) src. One loop per (dtype, op) so that the hot loop
 // has no branch or call per element. int32 results wrap like C integers (sum via `| 0` store, prod via
 // Math.imul). 'avg' reduces as a sum; the caller divides once at the end.
-import { simdReducePrefix } from './simd-reduce.js';
+import { simdReducePrefix, simdReducePrefixBoth } from './simd-reduce.js';
 import type { CommArray, ReduceOp } from './types.js';
 
 /**
@@ -141,8 +141,20 @@ export function divideInPlace(array: CommArray, count: number): void {
  */
 export function reduceIntoBoth(dst: CommArray, src: CommArray, op: ReduceOp): void {
   if (src.length !== dst.length) throw new RangeError(`reduceIntoBoth: lengths differ (${dst.length} vs ${src.length})`);
+  if (dst.length >= SIMD_REDUCE_MIN_ELEMENTS) {
+    const done = simdReducePrefixBoth(dst, src, op);
+    if (done > 0) {
+      if (done < dst.length) reduceIntoBothLoop(dst.subarray(done), src.subarray(done), op);
+      return;
+    }
+  }
+  reduceIntoBothLoop(dst, src, op);
+}
+
+/** The JS loops of reduceIntoBoth (short arrays, the tail, runtimes without WebAssembly SIMD). */
+export function reduceIntoBothLoop(dst: CommArray, src: CommArray, op: ReduceOp): void {
   if (op !== 'sum' && op !== 'avg') {
-    reduceInto(dst, src, op);
+    reduceIntoLoop(dst, src, op);
     src.set(dst);
   } else if (dst instanceof Float32Array) sumBothFloat32(dst, src as Float32Array);
   else if (dst instanceof Float64Array) sumBothFloat64(dst, src as Float64Array);

@@ -139,6 +139,29 @@ export class SimdReducer {
     }
     return total / es;
   }
+
+  /**
+   * dst = src = dst (op) src over the same prefix as reducePrefix: the one pass of the 2-rank
+   * all-reduce on shared memory that reduces and hands the result back into the peer's array.
+   */
+  reducePrefixBoth(dst: CommArray, src: CommArray, op: ReduceOp): number {
+    const kernel = this.kernels.get(`${dtypeOf(dst)}_${op === 'avg' ? 'sum' : op}`)!;
+    const es = dst.BYTES_PER_ELEMENT;
+    const total = Math.floor((dst.length * es) / 64) * 64;
+    const dstBytes = new Uint8Array(dst.buffer, dst.byteOffset, total);
+    const srcBytes = new Uint8Array(src.buffer, src.byteOffset, total);
+    const mem = this.memory;
+    for (let at = 0; at < total; at += BLOCK_BYTES) {
+      const n = Math.min(BLOCK_BYTES, total - at);
+      mem.set(dstBytes.subarray(at, at + n), DST_AT);
+      mem.set(srcBytes.subarray(at, at + n), SRC_AT);
+      kernel(DST_AT, SRC_AT, n);
+      const result = mem.subarray(DST_AT, DST_AT + n);
+      dstBytes.set(result, at);
+      srcBytes.set(result, at);
+    }
+    return total / es;
+  }
 }
 
 let shared: SimdReducer | null | undefined;
@@ -148,6 +171,17 @@ let shared: SimdReducer | null | undefined;
  * staging area holds `src` if any, else a shared one. Returns 0 where WebAssembly SIMD is unavailable.
  */
 export function simdReducePrefix(dst: CommArray, src: CommArray, op: ReduceOp): number {
-  const reducer = owners.get(src.buffer) ?? (shared === undefined ? (shared = SimdReducer.create()) : shared);
+  const reducer = owners.get(src.buffer) ?? sharedReducer();
   return reducer === null ? 0 : reducer.reducePrefix(dst, src, op);
+}
+
+/** dst = src = dst (op) src over a prefix (see SimdReducer.reducePrefixBoth); 0 without WebAssembly SIMD. */
+export function simdReducePrefixBoth(dst: CommArray, src: CommArray, op: ReduceOp): number {
+  const reducer = sharedReducer();
+  return reducer === null ? 0 : reducer.reducePrefixBoth(dst, src, op);
+}
+
+function sharedReducer(): SimdReducer | null {
+  if (shared === undefined) shared = SimdReducer.create();
+  return shared;
 }

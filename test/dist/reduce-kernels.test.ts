@@ -4,7 +4,7 @@
 // and int32 overflow.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { reduceInto, reduceIntoLoop, SIMD_REDUCE_MIN_ELEMENTS } from '../../src/dist/reduce-kernels.js';
+import { reduceInto, reduceIntoBoth, reduceIntoBothLoop, reduceIntoLoop, SIMD_REDUCE_MIN_ELEMENTS } from '../../src/dist/reduce-kernels.js';
 import { SimdReducer, simdReducePrefix } from '../../src/dist/simd-reduce.js';
 import type { CommArray, ReduceOp } from '../../src/dist/types.js';
 
@@ -76,6 +76,25 @@ describe('reduceInto (WebAssembly SIMD for long arrays)', () => {
       sameBits(dst, expected, `staging offset ${offset}`);
     }
   });
+
+  for (const Ctor of CTORS) {
+    for (const op of OPS) {
+      it(`reduceIntoBoth ${Ctor.name} ${op}: both arrays hold the JS loop's result, bit for bit`, () => {
+        for (const length of [SIMD_REDUCE_MIN_ELEMENTS + 1, 70_001]) {
+          const dst = new Ctor(length);
+          const src = new Ctor(length + 3).subarray(3);
+          fill(dst, length + 11);
+          fill(src, length + 13);
+          const expectedDst = dst.slice();
+          const expectedSrc = src.slice();
+          reduceIntoBothLoop(expectedDst, expectedSrc, op);
+          reduceIntoBoth(dst, src, op);
+          sameBits(dst, expectedDst, `${Ctor.name} ${op} length ${length} (dst)`);
+          sameBits(src, expectedSrc, `${Ctor.name} ${op} length ${length} (src)`);
+        }
+      });
+    }
+  }
 
   it('wraps int32 sums and products like the JS loop', () => {
     const dst = new Int32Array(SIMD_REDUCE_MIN_ELEMENTS).fill(2 ** 31 - 1);
