@@ -17,8 +17,8 @@
 // float32 accumulator the plain SGEMM would store (alpha = 1 is exact), then takes max(x, 0) as
 // the backend's relu does. test/compiler/wasm-kernels.test.ts checks this against eager.
 //
-// Kernels run on the calling thread (the backend's own elementwise kernels split large blocks over
-// its pool; a fused one does not yet).
+// Large kernels are split over the backend's thread pool by blocks of their outermost axis, as the
+// backend splits its own elementwise kernels (same thresholds); the results do not change.
 import type { Tensor } from '../core/tensor.js';
 import { Tensor as TensorClass } from '../core/tensor.js';
 import { contiguousStrides, sizeOf } from '../core/shape.js';
@@ -28,7 +28,8 @@ import type { GraphNode } from '../graph/graph.js';
 import { scope } from '../core/memory.js';
 import { noGrad } from '../autodiff/mode.js';
 import { bind } from '../ops/dispatch.js';
-import { canEmitWasm, emitWasmKernel } from './codegen/wasm.js';
+import { canEmitWasm, emitWasmKernel, fusedTaskLayout, fusedTaskWords, isWasmTranscendental } from './codegen/wasm.js';
+import type { KernelModule, ThreadPool } from '../backend/wasm/threads.js';
 import { kernelKey, simplifyKernel, type KernelSpec, type ScalarExpr } from './codegen/kernel-ir.js';
 import { composeViews, evaluateFused, type FusedSpec, type MatmulEpilogueAttrs } from './fused-ops.js';
 
@@ -48,8 +49,18 @@ export interface WasmKernelStats {
 type KernelFunction = (...addresses: number[]) => void;
 type Runner = (inputs: readonly Tensor[]) => Tensor;
 
+/** A compiled fused module: its single-thread entry, and what splitting it over a pool needs. */
+interface FusedModule {
+  readonly kernel: KernelFunction;
+  readonly bytes: Uint8Array<ArrayBuffer>;
+  /** The module registered with a pool (registration copies it into the heap for the workers). */
+  readonly registered: WeakMap<ThreadPool, KernelModule>;
+  /** Heap block of task descriptors (grown on demand). */
+  params: { ptr: number; units: number } | undefined;
+}
+
 // Modules per backend (each heap has its own memory to import), by kernel structure.
-const modules = new WeakMap<WasmBackend, Map<string, KernelFunction>>();
+const modules = new WeakMap<WasmBackend, Map<string, FusedModule>>();
 let modulesCompiled = 0;
 
 /** How many distinct fused wasm modules were compiled (all backends). */
@@ -57,21 +68,58 @@ export function wasmKernelCacheStats(): { compiled: number } {
   return { compiled: modulesCompiled };
 }
 
-function kernelFunction(backend: WasmBackend, spec: KernelSpec): KernelFunction {
+function fusedModule(backend: WasmBackend, spec: KernelSpec): FusedModule {
   let cache = modules.get(backend);
   if (cache === undefined) modules.set(backend, (cache = new Map()));
   // Specs that simplify to the same loop nest (merged axes) share a module.
   const key = kernelKey(simplifyKernel(spec));
-  let fn = cache.get(key);
-  if (fn === undefined) {
+  let entry = cache.get(key);
+  if (entry === undefined) {
     const heap = backend.heap;
     const bytes = emitWasmKernel(spec, { module: 'env', name: 'memory', minPages: 1, maxPages: heap.maxPages, shared: heap.shared }, { transcendentals: true });
     const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: heap.memory } });
-    fn = instance.exports.kernel as KernelFunction;
-    cache.set(key, fn);
+    entry = { kernel: instance.exports.kernel as KernelFunction, bytes, registered: new WeakMap(), params: undefined };
+    cache.set(key, entry);
     modulesCompiled++;
   }
-  return fn;
+  return entry;
+}
+
+/**
+ * Elements from which a fused kernel is split over the backend's threads (as the backend splits
+ * its own elementwise kernels: waking the workers costs about as much as ~50k elements of simple
+ * arithmetic, ~5k of a transcendental), and units per thread (a late or slowed thread then
+ * delays the whole by less).
+ */
+const PARALLEL_MIN_ELEMENTS = { simple: 1 << 16, transcendental: 1 << 13 } as const;
+const UNITS_PER_THREAD = 2;
+
+/**
+ * Runs the module over the pool: the outermost (merged) axis cut into blocks, one unit each.
+ * Results equal one call's bit for bit (an element's value does not depend on its block).
+ */
+function runSplit(backend: WasmBackend, pool: ThreadPool, mod: FusedModule, spec: KernelSpec, addresses: readonly number[]): void {
+  const layout = fusedTaskLayout(spec);
+  const target = pool.threads * UNITS_PER_THREAD;
+  // Blocks of a single row are multiples of 4 elements, so vector stores stay 16-byte apart.
+  const chunk = layout.rank === 1 ? Math.ceil(layout.outer / target / 4) * 4 : Math.ceil(layout.outer / target);
+  const units = Math.ceil(layout.outer / chunk);
+  const words = fusedTaskWords(spec.inputs.length);
+  let module = mod.registered.get(pool);
+  if (module === undefined) mod.registered.set(pool, (module = pool.register(mod.bytes)));
+  if (mod.params === undefined || mod.params.units < units) {
+    if (mod.params !== undefined) backend.heap.free(mod.params.ptr);
+    mod.params = { ptr: backend.heap.alloc(units * words * 4), units };
+  }
+  const i32 = backend.heap.i32;
+  for (let u = 0; u < units; u++) {
+    const start = u * chunk;
+    let w = (mod.params.ptr >>> 2) + u * words;
+    i32[w++] = addresses[0]! + 4 * start * layout.outStride;
+    layout.inputStrides.forEach((st, k) => { i32[w++] = addresses[k + 1]! + 4 * start * st; });
+    i32[w] = Math.min(chunk, layout.outer - start);
+  }
+  pool.run(module, mod.params.ptr, units, true);
 }
 
 /** The wasm backend all the tensors live on, or undefined (another backend, mixed, or none). */
@@ -167,12 +215,17 @@ function fusedRunner(spec: FusedSpec, inputs: readonly Pick<Tensor, 'shape' | 's
     outDtype: 'float32',
   };
   if (!canEmitWasm(kspec, { transcendentals: true })) return null;
-  const fn = kernelFunction(backend, kspec);
+  const mod = fusedModule(backend, kspec);
+  const splitFrom = kspec.body.some((e) => e.kind === 'op' && isWasmTranscendental(e.op))
+    ? PARALLEL_MIN_ELEMENTS.transcendental : PARALLEL_MIN_ELEMENTS.simple;
+  const splits = fusedTaskLayout(kspec).outer > 1;
   const elementwise = (xs: readonly Tensor[]): Tensor => {
     const out = backend.allocUninitialized('float32', n);
     const addresses = [backend.addressOf(out)];
     for (const x of xs) addresses.push(backend.addressOf(x.storage));
-    fn(...addresses);
+    const pool = backend.pool;
+    if (splits && pool.threads > 1 && n >= splitFrom) runSplit(backend, pool, mod, kspec, addresses);
+    else mod.kernel(...addresses);
     return TensorClass.fromStorage(out, spec.shape, 'float32');
   };
   const reduce = spec.reduce;

@@ -9,6 +9,7 @@ import { jit, trace, interpret, type Graph } from '../../src/index.js';
 import * as C from '../../src/compiler/index.js';
 import { setGraphCompiler, type GraphCompiler } from '../../src/graph/jit.js';
 import { wasmBackend } from '../../src/backend/wasm/backend.js';
+import { enableWasmThreads } from '../../src/backend/wasm/node.js';
 import { erf, sigmoid } from '../../src/backend/cpu/math.js';
 import { SGD, Adam, type Optimizer, type BaseOptions } from '../../src/optim/index.js';
 import type { KernelSpec } from '../../src/compiler/codegen/kernel-ir.js';
@@ -101,6 +102,41 @@ test('a fused elementwise node runs as one wasm module with the eager wasm resul
   const x2 = t.randn([5, 7]);
   assert.deepEqual(bits(withKernels.run([x2, y, z])[0]!), bits(fn(x2, y, z)));
   assert.equal(C.wasmKernelCacheStats().compiled, compiledBefore);
+});
+
+test('large fused kernels split over two threads give the one-thread bits', () => {
+  const previous = wasmBackend.pool.threads;
+  // One merged row of 70001 elements (blocks of a single row), rows with a broadcast and a
+  // transposed input, and a transcendental body above its lower threshold (8192 elements).
+  const cases: [string, (...xs: t.Tensor[]) => t.Tensor, number[][]][] = [
+    ['one row', (a, b) => t.add(t.mul(a, b), 1), [[70001], [70001]]],
+    ['rows, broadcast + transposed', (a, b, c) => t.sub(t.mul(a, b), t.transpose(c, 0, 1)), [[300, 257], [1, 257], [257, 300]]],
+    ['transcendental', (a) => t.tanh(t.mul(t.exp(a), 0.5)), [[90, 101]]],
+  ];
+  try {
+    for (const [name, fn, shapes] of cases) {
+      enableWasmThreads(1);
+      const xs = shapes.map((sh) => t.randn(sh));
+      const { withKernels } = compiled(fn, xs);
+      const one = bits(withKernels.run(xs)[0]!);
+      assert.equal(enableWasmThreads(2), 2);
+      const pool = wasmBackend.pool;
+      const run = pool.run;
+      let splits = 0;
+      pool.run = function (this: typeof pool, ...a: Parameters<typeof run>) { if (a[2] > 1) splits++; return run.apply(this, a); };
+      let two: number[];
+      try {
+        two = bits(withKernels.run(xs)[0]!);
+      } finally {
+        pool.run = run;
+      }
+      assert.equal(splits, 1, `${name}: the kernel ran as one job of several units`);
+      assert.deepEqual(two, one, `${name}: 2 threads vs 1`);
+      assert.deepEqual(two, bits(fn(...xs)), `${name}: vs eager`);
+    }
+  } finally {
+    enableWasmThreads(previous);
+  }
 });
 
 test('a fused body ending in a reduction: the body as one kernel, then the backend\'s reduction', () => {

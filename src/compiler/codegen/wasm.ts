@@ -26,6 +26,11 @@ const UNARY: Record<string, { simd: (f: FunctionBuilder) => void; scalar: (f: Fu
 // wasm backend compute; gelu/geluGrad are primitives the fusion pass does not put in kernel bodies.
 const TRANSCENDENTAL: ReadonlySet<string> = new Set<string>(TRANSCENDENTAL_OPS.filter((op) => op !== 'gelu' && op !== 'geluGrad'));
 
+/** Whether `op` is one of the transcendentals emitted with `{ transcendentals: true }`. */
+export function isWasmTranscendental(op: string): boolean {
+  return TRANSCENDENTAL.has(op);
+}
+
 export interface WasmEmitOptions {
   /**
    * Also emit the float32 transcendentals (exp, expm1, log, log1p, tanh, sigmoid, erf, rsqrt) with
@@ -49,7 +54,18 @@ export function canEmitWasm(spec: KernelSpec, opts: WasmEmitOptions = {}): boole
   });
 }
 
-/** A module exporting `kernel(out, in0, ...)` for a float32 elementwise spec. */
+/**
+ * A module for a float32 elementwise spec exporting
+ *   kernel(out, in0, ...)        the whole iteration space;
+ * and, for rank >= 1 (after merging axes: see fusedTaskLayout), for splitting over threads:
+ *   rows(out, in0, ..., count)   the first `count` indices of the outermost axis, every pointer
+ *                                at the start of that block;
+ *   task(unit, params, thread)   the wasm backend's thread-pool entry: calls rows with unit u's
+ *                                descriptor, FUSED_TASK_WORDS(nIn) i32 words at params + 4·u·words:
+ *                                [out, in0, ..., count].
+ * Addresses are bytes in the imported memory. An element's result does not depend on where a
+ * block starts (exact f32 ops; a transcendental's scalar tail runs its vector code on a splat).
+ */
 export function emitWasmKernel(spec0: KernelSpec, memory: MemoryImport, opts: WasmEmitOptions = {}): Uint8Array<ArrayBuffer> {
   if (!canEmitWasm(spec0, opts)) {
     throw new Error('emitWasmKernel: the spec has ops, dtypes or a reduction the wasm emitter does not handle (see canEmitWasm); '
@@ -59,7 +75,10 @@ export function emitWasmKernel(spec0: KernelSpec, memory: MemoryImport, opts: Wa
   const nIn = spec.inputs.length;
   const rank = spec.shape.length;
   const m = new ModuleBuilder().importMemory(memory);
-  const f = m.function({ params: [i32, ...spec.inputs.map(() => i32)], results: [] }, 'kernel');
+  // rank 0: `kernel` alone; otherwise `rows` with the outer extent as its last parameter.
+  const f = m.function({ params: [i32, ...spec.inputs.map(() => i32), ...(rank > 0 ? [i32] : [])], results: [] }, rank > 0 ? 'rows' : 'kernel');
+  const countParam = nIn + 1;
+  const extent = (d: number): (() => void) => (d === 0 ? () => f.localGet(countParam) : () => f.i32Const(spec.shape[d]!));
   const po = f.local(i32);
   f.localGet(0).localSet(po);
   // Pointer locals per input per loop level: level d holds the address at the start of axis d.
@@ -99,7 +118,7 @@ export function emitWasmKernel(spec0: KernelSpec, memory: MemoryImport, opts: Wa
   const loopLevel = (d: number): void => {
     const i = f.local(i32);
     if (d < rank - 1) {
-      f.forRange(i, () => f.i32Const(0), () => f.i32Const(spec.shape[d]!), 1, () => {
+      f.forRange(i, () => f.i32Const(0), extent(d), 1, () => {
         spec.inputs.forEach((_, k) => f.localGet(ptr[k]![d]!).localSet(ptr[k]![d + 1]!));
         loopLevel(d + 1);
         spec.inputs.forEach((inp, k) => {
@@ -108,14 +127,17 @@ export function emitWasmKernel(spec0: KernelSpec, memory: MemoryImport, opts: Wa
       });
       return;
     }
-    // The innermost axis: a row.
-    const n = spec.shape[d] ?? 1;
+    // The innermost axis: a row (its length is the `count` parameter when it is the only axis).
     const rowPtr = (k: number): number => ptr[k]![d]!;
     const strides = spec.inputs.map((inp) => inp.strides[d] ?? 0);
     const vectorizable = strides.every((s) => s === 0 || s === 1);
-    const nVec = vectorizable ? n - (n % 4) : 0;
-    if (nVec > 0) {
-      f.forRange(i, () => f.i32Const(0), () => f.i32Const(nVec), 4, () => {
+    const nVec = f.local(i32);
+    if (vectorizable) extent(d)();
+    else f.i32Const(0);
+    if (vectorizable) f.i32Const(-4).op(Op.i32And);
+    f.localSet(nVec);
+    if (vectorizable) {
+      f.forRange(i, () => f.i32Const(0), () => f.localGet(nVec), 4, () => {
         emitBody(true, (k) => {
           if (strides[k] === 0) f.localGet(rowPtr(k)).mem(MemOp.f32Load).simd(SimdOp.f32x4Splat);
           else f.localGet(rowPtr(k)).localGet(i).i32Const(2).op(Op.i32Shl).op(Op.i32Add).simdMem(SimdMemOp.v128Load, 0, 2);
@@ -125,7 +147,7 @@ export function emitWasmKernel(spec0: KernelSpec, memory: MemoryImport, opts: Wa
       });
     }
     const j = f.local(i32);
-    f.forRange(j, () => f.i32Const(nVec), () => f.i32Const(n), 1, () => {
+    f.forRange(j, () => f.localGet(nVec), extent(d), 1, () => {
       emitBody(false, (k) => f.localGet(rowPtr(k)).localGet(j).i32Const(strides[k]! * 4).op(Op.i32Mul).op(Op.i32Add).mem(MemOp.f32Load));
       f.localGet(po).localGet(vals[result]!.s).mem(MemOp.f32Store);
       f.localGet(po).i32Const(4).op(Op.i32Add).localSet(po);
@@ -134,7 +156,37 @@ export function emitWasmKernel(spec0: KernelSpec, memory: MemoryImport, opts: Wa
   if (rank === 0) {
     emitBody(false, (k) => f.localGet(ptr[k]![0]!).mem(MemOp.f32Load));
     f.localGet(po).localGet(vals[result]!.s).mem(MemOp.f32Store);
-  } else loopLevel(0);
-  void nIn;
+    return m.encode();
+  }
+  loopLevel(0);
+  // kernel(out, in0, ...) = rows(out, in0, ..., shape[0]).
+  const whole = m.function({ params: [i32, ...spec.inputs.map(() => i32)], results: [] }, 'kernel');
+  for (let k = 0; k <= nIn; k++) whole.localGet(k);
+  whole.i32Const(spec.shape[0]!).call(f.index);
+  // task(unit, params, thread): rows(...descriptor of unit).
+  const task = m.function({ params: [i32, i32, i32], results: [] }, FUSED_TASK_EXPORT);
+  const base = task.local(i32);
+  task.localGet(1).localGet(0).i32Const(4 * fusedTaskWords(nIn)).op(Op.i32Mul).op(Op.i32Add).localSet(base);
+  for (let w = 0; w < fusedTaskWords(nIn); w++) task.localGet(base).mem(MemOp.i32Load, 4 * w);
+  task.call(f.index);
   return m.encode();
+}
+
+/** The thread pool's entry point of a fused module (see emitWasmKernel). */
+export const FUSED_TASK_EXPORT = 'task';
+
+/** i32 words of one unit's descriptor in a fused module's task parameter block: [out, in0, ..., count]. */
+export function fusedTaskWords(inputs: number): number {
+  return inputs + 2;
+}
+
+/**
+ * The loop nest a fused module runs (axes merged as the emitter merges them): the outer extent
+ * `rows` splits, and the element strides of the output and of each input along that axis.
+ */
+export function fusedTaskLayout(spec: KernelSpec): { rank: number; outer: number; outStride: number; inputStrides: number[] } {
+  const s = simplifyKernel(spec);
+  const rank = s.shape.length;
+  const outStride = rank === 0 ? 0 : s.shape.slice(1).reduce((a, b) => a * b, 1);
+  return { rank, outer: rank === 0 ? 1 : s.shape[0]!, outStride, inputStrides: s.inputs.map((i) => i.strides[0] ?? 0) };
 }
