@@ -56,7 +56,7 @@ function onCpu(t: Tensor): boolean {
 /** A graph optimized by the pipeline and run by the planned executor (or the interpreter when it cannot be planned). */
 export function compile(g: Graph, opts: CompileOptions = {}): CompiledGraph & { executor: PlannedExecutor | undefined; wasmKernels: WasmGraphKernels | undefined } {
   const { graph } = runPipeline(g, opts.passes ?? defaultPasses(), opts.log ? { log: opts.log } : {});
-  const wasmKernels = (opts.wasmKernels ?? true) ? new WasmGraphKernels() : undefined;
+  const wasmKernels = (opts.wasmKernels ?? true) ? new WasmGraphKernels(graph) : undefined;
   const execute = wasmKernels?.execute;
   if ((opts.planned ?? true) && executorUnsupportedReason(graph) === undefined) {
     const executor = new PlannedExecutor(graph, { reuseOutputs: opts.reuseOutputs ?? false });

@@ -8,7 +8,9 @@
 //     epilogue runs the SGEMM, then the epilogue's fused kernel;
 //   - any other fused node runs through `bind` op by op (fused-ops.ts evaluateFused), its
 //     intermediates freed at their last use; nodes of other ops (and fused nodes whose inputs are
-//     not all in one wasm heap) are left to the interpreter (undefined).
+//     not all in one wasm heap) are left to the interpreter (undefined);
+//   - an `optimizerUpdate` node (graph/optimizer-update-op.ts) runs the backend's fused update in
+//     place on the parameter and state tensors when the graph allows it (else on copies).
 //
 // Results equal the unfused graph run op by op on the wasm backend, bit for bit: the emitted body
 // uses the same f32/f32x4 instructions as the backend's elementwise kernels (its transcendentals
@@ -24,7 +26,8 @@ import { Tensor as TensorClass } from '../core/tensor.js';
 import { contiguousStrides, sizeOf } from '../core/shape.js';
 import type { KernelInput } from '../backend/backend.js';
 import { WasmBackend } from '../backend/wasm/backend.js';
-import type { GraphNode } from '../graph/graph.js';
+import type { Graph, GraphNode } from '../graph/graph.js';
+import { OPTIMIZER_UPDATE_OP, optimizerUpdateInPlaceSafe, runOptimizerUpdateInPlace, type OptimizerUpdateAttrs } from '../graph/optimizer-update-op.js';
 import { scope } from '../core/memory.js';
 import { noGrad } from '../autodiff/mode.js';
 import { bind } from '../ops/dispatch.js';
@@ -143,9 +146,17 @@ function exprDtype(spec: FusedSpec, inputs: readonly { dtype: string }[], e: Sca
 export class WasmGraphKernels {
   readonly stats: WasmKernelStats = { fusedKernels: 0, matmulEpilogues: 0, matmulThenKernel: 0, heapWrites: 0, fallbacks: 0 };
   private readonly plans = new Map<GraphNode, Map<string, Runner | null>>();
+  private readonly inPlaceUpdates = new Map<GraphNode, boolean>();
+
+  /**
+   * `graph`: the graph this runner serves (compile() passes it). With it, an optimizerUpdate node
+   * that optimizer-update-op.ts proves safe runs in place on the parameter and state tensors.
+   */
+  constructor(private readonly graph?: Graph) {}
 
   /** The node's outputs (from a wasm kernel, or from `bind` with intermediates freed), or undefined to let the interpreter run it. */
   execute = (node: GraphNode, inputs: readonly Tensor[]): Tensor[] | undefined => {
+    if (node.op === OPTIMIZER_UPDATE_OP) return this.optimizerUpdate(node, inputs);
     if (node.op !== 'fusedElementwise' && node.op !== 'matmulEpilogue') return undefined;
     const backend = wasmBackendOf(inputs);
     if (backend === undefined) return undefined;
@@ -168,6 +179,26 @@ export class WasmGraphKernels {
     }
     return [run(inputs)];
   };
+
+  /**
+   * A fused optimizer update in place when the graph allows it (nothing reads the old parameter or
+   * state after the node, and the graph writes the new values back into those same tensors: the
+   * heap writer's copies are then onto themselves and skipped); otherwise undefined, and the
+   * interpreter runs the op on copies. The grad must not share the parameter's or state's memory.
+   */
+  private optimizerUpdate(node: GraphNode, inputs: readonly Tensor[]): Tensor[] | undefined {
+    const g = this.graph;
+    if (g === undefined) return undefined;
+    let safe = this.inPlaceUpdates.get(node);
+    if (safe === undefined) {
+      const index = g.nodes.indexOf(node);
+      safe = index >= 0 && optimizerUpdateInPlaceSafe(g, index);
+      this.inPlaceUpdates.set(node, safe);
+    }
+    const grad = inputs[1]!;
+    if (!safe || inputs.some((t, i) => i !== 1 && t.storage === grad.storage)) return undefined;
+    return runOptimizerUpdateInPlace(inputs, node.attrs as OptimizerUpdateAttrs);
+  }
 
   private planMatmul(attrs: MatmulEpilogueAttrs, inputs: readonly Tensor[], backend: WasmBackend): Runner | null {
     const [a, b] = inputs as [Tensor, Tensor];

@@ -73,20 +73,25 @@ export function opDef(op: string): GraphOpDef {
 
 /**
  * Whether running the node has an effect beyond its outputs: it draws random numbers (a random
- * primitive, or a cond/whileLoop whose nested graphs draw), advancing a generator. Passes must not
- * fold, merge (CSE), drop (DCE) or reorder such nodes relative to each other: a replayed graph then
- * takes exactly the numbers the eager code would, in the same order.
+ * primitive, or a cond/whileLoop whose nested graphs draw), advancing a generator, or it is a fused
+ * optimizer update (optimizer-update-op.ts), whose compiled replay overwrites its parameter and
+ * state inputs. Passes must not fold, merge (CSE), drop (DCE) or reorder such nodes relative to each
+ * other: a replayed graph then takes exactly the numbers the eager code would, in the same order.
  */
 export function isImpureNode(n: { op: string; attrs: unknown }): boolean {
-  if (isRandomPrimitive(n.op)) return true;
-  if (n.attrs === null || typeof n.attrs !== 'object') return false;
-  for (const v of Object.values(n.attrs as Record<string, unknown>)) {
-    if (v instanceof Graph && graphDrawsRandom(v)) return true;
-  }
-  return false;
+  return n.op === 'optimizerUpdate' || drawsRandom(n) || nestedGraphs(n).some((g) => g.nodes.some(isImpureNode));
+}
+
+function nestedGraphs(n: { attrs: unknown }): Graph[] {
+  if (n.attrs === null || typeof n.attrs !== 'object') return [];
+  return Object.values(n.attrs as Record<string, unknown>).filter((v): v is Graph => v instanceof Graph);
+}
+
+function drawsRandom(n: { op: string; attrs: unknown }): boolean {
+  return isRandomPrimitive(n.op) || nestedGraphs(n).some(graphDrawsRandom);
 }
 
 /** Whether any node of `g` (or of a graph nested in one) draws random numbers. */
 export function graphDrawsRandom(g: Graph): boolean {
-  return g.nodes.some(isImpureNode);
+  return g.nodes.some(drawsRandom);
 }

@@ -10,7 +10,13 @@
 // (Tracer.replayHooks); the hook also advances the counters, exactly as an eager step would.
 // Hyper-parameters baked into the graph (betas, eps, weight decay, momentum, ...) are checked by
 // the hook, which throws when they changed after tracing.
-import { TesseraError } from '../core/errors.js';
+//
+// A float32 parameter on a backend with a fused update kernel (Backend.optimizerUpdate: wasm) gets
+// its whole update as ONE `optimizerUpdate` node instead (optimizer-update-op.ts): the same rule the
+// eager step hands that kernel, its per-step numbers refreshed by the same kind of replay hook, so
+// a jitted step gives the eager step's bits and a compiled replay runs one pass per parameter. This
+// path also serves RMSprop and Adagrad. Everything else (the cpu backend, float64) is unchanged.
+import { TesseraError, fmtShape } from '../core/errors.js';
 import { keep } from '../core/memory.js';
 import { Tensor } from '../core/tensor.js';
 import { noGrad } from '../autodiff/mode.js';
@@ -20,7 +26,11 @@ import { assignValues } from '../nn/inplace.js';
 import { setTracedStepHandler, type BaseOptions, type Optimizer, type ParamState } from '../optim/optimizer.js';
 import { SGD, type SgdOptions } from '../optim/sgd.js';
 import { Adam, AdamW, type AdamOptions } from '../optim/adam.js';
+import { RMSprop, type RmspropOptions } from '../optim/rmsprop.js';
+import { Adagrad, type AdagradOptions } from '../optim/adagrad.js';
+import type { OptimizerRule } from '../backend/backend.js';
 import { assign } from './state.js';
+import { OPTIMIZER_UPDATE_OP, runOptimizerUpdateOnCopies, type OptimizerRuleCell, type OptimizerUpdateAttrs } from './optimizer-update-op.js';
 import { activeTracer, withoutRecording, type Tracer } from './trace.js';
 
 /** A live scalar of the parameter's dtype and backend, refreshed by a replay hook. */
@@ -34,10 +44,11 @@ function setScalar(s: Tensor, v: number): void {
   withoutRecording(() => assignValues(s, [v]));
 }
 
-function stateTensor(st: ParamState, name: string, p: Tensor): Tensor {
+function stateTensor(st: ParamState, name: string, p: Tensor, initial = 0): Tensor {
   const have = st[name];
   if (have instanceof Tensor) return have;
   const t = keep(withoutRecording(() => zeros(p.shape, { dtype: p.dtype, backend: p.backend })));
+  if (initial !== 0) withoutRecording(() => assignValues(t, new Float64Array(t.size).fill(initial)));
   st[name] = t;
   return t;
 }
@@ -61,6 +72,58 @@ function checkBaked(who: string, group: Record<string, unknown>, baked: Record<s
   }
 }
 
+/** Whether `p`'s update can be one fused node: a float32 parameter of a backend with an update kernel. */
+function hasFusedUpdate(p: Tensor): boolean {
+  return p.dtype === 'float32' && p.storage.backend.optimizerUpdate !== undefined;
+}
+
+/** This step's rule, with the JS state advanced as an eager step would, and how to undo that. */
+type NextRule = () => { rule: OptimizerRule; undo: () => void };
+
+/**
+ * Records `p`'s update as one optimizerUpdate node over its gradient and the state tensors
+ * `stateNames` (created with `initial` if missing), writes its outputs back (graph writes, so the
+ * compiled step updates the live tensors and later reads in the trace see the new values), and
+ * registers the hook that refreshes the node's rule before every replay.
+ */
+function fusedStep(tracer: Tracer, who: string, group: object, baked: Record<string, unknown>, p: Tensor, st: ParamState,
+  stateNames: string[], nextRule: NextRule, initial = 0): void {
+  const states = stateNames.map((n) => stateTensor(st, n, p, initial));
+  const checkedRule: NextRule = () => {
+    checkBaked(who, group as Record<string, unknown>, baked);
+    return nextRule();
+  };
+  const cell: OptimizerRuleCell = { rule: checkedRule().rule };
+  tracer.replayHooks.push(() => {
+    const { rule, undo } = checkedRule();
+    cell.rule = rule;
+    return undo;
+  });
+  const attrs: OptimizerUpdateAttrs = { cell, stateNames };
+  const inputs = [p, p.grad!, ...states];
+  // The trace itself runs the kernel (on copies) so its step gives the eager step's values.
+  const outs = runOptimizerUpdateOnCopies(inputs, attrs);
+  tracer.record(OPTIMIZER_UPDATE_OP, inputs, attrs, outs);
+  noGrad(() => {
+    assign(p, outs[0]!);
+    states.forEach((s, i) => assign(s, outs[i + 1]!));
+  });
+}
+
+/** A replay hook's step-counter advance: st.step + 1, undone by restoring the previous value. */
+function advanceStep(st: ParamState): { step: number; undo: () => void } {
+  const before = st.step;
+  const step = (typeof before === 'number' ? before : 0) + 1;
+  st.step = step;
+  return {
+    step,
+    undo: () => {
+      if (before === undefined) delete st.step;
+      else st.step = before;
+    },
+  };
+}
+
 function sgdStep(tracer: Tracer, opt: SGD): void {
   for (const g of opt.paramGroups as (SgdOptions & { params: Tensor[] })[]) {
     const baked = { momentum: g.momentum, dampening: g.dampening, weightDecay: g.weightDecay, nesterov: g.nesterov, maximize: g.maximize };
@@ -68,6 +131,20 @@ function sgdStep(tracer: Tracer, opt: SGD): void {
       const grad = p.grad;
       if (grad === undefined) continue;
       const st = stateOf(opt as unknown as Optimizer<BaseOptions>, p);
+      if (hasFusedUpdate(p)) {
+        // As the eager step: the first step with momentum overwrites the (new) buffer with the direction.
+        let isInitialized = st.momentumBuffer instanceof Tensor;
+        const rule: NextRule = () => {
+          const before = isInitialized;
+          isInitialized = true;
+          return {
+            rule: { kind: 'sgd', lr: g.lr, momentum: g.momentum, dampening: g.dampening, weightDecay: g.weightDecay, nesterov: g.nesterov, maximize: g.maximize, firstStep: g.momentum !== 0 && !before },
+            undo: () => { isInitialized = before; },
+          };
+        };
+        fusedStep(tracer, 'SGD', g, baked, p, st, g.momentum !== 0 ? ['momentumBuffer'] : [], rule);
+        continue;
+      }
       const lr = liveScalar(tracer, p);
       const initialized = g.momentum !== 0 ? liveScalar(tracer, p) : undefined;
       const buf = g.momentum !== 0 ? st.momentumBuffer : undefined;
@@ -109,6 +186,22 @@ function adamStep(tracer: Tracer, opt: Adam): void {
       const grad = p.grad;
       if (grad === undefined) continue;
       const st = stateOf(opt as unknown as Optimizer<BaseOptions>, p);
+      if (hasFusedUpdate(p)) {
+        // The scalars of Adam.fusedRule (src/optim/adam.ts), computed the same way.
+        const rule: NextRule = () => {
+          const { step, undo } = advanceStep(st);
+          return {
+            rule: {
+              kind: 'adam', stepSize: g.lr / (1 - b1 ** step), biasCorrection2Sqrt: Math.sqrt(1 - b2 ** step),
+              decay: decoupled ? 1 - g.lr * g.weightDecay : 1, weightDecay: decoupled ? 0 : g.weightDecay,
+              beta1: b1, beta2: b2, eps: g.eps, amsgrad: g.amsgrad, maximize: g.maximize,
+            },
+            undo,
+          };
+        };
+        fusedStep(tracer, decoupled ? 'AdamW' : 'Adam', g, baked, p, st, ['expAvg', 'expAvgSq', ...(g.amsgrad ? ['maxExpAvgSq'] : [])], rule);
+        continue;
+      }
       const m = stateTensor(st, 'expAvg', p), v = stateTensor(st, 'expAvgSq', p);
       const vmax = g.amsgrad ? stateTensor(st, 'maxExpAvgSq', p) : undefined;
       // Live scalars: lr / (1 - b1^t), sqrt(1 - b2^t) and the decoupled decay factor 1 - lr * wd.
@@ -148,15 +241,61 @@ function adamStep(tracer: Tracer, opt: Adam): void {
   }
 }
 
+/** Throws for a parameter RMSprop/Adagrad cannot trace (they have only the fused node). */
+function requireFused(who: string, p: Tensor): void {
+  if (!hasFusedUpdate(p)) {
+    throw new TesseraError(`${who}.step inside a traced (jit) function: a ${p.dtype} parameter of shape ${fmtShape(p.shape)} on backend '${p.backend}' ` +
+      `has no fused update kernel, and ${who} has no op-by-op traced update; call step() outside the jitted function, ` +
+      'use float32 parameters on the wasm backend, or use SGD, Adam or AdamW.');
+  }
+}
+
+function rmspropStep(tracer: Tracer, opt: RMSprop): void {
+  for (const g of opt.paramGroups as (RmspropOptions & { params: Tensor[] })[]) {
+    const baked = { alpha: g.alpha, eps: g.eps, weightDecay: g.weightDecay, momentum: g.momentum, centered: g.centered, maximize: g.maximize };
+    for (const p of g.params) {
+      if (p.grad === undefined) continue;
+      requireFused('RMSprop', p);
+      const st = stateOf(opt as unknown as Optimizer<BaseOptions>, p);
+      // RMSprop.fusedRule: the step counter advances; the rule itself has no per-step scalar but lr.
+      const rule: NextRule = () => ({
+        rule: { kind: 'rmsprop', lr: g.lr, alpha: g.alpha, eps: g.eps, weightDecay: g.weightDecay, momentum: g.momentum, centered: g.centered, maximize: g.maximize },
+        undo: advanceStep(st).undo,
+      });
+      const names = ['squareAvg', ...(g.momentum > 0 ? ['momentumBuffer'] : []), ...(g.centered ? ['gradAvg'] : [])];
+      fusedStep(tracer, 'RMSprop', g, baked, p, st, names, rule);
+    }
+  }
+}
+
+function adagradStep(tracer: Tracer, opt: Adagrad): void {
+  for (const g of opt.paramGroups as (AdagradOptions & { params: Tensor[] })[]) {
+    const baked = { lrDecay: g.lrDecay, weightDecay: g.weightDecay, initialAccumulatorValue: g.initialAccumulatorValue, eps: g.eps, maximize: g.maximize };
+    for (const p of g.params) {
+      if (p.grad === undefined) continue;
+      requireFused('Adagrad', p);
+      const st = stateOf(opt as unknown as Optimizer<BaseOptions>, p);
+      // Adagrad.fusedRule: this step's decayed learning rate.
+      const rule: NextRule = () => {
+        const { step, undo } = advanceStep(st);
+        return { rule: { kind: 'adagrad', lr: g.lr / (1 + (step - 1) * g.lrDecay), weightDecay: g.weightDecay, eps: g.eps, maximize: g.maximize }, undo };
+      };
+      fusedStep(tracer, 'Adagrad', g, baked, p, st, ['sum'], rule, g.initialAccumulatorValue);
+    }
+  }
+}
+
 /** step() of an optimizer while a trace is active; false (not handled) when no trace is. */
 export function tracedOptimizerStep(opt: Optimizer<BaseOptions>): boolean {
   const tracer = activeTracer();
   if (tracer === undefined) return false;
   if (opt instanceof SGD) sgdStep(tracer, opt);
   else if (opt instanceof Adam) adamStep(tracer, opt);
+  else if (opt instanceof RMSprop) rmspropStep(tracer, opt);
+  else if (opt instanceof Adagrad) adagradStep(tracer, opt);
   else {
-    throw new TesseraError(`${opt.constructor.name}.step inside a traced (jit) function: only SGD, Adam and AdamW have a traceable update so far; ` +
-      'call step() outside the jitted function, or use one of those optimizers.');
+    throw new TesseraError(`${opt.constructor.name}.step inside a traced (jit) function: only SGD, Adam, AdamW (and on backends with a fused ` +
+      'update kernel, RMSprop and Adagrad) have a traceable update so far; call step() outside the jitted function, or use one of those optimizers.');
   }
   return true;
 }
