@@ -23,10 +23,11 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = dirname(here);
 
 /**
- * 'tessera' uses only the public API (wasm when it lists that backend, else cpu); 'tessera-wasm'
- * enables the wasm backend from the checkout first (README's recipe, until the package exports it).
+ * 'tessera' uses only the public API (wasm when it lists that backend, else cpu), op by op;
+ * 'tessera-jit' the same with each training step compiled by `t.jit`; 'tessera-wasm' enables the
+ * wasm backend from the checkout first (README's recipe, from before the package exported it).
  */
-const LIBRARIES = ['tessera', 'tessera-wasm', 'tfjs-cpu', 'tfjs-wasm', 'jax-js', 'pytorch'] as const;
+const LIBRARIES = ['tessera', 'tessera-jit', 'tessera-wasm', 'tfjs-cpu', 'tfjs-wasm', 'jax-js', 'pytorch'] as const;
 type Library = (typeof LIBRARIES)[number];
 const PYTHON = '/usr/bin/python3';
 
@@ -69,6 +70,7 @@ function childCommand(lib: Library): { cmd: string; args: string[] } {
   const ts = (file: string): { cmd: string; args: string[] } => ({ cmd: process.execPath, args: ['--import', 'tsx', join(here, file)] });
   switch (lib) {
     case 'tessera': return ts('workloads/tessera.ts');
+    case 'tessera-jit': return { cmd: process.execPath, args: [...ts('workloads/tessera.ts').args, '--backend=jit'] };
     case 'tessera-wasm': return { cmd: process.execPath, args: [...ts('workloads/tessera.ts').args, '--backend=checkout-wasm'] };
     case 'tfjs-cpu': return { cmd: process.execPath, args: [...ts('peers/tfjs.ts').args, '--backend=cpu'] };
     case 'tfjs-wasm': return { cmd: process.execPath, args: [...ts('peers/tfjs.ts').args, '--backend=wasm'] };
@@ -130,7 +132,7 @@ function runChild(lib: Library, group: WorkloadGroup, threads: number, spec: Ben
 
 /** Libraries that use more than one thread in Node; the others are run (and recorded) at 1. */
 function threadCountsFor(lib: Library, threads: number[]): number[] {
-  return lib === 'tessera' || lib === 'tessera-wasm' || lib === 'pytorch' ? threads : [1];
+  return lib === 'tessera' || lib === 'tessera-jit' || lib === 'tessera-wasm' || lib === 'pytorch' ? threads : [1];
 }
 
 async function main(): Promise<void> {
@@ -153,6 +155,8 @@ async function main(): Promise<void> {
     }
     for (const threads of threadCountsFor(lib, options.threads)) {
       for (const group of WORKLOAD_GROUPS) {
+        // A single product compiles to the same SGEMM call as the 'tessera' row: nothing to add.
+        if (lib === 'tessera-jit' && group === 'matmul') continue;
         process.stderr.write(`bench: ${lib}, ${group}, ${threads} thread(s)\n`);
         const result = await runChild(lib, group, threads, spec, timeoutMs);
         records.push(...result.records);

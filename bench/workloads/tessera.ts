@@ -6,6 +6,7 @@
 // With --backend=checkout-wasm (bench/run.ts's 'tessera-wasm' library) it first enables the wasm
 // backend the way README.md shows for a checkout, before the package exports it: importing
 // src/backend/wasm/node.js registers the backend, and enableWasmThreads gives it the threads.
+// With --backend=jit ('tessera-jit') the training steps run as `t.jit`-compiled graphs.
 
 import * as t from '../../src/index.js';
 import { emit, parseChildArgs, reasonOf, runMatmulCases, runTrainCase, type RecordBase } from '../harness.js';
@@ -21,12 +22,15 @@ function backendThreads(backend: t.Backend): number {
 async function main(): Promise<void> {
   const args = parseChildArgs();
   let library = 'tessera';
+  const jit = args.backend === 'jit';
   if (args.backend === 'checkout-wasm') {
     const { enableWasmThreads } = await import('../../src/backend/wasm/node.js');
     enableWasmThreads(args.threads);
     library = 'tessera-wasm';
+  } else if (jit) {
+    library = 'tessera-jit';
   } else if (args.backend !== undefined) {
-    throw new Error(`tessera bench child: unknown --backend=${args.backend}; expected checkout-wasm or none`);
+    throw new Error(`tessera bench child: unknown --backend=${args.backend}; expected checkout-wasm, jit or none`);
   }
   const backendName = t.listBackends().includes('wasm') ? 'wasm' : 'cpu';
   t.setBackend(backendName);
@@ -38,11 +42,12 @@ async function main(): Promise<void> {
     return;
   }
   if (args.group === 'matmul') {
+    if (jit) throw new Error('tessera bench child: --backend=jit times training steps only (bench/run.ts does not ask it for matmul)');
     await runMatmulCases(args.spec, base, tesseraMatmul);
     return;
   }
   const build = { mlp: tesseraMlpStep, cnn: tesseraCnnStep, gpt: tesseraGptStep }[args.group];
-  await runTrainCase(args.spec, base, args.group, trainStepFlops(args.spec, args.group), () => build(args.spec));
+  await runTrainCase(args.spec, base, args.group, trainStepFlops(args.spec, args.group), () => build(args.spec, { jit }));
 }
 
 main().then(

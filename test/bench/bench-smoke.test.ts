@@ -31,6 +31,20 @@ test('the GPT training step gives a loss near ln(vocab) and keeps finite after a
   assert.ok(Number.isFinite(step()));
 });
 
+test('the jitted steps (the tessera-jit rows) train like the eager ones: same losses from the same seed', () => {
+  for (const build of [tesseraMlpStep, tesseraGptStep]) {
+    const eager = build(smallSpec());
+    const eagerLosses = [eager(), eager(), eager()];
+    const jitted = build(smallSpec(), { jit: true });
+    const jitLosses = [jitted(), jitted(), jitted()];
+    for (let i = 0; i < 3; i++) {
+      assert.ok(Math.abs(jitLosses[i]! - eagerLosses[i]!) <= 1e-5 * Math.abs(eagerLosses[i]!),
+        `${build.name} step ${i}: jit ${jitLosses[i]} vs eager ${eagerLosses[i]}`);
+    }
+    assert.ok(jitLosses[2]! < jitLosses[0]!, `${build.name}: the jitted step should learn: ${jitLosses.join(', ')}`);
+  }
+});
+
 test('timeRuns runs the warm-ups, then stops at maxRuns', async () => {
   let calls = 0;
   const t = await timeRuns(() => { calls++; }, { warmup: 2, minRuns: 1, maxRuns: 4, budgetMs: 1e9, caseLimitMs: 1e9 });
