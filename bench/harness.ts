@@ -1,7 +1,7 @@
 // The timing loop and output protocol shared by every TypeScript child of bench/run.ts (tessera,
 // TensorFlow.js, jax-js). bench/peers/torch_bench.py implements the same rules in Python.
 
-import { RESULT_PREFIX, type BenchRecord, type BenchSpec, type TimingSpec, type WorkloadGroup } from './spec.js';
+import { MAX_WARMUP_RUNS, RESULT_PREFIX, type BenchRecord, type BenchSpec, type TimingSpec, type WorkloadGroup } from './spec.js';
 
 export interface ChildArgs {
   spec: BenchSpec;
@@ -54,7 +54,8 @@ export function median(xs: readonly number[]): number {
 }
 
 /**
- * Runs `fn` `warmup` times untimed, then times runs until maxRuns, or until budgetMs was spent
+ * Runs `fn` untimed at least `warmup` times and until `warmupMs` was spent (at most
+ * MAX_WARMUP_RUNS), then times runs until maxRuns, or until budgetMs was spent
  * after at least minRuns. `fn` must finish its work before it returns (or resolves): read a
  * value back where a library computes lazily. A warm-up slower than caseLimitMs shortens the
  * case to one timed run after it (the warm-up may include jit compilation, so it is not the one
@@ -62,7 +63,10 @@ export function median(xs: readonly number[]): number {
  */
 export async function timeRuns(fn: () => unknown, timing: TimingSpec): Promise<Timing> {
   const samples: number[] = [], cpuSamples: number[] = [];
-  for (let i = 0; i < timing.warmup; i++) {
+  const warmStart = performance.now();
+  const warming = (i: number): boolean =>
+    i < timing.warmup || (i < MAX_WARMUP_RUNS && performance.now() - warmStart < (timing.warmupMs ?? 0));
+  for (let i = 0; warming(i); i++) {
     const t0 = performance.now();
     await fn();
     const ms = performance.now() - t0;

@@ -15,9 +15,19 @@ export interface CnnSpec { batch: number; hw: number; c1: number; c2: number; hi
 /** Pre-norm GPT (GELU MLP of 4·d, causal attention, final LayerNorm, head tied to the token embedding). */
 export interface GptSpec { batch: number; vocab: number; context: number; d: number; heads: number; layers: number }
 
+/** The most warm-up runs a case gets, however short its runs (TimingSpec.warmupMs). */
+export const MAX_WARMUP_RUNS = 50;
+
 export interface TimingSpec {
-  /** Untimed runs first (jit compilation, kernel caches, allocator warm-up). */
+  /** Untimed runs first (jit compilation, kernel caches, allocator warm-up): at least this many, */
   warmup: number;
+  /**
+   * ... and more until this much time was spent warming up (at most MAX_WARMUP_RUNS runs): a
+   * JavaScript engine keeps optimizing a training step's code for a second or more (V8 measured on
+   * tessera's GPT step: 115 ms per step after 3 warm-ups, 97 ms after 40), and what a training run
+   * sees over thousands of steps is the steady state.
+   */
+  warmupMs: number;
   minRuns: number;
   maxRuns: number;
   /** Stop adding runs once this much time was spent on a case (after minRuns). */
@@ -58,11 +68,11 @@ export function defaultSpec(quick: boolean): BenchSpec {
     cnn: { batch: 64, hw: 28, c1: 32, c2: 64, hidden: 128, classes: 10 },
     gpt: { batch: 16, vocab: 65, context: 64, d: 128, heads: 4, layers: 2 },
     matmulTiming: quick
-      ? { warmup: 1, minRuns: 2, maxRuns: 3, budgetMs: 1000, caseLimitMs: 4000 }
-      : { warmup: 2, minRuns: 3, maxRuns: 10, budgetMs: 3000, caseLimitMs: 20000 },
+      ? { warmup: 1, warmupMs: 0, minRuns: 2, maxRuns: 3, budgetMs: 1000, caseLimitMs: 4000 }
+      : { warmup: 2, warmupMs: 300, minRuns: 3, maxRuns: 10, budgetMs: 3000, caseLimitMs: 20000 },
     trainTiming: quick
-      ? { warmup: 1, minRuns: 2, maxRuns: 3, budgetMs: 2000, caseLimitMs: 8000 }
-      : { warmup: 2, minRuns: 3, maxRuns: 10, budgetMs: 6000, caseLimitMs: 20000 },
+      ? { warmup: 1, warmupMs: 0, minRuns: 2, maxRuns: 3, budgetMs: 2000, caseLimitMs: 8000 }
+      : { warmup: 2, warmupMs: 3000, minRuns: 3, maxRuns: 10, budgetMs: 6000, caseLimitMs: 20000 },
     lr: 1e-3,
     seed: 0,
   };

@@ -37,10 +37,17 @@ def emit(record):
     sys.stdout.flush()
 
 
+MAX_WARMUP_RUNS = 50  # bench/spec.ts MAX_WARMUP_RUNS
+
+
 def time_runs(fn, timing):
     """bench/harness.ts timeRuns, in Python."""
     samples, cpu_samples = [], []
-    for _ in range(timing['warmup']):
+    warm_start = time.perf_counter()
+    i = 0
+    # At least `warmup` runs, and more until `warmupMs` was spent (at most MAX_WARMUP_RUNS).
+    while i < timing['warmup'] or (i < MAX_WARMUP_RUNS and (time.perf_counter() - warm_start) * 1000 < timing.get('warmupMs', 0)):
+        i += 1
         t0 = time.perf_counter()
         fn()
         warm_ms = (time.perf_counter() - t0) * 1000

@@ -2,7 +2,7 @@
 // learn, and the timing loop and FLOP counts follow their rules. No timings are asserted.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { defaultSpec, trainStepFlops, type BenchSpec } from '../../bench/spec.js';
+import { MAX_WARMUP_RUNS, defaultSpec, trainStepFlops, type BenchSpec } from '../../bench/spec.js';
 import { median, timeRuns } from '../../bench/harness.js';
 import { tesseraGptStep, tesseraMlpStep } from '../../bench/workloads/tessera-models.js';
 
@@ -47,7 +47,7 @@ test('the jitted steps (the tessera-jit rows) train like the eager ones: same lo
 
 test('timeRuns runs the warm-ups, then stops at maxRuns', async () => {
   let calls = 0;
-  const t = await timeRuns(() => { calls++; }, { warmup: 2, minRuns: 1, maxRuns: 4, budgetMs: 1e9, caseLimitMs: 1e9 });
+  const t = await timeRuns(() => { calls++; }, { warmup: 2, warmupMs: 0, minRuns: 1, maxRuns: 4, budgetMs: 1e9, caseLimitMs: 1e9 });
   assert.equal(calls, 6);
   assert.equal(t.runs, 4);
   assert.equal(t.samplesMs.length, 4);
@@ -58,15 +58,25 @@ const busyFor = (ms: number): void => { const end = performance.now() + ms; whil
 
 test('timeRuns times one run after a warm-up slower than the case limit (warm-up not reported)', async () => {
   let calls = 0;
-  const t = await timeRuns(() => { calls++; busyFor(3); }, { warmup: 2, minRuns: 3, maxRuns: 10, budgetMs: 1e9, caseLimitMs: 1 });
+  const t = await timeRuns(() => { calls++; busyFor(3); }, { warmup: 2, warmupMs: 0, minRuns: 3, maxRuns: 10, budgetMs: 1e9, caseLimitMs: 1 });
   assert.equal(calls, 2);
   assert.equal(t.runs, 1);
 });
 
 test('timeRuns stops warming up after one warm-up longer than the budget', async () => {
   let calls = 0;
-  const t = await timeRuns(() => { calls++; busyFor(3); }, { warmup: 5, minRuns: 2, maxRuns: 2, budgetMs: 1, caseLimitMs: 1e9 });
+  const t = await timeRuns(() => { calls++; busyFor(3); }, { warmup: 5, warmupMs: 0, minRuns: 2, maxRuns: 2, budgetMs: 1, caseLimitMs: 1e9 });
   assert.equal(calls, t.runs + 1, `${calls} calls for ${t.runs} timed runs: expected exactly one warm-up`);
+});
+
+test('timeRuns keeps warming up until warmupMs was spent, at most MAX_WARMUP_RUNS times', async () => {
+  let calls = 0;
+  const timed = await timeRuns(() => { calls++; busyFor(2); }, { warmup: 1, warmupMs: 30, minRuns: 1, maxRuns: 1, budgetMs: 1e9, caseLimitMs: 1e9 });
+  const warmups = calls - timed.runs;
+  assert.ok(warmups >= 10 && warmups <= 16, `${warmups} warm-ups of 2 ms for a 30 ms warm-up budget`);
+  calls = 0;
+  const capped = await timeRuns(() => { calls++; }, { warmup: 1, warmupMs: 1e9, minRuns: 1, maxRuns: 1, budgetMs: 1e9, caseLimitMs: 1e9 });
+  assert.equal(calls - capped.runs, MAX_WARMUP_RUNS);
 });
 
 test('median of odd and even counts', () => {
