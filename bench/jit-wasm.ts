@@ -1,5 +1,5 @@
 // Eager vs jit on the wasm backend: one training step (forward, cross-entropy, backward, Adam) of
-// the peer benchmark's MLP and GPT (bench/spec.ts sizes, built like bench/workloads/tessera-models.ts),
+// the peer benchmark's MLP and GPT (bench/spec.ts sizes, the steps of bench/workloads/tessera-models.ts),
 // run three ways in one process:
 //   eager       the step as plain code (what `npm run bench` times);
 //   jit-before  jit with what wasm graphs got before fusion: the backend-independent passes
@@ -14,12 +14,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { loadavg } from 'node:os';
 import * as t from '../src/index.js';
-import { jit } from '../src/index.js';
 import { setGraphCompiler, type GraphCompiler } from '../src/graph/jit.js';
 import { compile, defaultPasses, jitGraphCompiler, portablePasses } from '../src/compiler/index.js';
-import { GPT, Linear, ReLU, Sequential, flattenLogits, type Module } from '../src/nn/index.js';
-import { Adam } from '../src/optim/index.js';
 import { defaultSpec, type BenchSpec } from './spec.js';
+import { tesseraGptStep, tesseraMlpStep } from './workloads/tessera-models.js';
 
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i++) {
@@ -36,65 +34,10 @@ if (args.has('quick')) {
   spec.gpt = { batch: 4, vocab: 65, context: 16, d: 64, heads: 4, layers: 1 };
 }
 
-type Model = Module<[t.Tensor], t.Tensor>;
-interface Workload { model: Model; x: t.Tensor; y: t.Tensor; flatten: boolean }
-
-function build(name: string): Workload {
-  t.manualSeed(spec.seed);
-  if (name === 'mlp') {
-    const { batch, sizes } = spec.mlp;
-    const layers: Model[] = [];
-    for (let i = 0; i + 1 < sizes.length; i++) {
-      if (i > 0) layers.push(new ReLU());
-      layers.push(new Linear(sizes[i]!, sizes[i + 1]!));
-    }
-    return { model: new Sequential(...layers), x: t.randn([batch, sizes[0]!]), y: t.randint(0, sizes[sizes.length - 1]!, [batch]), flatten: false };
-  }
-  const g = spec.gpt;
-  const model = new GPT({ vocabSize: g.vocab, blockSize: g.context, embedDim: g.d, numHeads: g.heads, numLayers: g.layers });
-  return { model, x: t.randint(0, g.vocab, [g.batch, g.context]), y: t.randint(0, g.vocab, [g.batch, g.context]), flatten: true };
-}
-
-const lossOf = (w: Workload): t.Tensor => {
-  const logits = w.model.call(w.x);
-  return w.flatten ? t.crossEntropy(flattenLogits(logits), w.y.reshape([-1])) : t.crossEntropy(logits, w.y);
-};
-
-/** One step → its loss. The eager step is bench/workloads' (scoped, gradients kept to the next step). */
-function stepFor(mode: string, w: Workload): () => number {
-  const params = w.model.parameters();
-  const optimizer = new Adam(params, { lr: spec.lr });
-  if (mode === 'eager') {
-    return () => {
-      for (const p of params) p.grad?.dispose();
-      optimizer.zeroGrad();
-      return t.scope(() => {
-        const loss = lossOf(w);
-        loss.backward();
-        for (const p of params) if (p.grad !== undefined) t.keep(p.grad);
-        optimizer.step();
-        return loss.item();
-      });
-    };
-  }
-  const compiled = jit(() => {
-    optimizer.zeroGrad();
-    const loss = lossOf(w);
-    loss.backward();
-    optimizer.step();
-    return loss;
-  });
-  return () => {
-    // The graph writes fresh gradients each call; free the previous ones as the eager step does.
-    for (const p of params) {
-      p.grad?.dispose();
-      p.grad = undefined;
-    }
-    const loss = compiled();
-    const v = loss.item();
-    loss.dispose();
-    return v;
-  };
+/** One step → its loss: bench/workloads' eager step, or the same step compiled by `t.jit`. */
+function stepFor(mode: string, model: string): () => number {
+  const build = model === 'mlp' ? tesseraMlpStep : tesseraGptStep;
+  return build(spec, { jit: mode !== 'eager' });
 }
 
 const installed: GraphCompiler = jitGraphCompiler;
@@ -121,7 +64,7 @@ for (const m of MODES) if (m !== 'eager' && COMPILERS[m] === undefined) throw ne
 function measureModel(model: string): Row[] {
   const runs = MODES.map((mode) => {
     setGraphCompiler(COMPILERS[mode] ?? installed);
-    const step = stepFor(mode, build(model));
+    const step = stepFor(mode, model);
     const losses = [step(), step()]; // warm-up: the trace and compilation happen here
     return { mode, step, losses, walls: [] as number[], cpuMicros: 0 };
   });
