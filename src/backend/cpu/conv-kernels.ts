@@ -6,7 +6,7 @@ import type { Kernel, OutputInfo, Storage } from '../backend.js';
 import { allocStorage, type TypedArray } from '../../core/dtype.js';
 import { sizeOf } from '../../core/shape.js';
 import type { PatchAttrs } from '../../ops/primitives.js';
-import { sweep3, type Sweep3 } from './window-kernels.js';
+import { forEachWindowTap, sweep3, type Sweep3 } from './window-kernels.js';
 import { arrayOf, contiguousValues } from './strided.js';
 
 /**
@@ -14,26 +14,9 @@ import { arrayOf, contiguousValues } from './strided.js';
  * position (od, oh, ow) of batch n over the channels of group `gr` that lie inside the input.
  */
 function forEachTap(s: Sweep3, cg: number, offset: number, n: number, gr: number, od: number, oh: number, ow: number, visit: (src: number, tap: number) => void): void {
-  const [D, H, W] = s.size;
-  const [KD, KH, KW] = s.kernel;
-  const [SD, SH, SW] = s.stride;
-  const [DD, DH, DW] = s.dilation;
-  const [PD, PH, PW] = s.padBefore;
-  const [sn, sc, sd, sh, sw] = s.strides;
-  let tap = 0;
-  for (let c = 0; c < cg; c++) {
-    const base = offset + n * sn + (gr * cg + c) * sc;
-    for (let kd = 0; kd < KD; kd++) {
-      const id = od * SD - PD + kd * DD;
-      for (let kh = 0; kh < KH; kh++) {
-        const ih = oh * SH - PH + kh * DH;
-        for (let kw = 0; kw < KW; kw++, tap++) {
-          const iw = ow * SW - PW + kw * DW;
-          if (id >= 0 && id < D && ih >= 0 && ih < H && iw >= 0 && iw < W) visit(base + id * sd + ih * sh + iw * sw, tap);
-        }
-      }
-    }
-  }
+  forEachWindowTap(s, cg, offset, n, gr, od, oh, ow, (src, tap) => {
+    if (src >= 0) visit(src, tap);
+  });
 }
 
 export function makeConvKernels(wrapOut: (out: OutputInfo, data: TypedArray) => Storage): {

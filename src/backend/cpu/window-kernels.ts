@@ -51,36 +51,50 @@ export function sweep3(shape: readonly number[], strides: readonly number[], g: 
 }
 
 /**
- * Calls visit(column position in the patch matrix, input element offset or -1 for padding) for
- * every patch entry, in the patch matrix's row-major order.
+ * Calls visit(input element offset, or -1 for padding; tap index) for every tap of the window at
+ * output position (od, oh, ow) of batch n, over the cg channels of group `gr`, in patch-row order
+ * (channel, then kernel depth, height, width). Shared with the direct convolution's reference
+ * kernels (conv-kernels.ts).
  */
-function forEachPatchEntry(s: Sweep3, groups: number, offset: number, visit: (col: number, src: number) => void): void {
+export function forEachWindowTap(
+  s: Sweep3, cg: number, offset: number, n: number, gr: number, od: number, oh: number, ow: number,
+  visit: (src: number, tap: number) => void,
+): void {
   const [D, H, W] = s.size;
-  const [OD, OH, OW] = s.out;
   const [KD, KH, KW] = s.kernel;
   const [SD, SH, SW] = s.stride;
   const [DD, DH, DW] = s.dilation;
   const [PD, PH, PW] = s.padBefore;
   const [sn, sc, sd, sh, sw] = s.strides;
+  let tap = 0;
+  for (let c = 0; c < cg; c++) {
+    const base = offset + n * sn + (gr * cg + c) * sc;
+    for (let kd = 0; kd < KD; kd++) {
+      const id = od * SD - PD + kd * DD;
+      for (let kh = 0; kh < KH; kh++) {
+        const ih = oh * SH - PH + kh * DH;
+        for (let kw = 0; kw < KW; kw++, tap++) {
+          const iw = ow * SW - PW + kw * DW;
+          const inside = id >= 0 && id < D && ih >= 0 && ih < H && iw >= 0 && iw < W;
+          visit(inside ? base + id * sd + ih * sh + iw * sw : -1, tap);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Calls visit(column position in the patch matrix, input element offset or -1 for padding) for
+ * every patch entry, in the patch matrix's row-major order.
+ */
+function forEachPatchEntry(s: Sweep3, groups: number, offset: number, visit: (col: number, src: number) => void): void {
+  const [OD, OH, OW] = s.out;
   const cg = s.channels / groups;
   let o = 0;
   for (let gr = 0; gr < groups; gr++) {
     for (let n = 0; n < s.n; n++) {
       for (let od = 0; od < OD; od++) for (let oh = 0; oh < OH; oh++) for (let ow = 0; ow < OW; ow++) {
-        for (let c = 0; c < cg; c++) {
-          const base = offset + n * sn + (gr * cg + c) * sc;
-          for (let kd = 0; kd < KD; kd++) {
-            const id = od * SD - PD + kd * DD;
-            for (let kh = 0; kh < KH; kh++) {
-              const ih = oh * SH - PH + kh * DH;
-              for (let kw = 0; kw < KW; kw++, o++) {
-                const iw = ow * SW - PW + kw * DW;
-                const inside = id >= 0 && id < D && ih >= 0 && ih < H && iw >= 0 && iw < W;
-                visit(o, inside ? base + id * sd + ih * sh + iw * sw : -1);
-              }
-            }
-          }
-        }
+        forEachWindowTap(s, cg, offset, n, gr, od, oh, ow, (src) => visit(o++, src));
       }
     }
   }
