@@ -27,7 +27,10 @@ const cases: Case[] = [
   { name: 'sum last axis 1M', elements: N, make: (b) => { const x = t.rand([1024, 1024], { backend: b }); return () => t.sum(x, -1); } },
   { name: 'sum axis 0 1M', elements: N, make: (b) => { const x = t.rand([1024, 1024], { backend: b }); return () => t.sum(x, 0); } },
   { name: 'max last axis 1M', elements: N, make: (b) => { const x = t.rand([1024, 1024], { backend: b }); return () => t.max(x, -1); } },
-  { name: 'exp 1M (Math.exp between heap views)', elements: N, make: (b) => { const x = t.rand([1024, 1024], { backend: b }); return () => t.exp(x); } },
+  { name: 'exp 1M', elements: N, make: (b) => { const x = t.randn([1024, 1024], { backend: b }); return () => t.exp(x); } },
+  { name: 'tanh 1M', elements: N, make: (b) => { const x = t.randn([1024, 1024], { backend: b }); return () => t.tanh(x); } },
+  { name: 'erf 1M', elements: N, make: (b) => { const x = t.randn([1024, 1024], { backend: b }); return () => t.erf(x); } },
+  { name: 'gelu 1M', elements: N, make: (b) => { const x = t.randn([1024, 1024], { backend: b }); return () => t.gelu(x); } },
   { name: 'softmax 256x1024', elements: 256 * 1024, make: (b) => { const x = t.randn([256, 1024], { backend: b }); return () => t.softmax(x, -1); } },
   { name: 'matmul 256', elements: 256 ** 3, make: (b) => { const x = t.rand([256, 256], { backend: b }), y = t.rand([256, 256], { backend: b }); return () => t.matmul(x, y); } },
 ];
