@@ -6,8 +6,10 @@
 // element goes through a float64 conversion each way. The arrays handed to a collective are the
 // caller's, outside any WebAssembly memory, so each block of up to 64 KiB is copied into a small
 // private memory, reduced there with f32x4/f64x2/i32x4 instructions, and copied back: the two
-// copies are memcpy-speed, and the three together cost about half the JS loop (8M float32 from
-// DRAM: 6.9 ms against 13 ms, .prof-style microbenchmark, best of 8 after warm-up).
+// copies are memcpy-speed, and the three together cost less than the JS loop (in the same CPU
+// profile, PROFILE_CPU_DIR=... npx tsx bench/comm/profile-allreduce.ts tcp 64 ring 30: the JS loop
+// ~18 ms per call, the SIMD path ~13 ms including its copies, which are bound by the destination's
+// trip from and to DRAM).
 //
 // Results are bit-identical to the JS loops: a float32 sum or product computed in float64 and
 // rounded once equals the float32 operation (float64 holds the exact product of two float32

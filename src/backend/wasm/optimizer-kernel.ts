@@ -360,7 +360,8 @@ export class WasmOptimizerKernels {
   /**
    * Parameters with fewer elements run on the calling thread. Infinity (never split) by default:
    * on the 2-core development machine, loaded by other work, splitting the MLP's Adam step over 2
-   * threads measured slower than one thread (median 2.3 vs 1.4 ms, .prof/optim-threads.ts), so the
+   * threads measured slower than one thread (median 2.3 vs 1.4 ms, a throwaway timing loop over
+   * optimizer.step() with parallelMinElements 0 vs Infinity), so the
    * split stays opt-in (e.g. SUGGESTED_PARALLEL_MIN_ELEMENTS) until it is measured on idle cores.
    */
   parallelMinElements = Infinity;

@@ -38,7 +38,8 @@ export async function pairAllReduce(c: Comm, data: CommArray, op: ReduceOp): Pro
  * Pieces of 4 MiB: the last piece's reduction, which nothing overlaps, stays short (~1 ms with
  * the SIMD reduction), and the per-message costs (a header, a receive to match, a promise, a
  * timer) are paid 16 times per 64 MB instead of 64. Measured on a quiet machine, 64 MB 2-rank
- * TCP all-reduce, 1 MiB and 4 MiB alternating four times (`profile-allreduce.ts tcp 64 ring 20`):
+ * TCP all-reduce, 1 MiB and 4 MiB alternating four times (this constant edited between runs of
+ * `npx tsx bench/comm/profile-allreduce.ts tcp 64 ring 20`):
  * median 78/77/78/65 ms per call with 1 MiB against 72/71/72/57 with 4 MiB. (Before the reduction
  * ran in SIMD, under load, no size between 1 and 32 MiB was consistently better.)
  */
