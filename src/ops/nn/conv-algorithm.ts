@@ -9,7 +9,7 @@
 // Why measure rather than a fixed rule: the direct kernel does C_in/g·K multiply-adds per output
 // from registers, so it wins when the GEMM depth K = C_in/g·kh·kw is small and the GEMM (plus the
 // patch matrix it reads, and the bias add over its permuted result) cannot get up to speed, and
-// loses when K is deep enough for the GEMM's register tiles. Measured with `timings` below on the
+// loses when K is deep enough for the GEMM's register tiles. Measured with `timings` below (bench/conv-algorithms.ts) on the
 // bench CNN (batch 64, 28x28, 3x3 pad 1; TESSERA_THREADS=1, 2 shared cores at load ~6, two runs):
 //   conv1 1→32  (K = 9):   forward   direct 2.8-2.9 ms, im2col + GEMM + bias 5.7-7.7 ms;
 //                          weight gradient direct 2.5 ms, im2col + copy + GEMM 5.0-6.7 ms;
@@ -100,7 +100,7 @@ const contiguousStrides = (shape: readonly number[]): number[] => {
 
 /**
  * Best milliseconds of each path for one pass of `p`, run through the backend's kernels
- * on zero-filled scratch tensors (exported for the profiling script that prints the table above).
+ * on zero-filled scratch tensors (exported for bench/conv-algorithms.ts, which prints the table above).
  */
 export function timings(pass: ConvPass, p: ConvProblem): { direct: number; im2col: number } {
   const b = p.backend;
