@@ -10,16 +10,18 @@ import type { CommArray, ReduceOp } from './types.js';
  */
 export const SIMD_REDUCE_MIN_ELEMENTS = 512;
 
+type Reduction = (dst: CommArray, src: CommArray, op: ReduceOp) => void;
+
+/** A long array's SIMD prefix (simd returns how many elements it did, 0 without SIMD), then the JS loop on the rest. */
+function simdThenLoop(dst: CommArray, src: CommArray, op: ReduceOp, simd: (d: CommArray, s: CommArray, o: ReduceOp) => number, loop: Reduction): void {
+  const done = dst.length >= SIMD_REDUCE_MIN_ELEMENTS ? simd(dst, src, op) : 0;
+  if (done === 0) loop(dst, src, op);
+  else if (done < dst.length) loop(dst.subarray(done), src.subarray(done), op);
+}
+
 export function reduceInto(dst: CommArray, src: CommArray, op: ReduceOp): void {
   if (src.length !== dst.length) throw new RangeError(`reduceInto: lengths differ (${dst.length} vs ${src.length})`);
-  if (dst.length >= SIMD_REDUCE_MIN_ELEMENTS) {
-    const done = simdReducePrefix(dst, src, op);
-    if (done > 0) {
-      if (done < dst.length) reduceIntoLoop(dst.subarray(done), src.subarray(done), op);
-      return;
-    }
-  }
-  reduceIntoLoop(dst, src, op);
+  simdThenLoop(dst, src, op, simdReducePrefix, reduceIntoLoop);
 }
 
 /** The JS loops: short arrays, the tail after the SIMD prefix, and runtimes without WebAssembly SIMD. */
@@ -141,14 +143,7 @@ export function divideInPlace(array: CommArray, count: number): void {
  */
 export function reduceIntoBoth(dst: CommArray, src: CommArray, op: ReduceOp): void {
   if (src.length !== dst.length) throw new RangeError(`reduceIntoBoth: lengths differ (${dst.length} vs ${src.length})`);
-  if (dst.length >= SIMD_REDUCE_MIN_ELEMENTS) {
-    const done = simdReducePrefixBoth(dst, src, op);
-    if (done > 0) {
-      if (done < dst.length) reduceIntoBothLoop(dst.subarray(done), src.subarray(done), op);
-      return;
-    }
-  }
-  reduceIntoBothLoop(dst, src, op);
+  simdThenLoop(dst, src, op, simdReducePrefixBoth, reduceIntoBothLoop);
 }
 
 /** The JS loops of reduceIntoBoth (short arrays, the tail, runtimes without WebAssembly SIMD). */

@@ -121,46 +121,38 @@ export class SimdReducer {
    * block; returns how many elements that was (the caller reduces the rest).
    */
   reducePrefix(dst: CommArray, src: CommArray, op: ReduceOp): number {
+    return this.reduceBlocks(dst, src, op, false);
+  }
+
+  /**
+   * dst = src = dst (op) src over the same prefix: the one pass of the 2-rank all-reduce on
+   * shared memory that reduces and hands the result back into the peer's array.
+   */
+  reducePrefixBoth(dst: CommArray, src: CommArray, op: ReduceOp): number {
+    return this.reduceBlocks(dst, src, op, true);
+  }
+
+  private reduceBlocks(dst: CommArray, src: CommArray, op: ReduceOp, writeSrcToo: boolean): number {
     const kernel = this.kernels.get(`${dtypeOf(dst)}_${op === 'avg' ? 'sum' : op}`)!;
     const es = dst.BYTES_PER_ELEMENT;
     const total = Math.floor((dst.length * es) / 64) * 64;
     const dstBytes = new Uint8Array(dst.buffer, dst.byteOffset, total);
     const mem = this.memory;
-    const srcInMemory = src.buffer === mem.buffer && src.byteOffset >= STAGING_AT;
-    const srcBytes = srcInMemory ? undefined : new Uint8Array(src.buffer, src.byteOffset, total);
+    // A source in this reducer's staging area (a TCP read) is reduced where it lies.
+    const srcInPlace = !writeSrcToo && src.buffer === mem.buffer && src.byteOffset >= STAGING_AT;
+    const srcBytes = new Uint8Array(src.buffer, src.byteOffset, total);
     for (let at = 0; at < total; at += BLOCK_BYTES) {
       const n = Math.min(BLOCK_BYTES, total - at);
       mem.set(dstBytes.subarray(at, at + n), DST_AT);
-      if (srcBytes === undefined) {
+      if (srcInPlace) {
         kernel(DST_AT, src.byteOffset + at, n);
       } else {
         mem.set(srcBytes.subarray(at, at + n), SRC_AT);
         kernel(DST_AT, SRC_AT, n);
       }
-      dstBytes.set(mem.subarray(DST_AT, DST_AT + n), at);
-    }
-    return total / es;
-  }
-
-  /**
-   * dst = src = dst (op) src over the same prefix as reducePrefix: the one pass of the 2-rank
-   * all-reduce on shared memory that reduces and hands the result back into the peer's array.
-   */
-  reducePrefixBoth(dst: CommArray, src: CommArray, op: ReduceOp): number {
-    const kernel = this.kernels.get(`${dtypeOf(dst)}_${op === 'avg' ? 'sum' : op}`)!;
-    const es = dst.BYTES_PER_ELEMENT;
-    const total = Math.floor((dst.length * es) / 64) * 64;
-    const dstBytes = new Uint8Array(dst.buffer, dst.byteOffset, total);
-    const srcBytes = new Uint8Array(src.buffer, src.byteOffset, total);
-    const mem = this.memory;
-    for (let at = 0; at < total; at += BLOCK_BYTES) {
-      const n = Math.min(BLOCK_BYTES, total - at);
-      mem.set(dstBytes.subarray(at, at + n), DST_AT);
-      mem.set(srcBytes.subarray(at, at + n), SRC_AT);
-      kernel(DST_AT, SRC_AT, n);
       const result = mem.subarray(DST_AT, DST_AT + n);
       dstBytes.set(result, at);
-      srcBytes.set(result, at);
+      if (writeSrcToo) srcBytes.set(result, at);
     }
     return total / es;
   }
