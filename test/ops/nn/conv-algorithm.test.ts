@@ -3,22 +3,13 @@ import assert from 'node:assert/strict';
 import * as t from '../../../src/index.js';
 import { wasmBackend } from '../../../src/backend/wasm/backend.js';
 import { timings } from '../../../src/ops/nn/conv-algorithm.js';
+import { primitivesIn } from '../../helpers/primitives.js';
 
 // The per-shape choice between the direct kernel and im2col + GEMM: measured once per geometry on
 // the wasm backend and cached, the measured path is the one that runs, other backends, dtypes and
 // 3-D keep im2col + GEMM, and setConvAlgorithm overrides everything. Which path wins a measurement
 // depends on the machine, so the tests check that a choice is made, kept and followed, not which.
 
-function primitivesIn(f: () => void): Set<string> {
-  const seen = new Set<string>();
-  const stop = t.addDispatchObserver({ onPrimitive: (prim) => { seen.add(prim); } });
-  try {
-    f();
-  } finally {
-    stop();
-  }
-  return seen;
-}
 
 function onBackend<T>(name: string, f: () => T): T {
   const previous = t.currentBackendName();

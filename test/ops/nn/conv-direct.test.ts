@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import * as t from '../../../src/index.js';
 import { forEachBackend } from '../../helpers/backends.js';
 import { checkGradients, checkSecondOrder, rand64, assertClose } from './helpers.js';
+import { primitivesIn } from '../../helpers/primitives.js';
 
 // The direct convolution (the convDirect and convWeightGrad primitives) against a float64
 // reference computed by the other algorithm (im2col + GEMM on the cpu backend): the forward, the
@@ -47,17 +48,6 @@ function forced<T>(algorithm: 'direct' | 'im2col', f: () => T): T {
   }
 }
 
-/** The primitives bound while `f` runs. */
-function primitivesIn(f: () => void): Set<string> {
-  const seen = new Set<string>();
-  const stop = t.addDispatchObserver({ onPrimitive: (prim) => { seen.add(prim); } });
-  try {
-    f();
-  } finally {
-    stop();
-  }
-  return seen;
-}
 
 interface Result { y: t.Tensor; dx: t.Tensor; dw: t.Tensor; db?: t.Tensor }
 
