@@ -10,6 +10,7 @@ import { sweep3 } from '../cpu/window-kernels.js';
 import { forEachPosition } from '../cpu/strided.js';
 import type { WasmHeap } from './memory.js';
 import type { KernelModule, ThreadPool } from './threads.js';
+import { PoolModules } from './pool-modules.js';
 import { relaxedSimdSupported } from './simd-features.js';
 import {
   buildConvForwardModule, buildConvWeightGradModule, buildConvScratchModule, ConvParam, CONV_PARAM_WORDS, PHASE_ROW_SLACK, type ConvDirectSpec,
@@ -71,8 +72,7 @@ function layoutOf(x: KernelInput, attrs: PatchAttrs): Layout {
 }
 
 export class WasmConvDirect {
-  private pool: ThreadPool | undefined;
-  private readonly modules = new Map<string, KernelModule>();
+  private readonly modules = new PoolModules(MAX_MODULES);
   private readonly params: number;
 
   constructor(private readonly heap: WasmHeap, private readonly currentPool: () => ThreadPool) {
@@ -81,19 +81,11 @@ export class WasmConvDirect {
 
   private module(kind: 'forward' | 'weightGrad' | 'scratch', spec: ConvDirectSpec): { pool: ThreadPool; module: KernelModule } {
     const pool = this.currentPool();
-    if (pool !== this.pool) {
-      this.pool = pool;
-      this.modules.clear();
-    }
-    const key = `${kind} ${JSON.stringify(spec)}`;
-    let module = this.modules.get(key);
-    if (module === undefined) {
-      if (this.modules.size >= MAX_MODULES) this.modules.clear(); // many layer shapes: start over rather than grow
+    const module = this.modules.get(pool, `${kind} ${JSON.stringify(spec)}`, () => {
       const memory = { module: 'env', name: 'memory', minPages: 1, maxPages: this.heap.maxPages, shared: this.heap.shared };
       const build = { forward: buildConvForwardModule, weightGrad: buildConvWeightGradModule, scratch: buildConvScratchModule }[kind];
-      module = pool.register(build(memory, spec));
-      this.modules.set(key, module);
-    }
+      return build(memory, spec);
+    });
     return { pool, module };
   }
 

@@ -27,6 +27,7 @@ import { SimdLaneOp } from './opcodes.js';
 import { planRows, forEachRow } from './strided-rows.js';
 import type { WasmHeap } from './memory.js';
 import type { KernelModule, ThreadPool } from './threads.js';
+import { PoolModules } from './pool-modules.js';
 
 const { i32, f32, v128 } = ValType;
 
@@ -350,8 +351,7 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 export class WasmOptimizerKernels {
   private readonly compiled = new Map<string, CompiledRule>();
   /** The same modules registered with the current pool, for updates split over its threads. */
-  private readonly poolModules = new Map<string, KernelModule>();
-  private pool: ThreadPool | undefined;
+  private readonly poolModules = new PoolModules();
   private params: number | undefined;
   /** Updates run by a kernel (tests check that the fused path was taken). */
   updates = 0;
@@ -388,16 +388,7 @@ export class WasmOptimizerKernels {
   private parallelModule(spec: RuleSpec, n: number): { pool: ThreadPool; module: KernelModule } | undefined {
     const pool = this.currentPool();
     if (pool === undefined || pool.threads === 1 || n < this.parallelMinElements) return undefined;
-    if (pool !== this.pool) {
-      this.pool = pool;
-      this.poolModules.clear();
-    }
-    let module = this.poolModules.get(spec.key);
-    if (module === undefined) {
-      module = pool.register(this.bytesFor(spec));
-      this.poolModules.set(spec.key, module);
-    }
-    return { pool, module };
+    return { pool, module: this.poolModules.get(pool, spec.key, () => this.bytesFor(spec)) };
   }
 
   /**

@@ -8,6 +8,7 @@ import type { WindowSweep } from '../../ops/patch-shape.js';
 import { sweep3, type Sweep3 } from '../cpu/window-kernels.js';
 import type { WasmHeap } from './memory.js';
 import type { KernelModule, ThreadPool } from './threads.js';
+import { PoolModules } from './pool-modules.js';
 import { buildWindowModule, MAX_UNROLLED_TAPS, WindowParam, WINDOW_PARAM_WORDS, type WindowKernelKind, type WindowSpec } from './window-kernel.js';
 
 /** Compiled geometries kept per pool (one per distinct layer shape). */
@@ -23,9 +24,8 @@ function contiguousStrides(shape: readonly number[]): number[] {
 }
 
 export class WasmWindowKernels {
-  private pool: ThreadPool | undefined;
   /** Compiled modules by kind and baked geometry (see WindowSpec). */
-  private readonly modules = new Map<string, KernelModule>();
+  private readonly modules = new PoolModules(MAX_MODULES);
   private readonly params: number;
 
   constructor(private readonly heap: WasmHeap, private readonly currentPool: () => ThreadPool) {
@@ -34,18 +34,9 @@ export class WasmWindowKernels {
 
   private module(kind: WindowKernelKind, spec: WindowSpec | undefined): { pool: ThreadPool; module: KernelModule } {
     const pool = this.currentPool();
-    if (pool !== this.pool) {
-      this.pool = pool;
-      this.modules.clear();
-    }
     const key = spec === undefined ? kind : `${kind} ${JSON.stringify(spec)}`;
-    let module = this.modules.get(key);
-    if (module === undefined) {
-      if (this.modules.size >= MAX_MODULES) this.modules.clear(); // many layer shapes: start over rather than grow
-      const bytes = buildWindowModule(kind, { module: 'env', name: 'memory', minPages: 1, maxPages: this.heap.maxPages, shared: this.heap.shared }, spec);
-      module = pool.register(bytes);
-      this.modules.set(key, module);
-    }
+    const module = this.modules.get(pool, key, () =>
+      buildWindowModule(kind, { module: 'env', name: 'memory', minPages: 1, maxPages: this.heap.maxPages, shared: this.heap.shared }, spec));
     return { pool, module };
   }
 
