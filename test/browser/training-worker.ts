@@ -3,7 +3,7 @@
 // takes part in a job, and trains the same MLP as the page did on one thread. First it asks for
 // threads with a worker script that does not exist, to see that error reach the caller.
 import * as t from '../../src/index.js';
-import { ModuleBuilder, ValType, Op, AtomicOp } from '../../src/backend/wasm/encoder.js';
+import { handshakeModule } from '../helpers/handshake-module.js';
 import { trainSmallMlp } from './workload.js';
 
 export type WorkerReport =
@@ -14,29 +14,7 @@ export type WorkerReport =
   }
   | { ok: false; error: string };
 
-/**
- * task(unit, params, thread): the calling thread (0) spins until the word at `params` is set, and
- * traps after ~2^30 checks; any worker sets it. So a job of two units finishes only if a worker
- * runs one (the same check as test/backend/wasm/threads.test.ts, on Web Workers).
- */
-function handshakeModule(maxPages: number): Uint8Array<ArrayBuffer> {
-  const { i32 } = ValType;
-  const m = new ModuleBuilder().importMemory({ module: 'env', name: 'memory', minPages: 1, maxPages, shared: true });
-  const f = m.function({ params: [i32, i32, i32], results: [] }, 'task');
-  const count = f.local(i32);
-  f.localGet(2).if();
-  f.localGet(1).i32Const(1).atomic(AtomicOp.i32AtomicStore);
-  f.else();
-  f.block().loop();
-  f.localGet(1).atomic(AtomicOp.i32AtomicLoad).brIf(1);
-  f.localGet(count).i32Const(1).op(Op.i32Add).localTee(count).i32Const(0x40000000).op(Op.i32Eq).if().op(Op.unreachable).end();
-  f.br(0);
-  f.end().end();
-  f.end();
-  return m.encode();
-}
-
-/** Runs the handshake job `jobs` times; returns how many ended with the worker's flag set. */
+/** Runs the handshake job (test/helpers/handshake-module.ts: finishes only if a Web Worker runs a unit) `jobs` times; returns how many ended with the worker's flag set. */
 function handshakeJobs(jobs: number): number {
   const backend = t.wasmBackend;
   const module = backend.pool.register(handshakeModule(backend.heap.maxPages));

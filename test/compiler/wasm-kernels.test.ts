@@ -10,7 +10,7 @@ import * as C from '../../src/compiler/index.js';
 import { setGraphCompiler, type GraphCompiler } from '../../src/graph/jit.js';
 import { wasmBackend } from '../../src/backend/wasm/backend.js';
 import { enableWasmThreads } from '../../src/backend/wasm/node.js';
-import { erf, sigmoid } from '../../src/backend/cpu/math.js';
+import { MAX_ULP, REFERENCES, ulp32, type Transcendental } from '../helpers/transcendental-bounds.js';
 import { SGD, Adam, type Optimizer, type BaseOptions } from '../../src/optim/index.js';
 import type { KernelSpec } from '../../src/compiler/codegen/kernel-ir.js';
 import { modelGraphs, assertClose } from './helpers.js';
@@ -23,18 +23,7 @@ pinBackend('wasm');
 const bits = (x: t.Tensor): number[] => Array.from(x.data());
 const count = (g: Graph, op: string): number => g.nodes.filter((n) => n.op === op).length;
 
-// The wasm backend's transcendentals and their bounds, as test/backend/wasm/transcendental.test.ts states them.
-const REFERENCES = {
-  exp: Math.exp, expm1: Math.expm1, log: Math.log, log1p: Math.log1p, tanh: Math.tanh,
-  sigmoid, erf, rsqrt: (x: number) => 1 / Math.sqrt(x),
-} as const;
-type Transcendental = keyof typeof REFERENCES;
-const MAX_ULP: Record<Transcendental, number> = { exp: 1.5, expm1: 1.5, log: 1, log1p: 1.5, tanh: 1.5, sigmoid: 2.5, erf: 1.5, rsqrt: 1.5 };
-function ulp32(r: number): number {
-  const a = Math.abs(r);
-  const e = a === 0 ? -126 : Math.max(Math.floor(Math.log2(a)), -126);
-  return 2 ** (e - 23);
-}
+// The wasm backend's transcendentals and their bounds: test/helpers/transcendental-bounds.ts.
 
 test('the wasm emitter\'s transcendentals: opt-in, the wasm backend\'s own bits, and within its ulp bounds', () => {
   // An even sweep over float32 bit patterns (both signs, denormals, huge values, NaN, inf); 4099

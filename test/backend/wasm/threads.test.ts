@@ -4,6 +4,7 @@ import { WasmHeap } from '../../../src/backend/wasm/memory.js';
 import { ThreadPool } from '../../../src/backend/wasm/threads.js';
 import { createNodeThreadPool, defaultThreadCount, THREADS_ENV } from '../../../src/backend/wasm/node-workers.js';
 import { ModuleBuilder, ValType, Op, MemOp, AtomicOp } from '../../../src/backend/wasm/encoder.js';
+import { handshakeModule } from '../../helpers/handshake-module.js';
 
 const { i32 } = ValType;
 
@@ -61,32 +62,12 @@ test('every unit runs exactly once, on the calling thread or a worker (2 and 3 t
   }
 });
 
-/**
- * task(unit, params, thread): on the calling thread (0) spin until the flag at `params` is set,
- * trapping after ~2^31 checks; on a worker set the flag. So the job can only finish if a worker
- * runs a unit: a deterministic check that workers take part, whatever the machine's load.
- */
-function handshakeModule(heap: WasmHeap): Uint8Array<ArrayBuffer> {
-  const m = new ModuleBuilder().importMemory({ module: 'env', name: 'memory', minPages: 1, maxPages: heap.maxPages, shared: true });
-  const f = m.function({ params: [i32, i32, i32], results: [] }, 'task');
-  const count = f.local(i32);
-  f.localGet(2).if();
-  f.localGet(1).i32Const(1).atomic(AtomicOp.i32AtomicStore);
-  f.else();
-  f.block().loop();
-  f.localGet(1).atomic(AtomicOp.i32AtomicLoad).brIf(1);
-  f.localGet(count).i32Const(1).op(Op.i32Add).localTee(count).i32Const(0x7fffffff).op(Op.i32Eq).if().op(Op.unreachable).end();
-  f.br(0);
-  f.end().end();
-  f.end();
-  return m.encode();
-}
-
+// handshakeModule (test/helpers/handshake-module.ts): the job can only finish if a worker runs a unit.
 test('workers take part in jobs (a calling-thread unit waits for a worker unit)', { timeout: 60_000 }, () => {
   const pool = createNodeThreadPool(heap, { threads: 2 });
   pools.push(pool);
   assert.equal(pool.waitUntilReady(), 1);
-  const module = pool.register(handshakeModule(heap));
+  const module = pool.register(handshakeModule(heap.maxPages));
   const flag = heap.alloc(64);
   for (let job = 0; job < 5; job++) {
     heap.i32[flag / 4] = 0;

@@ -2,28 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as t from '../../../src/index.js';
 import { wasmBackend } from '../../../src/backend/wasm/backend.js';
-import { erf, gelu, geluGrad, sigmoid } from '../../../src/backend/cpu/math.js';
+import { gelu, geluGrad } from '../../../src/backend/cpu/math.js';
+import { MAX_ULP, REFERENCES, ulp32, type Transcendental } from '../../helpers/transcendental-bounds.js';
 
 // The wasm backend's float32 exp, expm1, log, log1p, tanh, sigmoid, erf and rsqrt
 // (transcendental-kernel.ts) against float64 references, in ulps of the float32 result, over an
 // even sweep of all float32 bit patterns (both signs, denormals, huge values), plus the special
 // values that each function must return exactly.
 
-const REFERENCES = {
-  exp: Math.exp, expm1: Math.expm1, log: Math.log, log1p: Math.log1p, tanh: Math.tanh,
-  sigmoid, erf, rsqrt: (x: number) => 1 / Math.sqrt(x),
-} as const;
-type Op = keyof typeof REFERENCES;
-
-/** Largest errors measured by the sweep (sigmoid's e/(1+e) rounds three times), with a little room. */
-const MAX_ULP: Record<Op, number> = { exp: 1.5, expm1: 1.5, log: 1, log1p: 1.5, tanh: 1.5, sigmoid: 2.5, erf: 1.5, rsqrt: 1.5 };
-
-/** The spacing of float32 values at |r| (denormal spacing below 2^-126). */
-function ulp32(r: number): number {
-  const a = Math.abs(r);
-  const e = a === 0 ? -126 : Math.max(Math.floor(Math.log2(a)), -126);
-  return 2 ** (e - 23);
-}
+type Op = Transcendental;
 
 const SPECIAL = [
   0, -0, Infinity, -Infinity, NaN, 2 ** -149, -(2 ** -149), 2 ** -126, 1.1754942e-38, 3.4028235e38, -3.4028235e38,
