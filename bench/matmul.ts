@@ -3,6 +3,9 @@
 // --training times only the products of the MLP/CNN/GPT training steps (transposed operands included).
 // --micro times only the micro-kernel of a few tile shapes, mul+add and FMA, on L1-resident panels
 // (the figures quoted in src/backend/wasm/matmul-config.ts).
+// --versus='{"kc":320,"mc":128}' compares the config (default, or --config) with the given
+// change, run by run in alternation, on the shapes chosen (--training, --sizes): on a VM whose
+// speed moves from one second to the next, only paired runs compare two configs fairly.
 // Writes bench/results/matmul-tessera.json (medians, GFLOP/s, the idle check before and after,
 // the config used, and this machine's estimated 128-bit SIMD peak).
 
@@ -172,6 +175,45 @@ function time(mm: WasmMatmul, s: Shape, config: MatmulConfig, budgetMs: number):
   };
 }
 
+/**
+ * Times `base` and `other` alternately, run after run, on every shape and thread count; the
+ * median of the per-pair time ratios says which is faster even while the machine's speed moves.
+ */
+function compareConfigs(base: MatmulConfig, other: MatmulConfig, budgetMs: number): Array<Record<string, unknown>> {
+  console.log(`versus: ${matmulConfigKey(other)} (ratio > 1: it is faster than ${matmulConfigKey(base)})`);
+  const out: Array<Record<string, unknown>> = [];
+  const median = (x: number[]) => [...x].sort((p, q) => p - q)[x.length >> 1]!;
+  for (const [threads, pool] of pools) {
+    const mm = new WasmMatmul(heap, pool, base);
+    sanityCheck(mm, base);
+    sanityCheck(mm, other);
+    for (const s of shapes) {
+      const batch = s.batch ?? 1;
+      const a = heap.alloc(batch * s.m * s.k * 4), b = heap.alloc(batch * s.k * s.n * 4), c = heap.alloc(batch * s.m * s.n * 4);
+      fillRandom(a, batch * s.m * s.k);
+      fillRandom(b, batch * s.k * s.n);
+      const aOp = { ...(s.transA ? rowMajorOperand(a, s.k, s.m, true) : rowMajorOperand(a, s.m, s.k)), batchStride: s.m * s.k };
+      const bOp = { ...(s.transB ? rowMajorOperand(b, s.n, s.k, true) : rowMajorOperand(b, s.k, s.n)), batchStride: s.k * s.n };
+      const cOp = { ...rowMajorOperand(c, s.m, s.n), batchStride: s.m * s.n };
+      const runWith = (config: MatmulConfig) => { const t = performance.now(); mm.run({ m: s.m, n: s.n, k: s.k, batch, a: aOp, b: bOp, c: cOp }, config); return performance.now() - t; };
+      const warmStart = performance.now();
+      while (performance.now() - warmStart < budgetMs / 3) { runWith(base); runWith(other); }
+      const baseMs: number[] = [], otherMs: number[] = [], ratios: number[] = [];
+      const start = performance.now();
+      while (ratios.length < 11 || (performance.now() - start < budgetMs && ratios.length < 200)) {
+        const x = runWith(base), y = runWith(other);
+        baseMs.push(x); otherMs.push(y); ratios.push(x / y);
+      }
+      heap.free(a); heap.free(b); heap.free(c);
+      const flops = 2 * s.m * s.n * s.k * batch;
+      const row = { name: s.name, threads, pairs: ratios.length, baseGflops: flops / median(baseMs) / 1e6, otherGflops: flops / median(otherMs) / 1e6, speedup: median(ratios) };
+      out.push(row);
+      console.log(`${s.name.padEnd(26)} threads ${threads}  ${row.baseGflops.toFixed(1).padStart(6)} vs ${row.otherGflops.toFixed(1).padStart(6)} GFLOP/s  median ratio ${row.speedup.toFixed(3)} (${row.pairs} pairs)`);
+    }
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   const machine = machineDescription();
   const idleBefore: IdleCheck = await checkIdle(2);
@@ -185,7 +227,9 @@ async function main(): Promise<void> {
   const results: Array<Record<string, unknown>> = [];
   const budget = args.has('budget') ? Number(args.get('budget')) : quick ? 400 : 1000;
   const micro = args.has('micro') ? microKernelBench(idleBefore.estimatedGHz) : undefined;
-  for (const [threads, pool] of micro ? [] : pools) {
+  const versus = args.has('versus') ? { ...config, ...JSON.parse(args.get('versus')!) } as MatmulConfig : undefined;
+  const comparisons = versus ? compareConfigs(config, versus, budget) : undefined;
+  for (const [threads, pool] of micro || versus ? [] : pools) {
     const mm = new WasmMatmul(heap, pool, config);
     sanityCheck(mm, config);
     for (const s of shapes) {
@@ -237,6 +281,7 @@ async function main(): Promise<void> {
     results,
     ...(micro ? { micro } : {}),
     ...(tuning ? { tuning } : {}),
+    ...(comparisons ? { versus: { config: matmulConfigKey(versus!), comparisons } } : {}),
   };
   mkdirSync(dirname(outFile), { recursive: true });
   writeFileSync(outFile, `${JSON.stringify(report, null, 2)}\n`);

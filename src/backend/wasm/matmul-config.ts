@@ -47,13 +47,19 @@ export interface MatmulConfig {
  * the background TurboFan job can take much longer; after tier-up, instances measure equal
  * (45.6/45.2/45.6). So no instance-picking autotuner: warm-up is what a benchmark needs.
  *
- * KC=320: a 10 KB B micro-panel plus a 5 KB A micro-panel in a 32 KB L1, MC×KC = 160 KB of packed
- * A in L2; the K loop splits K into equal blocks of at most KC (matmul-kernel.ts), so the
- * im2col K = 288 of a 3×3×32 convolution is one block (C written once, A read in whole rows:
- * conv2's forward product +12–18% in CPU time vs KC=256 on the busy VM), and K = 512/1024 still
- * run as 256-deep blocks.
+ * KC=512, MC=64: a 16 KB B micro-panel plus an 8 KB A micro-panel in a 32 KB L1, MC×KC = 128 KB
+ * of packed A in L2. The K loop splits K into equal blocks of at most KC (matmul-kernel.ts), so
+ * the im2col K = 288 of a 3×3×32 convolution is one block (C written once, A read in whole rows),
+ * K = 784 runs as two blocks of 392 and K = 1024 as two of 512. Deeper blocks mean fewer passes
+ * over C per micro-tile (the C update costs ~30-50 cycles against ~4 cycles per k step).
+ * Measured 2026-11-26 against the previous KC=320, MC=128 with the two alternating run by run,
+ * so that both see the same machine phase: `node --import tsx bench/matmul.ts --sizes=512,1024,2048
+ * --config='{"kc":320,"mc":128}' --versus='{"kc":512,"mc":64}'` (and the same with --training;
+ * bench/results/matmul-kc512-versus-kc320*.json). Median paired speed-ups: squares 1.006-1.039
+ * on 1 thread and 1.008-1.098 on 2; the training products 0.985-1.065, median ~1.003. In a fast
+ * phase, square 1024 on 1 thread measured 45.7-46.2 GFLOP/s against 44.2.
  */
-export const DEFAULT_MATMUL_CONFIG: MatmulConfig = Object.freeze({ mr: 4, nr: 8, kc: 320, mc: 128, nc: 1024, unroll: 1 });
+export const DEFAULT_MATMUL_CONFIG: MatmulConfig = Object.freeze({ mr: 4, nr: 8, kc: 512, mc: 64, nc: 1024, unroll: 1 });
 
 /**
  * The default with relaxed-SIMD FMA. relaxed_madd may be fused or not depending on the hardware
