@@ -21,7 +21,7 @@
 // task for every unit index"; the unit is decoded here into (batch, M chunk, N chunk).
 
 import { ModuleBuilder, FunctionBuilder, ValType, Op, MemOp, SimdOp, SimdMemOp, type MemoryImport } from './encoder.js';
-import { type MatmulConfig, PANEL_PAD_BYTES, matmulScratchLayout, validateMatmulConfig } from './matmul-config.js';
+import { type MatmulConfig, PANEL_PAD_BYTES, matmulConfigKey, matmulScratchLayout, validateMatmulConfig } from './matmul-config.js';
 
 const { i32, f32, v128 } = ValType;
 
@@ -40,7 +40,7 @@ export const MATMUL_PARAM_WORDS = 32;
 
 export function buildMatmulModule(cfg: MatmulConfig, memory: MemoryImport): Uint8Array<ArrayBuffer> {
   validateMatmulConfig(cfg);
-  const m = new ModuleBuilder().importMemory(memory);
+  const m = new ModuleBuilder().named(`matmul ${matmulConfigKey(cfg)}`).importMemory(memory);
   const packB = emitPackB(m, cfg);
   const packA = emitPackA(m, cfg);
   const micro = emitMicroKernel(m, cfg);

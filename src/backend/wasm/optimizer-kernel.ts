@@ -257,7 +257,7 @@ export function ruleSpec(rule: OptimizerRule): RuleSpec {
  * Addresses and strides are in bytes.
  */
 export function buildOptimizerModule(spec: RuleSpec, memory: MemoryImport): Uint8Array<ArrayBuffer> {
-  const m = new ModuleBuilder().importMemory(memory);
+  const m = new ModuleBuilder().named(`optimizer ${spec.key}`).importMemory(memory);
   const scalarCount = spec.scalars.length;
   const f = m.function({ params: [...Array.from({ length: 9 }, () => i32), ...Array.from({ length: scalarCount }, () => f32)], results: [] }, OPTIMIZER_EXPORT);
   const [PARAM_PTR, GRAD_PTR, N, ROWS, G_STRIDE, G_ROW_STRIDE] = [0, 1, 5, 6, 7, 8];

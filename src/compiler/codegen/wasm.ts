@@ -74,7 +74,7 @@ export function emitWasmKernel(spec0: KernelSpec, memory: MemoryImport, opts: Wa
   const spec = simplifyKernel(spec0);
   const nIn = spec.inputs.length;
   const rank = spec.shape.length;
-  const m = new ModuleBuilder().importMemory(memory);
+  const m = new ModuleBuilder().named(`fused ${[...new Set(spec.body.flatMap((e) => (e.kind === 'op' ? [e.op] : [])))].join('+')}`).importMemory(memory);
   // rank 0: `kernel` alone; otherwise `rows` with the outer extent as its last parameter.
   const f = m.function({ params: [i32, ...spec.inputs.map(() => i32), ...(rank > 0 ? [i32] : [])], results: [] }, rank > 0 ? 'rows' : 'kernel');
   const countParam = nIn + 1;

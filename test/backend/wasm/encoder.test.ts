@@ -264,3 +264,17 @@ test('function imports and calls between functions', () => {
   assert.deepEqual(log, [42]);
   assert.throws(() => m.importFunction('host', 'late', { params: [], results: [] }), /declare imports first/);
 });
+
+test('the name section names the module and its functions (what profiles and stack traces show)', () => {
+  const m = new ModuleBuilder().named('demo kernels');
+  const helper = m.function({ params: [], results: [] });
+  helper.op(Op.unreachable);
+  m.function({ params: [], results: [] }, 'boom').call(helper.index);
+  const module = new WebAssembly.Module(m.encode());
+  assert.equal(WebAssembly.Module.customSections(module, 'name').length, 1);
+  const inst = new WebAssembly.Instance(module, {});
+  let stack = '';
+  try { (inst.exports.boom as () => void)(); } catch (error) { stack = String((error as Error).stack); }
+  assert.match(stack, /at demo kernels\.f0 \(wasm:\/\/wasm\/demo kernels-/);
+  assert.match(stack, /at demo kernels\.boom \(wasm:\/\/wasm\/demo kernels-/);
+});
