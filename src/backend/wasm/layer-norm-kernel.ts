@@ -9,11 +9,17 @@
 // as two f64x2 (low and high lane pairs).
 
 import { ModuleBuilder, ValType, Op, MemOp, SimdOp, SimdMemOp, SimdLaneOp, type MemoryImport, type FunctionBuilder } from './encoder.js';
+import { emitRowTask } from './row-task.js';
 
 const { i32, f64, v128 } = ValType;
 
 export const LAYER_NORM_ROWS_EXPORT = 'layer_norm_rows';
 export const LAYER_NORM_GRAD_ROWS_EXPORT = 'layer_norm_grad_rows';
+/** Each function's parameters, and its index in the module's row task (row-task.ts). */
+export const LAYER_NORM_ROWS_PARAMS = [i32, i32, i32, i32, i32, f64, i32] as const;
+export const LAYER_NORM_GRAD_ROWS_PARAMS = [i32, i32, i32, i32, i32, i32, i32, f64] as const;
+export const LAYER_NORM_ROWS_TASK_INDEX = 0;
+export const LAYER_NORM_GRAD_ROWS_TASK_INDEX = 1;
 
 /** Moves the high two f32 lanes into the low half, so promote_low can widen them. */
 const HIGH_TO_LOW = [8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7];
@@ -113,8 +119,8 @@ class RowCode {
   }
 }
 
-function emitRows(m: ModuleBuilder): void {
-  const f = m.function({ params: [i32, i32, i32, i32, i32, f64, i32], results: [] }, LAYER_NORM_ROWS_EXPORT);
+function emitRows(m: ModuleBuilder): FunctionBuilder {
+  const f = m.function({ params: [...LAYER_NORM_ROWS_PARAMS], results: [] }, LAYER_NORM_ROWS_EXPORT);
   const [out, inp, rows, len, inRowStride, eps, rstdOnly] = [0, 1, 2, 3, 4, 5, 6];
   const r = f.local(i32), src = f.local(i32), dst = f.local(i32);
   const c = new RowCode(f, len, eps);
@@ -138,10 +144,11 @@ function emitRows(m: ModuleBuilder): void {
     f.end();
     f.localGet(src).localGet(inRowStride).op(Op.i32Add).localSet(src);
   });
+  return f;
 }
 
-function emitGradRows(m: ModuleBuilder): void {
-  const f = m.function({ params: [i32, i32, i32, i32, i32, i32, i32, f64], results: [] }, LAYER_NORM_GRAD_ROWS_EXPORT);
+function emitGradRows(m: ModuleBuilder): FunctionBuilder {
+  const f = m.function({ params: [...LAYER_NORM_GRAD_ROWS_PARAMS], results: [] }, LAYER_NORM_GRAD_ROWS_EXPORT);
   const [out, xIn, gIn, rows, len, xRowStride, gRowStride, eps] = [0, 1, 2, 3, 4, 5, 6, 7];
   const r = f.local(i32), src = f.local(i32), grad = f.local(i32), dst = f.local(i32);
   const gv = f.local(v128), gs0 = f.local(v128), gs1 = f.local(v128), gMeanV = f.local(v128), dotMeanV = f.local(v128);
@@ -193,11 +200,14 @@ function emitGradRows(m: ModuleBuilder): void {
     f.localGet(grad).localGet(gRowStride).op(Op.i32Add).localSet(grad);
     f.localGet(dst).localGet(len).i32Const(2).op(Op.i32Shl).op(Op.i32Add).localSet(dst);
   });
+  return f;
 }
 
 export function buildLayerNormModule(memory: MemoryImport): Uint8Array<ArrayBuffer> {
   const m = new ModuleBuilder().importMemory(memory);
-  emitRows(m);
-  emitGradRows(m);
+  const rows = emitRows(m);
+  const gradRows = emitGradRows(m);
+  // In task-index order (LAYER_NORM_ROWS_TASK_INDEX, LAYER_NORM_GRAD_ROWS_TASK_INDEX).
+  emitRowTask(m, [{ fn: rows, params: LAYER_NORM_ROWS_PARAMS }, { fn: gradRows, params: LAYER_NORM_GRAD_ROWS_PARAMS }]);
   return m.encode();
 }

@@ -1,30 +1,47 @@
 // Host side of the float32 layerNorm kernels (layer-norm-kernel.ts): runs layerNormCore,
 // layerNormRstd and layerNormCoreGrad when the last axis of each input has stride 1, looping over the kept dimensions that do not
-// merge into one row stride; other layouts and dtypes go to the reference.
+// merge into one row stride; other layouts and dtypes go to the reference. Large inputs are split
+// by rows over the thread pool (row-jobs.ts), bit-identical to one thread.
 
 import type { KernelInput } from '../backend.js';
 import type { WasmHeap } from './memory.js';
-import { buildLayerNormModule, LAYER_NORM_ROWS_EXPORT, LAYER_NORM_GRAD_ROWS_EXPORT } from './layer-norm-kernel.js';
+import type { ThreadPool } from './threads.js';
+import {
+  buildLayerNormModule, LAYER_NORM_ROWS_EXPORT, LAYER_NORM_GRAD_ROWS_EXPORT,
+  LAYER_NORM_ROWS_PARAMS, LAYER_NORM_GRAD_ROWS_PARAMS, LAYER_NORM_ROWS_TASK_INDEX, LAYER_NORM_GRAD_ROWS_TASK_INDEX,
+} from './layer-norm-kernel.js';
 import { planRows, forEachRow } from './strided-rows.js';
+import { RowJobs, rowParallelMinElements, type RowKernel, type RowSpan } from './row-jobs.js';
 
-type LayerNormRows = (out: number, inp: number, rows: number, len: number, inRowStride: number, eps: number, rstdOnly: number) => void;
-type LayerNormGradRows = (out: number, x: number, g: number, rows: number, len: number, xRowStride: number, gRowStride: number, eps: number) => void;
+/**
+ * Elements a gradient row counts for in the split threshold: layerNormCoreGrad reads two inputs
+ * and makes four passes where layerNormCore makes three over one.
+ */
+const GRAD_WORK_PER_ELEMENT = 2;
 
 export class WasmLayerNorm {
-  private exports: { rows: LayerNormRows; gradRows: LayerNormGradRows } | undefined;
+  private kernels: { rows: RowKernel; gradRows: RowKernel } | undefined;
+  private readonly jobs: RowJobs;
 
-  constructor(private readonly heap: WasmHeap) {}
+  /** `currentPool` gives the backend's thread pool (it changes with setThreads). */
+  constructor(private readonly heap: WasmHeap, currentPool: () => ThreadPool | undefined = () => undefined) {
+    this.jobs = new RowJobs(heap, currentPool, () => this.bytes());
+  }
 
-  private fn(): { rows: LayerNormRows; gradRows: LayerNormGradRows } {
-    if (this.exports === undefined) {
-      const bytes = buildLayerNormModule({ module: 'env', name: 'memory', minPages: 1, maxPages: this.heap.maxPages, shared: this.heap.shared });
-      const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: this.heap.memory } });
-      this.exports = {
-        rows: instance.exports[LAYER_NORM_ROWS_EXPORT] as LayerNormRows,
-        gradRows: instance.exports[LAYER_NORM_GRAD_ROWS_EXPORT] as LayerNormGradRows,
+  private bytes(): Uint8Array<ArrayBuffer> {
+    return buildLayerNormModule({ module: 'env', name: 'memory', minPages: 1, maxPages: this.heap.maxPages, shared: this.heap.shared });
+  }
+
+  private fn(): { rows: RowKernel; gradRows: RowKernel } {
+    if (this.kernels === undefined) {
+      const instance = new WebAssembly.Instance(new WebAssembly.Module(this.bytes()), { env: { memory: this.heap.memory } });
+      const direct = (name: string) => instance.exports[name] as (...args: number[]) => void;
+      this.kernels = {
+        rows: { index: LAYER_NORM_ROWS_TASK_INDEX, params: LAYER_NORM_ROWS_PARAMS, direct: direct(LAYER_NORM_ROWS_EXPORT) },
+        gradRows: { index: LAYER_NORM_GRAD_ROWS_TASK_INDEX, params: LAYER_NORM_GRAD_ROWS_PARAMS, direct: direct(LAYER_NORM_GRAD_ROWS_EXPORT) },
       };
     }
-    return this.exports;
+    return this.kernels;
   }
 
   /** Whether x (float32, rows along its last axis) has a layout the kernel takes. */
@@ -43,10 +60,18 @@ export class WasmLayerNorm {
     const keptShape = x.shape.slice(0, last);
     const plan = planRows(keptShape, [x.strides.slice(0, last), contiguousRowStarts(keptShape, rstdOnly ? 1 : len)]);
     if (plan.rowLength === 0) return;
-    const run = this.fn().rows;
+    const inRowStride = plan.innerStrides[0]!;
+    const outRowStride = rstdOnly ? 1 : len;
+    const spans: RowSpan[] = [];
     forEachRow(plan, [x.offset, 0], ([io, oo]) => {
-      run(outPtr + 4 * oo!, xPtr + 4 * io!, plan.rowLength, len, 4 * plan.innerStrides[0]!, eps, rstdOnly ? 1 : 0);
+      spans.push({
+        count: plan.rowLength,
+        args: (first, n) => [
+          outPtr + 4 * (oo! + first * outRowStride), xPtr + 4 * (io! + first * inRowStride), n, len, 4 * inRowStride, eps, rstdOnly ? 1 : 0,
+        ],
+      });
     });
+    this.jobs.run(this.fn().rows, spans, len, rowParallelMinElements.layerNorm);
   }
 
   /** layerNormCoreGrad of x and g (both fitting: see `fits`) into the contiguous float32 output at `outPtr`. */
@@ -56,10 +81,18 @@ export class WasmLayerNorm {
     const keptShape = x.shape.slice(0, last);
     const plan = planRows(keptShape, [x.strides.slice(0, last), g.strides.slice(0, last), contiguousRowStarts(keptShape, len)]);
     if (plan.rowLength === 0) return;
-    const run = this.fn().gradRows;
+    const [xRowStride, gRowStride] = plan.innerStrides as [number, number];
+    const spans: RowSpan[] = [];
     forEachRow(plan, [x.offset, g.offset, 0], ([xo, go, oo]) => {
-      run(outPtr + 4 * oo!, xPtr + 4 * xo!, gPtr + 4 * go!, plan.rowLength, len, 4 * plan.innerStrides[0]!, 4 * plan.innerStrides[1]!, eps);
+      spans.push({
+        count: plan.rowLength,
+        args: (first, n) => [
+          outPtr + 4 * (oo! + first * len), xPtr + 4 * (xo! + first * xRowStride), gPtr + 4 * (go! + first * gRowStride),
+          n, len, 4 * xRowStride, 4 * gRowStride, eps,
+        ],
+      });
     });
+    this.jobs.run(this.fn().gradRows, spans, GRAD_WORK_PER_ELEMENT * len, rowParallelMinElements.layerNorm);
   }
 }
 

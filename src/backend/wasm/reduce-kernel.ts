@@ -7,6 +7,7 @@
 // propagate NaN like the reference.
 
 import { ModuleBuilder, ValType, Op, MemOp, SimdOp, SimdMemOp, SimdLaneOp, type MemoryImport, type FunctionBuilder } from './encoder.js';
+import { emitRowTask } from './row-task.js';
 
 const { i32, f32, f64, v128 } = ValType;
 
@@ -16,12 +17,19 @@ export type SimdReduceOp = (typeof SIMD_REDUCE_OPS)[number];
 /** Moves the high two f32 lanes into the low half, so promote_low can widen them. */
 const HIGH_TO_LOW = [8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7];
 
+/** Both kernel shapes take (out, in, a, b, c) as i32. */
+export const REDUCE_KERNEL_PARAMS = [i32, i32, i32, i32, i32] as const;
+
+/** The index of `rows_<op>` or `cols_<op>` in the module's row task (row-task.ts). */
+export function reduceTaskIndex(kind: 'rows' | 'cols', op: SimdReduceOp): number {
+  return 2 * SIMD_REDUCE_OPS.indexOf(op) + (kind === 'rows' ? 0 : 1);
+}
+
 export function buildReduceModule(memory: MemoryImport): Uint8Array<ArrayBuffer> {
   const m = new ModuleBuilder().importMemory(memory);
-  for (const op of SIMD_REDUCE_OPS) {
-    emitRows(m, op);
-    emitCols(m, op);
-  }
+  const kernels: FunctionBuilder[] = [];
+  for (const op of SIMD_REDUCE_OPS) kernels.push(emitRows(m, op), emitCols(m, op)); // reduceTaskIndex's order
+  emitRowTask(m, kernels.map((fn) => ({ fn, params: REDUCE_KERNEL_PARAMS })));
   return m.encode();
 }
 
@@ -34,8 +42,8 @@ function addWidened(f: FunctionBuilder, addr: () => void, acc0: number, acc1: nu
     .simd(SimdOp.f64x2Add).localSet(acc1);
 }
 
-function emitRows(m: ModuleBuilder, op: SimdReduceOp): void {
-  const f = m.function({ params: [i32, i32, i32, i32, i32], results: [] }, `rows_${op}`);
+function emitRows(m: ModuleBuilder, op: SimdReduceOp): FunctionBuilder {
+  const f = m.function({ params: [...REDUCE_KERNEL_PARAMS], results: [] }, `rows_${op}`);
   const [out, inp, rows, len, rowStride] = [0, 1, 2, 3, 4];
   const r = f.local(i32), i = f.local(i32), nVec = f.local(i32), row = f.local(i32);
   const acc0 = f.local(v128), acc1 = f.local(v128), tmp = f.local(v128);
@@ -77,10 +85,11 @@ function emitRows(m: ModuleBuilder, op: SimdReduceOp): void {
     }
     f.localGet(row).localGet(rowStride).op(Op.i32Add).localSet(row);
   });
+  return f;
 }
 
-function emitCols(m: ModuleBuilder, op: SimdReduceOp): void {
-  const f = m.function({ params: [i32, i32, i32, i32, i32], results: [] }, `cols_${op}`);
+function emitCols(m: ModuleBuilder, op: SimdReduceOp): FunctionBuilder {
+  const f = m.function({ params: [...REDUCE_KERNEL_PARAMS], results: [] }, `cols_${op}`);
   const [out, inp, cols, count, step] = [0, 1, 2, 3, 4];
   const j = f.local(i32), b = f.local(i32), nVec = f.local(i32), p = f.local(i32);
   const acc0 = f.local(v128), acc1 = f.local(v128), tmp = f.local(v128);
@@ -149,4 +158,5 @@ function emitCols(m: ModuleBuilder, op: SimdReduceOp): void {
     else f.localGet(best);
     f.mem(MemOp.f32Store);
   });
+  return f;
 }

@@ -1,11 +1,15 @@
 // Host side of the SIMD reductions: decides whether a float32 reduction fits the generated row or
 // column kernels (the reduced axes must walk memory as one dimension) and drives them over the
 // kept dimensions. Anything else (other layouts, dtypes, prod, empty reductions) returns
-// undefined, and the backend runs the reference kernel instead.
+// undefined, and the backend runs the reference kernel instead. Large reductions are split over
+// the thread pool by kept elements only (rows of the row kernel, columns of the column kernel),
+// never along a reduced axis, so every output adds its values in the same order as on one thread.
 
 import type { WasmHeap } from './memory.js';
-import { buildReduceModule, SIMD_REDUCE_OPS, type SimdReduceOp } from './reduce-kernel.js';
+import type { ThreadPool } from './threads.js';
+import { buildReduceModule, reduceTaskIndex, REDUCE_KERNEL_PARAMS, SIMD_REDUCE_OPS, type SimdReduceOp } from './reduce-kernel.js';
 import { planRows, forEachRow } from './strided-rows.js';
+import { RowJobs, rowParallelMinElements, type RowKernel, type RowSpan } from './row-jobs.js';
 
 const OPS = new Set<string>(SIMD_REDUCE_OPS);
 
@@ -19,24 +23,41 @@ export interface ReduceOperands {
   readonly outPtr: number;
 }
 
-type RowsOrCols = (out: number, inp: number, a: number, b: number, c: number) => void;
+/**
+ * Columns per unit of a split column reduction are a multiple of this: the sum kernel takes
+ * sixteen columns at a time (a 64-byte line per row) before falling back to four and one.
+ */
+const COLUMN_ALIGN = 16;
 
 export class WasmReduce {
-  private exports: Record<string, RowsOrCols> | undefined;
+  private kernels: Map<string, RowKernel> | undefined;
+  private readonly jobs: RowJobs;
 
-  constructor(private readonly heap: WasmHeap) {}
+  /** `currentPool` gives the backend's thread pool (it changes with setThreads). */
+  constructor(private readonly heap: WasmHeap, currentPool: () => ThreadPool | undefined = () => undefined) {
+    this.jobs = new RowJobs(heap, currentPool, () => this.bytes());
+  }
+
+  private bytes(): Uint8Array<ArrayBuffer> {
+    return buildReduceModule({ module: 'env', name: 'memory', minPages: 1, maxPages: this.heap.maxPages, shared: this.heap.shared });
+  }
 
   handles(prim: string): prim is SimdReduceOp {
     return OPS.has(prim);
   }
 
-  private fn(name: string): RowsOrCols {
-    if (this.exports === undefined) {
-      const bytes = buildReduceModule({ module: 'env', name: 'memory', minPages: 1, maxPages: this.heap.maxPages, shared: this.heap.shared });
-      const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: this.heap.memory } });
-      this.exports = instance.exports as Record<string, RowsOrCols>;
+  private fn(kind: 'rows' | 'cols', op: SimdReduceOp): RowKernel {
+    if (this.kernels === undefined) {
+      const instance = new WebAssembly.Instance(new WebAssembly.Module(this.bytes()), { env: { memory: this.heap.memory } });
+      this.kernels = new Map();
+      for (const o of SIMD_REDUCE_OPS) {
+        for (const k of ['rows', 'cols'] as const) {
+          const direct = instance.exports[`${k}_${o}`] as (...args: number[]) => void;
+          this.kernels.set(`${k}_${o}`, { index: reduceTaskIndex(k, o), params: REDUCE_KERNEL_PARAMS, direct });
+        }
+      }
     }
-    return this.exports[name]!;
+    return this.kernels.get(`${kind}_${op}`)!;
   }
 
   /**
@@ -64,14 +85,20 @@ export class WasmReduce {
     const len = red.rowLength;
     const redStride = red.innerStrides[0]!;
     const keptInner = kept.innerStrides[0]!;
+    // Either kernel's items (rows or columns) are consecutive outputs, at keptInner apart in the input.
+    const spans = (lastArgs: readonly [number, number]): RowSpan[] => {
+      const list: RowSpan[] = [];
+      forEachRow(kept, [o.inOffset, 0], ([io, oo]) => {
+        list.push({ count: kept.rowLength, args: (first, n) => [o.outPtr + 4 * (oo! + first), o.inPtr + 4 * (io! + first * keptInner), n, ...lastArgs] });
+      });
+      return list;
+    };
     if (redStride === 1 || len === 1) {
-      const rows = this.fn(`rows_${op}`);
-      forEachRow(kept, [o.inOffset, 0], ([io, oo]) => rows(o.outPtr + 4 * oo!, o.inPtr + 4 * io!, kept.rowLength, len, 4 * keptInner));
+      this.jobs.run(this.fn('rows', op), spans([len, 4 * keptInner]), len, rowParallelMinElements.reduce);
       return true;
     }
     if (keptInner === 1) {
-      const cols = this.fn(`cols_${op}`);
-      forEachRow(kept, [o.inOffset, 0], ([io, oo]) => cols(o.outPtr + 4 * oo!, o.inPtr + 4 * io!, kept.rowLength, len, 4 * redStride));
+      this.jobs.run(this.fn('cols', op), spans([len, 4 * redStride]), len, rowParallelMinElements.reduce, COLUMN_ALIGN);
       return true;
     }
     return false;

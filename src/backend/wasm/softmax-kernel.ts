@@ -7,17 +7,21 @@
 
 import { ModuleBuilder, ValType, Op, MemOp, SimdOp, SimdMemOp, SimdLaneOp, type MemoryImport } from './encoder.js';
 import { ConstantPool, emitTranscendentalVector } from './transcendental-kernel.js';
+import { emitRowTask } from './row-task.js';
 
 const { i32, f32, f64, v128 } = ValType;
 
 export const SOFTMAX_ROWS_EXPORT = 'softmax_rows';
+/** softmax_rows' parameters, and its index in the module's row task (row-task.ts). */
+export const SOFTMAX_ROWS_PARAMS = [i32, i32, i32, i32, i32] as const;
+export const SOFTMAX_ROWS_TASK_INDEX = 0;
 
 /** Moves the high two f32 lanes into the low half, so promote_low can widen them. */
 const HIGH_TO_LOW = [8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7];
 
 export function buildSoftmaxModule(memory: MemoryImport): Uint8Array<ArrayBuffer> {
   const m = new ModuleBuilder().importMemory(memory);
-  const f = m.function({ params: [i32, i32, i32, i32, i32], results: [] }, SOFTMAX_ROWS_EXPORT);
+  const f = m.function({ params: [...SOFTMAX_ROWS_PARAMS], results: [] }, SOFTMAX_ROWS_EXPORT);
   const [out, inp, rows, len, inRowStride] = [0, 1, 2, 3, 4];
   const r = f.local(i32), i = f.local(i32), nVec = f.local(i32), src = f.local(i32), dst = f.local(i32);
   const vmax = f.local(v128), shift = f.local(v128), e = f.local(v128), acc0 = f.local(v128), acc1 = f.local(v128);
@@ -84,5 +88,6 @@ export function buildSoftmaxModule(memory: MemoryImport): Uint8Array<ArrayBuffer
     f.localGet(src).localGet(inRowStride).op(Op.i32Add).localSet(src);
     f.localGet(dst).localGet(len).i32Const(2).op(Op.i32Shl).op(Op.i32Add).localSet(dst);
   });
+  emitRowTask(m, [{ fn: f, params: SOFTMAX_ROWS_PARAMS }]);
   return m.encode();
 }

@@ -1,26 +1,37 @@
 // Host side of the float32 softmax kernel (softmax-kernel.ts): runs it when the softmax axis is
 // the input's last dimension with stride 1 (attention scores, logits), looping over the kept
 // dimensions that do not merge into one row stride; other layouts and dtypes go to the reference.
+// Large inputs are split by rows over the thread pool (row-jobs.ts), bit-identical to one thread.
 
 import type { KernelInput } from '../backend.js';
 import type { WasmHeap } from './memory.js';
-import { buildSoftmaxModule, SOFTMAX_ROWS_EXPORT } from './softmax-kernel.js';
+import type { ThreadPool } from './threads.js';
+import { buildSoftmaxModule, SOFTMAX_ROWS_EXPORT, SOFTMAX_ROWS_PARAMS, SOFTMAX_ROWS_TASK_INDEX } from './softmax-kernel.js';
 import { planRows, forEachRow } from './strided-rows.js';
-
-type SoftmaxRows = (out: number, inp: number, rows: number, len: number, inRowStride: number) => void;
+import { RowJobs, rowParallelMinElements, type RowKernel, type RowSpan } from './row-jobs.js';
 
 export class WasmSoftmax {
-  private rowsFn: SoftmaxRows | undefined;
+  private kernel: RowKernel | undefined;
+  private readonly jobs: RowJobs;
 
-  constructor(private readonly heap: WasmHeap) {}
+  /** `currentPool` gives the backend's thread pool (it changes with setThreads). */
+  constructor(private readonly heap: WasmHeap, currentPool: () => ThreadPool | undefined = () => undefined) {
+    this.jobs = new RowJobs(heap, currentPool, () => this.bytes());
+  }
 
-  private fn(): SoftmaxRows {
-    if (this.rowsFn === undefined) {
-      const bytes = buildSoftmaxModule({ module: 'env', name: 'memory', minPages: 1, maxPages: this.heap.maxPages, shared: this.heap.shared });
-      const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: this.heap.memory } });
-      this.rowsFn = instance.exports[SOFTMAX_ROWS_EXPORT] as SoftmaxRows;
+  private bytes(): Uint8Array<ArrayBuffer> {
+    return buildSoftmaxModule({ module: 'env', name: 'memory', minPages: 1, maxPages: this.heap.maxPages, shared: this.heap.shared });
+  }
+
+  private rowKernel(): RowKernel {
+    if (this.kernel === undefined) {
+      const instance = new WebAssembly.Instance(new WebAssembly.Module(this.bytes()), { env: { memory: this.heap.memory } });
+      this.kernel = {
+        index: SOFTMAX_ROWS_TASK_INDEX, params: SOFTMAX_ROWS_PARAMS,
+        direct: instance.exports[SOFTMAX_ROWS_EXPORT] as (...args: number[]) => void,
+      };
     }
-    return this.rowsFn;
+    return this.kernel;
   }
 
   /** Whether x (float32) has a layout the kernel takes for softmax along `axis`. */
@@ -38,9 +49,14 @@ export class WasmSoftmax {
     for (let d = keptShape.length - 1, s = len; d >= 0; d--) { outStrides[d] = s; s *= keptShape[d]!; }
     const plan = planRows(keptShape, [x.strides.slice(0, last), outStrides]);
     if (plan.rowLength === 0) return;
-    const run = this.fn();
+    const inRowStride = plan.innerStrides[0]!;
+    const spans: RowSpan[] = [];
     forEachRow(plan, [x.offset, 0], ([io, oo]) => {
-      run(outPtr + 4 * oo!, xPtr + 4 * io!, plan.rowLength, len, 4 * plan.innerStrides[0]!);
+      spans.push({
+        count: plan.rowLength,
+        args: (first, n) => [outPtr + 4 * (oo! + first * len), xPtr + 4 * (io! + first * inRowStride), n, len, 4 * inRowStride],
+      });
     });
+    this.jobs.run(this.rowKernel(), spans, len, rowParallelMinElements.softmax);
   }
 }
