@@ -95,9 +95,9 @@ export class WasmBackend implements Backend {
     this.currentPool = new ThreadPool(this.heap, { threads: options.threads ?? 1, spawner: options.spawner });
     this.currentMatmul = new WasmMatmul(this.heap, this.currentPool, options.matmulConfig);
     this.elementwise = new WasmElementwise(this.heap, () => this.currentPool);
-    this.reduce = new WasmReduce(this.heap);
-    this.softmax = new WasmSoftmax(this.heap);
-    this.layerNorm = new WasmLayerNorm(this.heap);
+    this.reduce = new WasmReduce(this.heap, () => this.currentPool);
+    this.softmax = new WasmSoftmax(this.heap, () => this.currentPool);
+    this.layerNorm = new WasmLayerNorm(this.heap, () => this.currentPool);
   }
 
   get pool(): ThreadPool {
