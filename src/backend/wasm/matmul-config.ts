@@ -23,6 +23,13 @@ export interface MatmulConfig {
    * where the runtime lacks it. Default false.
    */
   readonly fma?: boolean;
+  /**
+   * On several threads, pack B once for the whole product in a first parallel job and cut the
+   * product into many M chunks that all read it (see WasmMatmul.run), instead of letting each
+   * unit pack the B it needs. Default false (the one-job split of `splitWork`): see
+   * `bench/matmul.ts --versus='{"shareB":true}'` for the comparison.
+   */
+  readonly shareB?: boolean;
 }
 
 /**
@@ -77,7 +84,7 @@ export function defaultMatmulConfig(): MatmulConfig {
 export const MAX_ACCUMULATORS = 12;
 
 export function matmulConfigKey(c: MatmulConfig): string {
-  return `mr${c.mr}_nr${c.nr}_kc${c.kc}_mc${c.mc}_nc${c.nc}_u${c.unroll}${c.fma ? '_fma' : ''}`;
+  return `mr${c.mr}_nr${c.nr}_kc${c.kc}_mc${c.mc}_nc${c.nc}_u${c.unroll}${c.fma ? '_fma' : ''}${c.shareB === true ? '_shareB' : ''}`;
 }
 
 /** Throws with the offending values when a config cannot be generated. */
@@ -88,6 +95,7 @@ export function validateMatmulConfig(c: MatmulConfig): void {
   };
   (['mr', 'nr', 'kc', 'mc', 'nc', 'unroll'] as const).forEach(positiveInt);
   if (c.fma !== undefined && typeof c.fma !== 'boolean') problems.push(`fma = ${String(c.fma)} must be true or false`);
+  if (c.shareB !== undefined && typeof c.shareB !== 'boolean') problems.push(`shareB = ${String(c.shareB)} must be true or false`);
   if (c.nr % 4 !== 0) problems.push(`nr = ${c.nr} must be a multiple of 4 (f32x4 lanes)`);
   if ((c.mr * c.nr) / 4 > MAX_ACCUMULATORS) {
     problems.push(`mr×nr/4 = ${(c.mr * c.nr) / 4} accumulators exceed ${MAX_ACCUMULATORS} (they would spill)`);

@@ -35,6 +35,11 @@ export const MatmulParam = {
   bias: 18, relu: 19,
   mChunk: 20, nChunk: 21, mUnits: 22, nUnits: 23,
   scratch: 24, scratchStride: 25,
+  // A B packed once for the whole product by a pack job (see emitTask), shared by every unit of
+  // the compute job that follows; 0 = each unit packs the B it needs into its own scratch.
+  packedB: 26, packedBStride: 27,
+  // 0: compute units; 1: pack units (packSlices column slices of each KC×NC block of B).
+  mode: 28, packSlices: 29,
 } as const;
 export const MATMUL_PARAM_WORDS = 32;
 
@@ -45,7 +50,7 @@ export function buildMatmulModule(cfg: MatmulConfig, memory: MemoryImport): Uint
   const packA = emitPackA(m, cfg);
   const micro = emitMicroKernel(m, cfg);
   const gemm = emitGemm(m, cfg, packA.index, packB.index, micro.index);
-  emitTask(m, cfg, gemm.index);
+  emitTask(m, cfg, gemm.index, packB.index);
   return m.encode();
 }
 
@@ -410,17 +415,31 @@ function emitMicroKernel(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
 }
 
 /**
- * gemm(a, rsA, csA, b, rsB, csB, c, rsC, csC, M, N, K, alpha, beta, bias, relu, scratch):
+ * K blocks of equal depth, at most KC: K = 784 runs as 2 × 392 rather than 512 + 272, and
+ * K = 1040 as 3 × 347 rather than 2 × 512 + 16, whose last block would pay a whole C
+ * read-modify-write and an epilogue per tile for 16 steps. kStep = ceil(K / ceil(K / KC)).
+ * The pack job and the compute job both derive their blocks from this.
+ */
+function emitKStep(f: FunctionBuilder, KC: number, K: number, kStep: number): void {
+  f.localGet(K).localGet(K).i32Const(KC - 1).op(Op.i32Add).i32Const(KC).op(Op.i32DivU).localTee(kStep)
+    .op(Op.i32Add).i32Const(1).op(Op.i32Sub).localGet(kStep).op(Op.i32DivU).localSet(kStep);
+}
+
+/**
+ * gemm(a, rsA, csA, b, rsB, csB, c, rsC, csC, M, N, K, alpha, beta, bias, relu, scratch, packedB, packedBStride):
  * strides in elements, addresses in bytes; K ≥ 1. C[M×N] = alpha·A·B + beta·C (+bias) (ReLU).
+ * With packedB ≠ 0, B was packed beforehand: the (jc, pc) blocks in loop order, packedBStride
+ * bytes apart, each laid out as packB writes it; `b` is then unused.
  */
 function emitGemm(m: ModuleBuilder, cfg: MatmulConfig, packA: number, packB: number, micro: number): FunctionBuilder {
   const { mr: MR, nr: NR, kc: KC, mc: MC, nc: NC } = cfg;
   const layout = matmulScratchLayout(cfg);
   const f = m.function({
-    params: [i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, f32, f32, i32, i32, i32], results: [],
+    params: [i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, f32, f32, i32, i32, i32, i32, i32], results: [],
   }, 'gemm');
-  const [a, rsA, csA, b, rsB, csB, c, rsC, csC, M, N, K, alpha, beta, bias, relu, scratch] =
-    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+  const [a, rsA, csA, b, rsB, csB, c, rsC, csC, M, N, K, alpha, beta, bias, relu, scratch, packedB, packedBStride] =
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18];
+  const block = f.local(i32), pbBlock = f.local(i32);
   const jc = f.local(i32), nc = f.local(i32), pc = f.local(i32), kc = f.local(i32), ic = f.local(i32), mc = f.local(i32);
   const jr = f.local(i32), ir = f.local(i32), betaK = f.local(f32), last = f.local(i32);
   const pA = f.local(i32), pB = f.local(i32), tile = f.local(i32), mrEdge = f.local(i32), nrEdge = f.local(i32);
@@ -433,11 +452,8 @@ function emitGemm(m: ModuleBuilder, cfg: MatmulConfig, packA: number, packB: num
   f.localGet(scratch).i32Const(layout.packB).op(Op.i32Add).localSet(pB);
   f.localGet(scratch).i32Const(layout.tile).op(Op.i32Add).localSet(tile);
 
-  // K blocks of equal depth, at most KC: K = 784 runs as 4 × 196 rather than 3 × 256 + 16, whose
-  // last block would pay a whole C read-modify-write and an epilogue per tile for 16 steps.
-  // kStep = ceil(K / ceil(K / KC))
-  f.localGet(K).localGet(K).i32Const(KC - 1).op(Op.i32Add).i32Const(KC).op(Op.i32DivU).localTee(kStep)
-    .op(Op.i32Add).i32Const(1).op(Op.i32Sub).localGet(kStep).op(Op.i32DivU).localSet(kStep);
+  emitKStep(f, KC, K, kStep);
+  f.i32Const(0).localSet(block);
 
   f.forRange(jc, () => f.i32Const(0), () => f.localGet(N), NC, () => {
     minInto(f, nc, () => f.i32Const(NC), () => bin(f, N, jc, Op.i32Sub));
@@ -446,9 +462,20 @@ function emitGemm(m: ModuleBuilder, cfg: MatmulConfig, packA: number, packB: num
       // beta applies on the first K block only; later blocks accumulate.
       f.localGet(beta).f32Const(1).localGet(pc).op(Op.i32Eqz).op(Op.select).localSet(betaK);
       bin(f, pc, kc, Op.i32Add).localGet(K).op(Op.i32GeS).localSet(last);
-      // packB(b + pc*rsB + jc*csB, rsB, csB, kc, nc, pB)
-      f.localGet(b).localGet(pc).localGet(rsB).op(Op.i32Mul).op(Op.i32Add).localGet(jc).localGet(csB).op(Op.i32Mul).op(Op.i32Add)
-        .localGet(rsB).localGet(csB).localGet(kc).localGet(nc).localGet(pB).call(packB);
+      f.localGet(packedB).if();
+      {
+        // packedB + block·packedBStride
+        f.localGet(packedB).localGet(block).localGet(packedBStride).op(Op.i32Mul).op(Op.i32Add).localSet(pbBlock);
+      }
+      f.else();
+      {
+        // packB(b + pc*rsB + jc*csB, rsB, csB, kc, nc, pB)
+        f.localGet(b).localGet(pc).localGet(rsB).op(Op.i32Mul).op(Op.i32Add).localGet(jc).localGet(csB).op(Op.i32Mul).op(Op.i32Add)
+          .localGet(rsB).localGet(csB).localGet(kc).localGet(nc).localGet(pB).call(packB);
+        f.localGet(pB).localSet(pbBlock);
+      }
+      f.end();
+      f.localGet(block).i32Const(1).op(Op.i32Add).localSet(block);
       f.forRange(ic, () => f.i32Const(0), () => f.localGet(M), MC, () => {
         minInto(f, mc, () => f.i32Const(MC), () => bin(f, M, ic, Op.i32Sub));
         f.localGet(a).localGet(ic).localGet(rsA).op(Op.i32Mul).op(Op.i32Add).localGet(pc).localGet(csA).op(Op.i32Mul).op(Op.i32Add)
@@ -457,7 +484,7 @@ function emitGemm(m: ModuleBuilder, cfg: MatmulConfig, packA: number, packB: num
         // panel and the C row advance (with a short K, e.g. attention's 32, these per-tile
         // arguments are a visible share of the time).
         f.localGet(kc).i32Const(MR * 4).op(Op.i32Mul).i32Const(PANEL_PAD_BYTES).op(Op.i32Add).localSet(strideA);
-        f.localGet(pB).localSet(pbPanel);
+        f.localGet(pbBlock).localSet(pbPanel);
         f.localGet(bias).i32Const(0).op(Op.i32Ne).localGet(last).op(Op.i32And).localSet(biasOn);
         f.localGet(relu).i32Const(0).op(Op.i32Ne).localGet(last).op(Op.i32And).localSet(reluOn);
         f.forRange(jr, () => f.i32Const(0), () => f.localGet(nc), NR, () => {
@@ -487,17 +514,63 @@ function emitGemm(m: ModuleBuilder, cfg: MatmulConfig, packA: number, packB: num
 }
 
 /**
- * task(unit, params, thread): unit → (batch, M chunk, N chunk), then gemm on that part with
- * this thread's scratch. Units are numbered batch-major, then M chunk, then N chunk.
+ * task(unit, params, thread), in one of two modes (params.mode):
+ * - compute (0): unit → (batch, M chunk, N chunk), then gemm on that part with this thread's
+ *   scratch. Units are numbered batch-major, then M chunk, then N chunk.
+ * - pack (1): unit → (KC×NC block of B, column slice); packs that slice of the block into the
+ *   shared packed B (params.packedB), where the compute job that follows reads it. Packing B once
+ *   for all units, instead of once per unit, lets a product be cut into many M chunks for load
+ *   balance without packing B again for each.
  */
-function emitTask(m: ModuleBuilder, cfg: MatmulConfig, gemm: number): void {
-  void cfg;
+function emitTask(m: ModuleBuilder, cfg: MatmulConfig, gemm: number, packB: number): void {
+  const { nr: NR, kc: KC, nc: NC } = cfg;
   const f = m.function({ params: [i32, i32, i32], results: [] }, 'task');
   const [unit, params, thread] = [0, 1, 2];
   const P = (field: keyof typeof MatmulParam) => f.localGet(params).mem(MemOp.i32Load, MatmulParam[field] * 4);
   const PF = (field: keyof typeof MatmulParam) => f.localGet(params).mem(MemOp.f32Load, MatmulParam[field] * 4);
   const perBatch = f.local(i32), bi = f.local(i32), rest = f.local(i32), mu = f.local(i32), nu = f.local(i32);
   const m0 = f.local(i32), n0 = f.local(i32), mLen = f.local(i32), nLen = f.local(i32);
+
+  P('mode').if();
+  {
+    const K = f.local(i32), kStep = f.local(i32), pcCount = f.local(i32), slices = f.local(i32), block = f.local(i32);
+    const slice = f.local(i32), jc = f.local(i32), pc = f.local(i32), ncB = f.local(i32), kcB = f.local(i32);
+    const perSlice = f.local(i32), col0 = f.local(i32);
+    P('k'); f.localSet(K);
+    emitKStep(f, KC, K, kStep);
+    bin(f, K, kStep, Op.i32Add).i32Const(1).op(Op.i32Sub).localGet(kStep).op(Op.i32DivU).localSet(pcCount);
+    P('packSlices'); f.localSet(slices);
+    bin(f, unit, slices, Op.i32DivU).localSet(block);
+    bin(f, unit, slices, Op.i32RemU).localSet(slice);
+    bin(f, block, pcCount, Op.i32DivU).i32Const(NC).op(Op.i32Mul).localSet(jc);
+    bin(f, block, pcCount, Op.i32RemU).localGet(kStep).op(Op.i32Mul).localSet(pc);
+    minInto(f, ncB, () => f.i32Const(NC), () => { P('n'); f.localGet(jc).op(Op.i32Sub); });
+    minInto(f, kcB, () => f.localGet(kStep), () => bin(f, K, pc, Op.i32Sub));
+    // Columns per slice: ceil(ceil(ncB / NR) / slices) whole panels.
+    f.localGet(ncB).i32Const(NR - 1).op(Op.i32Add).i32Const(NR).op(Op.i32DivU)
+      .localGet(slices).op(Op.i32Add).i32Const(1).op(Op.i32Sub).localGet(slices).op(Op.i32DivU).i32Const(NR).op(Op.i32Mul).localSet(perSlice);
+    bin(f, slice, perSlice, Op.i32Mul).localSet(col0);
+    bin(f, col0, ncB, Op.i32LtS).if();
+    {
+      // packB(b + (pc·rsB + (jc + col0)·csB)·4, rsB·4, csB·4, kcB, min(perSlice, ncB - col0),
+      //       packedB + block·packedBStride + (col0 / NR)·(kcB·NR·4 + pad))
+      P('b'); f.localGet(pc); P('rsB'); f.op(Op.i32Mul).localGet(jc).localGet(col0).op(Op.i32Add); P('csB');
+      f.op(Op.i32Mul).op(Op.i32Add).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
+      P('rsB'); f.i32Const(2).op(Op.i32Shl);
+      P('csB'); f.i32Const(2).op(Op.i32Shl);
+      f.localGet(kcB);
+      minInto(f, nLen, () => f.localGet(perSlice), () => bin(f, ncB, col0, Op.i32Sub));
+      f.localGet(nLen);
+      P('packedB'); f.localGet(block); P('packedBStride'); f.op(Op.i32Mul).op(Op.i32Add)
+        .localGet(col0).i32Const(NR).op(Op.i32DivU).localGet(kcB).i32Const(NR * 4).op(Op.i32Mul).i32Const(PANEL_PAD_BYTES).op(Op.i32Add)
+        .op(Op.i32Mul).op(Op.i32Add);
+      f.call(packB);
+    }
+    f.end();
+    f.return();
+  }
+  f.end();
+
   P('mUnits'); P('nUnits'); f.op(Op.i32Mul).localSet(perBatch);
   bin(f, unit, perBatch, Op.i32DivU).localSet(bi);
   bin(f, unit, perBatch, Op.i32RemU).localSet(rest);
@@ -521,5 +594,6 @@ function emitTask(m: ModuleBuilder, cfg: MatmulConfig, gemm: number): void {
   P('bias'); f.localGet(n0).i32Const(2).op(Op.i32Shl).op(Op.i32Add).i32Const(0); P('bias'); f.op(Op.select);
   P('relu');
   P('scratch'); f.localGet(thread); P('scratchStride'); f.op(Op.i32Mul).op(Op.i32Add);
+  P('packedB'); P('packedBStride');
   f.call(gemm);
 }

@@ -9,7 +9,7 @@
 import type { WasmHeap } from './memory.js';
 import type { ThreadPool, KernelModule } from './threads.js';
 import { buildMatmulModule, MatmulParam, MATMUL_PARAM_WORDS } from './matmul-kernel.js';
-import { defaultMatmulConfig, matmulConfigKey, matmulScratchLayout, type MatmulConfig } from './matmul-config.js';
+import { PANEL_PAD_BYTES, defaultMatmulConfig, matmulConfigKey, matmulScratchLayout, type MatmulConfig } from './matmul-config.js';
 import { relaxedSimdSupported } from './simd-features.js';
 
 export interface MatmulOperand {
@@ -106,8 +106,9 @@ export class WasmMatmul {
     const threads = this.pool.threads;
     const flops = 2 * m * n * k * batch;
     const parallel = threads > 1 && flops >= PARALLEL_MIN_FLOPS;
+    const shared = parallel && config.shareB === true ? sharedBPlan(m, n, k, batch, threads, config) : undefined;
 
-    const { mChunk, nChunk } = parallel ? splitWork(m, n, k, batch, threads, config) : { mChunk: m, nChunk: n };
+    const { mChunk, nChunk } = shared ?? (parallel ? splitWork(m, n, k, batch, threads, config) : { mChunk: m, nChunk: n });
     const mUnits = Math.ceil(m / mChunk);
     const nUnits = Math.ceil(n / nChunk);
 
@@ -124,7 +125,26 @@ export class WasmMatmul {
     put('bias', args.bias ?? 0); put('relu', args.relu ? 1 : 0);
     put('mChunk', mChunk); put('nChunk', nChunk); put('mUnits', mUnits); put('nUnits', nUnits);
     put('scratch', scratch); put('scratchStride', scratchStride);
+    put('mode', 0); put('packedB', 0); put('packedBStride', 0); put('packSlices', 1);
+    if (shared !== undefined) {
+      // Job 1 packs B into the shared buffer (every thread a slice of each block); job 2 computes.
+      put('packedB', this.sharedB(shared.bytes)); put('packedBStride', shared.blockStride); put('packSlices', shared.slices);
+      put('mode', 1);
+      this.pool.run(module, this.params, shared.blocks * shared.slices, true);
+      put('mode', 0);
+    }
     this.pool.run(module, this.params, batch * mUnits * nUnits, parallel);
+  }
+
+  private sharedBuffer: { ptr: number; bytes: number } | undefined;
+
+  /** The shared packed-B buffer, grown (never shrunk) to at least `bytes`. */
+  private sharedB(bytes: number): number {
+    if (this.sharedBuffer === undefined || this.sharedBuffer.bytes < bytes) {
+      if (this.sharedBuffer !== undefined) this.heap.free(this.sharedBuffer.ptr);
+      this.sharedBuffer = { ptr: this.heap.alloc(bytes), bytes };
+    }
+    return this.sharedBuffer.ptr;
   }
 
   private validate(args: MatmulArgs, batch: number): void {
@@ -211,6 +231,34 @@ export function splitWork(
   const fine = choose(Math.ceil((2 * threads) / batch));
   if (fine !== undefined && (fine.mChunk < m ? fine.mChunk : fine.nChunk) >= BALANCE_SPLIT_MIN) return fine;
   return choose(Math.ceil(threads / batch)) ?? { mChunk: m, nChunk: n };
+}
+
+/** The most floats of B packed once and shared (4 MiB): beyond that it no longer sits in the L3 cache. */
+const SHARED_B_MAX_FLOATS = 1 << 20;
+/** Rows per M chunk at least, when B is shared (fewer rows reuse each B micro-panel too little). */
+const SHARED_B_MIN_ROWS = 32;
+/** M chunks per thread when B is shared: claimed dynamically, so a slower thread takes fewer. */
+const SHARED_B_CHUNKS_PER_THREAD = 4;
+
+/**
+ * When B is packed once for all units (config.shareB = true): a single product (batch 1) with enough
+ * rows for two M chunks per thread and a B small enough to stay in L3. Then M is cut into up to
+ * 4 chunks per thread with no packing cost per chunk (each packs only its own A rows), where the
+ * one-job split (splitWork) makes 2 chunks per thread that each pack all of B again; more,
+ * smaller chunks leave less idle time at the end when a thread joins late or runs slower (a
+ * vCPU shared with another tenant). The layout: ceil(N/NC)·ceil(K/kStep) blocks in the
+ * kernel's loop order, each ceil(min(N, NC)/NR) panels of kStep·NR floats plus the pad.
+ */
+export function sharedBPlan(
+  m: number, n: number, k: number, batch: number, threads: number, config: MatmulConfig,
+): { mChunk: number; nChunk: number; blocks: number; slices: number; blockStride: number; bytes: number } | undefined {
+  if (batch !== 1 || m < 2 * threads * SHARED_B_MIN_ROWS || k * n > SHARED_B_MAX_FLOATS) return undefined;
+  const mChunk = roundUp(Math.max(SHARED_B_MIN_ROWS, Math.ceil(m / (SHARED_B_CHUNKS_PER_THREAD * threads))), config.mr);
+  const kBlocks = Math.ceil(k / config.kc);
+  const kStep = Math.ceil(k / kBlocks);
+  const blocks = Math.ceil(n / config.nc) * kBlocks;
+  const blockStride = Math.ceil((Math.ceil(Math.min(n, config.nc) / config.nr) * (kStep * config.nr * 4 + PANEL_PAD_BYTES)) / 64) * 64;
+  return { mChunk, nChunk: n, blocks, slices: threads, blockStride, bytes: blocks * blockStride };
 }
 
 function roundUp(x: number, multiple: number): number {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { WasmHeap } from '../../../src/backend/wasm/memory.js';
 import { ThreadPool } from '../../../src/backend/wasm/threads.js';
 import { createNodeThreadPool } from '../../../src/backend/wasm/node-workers.js';
-import { WasmMatmul, rowMajorOperand, splitWork, type MatmulOperand } from '../../../src/backend/wasm/matmul.js';
+import { WasmMatmul, rowMajorOperand, sharedBPlan, splitWork, type MatmulOperand } from '../../../src/backend/wasm/matmul.js';
 import { buildMatmulModule } from '../../../src/backend/wasm/matmul-kernel.js';
 import {
   DEFAULT_MATMUL_CONFIG, FMA_MATMUL_CONFIG, defaultMatmulConfig, matmulConfigKey, validateMatmulConfig, type MatmulConfig,
@@ -198,6 +198,62 @@ test('two threads give the same results: M split, N split (short wide products),
     check(mm2, { m: 1030, n: 20, k: 64, transA: true, bias: true }, cfg); // 4 units of 260 rows: two per thread
   }
   assert.equal(pool2.threads, 2);
+});
+
+/** C of one product run by `mm` with `config` (A, B, bias from a fixed seed), as a copy. */
+function productOf(mm: WasmMatmul, c: Case, config: MatmulConfig): Float32Array {
+  const { m, n, k } = c;
+  const aPtr = heap.alloc(m * k * 4), bPtr = heap.alloc(k * n * 4), cPtr = heap.alloc(m * n * 4), biasPtr = heap.alloc(n * 4);
+  try {
+    seed = 7;
+    const f = heap.f32;
+    for (let i = 0; i < m * k; i++) f[aPtr / 4 + i] = random();
+    for (let i = 0; i < k * n; i++) f[bPtr / 4 + i] = random();
+    for (let i = 0; i < m * n; i++) f[cPtr / 4 + i] = random();
+    for (let j = 0; j < n; j++) f[biasPtr / 4 + j] = random();
+    mm.run({
+      m, n, k,
+      a: rowMajorOperand(aPtr, c.transA ? k : m, c.transA ? m : k, c.transA),
+      b: rowMajorOperand(bPtr, c.transB ? n : k, c.transB ? k : n, c.transB),
+      c: rowMajorOperand(cPtr, m, n), alpha: c.alpha, beta: c.beta, bias: c.bias ? biasPtr : undefined, relu: c.relu,
+    }, config);
+    return Float32Array.from(heap.f32.subarray(cPtr / 4, cPtr / 4 + m * n));
+  } finally {
+    heap.free(aPtr); heap.free(bPtr); heap.free(cPtr); heap.free(biasPtr);
+  }
+}
+
+test('B packed once and shared by many M chunks: bit-identical to one thread and to per-unit packing', () => {
+  // Several KC×NC blocks of B (N > NC, K > KC in the tiny configs), edge panels, transposes and epilogues.
+  const cases: Case[] = [
+    { m: 300, n: 70, k: 45, bias: true, relu: true },
+    { m: 257, n: 33, k: 100, transA: true, transB: true, beta: 1 },
+    { m: 512, n: 130, k: 29, transB: true, alpha: 0.5, beta: 0.25, bias: true },
+  ];
+  for (const cfg of [DEFAULT_MATMUL_CONFIG, TINY, TINY_2x16, TINY_3x4]) {
+    for (const c of cases) {
+      const plan = sharedBPlan(c.m, c.n, c.k, 1, 2, cfg);
+      assert.ok(plan !== undefined && Math.ceil(c.m / plan.mChunk) >= 4, `${JSON.stringify(c)}: the shared-B plan applies`);
+      const shared = productOf(mm2, c, { ...cfg, shareB: true });
+      const oneThread = productOf(mm1, c, cfg);
+      const ownB = productOf(mm2, c, { ...cfg, shareB: false });
+      assert.deepEqual(shared, oneThread, `${JSON.stringify(c)} ${JSON.stringify(cfg)}: shared B vs 1 thread`);
+      assert.deepEqual(shared, ownB, `${JSON.stringify(c)} ${JSON.stringify(cfg)}: shared B vs per-unit packing`);
+    }
+    check(mm2, { m: 300, n: 70, k: 45, bias: true, relu: true, beta: 0.5 }, { ...cfg, shareB: true }); // and right, against float64
+  }
+});
+
+test('shared-B plan: single products with rows for 2 chunks per thread and a B that fits L3', () => {
+  const cfg = DEFAULT_MATMUL_CONFIG;
+  // 1024² on 2 threads: 8 chunks of 128 rows; B is two 512-deep blocks of 128 panels.
+  assert.deepEqual(sharedBPlan(1024, 1024, 1024, 1, 2, cfg), {
+    mChunk: 128, nChunk: 1024, blocks: 2, slices: 2, blockStride: 128 * (512 * 8 * 4 + 64), bytes: 2 * 128 * (512 * 8 * 4 + 64),
+  });
+  assert.equal(sharedBPlan(128, 512, 784, 1, 2, cfg)?.mChunk, 32); // the MLP's first layer: 4 chunks
+  assert.equal(sharedBPlan(127, 512, 784, 1, 2, cfg), undefined); // too few rows
+  assert.equal(sharedBPlan(64, 64, 32, 64, 2, cfg), undefined); // batched: the batch splits
+  assert.equal(sharedBPlan(1024, 2048, 1024, 1, 2, cfg), undefined); // B of 8 MiB: each unit packs its own
 });
 
 test('work split: batch first, then M or N by packing cost, two units per thread only while chunks stay long', () => {
