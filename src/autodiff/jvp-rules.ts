@@ -14,6 +14,7 @@ import { layerNormCoreJacobian } from './vjp-rules.js';
 import { reshape } from '../ops/shape.js';
 import { matmul } from '../ops/linalg.js';
 import { convDirectJvp, convWeightGradJvp } from '../ops/nn/conv.js';
+import { attentionJvp, attentionGradJvp } from '../ops/nn/attention-rules.js';
 import { keepdimShape, prodInputGradient, extremumMask } from './rule-helpers.js';
 
 export type JvpRule<P extends PrimitiveName> = (
@@ -100,6 +101,8 @@ export const jvpRules: Rules = {
   argmax: noTangent,
   argmin: noTangent,
   softmax: ([t], _i, out, { axis }) => (t === undefined ? undefined : mul(out, sub(t, sum(mul(t, out), axis, true)))),
+  attention: (tangents, inputs, _o, attrs) => attentionJvp(tangents, inputs, attrs),
+  attentionGrad: (tangents, inputs, _o, attrs) => attentionGradJvp(tangents, inputs, attrs),
   layerNormCore: ([t], [x], _y, attrs) => (t === undefined ? undefined : layerNormCoreJacobian(t, x!, attrs)),
   // f = r·(g − mean(g) − y·m): linear in g; through x, dr = −r²·mean(y·tx), dy = J·tx, dm = mean(g·dy).
   layerNormCoreGrad: ([tx, tg], [x, g], out, attrs) => {

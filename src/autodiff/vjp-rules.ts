@@ -14,6 +14,7 @@ import { cumsum, mean, sum } from '../ops/reduce.js';
 import { reshape, transpose } from '../ops/shape.js';
 import { matmul } from '../ops/linalg.js';
 import { convDirectVjp, convWeightGradVjp } from '../ops/nn/conv.js';
+import { attentionVjp, attentionGradVjp } from '../ops/nn/attention-rules.js';
 import { sumToShape, keepdimShape, prodInputGradient, extremumMask } from './rule-helpers.js';
 
 export type VjpRule<P extends PrimitiveName> = (
@@ -123,6 +124,8 @@ export const vjpRules: { [P in PrimitiveName]: VjpRule<P> } = {
   layerNormCore: (g, [x], _y, attrs) => [layerNormCoreJacobian(g, x!, attrs)],
   layerNormCoreGrad: (gg, [x, g], out, attrs, needsGrad) => layerNormCoreGradVjp(gg, x!, g!, out, attrs, needsGrad),
   layerNormRstd: (g, [x], rstd, attrs) => [layerNormRstdVjp(g, x!, rstd, attrs)],
+  attention: (g, inputs, _o, attrs, needsGrad) => attentionVjp(g, inputs, attrs, needsGrad),
+  attentionGrad: (c, inputs, _o, attrs, needsGrad) => attentionGradVjp(c, inputs, attrs, needsGrad),
   cumsum: (g, _i, _o, { axis }) => [bind('flip', [cumsum(bind('flip', [g], { axes: [axis] }), axis)], { axes: [axis] })],
   // Each gradient is produced in its input's memory layout: for an input that is a transposed view
   // (a Linear weight used as Wᵀ), computing (gᵀ·a)ᵀ instead of aᵀ·g costs the same GEMM but makes

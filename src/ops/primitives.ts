@@ -77,6 +77,19 @@ export interface PrimitiveAttrs
    * shape, rstd·(g − mean(g) − y·mean(g·y)) per row, y = layerNormCore(x). One pass set per row.
    */
   layerNormCoreGrad: { eps: number };
+  /**
+   * Fused scaled-dot-product attention softmax(q·kᵀ·scale (+ causal mask))·v of q [..., L, E],
+   * k [..., S, E], v [..., S, Ev] with equal batch dims and one floating dtype, S >= 1: [..., L, Ev].
+   * `causal`: query i attends to keys j <= i (top-left aligned). One kernel instead of the
+   * composite's matmul, mul, mask add, softmax and matmul (ops/nn/attention.ts picks it).
+   */
+  attention: AttentionAttrs;
+  /**
+   * attention's vjp for an output cotangent dOut [..., L, Ev]: dq, dk and dv, each flattened in
+   * row-major order and packed one after another in one 1-D tensor (a primitive has one output;
+   * the vjp rule slices them out as views). Recomputes the softmax from q and k.
+   */
+  attentionGrad: AttentionAttrs;
   /** (..., m, k) @ (..., k, n) with equal batch dims. */
   matmul: NoAttrs;
   // Views: no data moves; the output shares the input's storage.
@@ -147,6 +160,14 @@ export type RandomOp = (typeof RANDOM_OPS)[number];
 /** True for the primitives that draw from a generator (impure: every run gives new values). */
 export function isRandomPrimitive(op: string): op is RandomOp {
   return (RANDOM_OPS as readonly string[]).includes(op);
+}
+
+/** Attributes of the attention primitives. */
+export interface AttentionAttrs {
+  /** Multiplies q·kᵀ before the softmax. */
+  scale: number;
+  /** Query i attends only to keys j <= i. */
+  causal: boolean;
 }
 
 /** Windows of im2col/col2im: per spatial axis kernel, stride, dilation and [before, after] zero padding. */
@@ -264,6 +285,34 @@ function checkRowsInput(op: string, x: ValueInfo): void {
   check(isFloating(x.dtype), op, () => `the primitive takes a floating input, got ${x.dtype}; the user-facing op checks first.`);
 }
 
+function attentionDims(q: ValueInfo, k: ValueInfo, v: ValueInfo): { batch: number[]; l: number; s: number; e: number; ev: number } {
+  const r = q.shape.length;
+  return { batch: q.shape.slice(0, r - 2), l: q.shape[r - 2]!, s: k.shape[r - 2]!, e: q.shape[r - 1]!, ev: v.shape[r - 1]! };
+}
+
+/** The attention primitives take q [..., L, E], k [..., S, E], v [..., S, Ev]: one rank, one batch, one floating dtype, S >= 1. */
+function checkAttentionInputs(op: string, q: ValueInfo, k: ValueInfo, v: ValueInfo): ReturnType<typeof attentionDims> {
+  const r = q.shape.length;
+  const shapes = () => `q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)}`;
+  check(r >= 2 && k.shape.length === r && v.shape.length === r, op, () =>
+    `q, k and v must have one rank >= 2 ([..., L, E], [..., S, E], [..., S, Ev]), got ${shapes()}; the user-facing op broadcasts first.`);
+  const d = attentionDims(q, k, v);
+  check(shapesEqual(k.shape.slice(0, r - 2), d.batch) && shapesEqual(v.shape.slice(0, r - 2), d.batch), op, () =>
+    `batch dimensions differ: ${shapes()}; the user-facing op broadcasts first.`);
+  check(k.shape[r - 1] === d.e && v.shape[r - 2] === d.s, op, () => `q and k need one feature size E and k and v one key count S, got ${shapes()}.`);
+  check(d.s >= 1, op, () => `needs at least one key, got ${shapes()}; the user-facing op handles S = 0.`);
+  check(isFloating(q.dtype) && k.dtype === q.dtype && v.dtype === q.dtype, op, () =>
+    `q, k and v must share one floating dtype, got ${q.dtype}, ${k.dtype}, ${v.dtype}.`);
+  return d;
+}
+
+/** Query-key pairs that attention computes per batch entry: L·S, or Σ_i min(i + 1, S) when causal. */
+export function attendedPairs(l: number, s: number, causal: boolean): number {
+  if (!causal) return l * s;
+  const full = Math.min(l, s);
+  return (full * (full + 1)) / 2 + (l - full) * s;
+}
+
 type DefTable = { [P in PrimitiveName]: PrimitiveDef<P> };
 
 /** randomUniform/randomNormal/randomInteger: no inputs, the shape and dtype come from the attrs. */
@@ -356,6 +405,34 @@ export const primitives: DefTable = {
       return { shape: [...x!.shape], dtype: isFloating(x!.dtype) ? x!.dtype : 'int32' };
     },
     cost: (inputs, _a, out) => elementwiseCost(inputs, out),
+  },
+  attention: {
+    arity: 3,
+    infer: ([q, k, v]) => {
+      const { batch, l, ev } = checkAttentionInputs('attention', q!, k!, v!);
+      return { shape: [...batch, l, ev], dtype: q!.dtype };
+    },
+    cost: ([q, k, v], { causal }, out) => {
+      const { batch, l, s, e, ev } = attentionDims(q!, k!, v!);
+      const pairs = sizeOf(batch) * attendedPairs(l, s, causal);
+      return { flops: pairs * (2 * e + 2 * ev + 5), bytesRead: bytes(q!) + bytes(k!) + bytes(v!), bytesWritten: bytes(out) };
+    },
+  },
+  attentionGrad: {
+    arity: 4,
+    infer: ([q, k, v, g]) => {
+      const { batch, l, s, e, ev } = checkAttentionInputs('attentionGrad', q!, k!, v!);
+      check(shapesEqual(g!.shape, [...batch, l, ev]) && g!.dtype === q!.dtype, 'attentionGrad', () =>
+        `the output cotangent must be ${fmtShape([...batch, l, ev])} ${q!.dtype}, got ${fmtShape(g!.shape)} ${g!.dtype}.`);
+      const n = sizeOf(batch);
+      return { shape: [n * (l * e + s * e + s * ev)], dtype: q!.dtype };
+    },
+    cost: ([q, k, v, g], { causal }, out) => {
+      const { batch, l, s, e, ev } = attentionDims(q!, k!, v!);
+      const pairs = sizeOf(batch) * attendedPairs(l, s, causal);
+      // Recomputed scores (2E), dP (2Ev), dV (2Ev), dQ and dK (2E each), softmax and dS (~8).
+      return { flops: pairs * (6 * e + 4 * ev + 8), bytesRead: bytes(q!) + bytes(k!) + bytes(v!) + bytes(g!), bytesWritten: bytes(out) };
+    },
   },
   matmul: {
     arity: 2,

@@ -14,6 +14,7 @@ import { gatherStrided } from '../../core/tensor.js';
 import { makeWindowKernels } from './window-kernels.js';
 import { makeRandomKernels } from './random-kernels.js';
 import { makeConvKernels } from './conv-kernels.js';
+import { makeAttentionKernels } from './attention-kernels.js';
 
 /** Set by backend.ts: allocates a storage on the cpu backend around an array. */
 let wrap: (out: OutputInfo, data: TypedArray) => Storage = () => {
@@ -498,4 +499,5 @@ export const cpuKernels: KernelTable = {
   ...makeWindowKernels((out, data) => wrap(out, data)),
   ...makeRandomKernels((out, data) => wrap(out, data)),
   ...makeConvKernels((out, data) => wrap(out, data)),
+  ...makeAttentionKernels((out, data) => wrap(out, data)),
 };

@@ -31,9 +31,13 @@ import { nodeRuntime, defaultThreadCount, nodeWorkerSpawner } from './node-worke
 import { nodeGarbageCollector } from './node-gc.js';
 import { WasmOptimizerKernels } from './optimizer-kernel.js';
 import { WasmConvDirect, directConvolutionFits } from './conv-direct.js';
+import { WasmAttention } from './attention.js';
 
 /** The direct convolution primitives (conv-direct.ts). */
 const CONV_DIRECT_PRIMITIVES = new Set<string>(['convDirect', 'convWeightGrad']);
+
+/** The fused attention primitives (attention.ts). */
+const ATTENTION_PRIMITIVES = new Set<string>(['attention', 'attentionGrad']);
 
 /** The primitives the layerNorm kernel serves (layer-norm-kernel.ts). */
 const LAYER_NORM_PRIMITIVES = new Set<string>(['layerNormCore', 'layerNormRstd', 'layerNormCoreGrad']);
@@ -245,6 +249,7 @@ export class WasmBackend implements Backend {
       return k as unknown as Kernel<PrimitiveName>;
     }
     if (CONV_DIRECT_PRIMITIVES.has(prim)) return this.convDirectKernel(prim as 'convDirect' | 'convWeightGrad');
+    if (ATTENTION_PRIMITIVES.has(prim)) return this.attentionKernel(prim as 'attention' | 'attentionGrad');
     if (prim === 'matmul') {
       const fallback = this.cpuOnViews('matmul');
       const k: Kernel<'matmul'> = (inputs, attrs, out) => {
@@ -525,6 +530,22 @@ export class WasmBackend implements Backend {
       const address = (t: KernelInput) => this.addressOf(t.storage);
       if (prim === 'convDirect') conv.forward(inputs[0]!, inputs[1]!, inputs[2], address, a, this.addressOf(dst));
       else conv.weightGrad(inputs[0]!, inputs[1]!, address, a, this.addressOf(dst));
+      this.count(prim, 'wasm');
+      return dst;
+    }) as Kernel<PrimitiveName>;
+  }
+
+  private attentionOnce: WasmAttention | undefined;
+
+  /** The fused attention kernels (attention.ts) for float32 inputs they fit; anything else: the reference. */
+  private attentionKernel(prim: 'attention' | 'attentionGrad'): Kernel<PrimitiveName> {
+    const attention = (this.attentionOnce ??= new WasmAttention(this.heap, () => this.currentPool));
+    const fallback = this.cpuOnViews(prim) as Kernel<PrimitiveName>;
+    return ((inputs, attrs, out) => {
+      if (out.dtype !== 'float32' || !attention.fits(inputs)) return fallback(inputs, attrs, out);
+      // The backward accumulates dk and dv into its output: it starts zeroed.
+      const dst = this.allocUninitialized('float32', sizeOf(out.shape), prim === 'attentionGrad');
+      attention.run(inputs, (t) => this.addressOf(t.storage), attrs as PrimitiveAttrs['attention'], this.addressOf(dst));
       this.count(prim, 'wasm');
       return dst;
     }) as Kernel<PrimitiveName>;

@@ -15,4 +15,4 @@ export {
   crossEntropy, nllLoss, mseLoss, binaryCrossEntropyWithLogits, logSigmoid,
   type Reduction, type NllLossOptions, type CrossEntropyOptions, type ElementwiseLossOptions, type BceWithLogitsOptions,
 } from './loss.js';
-export { scaledDotProductAttention, type AttentionOptions } from './attention.js';
+export { scaledDotProductAttention, setFusedAttention, type AttentionOptions } from './attention.js';
