@@ -437,10 +437,12 @@ export class WasmBackend implements Backend {
           if (index.dtype !== 'int32' || out.dtype === 'float16' || out.dtype === 'bfloat16') return fallback(inputs, a, out);
           // A broadcast zero base (gather's vjp) starts from zeroed memory instead of a copy.
           const zeroBase = base.strides.every((s) => s === 0) && Object.is(this.readAll(base.storage)[base.offset], 0);
-          const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape), zeroBase);
+          // float32 zeroes it there (split over the threads with the scatter-add when that is).
+          const zeroHere = zeroBase && out.dtype !== 'float32';
+          const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape), zeroHere);
           if (!zeroBase) this.stridedCopy(dst, contiguousStridesOf(out.shape), 0, base, false);
           const ok = out.dtype === 'float32'
-            ? this.gatherScatter.scatterAdd(this.addressOf(dst), out.shape, this.heapView(index), this.heapView(src), a.axis)
+            ? this.gatherScatter.scatterAdd(this.addressOf(dst), out.shape, this.heapView(index), this.heapView(src), a.axis, zeroBase)
             : scatterAddStrided(this.readAll(dst), out.shape, this.viewOf(index), this.viewOf(src), a.axis);
           if (ok) return dst;
           this.free(dst);
@@ -555,7 +557,7 @@ export class WasmBackend implements Backend {
 
   /** gather/scatterAdd row loops in wasm (gather-scatter.ts). */
   private get gatherScatter(): WasmGatherScatter {
-    return (this.gatherScatterOnce ??= new WasmGatherScatter(this.heap.memory, this.heap.maxPages, this.heap.shared));
+    return (this.gatherScatterOnce ??= new WasmGatherScatter(this.heap, () => this.currentPool));
   }
 
   /** A kernel input as a byte address and its layout in elements. */
