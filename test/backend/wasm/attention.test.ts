@@ -1,0 +1,109 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as t from '../../../src/index.js';
+import { bind } from '../../../src/ops/dispatch.js';
+import { wasmBackend } from '../../../src/backend/wasm/backend.js';
+import { enableWasmThreads } from '../../../src/backend/wasm/node.js';
+import type { AttentionAttrs } from '../../../src/ops/primitives.js';
+
+// The generated fused attention kernels (attention-kernel.ts: forward and backward) against the cpu
+// reference kernels of the same primitives on random inputs, on one and two threads: causal and
+// not, L ≠ S, E ≠ Ev, strided batch and row layouts (permuted heads, a broadcast batch, a feature
+// axis that is not stride 1 and is copied first). float32 sums in another order than the
+// reference's double ones: every element within 1e-5 · max(|reference|) (the measured error is
+// below 1e-6 of it).
+
+let seed = 11;
+function values(n: number): Float64Array {
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    out[i] = ((seed / 2 ** 32) * 2 - 1) * 2;
+  }
+  return out;
+}
+
+/** The same float32 values on the cpu and wasm backends. */
+function pair(shape: number[]): [t.Tensor, t.Tensor] {
+  const data = values(shape.reduce((a, b) => a * b, 1));
+  return [t.tensor(data, { shape, dtype: 'float32', backend: 'cpu' }), t.tensor(data, { shape, dtype: 'float32', backend: 'wasm' })];
+}
+
+function assertNear(actual: t.Tensor, expected: t.Tensor, what: string): void {
+  assert.equal(actual.backend, 'wasm', `${what}: result left the wasm backend`);
+  assert.deepEqual(actual.shape, expected.shape, `${what}: shape`);
+  const a = actual.data(), b = expected.data();
+  let scale = 1e-3, err = 0;
+  for (let i = 0; i < b.length; i++) {
+    assert.ok(Number.isFinite(Number(a[i])), `${what}[${i}] is ${a[i]}`);
+    scale = Math.max(scale, Math.abs(Number(b[i])));
+    err = Math.max(err, Math.abs(Number(a[i]) - Number(b[i])));
+  }
+  assert.ok(err <= 1e-5 * scale, `${what}: max error ${err} > 1e-5 · ${scale}`);
+}
+
+const calls = (prim: 'attention' | 'attentionGrad') => ({ ...(wasmBackend.kernelCalls.get(prim) ?? { wasm: 0, reference: 0 }) });
+
+/** Both primitives on both backends for inputs made by `make` from a (cpu, wasm) pair per base shape; the wasm kernel must serve them. */
+function compare(what: string, shapes: number[][], make: (xs: t.Tensor[]) => t.Tensor[], attrs: AttentionAttrs, kernel: 'wasm' | 'reference' = 'wasm'): void {
+  const pairs = shapes.map(pair);
+  const [qc, kc, vc] = make(pairs.map((p) => p[0]));
+  const [qw, kw, vw] = make(pairs.map((p) => p[1]));
+  const before = [calls('attention'), calls('attentionGrad')];
+  const yw = bind('attention', [qw!, kw!, vw!], attrs);
+  const yc = bind('attention', [qc!, kc!, vc!], attrs);
+  assertNear(yw, yc, `${what}: attention`);
+  const [gc, gw] = pair([...yc.shape]);
+  const dw = bind('attentionGrad', [qw!, kw!, vw!, gw], attrs);
+  const dc = bind('attentionGrad', [qc!, kc!, vc!, gc], attrs);
+  assertNear(dw, dc, `${what}: attentionGrad`);
+  assert.equal(calls('attention')[kernel], before[0]![kernel] + 1, `${what}: attention ran the ${kernel} kernel`);
+  assert.equal(calls('attentionGrad')[kernel], before[1]![kernel] + 1, `${what}: attentionGrad ran the ${kernel} kernel`);
+}
+
+const same = (xs: t.Tensor[]) => xs;
+
+for (const threads of [1, 2]) {
+  test(`attention and attentionGrad agree with the cpu reference (${threads} thread(s))`, () => {
+    const previous = wasmBackend.pool.threads;
+    enableWasmThreads(threads);
+    try {
+      for (const causal of [false, true]) {
+        const attrs = { scale: 0.35, causal };
+        const tag = causal ? 'causal' : 'full';
+        compare(`GPT heads [16, 4, 64, 32] ${tag}`, [[16, 4, 64, 32], [16, 4, 64, 32], [16, 4, 64, 32]], same, attrs);
+        compare(`L 5 < S 7, E 8, Ev 12 ${tag}`, [[3, 5, 8], [3, 7, 8], [3, 7, 12]], same, attrs);
+        compare(`L 9 > S 4 ${tag}`, [[2, 9, 4], [2, 4, 4], [2, 4, 8]], same, attrs);
+        compare(`no batch dims ${tag}`, [[6, 16], [10, 16], [10, 4]], same, attrs);
+        // The GPT's layout: q, k and v are head views [B, H, L, D] of one [B, L, 3·H·D] projection.
+        compare(`permuted head views of a QKV projection ${tag}`, [[2, 7, 3 * 4 * 8]], ([qkv]) => {
+          const heads = t.permute(t.reshape(qkv!, [2, 7, 3, 4, 8]), [2, 0, 3, 1, 4]);
+          return [heads.at(0), heads.at(1), heads.at(2)];
+        }, attrs);
+        // k and v shared by every batch entry (stride-0 batch dim), and a feature axis of stride ≠ 1.
+        compare(`broadcast k, v and a transposed q ${tag}`, [[3, 12, 5], [1, 6, 12], [1, 6, 4]], ([q, k, v]) =>
+          [t.transpose(q!, -2, -1), t.expand(k!, [3, 6, 12]), t.expand(v!, [3, 6, 4])], attrs);
+      }
+    } finally {
+      enableWasmThreads(previous);
+    }
+  });
+}
+
+test('feature sizes that are not multiples of 4, and float64, run the reference kernel on wasm', () => {
+  compare('E 3', [[2, 5, 3], [2, 6, 3], [2, 6, 4]], same, { scale: 0.5, causal: true }, 'reference');
+  compare('Ev 6', [[2, 5, 4], [2, 6, 4], [2, 6, 6]], same, { scale: 0.5, causal: false }, 'reference');
+  const q = t.randn([2, 3, 4], { dtype: 'float64', backend: 'wasm' });
+  const before = calls('attention').reference;
+  bind('attention', [q, q, q], { scale: 1, causal: false });
+  assert.equal(calls('attention').reference, before + 1);
+});
+
+test('large scores: the row max shift keeps exp finite and the weights sum to one', () => {
+  // Scores up to ~±400: exp without the shift would overflow float32.
+  const q = t.mul(t.tensor(values(2 * 4 * 8), { shape: [2, 4, 8], dtype: 'float32', backend: 'wasm' }), 10);
+  const k = t.mul(t.tensor(values(2 * 5 * 8), { shape: [2, 5, 8], dtype: 'float32', backend: 'wasm' }), 10);
+  const ones = t.ones([2, 5, 4], { backend: 'wasm' });
+  const y = bind('attention', [q, k, ones], { scale: 1, causal: false });
+  for (const x of y.data()) assert.ok(Math.abs(Number(x) - 1) < 1e-6, `a row of weights sums to ${x}`);
+});
