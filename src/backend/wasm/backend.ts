@@ -663,6 +663,18 @@ export class WasmBackend implements Backend {
     const plan = planRows(batchShape, [a.strides.slice(0, -2), b.strides.slice(0, -2), cBatchStrides]);
     const aPtr = this.addressOf(a.storage), bPtr = this.addressOf(b.storage), cPtr = this.addressOf(c);
     const biasPtr = bias === undefined ? undefined : this.addressOf(bias.storage) + 4 * bias.offset;
+    if (plan.outerShape.length === 1 && plan.outerStrides.every((st) => st[0]! >= 0)) {
+      // Two batch levels (e.g. attention's [B, H] over permuted heads): one call, one job.
+      const [osA, osB, osC] = plan.outerStrides.map((st) => st[0]!);
+      this.matmul.run({
+        m, n, k, batch: plan.rowLength, outerBatch: plan.outerShape[0]!,
+        a: { ptr: aPtr + 4 * a.offset, rowStride: a.strides[r - 2]!, colStride: a.strides[r - 1]!, batchStride: plan.innerStrides[0]!, outerStride: osA },
+        b: { ptr: bPtr + 4 * b.offset, rowStride: b.strides[r - 2]!, colStride: b.strides[r - 1]!, batchStride: plan.innerStrides[1]!, outerStride: osB },
+        c: { ptr: cPtr, rowStride: n, colStride: 1, batchStride: plan.innerStrides[2]!, outerStride: osC },
+        bias: biasPtr, relu,
+      });
+      return c;
+    }
     forEachRow(plan, [a.offset, b.offset, 0], ([ao, bo, co]) => {
       this.matmul.run({
         m, n, k, batch: plan.rowLength,

@@ -40,8 +40,10 @@ export const MatmulParam = {
   packedB: 26, packedBStride: 27,
   // 0: compute units; 1: pack units (packSlices column slices of each KC×NC block of B).
   mode: 28, packSlices: 29,
+  // Strides between the groups of an outer batch: units decode to (outer, batch, M, N chunk).
+  osA: 30, osB: 31, osC: 32,
 } as const;
-export const MATMUL_PARAM_WORDS = 32;
+export const MATMUL_PARAM_WORDS = 40;
 
 export function buildMatmulModule(cfg: MatmulConfig, memory: MemoryImport): Uint8Array<ArrayBuffer> {
   validateMatmulConfig(cfg);
@@ -515,8 +517,8 @@ function emitGemm(m: ModuleBuilder, cfg: MatmulConfig, packA: number, packB: num
 
 /**
  * task(unit, params, thread), in one of two modes (params.mode):
- * - compute (0): unit → (batch, M chunk, N chunk), then gemm on that part with this thread's
- *   scratch. Units are numbered batch-major, then M chunk, then N chunk.
+ * - compute (0): unit → (outer batch, batch, M chunk, N chunk), then gemm on that part with
+ *   this thread's scratch. Units are numbered outer-major, then batch, M chunk, N chunk.
  * - pack (1): unit → (KC×NC block of B, column slice); packs that slice of the block into the
  *   shared packed B (params.packedB), where the compute job that follows reads it. Packing B once
  *   for all units, instead of once per unit, lets a product be cut into many M chunks for load
@@ -529,7 +531,7 @@ function emitTask(m: ModuleBuilder, cfg: MatmulConfig, gemm: number, packB: numb
   const P = (field: keyof typeof MatmulParam) => f.localGet(params).mem(MemOp.i32Load, MatmulParam[field] * 4);
   const PF = (field: keyof typeof MatmulParam) => f.localGet(params).mem(MemOp.f32Load, MatmulParam[field] * 4);
   const perBatch = f.local(i32), bi = f.local(i32), rest = f.local(i32), mu = f.local(i32), nu = f.local(i32);
-  const m0 = f.local(i32), n0 = f.local(i32), mLen = f.local(i32), nLen = f.local(i32);
+  const m0 = f.local(i32), n0 = f.local(i32), mLen = f.local(i32), nLen = f.local(i32), bo = f.local(i32);
 
   P('mode').if();
   {
@@ -574,18 +576,24 @@ function emitTask(m: ModuleBuilder, cfg: MatmulConfig, gemm: number, packB: numb
   P('mUnits'); P('nUnits'); f.op(Op.i32Mul).localSet(perBatch);
   bin(f, unit, perBatch, Op.i32DivU).localSet(bi);
   bin(f, unit, perBatch, Op.i32RemU).localSet(rest);
+  // bi counts over outer × batch: split it.
+  f.localGet(bi); P('batch'); f.op(Op.i32DivU).localSet(bo);
+  f.localGet(bi); P('batch'); f.op(Op.i32RemU).localSet(bi);
   f.localGet(rest); P('nUnits'); f.op(Op.i32DivU).localSet(mu);
   f.localGet(rest); P('nUnits'); f.op(Op.i32RemU).localSet(nu);
   f.localGet(mu); P('mChunk'); f.op(Op.i32Mul).localSet(m0);
   f.localGet(nu); P('nChunk'); f.op(Op.i32Mul).localSet(n0);
   minInto(f, mLen, () => P('mChunk'), () => { P('m'); f.localGet(m0).op(Op.i32Sub); });
   minInto(f, nLen, () => P('nChunk'), () => { P('n'); f.localGet(n0).op(Op.i32Sub); });
-  // a + (bi*bsA + m0*rsA)*4
-  P('a'); f.localGet(bi); P('bsA'); f.op(Op.i32Mul).localGet(m0); P('rsA'); f.op(Op.i32Mul).op(Op.i32Add).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
+  // a + (bo*osA + bi*bsA + m0*rsA)*4
+  P('a'); f.localGet(bo); P('osA'); f.op(Op.i32Mul).localGet(bi); P('bsA'); f.op(Op.i32Mul).op(Op.i32Add)
+    .localGet(m0); P('rsA'); f.op(Op.i32Mul).op(Op.i32Add).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
   P('rsA'); P('csA');
-  P('b'); f.localGet(bi); P('bsB'); f.op(Op.i32Mul).localGet(n0); P('csB'); f.op(Op.i32Mul).op(Op.i32Add).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
+  P('b'); f.localGet(bo); P('osB'); f.op(Op.i32Mul).localGet(bi); P('bsB'); f.op(Op.i32Mul).op(Op.i32Add)
+    .localGet(n0); P('csB'); f.op(Op.i32Mul).op(Op.i32Add).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
   P('rsB'); P('csB');
-  P('c'); f.localGet(bi); P('bsC'); f.op(Op.i32Mul).localGet(m0); P('rsC'); f.op(Op.i32Mul).op(Op.i32Add)
+  P('c'); f.localGet(bo); P('osC'); f.op(Op.i32Mul).localGet(bi); P('bsC'); f.op(Op.i32Mul).op(Op.i32Add)
+    .localGet(m0); P('rsC'); f.op(Op.i32Mul).op(Op.i32Add)
     .localGet(n0); P('csC'); f.op(Op.i32Mul).op(Op.i32Add).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
   P('rsC'); P('csC');
   f.localGet(mLen).localGet(nLen); P('k');

@@ -19,6 +19,11 @@ export interface MatmulOperand {
   readonly colStride: number;
   /** Elements between consecutive matrices of the batch; 0 broadcasts. Default 0. */
   readonly batchStride?: number;
+  /**
+   * Elements between consecutive groups of `batch` matrices when the product has an outer batch
+   * (MatmulArgs.outerBatch); 0 broadcasts. Default 0.
+   */
+  readonly outerStride?: number;
 }
 
 export interface MatmulArgs {
@@ -27,6 +32,13 @@ export interface MatmulArgs {
   readonly n: number;
   readonly k: number;
   readonly batch?: number;
+  /**
+   * A second, outer batch dimension: `outerBatch` groups of `batch` matrices, the groups
+   * `outerStride` apart in each operand. For batch dimensions that do not walk as one, e.g. the
+   * heads of attention's q [B, T, H, D] permuted to [B, H, T, D]: one job for all B·H products
+   * instead of B jobs of H (too small to wake the threads). Default 1.
+   */
+  readonly outerBatch?: number;
   readonly a: MatmulOperand;
   readonly b: MatmulOperand;
   /** The output; must not overlap A or B. */
@@ -93,13 +105,15 @@ export class WasmMatmul {
   /** Runs C = alpha·A·B + beta·C (+bias) (ReLU) for every matrix of the batch. */
   run(args: MatmulArgs, config: MatmulConfig = this.config): void {
     const { m, n, k } = args;
-    const batch = args.batch ?? 1;
-    this.validate(args, batch);
+    const inner = args.batch ?? 1;
+    const outer = args.outerBatch ?? 1;
+    const batch = inner * outer;
+    this.validate(args, inner, outer);
     if (m === 0 || n === 0 || batch === 0) return;
     const alpha = args.alpha ?? 1;
     const beta = args.beta ?? 0;
     if (k === 0) {
-      this.epilogueOnly(args, batch, beta);
+      this.epilogueOnly(args, inner, outer, beta);
       return;
     }
     const { module, scratch, scratchStride } = this.prepare(config);
@@ -119,7 +133,8 @@ export class WasmMatmul {
     put('a', args.a.ptr); put('rsA', args.a.rowStride); put('csA', args.a.colStride); put('bsA', args.a.batchStride ?? 0);
     put('b', args.b.ptr); put('rsB', args.b.rowStride); put('csB', args.b.colStride); put('bsB', args.b.batchStride ?? 0);
     put('c', args.c.ptr); put('rsC', args.c.rowStride); put('csC', args.c.colStride); put('bsC', args.c.batchStride ?? 0);
-    put('m', m); put('n', n); put('k', k); put('batch', batch);
+    put('m', m); put('n', n); put('k', k); put('batch', inner);
+    put('osA', args.a.outerStride ?? 0); put('osB', args.b.outerStride ?? 0); put('osC', args.c.outerStride ?? 0);
     f32[p + MatmulParam.alpha] = alpha;
     f32[p + MatmulParam.beta] = beta;
     put('bias', args.bias ?? 0); put('relu', args.relu ? 1 : 0);
@@ -147,15 +162,16 @@ export class WasmMatmul {
     return this.sharedBuffer.ptr;
   }
 
-  private validate(args: MatmulArgs, batch: number): void {
+  private validate(args: MatmulArgs, batch: number, outer: number): void {
     const { m, n, k } = args;
-    for (const [name, v] of [['m', m], ['n', n], ['k', k], ['batch', batch]] as const) {
+    for (const [name, v] of [['m', m], ['n', n], ['k', k], ['batch', batch], ['outerBatch', outer]] as const) {
       if (!Number.isInteger(v) || v < 0) throw new RangeError(`matmul: ${name} = ${v} must be a non-negative integer`);
     }
     const limit = this.heap.byteLength;
     const check = (name: string, op: MatmulOperand, rows: number, cols: number) => {
       const bs = op.batchStride ?? 0;
-      for (const [s, v] of [['rowStride', op.rowStride], ['colStride', op.colStride], ['batchStride', bs]] as const) {
+      const os = op.outerStride ?? 0;
+      for (const [s, v] of [['rowStride', op.rowStride], ['colStride', op.colStride], ['batchStride', bs], ['outerStride', os]] as const) {
         if (!Number.isInteger(v) || v < 0) {
           throw new RangeError(`matmul: ${name}.${s} = ${v} must be a non-negative integer (copy a flipped view with contiguous() first)`);
         }
@@ -163,15 +179,18 @@ export class WasmMatmul {
       if (!Number.isInteger(op.ptr) || op.ptr <= 0 || op.ptr % 4 !== 0) {
         throw new RangeError(`matmul: ${name}.ptr = ${op.ptr} is not a 4-byte aligned heap address`);
       }
-      if (rows === 0 || cols === 0 || batch === 0) return;
-      const lastByte = op.ptr + 4 * ((rows - 1) * op.rowStride + (cols - 1) * op.colStride + (batch - 1) * bs) + 4;
+      if (rows === 0 || cols === 0 || batch === 0 || outer === 0) return;
+      const lastByte = op.ptr + 4 * ((rows - 1) * op.rowStride + (cols - 1) * op.colStride + (batch - 1) * bs + (outer - 1) * os) + 4;
       if (lastByte > limit) {
-        throw new RangeError(`matmul: ${name} (${rows}×${cols}, strides ${op.rowStride}/${op.colStride}/${bs}, batch ${batch}) `
+        throw new RangeError(`matmul: ${name} (${rows}×${cols}, strides ${op.rowStride}/${op.colStride}/${bs}/${os}, batch ${outer}×${batch}) `
           + `ends at byte ${lastByte}, past the end of the wasm memory (${limit} bytes)`);
       }
     };
     if (batch > 1 && (args.c.batchStride ?? 0) === 0) {
       throw new RangeError(`matmul: c.batchStride is 0 with batch ${batch}: every product would write the same C; give C its own batch stride`);
+    }
+    if (outer > 1 && (args.c.outerStride ?? 0) === 0) {
+      throw new RangeError(`matmul: c.outerStride is 0 with outerBatch ${outer}: every group would write the same C; give C its own outer stride`);
     }
     check('a', args.a, m, k);
     check('b', args.b, k, n);
@@ -184,13 +203,13 @@ export class WasmMatmul {
   }
 
   /** K = 0: the product is zero, so C = beta·C + bias (ReLU). */
-  private epilogueOnly(args: MatmulArgs, batch: number, beta: number): void {
+  private epilogueOnly(args: MatmulArgs, batch: number, outer: number, beta: number): void {
     const f32 = this.heap.f32;
     const c = args.c;
-    for (let bi = 0; bi < batch; bi++) {
+    for (let bo = 0; bo < outer; bo++) for (let bi = 0; bi < batch; bi++) {
       for (let i = 0; i < args.m; i++) {
         for (let j = 0; j < args.n; j++) {
-          const idx = c.ptr / 4 + bi * (c.batchStride ?? 0) + i * c.rowStride + j * c.colStride;
+          const idx = c.ptr / 4 + bo * (c.outerStride ?? 0) + bi * (c.batchStride ?? 0) + i * c.rowStride + j * c.colStride;
           let v = beta === 0 ? 0 : beta * f32[idx]!;
           if (args.bias !== undefined) v += f32[args.bias / 4 + j]!;
           if (args.relu) v = Math.max(v, 0);

@@ -244,6 +244,38 @@ test('B packed once and shared by many M chunks: bit-identical to one thread and
   }
 });
 
+test('an outer batch (groups of matrices with their own strides) equals one call per group, on 1 and 2 threads', () => {
+  // q·kᵀ of attention heads: q [B=3, T=20, H=5, D=12] read as [B, H, T, D] (H does not walk like B).
+  const [B, T, H, D] = [3, 20, 5, 12];
+  const q = heap.alloc(B * T * H * D * 4), kk = heap.alloc(B * T * H * D * 4);
+  const c1 = heap.alloc(B * H * T * T * 4), c2 = heap.alloc(B * H * T * T * 4);
+  try {
+    for (let i = 0; i < B * T * H * D; i++) { heap.f32[q / 4 + i] = random(); heap.f32[kk / 4 + i] = random(); }
+    const operand = (ptr: number, transposed: boolean) => transposed
+      ? { ptr, rowStride: 1, colStride: H * D, batchStride: D, outerStride: T * H * D } // kᵀ: [D, T] per head
+      : { ptr, rowStride: H * D, colStride: 1, batchStride: D, outerStride: T * H * D };
+    for (const mm of [mm1, mm2]) {
+      heap.f32.fill(NaN, c1 / 4, c1 / 4 + B * H * T * T);
+      mm.run({ m: T, n: T, k: D, batch: H, outerBatch: B, a: operand(q, false), b: operand(kk, true),
+        c: { ptr: c1, rowStride: T, colStride: 1, batchStride: T * T, outerStride: H * T * T } });
+      for (let bo = 0; bo < B; bo++) {
+        const shift = (op: MatmulOperand, by: number) => ({ ...op, ptr: op.ptr + 4 * by, outerStride: 0 });
+        mm.run({ m: T, n: T, k: D, batch: H, a: shift(operand(q, false), bo * T * H * D), b: shift(operand(kk, true), bo * T * H * D),
+          c: { ptr: c2 + 4 * bo * H * T * T, rowStride: T, colStride: 1, batchStride: T * T } });
+      }
+      assert.deepEqual(heap.f32.slice(c1 / 4, c1 / 4 + B * H * T * T), heap.f32.slice(c2 / 4, c2 / 4 + B * H * T * T));
+      // And one entry against a float64 dot product: batch (b=2, h=3), row 7, column 11.
+      let want = 0;
+      for (let d = 0; d < D; d++) want += heap.f32[q / 4 + 2 * T * H * D + 7 * H * D + 3 * D + d]! * heap.f32[kk / 4 + 2 * T * H * D + 11 * H * D + 3 * D + d]!;
+      assert.ok(Math.abs(heap.f32[c1 / 4 + (2 * H + 3) * T * T + 7 * T + 11]! - want) < 1e-5);
+    }
+    assert.throws(() => mm1.run({ m: T, n: T, k: D, batch: H, outerBatch: B, a: operand(q, false), b: operand(kk, true),
+      c: { ptr: c1, rowStride: T, colStride: 1, batchStride: T * T } }), /c\.outerStride is 0 with outerBatch 3/);
+  } finally {
+    heap.free(q); heap.free(kk); heap.free(c1); heap.free(c2);
+  }
+});
+
 test('shared-B plan: single products with rows for 2 chunks per thread and a B that fits L3', () => {
   const cfg = DEFAULT_MATMUL_CONFIG;
   // 1024² on 2 threads: 8 chunks of 128 rows; B is two 512-deep blocks of 128 panels.
