@@ -42,6 +42,8 @@ export const MatmulParam = {
   mode: 28, packSlices: 29,
   // Strides between the groups of an outer batch: units decode to (outer, batch, M, N chunk).
   osA: 30, osB: 31, osC: 32,
+  // Likewise an A packed once for the whole product (every unit has all of M), for N splits.
+  packedA: 33, packedAStride: 34,
 } as const;
 export const MATMUL_PARAM_WORDS = 40;
 
@@ -52,7 +54,7 @@ export function buildMatmulModule(cfg: MatmulConfig, memory: MemoryImport): Uint
   const packA = emitPackA(m, cfg);
   const micro = emitMicroKernel(m, cfg);
   const gemm = emitGemm(m, cfg, packA.index, packB.index, micro.index);
-  emitTask(m, cfg, gemm.index, packB.index);
+  emitTask(m, cfg, gemm.index, packB.index, packA.index);
   return m.encode();
 }
 
@@ -428,20 +430,22 @@ function emitKStep(f: FunctionBuilder, KC: number, K: number, kStep: number): vo
 }
 
 /**
- * gemm(a, rsA, csA, b, rsB, csB, c, rsC, csC, M, N, K, alpha, beta, bias, relu, scratch, packedB, packedBStride):
+ * gemm(a, rsA, csA, b, rsB, csB, c, rsC, csC, M, N, K, alpha, beta, bias, relu, scratch,
+ *      packedB, packedBStride, packedA, packedAStride):
  * strides in elements, addresses in bytes; K ≥ 1. C[M×N] = alpha·A·B + beta·C (+bias) (ReLU).
  * With packedB ≠ 0, B was packed beforehand: the (jc, pc) blocks in loop order, packedBStride
- * bytes apart, each laid out as packB writes it; `b` is then unused.
+ * bytes apart, each laid out as packB writes it; `b` is then unused. Likewise packedA ≠ 0: the
+ * (pc, ic) blocks of A in loop order (the same for every jc), packedAStride bytes apart.
  */
 function emitGemm(m: ModuleBuilder, cfg: MatmulConfig, packA: number, packB: number, micro: number): FunctionBuilder {
   const { mr: MR, nr: NR, kc: KC, mc: MC, nc: NC } = cfg;
   const layout = matmulScratchLayout(cfg);
   const f = m.function({
-    params: [i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, f32, f32, i32, i32, i32, i32, i32], results: [],
+    params: [i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, f32, f32, i32, i32, i32, i32, i32, i32, i32], results: [],
   }, 'gemm');
-  const [a, rsA, csA, b, rsB, csB, c, rsC, csC, M, N, K, alpha, beta, bias, relu, scratch, packedB, packedBStride] =
-    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18];
-  const block = f.local(i32), pbBlock = f.local(i32);
+  const [a, rsA, csA, b, rsB, csB, c, rsC, csC, M, N, K, alpha, beta, bias, relu, scratch, packedB, packedBStride, packedA, packedAStride] =
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20];
+  const block = f.local(i32), pbBlock = f.local(i32), aBlock = f.local(i32), paBlock = f.local(i32);
   const jc = f.local(i32), nc = f.local(i32), pc = f.local(i32), kc = f.local(i32), ic = f.local(i32), mc = f.local(i32);
   const jr = f.local(i32), ir = f.local(i32), betaK = f.local(f32), last = f.local(i32);
   const pA = f.local(i32), pB = f.local(i32), tile = f.local(i32), mrEdge = f.local(i32), nrEdge = f.local(i32);
@@ -459,6 +463,7 @@ function emitGemm(m: ModuleBuilder, cfg: MatmulConfig, packA: number, packB: num
 
   f.forRange(jc, () => f.i32Const(0), () => f.localGet(N), NC, () => {
     minInto(f, nc, () => f.i32Const(NC), () => bin(f, N, jc, Op.i32Sub));
+    f.i32Const(0).localSet(aBlock);
     f.forRange(pc, () => f.i32Const(0), () => f.localGet(K), () => f.localGet(kStep), () => {
       minInto(f, kc, () => f.localGet(kStep), () => bin(f, K, pc, Op.i32Sub));
       // beta applies on the first K block only; later blocks accumulate.
@@ -480,8 +485,18 @@ function emitGemm(m: ModuleBuilder, cfg: MatmulConfig, packA: number, packB: num
       f.localGet(block).i32Const(1).op(Op.i32Add).localSet(block);
       f.forRange(ic, () => f.i32Const(0), () => f.localGet(M), MC, () => {
         minInto(f, mc, () => f.i32Const(MC), () => bin(f, M, ic, Op.i32Sub));
-        f.localGet(a).localGet(ic).localGet(rsA).op(Op.i32Mul).op(Op.i32Add).localGet(pc).localGet(csA).op(Op.i32Mul).op(Op.i32Add)
-          .localGet(rsA).localGet(csA).localGet(mc).localGet(kc).localGet(pA).call(packA);
+        f.localGet(packedA).if();
+        {
+          f.localGet(packedA).localGet(aBlock).localGet(packedAStride).op(Op.i32Mul).op(Op.i32Add).localSet(paBlock);
+        }
+        f.else();
+        {
+          f.localGet(a).localGet(ic).localGet(rsA).op(Op.i32Mul).op(Op.i32Add).localGet(pc).localGet(csA).op(Op.i32Mul).op(Op.i32Add)
+            .localGet(rsA).localGet(csA).localGet(mc).localGet(kc).localGet(pA).call(packA);
+          f.localGet(pA).localSet(paBlock);
+        }
+        f.end();
+        f.localGet(aBlock).i32Const(1).op(Op.i32Add).localSet(aBlock);
         // Per jr: the B panel, the C column, the edge width, bias and ReLU; per ir only the A
         // panel and the C row advance (with a short K, e.g. attention's 32, these per-tile
         // arguments are a visible share of the time).
@@ -497,7 +512,7 @@ function emitGemm(m: ModuleBuilder, cfg: MatmulConfig, packA: number, packB: num
           // c + ic*rsC + (jc+jr)*csC, then + MR rows per ir
           f.localGet(c).localGet(ic).localGet(rsC).op(Op.i32Mul).op(Op.i32Add)
             .localGet(jc).localGet(jr).op(Op.i32Add).localGet(csC).op(Op.i32Mul).op(Op.i32Add).localSet(cTile);
-          f.localGet(pA).localSet(paPanel);
+          f.localGet(paBlock).localSet(paPanel);
           f.forRange(ir, () => f.i32Const(0), () => f.localGet(mc), MR, () => {
             f.localGet(kc).localGet(paPanel).localGet(pbPanel).localGet(cTile).localGet(rsC).localGet(csC);
             minInto(f, mrEdge, () => f.i32Const(MR), () => bin(f, mc, ir, Op.i32Sub));
@@ -523,15 +538,57 @@ function emitGemm(m: ModuleBuilder, cfg: MatmulConfig, packA: number, packB: num
  *   shared packed B (params.packedB), where the compute job that follows reads it. Packing B once
  *   for all units, instead of once per unit, lets a product be cut into many M chunks for load
  *   balance without packing B again for each.
+ * - pack A (2): the same for A, unit → (MC×KC block, row slice), for products cut into N chunks.
  */
-function emitTask(m: ModuleBuilder, cfg: MatmulConfig, gemm: number, packB: number): void {
-  const { nr: NR, kc: KC, nc: NC } = cfg;
+function emitTask(m: ModuleBuilder, cfg: MatmulConfig, gemm: number, packB: number, packA: number): void {
+  const { mr: MR, nr: NR, kc: KC, mc: MC, nc: NC } = cfg;
   const f = m.function({ params: [i32, i32, i32], results: [] }, 'task');
   const [unit, params, thread] = [0, 1, 2];
   const P = (field: keyof typeof MatmulParam) => f.localGet(params).mem(MemOp.i32Load, MatmulParam[field] * 4);
   const PF = (field: keyof typeof MatmulParam) => f.localGet(params).mem(MemOp.f32Load, MatmulParam[field] * 4);
   const perBatch = f.local(i32), bi = f.local(i32), rest = f.local(i32), mu = f.local(i32), nu = f.local(i32);
   const m0 = f.local(i32), n0 = f.local(i32), mLen = f.local(i32), nLen = f.local(i32), bo = f.local(i32);
+
+  P('mode').i32Const(2).op(Op.i32Eq).if();
+  {
+    const K = f.local(i32), M = f.local(i32), kStep = f.local(i32), icCount = f.local(i32), slices = f.local(i32), block = f.local(i32);
+    const slice = f.local(i32), ic = f.local(i32), pc = f.local(i32), mcB = f.local(i32), kcB = f.local(i32);
+    const perSlice = f.local(i32), row0 = f.local(i32), rows = f.local(i32);
+    P('k'); f.localSet(K);
+    P('m'); f.localSet(M);
+    emitKStep(f, KC, K, kStep);
+    f.localGet(M).i32Const(MC - 1).op(Op.i32Add).i32Const(MC).op(Op.i32DivU).localSet(icCount);
+    P('packSlices'); f.localSet(slices);
+    bin(f, unit, slices, Op.i32DivU).localSet(block);
+    bin(f, unit, slices, Op.i32RemU).localSet(slice);
+    // Blocks in the kernel's (pc, ic) order.
+    bin(f, block, icCount, Op.i32DivU).localGet(kStep).op(Op.i32Mul).localSet(pc);
+    bin(f, block, icCount, Op.i32RemU).i32Const(MC).op(Op.i32Mul).localSet(ic);
+    minInto(f, mcB, () => f.i32Const(MC), () => bin(f, M, ic, Op.i32Sub));
+    minInto(f, kcB, () => f.localGet(kStep), () => bin(f, K, pc, Op.i32Sub));
+    // Rows per slice: ceil(ceil(mcB / MR) / slices) whole panels.
+    f.localGet(mcB).i32Const(MR - 1).op(Op.i32Add).i32Const(MR).op(Op.i32DivU)
+      .localGet(slices).op(Op.i32Add).i32Const(1).op(Op.i32Sub).localGet(slices).op(Op.i32DivU).i32Const(MR).op(Op.i32Mul).localSet(perSlice);
+    bin(f, slice, perSlice, Op.i32Mul).localSet(row0);
+    bin(f, row0, mcB, Op.i32LtS).if();
+    {
+      // packA(a + ((ic + row0)·rsA + pc·csA)·4, rsA·4, csA·4, min(perSlice, mcB - row0), kcB,
+      //       packedA + block·packedAStride + (row0 / MR)·(kcB·MR·4 + pad))
+      P('a'); f.localGet(ic).localGet(row0).op(Op.i32Add); P('rsA'); f.op(Op.i32Mul).localGet(pc); P('csA');
+      f.op(Op.i32Mul).op(Op.i32Add).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
+      P('rsA'); f.i32Const(2).op(Op.i32Shl);
+      P('csA'); f.i32Const(2).op(Op.i32Shl);
+      minInto(f, rows, () => f.localGet(perSlice), () => bin(f, mcB, row0, Op.i32Sub));
+      f.localGet(rows).localGet(kcB);
+      P('packedA'); f.localGet(block); P('packedAStride'); f.op(Op.i32Mul).op(Op.i32Add)
+        .localGet(row0).i32Const(MR).op(Op.i32DivU).localGet(kcB).i32Const(MR * 4).op(Op.i32Mul).i32Const(PANEL_PAD_BYTES).op(Op.i32Add)
+        .op(Op.i32Mul).op(Op.i32Add);
+      f.call(packA);
+    }
+    f.end();
+    f.return();
+  }
+  f.end();
 
   P('mode').if();
   {
@@ -602,6 +659,6 @@ function emitTask(m: ModuleBuilder, cfg: MatmulConfig, gemm: number, packB: numb
   P('bias'); f.localGet(n0).i32Const(2).op(Op.i32Shl).op(Op.i32Add).i32Const(0); P('bias'); f.op(Op.select);
   P('relu');
   P('scratch'); f.localGet(thread); P('scratchStride'); f.op(Op.i32Mul).op(Op.i32Add);
-  P('packedB'); P('packedBStride');
+  P('packedB'); P('packedBStride'); P('packedA'); P('packedAStride');
   f.call(gemm);
 }

@@ -120,7 +120,8 @@ export class WasmMatmul {
     const threads = this.pool.threads;
     const flops = 2 * m * n * k * batch;
     const parallel = threads > 1 && flops >= PARALLEL_MIN_FLOPS;
-    const shared = parallel && config.shareB === true ? sharedBPlan(m, n, k, batch, threads, config) : undefined;
+    const shared = parallel && config.shareB === true
+      ? sharedBPlan(m, n, k, batch, threads, config) ?? sharedAPlan(m, n, k, batch, threads, config) : undefined;
 
     const { mChunk, nChunk } = shared ?? (parallel ? splitWork(m, n, k, batch, threads, config) : { mChunk: m, nChunk: n });
     const mUnits = Math.ceil(m / mChunk);
@@ -140,26 +141,29 @@ export class WasmMatmul {
     put('bias', args.bias ?? 0); put('relu', args.relu ? 1 : 0);
     put('mChunk', mChunk); put('nChunk', nChunk); put('mUnits', mUnits); put('nUnits', nUnits);
     put('scratch', scratch); put('scratchStride', scratchStride);
-    put('mode', 0); put('packedB', 0); put('packedBStride', 0); put('packSlices', 1);
+    put('mode', 0); put('packedB', 0); put('packedBStride', 0); put('packedA', 0); put('packedAStride', 0); put('packSlices', 1);
     if (shared !== undefined) {
-      // Job 1 packs B into the shared buffer (every thread a slice of each block); job 2 computes.
-      put('packedB', this.sharedB(shared.bytes)); put('packedBStride', shared.blockStride); put('packSlices', shared.slices);
-      put('mode', 1);
+      // Job 1 packs B (or A) into the shared buffer (every thread a slice of each block); job 2 computes.
+      const buffer = this.sharedBuffer(shared.bytes);
+      put(shared.operand === 'b' ? 'packedB' : 'packedA', buffer);
+      put(shared.operand === 'b' ? 'packedBStride' : 'packedAStride', shared.blockStride);
+      put('packSlices', shared.slices);
+      put('mode', shared.operand === 'b' ? 1 : 2);
       this.pool.run(module, this.params, shared.blocks * shared.slices, true);
       put('mode', 0);
     }
     this.pool.run(module, this.params, batch * mUnits * nUnits, parallel);
   }
 
-  private sharedBuffer: { ptr: number; bytes: number } | undefined;
+  private shared: { ptr: number; bytes: number } | undefined;
 
-  /** The shared packed-B buffer, grown (never shrunk) to at least `bytes`. */
-  private sharedB(bytes: number): number {
-    if (this.sharedBuffer === undefined || this.sharedBuffer.bytes < bytes) {
-      if (this.sharedBuffer !== undefined) this.heap.free(this.sharedBuffer.ptr);
-      this.sharedBuffer = { ptr: this.heap.alloc(bytes), bytes };
+  /** The buffer for a shared packed operand, grown (never shrunk) to at least `bytes`. */
+  private sharedBuffer(bytes: number): number {
+    if (this.shared === undefined || this.shared.bytes < bytes) {
+      if (this.shared !== undefined) this.heap.free(this.shared.ptr);
+      this.shared = { ptr: this.heap.alloc(bytes), bytes };
     }
-    return this.sharedBuffer.ptr;
+    return this.shared.ptr;
   }
 
   private validate(args: MatmulArgs, batch: number, outer: number): void {
@@ -252,15 +256,28 @@ export function splitWork(
   return choose(Math.ceil(threads / batch)) ?? { mChunk: m, nChunk: n };
 }
 
-/** The most floats of B packed once and shared (4 MiB): beyond that it no longer sits in the L3 cache. */
-const SHARED_B_MAX_FLOATS = 1 << 20;
-/** Rows per M chunk at least, when B is shared (fewer rows reuse each B micro-panel too little). */
+/** The most floats of an operand packed once and shared (4 MiB): beyond that it no longer sits in the L3 cache. */
+const SHARED_MAX_FLOATS = 1 << 20;
+/** Rows (columns) per M (N) chunk at least, when B (A) is shared: fewer reuse each packed panel too little. */
 const SHARED_B_MIN_ROWS = 32;
-/** M chunks per thread when B is shared: claimed dynamically, so a slower thread takes fewer. */
-const SHARED_B_CHUNKS_PER_THREAD = 4;
+const SHARED_A_MIN_COLUMNS = 16;
+/** Chunks per thread when an operand is shared: claimed dynamically, so a slower thread takes fewer. */
+const SHARED_CHUNKS_PER_THREAD = 4;
+
+export interface SharedPackingPlan {
+  /** Which operand the pack job packs once: B for M chunks, A for N chunks. */
+  operand: 'a' | 'b';
+  mChunk: number;
+  nChunk: number;
+  /** Blocks of the packed operand, each cut into `slices` pack units. */
+  blocks: number;
+  slices: number;
+  blockStride: number;
+  bytes: number;
+}
 
 /**
- * When B is packed once for all units (config.shareB = true): a single product (batch 1) with enough
+ * When B is packed once for all units (config.shareB = true; it also enables sharedAPlan): a single product (batch 1) with enough
  * rows for two M chunks per thread and a B small enough to stay in L3. Then M is cut into up to
  * 4 chunks per thread with no packing cost per chunk (each packs only its own A rows), where the
  * one-job split (splitWork) makes 2 chunks per thread that each pack all of B again; more,
@@ -268,16 +285,29 @@ const SHARED_B_CHUNKS_PER_THREAD = 4;
  * vCPU shared with another tenant). The layout: ceil(N/NC)·ceil(K/kStep) blocks in the
  * kernel's loop order, each ceil(min(N, NC)/NR) panels of kStep·NR floats plus the pad.
  */
-export function sharedBPlan(
-  m: number, n: number, k: number, batch: number, threads: number, config: MatmulConfig,
-): { mChunk: number; nChunk: number; blocks: number; slices: number; blockStride: number; bytes: number } | undefined {
-  if (batch !== 1 || m < 2 * threads * SHARED_B_MIN_ROWS || k * n > SHARED_B_MAX_FLOATS) return undefined;
-  const mChunk = roundUp(Math.max(SHARED_B_MIN_ROWS, Math.ceil(m / (SHARED_B_CHUNKS_PER_THREAD * threads))), config.mr);
+export function sharedBPlan(m: number, n: number, k: number, batch: number, threads: number, config: MatmulConfig): SharedPackingPlan | undefined {
+  if (batch !== 1 || m < 2 * threads * SHARED_B_MIN_ROWS || k * n > SHARED_MAX_FLOATS) return undefined;
+  const mChunk = roundUp(Math.max(SHARED_B_MIN_ROWS, Math.ceil(m / (SHARED_CHUNKS_PER_THREAD * threads))), config.mr);
   const kBlocks = Math.ceil(k / config.kc);
   const kStep = Math.ceil(k / kBlocks);
   const blocks = Math.ceil(n / config.nc) * kBlocks;
   const blockStride = Math.ceil((Math.ceil(Math.min(n, config.nc) / config.nr) * (kStep * config.nr * 4 + PANEL_PAD_BYTES)) / 64) * 64;
-  return { mChunk, nChunk: n, blocks, slices: threads, blockStride, bytes: blocks * blockStride };
+  return { operand: 'b', mChunk, nChunk: n, blocks, slices: threads, blockStride, bytes: blocks * blockStride };
+}
+
+/**
+ * The mirror image for short, wide products (too few rows for sharedBPlan, e.g. a weight
+ * gradient Gᵀ·X with 64 output channels): A is packed once, in the kernel's (pc, ic) block
+ * order, and N is cut into up to 4 chunks per thread, each packing only its own B columns.
+ */
+export function sharedAPlan(m: number, n: number, k: number, batch: number, threads: number, config: MatmulConfig): SharedPackingPlan | undefined {
+  if (batch !== 1 || n < 2 * threads * SHARED_A_MIN_COLUMNS || m * k > SHARED_MAX_FLOATS) return undefined;
+  const nChunk = roundUp(Math.max(SHARED_A_MIN_COLUMNS, Math.ceil(n / (SHARED_CHUNKS_PER_THREAD * threads))), config.nr);
+  const kBlocks = Math.ceil(k / config.kc);
+  const kStep = Math.ceil(k / kBlocks);
+  const blocks = Math.ceil(m / config.mc) * kBlocks;
+  const blockStride = Math.ceil((Math.ceil(Math.min(m, config.mc) / config.mr) * (kStep * config.mr * 4 + PANEL_PAD_BYTES)) / 64) * 64;
+  return { operand: 'a', mChunk: m, nChunk, blocks, slices: threads, blockStride, bytes: blocks * blockStride };
 }
 
 function roundUp(x: number, multiple: number): number {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { WasmHeap } from '../../../src/backend/wasm/memory.js';
 import { ThreadPool } from '../../../src/backend/wasm/threads.js';
 import { createNodeThreadPool } from '../../../src/backend/wasm/node-workers.js';
-import { WasmMatmul, rowMajorOperand, sharedBPlan, splitWork, type MatmulOperand } from '../../../src/backend/wasm/matmul.js';
+import { WasmMatmul, rowMajorOperand, sharedAPlan, sharedBPlan, splitWork, type MatmulOperand } from '../../../src/backend/wasm/matmul.js';
 import { buildMatmulModule } from '../../../src/backend/wasm/matmul-kernel.js';
 import {
   DEFAULT_MATMUL_CONFIG, FMA_MATMUL_CONFIG, defaultMatmulConfig, matmulConfigKey, validateMatmulConfig, type MatmulConfig,
@@ -280,12 +280,35 @@ test('shared-B plan: single products with rows for 2 chunks per thread and a B t
   const cfg = DEFAULT_MATMUL_CONFIG;
   // 1024² on 2 threads: 8 chunks of 128 rows; B is two 512-deep blocks of 128 panels.
   assert.deepEqual(sharedBPlan(1024, 1024, 1024, 1, 2, cfg), {
-    mChunk: 128, nChunk: 1024, blocks: 2, slices: 2, blockStride: 128 * (512 * 8 * 4 + 64), bytes: 2 * 128 * (512 * 8 * 4 + 64),
+    operand: 'b', mChunk: 128, nChunk: 1024, blocks: 2, slices: 2, blockStride: 128 * (512 * 8 * 4 + 64), bytes: 2 * 128 * (512 * 8 * 4 + 64),
   });
   assert.equal(sharedBPlan(128, 512, 784, 1, 2, cfg)?.mChunk, 32); // the MLP's first layer: 4 chunks
   assert.equal(sharedBPlan(127, 512, 784, 1, 2, cfg), undefined); // too few rows
   assert.equal(sharedBPlan(64, 64, 32, 64, 2, cfg), undefined); // batched: the batch splits
   assert.equal(sharedBPlan(1024, 2048, 1024, 1, 2, cfg), undefined); // B of 8 MiB: each unit packs its own
+  // Too few rows: A is shared instead and N cut, e.g. the CNN's conv2 weight gradient 64×288×12544.
+  assert.deepEqual(sharedAPlan(64, 288, 12544, 1, 2, cfg), {
+    operand: 'a', mChunk: 64, nChunk: 40, blocks: 25, slices: 2, blockStride: 16 * (502 * 4 * 4 + 64), bytes: 25 * 16 * (502 * 4 * 4 + 64),
+  });
+  assert.equal(sharedAPlan(64, 63, 512, 1, 2, cfg), undefined); // too few columns
+});
+
+test('A packed once and shared by many N chunks: bit-identical to one thread and to per-unit packing', () => {
+  const cases: Case[] = [
+    { m: 20, n: 300, k: 45, bias: true, relu: true },
+    { m: 33, n: 130, k: 100, transA: true, transB: true, beta: 1 },
+    { m: 64, n: 97, k: 29, transA: true, alpha: 0.5, beta: 0.25, bias: true },
+  ];
+  for (const cfg of [DEFAULT_MATMUL_CONFIG, TINY, TINY_2x16, TINY_3x4]) {
+    for (const c of cases) {
+      const plan = sharedBPlan(c.m, c.n, c.k, 1, 2, cfg) ?? sharedAPlan(c.m, c.n, c.k, 1, 2, cfg);
+      assert.ok(plan?.operand === 'a' && Math.ceil(c.n / plan.nChunk) >= 4, `${JSON.stringify(c)}: the shared-A plan applies`);
+      const shared = productOf(mm2, c, { ...cfg, shareB: true });
+      assert.deepEqual(shared, productOf(mm1, c, cfg), `${JSON.stringify(c)} ${JSON.stringify(cfg)}: shared A vs 1 thread`);
+      assert.deepEqual(shared, productOf(mm2, c, { ...cfg, shareB: false }), `${JSON.stringify(c)} ${JSON.stringify(cfg)}: shared A vs per-unit packing`);
+    }
+    check(mm2, { m: 20, n: 300, k: 45, bias: true, relu: true, beta: 0.5 }, { ...cfg, shareB: true });
+  }
 });
 
 test('work split: batch first, then M or N by packing cost, two units per thread only while chunks stay long', () => {
