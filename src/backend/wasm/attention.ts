@@ -13,7 +13,7 @@ import type { WasmHeap } from './memory.js';
 import type { KernelModule, ThreadPool } from './threads.js';
 import { PoolModules } from './pool-modules.js';
 import {
-  buildAttentionModule, AttentionParam, ATTENTION_PARAM_WORDS, ATTENTION_TABLE_WORDS, attentionScratchBytes, type AttentionSpec,
+  buildAttentionModule, attentionFma, AttentionParam, ATTENTION_PARAM_WORDS, ATTENTION_TABLE_WORDS, attentionScratchBytes, type AttentionSpec,
 } from './attention-kernel.js';
 
 /** Feature sizes above this run the reference: the kernel keeps a row of E (and Ev) floats in registers. */
@@ -67,7 +67,7 @@ export class WasmAttention {
     const temps: number[] = [];
     try {
       const ops = inputs.map((t) => this.featuresContiguous(t, address(t), temps));
-      const { pool, module } = this.module({ e, ev, causal: attrs.causal, backward });
+      const { pool, module } = this.module({ e, ev, causal: attrs.causal, backward, fma: attentionFma() });
       const scratchBytes = attentionScratchBytes(s);
       const scratch = this.heap.alloc(scratchBytes * pool.threads);
       temps.push(scratch);
