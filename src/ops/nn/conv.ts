@@ -19,9 +19,9 @@ import type { Tensor } from '../../core/tensor.js';
 import { cast, resultType, add } from '../elementwise.js';
 import { sum } from '../reduce.js';
 import type { PatchAttrs } from '../primitives.js';
-import { chooseConvAlgorithm } from './conv-algorithm.js';
+import { channelsLastGeometry, channelsLastPatches, chooseConvAlgorithm } from './conv-algorithm.js';
 import { matmul } from '../linalg.js';
-import { reshape, permute, at, unsqueeze, squeeze, expand, type SliceSpec } from '../shape.js';
+import { reshape, permute, at, unsqueeze, squeeze, expand, contiguous, type SliceSpec } from '../shape.js';
 import { bind } from '../dispatch.js';
 import { foldWindows, outputSpatialShape, spatialTuple, type SpatialArg } from './window.js';
 
@@ -101,10 +101,21 @@ export function convNd(op: string, dims: number, input: Tensor, weight: Tensor, 
     return squeezeBatch ? squeeze(out, 0) : out;
   }
 
-  // im2col: the patch matrix [g, N·L, C/g·K], zero padding included (one pass, no padded copy).
-  const cols = bind('im2col', [x], { kernel, stride, dilation, pads, groups });
-  // Weight: [C_out, C/g, *k] → [g, C_out/g, C/g·K] → [g, C/g·K, C_out/g].
-  const wmat = permute(reshape(w, [groups, cOut / groups, -1]), [0, 2, 1]);
+  let cols: Tensor, wmat: Tensor;
+  if (channelsLastPatches(problem)) {
+    // The patch matrix [1, N·L, K·C], K ordered (*k, c) (see channelsLastPatches): the input
+    // copied to [N, *spatial, C] and unfolded with its last spatial axis and the channels merged.
+    const spatialAxes = outSpatial.map((_, i) => 2 + i);
+    const last = channelsLastGeometry(x.shape, attrs);
+    cols = bind('im2col', [reshape(contiguous(permute(x, [0, ...spatialAxes, 1])), last.shape)], last.attrs);
+    // Weight: [C_out, C, *k] → [C_out, *k, C] → [1, C_out, K·C] → [1, K·C, C_out].
+    wmat = permute(reshape(permute(w, [0, ...spatialAxes, 1]), [1, cOut, -1]), [0, 2, 1]);
+  } else {
+    // im2col: the patch matrix [g, N·L, C/g·K], zero padding included (one pass, no padded copy).
+    cols = bind('im2col', [x], { kernel, stride, dilation, pads, groups });
+    // Weight: [C_out, C/g, *k] → [g, C_out/g, C/g·K] → [g, C/g·K, C_out/g].
+    wmat = permute(reshape(w, [groups, cOut / groups, -1]), [0, 2, 1]);
+  }
   const y = matmul(cols, wmat); // [g, N·L, C_out/g]
   // [g, N, *out, C_out/g] → [N, g, C_out/g, *out] → [N, C_out, *out].
   const yr = reshape(y, [groups, n, ...outSpatial, cOut / groups]);
