@@ -12,11 +12,13 @@ import { ROW_TASK_DESCRIPTOR_BYTES } from './row-task.js';
 
 /**
  * Elements (items × elements per item) from which a job is split over the pool, per kernel
- * family; below, it runs on the calling thread. Measured on the GPT/CNN shapes with 2 threads
- * (bench/row-kernels.ts); mutable so that a benchmark can set Infinity (never split) and compare
+ * family; below, it runs on the calling thread. Each is about 20 µs of one thread's work (softmax
+ * ~2.5 ns per element with its exp, layerNorm ~1.1, a float32 sum ~0.3, measured on this VM by
+ * bench/row-kernels.ts), the same budget as the elementwise kernels' thresholds: waking the
+ * workers costs ~5-20 µs. Mutable so that a benchmark can set Infinity (never split) and compare
  * in one process, and a test can set 0 (always split) to cover small and odd shapes.
  */
-export const rowParallelMinElements = { softmax: 1 << 13, layerNorm: 1 << 13, reduce: 1 << 15 };
+export const rowParallelMinElements = { softmax: 1 << 13, layerNorm: 1 << 14, reduce: 1 << 16 };
 
 /** Units per thread, so that a late-waking or slowed thread delays the job by less. */
 const UNITS_PER_THREAD = 2;
