@@ -204,7 +204,7 @@ function emitGradRows(m: ModuleBuilder): FunctionBuilder {
 }
 
 export function buildLayerNormModule(memory: MemoryImport): Uint8Array<ArrayBuffer> {
-  const m = new ModuleBuilder().importMemory(memory);
+  const m = new ModuleBuilder().named('layerNorm').importMemory(memory);
   const rows = emitRows(m);
   const gradRows = emitGradRows(m);
   // In task-index order (LAYER_NORM_ROWS_TASK_INDEX, LAYER_NORM_GRAD_ROWS_TASK_INDEX).

@@ -26,7 +26,7 @@ export function reduceTaskIndex(kind: 'rows' | 'cols', op: SimdReduceOp): number
 }
 
 export function buildReduceModule(memory: MemoryImport): Uint8Array<ArrayBuffer> {
-  const m = new ModuleBuilder().importMemory(memory);
+  const m = new ModuleBuilder().named('reduce').importMemory(memory);
   const kernels: FunctionBuilder[] = [];
   for (const op of SIMD_REDUCE_OPS) kernels.push(emitRows(m, op), emitCols(m, op)); // reduceTaskIndex's order
   emitRowTask(m, kernels.map((fn) => ({ fn, params: REDUCE_KERNEL_PARAMS })));

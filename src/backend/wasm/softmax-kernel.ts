@@ -20,7 +20,7 @@ export const SOFTMAX_ROWS_TASK_INDEX = 0;
 const HIGH_TO_LOW = [8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7];
 
 export function buildSoftmaxModule(memory: MemoryImport): Uint8Array<ArrayBuffer> {
-  const m = new ModuleBuilder().importMemory(memory);
+  const m = new ModuleBuilder().named('softmax').importMemory(memory);
   const f = m.function({ params: [...SOFTMAX_ROWS_PARAMS], results: [] }, SOFTMAX_ROWS_EXPORT);
   const [out, inp, rows, len, inRowStride] = [0, 1, 2, 3, 4];
   const r = f.local(i32), i = f.local(i32), nVec = f.local(i32), src = f.local(i32), dst = f.local(i32);
