@@ -6,6 +6,8 @@
 //   TESSERA_THREADS=2 node --import tsx bench/row-kernels.ts threshold  small sizes, threshold 0 vs Infinity
 //   TESSERA_THREADS=2 node --import tsx bench/row-kernels.ts gpt [pairs] the bench GPT training step
 //   TESSERA_THREADS=2 node --import tsx bench/row-kernels.ts cnn [pairs] the bench CNN training step
+// While other sessions load the machine, prefix bench/with-priority.sh: otherwise the two threads
+// rarely run at once and the split measures slower than one thread.
 import * as t from '../src/index.js';
 import { bind } from '../src/ops/dispatch.js';
 import { wasmBackend } from '../src/backend/wasm/backend.js';

@@ -12,11 +12,12 @@ import { ROW_TASK_DESCRIPTOR_BYTES } from './row-task.js';
 
 /**
  * Elements (items × elements per item) from which a job is split over the pool, per kernel
- * family; below, it runs on the calling thread. Each is about 20 µs of one thread's work (softmax
- * ~2.5 ns per element with its exp, layerNorm ~1.1, a float32 sum ~0.3, measured on this VM by
- * bench/row-kernels.ts), the same budget as the elementwise kernels' thresholds: waking the
- * workers costs ~5-20 µs. Mutable so that a benchmark can set Infinity (never split) and compare
- * in one process, and a test can set 0 (always split) to cover small and odd shapes.
+ * family; below, it runs on the calling thread. Each is where splitting over 2 threads starts to
+ * pay (bench/row-kernels.ts threshold, split/single medians: softmax rows of 64 0.97 at 4096
+ * elements, 0.84 at 8192; layerNorm rows of 128 1.1 at 8192, 0.72 at 16384; float32 sums 0.9-1.05
+ * at 32768, 0.9 at 65536, 0.73 at 131072), about 20 µs of one thread's work, like the elementwise
+ * kernels' thresholds. Mutable so that a benchmark can set Infinity (never split) and compare in
+ * one process, and a test can set 0 (always split) to cover small and odd shapes.
  */
 export const rowParallelMinElements = { softmax: 1 << 13, layerNorm: 1 << 14, reduce: 1 << 16 };
 
