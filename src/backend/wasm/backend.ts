@@ -27,6 +27,7 @@ import { buildCopyModule, COPY4_EXPORT } from './copy-kernel.js';
 import { argReduceStrided } from './arg-reduce.js';
 import { gatherStrided, scatterAddStrided, WasmGatherScatter, type HeapView } from './gather-scatter.js';
 import { WasmWindowKernels } from './window.js';
+import { transposePlan, WasmTranspose } from './transpose.js';
 import { nodeRuntime, defaultThreadCount, nodeWorkerSpawner } from './node-workers.js';
 import { nodeGarbageCollector } from './node-gc.js';
 import { WasmOptimizerKernels } from './optimizer-kernel.js';
@@ -570,12 +571,22 @@ export class WasmBackend implements Backend {
     return { data: this.readAll(x.storage), shape: x.shape, strides: x.strides, offset: x.offset };
   }
 
+  private transposeOnce: WasmTranspose | undefined;
+
   /**
    * dst (through `strides`/`offset`) = x, or += x with `accumulate` (float32 only). 4-byte
    * elements go through the generated 4-D copy, others through JS (copy.ts).
    */
   private stridedCopy(dst: Storage, strides: readonly number[], offset: number, x: KernelInput, accumulate: boolean): void {
     const fourByteBits = arrayClass(dst.dtype).BYTES_PER_ELEMENT === 4 && sameStorageClass(dst.dtype, x.dtype);
+    if (fourByteBits && !accumulate) {
+      // Transposes (dst's rows along src's columns) move in 4x4 SIMD blocks (transpose.ts).
+      const plan = transposePlan(x.shape, strides, x.strides);
+      if (plan !== undefined) {
+        (this.transposeOnce ??= new WasmTranspose(this.heap, () => this.currentPool)).run(plan, this.addressOf(dst) + 4 * offset, this.addressOf(x.storage) + 4 * x.offset);
+        return;
+      }
+    }
     if (fourByteBits && (!accumulate || dst.dtype === 'float32')) {
       if (this.copy4 === undefined) {
         const module = buildCopyModule({ module: 'env', name: 'memory', minPages: 1, maxPages: this.heap.maxPages, shared: this.heap.shared });
