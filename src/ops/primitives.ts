@@ -87,7 +87,11 @@ export interface PrimitiveAttrs
   /**
    * attention's vjp for an output cotangent dOut [..., L, Ev]: dq, dk and dv, each flattened in
    * row-major order and packed one after another in one 1-D tensor (a primitive has one output;
-   * the vjp rule slices them out as views). Recomputes the softmax from q and k.
+   * the vjp rule slices them out as views). Recomputes the softmax from q and k and saves nothing
+   * from the forward (FlashAttention-style): a row logsumexp would spare only the max and sum passes,
+   * not the exp, yet would have to ride in the forward's single output; and with D = rowsum(P∘dP)
+   * in place of rowsum(dOut∘out) the forward output is not needed either, so attentionGrad is a
+   * function of (q, k, v, dOut) alone, which keeps its own derivative rules (higher order) simple.
    */
   attentionGrad: AttentionAttrs;
   /** (..., m, k) @ (..., k, n) with equal batch dims. */
