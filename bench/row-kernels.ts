@@ -6,6 +6,7 @@
 //   TESSERA_THREADS=2 node --import tsx bench/row-kernels.ts threshold  small sizes, threshold 0 vs Infinity
 //   TESSERA_THREADS=2 node --import tsx bench/row-kernels.ts gpt [pairs] the bench GPT training step
 //   TESSERA_THREADS=2 node --import tsx bench/row-kernels.ts cnn [pairs] the bench CNN training step
+//   (gpt-jit, cnn-jit: the same steps compiled by t.jit, as the bench's tessera-jit rows)
 // While other sessions load the machine, prefix bench/with-priority.sh: otherwise the two threads
 // rarely run at once and the split measures slower than one thread.
 import * as t from '../src/index.js';
@@ -110,18 +111,19 @@ function threshold(): void {
   }
 }
 
-function trainingStep(which: 'gpt' | 'cnn', pairs: number): void {
+function trainingStep(which: 'gpt' | 'cnn', jit: boolean, pairs: number): void {
   const spec = defaultSpec(false);
-  const step = which === 'gpt' ? tesseraGptStep(spec) : tesseraCnnStep(spec);
+  const step = which === 'gpt' ? tesseraGptStep(spec, { jit }) : tesseraCnnStep(spec, { jit });
   // Warm up both variants (V8 optimizes a step's code for seconds).
   const warmUntil = performance.now() + 3000;
   while (performance.now() < warmUntil) for (const v of ['split', 'single'] as const) { use(v); step(); }
-  line(`${which.toUpperCase()} training step (${pairs} pairs)`, compare(() => { step(); }, 1, pairs));
+  line(`${which.toUpperCase()} training step${jit ? ', jit' : ''} (${pairs} pairs)`, compare(() => { step(); }, 1, pairs));
 }
 
 const mode = process.argv[2] ?? 'kernels';
 console.log(`threads ${wasmBackend.pool.threads}, thresholds ${JSON.stringify(defaults)}`);
 if (mode === 'kernels') kernels();
 else if (mode === 'threshold') threshold();
-else if (mode === 'gpt' || mode === 'cnn') trainingStep(mode, Number(process.argv[3] ?? 40));
-else throw new Error(`bench/row-kernels.ts: unknown mode '${mode}' (kernels, threshold, gpt or cnn)`);
+else if (['gpt', 'cnn', 'gpt-jit', 'cnn-jit'].includes(mode)) {
+  trainingStep(mode.startsWith('gpt') ? 'gpt' : 'cnn', mode.endsWith('-jit'), Number(process.argv[3] ?? 40));
+} else throw new Error(`bench/row-kernels.ts: unknown mode '${mode}' (kernels, threshold, gpt, cnn, gpt-jit or cnn-jit)`);
