@@ -31,20 +31,30 @@ function batchMatrices(t: KernelInput): Matrix[] {
   return out;
 }
 
-const at = (m: Matrix, row: number, col: number): number => m.data[m.base + row * m.rowStride + col * m.colStride]!;
-
 /** Keys query row i attends to. */
 export function keysOfRow(i: number, s: number, causal: boolean): number {
   return causal ? Math.min(i + 1, s) : s;
+}
+
+/** Σ_c a(ra, c)·b(rb, c) over c < len. */
+function rowDot(a: Matrix, ra: number, b: Matrix, rb: number, len: number): number {
+  const ad = a.data, bd = b.data, acs = a.colStride, bcs = b.colStride;
+  let pa = a.base + ra * a.rowStride, pb = b.base + rb * b.rowStride, dot = 0;
+  for (let c = 0; c < len; c++, pa += acs, pb += bcs) dot += ad[pa]! * bd[pb]!;
+  return dot;
+}
+
+/** acc[accBase + c] += w·m(row, c) for c < len. */
+function addScaledRow(acc: Float64Array, accBase: number, w: number, m: Matrix, row: number, len: number): void {
+  const d = m.data, cs = m.colStride;
+  for (let c = 0, p = m.base + row * m.rowStride; c < len; c++, p += cs) acc[accBase + c] = acc[accBase + c]! + w * d[p]!;
 }
 
 /** The normalized weights p_j of query row i into `p` (length >= n). */
 function rowWeights(q: Matrix, k: Matrix, i: number, n: number, e: number, scale: number, p: Float64Array): void {
   let max = -Infinity;
   for (let j = 0; j < n; j++) {
-    let dot = 0;
-    for (let c = 0; c < e; c++) dot += at(q, i, c) * at(k, j, c);
-    const s = dot * scale;
+    const s = rowDot(q, i, k, j, e) * scale;
     p[j] = s;
     if (s > max || Number.isNaN(s)) max = s;
   }
@@ -70,7 +80,7 @@ export function makeAttentionKernels(wrapOut: (out: OutputInfo, data: TypedArray
         const n = keysOfRow(i, s, causal);
         rowWeights(q, k, i, n, e, scale, p);
         row.fill(0);
-        for (let j = 0; j < n; j++) for (let c = 0; c < ev; c++) row[c] = row[c]! + p[j]! * at(v, j, c);
+        for (let j = 0; j < n; j++) addScaledRow(row, 0, p[j]!, v, j, ev);
         dst.set(row, (b * l + i) * ev);
       }
     }
@@ -95,19 +105,15 @@ export function makeAttentionKernels(wrapOut: (out: OutputInfo, data: TypedArray
         rowWeights(q, k, i, n, e, scale, p);
         let d = 0;
         for (let j = 0; j < n; j++) {
-          let dot = 0;
-          for (let c = 0; c < ev; c++) dot += at(g, i, c) * at(v, j, c);
-          dp[j] = dot;
-          d += p[j]! * dot;
+          dp[j] = rowDot(g, i, v, j, ev);
+          d += p[j]! * dp[j]!;
         }
         dq.fill(0);
         for (let j = 0; j < n; j++) {
           const ds = p[j]! * (dp[j]! - d) * scale;
-          for (let c = 0; c < e; c++) {
-            dq[c] = dq[c]! + ds * at(k, j, c);
-            dk[j * e + c] = dk[j * e + c]! + ds * at(q, i, c);
-          }
-          for (let c = 0; c < ev; c++) dv[j * ev + c] = dv[j * ev + c]! + p[j]! * at(g, i, c);
+          addScaledRow(dq, 0, ds, k, j, e);
+          addScaledRow(dk, j * e, ds, q, i, e);
+          addScaledRow(dv, j * ev, p[j]!, g, i, ev);
         }
         dst.set(dq, (b * l + i) * e);
       }

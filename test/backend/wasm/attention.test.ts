@@ -71,7 +71,7 @@ for (const threads of [1, 2]) {
       for (const causal of [false, true]) {
         const attrs = { scale: 0.35, causal };
         const tag = causal ? 'causal' : 'full';
-        compare(`GPT heads [16, 4, 64, 32] ${tag}`, [[16, 4, 64, 32], [16, 4, 64, 32], [16, 4, 64, 32]], same, attrs);
+        compare(`GPT head geometry [4, 4, 64, 32] ${tag}`, [[4, 4, 64, 32], [4, 4, 64, 32], [4, 4, 64, 32]], same, attrs);
         compare(`L 5 < S 7, E 8, Ev 12 ${tag}`, [[3, 5, 8], [3, 7, 8], [3, 7, 12]], same, attrs);
         compare(`L 9 > S 4 ${tag}`, [[2, 9, 4], [2, 4, 4], [2, 4, 8]], same, attrs);
         compare(`no batch dims ${tag}`, [[6, 16], [10, 16], [10, 4]], same, attrs);
