@@ -13,13 +13,15 @@ import { ROW_TASK_DESCRIPTOR_BYTES } from './row-task.js';
 /**
  * Elements (items × elements per item) from which a job is split over the pool, per kernel
  * family; below, it runs on the calling thread. Each is where splitting over 2 threads starts to
- * pay (bench/row-kernels.ts threshold, split/single medians: softmax rows of 64 0.97 at 4096
- * elements, 0.84 at 8192; layerNorm rows of 128 1.1 at 8192, 0.72 at 16384; float32 sums 0.9-1.05
- * at 32768, 0.9 at 65536, 0.73 at 131072), about 20 µs of one thread's work, like the elementwise
- * kernels' thresholds. Mutable so that a benchmark can set Infinity (never split) and compare in
- * one process, and a test can set 0 (always split) to cover small and odd shapes.
+ * pay, measured with bench/row-kernels.ts (split/single, medians of alternated pairs): softmax rows
+ * of 64 0.97 at 4096 elements, 0.84 at 8192; layerNorm rows of 128 1.1 at 8192, 0.72 at 16384
+ * (softmax and layerNorm take ~1-2.5 ns per element, so that is ~20 µs of one thread's work, like
+ * the elementwise kernels' thresholds). A float32 sum takes only ~0.3 ns per element: at 66560
+ * and 131072 elements (25-50 µs) three runs of 101 pairs gave 1.01-1.30, at 524288 0.75-0.82,
+ * so reductions split from 262144. Mutable so that a benchmark can set Infinity (never split) and
+ * compare in one process, and a test can set 0 (always split) to cover small and odd shapes.
  */
-export const rowParallelMinElements = { softmax: 1 << 13, layerNorm: 1 << 14, reduce: 1 << 16 };
+export const rowParallelMinElements = { softmax: 1 << 13, layerNorm: 1 << 14, reduce: 1 << 18 };
 
 /** Units per thread, so that a late-waking or slowed thread delays the job by less. */
 const UNITS_PER_THREAD = 2;

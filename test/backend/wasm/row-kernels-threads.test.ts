@@ -78,9 +78,10 @@ function cases(): Case[] {
       run: (b, d) => core(t.transpose(input([33, 20], 15, b, d))), pool: 'calling thread', force: true, tolerance: norm,
     },
     // reductions: columns (reduced leading axes), rows (reduced last axis), both in two stages
-    { name: 'sum [16,64,128] over [0,1] (a bias gradient: columns)', run: (b, d) => t.sum(input([16, 64, 128], 16, b, d), [0, 1], true), pool: 'split', tolerance: exact },
-    { name: 'sum [1024,65] over 1 (row sums)', run: (b, d) => t.sum(input([1024, 65], 17, b, d), 1, true), pool: 'split', tolerance: sum },
-    { name: 'sum [8,32,28,28] over [0,2,3] (a conv bias gradient: rows, then columns)', run: (b, d) => t.sum(input([8, 32, 28, 28], 18, b, d), [0, 2, 3]), pool: 'split', tolerance: sum },
+    { name: 'sum [16,64,512] over [0,1] (a bias gradient: columns)', run: (b, d) => t.sum(input([16, 64, 512], 16, b, d), [0, 1], true), pool: 'split', tolerance: exact },
+    { name: 'sum [1024,65] over 1 (row sums)', run: (b, d) => t.sum(input([1024, 65], 17, b, d), 1, true), pool: 'split', force: true, tolerance: sum },
+    { name: 'sum [8,32,28,28] over [0,2,3] (a conv bias gradient: rows, then columns)', run: (b, d) => t.sum(input([8, 32, 28, 28], 18, b, d), [0, 2, 3]), pool: 'split', force: true, tolerance: sum },
+    { name: 'sum [16,64,128] over [0,1] (below the reductions\' threshold)', run: (b, d) => t.sum(input([16, 64, 128], 26, b, d), [0, 1], true), pool: 'calling thread', tolerance: exact },
     { name: 'max [300,37] over 0 (odd columns)', run: (b, d) => t.max(input([300, 37], 19, b, d), 0), pool: 'split', force: true, tolerance: exact },
     { name: 'min [41,13] over 1 (odd rows and lengths)', run: (b, d) => t.min(input([41, 13], 20, b, d), 1), pool: 'split', force: true, tolerance: exact },
     { name: 'sum [500,50] over 0 (columns in 16s and a rest)', run: (b, d) => t.sum(input([500, 50], 21, b, d), 0), pool: 'split', force: true, tolerance: exact },
