@@ -59,33 +59,33 @@ export function median(xs: readonly number[]): number {
  * after at least minRuns. `fn` must finish its work before it returns (or resolves): read a
  * value back where a library computes lazily. A warm-up slower than caseLimitMs shortens the
  * case to one timed run after it (the warm-up may include jit compilation, so it is not the one
- * reported) rather than waiting minutes for more.
+ * reported) rather than waiting minutes for more. `now` is the clock (tests pass a simulated one).
  */
-export async function timeRuns(fn: () => unknown, timing: TimingSpec): Promise<Timing> {
+export async function timeRuns(fn: () => unknown, timing: TimingSpec, now: () => number = () => performance.now()): Promise<Timing> {
   const samples: number[] = [], cpuSamples: number[] = [];
-  const warmStart = performance.now();
+  const warmStart = now();
   const warming = (i: number): boolean =>
-    i < timing.warmup || (i < MAX_WARMUP_RUNS && performance.now() - warmStart < (timing.warmupMs ?? 0));
+    i < timing.warmup || (i < MAX_WARMUP_RUNS && now() - warmStart < (timing.warmupMs ?? 0));
   for (let i = 0; warming(i); i++) {
-    const t0 = performance.now();
+    const t0 = now();
     await fn();
-    const ms = performance.now() - t0;
+    const ms = now() - t0;
     if (ms > timing.caseLimitMs) {
-      const [t1, c1] = [performance.now(), cpuMs()];
+      const [t1, c1] = [now(), cpuMs()];
       await fn();
-      const runMs = performance.now() - t1;
+      const runMs = now() - t1;
       return { medianMs: runMs, minMs: runMs, runs: 1, samplesMs: [runMs], cpuMedianMs: cpuMs() - c1 };
     }
     // One warm-up that long is enough: caches and JITs are warm, more would only cost time.
     if (ms > timing.budgetMs) break;
   }
-  const start = performance.now();
+  const start = now();
   while (samples.length < timing.maxRuns) {
-    const [t0, c0] = [performance.now(), cpuMs()];
+    const [t0, c0] = [now(), cpuMs()];
     await fn();
-    samples.push(performance.now() - t0);
+    samples.push(now() - t0);
     cpuSamples.push(cpuMs() - c0);
-    const spent = performance.now() - start;
+    const spent = now() - start;
     if (samples.length >= timing.minRuns && spent >= timing.budgetMs) break;
     if (spent >= 3 * timing.budgetMs) break;
   }
