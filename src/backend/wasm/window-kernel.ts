@@ -8,7 +8,9 @@
 //           v128 copy per 4 taps; the lanes past the run land on the next columns of the same
 //           patch row, which are written afterwards (runs near the row's end copy exactly).
 //   col2im  unit = one (group, n): adds its patch rows, in row order, into the zeroed output,
-//           so every element receives its contributions in the reference's order.
+//           so every element receives its contributions in the reference's order. Runs of
+//           contiguous taps (dilation 1 over contiguous rows, such as conv.ts's channels-last
+//           patches) add four lanes at a time, which keeps that order per element.
 //   maxPool unit = one (n, c) plane of an already padded input: flat spatial index of each
 //           window's first maximum (NaN wins, as in argmax).
 // Element copies move 4-byte words (any 4-byte dtype); col2im and maxPool read float32.
@@ -153,6 +155,7 @@ export function buildWindowModule(kind: WindowKernelKind, memory: MemoryImport, 
     const rowEnd = local(); // first byte past the current patch row
     const vecBytes = local(); // KW rounded up to whole v128s, in bytes
     const j = local();
+    const [edgeLo, edgeHi] = [local(), local()];
     set(cols, () => { mul(l(p.channels), l(KD)); f.localGet(KH).op(Op.i32Mul).localGet(KW).op(Op.i32Mul); });
     f.localGet(DW).i32Const(1).op(Op.i32Eq).localGet(sW).i32Const(4).op(Op.i32Eq).op(Op.i32And).localSet(vec);
     set(vecBytes, () => { f.localGet(KW).i32Const(3).op(Op.i32Add).i32Const(-4).op(Op.i32And).i32Const(4).op(Op.i32Mul); });
@@ -248,6 +251,32 @@ export function buildWindowModule(kind: WindowKernelKind, memory: MemoryImport, 
                 f.end();
               }
               f.else();
+              f.localGet(vec).if();
+              {
+                // A window over the padding with contiguous taps: zeros, the run [lo, hi) inside
+                // the row as v128 copies, zeros.
+                set(edgeLo, () => { f.i32Const(0).localGet(iw0).op(Op.i32Sub); });
+                f.localGet(edgeLo).i32Const(0).op(Op.i32LtS).if().i32Const(0).localSet(edgeLo).end();
+                f.localGet(edgeLo).localGet(KW).op(Op.i32GtS).if().localGet(KW).localSet(edgeLo).end();
+                set(edgeHi, () => { f.localGet(W).localGet(iw0).op(Op.i32Sub); });
+                f.localGet(edgeHi).localGet(KW).op(Op.i32GtS).if().localGet(KW).localSet(edgeHi).end();
+                f.localGet(edgeHi).localGet(edgeLo).op(Op.i32LtS).if().localGet(edgeLo).localSet(edgeHi).end();
+                f.forRange(kw, () => f.i32Const(0), () => f.localGet(edgeLo), 1, () => { f.localGet(dst).i32Const(0).mem(MemOp.i32Store); incr(dst, c(4)); });
+                set(src, () => add(l(row), () => mul(() => add(l(iw0), l(edgeLo)), c(4))));
+                set(j, () => { f.localGet(edgeHi).localGet(edgeLo).op(Op.i32Sub).i32Const(-4).op(Op.i32And).localGet(edgeLo).op(Op.i32Add); });
+                f.forRange(kw, () => f.localGet(edgeLo), () => f.localGet(j), 4, () => {
+                  f.localGet(dst).localGet(src).simdMem(SimdMemOp.v128Load, 0, 0).simdMem(SimdMemOp.v128Store, 0, 0);
+                  incr(dst, c(16));
+                  incr(src, c(16));
+                });
+                f.forRange(kw, () => f.localGet(j), () => f.localGet(edgeHi), 1, () => {
+                  f.localGet(dst).localGet(src).mem(MemOp.i32Load).mem(MemOp.i32Store);
+                  incr(dst, c(4));
+                  incr(src, c(4));
+                });
+                f.forRange(kw, () => f.localGet(edgeHi), () => f.localGet(KW), 1, () => { f.localGet(dst).i32Const(0).mem(MemOp.i32Store); incr(dst, c(4)); });
+              }
+              f.else();
               {
                 set(iw, l(iw0));
                 loop(kw, KW, () => {
@@ -260,6 +289,7 @@ export function buildWindowModule(kind: WindowKernelKind, memory: MemoryImport, 
                   incr(iw, l(DW));
                 });
               }
+              f.end();
               f.end();
             }
             f.else();
@@ -289,6 +319,9 @@ export function buildWindowModule(kind: WindowKernelKind, memory: MemoryImport, 
     set(base, () => { f.localGet(p.dst); mul(l(n), l(sN)); f.op(Op.i32Add); mul(() => mul(l(gr), l(p.channels)), l(sC)); f.op(Op.i32Add); });
     const step = local();
     set(step, () => mul(l(DW), l(sW)));
+    const [vecRun, KW4, edgeLo, edgeHi, edgeEnd] = [local(), local(), local(), local(), local()];
+    f.localGet(DW).i32Const(1).op(Op.i32Eq).localGet(sW).i32Const(4).op(Op.i32Eq).op(Op.i32And).localSet(vecRun);
+    set(KW4, () => { f.localGet(KW).i32Const(-4).op(Op.i32And); });
     const accumulate = () => {
       f.localGet(dst).localGet(dst).mem(MemOp.f32Load).localGet(src).mem(MemOp.f32Load).op(Op.f32Add).mem(MemOp.f32Store);
     };
@@ -329,14 +362,58 @@ export function buildWindowModule(kind: WindowKernelKind, memory: MemoryImport, 
                   f.localGet(interiorW).if();
                   {
                     set(dst, () => add(l(row), () => mul(l(iw0), l(sW))));
+                    // Contiguous taps (dilation 1 over contiguous rows, e.g. the channels-last
+                    // patches of conv.ts, KW·C taps long) add four at a time; the adds per
+                    // element, and their order, are the scalar loop's.
+                    f.localGet(vecRun).if();
+                    f.forRange(kw, () => f.i32Const(0), () => f.localGet(KW4), 4, () => {
+                      f.localGet(dst).localGet(dst).simdMem(SimdMemOp.v128Load, 0, 0).localGet(src).simdMem(SimdMemOp.v128Load, 0, 0);
+                      f.simd(SimdOp.f32x4Add).simdMem(SimdMemOp.v128Store, 0, 0);
+                      incr(dst, c(16));
+                      incr(src, c(16));
+                    });
+                    f.forRange(kw, () => f.localGet(KW4), () => f.localGet(KW), 1, () => {
+                      accumulate();
+                      incr(dst, c(4));
+                      incr(src, c(4));
+                    });
+                    f.else();
                     loop(kw, KW, () => {
                       accumulate();
                       incr(dst, l(step));
                       incr(src, c(4));
                     });
+                    f.end();
                   }
                   f.else();
                   {
+                    // A window over the padding: contiguous taps add the run [lo, hi) that lies
+                    // inside the row, four at a time as above; other layouts check every tap.
+                    f.localGet(vecRun).if();
+                    set(edgeLo, () => { f.i32Const(0).localGet(iw0).op(Op.i32Sub); });
+                    f.localGet(edgeLo).i32Const(0).op(Op.i32LtS).if().i32Const(0).localSet(edgeLo).end();
+                    set(edgeHi, () => { f.localGet(W).localGet(iw0).op(Op.i32Sub); });
+                    f.localGet(edgeHi).localGet(KW).op(Op.i32GtS).if().localGet(KW).localSet(edgeHi).end();
+                    set(edgeEnd, () => add(l(src), () => mul(l(KW), c(4))));
+                    f.localGet(edgeHi).localGet(edgeLo).op(Op.i32GtS).if();
+                    set(dst, () => add(l(row), () => mul(() => add(l(iw0), l(edgeLo)), c(4))));
+                    set(src, () => add(l(src), () => mul(l(edgeLo), c(4))));
+                    set(edgeHi, () => { f.localGet(edgeHi).localGet(edgeLo).op(Op.i32Sub); }); // the run's length
+                    set(edgeLo, () => { f.localGet(edgeHi).i32Const(-4).op(Op.i32And); });
+                    f.forRange(kw, () => f.i32Const(0), () => f.localGet(edgeLo), 4, () => {
+                      f.localGet(dst).localGet(dst).simdMem(SimdMemOp.v128Load, 0, 0).localGet(src).simdMem(SimdMemOp.v128Load, 0, 0);
+                      f.simd(SimdOp.f32x4Add).simdMem(SimdMemOp.v128Store, 0, 0);
+                      incr(dst, c(16));
+                      incr(src, c(16));
+                    });
+                    f.forRange(kw, () => f.localGet(edgeLo), () => f.localGet(edgeHi), 1, () => {
+                      accumulate();
+                      incr(dst, c(4));
+                      incr(src, c(4));
+                    });
+                    f.end();
+                    set(src, l(edgeEnd));
+                    f.else();
                     set(iw, l(iw0));
                     loop(kw, KW, () => {
                       inside(iw, W);
@@ -347,6 +424,7 @@ export function buildWindowModule(kind: WindowKernelKind, memory: MemoryImport, 
                       incr(src, c(4));
                       incr(iw, l(DW));
                     });
+                    f.end();
                   }
                   f.end();
                 }

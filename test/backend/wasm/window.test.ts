@@ -44,6 +44,9 @@ const cases: Case[] = [
   { name: '2-D stride 2, dilation 2, uneven pads, groups 2', shape: [2, 4, 11, 10], attrs: g([3, 2], { stride: [2, 1], dilation: [2, 2], pads: [[2, 0], [1, 3]], groups: 2 }) },
   { name: '2-D wide kernel (two v128 copies per run)', shape: [2, 3, 6, 13], attrs: g([2, 7], { pads: [[0, 1], [3, 3]] }) },
   { name: '2-D 1x1 kernel (runs of one tap)', shape: [2, 5, 4, 4], attrs: g([1, 1]) },
+  // conv.ts's channels-last patches (W·C merged, 10 channels): runs of KW·C = 30 taps, more taps than
+  // are unrolled, so the generic loops run (v128 adds in col2im), edges in the padding included.
+  { name: '2-D channels-last geometry (long runs)', shape: [2, 1, 7, 60], attrs: g([3, 30], { stride: [1, 10], pads: [[1, 1], [10, 10]] }) },
   { name: '1-D', shape: [2, 3, 17], attrs: g([5], { stride: [3], pads: [[2, 2]] }) },
   { name: '3-D', shape: [2, 2, 5, 6, 4], attrs: g([2, 3, 2], { stride: [1, 2, 1], pads: [[1, 0], [1, 1], [0, 1]] }) },
 ];
