@@ -26,8 +26,13 @@ export interface MatmulConfig {
   /**
    * On several threads, pack B once for the whole product in a first parallel job and cut the
    * product into many M chunks that all read it (see WasmMatmul.run), instead of letting each
-   * unit pack the B it needs. Default false (the one-job split of `splitWork`): see
-   * `bench/matmul.ts --versus='{"shareB":true}'` for the comparison.
+   * unit pack the B it needs. Default true; false gives the one-job split of `splitWork`.
+   * Measured on 2 threads with the two alternating run by run (`bench/matmul.ts --training
+   * --sizes=1024 --config='{"shareB":false}' --versus='{"shareB":true}'`, and
+   * `bench/step-versus.ts --versus='{"shareB":true}'`, both under bench/with-priority.sh while
+   * other sessions ran tests): GPT QKV 1024×384×128 1.24×, MLP fc1 weight gradient 1.20×, the
+   * other training products 0.98-1.03×, squares 512/1024 1.03×/1.01×; whole steps 0.98-1.03×,
+   * GPT eager and jit 1.03×.
    */
   readonly shareB?: boolean;
 }
@@ -84,7 +89,7 @@ export function defaultMatmulConfig(): MatmulConfig {
 export const MAX_ACCUMULATORS = 12;
 
 export function matmulConfigKey(c: MatmulConfig): string {
-  return `mr${c.mr}_nr${c.nr}_kc${c.kc}_mc${c.mc}_nc${c.nc}_u${c.unroll}${c.fma ? '_fma' : ''}${c.shareB === true ? '_shareB' : ''}`;
+  return `mr${c.mr}_nr${c.nr}_kc${c.kc}_mc${c.mc}_nc${c.nc}_u${c.unroll}${c.fma ? '_fma' : ''}${c.shareB === false ? '_ownB' : ''}`;
 }
 
 /** Throws with the offending values when a config cannot be generated. */

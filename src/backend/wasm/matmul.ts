@@ -120,7 +120,7 @@ export class WasmMatmul {
     const threads = this.pool.threads;
     const flops = 2 * m * n * k * batch;
     const parallel = threads > 1 && flops >= PARALLEL_MIN_FLOPS;
-    const shared = parallel && config.shareB === true
+    const shared = parallel && config.shareB !== false
       ? sharedBPlan(m, n, k, batch, threads, config) ?? sharedAPlan(m, n, k, batch, threads, config) : undefined;
 
     const { mChunk, nChunk } = shared ?? (parallel ? splitWork(m, n, k, batch, threads, config) : { mChunk: m, nChunk: n });
@@ -261,6 +261,12 @@ const SHARED_MAX_FLOATS = 1 << 20;
 /** Rows (columns) per M (N) chunk at least, when B (A) is shared: fewer reuse each packed panel too little. */
 const SHARED_B_MIN_ROWS = 32;
 const SHARED_A_MIN_COLUMNS = 16;
+/**
+ * A is shared only while it fits in half of a 512 KiB L2: each N chunk streams the whole packed A
+ * again, and from L3 that lost 13% on the CNN's 64×288×12544 weight gradient (A = 3.2 MB) in
+ * `bench/matmul.ts --training --config='{"shareB":false}' --versus='{"shareB":true}'`, twice.
+ */
+const SHARED_A_MAX_FLOATS = 1 << 16;
 /** Chunks per thread when an operand is shared: claimed dynamically, so a slower thread takes fewer. */
 const SHARED_CHUNKS_PER_THREAD = 4;
 
@@ -277,7 +283,7 @@ export interface SharedPackingPlan {
 }
 
 /**
- * When B is packed once for all units (config.shareB = true; it also enables sharedAPlan): a single product (batch 1) with enough
+ * When B is packed once for all units (config.shareB, the default; it also enables sharedAPlan): a single product (batch 1) with enough
  * rows for two M chunks per thread and a B small enough to stay in L3. Then M is cut into up to
  * 4 chunks per thread with no packing cost per chunk (each packs only its own A rows), where the
  * one-job split (splitWork) makes 2 chunks per thread that each pack all of B again; more,
@@ -301,7 +307,7 @@ export function sharedBPlan(m: number, n: number, k: number, batch: number, thre
  * order, and N is cut into up to 4 chunks per thread, each packing only its own B columns.
  */
 export function sharedAPlan(m: number, n: number, k: number, batch: number, threads: number, config: MatmulConfig): SharedPackingPlan | undefined {
-  if (batch !== 1 || n < 2 * threads * SHARED_A_MIN_COLUMNS || m * k > SHARED_MAX_FLOATS) return undefined;
+  if (batch !== 1 || n < 2 * threads * SHARED_A_MIN_COLUMNS || m * k > SHARED_A_MAX_FLOATS) return undefined;
   const nChunk = roundUp(Math.max(SHARED_A_MIN_COLUMNS, Math.ceil(n / (SHARED_CHUNKS_PER_THREAD * threads))), config.nr);
   const kBlocks = Math.ceil(k / config.kc);
   const kStep = Math.ceil(k / kBlocks);

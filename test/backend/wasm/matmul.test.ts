@@ -286,10 +286,11 @@ test('shared-B plan: single products with rows for 2 chunks per thread and a B t
   assert.equal(sharedBPlan(127, 512, 784, 1, 2, cfg), undefined); // too few rows
   assert.equal(sharedBPlan(64, 64, 32, 64, 2, cfg), undefined); // batched: the batch splits
   assert.equal(sharedBPlan(1024, 2048, 1024, 1, 2, cfg), undefined); // B of 8 MiB: each unit packs its own
-  // Too few rows: A is shared instead and N cut, e.g. the CNN's conv2 weight gradient 64×288×12544.
-  assert.deepEqual(sharedAPlan(64, 288, 12544, 1, 2, cfg), {
-    operand: 'a', mChunk: 64, nChunk: 40, blocks: 25, slices: 2, blockStride: 16 * (502 * 4 * 4 + 64), bytes: 25 * 16 * (502 * 4 * 4 + 64),
+  // Too few rows: A is shared instead and N cut, while A fits in half the L2 (64×1000 floats here).
+  assert.deepEqual(sharedAPlan(64, 288, 1000, 1, 2, cfg), {
+    operand: 'a', mChunk: 64, nChunk: 40, blocks: 2, slices: 2, blockStride: 16 * (500 * 4 * 4 + 64), bytes: 2 * 16 * (500 * 4 * 4 + 64),
   });
+  assert.equal(sharedAPlan(64, 288, 12544, 1, 2, cfg), undefined); // the CNN's conv2 weight gradient: A of 3.2 MB
   assert.equal(sharedAPlan(64, 63, 512, 1, 2, cfg), undefined); // too few columns
 });
 
