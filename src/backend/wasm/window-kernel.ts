@@ -453,10 +453,7 @@ export function buildWindowModule(kind: WindowKernelKind, memory: MemoryImport, 
       const [bestV4, best4, v4, take4, flat4] = [f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128)];
       /** Four float lanes picked from the eight of two v128s. */
       const shuffle = (lanes: number[]) => f.i8x16Shuffle(lanes.flatMap((lane) => [0, 1, 2, 3].map((b) => lane * 4 + b)));
-      f.localGet(SW).i32Const(2).op(Op.i32Eq).if();
-      f.block().loop();
-      f.localGet(ow).i32Const(4).op(Op.i32Add).localGet(OW).op(Op.i32GtS).brIf(1);
-      {
+      const fourWindows = () => {
         // flat indices of the four windows' first taps: flat + 0, 2, 4, 6
         f.localGet(flat).simd(SimdOp.i32x4Splat).i32x4Const(0, 2, 4, 6).simd(SimdOp.i32x4Add).localSet(flat4);
         tapList.forEach((tap, k) => {
@@ -473,11 +470,10 @@ export function buildWindowModule(kind: WindowKernelKind, memory: MemoryImport, 
               continue;
             }
             f.localSet(v4);
-            f.localGet(v4).localGet(bestV4).simd(SimdOp.f32x4Gt);
-            f.localGet(v4).localGet(v4).simd(SimdOp.f32x4Ne).localGet(bestV4).localGet(bestV4).simd(SimdOp.f32x4Eq).simd(SimdOp.v128And);
-            f.simd(SimdOp.v128Or).localSet(take4);
+            // take = v > best | (v is NaN & best is not) = (best == best) & !(v <= best)
+            f.localGet(bestV4).localGet(bestV4).simd(SimdOp.f32x4Eq).localGet(v4).localGet(bestV4).simd(SimdOp.f32x4Le).simd(SimdOp.v128Andnot).localSet(take4);
             f.localGet(v4).localGet(bestV4).localGet(take4).simd(SimdOp.v128Bitselect).localSet(bestV4);
-            f.localGet(flat4).i32Const(tapFlat).simd(SimdOp.i32x4Splat).simd(SimdOp.i32x4Add).localGet(best4).localGet(take4).simd(SimdOp.v128Bitselect).localSet(best4);
+            f.localGet(flat4).i32x4Const(tapFlat, tapFlat, tapFlat, tapFlat).simd(SimdOp.i32x4Add).localGet(best4).localGet(take4).simd(SimdOp.v128Bitselect).localSet(best4);
           }
         });
         f.localGet(dst).localGet(best4).simdMem(SimdMemOp.v128Store, 0, 0);
@@ -485,8 +481,24 @@ export function buildWindowModule(kind: WindowKernelKind, memory: MemoryImport, 
         incr(win, c(32));
         incr(flat, c(8));
         incr(ow, c(4));
-      }
+      };
+      f.localGet(SW).i32Const(2).op(Op.i32Eq).if();
+      f.block().loop();
+      f.localGet(ow).i32Const(4).op(Op.i32Add).localGet(OW).op(Op.i32GtS).brIf(1);
+      fourWindows();
       f.br(0).end().end();
+      // 1-3 windows left of a row of at least four: redo the last four windows of the row (the
+      // overlap writes the same indices again), instead of taking them one by one. Their reads
+      // end where the last window's do.
+      const back = local();
+      f.localGet(ow).localGet(OW).op(Op.i32LtS).localGet(ow).i32Const(0).op(Op.i32GtS).op(Op.i32And).if();
+      set(back, () => { f.localGet(ow).localGet(OW).op(Op.i32Sub).i32Const(4).op(Op.i32Add); }); // windows to step back
+      set(dst, () => { f.localGet(dst).localGet(back).i32Const(4).op(Op.i32Mul).op(Op.i32Sub); });
+      set(win, () => { f.localGet(win).localGet(back).i32Const(8).op(Op.i32Mul).op(Op.i32Sub); });
+      set(flat, () => { f.localGet(flat).localGet(back).i32Const(1).op(Op.i32Shl).op(Op.i32Sub); });
+      set(ow, () => { f.localGet(ow).localGet(back).op(Op.i32Sub); });
+      fourWindows();
+      f.end();
       f.end();
     }
     // maxPool: unit = n·C + c, over the padded input (no bounds to check).
@@ -514,8 +526,8 @@ export function buildWindowModule(kind: WindowKernelKind, memory: MemoryImport, 
             tapList.forEach((tap, k) => {
               f.localGet(win).mem(MemOp.f32Load, tap.bytes).localSet(k === 0 ? bestV : v);
               if (k === 0) { set(best, l(flat)); return; }
-              f.localGet(v).localGet(bestV).op(Op.f32Gt);
-              f.localGet(v).localGet(v).op(Op.f32Ne).localGet(bestV).localGet(bestV).op(Op.f32Eq).op(Op.i32And).op(Op.i32Or).localSet(take);
+              // take = v > best | (v is NaN & best is not) = (best == best) & !(v <= best)
+              f.localGet(v).localGet(bestV).op(Op.f32Le).op(Op.i32Eqz).localGet(bestV).localGet(bestV).op(Op.f32Eq).op(Op.i32And).localSet(take);
               f.localGet(v).localGet(bestV).localGet(take).op(Op.select).localSet(bestV);
               f.localGet(flat).i32Const(tap.flat).op(Op.i32Add).localGet(best).localGet(take).op(Op.select).localSet(best);
             });

@@ -101,6 +101,10 @@ for (const threads of [1, 2]) {
     try {
       const pools: { shape: number[]; kernel: number[]; stride: number[]; dilation: number[] }[] = [
         { shape: [8, 8, 28, 28], kernel: [2, 2], stride: [2, 2], dilation: [1, 1] },
+        // 2x2/2 rows of 7, 5 and 3 windows: four at a time, then the last four again or one by one.
+        { shape: [3, 4, 14, 15], kernel: [2, 2], stride: [2, 2], dilation: [1, 1] },
+        { shape: [2, 3, 10, 10], kernel: [2, 2], stride: [2, 2], dilation: [1, 1] },
+        { shape: [2, 2, 6, 6], kernel: [2, 2], stride: [2, 2], dilation: [1, 1] },
         { shape: [2, 3, 9, 8], kernel: [3, 2], stride: [2, 3], dilation: [2, 1] },
         { shape: [2, 3, 10], kernel: [4], stride: [1], dilation: [2] },
         { shape: [1, 2, 5, 6, 7], kernel: [2, 3, 2], stride: [1, 2, 2], dilation: [1, 1, 2] },
