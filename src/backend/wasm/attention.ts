@@ -1,6 +1,7 @@
 // Host side of the fused attention kernels (attention-kernel.ts): writes each batch entry's row
 // addresses to a unit table (so q, k and v may be the strided head views of a QKV projection without
-// a copy), gives every thread a scratch for one row of scores, and runs one unit per batch entry
+// a copy), gives every thread a scratch for its packed operands and score tiles (attentionScratchLayout),
+// and runs one unit per batch entry
 // over the thread pool. Inputs whose last axis is not stride 1 are copied to contiguous scratch
 // first (the GPT's never are: heads are permuted views with contiguous features).
 
@@ -13,10 +14,10 @@ import type { WasmHeap } from './memory.js';
 import type { KernelModule, ThreadPool } from './threads.js';
 import { PoolModules } from './pool-modules.js';
 import {
-  buildAttentionModule, attentionFma, AttentionParam, ATTENTION_PARAM_WORDS, ATTENTION_TABLE_WORDS, attentionScratchBytes, type AttentionSpec,
+  buildAttentionModule, attentionFma, AttentionParam, ATTENTION_PARAM_WORDS, ATTENTION_TABLE_WORDS, attentionScratchLayout, type AttentionSpec,
 } from './attention-kernel.js';
 
-/** Feature sizes above this run the reference: the kernel keeps a row of E (and Ev) floats in registers. */
+/** Feature sizes above this run the reference: the kernel's packing and column blocks are unrolled over E and Ev (code size). */
 export const MAX_ATTENTION_FEATURES = 256;
 
 /** Below this many multiply-adds a job runs on the calling thread (waking workers costs tens of µs). */
@@ -42,7 +43,9 @@ export class WasmAttention {
   fits(inputs: readonly KernelInput[]): boolean {
     const q = inputs[0]!, v = inputs[2]!;
     const e = q.shape[q.shape.length - 1]!, ev = v.shape[v.shape.length - 1]!;
-    return inputs.every((t) => t.dtype === 'float32') && e > 0 && ev > 0 && e % 4 === 0 && ev % 4 === 0 &&
+    // No keys (S = 0): the reference decides what an empty softmax gives.
+    const s = inputs[1]!.shape[inputs[1]!.shape.length - 2]!;
+    return inputs.every((t) => t.dtype === 'float32') && s > 0 && e > 0 && ev > 0 && e % 4 === 0 && ev % 4 === 0 &&
       e <= MAX_ATTENTION_FEATURES && ev <= MAX_ATTENTION_FEATURES;
   }
 
@@ -55,7 +58,7 @@ export class WasmAttention {
 
   /**
    * attention (dOut undefined: the [..., L, Ev] output at `dstPtr`) or attentionGrad (dq, dk, dv
-   * packed at `dstPtr`, which must be zeroed) of inputs that `fits`. `address` gives an input's storage address.
+   * packed at `dstPtr`, every element written) of inputs that `fits`. `address` gives an input's storage address.
    */
   run(inputs: readonly KernelInput[], address: (t: KernelInput) => number, attrs: AttentionAttrs, dstPtr: number): void {
     const backward = inputs.length === 4;
@@ -68,7 +71,8 @@ export class WasmAttention {
     try {
       const ops = inputs.map((t) => this.featuresContiguous(t, address(t), temps));
       const { pool, module } = this.module({ e, ev, causal: attrs.causal, backward, fma: attentionFma() });
-      const scratchBytes = attentionScratchBytes(s);
+      const layout = attentionScratchLayout(l, s, e, ev, backward);
+      const scratchBytes = layout.bytes;
       const scratch = this.heap.alloc(scratchBytes * pool.threads);
       temps.push(scratch);
       const table = this.heap.alloc(4 * ATTENTION_TABLE_WORDS * units);
@@ -83,7 +87,8 @@ export class WasmAttention {
       const rowStride = (o: Operand | undefined) => (o === undefined ? 0 : 4 * o.strides[r - 2]!);
       const words: Partial<Record<keyof typeof AttentionParam, number>> = {
         table, out: dstPtr, l, s, qStride: rowStride(ops[0]), kStride: rowStride(ops[1]), vStride: rowStride(ops[2]), gStride: rowStride(ops[3]),
-        scratch, scratchBytes,
+        scratch, scratchBytes, sp: layout.sp, chunk: layout.chunk,
+        qpAt: layout.qpAt, ktAt: layout.ktAt, pAt: layout.pAt, gpAt: layout.gpAt, vtAt: layout.vtAt, dpAt: layout.dpAt,
       };
       if (backward) {
         words.dk = dstPtr + 4 * units * l * e;

@@ -546,8 +546,7 @@ export class WasmBackend implements Backend {
     const fallback = this.cpuOnViews(prim) as Kernel<PrimitiveName>;
     return ((inputs, attrs, out) => {
       if (out.dtype !== 'float32' || !attention.fits(inputs)) return fallback(inputs, attrs, out);
-      // The backward accumulates dk and dv into its output: it starts zeroed.
-      const dst = this.allocUninitialized('float32', sizeOf(out.shape), prim === 'attentionGrad');
+      const dst = this.allocUninitialized('float32', sizeOf(out.shape));
       attention.run(inputs, (t) => this.addressOf(t.storage), attrs as PrimitiveAttrs['attention'], this.addressOf(dst));
       this.count(prim, 'wasm');
       return dst;

@@ -75,6 +75,9 @@ for (const threads of [1, 2]) {
         compare(`L 5 < S 7, E 8, Ev 12 ${tag}`, [[3, 5, 8], [3, 7, 8], [3, 7, 12]], same, attrs);
         compare(`L 9 > S 4 ${tag}`, [[2, 9, 4], [2, 4, 4], [2, 4, 8]], same, attrs);
         compare(`no batch dims ${tag}`, [[6, 16], [10, 16], [10, 4]], same, attrs);
+        // Long enough that the kernels take the query rows in several chunks (attentionScratchLayout:
+        // 2 in the forward, 3 in the backward), whose dk/dv contributions add up.
+        compare(`L 140, S 260: chunks of query rows ${tag}`, [[1, 140, 8], [1, 260, 8], [1, 260, 4]], same, attrs);
         // The GPT's layout: q, k and v are head views [B, H, L, D] of one [B, L, 3·H·D] projection.
         compare(`permuted head views of a QKV projection ${tag}`, [[2, 7, 3 * 4 * 8]], ([qkv]) => {
           const heads = t.permute(t.reshape(qkv!, [2, 7, 3, 4, 8]), [2, 0, 3, 1, 4]);
