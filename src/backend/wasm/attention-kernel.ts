@@ -32,7 +32,6 @@
 // FMA): 1 thread forward 2.0x, backward 2.4x faster; 2 threads 1.8x and 2.0x (0.49 and 0.98 ms min).
 
 import { ModuleBuilder, ValType, Op, MemOp, SimdOp, SimdMemOp, SimdLaneOp, type MemoryImport, type FunctionBuilder } from './encoder.js';
-import { ConstantPool, emitTranscendentalVector } from './transcendental-kernel.js';
 import { relaxedSimdSupported } from './simd-features.js';
 
 const { i32, f32, v128 } = ValType;
@@ -156,7 +155,6 @@ export function buildAttentionModule(memory: MemoryImport, spec: AttentionSpec):
   };
   const scale = f.local(f32);
   f.localGet(params).mem(MemOp.f32Load, 4 * P.scale).localSet(scale);
-  const pool = ConstantPool.hoist(f, (scratch, cp) => emitTranscendentalVector(scratch, 'exp', cp));
   const E = spec.e, EV = spec.ev, fma = spec.fma, causal = spec.causal, backward = spec.backward;
   const I = () => f.local(i32);
   const V = () => f.local(v128);
@@ -320,7 +318,8 @@ export function buildAttentionModule(memory: MemoryImport, spec: AttentionSpec):
    * (relative error below 1.3e-7 for |r| <= ln2/2), times 2^n made from the exponent bits. Below
    * EXP_LOW (e^x < 1.7e-38, nothing next to the row max's e^0 = 1) the result is 0. About half the
    * instructions of the general exp (transcendental-kernel.ts), which also handles overflow and
-   * denormals that cannot occur here; a tile whose row max is not finite takes that one.
+   * denormals: x > 0 only occurs in a row whose max is +inf or NaN (shift 0), and such a row comes
+   * out NaN either way (+inf gives NaN here, as inf/inf does in the reference; NaN stays NaN).
    */
   const fastExp = (x: number) => {
     get(x); get(cLow); f.simd(SimdOp.f32x4Pmax).localSet(tmp0);
@@ -357,22 +356,16 @@ export function buildAttentionModule(memory: MemoryImport, spec: AttentionSpec):
     }
     get(negInf); f.localSet(maxv);
     overKeys(pTile, () => { get(maxv); get(ptr); f.simdMem(SimdMemOp.v128Load, 0, 4).simd(SimdOp.f32x4Pmax).localSet(maxv); });
-    // shift = max where finite, else 0 (like the softmax primitive); dv4 = the lanes where finite.
-    get(maxv); get(maxv); f.simd(SimdOp.f32x4Sub).f32x4Const(0, 0, 0, 0).simd(SimdOp.f32x4Eq).localSet(dv4);
-    get(maxv); get(dv4); f.simd(SimdOp.v128And).localSet(maxv);
+    // shift = max where finite, else 0 (like the softmax primitive).
+    get(maxv); get(maxv); get(maxv); f.simd(SimdOp.f32x4Sub).f32x4Const(0, 0, 0, 0).simd(SimdOp.f32x4Eq).simd(SimdOp.v128And).localSet(maxv);
     f.f32x4Const(0, 0, 0, 0).localSet(sumv);
-    const expLoop = (fast: boolean) => overKeys(pTile, () => {
-      get(ptr); f.simdMem(SimdMemOp.v128Load, 0, 4); get(maxv); f.simd(SimdOp.f32x4Sub);
-      if (fast) { f.localSet(x1); fastExp(x1); } else emitTranscendentalVector(f, 'exp', pool);
+    overKeys(pTile, () => {
+      get(ptr); f.simdMem(SimdMemOp.v128Load, 0, 4); get(maxv); f.simd(SimdOp.f32x4Sub).localSet(x1);
+      fastExp(x1);
       f.localSet(x0);
       get(ptr); get(x0); f.simdMem(SimdMemOp.v128Store, 0, 4);
       get(sumv); get(x0); f.simd(SimdOp.f32x4Add).localSet(sumv);
     });
-    get(dv4); f.simd(SimdOp.i32x4AllTrue).if();
-    expLoop(true);
-    f.else();
-    expLoop(false);
-    f.end();
     get(cOne); get(sumv); f.simd(SimdOp.f32x4Div).localSet(sumv);
   };
 

@@ -110,3 +110,28 @@ test('large scores: the row max shift keeps exp finite and the weights sum to on
   const y = bind('attention', [q, k, ones], { scale: 1, causal: false });
   for (const x of y.data()) assert.ok(Math.abs(Number(x) - 1) < 1e-6, `a row of weights sums to ${x}`);
 });
+
+test('rows whose scores are all +inf or all −inf come out NaN like the reference, next to finite rows of the same tile', () => {
+  // Rows 1 and 2 of the kernel's 4-row tile score +inf and −inf against every key (inf/inf and
+  // 0/0 in the reference); the kernel's exp, made for x <= 0, must give NaN and 0 there, and the
+  // finite rows 0 and 3 must not notice.
+  const qData = values(4 * 4);
+  qData.fill(Infinity, 4, 8);
+  qData.fill(-Infinity, 8, 12);
+  const kData = new Float32Array(6 * 4).fill(0.5);
+  const vData = values(6 * 4);
+  const make = (backend: 'cpu' | 'wasm') => [qData, kData, vData].map((d, i) =>
+    t.tensor(d, { shape: i === 0 ? [4, 4] : [6, 4], dtype: 'float32', backend }));
+  for (const causal of [false, true]) {
+    const attrs = { scale: 1, causal };
+    const before = calls('attention').wasm;
+    const yw = bind('attention', make('wasm'), attrs).toArray() as number[][];
+    assert.equal(calls('attention').wasm, before + 1, 'the wasm kernel ran');
+    const yc = bind('attention', make('cpu'), attrs).toArray() as number[][];
+    yc.forEach((row, i) => row.forEach((want, j) => {
+      const got = yw[i]![j]!;
+      if (Number.isNaN(want)) assert.ok(Number.isNaN(got), `causal ${causal}: y[${i}][${j}] = ${got}, the reference gives NaN`);
+      else assert.ok(Math.abs(got - want) <= 1e-5 * Math.max(1, Math.abs(want)), `causal ${causal}: y[${i}][${j}] = ${got}, the reference gives ${want}`);
+    }));
+  }
+});
