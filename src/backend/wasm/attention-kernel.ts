@@ -31,7 +31,7 @@
 // Against the row-at-a-time kernels (alternated in one process, GPT heads [16, 4, 64, 32] causal,
 // FMA): 1 thread forward 2.0x, backward 2.4x faster; 2 threads 1.8x and 2.0x (0.49 and 0.98 ms min).
 
-import { ModuleBuilder, ValType, Op, MemOp, SimdOp, SimdMemOp, SimdLaneOp, type MemoryImport, type FunctionBuilder } from './encoder.js';
+import { ModuleBuilder, ValType, Op, MemOp, SimdOp, SimdMemOp, SimdLaneOp, type MemoryImport } from './encoder.js';
 import { relaxedSimdSupported } from './simd-features.js';
 
 const { i32, f32, v128 } = ValType;
@@ -72,7 +72,6 @@ export const AttentionParam = {
 export const ATTENTION_PARAM_WORDS = 24;
 export const ATTENTION_TABLE_WORDS = 4;
 
-/** Bytes of one chunk's score buffers (p, and dp in the backward) that the chunk length is sized to: about half an L2 of this class of CPU. */
 /** Where fastExp flushes to 0 (e^−87 = 1.6e-38: 2^n stays a normal float). */
 const EXP_LOW = -87;
 /** 1.5·2^23: adding it rounds a float below 2^22 to an integer, which then sits in the low mantissa bits. */
@@ -80,6 +79,7 @@ const ROUNDING_SHIFT = 12582912;
 /** ln 2 in two parts, n·LN2_HI exact (Cephes' C1, C2). */
 const LN2_HI = 0.693359375;
 const LN2_LO = -2.12194440e-4;
+/** Bytes of one chunk's score buffers (p, and dp in the backward) that the chunk length is sized to: about half an L2 of this class of CPU. */
 const SCORE_BUDGET_BYTES = 1 << 17;
 
 export interface AttentionScratchLayout {
