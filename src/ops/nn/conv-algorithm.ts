@@ -3,8 +3,8 @@
 // convWeightGrad primitives). On the wasm backend, for float32 with 1-2 spatial axes, the choice is
 // measured once per distinct geometry, like an autotuner: both paths run on scratch tensors of that
 // geometry through the backend's kernels (not through dispatch, so no tape, tracer or observer sees
-// them), alternating, best of at least three after a warm-up that compiles the generated modules; the faster is
-// cached. Everything else (other backends and dtypes, 3-D) keeps im2col + GEMM.
+// them), alternating, best of at least three after a warm-up of at least 60 ms that compiles the
+// generated modules and lets V8 optimise them; the faster is cached. Everything else (other backends and dtypes, 3-D) keeps im2col + GEMM.
 //
 // Why measure rather than a fixed rule: the direct kernel does C_in/g·K multiply-adds per output
 // from registers, so it wins when the GEMM depth K = C_in/g·kh·kw is small and the GEMM (plus the
@@ -134,6 +134,8 @@ export function chooseConvAlgorithm(pass: ConvPass, p: ConvProblem): ConvAlgorit
 
 /** Timed runs of each path per measurement: at least MIN_RUNS, then more while under BUDGET_MS in all. */
 const MIN_RUNS = 3, MAX_RUNS = 9, BUDGET_MS = 100;
+/** Untimed runs of each path first: at least two, then more while under WARMUP_MS in all (at most MAX_WARMUP_RUNS). */
+const WARMUP_MS = 60, MAX_WARMUP_RUNS = 10;
 
 const contiguousStrides = (shape: readonly number[]): number[] => {
   const s: number[] = [];
@@ -214,8 +216,15 @@ export function timings(pass: ConvPass, p: ConvProblem): { direct: number; im2co
     };
   }
   try {
-    direct();
-    im2col();
+    // Warm-up, alternating, for at least WARMUP_MS: the generated modules are compiled, and V8
+    // runs a fresh module's baseline code (several times slower) until its optimised tier is
+    // ready, which takes longer when the machine is busy; a choice measured on baseline code was
+    // seen to pick the direct path for the CNN's conv2 (~40 ms instead of ~18 ms per forward).
+    const warmStart = performance.now();
+    for (let i = 0; i < MAX_WARMUP_RUNS && (i < 2 || performance.now() - warmStart < WARMUP_MS); i++) {
+      direct();
+      im2col();
+    }
     // Alternating runs, the best of each: at least MIN_RUNS, more (up to MAX_RUNS) while within
     // the budget, so that a burst of load on a shared machine rarely decides for a small problem.
     let bestDirect = Infinity, bestIm2col = Infinity;
