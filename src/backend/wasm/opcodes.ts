@@ -88,7 +88,8 @@ export const SimdOp = {
   i32x4TruncSatF32x4S: 0xf8, i32x4TruncSatF32x4U: 0xf9, f32x4ConvertI32x4S: 0xfa, f32x4ConvertI32x4U: 0xfb,
   // Relaxed SIMD (a separate proposal: check support with simd-features.ts before emitting).
   // relaxed_madd(a, b, c) = a·b + c, fused or not as the hardware prefers; nmadd = -(a·b) + c.
-  f32x4RelaxedMadd: 0x105, f32x4RelaxedNmadd: 0x106,
+  // relaxed_laneselect(a, b, m) = bitselect where each lane of m is all ones or all zeros (blendvps on x64).
+  f32x4RelaxedMadd: 0x105, f32x4RelaxedNmadd: 0x106, i32x4RelaxedLaneselect: 0x10b,
 } as const;
 export type SimdOp = (typeof SimdOp)[keyof typeof SimdOp];
 

@@ -5,13 +5,18 @@
 //
 // They are not bit-identical to the reference backend (which rounds Math.*'s float64 result), but
 // within 2 ulp of the exact value over the whole float32 range (test/backend/wasm/transcendental
-// .test.ts sweeps them against float64 references). The scalar tail of a row runs the same vector
-// code on a splatted value, so an element's result does not depend on its position in the row.
+// .test.ts sweeps them against float64 references); GELU and its derivative within one ulp of
+// max(|result|, 1) plus 2.5e-8·|x| (measured: about 3 ulp at worst for |x| <= 1, and relative
+// errors below 2e-6 in the left tail down to −5.3, 7.5e-6 down to −13).
+// The scalar tail of a row runs the same vector code on a splatted value, so an element's result
+// does not depend on its position in the row; emitTranscendentalVectors computes several vectors
+// side by side with the same operations, so its results are the same too.
 //
 // Polynomials: exp and log are Cephes' expf/logf (S. L. Moshier, public domain); expm1's is the
 // Taylor series to degree 8 on |r| <= ln2/2; tanh's small-argument one is Cephes' tanhf; erf's were
 // fitted for this file (test/backend/wasm/fixtures/fit_erf.py, minimax in float64, coefficients
-// rounded to float32).
+// rounded to float32), and GELU's (Φ through e^(−x²/2) and a Mills-ratio polynomial) likewise by
+// test/backend/wasm/fixtures/fit_gelu.py.
 
 import { FunctionBuilder, ValType, SimdOp, SimdLaneOp } from './encoder.js';
 import { relaxedSimdSupported } from './simd-features.js';
@@ -21,8 +26,10 @@ const { v128 } = ValType;
 export const TRANSCENDENTAL_OPS = ['exp', 'expm1', 'log', 'log1p', 'tanh', 'sigmoid', 'erf', 'gelu', 'geluGrad', 'rsqrt'] as const;
 export type TranscendentalOp = (typeof TRANSCENDENTAL_OPS)[number];
 
-/** A v128 value: a local's index, or code that pushes it. */
-type Operand = number | (() => void);
+/** Code that pushes a v128 value (of vector `lane` when several are computed side by side). */
+type Expr = (lane: number) => void;
+/** A v128 value: a local's index (the first of `width` consecutive ones), or code that pushes it. */
+type Operand = number | Expr;
 
 const SIGN_BIT = -0x80000000;
 const LOG2E = 1.44269504088896341;
@@ -67,36 +74,44 @@ export class ConstantPool {
 
 const bitsOf = (c: number): number => new Int32Array(new Float32Array([c]).buffer)[0]!;
 
-/** Emits f32x4 arithmetic from operands; `let` stores a value that is used more than once. */
+/**
+ * Emits f32x4 arithmetic from operands; `let` stores a value that is used more than once. With
+ * `width` > 1 every value is that many vectors (consecutive locals) computed side by side, each
+ * `let` emitting its expression once per vector: independent chains interleaved in the code give
+ * the CPU's out-of-order window several elements' work at once.
+ */
 class VectorCode {
-  constructor(private readonly f: FunctionBuilder, private readonly pool: ConstantPool | undefined) {}
+  constructor(private readonly f: FunctionBuilder, private readonly pool: ConstantPool | undefined, readonly width = 1) {}
 
-  push(a: Operand): void {
-    if (typeof a === 'number') this.f.localGet(a);
-    else a();
+  push(a: Operand, lane = 0): void {
+    if (typeof a === 'number') this.f.localGet(a + lane);
+    else a(lane);
   }
 
   let(a: Operand): number {
     const local = this.f.local(v128);
-    this.push(a);
-    this.f.localSet(local);
+    for (let k = 1; k < this.width; k++) this.f.local(v128);
+    for (let lane = 0; lane < this.width; lane++) {
+      this.push(a, lane);
+      this.f.localSet(local + lane);
+    }
     return local;
   }
 
-  f32(c: number): () => void {
+  f32(c: number): Expr {
     return this.i32(bitsOf(c));
   }
 
-  i32(c: number): () => void {
+  i32(c: number): Expr {
     return () => {
       if (this.pool === undefined) this.f.i32x4Const(c, c, c, c);
       else this.pool.push(this.f, c);
     };
   }
 
-  op(code: SimdOp, ...args: Operand[]): () => void {
-    return () => {
-      for (const a of args) this.push(a);
+  op(code: SimdOp, ...args: Operand[]): Expr {
+    return (lane) => {
+      for (const a of args) this.push(a, lane);
       this.f.simd(code);
     };
   }
@@ -110,38 +125,53 @@ class VectorCode {
   /** |a| with the sign bit of `signOf`. */
   withSign(magnitude: Operand, signOf: Operand) { return this.select(signOf, magnitude, this.i32(SIGN_BIT)); }
 
-  shift(code: SimdOp, a: Operand, bits: number): () => void {
-    return () => {
-      this.push(a);
+  shift(code: SimdOp, a: Operand, bits: number): Expr {
+    return (lane) => {
+      this.push(a, lane);
       this.f.i32Const(bits);
       this.f.simd(code);
     };
   }
 
   /**
-   * c[0] + x·(c[1] + x·(c[2] + …)). Each step is one relaxed_madd where the runtime has relaxed
-   * SIMD (one FMA instruction on x64 CPUs with FMA3, fused or not elsewhere: the results may
-   * differ in the last bit between machines, within the same error bound), else mul + add.
+   * a·b + c: one relaxed_madd where the runtime has relaxed SIMD (one FMA instruction on x64 CPUs
+   * with FMA3, fused or not elsewhere: the results may differ in the last bit between machines,
+   * within the same error bound), else mul + add.
    */
-  horner(x: Operand, c: readonly number[]): () => void {
-    return () => {
-      this.push(this.f32(c[c.length - 1]!));
-      for (let k = c.length - 2; k >= 0; k--) {
-        this.push(x);
-        if (relaxedSimdSupported()) {
-          this.push(this.f32(c[k]!));
-          this.f.simd(SimdOp.f32x4RelaxedMadd);
-        } else {
-          this.f.simd(SimdOp.f32x4Mul);
-          this.push(this.f32(c[k]!));
-          this.f.simd(SimdOp.f32x4Add);
-        }
+  madd(a: Operand, b: Operand, c: Operand): Expr {
+    return (lane) => {
+      this.push(a, lane);
+      this.push(b, lane);
+      if (relaxedSimdSupported()) {
+        this.push(c, lane);
+        this.f.simd(SimdOp.f32x4RelaxedMadd);
+      } else {
+        this.f.simd(SimdOp.f32x4Mul);
+        this.push(c, lane);
+        this.f.simd(SimdOp.f32x4Add);
       }
     };
   }
 
+  /**
+   * c[0] + x·(c[1] + x·(c[2] + …)), one madd per step. Several vectors wide, each step is a `let`,
+   * so that the vectors' chains interleave (the operations, and so the results, are the same).
+   */
+  horner(x: Operand, c: readonly number[]): Operand {
+    if (this.width === 1) {
+      return () => {
+        let acc: Operand = this.f32(c[c.length - 1]!);
+        for (let k = c.length - 2; k >= 0; k--) acc = this.madd(acc, x, this.f32(c[k]!));
+        this.push(acc);
+      };
+    }
+    let acc: Operand = this.f32(c[c.length - 1]!);
+    for (let k = c.length - 2; k >= 0; k--) acc = this.let(this.madd(acc, x, this.f32(c[k]!)));
+    return acc;
+  }
+
   /** 2^n for integer lanes n in [-126, 127], as floats. */
-  pow2(n: Operand): () => void {
+  pow2(n: Operand): Expr {
     return this.shift(SimdOp.i32x4Shl, this.op(SimdOp.i32x4Add, n, this.i32(127)), 23);
   }
 
@@ -149,7 +179,7 @@ class VectorCode {
    * y·2^n for integer lanes n in [-252, 254] (two factors, each a normal float, so the product
    * rounds once, into a denormal or to infinity where the result is one).
    */
-  scaleByPow2(y: Operand, n: Operand): () => void {
+  scaleByPow2(y: Operand, n: Operand): Expr {
     const n1 = this.let(this.shift(SimdOp.i32x4ShrS, n, 1));
     return this.mul(this.mul(y, this.pow2(n1)), this.pow2(this.op(SimdOp.i32x4Sub, n, n1)));
   }
@@ -181,12 +211,12 @@ function reduceByLn2(v: VectorCode, x: number): { n: number; ni: number; r: numb
  * their first operand whenever a comparison is false, as it is for NaN. One x64 instruction each,
  * where f32x4.max/min's NaN and signed-zero rules cost V8 about seven.
  */
-function clamp(v: VectorCode, x: Operand, lo: number, hi: number): () => void {
+function clamp(v: VectorCode, x: Operand, lo: number, hi: number): Expr {
   return v.op(SimdOp.f32x4Pmin, v.op(SimdOp.f32x4Pmax, x, v.f32(lo)), v.f32(hi));
 }
 
 /** exp of the local `x` (any value). */
-function exp(v: VectorCode, x0: Operand): () => void {
+function exp(v: VectorCode, x0: Operand): Expr {
   // Below −104 the result rounds to 0, above 89 to +inf; NaN passes min/max unchanged.
   const x = v.let(clamp(v, x0, -104, 89));
   const { ni, r } = reduceByLn2(v, x);
@@ -196,7 +226,7 @@ function exp(v: VectorCode, x0: Operand): () => void {
 }
 
 /** e^x − 1, accurate for small |x|: 2^n·expm1(r) + (2^n − 1). */
-function expm1(v: VectorCode, x0: number): () => void {
+function expm1(v: VectorCode, x0: number): Expr {
   const x = v.let(clamp(v, x0, -18, 89));
   const { ni, r } = reduceByLn2(v, x);
   const q = v.horner(r, [1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040, 1 / 40320]);
@@ -211,7 +241,7 @@ function expm1(v: VectorCode, x0: number): () => void {
 }
 
 /** Natural log; x < 0 and NaN give NaN, ±0 gives −inf, +inf gives +inf. */
-function log(v: VectorCode, x0: Operand): () => void {
+function log(v: VectorCode, x0: Operand): Expr {
   const x = v.let(x0);
   // Denormals are scaled into the normal range first (and their exponent corrected).
   const denormal = v.let(v.op(SimdOp.f32x4Lt, x, v.f32(2 ** -126)));
@@ -238,7 +268,7 @@ function log(v: VectorCode, x0: Operand): () => void {
 }
 
 /** log(1 + x) = log(u) + (x − (u − 1))/u with u = 1 + x rounded: the quotient restores what the rounding lost. */
-function log1p(v: VectorCode, x: number): () => void {
+function log1p(v: VectorCode, x: number): Expr {
   const u = v.let(v.add(v.f32(1), x));
   const correction = v.div(v.sub(x, v.sub(u, v.f32(1))), u);
   const result = v.add(log(v, u), correction);
@@ -249,7 +279,7 @@ function log1p(v: VectorCode, x: number): () => void {
 }
 
 /** tanh: Cephes' odd polynomial below |x| = 0.625, 1 − 2/(e^{2|x|} + 1) above. */
-function tanh(v: VectorCode, x: number): () => void {
+function tanh(v: VectorCode, x: number): Expr {
   const a = v.let(v.op(SimdOp.f32x4Abs, x));
   const z = v.let(v.mul(x, x));
   const poly = v.horner(z, [-3.33332819422e-1, 1.33314422036e-1, -5.37397155531e-2, 2.06390887954e-2, -5.70498872745e-3]);
@@ -261,7 +291,7 @@ function tanh(v: VectorCode, x: number): () => void {
 }
 
 /** 1/(1 + e^−x) for x >= 0 and e^x/(1 + e^x) below, with one exp of −|x| (never overflows). */
-function sigmoid(v: VectorCode, x: number): () => void {
+function sigmoid(v: VectorCode, x: number): Expr {
   const e = v.let(exp(v, v.op(SimdOp.f32x4Neg, v.op(SimdOp.f32x4Abs, x))));
   const numerator = v.select(v.f32(1), e, v.op(SimdOp.f32x4Ge, x, v.f32(0)));
   return v.div(numerator, v.add(v.f32(1), e));
@@ -298,28 +328,94 @@ function erfPieces(v: VectorCode, z: Operand): { a: number; small: number; tail:
 }
 
 /** erf with the sign of x (erf(a) = 1 beyond a = 3.92 in float32). */
-function erf(v: VectorCode, x: number): () => void {
+function erf(v: VectorCode, x: number): Expr {
   const { small, tail, below1 } = erfPieces(v, x);
   return v.withSign(v.select(small, v.sub(v.f32(1), tail), below1), x);
 }
 
-/** 2·Φ(x) = 1 + erf(x/√2); for x < 0 it is erfc(|x|/√2), computed without cancellation (0 below −5.5). */
-function twiceNormalCdf(v: VectorCode, x: number): () => void {
-  const { a, small, tail, below1 } = erfPieces(v, v.mul(x, v.f32(Math.SQRT1_2)));
-  const positive = v.add(v.f32(1), v.select(small, v.sub(v.f32(1), tail), below1));
-  const negative = v.select(v.f32(0), v.select(v.sub(v.f32(1), small), tail, below1), v.op(SimdOp.f32x4Ge, a, v.f32(3.9)));
-  return v.select(positive, negative, v.op(SimdOp.f32x4Ge, x, v.f32(0)));
+/**
+ * Φ(−a) = e^(−a²/2)·R(s) for a = |x|, s = p·a/(1 + p·a): R is the scaled Mills ratio
+ * Φ(−a)·e^(a²/2), smooth from R(0) = 0.5 (exact, so Φ(0) = 0.5) to ~1/(a·√(2π)), a degree-8
+ * polynomial in s within 1.2e-8 relatively up to a = 6 (Φ(−6) ≈ 1e-9), 1.2e-6 beyond (fitted by
+ * test/backend/wasm/fixtures/fit_gelu.py). One formula over the whole range, no branches, and the
+ * left tail keeps its relative accuracy (1 − erf had only absolute accuracy there).
+ */
+const GELU_S_SCALE = 0.2874999940395355;
+const GELU_MILLS = [
+  0.5, -1.387626051902771, 1.63698148727417, -0.9349578022956848, 0.05030366778373718,
+  0.1686476171016693, 0.047932446002960205, -0.12265026569366455, 0.041417911648750305,
+];
+/** e^r on |r| <= ln2/2 (degree 6, relative error 3e-9; fit_gelu.py). */
+const GELU_EXP = [1, 1, 0.4999999403953552, 0.1666652262210846, 0.04166829213500023, 0.008368532173335552, 0.0013818296138197184];
+/**
+ * a is clamped here: −a²/2·log2(e) then rounds to −127, for which the exponent bits below are 0,
+ * so e^(−a²/2) and Φ(−a) are exactly 0 from here on (Φ(−13.27) ≈ 1e-40 is below float32's
+ * normal range anyway): gelu(x) = x and 0·x saturate, ±inf give what x·Φ(x) gives.
+ */
+const NORMAL_TAIL_END = 13.27;
+/** 1.5·2^23 + 127: k = h·log2(e) + this rounds h·log2(e) to an integer n and holds n + 127 in its low bits (see ROUNDING_SHIFT). */
+const EXP2_SHIFT = ROUNDING_SHIFT + 127;
+const INV_SQRT_2PI = 0.3989422804014327;
+
+/** |x| as an AND with 0x7fffffff from the constant pool (V8 builds f32x4.abs's mask at each use). */
+function abs(v: VectorCode, x: Operand): Expr {
+  return v.op(SimdOp.v128And, x, v.i32(0x7fffffff));
 }
 
-/** GELU x·Φ(x). */
-function gelu(v: VectorCode, x: number): () => void {
-  return v.mul(v.mul(x, v.f32(0.5)), twiceNormalCdf(v, x));
+/** Lanes of `negative` where x's sign bit is set (−0 and NaNs with it included), of `positive` elsewhere. */
+function bySign(v: VectorCode, x: Operand, negative: Operand, positive: Operand): Expr {
+  const mask = v.shift(SimdOp.i32x4ShrS, x, 31);
+  // The mask's lanes are all ones or all zeros, so relaxed_laneselect (one blendvps) is exact.
+  return relaxedSimdSupported() ? v.op(SimdOp.i32x4RelaxedLaneselect, negative, positive, mask) : v.select(negative, positive, mask);
 }
 
-/** GELU's derivative Φ(x) + x·φ(x), φ(x) = e^(−x²/2)/√(2π). */
-function geluGrad(v: VectorCode, x: number): () => void {
-  const density = v.mul(exp(v, v.mul(v.mul(x, x), v.f32(-0.5))), v.f32(0.3989422804014327));
-  return v.add(v.mul(twiceNormalCdf(v, x), v.f32(0.5)), v.mul(x, density));
+/** |x|, e^(−a²/2) and R(s) (see GELU_MILLS) for gelu and geluGrad; a = min(|x|, NORMAL_TAIL_END). */
+function normalTail(v: VectorCode, x: number): { ax: number; density: number; mills: number } {
+  const ax = v.let(abs(v, x));
+  const a = v.let(v.op(SimdOp.f32x4Pmin, ax, v.f32(NORMAL_TAIL_END))); // NaN passes (see clamp)
+  const u = v.let(v.mul(a, v.f32(GELU_S_SCALE)));
+  const s = v.let(v.div(u, v.add(u, v.f32(1))));
+  // e^h, h = −a²/2 = n·ln2 + r (Cody–Waite, as reduceByLn2), n + 127 from k's bits straight into 2^n's exponent.
+  const h = v.let(v.mul(a, v.mul(a, v.f32(-0.5))));
+  const k = v.let(v.madd(h, v.f32(LOG2E), v.f32(EXP2_SHIFT)));
+  const n = v.let(v.sub(k, v.f32(EXP2_SHIFT)));
+  const r = v.let(v.madd(n, v.f32(-LN2_LO), v.madd(n, v.f32(-LN2_HI), h)));
+  const density = v.let(v.mul(v.horner(r, GELU_EXP), v.shift(SimdOp.i32x4Shl, k, 23)));
+  const mills = v.let(v.horner(s, GELU_MILLS));
+  return { ax, density, mills };
+}
+
+/** GELU x·Φ(x), Φ(x) = Φ(−|x|) for x < 0 and 1 − Φ(−|x|) otherwise. */
+function gelu(v: VectorCode, x: number): Expr {
+  const { density, mills } = normalTail(v, x);
+  const q = v.let(v.mul(density, mills));
+  return v.mul(x, bySign(v, x, q, v.sub(v.f32(1), q)));
+}
+
+/**
+ * GELU's derivative Φ(x) + x·φ(x), φ(x) = e^(−x²/2)/√(2π): with w = e^(−a²/2)·(R − a/√(2π)) it
+ * is w for x < 0 and 1 − w otherwise, sharing the exponential between Φ and φ. |x| unclamped in
+ * w makes ±inf give NaN (inf·0), as x·φ(x) does.
+ */
+function geluGrad(v: VectorCode, x: number): Expr {
+  const { ax, density, mills } = normalTail(v, x);
+  const w = v.let(v.mul(density, v.madd(ax, v.f32(-INV_SQRT_2PI), mills)));
+  return bySign(v, x, w, v.sub(v.f32(1), w));
+}
+
+function emitOp(v: VectorCode, op: TranscendentalOp, x: number): Expr {
+  switch (op) {
+    case 'exp': return exp(v, x);
+    case 'expm1': return expm1(v, x);
+    case 'log': return log(v, x);
+    case 'log1p': return log1p(v, x);
+    case 'tanh': return tanh(v, x);
+    case 'sigmoid': return sigmoid(v, x);
+    case 'erf': return erf(v, x);
+    case 'gelu': return gelu(v, x);
+    case 'geluGrad': return geluGrad(v, x);
+    case 'rsqrt': return v.div(v.f32(1), v.op(SimdOp.f32x4Sqrt, x));
+  }
 }
 
 /**
@@ -330,18 +426,17 @@ export function emitTranscendentalVector(f: FunctionBuilder, op: TranscendentalO
   const v = new VectorCode(f, pool);
   const x = f.local(v128);
   f.localSet(x);
-  switch (op) {
-    case 'exp': v.push(exp(v, x)); break;
-    case 'expm1': v.push(expm1(v, x)); break;
-    case 'log': v.push(log(v, x)); break;
-    case 'log1p': v.push(log1p(v, x)); break;
-    case 'tanh': v.push(tanh(v, x)); break;
-    case 'sigmoid': v.push(sigmoid(v, x)); break;
-    case 'erf': v.push(erf(v, x)); break;
-    case 'gelu': v.push(gelu(v, x)); break;
-    case 'geluGrad': v.push(geluGrad(v, x)); break;
-    case 'rsqrt': v.push(v.div(v.f32(1), v.op(SimdOp.f32x4Sqrt, x))); break;
-  }
+  v.push(emitOp(v, op, x));
+}
+
+/**
+ * `op` on `width` f32x4 values side by side, their chains interleaved: the inputs in the
+ * consecutive v128 locals from `x`, the results in the consecutive locals from the one returned.
+ * Each result is what emitTranscendentalVector gives for that input (the same operations).
+ */
+export function emitTranscendentalVectors(f: FunctionBuilder, op: TranscendentalOp, x: number, width: number, pool?: ConstantPool): number {
+  const v = new VectorCode(f, pool, width);
+  return v.let(emitOp(v, op, x));
 }
 
 /** The same on one f32 (splat, vector code, lane 0), so tails and strided rows give the same results. */
