@@ -294,11 +294,7 @@ export interface SharedPackingPlan {
 export function sharedBPlan(m: number, n: number, k: number, batch: number, threads: number, config: MatmulConfig): SharedPackingPlan | undefined {
   if (batch !== 1 || m < 2 * threads * SHARED_B_MIN_ROWS || k * n > SHARED_MAX_FLOATS) return undefined;
   const mChunk = roundUp(Math.max(SHARED_B_MIN_ROWS, Math.ceil(m / (SHARED_CHUNKS_PER_THREAD * threads))), config.mr);
-  const kBlocks = Math.ceil(k / config.kc);
-  const kStep = Math.ceil(k / kBlocks);
-  const blocks = Math.ceil(n / config.nc) * kBlocks;
-  const blockStride = Math.ceil((Math.ceil(Math.min(n, config.nc) / config.nr) * (kStep * config.nr * 4 + PANEL_PAD_BYTES)) / 64) * 64;
-  return { operand: 'b', mChunk, nChunk: n, blocks, slices: threads, blockStride, bytes: blocks * blockStride };
+  return { operand: 'b', mChunk, nChunk: n, slices: threads, ...packedLayout(k, config.kc, n, config.nc, config.nr) };
 }
 
 /**
@@ -309,11 +305,21 @@ export function sharedBPlan(m: number, n: number, k: number, batch: number, thre
 export function sharedAPlan(m: number, n: number, k: number, batch: number, threads: number, config: MatmulConfig): SharedPackingPlan | undefined {
   if (batch !== 1 || n < 2 * threads * SHARED_A_MIN_COLUMNS || m * k > SHARED_A_MAX_FLOATS) return undefined;
   const nChunk = roundUp(Math.max(SHARED_A_MIN_COLUMNS, Math.ceil(n / (SHARED_CHUNKS_PER_THREAD * threads))), config.nr);
-  const kBlocks = Math.ceil(k / config.kc);
+  return { operand: 'a', mChunk: m, nChunk, slices: threads, ...packedLayout(k, config.kc, m, config.mc, config.mr) };
+}
+
+/**
+ * The layout of an operand packed whole, as the kernel's pack job writes it: K in equal blocks of
+ * at most KC (kStep, as the kernel computes it) times `extent` (N for B, M for A) in blocks of
+ * `block` (NC or MC) lines, each block ceil(min(extent, block)/width) panels of kStep·width floats
+ * plus the pad, 64-byte aligned.
+ */
+function packedLayout(k: number, kc: number, extent: number, block: number, width: number): { blocks: number; blockStride: number; bytes: number } {
+  const kBlocks = Math.ceil(k / kc);
   const kStep = Math.ceil(k / kBlocks);
-  const blocks = Math.ceil(m / config.mc) * kBlocks;
-  const blockStride = Math.ceil((Math.ceil(Math.min(m, config.mc) / config.mr) * (kStep * config.mr * 4 + PANEL_PAD_BYTES)) / 64) * 64;
-  return { operand: 'a', mChunk: m, nChunk, blocks, slices: threads, blockStride, bytes: blocks * blockStride };
+  const blocks = Math.ceil(extent / block) * kBlocks;
+  const blockStride = Math.ceil((Math.ceil(Math.min(extent, block) / width) * (kStep * width * 4 + PANEL_PAD_BYTES)) / 64) * 64;
+  return { blocks, blockStride, bytes: blocks * blockStride };
 }
 
 function roundUp(x: number, multiple: number): number {
