@@ -5,6 +5,7 @@ import { bind } from '../../../src/ops/dispatch.js';
 import { wasmBackend } from '../../../src/backend/wasm/backend.js';
 import { enableWasmThreads } from '../../../src/backend/wasm/node.js';
 import type { AttentionAttrs } from '../../../src/ops/primitives.js';
+import { assertNearReference, cpuWasmPair, seededUniform } from '../../helpers/cpu-wasm-pair.js';
 
 // The generated fused attention kernels (attention-kernel.ts: forward and backward) against the cpu
 // reference kernels of the same primitives on random inputs, on one and two threads: causal and
@@ -13,34 +14,10 @@ import type { AttentionAttrs } from '../../../src/ops/primitives.js';
 // reference's double ones: every element within 1e-5 · max(|reference|) (the measured error is
 // below 1e-6 of it).
 
-let seed = 11;
-function values(n: number): Float64Array {
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-    out[i] = ((seed / 2 ** 32) * 2 - 1) * 2;
-  }
-  return out;
-}
-
+const values = seededUniform(11, 2);
 /** The same float32 values on the cpu and wasm backends. */
-function pair(shape: number[]): [t.Tensor, t.Tensor] {
-  const data = values(shape.reduce((a, b) => a * b, 1));
-  return [t.tensor(data, { shape, dtype: 'float32', backend: 'cpu' }), t.tensor(data, { shape, dtype: 'float32', backend: 'wasm' })];
-}
-
-function assertNear(actual: t.Tensor, expected: t.Tensor, what: string): void {
-  assert.equal(actual.backend, 'wasm', `${what}: result left the wasm backend`);
-  assert.deepEqual(actual.shape, expected.shape, `${what}: shape`);
-  const a = actual.data(), b = expected.data();
-  let scale = 1e-3, err = 0;
-  for (let i = 0; i < b.length; i++) {
-    assert.ok(Number.isFinite(Number(a[i])), `${what}[${i}] is ${a[i]}`);
-    scale = Math.max(scale, Math.abs(Number(b[i])));
-    err = Math.max(err, Math.abs(Number(a[i]) - Number(b[i])));
-  }
-  assert.ok(err <= 1e-5 * scale, `${what}: max error ${err} > 1e-5 · ${scale}`);
-}
+const pair = cpuWasmPair(values);
+const assertNear = assertNearReference;
 
 const calls = (prim: 'attention' | 'attentionGrad') => ({ ...(wasmBackend.kernelCalls.get(prim) ?? { wasm: 0, reference: 0 }) });
 

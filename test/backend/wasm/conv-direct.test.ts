@@ -6,38 +6,17 @@ import { wasmBackend } from '../../../src/backend/wasm/backend.js';
 import { enableWasmThreads } from '../../../src/backend/wasm/node.js';
 import { directConvolutionFits } from '../../../src/backend/wasm/conv-direct.js';
 import type { PatchAttrs } from '../../../src/ops/primitives.js';
+import { assertNearReference, cpuWasmPair, seededUniform } from '../../helpers/cpu-wasm-pair.js';
 
 // The generated direct convolution kernels (forward and weight gradient) against the cpu reference
 // kernels of the same primitives, on one and two threads, with work splits over output rows (few
 // channel blocks) and over the batch (few output channels: partial weight gradients added up).
 // float32 sums in another order than the reference's double ones: compared within a tolerance.
 
-let seed = 5;
-function values(n: number): Float64Array {
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-    out[i] = (seed / 2 ** 32) * 2 - 1;
-  }
-  return out;
-}
-
-function pair(shape: number[]): [t.Tensor, t.Tensor] {
-  const data = values(shape.reduce((a, b) => a * b, 1));
-  return [t.tensor(data, { shape, dtype: 'float32', backend: 'cpu' }), t.tensor(data, { shape, dtype: 'float32', backend: 'wasm' })];
-}
-
-function assertNear(actual: t.Tensor, expected: t.Tensor, what: string): void {
-  assert.equal(actual.backend, 'wasm', `${what}: result left the wasm backend`);
-  assert.deepEqual(actual.shape, expected.shape, `${what}: shape`);
-  const a = actual.data(), b = expected.data();
-  let scale = 1e-3, err = 0;
-  for (let i = 0; i < b.length; i++) {
-    scale = Math.max(scale, Math.abs(Number(b[i])));
-    err = Math.max(err, Math.abs(Number(a[i]) - Number(b[i])));
-  }
-  assert.ok(err <= 1e-5 * scale, `${what}: max error ${err} > 1e-5 · ${scale}`);
-}
+const values = seededUniform(5);
+/** The same float32 values on the cpu and wasm backends. */
+const pair = cpuWasmPair(values);
+const assertNear = assertNearReference;
 
 const g = (kernel: number[], o: Partial<PatchAttrs> = {}): PatchAttrs => ({
   kernel, stride: o.stride ?? kernel.map(() => 1), dilation: o.dilation ?? kernel.map(() => 1),
