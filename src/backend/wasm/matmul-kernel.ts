@@ -531,6 +531,63 @@ function emitGemm(m: ModuleBuilder, cfg: MatmulConfig, packA: number, packB: num
 }
 
 /**
+ * One unit of a pack job: unit → (block, slice) of the operand packed whole, then its pack
+ * function on that slice's whole panels. B's blocks come in the kernel's (jc, pc) order, NC
+ * columns by a K block, sliced by NR-column panels; A's in (pc, ic) order, MC rows by a K block,
+ * sliced by MR-row panels. "Lines" are B's columns or A's rows: the packed panels' width runs
+ * along them, k along the other stride.
+ */
+function emitPackUnit(
+  f: FunctionBuilder, P: (field: keyof typeof MatmulParam) => void, unit: number, cfg: MatmulConfig, operand: 'a' | 'b', pack: number,
+): void {
+  const isA = operand === 'a';
+  const W = isA ? cfg.mr : cfg.nr;
+  const BLOCK = isA ? cfg.mc : cfg.nc;
+  const lineStride = isA ? 'rsA' : 'csB';
+  const kStride = isA ? 'csA' : 'rsB';
+  const K = f.local(i32), kStep = f.local(i32), innerCount = f.local(i32), slices = f.local(i32), block = f.local(i32);
+  const slice = f.local(i32), line0 = f.local(i32), pc = f.local(i32), lines = f.local(i32), kcB = f.local(i32);
+  const perSlice = f.local(i32), first = f.local(i32), len = f.local(i32);
+  P('k'); f.localSet(K);
+  emitKStep(f, cfg.kc, K, kStep);
+  // Blocks per outer step: A's line blocks (ic) inside each K block; B's K blocks (pc) inside each line block (jc).
+  if (isA) { P('m'); f.i32Const(BLOCK - 1).op(Op.i32Add).i32Const(BLOCK).op(Op.i32DivU).localSet(innerCount); }
+  else bin(f, K, kStep, Op.i32Add).i32Const(1).op(Op.i32Sub).localGet(kStep).op(Op.i32DivU).localSet(innerCount);
+  P('packSlices'); f.localSet(slices);
+  bin(f, unit, slices, Op.i32DivU).localSet(block);
+  bin(f, unit, slices, Op.i32RemU).localSet(slice);
+  if (isA) {
+    bin(f, block, innerCount, Op.i32DivU).localGet(kStep).op(Op.i32Mul).localSet(pc);
+    bin(f, block, innerCount, Op.i32RemU).i32Const(BLOCK).op(Op.i32Mul).localSet(line0);
+  } else {
+    bin(f, block, innerCount, Op.i32DivU).i32Const(BLOCK).op(Op.i32Mul).localSet(line0);
+    bin(f, block, innerCount, Op.i32RemU).localGet(kStep).op(Op.i32Mul).localSet(pc);
+  }
+  minInto(f, lines, () => f.i32Const(BLOCK), () => { P(isA ? 'm' : 'n'); f.localGet(line0).op(Op.i32Sub); });
+  minInto(f, kcB, () => f.localGet(kStep), () => bin(f, K, pc, Op.i32Sub));
+  // Lines per slice: ceil(ceil(lines / W) / slices) whole panels.
+  f.localGet(lines).i32Const(W - 1).op(Op.i32Add).i32Const(W).op(Op.i32DivU)
+    .localGet(slices).op(Op.i32Add).i32Const(1).op(Op.i32Sub).localGet(slices).op(Op.i32DivU).i32Const(W).op(Op.i32Mul).localSet(perSlice);
+  bin(f, slice, perSlice, Op.i32Mul).localSet(first);
+  bin(f, first, lines, Op.i32LtS).if();
+  {
+    // pack(base + ((line0 + first)·lineStride + pc·kStride)·4, rs·4, cs·4, A: (len, kcB) | B: (kcB, len),
+    //      packed + block·packedStride + (first / W)·(kcB·W·4 + pad))
+    P(operand); f.localGet(line0).localGet(first).op(Op.i32Add); P(lineStride); f.op(Op.i32Mul).localGet(pc); P(kStride);
+    f.op(Op.i32Mul).op(Op.i32Add).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
+    P(isA ? 'rsA' : 'rsB'); f.i32Const(2).op(Op.i32Shl);
+    P(isA ? 'csA' : 'csB'); f.i32Const(2).op(Op.i32Shl);
+    minInto(f, len, () => f.localGet(perSlice), () => bin(f, lines, first, Op.i32Sub));
+    if (isA) f.localGet(len).localGet(kcB); else f.localGet(kcB).localGet(len);
+    P(isA ? 'packedA' : 'packedB'); f.localGet(block); P(isA ? 'packedAStride' : 'packedBStride'); f.op(Op.i32Mul).op(Op.i32Add)
+      .localGet(first).i32Const(W).op(Op.i32DivU).localGet(kcB).i32Const(W * 4).op(Op.i32Mul).i32Const(PANEL_PAD_BYTES).op(Op.i32Add)
+      .op(Op.i32Mul).op(Op.i32Add);
+    f.call(pack);
+  }
+  f.end();
+}
+
+/**
  * task(unit, params, thread), in one of two modes (params.mode):
  * - compute (0): unit → (outer batch, batch, M chunk, N chunk), then gemm on that part with
  *   this thread's scratch. Units are numbered outer-major, then batch, M chunk, N chunk.
@@ -541,7 +598,6 @@ function emitGemm(m: ModuleBuilder, cfg: MatmulConfig, packA: number, packB: num
  * - pack A (2): the same for A, unit → (MC×KC block, row slice), for products cut into N chunks.
  */
 function emitTask(m: ModuleBuilder, cfg: MatmulConfig, gemm: number, packB: number, packA: number): void {
-  const { mr: MR, nr: NR, kc: KC, mc: MC, nc: NC } = cfg;
   const f = m.function({ params: [i32, i32, i32], results: [] }, 'task');
   const [unit, params, thread] = [0, 1, 2];
   const P = (field: keyof typeof MatmulParam) => f.localGet(params).mem(MemOp.i32Load, MatmulParam[field] * 4);
@@ -550,85 +606,11 @@ function emitTask(m: ModuleBuilder, cfg: MatmulConfig, gemm: number, packB: numb
   const m0 = f.local(i32), n0 = f.local(i32), mLen = f.local(i32), nLen = f.local(i32), bo = f.local(i32);
 
   P('mode').i32Const(2).op(Op.i32Eq).if();
-  {
-    const K = f.local(i32), M = f.local(i32), kStep = f.local(i32), icCount = f.local(i32), slices = f.local(i32), block = f.local(i32);
-    const slice = f.local(i32), ic = f.local(i32), pc = f.local(i32), mcB = f.local(i32), kcB = f.local(i32);
-    const perSlice = f.local(i32), row0 = f.local(i32), rows = f.local(i32);
-    P('k'); f.localSet(K);
-    P('m'); f.localSet(M);
-    emitKStep(f, KC, K, kStep);
-    f.localGet(M).i32Const(MC - 1).op(Op.i32Add).i32Const(MC).op(Op.i32DivU).localSet(icCount);
-    P('packSlices'); f.localSet(slices);
-    bin(f, unit, slices, Op.i32DivU).localSet(block);
-    bin(f, unit, slices, Op.i32RemU).localSet(slice);
-    // Blocks in the kernel's (pc, ic) order.
-    bin(f, block, icCount, Op.i32DivU).localGet(kStep).op(Op.i32Mul).localSet(pc);
-    bin(f, block, icCount, Op.i32RemU).i32Const(MC).op(Op.i32Mul).localSet(ic);
-    minInto(f, mcB, () => f.i32Const(MC), () => bin(f, M, ic, Op.i32Sub));
-    minInto(f, kcB, () => f.localGet(kStep), () => bin(f, K, pc, Op.i32Sub));
-    // Rows per slice: ceil(ceil(mcB / MR) / slices) whole panels.
-    f.localGet(mcB).i32Const(MR - 1).op(Op.i32Add).i32Const(MR).op(Op.i32DivU)
-      .localGet(slices).op(Op.i32Add).i32Const(1).op(Op.i32Sub).localGet(slices).op(Op.i32DivU).i32Const(MR).op(Op.i32Mul).localSet(perSlice);
-    bin(f, slice, perSlice, Op.i32Mul).localSet(row0);
-    bin(f, row0, mcB, Op.i32LtS).if();
-    {
-      // packA(a + ((ic + row0)·rsA + pc·csA)·4, rsA·4, csA·4, min(perSlice, mcB - row0), kcB,
-      //       packedA + block·packedAStride + (row0 / MR)·(kcB·MR·4 + pad))
-      P('a'); f.localGet(ic).localGet(row0).op(Op.i32Add); P('rsA'); f.op(Op.i32Mul).localGet(pc); P('csA');
-      f.op(Op.i32Mul).op(Op.i32Add).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
-      P('rsA'); f.i32Const(2).op(Op.i32Shl);
-      P('csA'); f.i32Const(2).op(Op.i32Shl);
-      minInto(f, rows, () => f.localGet(perSlice), () => bin(f, mcB, row0, Op.i32Sub));
-      f.localGet(rows).localGet(kcB);
-      P('packedA'); f.localGet(block); P('packedAStride'); f.op(Op.i32Mul).op(Op.i32Add)
-        .localGet(row0).i32Const(MR).op(Op.i32DivU).localGet(kcB).i32Const(MR * 4).op(Op.i32Mul).i32Const(PANEL_PAD_BYTES).op(Op.i32Add)
-        .op(Op.i32Mul).op(Op.i32Add);
-      f.call(packA);
-    }
-    f.end();
-    f.return();
-  }
-  f.end();
-
+  emitPackUnit(f, P, unit, cfg, 'a', packA);
+  f.return().end();
   P('mode').if();
-  {
-    const K = f.local(i32), kStep = f.local(i32), pcCount = f.local(i32), slices = f.local(i32), block = f.local(i32);
-    const slice = f.local(i32), jc = f.local(i32), pc = f.local(i32), ncB = f.local(i32), kcB = f.local(i32);
-    const perSlice = f.local(i32), col0 = f.local(i32);
-    P('k'); f.localSet(K);
-    emitKStep(f, KC, K, kStep);
-    bin(f, K, kStep, Op.i32Add).i32Const(1).op(Op.i32Sub).localGet(kStep).op(Op.i32DivU).localSet(pcCount);
-    P('packSlices'); f.localSet(slices);
-    bin(f, unit, slices, Op.i32DivU).localSet(block);
-    bin(f, unit, slices, Op.i32RemU).localSet(slice);
-    bin(f, block, pcCount, Op.i32DivU).i32Const(NC).op(Op.i32Mul).localSet(jc);
-    bin(f, block, pcCount, Op.i32RemU).localGet(kStep).op(Op.i32Mul).localSet(pc);
-    minInto(f, ncB, () => f.i32Const(NC), () => { P('n'); f.localGet(jc).op(Op.i32Sub); });
-    minInto(f, kcB, () => f.localGet(kStep), () => bin(f, K, pc, Op.i32Sub));
-    // Columns per slice: ceil(ceil(ncB / NR) / slices) whole panels.
-    f.localGet(ncB).i32Const(NR - 1).op(Op.i32Add).i32Const(NR).op(Op.i32DivU)
-      .localGet(slices).op(Op.i32Add).i32Const(1).op(Op.i32Sub).localGet(slices).op(Op.i32DivU).i32Const(NR).op(Op.i32Mul).localSet(perSlice);
-    bin(f, slice, perSlice, Op.i32Mul).localSet(col0);
-    bin(f, col0, ncB, Op.i32LtS).if();
-    {
-      // packB(b + (pc·rsB + (jc + col0)·csB)·4, rsB·4, csB·4, kcB, min(perSlice, ncB - col0),
-      //       packedB + block·packedBStride + (col0 / NR)·(kcB·NR·4 + pad))
-      P('b'); f.localGet(pc); P('rsB'); f.op(Op.i32Mul).localGet(jc).localGet(col0).op(Op.i32Add); P('csB');
-      f.op(Op.i32Mul).op(Op.i32Add).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
-      P('rsB'); f.i32Const(2).op(Op.i32Shl);
-      P('csB'); f.i32Const(2).op(Op.i32Shl);
-      f.localGet(kcB);
-      minInto(f, nLen, () => f.localGet(perSlice), () => bin(f, ncB, col0, Op.i32Sub));
-      f.localGet(nLen);
-      P('packedB'); f.localGet(block); P('packedBStride'); f.op(Op.i32Mul).op(Op.i32Add)
-        .localGet(col0).i32Const(NR).op(Op.i32DivU).localGet(kcB).i32Const(NR * 4).op(Op.i32Mul).i32Const(PANEL_PAD_BYTES).op(Op.i32Add)
-        .op(Op.i32Mul).op(Op.i32Add);
-      f.call(packB);
-    }
-    f.end();
-    f.return();
-  }
-  f.end();
+  emitPackUnit(f, P, unit, cfg, 'b', packB);
+  f.return().end();
 
   P('mUnits'); P('nUnits'); f.op(Op.i32Mul).localSet(perBatch);
   bin(f, unit, perBatch, Op.i32DivU).localSet(bi);
