@@ -223,25 +223,31 @@ function productOf(mm: WasmMatmul, c: Case, config: MatmulConfig): Float32Array 
   }
 }
 
+/**
+ * Products that take the shared-packing plan for `operand` (B for M chunks, A for N chunks): with
+ * it, the same bits as one thread and as per-unit packing, and right against float64.
+ */
+function checkSharedPacking(operand: 'a' | 'b', cases: Case[]): void {
+  for (const cfg of [DEFAULT_MATMUL_CONFIG, TINY, TINY_2x16, TINY_3x4]) {
+    for (const c of cases) {
+      const plan = sharedBPlan(c.m, c.n, c.k, 1, 2, cfg) ?? sharedAPlan(c.m, c.n, c.k, 1, 2, cfg);
+      const chunks = plan === undefined ? 0 : operand === 'b' ? Math.ceil(c.m / plan.mChunk) : Math.ceil(c.n / plan.nChunk);
+      assert.ok(plan?.operand === operand && chunks >= 4, `${JSON.stringify(c)}: the shared-${operand.toUpperCase()} plan applies`);
+      const shared = productOf(mm2, c, { ...cfg, shareB: true });
+      assert.deepEqual(shared, productOf(mm1, c, cfg), `${JSON.stringify(c)} ${JSON.stringify(cfg)}: shared vs 1 thread`);
+      assert.deepEqual(shared, productOf(mm2, c, { ...cfg, shareB: false }), `${JSON.stringify(c)} ${JSON.stringify(cfg)}: shared vs per-unit packing`);
+    }
+    check(mm2, { ...cases[0]!, beta: 0.5 }, { ...cfg, shareB: true });
+  }
+}
+
 test('B packed once and shared by many M chunks: bit-identical to one thread and to per-unit packing', () => {
   // Several KC×NC blocks of B (N > NC, K > KC in the tiny configs), edge panels, transposes and epilogues.
-  const cases: Case[] = [
+  checkSharedPacking('b', [
     { m: 300, n: 70, k: 45, bias: true, relu: true },
     { m: 257, n: 33, k: 100, transA: true, transB: true, beta: 1 },
     { m: 512, n: 130, k: 29, transB: true, alpha: 0.5, beta: 0.25, bias: true },
-  ];
-  for (const cfg of [DEFAULT_MATMUL_CONFIG, TINY, TINY_2x16, TINY_3x4]) {
-    for (const c of cases) {
-      const plan = sharedBPlan(c.m, c.n, c.k, 1, 2, cfg);
-      assert.ok(plan !== undefined && Math.ceil(c.m / plan.mChunk) >= 4, `${JSON.stringify(c)}: the shared-B plan applies`);
-      const shared = productOf(mm2, c, { ...cfg, shareB: true });
-      const oneThread = productOf(mm1, c, cfg);
-      const ownB = productOf(mm2, c, { ...cfg, shareB: false });
-      assert.deepEqual(shared, oneThread, `${JSON.stringify(c)} ${JSON.stringify(cfg)}: shared B vs 1 thread`);
-      assert.deepEqual(shared, ownB, `${JSON.stringify(c)} ${JSON.stringify(cfg)}: shared B vs per-unit packing`);
-    }
-    check(mm2, { m: 300, n: 70, k: 45, bias: true, relu: true, beta: 0.5 }, { ...cfg, shareB: true }); // and right, against float64
-  }
+  ]);
 });
 
 test('an outer batch (groups of matrices with their own strides) equals one call per group, on 1 and 2 threads', () => {
@@ -295,21 +301,11 @@ test('shared-B plan: single products with rows for 2 chunks per thread and a B t
 });
 
 test('A packed once and shared by many N chunks: bit-identical to one thread and to per-unit packing', () => {
-  const cases: Case[] = [
+  checkSharedPacking('a', [
     { m: 20, n: 300, k: 45, bias: true, relu: true },
     { m: 33, n: 130, k: 100, transA: true, transB: true, beta: 1 },
     { m: 64, n: 97, k: 29, transA: true, alpha: 0.5, beta: 0.25, bias: true },
-  ];
-  for (const cfg of [DEFAULT_MATMUL_CONFIG, TINY, TINY_2x16, TINY_3x4]) {
-    for (const c of cases) {
-      const plan = sharedBPlan(c.m, c.n, c.k, 1, 2, cfg) ?? sharedAPlan(c.m, c.n, c.k, 1, 2, cfg);
-      assert.ok(plan?.operand === 'a' && Math.ceil(c.n / plan.nChunk) >= 4, `${JSON.stringify(c)}: the shared-A plan applies`);
-      const shared = productOf(mm2, c, { ...cfg, shareB: true });
-      assert.deepEqual(shared, productOf(mm1, c, cfg), `${JSON.stringify(c)} ${JSON.stringify(cfg)}: shared A vs 1 thread`);
-      assert.deepEqual(shared, productOf(mm2, c, { ...cfg, shareB: false }), `${JSON.stringify(c)} ${JSON.stringify(cfg)}: shared A vs per-unit packing`);
-    }
-    check(mm2, { m: 20, n: 300, k: 45, bias: true, relu: true, beta: 0.5 }, { ...cfg, shareB: true });
-  }
+  ]);
 });
 
 test('work split: batch first, then M or N by packing cost, two units per thread only while chunks stay long', () => {
