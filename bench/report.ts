@@ -4,6 +4,7 @@
 
 import type { IdleCheck } from './idle-check.js';
 import type { Peak } from './peak.js';
+import type { QuietGateOptions } from './quiet-gate.js';
 import type { BenchRecord, BenchSpec } from './spec.js';
 
 export interface BenchRun {
@@ -18,6 +19,8 @@ export interface BenchRun {
   /** Libraries that could not run at all, with why (e.g. PyTorch absent). */
   unavailable: Record<string, string>;
   records: (BenchRecord & { fractionOfPeak128?: number; fractionOfNativePeak?: number })[];
+  /** The quiet gate's settings and totals; absent with --gate=off (and in runs before it existed). */
+  gate?: { options: QuietGateOptions; referenceGflops: number; probes: number; totalWaitSeconds: number; priorDropped: boolean };
   wallSeconds: number;
 }
 
@@ -57,6 +60,28 @@ function table(records: BenchRun['records'], columns: string[], cell: (r: BenchR
   return lines;
 }
 
+/** '†' on a case timed while a core was slowed (the gate gave up waiting, or it was still slow after the last attempt). */
+function notQuietMark(r: BenchRecord): string {
+  return r.quiet !== undefined && !(r.quiet.before.quiet && r.quiet.after.quiet) ? ' †' : '';
+}
+
+/** What the quiet gate did in this run, for the header. */
+function gateLines(run: BenchRun): string[] {
+  const g = run.gate;
+  if (g === undefined) return ['No quiet gate (`--gate=off`): cases were timed as they came, whatever the host was doing.', ''];
+  const gated = run.records.filter((r) => r.quiet !== undefined);
+  const retimed = gated.filter((r) => r.quiet!.attempts > 1).length;
+  const notQuiet = gated.filter((r) => notQuietMark(r) !== '').length;
+  return [
+    `Quiet gate (bench/quiet-gate.ts): each case's timed runs started once every core ran the SGEMM micro-kernel at ≥ ${(100 * g.options.threshold).toFixed(0)}% ` +
+      `of the reference, ${fmt(g.referenceGflops)} GFLOP/s per core at the end (${(100 * g.referenceGflops / run.peak.perCore128).toFixed(0)}% of the 128-bit peak: ` +
+      `${g.priorDropped ? 'the best rate seen; 90% of the peak was never reached and was given up' : '90% of the peak, or the best rate seen where higher'}), ` +
+      `and a case whose cores had slowed by its end was timed again (at most 3 times). ${g.probes} probes, ${g.totalWaitSeconds.toFixed(0)} s of waiting in all; ` +
+      `${retimed} of ${gated.length} cases timed more than once; ${notQuiet === 0 ? 'none' : notQuiet} timed while a core was slowed${notQuiet === 0 ? '' : ' (marked †)'}.`,
+    '',
+  ];
+}
+
 export function renderMarkdown(run: BenchRun): string {
   const notes: string[] = [];
   const p = run.peak;
@@ -75,18 +100,19 @@ export function renderMarkdown(run: BenchRun): string {
     `${fmt(p.perCoreNative)} per core at the CPU's native ${p.nativeBits}-bit (PyTorch's ceiling).`,
     'Percentages are of the 128-bit peak times the threads used; medians of several runs after warm-up.',
     '',
+    ...gateLines(run),
     '## fp32 matmul, GFLOP/s (% of 128-bit peak)',
     '',
   ];
   const matmul = run.records.filter((r) => r.workload === 'matmul');
-  lines.push(...table(matmul, run.spec.matmul.map((c) => c.name), (r) => `${fmt(r.gflops!)}${pct(r.fractionOfPeak128)}`, notes, 'library, threads'));
+  lines.push(...table(matmul, run.spec.matmul.map((c) => c.name), (r) => `${fmt(r.gflops!)}${pct(r.fractionOfPeak128)}${notQuietMark(r)}`, notes, 'library, threads'));
   lines.push('', '## Training step (forward, backward, Adam), median ms (GFLOP/s as % of 128-bit peak)', '');
   const m = run.spec;
   lines.push(`mlp: ${m.mlp.sizes.join('-')}, batch ${m.mlp.batch}; cnn: conv(1→${m.cnn.c1},3x3)+ReLU+maxpool, conv(${m.cnn.c1}→${m.cnn.c2},3x3)+ReLU+maxpool, ` +
     `linear(${m.cnn.c2 * (m.cnn.hw / 4) ** 2}→${m.cnn.hidden})+ReLU, linear(${m.cnn.hidden}→${m.cnn.classes}), batch ${m.cnn.batch} on ${m.cnn.hw}x${m.cnn.hw}; ` +
     `gpt: vocab ${m.gpt.vocab}, context ${m.gpt.context}, d ${m.gpt.d}, ${m.gpt.heads} heads, ${m.gpt.layers} layers, batch ${m.gpt.batch}. Adam, lr ${m.lr}.`, '');
   const train = run.records.filter((r) => r.workload !== 'matmul');
-  lines.push(...table(train, ['mlp', 'cnn', 'gpt'], (r) => `${fmt(r.medianMs!)} ms${pct(r.fractionOfPeak128)}${r.runs === 1 ? ' (1 run)' : ''}`, notes, 'library, threads'));
+  lines.push(...table(train, ['mlp', 'cnn', 'gpt'], (r) => `${fmt(r.medianMs!)} ms${pct(r.fractionOfPeak128)}${r.runs === 1 ? ' (1 run)' : ''}${notQuietMark(r)}`, notes, 'library, threads'));
   // Wall time counts waiting for a core on a busy machine; CPU time (all the process's threads)
   // does not, so these two tables are the fairer comparison when the idle check said BUSY.
   const cpuNotes: string[] = [];

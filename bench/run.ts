@@ -4,7 +4,11 @@
 // children print one JSON line per result (bench/harness.ts). A child that fails or hangs
 // becomes a "failed: <reason>" record, never a crash of the run.
 //
-//   npm run bench -- [--quick] [--only=tessera,tfjs-wasm,...] [--threads=1,2] [--timeout=SECONDS] [--out=DIR]
+//   npm run bench -- [--quick] [--only=tessera,tfjs-wasm,...] [--threads=1,2] [--timeout=SECONDS] [--out=DIR] [--gate=off]
+//
+// Each case's timed runs wait for the quiet gate (bench/quiet-gate.ts): every core must deliver
+// its full SIMD throughput, which on a shared VM it does only part of the time; --gate=off times
+// at once.
 //
 // Writes DIR/<date>-bench.json (machine, idle checks, peak, spec, every record) and DIR/latest.md
 // (DIR: bench/results).
@@ -16,8 +20,10 @@ import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import { checkIdle, machineDescription } from './idle-check.js';
 import { machinePeak } from './peak.js';
+import { HostProbe } from './host-probe.js';
+import { DEFAULT_GATE_OPTIONS, QuietGate } from './quiet-gate.js';
 import { renderMarkdown, type BenchRun } from './report.js';
-import { RESULT_PREFIX, WORKLOAD_GROUPS, defaultSpec, matmulFlops, trainStepFlops, type BenchRecord, type BenchSpec, type WorkloadGroup } from './spec.js';
+import { GATE_ENV, GATE_PREFIX, RESULT_PREFIX, WORKLOAD_GROUPS, defaultSpec, matmulFlops, trainStepFlops, type BenchRecord, type BenchSpec, type WorkloadGroup } from './spec.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = dirname(here);
@@ -37,6 +43,7 @@ interface Options {
   threads: number[];
   timeoutS: number | undefined;
   outDir: string;
+  gate: boolean;
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -51,8 +58,10 @@ function parseOptions(argv: readonly string[]): Options {
     else throw new Error(`bench: ${arg} needs a value`);
   }
   for (const key of values.keys()) {
-    if (!['quick', 'only', 'threads', 'timeout', 'out'].includes(key)) throw new Error(`bench: unknown option --${key}; options are --quick, --only, --threads, --timeout, --out`);
+    if (!['quick', 'only', 'threads', 'timeout', 'out', 'gate'].includes(key)) throw new Error(`bench: unknown option --${key}; options are --quick, --only, --threads, --timeout, --out, --gate`);
   }
+  const gate = values.get('gate') ?? 'on';
+  if (gate !== 'on' && gate !== 'off') throw new Error(`bench: --gate must be on or off, got '${gate}'`);
   const only = (values.get('only')?.split(',') ?? [...LIBRARIES]).map((s) => s.trim()).filter((s) => s !== '');
   for (const lib of only) {
     if (!(LIBRARIES as readonly string[]).includes(lib)) throw new Error(`bench: unknown library '${lib}' in --only; choose from ${LIBRARIES.join(', ')}`);
@@ -62,7 +71,7 @@ function parseOptions(argv: readonly string[]): Options {
   const timeout = values.get('timeout');
   const timeoutS = timeout === undefined ? undefined : Number(timeout);
   if (timeoutS !== undefined && !(timeoutS > 0)) throw new Error(`bench: --timeout must be a positive number of seconds, got '${timeout}'`);
-  return { quick: values.has('quick'), only: only as Library[], threads, timeoutS, outDir: values.get('out') ?? join(here, 'results') };
+  return { quick: values.has('quick'), only: only as Library[], threads, timeoutS, outDir: values.get('out') ?? join(here, 'results'), gate: gate === 'on' };
 }
 
 /** The command that runs one child, or why the library cannot run here. */
@@ -90,17 +99,49 @@ function unavailability(lib: Library): string | undefined {
 
 interface ChildResult { records: BenchRecord[]; failure?: string }
 
-function runChild(lib: Library, group: WorkloadGroup, threads: number, spec: BenchSpec, timeoutMs: number): Promise<ChildResult> {
+function runChild(lib: Library, group: WorkloadGroup, threads: number, spec: BenchSpec, timeoutMs: number, gate: QuietGate | undefined): Promise<ChildResult> {
   const { cmd, args } = childCommand(lib);
-  const env = { ...process.env, TESSERA_THREADS: String(threads), OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
+  const env: NodeJS.ProcessEnv = { ...process.env, TESSERA_THREADS: String(threads), OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
+  if (gate !== undefined) env[GATE_ENV] = '1';
   return new Promise((resolve) => {
-    const child = spawn(cmd, [...args, `--spec=${JSON.stringify(spec)}`, `--group=${group}`, `--threads=${threads}`], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, [...args, `--spec=${JSON.stringify(spec)}`, `--group=${group}`, `--threads=${threads}`], { cwd: root, env, stdio: ['pipe', 'pipe', 'pipe'] });
     const records: BenchRecord[] = [];
     let stdoutRest = '', stderrTail = '', timedOut = false;
+    // The timeout counts the child's own time: it stops while the gate waits for quiet cores.
+    let timeLeftMs = timeoutMs, armedAt = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = (): void => {
+      armedAt = performance.now();
+      timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeLeftMs);
+    };
+    const disarm = (): void => {
+      clearTimeout(timer);
+      timeLeftMs -= performance.now() - armedAt;
+    };
+    // Gate requests are answered one at a time, in order (the child blocks on each).
+    let gateQueue = Promise.resolve();
+    const answerGate = (line: string): void => {
+      const { phase } = JSON.parse(line.slice(GATE_PREFIX.length)) as { phase: 'before' | 'after' };
+      gateQueue = gateQueue.then(async () => {
+        disarm();
+        const answer = gate === undefined ? undefined : phase === 'before' ? await gate.waitForQuiet() : await gate.check();
+        if (phase === 'before' && answer !== undefined && (answer.waitedMs > 2000 || !answer.quiet)) {
+          process.stderr.write(`  gate: ${answer.quiet ? 'quiet' : 'NOT quiet'} after ${(answer.waitedMs / 1000).toFixed(0)} s ` +
+            `(slowest core ${(answer.reading.fraction * 100).toFixed(0)}% of ${answer.referenceGflops.toFixed(1)} GFLOP/s)\n`);
+        }
+        if (!child.stdin.destroyed) child.stdin.write(`${JSON.stringify(answer ?? null)}\n`);
+        arm();
+      });
+    };
+    child.stdin.on('error', () => { /* the child exited; its exit code tells why */ });
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       const lines = (stdoutRest + chunk).split('\n');
       stdoutRest = lines.pop()!;
       for (const line of lines) {
+        if (line.startsWith(GATE_PREFIX)) {
+          answerGate(line);
+          continue;
+        }
         if (!line.startsWith(RESULT_PREFIX)) continue;
         let record: BenchRecord;
         try {
@@ -113,15 +154,16 @@ function runChild(lib: Library, group: WorkloadGroup, threads: number, spec: Ben
         const value = record.status === 'ok'
           ? (record.workload === 'matmul' ? `${record.gflops!.toFixed(1)} GFLOP/s` : `${record.medianMs!.toFixed(1)} ms`)
           : `${record.status}: ${record.reason}`;
-        process.stderr.write(`  ${record.library} ${record.workload} ${record.case} ${record.threads}t: ${value}\n`);
+        const retimed = record.quiet !== undefined && record.quiet.attempts > 1 ? ` (timed ${record.quiet.attempts} times for quiet cores)` : '';
+        process.stderr.write(`  ${record.library} ${record.workload} ${record.case} ${record.threads}t: ${value}${retimed}\n`);
       }
     });
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderrTail = (stderrTail + chunk).slice(-2000); });
-    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
+    arm();
     child.on('error', (e) => { clearTimeout(timer); resolve({ records, failure: `could not start ${cmd}: ${e.message}` }); });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      if (timedOut) resolve({ records, failure: `timed out after ${(timeoutMs / 1000).toFixed(0)} s (killed)` });
+      if (timedOut) resolve({ records, failure: `timed out after ${(timeoutMs / 1000).toFixed(0)} s of its own time (killed)` });
       else if (code !== 0) {
         const last = stderrTail.trim().split('\n').filter((l) => l.trim() !== '').pop() ?? '';
         resolve({ records, failure: `exited with ${code ?? signal}: ${last.slice(0, 300)}` });
@@ -144,6 +186,14 @@ async function main(): Promise<void> {
   const idleBefore = await checkIdle(2);
   process.stderr.write(`bench: ${idleBefore.verdict} (load average ${idleBefore.loadavg1})\n`);
   const peak = machinePeak(idleBefore.estimatedGHz);
+  let gate: QuietGate | undefined, probe: HostProbe | undefined;
+  if (options.gate) {
+    probe = new HostProbe(availableParallelism());
+    gate = new QuietGate((ms) => probe!.measure(ms), { ...DEFAULT_GATE_OPTIONS, priorGflops: 0.9 * peak.perCore128 });
+    await gate.calibrate();
+    process.stderr.write(`bench: quiet gate: cases are timed when every core runs the micro-kernel at ${(100 * gate.options.threshold).toFixed(0)}% of ` +
+      `${gate.referenceGflops.toFixed(1)} GFLOP/s (90% of the 128-bit peak, or the best seen if higher)\n`);
+  }
   const unavailable: Record<string, string> = {};
   const records: BenchRun['records'] = [];
   for (const lib of options.only) {
@@ -158,7 +208,7 @@ async function main(): Promise<void> {
         // A single product compiles to the same SGEMM call as the 'tessera' row: nothing to add.
         if (lib === 'tessera-jit' && group === 'matmul') continue;
         process.stderr.write(`bench: ${lib}, ${group}, ${threads} thread(s)\n`);
-        const result = await runChild(lib, group, threads, spec, timeoutMs);
+        const result = await runChild(lib, group, threads, spec, timeoutMs, gate);
         records.push(...result.records);
         if (result.failure !== undefined) {
           // Cases the child never reported fail with the child's reason.
@@ -181,6 +231,7 @@ async function main(): Promise<void> {
   }
   process.stderr.write('bench: checking idleness again...\n');
   const idleAfter = await checkIdle(2);
+  await probe?.close();
   const date = new Date().toISOString();
   const run: BenchRun = {
     date,
@@ -188,6 +239,8 @@ async function main(): Promise<void> {
     quick: options.quick,
     machine: machineDescription(),
     idleBefore, idleAfter, peak, spec, unavailable, records,
+    gate: gate === undefined ? undefined
+      : { options: gate.options, referenceGflops: gate.referenceGflops, probes: gate.probes, totalWaitSeconds: gate.totalWaitMs / 1000, priorDropped: gate.priorDropped },
     wallSeconds: (performance.now() - started) / 1000,
   };
   mkdirSync(options.outDir, { recursive: true });

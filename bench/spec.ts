@@ -108,6 +108,22 @@ export function trainStepFlops(spec: BenchSpec, group: Exclude<WorkloadGroup, 'm
 }
 
 /** One line of a child's output (prefixed with RESULT_PREFIX), and one entry of the results JSON. */
+/** What the quiet gate (bench/quiet-gate.ts, run by the parent) answered; as bench/run.ts sends it. */
+export interface GateAnswer {
+  quiet: boolean;
+  waitedMs: number;
+  probes: number;
+  reading: { atMs: number; coresGflops: number[]; fraction: number; quiet: boolean };
+  referenceGflops: number;
+}
+
+/** The readings a case was timed between, and how many times it was timed to get a quiet pair. */
+export interface QuietRecord {
+  attempts: number;
+  before: GateAnswer;
+  after: GateAnswer;
+}
+
 export interface BenchRecord {
   library: string;
   /** The library's backend or device actually used (e.g. 'wasm', 'cpu'). */
@@ -135,6 +151,12 @@ export interface BenchRecord {
   firstLoss?: number;
   lastLoss?: number;
   note?: string;
+  /** The quiet gate's readings before and after the reported runs (bench/quiet-gate.ts). */
+  quiet?: QuietRecord;
 }
 
 export const RESULT_PREFIX = '@@bench ';
+/** A child's request to the parent's quiet gate: this prefix and {"phase": "before" | "after"}. */
+export const GATE_PREFIX = '@@gate ';
+/** Set to '1' by bench/run.ts when it answers gate requests on the child's stdin. */
+export const GATE_ENV = 'TESSERA_BENCH_GATE';

@@ -40,24 +40,22 @@ def emit(record):
 MAX_WARMUP_RUNS = 50  # bench/spec.ts MAX_WARMUP_RUNS
 
 
-def time_runs(fn, timing):
-    """bench/harness.ts timeRuns, in Python."""
+GATE_PREFIX = '@@gate '  # bench/spec.ts GATE_PREFIX
+MAX_TIMING_ATTEMPTS = 3  # bench/harness.ts MAX_TIMING_ATTEMPTS
+
+
+def ask_gate(phase):
+    """bench/harness.ts parentGate: asks bench/run.ts whether the cores are quiet (env TESSERA_BENCH_GATE=1)."""
+    sys.stdout.write(GATE_PREFIX + json.dumps({'phase': phase}) + '\n')
+    sys.stdout.flush()
+    line = sys.stdin.readline()
+    if not line:
+        raise SystemExit("torch_bench.py: stdin closed while waiting for the quiet gate's answer; run it through bench/run.ts")
+    return json.loads(line)
+
+
+def time_samples(fn, timing):
     samples, cpu_samples = [], []
-    warm_start = time.perf_counter()
-    i = 0
-    # At least `warmup` runs, and more until `warmupMs` was spent (at most MAX_WARMUP_RUNS).
-    while i < timing['warmup'] or (i < MAX_WARMUP_RUNS and (time.perf_counter() - warm_start) * 1000 < timing.get('warmupMs', 0)):
-        i += 1
-        t0 = time.perf_counter()
-        fn()
-        warm_ms = (time.perf_counter() - t0) * 1000
-        if warm_ms > timing['caseLimitMs']:
-            t1, c1 = time.perf_counter(), time.process_time()
-            fn()
-            ms = (time.perf_counter() - t1) * 1000
-            return {'medianMs': ms, 'minMs': ms, 'runs': 1, 'cpuMedianMs': (time.process_time() - c1) * 1000}
-        if warm_ms > timing['budgetMs']:  # one long warm-up is enough
-            break
     start = time.perf_counter()
     while len(samples) < timing['maxRuns']:
         t0, c0 = time.perf_counter(), time.process_time()
@@ -71,6 +69,42 @@ def time_runs(fn, timing):
             break
     return {'medianMs': statistics.median(samples), 'minMs': min(samples), 'runs': len(samples),
             'cpuMedianMs': statistics.median(cpu_samples)}
+
+
+def time_one_run(fn):
+    t1, c1 = time.perf_counter(), time.process_time()
+    fn()
+    ms = (time.perf_counter() - t1) * 1000
+    return {'medianMs': ms, 'minMs': ms, 'runs': 1, 'cpuMedianMs': (time.process_time() - c1) * 1000}
+
+
+def time_runs(fn, timing):
+    """bench/harness.ts timeRuns, in Python."""
+    gated = os.environ.get('TESSERA_BENCH_GATE') == '1'
+    warm_start = time.perf_counter()
+    i = 0
+    one_run_only = False
+    # At least `warmup` runs, and more until `warmupMs` was spent (at most MAX_WARMUP_RUNS).
+    while i < timing['warmup'] or (i < MAX_WARMUP_RUNS and (time.perf_counter() - warm_start) * 1000 < timing.get('warmupMs', 0)):
+        i += 1
+        t0 = time.perf_counter()
+        fn()
+        warm_ms = (time.perf_counter() - t0) * 1000
+        if warm_ms > timing['caseLimitMs']:
+            one_run_only = True
+            break
+        if warm_ms > timing['budgetMs']:  # one long warm-up is enough
+            break
+    attempt = 0
+    while True:
+        attempt += 1
+        before = ask_gate('before') if gated else None
+        timed = time_one_run(fn) if one_run_only else time_samples(fn, timing)
+        if not gated:
+            return timed
+        after = ask_gate('after')
+        if after['quiet'] or one_run_only or attempt >= MAX_TIMING_ATTEMPTS:
+            return dict(timed, quiet={'attempts': attempt, 'before': before, 'after': after})
 
 
 def reason_of(e):
