@@ -14,7 +14,7 @@ import { WasmHeap } from '../src/backend/wasm/memory.js';
 import { ThreadPool } from '../src/backend/wasm/threads.js';
 import { WasmMatmul, rowMajorOperand } from '../src/backend/wasm/matmul.js';
 import { defaultMatmulConfig } from '../src/backend/wasm/matmul-config.js';
-import { buildMatmulModule } from '../src/backend/wasm/matmul-kernel.js';
+import { microKernelCall } from './host-probe.js';
 
 type Workload = 'micro' | 'gemm';
 
@@ -30,14 +30,13 @@ function measure(workload: Workload, ms: number): number[] {
   const config = defaultMatmulConfig();
   let step: () => number;
   if (workload === 'micro') {
-    const memory = new WebAssembly.Memory({ initial: 64, maximum: 64 });
-    const bytes = buildMatmulModule(config, { module: 'env', name: 'memory', minPages: 1, maxPages: 64, shared: false });
-    const micro = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports.micro as
+    const call = microKernelCall();
+    const memory = new WebAssembly.Memory({ initial: call.pages, maximum: call.pages });
+    const micro = new WebAssembly.Instance(new WebAssembly.Module(call.bytes), { env: { memory } }).exports.micro as
       (...a: number[]) => void;
-    const kc = 256;
     step = () => {
-      for (let i = 0; i < 1000; i++) micro(kc, 1 << 16, 1 << 18, 1 << 20, config.nr * 4, 4, config.mr, config.nr, 1, 0, 0, 0, 1 << 21);
-      return 1000 * 2 * config.mr * config.nr * kc;
+      for (let i = 0; i < 1000; i++) micro(...call.args);
+      return 1000 * call.flopsPerCall;
     };
   } else {
     const heap = new WasmHeap({ initialBytes: 32 * 2 ** 20 });

@@ -15,7 +15,7 @@ import { buildMatmulModule } from '../src/backend/wasm/matmul-kernel.js';
 
 /** One call of the micro-kernel on fixed panels: the module, its memory size and the arguments. */
 export interface MicroKernelCall {
-  bytes: Uint8Array;
+  bytes: Uint8Array<ArrayBuffer>;
   pages: number;
   args: number[];
   flopsPerCall: number;
