@@ -101,7 +101,8 @@ export function parentGate(): CaseGate | undefined {
  * case to one timed run after it (the warm-up may include jit compilation, so it is not the one
  * reported) rather than waiting minutes for more. `now` is the clock (tests pass a simulated one).
  * With a `gate`, the timed runs start once the parent says the cores are quiet, and are done again
- * (up to MAX_TIMING_ATTEMPTS in all) when they were not quiet any more at the end.
+ * (up to MAX_TIMING_ATTEMPTS in all) when the parent says to retry: the cores were not quiet any
+ * more at the end (and it still has patience to wait for them).
  */
 export async function timeRuns(fn: () => unknown, timing: TimingSpec, now: () => number = () => performance.now(),
   gate: CaseGate | undefined = parentGate()): Promise<Timing> {
@@ -126,7 +127,7 @@ export async function timeRuns(fn: () => unknown, timing: TimingSpec, now: () =>
     const after = gate?.('after');
     if (before === undefined || after === undefined) return timed;
     // A one-run case (minutes long) is not repeated.
-    if (after.quiet || oneRunOnly || attempt >= MAX_TIMING_ATTEMPTS) return { ...timed, quiet: { attempts: attempt, before, after } };
+    if (!after.retry || oneRunOnly || attempt >= MAX_TIMING_ATTEMPTS) return { ...timed, quiet: { attempts: attempt, before, after } };
   }
 }
 

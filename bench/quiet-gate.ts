@@ -26,6 +26,8 @@ export interface GateResult {
   reading: ProbeReading;
   /** The reference (best slowest-core GFLOP/s seen so far) the reading was judged against. */
   referenceGflops: number;
+  /** After a case: time it again (not quiet, and the gate still has patience for another wait). */
+  retry: boolean;
 }
 
 export interface QuietGateOptions {
@@ -107,16 +109,22 @@ export class QuietGate {
           this.priorDropped = true;
           this.referenceGflops = this.bestSeen;
         }
-        return { quiet: reading.quiet, waitedMs, probes, reading, referenceGflops: this.referenceGflops };
+        return { quiet: reading.quiet, waitedMs, probes, reading, referenceGflops: this.referenceGflops, retry: false };
       }
       await this.sleep(this.options.pauseMs);
     }
   }
 
-  /** One probe: were the cores still quiet when a case finished? */
+  /** Whether the run's waits have used up maxTotalWaitMs: then cases are timed as they come. */
+  get outOfPatience(): boolean {
+    return this.totalWaitMs >= this.options.maxTotalWaitMs;
+  }
+
+  /** One probe: were the cores still quiet when a case finished? If not, retry while patience lasts. */
   async check(): Promise<GateResult> {
     const t0 = this.now();
     const reading = await this.probe();
-    return { quiet: reading.quiet, waitedMs: this.now() - t0, probes: 1, reading, referenceGflops: this.referenceGflops };
+    return { quiet: reading.quiet, waitedMs: this.now() - t0, probes: 1, reading, referenceGflops: this.referenceGflops,
+      retry: !reading.quiet && !this.outOfPatience };
   }
 }

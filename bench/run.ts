@@ -125,9 +125,14 @@ function runChild(lib: Library, group: WorkloadGroup, threads: number, spec: Ben
       gateQueue = gateQueue.then(async () => {
         disarm();
         const answer = gate === undefined ? undefined : phase === 'before' ? await gate.waitForQuiet() : await gate.check();
-        if (phase === 'before' && answer !== undefined && (answer.waitedMs > 2000 || !answer.quiet)) {
-          process.stderr.write(`  gate: ${answer.quiet ? 'quiet' : 'NOT quiet'} after ${(answer.waitedMs / 1000).toFixed(0)} s ` +
-            `(slowest core ${(answer.reading.fraction * 100).toFixed(0)}% of ${answer.referenceGflops.toFixed(1)} GFLOP/s)\n`);
+        if (phase === 'before' && answer !== undefined && gate !== undefined) {
+          if (gate.outOfPatience && !announcedImpatience) {
+            announcedImpatience = true;
+            process.stderr.write(`  gate: ${(gate.totalWaitMs / 60_000).toFixed(0)} min of waiting used up; the remaining cases are timed as they come\n`);
+          } else if (!gate.outOfPatience && (answer.waitedMs > 2000 || !answer.quiet)) {
+            process.stderr.write(`  gate: ${answer.quiet ? 'quiet' : 'NOT quiet'} after ${(answer.waitedMs / 1000).toFixed(0)} s ` +
+              `(slowest core ${(answer.reading.fraction * 100).toFixed(0)}% of ${answer.referenceGflops.toFixed(1)} GFLOP/s)\n`);
+          }
         }
         if (!child.stdin.destroyed) child.stdin.write(`${JSON.stringify(answer ?? null)}\n`);
         arm();
@@ -176,6 +181,8 @@ function runChild(lib: Library, group: WorkloadGroup, threads: number, spec: Ben
 function threadCountsFor(lib: Library, threads: number[]): number[] {
   return lib === 'tessera' || lib === 'tessera-jit' || lib === 'tessera-wasm' || lib === 'pytorch' ? threads : [1];
 }
+
+let announcedImpatience = false;
 
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));

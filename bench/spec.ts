@@ -115,6 +115,8 @@ export interface GateAnswer {
   probes: number;
   reading: { atMs: number; coresGflops: number[]; fraction: number; quiet: boolean };
   referenceGflops: number;
+  /** After a case: time it again (the cores slowed, and the gate still has patience to wait for them). */
+  retry: boolean;
 }
 
 /** The readings a case was timed between, and how many times it was timed to get a quiet pair. */

@@ -103,7 +103,7 @@ def time_runs(fn, timing):
         if not gated:
             return timed
         after = ask_gate('after')
-        if after['quiet'] or one_run_only or attempt >= MAX_TIMING_ATTEMPTS:
+        if not after['retry'] or one_run_only or attempt >= MAX_TIMING_ATTEMPTS:
             return dict(timed, quiet={'attempts': attempt, 'before': before, 'after': after})
 
 

@@ -62,7 +62,7 @@ test('waitForQuiet waits through slow readings, and gives up after maxWaitMs say
 
 test('once the waits of a run reach maxTotalWaitMs, the gate stops waiting', async () => {
   const options = { ...OPTIONS, calibrationProbes: 1, maxWaitMs: 2000, maxTotalWaitMs: 3000 };
-  const { gate } = scriptedGate([[48, 48], [30, 30], [30, 30], [30, 30], [30, 30], [30, 30], [30, 30]], options);
+  const { gate } = scriptedGate([[48, 48], [30, 30], [30, 30], [30, 30], [30, 30], [30, 30], [30, 30], [30, 30]], options);
   await gate.calibrate();
   assert.equal((await gate.waitForQuiet()).probes, 3); // 2250 ms waited
   const second = await gate.waitForQuiet(); // 750 ms of patience left
@@ -70,6 +70,11 @@ test('once the waits of a run reach maxTotalWaitMs, the gate stops waiting', asy
   assert.equal(second.probes, 2); // 2250 + 1250 ms ≥ 3000
   const third = await gate.waitForQuiet();
   assert.equal(third.probes, 1);
+  assert.equal(gate.outOfPatience, true);
+  const after = await gate.check();
+  assert.equal(after.quiet, false);
+  assert.equal(after.retry, false); // no patience left to wait for a retry
+
 });
 
 test('a faster reading raises the reference, so it is quiet by definition', async () => {
@@ -77,6 +82,7 @@ test('a faster reading raises the reference, so it is quiet by definition', asyn
   await gate.calibrate();
   const r = await gate.check();
   assert.equal(r.quiet, true);
+  assert.equal(r.retry, false);
   assert.equal(r.referenceGflops, 40);
 });
 
@@ -96,7 +102,7 @@ test('a prior holds the reference up until the cores reach it, and is dropped wh
 });
 
 function answer(quiet: boolean): GateAnswer {
-  return { quiet, waitedMs: 0, probes: 1, reading: { atMs: 0, coresGflops: [quiet ? 45 : 20], fraction: quiet ? 1 : 0.44, quiet }, referenceGflops: 45 };
+  return { quiet, waitedMs: 0, probes: 1, reading: { atMs: 0, coresGflops: [quiet ? 45 : 20], fraction: quiet ? 1 : 0.44, quiet }, referenceGflops: 45, retry: !quiet };
 }
 
 test('timeRuns times a case again when the cores slowed before it finished, up to MAX_TIMING_ATTEMPTS', async () => {
