@@ -4,11 +4,11 @@
 // children print one JSON line per result (bench/harness.ts). A child that fails or hangs
 // becomes a "failed: <reason>" record, never a crash of the run.
 //
-//   npm run bench -- [--quick] [--only=tessera,tfjs-wasm,...] [--threads=1,2] [--timeout=SECONDS] [--out=DIR] [--gate=off]
+//   npm run bench -- [--quick] [--only=tessera,tfjs-wasm,...] [--threads=1,2] [--timeout=SECONDS] [--out=DIR] [--gate=off] [--gate-minutes=20]
 //
 // Each case's timed runs wait for the quiet gate (bench/quiet-gate.ts): every core must deliver
 // its full SIMD throughput, which on a shared VM it does only part of the time; --gate=off times
-// at once.
+// at once; --gate-minutes caps the run's total waiting (then cases are timed as they come).
 //
 // Writes DIR/<date>-bench.json (machine, idle checks, peak, spec, every record) and DIR/latest.md
 // (DIR: bench/results).
@@ -44,6 +44,7 @@ interface Options {
   timeoutS: number | undefined;
   outDir: string;
   gate: boolean;
+  gateMinutes: number;
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -58,10 +59,14 @@ function parseOptions(argv: readonly string[]): Options {
     else throw new Error(`bench: ${arg} needs a value`);
   }
   for (const key of values.keys()) {
-    if (!['quick', 'only', 'threads', 'timeout', 'out', 'gate'].includes(key)) throw new Error(`bench: unknown option --${key}; options are --quick, --only, --threads, --timeout, --out, --gate`);
+    if (!['quick', 'only', 'threads', 'timeout', 'out', 'gate', 'gate-minutes'].includes(key)) {
+      throw new Error(`bench: unknown option --${key}; options are --quick, --only, --threads, --timeout, --out, --gate, --gate-minutes`);
+    }
   }
   const gate = values.get('gate') ?? 'on';
   if (gate !== 'on' && gate !== 'off') throw new Error(`bench: --gate must be on or off, got '${gate}'`);
+  const gateMinutes = Number(values.get('gate-minutes') ?? DEFAULT_GATE_OPTIONS.maxTotalWaitMs / 60_000);
+  if (!(gateMinutes >= 0)) throw new Error(`bench: --gate-minutes must be a number of minutes ≥ 0, got '${values.get('gate-minutes')}'`);
   const only = (values.get('only')?.split(',') ?? [...LIBRARIES]).map((s) => s.trim()).filter((s) => s !== '');
   for (const lib of only) {
     if (!(LIBRARIES as readonly string[]).includes(lib)) throw new Error(`bench: unknown library '${lib}' in --only; choose from ${LIBRARIES.join(', ')}`);
@@ -71,7 +76,7 @@ function parseOptions(argv: readonly string[]): Options {
   const timeout = values.get('timeout');
   const timeoutS = timeout === undefined ? undefined : Number(timeout);
   if (timeoutS !== undefined && !(timeoutS > 0)) throw new Error(`bench: --timeout must be a positive number of seconds, got '${timeout}'`);
-  return { quick: values.has('quick'), only: only as Library[], threads, timeoutS, outDir: values.get('out') ?? join(here, 'results'), gate: gate === 'on' };
+  return { quick: values.has('quick'), only: only as Library[], threads, timeoutS, outDir: values.get('out') ?? join(here, 'results'), gate: gate === 'on', gateMinutes };
 }
 
 /** The command that runs one child, or why the library cannot run here. */
@@ -196,7 +201,7 @@ async function main(): Promise<void> {
   let gate: QuietGate | undefined, probe: HostProbe | undefined;
   if (options.gate) {
     probe = new HostProbe(availableParallelism());
-    gate = new QuietGate((ms) => probe!.measure(ms), { ...DEFAULT_GATE_OPTIONS, priorGflops: 0.9 * peak.perCore128 });
+    gate = new QuietGate((ms) => probe!.measure(ms), { ...DEFAULT_GATE_OPTIONS, maxTotalWaitMs: options.gateMinutes * 60_000, priorGflops: 0.9 * peak.perCore128 });
     await gate.calibrate();
     process.stderr.write(`bench: quiet gate: cases are timed when every core runs the micro-kernel at ${(100 * gate.options.threshold).toFixed(0)}% of ` +
       `${gate.referenceGflops.toFixed(1)} GFLOP/s (90% of the 128-bit peak, or the best seen if higher)\n`);
