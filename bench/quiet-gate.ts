@@ -53,7 +53,7 @@ export interface QuietGateOptions {
   priorGflops?: number;
 }
 
-export const DEFAULT_GATE_OPTIONS: QuietGateOptions = { threshold: 0.85, maxWaitMs: 120_000, maxTotalWaitMs: 20 * 60_000, probeMs: 250, pauseMs: 750, calibrationProbes: 6 };
+export const DEFAULT_GATE_OPTIONS: QuietGateOptions = { threshold: 0.9, maxWaitMs: 120_000, maxTotalWaitMs: 20 * 60_000, probeMs: 250, pauseMs: 750, calibrationProbes: 6 };
 
 export class QuietGate {
   /** The best slowest-core rate seen in this run: the machine's quiet state as far as we know. */
