@@ -115,7 +115,9 @@ function runChild(lib: Library, group: WorkloadGroup, threads: number, spec: Ben
     // The timeout counts the child's own time: it stops while the gate waits for quiet cores.
     let timeLeftMs = timeoutMs, armedAt = 0;
     let timer: NodeJS.Timeout | undefined;
+    let closed = false;
     const arm = (): void => {
+      if (closed) return; // a gate answer that came after the child exited
       armedAt = performance.now();
       timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeLeftMs);
     };
@@ -172,6 +174,7 @@ function runChild(lib: Library, group: WorkloadGroup, threads: number, spec: Ben
     arm();
     child.on('error', (e) => { clearTimeout(timer); resolve({ records, failure: `could not start ${cmd}: ${e.message}` }); });
     child.on('close', (code, signal) => {
+      closed = true;
       clearTimeout(timer);
       if (timedOut) resolve({ records, failure: `timed out after ${(timeoutMs / 1000).toFixed(0)} s of its own time (killed)` });
       else if (code !== 0) {
