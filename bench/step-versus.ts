@@ -1,11 +1,14 @@
-// Does a change to the SGEMM's config make the benchmark's training steps faster? Runs each
-// step (MLP, CNN, GPT; eager and t.jit) with the wasm backend's matmul config and with the
-// config changed by --versus, alternating step by step in one process, and prints the median of
-// the per-pair time ratios: on a VM whose speed moves from one second to the next, only paired
-// runs compare two variants fairly (bench/matmul.ts --versus does the same for single products).
+// Does a change to the SGEMM's config, or to the size from which optimizer updates are split over
+// the threads, make the benchmark's training steps faster? Runs each step (MLP, CNN, GPT; eager
+// and t.jit) with the wasm backend's settings and with the settings changed by --versus (matmul
+// config fields) and --versus-optimizer-split (elements; Infinity: never split), alternating step
+// by step in one process, and prints the median of the per-pair time ratios: on a VM whose speed
+// moves from one second to the next, only paired runs compare two variants fairly
+// (bench/matmul.ts --versus does the same for single products).
 //   TESSERA_THREADS=2 node --import tsx bench/step-versus.ts --versus='{"shareB":true}' \
-//     [--config='{...}'] [--workloads=mlp,cnn,gpt] [--modes=eager,jit] [--pairs=30] [--out=FILE]
-// Ratio > 1: the --versus config is faster.
+//     [--config='{...}'] [--optimizer-split=N] [--versus-optimizer-split=N]
+//     [--workloads=mlp,cnn,gpt] [--modes=eager,jit] [--pairs=30] [--out=FILE]
+// Ratio > 1: the second variant is faster.
 
 import { writeFileSync } from 'node:fs';
 import * as t from '../src/index.js';
@@ -20,15 +23,30 @@ const args = new Map(process.argv.slice(2).map((a) => {
   return [key!, value.join('=') || 'true'] as const;
 }));
 for (const key of args.keys()) {
-  if (!['versus', 'config', 'workloads', 'modes', 'pairs', 'out'].includes(key)) {
-    throw new Error(`step-versus: unknown option --${key}; options are --versus, --config, --workloads, --modes, --pairs, --out`);
+  if (!['versus', 'config', 'optimizer-split', 'versus-optimizer-split', 'workloads', 'modes', 'pairs', 'out'].includes(key)) {
+    throw new Error(`step-versus: unknown option --${key}; options are --versus, --config, --optimizer-split, --versus-optimizer-split, --workloads, --modes, --pairs, --out`);
   }
 }
-if (!args.has('versus')) throw new Error('step-versus: --versus=\'{"field": value}\' (the config change to compare) is required');
+if (!args.has('versus') && !args.has('versus-optimizer-split')) {
+  throw new Error('step-versus: give the change to compare: --versus=\'{"field": value}\' (matmul config) and/or --versus-optimizer-split=N');
+}
+function splitOption(key: string, fallback: number): number {
+  const text = args.get(key);
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!(n >= 0)) throw new Error(`step-versus: --${key} must be a number of elements ≥ 0 or Infinity, got '${text}'`);
+  return n;
+}
 
 t.setBackend('wasm');
 const base: MatmulConfig = { ...defaultMatmulConfig(), ...JSON.parse(args.get('config') ?? '{}') };
-const other: MatmulConfig = { ...base, ...JSON.parse(args.get('versus')!) };
+const other: MatmulConfig = { ...base, ...JSON.parse(args.get('versus') ?? '{}') };
+const baseSplit = splitOption('optimizer-split', wasmBackend.optimizerKernels.parallelMinElements);
+const otherSplit = splitOption('versus-optimizer-split', baseSplit);
+interface Variant { config: MatmulConfig; split: number }
+const first: Variant = { config: base, split: baseSplit };
+const second: Variant = { config: other, split: otherSplit };
+const describe = (v: Variant): string => `${matmulConfigKey(v.config)}, optimizer split from ${v.split} elements`;
 const builders = { mlp: tesseraMlpStep, cnn: tesseraCnnStep, gpt: tesseraGptStep } as const;
 const workloads = (args.get('workloads') ?? 'mlp,cnn,gpt').split(',') as (keyof typeof builders)[];
 const modes = (args.get('modes') ?? 'eager,jit').split(',');
@@ -37,24 +55,25 @@ const median = (x: number[]) => [...x].sort((p, q) => p - q)[x.length >> 1]!;
 
 const idleBefore = await checkIdle(2);
 console.log(`idle check before: ${idleBefore.verdict}; threads ${wasmBackend.pool.threads}`);
-console.log(`${matmulConfigKey(base)} versus ${matmulConfigKey(other)} (ratio > 1: the second is faster)`);
+console.log(`${describe(first)} versus ${describe(second)} (ratio > 1: the second is faster)`);
 const rows: Array<Record<string, unknown>> = [];
 for (const workload of workloads) {
   for (const mode of modes) {
     const step: TesseraStep = builders[workload](defaultSpec(false), { jit: mode === 'jit' });
-    const timed = (config: MatmulConfig): number => {
-      wasmBackend.matmul.config = config;
+    const timed = (variant: Variant): number => {
+      wasmBackend.matmul.config = variant.config;
+      wasmBackend.optimizerKernels.parallelMinElements = variant.split;
       const start = performance.now();
       step();
       return performance.now() - start;
     };
     // Warm-up: V8 tiers both variants' code up (and jit compiles) before anything is timed.
     const warmStart = performance.now();
-    for (let i = 0; i < 3 || performance.now() - warmStart < 3000; i++) { timed(base); timed(other); }
+    for (let i = 0; i < 3 || performance.now() - warmStart < 3000; i++) { timed(first); timed(second); }
     const baseMs: number[] = [], otherMs: number[] = [], ratios: number[] = [];
     for (let i = 0; i < pairs; i++) {
       // Alternate which goes first, so neither always runs right after the other's allocations.
-      const [x, y] = i % 2 === 0 ? [timed(base), timed(other)] : ((o, b) => [b, o])(timed(other), timed(base));
+      const [x, y] = i % 2 === 0 ? [timed(first), timed(second)] : ((o, b) => [b, o])(timed(second), timed(first));
       baseMs.push(x); otherMs.push(y); ratios.push(x / y);
     }
     const row = { workload, mode, pairs, baseMedianMs: median(baseMs), otherMedianMs: median(otherMs), speedup: median(ratios) };
@@ -63,12 +82,13 @@ for (const workload of workloads) {
   }
 }
 wasmBackend.matmul.config = base;
+wasmBackend.optimizerKernels.parallelMinElements = baseSplit;
 const idleAfter = await checkIdle(2);
 console.log(`idle check after: ${idleAfter.verdict}`);
 if (args.has('out')) {
   writeFileSync(args.get('out')!, `${JSON.stringify({
     date: new Date().toISOString(), command: `node --import tsx bench/step-versus.ts ${process.argv.slice(2).join(' ')}`,
-    threads: wasmBackend.pool.threads, base: matmulConfigKey(base), other: matmulConfigKey(other), idleBefore, idleAfter, rows,
+    threads: wasmBackend.pool.threads, base: describe(first), other: describe(second), idleBefore, idleAfter, rows,
   }, null, 2)}\n`);
 }
 process.exit(0);

@@ -159,9 +159,10 @@ for (const layout of LAYOUTS) {
   });
 }
 
-test('a large update split over worker threads (opt-in) gives the same bits as the reference', () => {
+test('a large update split over worker threads gives the same bits as the reference', () => {
   const previous = wasmBackend.pool.threads;
   const kernels = wasmBackend.optimizerKernels;
+  const minElements = kernels.parallelMinElements;
   try {
     kernels.parallelMinElements = SUGGESTED_PARALLEL_MIN_ELEMENTS / 4;
     enableWasmThreads(2);
@@ -176,7 +177,7 @@ test('a large update split over worker threads (opt-in) gives the same bits as t
     checkAgainstReference(rules[0]!, [200, 200], t.tensor(values(n - 3, -2, 2), { shape: [200, 200], backend: 'wasm' }).mT);
     assert.equal(wasmBackend.optimizerKernels.parallelUpdates, parallelBefore + rules.length);
   } finally {
-    kernels.parallelMinElements = Infinity;
+    kernels.parallelMinElements = minElements;
     enableWasmThreads(previous);
   }
 });
