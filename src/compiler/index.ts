@@ -1,7 +1,7 @@
 // The compiler's public surface: passes, the pass manager, code generation, memory planning, the
 // planned executor and cost analysis. Importing it installs the compiler that jit uses.
 import type { Graph } from '../graph/graph.js';
-import { interpret } from '../graph/interpret.js';
+import { prepareInterpret } from '../graph/interpret.js';
 import { setGraphCompiler, type CompiledGraph, type GraphCompiler } from '../graph/jit.js';
 import type { Tensor } from '../core/tensor.js';
 import { cpuBackend } from '../backend/cpu/backend.js';
@@ -62,16 +62,18 @@ export function compile(g: Graph, opts: CompileOptions = {}): CompiledGraph & { 
     const executor = new PlannedExecutor(graph, { reuseOutputs: opts.reuseOutputs ?? false });
     // The executor plans typed arrays of the cpu backend; inputs on another backend (wasm, the
     // default) replay through the interpreter, which runs that backend's kernels.
+    const interpretGraph = prepareInterpret(graph);
     return {
       graph, executor, wasmKernels,
-      run: (inputs: readonly Tensor[]) => (inputs.every(onCpu) ? executor.run(inputs) : interpret(graph, inputs, execute ? { execute } : {})),
+      run: (inputs: readonly Tensor[]) => (inputs.every(onCpu) ? executor.run(inputs) : interpretGraph(inputs, execute ? { execute } : {})),
     };
   }
   // Interpreted replays free each intermediate after its last use, as the planner's arena would
   // reuse it (eager code frees them only when the garbage collector runs).
+  const interpretGraph = prepareInterpret(graph);
   return {
     graph, executor: undefined, wasmKernels,
-    run: (inputs: readonly Tensor[]) => interpret(graph, inputs, { disposeDead: true, ...(wasmKernels ? { execute: wasmKernels.execute, writer: heapWriter(graph, inputs, wasmKernels.stats) } : {}) }),
+    run: (inputs: readonly Tensor[]) => interpretGraph(inputs, { disposeDead: true, ...(wasmKernels ? { execute: wasmKernels.execute, writer: heapWriter(graph, inputs, wasmKernels.stats) } : {}) }),
   };
 }
 

@@ -5,7 +5,7 @@ import { TesseraError, fmtShape } from '../core/errors.js';
 import { shapesEqual } from '../core/shape.js';
 import type { Tensor } from '../core/tensor.js';
 import type { Graph, GraphNode, GraphWrite, ValueId } from './graph.js';
-import { opDef } from './graph-ops.js';
+import { opDef, type GraphOpDef } from './graph-ops.js';
 import { applyWrites } from './state.js';
 import { untracedRead } from './trace.js';
 
@@ -55,56 +55,127 @@ export function checkInputs(g: Graph, inputs: readonly Tensor[], who: string): v
   });
 }
 
+/** One node of a prepared run: its op and the slots it reads and writes. */
+interface PlannedStep {
+  readonly node: GraphNode;
+  readonly def: GraphOpDef;
+  readonly ins: readonly number[];
+  readonly outs: readonly number[];
+  /** Slots of node values that are dead after this step (unused outputs, inputs read last here); never outputs or written values. */
+  readonly dead: readonly number[];
+}
+
+/** What a run of a graph needs that does not depend on its inputs: each value has a slot in a flat array. */
+interface RunPlan {
+  readonly slots: number;
+  readonly valueOf: readonly ValueId[];
+  readonly inputSlots: readonly number[];
+  readonly fixed: readonly { slot: number; tensor: Tensor }[];
+  readonly steps: readonly PlannedStep[];
+  readonly guards: ReadonlyMap<number, readonly Float64Array[]>;
+  /** Graph outputs and written values: never disposed here, the caller owns them. */
+  readonly pinned: ReadonlySet<number>;
+  readonly outputSlots: readonly number[];
+  readonly writes: readonly { write: GraphWrite; slot: number }[];
+}
+
+function planRun(g: Graph): RunPlan {
+  const slotOf = new Map<ValueId, number>();
+  const valueOf: ValueId[] = [];
+  const slot = (id: ValueId): number => {
+    let s = slotOf.get(id);
+    if (s === undefined) {
+      s = valueOf.length;
+      slotOf.set(id, s);
+      valueOf.push(id);
+    }
+    return s;
+  };
+  const inputSlots = g.inputs.map(slot);
+  const fixed = [...g.constants, ...g.parameters].map(([id, tensor]) => ({ slot: slot(id), tensor }));
+  const lastUse = new Map<ValueId, number>();
+  g.nodes.forEach((n, i) => n.inputs.forEach((v) => lastUse.set(v, i)));
+  const pinnedIds = new Set<ValueId>([...g.outputs, ...g.writes.map((w) => w.value)]);
+  const steps = g.nodes.map((node, i): PlannedStep => {
+    const dead: number[] = [];
+    for (const o of node.outputs) if (!lastUse.has(o) && !pinnedIds.has(o)) dead.push(slot(o));
+    for (const v of new Set(node.inputs)) {
+      if (lastUse.get(v) === i && g.value(v).kind === 'node' && !pinnedIds.has(v)) dead.push(slot(v));
+    }
+    return { node, def: opDef(node.op), ins: node.inputs.map(slot), outs: node.outputs.map(slot), dead };
+  });
+  const guards = new Map<number, Float64Array[]>();
+  for (const x of g.guards) guards.set(slot(x.value), [...(guards.get(slot(x.value)) ?? []), x.observed]);
+  return {
+    slots: valueOf.length, valueOf, inputSlots, fixed, steps, guards,
+    pinned: new Set([...pinnedIds].map(slot)),
+    outputSlots: g.outputs.map(slot),
+    writes: g.writes.map((write) => ({ write, slot: slot(write.value) })),
+  };
+}
+
 /** Runs `g` on `inputs`; returns the graph's outputs (in order). */
 export function interpret(g: Graph, inputs: readonly Tensor[], opts: InterpretOptions = {}): Tensor[] {
   checkInputs(g, inputs, 'interpret');
-  const env = new Map<ValueId, Tensor>();
-  g.inputs.forEach((id, i) => env.set(id, inputs[i]!));
-  for (const [id, t] of g.constants) env.set(id, t);
-  for (const [id, t] of g.parameters) env.set(id, t);
-  const guardsByValue = new Map<ValueId, Float64Array[]>();
-  for (const x of g.guards) guardsByValue.set(x.value, [...(guardsByValue.get(x.value) ?? []), x.observed]);
-  const checkGuardsOf = (id: ValueId): void => {
-    for (const expected of guardsByValue.get(id) ?? []) checkGuard(id, expected, env.get(id)!);
-  };
-  for (const id of env.keys()) checkGuardsOf(id);
+  return runPlan(planRun(g), inputs, opts);
+}
 
-  const lastUse = new Map<ValueId, number>();
-  const pinned = new Set<ValueId>([...g.outputs, ...g.writes.map((w) => w.value)]);
-  if (opts.disposeDead) g.nodes.forEach((n, i) => n.inputs.forEach((v) => lastUse.set(v, i)));
+/**
+ * interpret() for a graph that no longer changes (a compiled or cached one): the run's structure
+ * (value slots, last uses, guards) is computed once here rather than on every call, which for a
+ * replayed training step of a few dozen nodes was a measurable part of its host overhead.
+ */
+export function prepareInterpret(g: Graph): (inputs: readonly Tensor[], opts?: InterpretOptions) => Tensor[] {
+  const plan = planRun(g);
+  return (inputs, opts = {}) => {
+    checkInputs(g, inputs, 'interpret');
+    return runPlan(plan, inputs, opts);
+  };
+}
+
+function runPlan(plan: RunPlan, inputs: readonly Tensor[], opts: InterpretOptions): Tensor[] {
+  const env: Tensor[] = new Array<Tensor>(plan.slots);
+  plan.inputSlots.forEach((s, i) => { env[s] = inputs[i]!; });
+  for (const { slot, tensor } of plan.fixed) env[slot] = tensor;
+  const checkGuardsOf = (s: number): void => {
+    const expected = plan.guards.get(s);
+    if (expected !== undefined) for (const e of expected) checkGuard(plan.valueOf[s]!, e, env[s]!);
+  };
+  if (plan.guards.size > 0) {
+    for (const s of plan.inputSlots) checkGuardsOf(s);
+    for (const { slot } of plan.fixed) checkGuardsOf(slot);
+  }
+
+  const disposeDead = opts.disposeDead === true;
   // An op may hand back a tensor object it was given (or one another value holds): such an object
   // is disposed only once every value naming it is dead, and never when the caller owns it.
-  const external = new Set<Tensor>(env.values());
-  const namedBy = new Map<Tensor, Set<ValueId>>();
-  const die = (v: ValueId): void => {
-    const obj = env.get(v)!;
-    const names = namedBy.get(obj);
-    names?.delete(v);
-    if ((names === undefined || names.size === 0) && !external.has(obj)) obj.dispose();
-  };
-  g.nodes.forEach((n, i) => {
-    const ins = n.inputs.map((v) => env.get(v)!);
-    const outs = opts.execute?.(n, ins) ?? opDef(n.op).execute(ins, n.attrs);
-    n.outputs.forEach((o, k) => {
-      env.set(o, outs[k]!);
-      checkGuardsOf(o);
-      if (opts.disposeDead) {
-        const names = namedBy.get(outs[k]!) ?? new Set<ValueId>();
-        names.add(o);
-        namedBy.set(outs[k]!, names);
-        if (pinned.has(o)) external.add(outs[k]!);
-      }
-    });
-    if (opts.disposeDead) {
-      for (const o of n.outputs) if (!lastUse.has(o) && !pinned.has(o)) die(o);
-      for (const v of new Set(n.inputs)) {
-        if (lastUse.get(v) === i && g.value(v).kind === 'node' && !pinned.has(v)) die(v);
+  const external = disposeDead ? new Set<Tensor>(env.filter((t) => t !== undefined)) : undefined;
+  const names = new Map<Tensor, number>();
+  for (const step of plan.steps) {
+    const ins = step.ins.map((s) => env[s]!);
+    const outs = opts.execute?.(step.node, ins) ?? step.def.execute(ins, step.node.attrs);
+    for (let k = 0; k < step.outs.length; k++) {
+      const s = step.outs[k]!;
+      const out = outs[k]!;
+      env[s] = out;
+      checkGuardsOf(s);
+      if (disposeDead) {
+        names.set(out, (names.get(out) ?? 0) + 1);
+        if (plan.pinned.has(s)) external!.add(out);
       }
     }
-  });
-  const outputs = g.outputs.map((o) => env.get(o)!);
+    if (disposeDead) {
+      for (const s of step.dead) {
+        const obj = env[s]!;
+        const left = names.get(obj)! - 1;
+        names.set(obj, left);
+        if (left === 0 && !external!.has(obj)) obj.dispose();
+      }
+    }
+  }
+  const outputs = plan.outputSlots.map((s) => env[s]!);
   if (opts.applyWrites ?? true) {
-    const writes = g.writes.map((w) => ({ write: w, value: env.get(w.value)! }));
+    const writes = plan.writes.map(({ write, slot }) => ({ write, value: env[slot]! }));
     if (opts.writer !== undefined) opts.writer(writes, outputs);
     else applyWrites(writes);
   }

@@ -10,7 +10,7 @@ import { TesseraError, fmtShape } from '../core/errors.js';
 import { Tensor } from '../core/tensor.js';
 import { isGradEnabled } from '../autodiff/mode.js';
 import type { Graph } from './graph.js';
-import { GuardFailure, interpret } from './interpret.js';
+import { GuardFailure, interpret, prepareInterpret } from './interpret.js';
 import { finishWithGrads, flattenTensors, isTracing, unflattenTensors, withTracer, type TraceOptions } from './trace.js';
 import { bucketPlan, dynamicAnalysis, unpad, type DynamicAnalysis, type DynamicSpec } from './dynamic.js';
 import { buildPiecewise, piecewiseObstacle, replayPiecewise, type PiecewisePlan } from './piecewise.js';
@@ -84,6 +84,8 @@ interface CacheEntry {
   signature: ArgSignature[];
   graph: Graph;
   compiled: CompiledGraph | undefined;
+  /** The traced graph's interpreter, prepared once (replays without a compiled graph). */
+  interpretGraph: (inputs: readonly Tensor[]) => Tensor[];
   template: unknown;
   needsTape: boolean;
   piecewise: PiecewisePlan | undefined;
@@ -170,7 +172,8 @@ export function jit<A extends unknown[], R>(fn: (...args: A) => R, opts: JitOpti
     // Random nodes draw while the graph runs: a replay abandoned at a failed guard puts the
     // generators back, so the retrace (which runs fn eagerly) draws what an eager call would.
     if (graphDrawsRandom(graph)) replayHooks.push(() => snapshotGenerators().restore);
-    cache.set(key, { key, signature, graph, compiled, template: result, needsTape, piecewise, replayHooks });
+    const interpretGraph = prepareInterpret(graph);
+    cache.set(key, { key, signature, graph, compiled, interpretGraph, template: result, needsTape, piecewise, replayHooks });
     stats.entries = cache.size;
     lastSignature = signature;
     return result;
@@ -240,7 +243,7 @@ export function jit<A extends unknown[], R>(fn: (...args: A) => R, opts: JitOpti
       if (entry.compiled !== undefined) outs = entry.compiled.run(tensors);
       else {
         if (entry.needsTape) stats.differentiableReplays++;
-        outs = interpret(entry.graph, [...tensors]);
+        outs = entry.interpretGraph(tensors);
       }
       stats.cacheHits++;
       lastSignature = signature;

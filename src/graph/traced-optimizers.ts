@@ -62,11 +62,21 @@ function stateOf(opt: Optimizer<BaseOptions>, p: Tensor): ParamState {
   return st;
 }
 
-/** Throws when a hyper-parameter baked into a compiled step changed after tracing. */
+/** Equal numbers (NaN equal to NaN) or booleans, or arrays of such. */
+function sameHyper(a: unknown, b: unknown): boolean {
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => sameHyper(x, b[i]));
+  return a === b || (Number.isNaN(a) && Number.isNaN(b));
+}
+
+/**
+ * Throws when a hyper-parameter baked into a compiled step changed after tracing. Runs before
+ * every replay for every parameter, so it compares values directly; arrays (betas) are baked as
+ * copies, so a change made in place is caught too.
+ */
 function checkBaked(who: string, group: Record<string, unknown>, baked: Record<string, unknown>): void {
-  for (const [k, v] of Object.entries(baked)) {
-    if (JSON.stringify(group[k]) !== JSON.stringify(v)) {
-      throw new TesseraError(`${who}.step: '${k}' changed from ${JSON.stringify(v)} to ${JSON.stringify(group[k])} after the step was compiled by jit; ` +
+  for (const k in baked) {
+    if (!sameHyper(baked[k], group[k])) {
+      throw new TesseraError(`${who}.step: '${k}' changed from ${JSON.stringify(baked[k])} to ${JSON.stringify(group[k])} after the step was compiled by jit; ` +
         'only lr may change between calls of a compiled step. Call reset() on the jitted function to trace it again.');
     }
   }
@@ -180,7 +190,7 @@ function sgdStep(tracer: Tracer, opt: SGD): void {
 function adamStep(tracer: Tracer, opt: Adam): void {
   const decoupled = opt instanceof AdamW;
   for (const g of opt.paramGroups as (AdamOptions & { params: Tensor[] })[]) {
-    const baked = { betas: g.betas, eps: g.eps, weightDecay: g.weightDecay, amsgrad: g.amsgrad, maximize: g.maximize };
+    const baked = { betas: [...g.betas], eps: g.eps, weightDecay: g.weightDecay, amsgrad: g.amsgrad, maximize: g.maximize };
     const [b1, b2] = g.betas;
     for (const p of g.params) {
       const grad = p.grad;

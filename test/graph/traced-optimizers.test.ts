@@ -86,8 +86,17 @@ test('a compiled step follows lr changes (a scheduler) and refuses changed baked
   }
   assert.equal(oc.state.get(pc.w1)!.step, 6, 'the JS step counter advances on replays');
   assert.equal(compiled.stats().traces, 1);
+  oc.paramGroups[0]!.betas = [0.9, 0.999]; // a new array with the same values is no change
+  compiled(x, y);
   oc.paramGroups[0]!.betas = [0.8, 0.99];
   assert.throws(() => compiled(x, y), /'betas' changed from \[0.9,0.999\] to \[0.8,0.99\] after the step was compiled/);
+  oc.paramGroups[0]!.betas = [0.9, 0.999];
+  compiled(x, y);
+  (oc.paramGroups[0]!.betas as number[])[1] = 0.98; // changed in place
+  assert.throws(() => compiled(x, y), /'betas' changed from \[0.9,0.999\] to \[0.9,0.98\]/);
+  oc.paramGroups[0]!.betas = [0.9, 0.999];
+  oc.paramGroups[0]!.eps = 1e-6;
+  assert.throws(() => compiled(x, y), /'eps' changed from 1e-8 to 0.000001/);
 });
 
 test('an optimizer without a traceable update says so inside jit (RMSprop on cpu: no fused update kernel there)', (ctx) => {
