@@ -137,17 +137,51 @@ test('a fused body ending in a reduction: the body as one kernel, then the backe
   assert.equal(withKernels.wasmKernels!.stats.fusedKernels, 1);
 });
 
-test('bodies the emitter lacks (where, comparisons, bool inputs) and int32 tensors run through bind', () => {
+test('comparisons, isnan and logical ops as bool intermediates, and where, run in one wasm module, bit for bit', () => {
+  // NaN, ±Infinity, ±0 and ties between a and b; 5 columns leave a scalar tail; b broadcasts.
+  const special = [NaN, Infinity, -Infinity, 0, -0, 1, -1, 2.5, 0.75, -3];
+  const x = t.tensor(Array.from({ length: 20 }, (_, i) => special[i % special.length]! * (i < 10 ? 1 : 0.5)), { shape: [4, 5] });
+  const y = t.tensor([[1], [0], [NaN], [-Infinity]]);
+  const fn = (a: t.Tensor, b: t.Tensor): t.Tensor => {
+    const pick = t.logicalOr(t.isnan(a), t.logicalAnd(t.gt(a, b), t.logicalNot(t.eq(a, 0))));
+    const other = t.logicalAnd(t.logicalOr(t.lt(a, b), t.ge(a, 2)), t.logicalOr(t.le(a, -1), t.ne(a, b)));
+    return t.where(pick, t.sub(a, b), t.where(other, t.mul(a, 2), t.neg(a)));
+  };
+  const { withKernels, viaBind } = compiled(fn, [x, y]);
+  assert.equal(count(withKernels.graph, 'fusedElementwise'), 1, withKernels.graph.toString());
+  const eager = fn(x, y);
+  assert.deepEqual(bits(withKernels.run([x, y])[0]!), bits(eager));
+  assert.deepEqual(withKernels.wasmKernels!.stats, { fusedKernels: 1, matmulEpilogues: 0, matmulThenKernel: 0, heapWrites: 0, fallbacks: 0 });
+  assert.deepEqual(bits(viaBind.run([x, y])[0]!), bits(eager), 'the bind path agrees');
+  // logsumexp's guard against an infinite max (crossEntropy's first kernel): where(isnan(m − m), 0, m).
+  const m = t.tensor([[3], [Infinity], [-Infinity], [NaN]]);
+  const stable = (a: t.Tensor, b: t.Tensor): t.Tensor => t.sub(a, t.where(t.isnan(t.sub(b, b)), t.zerosLike(b), b));
+  const cs = compiled(stable, [x, m]).withKernels;
+  assert.deepEqual(bits(cs.run([x, m])[0]!), bits(stable(x, m)));
+  assert.equal(cs.wasmKernels!.stats.fallbacks, 0);
+  // Bools stay intermediates of the right kind: not an output, not an f32 op's argument, and a
+  // logical op takes bools.
+  const spec = (body: KernelSpec['body']): KernelSpec => ({ shape: [4], inputs: [{ dtype: 'float32', strides: [1], offset: 0 }], outDtype: 'float32', body });
+  const load = { kind: 'load', input: 0 } as const;
+  assert.ok(C.canEmitWasm(spec([load, { kind: 'op', op: 'isnan', args: [0], dtype: 'bool' }, { kind: 'op', op: 'where', args: [1, 0, 0], dtype: 'float32' }])));
+  assert.ok(!C.canEmitWasm(spec([load, { kind: 'op', op: 'gt', args: [0, 0], dtype: 'bool' }])), 'a bool result');
+  assert.ok(!C.canEmitWasm(spec([load, { kind: 'op', op: 'gt', args: [0, 0], dtype: 'bool' }, { kind: 'op', op: 'add', args: [1, 0], dtype: 'float32' }])), 'a bool added');
+  assert.ok(!C.canEmitWasm(spec([load, { kind: 'op', op: 'logicalNot', args: [0], dtype: 'bool' }, { kind: 'op', op: 'where', args: [1, 0, 0], dtype: 'float32' }])), 'logicalNot of a float');
+  assert.ok(!C.canEmitWasm(spec([load, { kind: 'op', op: 'where', args: [0, 0, 0], dtype: 'float32' }])), 'where on a float condition');
+});
+
+test('bodies the emitter lacks (pow, bool inputs) and int32 tensors run through bind', () => {
   const x = t.randn([4, 5]);
-  const fn = (a: t.Tensor): t.Tensor => t.where(t.gt(a, 0), t.mul(a, 2), t.neg(a));
-  const { withKernels } = compiled(fn, [x]);
-  assert.deepEqual(bits(withKernels.run([x])[0]!), bits(fn(x)));
+  const mask = t.gt(t.randn([4, 5]), 0);
+  const fn = (a: t.Tensor, k: t.Tensor): t.Tensor => t.where(k, t.pow(a, 2), t.neg(a));
+  const { withKernels } = compiled(fn, [x, mask]);
+  assert.deepEqual(bits(withKernels.run([x, mask])[0]!), bits(fn(x, mask)));
   assert.equal(withKernels.wasmKernels!.stats.fusedKernels, 0);
   assert.ok(withKernels.wasmKernels!.stats.fallbacks > 0);
   // Run through bind, the body's intermediates are freed at their last use, not left to the
   // garbage collector: a run leaves only its output live, and its peak stays a few buffers.
   const big = t.randn([64, 256]);
-  const body = (a: t.Tensor): t.Tensor => t.where(t.gt(a, 0), t.add(t.sqrt(t.abs(t.mul(a, 3))), 1), t.mul(t.neg(t.exp(a)), 2));
+  const body = (a: t.Tensor): t.Tensor => t.where(t.gt(a, 0), t.add(t.sqrt(t.abs(t.pow(a, 3))), 1), t.mul(t.neg(t.exp(a)), 2));
   const cb = compiled(body, [big]).withKernels;
   assert.equal(count(cb.graph, 'fusedElementwise'), 1, cb.graph.toString());
   cb.run([big])[0]!.dispose();

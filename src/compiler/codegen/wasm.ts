@@ -5,7 +5,8 @@
 //
 // By default only ops whose f32/f32x4 instruction gives the reference's result bit for bit are
 // emitted (+ − × ÷, min/max with NaN propagation, neg, abs, relu, sqrt, floor, ceil,
-// round-half-even); canEmitWasm says whether a spec qualifies. With `{ transcendentals: true }`
+// round-half-even; comparisons, isnan and logical ops as bool intermediates, and where);
+// canEmitWasm says whether a spec qualifies. With `{ transcendentals: true }`
 // exp, expm1, log, log1p, tanh, sigmoid, erf and rsqrt are emitted too, as the wasm backend's own
 // float32 kernels compute them (transcendental-kernel.ts: within 2 ulp of the exact value, not
 // bit-identical to the reference's rounded Math.*, but bit-identical to what the wasm backend
@@ -47,12 +48,44 @@ export interface WasmEmitOptions {
 export function canEmitWasm(spec: KernelSpec, opts: WasmEmitOptions = {}): boolean {
   if (spec.reduce !== undefined || spec.outStrides !== undefined || spec.outDtype !== 'float32') return false;
   if (spec.inputs.some((i) => i.dtype !== 'float32')) return false;
+  const dtypeOf = (k: number): string => {
+    const e = spec.body[k]!;
+    return e.kind === 'load' ? spec.inputs[e.input]!.dtype : e.dtype;
+  };
+  if (spec.body.length === 0 || dtypeOf(spec.body.length - 1) !== 'float32') return false;
   return spec.body.every((e) => {
     if (e.kind === 'literal') return e.dtype === 'float32';
     if (e.kind !== 'op') return true;
-    return e.dtype === 'float32' && (e.op in BINARY || e.op in UNARY || (opts.transcendentals === true && TRANSCENDENTAL.has(e.op)));
+    const args = e.args.map(dtypeOf);
+    if (e.dtype === 'bool') {
+      const want = BOOL_OPS[e.op]?.args;
+      return want !== undefined && args.every((d) => d === want);
+    }
+    if (e.dtype !== 'float32') return false;
+    if (e.op === 'where') return args[0] === 'bool' && args[1] === 'float32' && args[2] === 'float32';
+    return args.every((d) => d === 'float32') && (e.op in BINARY || e.op in UNARY || (opts.transcendentals === true && TRANSCENDENTAL.has(e.op)));
   });
 }
+
+/**
+ * Ops with a bool result, as intermediates of a body (inputs and the output stay float32): a lane
+ * mask (all ones or zeros, as f32x4 comparisons give) in the vector loop, an i32 0/1 in the
+ * scalar one; `where` selects with v128.bitselect / select. All exact, so bit-identical to the
+ * ops run one by one. `args`: the dtype of every argument.
+ */
+const BOOL_OPS: Record<string, { args: 'float32' | 'bool'; simd: (f: FunctionBuilder) => void; scalar: (f: FunctionBuilder) => void }> = {
+  eq: { args: 'float32', simd: (f) => f.simd(SimdOp.f32x4Eq), scalar: (f) => f.op(Op.f32Eq) },
+  ne: { args: 'float32', simd: (f) => f.simd(SimdOp.f32x4Ne), scalar: (f) => f.op(Op.f32Ne) },
+  lt: { args: 'float32', simd: (f) => f.simd(SimdOp.f32x4Lt), scalar: (f) => f.op(Op.f32Lt) },
+  le: { args: 'float32', simd: (f) => f.simd(SimdOp.f32x4Le), scalar: (f) => f.op(Op.f32Le) },
+  gt: { args: 'float32', simd: (f) => f.simd(SimdOp.f32x4Gt), scalar: (f) => f.op(Op.f32Gt) },
+  ge: { args: 'float32', simd: (f) => f.simd(SimdOp.f32x4Ge), scalar: (f) => f.op(Op.f32Ge) },
+  // x ≠ x only for NaN (its argument is pushed once; the emitter duplicates it).
+  isnan: { args: 'float32', simd: (f) => f.simd(SimdOp.f32x4Ne), scalar: (f) => f.op(Op.f32Ne) },
+  logicalNot: { args: 'bool', simd: (f) => f.simd(SimdOp.v128Not), scalar: (f) => f.op(Op.i32Eqz) },
+  logicalAnd: { args: 'bool', simd: (f) => f.simd(SimdOp.v128And), scalar: (f) => f.op(Op.i32And) },
+  logicalOr: { args: 'bool', simd: (f) => f.simd(SimdOp.v128Or), scalar: (f) => f.op(Op.i32Or) },
+};
 
 /**
  * A module for a float32 elementwise spec exporting
@@ -87,20 +120,31 @@ export function emitWasmKernel(spec0: KernelSpec, memory: MemoryImport, opts: Wa
     f.localGet(k + 1).i32Const(inp.offset * 4).op(Op.i32Add).localSet(locals[0]!);
     return locals;
   });
-  const vals = spec.body.map(() => ({ v: f.local(v128), s: f.local(f32) }));
+  // Each body value in a v128 local (vector loop) and an f32 local (scalar loop; an i32 for bools).
+  const vals = spec.body.map((e) => ({ v: f.local(v128), s: f.local(e.kind === 'op' && e.dtype === 'bool' ? i32 : f32) }));
   // The transcendentals' constants are set once in locals before the loops (as the wasm backend's
   // kernels do: materialized inside the loop they cost as much as the arithmetic).
   const transcendentals = [...new Set(spec.body.flatMap((e) => (e.kind === 'op' && TRANSCENDENTAL.has(e.op) ? [e.op as TranscendentalOp] : [])))];
   const pool = transcendentals.length === 0 ? undefined
     : ConstantPool.hoist(f, (scratch, p) => { for (const op of transcendentals) emitTranscendentalVector(scratch, op, p); });
   const emitBody = (vector: boolean, load: (k: number) => void): void => {
+    const get = (a: number): void => { f.localGet(vector ? vals[a]!.v : vals[a]!.s); };
     spec.body.forEach((e, i) => {
       if (e.kind === 'load') load(e.input);
       else if (e.kind === 'literal') {
         if (vector) f.f32x4Const(e.value, e.value, e.value, e.value);
         else f.f32Const(e.value);
+      } else if (e.op === 'where') {
+        // bitselect(a, b, mask) / select(a, b, cond): the chosen value's bits, unchanged.
+        get(e.args[1]!); get(e.args[2]!); get(e.args[0]!);
+        if (vector) f.simd(SimdOp.v128Bitselect);
+        else f.op(Op.select);
+      } else if (e.dtype === 'bool') {
+        for (const a of e.op === 'isnan' ? [e.args[0]!, e.args[0]!] : e.args) get(a);
+        if (vector) BOOL_OPS[e.op]!.simd(f);
+        else BOOL_OPS[e.op]!.scalar(f);
       } else {
-        for (const a of e.args) f.localGet(vector ? vals[a]!.v : vals[a]!.s);
+        for (const a of e.args) get(a);
         const b = BINARY[e.op];
         if (b !== undefined) {
           if (vector) f.simd(b.simd);
