@@ -21,7 +21,7 @@ export * as io from './io/index.js';
 export * as plan from './plan/index.js';
 export * as viz from './viz/index.js';
 export * as compiler from './compiler/index.js';
-export { jit, trace, cond, whileLoop, assign, Graph, interpret, type JitOptions, type JitStats, type JitFunction } from './graph/index.js';
+export { jit, trace, cond, whileLoop, assign, Graph, interpret, setNodeTimer, type NodeTimer, type JitOptions, type JitStats, type JitFunction } from './graph/index.js';
 export * as dist from './dist/index.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';

@@ -2,7 +2,7 @@
 export { Graph, type GraphNode, type GraphValue, type GraphWrite, type GraphGuard, type ValueId, type ValueKind } from './graph.js';
 export { registerGraphOp, opDef, isPrimitive, isElementwisePrimitive, isImpureNode, graphDrawsRandom, type GraphOpDef } from './graph-ops.js';
 export { validateGraph } from './validate.js';
-export { interpret, GuardFailure, type InterpretOptions } from './interpret.js';
+export { interpret, GuardFailure, setNodeTimer, type InterpretOptions, type NodeTimer } from './interpret.js';
 export { trace, isTracing, type TraceOptions, type TraceResult } from './trace.js';
 export { jit, setGraphCompiler, type JitOptions, type JitStats, type JitFunction, type CompiledGraph, type GraphCompiler } from './jit.js';
 export { nextPowerOfTwo, type DynamicSpec } from './dynamic.js';

@@ -55,6 +55,21 @@ export function checkInputs(g: Graph, inputs: readonly Tensor[], who: string): v
   });
 }
 
+/** Called after each node an interpreted graph runs, with its inputs and its wall time in ms. */
+export type NodeTimer = (node: GraphNode, inputs: readonly Tensor[], ms: number) => void;
+let nodeTimer: NodeTimer | undefined;
+
+/**
+ * Times every node of every interpreted graph (compiled jit replays on the wasm backend included;
+ * not the cpu backend's planned executor) until called with undefined: where a step's time goes,
+ * node by node (bench/step-nodes.ts). Returns the previous timer.
+ */
+export function setNodeTimer(timer: NodeTimer | undefined): NodeTimer | undefined {
+  const previous = nodeTimer;
+  nodeTimer = timer;
+  return previous;
+}
+
 /** One node of a prepared run: its op and the slots it reads and writes. */
 interface PlannedStep {
   readonly node: GraphNode;
@@ -153,7 +168,9 @@ function runPlan(plan: RunPlan, inputs: readonly Tensor[], opts: InterpretOption
   const names = new Map<Tensor, number>();
   for (const step of plan.steps) {
     const ins = step.ins.map((s) => env[s]!);
+    const started = nodeTimer === undefined ? 0 : performance.now();
     const outs = opts.execute?.(step.node, ins) ?? step.def.execute(ins, step.node.attrs);
+    if (nodeTimer !== undefined) nodeTimer(step.node, ins, performance.now() - started);
     for (let k = 0; k < step.outs.length; k++) {
       const s = step.outs[k]!;
       const out = outs[k]!;

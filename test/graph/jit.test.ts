@@ -182,3 +182,25 @@ test('nn modules: jit of forward+backward with the optimizer step outside matche
   }
   assert.equal(fb.stats().traces, 1);
 });
+
+test('setNodeTimer sees every node of a jitted replay, with its inputs and a wall time, until it is unset', () => {
+  const f = t.jit((a: t.Tensor, b: t.Tensor) => t.exp(t.matmul(a, b)).sum());
+  // On wasm, compiled replays run through the interpreter (the cpu backend's planned executor does not time nodes).
+  const a = t.randn([3, 4], { backend: 'wasm' }), b = t.randn([4, 2], { backend: 'wasm' });
+  f(a, b); // the trace runs eagerly; replays interpret the graph
+  const seen: { op: string; shapes: number[][]; ms: number }[] = [];
+  const previous = t.setNodeTimer((node, inputs, ms) => seen.push({ op: node.op, shapes: inputs.map((x) => [...x.shape]), ms }));
+  try {
+    f(a, b);
+  } finally {
+    t.setNodeTimer(previous);
+  }
+  assert.equal(previous, undefined);
+  const graph = f.graphs()[0]!;
+  assert.equal(seen.length, (graph.optimized ?? graph.traced).nodes.length);
+  assert.ok(seen.some((s) => s.op === 'matmul' && JSON.stringify(s.shapes) === '[[3,4],[4,2]]'), JSON.stringify(seen));
+  assert.ok(seen.every((s) => s.ms >= 0 && Number.isFinite(s.ms)));
+  const count = seen.length;
+  f(a, b);
+  assert.equal(seen.length, count, 'no calls once unset');
+});
