@@ -101,6 +101,7 @@ export const jvpRules: Rules = {
   argmax: noTangent,
   argmin: noTangent,
   softmax: ([t], _i, out, { axis }) => (t === undefined ? undefined : mul(out, sub(t, sum(mul(t, out), axis, true)))),
+  logSoftmax: ([t], _i, out, { axis }) => (t === undefined ? undefined : sub(t, sum(mul(exp(out), t), axis, true))),
   attention: (tangents, inputs, _o, attrs) => attentionJvp(tangents, inputs, attrs),
   attentionGrad: (tangents, inputs, _o, attrs) => attentionGradJvp(tangents, inputs, attrs),
   layerNormCore: ([t], [x], _y, attrs) => (t === undefined ? undefined : layerNormCoreJacobian(t, x!, attrs)),

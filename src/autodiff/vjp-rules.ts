@@ -123,6 +123,8 @@ export const vjpRules: { [P in PrimitiveName]: VjpRule<P> } = {
   argmin: none,
   // J = diag(y) − y·yᵀ per row: g ↦ y·(g − Σ g·y).
   softmax: (g, _i, out, { axis }) => [mul(out, sub(g, sum(mul(g, out), axis, true)))],
+  // softmax = exp(out): g − softmax·Σg.
+  logSoftmax: (g, _i, out, { axis }) => [sub(g, mul(exp(out), sum(g, axis, true)))],
   layerNormCore: (g, [x], _y, attrs) => [layerNormCoreJacobian(g, x!, attrs)],
   layerNormCoreGrad: (gg, [x, g], out, attrs, needsGrad) => layerNormCoreGradVjp(gg, x!, g!, out, attrs, needsGrad),
   layerNormRstd: (g, [x], rstd, attrs) => [layerNormRstdVjp(g, x!, rstd, attrs)],

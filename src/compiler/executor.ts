@@ -18,6 +18,7 @@ import { GuardFailure, checkInputs } from '../graph/interpret.js';
 import type { CompiledGraph } from '../graph/jit.js';
 import { isRandomPrimitive, type Layout, type PrimitiveAttrs, type PrimitiveName, type RandomAttrs, type RandomOp } from '../ops/primitives.js';
 import { drawRandomInto } from '../backend/cpu/random-kernels.js';
+import { softmaxLine } from '../backend/cpu/kernels.js';
 import { compileJsKernel, isScalarOp, type CompiledKernel } from './codegen/js.js';
 import type { KernelInputLayout, KernelSpec, ScalarExpr } from './codegen/kernel-ir.js';
 import { compileMatmulKernel } from './codegen/matmul-js.js';
@@ -195,6 +196,7 @@ export class PlannedExecutor implements CompiledGraph {
     if (n.op === 'matmul' || n.op === 'matmulEpilogue') return this.matmulStep(n.op, n.inputs, n.attrs, out);
     if (n.op === 'cat' || n.op === 'pad' || n.op === 'sliceBackward') return this.placementStep(n.op, n.inputs, n.attrs, out);
     if (n.op === 'gather' || n.op === 'scatterAdd' || n.op === 'argmax' || n.op === 'argmin') return this.indexStep(n.op, n.inputs, n.attrs, out);
+    if (n.op === 'softmax' || n.op === 'logSoftmax') return this.softmaxStep(n.op === 'logSoftmax', n.inputs[0]!, (n.attrs as { axis: number }).axis, out);
     return this.fallbackStep(i);
   }
 
@@ -361,6 +363,32 @@ export class PlannedExecutor implements CompiledGraph {
         for (let d = 0; d < rank; d++) pos += (d === axis ? v : idx[d]!) * outStrides[d]!;
         dst[pos] = dst[pos]! + src[sp]!;
         for (let d = rank - 1; d >= 0; d--) { if (++idx[d]! < li.shape[d]!) break; idx[d] = 0; }
+      }
+    };
+  }
+
+  /** softmax / logSoftmax along `axis` of a strided input, line by line into the arena (the reference kernels' arithmetic). */
+  private softmaxStep(log: boolean, input: ValueId, axis: number, out: ValueId): () => void {
+    const dst = this.slot(out);
+    const base = this.base(input);
+    const l = this.layout(input);
+    const outStrides = contiguousStrides(l.shape);
+    const outer = [...l.shape.keys()].filter((d) => d !== axis);
+    const length = l.shape[axis]!;
+    const lines = outer.reduce((p, d) => p * l.shape[d]!, 1);
+    const idx = new Array<number>(outer.length).fill(0);
+    const scratch = new Float64Array(length);
+    return () => {
+      const src = this.slots.get(base)!;
+      idx.fill(0);
+      for (let r = 0; r < lines; r++) {
+        let at = l.offset, to = 0;
+        for (let k = 0; k < outer.length; k++) {
+          at += idx[k]! * l.strides[outer[k]!]!;
+          to += idx[k]! * outStrides[outer[k]!]!;
+        }
+        softmaxLine(src, at, l.strides[axis]!, dst, to, outStrides[axis]!, length, log, scratch);
+        for (let k = outer.length - 1; k >= 0; k--) { if (++idx[k]! < l.shape[outer[k]!]!) break; idx[k] = 0; }
       }
     };
   }

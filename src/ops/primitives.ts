@@ -65,6 +65,8 @@ export interface PrimitiveAttrs
   cumsum: { axis: number };
   /** exp(x − max) / Σ exp(x − max) along `axis` (the max shift is 0 where it is ±inf); floating x. */
   softmax: { axis: number };
+  /** x − max − log Σ exp(x − max) along `axis` (the same shift as softmax); floating x. */
+  logSoftmax: { axis: number };
   /**
    * LayerNorm without weight and bias over the last axis: (x − mean) · rsqrt(var + eps), biased
    * variance; floating x. One pass per row instead of the composite's dozen full-size kernels.
@@ -373,6 +375,15 @@ export const primitives: DefTable = {
     infer: ([x], { axis }) => {
       checkAxes('softmax', x!.shape.length, [axis]);
       check(isFloating(x!.dtype), 'softmax', () => `the primitive takes a floating input, got ${x!.dtype}; the user-facing op casts first.`);
+      return { shape: [...x!.shape], dtype: x!.dtype };
+    },
+    cost: (inputs, _a, out) => elementwiseCost(inputs, out, 6),
+  },
+  logSoftmax: {
+    arity: 1,
+    infer: ([x], { axis }) => {
+      checkAxes('logSoftmax', x!.shape.length, [axis]);
+      check(isFloating(x!.dtype), 'logSoftmax', () => `the primitive takes a floating input, got ${x!.dtype}; the user-facing op casts first.`);
       return { shape: [...x!.shape], dtype: x!.dtype };
     },
     cost: (inputs, _a, out) => elementwiseCost(inputs, out, 6),

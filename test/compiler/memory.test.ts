@@ -109,6 +109,21 @@ test('executor stats: zero allocations per call with reused outputs', () => {
   assert.equal(c.executor!.stats.arenaBytes, C.memoryPlan(c.graph).arenaBytes);
 });
 
+test('softmax and logSoftmax along any axis of a strided input run as generated steps, bit for bit as interpreted', () => {
+  t.manualSeed(12);
+  for (const dtype of ['float32', 'float64'] as const) {
+    const { graph } = trace((x: t.Tensor) => {
+      const v = t.permute(x, [2, 0, 1]);
+      return [t.softmax(v, 0), t.logSoftmax(v, 1), t.logSoftmax(x, -1), t.softmax(t.mul(x, 3), 1)];
+    }, [t.randn([3, 4, 5], { dtype, backend: 'cpu' })]);
+    const c = C.compile(graph, { reuseOutputs: true });
+    assert.deepEqual(c.executor!.stats.fallbackOps, []);
+    const x = t.tensor(Array.from({ length: 60 }, (_, i) => (i === 7 ? -Infinity : i === 30 ? NaN : Math.sin(i) * 20)), { shape: [3, 4, 5], dtype, backend: 'cpu' });
+    const ref = interpret(graph, [x], { applyWrites: false });
+    c.run([x]).forEach((got, k) => assert.deepEqual(Array.from(got.data()), Array.from(ref[k]!.data()), `${dtype} output ${k}`));
+  }
+});
+
 test('cross-entropy with gather/scatterAdd and argmax runs on generated steps (no fallback), same results', () => {
   t.manualSeed(11);
   const w = t.randn([6, 3]).requiresGrad_();

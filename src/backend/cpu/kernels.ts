@@ -187,33 +187,48 @@ function axisLastLayout(shape: readonly number[], axis: number): { shape: number
   return { shape: perm.map((p) => shape[p]!), strides: perm.map((p) => cs[p]!), perm };
 }
 
-/** Rows along `axis` in float64: shift by the row max (0 where it is ±inf, like the composite), exp, normalize. */
-const softmax: Kernel<'softmax'> = ([x], { axis }, out) => {
-  const { values, rowLength } = rowsOverAxes(x!, [axis]);
-  const rows = rowLength === 0 ? 0 : values.length / rowLength;
-  const result = new Float64Array(values.length);
-  for (let r = 0; r < rows; r++) {
-    const base = r * rowLength;
-    let m = -Infinity;
-    for (let j = 0; j < rowLength; j++) {
-      const v = values[base + j]!;
-      if (v > m || Number.isNaN(v)) m = v;
-      if (Number.isNaN(v)) break;
-    }
-    const shift = Number.isFinite(m) ? m : 0;
-    let total = 0;
-    for (let j = 0; j < rowLength; j++) {
-      const e = Math.exp(values[base + j]! - shift);
-      result[base + j] = e;
-      total += e;
-    }
-    for (let j = 0; j < rowLength; j++) result[base + j] = result[base + j]! / total;
+/**
+ * softmax (or, with `log`, logSoftmax) of the `length` values src[srcAt + j·srcStride] into
+ * dst[dstAt + j·dstStride], in float64: shift by the line's max (0 where it is ±inf, or the line
+ * holds NaN: its results are NaN anyway), then e / Σ e or (x − shift) − log Σ e. `scratch` holds
+ * at least `length` values. The reference kernels and the cpu planned executor share it.
+ */
+export function softmaxLine(src: ArrayLike<number>, srcAt: number, srcStride: number, dst: { [i: number]: number }, dstAt: number, dstStride: number,
+  length: number, log: boolean, scratch: Float64Array): void {
+  let m = -Infinity;
+  for (let j = 0; j < length; j++) {
+    const v = src[srcAt + j * srcStride]!;
+    if (Number.isNaN(v)) { m = 0; break; }
+    if (v > m) m = v;
   }
-  const dst = alloc(out);
-  const l = axisLastLayout(out.shape, axis);
-  scatterStrided(dst, l.shape, l.strides, 0, result);
-  return wrap(out, dst);
-};
+  const shift = Number.isFinite(m) ? m : 0;
+  let total = 0;
+  for (let j = 0; j < length; j++) {
+    const z = src[srcAt + j * srcStride]! - shift;
+    scratch[j] = z;
+    total += Math.exp(z);
+  }
+  const logTotal = Math.log(total);
+  for (let j = 0; j < length; j++) dst[dstAt + j * dstStride] = log ? scratch[j]! - logTotal : Math.exp(scratch[j]!) / total;
+}
+
+/** Rows along `axis` through softmaxLine, written back in `out`'s contiguous layout. */
+function softmaxKernel<P extends 'softmax' | 'logSoftmax'>(log: boolean): Kernel<P> {
+  return ([x], { axis }, out) => {
+    const { values, rowLength } = rowsOverAxes(x!, [axis]);
+    const rows = rowLength === 0 ? 0 : values.length / rowLength;
+    const result = new Float64Array(values.length);
+    const scratch = new Float64Array(rowLength);
+    for (let r = 0; r < rows; r++) softmaxLine(values, r * rowLength, 1, result, r * rowLength, 1, rowLength, log, scratch);
+    const dst = alloc(out);
+    const l = axisLastLayout(out.shape, axis);
+    scatterStrided(dst, l.shape, l.strides, 0, result);
+    return wrap(out, dst);
+  };
+}
+
+const softmax = softmaxKernel<'softmax'>(false);
+const logSoftmax = softmaxKernel<'logSoftmax'>(true);
 
 /**
  * The layerNorm primitives' rows (the last axis), each with its mean and rsqrt(biased variance + eps)
@@ -478,6 +493,7 @@ export const cpuKernels: KernelTable = {
   argmin: argReduceKernel(false),
   cumsum,
   softmax,
+  logSoftmax,
   layerNormCore,
   layerNormRstd,
   layerNormCoreGrad,

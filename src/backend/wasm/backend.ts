@@ -88,6 +88,7 @@ export class WasmBackend implements Backend {
   private readonly elementwise: WasmElementwise;
   private readonly reduce: WasmReduce;
   private readonly softmax: WasmSoftmax;
+  private readonly logSoftmax: WasmSoftmax;
   private readonly layerNorm: WasmLayerNorm;
   private readonly kernels = new Map<PrimitiveName, Kernel<PrimitiveName>>();
   private copy4: Copy4 | undefined;
@@ -102,6 +103,7 @@ export class WasmBackend implements Backend {
     this.elementwise = new WasmElementwise(this.heap, () => this.currentPool);
     this.reduce = new WasmReduce(this.heap, () => this.currentPool);
     this.softmax = new WasmSoftmax(this.heap, () => this.currentPool);
+    this.logSoftmax = new WasmSoftmax(this.heap, () => this.currentPool, 'logSoftmax');
     this.layerNorm = new WasmLayerNorm(this.heap, () => this.currentPool);
   }
 
@@ -220,15 +222,16 @@ export class WasmBackend implements Backend {
   }
 
   private ownKernel(prim: PrimitiveName): Kernel<PrimitiveName> | undefined {
-    if (prim === 'softmax') {
+    if (prim === 'softmax' || prim === 'logSoftmax') {
       // float32 along a contiguous last axis (softmax-kernel.ts); anything else: the reference.
-      const fallback = this.cpuOnViews('softmax');
+      const fallback = this.cpuOnViews(prim);
+      const rows = prim === 'softmax' ? this.softmax : this.logSoftmax;
       const k: Kernel<'softmax'> = (inputs, attrs, out) => {
         const x = inputs[0]!;
-        if (!this.softmax.fits(x, attrs.axis)) return fallback(inputs, attrs, out);
+        if (!rows.fits(x, attrs.axis)) return fallback(inputs, attrs, out);
         const storage = this.allocUninitialized('float32', sizeOf(out.shape));
-        this.softmax.run(x, this.addressOf(x.storage), this.addressOf(storage));
-        this.count('softmax', 'wasm');
+        rows.run(x, this.addressOf(x.storage), this.addressOf(storage));
+        this.count(prim, 'wasm');
         return storage;
       };
       return k as unknown as Kernel<PrimitiveName>;

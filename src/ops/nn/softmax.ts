@@ -1,13 +1,11 @@
-// softmax (a primitive) and logSoftmax (a composite) along one axis, computed stably by subtracting
-// the row maximum. In logSoftmax the max is detached: the result is invariant to the shift, so its
-// gradient through the max is exactly zero and dropping it avoids the tie-splitting `max` rule in
-// the graph (and in higher derivatives).
+// softmax and logSoftmax along one axis, each one primitive, computed stably by subtracting the row
+// maximum (0 where it is ±inf). Their derivative rules are written from the output (the result is
+// invariant to the shift, so no gradient flows through the max).
 import { defaultFloatDType, isFloating, type DType } from '../../core/dtype.js';
 import { Tensor } from '../../core/tensor.js';
 import { normalizeAxis } from '../../core/shape.js';
-import { cast, exp, log, sub, where, isnan } from '../elementwise.js';
+import { cast } from '../elementwise.js';
 import { bind } from '../dispatch.js';
-import { max, sum } from '../reduce.js';
 import { reshape } from '../shape.js';
 
 export interface SoftmaxOptions {
@@ -17,12 +15,6 @@ export interface SoftmaxOptions {
 
 function floatInput(x: Tensor, opts: SoftmaxOptions): Tensor {
   return cast(x, opts.dtype ?? (isFloating(x.dtype) ? x.dtype : defaultFloatDType()));
-}
-
-/** x − max(x) along `axis` with the max detached; an infinite max shifts by 0 so no inf − inf appears. */
-function shifted(x: Tensor, axis: number): Tensor {
-  const m = max(x, axis, true).detach();
-  return sub(x, where(isnan(sub(m, m)), 0, m));
 }
 
 /**
@@ -35,13 +27,16 @@ export function softmax(x: Tensor, axis: number, opts: SoftmaxOptions = {}): Ten
   return bind('softmax', [xf], { axis: normalizeAxis(axis, xf.rank, 'softmax') });
 }
 
-/** x − logsumexp(x) along `axis`, without forming softmax (stable for very negative log-probabilities). */
+/**
+ * x − logsumexp(x) along `axis`, without forming softmax (stable for very negative
+ * log-probabilities): one primitive, so a loss over logits is a single pass per row on fast
+ * backends and its vjp g − exp(y)·Σg three ops, where the composite ran max, a NaN guard, sub,
+ * exp, sum, log and sub (and their gradients) as separate kernels.
+ */
 export function logSoftmax(x: Tensor, axis: number, opts: SoftmaxOptions = {}): Tensor {
   const xf = floatInput(x, opts);
   if (xf.rank === 0) return reshape(logSoftmax(reshape(xf, [1]), 0), []);
-  const a = normalizeAxis(axis, xf.rank, 'logSoftmax');
-  const z = shifted(xf, a);
-  return sub(z, log(sum(exp(z), a, true)));
+  return bind('logSoftmax', [xf], { axis: normalizeAxis(axis, xf.rank, 'logSoftmax') });
 }
 
 declare module '../../core/tensor.js' {
