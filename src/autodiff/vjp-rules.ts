@@ -85,9 +85,7 @@ export const vjpRules: { [P in PrimitiveName]: VjpRule<P> } = {
   erf: (g, [x]) => [mul(g, mul(exp(neg(mul(x!, x!))), 2 / Math.sqrt(Math.PI)))],
   gelu: (g, [x]) => [mul(g, geluGrad(x!))],
   geluGrad: (g, [x]) => [mul(g, geluSecondDerivative(x!))],
-  // From the output, as PyTorch's threshold_backward: relu(x) > 0 exactly where x > 0 (NaN: neither),
-  // and a compiled step then keeps only relu(x), so the compiler can fuse relu into the matmul before it.
-  relu: (g, _i, out) => [reluGrad(out, g)],
+  relu: (g, [x]) => [reluGrad(x!, g)],
   sign: zeroGrad,
   floor: zeroGrad,
   ceil: zeroGrad,
