@@ -272,6 +272,19 @@ function reduceDef(op: ReduceOp): PrimitiveDef<ReduceOp> {
   };
 }
 
+/** softmax and logSoftmax along one axis: the input's shape and floating dtype. */
+function softmaxDef(op: 'softmax' | 'logSoftmax'): PrimitiveDef<'softmax' | 'logSoftmax'> {
+  return {
+    arity: 1,
+    infer: ([x], { axis }) => {
+      checkAxes(op, x!.shape.length, [axis]);
+      check(isFloating(x!.dtype), op, () => `the primitive takes a floating input, got ${x!.dtype}; the user-facing op casts first.`);
+      return { shape: [...x!.shape], dtype: x!.dtype };
+    },
+    cost: (inputs, _a, out) => elementwiseCost(inputs, out, 6),
+  };
+}
+
 function argReduceDef(op: 'argmax' | 'argmin'): PrimitiveDef<'argmax' | 'argmin'> {
   return {
     arity: 1,
@@ -370,24 +383,8 @@ export const primitives: DefTable = {
   },
   argmax: argReduceDef('argmax'),
   argmin: argReduceDef('argmin'),
-  softmax: {
-    arity: 1,
-    infer: ([x], { axis }) => {
-      checkAxes('softmax', x!.shape.length, [axis]);
-      check(isFloating(x!.dtype), 'softmax', () => `the primitive takes a floating input, got ${x!.dtype}; the user-facing op casts first.`);
-      return { shape: [...x!.shape], dtype: x!.dtype };
-    },
-    cost: (inputs, _a, out) => elementwiseCost(inputs, out, 6),
-  },
-  logSoftmax: {
-    arity: 1,
-    infer: ([x], { axis }) => {
-      checkAxes('logSoftmax', x!.shape.length, [axis]);
-      check(isFloating(x!.dtype), 'logSoftmax', () => `the primitive takes a floating input, got ${x!.dtype}; the user-facing op casts first.`);
-      return { shape: [...x!.shape], dtype: x!.dtype };
-    },
-    cost: (inputs, _a, out) => elementwiseCost(inputs, out, 6),
-  },
+  softmax: softmaxDef('softmax'),
+  logSoftmax: softmaxDef('logSoftmax'),
   layerNormCore: {
     arity: 1,
     infer: ([x]) => {
