@@ -202,14 +202,20 @@ export function softmaxLine(src: ArrayLike<number>, srcAt: number, srcStride: nu
     if (v > m) m = v;
   }
   const shift = Number.isFinite(m) ? m : 0;
+  // scratch keeps x − shift (logSoftmax) or its exp (softmax), so each exp is computed once.
   let total = 0;
   for (let j = 0; j < length; j++) {
     const z = src[srcAt + j * srcStride]! - shift;
-    scratch[j] = z;
-    total += Math.exp(z);
+    const e = Math.exp(z);
+    scratch[j] = log ? z : e;
+    total += e;
   }
-  const logTotal = Math.log(total);
-  for (let j = 0; j < length; j++) dst[dstAt + j * dstStride] = log ? scratch[j]! - logTotal : Math.exp(scratch[j]!) / total;
+  if (log) {
+    const logTotal = Math.log(total);
+    for (let j = 0; j < length; j++) dst[dstAt + j * dstStride] = scratch[j]! - logTotal;
+  } else {
+    for (let j = 0; j < length; j++) dst[dstAt + j * dstStride] = scratch[j]! / total;
+  }
 }
 
 /** Rows along `axis` through softmaxLine, written back in `out`'s contiguous layout. */
