@@ -62,10 +62,10 @@ export function compile(g: Graph, opts: CompileOptions = {}): CompiledGraph & { 
     const executor = new PlannedExecutor(graph, { reuseOutputs: opts.reuseOutputs ?? false });
     // The executor plans typed arrays of the cpu backend; inputs on another backend (wasm, the
     // default) replay through the interpreter, which runs that backend's kernels.
-    const interpretGraph = prepareInterpret(graph);
+    let interpretGraph: ReturnType<typeof prepareInterpret> | undefined; // made at the first replay off the cpu
     return {
       graph, executor, wasmKernels,
-      run: (inputs: readonly Tensor[]) => (inputs.every(onCpu) ? executor.run(inputs) : interpretGraph(inputs, execute ? { execute } : {})),
+      run: (inputs: readonly Tensor[]) => (inputs.every(onCpu) ? executor.run(inputs) : (interpretGraph ??= prepareInterpret(graph))(inputs, execute ? { execute } : {})),
     };
   }
   // Interpreted replays free each intermediate after its last use, as the planner's arena would

@@ -10,7 +10,7 @@ import { TesseraError, fmtShape } from '../core/errors.js';
 import { Tensor } from '../core/tensor.js';
 import { isGradEnabled } from '../autodiff/mode.js';
 import type { Graph } from './graph.js';
-import { GuardFailure, interpret, prepareInterpret } from './interpret.js';
+import { GuardFailure, prepareInterpret } from './interpret.js';
 import { finishWithGrads, flattenTensors, isTracing, unflattenTensors, withTracer, type TraceOptions } from './trace.js';
 import { bucketPlan, dynamicAnalysis, unpad, type DynamicAnalysis, type DynamicSpec } from './dynamic.js';
 import { buildPiecewise, piecewiseObstacle, replayPiecewise, type PiecewisePlan } from './piecewise.js';
@@ -84,8 +84,8 @@ interface CacheEntry {
   signature: ArgSignature[];
   graph: Graph;
   compiled: CompiledGraph | undefined;
-  /** The traced graph's interpreter, prepared once (replays without a compiled graph). */
-  interpretGraph: (inputs: readonly Tensor[]) => Tensor[];
+  /** Replays the entry: the compiled graph, or the traced graph's interpreter prepared once. */
+  run: (inputs: readonly Tensor[]) => Tensor[];
   template: unknown;
   needsTape: boolean;
   piecewise: PiecewisePlan | undefined;
@@ -162,7 +162,7 @@ export function jit<A extends unknown[], R>(fn: (...args: A) => R, opts: JitOpti
       else {
         piecewise = buildPiecewise(tracer, outs, (g) => {
           if ((opts.compile ?? true) && graphCompiler !== undefined) return graphCompiler.compile(g, { reuseOutputs: false, onCpu }).run;
-          return (inputs) => interpret(g, [...inputs]);
+          return prepareInterpret(g);
         });
         stats.graphBreaks += piecewise.breaks.length;
       }
@@ -172,8 +172,8 @@ export function jit<A extends unknown[], R>(fn: (...args: A) => R, opts: JitOpti
     // Random nodes draw while the graph runs: a replay abandoned at a failed guard puts the
     // generators back, so the retrace (which runs fn eagerly) draws what an eager call would.
     if (graphDrawsRandom(graph)) replayHooks.push(() => snapshotGenerators().restore);
-    const interpretGraph = prepareInterpret(graph);
-    cache.set(key, { key, signature, graph, compiled, interpretGraph, template: result, needsTape, piecewise, replayHooks });
+    const run = compiled !== undefined ? (inputs: readonly Tensor[]) => compiled.run(inputs) : prepareInterpret(graph);
+    cache.set(key, { key, signature, graph, compiled, run, template: result, needsTape, piecewise, replayHooks });
     stats.entries = cache.size;
     lastSignature = signature;
     return result;
@@ -238,13 +238,9 @@ export function jit<A extends unknown[], R>(fn: (...args: A) => R, opts: JitOpti
     }
     const undos: (() => void)[] = [];
     try {
-      let outs: Tensor[];
       for (const h of entry.replayHooks) undos.push(h());
-      if (entry.compiled !== undefined) outs = entry.compiled.run(tensors);
-      else {
-        if (entry.needsTape) stats.differentiableReplays++;
-        outs = entry.interpretGraph(tensors);
-      }
+      if (entry.compiled === undefined && entry.needsTape) stats.differentiableReplays++;
+      const outs = entry.run(tensors);
       stats.cacheHits++;
       lastSignature = signature;
       return unflattenTensors(entry.template as R, outs);
