@@ -176,6 +176,12 @@ test('a large update split over worker threads gives the same bits as the refere
     // A strided gradient stays on the calling thread.
     checkAgainstReference(rules[0]!, [200, 200], t.tensor(values(n - 3, -2, 2), { shape: [200, 200], backend: 'wasm' }).mT);
     assert.equal(wasmBackend.optimizerKernels.parallelUpdates, parallelBefore + rules.length);
+    // By default (no threshold set here) an update of SUGGESTED_PARALLEL_MIN_ELEMENTS elements goes to the pool.
+    kernels.parallelMinElements = minElements;
+    assert.equal(minElements, SUGGESTED_PARALLEL_MIN_ELEMENTS, 'the default threshold');
+    const atDefault = kernels.parallelUpdates;
+    checkAgainstReference(rules[0]!, [SUGGESTED_PARALLEL_MIN_ELEMENTS], t.tensor(values(SUGGESTED_PARALLEL_MIN_ELEMENTS, -2, 2), { backend: 'wasm' }));
+    assert.equal(kernels.parallelUpdates, atDefault + 1, 'a large update splits by default');
   } finally {
     kernels.parallelMinElements = minElements;
     enableWasmThreads(previous);
