@@ -6,12 +6,12 @@ import * as viz from '../viz/index.js';
 
 const usageText = `usage:
   tessera plan [search] --model M --cluster C [--batch B] [--seq S] [--top N] [--json] [--html FILE]
-  tessera plan memory   --model M [--cluster C] [--dp D --tp T --pp P --mb B --batch B --zero 0-3 | --fsdp FULL_SHARD|SHARD_GRAD_OP|NO_SHARD|HYBRID_SHARD]
+  tessera plan memory   --model M [--cluster C] [--dp D --tp T --pp P --ep E --mb B --batch B --zero 0-3 | --fsdp FULL_SHARD|SHARD_GRAD_OP|NO_SHARD|HYBRID_SHARD]
                         [--recompute none|selective|full] [--sp] [--interleave V] [--schedule 1f1b|gpipe]
                         [--optimizer adam|sgd-momentum|sgd] [--offload none|optimizer|optimizer+params] [--json]
   tessera plan pipeline --schedule NAME --stages P --microbatches M [--forward T|T1,T2,.. --backward T|..]
                         [--p2p T] [--interleave V] [--slices K] [--svg FILE] [--json]
-  tessera plan comm     --op all-reduce --bytes N --ranks P --link nvlink3 [--json]
+  tessera plan comm     --op all-reduce|all-to-all|.. --bytes N --ranks P --link nvlink3 [--json]
   tessera plan mfu      --model M --cluster C --tokens-per-second X [--recompute ..] [--json]
   tessera plan shard    --model M [--tp T] [--link nvlink3] [--json]
   tessera plan models | devices
@@ -122,12 +122,13 @@ function modelSummary(m: plan.TransformerSpec, conv: plan.Conventions): string[]
   ];
 }
 
-function configRow(r: plan.RankedConfig, unit: plan.Conventions['memoryUnit'], rank: number): string[] {
+/** A ranked configuration as a table row; MoE models get an EP column after PP. */
+function configRow(r: plan.RankedConfig, unit: plan.Conventions['memoryUnit'], rank: number, moe: boolean): string[] {
   const c = r.config;
-  return [String(rank), String(c.dp), `${c.tp}${c.sequenceParallel ? '+SP' : ''}`, String(c.pp), String(c.interleave), String(c.microBatch), String(r.step.microBatches),
+  return [String(rank), String(c.dp), `${c.tp}${c.sequenceParallel ? '+SP' : ''}`, String(c.pp), ...(moe ? [String(c.ep)] : []), String(c.interleave), String(c.microBatch), String(r.step.microBatches),
     String(c.zero), c.recompute, secs(r.step.seconds), pct(r.step.mfu), plan.formatBytes(r.memory.total, unit, 1)];
 }
-const configHeader = ['#', 'DP', 'TP', 'PP', 'v', 'mb', 'm', 'ZeRO', 'recompute', 'step', 'MFU', 'memory'];
+const configHeader = (moe: boolean): string[] => ['#', 'DP', 'TP', 'PP', ...(moe ? ['EP'] : []), 'v', 'mb', 'm', 'ZeRO', 'recompute', 'step', 'MFU', 'memory'];
 
 function memoryRows(mem: plan.MemoryBreakdown, unit: plan.Conventions['memoryUnit']): string[][] {
   const rows: [string, number][] = [['weights', mem.weights], ['gradients', mem.gradients], ['optimizer states', mem.optimizer], ['activations', mem.activations], ['temporary buffers', mem.temporary], ['total', mem.total]];
@@ -153,12 +154,13 @@ async function searchCommand(o: Options): Promise<number> {
   const t0 = performance.now();
   const r = plan.searchParallelConfigs(m, conv, c, { globalBatch: o.number('batch'), top: o.number('top', 10) });
   const ms = performance.now() - t0;
+  const moe = m.moe !== undefined;
   if (o.flag('json')) {
     console.log(JSON.stringify({ model: m, cluster: plan.describeCluster(c), conventions: conv, searchMilliseconds: ms, ...r }, null, 2));
   } else {
     const lines = [...modelSummary(m, conv), `cluster  ${plan.describeCluster(c)}`, `batch    ${r.globalBatch} sequences × ${m.seqLen} tokens`, `conventions: ${plan.describeConventions(conv)}`, ''];
     lines.push(`searched ${r.evaluated} configurations in ${(ms / 1000).toFixed(2)} s: ${r.feasible} feasible; rejected: ${Object.entries(r.rejectedByReason).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`);
-    lines.push('', formatTable(configHeader, r.ranked.map((x, i) => configRow(x, conv.memoryUnit, i + 1))));
+    lines.push('', formatTable(configHeader(moe), r.ranked.map((x, i) => configRow(x, conv.memoryUnit, i + 1, moe))));
     const best = r.ranked[0];
     if (best !== undefined) {
       const s = best.step;
@@ -166,7 +168,9 @@ async function searchCommand(o: Options): Promise<number> {
       lines.push(`  ${s.tokensPerSecond.toFixed(0)} tokens/s, ${(s.modelFlopsPerDevice / 1e12).toFixed(1)} model TFLOP/s per device, MFU ${pct(s.mfu)}, HFU ${pct(s.hfu)} (${s.dtype} peak ${(s.peakPerDevice / 1e12).toFixed(1)} TFLOP/s)`);
       lines.push(`  step ${secs(s.seconds)} = ${Object.entries(s.parts).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${secs(v)}`).join(' + ')}`);
       const vol = plan.communicationVolumes(m, conv, best.config);
-      lines.push(`  sent per device per step: TP ${plan.formatBytes(vol.tensorParallel, conv.memoryUnit)}, PP ${plan.formatBytes(vol.pipelineParallel, conv.memoryUnit)}, DP ${plan.formatBytes(vol.dataParallel, conv.memoryUnit)}${vol.zero3 > 0 ? `, ZeRO-3 gathers ${plan.formatBytes(vol.zero3, conv.memoryUnit)}` : ''}`);
+      lines.push(`  sent per device per step: TP ${plan.formatBytes(vol.tensorParallel, conv.memoryUnit)}, PP ${plan.formatBytes(vol.pipelineParallel, conv.memoryUnit)}, `
+        + `${vol.expertParallel > 0 ? `EP all-to-all ${plan.formatBytes(vol.expertParallel, conv.memoryUnit)}, ` : ''}DP ${plan.formatBytes(vol.dataParallel, conv.memoryUnit)}`
+        + `${vol.zero3 > 0 ? `, ZeRO-3 gathers ${plan.formatBytes(vol.zero3, conv.memoryUnit)}` : ''}`);
       lines.push('', formatTable(['memory per device', 'bytes'], memoryRows(best.memory, conv.memoryUnit)));
     }
     lines.push('', 'examples of rejected configurations:');
@@ -180,7 +184,7 @@ async function searchCommand(o: Options): Promise<number> {
       { kind: 'paragraph', text: [...modelSummary(m, conv), `cluster ${plan.describeCluster(c)}`].join(' · ') },
       { kind: 'paragraph', text: `Conventions: ${plan.describeConventions(conv)}` },
       { kind: 'heading', text: 'Ranked configurations' },
-      { kind: 'table', header: configHeader, rows: r.ranked.map((x, i) => configRow(x, conv.memoryUnit, i + 1)) },
+      { kind: 'table', header: configHeader(moe), rows: r.ranked.map((x, i) => configRow(x, conv.memoryUnit, i + 1, moe)) },
       { kind: 'paragraph', text: `${r.evaluated} configurations evaluated, ${r.feasible} feasible. Rejected: ${Object.entries(r.rejectedByReason).map(([k, v]) => `${k} ${v}`).join(', ')}.` },
     ];
     if (best !== undefined) {
@@ -204,7 +208,7 @@ async function searchCommand(o: Options): Promise<number> {
 }
 
 function configFrom(o: Options, m: plan.TransformerSpec, c: plan.ClusterSpec): plan.ParallelConfig {
-  const tp = o.number('tp', 1), pp = o.number('pp', 1);
+  const tp = o.number('tp', 1), pp = o.number('pp', 1), ep = o.number('ep', 1);
   const dp = o.number('dp', Math.max(1, (c.nodes * c.devicesPerNode) / (tp * pp)));
   const fsdp = o.string('fsdp');
   let zero: Pick<plan.ParallelConfig, 'zero' | 'zeroShardGroup'> = { zero: o.choice('zero', ['0', '1', '2', '3'], '0') === '0' ? 0 : (Number(o.string('zero')) as plan.ZeroStage) };
@@ -215,7 +219,7 @@ function configFrom(o: Options, m: plan.TransformerSpec, c: plan.ClusterSpec): p
   }
   const mb = o.number('mb', 1);
   return plan.parallelConfig({
-    dp, tp, pp, microBatch: mb, globalBatch: o.number('batch', m.globalBatch ?? dp * mb), ...zero,
+    dp, tp, pp, ep, microBatch: mb, globalBatch: o.number('batch', m.globalBatch ?? dp * mb), ...zero,
     recompute: o.choice('recompute', ['none', 'selective', 'full'], 'none'),
     sequenceParallel: o.flag('sp'), interleave: o.number('interleave', 1),
     schedule: o.choice('schedule', ['1f1b', 'gpipe'], '1f1b'),
@@ -240,6 +244,10 @@ async function memoryCommand(o: Options): Promise<number> {
   const lines = [...modelSummary(m, conv), `config   ${plan.describeParallelConfig(cfg)} (${plan.microBatchCount(cfg)} micro-batches per step)`, `conventions: ${plan.describeConventions(conv)}`, ''];
   if (invalid !== undefined) lines.push(`warning: this configuration cannot run on ${plan.describeCluster(c)}: ${invalid}`, '');
   lines.push(formatTable([`memory per device (${mem.stage} stage)`, 'bytes'], memoryRows(mem, conv.memoryUnit)));
+  if (m.moe !== undefined) {
+    lines.push('', `experts: ${m.moe.experts / cfg.ep} of ${m.moe.experts} per MoE layer on each device (EP ${cfg.ep}); `
+      + `${(mem.expertParamsPerDevice / 1e9).toFixed(3)} B of its ${(mem.paramsPerDevice / 1e9).toFixed(3)} B parameters are experts'`);
+  }
   lines.push('', `${fits ? 'fits' : 'does NOT fit'} in one ${c.device.name} (${plan.formatBytes(c.device.memory, conv.memoryUnit)}); ${mem.layersInFlight.toFixed(1)} micro-batch-layers of activations in flight`);
   console.log(lines.join('\n'));
   return 0;

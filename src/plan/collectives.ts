@@ -3,14 +3,17 @@
 // (used by NCCL ≥ 2.4), the best algorithm per message size, and NCCL's algbw/busbw conversion
 // (nccl-tests doc/PERFORMANCE.md). n = message bytes (the full vector; for all-gather the gathered
 // output, for reduce-scatter the input), p = ranks, α = latency, β = seconds per byte, γ = seconds
-// per byte reduced. parallel-anchors.md §5.
+// per byte reduced. parallel-anchors.md §5. All-to-all (the token exchange of expert parallelism):
+// n = one rank's whole send buffer, p blocks of n/p; pairwise exchange (Thakur et al. §3: p−1
+// rounds, one block each way per round) and Bruck's algorithm (Bruck et al. 1997,
+// doi:10.1109/71.642949: ⌈log p⌉ rounds, each forwarding about half the buffer).
 import type { LinkSpec } from './hardware.js';
 
-export type Collective = 'broadcast' | 'reduce' | 'scatter' | 'gather' | 'all-gather' | 'reduce-scatter' | 'all-reduce';
-export type CollectiveAlgorithm = 'ring' | 'binomial-tree' | 'recursive' | 'double-binary-tree';
+export type Collective = 'broadcast' | 'reduce' | 'scatter' | 'gather' | 'all-gather' | 'reduce-scatter' | 'all-reduce' | 'all-to-all';
+export type CollectiveAlgorithm = 'ring' | 'binomial-tree' | 'recursive' | 'double-binary-tree' | 'pairwise' | 'bruck';
 
-export const collectives: readonly Collective[] = ['broadcast', 'reduce', 'scatter', 'gather', 'all-gather', 'reduce-scatter', 'all-reduce'];
-export const collectiveAlgorithms: readonly CollectiveAlgorithm[] = ['ring', 'binomial-tree', 'recursive', 'double-binary-tree'];
+export const collectives: readonly Collective[] = ['broadcast', 'reduce', 'scatter', 'gather', 'all-gather', 'reduce-scatter', 'all-reduce', 'all-to-all'];
+export const collectiveAlgorithms: readonly CollectiveAlgorithm[] = ['ring', 'binomial-tree', 'recursive', 'double-binary-tree', 'pairwise', 'bruck'];
 
 export interface AlphaBeta {
   /** Seconds per message. */
@@ -28,7 +31,8 @@ export function alphaBetaOf(l: LinkSpec, gamma = 0): AlphaBeta {
 const isPowerOfTwo = (p: number): boolean => (p & (p - 1)) === 0;
 
 /** Seconds for one collective with one algorithm, or undefined where the algorithm does not
- * implement that collective (the double binary tree only does broadcast, reduce, all-reduce). */
+ * implement that collective (the double binary tree only does broadcast, reduce, all-reduce;
+ * pairwise exchange and Bruck only all-to-all, which no other algorithm here does). */
 export function collectiveTime(op: Collective, alg: CollectiveAlgorithm, bytes: number, p: number, ab: AlphaBeta): number | undefined {
   if (!Number.isInteger(p) || p < 1) throw new Error(`collective ${op}: ranks must be a positive integer, got ${p}.`);
   if (!(bytes >= 0)) throw new Error(`collective ${op}: bytes must be >= 0, got ${bytes}.`);
@@ -53,6 +57,12 @@ export function collectiveTime(op: Collective, alg: CollectiveAlgorithm, bytes: 
   // Pipelined binary tree with the optimal chunk count: (√(dα) + √(nβ))² (Sanders et al. 2009);
   // two trees each carry half the data so every link is used in both directions.
   const pipelinedTree = (Math.sqrt(lg * a) + Math.sqrt(n * b)) ** 2;
+  if (op === 'all-to-all') {
+    if (alg === 'pairwise') return (p - 1) * (a + (n / p) * b);
+    // Round r sends the blocks whose index has bit r set: ⌊p/2⌋ of the p blocks when p is a power of two.
+    if (alg === 'bruck') return lg * (a + (Math.floor(p / 2) / p) * n * b);
+    return undefined;
+  }
   switch (alg) {
     case 'ring':
       switch (op) {

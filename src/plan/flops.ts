@@ -1,7 +1,7 @@
 // Training FLOPs per token and per step, and MFU/HFU. 1 multiply-add = 2 FLOPs, counted whatever
 // the precision (Megatron §5.1, PaLM App. B). See parallel-anchors.md §2 and §6.
 import type { Conventions } from './conventions.js';
-import type { TransformerSpec } from './model.js';
+import { expertSlotsPerToken, type TransformerSpec } from './model.js';
 import { countParams } from './params.js';
 
 export type Recompute = 'none' | 'selective' | 'full';
@@ -11,7 +11,8 @@ export interface FlopsPerToken {
   forward: number;
   /** Model FLOPs: forward + backward (2× forward). What MFU counts. */
   model: number;
-  /** Hardware FLOPs: model + what recomputation runs again. What HFU counts. */
+  /** Hardware FLOPs: model + what recomputation runs again (+ MoE capacity padding: experts
+   * compute top-k × capacity-factor slots per token, not top-k). What HFU counts. */
   hardware: number;
   /** The attention-core part (QKᵀ and AV) of one forward pass, all layers. */
   attentionForward: number;
@@ -49,7 +50,10 @@ export function flopsPerToken(m: TransformerSpec, c: Conventions, recompute: Rec
   // Full recomputation reruns every layer's forward (not the LM head: Megatron eq. 3's V/16lh term);
   // selective reruns only the attention core (Korthikanti et al. 2022, §5).
   const extra = recompute === 'full' ? layerForward : recompute === 'selective' ? attn : 0;
-  return { forward, model, hardware: model + extra, attentionForward: attn };
+  // Expert matmuls run on every slot, filled or padding: (k·cf − k) slots per token beyond the model's k.
+  const paddingForward = m.moe === undefined ? 0 : 2 * m.layers * (expertSlotsPerToken(m) - m.moe.topK) * (m.gatedMlp ? 3 : 2) * m.hidden * m.ffn;
+  const padding = (3 + (recompute === 'full' ? 1 : 0)) * paddingForward;
+  return { forward, model, hardware: model + extra + padding, attentionForward: attn };
 }
 
 /** FLOPs of one training step over `sequences` sequences of the model's length. */

@@ -3,23 +3,25 @@
 // MLPs the way Megatron's theoretical_memory_usage.py does) and temporary buffers (DeepSpeed's
 // ZeRO-3 estimator, DDP buckets). parallel-anchors.md §3.
 import type { Conventions } from './conventions.js';
-import type { TransformerSpec } from './model.js';
+import { expertSlotsPerToken, type TransformerSpec } from './model.js';
 import { countParams } from './params.js';
 import type { ParallelConfig, Optimizer } from './parallel-config.js';
-import { microBatchCount } from './parallel-config.js';
+import { expertZeroShardRanks, microBatchCount, zeroShardRanks } from './parallel-config.js';
 
 export interface MemoryBreakdown {
   weights: number;
   gradients: number;
   optimizer: number;
   activations: number;
-  /** Gathered ZeRO-3 layers, gradient buckets, the layer being recomputed. */
+  /** Gathered ZeRO-3 layers, gradient buckets, the layer being recomputed, MoE all-to-all buffers. */
   temporary: number;
   total: number;
   /** Model states moved to host memory by offloading (not part of total). */
   hostOffloaded: number;
   /** Parameters held by the most loaded device before ZeRO sharding. */
   paramsPerDevice: number;
+  /** Of paramsPerDevice, the MoE experts' share (experts/ep of each MoE layer's, over TP). */
+  expertParamsPerDevice: number;
   /** Which pipeline stage the numbers describe (the most loaded one). */
   stage: 'first' | 'last' | 'only';
   /** Micro-batch-layers of activations held at the peak (see activationLayersInFlight). */
@@ -48,8 +50,10 @@ export function activationCoefficients(m: TransformerSpec): { replicated: number
   // Q, K, V (2 bytes each, K and V narrower under GQA), softmax·V output feeding the out projection.
   const attention = (4 * qw + 4 * kvw) / h;
   // fc1 output + activation output (2 bytes each; 2·4 + 2·4 = 16 for ffn = 4h); gated MLPs also keep
-  // the gate branch.
-  const mlp = ((m.gatedMlp ? 6 : 4) * m.ffn) / h * (m.moe?.topK ?? 1);
+  // the gate branch. An MoE layer keeps them for each expert slot a token fills (top-k × capacity
+  // factor), plus the permuted copy of the token that each slot's expert reads (2 bytes × h).
+  const slots = expertSlotsPerToken(m);
+  const mlp = ((m.gatedMlp ? 6 : 4) * m.ffn) / h * slots + (m.moe === undefined ? 0 : 2 * slots);
   // softmax output 2 + dropout mask 1 + dropout output 2 bytes per score: 5·a·s / h.
   const scores = (5 * m.heads * m.seqLen) / h;
   return { replicated, sharded: attention + mlp, scores };
@@ -109,18 +113,32 @@ export function memoryPerDevice(m: TransformerSpec, c: Conventions, cfg: Paralle
 
   const gradBytes = c.bytesPerParam === 18 ? 4 : 2;
   const optBytes = optimizerBytesPerParam(cfg.optimizer);
-  const shard = cfg.zero === 0 ? 1 : (cfg.zeroShardGroup ?? cfg.dp);
+  const shard = zeroShardRanks(cfg);
   if (!Number.isInteger(shard) || shard < 1) throw new Error(`zeroShardGroup must be a positive integer, got ${String(cfg.zeroShardGroup)}.`);
-  const largestLayerParams = Math.max(params.perLayer, vocabParams) / t;
+  const ep = cfg.ep;
+  if (!Number.isInteger(ep) || ep < 1) throw new Error(`ep must be a positive integer, got ${String(ep)}.`);
+  const expertShard = expertZeroShardRanks(cfg);
+  // A device holds experts/ep of each MoE layer's experts; every other weight as without EP.
+  const layerOnDevice = params.perLayer - params.expertsPerLayer + params.expertsPerLayer / ep;
+  const largestLayerParams = Math.max(layerOnDevice, vocabParams) / t;
+  const stageExpertParams = layersPerStage * params.expertsPerLayer;
   const bucket = opts.gradientBucketBytes ?? 25e6;
+  // Expert parallelism: each MoE layer's dispatch all-to-all sends this device's token slots out
+  // and receives as many back (send + receive buffers, 2 bytes per element; tokens split over TP
+  // with sequence parallelism, as Megatron-Core requires for MoE with TP).
+  const a2aBuffers = ep > 1 ? 2 * 2 * (m.seqLen * cfg.microBatch / spDiv) * expertSlotsPerToken(m) * m.hidden : 0;
 
   let best: MemoryBreakdown | undefined;
   for (const st of stages) {
-    const P = st.params / t;
+    const expertP = stageExpertParams / (t * ep);
+    const denseP = (st.params - stageExpertParams) / t;
+    const P = denseP + expertP;
+    // Dense states shard over the ZeRO group, expert states over its expert-data-parallel part.
+    const sharded = denseP / shard + expertP / expertShard;
     let weights = 2 * P, gradients = gradBytes * P, optimizer = optBytes * P;
-    if (cfg.zero >= 1) optimizer /= shard;
-    if (cfg.zero >= 2) gradients /= shard;
-    if (cfg.zero >= 3) weights /= shard;
+    if (cfg.zero >= 1) optimizer = optBytes * sharded;
+    if (cfg.zero >= 2) gradients = gradBytes * sharded;
+    if (cfg.zero >= 3) weights = 2 * sharded;
     let hostOffloaded = 0;
     if (cfg.offload !== 'none') { hostOffloaded += optimizer + gradients; optimizer = 0; gradients = 0; }
     if (cfg.offload === 'optimizer+params') { hostOffloaded += weights; weights = 0; }
@@ -132,10 +150,11 @@ export function memoryPerDevice(m: TransformerSpec, c: Conventions, cfg: Paralle
     else if (shard > 1 || cfg.dp > 1) temporary += 2 * Math.min(bucket, gradients); // buckets in flight
     // Full recomputation rebuilds one layer's activations at a time during the backward pass.
     if (cfg.recompute === 'full') temporary += activationBytesPerLayer(m, c, { ...cfg, recompute: 'none' });
+    temporary += a2aBuffers;
     const total = weights + gradients + optimizer + activations + temporary;
     const candidate: MemoryBreakdown = {
       weights, gradients, optimizer, activations, temporary, total, hostOffloaded,
-      paramsPerDevice: P, stage: st.stage, layersInFlight: st.actLayers,
+      paramsPerDevice: P, expertParamsPerDevice: expertP, stage: st.stage, layersInFlight: st.actLayers,
     };
     if (best === undefined || candidate.total > best.total) best = candidate;
   }

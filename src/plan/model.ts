@@ -6,6 +6,13 @@ export interface MoeSpec {
   experts: number;
   /** Experts each token is routed to. */
   topK: number;
+  /**
+   * Slots per expert as a multiple of its balanced share of the routed tokens (GShard/Switch's
+   * capacity factor; default 1). Expert inputs, their all-to-all exchange and the expert matmuls
+   * are sized by it (padded above 1, tokens dropped below); a dropless router with perfectly
+   * balanced load is 1.
+   */
+  capacityFactor?: number;
 }
 
 export interface TransformerSpec {
@@ -43,6 +50,11 @@ export interface TransformerSpec {
 export type TransformerInput = Pick<TransformerSpec, 'name' | 'layers' | 'hidden' | 'heads' | 'vocab' | 'seqLen'> &
   Partial<Omit<TransformerSpec, 'name' | 'layers' | 'hidden' | 'heads' | 'vocab' | 'seqLen'>>;
 
+/** Expert slots each token fills: top-k × the capacity factor (1 for a dense model). */
+export function expertSlotsPerToken(m: TransformerSpec): number {
+  return m.moe === undefined ? 1 : m.moe.topK * (m.moe.capacityFactor ?? 1);
+}
+
 /** Fills the GPT-style defaults (MHA, ffn = 4h, biases, LayerNorm, learned positions, tied
  * embeddings) and validates the result. */
 export function transformer(input: TransformerInput): TransformerSpec {
@@ -77,6 +89,10 @@ export function validateTransformer(m: TransformerSpec): void {
     const { experts, topK } = m.moe;
     if (!Number.isInteger(experts) || !Number.isInteger(topK) || topK < 1 || topK > experts) {
       throw new Error(`model '${m.name}': MoE needs 1 <= topK <= experts (integers); got experts=${experts}, topK=${topK}.`);
+    }
+    const cf = m.moe.capacityFactor;
+    if (cf !== undefined && !(cf > 0 && Number.isFinite(cf))) {
+      throw new Error(`model '${m.name}': MoE capacityFactor must be a finite number > 0 (1 = the balanced share; below 1 drops tokens), got ${String(cf)}.`);
     }
   }
 }

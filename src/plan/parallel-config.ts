@@ -16,6 +16,15 @@ export interface ParallelConfig {
   tp: number;
   /** Pipeline (inter-layer) parallel degree. */
   pp: number;
+  /**
+   * Expert-parallel degree (MoE models; DeepSpeed-MoE, Megatron-Core): each MoE layer's experts
+   * are spread over `ep` ranks of the data-parallel group, so a device holds experts/ep of them,
+   * and tokens travel to their experts and back by all-to-all. Dense weights stay replicated over
+   * all dp ranks; each expert is replicated over dp/ep of them (its gradient all-reduce and ZeRO
+   * sharding run over that expert-data-parallel group). Must divide dp and the expert count.
+   * Default 1.
+   */
+  ep: number;
   /** Megatron sequence parallelism in the non-tensor-parallel regions (needs tp > 1). */
   sequenceParallel: boolean;
   /** Sequences per micro-batch. */
@@ -34,12 +43,23 @@ export interface ParallelConfig {
 }
 
 export const defaultParallelConfig: ParallelConfig = {
-  dp: 1, tp: 1, pp: 1, sequenceParallel: false, microBatch: 1, globalBatch: 1, zero: 0,
+  dp: 1, tp: 1, pp: 1, ep: 1, sequenceParallel: false, microBatch: 1, globalBatch: 1, zero: 0,
   recompute: 'none', interleave: 1, schedule: '1f1b', optimizer: 'adam', offload: 'none',
 };
 
 export function parallelConfig(overrides: Partial<ParallelConfig>): ParallelConfig {
   return { ...defaultParallelConfig, ...overrides };
+}
+
+/** Ranks a ZeRO stage shards the dense model states over (1 without ZeRO). */
+export function zeroShardRanks(c: ParallelConfig): number {
+  return c.zero === 0 ? 1 : (c.zeroShardGroup ?? c.dp);
+}
+
+/** Ranks a ZeRO stage shards the expert model states over: the expert-data-parallel part of the
+ * shard group (each expert lives on dp/ep ranks), 1 without ZeRO. */
+export function expertZeroShardRanks(c: ParallelConfig): number {
+  return c.zero === 0 ? 1 : Math.max(1, zeroShardRanks(c) / c.ep);
 }
 
 /** Micro-batches per pipeline per step: B / (b·d). */
@@ -61,8 +81,9 @@ export function fsdpAsZero(strategy: FsdpStrategy, devicesPerNode: number): Pick
 }
 
 export function describeParallelConfig(c: ParallelConfig): string {
-  const parts = [`DP ${c.dp}`, `TP ${c.tp}${c.sequenceParallel ? '+SP' : ''}`, `PP ${c.pp}${c.interleave > 1 ? ` (v=${c.interleave})` : ''}`,
-    `mb ${c.microBatch}`, `ZeRO ${c.zero}`, `recompute ${c.recompute}`];
+  const parts = [`DP ${c.dp}`, `TP ${c.tp}${c.sequenceParallel ? '+SP' : ''}`, `PP ${c.pp}${c.interleave > 1 ? ` (v=${c.interleave})` : ''}`];
+  if (c.ep > 1) parts.push(`EP ${c.ep}`);
+  parts.push(`mb ${c.microBatch}`, `ZeRO ${c.zero}`, `recompute ${c.recompute}`);
   if (c.offload !== 'none') parts.push(`offload ${c.offload}`);
   return parts.join(', ');
 }

@@ -10,6 +10,8 @@ export interface ParamBreakdown {
   mlpPerLayer: number;
   /** Router of one MoE layer (0 for dense models). */
   routerPerLayer: number;
+  /** All experts' MLPs of one MoE layer: what expert parallelism spreads over its ranks (0 for dense models). */
+  expertsPerLayer: number;
   normsPerLayer: number;
   /** All parameters of one layer (all experts). */
   perLayer: number;
@@ -53,7 +55,8 @@ export function countParams(m: TransformerSpec): ParamBreakdown {
   const total = m.layers * perLayer + embedding + lmHead + finalNorm;
   const active = m.layers * activePerLayer + embedding + lmHead + finalNorm;
   return {
-    attentionPerLayer, mlpPerLayer, routerPerLayer, normsPerLayer, perLayer, activePerLayer,
+    attentionPerLayer, mlpPerLayer, routerPerLayer, expertsPerLayer: m.moe === undefined ? 0 : experts * mlpPerLayer,
+    normsPerLayer, perLayer, activePerLayer,
     embedding, lmHead, finalNorm, total, active,
     nonEmbedding: total - embedding - lmHead,
   };

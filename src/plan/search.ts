@@ -2,7 +2,8 @@
 // size, ZeRO stage, recomputation and interleaving; reject invalid or non-fitting configurations
 // with the reason; rank the rest by predicted step time. The constraints are Megatron's (§3:
 // n = t·p·d, m = B/(b·d); heads divisible by t; interleaving needs m % p = 0 and p > 2,
-// Megatron-LM#750) plus memory (memory.ts). The step time comes from step-time.ts.
+// Megatron-LM#750) plus memory (memory.ts). For MoE models the expert-parallel degree is searched
+// too (a divisor of d and of the expert count). The step time comes from step-time.ts.
 import type { Conventions } from './conventions.js';
 import type { Recompute } from './flops.js';
 import { type ClusterSpec, clusterSize } from './hardware.js';
@@ -19,6 +20,8 @@ export interface SearchOptions {
   recompute?: readonly Recompute[];
   interleave?: readonly number[];
   sequenceParallel?: readonly boolean[];
+  /** Expert-parallel degrees to try (MoE models only); default: every divisor of DP that divides the expert count. */
+  expertParallel?: readonly number[];
   optimizer?: Optimizer;
   /** Share of device memory kept free for the allocator's cache and fragmentation (DeepSpeed#4527
    * et al. report real use well above the estimate). Default 0.1. */
@@ -71,7 +74,40 @@ export function validateParallelConfig(m: TransformerSpec, c: ClusterSpec, cfg: 
     if (mb % cfg.pp !== 0) return `interleave: interleaving needs micro-batches (${mb}) divisible by PP ${cfg.pp}`;
   }
   if (cfg.zero > 0 && cfg.dp === 1) return `zero: ZeRO stage ${cfg.zero} shards over data-parallel ranks but DP is 1`;
+  if (!Number.isInteger(cfg.ep) || cfg.ep < 1) return `expert-parallel: EP must be a positive integer, got ${String(cfg.ep)}`;
+  if (cfg.ep > 1) {
+    if (m.moe === undefined) return `expert-parallel: EP ${cfg.ep} needs an MoE model; '${m.name}' is dense`;
+    if (m.moe.experts % cfg.ep !== 0) return `expert-parallel: ${m.moe.experts} experts do not split over EP ${cfg.ep}`;
+    if (cfg.dp % cfg.ep !== 0) return `expert-parallel: EP ${cfg.ep} must divide DP ${cfg.dp} (expert ranks are data-parallel ranks)`;
+    const shard = cfg.zeroShardGroup ?? cfg.dp;
+    if (cfg.zero > 0 && shard % cfg.ep !== 0 && cfg.ep % shard !== 0) {
+      return `expert-parallel: EP ${cfg.ep} and the ZeRO shard group ${shard} must nest (one a multiple of the other)`;
+    }
+  }
   return undefined;
+}
+
+/** Every combination the search tries on n devices (valid or not: validateParallelConfig says). */
+function* candidateConfigs(m: TransformerSpec, n: number, globalBatch: number, opts: SearchOptions): Generator<ParallelConfig> {
+  for (const tp of divisors(n)) {
+    for (const pp of divisors(n / tp)) {
+      const dp = n / (tp * pp);
+      const eps = m.moe === undefined ? [1] : opts.expertParallel ?? divisors(dp).filter((e) => m.moe!.experts % e === 0);
+      for (const ep of eps) {
+        for (const microBatch of opts.microBatches ?? [1, 2, 4, 8]) {
+          for (const zero of opts.zeroStages ?? [0, 1, 2, 3]) {
+            for (const recompute of opts.recompute ?? ['none', 'selective', 'full']) {
+              for (const interleave of opts.interleave ?? [1, 2, 4]) {
+                for (const sequenceParallel of opts.sequenceParallel ?? [false, true]) {
+                  yield parallelConfig({ dp, tp, pp, ep, microBatch, zero, recompute, interleave, sequenceParallel, globalBatch, optimizer: opts.optimizer ?? 'adam' });
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
 }
 
 export function searchParallelConfigs(m: TransformerSpec, conv: Conventions, c: ClusterSpec, opts: SearchOptions = {}): SearchResult {
@@ -90,30 +126,16 @@ export function searchParallelConfigs(m: TransformerSpec, conv: Conventions, c: 
     const seen = exampleKinds.get(kind) ?? 0;
     if (seen < 2) { rejectedExamples.push({ config, reason }); exampleKinds.set(kind, seen + 1); }
   };
-  for (const tp of divisors(n)) {
-    for (const pp of divisors(n / tp)) {
-      const dp = n / (tp * pp);
-      for (const microBatch of opts.microBatches ?? [1, 2, 4, 8]) {
-        for (const zero of opts.zeroStages ?? [0, 1, 2, 3]) {
-          for (const recompute of opts.recompute ?? ['none', 'selective', 'full']) {
-            for (const interleave of opts.interleave ?? [1, 2, 4]) {
-              for (const sequenceParallel of opts.sequenceParallel ?? [false, true]) {
-                const config = parallelConfig({ dp, tp, pp, microBatch, zero, recompute, interleave, sequenceParallel, globalBatch, optimizer: opts.optimizer ?? 'adam' });
-                evaluated++;
-                const invalid = validateParallelConfig(m, c, config);
-                if (invalid !== undefined) { reject(config, invalid); continue; }
-                const memory = memoryPerDevice(m, conv, config);
-                if (memory.total > usable) {
-                  reject(config, `memory: needs ${(memory.total / 1e9).toFixed(1)} GB per device, ${(usable / 1e9).toFixed(1)} GB usable (${Math.round(reserve * 100)}% reserved)`);
-                  continue;
-                }
-                feasible.push({ config, step: stepTime(m, conv, c, config), memory });
-              }
-            }
-          }
-        }
-      }
+  for (const config of candidateConfigs(m, n, globalBatch, opts)) {
+    evaluated++;
+    const invalid = validateParallelConfig(m, c, config);
+    if (invalid !== undefined) { reject(config, invalid); continue; }
+    const memory = memoryPerDevice(m, conv, config);
+    if (memory.total > usable) {
+      reject(config, `memory: needs ${(memory.total / 1e9).toFixed(1)} GB per device, ${(usable / 1e9).toFixed(1)} GB usable (${Math.round(reserve * 100)}% reserved)`);
+      continue;
     }
+    feasible.push({ config, step: stepTime(m, conv, c, config), memory });
   }
   feasible.sort((a, b) => a.step.seconds - b.step.seconds || a.memory.total - b.memory.total);
   return { ranked: feasible.slice(0, opts.top ?? 10), rejectedByReason, rejectedExamples, evaluated, feasible: feasible.length, globalBatch };

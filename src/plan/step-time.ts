@@ -1,16 +1,17 @@
 // Predicted time of one training step for a parallel configuration: a roofline per layer (matmuls
 // at the device's achievable matmul rate, element-wise work at memory bandwidth), tensor-parallel
 // all-reduces, pipeline fill/drain (Megatron §2.2), point-to-point transfers, the data-parallel
-// gradient reduction and the optimizer update. Communication is assumed not to overlap compute,
+// gradient reduction and the optimizer update; for MoE models with expert parallelism, the token
+// all-to-alls of every MoE layer. Communication is assumed not to overlap compute,
 // as in Megatron-LM's 2021 implementation that the paper's Table 1 measured; say so when comparing.
 import type { Conventions } from './conventions.js';
 import { bestCollective, alphaBetaOf, type Collective, type CollectiveAlgorithm } from './collectives.js';
 import { type ClusterSpec, type Dtype, type LinkSpec, clusterSize, peakFlops } from './hardware.js';
 import { flopsPerStep } from './flops.js';
 import { activationBytesPerLayer, optimizerBytesPerParam } from './memory.js';
-import type { TransformerSpec } from './model.js';
-import { countParams } from './params.js';
-import { microBatchCount, type ParallelConfig } from './parallel-config.js';
+import { stageParamsPerDevice } from './comm-volumes.js';
+import { expertSlotsPerToken, type TransformerSpec } from './model.js';
+import { expertZeroShardRanks, microBatchCount, zeroShardRanks, type ParallelConfig } from './parallel-config.js';
 
 /** Bytes moved by element-wise kernels (norms, bias+activation, softmax, dropout, residual) per
  * byte of activation they store: each stored tensor is written once and read about once more in
@@ -18,7 +19,9 @@ import { microBatchCount, type ParallelConfig } from './parallel-config.js';
 export const elementwiseTrafficPerStoredByte = 1.5;
 
 export interface CommCost {
-  kind: 'tp' | 'pp' | 'dp' | 'zero3-gather';
+  /** dp / zero3-gather: the dense weights' reduction and gathers; expert-dp / expert-zero3-gather:
+   * the experts', over the ranks that hold the same experts (dp/ep of them). */
+  kind: 'tp' | 'pp' | 'ep' | 'dp' | 'expert-dp' | 'zero3-gather' | 'expert-zero3-gather';
   collective: Collective | 'send-recv';
   algorithm: CollectiveAlgorithm | 'p2p';
   /** Bytes of one call. */
@@ -41,7 +44,10 @@ export interface StepTime {
   /** Pipeline fill/drain time in seconds. */
   bubbleSeconds: number;
   /** Seconds of each part, summing to `seconds`. */
-  parts: { compute: number; tensorParallelComm: number; pipelineComm: number; bubble: number; dataParallelComm: number; optimizer: number };
+  parts: {
+    compute: number; tensorParallelComm: number; expertParallelComm: number; pipelineComm: number; bubble: number;
+    dataParallelComm: number; optimizer: number;
+  };
   comms: CommCost[];
   tokensPerSecond: number;
   mfu: number;
@@ -73,12 +79,12 @@ export function stepTime(m: TransformerSpec, conv: Conventions, c: ClusterSpec, 
   const t = cfg.tp, p = cfg.pp, v = Math.max(1, cfg.interleave);
   const b = cfg.microBatch, s = m.seqLen, h = m.hidden;
   const mb = microBatchCount(cfg);
-  const params = countParams(m);
   const actBytes = 2; // bf16/fp16 activations
 
   // --- one layer, one micro-batch, one device ---
   const qw = m.heads * m.headDim, kvw = m.kvHeads * m.headDim;
-  const layerWeights = 2 * h * qw + 2 * h * kvw + (m.gatedMlp ? 3 : 2) * h * m.ffn * (m.moe?.topK ?? 1) + (m.moe ? h * m.moe.experts : 0);
+  // Each token runs the MLP once per expert slot it fills (top-k × capacity factor for MoE).
+  const layerWeights = 2 * h * qw + 2 * h * kvw + (m.gatedMlp ? 3 : 2) * h * m.ffn * expertSlotsPerToken(m) + (m.moe ? h * m.moe.experts : 0);
   const attnCore = (conv.attention === 'causal' ? 0.5 : 1) * 4 * b * s * s * qw;
   const gemmFwd = (2 * b * s * layerWeights + attnCore) / t / matmulRate;
   const stored = activationBytesPerLayer(m, conv, { tp: t, sequenceParallel: cfg.sequenceParallel, recompute: 'none', microBatch: b });
@@ -93,9 +99,16 @@ export function stepTime(m: TransformerSpec, conv: Conventions, c: ClusterSpec, 
     ? bestCollective('reduce-scatter', tpBytes, t, tpAb).seconds + bestCollective('all-gather', tpBytes, t, tpAb).seconds
     : bestCollective('all-reduce', tpBytes, t, tpAb).seconds;
   const tpAlg: CollectiveAlgorithm = t === 1 ? 'ring' : bestCollective('all-reduce', tpBytes, t, tpAb).algorithm;
+  // Expert parallelism: members are consecutive data-parallel ranks (t apart). Dispatch and
+  // combine all-to-alls of the device's token slots in the forward pass, both again backward.
+  const ep = cfg.ep;
+  const epLink = groupLink(c, ep, t);
+  const epBytes = actBytes * (b * s / (t > 1 && cfg.sequenceParallel ? t : 1)) * expertSlotsPerToken(m) * h;
+  const epChoice = bestCollective('all-to-all', epBytes, ep, alphaBetaOf(epLink));
+  const epCall = ep === 1 || m.moe === undefined ? 0 : epChoice.seconds;
   // Megatron §3.2: two all-reduces in the forward pass and two in the backward pass per layer.
-  const layerFwd = gemmFwd + memFwd + 2 * tpCall;
-  let layerBwd = 2 * gemmFwd + 2 * memFwd + 2 * tpCall;
+  const layerFwd = gemmFwd + memFwd + 2 * tpCall + 2 * epCall;
+  let layerBwd = 2 * gemmFwd + 2 * memFwd + 2 * tpCall + 2 * epCall;
   if (cfg.recompute === 'full') layerBwd += layerFwd;
   else if (cfg.recompute === 'selective') layerBwd += attnCore / t / matmulRate + scoreTraffic / 2;
 
@@ -114,6 +127,8 @@ export function stepTime(m: TransformerSpec, conv: Conventions, c: ClusterSpec, 
   const p2p = p === 1 ? 0 : ppLink.latency + p2pBytes / (ppLink.bandwidth * ppLink.efficiency);
   const compute = mb * (fwd + bwd);
   const tpCommTotal = mb * layersPerStage * tpCall * (4 + (cfg.recompute === 'full' ? 2 : 0));
+  const epCalls = mb * layersPerStage * (4 + (cfg.recompute === 'full' ? 2 : 0));
+  const epCommTotal = epCalls * epCall;
   // Interleaving: m·v chunk slots plus p−1 fill slots, each chunk slot sends once each way.
   const chunkSlot = (fwd + bwd) / v + 2 * p2p;
   const pipelineTotal = p === 1 ? compute : (mb * v + p - 1) * chunkSlot;
@@ -122,35 +137,44 @@ export function stepTime(m: TransformerSpec, conv: Conventions, c: ClusterSpec, 
   fwd += v * p2p; bwd += v * p2p;
 
   // --- data-parallel gradient reduction (+ ZeRO-3 parameter gathers), after the flush ---
-  const stageParams = (layersPerStage * params.perLayer + Math.max(params.embedding, m.tiedEmbeddings ? m.vocab * h : params.lmHead)) / t;
+  // Dense weights over all dp ranks; each expert over the dp/ep ranks that hold it (ep·t apart).
+  const { dense, expert } = stageParamsPerDevice(m, cfg);
   const gradBytes = conv.bytesPerParam === 18 ? 4 : 2;
-  const dpLink = groupLink(c, cfg.dp, t);
-  const dpAb = alphaBetaOf(dpLink);
   const comms: CommCost[] = [];
   let dpComm = 0;
-  if (cfg.dp > 1) {
+  const denseGroup = { ranks: cfg.dp, stride: t, kind: 'dp' as const, gather: 'zero3-gather' as const, shard: zeroShardRanks(cfg) };
+  // Without EP every rank holds every expert: one reduction of all the weights, as for a dense model.
+  const reduceGroups = ep === 1 ? [{ ...denseGroup, params: dense + expert }] : [
+    { ...denseGroup, params: dense },
+    { params: expert, ranks: cfg.dp / ep, stride: t * ep, kind: 'expert-dp' as const, gather: 'expert-zero3-gather' as const, shard: expertZeroShardRanks(cfg) },
+  ];
+  for (const g of reduceGroups) {
+    if (g.params === 0 || g.ranks <= 1) continue;
+    const link = groupLink(c, g.ranks, g.stride);
     // ZeRO-1/2 replace the all-reduce with reduce-scatter + all-gather: the same volume (ZeRO §7).
-    const ar = bestCollective('all-reduce', gradBytes * stageParams, cfg.dp, dpAb);
+    const ar = bestCollective('all-reduce', gradBytes * g.params, g.ranks, alphaBetaOf(link));
     dpComm += ar.seconds;
-    comms.push({ kind: 'dp', collective: 'all-reduce', algorithm: ar.algorithm, bytes: gradBytes * stageParams, calls: 1, ranks: cfg.dp, link: dpLink.name, seconds: ar.seconds });
-    if (cfg.zero === 3) {
+    comms.push({ kind: g.kind, collective: 'all-reduce', algorithm: ar.algorithm, bytes: gradBytes * g.params, calls: 1, ranks: g.ranks, link: link.name, seconds: ar.seconds });
+    if (cfg.zero === 3 && g.shard > 1) {
       // ZeRO-3 gathers the weights again in the forward and the backward pass: 1.5× DP volume.
-      const shard = cfg.zeroShardGroup ?? cfg.dp;
-      const ag = bestCollective('all-gather', 2 * stageParams, shard, alphaBetaOf(groupLink(c, shard, t)));
+      const gatherLink = groupLink(c, g.shard, g.stride);
+      const ag = bestCollective('all-gather', 2 * g.params, g.shard, alphaBetaOf(gatherLink));
       dpComm += 2 * ag.seconds;
-      comms.push({ kind: 'zero3-gather', collective: 'all-gather', algorithm: ag.algorithm, bytes: 2 * stageParams, calls: 2, ranks: shard, link: groupLink(c, shard, t).name, seconds: 2 * ag.seconds });
+      comms.push({ kind: g.gather, collective: 'all-gather', algorithm: ag.algorithm, bytes: 2 * g.params, calls: 2, ranks: g.shard, link: gatherLink.name, seconds: 2 * ag.seconds });
     }
   }
+  if (epCall > 0) comms.push({ kind: 'ep', collective: 'all-to-all', algorithm: epChoice.algorithm, bytes: epBytes, calls: epCalls, ranks: ep, link: epLink.name, seconds: epCommTotal });
   if (t > 1) comms.push({ kind: 'tp', collective: cfg.sequenceParallel ? 'reduce-scatter' : 'all-reduce', algorithm: tpAlg, bytes: tpBytes, calls: mb * layersPerStage * (4 + (cfg.recompute === 'full' ? 2 : 0)), ranks: t, link: tpLink.name, seconds: tpCommTotal });
   if (p > 1) comms.push({ kind: 'pp', collective: 'send-recv', algorithm: 'p2p', bytes: p2pBytes, calls: 2 * mb * v, ranks: 2, link: ppLink.name, seconds: ppComm });
 
   // --- optimizer: streams weights, grads and states once in and out of memory ---
-  const shard = cfg.zero === 0 ? 1 : (cfg.zeroShardGroup ?? cfg.dp);
-  const stateBytes = (2 + gradBytes + optimizerBytesPerParam(cfg.optimizer)) * stageParams / (cfg.zero >= 1 ? shard : 1);
+  // The parameters this device updates: its ZeRO shard (dense and expert states shard over their own groups).
+  const updated = cfg.zero >= 1 ? dense / zeroShardRanks(cfg) + expert / expertZeroShardRanks(cfg) : dense + expert;
+  const stateBytes = (2 + gradBytes + optimizerBytesPerParam(cfg.optimizer)) * updated;
   let optimizer = (2 * stateBytes) / bw;
   if (cfg.offload !== 'none') {
     // ZeRO-Offload: gradients down and weights up over PCIe (~25 GB/s), Adam on the host (~100 GB/s).
-    optimizer = ((gradBytes + 2) * stageParams) / shard / 25e9 + (2 * stateBytes) / 100e9;
+    optimizer = ((gradBytes + 2) * (dense / zeroShardRanks(cfg) + expert / expertZeroShardRanks(cfg))) / 25e9 + (2 * stateBytes) / 100e9;
   }
 
   const seconds = pipelineTotal + dpComm + optimizer;
@@ -165,8 +189,9 @@ export function stepTime(m: TransformerSpec, conv: Conventions, c: ClusterSpec, 
     microBatches: mb,
     bubbleSeconds: bubble,
     parts: {
-      compute: compute - tpCommTotal,
+      compute: compute - tpCommTotal - epCommTotal,
       tensorParallelComm: tpCommTotal,
+      expertParallelComm: epCommTotal,
       pipelineComm: ppComm,
       bubble: p === 1 ? 0 : bubble,
       dataParallelComm: dpComm,

@@ -64,3 +64,20 @@ test('tessera advise explains each step', async () => {
   assert.match(r.out, /1\. Does it fit on one device\? no/);
   assert.match(r.out, /recommendation:/);
 });
+
+test('tessera plan for an MoE model: --ep in memory, an EP column and the all-to-all volume in search, comm --op all-to-all', async () => {
+  const mem = await capture(() => planRun(['memory', '--model', 'mixtral-8x7b', '--cluster', '1x8xH100', '--dp', '8', '--ep', '8', '--zero', '1']));
+  assert.equal(mem.code, 0, mem.err);
+  assert.match(mem.out, /config {3}DP 8, TP 1, PP 1, EP 8,/);
+  assert.match(mem.out, /experts: 1 of 8 per MoE layer on each device \(EP 8\); 5\.637 B of its 7\.243 B parameters are experts'/);
+  const bad = await capture(() => planRun(['memory', '--model', 'mixtral-8x7b', '--cluster', '1x8xH100', '--dp', '8', '--ep', '3']));
+  assert.match(bad.out, /warning: this configuration cannot run .*8 experts do not split over EP 3/);
+  const search = await capture(() => planRun(['--model', 'mixtral-8x7b', '--cluster', '8x8xH100', '--batch', '1024', '--top', '3']));
+  assert.equal(search.code, 0, search.err);
+  assert.match(search.out, /#\s+DP\s+TP\s+PP\s+EP\s+v/);
+  assert.match(search.out, /expertParallelComm/);
+  assert.match(search.out, /EP all-to-all [\d.]+ GB/);
+  const comm = await capture(() => planRun(['comm', '--op', 'all-to-all', '--bytes', '1e9', '--ranks', '8', '--link', 'nvlink4']));
+  assert.match(comm.out, /pairwise.*best/);
+  assert.match(comm.out, /bruck/);
+});
