@@ -40,11 +40,18 @@ export interface ParallelConfig {
   schedule: PipelineScheduleKind;
   optimizer: Optimizer;
   offload: Offload;
+  /**
+   * Reduce gradients in buckets while the backward pass still runs (PyTorch DDP's default,
+   * Megatron's --overlap-grad-reduce): with gradient accumulation only the last micro-batch's
+   * backward can hide them. Default false, as in the Megatron-LM runs of its 2021 paper.
+   */
+  overlapGradReduce: boolean;
 }
 
 export const defaultParallelConfig: ParallelConfig = {
   dp: 1, tp: 1, pp: 1, ep: 1, sequenceParallel: false, microBatch: 1, globalBatch: 1, zero: 0,
   recompute: 'none', interleave: 1, schedule: '1f1b', optimizer: 'adam', offload: 'none',
+  overlapGradReduce: false,
 };
 
 export function parallelConfig(overrides: Partial<ParallelConfig>): ParallelConfig {
@@ -85,5 +92,6 @@ export function describeParallelConfig(c: ParallelConfig): string {
   if (c.ep > 1) parts.push(`EP ${c.ep}`);
   parts.push(`mb ${c.microBatch}`, `ZeRO ${c.zero}`, `recompute ${c.recompute}`);
   if (c.offload !== 'none') parts.push(`offload ${c.offload}`);
+  if (c.overlapGradReduce) parts.push('gradient reduction overlapped');
   return parts.join(', ');
 }

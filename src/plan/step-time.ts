@@ -2,8 +2,9 @@
 // at the device's achievable matmul rate, element-wise work at memory bandwidth), tensor-parallel
 // all-reduces, pipeline fill/drain (Megatron §2.2), point-to-point transfers, the data-parallel
 // gradient reduction and the optimizer update; for MoE models with expert parallelism, the token
-// all-to-alls of every MoE layer. Communication is assumed not to overlap compute,
-// as in Megatron-LM's 2021 implementation that the paper's Table 1 measured; say so when comparing.
+// all-to-alls of every MoE layer. Communication is assumed not to overlap compute, as in
+// Megatron-LM's 2021 implementation that the paper's Table 1 measured, except the gradient
+// reduction when the config says it overlaps the last backward pass (bucketed, as DDP does).
 import type { Conventions } from './conventions.js';
 import { bestCollective, alphaBetaOf, type Collective, type CollectiveAlgorithm } from './collectives.js';
 import { type ClusterSpec, type Dtype, type LinkSpec, clusterSize, peakFlops } from './hardware.js';
@@ -17,6 +18,21 @@ import { expertZeroShardRanks, microBatchCount, zeroShardRanks, type ParallelCon
  * byte of activation they store: each stored tensor is written once and read about once more in
  * the same pass. The backward pass moves twice what the forward pass moves. */
 export const elementwiseTrafficPerStoredByte = 1.5;
+
+/** Gradient bucket of an overlapped reduction: PyTorch DDP's bucket_cap_mb default, 25 MB. */
+export const gradientBucketBytes = 25e6;
+
+/**
+ * Seconds of a bucketed gradient reduction left after the backward pass that produces the
+ * gradients (`backward` seconds, at an even rate): bucket j is ready at j/n of it, and the
+ * buckets are reduced one after another, each taking `bucketSeconds`. Either the last bucket is
+ * all that is left (communication keeps up) or the reduction is the bottleneck and finishes
+ * n·bucketSeconds after the first bucket is ready.
+ */
+export function exposedBucketedReduction(buckets: number, bucketSeconds: number, backward: number): number {
+  if (buckets <= 0) return 0;
+  return Math.max(bucketSeconds, buckets * bucketSeconds - backward * (buckets - 1) / buckets);
+}
 
 export interface CommCost {
   /** dp / zero3-gather: the dense weights' reduction and gathers; expert-dp / expert-zero3-gather:
@@ -43,6 +59,8 @@ export interface StepTime {
   microBatches: number;
   /** Pipeline fill/drain time in seconds. */
   bubbleSeconds: number;
+  /** Seconds of gradient reduction hidden under the last backward pass (config.overlapGradReduce); not in `seconds`. */
+  hiddenCommSeconds: number;
   /** Seconds of each part, summing to `seconds`. */
   parts: {
     compute: number; tensorParallelComm: number; expertParallelComm: number; pipelineComm: number; bubble: number;
@@ -148,13 +166,36 @@ export function stepTime(m: TransformerSpec, conv: Conventions, c: ClusterSpec, 
     { ...denseGroup, params: dense },
     { params: expert, ranks: cfg.dp / ep, stride: t * ep, kind: 'expert-dp' as const, gather: 'expert-zero3-gather' as const, shard: expertZeroShardRanks(cfg) },
   ];
+  // Gradient reductions: one all-reduce per group after the flush, or (overlapGradReduce) buckets
+  // reduced one after another while the last micro-batch's backward pass runs.
+  let reduceSeconds = 0, buckets = 0, bucketSeconds = 0;
   for (const g of reduceGroups) {
     if (g.params === 0 || g.ranks <= 1) continue;
     const link = groupLink(c, g.ranks, g.stride);
-    // ZeRO-1/2 replace the all-reduce with reduce-scatter + all-gather: the same volume (ZeRO §7).
-    const ar = bestCollective('all-reduce', gradBytes * g.params, g.ranks, alphaBetaOf(link));
-    dpComm += ar.seconds;
-    comms.push({ kind: g.kind, collective: 'all-reduce', algorithm: ar.algorithm, bytes: gradBytes * g.params, calls: 1, ranks: g.ranks, link: link.name, seconds: ar.seconds });
+    const bytes = gradBytes * g.params;
+    const ab = alphaBetaOf(link);
+    if (!cfg.overlapGradReduce) {
+      // ZeRO-1/2 replace the all-reduce with reduce-scatter + all-gather: the same volume (ZeRO §7).
+      const ar = bestCollective('all-reduce', bytes, g.ranks, ab);
+      reduceSeconds += ar.seconds;
+      comms.push({ kind: g.kind, collective: 'all-reduce', algorithm: ar.algorithm, bytes, calls: 1, ranks: g.ranks, link: link.name, seconds: ar.seconds });
+    } else {
+      // Buckets reduced during the backward pass: all-reduces, or under ZeRO-1/2 reduce-scatters
+      // whose updated weights are all-gathered after the optimizer step (not hidden here).
+      const calls = Math.max(1, Math.ceil(bytes / gradientBucketBytes));
+      const sharded = cfg.zero >= 1 && cfg.zero <= 2;
+      const op = sharded ? 'reduce-scatter' : 'all-reduce';
+      const bucket = bestCollective(op, bytes / calls, g.ranks, ab);
+      reduceSeconds += calls * bucket.seconds;
+      buckets += calls;
+      bucketSeconds = Math.max(bucketSeconds, bucket.seconds);
+      comms.push({ kind: g.kind, collective: op, algorithm: bucket.algorithm, bytes: bytes / calls, calls, ranks: g.ranks, link: link.name, seconds: calls * bucket.seconds });
+      if (sharded) {
+        const gather = bestCollective('all-gather', 2 * g.params, g.ranks, ab);
+        dpComm += gather.seconds;
+        comms.push({ kind: g.kind, collective: 'all-gather', algorithm: gather.algorithm, bytes: 2 * g.params, calls: 1, ranks: g.ranks, link: link.name, seconds: gather.seconds });
+      }
+    }
     if (cfg.zero === 3 && g.shard > 1) {
       // ZeRO-3 gathers the weights again in the forward and the backward pass: 1.5× DP volume.
       const gatherLink = groupLink(c, g.shard, g.stride);
@@ -163,6 +204,8 @@ export function stepTime(m: TransformerSpec, conv: Conventions, c: ClusterSpec, 
       comms.push({ kind: g.gather, collective: 'all-gather', algorithm: ag.algorithm, bytes: 2 * g.params, calls: 2, ranks: g.shard, link: gatherLink.name, seconds: 2 * ag.seconds });
     }
   }
+  const exposedReduce = cfg.overlapGradReduce ? exposedBucketedReduction(buckets, bucketSeconds, bwd) : reduceSeconds;
+  dpComm += exposedReduce;
   if (epCall > 0) comms.push({ kind: 'ep', collective: 'all-to-all', algorithm: epChoice.algorithm, bytes: epBytes, calls: epCalls, ranks: ep, link: epLink.name, seconds: epCommTotal });
   if (t > 1) comms.push({ kind: 'tp', collective: cfg.sequenceParallel ? 'reduce-scatter' : 'all-reduce', algorithm: tpAlg, bytes: tpBytes, calls: mb * layersPerStage * (4 + (cfg.recompute === 'full' ? 2 : 0)), ranks: t, link: tpLink.name, seconds: tpCommTotal });
   if (p > 1) comms.push({ kind: 'pp', collective: 'send-recv', algorithm: 'p2p', bytes: p2pBytes, calls: 2 * mb * v, ranks: 2, link: ppLink.name, seconds: ppComm });
@@ -188,6 +231,7 @@ export function stepTime(m: TransformerSpec, conv: Conventions, c: ClusterSpec, 
     backwardPerMicroBatch: bwd,
     microBatches: mb,
     bubbleSeconds: bubble,
+    hiddenCommSeconds: reduceSeconds - exposedReduce,
     parts: {
       compute: compute - tpCommTotal - epCommTotal,
       tensorParallelComm: tpCommTotal,
