@@ -1,5 +1,6 @@
 // Public surface of the communication layer: process groups, transports, collectives, launcher
-// helpers. Everything here moves Float32Array / Float64Array / Int32Array data.
+// helpers (all moving Float32Array / Float64Array / Int32Array data), and data-parallel training
+// of nn modules on top of them.
 export type { CommArray, DType, ReduceOp } from './types.js';
 export { dtypeOf, sharedArray, REDUCE_OPS, DTYPES } from './types.js';
 export { DistError, PeerLostError, DistTimeoutError, GroupClosedError } from './errors.js';
@@ -19,3 +20,5 @@ export { evenBlocks } from './partition.js';
 export type { SpawnThreadRanksOptions, ThreadRankContext, ThreadRanks, RankOutcome } from './thread/spawn.js';
 export { spawnThreadRanks, runThreadRanks } from './thread/spawn.js';
 export type { Transport, TransportKind, Sink } from './transport.js';
+export type { DdpOptions } from './ddp.js';
+export { DistributedDataParallel } from './ddp.js';

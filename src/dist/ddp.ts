@@ -1,0 +1,183 @@
+// Data-parallel training: every rank holds a replica of the model, computes gradients on its
+// own share of the batch, and the gradients are averaged across ranks before the optimizer
+// step, so every replica takes the same step as one process training on the whole batch
+// (PyTorch's DistributedDataParallel; Li et al. 2020, arXiv:2006.15704).
+//
+// What differs from PyTorch, and why: tessera's backward pass is synchronous JavaScript and its
+// collectives are asynchronous (they progress on the event loop), so a reduction started from a
+// gradient hook could not make progress until the backward pass returns anyway. The reduction is
+// therefore an explicit, awaited call after backward():
+//
+//   const loss = lossFn(ddp.call(x), y);
+//   loss.backward();
+//   await ddp.syncGradients();   // every rank's .grad is now the average over all ranks
+//   optimizer.step();
+//
+// Gradient accumulation needs no `no_sync()`: call backward() on several micro-batches and
+// syncGradients() once. Gradients travel in buckets (25 MB by default, PyTorch's bucket_cap_mb),
+// in reverse registration order (roughly the order backward produces them), all buckets in
+// flight at once; each bucket is one all-reduce with the 'avg' reduction.
+import type { DType as TensorDType } from '../core/dtype.js';
+import { TesseraError } from '../core/errors.js';
+import type { Tensor } from '../core/tensor.js';
+import { Module, type Parameter } from '../nn/module.js';
+import { assignValues } from '../nn/inplace.js';
+import { tensor } from '../ops/creation.js';
+import type { ProcessGroup } from './process-group.js';
+import { sharedArray, type CommArray, type DType } from './types.js';
+
+export interface DdpOptions {
+  /** Bytes per gradient bucket (default 25 MB). One all-reduce per bucket. */
+  bucketBytes?: number;
+  /**
+   * Also copy the root's buffers (BatchNorm running statistics, ...) to every rank in each
+   * `syncGradients()`, so that every replica starts its next forward pass with the root's, as
+   * PyTorch's broadcast_buffers=True does before each forward. Default true.
+   */
+  broadcastBuffers?: boolean;
+  /** Rank whose parameters and buffers every replica starts from (default 0). */
+  root?: number;
+}
+
+/** One bucket: parameters of one communication dtype whose gradients are reduced together. */
+interface Bucket {
+  readonly params: readonly Parameter[];
+  readonly offsets: readonly number[];
+  readonly dtype: DType;
+  readonly buffer: CommArray;
+}
+
+/** The dtype a tensor travels in: float64 stays float64; every other float (f32, f16, bf16) goes as float32. */
+function commDType(dtype: TensorDType, op: string): DType {
+  if (dtype === 'float64') return 'float64';
+  if (dtype === 'float32' || dtype === 'float16' || dtype === 'bfloat16') return 'float32';
+  throw new TesseraError(`${op}: cannot synchronize a ${dtype} tensor; data-parallel parameters must be floating point.`);
+}
+
+/**
+ * Wraps a module for data-parallel training over `group`. Create it with `await
+ * DistributedDataParallel.create(model, group)` on every rank: that copies the root's
+ * parameters and buffers to every replica, so ranks may build the model with different seeds.
+ * The wrapper is a Module (its parameters are the model's, under `module.`), so optimizers,
+ * `train()`/`eval()` and state dicts work on it as on the model. Move the model to its backend
+ * before wrapping it: the gradient buckets hold the parameters that exist at creation.
+ */
+export class DistributedDataParallel<In extends unknown[] = [Tensor], Out = Tensor> extends Module<In, Out> {
+  private readonly buckets: Bucket[];
+  private readonly root: number;
+  private readonly syncBuffers: boolean;
+
+  private constructor(readonly module: Module<In, Out>, readonly group: ProcessGroup, options: DdpOptions) {
+    super();
+    this.root = options.root ?? 0;
+    this.syncBuffers = options.broadcastBuffers ?? true;
+    const bucketBytes = options.bucketBytes ?? 25e6;
+    if (!(bucketBytes > 0)) throw new TesseraError(`DistributedDataParallel: bucketBytes must be positive, got ${bucketBytes}.`);
+    if (!Number.isInteger(this.root) || this.root < 0 || this.root >= group.size) {
+      throw new TesseraError(`DistributedDataParallel: root ${this.root} is not a rank of this group of ${group.size}.`);
+    }
+    this.buckets = makeBuckets(module.parameters().filter((p) => p.requiresGrad), bucketBytes);
+  }
+
+  /** Wraps `module` and makes every replica equal to the root's (parameters and buffers). */
+  static async create<In extends unknown[], Out>(module: Module<In, Out>, group: ProcessGroup, options: DdpOptions = {}): Promise<DistributedDataParallel<In, Out>> {
+    const ddp = new DistributedDataParallel(module, group, options);
+    await ddp.broadcastTensors(module.parameters(), 'DistributedDataParallel.create');
+    await ddp.broadcastTensors(module.buffers(), 'DistributedDataParallel.create');
+    return ddp;
+  }
+
+  override forward(...args: In): Out {
+    return this.module.call(...args);
+  }
+
+  /**
+   * Averages every parameter's gradient over the group's ranks, in place (and, with
+   * broadcastBuffers, copies the root's buffers to every rank). A parameter without a gradient
+   * on this rank counts as a zero gradient here, and gets the average assigned. Every rank must
+   * call it the same number of times (it is a collective).
+   */
+  async syncGradients(): Promise<void> {
+    if (this.group.size === 1) return;
+    const works = this.buckets.map((b) => {
+      b.buffer.fill(0);
+      b.params.forEach((p, i) => {
+        if (p.grad !== undefined) b.buffer.set(p.grad.data(), b.offsets[i]);
+      });
+      return this.group.allReduce(b.buffer, { op: 'avg' });
+    });
+    await Promise.all(works.map((w) => w.wait()));
+    for (const b of this.buckets) {
+      b.params.forEach((p, i) => {
+        const values = b.buffer.subarray(b.offsets[i], b.offsets[i]! + p.size);
+        if (p.grad === undefined) p.grad = tensor(Array.from(values), { shape: [...p.shape], dtype: p.dtype, backend: p.storage.backend.name });
+        else assignValues(p.grad, values, 'DistributedDataParallel.syncGradients');
+      });
+    }
+    if (this.syncBuffers) await this.broadcastBuffers();
+  }
+
+  /** Copies the root's buffers (e.g. BatchNorm running statistics) to every rank. */
+  async broadcastBuffers(): Promise<void> {
+    await this.broadcastTensors(this.module.buffers(), 'DistributedDataParallel.broadcastBuffers');
+  }
+
+  /**
+   * The largest difference between this rank's parameters and the root's (0 when the replicas
+   * agree): a check that no rank skipped a step. A collective: every rank must call it.
+   */
+  async replicaDivergence(): Promise<number> {
+    let worst = 0;
+    for (const p of this.module.parameters()) {
+      const mine = Float64Array.from(p.data());
+      const root = Float64Array.from(mine);
+      await this.group.broadcast(root, { root: this.root });
+      for (let i = 0; i < mine.length; i++) worst = Math.max(worst, Math.abs(mine[i]! - root[i]!));
+    }
+    return worst;
+  }
+
+  private async broadcastTensors(tensors: readonly Tensor[], op: string): Promise<void> {
+    if (this.group.size === 1 || tensors.length === 0) return;
+    const floats = tensors.filter((t) => t.dtype !== 'int32' && t.dtype !== 'bool' && t.dtype !== 'int8' && t.dtype !== 'uint8');
+    const ints = tensors.filter((t) => !floats.includes(t));
+    const send = async (group: readonly Tensor[], dtype: DType): Promise<void> => {
+      const total = group.reduce((n, t) => n + t.size, 0);
+      if (total === 0) return;
+      const buffer = sharedArray(dtype, total);
+      let offset = 0;
+      for (const t of group) { buffer.set(t.data(), offset); offset += t.size; }
+      await this.group.broadcast(buffer, { root: this.root });
+      offset = 0;
+      for (const t of group) { assignValues(t, buffer.subarray(offset, offset + t.size), op); offset += t.size; }
+    };
+    await send(floats.filter((t) => commDType(t.dtype, op) === 'float64'), 'float64');
+    await send(floats.filter((t) => commDType(t.dtype, op) === 'float32'), 'float32');
+    // Integer buffers (e.g. BatchNorm's num_batches_tracked) travel as float64: exact below 2^53.
+    await send(ints, 'float64');
+  }
+}
+
+/** Gradient buckets in reverse registration order, at most `bucketBytes` each (a larger parameter gets its own). */
+function makeBuckets(params: readonly Parameter[], bucketBytes: number): Bucket[] {
+  const buckets: Bucket[] = [];
+  const open = new Map<DType, { params: Parameter[]; offsets: number[]; length: number }>();
+  const close = (dtype: DType): void => {
+    const b = open.get(dtype);
+    if (b === undefined || b.params.length === 0) return;
+    buckets.push({ params: b.params, offsets: b.offsets, dtype, buffer: sharedArray(dtype, b.length) });
+    open.delete(dtype);
+  };
+  for (const p of [...params].reverse()) {
+    const dtype = commDType(p.dtype, 'DistributedDataParallel');
+    const bytesPer = dtype === 'float64' ? 8 : 4;
+    let b = open.get(dtype);
+    if (b !== undefined && (b.length + p.size) * bytesPer > bucketBytes) { close(dtype); b = undefined; }
+    if (b === undefined) open.set(dtype, (b = { params: [], offsets: [], length: 0 }));
+    b.params.push(p);
+    b.offsets.push(b.length);
+    b.length += p.size;
+  }
+  for (const dtype of [...open.keys()]) close(dtype);
+  return buckets;
+}
