@@ -2,6 +2,10 @@
 // saves a checkpoint that `tessera eval`, `tessera generate` and `--resume` use.
 // Registers cpu and wasm; wasm is the default where WebAssembly SIMD runs (TESSERA_BACKEND overrides).
 import { defaultBackendName } from '../backend/default.js';
+import { DistributedDataParallel } from '../dist/ddp.js';
+import { readLaunchEnv } from '../dist/env.js';
+import { initProcessGroup } from '../dist/init.js';
+import type { ProcessGroup } from '../dist/process-group.js';
 import { recipes } from '../train/recipes/index.js';
 import { train, type TrainOptions } from '../train/trainer.js';
 import { numberOption, parseArgs, selectBackend, UsageError } from '../train/cli-options.js';
@@ -22,6 +26,11 @@ function usage(): string {
     '  --data DIR       where a recipe reads its data (fashion-cnn: the Fashion-MNIST IDX files)',
     '  --limit N        train on the first N records only (quick trials)',
     '  --stop-after N   stop after N optimisation steps and save (to try --resume)',
+    '',
+    'data-parallel: run it under `tessera run --nproc-per-node N` (e.g. `npx tessera run --nproc-per-node 2',
+    'bin/tessera.js train mnist-mlp` from a clone): every rank takes its share of each batch and',
+    'gradients are averaged before each step, as one process training on whole batches; rank 0 reports',
+    'and writes the checkpoint. Set TESSERA_THREADS so that ranks × threads fits the cores.',
   ];
   return lines.join('\n');
 }
@@ -50,7 +59,23 @@ export async function run(args: string[]): Promise<number> {
     if (v.has('resume')) options.resume = v.get('resume')!;
     if (v.has('limit')) options.trainLimit = numberOption(v, 'limit', 0, 'integer');
     if (v.has('stop-after')) options.stopAfterSteps = numberOption(v, 'stop-after', 0, 'integer');
-    await train(recipe, options);
+    const group = (readLaunchEnv(process.env).worldSize ?? 1) > 1 ? await initProcessGroup() : undefined;
+    if (group !== undefined) {
+      options.dataParallel = async (model) => {
+        const ddp = await DistributedDataParallel.create(model, group);
+        return {
+          rank: group.rank, worldSize: group.size,
+          syncGradients: () => ddp.syncGradients(),
+          sum: async (values) => { await group.allReduce(values); },
+        };
+      };
+      if (group.rank !== 0) options.reporter = { step: () => undefined, epoch: () => undefined, info: () => undefined };
+    }
+    try {
+      await train(recipe, options);
+    } finally {
+      await destroyQuietly(group);
+    }
     return 0;
   } catch (e) {
     if (e instanceof UsageError) {
@@ -58,5 +83,14 @@ export async function run(args: string[]): Promise<number> {
       return 2;
     }
     throw e;
+  }
+}
+
+/** Leaves the group at the end of a run (a peer that already left is not an error then). */
+async function destroyQuietly(group: ProcessGroup | undefined): Promise<void> {
+  try {
+    await group?.destroy();
+  } catch {
+    // the run's result is what matters here
   }
 }

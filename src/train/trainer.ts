@@ -5,10 +5,18 @@
 // schedule, the data loader's position (epoch, batches done; the order of an epoch is a function of the
 // seed and the epoch) and the global random generator (dropout, sampling). Restoring all of them makes
 // the rest of the run compute the very same numbers as a run that never stopped.
+//
+// Data parallelism. With `dataParallel`, every rank builds the same task (same seed, same loader
+// order), takes its share of the rows of every batch, and averages gradients with the others
+// before each step (dist.DistributedDataParallel, wired up by `tessera train` under `tessera
+// run`): the steps are those of one process training on whole batches. Rank 0 reports,
+// evaluates and writes the checkpoint.
 import { defaultGenerator, manualSeed } from '../core/random.js';
 import { keep, scope } from '../core/memory.js';
 import type { Tensor } from '../core/tensor.js';
 import { backward } from '../autodiff/backward.js';
+import { narrow } from '../ops/shape.js';
+import type { AnyModule } from '../nn/module.js';
 import { noGrad } from '../autodiff/mode.js';
 import type { DataLoaderState } from '../data/loader.js';
 import { loadState, saveState, type StateTree } from '../io/checkpoint.js';
@@ -31,6 +39,21 @@ export interface TrainOptions extends RecipeOptions {
   evalEachEpoch?: boolean;
   json?: boolean;
   reporter?: Reporter;
+  /**
+   * Train data-parallel: called once with the task's model (after a resume has loaded it), it
+   * returns the rank's handle on the group. The dist layer provides it (see cli/train.ts).
+   */
+  dataParallel?: (model: AnyModule) => Promise<DataParallel>;
+}
+
+/** What data-parallel training needs from the process group (implemented by dist.DistributedDataParallel). */
+export interface DataParallel {
+  readonly rank: number;
+  readonly worldSize: number;
+  /** Averages every parameter's gradient over the ranks, in place (and makes the buffers the root's). */
+  syncGradients(): Promise<void>;
+  /** Sums `values` over the ranks, in place (for the reported loss and accuracy). */
+  sum(values: Float64Array): Promise<void>;
 }
 
 export interface TrainResult {
@@ -158,6 +181,40 @@ function trainStep(task: TrainTask, batch: Tensor[]): { loss: number; samples: n
   return result;
 }
 
+/**
+ * One data-parallel step: this rank's rows of the batch, its gradient scaled by its share of the
+ * batch's rows (so that the average over ranks is the whole batch's mean gradient even when the
+ * rows do not split evenly), the gradients averaged, then the same update on every rank. The
+ * loss and accuracy returned are the whole batch's.
+ */
+async function trainStepDataParallel(task: TrainTask, batch: Tensor[], dp: DataParallel): Promise<{ loss: number; samples: number; correct: number | undefined }> {
+  const params = task.model.parameters();
+  for (const p of params) p.grad?.dispose();
+  task.optimizer.zeroGrad();
+  const rows = batch[0]!.shape[0]!;
+  const start = Math.floor((dp.rank * rows) / dp.worldSize), end = Math.floor(((dp.rank + 1) * rows) / dp.worldSize);
+  const local = end > start
+    ? scope(() => {
+      const r = task.lossOf(batch.map((t) => narrow(t, 0, start, end - start)));
+      backward(r.loss.mul((dp.worldSize * (end - start)) / rows));
+      for (const p of params) if (p.grad !== undefined) keep(p.grad);
+      return { loss: r.loss.item(), samples: r.samples, correct: r.correct };
+    })
+    : { loss: 0, samples: 0, correct: undefined };
+  // The batch's loss and accuracy over all ranks travel while the gradients do and the step runs.
+  const totals = Float64Array.of(local.loss * local.samples, local.samples, local.correct ?? 0, local.correct === undefined ? 0 : 1);
+  const summed = dp.sum(totals);
+  await dp.syncGradients();
+  scope(() => {
+    if (task.clipGradNorm !== undefined) clipGradNorm(params, task.clipGradNorm);
+    task.optimizer.step();
+    task.scheduler?.step();
+  });
+  for (const t of batch) t.dispose();
+  await summed;
+  return { loss: totals[0]! / totals[1]!, samples: totals[1]!, correct: totals[3]! > 0 ? totals[2]! : undefined };
+}
+
 /** Trains a recipe (or continues a checkpoint with `resume`), evaluates, and saves a checkpoint. */
 export async function train(recipe: Recipe, opts: TrainOptions): Promise<TrainResult> {
   let options: RecipeOptions = recipeOptionsOf(opts);
@@ -180,8 +237,11 @@ export async function train(recipe: Recipe, opts: TrainOptions): Promise<TrainRe
     step = saved.step;
     reporter.info(`resuming ${recipe.name} at epoch ${task.loader.epoch + 1}, step ${step}`, { event: 'resume', epoch: task.loader.epoch + 1, step });
   }
+  const dp = opts.dataParallel === undefined ? undefined : await opts.dataParallel(task.model);
+  const lead = dp === undefined || dp.rank === 0;
   reporter.info(`${recipe.name}: ${task.description}; ${task.model.parameterCount().toLocaleString('en-US')} parameters; ` +
-    `epochs ${options.epochs}, batch size ${options.batchSize}, lr ${options.lr}, seed ${options.seed}`);
+    `epochs ${options.epochs}, batch size ${options.batchSize}, lr ${options.lr}, seed ${options.seed}` +
+    (dp === undefined ? '' : `; data-parallel over ${dp.worldSize} ranks (${options.batchSize / dp.worldSize} rows each per batch)`));
 
   const records: EpochRecord[] = [];
   const started = performance.now();
@@ -194,7 +254,7 @@ export async function train(recipe: Recipe, opts: TrainOptions): Promise<TrainRe
     task.model.train();
     let done = firstBatch;
     for await (const batch of task.loader) {
-      const r = trainStep(task, batch);
+      const r = dp === undefined ? trainStep(task, batch) : await trainStepDataParallel(task, batch, dp);
       step++;
       done++;
       meter.add(r.loss, r.samples, r.correct);
@@ -217,7 +277,7 @@ export async function train(recipe: Recipe, opts: TrainOptions): Promise<TrainRe
       lr: task.optimizer.paramGroups[0]!.lr,
     };
     if (meter.hasAccuracy) record.accuracy = meter.correct / meter.samples;
-    if (opts.evalEachEpoch ?? true) {
+    if ((opts.evalEachEpoch ?? true) && lead) {
       task.model.eval();
       const e = scope(() => noGrad(() => task.evaluate()));
       if (e.testAccuracy !== undefined) record.testAccuracy = e.testAccuracy;
@@ -228,9 +288,9 @@ export async function train(recipe: Recipe, opts: TrainOptions): Promise<TrainRe
   }
 
   let checkpoint: string | undefined;
-  if (opts.outDir !== undefined) checkpoint = await writeCheckpoint(opts.outDir, recipe, options, task, step);
+  if (opts.outDir !== undefined && lead) checkpoint = await writeCheckpoint(opts.outDir, recipe, options, task, step);
   task.model.eval();
-  const final = stopped ? {} : scope(() => noGrad(() => task.evaluate()));
+  const final = stopped || !lead ? {} : scope(() => noGrad(() => task.evaluate()));
   const seconds = (performance.now() - started) / 1000;
   const summary: Record<string, unknown> = { event: 'final', recipe: recipe.name, steps: step, seconds, ...final };
   if (checkpoint !== undefined) summary.checkpoint = checkpoint;
