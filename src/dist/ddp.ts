@@ -17,13 +17,13 @@
 // syncGradients() once. Gradients travel in buckets (25 MB by default, PyTorch's bucket_cap_mb),
 // in reverse registration order (roughly the order backward produces them), all buckets in
 // flight at once; each bucket is one all-reduce with the 'avg' reduction.
-import type { DType as TensorDType } from '../core/dtype.js';
 import { TesseraError } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 import { Module, type Parameter } from '../nn/module.js';
 import { assignValues } from '../nn/inplace.js';
 import { tensor } from '../ops/creation.js';
 import type { ProcessGroup } from './process-group.js';
+import { broadcastTensors, commDType } from './tensor-sync.js';
 import { sharedArray, type CommArray, type DType } from './types.js';
 
 export interface DdpOptions {
@@ -47,13 +47,6 @@ interface Bucket {
   readonly buffer: CommArray;
 }
 
-/** The dtype a tensor travels in: float64 stays float64; every other float (f32, f16, bf16) goes as float32. */
-function commDType(dtype: TensorDType, op: string): DType {
-  if (dtype === 'float64') return 'float64';
-  if (dtype === 'float32' || dtype === 'float16' || dtype === 'bfloat16') return 'float32';
-  throw new TesseraError(`${op}: cannot synchronize a ${dtype} tensor; data-parallel parameters must be floating point.`);
-}
-
 /**
  * Wraps a module for data-parallel training over `group`. Create it with `await
  * DistributedDataParallel.create(model, group)` on every rank: that copies the root's
@@ -64,7 +57,7 @@ function commDType(dtype: TensorDType, op: string): DType {
  */
 export class DistributedDataParallel<In extends unknown[] = [Tensor], Out = Tensor> extends Module<In, Out> {
   private readonly buckets: Bucket[];
-  private readonly root: number;
+  readonly root: number;
   private readonly syncBuffers: boolean;
 
   private constructor(readonly module: Module<In, Out>, readonly group: ProcessGroup, options: DdpOptions) {
@@ -82,8 +75,7 @@ export class DistributedDataParallel<In extends unknown[] = [Tensor], Out = Tens
   /** Wraps `module` and makes every replica equal to the root's (parameters and buffers). */
   static async create<In extends unknown[], Out>(module: Module<In, Out>, group: ProcessGroup, options: DdpOptions = {}): Promise<DistributedDataParallel<In, Out>> {
     const ddp = new DistributedDataParallel(module, group, options);
-    await ddp.broadcastTensors(module.parameters(), 'DistributedDataParallel.create');
-    await ddp.broadcastTensors(module.buffers(), 'DistributedDataParallel.create');
+    await broadcastTensors(group, [...module.parameters(), ...module.buffers()], ddp.root, 'DistributedDataParallel.create');
     return ddp;
   }
 
@@ -119,7 +111,7 @@ export class DistributedDataParallel<In extends unknown[] = [Tensor], Out = Tens
 
   /** Copies the root's buffers (e.g. BatchNorm running statistics) to every rank. */
   async broadcastBuffers(): Promise<void> {
-    await this.broadcastTensors(this.module.buffers(), 'DistributedDataParallel.broadcastBuffers');
+    await broadcastTensors(this.group, this.module.buffers(), this.root, 'DistributedDataParallel.broadcastBuffers');
   }
 
   /**
@@ -135,26 +127,6 @@ export class DistributedDataParallel<In extends unknown[] = [Tensor], Out = Tens
       for (let i = 0; i < mine.length; i++) worst = Math.max(worst, Math.abs(mine[i]! - root[i]!));
     }
     return worst;
-  }
-
-  private async broadcastTensors(tensors: readonly Tensor[], op: string): Promise<void> {
-    if (this.group.size === 1 || tensors.length === 0) return;
-    const floats = tensors.filter((t) => t.dtype !== 'int32' && t.dtype !== 'bool' && t.dtype !== 'int8' && t.dtype !== 'uint8');
-    const ints = tensors.filter((t) => !floats.includes(t));
-    const send = async (group: readonly Tensor[], dtype: DType): Promise<void> => {
-      const total = group.reduce((n, t) => n + t.size, 0);
-      if (total === 0) return;
-      const buffer = sharedArray(dtype, total);
-      let offset = 0;
-      for (const t of group) { buffer.set(t.data(), offset); offset += t.size; }
-      await this.group.broadcast(buffer, { root: this.root });
-      offset = 0;
-      for (const t of group) { assignValues(t, buffer.subarray(offset, offset + t.size), op); offset += t.size; }
-    };
-    await send(floats.filter((t) => commDType(t.dtype, op) === 'float64'), 'float64');
-    await send(floats.filter((t) => commDType(t.dtype, op) === 'float32'), 'float32');
-    // Integer buffers (e.g. BatchNorm's num_batches_tracked) travel as float64: exact below 2^53.
-    await send(ints, 'float64');
   }
 }
 

@@ -22,3 +22,5 @@ export { spawnThreadRanks, runThreadRanks } from './thread/spawn.js';
 export type { Transport, TransportKind, Sink } from './transport.js';
 export type { DdpOptions } from './ddp.js';
 export { DistributedDataParallel } from './ddp.js';
+export type { ZeroOptions } from './zero.js';
+export { ZeroOptimizer } from './zero.js';

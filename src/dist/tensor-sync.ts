@@ -1,0 +1,41 @@
+// Moving tensors' values through the collectives, shared by the data-parallel wrappers
+// (DistributedDataParallel, ZeroOptimizer): which typed array a tensor travels in, and copying
+// the root rank's tensors to every rank.
+import type { DType as TensorDType } from '../core/dtype.js';
+import { TesseraError } from '../core/errors.js';
+import type { Tensor } from '../core/tensor.js';
+import { assignValues } from '../nn/inplace.js';
+import type { ProcessGroup } from './process-group.js';
+import { sharedArray, type DType } from './types.js';
+
+/** The dtype a float tensor travels in: float64 stays float64; every other float (f32, f16, bf16) goes as float32. */
+export function commDType(dtype: TensorDType, op: string): DType {
+  if (dtype === 'float64') return 'float64';
+  if (dtype === 'float32' || dtype === 'float16' || dtype === 'bfloat16') return 'float32';
+  throw new TesseraError(`${op}: cannot synchronize a ${dtype} tensor; data-parallel parameters must be floating point.`);
+}
+
+const isFloat = (t: Tensor): boolean => t.dtype === 'float64' || t.dtype === 'float32' || t.dtype === 'float16' || t.dtype === 'bfloat16';
+
+/**
+ * Overwrites every rank's `tensors` with the root's, one broadcast per communication dtype. Every
+ * rank must pass tensors of the same shapes in the same order (it is a collective).
+ */
+export async function broadcastTensors(group: ProcessGroup, tensors: readonly Tensor[], root: number, op: string): Promise<void> {
+  if (group.size === 1 || tensors.length === 0) return;
+  const send = async (some: readonly Tensor[], dtype: DType): Promise<void> => {
+    const total = some.reduce((n, t) => n + t.size, 0);
+    if (total === 0) return;
+    const buffer = sharedArray(dtype, total);
+    let offset = 0;
+    for (const t of some) { buffer.set(t.data(), offset); offset += t.size; }
+    await group.broadcast(buffer, { root });
+    offset = 0;
+    for (const t of some) { assignValues(t, buffer.subarray(offset, offset + t.size), op); offset += t.size; }
+  };
+  const floats = tensors.filter(isFloat);
+  await send(floats.filter((t) => commDType(t.dtype, op) === 'float64'), 'float64');
+  await send(floats.filter((t) => commDType(t.dtype, op) === 'float32'), 'float32');
+  // Integer and bool tensors (e.g. BatchNorm's num_batches_tracked) travel as float64: exact below 2^53.
+  await send(tensors.filter((t) => !isFloat(t)), 'float64');
+}
