@@ -24,3 +24,5 @@ export type { DdpOptions } from './ddp.js';
 export { DistributedDataParallel } from './ddp.js';
 export type { ZeroOptions } from './zero.js';
 export { ZeroOptimizer } from './zero.js';
+export type { PipelineOptions, PipelineSchedule, PipelineOp } from './pipeline.js';
+export { PipelineParallel, pipelineOrder } from './pipeline.js';

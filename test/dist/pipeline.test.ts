@@ -1,0 +1,67 @@
+// PipelineParallel against one process training the whole model on whole batches, and its
+// schedules against the planner's pipeline simulator.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import * as t from '../../src/index.js';
+import { pipelineOrder, runThreadRanks, type PipelineSchedule } from '../../src/dist/index.js';
+import { simulatePipeline } from '../../src/plan/index.js';
+import { batchOf, makeBlocks, type PipeArgs, type StageResult } from './fixtures/pipeline-ranks.js';
+
+const ranksModule = new URL('./fixtures/pipeline-ranks.ts', import.meta.url);
+
+function trainWhole(args: PipeArgs): { params: number[][]; losses: number[] } {
+  const previous = t.currentBackendName();
+  t.setBackend('cpu');
+  try {
+    const model = new t.nn.Sequential(...makeBlocks());
+    const optimizer = new t.optim.SGD(model.parameters(), { lr: 0.2, momentum: 0.9 });
+    const losses: number[] = [];
+    for (let step = 0; step < args.steps; step++) {
+      const { x, y } = batchOf(args, step);
+      optimizer.zeroGrad();
+      const loss = t.mseLoss(model.call(t.tensor(x, { dtype: 'float64' })), t.tensor(y, { dtype: 'float64' }));
+      losses.push(loss.item());
+      loss.backward();
+      optimizer.step();
+    }
+    return { params: model.parameters().map((p) => Array.from(p.data())), losses };
+  } finally {
+    t.setBackend(previous);
+  }
+}
+
+test('pipeline orders: the runtime runs the planner simulator\'s per-stage order for GPipe and 1F1B', () => {
+  for (const schedule of ['gpipe', '1f1b'] as const) {
+    for (const [p, m] of [[2, 1], [2, 4], [3, 5], [4, 8], [4, 2]]) {
+      const sim = simulatePipeline({ schedule, stages: p!, microBatches: m!, forward: 1, backward: 2 });
+      for (let s = 0; s < p!; s++) {
+        const planned = sim.ops.filter((o) => o.device === s).sort((a, b) => a.start - b.start).map((o) => `${o.kind}${o.microBatch}`);
+        const ran = pipelineOrder(schedule, p!, s, m!).map((o) => `${o.kind}${o.microBatch}`);
+        assert.deepEqual(ran, planned, `${schedule} p=${p} m=${m} stage ${s}`);
+      }
+    }
+  }
+});
+
+const cases: [PipelineSchedule, number, number][] = [['1f1b', 2, 4], ['1f1b', 3, 6], ['gpipe', 4, 4], ['1f1b', 5, 3]];
+for (const [schedule, stages, microBatches] of cases) {
+  test(`pipeline ${schedule}, ${stages} stages, ${microBatches} micro-batches: float64 = one process on whole batches`, { timeout: 120_000 }, async () => {
+    const args: PipeArgs = { schedule, microBatches, steps: 6, batch: 24 };
+    const results = await runThreadRanks<PipeArgs, StageResult>({ worldSize: stages, module: ranksModule, exportName: 'trainStage', args });
+    const whole = trainWhole(args);
+    let covered = 0;
+    for (const r of results) {
+      r.params.forEach((values, k) => {
+        const expected = whole.params[r.firstParam + k]!;
+        const diff = Math.max(...values.map((v, j) => Math.abs(v - expected[j]!)));
+        assert.ok(diff < 1e-12, `stage parameter ${r.firstParam + k}: difference ${diff}`);
+        covered++;
+      });
+    }
+    assert.equal(covered, whole.params.length, 'the stages hold every parameter once');
+    // Activation memory: GPipe holds every micro-batch; 1F1B at most p − s on stage s.
+    results.forEach((r, s) => assert.equal(r.peakInFlight, schedule === 'gpipe' ? microBatches : Math.min(stages - s, microBatches), `stage ${s}`));
+    const last = results[results.length - 1]!;
+    last.losses.forEach((l, i) => assert.ok(Math.abs(l - whole.losses[i]!) < 1e-12, `step ${i} loss ${l} vs ${whole.losses[i]}`));
+  });
+}
