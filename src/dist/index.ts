@@ -26,3 +26,5 @@ export type { ZeroOptions } from './zero.js';
 export { ZeroOptimizer } from './zero.js';
 export type { PipelineOptions, PipelineSchedule, PipelineOp } from './pipeline.js';
 export { PipelineParallel, pipelineOrder } from './pipeline.js';
+export type { ConsistencyModel, ParameterServerOptions, PullInfo } from './parameter-server.js';
+export { ParameterServer } from './parameter-server.js';
