@@ -1,11 +1,15 @@
-// Pipeline parallelism (GPipe, Huang et al. 2019; 1F1B, Narayanan et al. 2021 §2.2): the model's
-// layers are cut into consecutive stages, one per rank; a step's batch is cut into m
-// micro-batches that flow forward through the stages and their gradients backward. Each rank
-// runs its stage's forward (F) and backward (B) passes in the order of the schedule:
+// Pipeline parallelism (GPipe, Huang et al. 2019; 1F1B and interleaved 1F1B, Narayanan et al.
+// 2021 §2.2): the model's layers are cut into consecutive stages; a step's batch is cut into m
+// micro-batches that flow forward through the stages and their gradients backward. Rank d of p
+// holds stage d, or with interleaving v chunks: model stages d, p + d, ..., (v−1)p + d. Each rank
+// runs its forward (F) and backward (B) passes in the order of the schedule:
 //   gpipe: every micro-batch's F, then every B, holding all m micro-batches' activations;
-//   1f1b:  p − s − 1 warm-up F's on stage s, then F and B alternating, then the remaining B's,
-//          holding at most p − s micro-batches' activations (the planner's pipeline simulator
-//          runs the same orders; test/dist/pipeline.test.ts checks that they agree).
+//   1f1b:  p − d − 1 warm-up F's on rank d, then F and B alternating, then the remaining B's,
+//          holding at most p − d micro-batches' activations;
+//   interleaved-1f1b: Megatron-LM's order over the v chunks (m a multiple of p), which shrinks
+//          the bubble v-fold for v-fold more messages.
+// The planner's pipeline simulator runs the same orders; test/dist/pipeline.test.ts checks that
+// they agree.
 // Activations go to the next stage and their gradients come back by point-to-point messages: a
 // small header (dtype, shape) then the values. The last stage's loss of each micro-batch is
 // divided by m, so that the gradients accumulated over a step are those of the mean loss over the
@@ -24,37 +28,51 @@ import type { ProcessGroup } from './process-group.js';
 import { commDType } from './tensor-sync.js';
 import { allocArray, type DType } from './types.js';
 
-export type PipelineSchedule = 'gpipe' | '1f1b';
+export type PipelineSchedule = 'gpipe' | '1f1b' | 'interleaved-1f1b';
 
 export interface PipelineOptions {
-  /** Micro-batches per step (m). */
+  /** Micro-batches per step (m; a multiple of the ranks for interleaved-1f1b). */
   microBatches: number;
-  /** Default '1f1b'. */
+  /** Default '1f1b'; 'interleaved-1f1b' when the rank is given several chunks. */
   schedule?: PipelineSchedule;
 }
 
 export interface PipelineOp {
   kind: 'F' | 'B';
   microBatch: number;
+  /** Which of the rank's chunks (0 without interleaving). */
+  chunk: number;
 }
 
-/** The order in which stage `stage` of `stages` runs its passes over `microBatches` micro-batches. */
-export function pipelineOrder(schedule: PipelineSchedule, stages: number, stage: number, microBatches: number): PipelineOp[] {
-  const m = microBatches;
+/**
+ * The order in which rank `rank` of `ranks` runs its passes over `microBatches` micro-batches
+ * (`chunks` model chunks per rank for interleaved-1f1b).
+ */
+export function pipelineOrder(schedule: PipelineSchedule, ranks: number, rank: number, microBatches: number, chunks = 1): PipelineOp[] {
+  const m = microBatches, p = ranks;
   const ops: PipelineOp[] = [];
   if (schedule === 'gpipe') {
-    for (let i = 0; i < m; i++) ops.push({ kind: 'F', microBatch: i });
-    for (let i = 0; i < m; i++) ops.push({ kind: 'B', microBatch: i });
+    for (let i = 0; i < m; i++) ops.push({ kind: 'F', microBatch: i, chunk: 0 });
+    for (let i = 0; i < m; i++) ops.push({ kind: 'B', microBatch: i, chunk: 0 });
     return ops;
   }
-  const warmUp = Math.min(stages - stage - 1, m);
+  // 1F1B is the interleaved order with one chunk. Megatron-LM (schedules.py): forward k runs chunk
+  // ⌊(k mod pv)/p⌋ of micro-batch ⌊k/pv⌋·p + k mod p (with v = 1: micro-batch k); backwards
+  // visit the chunks in reverse; (p − d − 1)·2 + (v − 1)·p warm-up forwards (p − d − 1 for 1F1B).
+  const v = schedule === 'interleaved-1f1b' ? chunks : 1;
+  const total = m * v;
+  const microBatchOf = (k: number): number => (v === 1 ? k : Math.floor(k / (p * v)) * p + (k % p));
+  const chunkOf = (k: number): number => (v === 1 ? 0 : Math.floor((k % (p * v)) / p));
+  const warmUp = Math.min(v === 1 ? p - rank - 1 : (p - rank - 1) * 2 + (v - 1) * p, total);
+  const F = (k: number): PipelineOp => ({ kind: 'F', microBatch: microBatchOf(k), chunk: chunkOf(k) });
+  const B = (k: number): PipelineOp => ({ kind: 'B', microBatch: microBatchOf(k), chunk: v - 1 - chunkOf(k) });
   let f = 0, b = 0;
-  while (f < warmUp) ops.push({ kind: 'F', microBatch: f++ });
-  while (f < m) {
-    ops.push({ kind: 'F', microBatch: f++ });
-    ops.push({ kind: 'B', microBatch: b++ });
+  while (f < warmUp) ops.push(F(f++));
+  while (f < total) {
+    ops.push(F(f++));
+    ops.push(B(b++));
   }
-  while (b < m) ops.push({ kind: 'B', microBatch: b++ });
+  while (b < total) ops.push(B(b++));
   return ops;
 }
 
@@ -74,23 +92,39 @@ interface InFlight {
 export class PipelineParallel {
   readonly schedule: PipelineSchedule;
   readonly microBatches: number;
-  /** Most micro-batches whose activations this stage held at once during the last step. */
+  /** This rank's chunks: chunk c is model stage c·p + rank. */
+  readonly chunks: readonly AnyModule[];
+  /** Most (chunk, micro-batch) activations this rank held at once during the last step. */
   peakInFlight = 0;
   private steps = 0;
 
   /**
-   * `stage`: this rank's layers (rank r of the group is stage r). Every rank must construct it
-   * with the same options.
+   * `stage`: this rank's layers (rank r of the group is stage r), or with interleaved-1f1b its
+   * chunks in order (chunk c is model stage c·p + r). Every rank must construct it with the same
+   * options and the same number of chunks.
    */
-  constructor(readonly stage: AnyModule, readonly group: ProcessGroup, options: PipelineOptions) {
-    this.schedule = options.schedule ?? '1f1b';
+  constructor(stage: AnyModule | readonly AnyModule[], readonly group: ProcessGroup, options: PipelineOptions) {
+    this.chunks = Array.isArray(stage) ? [...stage] : [stage as AnyModule];
+    this.schedule = options.schedule ?? (this.chunks.length > 1 ? 'interleaved-1f1b' : '1f1b');
     this.microBatches = options.microBatches;
-    if (!Number.isInteger(this.microBatches) || this.microBatches < 1) {
+    const m = this.microBatches, p = group.size, v = this.chunks.length;
+    if (!Number.isInteger(m) || m < 1) {
       throw new TesseraError(`PipelineParallel: microBatches must be a positive integer, got ${String(options.microBatches)}.`);
     }
-    if (this.schedule !== 'gpipe' && this.schedule !== '1f1b') {
-      throw new TesseraError(`PipelineParallel: schedule '${String(this.schedule)}' is not one of gpipe, 1f1b.`);
+    if (this.schedule !== 'gpipe' && this.schedule !== '1f1b' && this.schedule !== 'interleaved-1f1b') {
+      throw new TesseraError(`PipelineParallel: schedule '${String(this.schedule)}' is not one of gpipe, 1f1b, interleaved-1f1b.`);
     }
+    if ((this.schedule === 'interleaved-1f1b') !== (v > 1)) {
+      throw new TesseraError(`PipelineParallel: ${this.schedule} with ${v} chunk(s) per rank; interleaved-1f1b needs at least 2 chunks, the others exactly 1.`);
+    }
+    if (v > 1 && m % p !== 0) {
+      throw new TesseraError(`PipelineParallel: interleaved-1f1b needs micro-batches (${m}) to be a multiple of the ranks (${p}); use ${Math.ceil(m / p) * p}.`);
+    }
+  }
+
+  /** The model stage that chunk `chunk` of rank `rank` is. */
+  private modelStage(rank: number, chunk: number): number {
+    return chunk * this.group.size + rank;
   }
 
   get isFirst(): boolean { return this.group.rank === 0; }
@@ -109,43 +143,49 @@ export class PipelineParallel {
     }
     if (this.isLast && args.loss === undefined) throw new TesseraError('PipelineParallel.step: the last stage must pass a loss function.');
     const parity = this.steps++ % 2;
-    const tag = (kind: number, microBatch: number): number => ((parity * 3 + kind) * m + microBatch);
+    const p = this.group.size, v = this.chunks.length, stages = p * v;
+    // A message's tag names its kind (0 header, 1 values, 2 gradient), the model stage that
+    // receives it and the micro-batch; steps alternate between two tag ranges.
+    const tag = (kind: number, receiver: number, microBatch: number): number => ((parity * 3 + kind) * stages + receiver) * m + microBatch;
     const inFlight = new Map<number, InFlight>();
     const sends: Promise<void>[] = [];
     let lossSum = 0;
     const rank = this.group.rank;
     this.peakInFlight = 0;
 
-    for (const op of pipelineOrder(this.schedule, this.group.size, rank, m)) {
+    for (const op of pipelineOrder(this.schedule, p, rank, m, v)) {
       const i = op.microBatch;
+      const s = this.modelStage(rank, op.chunk);
+      const key = op.chunk * m + i;
+      const first = s === 0, last = s === stages - 1;
       if (op.kind === 'F') {
-        const input = this.isFirst ? undefined : await this.receiveActivation(rank - 1, tag(0, i), tag(1, i));
-        const output = this.stage.call(input ?? args.inputs![i]!) as Tensor;
-        if (this.isLast) {
+        const input = first ? undefined : await this.receiveActivation((s - 1) % p, tag(0, s, i), tag(1, s, i), op.chunk);
+        const output = this.chunks[op.chunk]!.call(input ?? args.inputs![i]!) as Tensor;
+        if (last) {
           const loss = args.loss!(output, i);
           lossSum += loss.item();
-          inFlight.set(i, { input, output: loss.mul(1 / m) });
+          inFlight.set(key, { input, output: loss.mul(1 / m) });
         } else {
-          sends.push(...this.sendActivation(output, rank + 1, tag(0, i), tag(1, i)));
-          inFlight.set(i, { input, output });
+          sends.push(...this.sendActivation(output, (s + 1) % p, tag(0, s + 1, i), tag(1, s + 1, i)));
+          inFlight.set(key, { input, output });
         }
         this.peakInFlight = Math.max(this.peakInFlight, inFlight.size);
       } else {
-        const kept = inFlight.get(i)!;
-        inFlight.delete(i);
-        if (this.isLast) backward(kept.output);
+        const kept = inFlight.get(key)!;
+        inFlight.delete(key);
+        if (last) backward(kept.output);
         else {
           const out = kept.output;
           const values = allocArray(commDType(out.dtype, 'PipelineParallel'), out.size);
-          await this.group.recv(values, rank + 1, { tag: tag(2, i) });
+          await this.group.recv(values, (s + 1) % p, { tag: tag(2, s, i) });
           backward(out, tensor(values, { shape: [...out.shape], dtype: out.dtype, backend: out.storage.backend.name }));
         }
         if (kept.input !== undefined) {
           const g = kept.input.grad;
-          if (g === undefined) throw new TesseraError(`PipelineParallel: stage ${rank}'s input received no gradient; the stage's output must depend on its input.`);
+          if (g === undefined) throw new TesseraError(`PipelineParallel: stage ${s}'s input received no gradient; the stage's output must depend on its input.`);
           const values = allocArray(commDType(g.dtype, 'PipelineParallel'), g.size);
           values.set(g.data());
-          sends.push(this.group.send(values, rank - 1, { tag: tag(2, i) }).wait());
+          sends.push(this.group.send(values, (s - 1) % p, { tag: tag(2, s - 1, i) }).wait());
         }
       }
     }
@@ -167,12 +207,12 @@ export class PipelineParallel {
   }
 
   /** Receives an activation as a leaf tensor that requires grad (its .grad goes back to `src`). */
-  private async receiveActivation(src: number, headerTag: number, dataTag: number): Promise<Tensor> {
+  private async receiveActivation(src: number, headerTag: number, dataTag: number, chunk: number): Promise<Tensor> {
     const header = await this.group.recv(new Int32Array(HEADER), src, { tag: headerTag });
     const dtype = DTYPE_CODES[header[0]!]!;
     const shape = Array.from(header.subarray(2, 2 + header[1]!));
     const values = await this.group.recv(allocArray(dtype, shape.reduce((a, b) => a * b, 1)), src, { tag: dataTag });
-    const firstParam = this.stage.parameters()[0];
+    const firstParam = this.chunks[chunk]!.parameters()[0];
     return tensor(values, { shape, dtype: firstParam?.dtype ?? dtype, backend: firstParam?.storage.backend.name, requiresGrad: true });
   }
 }

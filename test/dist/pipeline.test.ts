@@ -30,37 +30,39 @@ function trainWhole(args: PipeArgs): { params: number[][]; losses: number[] } {
   }
 }
 
-test('pipeline orders: the runtime runs the planner simulator\'s per-stage order for GPipe and 1F1B', () => {
-  for (const schedule of ['gpipe', '1f1b'] as const) {
-    for (const [p, m] of [[2, 1], [2, 4], [3, 5], [4, 8], [4, 2]]) {
-      const sim = simulatePipeline({ schedule, stages: p!, microBatches: m!, forward: 1, backward: 2 });
-      for (let s = 0; s < p!; s++) {
-        const planned = sim.ops.filter((o) => o.device === s).sort((a, b) => a.start - b.start).map((o) => `${o.kind}${o.microBatch}`);
-        const ran = pipelineOrder(schedule, p!, s, m!).map((o) => `${o.kind}${o.microBatch}`);
-        assert.deepEqual(ran, planned, `${schedule} p=${p} m=${m} stage ${s}`);
-      }
+test('pipeline orders: the runtime runs the planner simulator\'s per-rank order for GPipe, 1F1B and interleaved 1F1B', () => {
+  const cases: [PipelineSchedule, number, number, number][] = [
+    ['gpipe', 2, 1, 1], ['gpipe', 3, 5, 1], ['1f1b', 2, 4, 1], ['1f1b', 3, 5, 1], ['1f1b', 4, 8, 1], ['1f1b', 4, 2, 1],
+    ['interleaved-1f1b', 2, 4, 2], ['interleaved-1f1b', 3, 6, 2], ['interleaved-1f1b', 2, 6, 3], ['interleaved-1f1b', 4, 8, 2],
+  ];
+  for (const [schedule, p, m, v] of cases) {
+    const sim = simulatePipeline({ schedule, stages: p, microBatches: m, forward: 1, backward: 2, interleave: v > 1 ? v : undefined });
+    for (let s = 0; s < p; s++) {
+      const planned = sim.ops.filter((o) => o.device === s).sort((a, b) => a.start - b.start).map((o) => `${o.kind}${o.microBatch}.${o.chunk}`);
+      const ran = pipelineOrder(schedule, p, s, m, v).map((o) => `${o.kind}${o.microBatch}.${o.chunk}`);
+      assert.deepEqual(ran, planned, `${schedule} p=${p} m=${m} v=${v} rank ${s}`);
     }
   }
 });
 
-const cases: [PipelineSchedule, number, number][] = [['1f1b', 2, 4], ['1f1b', 3, 6], ['gpipe', 4, 4], ['1f1b', 5, 3]];
-for (const [schedule, stages, microBatches] of cases) {
-  test(`pipeline ${schedule}, ${stages} stages, ${microBatches} micro-batches: float64 = one process on whole batches`, { timeout: 120_000 }, async () => {
-    const args: PipeArgs = { schedule, microBatches, steps: 6, batch: 24 };
+const cases: [PipelineSchedule, number, number, number][] = [['1f1b', 2, 4, 1], ['1f1b', 3, 6, 1], ['gpipe', 4, 4, 1], ['1f1b', 5, 3, 1], ['interleaved-1f1b', 2, 4, 2], ['interleaved-1f1b', 3, 6, 2]];
+for (const [schedule, stages, microBatches, chunks] of cases) {
+  test(`pipeline ${schedule}, ${stages} ranks${chunks > 1 ? ` × ${chunks} chunks` : ''}, ${microBatches} micro-batches: float64 = one process on whole batches`, { timeout: 120_000 }, async () => {
+    const args: PipeArgs = { schedule, microBatches, steps: 6, batch: 24, chunks };
     const results = await runThreadRanks<PipeArgs, StageResult>({ worldSize: stages, module: ranksModule, exportName: 'trainStage', args });
     const whole = trainWhole(args);
-    let covered = 0;
+    const covered = new Set<number>();
     for (const r of results) {
-      r.params.forEach((values, k) => {
-        const expected = whole.params[r.firstParam + k]!;
+      for (const { index, values } of r.params) {
+        const expected = whole.params[index]!;
         const diff = Math.max(...values.map((v, j) => Math.abs(v - expected[j]!)));
-        assert.ok(diff < 1e-12, `stage parameter ${r.firstParam + k}: difference ${diff}`);
-        covered++;
-      });
+        assert.ok(diff < 1e-12, `parameter ${index}: difference ${diff}`);
+        covered.add(index);
+      }
     }
-    assert.equal(covered, whole.params.length, 'the stages hold every parameter once');
+    assert.equal(covered.size, whole.params.length, 'the ranks hold every parameter');
     // Activation memory: GPipe holds every micro-batch; 1F1B at most p − s on stage s.
-    results.forEach((r, s) => assert.equal(r.peakInFlight, schedule === 'gpipe' ? microBatches : Math.min(stages - s, microBatches), `stage ${s}`));
+    if (chunks === 1) results.forEach((r, s) => assert.equal(r.peakInFlight, schedule === 'gpipe' ? microBatches : Math.min(stages - s, microBatches), `stage ${s}`));
     const last = results[results.length - 1]!;
     last.losses.forEach((l, i) => assert.ok(Math.abs(l - whole.losses[i]!) < 1e-12, `step ${i} loss ${l} vs ${whole.losses[i]}`));
   });
