@@ -67,3 +67,18 @@ for (const [schedule, stages, microBatches, chunks] of cases) {
     last.losses.forEach((l, i) => assert.ok(Math.abs(l - whole.losses[i]!) < 1e-12, `step ${i} loss ${l} vs ${whole.losses[i]}`));
   });
 }
+
+test('pipeline × data parallel: 2 pipelines of 2 stages (1F1B), stage gradients averaged over the pipelines = one process on whole batches', { timeout: 120_000 }, async () => {
+  const args: PipeArgs = { schedule: '1f1b', microBatches: 3, steps: 6, batch: 24, replicas: 2 };
+  const results = await runThreadRanks<PipeArgs, StageResult>({ worldSize: 4, module: ranksModule, exportName: 'trainPipelineDataParallel', args });
+  const whole = trainWhole(args);
+  const covered = new Set<number>();
+  for (const r of results) {
+    for (const { index, values } of r.params) {
+      const diff = Math.max(...values.map((v, j) => Math.abs(v - whole.params[index]![j]!)));
+      assert.ok(diff < 1e-12, `parameter ${index}: difference ${diff}`);
+      covered.add(index);
+    }
+  }
+  assert.equal(covered.size, whole.params.length);
+});
