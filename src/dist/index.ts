@@ -28,3 +28,5 @@ export type { PipelineOptions, PipelineSchedule, PipelineOp } from './pipeline.j
 export { PipelineParallel, pipelineOrder } from './pipeline.js';
 export type { ConsistencyModel, ParameterServerOptions, PullInfo } from './parameter-server.js';
 export { ParameterServer } from './parameter-server.js';
+export type { TensorParallelBlock } from './tensor-parallel.js';
+export { TensorParallelMLP, TensorParallelAttention, TensorParallelStack } from './tensor-parallel.js';

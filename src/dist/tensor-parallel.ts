@@ -1,0 +1,257 @@
+// Tensor (intra-layer) parallelism as in Megatron-LM (Shoeybi et al. 2019, arXiv:1909.08053 §3):
+// each rank of the group holds a slice of every large weight of a transformer block, and two
+// all-reduces per block (one forward, one backward) make the slices' partial results whole.
+//
+//   MLP:        y = x + fc2(act(fc1(LN(x))))   fc1 split by output rows (column parallel), fc2 by
+//               input columns (row parallel): each rank computes act(fc1ᵣ(h)) on its slice of the
+//               hidden units and a partial fc2ᵣ(·) of the whole output; an all-reduce sums the
+//               partials, then fc2's bias (whole on every rank) is added.
+//   Attention:  y = x + out(attention(q, k, v))  the heads are split: each rank projects and
+//               attends over its heads only, and its slice of out_proj's columns gives a partial
+//               output summed by the all-reduce.
+// Megatron's conjugate operators: "f" (identity forward, all-reduce of the gradient backward) sits
+// after the LayerNorm, "g" (all-reduce forward, identity backward) after the row-parallel product.
+//
+// Why the blocks are asynchronous: tessera's autodiff is synchronous and its collectives progress
+// on the event loop, so a block cannot all-reduce in the middle of one autodiff graph. Each block
+// cuts its computation at f and g into separately differentiated pieces, joined by fresh leaves,
+// and its backward pass walks them in reverse with the all-reduces between them.
+//
+//   const stack = new TensorParallelStack([TensorParallelAttention.fromModules(ln1, mha, group, { causal: true }),
+//                                         TensorParallelMLP.fromModules(ln2, fc1, fc2, group), head]);
+//   const out = await stack.forward(x);
+//   await stack.backward(lossOf(out));   // every rank's slices now hold their gradients
+import { TesseraError } from '../core/errors.js';
+import type { Tensor } from '../core/tensor.js';
+import { backward } from '../autodiff/backward.js';
+import { Parameter, type AnyModule } from '../nn/module.js';
+import type { LayerNorm } from '../nn/layers/normalization.js';
+import type { Linear } from '../nn/layers/linear.js';
+import type { MultiheadAttention } from '../nn/layers/attention.js';
+import { tensor } from '../ops/creation.js';
+import { add, gelu } from '../ops/elementwise.js';
+import { matmul } from '../ops/linalg.js';
+import { scaledDotProductAttention } from '../ops/nn/attention.js';
+import { narrow, permute, reshape } from '../ops/shape.js';
+import type { ProcessGroup } from './process-group.js';
+import { commDType } from './tensor-sync.js';
+import { allocArray } from './types.js';
+
+/** A block whose passes may communicate: the unit TensorParallelStack runs. */
+export interface TensorParallelBlock {
+  parameters(): Parameter[];
+  /** `x` is a leaf that requires grad; the result stays connected to the block's last piece. */
+  forward(x: Tensor): Promise<Tensor>;
+  /**
+   * Called after autodiff has run back through the block's last piece (from its output): runs
+   * the earlier pieces' backward passes, with their all-reduces, so that x.grad is complete.
+   */
+  finishBackward(): Promise<void>;
+}
+
+/** The sum over the group's ranks of a tensor's values, as a new leaf (requiring grad when asked). */
+async function allReduced(t: Tensor, group: ProcessGroup, requiresGrad: boolean): Promise<Tensor> {
+  const values = allocArray(commDType(t.dtype, 'tensor parallel'), t.size);
+  values.set(t.data());
+  await group.allReduce(values);
+  return tensor(values, { shape: [...t.shape], dtype: t.dtype, backend: t.storage.backend.name, requiresGrad });
+}
+
+/** A copy of `t`'s values as a new leaf that requires grad: where one piece ends and the next begins. */
+function cut(t: Tensor): Tensor {
+  return tensor(t.data(), { shape: [...t.shape], dtype: t.dtype, backend: t.storage.backend.name, requiresGrad: true });
+}
+
+/** A parameter holding a copy of rows [from, from + count) of `t` along `axis`. */
+function sliceParameter(t: Tensor, axis: number, from: number, count: number): Parameter {
+  const part = narrow(t, axis, from, count);
+  return new Parameter(tensor(part.data(), { shape: [...part.shape], dtype: t.dtype, backend: t.storage.backend.name }));
+}
+
+function copyParameter(t: Tensor): Parameter {
+  return new Parameter(tensor(t.data(), { shape: [...t.shape], dtype: t.dtype, backend: t.storage.backend.name }));
+}
+
+function share(total: number, group: ProcessGroup, what: string): { from: number; count: number } {
+  if (total % group.size !== 0) throw new TesseraError(`tensor parallel: ${what} (${total}) is not divisible by the group's ${group.size} ranks.`);
+  const count = total / group.size;
+  return { from: group.rank * count, count };
+}
+
+/** What a pre-norm block keeps between its forward and backward passes. */
+interface Pieces {
+  x: Tensor;
+  normed: Tensor;
+  normedLeaf: Tensor;
+  partial: Tensor;
+  summed: Tensor;
+}
+
+/**
+ * The pre-norm residual structure both blocks share: y = x + bias + Σᵣ partialᵣ(LN(x)), with f
+ * after the LayerNorm and g after the partial product.
+ */
+abstract class PreNormBlock implements TensorParallelBlock {
+  private kept: Pieces | undefined;
+
+  constructor(readonly group: ProcessGroup, readonly norm: LayerNorm, readonly outBias: Parameter | undefined) {}
+
+  abstract parameters(): Parameter[];
+  /** This rank's partial output from the normalized input (its slice of the block). */
+  protected abstract partialOf(normed: Tensor): Tensor;
+
+  async forward(x: Tensor): Promise<Tensor> {
+    const normed = this.norm.call(x);
+    const normedLeaf = cut(normed);                                          // f
+    const partial = this.partialOf(normedLeaf);
+    const summed = await allReduced(partial, this.group, true);             // g
+    this.kept = { x, normed, normedLeaf, partial, summed };
+    const y = add(x, summed);
+    return this.outBias === undefined ? y : add(y, this.outBias);
+  }
+
+  async finishBackward(): Promise<void> {
+    const k = this.kept;
+    if (k === undefined) throw new TesseraError('tensor parallel: finishBackward() without a forward pass.');
+    this.kept = undefined;
+    if (k.summed.grad === undefined) throw new TesseraError('tensor parallel: the block\'s output did not reach the loss; nothing to differentiate.');
+    backward(k.partial, k.summed.grad);                                      // g's backward: identity
+    const g = await allReduced(k.normedLeaf.grad!, this.group, false);      // f's backward: all-reduce
+    backward(k.normed, g);
+  }
+}
+
+/** Megatron's MLP block: fc1 column parallel, fc2 row parallel, GELU between (pre-norm, residual). */
+export class TensorParallelMLP extends PreNormBlock {
+  private constructor(
+    group: ProcessGroup, norm: LayerNorm,
+    readonly fc1Weight: Parameter, readonly fc1Bias: Parameter | undefined,
+    readonly fc2Weight: Parameter, fc2Bias: Parameter | undefined,
+  ) {
+    super(group, norm, fc2Bias);
+  }
+
+  /**
+   * This rank's share of `fc2(gelu(fc1(norm(x))))`: rows of fc1 (and its bias) and columns of
+   * fc2 for hidden units [r·h/p, (r+1)·h/p). The LayerNorm and fc2's bias are used as they are
+   * (replicated); the weights are copied, so the original modules are left alone.
+   */
+  static fromModules(norm: LayerNorm, fc1: Linear, fc2: Linear, group: ProcessGroup): TensorParallelMLP {
+    const { from, count } = share(fc1.outFeatures, group, 'the MLP\'s hidden width');
+    return new TensorParallelMLP(
+      group, norm,
+      sliceParameter(fc1.weight, 0, from, count), fc1.bias === undefined ? undefined : sliceParameter(fc1.bias, 0, from, count),
+      sliceParameter(fc2.weight, 1, from, count), fc2.bias === undefined ? undefined : copyParameter(fc2.bias),
+    );
+  }
+
+  parameters(): Parameter[] {
+    return [...this.norm.parameters(), this.fc1Weight, ...(this.fc1Bias ? [this.fc1Bias] : []), this.fc2Weight, ...(this.outBias ? [this.outBias] : [])];
+  }
+
+  protected partialOf(normed: Tensor): Tensor {
+    const h = matmul(normed, this.fc1Weight.mT);
+    return matmul(gelu(this.fc1Bias === undefined ? h : add(h, this.fc1Bias)), this.fc2Weight.mT);
+  }
+}
+
+/** Megatron's self-attention block: heads split over the ranks, out_proj row parallel (pre-norm, residual). */
+export class TensorParallelAttention extends PreNormBlock {
+  private constructor(
+    group: ProcessGroup, norm: LayerNorm,
+    readonly qkvWeights: readonly Parameter[], readonly qkvBiases: readonly Parameter[] | undefined,
+    readonly outWeight: Parameter, outBias: Parameter | undefined,
+    readonly localHeads: number, readonly headDim: number, readonly causal: boolean,
+  ) {
+    super(group, norm, outBias);
+  }
+
+  /**
+   * This rank's heads [r·H/p, (r+1)·H/p) of `attention`: its rows of the q, k and v projections
+   * (PyTorch's in_proj layout) and its columns of out_proj. Self-attention, batch first.
+   */
+  static fromModules(norm: LayerNorm, attention: MultiheadAttention, group: ProcessGroup, options: { causal?: boolean } = {}): TensorParallelAttention {
+    const E = attention.embedDim;
+    if (!attention.batchFirst) throw new TesseraError('TensorParallelAttention: the attention module must be batch first.');
+    const heads = share(attention.numHeads, group, 'the attention heads');
+    const from = heads.from * attention.headDim, count = heads.count * attention.headDim;
+    const qkvWeights = [0, 1, 2].map((which) => sliceParameter(attention.in_proj_weight, 0, which * E + from, count));
+    const qkvBiases = attention.in_proj_bias === undefined ? undefined : [0, 1, 2].map((which) => sliceParameter(attention.in_proj_bias!, 0, which * E + from, count));
+    const outBias = attention.out_proj.bias === undefined ? undefined : copyParameter(attention.out_proj.bias);
+    return new TensorParallelAttention(group, norm, qkvWeights, qkvBiases, sliceParameter(attention.out_proj.weight, 1, from, count), outBias,
+      heads.count, attention.headDim, options.causal ?? false);
+  }
+
+  parameters(): Parameter[] {
+    return [...this.norm.parameters(), ...this.qkvWeights, ...(this.qkvBiases ?? []), this.outWeight, ...(this.outBias ? [this.outBias] : [])];
+  }
+
+  protected partialOf(normed: Tensor): Tensor {
+    const [B, T] = [normed.shape[0]!, normed.shape[1]!];
+    const project = (which: number): Tensor => {
+      const y = matmul(normed, this.qkvWeights[which]!.mT);
+      const biased = this.qkvBiases === undefined ? y : add(y, this.qkvBiases[which]!);
+      return permute(reshape(biased, [B, T, this.localHeads, this.headDim]), [0, 2, 1, 3]);
+    };
+    const attended = scaledDotProductAttention(project(0), project(1), project(2), this.causal ? { isCausal: true } : {});
+    const merged = reshape(permute(attended, [0, 2, 1, 3]), [B, T, this.localHeads * this.headDim]);
+    return matmul(merged, this.outWeight.mT);
+  }
+}
+
+/** A module every rank runs whole (embeddings, final norms, heads): no communication. */
+class ReplicatedBlock implements TensorParallelBlock {
+  constructor(readonly module: AnyModule) {}
+  parameters(): Parameter[] { return this.module.parameters(); }
+  async forward(x: Tensor): Promise<Tensor> { return this.module.call(x) as Tensor; }
+  async finishBackward(): Promise<void> {}
+}
+
+/**
+ * Runs tensor-parallel blocks (and replicated modules) in sequence. Between blocks the
+ * activation is cut into a fresh leaf, so each block's backward pass can finish (with its
+ * all-reduces) before the previous block's starts.
+ */
+export class TensorParallelStack {
+  readonly blocks: readonly TensorParallelBlock[];
+  private inputs: Tensor[] = [];
+  private outputs: Tensor[] = [];
+
+  constructor(blocks: readonly (TensorParallelBlock | AnyModule)[]) {
+    this.blocks = blocks.map((b) => ('finishBackward' in b ? b : new ReplicatedBlock(b as AnyModule)));
+  }
+
+  /** Every rank's own parameters: its slices, and the replicated ones. */
+  parameters(): Parameter[] {
+    return this.blocks.flatMap((b) => b.parameters());
+  }
+
+  async forward(x: Tensor): Promise<Tensor> {
+    this.inputs = [];
+    this.outputs = [];
+    let h = x;
+    for (const block of this.blocks) {
+      const input = cut(h);
+      const output = await block.forward(input);
+      this.inputs.push(input);
+      this.outputs.push(output);
+      h = output;
+    }
+    return h;
+  }
+
+  /** Back from `loss` (computed from forward's result) through every block; returns the input's gradient. */
+  async backward(loss: Tensor): Promise<Tensor> {
+    if (this.outputs.length === 0) throw new TesseraError('TensorParallelStack.backward: call forward first.');
+    backward(loss);
+    for (let i = this.blocks.length - 1; i >= 0; i--) {
+      await this.blocks[i]!.finishBackward();
+      const grad = this.inputs[i]!.grad!;
+      if (i > 0) backward(this.outputs[i - 1]!, grad);
+    }
+    const g = this.inputs[0]!.grad!;
+    this.inputs = [];
+    this.outputs = [];
+    return g;
+  }
+}

@@ -1,0 +1,74 @@
+// Tensor parallelism (Megatron's column/row-parallel MLP and head-parallel attention) against one
+// process training the whole model: every rank's slices must end equal to the same slices of the
+// whole model's parameters. The expected slices are cut here with narrow(), independently of the
+// blocks' own slicing.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import * as t from '../../src/index.js';
+import { runThreadRanks } from '../../src/dist/index.js';
+import { B, E, HEADS, HIDDEN, T, batchOf, makeWhole, type TpArgs, type WholeModel } from './fixtures/tensor-parallel-ranks.js';
+
+const ranksModule = new URL('./fixtures/tensor-parallel-ranks.ts', import.meta.url);
+
+function trainWhole(steps: number): WholeModel {
+  const previous = t.currentBackendName();
+  t.setBackend('cpu');
+  try {
+    const m = makeWhole();
+    const params = [m.ln1, m.attention, m.ln2, m.fc1, m.fc2, m.lnf, m.head].flatMap((x) => x.parameters());
+    const optimizer = new t.optim.SGD(params, { lr: 0.1, momentum: 0.9 });
+    for (let step = 0; step < steps; step++) {
+      const { x, y } = batchOf(step);
+      optimizer.zeroGrad();
+      const x0 = t.tensor(x, { shape: [B, T, E], dtype: 'float64' });
+      const x1 = x0.add(m.attention.call(m.ln1.call(x0), undefined, undefined, { isCausal: true }));
+      const x2 = x1.add(m.fc2.call(t.gelu(m.fc1.call(m.ln2.call(x1)))));
+      t.mseLoss(m.head.call(m.lnf.call(x2)), t.tensor(y, { shape: [B, T, 3], dtype: 'float64' })).backward();
+      optimizer.step();
+    }
+    return m;
+  } finally {
+    t.setBackend(previous);
+  }
+}
+
+/** Rank r's parameters in TensorParallelStack order, cut from the whole model. */
+function expectedSlices(m: WholeModel, r: number, p: number): number[][] {
+  const v = (x: t.Tensor) => Array.from(x.contiguous().data());
+  const headCols = E / p, hid = HIDDEN / p;
+  const qkv = (x: t.Tensor) => [0, 1, 2].map((k) => v(t.narrow(x, 0, k * E + r * headCols, headCols)));
+  return [
+    v(m.ln1.weight!), v(m.ln1.bias!), ...qkv(m.attention.in_proj_weight), ...qkv(m.attention.in_proj_bias!),
+    v(t.narrow(m.attention.out_proj.weight, 1, r * headCols, headCols)), v(m.attention.out_proj.bias!),
+    v(m.ln2.weight!), v(m.ln2.bias!), v(t.narrow(m.fc1.weight, 0, r * hid, hid)), v(t.narrow(m.fc1.bias!, 0, r * hid, hid)),
+    v(t.narrow(m.fc2.weight, 1, r * hid, hid)), v(m.fc2.bias!),
+    v(m.lnf.weight!), v(m.lnf.bias!), v(m.head.weight), v(m.head.bias!),
+  ];
+}
+
+for (const ranks of [2, 4]) {
+  test(`tensor parallel over ${ranks} ranks (${HEADS / ranks} heads and ${HIDDEN / ranks} hidden units each): float64 slices = one process's`, { timeout: 120_000 }, async () => {
+    const steps = 5;
+    const results = await runThreadRanks<TpArgs, number[][]>({ worldSize: ranks, module: ranksModule, exportName: 'trainTensorParallel', args: { steps } });
+    const whole = trainWhole(steps);
+    const untrained = makeWhole();
+    results.forEach((params, r) => {
+      const expected = expectedSlices(whole, r, ranks);
+      assert.equal(params.length, expected.length);
+      params.forEach((values, k) => {
+        assert.equal(values.length, expected[k]!.length, `parameter ${k} of rank ${r}`);
+        const diff = Math.max(...values.map((x, j) => Math.abs(x - expected[k]![j]!)));
+        assert.ok(diff < 1e-12, `rank ${r} parameter ${k}: difference ${diff}`);
+      });
+    });
+    // Training moved every slice (so the comparison is not of untouched initial values), except
+    // the key bias: q·(k + b) shifts every score of a query by the same q·b, which softmax ignores,
+    // so its gradient is exactly zero.
+    const start = expectedSlices(untrained, 0, ranks);
+    const keyBias = 6;
+    results[0]!.forEach((values, k) => {
+      const moved = values.some((x, j) => Math.abs(x - start[k]![j]!) > 1e-6);
+      assert.equal(moved, k !== keyBias, `parameter ${k} ${moved ? 'changed' : 'never changed'}`);
+    });
+  });
+}
