@@ -5,21 +5,22 @@ import { test } from 'node:test';
 import * as t from '../../src/index.js';
 import { pipelineOrder, runThreadRanks, type PipelineSchedule } from '../../src/dist/index.js';
 import { simulatePipeline } from '../../src/plan/index.js';
-import { batchOf, makeBlocks, type PipeArgs, type StageResult } from './fixtures/pipeline-ranks.js';
+import { batchOf, dtypeOf, makeBlocks, type PipeArgs, type StageResult } from './fixtures/pipeline-ranks.js';
 
 const ranksModule = new URL('./fixtures/pipeline-ranks.ts', import.meta.url);
 
 function trainWhole(args: PipeArgs): { params: number[][]; losses: number[] } {
   const previous = t.currentBackendName();
-  t.setBackend('cpu');
+  t.setBackend(args.backend ?? 'cpu');
   try {
-    const model = new t.nn.Sequential(...makeBlocks());
+    const dtype = dtypeOf(args);
+    const model = new t.nn.Sequential(...makeBlocks(dtype));
     const optimizer = new t.optim.SGD(model.parameters(), { lr: 0.2, momentum: 0.9 });
     const losses: number[] = [];
     for (let step = 0; step < args.steps; step++) {
       const { x, y } = batchOf(args, step);
       optimizer.zeroGrad();
-      const loss = t.mseLoss(model.call(t.tensor(x, { dtype: 'float64' })), t.tensor(y, { dtype: 'float64' }));
+      const loss = t.mseLoss(model.call(t.tensor(x, { dtype })), t.tensor(y, { dtype }));
       losses.push(loss.item());
       loss.backward();
       optimizer.step();
@@ -81,4 +82,16 @@ test('pipeline × data parallel: 2 pipelines of 2 stages (1F1B), stage gradients
     }
   }
   assert.equal(covered.size, whole.params.length);
+});
+
+test('pipeline 1F1B on the wasm backend in float32: 3 ranks end within float32 rounding of one process', { timeout: 120_000 }, async () => {
+  const args: PipeArgs = { schedule: '1f1b', microBatches: 4, steps: 6, batch: 24, backend: 'wasm' };
+  const results = await runThreadRanks<PipeArgs, StageResult>({ worldSize: 3, module: ranksModule, exportName: 'trainStage', args });
+  const whole = trainWhole(args);
+  for (const r of results) {
+    for (const { index, values } of r.params) {
+      const diff = Math.max(...values.map((v, j) => Math.abs(v - whole.params[index]![j]!)));
+      assert.ok(diff < 1e-4, `parameter ${index}: difference ${diff}`);
+    }
+  }
 });

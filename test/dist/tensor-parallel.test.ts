@@ -6,24 +6,25 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as t from '../../src/index.js';
 import { runThreadRanks } from '../../src/dist/index.js';
-import { B, E, HEADS, HIDDEN, T, batchOf, makeWhole, type TpArgs, type WholeModel } from './fixtures/tensor-parallel-ranks.js';
+import { B, E, HEADS, HIDDEN, T, batchOf, dtypeOf, makeWhole, type TpArgs, type WholeModel } from './fixtures/tensor-parallel-ranks.js';
 
 const ranksModule = new URL('./fixtures/tensor-parallel-ranks.ts', import.meta.url);
 
-function trainWhole(steps: number): WholeModel {
+function trainWhole(steps: number, args: Pick<TpArgs, 'backend'> = {}): WholeModel {
   const previous = t.currentBackendName();
-  t.setBackend('cpu');
+  t.setBackend(args.backend ?? 'cpu');
   try {
-    const m = makeWhole();
+    const dtype = dtypeOf(args);
+    const m = makeWhole(dtype);
     const params = [m.ln1, m.attention, m.ln2, m.fc1, m.fc2, m.lnf, m.head].flatMap((x) => x.parameters());
     const optimizer = new t.optim.SGD(params, { lr: 0.1, momentum: 0.9 });
     for (let step = 0; step < steps; step++) {
       const { x, y } = batchOf(step);
       optimizer.zeroGrad();
-      const x0 = t.tensor(x, { shape: [B, T, E], dtype: 'float64' });
+      const x0 = t.tensor(x, { shape: [B, T, E], dtype });
       const x1 = x0.add(m.attention.call(m.ln1.call(x0), undefined, undefined, { isCausal: true }));
       const x2 = x1.add(m.fc2.call(t.gelu(m.fc1.call(m.ln2.call(x1)))));
-      t.mseLoss(m.head.call(m.lnf.call(x2)), t.tensor(y, { shape: [B, T, 3], dtype: 'float64' })).backward();
+      t.mseLoss(m.head.call(m.lnf.call(x2)), t.tensor(y, { shape: [B, T, 3], dtype })).backward();
       optimizer.step();
     }
     return m;
@@ -72,3 +73,16 @@ for (const ranks of [2, 4]) {
     });
   });
 }
+
+test('tensor parallel on the wasm backend in float32: 2 ranks\' slices within float32 rounding of one process\'s', { timeout: 120_000 }, async () => {
+  const steps = 3;
+  const results = await runThreadRanks<TpArgs, number[][]>({ worldSize: 2, module: ranksModule, exportName: 'trainTensorParallel', args: { steps, backend: 'wasm' } });
+  const whole = trainWhole(steps, { backend: 'wasm' });
+  results.forEach((params, r) => {
+    const expected = expectedSlices(whole, r, 2);
+    params.forEach((values, k) => {
+      const diff = Math.max(...values.map((x, j) => Math.abs(x - expected[k]![j]!)));
+      assert.ok(diff < 1e-4, `rank ${r} parameter ${k}: difference ${diff}`);
+    });
+  });
+});
