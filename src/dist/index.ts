@@ -30,3 +30,4 @@ export type { ConsistencyModel, ParameterServerOptions, PullInfo } from './param
 export { ParameterServer } from './parameter-server.js';
 export type { TensorParallelBlock } from './tensor-parallel.js';
 export { TensorParallelMLP, TensorParallelAttention, TensorParallelStack } from './tensor-parallel.js';
+export { FullyShardedDataParallel } from './fsdp.js';

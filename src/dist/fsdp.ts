@@ -1,0 +1,217 @@
+// ZeRO stage 3 (Rajbhandari et al. 2019 §5.3; PyTorch's FullyShardedDataParallel, Zhao et al.
+// 2023): data parallelism in which the parameters themselves are sharded. The model is a sequence
+// of units (modules); each unit's parameters are laid end to end and cut into W ranges, and rank
+// r keeps only range r (with its optimizer state). A unit's whole parameters exist only while
+// the unit runs:
+//   forward:  all-gather the unit's parameters, run it without recording a graph, keep only its
+//             input, free the parameters;
+//   backward: all-gather them again, run the unit forward once more with a graph (the
+//             recomputation FSDP avoids by keeping the graph; here it frees the activations too),
+//             differentiate it, reduce-scatter the parameter gradients (averaged over the ranks)
+//             into the shards, free the parameters and their gradients.
+// So at any time a rank holds its 1/W of every parameter, gradient and optimizer state, plus one
+// unit's whole parameters and the units' inputs: the memory of ZeRO-3 with activation
+// checkpointing at unit boundaries. Communication per step: two all-gathers and one
+// reduce-scatter of the parameters, 1.5× data parallelism's all-reduce, as in the paper.
+//
+//   const fsdp = await FullyShardedDataParallel.create([block1, block2, head], group, (shards) => new optim.Adam(shards));
+//   const out = await fsdp.forward(myShareOfTheBatch);
+//   await fsdp.backward(lossOf(out));
+//   fsdp.step();
+// Units must not share parameters, and their forward passes must be repeatable (no dropout, no
+// BatchNorm statistics updates): each runs twice per step.
+import { TesseraError } from '../core/errors.js';
+import type { Tensor } from '../core/tensor.js';
+import { backward } from '../autodiff/backward.js';
+import { noGrad } from '../autodiff/mode.js';
+import { Parameter, type AnyModule } from '../nn/module.js';
+import { tensor } from '../ops/creation.js';
+import type { BaseOptions, Optimizer } from '../optim/optimizer.js';
+import type { ProcessGroup } from './process-group.js';
+import { broadcastTensors, commDType } from './tensor-sync.js';
+import { allocArray, sharedArray, type DType } from './types.js';
+
+/** One unit: its module, where each of its parameters sits in its flat space, and this rank's shard. */
+interface Unit {
+  readonly module: AnyModule;
+  /** Dotted parameter names (as namedParameters gives them), shapes and offsets. */
+  readonly names: readonly string[];
+  readonly shapes: readonly (readonly number[])[];
+  readonly offsets: readonly number[];
+  readonly dtype: DType;
+  readonly tensorDType: Tensor['dtype'];
+  readonly backend: string;
+  readonly counts: readonly number[];
+  /** This rank's range of the flat parameters, trained by the local optimizer. */
+  readonly shard: Parameter;
+}
+
+function* ownersOf(module: AnyModule): Generator<[string, AnyModule, string]> {
+  for (const [prefix, m] of module.namedModules()) {
+    for (const [name, p] of Object.entries(m)) {
+      if (p instanceof Parameter) yield [prefix ? `${prefix}.${name}` : name, m, name];
+    }
+  }
+}
+
+export class FullyShardedDataParallel {
+  private inputs: Tensor[] = [];
+  private output: Tensor | undefined;
+
+  private constructor(
+    private readonly units: readonly Unit[],
+    readonly group: ProcessGroup,
+    /** This rank's optimizer over its shards (one 1-D parameter per unit). */
+    readonly optimizer: Optimizer<BaseOptions>,
+  ) {}
+
+  /**
+   * Shards `modules`' parameters over the group (rank 0's values) and frees the modules' own
+   * copies; builds this rank's optimizer over its shards. Every rank passes the same structure.
+   */
+  static async create(
+    modules: readonly AnyModule[], group: ProcessGroup, makeOptimizer: (shards: Parameter[]) => Optimizer<BaseOptions>,
+  ): Promise<FullyShardedDataParallel> {
+    const seen = new Set<Tensor>();
+    const units: Unit[] = [];
+    for (const module of modules) {
+      const params = [...module.namedParameters()];
+      if (params.length === 0) throw new TesseraError('FullyShardedDataParallel: a unit has no parameters; merge it into a neighbour.');
+      for (const [, p] of params) {
+        if (seen.has(p)) throw new TesseraError('FullyShardedDataParallel: units share a parameter (tied weights); keep shared parameters inside one unit.');
+        seen.add(p);
+      }
+      const dtypes = new Set(params.map(([, p]) => p.dtype));
+      if (dtypes.size !== 1) throw new TesseraError(`FullyShardedDataParallel: a unit mixes parameter dtypes (${[...dtypes].join(', ')}); give each unit one dtype.`);
+      await broadcastTensors(group, params.map(([, p]) => p), 0, 'FullyShardedDataParallel.create');
+      const tensorDType = params[0]![1].dtype;
+      const dtype = commDType(tensorDType, 'FullyShardedDataParallel');
+      const offsets: number[] = [];
+      let length = 0;
+      for (const [, p] of params) { offsets.push(length); length += p.size; }
+      const bounds = Array.from({ length: group.size + 1 }, (_, r) => Math.floor((r * length) / group.size));
+      const counts = Array.from({ length: group.size }, (_, r) => bounds[r + 1]! - bounds[r]!);
+      const flat = allocArray(dtype, length);
+      params.forEach(([, p], i) => flat.set(p.data(), offsets[i]));
+      const backend = params[0]![1].storage.backend.name;
+      const mine = flat.subarray(bounds[group.rank]!, bounds[group.rank + 1]!);
+      const shard = new Parameter(tensor(mine, { shape: [mine.length], dtype: tensorDType, backend }));
+      units.push({
+        module, names: params.map(([n]) => n), shapes: params.map(([, p]) => [...p.shape]), offsets, dtype, tensorDType, backend, counts, shard,
+      });
+      for (const [, p] of params) p.dispose(); // the whole parameters live only while the unit runs
+    }
+    return new FullyShardedDataParallel(units, group, makeOptimizer(units.map((u) => u.shard)));
+  }
+
+  /** This rank's shards (what its optimizer trains). */
+  parameters(): Parameter[] {
+    return this.units.map((u) => u.shard);
+  }
+
+  /** Elements of parameters this rank keeps between steps. */
+  get shardElements(): number {
+    return this.units.reduce((n, u) => n + u.shard.size, 0);
+  }
+
+  zeroGrad(): void {
+    this.optimizer.zeroGrad();
+  }
+
+  /**
+   * Runs the units on this rank's share of the batch. The result is a leaf requiring grad: compute
+   * the loss from it and pass the loss to backward().
+   */
+  async forward(x: Tensor): Promise<Tensor> {
+    this.inputs = [];
+    let h = x;
+    for (const unit of this.units) {
+      this.inputs.push(h);
+      const params = await this.gather(unit);
+      const out = noGrad(() => unit.module.call(h) as Tensor);
+      this.release(params);
+      h = out;
+    }
+    this.output = tensor(h.data(), { shape: [...h.shape], dtype: h.dtype, backend: h.storage.backend.name, requiresGrad: true });
+    return this.output;
+  }
+
+  /**
+   * Differentiates `loss` (computed from forward's result) back through every unit, each
+   * gathered and recomputed in turn; the shards' gradients become the average over the ranks.
+   */
+  async backward(loss: Tensor): Promise<void> {
+    const output = this.output;
+    if (output === undefined) throw new TesseraError('FullyShardedDataParallel.backward: call forward first.');
+    this.output = undefined;
+    backward(loss);
+    let grad = output.grad;
+    if (grad === undefined) throw new TesseraError('FullyShardedDataParallel.backward: the loss does not depend on the output of forward().');
+    for (let i = this.units.length - 1; i >= 0; i--) {
+      const unit = this.units[i]!;
+      const input = i === 0 ? this.inputs[0]! : tensor(this.inputs[i]!.data(), { shape: [...this.inputs[i]!.shape], dtype: this.inputs[i]!.dtype, backend: this.inputs[i]!.storage.backend.name, requiresGrad: true });
+      const params = await this.gather(unit);
+      const out = unit.module.call(input) as Tensor;
+      backward(out, grad);
+      await this.reduceGradients(unit, params);
+      this.release(params);
+      grad = i === 0 ? undefined : input.grad;
+    }
+    this.inputs = [];
+  }
+
+  /** Updates this rank's shards. */
+  step(): void {
+    this.optimizer.step();
+  }
+
+  /**
+   * Every unit's whole parameters by name (a collective). They stay installed in the modules, so
+   * the model can be evaluated or saved as usual, until the next forward() frees them.
+   */
+  async gatherParameters(): Promise<Map<string, Tensor>[]> {
+    const out: Map<string, Tensor>[] = [];
+    for (const unit of this.units) {
+      const params = await this.gather(unit);
+      out.push(new Map(unit.names.map((n, i) => [n, params[i]!])));
+    }
+    return out;
+  }
+
+  /** All-gathers a unit's flat parameters and installs them in its module as new Parameters. */
+  private async gather(unit: Unit): Promise<Parameter[]> {
+    const mine = sharedArray(unit.dtype, unit.shard.size);
+    mine.set(unit.shard.data());
+    const flat = await this.group.allGather(mine, { counts: unit.counts });
+    const owners = new Map([...ownersOf(unit.module)].map(([dotted, owner, local]) => [dotted, { owner, local }]));
+    return unit.names.map((name, i) => {
+      const size = unit.shapes[i]!.reduce((a, b) => a * b, 1);
+      const p = new Parameter(tensor(flat.subarray(unit.offsets[i]!, unit.offsets[i]! + size), { shape: [...unit.shapes[i]!], dtype: unit.tensorDType, backend: unit.backend }));
+      const { owner, local } = owners.get(name)!;
+      // Parameters gatherParameters() left installed are freed now.
+      const installed = (owner as unknown as Record<string, unknown>)[local];
+      if (installed instanceof Parameter && !installed.isDisposed) installed.dispose();
+      owner.registerParameter(local, p);
+      return p;
+    });
+  }
+
+  /** Reduce-scatters (averages) a unit's parameter gradients into its shard's gradient, accumulating. */
+  private async reduceGradients(unit: Unit, params: readonly Parameter[]): Promise<void> {
+    const flat = sharedArray(unit.dtype, unit.offsets[unit.offsets.length - 1]! + params[params.length - 1]!.size);
+    params.forEach((p, i) => { if (p.grad !== undefined) flat.set(p.grad.data(), unit.offsets[i]); });
+    const mine = await this.group.reduceScatter(flat, { op: 'avg', counts: unit.counts });
+    const previous = unit.shard.grad;
+    const values = previous === undefined ? mine : Float64Array.from(previous.data(), (v, j) => v + mine[j]!);
+    previous?.dispose();
+    unit.shard.grad = tensor(values, { shape: [unit.shard.size], dtype: unit.tensorDType, backend: unit.backend });
+  }
+
+  private release(params: readonly Parameter[]): void {
+    for (const p of params) {
+      p.grad?.dispose();
+      p.grad = undefined;
+      p.dispose();
+    }
+  }
+}

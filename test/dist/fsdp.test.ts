@@ -1,0 +1,24 @@
+// FullyShardedDataParallel (ZeRO stage 3) against single-process training on whole batches, and
+// the share of the parameters each rank keeps.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { runThreadRanks } from '../../src/dist/index.js';
+import { makeModel, type DdpArgs, type FsdpResult } from './fixtures/ddp-ranks.js';
+import { base, maxDifference, ranksModule, trainReference } from './data-parallel-reference.js';
+
+const cases = [[2, 1, 'sgd'], [3, 2, 'adam'], [4, 1, 'sgd']] as const;
+for (const [worldSize, accumulate, optimizer] of cases) {
+  test(`FSDP (ZeRO-3), ${worldSize} ranks, ${accumulate} micro-batch(es), ${optimizer}: float64 = one process on whole batches; each rank keeps 1/${worldSize} of the parameters`, { timeout: 120_000 }, async () => {
+    const args: DdpArgs = { ...base, accumulate, optimizer };
+    const results = await runThreadRanks<DdpArgs, FsdpResult>({ worldSize, module: ranksModule, exportName: 'trainShardedReplica', args });
+    const reference = trainReference(args);
+    const n = makeModel(args, 0).parameters().reduce((k, p) => k + p.size, 0);
+    assert.equal(results.reduce((k, r) => k + r.shardElements, 0), n);
+    for (const r of results) {
+      const diff = maxDifference(r.params, reference);
+      assert.ok(diff < 1e-12, `largest difference from single-process training: ${diff}`);
+      assert.ok(Math.abs(r.shardElements - n / worldSize) <= 2, `keeps ${r.shardElements} of ${n}`);
+      assert.ok(r.freed, 'the model\'s own parameter tensors are freed between steps');
+    }
+  });
+}
