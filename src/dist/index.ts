@@ -28,6 +28,7 @@ export type { PipelineOptions, PipelineSchedule, PipelineOp } from './pipeline.j
 export { PipelineParallel, pipelineOrder } from './pipeline.js';
 export type { ConsistencyModel, ParameterServerOptions, PullInfo } from './parameter-server.js';
 export { ParameterServer } from './parameter-server.js';
-export type { TensorParallelBlock } from './tensor-parallel.js';
-export { TensorParallelMLP, TensorParallelAttention, TensorParallelStack } from './tensor-parallel.js';
+export type { ParallelBlock } from './parallel-stack.js';
+export { ParallelStack } from './parallel-stack.js';
+export { TensorParallelMLP, TensorParallelAttention } from './tensor-parallel.js';
 export { FullyShardedDataParallel } from './fsdp.js';

@@ -15,16 +15,17 @@
 // Why the blocks are asynchronous: tessera's autodiff is synchronous and its collectives progress
 // on the event loop, so a block cannot all-reduce in the middle of one autodiff graph. Each block
 // cuts its computation at f and g into separately differentiated pieces, joined by fresh leaves,
-// and its backward pass walks them in reverse with the all-reduces between them.
+// and its backward pass walks them in reverse with the all-reduces between them (parallel-stack.ts
+// runs such blocks in sequence).
 //
-//   const stack = new TensorParallelStack([TensorParallelAttention.fromModules(ln1, mha, group, { causal: true }),
-//                                         TensorParallelMLP.fromModules(ln2, fc1, fc2, group), head]);
+//   const stack = new ParallelStack([TensorParallelAttention.fromModules(ln1, mha, group, { causal: true }),
+//                                   TensorParallelMLP.fromModules(ln2, fc1, fc2, group), head]);
 //   const out = await stack.forward(x);
 //   await stack.backward(lossOf(out));   // every rank's slices now hold their gradients
 import { TesseraError } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 import { backward } from '../autodiff/backward.js';
-import { Parameter, type AnyModule } from '../nn/module.js';
+import { Parameter } from '../nn/module.js';
 import type { LayerNorm } from '../nn/layers/normalization.js';
 import type { Linear } from '../nn/layers/linear.js';
 import type { MultiheadAttention } from '../nn/layers/attention.js';
@@ -33,34 +34,9 @@ import { add, gelu } from '../ops/elementwise.js';
 import { matmul } from '../ops/linalg.js';
 import { scaledDotProductAttention } from '../ops/nn/attention.js';
 import { narrow, permute, reshape } from '../ops/shape.js';
+import type { ParallelBlock } from './parallel-stack.js';
 import type { ProcessGroup } from './process-group.js';
-import { commDType } from './tensor-sync.js';
-import { allocArray } from './types.js';
-
-/** A block whose passes may communicate: the unit TensorParallelStack runs. */
-export interface TensorParallelBlock {
-  parameters(): Parameter[];
-  /** `x` is a leaf that requires grad; the result stays connected to the block's last piece. */
-  forward(x: Tensor): Promise<Tensor>;
-  /**
-   * Called after autodiff has run back through the block's last piece (from its output): runs
-   * the earlier pieces' backward passes, with their all-reduces, so that x.grad is complete.
-   */
-  finishBackward(): Promise<void>;
-}
-
-/** The sum over the group's ranks of a tensor's values, as a new leaf (requiring grad when asked). */
-async function allReduced(t: Tensor, group: ProcessGroup, requiresGrad: boolean): Promise<Tensor> {
-  const values = allocArray(commDType(t.dtype, 'tensor parallel'), t.size);
-  values.set(t.data());
-  await group.allReduce(values);
-  return tensor(values, { shape: [...t.shape], dtype: t.dtype, backend: t.storage.backend.name, requiresGrad });
-}
-
-/** A copy of `t`'s values as a new leaf that requires grad: where one piece ends and the next begins. */
-function cut(t: Tensor): Tensor {
-  return tensor(t.data(), { shape: [...t.shape], dtype: t.dtype, backend: t.storage.backend.name, requiresGrad: true });
-}
+import { allReduced, cut } from './tensor-sync.js';
 
 /** A parameter holding a copy of rows [from, from + count) of `t` along `axis`. */
 function sliceParameter(t: Tensor, axis: number, from: number, count: number): Parameter {
@@ -91,7 +67,7 @@ interface Pieces {
  * The pre-norm residual structure both blocks share: y = x + bias + Σᵣ partialᵣ(LN(x)), with f
  * after the LayerNorm and g after the partial product.
  */
-abstract class PreNormBlock implements TensorParallelBlock {
+abstract class PreNormBlock implements ParallelBlock {
   private kept: Pieces | undefined;
 
   constructor(readonly group: ProcessGroup, readonly norm: LayerNorm, readonly outBias: Parameter | undefined) {}
@@ -199,59 +175,3 @@ export class TensorParallelAttention extends PreNormBlock {
   }
 }
 
-/** A module every rank runs whole (embeddings, final norms, heads): no communication. */
-class ReplicatedBlock implements TensorParallelBlock {
-  constructor(readonly module: AnyModule) {}
-  parameters(): Parameter[] { return this.module.parameters(); }
-  async forward(x: Tensor): Promise<Tensor> { return this.module.call(x) as Tensor; }
-  async finishBackward(): Promise<void> {}
-}
-
-/**
- * Runs tensor-parallel blocks (and replicated modules) in sequence. Between blocks the
- * activation is cut into a fresh leaf, so each block's backward pass can finish (with its
- * all-reduces) before the previous block's starts.
- */
-export class TensorParallelStack {
-  readonly blocks: readonly TensorParallelBlock[];
-  private inputs: Tensor[] = [];
-  private outputs: Tensor[] = [];
-
-  constructor(blocks: readonly (TensorParallelBlock | AnyModule)[]) {
-    this.blocks = blocks.map((b) => ('finishBackward' in b ? b : new ReplicatedBlock(b as AnyModule)));
-  }
-
-  /** Every rank's own parameters: its slices, and the replicated ones. */
-  parameters(): Parameter[] {
-    return this.blocks.flatMap((b) => b.parameters());
-  }
-
-  async forward(x: Tensor): Promise<Tensor> {
-    this.inputs = [];
-    this.outputs = [];
-    let h = x;
-    for (const block of this.blocks) {
-      const input = cut(h);
-      const output = await block.forward(input);
-      this.inputs.push(input);
-      this.outputs.push(output);
-      h = output;
-    }
-    return h;
-  }
-
-  /** Back from `loss` (computed from forward's result) through every block; returns the input's gradient. */
-  async backward(loss: Tensor): Promise<Tensor> {
-    if (this.outputs.length === 0) throw new TesseraError('TensorParallelStack.backward: call forward first.');
-    backward(loss);
-    for (let i = this.blocks.length - 1; i >= 0; i--) {
-      await this.blocks[i]!.finishBackward();
-      const grad = this.inputs[i]!.grad!;
-      if (i > 0) backward(this.outputs[i - 1]!, grad);
-    }
-    const g = this.inputs[0]!.grad!;
-    this.inputs = [];
-    this.outputs = [];
-    return g;
-  }
-}

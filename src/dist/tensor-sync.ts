@@ -1,12 +1,13 @@
-// Moving tensors' values through the collectives, shared by the data-parallel wrappers
-// (DistributedDataParallel, ZeroOptimizer): which typed array a tensor travels in, and copying
-// the root rank's tensors to every rank.
+// Moving tensors' values through the collectives, shared by the parallel training layers: which
+// typed array a tensor travels in, copying the root rank's tensors to every rank, summing a
+// tensor over the ranks, and cutting an autodiff graph where a collective has to run.
 import type { DType as TensorDType } from '../core/dtype.js';
 import { TesseraError } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 import { assignValues } from '../nn/inplace.js';
 import type { ProcessGroup } from './process-group.js';
-import { sharedArray, type DType } from './types.js';
+import { tensor } from '../ops/creation.js';
+import { allocArray, sharedArray, type DType } from './types.js';
 
 /** The dtype a float tensor travels in: float64 stays float64; every other float (f32, f16, bf16) goes as float32. */
 export function commDType(dtype: TensorDType, op: string): DType {
@@ -38,4 +39,17 @@ export async function broadcastTensors(group: ProcessGroup, tensors: readonly Te
   await send(floats.filter((t) => commDType(t.dtype, op) === 'float32'), 'float32');
   // Integer and bool tensors (e.g. BatchNorm's num_batches_tracked) travel as float64: exact below 2^53.
   await send(tensors.filter((t) => !isFloat(t)), 'float64');
+}
+
+/** The sum over the group's ranks of a tensor's values, as a new leaf (requiring grad when asked). */
+export async function allReduced(t: Tensor, group: ProcessGroup, requiresGrad: boolean): Promise<Tensor> {
+  const values = allocArray(commDType(t.dtype, 'tensor parallel'), t.size);
+  values.set(t.data());
+  await group.allReduce(values);
+  return tensor(values, { shape: [...t.shape], dtype: t.dtype, backend: t.storage.backend.name, requiresGrad });
+}
+
+/** A copy of `t`'s values as a new leaf that requires grad: where one piece ends and the next begins. */
+export function cut(t: Tensor): Tensor {
+  return tensor(t.data(), { shape: [...t.shape], dtype: t.dtype, backend: t.storage.backend.name, requiresGrad: true });
 }
