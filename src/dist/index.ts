@@ -32,3 +32,5 @@ export type { ParallelBlock } from './parallel-stack.js';
 export { ParallelStack } from './parallel-stack.js';
 export { TensorParallelMLP, TensorParallelAttention } from './tensor-parallel.js';
 export { FullyShardedDataParallel } from './fsdp.js';
+export { ExpertParallelMoE } from './expert-parallel.js';
+export { averageGradients } from './tensor-sync.js';

@@ -1,10 +1,12 @@
 // Moving tensors' values through the collectives, shared by the parallel training layers: which
-// typed array a tensor travels in, copying the root rank's tensors to every rank, summing a
-// tensor over the ranks, and cutting an autodiff graph where a collective has to run.
+// typed array a tensor travels in, copying the root rank's tensors to every rank, averaging
+// gradients, summing a tensor over the ranks, and cutting an autodiff graph where a collective
+// has to run.
 import type { DType as TensorDType } from '../core/dtype.js';
 import { TesseraError } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 import { assignValues } from '../nn/inplace.js';
+import type { Parameter } from '../nn/module.js';
 import type { ProcessGroup } from './process-group.js';
 import { tensor } from '../ops/creation.js';
 import { allocArray, sharedArray, type DType } from './types.js';
@@ -52,4 +54,28 @@ export async function allReduced(t: Tensor, group: ProcessGroup, requiresGrad: b
 /** A copy of `t`'s values as a new leaf that requires grad: where one piece ends and the next begins. */
 export function cut(t: Tensor): Tensor {
   return tensor(t.data(), { shape: [...t.shape], dtype: t.dtype, backend: t.storage.backend.name, requiresGrad: true });
+}
+
+/**
+ * Replaces every parameter's gradient by its average over the group's ranks (a missing gradient
+ * counts as zero and is created), one all-reduce per communication dtype. A collective.
+ */
+export async function averageGradients(params: readonly Parameter[], group: ProcessGroup): Promise<void> {
+  if (group.size === 1) return;
+  for (const dtype of ['float64', 'float32'] as const) {
+    const some = params.filter((p) => commDType(p.dtype, 'averageGradients') === dtype);
+    const total = some.reduce((n, p) => n + p.size, 0);
+    if (total === 0) continue;
+    const flat = sharedArray(dtype, total);
+    let offset = 0;
+    for (const p of some) { if (p.grad !== undefined) flat.set(p.grad.data(), offset); offset += p.size; }
+    await group.allReduce(flat, { op: 'avg' });
+    offset = 0;
+    for (const p of some) {
+      const values = flat.subarray(offset, offset + p.size);
+      if (p.grad === undefined) p.grad = tensor(values, { shape: [...p.shape], dtype: p.dtype, backend: p.storage.backend.name });
+      else assignValues(p.grad, values, 'averageGradients');
+      offset += p.size;
+    }
+  }
 }

@@ -13,4 +13,4 @@ export { Dropout, Embedding, type EmbeddingLayerOptions } from './layers/dropout
 export { MultiheadAttention, KVCache, type MultiheadAttentionOptions, type AttentionCallOptions } from './layers/attention.js';
 export { TransformerBlock, GPT, sampleToken, flattenLogits, type TransformerBlockOptions, type GptConfig, type SampleOptions } from './layers/transformer.js';
 export { RNN, LSTM, GRU, type RecurrentOptions } from './layers/recurrent.js';
-export { MoE, withAuxLoss, type MoEOptions, type RoutingStats } from './layers/moe.js';
+export { MoE, withAuxLoss, routeTopK, type MoEOptions, type RoutingStats } from './layers/moe.js';

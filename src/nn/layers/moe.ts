@@ -68,18 +68,7 @@ export class MoE extends Module {
     const N = flat.shape[0]!;
     const E = this.numExperts, k = this.topK;
     const probs = softmax(this.router.call(flat), 1);
-    const p = probs.data();
-
-    // Top-k choices of every token (stable: ties go to the lower expert index).
-    const choice = new Int32Array(N * k);
-    const order = Array.from({ length: E }, (_, i) => i);
-    for (let n = 0; n < N; n++) {
-      const row = order.slice().sort((a, b) => p[n * E + b]! - p[n * E + a]! || a - b);
-      for (let r = 0; r < k; r++) choice[n * k + r] = row[r]!;
-    }
-    const choiceTensor = fromValues(choice, [N, k], 'int32', { backend: x.backend });
-    let gates = gather(probs, 1, choiceTensor);
-    if (k > 1) gates = div(gates, sum(gates, 1, true));
+    const { choice, gates } = routeTopK(probs, k);
     const flatGates = reshape(gates, [N * k]);
 
     // Capacity: first choices before second choices, each in token order.
@@ -112,6 +101,25 @@ export class MoE extends Module {
     this.lastRouting = { tokensPerExpert: served.map((s) => s.length), dropped, capacity };
     return reshape(out, x.shape);
   }
+}
+
+/**
+ * The router's decision for router probabilities `probs` [N, E]: every token's k most probable
+ * experts (`choice`, [N·k] row-major; stable, ties go to the lower index) and their gates [N, k]
+ * (the probabilities, renormalised to sum to 1 when k > 1). Shared with the expert-parallel layer.
+ */
+export function routeTopK(probs: Tensor, k: number): { choice: Int32Array; gates: Tensor } {
+  const [N, E] = [probs.shape[0]!, probs.shape[1]!];
+  const p = probs.data();
+  const choice = new Int32Array(N * k);
+  const order = Array.from({ length: E }, (_, i) => i);
+  for (let n = 0; n < N; n++) {
+    const row = order.slice().sort((a, b) => p[n * E + b]! - p[n * E + a]! || a - b);
+    for (let r = 0; r < k; r++) choice[n * k + r] = row[r]!;
+  }
+  let gates = gather(probs, 1, fromValues(choice, [N, k], 'int32', { backend: probs.backend }));
+  if (k > 1) gates = div(gates, sum(gates, 1, true));
+  return { choice, gates };
 }
 
 /** Adds `weight` × the auxiliary losses of every MoE layer in `model` to `loss`. */
