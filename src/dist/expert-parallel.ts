@@ -10,12 +10,15 @@
 // syncGradients() averages the router's gradients over the ranks and scales the experts' (each
 // got the contributions of every rank's tokens) to the average a data-parallel run would have.
 //
-// Routing is dropless: every slot is served (nn.MoE with a capacity no expert reaches), and the
-// auxiliary load-balancing loss is not computed here.
+// Capacity follows nn.MoE over the whole group's tokens: C = ⌈capacityFactor · N · k / E⌉ with N
+// all ranks' tokens, first choices served before second choices, in token order (rank 0's tokens
+// first). Every rank all-gathers the (small) expert choices to decide which of its slots are
+// served, so the result is nn.MoE's on the concatenated batch. The auxiliary load-balancing loss
+// is not computed here.
 import { TesseraError } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 import { backward } from '../autodiff/backward.js';
-import type { MoE } from '../nn/layers/moe.js';
+import type { MoE, RoutingStats } from '../nn/layers/moe.js';
 import { routeTopK } from '../nn/layers/moe.js';
 import type { AnyModule, Parameter } from '../nn/module.js';
 import { fromValues, tensor, zeros } from '../ops/creation.js';
@@ -45,6 +48,8 @@ interface Exchange {
 
 export class ExpertParallelMoE implements ParallelBlock {
   private kept: Exchange | undefined;
+  /** What the last forward pass routed over the whole group (the same on every rank). */
+  lastRouting: RoutingStats | undefined = undefined;
 
   private constructor(
     readonly group: ProcessGroup,
@@ -54,6 +59,7 @@ export class ExpertParallelMoE implements ParallelBlock {
     readonly numExperts: number,
     readonly topK: number,
     readonly dim: number,
+    readonly capacityFactor: number,
   ) {}
 
   /**
@@ -66,7 +72,7 @@ export class ExpertParallelMoE implements ParallelBlock {
     const per = E / W;
     const experts = new Map<number, AnyModule>();
     for (let e = group.rank * per; e < (group.rank + 1) * per; e++) experts.set(e, moe.experts.get(e) as AnyModule);
-    return new ExpertParallelMoE(group, moe.router, experts, E, moe.topK, moe.dim);
+    return new ExpertParallelMoE(group, moe.router, experts, E, moe.topK, moe.dim, moe.capacityFactor);
   }
 
   /** The router's parameters (replicated) and this rank's experts'. */
@@ -84,8 +90,10 @@ export class ExpertParallelMoE implements ParallelBlock {
     const flat = reshape(x, [-1, d]);
     const N = flat.shape[0]!;
     const { choice, gates } = routeTopK(softmax(this.router.call(flat) as Tensor, 1), k);
-    // Slots (token n's r-th choice = slot n·k + r) grouped by the rank holding their expert.
-    const slots = Array.from({ length: N * k }, (_, s) => s).sort((a, b) => this.ownerOf(choice[a]!) - this.ownerOf(choice[b]!) || a - b);
+    const served = await this.servedSlots(choice, N);
+    // Served slots (token n's r-th choice = slot n·k + r) grouped by the rank holding their expert.
+    const slots = Array.from({ length: N * k }, (_, s) => s).filter((s) => served[s] === 1)
+      .sort((a, b) => this.ownerOf(choice[a]!) - this.ownerOf(choice[b]!) || a - b);
     const sendCounts = new Array<number>(W).fill(0);
     for (const s of slots) sendCounts[this.ownerOf(choice[s]!)]!++;
     const tokenOf = fromValues(Int32Array.from(slots, (s) => Math.floor(s / k)), [slots.length], 'int32', { backend: x.backend });
@@ -114,6 +122,32 @@ export class ExpertParallelMoE implements ParallelBlock {
     const out = scatterAdd(zero, 0, expand(reshape(tokenOf, [slots.length, 1]), [slots.length, d]), weighted);
     this.kept = { dispatched, received, expertOut, returned, sendCounts, recvCounts };
     return reshape(out, x.shape);
+  }
+
+  /**
+   * Which of this rank's slots their experts serve: nn.MoE's capacity rule applied to every
+   * rank's choices (all-gathered), tokens in rank order. Also records lastRouting.
+   */
+  private async servedSlots(choice: Int32Array, tokens: number): Promise<Uint8Array> {
+    const k = this.topK, E = this.numExperts;
+    const perRank = Array.from(await this.group.allGather(Int32Array.of(tokens)));
+    const all = await this.group.allGather(choice, { counts: perRank.map((n) => n * k) }) as Int32Array;
+    const total = perRank.reduce((a, b) => a + b, 0);
+    const first = perRank.slice(0, this.group.rank).reduce((a, b) => a + b, 0);
+    const capacity = Math.ceil((this.capacityFactor * total * k) / E);
+    const load = new Array<number>(E).fill(0);
+    const served = new Uint8Array(tokens * k);
+    let dropped = 0;
+    for (let r = 0; r < k; r++) {
+      for (let g = 0; g < total; g++) {
+        const e = all[g * k + r]!;
+        if (load[e]! >= capacity) { dropped++; continue; }
+        load[e]!++;
+        if (g >= first && g < first + tokens) served[(g - first) * k + r] = 1;
+      }
+    }
+    this.lastRouting = { tokensPerExpert: load, dropped, capacity };
+    return served;
   }
 
   async finishBackward(): Promise<void> {
