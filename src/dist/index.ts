@@ -33,4 +33,4 @@ export { ParallelStack } from './parallel-stack.js';
 export { TensorParallelMLP, TensorParallelAttention } from './tensor-parallel.js';
 export { FullyShardedDataParallel } from './fsdp.js';
 export { ExpertParallelMoE } from './expert-parallel.js';
-export { averageGradients } from './tensor-sync.js';
+export { averageGradients, reduceGradients } from './tensor-sync.js';

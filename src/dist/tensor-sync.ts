@@ -57,25 +57,30 @@ export function cut(t: Tensor): Tensor {
 }
 
 /**
- * Replaces every parameter's gradient by its average over the group's ranks (a missing gradient
- * counts as zero and is created), one all-reduce per communication dtype. A collective.
+ * Replaces every parameter's gradient by its sum or average over the group's ranks (a missing
+ * gradient counts as zero and is created), one all-reduce per communication dtype. A collective.
  */
-export async function averageGradients(params: readonly Parameter[], group: ProcessGroup): Promise<void> {
+export async function reduceGradients(params: readonly Parameter[], group: ProcessGroup, op: 'sum' | 'avg'): Promise<void> {
   if (group.size === 1) return;
   for (const dtype of ['float64', 'float32'] as const) {
-    const some = params.filter((p) => commDType(p.dtype, 'averageGradients') === dtype);
+    const some = params.filter((p) => commDType(p.dtype, 'reduceGradients') === dtype);
     const total = some.reduce((n, p) => n + p.size, 0);
     if (total === 0) continue;
     const flat = sharedArray(dtype, total);
     let offset = 0;
     for (const p of some) { if (p.grad !== undefined) flat.set(p.grad.data(), offset); offset += p.size; }
-    await group.allReduce(flat, { op: 'avg' });
+    await group.allReduce(flat, { op });
     offset = 0;
     for (const p of some) {
       const values = flat.subarray(offset, offset + p.size);
       if (p.grad === undefined) p.grad = tensor(values, { shape: [...p.shape], dtype: p.dtype, backend: p.storage.backend.name });
-      else assignValues(p.grad, values, 'averageGradients');
+      else assignValues(p.grad, values, 'reduceGradients');
       offset += p.size;
     }
   }
+}
+
+/** Replaces every parameter's gradient by its average over the group's ranks (see reduceGradients). */
+export async function averageGradients(params: readonly Parameter[], group: ProcessGroup): Promise<void> {
+  await reduceGradients(params, group, 'avg');
 }

@@ -6,11 +6,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as t from '../../src/index.js';
 import { runThreadRanks } from '../../src/dist/index.js';
-import { B, E, HEADS, HIDDEN, T, batchOf, dtypeOf, makeWhole, type TpArgs, type WholeModel } from './fixtures/tensor-parallel-ranks.js';
+import { B, E, HEADS, HIDDEN, batchOf, dtypeOf, makeWhole, seqLen, type TpArgs, type WholeModel } from './fixtures/tensor-parallel-ranks.js';
 
 const ranksModule = new URL('./fixtures/tensor-parallel-ranks.ts', import.meta.url);
 
-function trainWhole(steps: number, args: Pick<TpArgs, 'backend'> = {}): WholeModel {
+function trainWhole(steps: number, args: Pick<TpArgs, 'backend' | 'sequenceParallel'> = {}): WholeModel {
   const previous = t.currentBackendName();
   t.setBackend(args.backend ?? 'cpu');
   try {
@@ -18,8 +18,9 @@ function trainWhole(steps: number, args: Pick<TpArgs, 'backend'> = {}): WholeMod
     const m = makeWhole(dtype);
     const params = [m.ln1, m.attention, m.ln2, m.fc1, m.fc2, m.lnf, m.head].flatMap((x) => x.parameters());
     const optimizer = new t.optim.SGD(params, { lr: 0.1, momentum: 0.9 });
+    const T = seqLen(args);
     for (let step = 0; step < steps; step++) {
-      const { x, y } = batchOf(step);
+      const { x, y } = batchOf(step, T);
       optimizer.zeroGrad();
       const x0 = t.tensor(x, { shape: [B, T, E], dtype });
       const x1 = x0.add(m.attention.call(m.ln1.call(x0), undefined, undefined, { isCausal: true }));
@@ -86,3 +87,18 @@ test('tensor parallel on the wasm backend in float32: 2 ranks\' slices within fl
     });
   });
 });
+
+for (const ranks of [2, 4]) {
+  test(`tensor parallel with sequence parallelism over ${ranks} ranks (${8 / ranks} positions each outside the products): float64 slices = one process's`, { timeout: 120_000 }, async () => {
+    const steps = 4;
+    const results = await runThreadRanks<TpArgs, number[][]>({ worldSize: ranks, module: ranksModule, exportName: 'trainTensorParallel', args: { steps, sequenceParallel: true } });
+    const whole = trainWhole(steps, { sequenceParallel: true });
+    results.forEach((params, r) => {
+      const expected = expectedSlices(whole, r, ranks);
+      params.forEach((values, k) => {
+        const diff = Math.max(...values.map((x, j) => Math.abs(x - expected[k]![j]!)));
+        assert.ok(diff < 1e-12, `rank ${r} parameter ${k}: difference ${diff}`);
+      });
+    });
+  });
+}
