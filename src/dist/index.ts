@@ -34,3 +34,4 @@ export { TensorParallelMLP, TensorParallelAttention } from './tensor-parallel.js
 export { FullyShardedDataParallel } from './fsdp.js';
 export { ExpertParallelMoE } from './expert-parallel.js';
 export { averageGradients, reduceGradients } from './tensor-sync.js';
+export { VocabParallelEmbedding, VocabParallelHead, vocabParallelCrossEntropy } from './vocab-parallel.js';

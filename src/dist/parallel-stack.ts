@@ -50,7 +50,8 @@ export class ParallelStack {
     this.outputs = [];
     let h = x;
     for (const block of this.blocks) {
-      const input = cut(h);
+      // Token ids (integers) enter as they are; activations are cut into fresh leaves.
+      const input = h.dtype === 'int32' || h.dtype === 'bool' || h.dtype === 'int8' || h.dtype === 'uint8' ? h : cut(h);
       const output = await block.forward(input);
       this.inputs.push(input);
       this.outputs.push(output);
@@ -59,16 +60,15 @@ export class ParallelStack {
     return h;
   }
 
-  /** Back from `loss` (computed from forward's result) through every block; returns the input's gradient. */
-  async backward(loss: Tensor): Promise<Tensor> {
+  /** Back from `loss` (computed from forward's result) through every block; returns the input's gradient (none for token ids). */
+  async backward(loss: Tensor): Promise<Tensor | undefined> {
     if (this.outputs.length === 0) throw new TesseraError('ParallelStack.backward: call forward first.');
     backward(loss);
     for (let i = this.blocks.length - 1; i >= 0; i--) {
       await this.blocks[i]!.finishBackward();
-      const grad = this.inputs[i]!.grad!;
-      if (i > 0) backward(this.outputs[i - 1]!, grad);
+      if (i > 0) backward(this.outputs[i - 1]!, this.inputs[i]!.grad!);
     }
-    const g = this.inputs[0]!.grad!;
+    const g = this.inputs[0]!.grad;
     this.inputs = [];
     this.outputs = [];
     return g;

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as t from '../../src/index.js';
 import { runThreadRanks } from '../../src/dist/index.js';
-import { B, E, HEADS, HIDDEN, batchOf, dtypeOf, makeWhole, seqLen, type TpArgs, type WholeModel } from './fixtures/tensor-parallel-ranks.js';
+import { B, E, HEADS, HIDDEN, VOCAB, batchOf, dtypeOf, makeLm, makeWhole, seqLen, tokensOf, type TpArgs, type WholeModel } from './fixtures/tensor-parallel-ranks.js';
 
 const ranksModule = new URL('./fixtures/tensor-parallel-ranks.ts', import.meta.url);
 
@@ -102,3 +102,42 @@ for (const ranks of [2, 4]) {
     });
   });
 }
+
+test('vocabulary parallel embedding, output layer and cross-entropy over 2 and 4 ranks: float64 slices = one process\'s', { timeout: 120_000 }, async () => {
+  const steps = 4;
+  const previous = t.currentBackendName();
+  t.setBackend('cpu');
+  const m = makeLm();
+  try {
+    const optimizer = new t.optim.SGD([m.embed, m.ln, m.fc1, m.fc2, m.lnf, m.head].flatMap((x) => x.parameters()), { lr: 0.3, momentum: 0.9 });
+    for (let step = 0; step < steps; step++) {
+      const { ids, targets } = tokensOf(step);
+      optimizer.zeroGrad();
+      const x = m.embed.call(t.tensor(ids, { shape: [B, 5], dtype: 'int32' }));
+      const h = x.add(m.fc2.call(t.gelu(m.fc1.call(m.ln.call(x)))));
+      const logits = m.head.call(m.lnf.call(h));
+      t.crossEntropy(t.reshape(logits, [B * 5, VOCAB]), t.tensor(targets, { dtype: 'int32' })).backward();
+      optimizer.step();
+    }
+  } finally {
+    t.setBackend(previous);
+  }
+  const v = (x: t.Tensor) => Array.from(x.contiguous().data());
+  for (const ranks of [2, 4]) {
+    const results = await runThreadRanks<TpArgs, number[][]>({ worldSize: ranks, module: ranksModule, exportName: 'trainVocabParallel', args: { steps } });
+    results.forEach((params, r) => {
+      const words = VOCAB / ranks, hid = HIDDEN / ranks;
+      const expected = [
+        v(t.narrow(m.embed.weight, 0, r * words, words)),
+        v(m.ln.weight!), v(m.ln.bias!), v(t.narrow(m.fc1.weight, 0, r * hid, hid)), v(t.narrow(m.fc1.bias!, 0, r * hid, hid)), v(t.narrow(m.fc2.weight, 1, r * hid, hid)), v(m.fc2.bias!),
+        v(m.lnf.weight!), v(m.lnf.bias!),
+        v(t.narrow(m.head.weight, 0, r * words, words)), v(t.narrow(m.head.bias!, 0, r * words, words)),
+      ];
+      assert.equal(params.length, expected.length);
+      params.forEach((values, k) => {
+        const diff = Math.max(...values.map((x, j) => Math.abs(x - expected[k]![j]!)));
+        assert.ok(diff < 1e-12, `${ranks} ranks, rank ${r} parameter ${k}: difference ${diff}`);
+      });
+    });
+  }
+});
