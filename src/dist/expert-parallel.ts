@@ -26,7 +26,7 @@ import { mul } from '../ops/elementwise.js';
 import { indexSelect, scatterAdd } from '../ops/indexing.js';
 import { softmax } from '../ops/nn/index.js';
 import { expand, reshape } from '../ops/shape.js';
-import type { ParallelBlock } from './parallel-stack.js';
+import { PassStates, type ParallelBlock } from './parallel-stack.js';
 import type { ProcessGroup } from './process-group.js';
 import { averageGradients, commDType } from './tensor-sync.js';
 import { allocArray, type CommArray } from './types.js';
@@ -47,7 +47,7 @@ interface Exchange {
 }
 
 export class ExpertParallelMoE implements ParallelBlock {
-  private kept: Exchange | undefined;
+  private readonly passes = new PassStates<Exchange>('ExpertParallelMoE');
   /** What the last forward pass routed over the whole group (the same on every rank). */
   lastRouting: RoutingStats | undefined = undefined;
 
@@ -120,8 +120,7 @@ export class ExpertParallelMoE implements ParallelBlock {
     const weighted = mul(returned, reshape(slotGates, [slots.length, 1]));
     const zero = zeros([N, d], { dtype: flat.dtype, backend: flat.backend });
     const out = scatterAdd(zero, 0, expand(reshape(tokenOf, [slots.length, 1]), [slots.length, d]), weighted);
-    this.kept = { dispatched, received, expertOut, returned, sendCounts, recvCounts };
-    return reshape(out, x.shape);
+    return this.passes.keep(reshape(out, x.shape), { dispatched, received, expertOut, returned, sendCounts, recvCounts });
   }
 
   /**
@@ -150,10 +149,8 @@ export class ExpertParallelMoE implements ParallelBlock {
     return served;
   }
 
-  async finishBackward(): Promise<void> {
-    const k = this.kept;
-    if (k === undefined) throw new TesseraError('ExpertParallelMoE: finishBackward() without a forward pass.');
-    this.kept = undefined;
+  async finishBackward(output: Tensor): Promise<void> {
+    const k = this.passes.take(output);
     // The combine's gradient goes back to the experts' ranks, the dispatch's to the tokens'.
     const gReturned = k.returned.grad ?? zeros([...k.returned.shape], { dtype: k.returned.dtype, backend: k.returned.backend });
     const gExpertOut = await this.exchange(gReturned, k.sendCounts, k.recvCounts, false);

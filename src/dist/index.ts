@@ -24,7 +24,7 @@ export type { DdpOptions } from './ddp.js';
 export { DistributedDataParallel } from './ddp.js';
 export type { ZeroOptions } from './zero.js';
 export { ZeroOptimizer } from './zero.js';
-export type { PipelineOptions, PipelineSchedule, PipelineOp } from './pipeline.js';
+export type { PipelineOptions, PipelineSchedule, PipelineOp, PipelineChunk } from './pipeline.js';
 export { PipelineParallel, pipelineOrder } from './pipeline.js';
 export type { ConsistencyModel, ParameterServerOptions, PullInfo } from './parameter-server.js';
 export { ParameterServer } from './parameter-server.js';

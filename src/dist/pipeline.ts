@@ -23,6 +23,7 @@ import { TesseraError, fmtShape } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 import { backward } from '../autodiff/backward.js';
 import type { AnyModule } from '../nn/module.js';
+import { ParallelStack } from './parallel-stack.js';
 import { tensor } from '../ops/creation.js';
 import type { ProcessGroup } from './process-group.js';
 import { commDType } from './tensor-sync.js';
@@ -85,15 +86,23 @@ const DTYPE_CODES: readonly DType[] = ['float32', 'float64'];
 interface InFlight {
   /** The received activation (a leaf whose .grad goes back upstream); undefined on the first stage. */
   input: Tensor | undefined;
-  /** The stage's output, or on the last stage the micro-batch's scaled loss. */
+  /** The stage's output. */
   output: Tensor;
+  /** On the last stage, the micro-batch's loss divided by m. */
+  loss?: Tensor;
 }
+
+/**
+ * A stage (or chunk): a module, or a ParallelStack whose blocks communicate within a
+ * tensor-parallel group (pipeline × tensor parallelism).
+ */
+export type PipelineChunk = AnyModule | ParallelStack;
 
 export class PipelineParallel {
   readonly schedule: PipelineSchedule;
   readonly microBatches: number;
   /** This rank's chunks: chunk c is model stage c·p + rank. */
-  readonly chunks: readonly AnyModule[];
+  readonly chunks: readonly PipelineChunk[];
   /** Most (chunk, micro-batch) activations this rank held at once during the last step. */
   peakInFlight = 0;
   private steps = 0;
@@ -103,8 +112,8 @@ export class PipelineParallel {
    * chunks in order (chunk c is model stage c·p + r). Every rank must construct it with the same
    * options and the same number of chunks.
    */
-  constructor(stage: AnyModule | readonly AnyModule[], readonly group: ProcessGroup, options: PipelineOptions) {
-    this.chunks = Array.isArray(stage) ? [...stage] : [stage as AnyModule];
+  constructor(stage: PipelineChunk | readonly PipelineChunk[], readonly group: ProcessGroup, options: PipelineOptions) {
+    this.chunks = Array.isArray(stage) ? [...stage] : [stage as PipelineChunk];
     this.schedule = options.schedule ?? (this.chunks.length > 1 ? 'interleaved-1f1b' : '1f1b');
     this.microBatches = options.microBatches;
     const m = this.microBatches, p = group.size, v = this.chunks.length;
@@ -158,13 +167,15 @@ export class PipelineParallel {
       const s = this.modelStage(rank, op.chunk);
       const key = op.chunk * m + i;
       const first = s === 0, last = s === stages - 1;
+      const chunk = this.chunks[op.chunk]!;
       if (op.kind === 'F') {
         const input = first ? undefined : await this.receiveActivation((s - 1) % p, tag(0, s, i), tag(1, s, i), op.chunk);
-        const output = this.chunks[op.chunk]!.call(input ?? args.inputs![i]!) as Tensor;
+        const x = input ?? args.inputs![i]!;
+        const output = chunk instanceof ParallelStack ? await chunk.forward(x) : chunk.call(x) as Tensor;
         if (last) {
           const loss = args.loss!(output, i);
           lossSum += loss.item();
-          inFlight.set(key, { input, output: loss.mul(1 / m) });
+          inFlight.set(key, { input, output, loss: loss.mul(1 / m) });
         } else {
           sends.push(...this.sendActivation(output, (s + 1) % p, tag(0, s + 1, i), tag(1, s + 1, i)));
           inFlight.set(key, { input, output });
@@ -173,18 +184,25 @@ export class PipelineParallel {
       } else {
         const kept = inFlight.get(key)!;
         inFlight.delete(key);
-        if (last) backward(kept.output);
-        else {
+        let outputGrad: Tensor | undefined;
+        if (!last) {
           const out = kept.output;
           const values = allocArray(commDType(out.dtype, 'PipelineParallel'), out.size);
           await this.group.recv(values, (s + 1) % p, { tag: tag(2, s, i) });
-          backward(out, tensor(values, { shape: [...out.shape], dtype: out.dtype, backend: out.storage.backend.name }));
+          outputGrad = tensor(values, { shape: [...out.shape], dtype: out.dtype, backend: out.storage.backend.name });
+        }
+        let inputGrad: Tensor | undefined;
+        if (chunk instanceof ParallelStack) {
+          inputGrad = last ? await chunk.backward(kept.loss!, kept.output) : await chunk.backwardFrom(kept.output, outputGrad!);
+        } else {
+          if (last) backward(kept.loss!);
+          else backward(kept.output, outputGrad);
+          inputGrad = kept.input?.grad;
         }
         if (kept.input !== undefined) {
-          const g = kept.input.grad;
-          if (g === undefined) throw new TesseraError(`PipelineParallel: stage ${s}'s input received no gradient; the stage's output must depend on its input.`);
-          const values = allocArray(commDType(g.dtype, 'PipelineParallel'), g.size);
-          values.set(g.data());
+          if (inputGrad === undefined) throw new TesseraError(`PipelineParallel: stage ${s}'s input received no gradient; the stage's output must depend on its input.`);
+          const values = allocArray(commDType(inputGrad.dtype, 'PipelineParallel'), inputGrad.size);
+          values.set(inputGrad.data());
           sends.push(this.group.send(values, (s - 1) % p, { tag: tag(2, s - 1, i) }).wait());
         }
       }

@@ -42,7 +42,7 @@ import { add, gelu } from '../ops/elementwise.js';
 import { matmul } from '../ops/linalg.js';
 import { scaledDotProductAttention } from '../ops/nn/attention.js';
 import { narrow, permute, reshape } from '../ops/shape.js';
-import type { ParallelBlock } from './parallel-stack.js';
+import { PassStates, type ParallelBlock } from './parallel-stack.js';
 import type { ProcessGroup } from './process-group.js';
 import { allReduced, commDType, cut, reduceGradients } from './tensor-sync.js';
 import { allocArray } from './types.js';
@@ -113,7 +113,7 @@ async function scatterSequence(t: Tensor, group: ProcessGroup, requiresGrad: boo
  * after the LayerNorm and g after the partial product.
  */
 abstract class PreNormBlock implements ParallelBlock {
-  private kept: Pieces | undefined;
+  private readonly passes = new PassStates<Pieces>('tensor parallel');
 
   constructor(
     readonly group: ProcessGroup, readonly norm: LayerNorm, readonly outBias: Parameter | undefined,
@@ -145,15 +145,12 @@ abstract class PreNormBlock implements ParallelBlock {
     const normedLeaf = sp ? await gatherSequence(normed, this.group, true) : cut(normed);               // f
     const partial = this.partialOf(normedLeaf);
     const summed = sp ? await scatterSequence(partial, this.group, true) : await allReduced(partial, this.group, true); // g
-    this.kept = { x, normed, normedLeaf, partial, summed };
     const y = add(x, summed);
-    return this.outBias === undefined ? y : add(y, this.outBias);
+    return this.passes.keep(this.outBias === undefined ? y : add(y, this.outBias), { x, normed, normedLeaf, partial, summed });
   }
 
-  async finishBackward(): Promise<void> {
-    const k = this.kept;
-    if (k === undefined) throw new TesseraError('tensor parallel: finishBackward() without a forward pass.');
-    this.kept = undefined;
+  async finishBackward(output: Tensor): Promise<void> {
+    const k = this.passes.take(output);
     if (k.summed.grad === undefined) throw new TesseraError('tensor parallel: the block\'s output did not reach the loss; nothing to differentiate.');
     const sp = this.sequenceParallel;
     // g's backward: identity (all-gather along the sequence with SP).

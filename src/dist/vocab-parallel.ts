@@ -21,7 +21,7 @@ import { matmul } from '../ops/linalg.js';
 import { embedding } from '../ops/nn/embedding.js';
 import { sum } from '../ops/reduce.js';
 import { narrow, reshape } from '../ops/shape.js';
-import type { ParallelBlock } from './parallel-stack.js';
+import { PassStates, type ParallelBlock } from './parallel-stack.js';
 import type { ProcessGroup } from './process-group.js';
 import { allReduced } from './tensor-sync.js';
 
@@ -39,7 +39,7 @@ function rowsOf(t: Tensor, start: number, count: number): Parameter {
 
 /** An embedding table split by rows over the group; the token ids are the same on every rank. */
 export class VocabParallelEmbedding implements ParallelBlock {
-  private kept: { partial: Tensor; summed: Tensor } | undefined;
+  private readonly passes = new PassStates<{ partial: Tensor; summed: Tensor }>('VocabParallelEmbedding');
 
   private constructor(readonly group: ProcessGroup, readonly weight: Parameter, readonly start: number, readonly vocabulary: number) {}
 
@@ -69,21 +69,19 @@ export class VocabParallelEmbedding implements ParallelBlock {
     const mask = fromValues(inRange, [...ids.shape, 1], this.weight.dtype, { backend: this.weight.backend });
     const partial = mul(looked, mask);
     const summed = await allReduced(partial, this.group, true);
-    this.kept = { partial, summed };
-    return summed;
+    return this.passes.keep(summed, { partial, summed });
   }
 
-  async finishBackward(): Promise<void> {
-    const k = this.kept;
-    this.kept = undefined;
-    if (k?.summed.grad === undefined) throw new TesseraError('VocabParallelEmbedding: finishBackward() without a forward pass that reached the loss.');
+  async finishBackward(output: Tensor): Promise<void> {
+    const k = this.passes.take(output);
+    if (k.summed.grad === undefined) throw new TesseraError('VocabParallelEmbedding: the forward pass\'s output did not reach the loss.');
     backward(k.partial, k.summed.grad);
   }
 }
 
 /** The output layer split by vocabulary rows: each rank's logits for its slice of the words. */
 export class VocabParallelHead implements ParallelBlock {
-  private input: Tensor | undefined;
+  private readonly passes = new PassStates<Tensor>('VocabParallelHead');
 
   private constructor(readonly group: ProcessGroup, readonly weight: Parameter, readonly bias: Parameter | undefined) {}
 
@@ -98,16 +96,14 @@ export class VocabParallelHead implements ParallelBlock {
   }
 
   async forward(x: Tensor): Promise<Tensor> {
-    this.input = x;
     const y = matmul(x, this.weight.mT);
-    return this.bias === undefined ? y : add(y, this.bias);
+    return this.passes.keep(this.bias === undefined ? y : add(y, this.bias), x);
   }
 
   /** f's backward: the hidden states' gradient is the sum of every rank's slice's contribution. */
-  async finishBackward(): Promise<void> {
-    const x = this.input;
-    this.input = undefined;
-    if (x?.grad === undefined) throw new TesseraError('VocabParallelHead: finishBackward() without a forward pass that reached the loss.');
+  async finishBackward(output: Tensor): Promise<void> {
+    const x = this.passes.take(output);
+    if (x.grad === undefined) throw new TesseraError('VocabParallelHead: the forward pass\'s output did not reach the loss.');
     const whole = await allReduced(x.grad, this.group, false);
     x.grad.dispose();
     x.grad = whole;

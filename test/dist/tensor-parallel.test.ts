@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as t from '../../src/index.js';
 import { runThreadRanks } from '../../src/dist/index.js';
-import { B, E, HEADS, HIDDEN, VOCAB, batchOf, dtypeOf, makeLm, makeWhole, seqLen, tokensOf, type TpArgs, type WholeModel } from './fixtures/tensor-parallel-ranks.js';
+import { B, E, HEADS, HIDDEN, VOCAB, batchOf, batchOf6, dtypeOf, makeDeep, makeLm, makeWhole, seqLen, tokensOf, type TpArgs, type WholeModel } from './fixtures/tensor-parallel-ranks.js';
 
 const ranksModule = new URL('./fixtures/tensor-parallel-ranks.ts', import.meta.url);
 
@@ -140,4 +140,39 @@ test('vocabulary parallel embedding, output layer and cross-entropy over 2 and 4
       });
     });
   }
+});
+
+test('data × pipeline × tensor parallelism on 8 ranks (2 × 2 × 2, 1F1B): every rank\'s slices = one float64 process\'s', { timeout: 180_000 }, async () => {
+  const steps = 3;
+  const previous = t.currentBackendName();
+  t.setBackend('cpu');
+  const m = makeDeep();
+  try {
+    const params = [...m.blocks.flatMap((b) => [b.ln1, b.attention, b.ln2, b.fc1, b.fc2]), m.lnf, m.head].flatMap((x) => x.parameters());
+    const optimizer = new t.optim.SGD([...new Set(params)], { lr: 0.1, momentum: 0.9 });
+    for (let step = 0; step < steps; step++) {
+      const { x, y } = batchOf6(step, 5);
+      optimizer.zeroGrad();
+      let h = t.tensor(x, { shape: [6, 5, E], dtype: 'float64' });
+      for (const b of m.blocks) {
+        h = h.add(b.attention.call(b.ln1.call(h), undefined, undefined, { isCausal: true }));
+        h = h.add(b.fc2.call(t.gelu(b.fc1.call(b.ln2.call(h)))));
+      }
+      t.mseLoss(m.head.call(m.lnf.call(h)), t.tensor(y, { shape: [6, 5, 3], dtype: 'float64' })).backward();
+      optimizer.step();
+    }
+  } finally {
+    t.setBackend(previous);
+  }
+  const results = await runThreadRanks<TpArgs, number[][]>({ worldSize: 8, module: ranksModule, exportName: 'trainThreeD', args: { steps } });
+  results.forEach((params, rank) => {
+    const s = Math.floor(rank / 2) % 2, r = rank % 2;
+    const all = expectedSlices({ ...m.blocks[s]!, lnf: m.lnf, head: m.head }, r, 2);
+    const expected = s === 0 ? all.slice(0, 16) : all;
+    assert.equal(params.length, expected.length, `rank ${rank}`);
+    params.forEach((values, k) => {
+      const diff = Math.max(...values.map((x, j) => Math.abs(x - expected[k]![j]!)));
+      assert.ok(diff < 1e-12, `rank ${rank} (stage ${s}, tensor rank ${r}) parameter ${k}: difference ${diff}`);
+    });
+  });
 });
