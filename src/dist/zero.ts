@@ -73,7 +73,7 @@ export class ZeroOptimizer {
     module: M, group: ProcessGroup, makeOptimizer: (params: Parameter[]) => Optimizer<BaseOptions>, options: ZeroOptions = {},
   ): Promise<ZeroOptimizer> {
     const stage = options.stage ?? 2;
-    if (stage !== 1 && stage !== 2) throw new TesseraError(`ZeroOptimizer: stage must be 1 or 2, got ${String(stage)} (stage 3 also shards the parameters and is not implemented).`);
+    if (stage !== 1 && stage !== 2) throw new TesseraError(`ZeroOptimizer: stage must be 1 or 2, got ${String(stage)}; for stage 3 (sharded parameters) use FullyShardedDataParallel.`);
     await broadcastTensors(group, [...module.parameters(), ...module.buffers()], 0, 'ZeroOptimizer.create');
     const spaces = partition(module.parameters().filter((p) => p.requiresGrad), group.size, group.rank);
     const shards = spaces.flatMap((s) => s.owned.map((o) => o.shard));
