@@ -39,6 +39,8 @@ interface OwnedSlice {
   readonly param: Parameter;
   readonly from: number;
   readonly shard: Parameter;
+  /** Where the slice starts in this rank's range of the flat space. */
+  readonly at: number;
 }
 
 /** One communication dtype's flat space of parameters and this rank's range of it. */
@@ -119,8 +121,7 @@ export class ZeroOptimizer {
     this.spaces.forEach((s, k) => {
       const own = reduced[k]!;
       for (const o of s.owned) {
-        const at = s.offsets[s.params.indexOf(o.param)]! + o.from - s.start;
-        const values = own.subarray(at, at + o.shard.size);
+        const values = own.subarray(o.at, o.at + o.shard.size);
         if (o.shard.grad === undefined) o.shard.grad = tensor(Array.from(values), { shape: [o.shard.size], dtype: o.shard.dtype, backend: o.shard.storage.backend.name });
         else assignValues(o.shard.grad, values, 'ZeroOptimizer.step');
       }
@@ -151,7 +152,7 @@ export class ZeroOptimizer {
   /** All-gathers every rank's updated range and writes the result into the parameters. */
   private async gatherParameters(s: FlatSpace): Promise<void> {
     const mine = sharedArray(s.dtype, s.counts[this.group.rank]!);
-    for (const o of s.owned) mine.set(o.shard.data(), s.offsets[s.params.indexOf(o.param)]! + o.from - s.start);
+    for (const o of s.owned) mine.set(o.shard.data(), o.at);
     const flat = await this.group.allGather(mine, { counts: s.counts });
     s.params.forEach((p, i) => assignValues(p, flat.subarray(s.offsets[i], s.offsets[i]! + p.size), 'ZeroOptimizer.step'));
   }
@@ -181,7 +182,7 @@ function partition(params: readonly Parameter[], ranks: number, rank: number): F
       if (to <= from) return;
       const values = Array.from(p.data().subarray(from, to));
       const shard = new Parameter(tensor(values, { shape: [to - from], dtype: p.dtype, backend: p.storage.backend.name }));
-      owned.push({ param: p, from, shard });
+      owned.push({ param: p, from, shard, at: offsets[i]! + from - start });
     });
     return { dtype, params: ps, offsets, length, counts, start, owned };
   });
