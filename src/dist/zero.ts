@@ -22,7 +22,7 @@ import type { Tensor } from '../core/tensor.js';
 import { assignValues } from '../nn/inplace.js';
 import { Parameter, type AnyModule } from '../nn/module.js';
 import { tensor } from '../ops/creation.js';
-import type { BaseOptions, Optimizer } from '../optim/optimizer.js';
+import type { BaseOptions, Optimizer, OptimizerStateDict, ParamState } from '../optim/optimizer.js';
 import type { ProcessGroup } from './process-group.js';
 import { broadcastTensors, commDType } from './tensor-sync.js';
 import { sharedArray, type CommArray, type DType } from './types.js';
@@ -64,6 +64,8 @@ export class ZeroOptimizer {
     readonly stage: 1 | 2,
     private readonly spaces: readonly FlatSpace[],
     private readonly syncBuffers: boolean,
+    /** The trainable parameters in registration order: the indices of a consolidated state dict. */
+    private readonly trainable: readonly Parameter[],
   ) {}
 
   /**
@@ -77,7 +79,8 @@ export class ZeroOptimizer {
     const stage = options.stage ?? 2;
     if (stage !== 1 && stage !== 2) throw new TesseraError(`ZeroOptimizer: stage must be 1 or 2, got ${String(stage)}; for stage 3 (sharded parameters) use FullyShardedDataParallel.`);
     await broadcastTensors(group, [...module.parameters(), ...module.buffers()], 0, 'ZeroOptimizer.create');
-    const spaces = partition(module.parameters().filter((p) => p.requiresGrad), group.size, group.rank);
+    const trainable = module.parameters().filter((p) => p.requiresGrad);
+    const spaces = partition(trainable, group.size, group.rank);
     const shards = spaces.flatMap((s) => s.owned.map((o) => o.shard));
     const optimizer = makeOptimizer(shards);
     const known = new Set<Tensor>(shards);
@@ -86,7 +89,58 @@ export class ZeroOptimizer {
         if (!known.has(p)) throw new TesseraError('ZeroOptimizer.create: makeOptimizer must build the optimizer over the parameters it is given (this rank\'s shards), not the model\'s.');
       }
     }
-    return new ZeroOptimizer(module, group, optimizer, stage, spaces, options.broadcastBuffers ?? true);
+    if (optimizer.paramGroups.length !== 1) throw new TesseraError('ZeroOptimizer.create: makeOptimizer must build one parameter group over the shards it is given.');
+    return new ZeroOptimizer(module, group, optimizer, stage, spaces, options.broadcastBuffers ?? true, trainable);
+  }
+
+  /**
+   * The optimizer's state as one optimizer over the whole model would hold it (parameter indices
+   * in the model's registration order), gathered from every rank's share: what a checkpoint
+   * saves. A collective; every rank gets the whole dict.
+   */
+  async stateDict(): Promise<OptimizerStateDict> {
+    const local = this.optimizer.stateDict();
+    const { params: _shards, ...options } = local.paramGroups[0]!;
+    const result: OptimizerStateDict = { state: {}, paramGroups: [{ ...options, params: this.trainable.map((_, i) => i) }] };
+    const first = local.state['0'];
+    if (first === undefined) return result; // before the first step every rank has no state
+    const tensorKeys = Object.keys(first).filter((k) => typeof first[k] !== 'number');
+    const counters = Object.fromEntries(Object.entries(first).filter(([, v]) => typeof v === 'number'));
+    this.trainable.forEach((_, i) => { result.state[String(i)] = { ...counters }; });
+    const indexOf = new Map(this.trainable.map((p, i) => [p, String(i)]));
+    let shardIndex = 0;
+    for (const s of this.spaces) {
+      for (const key of tensorKeys) {
+        const mine = sharedArray(s.dtype, s.counts[this.group.rank]!);
+        s.owned.forEach((o, k) => mine.set((local.state[String(shardIndex + k)]![key] as Tensor).data(), o.at));
+        const flat = await this.group.allGather(mine, { counts: s.counts });
+        s.params.forEach((p, i) => {
+          const values = flat.subarray(s.offsets[i], s.offsets[i]! + p.size);
+          result.state[indexOf.get(p)!]![key] = tensor(values, { shape: [...p.shape], dtype: p.dtype, backend: p.storage.backend.name });
+        });
+      }
+      shardIndex += s.owned.length;
+    }
+    return result;
+  }
+
+  /** Restores a consolidated state dict (from stateDict(), on any number of ranks): each rank takes its share. */
+  async loadStateDict(sd: OptimizerStateDict): Promise<void> {
+    const owned = this.spaces.flatMap((s) => s.owned);
+    const indexOf = new Map(this.trainable.map((p, i) => [p, String(i)]));
+    const state: Record<string, ParamState> = {};
+    owned.forEach((o, k) => {
+      const whole = sd.state[indexOf.get(o.param)!];
+      if (whole === undefined) return;
+      const mine: ParamState = {};
+      for (const [key, v] of Object.entries(whole)) {
+        mine[key] = typeof v === 'number' ? v
+          : tensor(v.contiguous().data().subarray(o.from, o.from + o.shard.size), { shape: [o.shard.size], dtype: o.shard.dtype, backend: o.shard.storage.backend.name });
+      }
+      state[String(k)] = mine;
+    });
+    const { params: _all, ...options } = sd.paramGroups[0]!;
+    this.optimizer.loadStateDict({ state, paramGroups: [{ ...options, params: owned.map((_, k) => k) }] });
   }
 
   /** Elements of parameters whose optimizer state this rank keeps. */
