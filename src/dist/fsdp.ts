@@ -26,7 +26,7 @@ import { backward } from '../autodiff/backward.js';
 import { noGrad } from '../autodiff/mode.js';
 import { Parameter, type AnyModule } from '../nn/module.js';
 import { tensor } from '../ops/creation.js';
-import type { BaseOptions, Optimizer } from '../optim/optimizer.js';
+import type { BaseOptions, Optimizer, OptimizerStateDict, ParamState } from '../optim/optimizer.js';
 import type { ProcessGroup } from './process-group.js';
 import { broadcastTensors, commDType } from './tensor-sync.js';
 import { allocArray, sharedArray, type DType } from './types.js';
@@ -101,7 +101,9 @@ export class FullyShardedDataParallel {
       });
       for (const [, p] of params) p.dispose(); // the whole parameters live only while the unit runs
     }
-    return new FullyShardedDataParallel(units, group, makeOptimizer(units.map((u) => u.shard)));
+    const optimizer = makeOptimizer(units.map((u) => u.shard));
+    if (optimizer.paramGroups.length !== 1) throw new TesseraError('FullyShardedDataParallel.create: makeOptimizer must build one parameter group over the shards it is given.');
+    return new FullyShardedDataParallel(units, group, optimizer);
   }
 
   /** This rank's shards (what its optimizer trains). */
@@ -176,6 +178,57 @@ export class FullyShardedDataParallel {
       out.push(new Map(unit.names.map((n, i) => [n, params[i]!])));
     }
     return out;
+  }
+
+  /**
+   * The optimizer's state as one optimizer over the whole model would hold it: parameter indices
+   * follow the units' parameters in order (unit by unit, each in namedParameters order), each
+   * state tensor gathered whole from the ranks' shards. A collective; every rank gets the dict.
+   */
+  async stateDict(): Promise<OptimizerStateDict> {
+    const local = this.optimizer.stateDict();
+    const { params: _shards, ...options } = local.paramGroups[0]!;
+    const count = this.units.reduce((n, u) => n + u.names.length, 0);
+    const result: OptimizerStateDict = { state: {}, paramGroups: [{ ...options, params: Array.from({ length: count }, (_, i) => i) }] };
+    let index = 0;
+    for (const [k, unit] of this.units.entries()) {
+      const shardState = local.state[String(k)];
+      if (shardState === undefined) return result; // before the first step no rank has state
+      const states: ParamState[] = unit.names.map(() => Object.fromEntries(Object.entries(shardState).filter(([, v]) => typeof v === 'number')));
+      for (const [key, v] of Object.entries(shardState)) {
+        if (typeof v === 'number') continue;
+        const mine = sharedArray(unit.dtype, unit.shard.size);
+        mine.set(v.data());
+        const flat = await this.group.allGather(mine, { counts: unit.counts });
+        unit.shapes.forEach((shape, i) => {
+          const size = shape.reduce((a, b) => a * b, 1);
+          states[i]![key] = tensor(flat.subarray(unit.offsets[i]!, unit.offsets[i]! + size), { shape: [...shape], dtype: unit.tensorDType, backend: unit.backend });
+        });
+      }
+      for (const st of states) result.state[String(index++)] = st;
+    }
+    return result;
+  }
+
+  /** Restores a dict from stateDict() (saved on any number of ranks): each rank takes its range of every state tensor. */
+  async loadStateDict(sd: OptimizerStateDict): Promise<void> {
+    const state: Record<string, ParamState> = {};
+    let index = 0;
+    for (const [k, unit] of this.units.entries()) {
+      const whole = unit.names.map(() => sd.state[String(index++)]);
+      if (whole.some((st) => st === undefined)) continue;
+      const mine: ParamState = {};
+      const start = unit.counts.slice(0, this.group.rank).reduce((a, b) => a + b, 0);
+      for (const [key, v] of Object.entries(whole[0]!)) {
+        if (typeof v === 'number') { mine[key] = v; continue; }
+        const flat = allocArray(unit.dtype, unit.offsets[unit.offsets.length - 1]! + (unit.shapes[unit.shapes.length - 1]!.reduce((a, b) => a * b, 1)));
+        whole.forEach((st, i) => flat.set((st![key] as Tensor).contiguous().data(), unit.offsets[i]));
+        mine[key] = tensor(flat.subarray(start, start + unit.shard.size), { shape: [unit.shard.size], dtype: unit.tensorDType, backend: unit.backend });
+      }
+      state[String(k)] = mine;
+    }
+    const { params: _all, ...options } = sd.paramGroups[0]!;
+    this.optimizer.loadStateDict({ state, paramGroups: [{ ...options, params: this.units.map((_, k) => k) }] });
   }
 
   /** All-gathers a unit's flat parameters and installs them in its module as new Parameters. */
