@@ -3,6 +3,9 @@
 // Registers cpu and wasm; wasm is the default where WebAssembly SIMD runs (TESSERA_BACKEND overrides).
 import { defaultBackendName } from '../backend/default.js';
 import { DistributedDataParallel } from '../dist/ddp.js';
+import { ZeroOptimizer } from '../dist/zero.js';
+import type { Parameter } from '../nn/module.js';
+import type { BaseOptions, Optimizer } from '../optim/optimizer.js';
 import { readLaunchEnv } from '../dist/env.js';
 import { initProcessGroup } from '../dist/init.js';
 import type { ProcessGroup } from '../dist/process-group.js';
@@ -13,7 +16,7 @@ import { numberOption, parseArgs, selectBackend, UsageError } from '../train/cli
 function usage(): string {
   const lines = [
     'usage: tessera train <recipe> [--epochs N] [--batch-size N] [--lr X] [--seed N] [--backend NAME]',
-    '                              [--data DIR] [--out DIR] [--resume DIR|FILE] [--json] [--limit N] [--stop-after N]',
+    '                              [--data DIR] [--out DIR] [--resume DIR|FILE] [--json] [--limit N] [--stop-after N] [--zero 1|2]',
     '',
     'recipes:',
     ...Object.values(recipes).map((r) => `  ${r.name.padEnd(12)} ${r.summary} (defaults: ${r.defaults.epochs} epochs, batch ${r.defaults.batchSize}, lr ${r.defaults.lr})`),
@@ -31,13 +34,15 @@ function usage(): string {
     'bin/tessera.js train mnist-mlp` from a clone): every rank takes its share of each batch and',
     'gradients are averaged before each step, as one process training on whole batches; rank 0 reports',
     'and writes the checkpoint. Set TESSERA_THREADS so that ranks × threads fits the cores.',
+    '  --zero 1|2       shard the optimizer state (and with 2 the gradients) over the ranks (ZeRO); the',
+    '                   checkpoint holds the whole state, so either kind of run can resume it',
   ];
   return lines.join('\n');
 }
 
 export async function run(args: string[]): Promise<number> {
   try {
-    const p = parseArgs(args, ['epochs', 'batch-size', 'lr', 'seed', 'backend', 'data', 'out', 'resume', 'limit', 'stop-after'], ['json', 'help']);
+    const p = parseArgs(args, ['epochs', 'batch-size', 'lr', 'seed', 'backend', 'data', 'out', 'resume', 'limit', 'stop-after', 'zero'], ['json', 'help']);
     if (p.flags.has('help')) { console.log(usage()); return 0; }
     const name = p.positional[0];
     if (name === undefined) throw new UsageError('name a recipe.');
@@ -59,14 +64,29 @@ export async function run(args: string[]): Promise<number> {
     if (v.has('resume')) options.resume = v.get('resume')!;
     if (v.has('limit')) options.trainLimit = numberOption(v, 'limit', 0, 'integer');
     if (v.has('stop-after')) options.stopAfterSteps = numberOption(v, 'stop-after', 0, 'integer');
+    const zeroStage = v.has('zero') ? numberOption(v, 'zero', 0, 'integer') : undefined;
+    if (zeroStage !== undefined && zeroStage !== 1 && zeroStage !== 2) throw new UsageError(`--zero must be 1 or 2, got ${zeroStage}.`);
     const group = (readLaunchEnv(process.env).worldSize ?? 1) > 1 ? await initProcessGroup() : undefined;
+    if (zeroStage !== undefined && group === undefined) throw new UsageError('--zero shards the optimizer over data-parallel ranks: start the run with `tessera run --nproc-per-node N`.');
     if (group !== undefined) {
-      options.dataParallel = async (model) => {
-        const ddp = await DistributedDataParallel.create(model, group);
+      options.dataParallel = async (model, optimizer) => {
+        const sum = async (values: Float64Array) => { await group.allReduce(values); };
+        if (zeroStage === undefined) {
+          const ddp = await DistributedDataParallel.create(model, group);
+          return { rank: group.rank, worldSize: group.size, syncGradients: () => ddp.syncGradients(), sum };
+        }
+        const zero = await ZeroOptimizer.create(model, group, (shards) => sameOptimizerOver(optimizer, shards), { stage: zeroStage });
         return {
-          rank: group.rank, worldSize: group.size,
-          syncGradients: () => ddp.syncGradients(),
-          sum: async (values) => { await group.allReduce(values); },
+          rank: group.rank, worldSize: group.size, sum,
+          description: `ZeRO-${zeroStage}: optimizer state${zeroStage === 2 ? ' and gradients' : ''} sharded`,
+          shardedStep: async ({ maxGradNorm }) => {
+            // The schedule moves the task's optimizer's hyper-parameters; the shards' optimizer follows.
+            const { params: _p, ...hyper } = optimizer.paramGroups[0]!;
+            Object.assign(zero.optimizer.paramGroups[0]!, hyper);
+            await zero.step(maxGradNorm === undefined ? {} : { maxGradNorm });
+          },
+          optimizerStateDict: () => zero.stateDict(),
+          loadOptimizerStateDict: (sd) => zero.loadStateDict(sd),
         };
       };
       if (group.rank !== 0) options.reporter = { step: () => undefined, epoch: () => undefined, info: () => undefined };
@@ -93,4 +113,12 @@ async function destroyQuietly(group: ProcessGroup | undefined): Promise<void> {
   } catch {
     // the run's result is what matters here
   }
+}
+
+/** A new optimizer of `optimizer`'s class and options over `params` (this rank's ZeRO shards). */
+function sameOptimizerOver(optimizer: Optimizer<BaseOptions>, params: Parameter[]): Optimizer<BaseOptions> {
+  if (optimizer.paramGroups.length !== 1) throw new Error(`tessera train --zero: the recipe's optimizer has ${optimizer.paramGroups.length} parameter groups; ZeRO here shards one.`);
+  const { params: _p, initialLr: _i, ...options } = optimizer.paramGroups[0]!;
+  const Class = optimizer.constructor as new (params: Parameter[], options: object) => Optimizer<BaseOptions>;
+  return new Class(params, options);
 }

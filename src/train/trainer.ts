@@ -21,7 +21,7 @@ import { noGrad } from '../autodiff/mode.js';
 import type { DataLoaderState } from '../data/loader.js';
 import { loadState, saveState, type StateTree } from '../io/checkpoint.js';
 import { clipGradNorm } from '../optim/clip.js';
-import type { OptimizerStateDict, BaseOptions } from '../optim/optimizer.js';
+import type { Optimizer, OptimizerStateDict, BaseOptions } from '../optim/optimizer.js';
 import type { SchedulerStateDict } from '../optim/scheduler.js';
 import { createReporter, type EpochRecord, type Reporter } from './progress.js';
 import type { EvalResult, Recipe, RecipeOptions, TrainTask } from './recipe.js';
@@ -40,20 +40,33 @@ export interface TrainOptions extends RecipeOptions {
   json?: boolean;
   reporter?: Reporter;
   /**
-   * Train data-parallel: called once with the task's model (after a resume has loaded it), it
-   * returns the rank's handle on the group. The dist layer provides it (see cli/train.ts).
+   * Train data-parallel: called once with the task's model and optimizer (after a resume has
+   * loaded them), it returns the rank's handle on the group. The dist layer provides it (see
+   * cli/train.ts).
    */
-  dataParallel?: (model: AnyModule) => Promise<DataParallel>;
+  dataParallel?: (model: AnyModule, optimizer: Optimizer<BaseOptions>) => Promise<DataParallel>;
 }
 
 /** What data-parallel training needs from the process group (implemented by dist.DistributedDataParallel). */
 export interface DataParallel {
   readonly rank: number;
   readonly worldSize: number;
-  /** Averages every parameter's gradient over the ranks, in place (and makes the buffers the root's). */
-  syncGradients(): Promise<void>;
+  /** How the ranks share the work, for the opening line (e.g. the ZeRO stage). */
+  readonly description?: string;
+  /** Averages every parameter's gradient over the ranks, in place (and makes the buffers the root's); the task's optimizer then steps. */
+  syncGradients?(): Promise<void>;
   /** Sums `values` over the ranks, in place (for the reported loss and accuracy). */
   sum(values: Float64Array): Promise<void>;
+  /**
+   * With the optimizer's state sharded over the ranks (ZeRO): averages the gradients, clips their
+   * joint norm to `maxGradNorm` and updates the parameters, in place of syncGradients() and the
+   * task's optimizer (whose hyper-parameters, moved by the schedule, it follows).
+   */
+  shardedStep?(options: { maxGradNorm?: number }): Promise<void>;
+  /** The optimizer's whole state for a checkpoint, gathered from the ranks (a collective). */
+  optimizerStateDict?(): Promise<OptimizerStateDict<BaseOptions>>;
+  /** Restores a whole optimizer state (from any checkpoint of the recipe), each rank its share. */
+  loadOptimizerStateDict?(sd: OptimizerStateDict<BaseOptions>): Promise<void>;
 }
 
 export interface TrainResult {
@@ -124,7 +137,7 @@ export async function loadTrainedTask(recipes: Record<string, Recipe>, pathOrDir
   return { task, saved, recipe };
 }
 
-async function writeCheckpoint(dir: string, recipe: Recipe, options: RecipeOptions, task: TrainTask, step: number): Promise<string> {
+async function writeCheckpoint(dir: string, recipe: Recipe, options: RecipeOptions, task: TrainTask, step: number, optimizerState: OptimizerStateDict<BaseOptions>): Promise<string> {
   const { mkdir } = await import('node:fs/promises');
   const { join } = await import('node:path');
   await mkdir(dir, { recursive: true });
@@ -134,7 +147,7 @@ async function writeCheckpoint(dir: string, recipe: Recipe, options: RecipeOptio
     options: recipeOptionsOf(options),
     step,
     model: task.model.stateDict(),
-    optimizer: task.optimizer.stateDict() as unknown as StateTree,
+    optimizer: optimizerState as unknown as StateTree,
     scheduler: (task.scheduler?.stateDict() ?? null) as unknown as StateTree,
     loader: task.loader.stateDict() as unknown as StateTree,
     rng: defaultGenerator.getState(),
@@ -204,15 +217,27 @@ async function trainStepDataParallel(task: TrainTask, batch: Tensor[], dp: DataP
   // The batch's loss and accuracy over all ranks travel while the gradients do and the step runs.
   const totals = Float64Array.of(local.loss * local.samples, local.samples, local.correct ?? 0, local.correct === undefined ? 0 : 1);
   const summed = dp.sum(totals);
-  await dp.syncGradients();
-  scope(() => {
-    if (task.clipGradNorm !== undefined) clipGradNorm(params, task.clipGradNorm);
-    task.optimizer.step();
+  if (dp.shardedStep !== undefined) {
+    await dp.shardedStep(task.clipGradNorm === undefined ? {} : { maxGradNorm: task.clipGradNorm });
     task.scheduler?.step();
-  });
+  } else {
+    if (dp.syncGradients === undefined) throw new Error('train: a data-parallel handle needs syncGradients or shardedStep.');
+    await dp.syncGradients();
+    scope(() => {
+      if (task.clipGradNorm !== undefined) clipGradNorm(params, task.clipGradNorm);
+      task.optimizer.step();
+      task.scheduler?.step();
+    });
+  }
   for (const t of batch) t.dispose();
   await summed;
   return { loss: totals[0]! / totals[1]!, samples: totals[1]!, correct: totals[3]! > 0 ? totals[2]! : undefined };
+}
+
+/** "32", or "16-17" when the batch's rows do not split evenly. */
+function rowsPerRank(batch: number, ranks: number): string {
+  const low = Math.floor(batch / ranks), high = Math.ceil(batch / ranks);
+  return low === high ? String(low) : `${low}-${high}`;
 }
 
 /** Trains a recipe (or continues a checkpoint with `resume`), evaluates, and saves a checkpoint. */
@@ -237,11 +262,12 @@ export async function train(recipe: Recipe, opts: TrainOptions): Promise<TrainRe
     step = saved.step;
     reporter.info(`resuming ${recipe.name} at epoch ${task.loader.epoch + 1}, step ${step}`, { event: 'resume', epoch: task.loader.epoch + 1, step });
   }
-  const dp = opts.dataParallel === undefined ? undefined : await opts.dataParallel(task.model);
+  const dp = opts.dataParallel === undefined ? undefined : await opts.dataParallel(task.model, task.optimizer);
+  if (saved !== undefined && dp?.loadOptimizerStateDict !== undefined) await dp.loadOptimizerStateDict(saved.optimizer as unknown as OptimizerStateDict<BaseOptions>);
   const lead = dp === undefined || dp.rank === 0;
   reporter.info(`${recipe.name}: ${task.description}; ${task.model.parameterCount().toLocaleString('en-US')} parameters; ` +
     `epochs ${options.epochs}, batch size ${options.batchSize}, lr ${options.lr}, seed ${options.seed}` +
-    (dp === undefined ? '' : `; data-parallel over ${dp.worldSize} ranks (${options.batchSize / dp.worldSize} rows each per batch)`));
+    (dp === undefined ? '' : `; data-parallel over ${dp.worldSize} ranks (${rowsPerRank(options.batchSize, dp.worldSize)} rows each per batch${dp.description ? `; ${dp.description}` : ''})`));
 
   const records: EpochRecord[] = [];
   const started = performance.now();
@@ -288,7 +314,11 @@ export async function train(recipe: Recipe, opts: TrainOptions): Promise<TrainRe
   }
 
   let checkpoint: string | undefined;
-  if (opts.outDir !== undefined && lead) checkpoint = await writeCheckpoint(opts.outDir, recipe, options, task, step);
+  if (opts.outDir !== undefined) {
+    // A sharded optimizer's state is gathered by every rank (a collective); rank 0 writes.
+    const optimizerState = dp?.optimizerStateDict !== undefined ? await dp.optimizerStateDict() : task.optimizer.stateDict();
+    if (lead) checkpoint = await writeCheckpoint(opts.outDir, recipe, options, task, step, optimizerState);
+  }
   task.model.eval();
   const final = stopped || !lead ? {} : scope(() => noGrad(() => task.evaluate()));
   const seconds = (performance.now() - started) / 1000;
