@@ -13,7 +13,9 @@
 // Activations go to the next stage and their gradients come back by point-to-point messages: a
 // small header (dtype, shape) then the values. The last stage's loss of each micro-batch is
 // divided by m, so that the gradients accumulated over a step are those of the mean loss over the
-// whole batch, as one process computing the whole batch would get.
+// whole batch, as one process computing the whole batch would get. A stage may also be a
+// ParallelStack over a tensor-parallel group (data × pipeline × tensor parallelism): its forward
+// and backward passes are then awaited.
 //
 //   const pipe = new PipelineParallel(myStage, group, { microBatches: 8 });
 //   optimizer.zeroGrad();
