@@ -13,8 +13,8 @@
 // Capacity follows nn.MoE over the whole group's tokens: C = ⌈capacityFactor · N · k / E⌉ with N
 // all ranks' tokens, first choices served before second choices, in token order (rank 0's tokens
 // first). Every rank all-gathers the (small) expert choices to decide which of its slots are
-// served, so the result is nn.MoE's on the concatenated batch. The auxiliary load-balancing loss
-// is not computed here.
+// served, so the result is nn.MoE's on the concatenated batch. The same choices give the whole
+// batch's first-choice fractions for the auxiliary load-balancing loss (auxLoss).
 import { TesseraError } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 import { backward } from '../autodiff/backward.js';
@@ -24,6 +24,7 @@ import type { AnyModule, Parameter } from '../nn/module.js';
 import { fromValues, tensor, zeros } from '../ops/creation.js';
 import { mul } from '../ops/elementwise.js';
 import { indexSelect, scatterAdd } from '../ops/indexing.js';
+import { sum } from '../ops/reduce.js';
 import { softmax } from '../ops/nn/index.js';
 import { expand, reshape } from '../ops/shape.js';
 import { PassStates, type ParallelBlock } from './parallel-stack.js';
@@ -50,6 +51,14 @@ export class ExpertParallelMoE implements ParallelBlock {
   private readonly passes = new PassStates<Exchange>('ExpertParallelMoE');
   /** What the last forward pass routed over the whole group (the same on every rank). */
   lastRouting: RoutingStats | undefined = undefined;
+  /**
+   * This rank's part of Switch's load-balancing loss over the whole batch, E · Σᵢ fᵢ · Pᵢ (fᵢ the
+   * whole batch's first-choice fraction of expert i, Pᵢ its mean router probability), scaled by
+   * the group size: the ranks' values average to nn.MoE's auxLoss on the whole batch, and their
+   * router gradients, averaged by syncGradients(), to its gradient. Add weight × auxLoss to the
+   * rank's loss, as withAuxLoss does on one process.
+   */
+  auxLoss: Tensor | undefined = undefined;
 
   private constructor(
     readonly group: ProcessGroup,
@@ -89,8 +98,11 @@ export class ExpertParallelMoE implements ParallelBlock {
     const W = this.group.size, d = this.dim, k = this.topK;
     const flat = reshape(x, [-1, d]);
     const N = flat.shape[0]!;
-    const { choice, gates } = routeTopK(softmax(this.router.call(flat) as Tensor, 1), k);
-    const served = await this.servedSlots(choice, N);
+    const probs = softmax(this.router.call(flat) as Tensor, 1);
+    const { choice, gates } = routeTopK(probs, k);
+    const { served, firstChoice, total } = await this.servedSlots(choice, N);
+    const f = fromValues(firstChoice, [this.numExperts], 'float64', { backend: x.backend }).cast(probs.dtype);
+    this.auxLoss = mul(sum(mul(sum(probs, 0), f)), (this.group.size * this.numExperts) / total);
     // Served slots (token n's r-th choice = slot n·k + r) grouped by the rank holding their expert.
     const slots = Array.from({ length: N * k }, (_, s) => s).filter((s) => served[s] === 1)
       .sort((a, b) => this.ownerOf(choice[a]!) - this.ownerOf(choice[b]!) || a - b);
@@ -125,9 +137,10 @@ export class ExpertParallelMoE implements ParallelBlock {
 
   /**
    * Which of this rank's slots their experts serve: nn.MoE's capacity rule applied to every
-   * rank's choices (all-gathered), tokens in rank order. Also records lastRouting.
+   * rank's choices (all-gathered), tokens in rank order; also the whole batch's first-choice
+   * fractions and token count. Records lastRouting.
    */
-  private async servedSlots(choice: Int32Array, tokens: number): Promise<Uint8Array> {
+  private async servedSlots(choice: Int32Array, tokens: number): Promise<{ served: Uint8Array; firstChoice: Float64Array; total: number }> {
     const k = this.topK, E = this.numExperts;
     const perRank = Array.from(await this.group.allGather(Int32Array.of(tokens)));
     const all = await this.group.allGather(choice, { counts: perRank.map((n) => n * k) }) as Int32Array;
@@ -146,7 +159,9 @@ export class ExpertParallelMoE implements ParallelBlock {
       }
     }
     this.lastRouting = { tokensPerExpert: load, dropped, capacity };
-    return served;
+    const firstChoice = new Float64Array(E);
+    for (let g = 0; g < total; g++) firstChoice[all[g * k]!]! += 1 / total;
+    return { served, firstChoice, total };
   }
 
   async finishBackward(output: Tensor): Promise<void> {

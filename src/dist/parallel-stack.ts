@@ -87,7 +87,10 @@ export class ParallelStack {
   /** Back from `loss` (computed from one forward pass's result) through every block; returns that pass's input gradient (none for token ids). */
   async backward(loss: Tensor, output?: Tensor): Promise<Tensor | undefined> {
     const pass = this.passOf(output);
-    backward(loss);
+    // The loss may also reach into an earlier block's graph directly (an MoE layer's
+    // load-balancing loss uses its router's probabilities): keep the graph for the second pass
+    // that block's output gradient makes through the same nodes.
+    backward(loss, undefined, { retainGraph: true });
     return this.finish(pass);
   }
 

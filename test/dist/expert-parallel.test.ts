@@ -18,7 +18,8 @@ function trainWhole(args: EpArgs): ReturnType<typeof makeModel> {
       const { x, y } = batchOf(args, step);
       optimizer.zeroGrad();
       const out = m.head.call(m.moe.call(m.input.call(t.tensor(x, { dtype: 'float64' }))));
-      t.mseLoss(out, t.tensor(y, { dtype: 'float64' })).backward();
+      const loss = t.mseLoss(out, t.tensor(y, { dtype: 'float64' }));
+      (args.auxWeight ? loss.add(m.moe.auxLoss!.mul(args.auxWeight)) : loss).backward();
       optimizer.step();
     }
     return m;
@@ -33,10 +34,12 @@ const close = (a: readonly number[], b: readonly number[], what: string): void =
   assert.ok(diff < 1e-12, `${what}: difference ${diff}`);
 };
 
-const cases: [number, number, number, number | undefined][] = [[2, 4, 2, undefined], [4, 4, 1, undefined], [2, 6, 2, undefined], [2, 4, 2, 1], [4, 4, 1, 0.75]];
-for (const [ranks, experts, topK, capacityFactor] of cases) {
-  test(`expert parallel over ${ranks} ranks (${experts / ranks} of ${experts} experts each, top-${topK}${capacityFactor ? `, capacity factor ${capacityFactor}` : ''}): float64 = one process training nn.MoE`, { timeout: 120_000 }, async () => {
-    const args: EpArgs = { steps: 5, tokens: 24, experts, topK, capacityFactor };
+const cases: [number, number, number, number | undefined, number | undefined][] = [
+  [2, 4, 2, undefined, undefined], [4, 4, 1, undefined, undefined], [2, 6, 2, undefined, undefined], [2, 4, 2, 1, undefined], [4, 4, 1, 0.75, undefined], [2, 4, 2, 1.25, 0.1],
+];
+for (const [ranks, experts, topK, capacityFactor, auxWeight] of cases) {
+  test(`expert parallel over ${ranks} ranks (${experts / ranks} of ${experts} experts each, top-${topK}${capacityFactor ? `, capacity factor ${capacityFactor}` : ''}${auxWeight ? `, load-balancing loss × ${auxWeight}` : ''}): float64 = one process training nn.MoE`, { timeout: 120_000 }, async () => {
+    const args: EpArgs = { steps: 5, tokens: 24, experts, topK, capacityFactor, auxWeight };
     const results = await runThreadRanks<EpArgs, EpResult>({ worldSize: ranks, module: ranksModule, exportName: 'trainExpertParallel', args });
     const whole = trainWhole(args);
     const reference = Object.fromEntries(Object.entries(replicatedOf(whole)).map(([k, v]) => [k, Array.from(v.data())]));
