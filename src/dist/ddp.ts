@@ -20,11 +20,9 @@
 import { TesseraError } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 import { Module, type Parameter } from '../nn/module.js';
-import { assignValues } from '../nn/inplace.js';
-import { tensor } from '../ops/creation.js';
 import type { ProcessGroup } from './process-group.js';
-import { broadcastTensors, commDType } from './tensor-sync.js';
-import { sharedArray, type CommArray, type DType } from './types.js';
+import { broadcastTensors, commDType, reduceGradients } from './tensor-sync.js';
+import type { DType } from './types.js';
 
 export interface DdpOptions {
   /** Bytes per gradient bucket (default 25 MB). One all-reduce per bucket. */
@@ -39,14 +37,6 @@ export interface DdpOptions {
   root?: number;
 }
 
-/** One bucket: parameters of one communication dtype whose gradients are reduced together. */
-interface Bucket {
-  readonly params: readonly Parameter[];
-  readonly offsets: readonly number[];
-  readonly dtype: DType;
-  readonly buffer: CommArray;
-}
-
 /**
  * Wraps a module for data-parallel training over `group`. Create it with `await
  * DistributedDataParallel.create(model, group)` on every rank: that copies the root's
@@ -56,7 +46,8 @@ interface Bucket {
  * before wrapping it: the gradient buckets hold the parameters that exist at creation.
  */
 export class DistributedDataParallel<In extends unknown[] = [Tensor], Out = Tensor> extends Module<In, Out> {
-  private readonly buckets: Bucket[];
+  /** Parameters of one communication dtype whose gradients are reduced together. */
+  private readonly buckets: Parameter[][];
   readonly root: number;
   private readonly syncBuffers: boolean;
 
@@ -91,21 +82,8 @@ export class DistributedDataParallel<In extends unknown[] = [Tensor], Out = Tens
    */
   async syncGradients(): Promise<void> {
     if (this.group.size === 1) return;
-    const works = this.buckets.map((b) => {
-      b.buffer.fill(0);
-      b.params.forEach((p, i) => {
-        if (p.grad !== undefined) b.buffer.set(p.grad.data(), b.offsets[i]);
-      });
-      return this.group.allReduce(b.buffer, { op: 'avg' });
-    });
-    await Promise.all(works.map((w) => w.wait()));
-    for (const b of this.buckets) {
-      b.params.forEach((p, i) => {
-        const values = b.buffer.subarray(b.offsets[i], b.offsets[i]! + p.size);
-        if (p.grad === undefined) p.grad = tensor(Array.from(values), { shape: [...p.shape], dtype: p.dtype, backend: p.storage.backend.name });
-        else assignValues(p.grad, values, 'DistributedDataParallel.syncGradients');
-      });
-    }
+    // Every bucket's all-reduce is issued before any is awaited, so they are all in flight at once.
+    await Promise.all(this.buckets.map((params) => reduceGradients(params, this.group, 'avg')));
     if (this.syncBuffers) await this.broadcastBuffers();
   }
 
@@ -131,25 +109,18 @@ export class DistributedDataParallel<In extends unknown[] = [Tensor], Out = Tens
 }
 
 /** Gradient buckets in reverse registration order, at most `bucketBytes` each (a larger parameter gets its own). */
-function makeBuckets(params: readonly Parameter[], bucketBytes: number): Bucket[] {
-  const buckets: Bucket[] = [];
-  const open = new Map<DType, { params: Parameter[]; offsets: number[]; length: number }>();
-  const close = (dtype: DType): void => {
-    const b = open.get(dtype);
-    if (b === undefined || b.params.length === 0) return;
-    buckets.push({ params: b.params, offsets: b.offsets, dtype, buffer: sharedArray(dtype, b.length) });
-    open.delete(dtype);
-  };
+function makeBuckets(params: readonly Parameter[], bucketBytes: number): Parameter[][] {
+  const buckets: Parameter[][] = [];
+  const open = new Map<DType, { params: Parameter[]; bytes: number }>();
   for (const p of [...params].reverse()) {
     const dtype = commDType(p.dtype, 'DistributedDataParallel');
-    const bytesPer = dtype === 'float64' ? 8 : 4;
+    const bytes = p.size * (dtype === 'float64' ? 8 : 4);
     let b = open.get(dtype);
-    if (b !== undefined && (b.length + p.size) * bytesPer > bucketBytes) { close(dtype); b = undefined; }
-    if (b === undefined) open.set(dtype, (b = { params: [], offsets: [], length: 0 }));
+    if (b !== undefined && b.bytes + bytes > bucketBytes) { buckets.push(b.params); b = undefined; }
+    if (b === undefined) open.set(dtype, (b = { params: [], bytes: 0 }));
     b.params.push(p);
-    b.offsets.push(b.length);
-    b.length += p.size;
+    b.bytes += bytes;
   }
-  for (const dtype of [...open.keys()]) close(dtype);
+  for (const b of open.values()) buckets.push(b.params);
   return buckets;
 }

@@ -28,6 +28,7 @@ import { Parameter, type AnyModule } from '../nn/module.js';
 import { tensor } from '../ops/creation.js';
 import type { BaseOptions, Optimizer, OptimizerStateDict, ParamState } from '../optim/optimizer.js';
 import type { ProcessGroup } from './process-group.js';
+import { evenBlocks } from './partition.js';
 import { broadcastTensors, commDType } from './tensor-sync.js';
 import { allocArray, sharedArray, type DType } from './types.js';
 
@@ -42,6 +43,8 @@ interface Unit {
   readonly tensorDType: Tensor['dtype'];
   readonly backend: string;
   readonly counts: readonly number[];
+  /** Where each rank's range starts in the flat parameters. */
+  readonly starts: readonly number[];
   /** This rank's range of the flat parameters, trained by the local optimizer. */
   readonly shard: Parameter;
 }
@@ -89,15 +92,14 @@ export class FullyShardedDataParallel {
       const offsets: number[] = [];
       let length = 0;
       for (const [, p] of params) { offsets.push(length); length += p.size; }
-      const bounds = Array.from({ length: group.size + 1 }, (_, r) => Math.floor((r * length) / group.size));
-      const counts = Array.from({ length: group.size }, (_, r) => bounds[r + 1]! - bounds[r]!);
+      const { counts, offsets: starts } = evenBlocks(length, group.size);
       const flat = allocArray(dtype, length);
       params.forEach(([, p], i) => flat.set(p.data(), offsets[i]));
       const backend = params[0]![1].storage.backend.name;
-      const mine = flat.subarray(bounds[group.rank]!, bounds[group.rank + 1]!);
+      const mine = flat.subarray(starts[group.rank]!, starts[group.rank]! + counts[group.rank]!);
       const shard = new Parameter(tensor(mine, { shape: [mine.length], dtype: tensorDType, backend }));
       units.push({
-        module, names: params.map(([n]) => n), shapes: params.map(([, p]) => [...p.shape]), offsets, dtype, tensorDType, backend, counts, shard,
+        module, names: params.map(([n]) => n), shapes: params.map(([, p]) => [...p.shape]), offsets, dtype, tensorDType, backend, counts, starts, shard,
       });
       for (const [, p] of params) p.dispose(); // the whole parameters live only while the unit runs
     }
@@ -218,7 +220,7 @@ export class FullyShardedDataParallel {
       const whole = unit.names.map(() => sd.state[String(index++)]);
       if (whole.some((st) => st === undefined)) continue;
       const mine: ParamState = {};
-      const start = unit.counts.slice(0, this.group.rank).reduce((a, b) => a + b, 0);
+      const start = unit.starts[this.group.rank]!;
       for (const [key, v] of Object.entries(whole[0]!)) {
         if (typeof v === 'number') { mine[key] = v; continue; }
         const flat = allocArray(unit.dtype, unit.offsets[unit.offsets.length - 1]! + (unit.shapes[unit.shapes.length - 1]!.reduce((a, b) => a * b, 1)));

@@ -24,6 +24,7 @@ import { Parameter, type AnyModule } from '../nn/module.js';
 import { tensor } from '../ops/creation.js';
 import type { BaseOptions, Optimizer, OptimizerStateDict, ParamState } from '../optim/optimizer.js';
 import type { ProcessGroup } from './process-group.js';
+import { evenBlocks } from './partition.js';
 import { broadcastTensors, commDType } from './tensor-sync.js';
 import { sharedArray, type CommArray, type DType } from './types.js';
 
@@ -226,9 +227,8 @@ function partition(params: readonly Parameter[], ranks: number, rank: number): F
     const offsets: number[] = [];
     let length = 0;
     for (const p of ps) { offsets.push(length); length += p.size; }
-    const bounds = Array.from({ length: ranks + 1 }, (_, r) => Math.floor((r * length) / ranks));
-    const counts = Array.from({ length: ranks }, (_, r) => bounds[r + 1]! - bounds[r]!);
-    const start = bounds[rank]!, end = bounds[rank + 1]!;
+    const { counts, offsets: starts } = evenBlocks(length, ranks);
+    const start = starts[rank]!, end = start + counts[rank]!;
     const owned: OwnedSlice[] = [];
     ps.forEach((p, i) => {
       const from = Math.max(start, offsets[i]!) - offsets[i]!;
