@@ -1,13 +1,38 @@
 // Which backends the numerical suites run on: TESSERA_TEST_BACKENDS (comma separated, e.g.
-// "wasm") or, by default, both the cpu reference and wasm (the library's default backend). Each suite loops over them with forEachBackend, so one suite checks
-// every backend (issue 6: "one suite, run per backend").
+// "wasm") or, by default, the cpu reference, wasm (the library's default backend) and webgpu where a
+// WebGPU adapter can be started (in Node: the `webgpu` package with a Vulkan driver; CI installs
+// libvulkan1 and uses chromium's SwiftShader). Each suite loops over them with forEachBackend, so one
+// suite checks every backend (issue 6: "one suite, run per backend").
+// TESSERA_TEST_WEBGPU=0 leaves webgpu out of the default; =1 makes a failure to start it an error.
 import { describe, it, before, after } from 'node:test';
 import * as t from '../../src/index.js';
 
+let defaultBackends: string[] | undefined;
+
+async function webgpuStarts(): Promise<boolean> {
+  const flag = process.env.TESSERA_TEST_WEBGPU;
+  if (flag === '0') return false;
+  try {
+    await import('../../src/backend/webgpu/backend.js');
+    return true;
+  } catch (e) {
+    if (flag === '1') throw new Error(`TESSERA_TEST_WEBGPU=1 but the webgpu backend did not start: ${String(e)}`);
+    if (!(globalThis as { __tesseraWebgpuNoted?: boolean }).__tesseraWebgpuNoted) {
+      (globalThis as { __tesseraWebgpuNoted?: boolean }).__tesseraWebgpuNoted = true;
+      console.log(`# webgpu left out of the numerical suites: ${String(e).split('\n')[0]}`);
+    }
+    return false;
+  }
+}
+
 export function backendsUnderTest(): string[] {
   const env = process.env.TESSERA_TEST_BACKENDS;
-  const names = env === undefined || env.trim() === '' ? ['cpu', 'wasm'] : env.split(',').map((s) => s.trim()).filter(Boolean);
-  return names;
+  if (env !== undefined && env.trim() !== '') return env.split(',').map((s) => s.trim()).filter(Boolean);
+  return defaultBackends ?? ['cpu', 'wasm'];
+}
+
+if (process.env.TESSERA_TEST_BACKENDS === undefined || process.env.TESSERA_TEST_BACKENDS.trim() === '') {
+  defaultBackends = ['cpu', 'wasm', ...((await webgpuStarts()) ? ['webgpu'] : [])];
 }
 
 /** Loads a backend that is not registered yet from its conventional module, src/backend/<name>/backend.ts. */

@@ -1,0 +1,351 @@
+// The webgpu backend: tensor storages are GPU buffers owned by a device thread (protocol.ts), and the
+// primitives that pay on a GPU run generated WGSL (wgsl.ts): float32 elementwise math over any
+// strides and broadcasts, sum/max/min over any axes, batched matmul (tiled in workgroup memory),
+// softmax/logSoftmax, strided copies, and the SGD/Adam updates. Every other primitive, and every
+// dtype but float32, runs the cpu reference kernel on a copy read back from the GPU (dispatch's
+// fallback), so every op works, some only at the speed of the round trip.
+//
+// Importing this module starts the device (in Node: the `webgpu` package, Dawn) and registers the
+// backend as 'webgpu'; it throws, naming what is missing, when no GPU adapter is found.
+import { Storage, registerBackend, type Backend, type Kernel, type KernelInput, type OptimizerUpdate, type OutputInfo } from '../backend.js';
+import { roundToFormat } from '../cpu/backend.js';
+import { scatterStrided } from '../cpu/strided.js';
+import { allocStorage, type DType, type TypedArray } from '../../core/dtype.js';
+import { contiguousStrides, isContiguousLayout, sizeOf } from '../../core/shape.js';
+import type { PrimitiveAttrs, PrimitiveName } from '../../ops/primitives.js';
+import type { DeviceClient } from './device-client.js';
+import { startNodeDevice, type NodeDeviceOptions } from './node-device.js';
+import {
+  FLOAT_EXPRESSIONS, MATMUL_MAX_BATCH_RANK, MAX_RANK, WORKGROUP,
+  elementwiseWgsl, matmulWgsl, optimizerWgsl, reduceWgsl, softmaxWgsl,
+} from './wgsl.js';
+
+/** What a webgpu storage's `handle` holds. */
+export interface GpuBuffer {
+  readonly id: number;
+  /** Bytes of the storage (elements × the storage class's item size). */
+  readonly bytes: number;
+}
+
+/** Bytes per element as stored (float16/bfloat16 live in float32 words, as on the cpu backend). */
+function storedItemsize(dtype: DType): number {
+  return allocStorage(dtype, 0).BYTES_PER_ELEMENT;
+}
+
+function typedArrayOver(dtype: DType, bytes: Uint8Array): TypedArray {
+  const n = bytes.byteLength / storedItemsize(dtype);
+  const out = allocStorage(dtype, n);
+  new Uint8Array(out.buffer, out.byteOffset, bytes.byteLength).set(bytes);
+  return out;
+}
+
+/** Workgroups for `n` units on a 2-D grid (one dimension holds at most `maxPerDim`). */
+function grid2d(n: number, maxPerDim: number): [number, number] {
+  if (n <= maxPerDim) return [Math.max(1, n), 1];
+  return [maxPerDim, Math.ceil(n / maxPerDim)];
+}
+
+const float32 = (inputs: readonly KernelInput[], out: OutputInfo): boolean =>
+  out.dtype === 'float32' && inputs.every((x) => x.dtype === 'float32');
+
+/** A view's dims and strides padded to MAX_RANK with size-1 dims (they add nothing to offsets). */
+function padded(values: readonly number[], fill: number): number[] {
+  return [...values, ...new Array<number>(MAX_RANK - values.length).fill(fill)];
+}
+
+export class WebGPUBackend implements Backend {
+  readonly name: string;
+  private liveBytes = 0;
+  private bytesAtLastCollect = 0;
+  private readonly collectGarbage: (() => void) | undefined;
+
+  constructor(readonly device: DeviceClient, name = 'webgpu', collectGarbage?: () => void) {
+    this.name = name;
+    this.collectGarbage = collectGarbage;
+  }
+
+  alloc(dtype: DType, size: number): Storage {
+    // WebGPU buffers start zero-filled.
+    return this.newStorage(dtype, size);
+  }
+
+  fromArray(dtype: DType, data: TypedArray): Storage {
+    const copy = allocStorage(dtype, data.length);
+    copy.set(data);
+    roundToFormat(dtype, copy);
+    return this.newStorage(dtype, data.length, new Uint8Array(copy.buffer, copy.byteOffset, copy.byteLength));
+  }
+
+  readAll(storage: Storage): TypedArray {
+    const h = this.handle(storage, 'readAll');
+    return typedArrayOver(storage.dtype, this.device.read(h.id, 0, h.bytes));
+  }
+
+  writeStrided(dst: KernelInput, src: TypedArray): void {
+    const h = this.handle(dst.storage, 'writeStrided');
+    const item = storedItemsize(dst.dtype);
+    const values = allocStorage(dst.dtype, src.length);
+    values.set(src);
+    roundToFormat(dst.dtype, values);
+    if (item >= 4 && isContiguousLayout(dst.shape, dst.strides)) {
+      this.device.post({ op: 'write', id: h.id, byteOffset: dst.offset * item, data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) }, [values.buffer as ArrayBuffer]);
+      return;
+    }
+    // Scattered or sub-word elements: update the whole storage on this thread and write it back.
+    const all = this.readAll(dst.storage);
+    scatterStrided(all, dst.shape, dst.strides, dst.offset, values);
+    this.device.post({ op: 'write', id: h.id, byteOffset: 0, data: new Uint8Array(all.buffer, all.byteOffset, all.byteLength) }, [all.buffer as ArrayBuffer]);
+  }
+
+  free(storage: Storage): void {
+    const h = storage.handle as GpuBuffer;
+    this.liveBytes -= h.bytes;
+    this.device.post({ op: 'free', id: h.id });
+  }
+
+  kernel<P extends PrimitiveName>(prim: P): Kernel<P> | undefined {
+    return (this.kernels as Partial<Record<PrimitiveName, Kernel<PrimitiveName>>>)[prim] as Kernel<P> | undefined;
+  }
+
+  /** Waits until the GPU has finished all work submitted so far (for timing). */
+  synchronize(): void {
+    this.device.sync();
+  }
+
+  optimizerUpdate(u: OptimizerUpdate): boolean {
+    const { rule, param, grad } = u;
+    const contiguousF32 = (x: KernelInput): boolean => x.dtype === 'float32' && isContiguousLayout(x.shape, x.strides);
+    if (!contiguousF32(param) || grad.dtype !== 'float32' || grad.shape.length > MAX_RANK) return false;
+    const n = sizeOf(param.shape);
+    if (n === 0) return true;
+    let wgsl: string, scalars: number[], states: KernelInput[];
+    if (rule.kind === 'adam' && !rule.amsgrad) {
+      states = [u.state.expAvg!, u.state.expAvgSq!];
+      wgsl = optimizerWgsl('adam', { maximize: rule.maximize, coupledDecay: rule.weightDecay !== 0, momentum: false, nesterov: false, firstStep: false });
+      scalars = [rule.stepSize, rule.biasCorrection2Sqrt, rule.decay, rule.weightDecay, 1 - rule.beta1, rule.beta2, 1 - rule.beta2, rule.eps];
+    } else if (rule.kind === 'sgd') {
+      const momentum = rule.momentum > 0;
+      states = momentum ? [u.state.momentumBuffer!] : [];
+      wgsl = optimizerWgsl('sgd', { maximize: rule.maximize, coupledDecay: false, momentum, nesterov: rule.nesterov, firstStep: rule.firstStep });
+      scalars = [rule.lr, rule.momentum, 1 - rule.dampening, rule.weightDecay];
+    } else {
+      return false;
+    }
+    // The kernel indexes parameter and state from element 0 (a parameter is normally a whole storage).
+    if (param.offset !== 0 || !states.every((s) => s !== undefined && contiguousF32(s) && s.offset === 0)) return false;
+    const meta = new Int32Array(2 + 2 * MAX_RANK + 1 + scalars.length);
+    meta[0] = n;
+    meta[1] = grad.shape.length;
+    meta.set(padded(grad.shape, 1), 2);
+    meta.set(padded(grad.strides, 0), 2 + MAX_RANK);
+    meta[2 + 2 * MAX_RANK] = grad.offset;
+    new Float32Array(meta.buffer).set(scalars, 3 + 2 * MAX_RANK);
+    const ids = [param, grad, ...states].map((x) => this.handle(x.storage, 'optimizerUpdate').id);
+    this.device.post({ op: 'run', wgsl, buffers: ids, meta, grid: grid2d(Math.ceil(n / WORKGROUP), this.maxGrid()), label: `${rule.kind} update` });
+    return true;
+  }
+
+  private readonly kernels: Partial<{ [P in PrimitiveName]: Kernel<P> }> = this.buildKernels();
+
+  private buildKernels(): Partial<{ [P in PrimitiveName]: Kernel<P> }> {
+    const table: Partial<Record<PrimitiveName, Kernel<PrimitiveName>>> = {};
+    for (const [op, expression] of Object.entries(FLOAT_EXPRESSIONS)) {
+      table[op as PrimitiveName] = (inputs, attrs, out) => this.elementwise(op as PrimitiveName, expression, inputs, attrs, out);
+    }
+    table.contiguous = (inputs, attrs, out) => this.contiguous(inputs, attrs, out);
+    for (const op of ['sum', 'max', 'min'] as const) {
+      table[op] = (inputs, attrs, out) => this.reduce(op, inputs, attrs as PrimitiveAttrs['sum'], out);
+    }
+    table.matmul = (inputs, attrs, out) => this.matmul(inputs, attrs, out);
+    table.softmax = (inputs, attrs, out) => this.softmax(false, inputs, attrs as PrimitiveAttrs['softmax'], out);
+    table.logSoftmax = (inputs, attrs, out) => this.softmax(true, inputs, attrs as PrimitiveAttrs['softmax'], out);
+    return table as Partial<{ [P in PrimitiveName]: Kernel<P> }>;
+  }
+
+  // ---- kernels ----
+
+  private elementwise(op: PrimitiveName, expression: string, inputs: readonly KernelInput[], attrs: unknown, out: OutputInfo): Storage {
+    if (!float32(inputs, out) || out.shape.length > MAX_RANK) return this.viaCpu(op, inputs, attrs, out);
+    const n = sizeOf(out.shape);
+    const result = this.newStorage(out.dtype, n);
+    if (n === 0) return result;
+    const flat = inputs.every((x) => isContiguousLayout(x.shape, x.strides));
+    let meta: Int32Array;
+    if (flat) {
+      meta = Int32Array.from([n, ...inputs.map((x) => x.offset)]);
+    } else {
+      meta = new Int32Array(2 + MAX_RANK + inputs.length * (MAX_RANK + 1));
+      meta[0] = n;
+      meta[1] = out.shape.length;
+      meta.set(padded(out.shape, 1), 2);
+      inputs.forEach((x, k) => {
+        const base = 2 + MAX_RANK + k * (MAX_RANK + 1);
+        meta.set(padded(x.strides, 0), base);
+        meta[base + MAX_RANK] = x.offset;
+      });
+    }
+    this.launch(elementwiseWgsl(expression, inputs.length, flat), [result, ...inputs.map((x) => x.storage)], meta, Math.ceil(n / WORKGROUP), op);
+    return result;
+  }
+
+  private contiguous(inputs: readonly KernelInput[], attrs: unknown, out: OutputInfo): Storage {
+    const x = inputs[0]!;
+    const item = storedItemsize(x.dtype);
+    const n = sizeOf(out.shape);
+    if (isContiguousLayout(x.shape, x.strides) && (x.offset * item) % 4 === 0 && (n * item) % 4 === 0) {
+      const result = this.newStorage(out.dtype, n);
+      if (n > 0) {
+        this.device.post({ op: 'copy', src: this.handle(x.storage, 'contiguous').id, srcOffset: x.offset * item, dst: (result.handle as GpuBuffer).id, dstOffset: 0, bytes: n * item });
+      }
+      return result;
+    }
+    if (item !== 4 || out.shape.length > MAX_RANK) return this.viaCpu('contiguous', inputs, attrs, out);
+    const result = this.newStorage(out.dtype, n);
+    if (n === 0) return result;
+    const meta = new Int32Array(2 + MAX_RANK + MAX_RANK + 1);
+    meta[0] = n;
+    meta[1] = out.shape.length;
+    meta.set(padded(out.shape, 1), 2);
+    meta.set(padded(x.strides, 0), 2 + MAX_RANK);
+    meta[2 + 2 * MAX_RANK] = x.offset;
+    // Moved as 32-bit words, so float32, int32 and the 16-bit floats (kept in float32 words) share one kernel.
+    this.launch(elementwiseWgsl('a', 1, false, 'u32'), [result, x.storage], meta, Math.ceil(n / WORKGROUP), 'contiguous');
+    return result;
+  }
+
+  private reduce(op: 'sum' | 'max' | 'min', inputs: readonly KernelInput[], attrs: PrimitiveAttrs['sum'], out: OutputInfo): Storage {
+    const x = inputs[0]!;
+    if (!float32(inputs, out) || x.shape.length > MAX_RANK) return this.viaCpu(op, inputs, attrs, out);
+    const axes = new Set(attrs.axes.map((a) => (a < 0 ? a + x.shape.length : a)));
+    const keptDims = x.shape.map((_, d) => d).filter((d) => !axes.has(d));
+    const redDims = x.shape.map((_, d) => d).filter((d) => axes.has(d));
+    const nOut = keptDims.reduce((p, d) => p * x.shape[d]!, 1);
+    const count = redDims.reduce((p, d) => p * x.shape[d]!, 1);
+    const result = this.newStorage(out.dtype, nOut);
+    if (nOut === 0) return result;
+    if (count === 0 && op !== 'sum') return this.viaCpu(op, inputs, attrs, out);
+    const R = MAX_RANK;
+    const meta = new Int32Array(5 + 4 * R);
+    meta[0] = nOut;
+    meta[1] = keptDims.length;
+    meta.set(padded(keptDims.map((d) => x.shape[d]!), 1), 2);
+    meta.set(padded(keptDims.map((d) => x.strides[d]!), 0), 2 + R);
+    meta[2 + 2 * R] = redDims.length;
+    meta.set(padded(redDims.map((d) => x.shape[d]!), 1), 3 + 2 * R);
+    meta.set(padded(redDims.map((d) => x.strides[d]!), 0), 3 + 3 * R);
+    meta[3 + 4 * R] = count;
+    meta[4 + 4 * R] = x.offset;
+    this.launch(reduceWgsl(op), [result, x.storage], meta, nOut, op);
+    return result;
+  }
+
+  private matmul(inputs: readonly KernelInput[], attrs: unknown, out: OutputInfo): Storage {
+    const [a, b] = inputs as [KernelInput, KernelInput];
+    const rank = a.shape.length;
+    const batchRank = rank - 2;
+    const batch = sizeOf(out.shape.slice(0, batchRank));
+    if (!float32(inputs, out) || batchRank > MATMUL_MAX_BATCH_RANK || batch > 65535) return this.viaCpu('matmul', inputs, attrs, out);
+    const M = a.shape[rank - 2]!, K = a.shape[rank - 1]!, N = b.shape[rank - 1]!;
+    const result = this.newStorage(out.dtype, batch * M * N);
+    if (batch * M * N === 0) return result;
+    const meta = new Int32Array(28);
+    meta.set([M, N, K, batchRank]);
+    const six = (v: readonly number[], fill: number): number[] => [...v, ...new Array<number>(6 - v.length).fill(fill)];
+    meta.set(six(a.shape.slice(0, batchRank), 1), 4);
+    meta.set(six(a.strides.slice(0, batchRank), 0), 10);
+    meta.set(six(b.strides.slice(0, batchRank), 0), 16);
+    meta.set([a.strides[rank - 2]!, a.strides[rank - 1]!, b.strides[rank - 2]!, b.strides[rank - 1]!, a.offset, b.offset], 22);
+    const tiles: [number, number, number] = [Math.ceil(N / 64), Math.ceil(M / 64), batch];
+    if (tiles[0] > this.maxGrid() || tiles[1] > this.maxGrid()) return this.viaCpu('matmul', inputs, attrs, out);
+    this.device.post({ op: 'run', wgsl: matmulWgsl(), buffers: [result, a.storage, b.storage].map((s) => this.handle(s, 'matmul').id), meta, grid: tiles, label: `matmul ${M}×${K}·${K}×${N}` });
+    return result;
+  }
+
+  private softmax(log: boolean, inputs: readonly KernelInput[], attrs: PrimitiveAttrs['softmax'], out: OutputInfo): Storage {
+    const x = inputs[0]!;
+    const prim = log ? 'logSoftmax' : 'softmax';
+    if (!float32(inputs, out) || x.shape.length > MAX_RANK + 1) return this.viaCpu(prim, inputs, attrs, out);
+    const rank = x.shape.length;
+    const axis = attrs.axis < 0 ? attrs.axis + rank : attrs.axis;
+    const n = sizeOf(x.shape);
+    const result = this.newStorage(out.dtype, n);
+    if (n === 0) return result;
+    const outStrides = contiguousStrides(x.shape);
+    const kept = x.shape.map((_, d) => d).filter((d) => d !== axis);
+    const R = MAX_RANK;
+    const meta = new Int32Array(6 + 3 * R);
+    const rows = n / x.shape[axis]!;
+    meta[0] = rows;
+    meta[1] = x.shape[axis]!;
+    meta[2] = kept.length;
+    meta.set(padded(kept.map((d) => x.shape[d]!), 1), 3);
+    meta.set(padded(kept.map((d) => x.strides[d]!), 0), 3 + R);
+    meta.set(padded(kept.map((d) => outStrides[d]!), 0), 3 + 2 * R);
+    meta[3 + 3 * R] = x.strides[axis]!;
+    meta[4 + 3 * R] = outStrides[axis]!;
+    meta[5 + 3 * R] = x.offset;
+    this.launch(softmaxWgsl(log), [result, x.storage], meta, rows, prim);
+    return result;
+  }
+
+  // ---- plumbing ----
+
+  /** Runs the cpu reference kernel on copies read back from the GPU (for what has no GPU kernel here). */
+  private viaCpu(prim: PrimitiveName, inputs: readonly KernelInput[], attrs: unknown, out: OutputInfo): Storage {
+    const cpu = this.cpuKernel(prim);
+    const viaCpu: KernelInput[] = inputs.map((x) => ({ ...x, storage: this.cpuStorage(x.storage) }));
+    const result = cpu(viaCpu, attrs as never, out);
+    return this.fromArray(out.dtype, result.handle as TypedArray);
+  }
+
+  private cpuKernel(prim: PrimitiveName): Kernel<PrimitiveName> {
+    return cpuBackendRef.kernel(prim)! as Kernel<PrimitiveName>;
+  }
+
+  private cpuStorage(s: Storage): Storage {
+    return cpuBackendRef.fromArray(s.dtype, this.readAll(s));
+  }
+
+  private launch(wgsl: string, storages: readonly Storage[], meta: Int32Array, workgroups: number, label: string): void {
+    const ids = storages.map((s) => this.handle(s, label).id);
+    this.device.post({ op: 'run', wgsl, buffers: ids, meta, grid: grid2d(workgroups, this.maxGrid()), label });
+  }
+
+  private maxGrid(): number {
+    return this.device.info.maxComputeWorkgroupsPerDimension;
+  }
+
+  private handle(s: Storage, what: string): GpuBuffer {
+    if (s.backend !== this) throw new Error(`webgpu ${what}: a storage of backend '${s.backend.name}' reached the webgpu backend`);
+    return s.handle as GpuBuffer;
+  }
+
+  private newStorage(dtype: DType, size: number, data?: Uint8Array): Storage {
+    const bytes = size * storedItemsize(dtype);
+    const limit = this.device.info.maxStorageBufferBindingSize;
+    if (bytes > limit) {
+      throw new Error(`webgpu: a ${dtype} tensor of ${size} elements (${bytes} bytes) is larger than this GPU's largest storage binding (${limit} bytes); split it or use the wasm backend.`);
+    }
+    const id = this.device.newId();
+    this.device.post({ op: 'create', id, bytes, data }, data !== undefined && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : undefined);
+    this.liveBytes += bytes;
+    // Tensors dropped without dispose() free their buffers only when collected; collect when GPU memory grows.
+    if (this.collectGarbage !== undefined && this.liveBytes > this.bytesAtLastCollect + (256 << 20)) {
+      this.bytesAtLastCollect = this.liveBytes;
+      this.collectGarbage();
+    }
+    return new Storage(this, { id, bytes } satisfies GpuBuffer, dtype, size);
+  }
+}
+
+import { cpuBackend as cpuBackendRef } from '../cpu/backend.js';
+import { nodeGarbageCollector } from '../wasm/node-gc.js';
+
+/** Starts a device and returns a backend on it (not registered; see the module's registration below). */
+export function createWebGPUBackend(options: NodeDeviceOptions & { name?: string } = {}): WebGPUBackend {
+  return new WebGPUBackend(startNodeDevice(options), options.name, nodeGarbageCollector());
+}
+
+/** The registered 'webgpu' backend. */
+export const webgpuBackend: WebGPUBackend = createWebGPUBackend();
+registerBackend(webgpuBackend);

@@ -1,0 +1,114 @@
+// The calling thread's side of the webgpu backend: starts the device thread, posts commands to it
+// and waits (Atomics.wait) for the answers that carry values back (protocol.ts says why).
+//
+// Waiting blocks the thread, which Node allows everywhere; a browser allows it only off the main
+// thread, so in a page the backend must run inside a Web Worker (not wired up yet: Node only).
+import { TesseraError } from '../../core/errors.js';
+import { Ctl, CTL_BYTES, CTL_MESSAGE_OFFSET, type DeviceCommand, type DeviceInfo, type DeviceInit } from './protocol.js';
+
+/** How a device thread is started and spoken to (Node: worker_threads; see startNodeDeviceThread). */
+export interface DeviceThread {
+  post(command: DeviceCommand, transfer?: ArrayBuffer[]): void;
+  terminate(): void;
+}
+
+export interface DeviceClientOptions {
+  /** How long a read may take before it is reported as stuck (default 120 s). */
+  timeoutMs?: number;
+}
+
+export class DeviceClient {
+  readonly info: DeviceInfo;
+  private readonly ctl: Int32Array;
+  private nextSeq = 2;
+  private nextId = 1;
+  private readonly timeoutMs: number;
+  private closed = false;
+
+  constructor(private readonly control: SharedArrayBuffer, private readonly thread: DeviceThread, options: DeviceClientOptions = {}) {
+    this.ctl = new Int32Array(control);
+    this.timeoutMs = options.timeoutMs ?? 120_000;
+    this.info = JSON.parse(this.waitFor(1, 'starting the device')) as DeviceInfo;
+  }
+
+  /** A control block for a new device thread. */
+  static newControl(): SharedArrayBuffer {
+    return new SharedArrayBuffer(CTL_BYTES);
+  }
+
+  newId(): number {
+    return this.nextId++;
+  }
+
+  post(command: DeviceCommand, transfer?: ArrayBuffer[]): void {
+    if (this.closed) throw new TesseraError(`webgpu: the device was closed; ${command.op} cannot run.`);
+    this.throwIfFailed();
+    this.thread.post(command, transfer);
+  }
+
+  /** Copies `bytes` bytes of a storage, from `byteOffset`, back to this thread. */
+  read(id: number, byteOffset: number, bytes: number): Uint8Array {
+    const reply = new SharedArrayBuffer(Math.max(4, Math.ceil(bytes / 4) * 4));
+    const seq = this.nextSeq++;
+    this.post({ op: 'read', id, byteOffset, bytes, reply, seq });
+    this.waitFor(seq, `reading storage ${id}`);
+    return new Uint8Array(reply, 0, bytes);
+  }
+
+  /** Waits until the GPU has finished everything submitted so far (for timing). */
+  sync(): void {
+    const seq = this.nextSeq++;
+    this.post({ op: 'sync', seq });
+    this.waitFor(seq, 'waiting for the GPU');
+  }
+
+  /**
+   * Waits (at most `timeoutMs`) for the device thread to finish what it was sent, ignoring errors,
+   * and closes. Used as the process exits: a device thread stopped in the middle of a Dawn call
+   * aborts the whole process.
+   */
+  drainAndClose(timeoutMs: number): void {
+    if (this.closed) return;
+    try {
+      const seq = this.nextSeq++;
+      this.thread.post({ op: 'sync', seq });
+      const deadline = Date.now() + timeoutMs;
+      while (Atomics.load(this.ctl, Ctl.answered) < seq && Atomics.load(this.ctl, Ctl.failed) === 0 && Date.now() < deadline) {
+        Atomics.wait(this.ctl, Ctl.answered, Atomics.load(this.ctl, Ctl.answered), 100);
+      }
+    } catch {
+      // Exiting anyway.
+    }
+    this.closed = true;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.thread.terminate();
+  }
+
+  private throwIfFailed(): void {
+    if (Atomics.load(this.ctl, Ctl.failed) !== 0) throw new TesseraError(this.message());
+  }
+
+  private message(): string {
+    const n = Atomics.load(this.ctl, Ctl.messageLength);
+    return new TextDecoder().decode(new Uint8Array(this.control, CTL_MESSAGE_OFFSET, n).slice());
+  }
+
+  /** Blocks until request `seq` is answered; returns the message area's text. */
+  private waitFor(seq: number, what: string): string {
+    const deadline = Date.now() + this.timeoutMs;
+    while (Atomics.load(this.ctl, Ctl.answered) < seq) {
+      this.throwIfFailed();
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new TesseraError(`webgpu: the device thread did not answer within ${this.timeoutMs / 1000} s while ${what}; the GPU may be hung or the thread dead.`);
+      }
+      Atomics.wait(this.ctl, Ctl.answered, Atomics.load(this.ctl, Ctl.answered), Math.min(left, 1000));
+    }
+    this.throwIfFailed();
+    return seq === 1 ? this.message() : '';
+  }
+}

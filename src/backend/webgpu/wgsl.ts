@@ -1,0 +1,345 @@
+// WGSL generators for the webgpu backend's kernels. Each returns the shader text; the device thread
+// compiles a text once and caches its pipeline, so a generator must return the same text for the same
+// structure (shapes and strides travel in the `meta` buffer, never in the text).
+//
+// Conventions: binding 0 is the output, inputs follow, `meta` (array<i32>) is the last binding.
+// Workgroups are laid out on a 2-D grid (x·y) when one dimension cannot hold them all.
+// NaN and ±inf are produced at run time from bit patterns (a constant NaN does not compile) and
+// tested by their bits, as Vulkan drivers may assume that no value is NaN.
+
+/** Dimensions a strided view may have in the generic kernels. */
+export const MAX_RANK = 8;
+/** Invocations per workgroup of the one-dimensional kernels. */
+export const WORKGROUP = 256;
+
+const SPECIALS = `
+var<private> NAN_BITS: u32 = 0x7fc00000u;
+var<private> INF_BITS: u32 = 0x7f800000u;
+fn nan_() -> f32 { return bitcast<f32>(NAN_BITS); }
+fn inf_() -> f32 { return bitcast<f32>(INF_BITS); }
+fn isnan_(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
+fn isinf_(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u; }
+`;
+
+// Float32 math that WGSL leaves imprecise or undefined at the edges (log of 0 or a negative number,
+// exp overflow, tanh of large arguments), written so that the edges match the reference.
+const MATH = `${SPECIALS}
+fn exp_(x: f32) -> f32 { if (x > 88.72283) { return inf_(); } if (x < -103.97) { return 0.0; } return exp(x); }
+fn log_(x: f32) -> f32 { if (isnan_(x) || x < 0.0) { return nan_(); } if (x == 0.0) { return -inf_(); } if (isinf_(x)) { return x; } return log(x); }
+fn log1p_(x: f32) -> f32 {
+  if (isnan_(x) || x < -1.0) { return nan_(); } if (x == -1.0) { return -inf_(); } if (isinf_(x)) { return x; }
+  let u = 1.0 + x; if (u == 1.0) { return x; } return log(u) * (x / (u - 1.0));
+}
+fn expm1_(x: f32) -> f32 {
+  if (isnan_(x)) { return x; } if (x > 88.72283) { return inf_(); }
+  if (abs(x) < 1e-5) { return x + 0.5 * x * x; }
+  let u = exp(x); if (u == 1.0) { return x; } let um1 = u - 1.0; if (um1 == -1.0) { return -1.0; } return um1 * x / log(u);
+}
+fn sqrt_(x: f32) -> f32 { if (isnan_(x) || x < 0.0) { return nan_(); } if (isinf_(x)) { return x; } return sqrt(x); }
+fn rsqrt_(x: f32) -> f32 { if (isnan_(x) || x < 0.0) { return nan_(); } if (x == 0.0) { return inf_(); } if (isinf_(x)) { return 0.0; } return 1.0 / sqrt(x); }
+fn tanh_(x: f32) -> f32 {
+  if (isnan_(x)) { return x; } if (x > 9.0) { return 1.0; } if (x < -9.0) { return -1.0; }
+  if (abs(x) < 0.0004) { return x; }
+  let e = exp(-2.0 * abs(x)); let t = (1.0 - e) / (1.0 + e); return select(t, -t, x < 0.0);
+}
+fn sigmoid_(x: f32) -> f32 { if (isnan_(x)) { return x; } if (x >= 0.0) { return 1.0 / (1.0 + exp_(-x)); } let e = exp_(x); return e / (1.0 + e); }
+// erf by Abramowitz & Stegun 7.1.26 refined: |error| < 1.2e-7 (float32 rounding dominates).
+fn erf_(x: f32) -> f32 {
+  if (isnan_(x)) { return x; }
+  let a = abs(x);
+  if (a < 0.5) {
+    // Maclaurin series: accurate near 0, where the rational form loses relative precision.
+    let z = a * a;
+    let s = a * (1.1283791671 + z * (-0.3761263890 + z * (0.1128379167 + z * (-0.0268661706 + z * (0.0052239776 + z * -0.0008548327)))));
+    return select(s, -s, x < 0.0);
+  }
+  if (a > 4.0) { return select(1.0, -1.0, x < 0.0); }
+  let t = 1.0 / (1.0 + 0.5 * a);
+  let y = t * exp(-a * a - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  let r = 1.0 - y;
+  return select(r, -r, x < 0.0);
+}
+fn gelu_(x: f32) -> f32 { if (isinf_(x)) { return select(0.0, x, x > 0.0); } return 0.5 * x * (1.0 + erf_(x * 0.70710678118654752)); }
+fn geluGrad_(x: f32) -> f32 { if (isinf_(x)) { return select(0.0, 1.0, x > 0.0); } return 0.5 * (1.0 + erf_(x * 0.70710678118654752)) + x * exp_(-0.5 * x * x) * 0.3989422804014327; }
+fn round_(x: f32) -> f32 {
+  if (isnan_(x) || isinf_(x)) { return x; }
+  let r = floor(x + 0.5);
+  // Half to even, as PyTorch: a tie rounds to the even neighbour.
+  if (r - x == 0.5 && (r * 0.5) != floor(r * 0.5)) { return r - 1.0; }
+  return r;
+}
+fn sign_(x: f32) -> f32 { if (isnan_(x)) { return x; } if (x > 0.0) { return 1.0; } if (x < 0.0) { return -1.0; } return 0.0; }
+fn maximum_(a: f32, b: f32) -> f32 { if (isnan_(a) || isnan_(b)) { return nan_(); } return select(b, a, a > b); }
+fn minimum_(a: f32, b: f32) -> f32 { if (isnan_(a) || isnan_(b)) { return nan_(); } return select(b, a, a < b); }
+`;
+
+/** WGSL expression per float32 elementwise primitive, over inputs `a` (and `b`). */
+export const FLOAT_EXPRESSIONS: Readonly<Record<string, string>> = {
+  // relu and reluGrad test the sign by the bits: a GPU may flush a subnormal to zero in a comparison.
+  neg: '-a', abs: 'abs(a)', relu: 'select(0.0, a, isnan_(a) || bitcast<i32>(a) > 0)',
+  exp: 'exp_(a)', log: 'log_(a)', log1p: 'log1p_(a)', expm1: 'expm1_(a)', sqrt: 'sqrt_(a)', rsqrt: 'rsqrt_(a)',
+  sin: 'sin(a)', cos: 'cos(a)', tanh: 'tanh_(a)', sigmoid: 'sigmoid_(a)', erf: 'erf_(a)', gelu: 'gelu_(a)', geluGrad: 'geluGrad_(a)',
+  sign: 'sign_(a)', floor: 'floor(a)', ceil: 'ceil(a)', round: 'round_(a)',
+  add: 'a + b', sub: 'a - b', mul: 'a * b', div: 'a / b', maximum: 'maximum_(a, b)', minimum: 'minimum_(a, b)',
+  reluGrad: 'select(0.0, b, bitcast<i32>(a) > 0 && !isnan_(a))',
+};
+
+/** The flat index of this invocation on the 2-D grid. */
+const FLAT_INDEX = `let i = i32((wid.y * nwg.x + wid.x) * ${WORKGROUP}u + lid.x);`;
+const ENTRY_1D = `@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u)`;
+
+/** Where element `i` of the output (its row-major index) sits in input `k`'s storage. */
+function offsetFunction(): string {
+  // meta: [n, rank, shape[MAX_RANK], then per input: strides[MAX_RANK], offset]
+  return `fn offsetOf(i: i32, k: i32) -> i32 {
+  let base = ${2 + MAX_RANK} + k * ${MAX_RANK + 1};
+  var rem = i;
+  var off = params[base + ${MAX_RANK}];
+  for (var d = params[1] - 1; d >= 0; d--) {
+    let s = params[2 + d];
+    off += (rem % s) * params[base + d];
+    rem = rem / s;
+  }
+  return off;
+}`;
+}
+
+/**
+ * An elementwise kernel over `arity` float32 (or, for `copy`, any 4-byte) inputs with any strides.
+ * `flat`: every input is contiguous in the output's order, so input k's element i sits at offset_k + i.
+ */
+export function elementwiseWgsl(expression: string, arity: number, flat: boolean, scalar = 'f32'): string {
+  const names = ['a', 'b', 'c'];
+  const inputs = Array.from({ length: arity }, (_, k) => `@group(0) @binding(${k + 1}) var<storage, read> in${k}: array<${scalar}>;`).join('\n');
+  const loads = Array.from({ length: arity }, (_, k) => flat
+    ? `let ${names[k]} = in${k}[params[${1 + k}] + i];`
+    : `let ${names[k]} = in${k}[offsetOf(i, ${k})];`).join('\n  ');
+  return `${scalar === 'f32' ? MATH : ''}
+@group(0) @binding(0) var<storage, read_write> out: array<${scalar}>;
+${inputs}
+@group(0) @binding(${arity + 1}) var<storage, read> params: array<i32>;
+${flat ? '' : offsetFunction()}
+${ENTRY_1D} {
+  ${FLAT_INDEX}
+  if (i >= params[0]) { return; }
+  ${loads}
+  out[i] = ${expression};
+}`;
+}
+
+/**
+ * Batched matrix product C[b] = A[b]·B[b] with any strides, tiled: a 16×16 workgroup computes a
+ * 64×64 block of C, each invocation a 4×4 register block, from 64×16 and 16×64 tiles staged in
+ * workgroup memory. The batch index is the grid's z.
+ * meta: [M, N, K, batchRank, batchShape[6], aBatchStrides[6], bBatchStrides[6],
+ *        aRowStride, aColStride, bRowStride, bColStride, aOffset, bOffset]
+ */
+export function matmulWgsl(): string {
+  return `
+@group(0) @binding(0) var<storage, read_write> c: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> params: array<i32>;
+var<workgroup> As: array<f32, 1024>;
+var<workgroup> Bs: array<f32, 1024>;
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
+  let M = params[0]; let N = params[1]; let K = params[2];
+  var aBase = params[26]; var bBase = params[27];
+  var rem = i32(wid.z);
+  for (var d = params[3] - 1; d >= 0; d--) {
+    let s = params[4 + d];
+    let q = rem % s;
+    aBase += q * params[10 + d];
+    bBase += q * params[16 + d];
+    rem = rem / s;
+  }
+  let ars = params[22]; let acs = params[23]; let brs = params[24]; let bcs = params[25];
+  let row0 = i32(wid.y) * 64; let col0 = i32(wid.x) * 64;
+  let tx = i32(lid.x); let ty = i32(lid.y);
+  var acc: array<array<f32, 4>, 4>;
+  for (var k0 = 0; k0 < K; k0 += 16) {
+    for (var j = 0; j < 4; j++) {
+      let e = i32(li) + 256 * j;
+      // A tile: consecutive invocations take consecutive k of one row (coalesced for row-major A).
+      let kk = e % 16; let mm = e / 16;
+      let r = row0 + mm; let ka = k0 + kk;
+      var av = 0.0;
+      if (r < M && ka < K) { av = a[aBase + r * ars + ka * acs]; }
+      As[kk * 64 + mm] = av;
+      // B tile: consecutive invocations take consecutive columns of one row.
+      let nn = e % 64; let kb = k0 + e / 64; let cc = col0 + nn;
+      var bv = 0.0;
+      if (cc < N && kb < K) { bv = b[bBase + kb * brs + cc * bcs]; }
+      Bs[(e / 64) * 64 + nn] = bv;
+    }
+    workgroupBarrier();
+    for (var kk = 0; kk < 16; kk++) {
+      var ar: array<f32, 4>;
+      var br: array<f32, 4>;
+      for (var u = 0; u < 4; u++) { ar[u] = As[kk * 64 + ty + 16 * u]; br[u] = Bs[kk * 64 + tx + 16 * u]; }
+      for (var u = 0; u < 4; u++) { for (var v = 0; v < 4; v++) { acc[u][v] = fma(ar[u], br[v], acc[u][v]); } }
+    }
+    workgroupBarrier();
+  }
+  let cBase = i32(wid.z) * M * N;
+  for (var u = 0; u < 4; u++) {
+    let r = row0 + ty + 16 * u;
+    if (r >= M) { continue; }
+    for (var v = 0; v < 4; v++) {
+      let cc = col0 + tx + 16 * v;
+      if (cc < N) { c[cBase + r * N + cc] = acc[u][v]; }
+    }
+  }
+}`;
+}
+
+/** Batch dimensions a matmul may have (meta has room for six). */
+export const MATMUL_MAX_BATCH_RANK = 6;
+
+/**
+ * sum / max / min of float32 over some axes: one 64-invocation workgroup per output element, each
+ * invocation strides over the reduced elements, then a tree in workgroup memory.
+ * meta: [nOut, keptRank, keptShape[8], keptStrides[8], redRank, redShape[8], redStrides[8], redCount, offset]
+ */
+export function reduceWgsl(op: 'sum' | 'max' | 'min'): string {
+  const init = op === 'sum' ? '0.0' : op === 'max' ? '-inf_()' : 'inf_()';
+  const combine = op === 'sum' ? 'x + y' : op === 'max' ? 'select(y, x, x > y || isnan_(x))' : 'select(y, x, x < y || isnan_(x))';
+  const R = MAX_RANK;
+  return `${SPECIALS}
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> params: array<i32>;
+var<workgroup> part: array<f32, 64>;
+fn combine(x: f32, y: f32) -> f32 { return ${combine}; }
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let o = i32(wid.y * nwg.x + wid.x);
+  if (o >= params[0]) { return; }
+  var base = params[${4 + 4 * R}];
+  var rem = o;
+  for (var d = params[1] - 1; d >= 0; d--) { let s = params[2 + d]; base += (rem % s) * params[${2 + R} + d]; rem = rem / s; }
+  let redRank = params[${2 + 2 * R}];
+  let count = params[${3 + 4 * R}];
+  var acc = ${init};
+  for (var r = i32(lid.x); r < count; r += 64) {
+    var off = base; var q = r;
+    for (var d = redRank - 1; d >= 0; d--) { let s = params[${3 + 2 * R} + d]; off += (q % s) * params[${3 + 3 * R} + d]; q = q / s; }
+    acc = combine(acc, x[off]);
+  }
+  part[lid.x] = acc;
+  workgroupBarrier();
+  for (var w = 32u; w > 0u; w = w / 2u) {
+    if (lid.x < w) { part[lid.x] = combine(part[lid.x], part[lid.x + w]); }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) { out[o] = part[0]; }
+}`;
+}
+
+/**
+ * softmax / logSoftmax of float32 along one axis: a 64-invocation workgroup per row (max, then the
+ * sum of exponentials, then the outputs). The shift is the row's max, or 0 where it is ±inf.
+ * meta: [rows, rowLength, keptRank, keptShape[8], inKeptStrides[8], outKeptStrides[8], inAxisStride, outAxisStride, offset]
+ */
+export function softmaxWgsl(log: boolean): string {
+  const R = MAX_RANK;
+  return `${MATH}
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> params: array<i32>;
+var<workgroup> part: array<f32, 64>;
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let row = i32(wid.y * nwg.x + wid.x);
+  if (row >= params[0]) { return; }
+  let len = params[1];
+  var inBase = params[${5 + 3 * R}]; var outBase = 0;
+  var rem = row;
+  for (var d = params[2] - 1; d >= 0; d--) {
+    let s = params[3 + d]; let q = rem % s; rem = rem / s;
+    inBase += q * params[${3 + R} + d]; outBase += q * params[${3 + 2 * R} + d];
+  }
+  let xs = params[${3 + 3 * R}]; let os = params[${4 + 3 * R}];
+  var m = -inf_();
+  for (var j = i32(lid.x); j < len; j += 64) { let v = x[inBase + j * xs]; if (v > m || isnan_(v)) { m = v; } }
+  part[lid.x] = m;
+  workgroupBarrier();
+  for (var w = 32u; w > 0u; w = w / 2u) {
+    if (lid.x < w) { let v = part[lid.x + w]; if (v > part[lid.x] || isnan_(v)) { part[lid.x] = v; } }
+    workgroupBarrier();
+  }
+  var shift = part[0];
+  if (isinf_(shift)) { shift = 0.0; }
+  workgroupBarrier();
+  var s = 0.0;
+  for (var j = i32(lid.x); j < len; j += 64) { s += exp_(x[inBase + j * xs] - shift); }
+  part[lid.x] = s;
+  workgroupBarrier();
+  for (var w = 32u; w > 0u; w = w / 2u) {
+    if (lid.x < w) { part[lid.x] = part[lid.x] + part[lid.x + w]; }
+    workgroupBarrier();
+  }
+  let total = part[0];
+  ${log ? 'let lse = log_(total);' : ''}
+  for (var j = i32(lid.x); j < len; j += 64) {
+    let v = x[inBase + j * xs] - shift;
+    out[outBase + j * os] = ${log ? 'v - lse' : 'exp_(v) / total'};
+  }
+}`;
+}
+
+/**
+ * One optimizer update of a contiguous float32 parameter in place; the gradient may have any
+ * strides (offsetOf with input slot 0). Scalars arrive as float bits in meta after the layout.
+ * meta: [n, rank, shape[8], gradStrides[8], gradOffset, scalars...]
+ */
+export function optimizerWgsl(kind: 'adam' | 'sgd', options: { maximize: boolean; coupledDecay: boolean; momentum: boolean; nesterov: boolean; firstStep: boolean }): string {
+  const S = 2 + MAX_RANK + MAX_RANK + 1;
+  const scalar = (k: number): string => `bitcast<f32>(params[${S + k}])`;
+  const g = options.maximize ? '-grad[offsetOf(i, 0)]' : 'grad[offsetOf(i, 0)]';
+  if (kind === 'adam') {
+    // scalars: stepSize, biasCorrection2Sqrt, decay, weightDecay, 1 - beta1, beta2, 1 - beta2, eps
+    return `
+@group(0) @binding(0) var<storage, read_write> param: array<f32>;
+@group(0) @binding(1) var<storage, read> grad: array<f32>;
+@group(0) @binding(2) var<storage, read_write> m: array<f32>;
+@group(0) @binding(3) var<storage, read_write> v: array<f32>;
+@group(0) @binding(4) var<storage, read> params: array<i32>;
+${offsetFunction()}
+${ENTRY_1D} {
+  ${FLAT_INDEX}
+  if (i >= params[0]) { return; }
+  var gi = ${g};
+  var p = param[i] * ${scalar(2)};
+  ${options.coupledDecay ? `gi += ${scalar(3)} * p;` : ''}
+  let mi = m[i] + (gi - m[i]) * ${scalar(4)};
+  let vi = v[i] * ${scalar(5)} + ${scalar(6)} * gi * gi;
+  m[i] = mi; v[i] = vi;
+  let denom = sqrt(vi) / ${scalar(1)} + ${scalar(7)};
+  p -= ${scalar(0)} * (mi / denom);
+  param[i] = p;
+}`;
+  }
+  // scalars: lr, momentum, 1 - dampening, weightDecay
+  return `
+@group(0) @binding(0) var<storage, read_write> param: array<f32>;
+@group(0) @binding(1) var<storage, read> grad: array<f32>;
+${options.momentum ? '@group(0) @binding(2) var<storage, read_write> buf: array<f32>;' : ''}
+@group(0) @binding(${options.momentum ? 3 : 2}) var<storage, read> params: array<i32>;
+${offsetFunction()}
+${ENTRY_1D} {
+  ${FLAT_INDEX}
+  if (i >= params[0]) { return; }
+  var d = ${g};
+  let p = param[i];
+  d += ${scalar(3)} * p;
+  ${options.momentum ? `
+  var b = d;
+  ${options.firstStep ? '' : `b = buf[i] * ${scalar(1)} + ${scalar(2)} * d;`}
+  buf[i] = b;
+  ${options.nesterov ? `d = d + ${scalar(1)} * b;` : 'd = b;'}` : ''}
+  param[i] = p - ${scalar(0)} * d;
+}`;
+}
