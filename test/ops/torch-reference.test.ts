@@ -244,7 +244,11 @@ function runCase(c: Case): void {
   assert.ok(op !== undefined, `no tessera op registered for fixture case '${key}'`);
   const inputs = c.inputs.map((e) => decode(e, e.requiresGrad));
   if (c.error !== undefined) {
-    assert.throws(() => op(...inputs), (e: unknown) => e instanceof Error && e.name === 'TesseraError',
+    // Raised at the op, or (an index checked by a GPU kernel, on webgpu) at the first read of its result.
+    assert.throws(() => {
+      const result = op(...inputs);
+      for (const o of result instanceof t.Tensor ? [result] : result) o.data();
+    }, (e: unknown) => e instanceof Error && e.name === 'TesseraError',
       `PyTorch raises "${c.error}"; tessera should raise a TesseraError`);
     return;
   }

@@ -11,6 +11,7 @@ import { Storage, registerBackend, type Backend, type Kernel, type KernelInput, 
 import { roundToFormat } from '../cpu/backend.js';
 import { scatterStrided } from '../cpu/strided.js';
 import { allocStorage, type DType, type TypedArray } from '../../core/dtype.js';
+import { TesseraError } from '../../core/errors.js';
 import { contiguousStrides, isContiguousLayout, sizeOf } from '../../core/shape.js';
 import type { PrimitiveAttrs, PrimitiveName } from '../../ops/primitives.js';
 import type { DeviceClient } from './device-client.js';
@@ -19,6 +20,44 @@ import {
   FLOAT_EXPRESSIONS, MATMUL_MAX_BATCH_RANK, MAX_RANK, WORKGROUP,
   elementwiseWgsl, matmulWgsl, optimizerWgsl, reduceWgsl, softmaxWgsl,
 } from './wgsl.js';
+import {
+  gatherWgsl, scatterAddWgsl, sliceBackwardWgsl, typedElementwiseWgsl, typedInvocations, type ElementType,
+} from './wgsl-typed.js';
+import { LAYER_NORM_PARAMS, layerNormWgsl } from './wgsl-rows.js';
+import {
+  ATTENTION_MAX_BATCH_RANK, ATTENTION_PARAMS, MAX_HEAD, MAX_KEYS,
+  attentionGradColumnsWgsl, attentionGradRowsWgsl, attentionWgsl,
+} from './wgsl-attention.js';
+import { STATUS_BUFFER_ID } from './protocol.js';
+
+/** How each dtype's elements are held in a buffer, for the typed kernels (float64 and the 16-bit floats have none). */
+const ELEMENT_TYPE: Partial<Record<DType, ElementType>> = { float32: 'f32', int32: 'i32', bool: 'u8', uint8: 'u8', int8: 'i8' };
+
+/** WGSL for a comparison of two values of one element type (NaN compares unequal, as in JS). */
+function compareExpression(op: string, type: ElementType): string {
+  const sym: Record<string, string> = { eq: '==', ne: '!=', lt: '<', le: '<=', gt: '>', ge: '>=' };
+  if (type !== 'f32') return `select(0u, 1u, a ${sym[op]} b)`;
+  // NaN is tested by its bits (a driver may assume no value is NaN), and the order by key_ (exact for subnormals).
+  return op === 'ne' ? `select(0u, 1u, isnan_(a) || isnan_(b) || key_(a) != key_(b))` : `select(0u, 1u, !isnan_(a) && !isnan_(b) && key_(a) ${sym[op]} key_(b))`;
+}
+
+/** WGSL that is true where a value of the element type is nonzero (NaN counts, as in JS). */
+function truthy(v: string, type: ElementType): string {
+  return type === 'f32' ? `((bitcast<u32>(${v}) & 0x7fffffffu) != 0u)` : type === 'u8' ? `${v} != 0u` : `${v} != 0`;
+}
+
+/** WGSL converting a value of type `from` to dtype `to`, as castScalar does. */
+function castExpression(from: ElementType, to: DType): string | undefined {
+  const toI32 = from === 'f32' ? 'toI32_(a)' : from === 'u8' ? 'i32(a)' : 'a';
+  switch (to) {
+    case 'float32': return from === 'f32' ? 'a' : 'f32(a)';
+    case 'int32': return toI32;
+    case 'bool': return `select(0u, 1u, ${truthy('a', from)})`;
+    case 'uint8': return `u32(${toI32}) & 0xffu`;
+    case 'int8': return `(${toI32} << 24u) >> 24u`;
+    default: return undefined;
+  }
+}
 
 /** What a webgpu storage's `handle` holds. */
 export interface GpuBuffer {
@@ -157,6 +196,30 @@ export class WebGPUBackend implements Backend {
       table[op] = (inputs, attrs, out) => this.reduce(op, inputs, attrs as PrimitiveAttrs['sum'], out);
     }
     table.matmul = (inputs, attrs, out) => this.matmul(inputs, attrs, out);
+    for (const op of ['eq', 'ne', 'lt', 'le', 'gt', 'ge'] as const) {
+      table[op] = (inputs, attrs, out) => {
+        const type = ELEMENT_TYPE[inputs[0]!.dtype];
+        return type === undefined || inputs[1]!.dtype !== inputs[0]!.dtype ? this.viaCpu(op, inputs, attrs, out) : this.typed(op, inputs, attrs, out, compareExpression(op, type));
+      };
+    }
+    table.logicalAnd = (inputs, attrs, out) => this.logical('logicalAnd', inputs, attrs, out);
+    table.logicalOr = (inputs, attrs, out) => this.logical('logicalOr', inputs, attrs, out);
+    table.logicalNot = (inputs, attrs, out) => this.logical('logicalNot', inputs, attrs, out);
+    table.isnan = (inputs, attrs, out) => inputs[0]!.dtype === 'float32' ? this.typed('isnan', inputs, attrs, out, 'select(0u, 1u, isnan_(a))') : this.viaCpu('isnan', inputs, attrs, out);
+    table.where = (inputs, attrs, out) => inputs[1]!.dtype === 'float32' || inputs[1]!.dtype === 'int32' ? this.typed('where', inputs, attrs, out, 'select(c, b, a != 0u)') : this.viaCpu('where', inputs, attrs, out);
+    table.cast = (inputs, attrs, out) => {
+      const from = ELEMENT_TYPE[inputs[0]!.dtype];
+      const expression = from === undefined ? undefined : castExpression(from, (attrs as PrimitiveAttrs['cast']).dtype);
+      return expression === undefined ? this.viaCpu('cast', inputs, attrs, out) : this.typed('cast', inputs, attrs, out, expression);
+    };
+    table.gather = (inputs, attrs, out) => this.gather(inputs, attrs as PrimitiveAttrs['gather'], out);
+    table.scatterAdd = (inputs, attrs, out) => this.scatterAdd(inputs, attrs as PrimitiveAttrs['scatterAdd'], out);
+    table.sliceBackward = (inputs, attrs, out) => this.sliceBackward(inputs, attrs as PrimitiveAttrs['sliceBackward'], out);
+    table.layerNormCore = (inputs, attrs, out) => this.layerNorm('core', inputs, attrs as PrimitiveAttrs['layerNormCore'], out);
+    table.layerNormRstd = (inputs, attrs, out) => this.layerNorm('rstd', inputs, attrs as PrimitiveAttrs['layerNormRstd'], out);
+    table.layerNormCoreGrad = (inputs, attrs, out) => this.layerNorm('grad', inputs, attrs as PrimitiveAttrs['layerNormCoreGrad'], out);
+    table.attention = (inputs, attrs, out) => this.attention(false, inputs, attrs as PrimitiveAttrs['attention'], out);
+    table.attentionGrad = (inputs, attrs, out) => this.attention(true, inputs, attrs as PrimitiveAttrs['attention'], out);
     table.softmax = (inputs, attrs, out) => this.softmax(false, inputs, attrs as PrimitiveAttrs['softmax'], out);
     table.logSoftmax = (inputs, attrs, out) => this.softmax(true, inputs, attrs as PrimitiveAttrs['softmax'], out);
     return table as Partial<{ [P in PrimitiveName]: Kernel<P> }>;
@@ -288,6 +351,153 @@ export class WebGPUBackend implements Backend {
     return result;
   }
 
+  /** Elementwise over inputs of any element types (strided), output of any element type. */
+  private typed(op: PrimitiveName, inputs: readonly KernelInput[], attrs: unknown, out: OutputInfo, expression: string): Storage {
+    const types = inputs.map((x) => ELEMENT_TYPE[x.dtype]);
+    const outType = ELEMENT_TYPE[out.dtype];
+    if (outType === undefined || types.some((t) => t === undefined) || out.shape.length > MAX_RANK) return this.viaCpu(op, inputs, attrs, out);
+    const n = sizeOf(out.shape);
+    const result = this.newStorage(out.dtype, n);
+    if (n === 0) return result;
+    const meta = this.stridedParams(out.shape, inputs);
+    this.launch(typedElementwiseWgsl(types as ElementType[], outType, expression), [result, ...inputs.map((x) => x.storage)], meta, Math.ceil(typedInvocations(n, outType) / WORKGROUP), op);
+    return result;
+  }
+
+  private logical(op: 'logicalAnd' | 'logicalOr' | 'logicalNot', inputs: readonly KernelInput[], attrs: unknown, out: OutputInfo): Storage {
+    const types = inputs.map((x) => ELEMENT_TYPE[x.dtype]);
+    if (types.some((t) => t === undefined)) return this.viaCpu(op, inputs, attrs, out);
+    const [ta, tb] = types as ElementType[];
+    const expression = op === 'logicalNot' ? `select(1u, 0u, ${truthy('a', ta!)})`
+      : `select(0u, 1u, ${truthy('a', ta!)} ${op === 'logicalAnd' ? '&&' : '||'} ${truthy('b', tb!)})`;
+    return this.typed(op, inputs, attrs, out, expression);
+  }
+
+  /** params of the strided elementwise kernels: [n, rank, shape[8], per input: strides[8], offset]. */
+  private stridedParams(shape: readonly number[], inputs: readonly KernelInput[]): Int32Array {
+    const meta = new Int32Array(2 + MAX_RANK + inputs.length * (MAX_RANK + 1));
+    meta[0] = sizeOf(shape);
+    meta[1] = shape.length;
+    meta.set(padded(shape, 1), 2);
+    inputs.forEach((x, k) => {
+      const base = 2 + MAX_RANK + k * (MAX_RANK + 1);
+      meta.set(padded(x.strides, 0), base);
+      meta[base + MAX_RANK] = x.offset;
+    });
+    return meta;
+  }
+
+  private gather(inputs: readonly KernelInput[], attrs: PrimitiveAttrs['gather'], out: OutputInfo): Storage {
+    const [x, index] = inputs as [KernelInput, KernelInput];
+    if (storedItemsize(x.dtype) !== 4 || x.shape.length > MAX_RANK) return this.viaCpu('gather', inputs, attrs, out);
+    const n = sizeOf(out.shape);
+    const result = this.newStorage(out.dtype, n);
+    if (n === 0) return result;
+    const axis = attrs.axis;
+    const xNoAxis: KernelInput = { ...x, strides: x.strides.map((s, d) => (d === axis ? 0 : s)) };
+    const base = this.stridedParams(out.shape, [xNoAxis, index]);
+    const meta = new Int32Array(base.length + 3);
+    meta.set(base);
+    meta.set([axis, x.shape[axis]!, x.strides[axis]!], base.length);
+    this.launch(gatherWgsl(), [result, x.storage, index.storage, STATUS_BUFFER_ID], meta, Math.ceil(n / WORKGROUP), 'gather');
+    return result;
+  }
+
+  private scatterAdd(inputs: readonly KernelInput[], attrs: PrimitiveAttrs['scatterAdd'], out: OutputInfo): Storage {
+    const [base, index, src] = inputs as [KernelInput, KernelInput, KernelInput];
+    if (!float32([base, src], out) || out.shape.length > MAX_RANK) return this.viaCpu('scatterAdd', inputs, attrs, out);
+    const n = sizeOf(out.shape);
+    const result = this.newStorage(out.dtype, n);
+    if (n === 0) return result;
+    const strided = this.stridedParams(out.shape, [base, index, src]);
+    const meta = new Int32Array(strided.length + MAX_RANK + 1);
+    meta.set(strided);
+    meta.set(padded(index.shape, 1), strided.length);
+    meta[strided.length + MAX_RANK] = attrs.axis;
+    this.launch(scatterAddWgsl(), [result, base.storage, index.storage, src.storage, STATUS_BUFFER_ID], meta, Math.ceil(n / WORKGROUP), 'scatterAdd');
+    return result;
+  }
+
+  private sliceBackward(inputs: readonly KernelInput[], attrs: PrimitiveAttrs['sliceBackward'], out: OutputInfo): Storage {
+    const x = inputs[0]!;
+    if (storedItemsize(x.dtype) !== 4 || out.shape.length > MAX_RANK) return this.viaCpu('sliceBackward', inputs, attrs, out);
+    const n = sizeOf(out.shape);
+    const result = this.newStorage(out.dtype, n);
+    if (n === 0) return result;
+    const strided = this.stridedParams(out.shape, [x]);
+    const meta = new Int32Array(strided.length + 3 * MAX_RANK);
+    meta.set(strided);
+    meta.set(padded(attrs.starts, 0), strided.length);
+    meta.set(padded(attrs.steps, 1), strided.length + MAX_RANK);
+    meta.set(padded(x.shape, 1), strided.length + 2 * MAX_RANK);
+    this.launch(sliceBackwardWgsl(), [result, x.storage], meta, Math.ceil(n / WORKGROUP), 'sliceBackward');
+    return result;
+  }
+
+  private layerNorm(mode: 'core' | 'rstd' | 'grad', inputs: readonly KernelInput[], attrs: { eps: number }, out: OutputInfo): Storage {
+    const prim = mode === 'core' ? 'layerNormCore' : mode === 'rstd' ? 'layerNormRstd' : 'layerNormCoreGrad';
+    const x = inputs[0]!;
+    const g = mode === 'grad' ? inputs[1]! : x;
+    const rank = x.shape.length;
+    if (!float32(inputs, out) || rank < 1 || rank > MAX_RANK + 1) return this.viaCpu(prim, inputs, attrs, out);
+    const n = sizeOf(out.shape);
+    const result = this.newStorage(out.dtype, n);
+    const len = x.shape[rank - 1]!;
+    const rows = sizeOf(x.shape.slice(0, -1));
+    if (n === 0 || rows === 0) return result;
+    if (len === 0) return this.viaCpu(prim, inputs, attrs, out);
+    const R = MAX_RANK;
+    const meta = new Int32Array(LAYER_NORM_PARAMS);
+    meta[0] = rows;
+    meta[1] = len;
+    meta[2] = rank - 1;
+    meta.set(padded(x.shape.slice(0, -1), 1), 3);
+    meta.set(padded(x.strides.slice(0, -1), 0), 3 + R);
+    meta[3 + 2 * R] = x.strides[rank - 1]!;
+    meta[4 + 2 * R] = x.offset;
+    meta.set(padded(g.strides.slice(0, -1), 0), 5 + 2 * R);
+    meta[5 + 3 * R] = g.strides[rank - 1]!;
+    meta[6 + 3 * R] = g.offset;
+    new Float32Array(meta.buffer).set([attrs.eps], 7 + 3 * R);
+    this.launch(layerNormWgsl(mode), mode === 'grad' ? [result, x.storage, g.storage] : [result, x.storage], meta, rows, prim);
+    return result;
+  }
+
+  private attention(grad: boolean, inputs: readonly KernelInput[], attrs: PrimitiveAttrs['attention'], out: OutputInfo): Storage {
+    const prim = grad ? 'attentionGrad' : 'attention';
+    const [q, k, v] = inputs as [KernelInput, KernelInput, KernelInput];
+    const g = grad ? inputs[3]! : q;
+    const rank = q.shape.length;
+    const L = q.shape[rank - 2]!, E = q.shape[rank - 1]!, S = k.shape[rank - 2]!, Ev = v.shape[rank - 1]!;
+    const batchShape = q.shape.slice(0, -2);
+    const Bt = sizeOf(batchShape);
+    if (!float32(inputs, out) || rank - 2 > ATTENTION_MAX_BATCH_RANK || S > MAX_KEYS || E > MAX_HEAD || Ev > MAX_HEAD
+      || Bt > this.maxGrid() || L > this.maxGrid() || S > this.maxGrid()) {
+      return this.viaCpu(prim, inputs, attrs, out);
+    }
+    const n = sizeOf(out.shape);
+    const result = this.newStorage(out.dtype, n);
+    if (n === 0 || L === 0) return result;
+    const meta = new Int32Array(ATTENTION_PARAMS);
+    meta.set([Bt, L, S, E, Ev, attrs.causal ? 1 : 0, 0, rank - 2]);
+    new Float32Array(meta.buffer).set([attrs.scale], 6);
+    const six = (vals: readonly number[], fill: number): number[] => [...vals, ...new Array<number>(6 - vals.length).fill(fill)];
+    meta.set(six(batchShape, 1), 8);
+    [q, k, v, g].forEach((x, t) => meta.set(six(x.strides.slice(0, -2), 0), 14 + 6 * t));
+    [q, k, v, g].forEach((x, t) => meta.set([x.strides[rank - 2]!, x.strides[rank - 1]!], 38 + 2 * t));
+    meta.set([q.offset, k.offset, v.offset, g.offset], 46);
+    if (!grad) {
+      this.device.post({ op: 'run', wgsl: attentionWgsl(), buffers: [result, q.storage, k.storage, v.storage].map((s) => this.handle(s, prim).id), meta, grid: [L, Bt], label: prim });
+      return result;
+    }
+    const rows = this.newStorage('float32', 2 * Bt * L);
+    const ids = [result, q.storage, k.storage, v.storage, g.storage, rows].map((s) => this.handle(s, prim).id);
+    this.device.post({ op: 'run', wgsl: attentionGradRowsWgsl(), buffers: ids, meta, grid: [L, Bt], label: `${prim} (dq)` });
+    if (S > 0) this.device.post({ op: 'run', wgsl: attentionGradColumnsWgsl(), buffers: ids, meta, grid: [S, Bt], label: `${prim} (dk, dv)` });
+    this.free(rows);
+    return result;
+  }
+
   // ---- plumbing ----
 
   /** Runs the cpu reference kernel on copies read back from the GPU (for what has no GPU kernel here). */
@@ -306,8 +516,9 @@ export class WebGPUBackend implements Backend {
     return cpuBackendRef.fromArray(s.dtype, this.readAll(s));
   }
 
-  private launch(wgsl: string, storages: readonly Storage[], meta: Int32Array, workgroups: number, label: string): void {
-    const ids = storages.map((s) => this.handle(s, label).id);
+  /** Dispatches `wgsl` over storages (or raw buffer ids, e.g. the status buffer) with `meta` as params. */
+  private launch(wgsl: string, storages: readonly (Storage | number)[], meta: Int32Array, workgroups: number, label: string): void {
+    const ids = storages.map((s) => (typeof s === 'number' ? s : this.handle(s, label).id));
     this.device.post({ op: 'run', wgsl, buffers: ids, meta, grid: grid2d(workgroups, this.maxGrid()), label });
   }
 
@@ -316,7 +527,7 @@ export class WebGPUBackend implements Backend {
   }
 
   private handle(s: Storage, what: string): GpuBuffer {
-    if (s.backend !== this) throw new Error(`webgpu ${what}: a storage of backend '${s.backend.name}' reached the webgpu backend`);
+    if (s.backend !== this) throw new TesseraError(`webgpu ${what}: a storage of backend '${s.backend.name}' reached the webgpu backend`);
     return s.handle as GpuBuffer;
   }
 
@@ -324,7 +535,7 @@ export class WebGPUBackend implements Backend {
     const bytes = size * storedItemsize(dtype);
     const limit = this.device.info.maxStorageBufferBindingSize;
     if (bytes > limit) {
-      throw new Error(`webgpu: a ${dtype} tensor of ${size} elements (${bytes} bytes) is larger than this GPU's largest storage binding (${limit} bytes); split it or use the wasm backend.`);
+      throw new TesseraError(`webgpu: a ${dtype} tensor of ${size} elements (${bytes} bytes) is larger than this GPU's largest storage binding (${limit} bytes); split it or use the wasm backend.`);
     }
     const id = this.device.newId();
     this.device.post({ op: 'create', id, bytes, data }, data !== undefined && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : undefined);

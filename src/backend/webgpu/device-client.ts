@@ -73,7 +73,8 @@ export class DeviceClient {
       const seq = this.nextSeq++;
       this.thread.post({ op: 'sync', seq });
       const deadline = Date.now() + timeoutMs;
-      while (Atomics.load(this.ctl, Ctl.answered) < seq && Atomics.load(this.ctl, Ctl.failed) === 0 && Date.now() < deadline) {
+      // Also after a device error: the thread still answers, and must be idle when it is stopped.
+      while (Atomics.load(this.ctl, Ctl.answered) < seq && Date.now() < deadline) {
         Atomics.wait(this.ctl, Ctl.answered, Atomics.load(this.ctl, Ctl.answered), 100);
       }
     } catch {
@@ -82,9 +83,10 @@ export class DeviceClient {
     this.closed = true;
   }
 
+  /** Stops the device thread once it has finished its work (at most 10 s). */
   close(): void {
     if (this.closed) return;
-    this.closed = true;
+    this.drainAndClose(10_000);
     this.thread.terminate();
   }
 
@@ -109,6 +111,8 @@ export class DeviceClient {
       Atomics.wait(this.ctl, Ctl.answered, Atomics.load(this.ctl, Ctl.answered), Math.min(left, 1000));
     }
     this.throwIfFailed();
+    const errorLength = Atomics.exchange(this.ctl, Ctl.answerErrorLength, 0);
+    if (errorLength > 0) throw new TesseraError(new TextDecoder().decode(new Uint8Array(this.control, CTL_MESSAGE_OFFSET, errorLength).slice()));
     return seq === 1 ? this.message() : '';
   }
 }

@@ -4,7 +4,7 @@
 // Platform-neutral: the entry (node-device-entry.ts in Node) finds the GPU object and the message
 // port and hands them in.
 import {
-  Ctl, CTL_MESSAGE_BYTES, CTL_MESSAGE_OFFSET, paddedBytes,
+  Ctl, CTL_MESSAGE_BYTES, CTL_MESSAGE_OFFSET, STATUS_BUFFER_ID, paddedBytes,
   type DeviceCommand, type DeviceInfo, type DeviceInit, type RunCommand,
 } from './protocol.js';
 
@@ -28,12 +28,14 @@ export function recordDeviceError(control: SharedArrayBuffer, text: string): voi
   Atomics.notify(ctl, Ctl.answered);
 }
 
-function answer(control: SharedArrayBuffer, seq: number, message?: string): void {
+/** Answers request `seq`, with a message (the device info) or an error that concerns this answer alone. */
+function answer(control: SharedArrayBuffer, seq: number, message?: string, error?: string): void {
   const ctl = new Int32Array(control);
-  if (message !== undefined) {
-    const bytes = new TextEncoder().encode(message).slice(0, CTL_MESSAGE_BYTES);
+  const text = message ?? error;
+  if (text !== undefined) {
+    const bytes = new TextEncoder().encode(text).slice(0, CTL_MESSAGE_BYTES);
     new Uint8Array(control, CTL_MESSAGE_OFFSET, CTL_MESSAGE_BYTES).set(bytes);
-    Atomics.store(ctl, Ctl.messageLength, bytes.length);
+    Atomics.store(ctl, error !== undefined ? Ctl.answerErrorLength : Ctl.messageLength, bytes.length);
   }
   Atomics.store(ctl, Ctl.answered, seq);
   Atomics.notify(ctl, Ctl.answered);
@@ -58,6 +60,10 @@ export async function runDeviceServer(init: DeviceInit, gpu: GPU, source: Comman
   void device.lost.then((info) => recordDeviceError(control, `webgpu device lost (${info.reason}): ${info.message}`));
 
   const buffers = new Map<number, GPUBuffer>();
+  // Kernels that find a bad index (gather, scatterAdd) record it here; each read reports and clears it.
+  const STATUS_BYTES = 16;
+  buffers.set(STATUS_BUFFER_ID, device.createBuffer({ size: STATUS_BYTES, usage: USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST }));
+  const STATUS_OPS = ['', 'gather', 'scatterAdd'];
   const pipelines = new Map<string, GPUComputePipeline>();
   const info = adapter.info;
   const deviceInfo: DeviceInfo = {
@@ -109,15 +115,24 @@ export async function runDeviceServer(init: DeviceInit, gpu: GPU, source: Comman
   // the answer, so nothing it sends can overtake the read.
   function read(c: Extract<DeviceCommand, { op: 'read' }>): void {
     const size = paddedBytes(c.bytes);
-    const staging = device.createBuffer({ size, usage: USAGE.MAP_READ | USAGE.COPY_DST });
+    const staging = device.createBuffer({ size: size + STATUS_BYTES, usage: USAGE.MAP_READ | USAGE.COPY_DST });
     const encoder = device.createCommandEncoder();
     encoder.copyBufferToBuffer(bufferOf(c.id, 'read'), c.byteOffset, staging, 0, size);
+    encoder.copyBufferToBuffer(buffers.get(STATUS_BUFFER_ID)!, 0, staging, size, STATUS_BYTES);
     device.queue.submit([encoder.finish()]);
     staging.mapAsync(MAP_MODE_READ).then(() => {
-      new Uint8Array(c.reply).set(new Uint8Array(staging.getMappedRange(), 0, c.bytes));
+      const mapped = staging.getMappedRange();
+      new Uint8Array(c.reply).set(new Uint8Array(mapped, 0, c.bytes));
+      const [code, index, axisSize, axis] = new Int32Array(mapped, size, 4);
       staging.unmap();
       staging.destroy();
-      answer(control, c.seq);
+      let error: string | undefined;
+      if (code !== 0) {
+        const op = STATUS_OPS[code!] ?? `kernel ${code}`;
+        error = `${op}: index ${index} is out of bounds for axis ${axis} of size ${axisSize}. Indices must be in [0, ${axisSize}). (Found on the GPU: the ${op} ran earlier, its output is not valid, and this read is the first to report it.)`;
+        device.queue.writeBuffer(buffers.get(STATUS_BUFFER_ID)!, 0, new Int32Array(4));
+      }
+      answer(control, c.seq, undefined, error);
     }, (e: unknown) => recordDeviceError(control, `webgpu read of storage ${c.id}: ${String(e)}`));
   }
 

@@ -16,6 +16,8 @@ export const enum Ctl {
   failed = 1,
   /** Bytes of UTF-8 text in the message area. */
   messageLength = 2,
+  /** Bytes of UTF-8 text (in the message area) of an error that belongs to the last answer only. */
+  answerErrorLength = 3,
 }
 /** Byte offset of the message area in the control block, and its size. */
 export const CTL_MESSAGE_OFFSET = 16;
@@ -65,6 +67,9 @@ export type DeviceCommand =
   | RunCommand
   | { readonly op: 'read'; readonly id: number; readonly byteOffset: number; readonly bytes: number; readonly reply: SharedArrayBuffer; readonly seq: number }
   | { readonly op: 'sync'; readonly seq: number };
+
+/** The device's status buffer (4 int32 words, see wgsl-typed.ts STATUS_WORDS), created with the device. */
+export const STATUS_BUFFER_ID = 0;
 
 /** Buffers are sized in whole 4-byte words (WebGPU copies and storage arrays work on them). */
 export function paddedBytes(bytes: number): number {

@@ -19,6 +19,9 @@ fn nan_() -> f32 { return bitcast<f32>(NAN_BITS); }
 fn inf_() -> f32 { return bitcast<f32>(INF_BITS); }
 fn isnan_(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
 fn isinf_(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u; }
+// An integer with the order of the (non-NaN) floats, -0 = +0: comparisons by it are exact even where a
+// GPU flushes subnormals to zero in float comparisons (WGSL allows that).
+fn key_(x: f32) -> i32 { let u = bitcast<i32>(x); return select(u, -(u & 0x7fffffff), u < 0); }
 `;
 
 // Float32 math that WGSL leaves imprecise or undefined at the edges (log of 0 or a negative number,
@@ -69,8 +72,34 @@ fn round_(x: f32) -> f32 {
   return r;
 }
 fn sign_(x: f32) -> f32 { if (isnan_(x)) { return x; } if (x > 0.0) { return 1.0; } if (x < 0.0) { return -1.0; } return 0.0; }
-fn maximum_(a: f32, b: f32) -> f32 { if (isnan_(a) || isnan_(b)) { return nan_(); } return select(b, a, a > b); }
-fn minimum_(a: f32, b: f32) -> f32 { if (isnan_(a) || isnan_(b)) { return nan_(); } return select(b, a, a < b); }
+fn maximum_(a: f32, b: f32) -> f32 { if (isnan_(a) || isnan_(b)) { return nan_(); } return select(b, a, key_(a) > key_(b)); }
+fn minimum_(a: f32, b: f32) -> f32 { if (isnan_(a) || isnan_(b)) { return nan_(); } return select(b, a, key_(a) < key_(b)); }
+// sin and cos with a three-part Cody-Waite reduction by π/2 and Cephes' float polynomials on
+// [-π/4, π/4] (a GPU's own sin/cos are far less accurate away from 0). Beyond |x| = 2^17 the
+// reduction loses bits: the GPU's own functions are used there.
+fn sincosReduced_(x: f32) -> vec3f {
+  let k = round(x * 0.63661977236758134);
+  let r = ((x - k * 1.5703125) - k * 4.837512969970703125e-4) - k * 7.54978995489188216e-8;
+  let z = r * r;
+  let s = r + r * z * (-1.6666654611e-1 + z * (8.3321608736e-3 + z * -1.9515295891e-4));
+  let c = 1.0 - 0.5 * z + z * z * (4.166664568298827e-2 + z * (-1.388731625493765e-3 + z * 2.443315711809948e-5));
+  return vec3f(s, c, k);
+}
+fn sin_(x: f32) -> f32 {
+  if (isnan_(x) || isinf_(x)) { return nan_(); }
+  if (abs(x) > 131072.0) { return sin(x); }
+  if (x == 0.0) { return x; }
+  let v = sincosReduced_(x);
+  let q = i32(v.z) & 3;
+  if (q == 0) { return v.x; } if (q == 1) { return v.y; } if (q == 2) { return -v.x; } return -v.y;
+}
+fn cos_(x: f32) -> f32 {
+  if (isnan_(x) || isinf_(x)) { return nan_(); }
+  if (abs(x) > 131072.0) { return cos(x); }
+  let v = sincosReduced_(x);
+  let q = i32(v.z) & 3;
+  if (q == 0) { return v.y; } if (q == 1) { return -v.x; } if (q == 2) { return -v.y; } return v.x;
+}
 `;
 
 /** WGSL expression per float32 elementwise primitive, over inputs `a` (and `b`). */
@@ -78,7 +107,7 @@ export const FLOAT_EXPRESSIONS: Readonly<Record<string, string>> = {
   // relu and reluGrad test the sign by the bits: a GPU may flush a subnormal to zero in a comparison.
   neg: '-a', abs: 'abs(a)', relu: 'select(0.0, a, isnan_(a) || bitcast<i32>(a) > 0)',
   exp: 'exp_(a)', log: 'log_(a)', log1p: 'log1p_(a)', expm1: 'expm1_(a)', sqrt: 'sqrt_(a)', rsqrt: 'rsqrt_(a)',
-  sin: 'sin(a)', cos: 'cos(a)', tanh: 'tanh_(a)', sigmoid: 'sigmoid_(a)', erf: 'erf_(a)', gelu: 'gelu_(a)', geluGrad: 'geluGrad_(a)',
+  sin: 'sin_(a)', cos: 'cos_(a)', tanh: 'tanh_(a)', sigmoid: 'sigmoid_(a)', erf: 'erf_(a)', gelu: 'gelu_(a)', geluGrad: 'geluGrad_(a)',
   sign: 'sign_(a)', floor: 'floor(a)', ceil: 'ceil(a)', round: 'round_(a)',
   add: 'a + b', sub: 'a - b', mul: 'a * b', div: 'a / b', maximum: 'maximum_(a, b)', minimum: 'minimum_(a, b)',
   reluGrad: 'select(0.0, b, bitcast<i32>(a) > 0 && !isnan_(a))',
@@ -205,7 +234,7 @@ export const MATMUL_MAX_BATCH_RANK = 6;
  */
 export function reduceWgsl(op: 'sum' | 'max' | 'min'): string {
   const init = op === 'sum' ? '0.0' : op === 'max' ? '-inf_()' : 'inf_()';
-  const combine = op === 'sum' ? 'x + y' : op === 'max' ? 'select(y, x, x > y || isnan_(x))' : 'select(y, x, x < y || isnan_(x))';
+  const combine = op === 'sum' ? 'x + y' : op === 'max' ? 'select(y, x, isnan_(x) || (!isnan_(y) && key_(x) > key_(y)))' : 'select(y, x, isnan_(x) || (!isnan_(y) && key_(x) < key_(y)))';
   const R = MAX_RANK;
   return `${SPECIALS}
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
