@@ -17,8 +17,8 @@ import type { PrimitiveAttrs, PrimitiveName } from '../../ops/primitives.js';
 import type { DeviceClient } from './device-client.js';
 import { startNodeDevice, type NodeDeviceOptions } from './node-device.js';
 import {
-  FLOAT_EXPRESSIONS, MATMUL_MAX_BATCH_RANK, MAX_RANK, WORKGROUP,
-  elementwiseWgsl, matmulWgsl, optimizerWgsl, reduceWgsl, softmaxWgsl,
+  FLOAT_EXPRESSIONS, MATMUL_LARGE_MIN_BLOCKS, MATMUL_MAX_BATCH_RANK, MAX_RANK, WORKGROUP,
+  elementwiseWgsl, matmulLargeWgsl, matmulWgsl, optimizerWgsl, reduceWgsl, softmaxWgsl,
 } from './wgsl.js';
 import {
   gatherWgsl, scatterAddWgsl, sliceBackwardWgsl, typedElementwiseWgsl, typedInvocations, type ElementType,
@@ -29,6 +29,9 @@ import {
   attentionGradColumnsWgsl, attentionGradRowsWgsl, attentionWgsl,
 } from './wgsl-attention.js';
 import { STATUS_BUFFER_ID } from './protocol.js';
+import { WINDOW_PARAMS, col2imWgsl, im2colWgsl, maxPoolIndicesWgsl } from './wgsl-window.js';
+import { sweep3 } from '../cpu/window-kernels.js';
+import type { WindowSweep } from '../../ops/patch-shape.js';
 
 /** How each dtype's elements are held in a buffer, for the typed kernels (float64 and the 16-bit floats have none). */
 const ELEMENT_TYPE: Partial<Record<DType, ElementType>> = { float32: 'f32', int32: 'i32', bool: 'u8', uint8: 'u8', int8: 'i8' };
@@ -220,6 +223,9 @@ export class WebGPUBackend implements Backend {
     table.layerNormCoreGrad = (inputs, attrs, out) => this.layerNorm('grad', inputs, attrs as PrimitiveAttrs['layerNormCoreGrad'], out);
     table.attention = (inputs, attrs, out) => this.attention(false, inputs, attrs as PrimitiveAttrs['attention'], out);
     table.attentionGrad = (inputs, attrs, out) => this.attention(true, inputs, attrs as PrimitiveAttrs['attention'], out);
+    table.im2col = (inputs, attrs, out) => this.window('im2col', inputs, attrs as PrimitiveAttrs['im2col'], out);
+    table.col2im = (inputs, attrs, out) => this.window('col2im', inputs, attrs as PrimitiveAttrs['col2im'], out);
+    table.maxPoolIndices = (inputs, attrs, out) => this.window('maxPoolIndices', inputs, attrs as PrimitiveAttrs['maxPoolIndices'], out);
     table.softmax = (inputs, attrs, out) => this.softmax(false, inputs, attrs as PrimitiveAttrs['softmax'], out);
     table.logSoftmax = (inputs, attrs, out) => this.softmax(true, inputs, attrs as PrimitiveAttrs['softmax'], out);
     return table as Partial<{ [P in PrimitiveName]: Kernel<P> }>;
@@ -318,9 +324,16 @@ export class WebGPUBackend implements Backend {
     meta.set(six(a.strides.slice(0, batchRank), 0), 10);
     meta.set(six(b.strides.slice(0, batchRank), 0), 16);
     meta.set([a.strides[rank - 2]!, a.strides[rank - 1]!, b.strides[rank - 2]!, b.strides[rank - 1]!, a.offset, b.offset], 22);
+    const buffers = [result, a.storage, b.storage].map((s) => this.handle(s, 'matmul').id);
+    const label = `matmul ${M}×${K}·${K}×${N}`;
+    const large = Math.ceil(M / 128) * Math.ceil(N / 128);
+    if (large >= MATMUL_LARGE_MIN_BLOCKS && large <= this.maxGrid() && batch <= this.maxGrid()) {
+      this.device.post({ op: 'run', wgsl: matmulLargeWgsl(), buffers, meta, grid: [large, batch], label });
+      return result;
+    }
     const tiles: [number, number, number] = [Math.ceil(N / 64), Math.ceil(M / 64), batch];
     if (tiles[0] > this.maxGrid() || tiles[1] > this.maxGrid()) return this.viaCpu('matmul', inputs, attrs, out);
-    this.device.post({ op: 'run', wgsl: matmulWgsl(), buffers: [result, a.storage, b.storage].map((s) => this.handle(s, 'matmul').id), meta, grid: tiles, label: `matmul ${M}×${K}·${K}×${N}` });
+    this.device.post({ op: 'run', wgsl: matmulWgsl(), buffers, meta, grid: tiles, label });
     return result;
   }
 
@@ -495,6 +508,26 @@ export class WebGPUBackend implements Backend {
     this.device.post({ op: 'run', wgsl: attentionGradRowsWgsl(), buffers: ids, meta, grid: [L, Bt], label: `${prim} (dq)` });
     if (S > 0) this.device.post({ op: 'run', wgsl: attentionGradColumnsWgsl(), buffers: ids, meta, grid: [S, Bt], label: `${prim} (dk, dv)` });
     this.free(rows);
+    return result;
+  }
+
+  /** im2col, col2im and maxPoolIndices (1-3 spatial axes; see wgsl-window.ts for the params). */
+  private window(prim: 'im2col' | 'col2im' | 'maxPoolIndices', inputs: readonly KernelInput[], attrs: WindowSweep & { pads?: [number, number][]; groups?: number; inputShape?: number[] }, out: OutputInfo): Storage {
+    const x = inputs[0]!;
+    const ok = prim === 'im2col' ? storedItemsize(x.dtype) === 4 : prim === 'col2im' ? x.dtype === 'float32' : x.dtype === 'float32';
+    if (!ok || attrs.kernel.length > 3) return this.viaCpu(prim, inputs, attrs, out);
+    const n = sizeOf(out.shape);
+    const result = this.newStorage(out.dtype, n);
+    if (n === 0) return result;
+    // col2im sweeps the windows of its output (the convolution's input); the others of their input.
+    const swept = prim === 'col2im' ? attrs.inputShape! : x.shape;
+    const sweptStrides = prim === 'col2im' ? contiguousStrides(swept) : x.strides;
+    const s = sweep3(swept, sweptStrides, attrs, prim === 'maxPoolIndices' ? undefined : attrs.pads);
+    const meta = new Int32Array(WINDOW_PARAMS);
+    meta.set([n, s.n, s.channels, attrs.groups ?? 1, ...s.size, ...s.out, ...s.kernel, ...s.stride, ...s.dilation, ...s.padBefore, ...s.strides, prim === 'col2im' ? 0 : x.offset]);
+    if (prim === 'col2im') meta.set([...x.strides, x.offset], 28);
+    const wgsl = prim === 'im2col' ? im2colWgsl() : prim === 'col2im' ? col2imWgsl() : maxPoolIndicesWgsl();
+    this.launch(wgsl, [result, x.storage], meta, Math.ceil(n / WORKGROUP), prim);
     return result;
   }
 

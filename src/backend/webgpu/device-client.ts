@@ -4,11 +4,11 @@
 // Waiting blocks the thread, which Node allows everywhere; a browser allows it only off the main
 // thread, so in a page the backend must run inside a Web Worker (not wired up yet: Node only).
 import { TesseraError } from '../../core/errors.js';
-import { Ctl, CTL_BYTES, CTL_MESSAGE_OFFSET, type DeviceCommand, type DeviceInfo, type DeviceInit } from './protocol.js';
+import { BATCH_COMMANDS, Ctl, CTL_BYTES, CTL_MESSAGE_OFFSET, type DeviceCommand, type DeviceInfo, type RunRequest } from './protocol.js';
 
 /** How a device thread is started and spoken to (Node: worker_threads; see startNodeDeviceThread). */
 export interface DeviceThread {
-  post(command: DeviceCommand, transfer?: ArrayBuffer[]): void;
+  post(commands: readonly DeviceCommand[], transfer?: ArrayBuffer[]): void;
   terminate(): void;
 }
 
@@ -24,6 +24,10 @@ export class DeviceClient {
   private nextId = 1;
   private readonly timeoutMs: number;
   private closed = false;
+  private pending: DeviceCommand[] = [];
+  private pendingTransfers: ArrayBuffer[] = [];
+  private flushScheduled = false;
+  private readonly shaders = new Map<string, number>();
 
   constructor(private readonly control: SharedArrayBuffer, private readonly thread: DeviceThread, options: DeviceClientOptions = {}) {
     this.ctl = new Int32Array(control);
@@ -40,10 +44,36 @@ export class DeviceClient {
     return this.nextId++;
   }
 
-  post(command: DeviceCommand, transfer?: ArrayBuffer[]): void {
-    if (this.closed) throw new TesseraError(`webgpu: the device was closed; ${command.op} cannot run.`);
+  /** Queues a command; it reaches the device thread with its batch (see BATCH_COMMANDS). */
+  post(request: DeviceCommand | RunRequest, transfer?: ArrayBuffer[]): void {
+    if (this.closed) throw new TesseraError(`webgpu: the device was closed; ${request.op} cannot run.`);
     this.throwIfFailed();
-    this.thread.post(command, transfer);
+    let command: DeviceCommand;
+    if (request.op === 'run' && 'wgsl' in request && typeof request.wgsl === 'string' && !('shader' in request)) {
+      let shader = this.shaders.get(request.wgsl);
+      const first = shader === undefined;
+      if (shader === undefined) this.shaders.set(request.wgsl, shader = this.shaders.size + 1);
+      command = { op: 'run', shader, wgsl: first ? request.wgsl : undefined, buffers: request.buffers, meta: request.meta, grid: request.grid, label: request.label };
+    } else {
+      command = request as DeviceCommand;
+    }
+    this.pending.push(command);
+    if (transfer !== undefined) this.pendingTransfers.push(...transfer);
+    if (this.pending.length >= BATCH_COMMANDS) this.flush();
+    else if (!this.flushScheduled) {
+      // Work queued by code that then waits for something else reaches the GPU when this task ends.
+      this.flushScheduled = true;
+      queueMicrotask(() => { this.flushScheduled = false; this.flush(); });
+    }
+  }
+
+  /** Sends the queued commands to the device thread. */
+  flush(): void {
+    if (this.pending.length === 0 || this.closed) return;
+    const commands = this.pending, transfers = this.pendingTransfers;
+    this.pending = [];
+    this.pendingTransfers = [];
+    this.thread.post(commands, transfers);
   }
 
   /** Copies `bytes` bytes of a storage, from `byteOffset`, back to this thread. */
@@ -51,6 +81,7 @@ export class DeviceClient {
     const reply = new SharedArrayBuffer(Math.max(4, Math.ceil(bytes / 4) * 4));
     const seq = this.nextSeq++;
     this.post({ op: 'read', id, byteOffset, bytes, reply, seq });
+    this.flush();
     this.waitFor(seq, `reading storage ${id}`);
     return new Uint8Array(reply, 0, bytes);
   }
@@ -59,6 +90,7 @@ export class DeviceClient {
   sync(): void {
     const seq = this.nextSeq++;
     this.post({ op: 'sync', seq });
+    this.flush();
     this.waitFor(seq, 'waiting for the GPU');
   }
 
@@ -70,8 +102,9 @@ export class DeviceClient {
   drainAndClose(timeoutMs: number): void {
     if (this.closed) return;
     try {
+      this.flush();
       const seq = this.nextSeq++;
-      this.thread.post({ op: 'sync', seq });
+      this.thread.post([{ op: 'sync', seq }]);
       const deadline = Date.now() + timeoutMs;
       // Also after a device error: the thread still answers, and must be idle when it is stopped.
       while (Atomics.load(this.ctl, Ctl.answered) < seq && Date.now() < deadline) {

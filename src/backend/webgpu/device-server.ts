@@ -4,13 +4,13 @@
 // Platform-neutral: the entry (node-device-entry.ts in Node) finds the GPU object and the message
 // port and hands them in.
 import {
-  Ctl, CTL_MESSAGE_BYTES, CTL_MESSAGE_OFFSET, STATUS_BUFFER_ID, paddedBytes,
+  Ctl, CTL_MESSAGE_BYTES, CTL_MESSAGE_OFFSET, PARAMS_SLOT_BYTES, STATUS_BUFFER_ID, paddedBytes,
   type DeviceCommand, type DeviceInfo, type DeviceInit, type RunCommand,
 } from './protocol.js';
 
-/** Where commands arrive: a worker's parentPort (Node) or its global scope (Web Worker). */
+/** Where batches of commands arrive: a worker's parentPort (Node) or its global scope (Web Worker). */
 export interface CommandSource {
-  onCommand(handler: (command: DeviceCommand) => void): void;
+  onCommands(handler: (commands: readonly DeviceCommand[]) => void): void;
 }
 
 // WebGPU's usage flags, spelled out so this file needs no GPUBufferUsage global (Node has none).
@@ -64,7 +64,7 @@ export async function runDeviceServer(init: DeviceInit, gpu: GPU, source: Comman
   const STATUS_BYTES = 16;
   buffers.set(STATUS_BUFFER_ID, device.createBuffer({ size: STATUS_BYTES, usage: USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST }));
   const STATUS_OPS = ['', 'gather', 'scatterAdd'];
-  const pipelines = new Map<string, GPUComputePipeline>();
+  const pipelines = new Map<number, GPUComputePipeline>();
   const info = adapter.info;
   const deviceInfo: DeviceInfo = {
     vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description,
@@ -80,35 +80,59 @@ export async function runDeviceServer(init: DeviceInit, gpu: GPU, source: Comman
     return b;
   }
 
-  function pipelineFor(wgsl: string, label: string): GPUComputePipeline {
-    let p = pipelines.get(wgsl);
+  function pipelineFor(c: RunCommand): GPUComputePipeline {
+    let p = pipelines.get(c.shader);
     if (p === undefined) {
-      const module = device.createShaderModule({ code: wgsl, label });
-      p = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label });
-      pipelines.set(wgsl, p);
+      if (c.wgsl === undefined) throw new Error(`${c.label}: shader ${c.shader} was never sent`);
+      const module = device.createShaderModule({ code: c.wgsl, label: c.label });
+      p = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: c.label });
+      pipelines.set(c.shader, p);
     }
     return p;
   }
 
-  function run(c: RunCommand): void {
-    const pipeline = pipelineFor(c.wgsl, c.label);
-    const entries: GPUBindGroupEntry[] = c.buffers.map((id, i) => ({ binding: i, resource: { buffer: bufferOf(id, c.label) } }));
-    let meta: GPUBuffer | undefined;
-    if (c.meta !== undefined) {
-      meta = device.createBuffer({ size: paddedBytes(c.meta.byteLength), usage: USAGE.STORAGE, mappedAtCreation: true });
-      new Int32Array(meta.getMappedRange()).set(c.meta);
-      meta.unmap();
-      entries.push({ binding: c.buffers.length, resource: { buffer: meta } });
-    }
-    const encoder = device.createCommandEncoder();
-    const pass = encoder.beginComputePass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
-    pass.dispatchWorkgroups(c.grid[0], c.grid[1], c.grid[2] ?? 1);
-    pass.end();
+  // A batch's dispatches are recorded into one compute pass and submitted together. Their params go
+  // to slots of one buffer, written (queue.writeBuffer) just before the submit: queue operations run
+  // in order, so the previous batch has read its params by then. Buffers freed while their batch is
+  // open are destroyed after its submit.
+  const PARAM_SLOTS = 1024;
+  const SLOT_INTS = PARAMS_SLOT_BYTES / 4;
+  const paramsBuffer = device.createBuffer({ size: PARAM_SLOTS * PARAMS_SLOT_BYTES, usage: USAGE.STORAGE | USAGE.COPY_DST });
+  const paramsData = new Int32Array(PARAM_SLOTS * SLOT_INTS);
+  let slots = 0;
+  let encoder: GPUCommandEncoder | undefined;
+  let pass: GPUComputePassEncoder | undefined;
+  let toDestroy: GPUBuffer[] = [];
+
+  function submit(): void {
+    if (encoder === undefined) return;
+    pass!.end();
+    if (slots > 0) device.queue.writeBuffer(paramsBuffer, 0, paramsData.buffer, 0, slots * PARAMS_SLOT_BYTES);
     device.queue.submit([encoder.finish()]);
-    // Destroying a buffer that submitted work still uses is allowed: its memory goes once that work is done.
-    meta?.destroy();
+    encoder = undefined;
+    pass = undefined;
+    slots = 0;
+    for (const b of toDestroy) b.destroy();
+    toDestroy = [];
+  }
+
+  function run(c: RunCommand): void {
+    const pipeline = pipelineFor(c);
+    const entries: GPUBindGroupEntry[] = c.buffers.map((id, i) => ({ binding: i, resource: { buffer: bufferOf(id, c.label) } }));
+    if (c.meta !== undefined) {
+      if (c.meta.length > SLOT_INTS) throw new Error(`${c.label}: ${c.meta.length} params exceed a slot of ${SLOT_INTS}`);
+      if (slots === PARAM_SLOTS) submit();
+      paramsData.set(c.meta, slots * SLOT_INTS);
+      entries.push({ binding: c.buffers.length, resource: { buffer: paramsBuffer, offset: slots * PARAMS_SLOT_BYTES, size: PARAMS_SLOT_BYTES } });
+      slots++;
+    }
+    if (encoder === undefined) {
+      encoder = device.createCommandEncoder();
+      pass = encoder.beginComputePass();
+    }
+    pass!.setPipeline(pipeline);
+    pass!.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
+    pass!.dispatchWorkgroups(c.grid[0], c.grid[1], c.grid[2] ?? 1);
   }
 
   // The copy is submitted at once, in order with everything before it; the caller is blocked until
@@ -137,6 +161,9 @@ export async function runDeviceServer(init: DeviceInit, gpu: GPU, source: Comman
   }
 
   function handle(c: DeviceCommand): void {
+    // Everything but a dispatch, a new buffer and a free goes through the queue, which must see the
+    // recorded dispatches first.
+    if (c.op !== 'run' && c.op !== 'create' && c.op !== 'free') submit();
     switch (c.op) {
       case 'create': {
         const b = device.createBuffer({ size: paddedBytes(c.bytes), usage: USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST });
@@ -151,7 +178,12 @@ export async function runDeviceServer(init: DeviceInit, gpu: GPU, source: Comman
         device.queue.submit([encoder.finish()]);
         return;
       }
-      case 'free': buffers.get(c.id)?.destroy(); buffers.delete(c.id); return;
+      case 'free': {
+        const b = buffers.get(c.id);
+        buffers.delete(c.id);
+        if (b !== undefined) { if (encoder !== undefined) toDestroy.push(b); else b.destroy(); }
+        return;
+      }
       case 'run': run(c); return;
       case 'read': read(c); return;
       case 'sync':
@@ -166,11 +198,18 @@ export async function runDeviceServer(init: DeviceInit, gpu: GPU, source: Comman
     device.queue.writeBuffer(b, byteOffset, bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
-  source.onCommand((c) => {
+  source.onCommands((batch) => {
+    for (const c of batch) {
+      try {
+        handle(c);
+      } catch (e) {
+        recordDeviceError(control, `webgpu ${c.op}${c.op === 'run' ? ` (${c.label})` : ''}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
     try {
-      handle(c);
+      submit();
     } catch (e) {
-      recordDeviceError(control, `webgpu ${c.op}${c.op === 'run' ? ` (${c.label})` : ''}: ${e instanceof Error ? e.message : String(e)}`);
+      recordDeviceError(control, `webgpu submit: ${e instanceof Error ? e.message : String(e)}`);
     }
   });
   answer(control, 1, JSON.stringify(deviceInfo));

@@ -22,6 +22,6 @@ try {
 }
 if (keepAlive !== undefined) {
   await runDeviceServer(init, keepAlive, {
-    onCommand(handler) { parentPort!.on('message', (c: DeviceCommand) => handler(c)); },
+    onCommands(handler) { parentPort!.on('message', (batch: DeviceCommand[]) => handler(batch)); },
   }).catch((e: unknown) => recordDeviceError(init.control, `webgpu device start failed: ${e instanceof Error ? e.message : String(e)}`));
 }

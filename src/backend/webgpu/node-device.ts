@@ -23,7 +23,7 @@ function nodeProcess(): NodeJS.Process {
   return proc;
 }
 
-function startThread(init: DeviceInit): { post(c: DeviceCommand, t?: ArrayBuffer[]): void; terminate(): void } {
+function startThread(init: DeviceInit): { post(c: readonly DeviceCommand[], t?: ArrayBuffer[]): void; terminate(): void } {
   const proc = nodeProcess();
   const { Worker } = proc.getBuiltinModule('node:worker_threads');
   let worker;

@@ -5,6 +5,7 @@
 // (as the cpu kernel does, FlashAttention-style): a first pass per query row writes dq and the row's
 // logsumexp and D = Σ P∘dP to a scratch buffer, a second pass per key row sums dk and dv over the
 // queries in chunks of 64, whose P and dS are computed once per chunk into workgroup memory.
+import { memoizeWgsl } from './wgsl.js';
 
 /** Keys a row may have (its scores are held in workgroup memory). */
 export const MAX_KEYS = 2048;
@@ -83,7 +84,7 @@ const BINDINGS = (extra: string): string => `
 ${extra}`;
 
 /** out[b, i, :] = softmax row i · v. */
-export function attentionWgsl(): string {
+function attentionWgslText(): string {
   return `${BINDINGS('@group(0) @binding(4) var<storage, read> params: array<i32>;')}
 ${COMMON}
 @compute @workgroup_size(64)
@@ -107,7 +108,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: v
  * The first backward pass, per query row: dq, and (logsumexp, D) of the row into `rows`.
  * out holds dq, dk, dv packed: dq at 0, dk at Bt·L·E, dv at Bt·L·E + Bt·S·E.
  */
-export function attentionGradRowsWgsl(): string {
+function attentionGradRowsWgslText(): string {
   return `${BINDINGS(`@group(0) @binding(4) var<storage, read> g: array<f32>;
 @group(0) @binding(5) var<storage, read_write> rows: array<f32>;
 @group(0) @binding(6) var<storage, read> params: array<i32>;`)}
@@ -145,7 +146,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: v
 }
 
 /** The second backward pass, per key row j: dk_j = scale Σ_i dS_ij q_i and dv_j = Σ_i P_ij dOut_i. */
-export function attentionGradColumnsWgsl(): string {
+function attentionGradColumnsWgslText(): string {
   return `${BINDINGS(`@group(0) @binding(4) var<storage, read> g: array<f32>;
 @group(0) @binding(5) var<storage, read> rows: array<f32>;
 @group(0) @binding(6) var<storage, read> params: array<i32>;`)}
@@ -192,3 +193,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: v
   }
 }`;
 }
+
+export const attentionWgsl = memoizeWgsl(attentionWgslText);
+
+export const attentionGradRowsWgsl = memoizeWgsl(attentionGradRowsWgslText);
+
+export const attentionGradColumnsWgsl = memoizeWgsl(attentionGradColumnsWgslText);

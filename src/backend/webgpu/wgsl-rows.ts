@@ -1,12 +1,12 @@
 // WGSL for the row primitives of layer normalization (over the last axis): layerNormCore,
 // layerNormRstd and layerNormCoreGrad, one 64-invocation workgroup per row (mean, then the biased
 // variance, then the outputs), float32 throughout.
-import { MAX_RANK } from './wgsl.js';
+import { memoizeWgsl, MAX_RANK } from './wgsl.js';
 
 /** params: [rows, len, keptRank, keptShape[8], xKeptStrides[8], xLastStride, xOffset, gKeptStrides[8], gLastStride, gOffset, eps bits] */
 export const LAYER_NORM_PARAMS = 3 + MAX_RANK + 2 * (MAX_RANK + 2) + 1;
 
-export function layerNormWgsl(mode: 'core' | 'rstd' | 'grad'): string {
+function layerNormWgslText(mode: 'core' | 'rstd' | 'grad'): string {
   const R = MAX_RANK;
   const xS = 3 + R, gS = 3 + R + (R + 2), epsAt = 3 + R + 2 * (R + 2);
   return `
@@ -66,3 +66,5 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   }`}
 }`;
 }
+
+export const layerNormWgsl = memoizeWgsl(layerNormWgslText);

@@ -3,7 +3,7 @@
 // gather, scatterAdd and sliceBackward. Every buffer is declared array<u32>: 4-byte elements are
 // bit casts of a word, 1-byte elements (bool, uint8, int8) are bytes of a word (as the cpu backend
 // stores them, one per byte), so an output of 1-byte elements is written a word (4 elements) per invocation.
-import { MAX_RANK, WORKGROUP } from './wgsl.js';
+import { memoizeWgsl, MAX_RANK, WORKGROUP } from './wgsl.js';
 
 /** How an element is held in a buffer. */
 export type ElementType = 'f32' | 'i32' | 'u8' | 'i8';
@@ -64,7 +64,7 @@ function offsetFunction(): string {
  * An elementwise kernel over inputs of the given element types (named a, b, c in `expression`, as
  * their value types), producing `out`. Strided inputs as elementwiseWgsl's params.
  */
-export function typedElementwiseWgsl(inputs: readonly ElementType[], out: ElementType, expression: string): string {
+function typedElementwiseWgslText(inputs: readonly ElementType[], out: ElementType, expression: string): string {
   const names = ['a', 'b', 'c'];
   const decls = inputs.map((_, k) => `@group(0) @binding(${k + 1}) var<storage, read> in${k}: array<u32>;`).join('\n');
   const loads = inputs.map((_, k) => `let ${names[k]} = load${k}(offsetOf(i, ${k}));`).join('\n  ');
@@ -113,7 +113,7 @@ export const STATUS_OP = { gather: 1, scatterAdd: 2 } as const;
  * params: [n, rank, shape[8] (the index's = the output's), xStrides[8] (axis stride 0), xOffset,
  *          indexStrides[8], indexOffset, axis, axisSize, xAxisStride]
  */
-export function gatherWgsl(): string {
+function gatherWgslText(): string {
   const R = MAX_RANK;
   return `
 @group(0) @binding(0) var<storage, read_write> out: array<u32>;
@@ -144,7 +144,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
  * index points at it. params: [n, rank, outShape[8], baseStrides[8], baseOffset, indexStrides[8],
  * indexOffset, srcStrides[8], srcOffset, indexShape[8], axis]
  */
-export function scatterAddWgsl(): string {
+function scatterAddWgslText(): string {
   const R = MAX_RANK;
   const idxS = 2 + R + (R + 1), srcS = 2 + R + 2 * (R + 1), idxShape = 2 + R + 3 * (R + 1), axisAt = idxShape + R;
   return `
@@ -196,7 +196,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
  * sliceBackward of 4-byte elements: zeros of the input's shape with x placed at start + step·j.
  * params: [n, rank, outShape[8], xStrides[8], xOffset, starts[8], steps[8], xShape[8]]
  */
-export function sliceBackwardWgsl(): string {
+function sliceBackwardWgslText(): string {
   const R = MAX_RANK;
   const starts = 3 + 2 * R, steps = starts + R, xShape = steps + R;
   return `
@@ -220,3 +220,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   out[i] = x[off];
 }`;
 }
+
+export const typedElementwiseWgsl = memoizeWgsl(typedElementwiseWgslText);
+
+export const gatherWgsl = memoizeWgsl(gatherWgslText);
+
+export const scatterAddWgsl = memoizeWgsl(scatterAddWgslText);
+
+export const sliceBackwardWgsl = memoizeWgsl(sliceBackwardWgslText);

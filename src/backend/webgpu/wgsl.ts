@@ -7,6 +7,20 @@
 // NaN and ±inf are produced at run time from bit patterns (a constant NaN does not compile) and
 // tested by their bits, as Vulkan drivers may assume that no value is NaN.
 
+/**
+ * Caches a generator's text by its arguments: the same text object comes back for the same
+ * structure, so building it, hashing it and recognizing it as already sent cost nothing per call.
+ */
+export function memoizeWgsl<A extends unknown[]>(generate: (...args: A) => string): (...args: A) => string {
+  const cache = new Map<string, string>();
+  return (...args: A): string => {
+    const key = JSON.stringify(args);
+    let text = cache.get(key);
+    if (text === undefined) cache.set(key, text = generate(...args));
+    return text;
+  };
+}
+
 /** Dimensions a strided view may have in the generic kernels. */
 export const MAX_RANK = 8;
 /** Invocations per workgroup of the one-dimensional kernels. */
@@ -138,7 +152,7 @@ function offsetFunction(): string {
  * An elementwise kernel over `arity` float32 (or, for `copy`, any 4-byte) inputs with any strides.
  * `flat`: every input is contiguous in the output's order, so input k's element i sits at offset_k + i.
  */
-export function elementwiseWgsl(expression: string, arity: number, flat: boolean, scalar = 'f32'): string {
+function elementwiseWgslText(expression: string, arity: number, flat: boolean, scalar = 'f32'): string {
   const names = ['a', 'b', 'c'];
   const inputs = Array.from({ length: arity }, (_, k) => `@group(0) @binding(${k + 1}) var<storage, read> in${k}: array<${scalar}>;`).join('\n');
   const loads = Array.from({ length: arity }, (_, k) => flat
@@ -164,7 +178,7 @@ ${ENTRY_1D} {
  * meta: [M, N, K, batchRank, batchShape[6], aBatchStrides[6], bBatchStrides[6],
  *        aRowStride, aColStride, bRowStride, bColStride, aOffset, bOffset]
  */
-export function matmulWgsl(): string {
+function matmulWgslText(): string {
   return `
 @group(0) @binding(0) var<storage, read_write> c: array<f32>;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -224,6 +238,82 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 }`;
 }
 
+/**
+ * The large-product variant: a 128×128 block of C per 16×16 workgroup, 8×8 per invocation (four FMAs
+ * per value read from workgroup memory instead of two), k in steps of 8. Blocks are numbered along
+ * groups of 8 block rows, column by column within a group, so that the blocks resident at one time
+ * share their A and B panels in cache (x-fastest order streams all of B once per block row, which
+ * for 4096² no longer fits the H100's L2). Same params as matmulWgsl; the grid is 1-D per batch
+ * element: x = block count, y = batch.
+ */
+function matmulLargeWgslText(): string {
+  return `
+@group(0) @binding(0) var<storage, read_write> c: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> params: array<i32>;
+var<workgroup> As: array<f32, 1024>;
+var<workgroup> Bs: array<f32, 1024>;
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
+  let M = params[0]; let N = params[1]; let K = params[2];
+  var aBase = params[26]; var bBase = params[27];
+  var rem = i32(wid.y);
+  for (var d = params[3] - 1; d >= 0; d--) {
+    let s = params[4 + d];
+    let q = rem % s;
+    aBase += q * params[10 + d];
+    bBase += q * params[16 + d];
+    rem = rem / s;
+  }
+  let ars = params[22]; let acs = params[23]; let brs = params[24]; let bcs = params[25];
+  let tilesM = (M + 127) / 128; let tilesN = (N + 127) / 128;
+  let blk = i32(wid.x);
+  let perGroup = 8 * tilesN;
+  let firstM = (blk / perGroup) * 8;
+  let groupRows = min(tilesM - firstM, 8);
+  let tileM = firstM + (blk % perGroup) % groupRows;
+  let tileN = (blk % perGroup) / groupRows;
+  let row0 = tileM * 128; let col0 = tileN * 128;
+  let tx = i32(lid.x); let ty = i32(lid.y);
+  var acc: array<array<f32, 8>, 8>;
+  for (var k0 = 0; k0 < K; k0 += 8) {
+    for (var j = 0; j < 4; j++) {
+      let e = i32(li) + 256 * j;
+      let kk = e % 8; let mm = e / 8;
+      let r = row0 + mm; let ka = k0 + kk;
+      var av = 0.0;
+      if (r < M && ka < K) { av = a[aBase + r * ars + ka * acs]; }
+      As[kk * 128 + mm] = av;
+      let nn = e % 128; let kb = e / 128; let cc = col0 + nn;
+      var bv = 0.0;
+      if (cc < N && k0 + kb < K) { bv = b[bBase + (k0 + kb) * brs + cc * bcs]; }
+      Bs[kb * 128 + nn] = bv;
+    }
+    workgroupBarrier();
+    for (var kk = 0; kk < 8; kk++) {
+      var ar: array<f32, 8>;
+      var br: array<f32, 8>;
+      for (var u = 0; u < 8; u++) { ar[u] = As[kk * 128 + ty + 16 * u]; br[u] = Bs[kk * 128 + tx + 16 * u]; }
+      for (var u = 0; u < 8; u++) { for (var v = 0; v < 8; v++) { acc[u][v] = fma(ar[u], br[v], acc[u][v]); } }
+    }
+    workgroupBarrier();
+  }
+  let cBase = i32(wid.y) * M * N;
+  for (var u = 0; u < 8; u++) {
+    let r = row0 + ty + 16 * u;
+    if (r >= M) { continue; }
+    for (var v = 0; v < 8; v++) {
+      let cc = col0 + tx + 16 * v;
+      if (cc < N) { c[cBase + r * N + cc] = acc[u][v]; }
+    }
+  }
+}`;
+}
+
+/** Blocks of C from which matmulLargeWgsl pays (fewer would leave most of a large GPU idle). */
+export const MATMUL_LARGE_MIN_BLOCKS = 256;
+
 /** Batch dimensions a matmul may have (meta has room for six). */
 export const MATMUL_MAX_BATCH_RANK = 6;
 
@@ -232,7 +322,7 @@ export const MATMUL_MAX_BATCH_RANK = 6;
  * invocation strides over the reduced elements, then a tree in workgroup memory.
  * meta: [nOut, keptRank, keptShape[8], keptStrides[8], redRank, redShape[8], redStrides[8], redCount, offset]
  */
-export function reduceWgsl(op: 'sum' | 'max' | 'min'): string {
+function reduceWgslText(op: 'sum' | 'max' | 'min'): string {
   const init = op === 'sum' ? '0.0' : op === 'max' ? '-inf_()' : 'inf_()';
   const combine = op === 'sum' ? 'x + y' : op === 'max' ? 'select(y, x, isnan_(x) || (!isnan_(y) && key_(x) > key_(y)))' : 'select(y, x, isnan_(x) || (!isnan_(y) && key_(x) < key_(y)))';
   const R = MAX_RANK;
@@ -272,7 +362,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
  * sum of exponentials, then the outputs). The shift is the row's max, or 0 where it is ±inf.
  * meta: [rows, rowLength, keptRank, keptShape[8], inKeptStrides[8], outKeptStrides[8], inAxisStride, outAxisStride, offset]
  */
-export function softmaxWgsl(log: boolean): string {
+function softmaxWgslText(log: boolean): string {
   const R = MAX_RANK;
   return `${MATH}
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
@@ -324,7 +414,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
  * strides (offsetOf with input slot 0). Scalars arrive as float bits in meta after the layout.
  * meta: [n, rank, shape[8], gradStrides[8], gradOffset, scalars...]
  */
-export function optimizerWgsl(kind: 'adam' | 'sgd', options: { maximize: boolean; coupledDecay: boolean; momentum: boolean; nesterov: boolean; firstStep: boolean }): string {
+function optimizerWgslText(kind: 'adam' | 'sgd', options: { maximize: boolean; coupledDecay: boolean; momentum: boolean; nesterov: boolean; firstStep: boolean }): string {
   const S = 2 + MAX_RANK + MAX_RANK + 1;
   const scalar = (k: number): string => `bitcast<f32>(params[${S + k}])`;
   const g = options.maximize ? '-grad[offsetOf(i, 0)]' : 'grad[offsetOf(i, 0)]';
@@ -372,3 +462,15 @@ ${ENTRY_1D} {
   param[i] = p - ${scalar(0)} * d;
 }`;
 }
+
+export const elementwiseWgsl = memoizeWgsl(elementwiseWgslText);
+
+export const matmulWgsl = memoizeWgsl(matmulWgslText);
+
+export const reduceWgsl = memoizeWgsl(reduceWgslText);
+
+export const softmaxWgsl = memoizeWgsl(softmaxWgslText);
+
+export const optimizerWgsl = memoizeWgsl(optimizerWgslText);
+
+export const matmulLargeWgsl = memoizeWgsl(matmulLargeWgslText);

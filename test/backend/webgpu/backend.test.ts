@@ -57,6 +57,14 @@ describe('webgpu backend', { skip: backend === undefined ? `no WebGPU adapter ($
     assertClose(t.matmul(a, b), t.matmul(ref(a), ref(b)), { rtol: 1e-4, atol: 1e-3 }, 'batched with a broadcast batch dim');
   });
 
+  it('matmul: the large-product kernel (128×128 blocks in groups of 8 block rows), ragged in m, n and k, batched, transposed', () => {
+    // 17 × 17 blocks of 128 (≥ MATMUL_LARGE_MIN_BLOCKS): the last group of block rows is partial.
+    const a = t.randn([2, 2050, 9]), b = t.randn([9, 2051]).mT.contiguous().mT;
+    const c = t.matmul(a, b.expand([2, 9, 2051]));
+    const c64 = t.matmul(ref(a), ref(b).expand([2, 9, 2051]));
+    assertClose(c, c64, { rtol: 1e-5, atol: 1e-5 }, '2×2050×9·9×2051');
+  });
+
   it('sum, max and min over any axes, with more reduced elements than a workgroup and strided input', () => {
     const x = t.randn([5, 300, 7]);
     const xt = x.permute([2, 0, 1]);
