@@ -100,6 +100,14 @@ export interface Backend {
    * backend implements it for contiguous float32 parameters and state, in float32 arithmetic.
    */
   optimizerUpdate?(update: OptimizerUpdate): boolean;
+  /**
+   * Optional: copies the elements of `src` into the view `dst` (same shape and dtype, both on this
+   * backend, not the same storage) without reading them back to JavaScript; the webgpu backend
+   * uses it so that a compiled training step's parameter writes stay on the GPU. Returns false,
+   * having written nothing, when it does not handle the case (the caller then copies through
+   * readAll and writeStrided).
+   */
+  copyStrided?(dst: KernelInput, src: KernelInput): boolean;
 }
 
 const registry = new Map<string, Backend>();

@@ -33,7 +33,13 @@ export function assign(target: Tensor, value: Tensor): Tensor {
 
 function writeData(target: Tensor, value: Tensor): void {
   target.assertAlive('assign');
-  target.storage.backend.writeStrided(target, untracedRead(() => value.data()));
+  const backend = target.storage.backend;
+  // The value is the target itself (an update applied in place already): nothing to copy.
+  if (value.storage === target.storage && value.offset === target.offset && shapesEqual(value.strides, target.strides)) return;
+  // A backend with its own memory may copy device-side (webgpu: no read back to JavaScript).
+  if (backend.copyStrided !== undefined && value.storage.backend === backend && value.storage !== target.storage
+    && backend.copyStrided(target.asKernelInput('assign'), value.asKernelInput('assign'))) return;
+  backend.writeStrided(target, untracedRead(() => value.data()));
 }
 
 /** Applies writes computed by a graph run (data copies first, then .grad settings). */

@@ -41,16 +41,17 @@ export function numberOption(values: Map<string, string>, name: string, fallback
 
 /** Selects a backend by name, loading src/backend/<name>/ first when it is not registered yet. */
 export async function selectBackend(name: string): Promise<void> {
-  if (!listBackends().includes(name)) {
-    for (const file of ['index.js', 'backend.js']) {
-      try {
-        await import(`../backend/${name}/${file}`);
-        break;
-      } catch {
-        // Reported below with the list of what is available.
-      }
+  let failure = '';
+  if (!listBackends().includes(name) && /^[a-z0-9-]+$/.test(name)) {
+    try {
+      // A backend that is not loaded by default (webgpu) registers itself when its module loads.
+      await import(`../backend/${name}/backend.js`);
+    } catch (e) {
+      failure = String(e).includes('Cannot find module') || String(e).includes('ERR_MODULE_NOT_FOUND') ? '' : `: ${String(e).split('\n')[0]}`;
     }
   }
-  if (!listBackends().includes(name)) throw new UsageError(`--backend ${name}: no such backend (available: ${listBackends().join(', ')}).`);
+  if (!listBackends().includes(name)) {
+    throw new UsageError(failure !== '' ? `--backend ${name} could not start${failure}` : `--backend ${name}: no such backend (available: ${listBackends().join(', ')}, webgpu where a GPU adapter starts).`);
+  }
   setBackend(name);
 }

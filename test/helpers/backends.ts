@@ -50,12 +50,30 @@ async function ensureRegistered(name: string): Promise<void> {
 
 for (const name of backendsUnderTest()) await ensureRegistered(name);
 
+/** Whether the backends under test are the default set (TESSERA_TEST_BACKENDS unset). */
+function defaultSet(): boolean {
+  const env = process.env.TESSERA_TEST_BACKENDS;
+  return env === undefined || env.trim() === '';
+}
+
+/**
+ * Whether to run float64 derivative checks (gradcheck, gradgradcheck) on this backend. On webgpu
+ * float64 has no GPU kernel: every op reads back and runs the cpu kernel, so in the default run
+ * those checks would add minutes (on SwiftShader) and test nothing of the GPU. Naming webgpu in
+ * TESSERA_TEST_BACKENDS runs them too (as on the H100, bench/results/webgpu-h100.md).
+ */
+export function runsFloat64Checks(backend: string): boolean {
+  return backend !== 'webgpu' || !defaultSet();
+}
+
 /**
  * Registers `body` once per backend under test, inside a describe block named after it, with that
- * backend selected while its tests run.
+ * backend selected while its tests run. `float64Only`: the suite checks float64 alone, so it is
+ * left out where runsFloat64Checks says so.
  */
-export function forEachBackend(title: string, body: (backend: string) => void): void {
+export function forEachBackend(title: string, body: (backend: string) => void, options: { float64Only?: boolean } = {}): void {
   for (const name of backendsUnderTest()) {
+    if (options.float64Only === true && !runsFloat64Checks(name)) continue;
     describe(`${title} [${name}]`, () => {
       let previous = 'cpu';
       before(() => {

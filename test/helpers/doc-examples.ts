@@ -9,6 +9,12 @@ import { dirname, join } from 'node:path';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const srcIndex = pathToFileURL(join(here, '..', '..', 'src', 'index.ts')).href;
+const srcWebgpu = pathToFileURL(join(here, '..', '..', 'src', 'backend', 'webgpu', 'backend.ts')).href;
+
+/** Whether a block uses the GPU backend (its page's test skips it where no WebGPU adapter starts). */
+export function usesWebgpu(block: CodeBlock): boolean {
+  return /['"]tessera\/webgpu['"]/.test(block.code);
+}
 const selfUrl = pathToFileURL(fileURLToPath(import.meta.url)).href;
 
 export interface CodeBlock {
@@ -36,7 +42,8 @@ export function toModule(block: CodeBlock, where: string): string {
   const out = [`import { expectValue as __expectValue, expectThrows as __expectThrows } from ${JSON.stringify(selfUrl)};`];
   block.code.split('\n').forEach((text, k) => {
     const at = JSON.stringify(`${where}:${block.line + k}`);
-    const replaced = text.replace(/from\s+['"]tessera['"]/, `from ${JSON.stringify(srcIndex)}`);
+    const replaced = text.replace(/from\s+['"]tessera['"]/, `from ${JSON.stringify(srcIndex)}`)
+      .replace(/(from\s+|import\s+)['"]tessera\/webgpu['"]/, (_m, lead: string) => `${lead}${JSON.stringify(srcWebgpu)}`);
     const value = /^(\s*)(.*);\s*\/\/ => (.*)$/.exec(replaced);
     const throws = /^(\s*)(.*);\s*\/\/ throws: (.*)$/.exec(replaced);
     if (value) out.push(`${value[1]}__expectValue(${value[2]}, ${value[3]}, ${at});`);

@@ -41,3 +41,22 @@ test('the self-referenced package is typed (this file typechecks against dist/in
   const shape: Tessera.Tensor['shape'] = [2, 2];
   assert.deepEqual(shape, [2, 2]);
 });
+
+test("'tessera/webgpu' registers the webgpu backend from the built package (where a WebGPU adapter starts)", (t) => {
+  assert.ok(existsSync('dist/backend/webgpu/backend.js'), 'dist/ is missing: run `npm ci` or `npm run build` first');
+  const script = [
+    "import * as t from 'tessera';",
+    "import { webgpuBackend } from 'tessera/webgpu';",
+    "t.setBackend('webgpu');",
+    "const y = t.tensor([[1, 2], [3, 4]]).matmul(t.tensor([[1], [1]]));",
+    "console.log(JSON.stringify({ listed: t.listBackends().sort(), on: y.backend, values: y.toArray(), fallback: webgpuBackend.device.info.isFallbackAdapter }));",
+  ].join('\n');
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  if (r.status !== 0 && r.stderr.includes('no WebGPU adapter') && process.env.TESSERA_TEST_WEBGPU !== '1') {
+    t.skip('no WebGPU adapter here (TESSERA_TEST_WEBGPU=1 makes this a failure)');
+    return;
+  }
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { listed: string[]; on: string; values: number[][] };
+  assert.deepEqual({ listed: out.listed, on: out.on, values: out.values }, { listed: ['cpu', 'wasm', 'webgpu'], on: 'webgpu', values: [[3], [7]] });
+});

@@ -21,7 +21,7 @@ import {
   elementwiseWgsl, matmulLargeWgsl, matmulWgsl, optimizerWgsl, reduceWgsl, softmaxWgsl,
 } from './wgsl.js';
 import {
-  gatherWgsl, scatterAddWgsl, sliceBackwardWgsl, typedElementwiseWgsl, typedInvocations, type ElementType,
+  gatherWgsl, scatterAddWgsl, sliceBackwardWgsl, stridedCopyWgsl, typedElementwiseWgsl, typedInvocations, type ElementType,
 } from './wgsl-typed.js';
 import { LAYER_NORM_PARAMS, layerNormWgsl } from './wgsl-rows.js';
 import {
@@ -149,6 +149,21 @@ export class WebGPUBackend implements Backend {
     return (this.kernels as Partial<Record<PrimitiveName, Kernel<PrimitiveName>>>)[prim] as Kernel<P> | undefined;
   }
 
+  copyStrided(dst: KernelInput, src: KernelInput): boolean {
+    if (dst.storage.backend !== this || src.storage.backend !== this || dst.storage === src.storage) return false;
+    const item = storedItemsize(dst.dtype);
+    if (item !== 4 || dst.dtype !== src.dtype || dst.shape.length > MAX_RANK) return false;
+    const n = sizeOf(dst.shape);
+    if (n === 0) return true;
+    if (isContiguousLayout(dst.shape, dst.strides) && isContiguousLayout(src.shape, src.strides)) {
+      this.device.post({ op: 'copy', src: this.handle(src.storage, 'copy').id, srcOffset: src.offset * 4, dst: this.handle(dst.storage, 'copy').id, dstOffset: dst.offset * 4, bytes: n * 4 });
+      return true;
+    }
+    // Binding 0 (written) is the destination view, addressed through its strides like an input.
+    this.launch(stridedCopyWgsl(), [dst.storage, src.storage], this.stridedParams(dst.shape, [dst, src]), Math.ceil(n / WORKGROUP), 'copy into a view');
+    return true;
+  }
+
   /** Waits until the GPU has finished all work submitted so far (for timing). */
   synchronize(): void {
     this.device.sync();
@@ -223,6 +238,7 @@ export class WebGPUBackend implements Backend {
     table.layerNormCoreGrad = (inputs, attrs, out) => this.layerNorm('grad', inputs, attrs as PrimitiveAttrs['layerNormCoreGrad'], out);
     table.attention = (inputs, attrs, out) => this.attention(false, inputs, attrs as PrimitiveAttrs['attention'], out);
     table.attentionGrad = (inputs, attrs, out) => this.attention(true, inputs, attrs as PrimitiveAttrs['attention'], out);
+    table.cat = (inputs, attrs, out) => this.cat(inputs, attrs as PrimitiveAttrs['cat'], out);
     table.im2col = (inputs, attrs, out) => this.window('im2col', inputs, attrs as PrimitiveAttrs['im2col'], out);
     table.col2im = (inputs, attrs, out) => this.window('col2im', inputs, attrs as PrimitiveAttrs['col2im'], out);
     table.maxPoolIndices = (inputs, attrs, out) => this.window('maxPoolIndices', inputs, attrs as PrimitiveAttrs['maxPoolIndices'], out);
@@ -508,6 +524,20 @@ export class WebGPUBackend implements Backend {
     this.device.post({ op: 'run', wgsl: attentionGradRowsWgsl(), buffers: ids, meta, grid: [L, Bt], label: `${prim} (dq)` });
     if (S > 0) this.device.post({ op: 'run', wgsl: attentionGradColumnsWgsl(), buffers: ids, meta, grid: [S, Bt], label: `${prim} (dk, dv)` });
     this.free(rows);
+    return result;
+  }
+
+  /** cat of 4-byte elements: each input copied into its slice of the output (a strided view of it). */
+  private cat(inputs: readonly KernelInput[], attrs: PrimitiveAttrs['cat'], out: OutputInfo): Storage {
+    if (storedItemsize(out.dtype) !== 4 || inputs.some((x) => x.dtype !== out.dtype) || out.shape.length > MAX_RANK) return this.viaCpu('cat', inputs, attrs, out);
+    const result = this.newStorage(out.dtype, sizeOf(out.shape));
+    const strides = contiguousStrides(out.shape);
+    const axis = attrs.axis < 0 ? attrs.axis + out.shape.length : attrs.axis;
+    let start = 0;
+    for (const x of inputs) {
+      this.copyStrided({ storage: result, dtype: out.dtype, shape: x.shape, strides, offset: start * strides[axis]! }, x);
+      start += x.shape[axis]!;
+    }
     return result;
   }
 

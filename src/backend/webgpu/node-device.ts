@@ -2,6 +2,7 @@
 import { TesseraError } from '../../core/errors.js';
 import { DeviceClient, type DeviceClientOptions } from './device-client.js';
 import type { DeviceCommand, DeviceInit } from './protocol.js';
+import { recordDeviceError } from './device-server.js';
 
 export interface NodeDeviceOptions extends DeviceClientOptions {
   /** Options for Dawn's `create()`, e.g. ['backend=vulkan'] (default none). */
@@ -26,9 +27,12 @@ function nodeProcess(): NodeJS.Process {
 function startThread(init: DeviceInit): { post(c: readonly DeviceCommand[], t?: ArrayBuffer[]): void; terminate(): void } {
   const proc = nodeProcess();
   const { Worker } = proc.getBuiltinModule('node:worker_threads');
+  // A worker inherits the process's execArgv; --input-type (node --input-type=module -e ...) is
+  // refused for a file entry, and the thread would die before it could report anything.
+  const execArgv = proc.execArgv.filter((a) => !a.startsWith('--input-type'));
   let worker;
   if (!runningFromSource) {
-    worker = new Worker(entry, { workerData: init });
+    worker = new Worker(entry, { workerData: init, execArgv });
   } else {
     // Under tsx (tests, benches) a worker does not inherit the loader: register it inside first.
     const tsxApi = import.meta.resolve('tsx/esm/api');
@@ -43,8 +47,10 @@ function startThread(init: DeviceInit): { post(c: readonly DeviceCommand[], t?: 
             Atomics.store(ctl, 2, text.length);
           }
           Atomics.notify(ctl, 0);
-        });`, { eval: true, workerData: init });
+        });`, { eval: true, workerData: init, execArgv });
   }
+  // A thread that dies (its module failed to load, say) is reported by the caller's next wait.
+  worker.on('error', (e: unknown) => recordDeviceError(init.control, `webgpu device thread died: ${e instanceof Error ? e.stack ?? e.message : String(e)}`));
   // The device thread must not keep the process alive once the program is done.
   worker.unref();
   return { post: (c, t) => worker.postMessage(c, t ?? []), terminate: () => void worker.terminate() };

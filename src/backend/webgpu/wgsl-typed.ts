@@ -228,3 +228,19 @@ export const gatherWgsl = memoizeWgsl(gatherWgslText);
 export const scatterAddWgsl = memoizeWgsl(scatterAddWgslText);
 
 export const sliceBackwardWgsl = memoizeWgsl(sliceBackwardWgslText);
+
+/** out[view 0 at i] = in[view 1 at i] for 4-byte elements: a copy into a strided view (params as typedElementwiseWgsl's for two views). */
+function stridedCopyWgslText(): string {
+  return `
+@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+@group(0) @binding(1) var<storage, read> in0: array<u32>;
+@group(0) @binding(2) var<storage, read> params: array<i32>;
+${offsetFunction()}
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let i = i32((wid.y * nwg.x + wid.x) * ${WORKGROUP}u + lid.x);
+  if (i >= params[0]) { return; }
+  out[offsetOf(i, 0)] = in0[offsetOf(i, 1)];
+}`;
+}
+export const stridedCopyWgsl = memoizeWgsl(stridedCopyWgslText);

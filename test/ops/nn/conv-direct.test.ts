@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as t from '../../../src/index.js';
-import { forEachBackend } from '../../helpers/backends.js';
+import { forEachBackend, runsFloat64Checks } from '../../helpers/backends.js';
 import { checkGradients, checkSecondOrder, rand64, assertClose } from './helpers.js';
 import { primitivesIn } from '../../helpers/primitives.js';
 
@@ -101,7 +101,8 @@ forEachBackend('direct convolution', (backend) => {
     assert.deepEqual(Array.from(we.grad!.data()), new Array(5 * 3 * 9).fill(0));
   });
 
-  test('float64 gradcheck (vjp and jvp) through the forced direct path: stride, dilation, groups, bias', () => {
+  // float64 only: see runsFloat64Checks (helpers/backends.ts).
+  if (runsFloat64Checks(backend)) test('float64 gradcheck (vjp and jvp) through the forced direct path: stride, dilation, groups, bias', () => {
     forced('direct', () => {
       checkGradients((x, w, b) => t.conv2d(x, w, { bias: b, stride: [2, 1], padding: 1, dilation: [1, 2], groups: 2 }),
         [rand64([2, 4, 4, 5], 1), rand64([2, 2, 2, 2], 2), rand64([2], 3)]);
@@ -109,14 +110,16 @@ forEachBackend('direct convolution', (backend) => {
     });
   });
 
-  test('float64 gradcheck through the forced im2col path (the same functions)', () => {
+  // float64 only: see runsFloat64Checks (helpers/backends.ts).
+  if (runsFloat64Checks(backend)) test('float64 gradcheck through the forced im2col path (the same functions)', () => {
     forced('im2col', () => {
       checkGradients((x, w, b) => t.conv2d(x, w, { bias: b, stride: [2, 1], padding: 1, dilation: [1, 2], groups: 2 }),
         [rand64([2, 4, 4, 5], 1), rand64([2, 2, 2, 2], 2), rand64([2], 3)]);
     });
   });
 
-  test('second order through the direct path (the vjp of convWeightGrad)', () => {
+  // float64 only: see runsFloat64Checks (helpers/backends.ts).
+  if (runsFloat64Checks(backend)) test('second order through the direct path (the vjp of convWeightGrad)', () => {
     const w = rand64([3, 2, 2, 2], 8);
     forced('direct', () => {
       checkSecondOrder((x) => t.conv2d(x, w, { padding: 1 }).tanh(), rand64([1, 2, 3, 4], 9));
