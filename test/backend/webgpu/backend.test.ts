@@ -206,6 +206,52 @@ describe('webgpu backend', { skip: backend === undefined ? `no WebGPU adapter ($
     assert.ok(gpu[4]! < gpu[0]!, `the loss falls: ${gpu}`);
   });
 
+  it('a jitted training step stays on the GPU: the eager losses, and one read (the loss) per step', () => {
+    const losses = (jit: boolean): { values: number[]; reads: number } => {
+      t.manualSeed(5);
+      const model = new Sequential(new Linear(12, 32), new ReLU(), new Linear(32, 3));
+      const x = t.randn([16, 12]);
+      const y = t.randint(0, 3, [16]);
+      const opt = new Adam(model.parameters(), { lr: 0.01 });
+      const step = (): t.Tensor => { opt.zeroGrad(); const loss = t.crossEntropy(model.call(x), y); loss.backward(); opt.step(); return loss; };
+      const run = jit ? t.jit(step) : step;
+      const values: number[] = [];
+      let reads = 0;
+      const readAll = backend!.readAll.bind(backend);
+      for (let i = 0; i < 4; i++) {
+        // Count the reads of the last step only (the first ones trace and compile).
+        if (i === 3) backend!.readAll = (st) => { reads++; return readAll(st); };
+        values.push(run().item());
+      }
+      delete (backend as { readAll?: unknown }).readAll;
+      return { values, reads };
+    };
+    const eager = losses(false), compiled = losses(true);
+    assertClose(compiled.values, eager.values, { rtol: 1e-5, atol: 1e-6 }, 'jit losses');
+    assert.equal(compiled.reads, 1, 'reads in a compiled step');
+  });
+
+  it('jit writes into live tensors (whole or strided views) are copies on the GPU, not read back', () => {
+    const big = t.zeros([4, 6]);
+    const view = big.narrow(1, 1, 3);
+    const whole = t.zeros([5]);
+    const f = t.jit(() => {
+      t.assign(view, view.add(1));
+      t.assign(whole, whole.add(2));
+      return whole.sum();
+    });
+    const readAll = backend!.readAll.bind(backend);
+    let reads = 0;
+    for (let i = 0; i < 3; i++) {
+      if (i === 2) backend!.readAll = (st) => { reads++; return readAll(st); };
+      f().item();
+    }
+    delete (backend as { readAll?: unknown }).readAll;
+    assert.equal(reads, 1, 'reads in a compiled call: the result alone');
+    assert.deepEqual(big.toArray(), Array.from({ length: 4 }, () => [0, 3, 3, 3, 0, 0]));
+    assert.deepEqual(whole.toArray(), [6, 6, 6, 6, 6]);
+  });
+
   it('an index out of range, found by the GPU, is reported by the next read, once, naming the op', () => {
     const x = t.randn([4, 5]);
     const bad = t.tensor([[0, 5]], { dtype: 'int32' });
