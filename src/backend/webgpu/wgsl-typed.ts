@@ -3,7 +3,7 @@
 // gather, scatterAdd and sliceBackward. Every buffer is declared array<u32>: 4-byte elements are
 // bit casts of a word, 1-byte elements (bool, uint8, int8) are bytes of a word (as the cpu backend
 // stores them, one per byte), so an output of 1-byte elements is written a word (4 elements) per invocation.
-import { memoizeWgsl, MAX_RANK, WORKGROUP } from './wgsl.js';
+import { memoizeWgsl, stridedOffsetWgsl, MAX_RANK, WORKGROUP } from './wgsl.js';
 
 /** How an element is held in a buffer. */
 export type ElementType = 'f32' | 'i32' | 'u8' | 'i8';
@@ -45,21 +45,6 @@ function storeBits(type: ElementType, v: string): string {
   }
 }
 
-/** params: [n, rank, shape[8], then per input: strides[8], offset] (as elementwiseWgsl's strided form). */
-function offsetFunction(): string {
-  return `fn offsetOf(i: i32, k: i32) -> i32 {
-  let base = ${2 + MAX_RANK} + k * ${MAX_RANK + 1};
-  var rem = i;
-  var off = params[base + ${MAX_RANK}];
-  for (var d = params[1] - 1; d >= 0; d--) {
-    let s = params[2 + d];
-    off += (rem % s) * params[base + d];
-    rem = rem / s;
-  }
-  return off;
-}`;
-}
-
 /**
  * An elementwise kernel over inputs of the given element types (named a, b, c in `expression`, as
  * their value types), producing `out`. Strided inputs as elementwiseWgsl's params.
@@ -89,7 +74,7 @@ function typedElementwiseWgslText(inputs: readonly ElementType[], out: ElementTy
 ${decls}
 @group(0) @binding(${inputs.length + 1}) var<storage, read> params: array<i32>;
 ${inputs.map((t, k) => loader(k, t)).join('\n')}
-${offsetFunction()}
+${stridedOffsetWgsl()}
 ${value}
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -121,7 +106,7 @@ function gatherWgslText(): string {
 @group(0) @binding(2) var<storage, read> index: array<i32>;
 @group(0) @binding(3) var<storage, read_write> status: array<atomic<i32>, ${STATUS_WORDS}>;
 @group(0) @binding(4) var<storage, read> params: array<i32>;
-${offsetFunction()}
+${stridedOffsetWgsl()}
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = i32((wid.y * nwg.x + wid.x) * ${WORKGROUP}u + lid.x);
@@ -235,7 +220,7 @@ function stridedCopyWgslText(): string {
 @group(0) @binding(0) var<storage, read_write> out: array<u32>;
 @group(0) @binding(1) var<storage, read> in0: array<u32>;
 @group(0) @binding(2) var<storage, read> params: array<i32>;
-${offsetFunction()}
+${stridedOffsetWgsl()}
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = i32((wid.y * nwg.x + wid.x) * ${WORKGROUP}u + lid.x);

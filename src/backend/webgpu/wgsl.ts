@@ -133,7 +133,8 @@ const ENTRY_1D = `@compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u)`;
 
 /** Where element `i` of the output (its row-major index) sits in input `k`'s storage. */
-function offsetFunction(): string {
+/** WGSL `offsetOf(i, k)`: where element i (row-major over params' shape) sits in view k; shared by the elementwise kernels. */
+export function stridedOffsetWgsl(): string {
   // meta: [n, rank, shape[MAX_RANK], then per input: strides[MAX_RANK], offset]
   return `fn offsetOf(i: i32, k: i32) -> i32 {
   let base = ${2 + MAX_RANK} + k * ${MAX_RANK + 1};
@@ -162,7 +163,7 @@ function elementwiseWgslText(expression: string, arity: number, flat: boolean, s
 @group(0) @binding(0) var<storage, read_write> out: array<${scalar}>;
 ${inputs}
 @group(0) @binding(${arity + 1}) var<storage, read> params: array<i32>;
-${flat ? '' : offsetFunction()}
+${flat ? '' : stridedOffsetWgsl()}
 ${ENTRY_1D} {
   ${FLAT_INDEX}
   if (i >= params[0]) { return; }
@@ -171,26 +172,56 @@ ${ENTRY_1D} {
 }`;
 }
 
+/** One matmul kernel's shape: blocks of C per workgroup, the register block per invocation, the k step. */
+interface MatmulTiling {
+  /** Rows and columns of C per 16×16 workgroup (64 or 128). */
+  readonly block: number;
+  /** Rows and columns of C per invocation: block / 16. */
+  readonly perInvocation: number;
+  /** k per staged tile; block · depth = 1024, four loads per invocation. */
+  readonly depth: number;
+  /**
+   * Blocks numbered along groups of 8 block rows, column by column within a group (grid x = block
+   * count, y = batch), so that the blocks resident at one time share their A and B panels in cache;
+   * otherwise grid x = block column, y = block row, z = batch.
+   */
+  readonly grouped: boolean;
+}
+
 /**
  * Batched matrix product C[b] = A[b]·B[b] with any strides, tiled: a 16×16 workgroup computes a
- * 64×64 block of C, each invocation a 4×4 register block, from 64×16 and 16×64 tiles staged in
- * workgroup memory. The batch index is the grid's z.
- * meta: [M, N, K, batchRank, batchShape[6], aBatchStrides[6], bBatchStrides[6],
- *        aRowStride, aColStride, bRowStride, bColStride, aOffset, bOffset]
+ * block×block block of C, each invocation a perInvocation² register block (rows ty + 16u, columns
+ * tx + 16v, so that reads of the staged tiles do not conflict), from block×depth and depth×block
+ * tiles staged in workgroup memory.
+ * params: [M, N, K, batchRank, batchShape[6], aBatchStrides[6], bBatchStrides[6],
+ *          aRowStride, aColStride, bRowStride, bColStride, aOffset, bOffset]
  */
-function matmulWgslText(): string {
+function matmulTiledWgslText(t: MatmulTiling): string {
+  const T = t.block, R = t.perInvocation, D = t.depth;
+  const placement = t.grouped ? `
+  let tilesM = (M + ${T - 1}) / ${T}; let tilesN = (N + ${T - 1}) / ${T};
+  let blk = i32(wid.x);
+  let perGroup = 8 * tilesN;
+  let firstM = (blk / perGroup) * 8;
+  let groupRows = min(tilesM - firstM, 8);
+  let row0 = (firstM + (blk % perGroup) % groupRows) * ${T};
+  let col0 = ((blk % perGroup) / groupRows) * ${T};
+  let batch = i32(wid.y);` : `
+  let row0 = i32(wid.y) * ${T}; let col0 = i32(wid.x) * ${T};
+  let batch = i32(wid.z);`;
   return `
 @group(0) @binding(0) var<storage, read_write> c: array<f32>;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> params: array<i32>;
-var<workgroup> As: array<f32, 1024>;
-var<workgroup> Bs: array<f32, 1024>;
+var<workgroup> As: array<f32, ${T * D}>;
+var<workgroup> Bs: array<f32, ${T * D}>;
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
   let M = params[0]; let N = params[1]; let K = params[2];
+  ${placement}
   var aBase = params[26]; var bBase = params[27];
-  var rem = i32(wid.z);
+  var rem = batch;
   for (var d = params[3] - 1; d >= 0; d--) {
     let s = params[4 + d];
     let q = rem % s;
@@ -199,38 +230,37 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     rem = rem / s;
   }
   let ars = params[22]; let acs = params[23]; let brs = params[24]; let bcs = params[25];
-  let row0 = i32(wid.y) * 64; let col0 = i32(wid.x) * 64;
   let tx = i32(lid.x); let ty = i32(lid.y);
-  var acc: array<array<f32, 4>, 4>;
-  for (var k0 = 0; k0 < K; k0 += 16) {
+  var acc: array<array<f32, ${R}>, ${R}>;
+  for (var k0 = 0; k0 < K; k0 += ${D}) {
     for (var j = 0; j < 4; j++) {
       let e = i32(li) + 256 * j;
       // A tile: consecutive invocations take consecutive k of one row (coalesced for row-major A).
-      let kk = e % 16; let mm = e / 16;
+      let kk = e % ${D}; let mm = e / ${D};
       let r = row0 + mm; let ka = k0 + kk;
       var av = 0.0;
       if (r < M && ka < K) { av = a[aBase + r * ars + ka * acs]; }
-      As[kk * 64 + mm] = av;
+      As[kk * ${T} + mm] = av;
       // B tile: consecutive invocations take consecutive columns of one row.
-      let nn = e % 64; let kb = k0 + e / 64; let cc = col0 + nn;
+      let nn = e % ${T}; let kb = e / ${T}; let cc = col0 + nn;
       var bv = 0.0;
-      if (cc < N && kb < K) { bv = b[bBase + kb * brs + cc * bcs]; }
-      Bs[(e / 64) * 64 + nn] = bv;
+      if (cc < N && k0 + kb < K) { bv = b[bBase + (k0 + kb) * brs + cc * bcs]; }
+      Bs[kb * ${T} + nn] = bv;
     }
     workgroupBarrier();
-    for (var kk = 0; kk < 16; kk++) {
-      var ar: array<f32, 4>;
-      var br: array<f32, 4>;
-      for (var u = 0; u < 4; u++) { ar[u] = As[kk * 64 + ty + 16 * u]; br[u] = Bs[kk * 64 + tx + 16 * u]; }
-      for (var u = 0; u < 4; u++) { for (var v = 0; v < 4; v++) { acc[u][v] = fma(ar[u], br[v], acc[u][v]); } }
+    for (var kk = 0; kk < ${D}; kk++) {
+      var ar: array<f32, ${R}>;
+      var br: array<f32, ${R}>;
+      for (var u = 0; u < ${R}; u++) { ar[u] = As[kk * ${T} + ty + 16 * u]; br[u] = Bs[kk * ${T} + tx + 16 * u]; }
+      for (var u = 0; u < ${R}; u++) { for (var v = 0; v < ${R}; v++) { acc[u][v] = fma(ar[u], br[v], acc[u][v]); } }
     }
     workgroupBarrier();
   }
-  let cBase = i32(wid.z) * M * N;
-  for (var u = 0; u < 4; u++) {
+  let cBase = batch * M * N;
+  for (var u = 0; u < ${R}; u++) {
     let r = row0 + ty + 16 * u;
     if (r >= M) { continue; }
-    for (var v = 0; v < 4; v++) {
+    for (var v = 0; v < ${R}; v++) {
       let cc = col0 + tx + 16 * v;
       if (cc < N) { c[cBase + r * N + cc] = acc[u][v]; }
     }
@@ -238,77 +268,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 }`;
 }
 
+/** 64×64 blocks, 4×4 per invocation (two FMAs per staged value read): products with few blocks. */
+function matmulWgslText(): string {
+  return matmulTiledWgslText({ block: 64, perInvocation: 4, depth: 16, grouped: false });
+}
+
 /**
- * The large-product variant: a 128×128 block of C per 16×16 workgroup, 8×8 per invocation (four FMAs
- * per value read from workgroup memory instead of two), k in steps of 8. Blocks are numbered along
- * groups of 8 block rows, column by column within a group, so that the blocks resident at one time
- * share their A and B panels in cache (x-fastest order streams all of B once per block row, which
- * for 4096² no longer fits the H100's L2). Same params as matmulWgsl; the grid is 1-D per batch
- * element: x = block count, y = batch.
+ * 128×128 blocks, 8×8 per invocation (four FMAs per staged value read), in grouped order: x-fastest
+ * order streams all of B once per block row, which for 4096² no longer fits the H100's L2.
  */
 function matmulLargeWgslText(): string {
-  return `
-@group(0) @binding(0) var<storage, read_write> c: array<f32>;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> params: array<i32>;
-var<workgroup> As: array<f32, 1024>;
-var<workgroup> Bs: array<f32, 1024>;
-@compute @workgroup_size(16, 16)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
-  let M = params[0]; let N = params[1]; let K = params[2];
-  var aBase = params[26]; var bBase = params[27];
-  var rem = i32(wid.y);
-  for (var d = params[3] - 1; d >= 0; d--) {
-    let s = params[4 + d];
-    let q = rem % s;
-    aBase += q * params[10 + d];
-    bBase += q * params[16 + d];
-    rem = rem / s;
-  }
-  let ars = params[22]; let acs = params[23]; let brs = params[24]; let bcs = params[25];
-  let tilesM = (M + 127) / 128; let tilesN = (N + 127) / 128;
-  let blk = i32(wid.x);
-  let perGroup = 8 * tilesN;
-  let firstM = (blk / perGroup) * 8;
-  let groupRows = min(tilesM - firstM, 8);
-  let tileM = firstM + (blk % perGroup) % groupRows;
-  let tileN = (blk % perGroup) / groupRows;
-  let row0 = tileM * 128; let col0 = tileN * 128;
-  let tx = i32(lid.x); let ty = i32(lid.y);
-  var acc: array<array<f32, 8>, 8>;
-  for (var k0 = 0; k0 < K; k0 += 8) {
-    for (var j = 0; j < 4; j++) {
-      let e = i32(li) + 256 * j;
-      let kk = e % 8; let mm = e / 8;
-      let r = row0 + mm; let ka = k0 + kk;
-      var av = 0.0;
-      if (r < M && ka < K) { av = a[aBase + r * ars + ka * acs]; }
-      As[kk * 128 + mm] = av;
-      let nn = e % 128; let kb = e / 128; let cc = col0 + nn;
-      var bv = 0.0;
-      if (cc < N && k0 + kb < K) { bv = b[bBase + (k0 + kb) * brs + cc * bcs]; }
-      Bs[kb * 128 + nn] = bv;
-    }
-    workgroupBarrier();
-    for (var kk = 0; kk < 8; kk++) {
-      var ar: array<f32, 8>;
-      var br: array<f32, 8>;
-      for (var u = 0; u < 8; u++) { ar[u] = As[kk * 128 + ty + 16 * u]; br[u] = Bs[kk * 128 + tx + 16 * u]; }
-      for (var u = 0; u < 8; u++) { for (var v = 0; v < 8; v++) { acc[u][v] = fma(ar[u], br[v], acc[u][v]); } }
-    }
-    workgroupBarrier();
-  }
-  let cBase = i32(wid.y) * M * N;
-  for (var u = 0; u < 8; u++) {
-    let r = row0 + ty + 16 * u;
-    if (r >= M) { continue; }
-    for (var v = 0; v < 8; v++) {
-      let cc = col0 + tx + 16 * v;
-      if (cc < N) { c[cBase + r * N + cc] = acc[u][v]; }
-    }
-  }
-}`;
+  return matmulTiledWgslText({ block: 128, perInvocation: 8, depth: 8, grouped: true });
 }
 
 /** Blocks of C from which matmulLargeWgsl pays (fewer would leave most of a large GPU idle). */
@@ -426,7 +396,7 @@ function optimizerWgslText(kind: 'adam' | 'sgd', options: { maximize: boolean; c
 @group(0) @binding(2) var<storage, read_write> m: array<f32>;
 @group(0) @binding(3) var<storage, read_write> v: array<f32>;
 @group(0) @binding(4) var<storage, read> params: array<i32>;
-${offsetFunction()}
+${stridedOffsetWgsl()}
 ${ENTRY_1D} {
   ${FLAT_INDEX}
   if (i >= params[0]) { return; }
@@ -447,7 +417,7 @@ ${ENTRY_1D} {
 @group(0) @binding(1) var<storage, read> grad: array<f32>;
 ${options.momentum ? '@group(0) @binding(2) var<storage, read_write> buf: array<f32>;' : ''}
 @group(0) @binding(${options.momentum ? 3 : 2}) var<storage, read> params: array<i32>;
-${offsetFunction()}
+${stridedOffsetWgsl()}
 ${ENTRY_1D} {
   ${FLAT_INDEX}
   if (i >= params[0]) { return; }
