@@ -16,19 +16,22 @@ import { numberOption, parseArgs, selectBackend, UsageError } from '../train/cli
 function usage(): string {
   const lines = [
     'usage: tessera train <recipe> [--epochs N] [--batch-size N] [--lr X] [--seed N] [--backend NAME]',
-    '                              [--data DIR] [--out DIR] [--resume DIR|FILE] [--json] [--limit N] [--stop-after N] [--zero 1|2]',
+    '                              [--data DIR] [--out DIR] [--resume DIR|FILE] [--json] [--limit N] [--stop-after N] [--zero 1|2] [--accumulate N]',
     '',
     'recipes:',
     ...Object.values(recipes).map((r) => `  ${r.name.padEnd(12)} ${r.summary} (defaults: ${r.defaults.epochs} epochs, batch ${r.defaults.batchSize}, lr ${r.defaults.lr})`),
     '',
     'options:',
-    '  --backend NAME   wasm (the default where WebAssembly SIMD runs; TESSERA_THREADS sets its threads) or cpu (the reference)',
+    '  --backend NAME   wasm (the default where WebAssembly SIMD runs; TESSERA_THREADS sets its threads), cpu (the reference)',
+    '                   or webgpu (the GPU, through Dawn and Vulkan; docs/webgpu.md)',
     '  --out DIR        write DIR/checkpoint.safetensors (model, optimizer, schedule, data order, RNG) at the end',
     '  --resume PATH    continue a checkpoint exactly where it stopped (--epochs may extend the run)',
     '  --json           one JSON object per epoch (loss, accuracy, samplesPerSec, seconds), then a final one',
     '  --data DIR       where a recipe reads its data (fashion-cnn: the Fashion-MNIST IDX files)',
     '  --limit N        train on the first N records only (quick trials)',
     '  --stop-after N   stop after N optimisation steps and save (to try --resume)',
+    '  --accumulate N   run each batch as N micro-batches and step once (gradient accumulation: the',
+    '                   batch\'s update with a micro-batch\'s activation memory)',
     '',
     'data-parallel: run it under `tessera run --nproc-per-node N` (e.g. `npx tessera run --nproc-per-node 2',
     'bin/tessera.js train mnist-mlp` from a clone): every rank takes its share of each batch and',
@@ -42,7 +45,7 @@ function usage(): string {
 
 export async function run(args: string[]): Promise<number> {
   try {
-    const p = parseArgs(args, ['epochs', 'batch-size', 'lr', 'seed', 'backend', 'data', 'out', 'resume', 'limit', 'stop-after', 'zero'], ['json', 'help']);
+    const p = parseArgs(args, ['epochs', 'batch-size', 'lr', 'seed', 'backend', 'data', 'out', 'resume', 'limit', 'stop-after', 'zero', 'accumulate'], ['json', 'help']);
     if (p.flags.has('help')) { console.log(usage()); return 0; }
     const name = p.positional[0];
     if (name === undefined) throw new UsageError('name a recipe.');
@@ -64,6 +67,10 @@ export async function run(args: string[]): Promise<number> {
     if (v.has('resume')) options.resume = v.get('resume')!;
     if (v.has('limit')) options.trainLimit = numberOption(v, 'limit', 0, 'integer');
     if (v.has('stop-after')) options.stopAfterSteps = numberOption(v, 'stop-after', 0, 'integer');
+    if (v.has('accumulate')) {
+      options.accumulate = numberOption(v, 'accumulate', 1, 'integer');
+      if (options.accumulate < 1) throw new UsageError(`--accumulate must be at least 1 (micro-batches per batch), got ${options.accumulate}.`);
+    }
     const zeroStage = v.has('zero') ? numberOption(v, 'zero', 0, 'integer') : undefined;
     if (zeroStage !== undefined && zeroStage !== 1 && zeroStage !== 2) throw new UsageError(`--zero must be 1 or 2, got ${zeroStage}.`);
     const group = (readLaunchEnv(process.env).worldSize ?? 1) > 1 ? await initProcessGroup() : undefined;

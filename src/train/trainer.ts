@@ -37,6 +37,13 @@ export interface TrainOptions extends RecipeOptions {
   stopAfterSteps?: number;
   /** Evaluate on held-out data after every epoch (default true). */
   evalEachEpoch?: boolean;
+  /**
+   * Gradient accumulation: each batch runs as this many micro-batches of its rows (default 1), each
+   * one's loss scaled by its share of the rows and its activations freed before the next, then one
+   * optimizer step: the batch's update with the memory of a micro-batch. Equal to the whole batch up
+   * to float rounding, except where a layer looks across rows (BatchNorm statistics), as in PyTorch.
+   */
+  accumulate?: number;
   json?: boolean;
   reporter?: Reporter;
   /**
@@ -177,21 +184,52 @@ class EpochMeter {
  * memory, such as wasm, would otherwise fill up before the garbage collector runs), except what must
  * outlive it: the gradients (kept until the next step's zeroGrad) and the optimizer's state.
  */
-function trainStep(task: TrainTask, batch: Tensor[]): { loss: number; samples: number; correct: number | undefined } {
+function trainStep(task: TrainTask, batch: Tensor[], microBatches: number): { loss: number; samples: number; correct: number | undefined } {
   const params = task.model.parameters();
   for (const p of params) p.grad?.dispose();
   task.optimizer.zeroGrad();
-  const result = scope(() => {
-    const r = task.lossOf(batch);
-    backward(r.loss);
+  const rows = batch[0]!.shape[0]!;
+  const result = accumulateGradients(task, batch, 0, rows, rows, 1, microBatches);
+  scope(() => {
     if (task.clipGradNorm !== undefined) clipGradNorm(params, task.clipGradNorm);
-    for (const p of params) if (p.grad !== undefined) keep(p.grad);
     task.optimizer.step();
     task.scheduler?.step();
-    return { loss: r.loss.item(), samples: r.samples, correct: r.correct };
   });
   for (const t of batch) t.dispose();
   return result;
+}
+
+/**
+ * Backward passes over rows [start, end) of a batch of `rows` rows, as `parts` micro-batches (fewer
+ * when there are fewer rows), each loss scaled by weight · its rows / rows; gradients add up in .grad.
+ * Everything a micro-batch creates is freed before the next, but the gradients (kept; the ones they
+ * replace are disposed). Returns the loss (per sample), samples and correct count over those rows.
+ */
+function accumulateGradients(task: TrainTask, batch: Tensor[], start: number, end: number, rows: number, weight: number, parts: number):
+  { loss: number; samples: number; correct: number | undefined } {
+  const params = task.model.parameters();
+  const count = Math.max(1, Math.min(parts, end - start));
+  let lossSum = 0, samples = 0;
+  let correct: number | undefined;
+  for (let i = 0; i < count; i++) {
+    const a = start + Math.floor((i * (end - start)) / count), b = start + Math.floor(((i + 1) * (end - start)) / count);
+    const whole = a === 0 && b === rows;
+    scope(() => {
+      const r = task.lossOf(whole ? batch : batch.map((t) => narrow(t, 0, a, b - a)));
+      const before = params.map((p) => p.grad);
+      const share = (weight * (b - a)) / rows;
+      backward(share === 1 ? r.loss : r.loss.mul(share));
+      params.forEach((p, k) => {
+        // Accumulation made a new sum: the gradient it replaces is freed now, not by the collector.
+        if (before[k] !== undefined && before[k] !== p.grad) before[k]!.dispose();
+        if (p.grad !== undefined) keep(p.grad);
+      });
+      lossSum += r.loss.item() * r.samples;
+      samples += r.samples;
+      if (r.correct !== undefined) correct = (correct ?? 0) + r.correct;
+    });
+  }
+  return { loss: samples > 0 ? lossSum / samples : 0, samples, correct };
 }
 
 /**
@@ -200,19 +238,15 @@ function trainStep(task: TrainTask, batch: Tensor[]): { loss: number; samples: n
  * rows do not split evenly), the gradients averaged, then the same update on every rank. The
  * loss and accuracy returned are the whole batch's.
  */
-async function trainStepDataParallel(task: TrainTask, batch: Tensor[], dp: DataParallel): Promise<{ loss: number; samples: number; correct: number | undefined }> {
+async function trainStepDataParallel(task: TrainTask, batch: Tensor[], dp: DataParallel, microBatches: number): Promise<{ loss: number; samples: number; correct: number | undefined }> {
   const params = task.model.parameters();
   for (const p of params) p.grad?.dispose();
   task.optimizer.zeroGrad();
   const rows = batch[0]!.shape[0]!;
   const start = Math.floor((dp.rank * rows) / dp.worldSize), end = Math.floor(((dp.rank + 1) * rows) / dp.worldSize);
+  // Each rank's gradient is scaled by worldSize · its rows / rows: the average over ranks is then the batch's.
   const local = end > start
-    ? scope(() => {
-      const r = task.lossOf(batch.map((t) => narrow(t, 0, start, end - start)));
-      backward(r.loss.mul((dp.worldSize * (end - start)) / rows));
-      for (const p of params) if (p.grad !== undefined) keep(p.grad);
-      return { loss: r.loss.item(), samples: r.samples, correct: r.correct };
-    })
+    ? accumulateGradients(task, batch, start, end, rows, dp.worldSize, microBatches)
     : { loss: 0, samples: 0, correct: undefined };
   // The batch's loss and accuracy over all ranks travel while the gradients do and the step runs.
   const totals = Float64Array.of(local.loss * local.samples, local.samples, local.correct ?? 0, local.correct === undefined ? 0 : 1);
@@ -250,6 +284,8 @@ export async function train(recipe: Recipe, opts: TrainOptions): Promise<TrainRe
     // The run continues with the saved configuration; only the number of epochs may grow.
     options = { ...saved.options, epochs: opts.epochs };
   }
+  const microBatches = opts.accumulate ?? 1;
+  if (!Number.isInteger(microBatches) || microBatches < 1) throw new Error(`train: accumulate must be a positive integer (micro-batches per batch), got ${microBatches}.`);
   const task = await buildTask(recipe, options);
   const reporter = opts.reporter ?? createReporter(options.epochs, { json: opts.json ?? false });
   let step = 0;
@@ -266,7 +302,7 @@ export async function train(recipe: Recipe, opts: TrainOptions): Promise<TrainRe
   if (saved !== undefined && dp?.loadOptimizerStateDict !== undefined) await dp.loadOptimizerStateDict(saved.optimizer as unknown as OptimizerStateDict<BaseOptions>);
   const lead = dp === undefined || dp.rank === 0;
   reporter.info(`${recipe.name}: ${task.description}; ${task.model.parameterCount().toLocaleString('en-US')} parameters; ` +
-    `epochs ${options.epochs}, batch size ${options.batchSize}, lr ${options.lr}, seed ${options.seed}` +
+    `epochs ${options.epochs}, batch size ${options.batchSize}${microBatches > 1 ? ` in ${microBatches} micro-batches` : ''}, lr ${options.lr}, seed ${options.seed}` +
     (dp === undefined ? '' : `; data-parallel over ${dp.worldSize} ranks (${rowsPerRank(options.batchSize, dp.worldSize)} rows each per batch${dp.description ? `; ${dp.description}` : ''})`));
 
   const records: EpochRecord[] = [];
@@ -280,7 +316,7 @@ export async function train(recipe: Recipe, opts: TrainOptions): Promise<TrainRe
     task.model.train();
     let done = firstBatch;
     for await (const batch of task.loader) {
-      const r = dp === undefined ? trainStep(task, batch) : await trainStepDataParallel(task, batch, dp);
+      const r = dp === undefined ? trainStep(task, batch, microBatches) : await trainStepDataParallel(task, batch, dp, microBatches);
       step++;
       done++;
       meter.add(r.loss, r.samples, r.correct);
