@@ -14,10 +14,9 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_bench import cnn_model, gpt_model, mlp_model  # noqa: E402  (same models as the CPU peer)
+from torch_bench import train_step  # noqa: E402  (the CPU peer's models and step)
 
 
 def time_ms(fn, warmup, runs):
@@ -37,8 +36,10 @@ def main():
     out_dir = values.get('out', '.')
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    dev = torch.device('cuda')
-    result = {'device': torch.cuda.get_device_name(0), 'torch': torch.__version__, 'matmul': [], 'steps': []}
+    # --device=cpu runs the same code without a GPU (a smoke test of the script itself).
+    dev = torch.device(values.get('device', 'cuda'))
+    sync = torch.cuda.synchronize if dev.type == 'cuda' else (lambda: None)
+    result = {'device': torch.cuda.get_device_name(0) if dev.type == 'cuda' else 'cpu', 'torch': torch.__version__, 'matmul': [], 'steps': []}
     for n in [int(s) for s in values.get('sizes', '256,512,1024,2048,4096').split(',')]:
         a = torch.randn(n, n, device=dev)
         b = torch.randn(n, n, device=dev)
@@ -47,30 +48,21 @@ def main():
         def run():
             for _ in range(products):
                 torch.matmul(a, b)
-            torch.cuda.synchronize()
+            sync()
         med, _ = time_ms(run, 2, 7)
         gflops = 2 * n ** 3 * products / (med * 1e6)
         result['matmul'].append({'n': n, 'gflops': gflops, 'medianMs': med})
-        print(f'torch cuda matmul {n}: {gflops:.1f} GFLOP/s')
-    torch.set_default_device(dev)  # the models' own tensors (torch.arange in Gpt.forward) on the GPU
-    for group, make in (('mlp', mlp_model), ('cnn', cnn_model), ('gpt', gpt_model)):
-        torch.manual_seed(spec['seed'])
-        model, x, y = make(spec)
-        model = model.to(dev)
-        x, y = x.to(dev), y.to(dev)
-        opt = torch.optim.Adam(model.parameters(), lr=spec['lr'], betas=(0.9, 0.999), eps=1e-8)
+        print(f'torch {dev.type} matmul {n}: {gflops:.1f} GFLOP/s')
+    # The CPU peer's models and step, built on the GPU: its tensors (and torch.arange in Gpt.forward)
+    # land on the default device; the step reads its loss, as tessera's does.
+    if dev.type != 'cpu':
+        torch.set_default_device(dev)  # torch >= 2.0, as on the GPU machines
+    for group in ('mlp', 'cnn', 'gpt'):
+        step = train_step(spec, group)
         losses = []
-
-        def step():
-            opt.zero_grad()
-            logits = model(x)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())  # a read, as tessera's step reads its loss
-        med, mn = time_ms(step, 3, 15)
+        med, mn = time_ms(lambda: losses.append(step()), 3, 15)
         result['steps'].append({'workload': group, 'medianMs': med, 'minMs': mn, 'firstLoss': losses[0], 'lastLoss': losses[-1]})
-        print(f'torch cuda {group} step: {med:.2f} ms (min {mn:.2f})')
+        print(f'torch {dev.type} {group} step: {med:.2f} ms (min {mn:.2f})')
     with open(os.path.join(out_dir, 'torch-cuda.json'), 'w') as f:
         json.dump(result, f, indent=2)
 

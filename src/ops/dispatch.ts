@@ -1,8 +1,8 @@
 // The one path every op takes: infer → (observers, e.g. the tracer) → kernel or view → tape → tangents.
-import { getBackend, type Backend, type KernelInput, type Storage } from '../backend/backend.js';
+import { getBackend, type Backend, type Storage } from '../backend/backend.js';
 import '../backend/cpu/backend.js';
-import { cpuBackend } from '../backend/cpu/backend.js';
-import { type TypedArray, isFloating } from '../core/dtype.js';
+import { runOnCpu } from '../backend/cpu-fallback.js';
+import { isFloating } from '../core/dtype.js';
 import { TesseraError, fmtShape } from '../core/errors.js';
 import { viewStrides } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
@@ -41,12 +41,7 @@ function commonBackend(prim: string, inputs: readonly Tensor[]): Backend {
 function runKernel<P extends PrimitiveName>(backend: Backend, prim: P, inputs: readonly Tensor[], attrs: PrimitiveAttrs[P], out: ValueInfo): Storage {
   const own = backend.kernel(prim);
   if (own !== undefined) return own(inputs, attrs, out);
-  const viaCpu: KernelInput[] = inputs.map((t) => ({
-    storage: cpuBackend.fromArray(t.storage.dtype, backend.readAll(t.storage) as TypedArray),
-    dtype: t.dtype, shape: t.shape, strides: t.strides, offset: t.offset,
-  }));
-  const result = cpuBackend.kernel(prim)!(viaCpu, attrs, out);
-  return backend.fromArray(out.dtype, result.handle as TypedArray);
+  return runOnCpu(backend, prim, inputs, attrs, out);
 }
 
 /**

@@ -9,6 +9,8 @@
 // backend as 'webgpu'; it throws, naming what is missing, when no GPU adapter is found.
 import { Storage, registerBackend, type Backend, type Kernel, type KernelInput, type OptimizerUpdate, type OutputInfo } from '../backend.js';
 import { roundToFormat } from '../cpu/backend.js';
+import { runOnCpu } from '../cpu-fallback.js';
+import { nodeGarbageCollector } from '../wasm/node-gc.js';
 import { scatterStrided } from '../cpu/strided.js';
 import { allocStorage, type DType, type TypedArray } from '../../core/dtype.js';
 import { TesseraError } from '../../core/errors.js';
@@ -565,18 +567,7 @@ export class WebGPUBackend implements Backend {
 
   /** Runs the cpu reference kernel on copies read back from the GPU (for what has no GPU kernel here). */
   private viaCpu(prim: PrimitiveName, inputs: readonly KernelInput[], attrs: unknown, out: OutputInfo): Storage {
-    const cpu = this.cpuKernel(prim);
-    const viaCpu: KernelInput[] = inputs.map((x) => ({ ...x, storage: this.cpuStorage(x.storage) }));
-    const result = cpu(viaCpu, attrs as never, out);
-    return this.fromArray(out.dtype, result.handle as TypedArray);
-  }
-
-  private cpuKernel(prim: PrimitiveName): Kernel<PrimitiveName> {
-    return cpuBackendRef.kernel(prim)! as Kernel<PrimitiveName>;
-  }
-
-  private cpuStorage(s: Storage): Storage {
-    return cpuBackendRef.fromArray(s.dtype, this.readAll(s));
+    return runOnCpu(this, prim, inputs, attrs as never, out);
   }
 
   /** Dispatches `wgsl` over storages (or raw buffer ids, e.g. the status buffer) with `meta` as params. */
@@ -612,8 +603,6 @@ export class WebGPUBackend implements Backend {
   }
 }
 
-import { cpuBackend as cpuBackendRef } from '../cpu/backend.js';
-import { nodeGarbageCollector } from '../wasm/node-gc.js';
 
 /** Starts a device and returns a backend on it (not registered; see the module's registration below). */
 export function createWebGPUBackend(options: NodeDeviceOptions & { name?: string } = {}): WebGPUBackend {
