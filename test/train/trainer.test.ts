@@ -179,6 +179,8 @@ test('tessera train: an unknown recipe or a malformed number is a usage error (e
     assert.match(errors.join('\n'), /--epochs must be an integer, got 'x'/);
     assert.equal(await run(['mnist-mlp', '--bogus', '1']), 2);
     assert.match(errors.join('\n'), /unknown option --bogus/);
+    assert.equal(await run(['mnist-mlp', '--accumulate', '0']), 2);
+    assert.match(errors.join('\n'), /--accumulate must be at least 1 \(micro-batches per batch\), got 0/);
   } finally {
     console.error = original;
   }
