@@ -23,10 +23,15 @@ export interface BackwardOptions {
 interface InternalOptions extends BackwardOptions {
   /** Return the gradients of these tensors instead of accumulating into any .grad (torch.autograd.grad). */
   capture?: readonly Tensor[];
+  /**
+   * Treat these tensors as leaves: do not walk into the ops that made them. checkpoint() uses it to
+   * differentiate a recomputed block up to the block's inputs without touching the outer graph.
+   */
+  boundary?: ReadonlySet<Tensor>;
 }
 
 /** Nodes reachable from `root`, children before parents (so reversed, it is a valid processing order). */
-function topoOrder(root: GradNode): GradNode[] {
+function topoOrder(root: GradNode, boundary: ReadonlySet<Tensor> | undefined): GradNode[] {
   const order: GradNode[] = [];
   const visited = new Set<GradNode>();
   const stack: [GradNode, number][] = [[root, 0]];
@@ -36,8 +41,9 @@ function topoOrder(root: GradNode): GradNode[] {
     const [node, i] = top;
     if (i < node.inputs.length) {
       top[1]++;
-      const child = node.inputs[i]!.gradNode;
-      if (child !== undefined && !visited.has(child) && node.needsGrad[i]) {
+      const x = node.inputs[i]!;
+      const child = x.gradNode;
+      if (child !== undefined && !visited.has(child) && node.needsGrad[i] && boundary?.has(x) !== true) {
         visited.add(child);
         stack.push([child, 0]);
       }
@@ -108,10 +114,24 @@ export function gradientsOf(root: Tensor, inputs: readonly Tensor[], gradient?: 
   return inputs.map((x) => captured.get(x));
 }
 
+/**
+ * The gradients of `root` with respect to `inputs`, walking only the ops between them: `inputs` are
+ * treated as leaves even when an op made them (their own producers are neither run nor freed).
+ * For checkpoint(): the recomputed block is differentiated up to the block's inputs, and the outer
+ * graph is left to the outer backward.
+ */
+export function gradientsUpTo(root: Tensor, inputs: readonly Tensor[], gradient: Tensor, opts: BackwardOptions = {}): (Tensor | undefined)[] {
+  const captured = runBackward(root, gradient, { ...opts, capture: inputs, boundary: new Set(inputs) });
+  return inputs.map((x) => captured.get(x));
+}
+
 function runBackward(root: Tensor, gradient: Tensor | undefined, opts: InternalOptions): Map<Tensor, Tensor> {
   const createGraph = opts.createGraph ?? false;
   const retainGraph = opts.retainGraph ?? createGraph;
   const capture = opts.capture === undefined ? undefined : new Set(opts.capture);
+  const boundary = opts.boundary;
+  /** A tensor whose gradient is final once its consumers ran: a true leaf, or one on the boundary. */
+  const endsWalk = (x: Tensor): boolean => x.gradNode === undefined || boundary?.has(x) === true;
   const captured = new Map<Tensor, Tensor>();
   /** A tensor's gradient is complete: capture it, or store it in .grad. */
   const finish = (t: Tensor, g: Tensor, isLeaf: boolean): void => {
@@ -142,12 +162,12 @@ function runBackward(root: Tensor, gradient: Tensor | undefined, opts: InternalO
     }
     const cot = new Map<Tensor, Tensor>();
     cot.set(root, seed!);
-    const order = topoOrder(root.gradNode);
+    const order = topoOrder(root.gradNode, boundary);
     // How many pending consumers each leaf still has: a leaf's grad is final when it reaches zero,
     // which is when its hooks run (so gradient communication can start during backward).
     const pending = new Map<Tensor, number>();
     for (const node of order) node.inputs.forEach((x, i) => {
-      if (node.needsGrad[i] && x.gradNode === undefined) pending.set(x, (pending.get(x) ?? 0) + 1);
+      if (node.needsGrad[i] && endsWalk(x)) pending.set(x, (pending.get(x) ?? 0) + 1);
     });
     for (let k = order.length - 1; k >= 0; k--) {
       const node = order[k]!;
@@ -179,13 +199,13 @@ function runBackward(root: Tensor, gradient: Tensor | undefined, opts: InternalO
         });
       }
       inputs.forEach((x, i) => {
-        if (!node.needsGrad[i] || x.gradNode !== undefined) return;
+        if (!node.needsGrad[i] || !endsWalk(x)) return;
         const left = pending.get(x)! - 1;
         pending.set(x, left);
         if (left === 0) {
           const gx = cot.get(x);
           cot.delete(x);
-          if (gx !== undefined) finish(x, runHooks(x, gx), true);
+          if (gx !== undefined) finish(x, runHooks(x, gx), x.gradNode === undefined);
         }
       });
       if (!retainGraph) {

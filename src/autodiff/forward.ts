@@ -35,6 +35,11 @@ export function forwardTangents<P extends PrimitiveName>(prim: P, inputs: readon
   }
 }
 
+/** Whether a jvp is running (tangents are being propagated). */
+export function forwardModeActive(): boolean {
+  return levels.length > 0;
+}
+
 /** Gives `to` the tangents `from` has at every active level (used when aliasing a primal). */
 export function copyTangents(from: Tensor, to: Tensor): void {
   for (const level of levels) {

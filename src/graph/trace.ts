@@ -13,6 +13,7 @@ import { TesseraError, fmtShape } from '../core/errors.js';
 import { shapesEqual } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { addDispatchObserver } from '../ops/dispatch.js';
+import { registerTracingProbe } from '../autodiff/checkpoint.js';
 import type { PrimitiveName } from '../ops/primitives.js';
 import { Graph, type ValueId } from './graph.js';
 
@@ -63,6 +64,7 @@ export function activeTracer(): Tracer | undefined {
 export function isTracing(): boolean {
   return stack.length > 0;
 }
+registerTracingProbe(isTracing);
 
 /** Runs fn with value reads not recorded as guards (for reads the graph layer makes itself). */
 export function untracedRead<T>(fn: () => T): T {

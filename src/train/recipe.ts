@@ -16,6 +16,8 @@ export interface RecipeOptions {
   dataDir?: string;
   /** Use only the first n training records (quick trials and tests). */
   trainLimit?: number;
+  /** Activation checkpointing: recompute each block's activations in backward (recipes with `checkpointable`). */
+  checkpointActivations?: boolean;
 }
 
 /** What one optimisation step produced. */
@@ -65,7 +67,9 @@ export interface Recipe {
   name: string;
   summary: string;
   kind: 'classifier' | 'language-model';
-  defaults: Omit<RecipeOptions, 'seed' | 'dataDir' | 'trainLimit'>;
+  defaults: Omit<RecipeOptions, 'seed' | 'dataDir' | 'trainLimit' | 'checkpointActivations'>;
+  /** Whether the model has blocks that `--checkpoint` can recompute in backward. */
+  checkpointable?: boolean;
   /** Builds the task; the caller seeds the global generator with options.seed first. */
   build(options: RecipeOptions): Promise<TrainTask>;
 }

@@ -229,3 +229,24 @@ test('gradient accumulation: micro-batches (even, uneven, one row each) give the
   }
   await assert.rejects(train(tiny64, { ...options, accumulate: 0 }), /accumulate must be a positive integer/);
 });
+
+test('activation checkpointing (--checkpoint): char-gpt trains to the same parameters; recipes without blocks refuse it', async () => {
+  const options = { ...recipes['char-gpt']!.defaults, batchSize: 4, epochs: 1, seed: 5, stopAfterSteps: 3, reporter: silent, evalEachEpoch: false };
+  const plain = await train(recipes['char-gpt']!, options);
+  const ck = await train(recipes['char-gpt']!, { ...options, checkpointActivations: true });
+  assert.equal(ck.steps, 3);
+  const a = paramsOf(ck.task).flat(), b = paramsOf(plain.task).flat();
+  const worst = Math.max(...a.map((v, i) => Math.abs(v - b[i]!)));
+  assert.ok(worst < 1e-6, `parameters differ by ${worst}`);
+
+  const { run } = await import('../../src/cli/train.js');
+  const errors: string[] = [];
+  const original = console.error;
+  console.error = (...m: unknown[]) => void errors.push(m.join(' '));
+  try {
+    assert.equal(await run(['mnist-mlp', '--checkpoint']), 2);
+    assert.match(errors.join('\n'), /--checkpoint: recipe 'mnist-mlp' has no blocks to recompute \(checkpointable: char-gpt\)/);
+  } finally {
+    console.error = original;
+  }
+});

@@ -3,6 +3,7 @@
 import { check, fmtShape } from '../../core/errors.js';
 import { defaultGenerator, type Generator } from '../../core/random.js';
 import type { Tensor } from '../../core/tensor.js';
+import { checkpoint } from '../../autodiff/checkpoint.js';
 import { noGrad } from '../../autodiff/mode.js';
 import { arange, fromValues } from '../../ops/creation.js';
 import { add } from '../../ops/elementwise.js';
@@ -63,6 +64,11 @@ export interface GptConfig {
   numHeads: number;
   numLayers: number;
   dropout?: number;
+  /**
+   * Activation checkpointing: in training, keep only each block's input and recompute the block's
+   * activations during backward (autodiff/checkpoint.ts). Saves memory, costs about one more forward.
+   */
+  checkpoint?: boolean;
 }
 
 export interface SampleOptions {
@@ -120,7 +126,8 @@ export class GPT extends Module<[Tensor, KVCache[]?], Tensor> {
     const pos = arange(past, past + T, 1, { backend: idx.backend });
     let x = this.drop.call(add(this.wte.call(idx), this.wpe.call(pos)));
     let i = 0;
-    for (const block of this.blocks) x = block.call(x, caches?.[i++]);
+    const recompute = this.config.checkpoint === true && caches === undefined;
+    for (const block of this.blocks) x = recompute ? checkpoint((h: Tensor) => block.call(h), x) : block.call(x, caches?.[i++]);
     return this.head.call(this.ln_f.call(x));
   }
 

@@ -1,0 +1,180 @@
+// Activation checkpointing: checkpoint(fn) must give the gradients of running fn plainly (for
+// arguments, parameters and captured activations; with dropout, several outputs, retainGraph and
+// createGraph), must keep only the block's inputs and outputs on the tape, and must fail clearly.
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as t from '../../src/index.js';
+import type { Tensor } from '../../src/index.js';
+import { forEachBackend, runsFloat64Checks } from '../helpers/backends.js';
+import { assertClose } from '../helpers/close.js';
+
+/** Bytes of the distinct storages the tape behind `root` holds for backward. */
+function tapeBytes(root: Tensor): number {
+  type Node = { inputs: Tensor[]; output: Tensor | undefined };
+  const seen = new Set<unknown>();
+  const storages = new Map<unknown, number>();
+  const stack = [root.gradNode as unknown as Node | undefined];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (node === undefined || seen.has(node)) continue;
+    seen.add(node);
+    for (const x of [...node.inputs, ...(node.output ? [node.output] : [])]) {
+      storages.set(x.storage, x.storage.size * t.itemsize(x.dtype));
+      stack.push(x.gradNode as unknown as Node | undefined);
+    }
+  }
+  return [...storages.values()].reduce((a, b) => a + b, 0);
+}
+
+forEachBackend('checkpoint', (backend) => {
+  const dtype = runsFloat64Checks(backend) ? 'float64' as const : 'float32' as const;
+  const tol = dtype === 'float64' ? { atol: 1e-12, rtol: 1e-12 } : { atol: 1e-5, rtol: 1e-5 };
+  const param = (shape: number[]): Tensor => t.randn(shape, { dtype }).requiresGrad_();
+
+  /** Gradients of every tensor in `wrt` for loss(), after clearing them. */
+  function gradsOf(wrt: Tensor[], loss: () => Tensor): Tensor[] {
+    for (const w of wrt) w.grad = undefined;
+    loss().backward();
+    return wrt.map((w) => w.grad!.clone());
+  }
+
+  it('gives the gradients of the plain block for arguments, parameters and captured activations', () => {
+    t.manualSeed(3);
+    const W1 = param([6, 12]), b1 = param([12]), W2 = param([12, 6]), x0 = param([5, 6]), c0 = param([5, 12]);
+    const plainAndCheckpointed = [false, true].map((ck) => gradsOf([W1, b1, W2, x0, c0], () => {
+      const x = x0.mul(1.5);            // an activation passed as an argument
+      const captured = c0.sin();        // an activation the block reads from its closure
+      const block = (h: Tensor): Tensor => t.tanh(h.matmul(W1).add(b1).add(captured)).matmul(W2);
+      const y = ck ? t.checkpoint(block, x) : block(x);
+      return y.mul(y).sum();
+    }));
+    plainAndCheckpointed[0]!.forEach((g, i) => assertClose(plainAndCheckpointed[1]![i]!, g, tol));
+  });
+
+  it('replays the random draws, so dropout masks match between the forward and the recomputation', () => {
+    t.manualSeed(4);
+    const W = param([8, 8]), x0 = param([16, 8]);
+    const run = (ck: boolean): Tensor[] => {
+      t.manualSeed(99);
+      return gradsOf([W, x0], () => {
+        const block = (h: Tensor): Tensor => t.dropout(h.matmul(W).relu(), 0.5, { training: true }).matmul(W);
+        const y = ck ? t.checkpoint(block, x0) : block(x0);
+        // Draws after the block must not change either: the recomputation leaves the generator as it found it.
+        return y.mul(t.randn([16, 8], { dtype })).sum();
+      });
+    };
+    const [plain, ck] = [run(false), run(true)];
+    plain.forEach((g, i) => assertClose(ck[i]!, g, tol));
+  });
+
+  it('handles several outputs, an input returned as is, and retainGraph', () => {
+    t.manualSeed(5);
+    const W = param([4, 4]), x0 = param([3, 4]);
+    const block = (h: Tensor): Tensor[] => [h.matmul(W).exp(), h, h.mul(W.sum())];
+    const lossOf = (outs: Tensor[]): Tensor => outs[0]!.sum().add(outs[1]!.pow(2).sum()).add(outs[2]!.sin().sum());
+    const plain = gradsOf([W, x0], () => lossOf(block(x0.mul(1))));
+    const ck = gradsOf([W, x0], () => lossOf(t.checkpoint(block, x0.mul(1))));
+    plain.forEach((g, i) => assertClose(ck[i]!, g, tol));
+
+    W.grad = undefined;
+    const loss = t.checkpoint((h: Tensor) => h.matmul(W).tanh(), x0).sum();
+    loss.backward(undefined, { retainGraph: true });
+    const once = W.grad!.clone();
+    loss.backward();
+    assertClose(W.grad!, once.mul(2), tol);
+  });
+
+  it('supports gradients of gradients (createGraph records through the recomputation)', () => {
+    t.manualSeed(6);
+    const x = param([5]);
+    const f = (v: Tensor): Tensor => v.sin().mul(v).exp();
+    const [g1] = t.gradients(f(x).sum(), [x], undefined, true);
+    const [h1] = t.gradients(g1!.sum(), [x]);
+    const [g2] = t.gradients(t.checkpoint(f, x).sum(), [x], undefined, true);
+    const [h2] = t.gradients(g2!.sum(), [x]);
+    assertClose(g2!, g1!, tol);
+    assertClose(h2!, h1!, tol);
+  });
+
+  it('keeps only the block\'s inputs and output on the tape', () => {
+    t.manualSeed(7);
+    const W1 = param([64, 256]), W2 = param([256, 64]), x = param([32, 64]);
+    const block = (h: Tensor): Tensor => h.matmul(W1).relu().matmul(W2).tanh();
+    const plain = tapeBytes(block(x).sum());
+    const ck = tapeBytes(t.checkpoint(block, x).sum());
+    const bytes = t.itemsize(dtype);
+    // The checkpointed tape: x, W1, W2, the block's output and the sum: the plain one adds the
+    // 32×256 hidden activations (several of them: matmul, relu, second matmul, tanh).
+    assert.equal(ck, (32 * 64 + 64 * 256 + 256 * 64 + 32 * 64 + 1) * bytes);
+    assert.ok(plain >= ck + 2 * 32 * 256 * bytes, `plain tape ${plain} bytes, checkpointed ${ck}`);
+  });
+
+  it('runs the block once when nothing needs a gradient, and matches plain training under jit', () => {
+    let calls = 0;
+    const x = t.randn([2, 3], { dtype });
+    const y = t.checkpoint((h: Tensor) => { calls++; return h.exp(); }, x);
+    assert.equal(calls, 1);
+    assert.equal(y.requiresGrad, false);
+
+    t.manualSeed(8);
+    const W = param([3, 3]);
+    const step = (ck: boolean) => t.jit((inp: Tensor) => {
+      const out = ck ? t.checkpoint((h: Tensor) => h.matmul(W).tanh(), inp) : inp.matmul(W).tanh();
+      const [g] = t.gradients(out.sum(), [W]);
+      return g!;
+    });
+    const inp = t.randn([4, 3], { dtype });
+    assertClose(step(true)(inp), step(false)(inp), tol);
+  });
+
+  it('names itself in errors', () => {
+    const W = param([2, 2]);
+    assert.throws(() => t.checkpoint(() => 3 as unknown as Tensor), /checkpoint: the function must return a tensor/);
+    let n = 0;
+    const loss = t.checkpoint((_w: Tensor) => (n++ === 0 ? W.exp() : W.exp().reshape([4])), W).sum();
+    assert.throws(() => loss.backward(), /checkpoint: the recomputation returned shape \[4\] where the forward returned shape \[2, 2\]/);
+    assert.throws(() => t.checkpointSequential([], 0, W), /checkpointSequential: segments must be a positive integer, got 0/);
+  });
+
+  it('checkpointSequential matches running the layers in sequence', () => {
+    t.manualSeed(9);
+    const Ws = [0, 1, 2, 3, 4].map(() => param([6, 6]));
+    const x0 = param([3, 6]);
+    const layers = Ws.map((W) => (h: Tensor) => h.matmul(W).tanh());
+    for (const segments of [1, 2, 3, 5, 8]) {
+      const plain = gradsOf([...Ws, x0], () => layers.reduce((h, f) => f(h), x0).sum());
+      const ck = gradsOf([...Ws, x0], () => t.checkpointSequential(layers, segments, x0).sum());
+      plain.forEach((g, i) => assertClose(ck[i]!, g, tol));
+    }
+  });
+});
+
+forEachBackend('GptConfig.checkpoint', (backend) => {
+  it('trains a GPT with dropout to the same gradients, keeping a fraction of the activations', () => {
+    const config = { vocabSize: 11, blockSize: 8, embedDim: 16, numHeads: 2, numLayers: 3, dropout: 0.2 };
+    const dtype = runsFloat64Checks(backend) ? 'float64' as const : 'float32' as const;
+    const idx = t.randint(0, 11, [3, 8]), target = t.randint(0, 11, [3 * 8]);
+    const results = [false, true].map((checkpoint) => {
+      t.manualSeed(11);
+      const gpt = new t.nn.GPT({ ...config, checkpoint }, { dtype });
+      t.manualSeed(12);
+      const loss = t.crossEntropy(gpt.call(idx).reshape([3 * 8, 11]), target);
+      const tape = tapeBytes(loss);
+      loss.backward();
+      return { loss: loss.item(), tape, grads: gpt.parameters().map((p) => p.grad!) };
+    });
+    const [plain, ck] = results as [typeof results[0], typeof results[0]];
+    assert.equal(ck.loss, plain.loss);
+    plain.grads.forEach((g, i) => assertClose(ck.grads[i]!, g, dtype === 'float64' ? { atol: 1e-12, rtol: 1e-10 } : { atol: 2e-5, rtol: 1e-4 }));
+    assert.ok(ck.tape < plain.tape / 2, `checkpointed tape ${ck.tape} bytes against ${plain.tape}`);
+  });
+});
+
+forEachBackend('checkpoint gradcheck', () => {
+  it('agrees with finite differences', () => {
+    t.manualSeed(10);
+    const W = t.randn([3, 4], { dtype: 'float64' });
+    const report = t.gradcheck((...xs: Tensor[]) => t.checkpoint((h: Tensor) => h.matmul(xs[1]!).sigmoid().mul(h.sum()), xs[0]!), [t.randn([2, 3], { dtype: 'float64' }), W]);
+    assert.equal(report.ok, true, JSON.stringify(report.worst));
+  });
+}, { float64Only: true });
