@@ -92,6 +92,31 @@ export class Generator {
     return (hi * 67108864 + lo) / 9007199254740992;
   }
 
+  /**
+   * Fills `dst` with low + (high - low) * uniform(), drawn in order: the same values as calling
+   * uniform() per element (stored into dst's element type), with the state held in locals, which
+   * runs several times faster than a method call per draw (dropout draws one value per activation).
+   */
+  fillUniform(dst: Float32Array | Float64Array, low = 0, high = 1): void {
+    const st = this.#s;
+    let s0 = st[0]!, s1 = st[1]!, s2 = st[2]!, s3 = st[3]!;
+    const span = high - low;
+    for (let i = 0; i < dst.length; i++) {
+      // Two steps of xoshiro128** (nextUint32), as uniform() takes: 27 high bits, then 26 low bits.
+      let r = Math.imul(rotl(Math.imul(s1, 5) >>> 0, 7), 9) >>> 0;
+      let t = (s1 << 9) >>> 0;
+      s2 = (s2 ^ s0) >>> 0; s3 = (s3 ^ s1) >>> 0; s1 = (s1 ^ s2) >>> 0; s0 = (s0 ^ s3) >>> 0;
+      s2 = (s2 ^ t) >>> 0; s3 = rotl(s3, 11);
+      const hi = r >>> 5;
+      r = Math.imul(rotl(Math.imul(s1, 5) >>> 0, 7), 9) >>> 0;
+      t = (s1 << 9) >>> 0;
+      s2 = (s2 ^ s0) >>> 0; s3 = (s3 ^ s1) >>> 0; s1 = (s1 ^ s2) >>> 0; s0 = (s0 ^ s3) >>> 0;
+      s2 = (s2 ^ t) >>> 0; s3 = rotl(s3, 11);
+      dst[i] = low + span * ((hi * 67108864 + (r >>> 6)) / 9007199254740992);
+    }
+    st[0] = s0; st[1] = s1; st[2] = s2; st[3] = s3;
+  }
+
   /** Standard normal. */
   normal(): number {
     if (this.#spare !== undefined) {

@@ -22,6 +22,11 @@ export function drawRandomInto<P extends RandomOp>(op: P, attrs: PrimitiveAttrs[
     for (let i = 0; i < dst.length; i++) dst[i] = castScalar(g.integer(low, high), dtype);
     return;
   }
+  // float32/float64 arrays round on store exactly as castScalar does: the bulk draw gives the same values.
+  if ((dtype === 'float32' || dtype === 'float64') && (dst instanceof Float32Array || dst instanceof Float64Array)) {
+    g.fillUniform(dst, low, high);
+    return;
+  }
   for (let i = 0; i < dst.length; i++) dst[i] = castScalar(low + (high - low) * g.uniform(), dtype);
 }
 
