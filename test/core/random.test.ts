@@ -27,3 +27,15 @@ test('snapshotGenerators puts every live generator back, the spare normal includ
   assert.deepEqual([g.normal(), g.uniform(), t.defaultGenerator.uniform()], next);
   assert.notDeepEqual(fresh.getState(), freshState, 'a generator made after the snapshot is left alone');
 });
+
+test('Generator.fillUniform draws the values (and leaves the state) of one uniform() call per element', () => {
+  for (const [low, high] of [[0, 1], [-2, 3.5]] as const) {
+    const bulk = new t.Generator(17), single = new t.Generator(17);
+    const f64 = new Float64Array(1001), f32 = new Float32Array(999);
+    bulk.fillUniform(f64, low, high);
+    bulk.fillUniform(f32, low, high);
+    f64.forEach((v, i) => assert.equal(v, low + (high - low) * single.uniform(), `float64 element ${i}`));
+    f32.forEach((v, i) => assert.equal(v, Math.fround(low + (high - low) * single.uniform()), `float32 element ${i}`));
+    assert.deepEqual(bulk.getState(), single.getState());
+  }
+});
