@@ -56,6 +56,8 @@ export interface BrowserRunOptions {
   /** Serve every response with ISOLATION_HEADERS (else without: no SharedArrayBuffer on the page). */
   crossOriginIsolated: boolean;
   timeoutMs: number;
+  /** Start Chromium with WebGPU on (--enable-unsafe-webgpu; without a GPU it is SwiftShader's) instead of --disable-gpu. */
+  webgpu?: boolean;
 }
 
 /** Starts Chromium on the page and resolves with the JSON body of the page's POST /results. */
@@ -90,7 +92,7 @@ export async function runPageInChromium(options: BrowserRunOptions): Promise<unk
 
   const profile = mkdtempSync(join(tmpdir(), 'tessera-chromium-'));
   const browser = spawn(options.chromium, [
-    '--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run', '--no-default-browser-check',
+    '--headless=new', '--no-sandbox', options.webgpu === true ? '--enable-unsafe-webgpu' : '--disable-gpu', '--no-first-run', '--no-default-browser-check',
     '--disable-extensions', '--disable-background-networking', '--disable-component-update', '--disable-sync',
     '--disable-dev-shm-usage', '--mute-audio', '--enable-logging=stderr', `--user-data-dir=${profile}`, url,
   ], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });

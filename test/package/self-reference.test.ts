@@ -60,3 +60,14 @@ test("'tessera/webgpu' registers the webgpu backend from the built package (wher
   const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { listed: string[]; on: string; values: number[][] };
   assert.deepEqual({ listed: out.listed, on: out.on, values: out.values }, { listed: ['cpu', 'wasm', 'webgpu'], on: 'webgpu', values: [[3], [7]] });
 });
+
+test("'tessera/webgpu/browser' resolves in the built package and, outside a browser, says where it runs", () => {
+  assert.ok(existsSync('dist/backend/webgpu/browser.js'), 'dist/ is missing: run `npm ci` or `npm run build` first');
+  const script = [
+    "import { enableWebGPUInBrowser } from 'tessera/webgpu/browser';",
+    "enableWebGPUInBrowser().then(() => console.log('started'), (e) => console.log(String(e)));",
+  ].join('\n');
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /no Web Workers \(Worker is undefined\); in Node, import 'tessera\/webgpu' instead/);
+});

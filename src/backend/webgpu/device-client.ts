@@ -2,7 +2,7 @@
 // and waits (Atomics.wait) for the answers that carry values back (protocol.ts says why).
 //
 // Waiting blocks the thread, which Node allows everywhere; a browser allows it only off the main
-// thread, so in a page the backend must run inside a Web Worker (not wired up yet: Node only).
+// thread, so in a page the backend runs inside a dedicated Worker (browser.ts).
 import { TesseraError } from '../../core/errors.js';
 import { BATCH_COMMANDS, Ctl, CTL_BYTES, CTL_MESSAGE_OFFSET, type DeviceCommand, type DeviceInfo, type RunRequest } from './protocol.js';
 
@@ -28,6 +28,8 @@ export class DeviceClient {
   private pendingTransfers: ArrayBuffer[] = [];
   private flushScheduled = false;
   private readonly shaders = new Map<string, number>();
+  /** Kernel launches posted so far (tests use it to see that work ran on the GPU). */
+  launches = 0;
 
   constructor(private readonly control: SharedArrayBuffer, private readonly thread: DeviceThread, options: DeviceClientOptions = {}) {
     this.ctl = new Int32Array(control);
@@ -49,6 +51,7 @@ export class DeviceClient {
     if (this.closed) throw new TesseraError(`webgpu: the device was closed; ${request.op} cannot run.`);
     this.throwIfFailed();
     let command: DeviceCommand;
+    if (request.op === 'run') this.launches++;
     if (request.op === 'run' && 'wgsl' in request && typeof request.wgsl === 'string' && !('shader' in request)) {
       let shader = this.shaders.get(request.wgsl);
       const first = shader === undefined;
