@@ -25,3 +25,4 @@ export { jit, trace, cond, whileLoop, assign, Graph, interpret, setNodeTimer, ty
 export * as dist from './dist/index.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
+export * as quant from './quant/index.js';

@@ -1,10 +1,10 @@
 // `tessera eval <checkpoint>`: rebuilds the model of a `tessera train` checkpoint and evaluates it
-// on the recipe's held-out data.
+// on the recipe's held-out data (a quantized checkpoint from `tessera quantize` too).
 // Registers cpu and wasm; wasm is the default where WebAssembly SIMD runs (TESSERA_BACKEND overrides).
 import { defaultBackendName } from '../backend/default.js';
 import { noGrad } from '../autodiff/mode.js';
 import { recipes } from '../train/recipes/index.js';
-import { loadTrainedTask } from '../train/trainer.js';
+import { loadTaskForInference } from '../train/quantized-checkpoint.js';
 import { parseArgs, selectBackend, UsageError } from '../train/cli-options.js';
 
 const usage = 'usage: tessera eval <checkpoint dir or file> [--backend NAME] [--json]';
@@ -16,7 +16,7 @@ export async function run(args: string[]): Promise<number> {
     const path = p.positional[0];
     if (path === undefined) throw new UsageError('give the checkpoint (the --out directory of `tessera train`, or its checkpoint.safetensors).');
     await selectBackend(p.values.get('backend') ?? defaultBackendName());
-    const { task, saved } = await loadTrainedTask(recipes, path);
+    const { task, saved } = await loadTaskForInference(recipes, path); // float or `tessera quantize` output
     const started = performance.now();
     const result = noGrad(() => task.evaluate());
     const seconds = (performance.now() - started) / 1000;

@@ -1,0 +1,11 @@
+// quant/: quantization (per-tensor / per-channel / group, int8, int4) and mixed precision
+// (autocast, loss scaling). Exported from the package root as `quant`.
+// Quantization (int8 / int4; per-tensor, per-channel, group-wise; symmetric or affine): docs/quantization.md.
+export { quantize, dequantize, fromCodes, codesOf, type DequantizeOptions } from './quantize.js';
+export { QuantizedTensor } from './quantized-tensor.js';
+export { quantRange, type QuantBits, type QuantScheme, type Calibration, type QuantizeOptions, type QuantSpec, type QuantSpecJson } from './scheme.js';
+export { packInt4, unpackInt4, packedRowBytes } from './int4.js';
+export { roundHalfEven } from './rounding.js';
+export { QuantizedLinear, quantizedLinear, type LinearQuantizeOptions, type LinearLike } from './quantized-linear.js';
+export { quantizeModel, modelBytes, formatQuantizeReport, type QuantizeModelOptions, type QuantizeModelReport, type QuantizedLayerReport, type QuantizeModelResult } from './quantize-model.js';
+export { quantizationConfig, prepareQuantized, serializeQuantized, parseQuantizedInto, saveQuantized, loadQuantized, QUANTIZATION_METADATA_KEY, type QuantizationConfig } from './checkpoint.js';

@@ -1,0 +1,159 @@
+// QuantizedLinear: y = x · dequant(W)ᵀ + b with W stored quantized (int8, or int4 packed two per
+// byte; per-tensor, per-channel or group scales), for inference, like torch.ao's weight-only /
+// dynamic quantized Linear and bitsandbytes' Linear8bitLt/Linear4bit.
+//
+// Paths. On the wasm backend, float32 inputs run the fused kernels (backend/wasm/quant-matmul.ts):
+// codes decoded in registers for small batches, decoded panels + SGEMM for large ones. Elsewhere
+// (cpu, float64 inputs, shapes the kernels do not take) the weight is dequantized and the ordinary
+// matmul runs: the reference, equal to the fused path up to float32 summation order.
+//
+// Gradients. The layer has no trainable parameters (the codes are buffers). When grad mode is on
+// and the input requires a gradient, forward runs the reference path through ops, so backward gives
+// the input's gradient (dL/dx = dL/dy · dequant(W)) — enough to train layers before it, or to take
+// input gradients of a quantized model; the codes and scales themselves never get a gradient.
+import { TesseraError, fmtShape } from '../core/errors.js';
+import { itemsize, isFloating } from '../core/dtype.js';
+import { Tensor } from '../core/tensor.js';
+import { isGradEnabled } from '../autodiff/mode.js';
+import { isTracing } from '../graph/trace.js';
+import { add, cast } from '../ops/elementwise.js';
+import { matmul } from '../ops/linalg.js';
+import { contiguous } from '../ops/shape.js';
+import { zeros } from '../ops/creation.js';
+import { Module } from '../nn/module.js';
+import { WasmBackend } from '../backend/wasm/backend.js';
+import { wasmQuantMatmul } from '../backend/wasm/quant-matmul.js';
+import { sizeOf } from '../core/shape.js';
+import { QuantizedTensor, dataDtypeOf, dataShapeOf } from './quantized-tensor.js';
+import { dequantize, quantize } from './quantize.js';
+import { groupsPerRow, scalesShape, type QuantizeOptions, type QuantSpec } from './scheme.js';
+
+/**
+ * y = x · dequant(w)ᵀ + bias for x of shape [..., k] and a quantized weight of shape [n, k]
+ * (the functional form of QuantizedLinear, like torch.nn.functional.linear).
+ */
+export function quantizedLinear(x: Tensor, weight: QuantizedTensor, bias?: Tensor): Tensor {
+  if (weight.shape.length !== 2) {
+    throw new TesseraError(`quantizedLinear: the weight must be 2-D [outFeatures, inFeatures]; this one has shape ${fmtShape(weight.shape)}.`);
+  }
+  const [n, k] = weight.shape as [number, number];
+  if (x.rank === 0 || x.shape[x.rank - 1] !== k) {
+    throw new TesseraError(`quantizedLinear: input of shape ${fmtShape(x.shape)} (${x.dtype}) should have ${k} features in its last dimension (the weight is ${fmtShape(weight.shape)}).`);
+  }
+  if (!isFloating(x.dtype)) {
+    throw new TesseraError(`quantizedLinear: input of shape ${fmtShape(x.shape)} is ${x.dtype}; pass floating-point activations (x.float()).`);
+  }
+  if (x.backend !== weight.data.backend) {
+    throw new TesseraError(`quantizedLinear: the input lives on '${x.backend}' but the quantized weight on '${weight.data.backend}'; move the layer with .to('${x.backend}') (or the input with .to('${weight.data.backend}')).`);
+  }
+  if (bias !== undefined && (bias.rank !== 1 || bias.shape[0] !== n)) {
+    throw new TesseraError(`quantizedLinear: bias of shape ${fmtShape(bias.shape)} should be [${n}].`);
+  }
+  const differentiable = (isGradEnabled() && x.requiresGrad) || isTracing();
+  const be = x.storage.backend;
+  if (!differentiable && be instanceof WasmBackend && x.dtype === 'float32' && (bias === undefined || bias.dtype === 'float32')) {
+    const xc = x.isContiguous() ? x : contiguous(x);
+    const rows = sizeOf(x.shape.slice(0, -1));
+    const spec = weight.spec;
+    const storage = wasmQuantMatmul(be).run(xc, rows, {
+      bits: spec.bits, signed: spec.symmetric, n, k,
+      codes: weight.data, scales: weight.scales, zeroPoints: weight.zeroPoints,
+      groups: spec.scheme === 'group' ? groupsPerRow(spec, k) : 1,
+      groupSize: spec.scheme === 'group' ? spec.groupSize : k,
+      perTensor: spec.scheme === 'per-tensor',
+    }, bias);
+    if (xc !== x) xc.dispose();
+    if (storage !== undefined) return Tensor.fromStorage(storage, [...x.shape.slice(0, -1), n], 'float32');
+  }
+  return referenceLinear(x, weight, bias);
+}
+
+/** x · dequant(w)ᵀ + b through ops (differentiable in x), in float64 for float64 inputs. */
+function referenceLinear(x: Tensor, weight: QuantizedTensor, bias: Tensor | undefined): Tensor {
+  let w = dequantize(weight, { dtype: x.dtype === 'float64' ? 'float64' : 'float32' });
+  if (w.dtype !== x.dtype) w = cast(w, x.dtype);
+  const y = matmul(x, w.mT);
+  if (bias === undefined) return y;
+  return add(y, bias.dtype === y.dtype ? bias : cast(bias, y.dtype));
+}
+
+/** The options of QuantizedLinear.fromLinear and quantizeModel (quantize's, defaulting to per-channel). */
+export type LinearQuantizeOptions = QuantizeOptions;
+
+/** A Linear's weight and bias, as QuantizedLinear.fromLinear reads them (nn.Linear fits). */
+export interface LinearLike {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly weight: Tensor;
+  readonly bias: Tensor | undefined;
+}
+
+export class QuantizedLinear extends Module {
+  /** The quantized weight's codes, scales and zero points, as buffers (saved in the state dict). */
+  weight_q!: Tensor;
+  weight_scale!: Tensor;
+  weight_zero_point: Tensor | undefined;
+  bias: Tensor | undefined;
+
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    weight: QuantizedTensor,
+    bias?: Tensor,
+  ) {
+    super();
+    if (weight.shape.length !== 2 || weight.shape[0] !== outFeatures || weight.shape[1] !== inFeatures) {
+      throw new TesseraError(`QuantizedLinear: the quantized weight has shape ${fmtShape(weight.shape)}; a layer ${inFeatures} → ${outFeatures} needs [${outFeatures}, ${inFeatures}].`);
+    }
+    this.spec = weight.spec;
+    this.registerBuffer('weight_q', weight.data);
+    this.registerBuffer('weight_scale', weight.scales);
+    if (weight.zeroPoints !== undefined) this.registerBuffer('weight_zero_point', weight.zeroPoints);
+    // The bias stays in floating point (it is n values) and is a buffer: nothing here trains.
+    this.registerBuffer('bias', bias?.detach());
+  }
+
+  /** How the weight is quantized. */
+  readonly spec: QuantSpec;
+
+  /** The quantized weight (a view of the current buffers, which to() and loadStateDict may replace). */
+  get weight(): QuantizedTensor {
+    return new QuantizedTensor(this.weight_q, this.weight_scale, this.weight_zero_point, [this.outFeatures, this.inFeatures], this.spec);
+  }
+
+  /** Quantizes a Linear's weight (per output channel by default) and keeps its bias. */
+  static fromLinear(linear: LinearLike, options: LinearQuantizeOptions = {}): QuantizedLinear {
+    const opts: QuantizeOptions = { scheme: 'per-channel', axis: 0, ...options };
+    const q = quantize(linear.weight.detach(), opts);
+    const bias = linear.bias === undefined ? undefined : linear.bias.detach();
+    return new QuantizedLinear(linear.inFeatures, linear.outFeatures, q, bias === undefined ? undefined : bias.dtype === 'float32' || bias.dtype === 'float64' ? bias : cast(bias, 'float32'));
+  }
+
+  /** An all-zero layer of this geometry and spec, to load a state dict into (see prepareQuantized). */
+  static empty(inFeatures: number, outFeatures: number, spec: QuantSpec, options: { bias?: boolean; backend?: string } = {}): QuantizedLinear {
+    const shape = [outFeatures, inFeatures];
+    const create = options.backend === undefined ? {} : { backend: options.backend };
+    const sshape = scalesShape(spec, shape);
+    const q = new QuantizedTensor(
+      zeros(dataShapeOf(spec, shape), { dtype: dataDtypeOf(spec), ...create }),
+      zeros(sshape, { dtype: 'float32', ...create }),
+      spec.symmetric ? undefined : zeros(sshape, { dtype: 'int32', ...create }),
+      shape, spec,
+    );
+    return new QuantizedLinear(inFeatures, outFeatures, q, options.bias === false ? undefined : zeros([outFeatures], { dtype: 'float32', ...create }));
+  }
+
+  /** Bytes of the weight (codes, scales, zero points) and bias. */
+  get nbytes(): number {
+    const b = this.bias;
+    return this.weight.nbytes + (b === undefined ? 0 : b.size * itemsize(b.dtype));
+  }
+
+  override forward(x: Tensor): Tensor {
+    if (x.shape[x.rank - 1] !== this.inFeatures) {
+      throw new TesseraError(`QuantizedLinear: input of shape ${fmtShape(x.shape)} has ${x.shape[x.rank - 1]} features in its last dimension; this layer expects ${this.inFeatures}.`);
+    }
+    return quantizedLinear(x, this.weight, this.bias);
+  }
+}
+
