@@ -1,5 +1,6 @@
-// Activation checkpointing's trade: memory held for backward against step time, for GPTs trained
-// eagerly (forward, backward, AdamW) with and without GptConfig.checkpoint, on the wasm backend.
+// Keeping activations off the backend: memory held for backward against step time, for GPTs
+// trained eagerly (forward, backward, AdamW) plainly, with GptConfig.checkpoint (recompute each
+// block in backward) and with GptConfig.offload (its saved tensors in host arrays), on wasm.
 //
 //   node --expose-gc --import tsx bench/checkpoint.ts [--quick] [--out=bench/results]
 //
@@ -7,8 +8,9 @@
 // those before the step, after a full garbage collection (so only what the tape keeps for backward,
 // plus the loss, counts; without --expose-gc the number includes garbage and is marked so).
 // "tape" is the bytes of the distinct storages reachable from the loss's tape (no GC involved).
-// Step time is the median of timed steps after warm-up; the expected cost is about one more forward
-// of the blocks, i.e. +25-35% on the step.
+// Step time is the median of timed steps after warm-up. Expected: checkpoint costs about one more
+// forward of the blocks (+25-35% on a step whose forward is a third of it); offload two copies of
+// each saved tensor (memory-bound, ~+5-15%). "host" is what offload keeps in JS arrays instead.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as t from '../src/index.js';
@@ -52,9 +54,11 @@ async function settle(): Promise<number> {
   return t.memoryStats().liveBytes;
 }
 
-async function measure(c: Case, checkpoint: boolean) {
+type Mode = 'plain' | 'checkpoint' | 'offload';
+
+async function measure(c: Case, mode: Mode) {
   t.manualSeed(0);
-  const model = new t.nn.GPT({ vocabSize: c.vocab, blockSize: c.ctx, embedDim: c.d, numHeads: c.heads, numLayers: c.layers, dropout: 0.1, checkpoint });
+  const model = new t.nn.GPT({ vocabSize: c.vocab, blockSize: c.ctx, embedDim: c.d, numHeads: c.heads, numLayers: c.layers, dropout: 0.1, checkpoint: mode === 'checkpoint', offload: mode === 'offload' });
   const opt = new t.optim.AdamW(model.parameters(), { lr: 1e-3 });
   const x = t.randint(0, c.vocab, [c.batch, c.ctx]);
   const y = t.randint(0, c.vocab, [c.batch, c.ctx]);
@@ -73,9 +77,11 @@ async function measure(c: Case, checkpoint: boolean) {
   opt.zeroGrad();
   const before = await settle();
   const scope = t.memoryScope();
+  const hostBefore = t.offloadTotals().hostBytes;
   const loss = lossOf();
   const held = (await settle()) - before;
   const tape = tapeBytes(loss);
+  const host = t.offloadTotals().hostBytes - hostBefore;
   loss.backward();
   opt.step();
   scope[Symbol.dispose]();
@@ -86,33 +92,38 @@ async function measure(c: Case, checkpoint: boolean) {
     times.push(performance.now() - t0);
   }
   times.sort((a, b) => a - b);
-  return { heldAfterForwardMiB: held / 2 ** 20, tapeMiB: tape / 2 ** 20, stepMs: times[times.length >> 1]! };
+  return { heldAfterForwardMiB: held / 2 ** 20, tapeMiB: tape / 2 ** 20, hostMiB: host / 2 ** 20, stepMs: times[times.length >> 1]! };
 }
 
 const rows = [];
 for (const c of cases) {
-  const plain = await measure(c, false);
-  const ck = await measure(c, true);
-  rows.push({ ...c, plain, checkpoint: ck });
-  console.log(`${c.name}: held ${plain.heldAfterForwardMiB.toFixed(2)} → ${ck.heldAfterForwardMiB.toFixed(2)} MiB, tape ${plain.tapeMiB.toFixed(2)} → ${ck.tapeMiB.toFixed(2)} MiB, step ${plain.stepMs.toFixed(1)} → ${ck.stepMs.toFixed(1)} ms`);
+  const plain = await measure(c, 'plain');
+  const checkpoint = await measure(c, 'checkpoint');
+  const offload = await measure(c, 'offload');
+  rows.push({ ...c, plain, checkpoint, offload });
+  console.log(`${c.name}: held ${plain.heldAfterForwardMiB.toFixed(2)} / ${checkpoint.heldAfterForwardMiB.toFixed(2)} / ${offload.heldAfterForwardMiB.toFixed(2)} MiB ` +
+    `(offload: ${offload.hostMiB.toFixed(2)} MiB on the host), step ${plain.stepMs.toFixed(1)} / ${checkpoint.stepMs.toFixed(1)} / ${offload.stepMs.toFixed(1)} ms`);
 }
 
 const result = {
-  benchmark: 'activation checkpointing (GptConfig.checkpoint), eager training steps',
+  benchmark: 'activations off the backend (GptConfig.checkpoint, GptConfig.offload), eager training steps',
   date: new Date().toISOString(),
   backend: t.currentBackendName(),
   gcForced: gc !== undefined,
   command: 'node --expose-gc --import tsx bench/checkpoint.ts',
   rows,
 };
+const pct = (a: number, b: number): string => `${(100 * (a / b - 1)).toFixed(0)}%`;
 const md = [
-  `# Activation checkpointing: memory against step time (${t.currentBackendName()} backend)`,
+  `# Activation checkpointing and offloading: memory against step time (${t.currentBackendName()} backend)`,
   '',
-  `${result.date}; \`${result.command}\`${gc === undefined ? ' (run without --expose-gc: held bytes include garbage)' : ''}. GPT with dropout 0.1, AdamW, batch × context tokens per step.`,
+  `${result.date}; \`${result.command}\`${gc === undefined ? ' (run without --expose-gc: held bytes include garbage)' : ''}. GPT with dropout 0.1, AdamW.`,
+  '"held" is the backend memory kept for backward after the forward (live tensor bytes after a full GC, minus those before);',
+  '"host" what offload keeps in JavaScript arrays instead; step is the median of 15 eager steps (forward, backward, AdamW).',
   '',
-  '| model | layers | d | ctx | batch | held after forward, plain → checkpointed (MiB) | tape (MiB) | step (ms) |',
+  '| model | layers | d | ctx | batch | held: plain / checkpoint / offload (MiB) | offload host (MiB) | step: plain / checkpoint / offload (ms) |',
   '| --- | --- | --- | --- | --- | --- | --- | --- |',
-  ...rows.map((r) => `| ${r.name} | ${r.layers} | ${r.d} | ${r.ctx} | ${r.batch} | ${r.plain.heldAfterForwardMiB.toFixed(2)} → ${r.checkpoint.heldAfterForwardMiB.toFixed(2)} (${(100 * (1 - r.checkpoint.heldAfterForwardMiB / r.plain.heldAfterForwardMiB)).toFixed(0)}% less) | ${r.plain.tapeMiB.toFixed(2)} → ${r.checkpoint.tapeMiB.toFixed(2)} | ${r.plain.stepMs.toFixed(1)} → ${r.checkpoint.stepMs.toFixed(1)} (${(100 * (r.checkpoint.stepMs / r.plain.stepMs - 1)).toFixed(0)}% more) |`),
+  ...rows.map((r) => `| ${r.name} | ${r.layers} | ${r.d} | ${r.ctx} | ${r.batch} | ${r.plain.heldAfterForwardMiB.toFixed(2)} / ${r.checkpoint.heldAfterForwardMiB.toFixed(2)} / ${r.offload.heldAfterForwardMiB.toFixed(2)} | ${r.offload.hostMiB.toFixed(2)} | ${r.plain.stepMs.toFixed(1)} / ${r.checkpoint.stepMs.toFixed(1)} (${pct(r.checkpoint.stepMs, r.plain.stepMs)}) / ${r.offload.stepMs.toFixed(1)} (${pct(r.offload.stepMs, r.plain.stepMs)}) |`),
   '',
 ].join('\n');
 if (!quick) {

@@ -35,6 +35,11 @@ export function registerTracingProbe(probe: () => boolean): void {
   isTracing = probe;
 }
 
+/** Whether a tracer is recording (for offload.ts, which runs its block plainly then too). */
+export function activeTracing(): boolean {
+  return isTracing();
+}
+
 /** What a checkpointed function may return: one tensor, or an array of tensors. */
 export type CheckpointResult = Tensor | readonly Tensor[];
 

@@ -5,3 +5,4 @@ export { jvp } from './forward.js';
 export { grad, valueAndGrad, vjp, jacobian, jacrev, jacfwd, hessian, gradients, type GradOptions, type ArgnumsOrOptions } from './functional.js';
 export { gradcheck, gradgradcheck, type GradcheckOptions, type GradgradcheckOptions, type GradcheckReport, type GradcheckMismatch, type GradcheckFn } from './gradcheck.js';
 export { checkpoint, checkpointSequential, type CheckpointResult } from './checkpoint.js';
+export { offload, lastOffloadStats, offloadTotals, type OffloadStats } from './offload.js';

@@ -17,7 +17,7 @@ function usage(): string {
   const lines = [
     'usage: tessera train <recipe> [--epochs N] [--batch-size N] [--lr X] [--seed N] [--backend NAME]',
     '                              [--data DIR] [--out DIR] [--resume DIR|FILE] [--json] [--limit N] [--stop-after N] [--zero 1|2] [--accumulate N]',
-    '                              [--checkpoint]',
+    '                              [--checkpoint | --offload]',
     '',
     'recipes:',
     ...Object.values(recipes).map((r) => `  ${r.name.padEnd(12)} ${r.summary} (defaults: ${r.defaults.epochs} epochs, batch ${r.defaults.batchSize}, lr ${r.defaults.lr})`),
@@ -35,6 +35,8 @@ function usage(): string {
     '                   batch\'s update with a micro-batch\'s activation memory)',
     '  --checkpoint     activation checkpointing (char-gpt): keep each transformer block\'s input only and',
     '                   recompute its activations in backward (less memory, about one more forward)',
+    '  --offload        activation offloading (char-gpt): keep what each block saves for backward in host',
+    '                   arrays instead of the backend\'s memory (wasm heap, GPU), copied back in backward',
     '',
     'data-parallel: run it under `tessera run --nproc-per-node N` (e.g. `npx tessera run --nproc-per-node 2',
     'bin/tessera.js train mnist-mlp` from a clone): every rank takes its share of each batch and',
@@ -48,7 +50,7 @@ function usage(): string {
 
 export async function run(args: string[]): Promise<number> {
   try {
-    const p = parseArgs(args, ['epochs', 'batch-size', 'lr', 'seed', 'backend', 'data', 'out', 'resume', 'limit', 'stop-after', 'zero', 'accumulate'], ['json', 'help', 'checkpoint']);
+    const p = parseArgs(args, ['epochs', 'batch-size', 'lr', 'seed', 'backend', 'data', 'out', 'resume', 'limit', 'stop-after', 'zero', 'accumulate'], ['json', 'help', 'checkpoint', 'offload']);
     if (p.flags.has('help')) { console.log(usage()); return 0; }
     const name = p.positional[0];
     if (name === undefined) throw new UsageError('name a recipe.');
@@ -70,10 +72,13 @@ export async function run(args: string[]): Promise<number> {
     if (v.has('resume')) options.resume = v.get('resume')!;
     if (v.has('limit')) options.trainLimit = numberOption(v, 'limit', 0, 'integer');
     if (v.has('stop-after')) options.stopAfterSteps = numberOption(v, 'stop-after', 0, 'integer');
-    if (p.flags.has('checkpoint')) {
-      if (recipe.checkpointable !== true) throw new UsageError(`--checkpoint: recipe '${recipe.name}' has no blocks to recompute (checkpointable: ${Object.values(recipes).filter((r) => r.checkpointable).map((r) => r.name).join(', ')}).`);
-      options.checkpointActivations = true;
+    for (const flag of ['checkpoint', 'offload'] as const) {
+      if (!p.flags.has(flag)) continue;
+      if (recipe.checkpointable !== true) throw new UsageError(`--${flag}: recipe '${recipe.name}' has no blocks to ${flag === 'checkpoint' ? 'recompute' : 'offload'} (supported: ${Object.values(recipes).filter((r) => r.checkpointable).map((r) => r.name).join(', ')}).`);
+      if (flag === 'checkpoint') options.checkpointActivations = true;
+      else options.offloadActivations = true;
     }
+    if (options.checkpointActivations === true && options.offloadActivations === true) throw new UsageError('--checkpoint and --offload are two ways to keep block activations off the backend; choose one.');
     if (v.has('accumulate')) {
       options.accumulate = numberOption(v, 'accumulate', 1, 'integer');
       if (options.accumulate < 1) throw new UsageError(`--accumulate must be at least 1 (micro-batches per batch), got ${options.accumulate}.`);

@@ -18,6 +18,8 @@ export interface RecipeOptions {
   trainLimit?: number;
   /** Activation checkpointing: recompute each block's activations in backward (recipes with `checkpointable`). */
   checkpointActivations?: boolean;
+  /** Activation offloading: keep what each block saves for backward in host memory (recipes with `checkpointable`). */
+  offloadActivations?: boolean;
 }
 
 /** What one optimisation step produced. */
@@ -67,8 +69,8 @@ export interface Recipe {
   name: string;
   summary: string;
   kind: 'classifier' | 'language-model';
-  defaults: Omit<RecipeOptions, 'seed' | 'dataDir' | 'trainLimit' | 'checkpointActivations'>;
-  /** Whether the model has blocks that `--checkpoint` can recompute in backward. */
+  defaults: Omit<RecipeOptions, 'seed' | 'dataDir' | 'trainLimit' | 'checkpointActivations' | 'offloadActivations'>;
+  /** Whether the model has blocks that `--checkpoint` can recompute (and `--offload` move to the host) in backward. */
   checkpointable?: boolean;
   /** Builds the task; the caller seeds the global generator with options.seed first. */
   build(options: RecipeOptions): Promise<TrainTask>;

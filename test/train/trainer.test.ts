@@ -230,14 +230,16 @@ test('gradient accumulation: micro-batches (even, uneven, one row each) give the
   await assert.rejects(train(tiny64, { ...options, accumulate: 0 }), /accumulate must be a positive integer/);
 });
 
-test('activation checkpointing (--checkpoint): char-gpt trains to the same parameters; recipes without blocks refuse it', async () => {
+test('activation checkpointing and offloading (--checkpoint, --offload): char-gpt trains to the same parameters; recipes without blocks refuse them', async () => {
   const options = { ...recipes['char-gpt']!.defaults, batchSize: 4, epochs: 1, seed: 5, stopAfterSteps: 3, reporter: silent, evalEachEpoch: false };
   const plain = await train(recipes['char-gpt']!, options);
-  const ck = await train(recipes['char-gpt']!, { ...options, checkpointActivations: true });
-  assert.equal(ck.steps, 3);
-  const a = paramsOf(ck.task).flat(), b = paramsOf(plain.task).flat();
-  const worst = Math.max(...a.map((v, i) => Math.abs(v - b[i]!)));
-  assert.ok(worst < 1e-6, `parameters differ by ${worst}`);
+  for (const activations of [{ checkpointActivations: true }, { offloadActivations: true }]) {
+    const other = await train(recipes['char-gpt']!, { ...options, ...activations });
+    assert.equal(other.steps, 3);
+    const a = paramsOf(other.task).flat(), b = paramsOf(plain.task).flat();
+    const worst = Math.max(...a.map((v, i) => Math.abs(v - b[i]!)));
+    assert.ok(worst < 1e-6, `${JSON.stringify(activations)}: parameters differ by ${worst}`);
+  }
 
   const { run } = await import('../../src/cli/train.js');
   const errors: string[] = [];
@@ -245,7 +247,9 @@ test('activation checkpointing (--checkpoint): char-gpt trains to the same param
   console.error = (...m: unknown[]) => void errors.push(m.join(' '));
   try {
     assert.equal(await run(['mnist-mlp', '--checkpoint']), 2);
-    assert.match(errors.join('\n'), /--checkpoint: recipe 'mnist-mlp' has no blocks to recompute \(checkpointable: char-gpt\)/);
+    assert.match(errors.join('\n'), /--checkpoint: recipe 'mnist-mlp' has no blocks to recompute \(supported: char-gpt\)/);
+    assert.equal(await run(['char-gpt', '--checkpoint', '--offload']), 2);
+    assert.match(errors.join('\n'), /--checkpoint and --offload are two ways to keep block activations off the backend; choose one/);
   } finally {
     console.error = original;
   }

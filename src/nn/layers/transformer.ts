@@ -4,6 +4,7 @@ import { check, fmtShape } from '../../core/errors.js';
 import { defaultGenerator, type Generator } from '../../core/random.js';
 import type { Tensor } from '../../core/tensor.js';
 import { checkpoint } from '../../autodiff/checkpoint.js';
+import { offload } from '../../autodiff/offload.js';
 import { noGrad } from '../../autodiff/mode.js';
 import { arange, fromValues } from '../../ops/creation.js';
 import { add } from '../../ops/elementwise.js';
@@ -69,6 +70,11 @@ export interface GptConfig {
    * activations during backward (autodiff/checkpoint.ts). Saves memory, costs about one more forward.
    */
   checkpoint?: boolean;
+  /**
+   * Activation offloading: in training, move what each block saves for backward to host memory and
+   * bring it back in backward (autodiff/offload.ts). Frees backend memory, costs two copies.
+   */
+  offload?: boolean;
 }
 
 export interface SampleOptions {
@@ -94,6 +100,8 @@ export class GPT extends Module<[Tensor, KVCache[]?], Tensor> {
     const c = config;
     check([c.vocabSize, c.blockSize, c.embedDim, c.numHeads, c.numLayers].every((v) => Number.isInteger(v) && v > 0), 'GPT', () =>
       `vocabSize, blockSize, embedDim, numHeads and numLayers must be positive integers, got ${JSON.stringify(c)}.`);
+    check(!(c.checkpoint === true && c.offload === true), 'GPT', () =>
+      'checkpoint and offload are two ways to keep a block\'s activations off the backend (recompute them, or copy them to the host); choose one.');
     this.wte = new Embedding(c.vocabSize, c.embedDim, options);
     this.wpe = new Embedding(c.blockSize, c.embedDim, options);
     this.drop = new Dropout(c.dropout ?? 0);
@@ -126,8 +134,9 @@ export class GPT extends Module<[Tensor, KVCache[]?], Tensor> {
     const pos = arange(past, past + T, 1, { backend: idx.backend });
     let x = this.drop.call(add(this.wte.call(idx), this.wpe.call(pos)));
     let i = 0;
-    const recompute = this.config.checkpoint === true && caches === undefined;
-    for (const block of this.blocks) x = recompute ? checkpoint((h: Tensor) => block.call(h), x) : block.call(x, caches?.[i++]);
+    const training = caches === undefined;
+    const wrap = training && this.config.checkpoint === true ? checkpoint : training && this.config.offload === true ? offload : undefined;
+    for (const block of this.blocks) x = wrap !== undefined ? wrap((h: Tensor) => block.call(h), x) : block.call(x, caches?.[i++]);
     return this.head.call(this.ln_f.call(x));
   }
 

@@ -122,8 +122,8 @@ async function languageModelTask(s: LmSetup): Promise<TrainTask> {
 }
 
 /** The GPT of char-gpt: 2 layers, 4 heads, width 64, context 64. */
-function charGpt(vocabSize: number, seqLen: number, checkpoint: boolean): CharModel {
-  const gpt = new GPT({ vocabSize, blockSize: seqLen, embedDim: 64, numHeads: 4, numLayers: 2, dropout: 0, checkpoint });
+function charGpt(vocabSize: number, seqLen: number, activations: { checkpoint: boolean; offload: boolean }): CharModel {
+  const gpt = new GPT({ vocabSize, blockSize: seqLen, embedDim: 64, numHeads: 4, numLayers: 2, dropout: 0, ...activations });
   return {
     module: gpt as unknown as Module<[Tensor], Tensor>,
     sample(prompt, o) {
@@ -169,7 +169,7 @@ export const charGptRecipe: Recipe = {
   // (--epochs 4, same lr and batch): val 2.02 at step 500, 1.86 at 750, 1.82 at 1000, in 269 s;
   // at 400 steps lr 1e-2 reached 2.09 where 4e-3 reached 2.17 (warmup and clipping keep it stable).
   defaults: { epochs: 6, batchSize: 32, lr: 1e-2 },
-  build: (options) => languageModelTask({ options, seqLen: 64, stepsPerEpoch: 250, weightDecay: 0.01, makeModel: (v) => charGpt(v, 64, options.checkpointActivations === true) }),
+  build: (options) => languageModelTask({ options, seqLen: 64, stepsPerEpoch: 250, weightDecay: 0.01, makeModel: (v) => charGpt(v, 64, { checkpoint: options.checkpointActivations === true, offload: options.offloadActivations === true }) }),
   checkpointable: true,
 };
 

@@ -1,0 +1,196 @@
+// Activation offloading ("swapping", like torch.autograd.graph.save_on_cpu): run a block with its
+// tape recorded as usual, then move the tensors that tape saved for backward out of the backend's
+// memory (the wasm heap, the GPU) into host arrays, and bring them back when backward reaches the
+// block. Device memory for the block's activations drops to its output, as with checkpoint(), but
+// nothing is recomputed: the price is two copies of each saved tensor instead of a forward pass.
+//
+// How it works: fn runs with recording on inside a memory scope. A dispatch observer notes every
+// tensor its ops create and every outside tensor they read that requires grad (the block's inputs,
+// parameters included). The block's own tape (the nodes between those inputs and its output) is
+// private: its saved tensors are copied to host arrays and then disposed with the scope. The output
+// gets one tape node whose vjp recreates the saved tensors on their backend, puts them back in the
+// private nodes, differentiates up to the inputs (backward's boundary, as checkpoint does) and
+// disposes them again. The host copies live as long as that node (until backward frees the graph).
+import { TesseraError } from '../core/errors.js';
+import { scope, trackStorage } from '../core/memory.js';
+import { Tensor } from '../core/tensor.js';
+import type { DType, TypedArray } from '../core/dtype.js';
+import type { Backend, Storage } from '../backend/backend.js';
+import { addDispatchObserver } from '../ops/dispatch.js';
+import { detach } from '../ops/shape.js';
+import { gradientsUpTo } from './backward.js';
+import { activeTracing, type CheckpointResult } from './checkpoint.js';
+import { forwardModeActive } from './forward.js';
+import { isGradEnabled, noGrad } from './mode.js';
+import { recordCustom, type GradNode } from './node.js';
+
+/** One storage behind the tensors the block's tape saved, copied to the host (whole, once). */
+interface HostStorage {
+  readonly values: TypedArray;
+  readonly dtype: DType;
+  readonly backend: Backend;
+}
+
+/** One saved tensor: a view (shape, strides, offset) of a host storage, and its place in the tape. */
+interface HostCopy {
+  readonly storage: HostStorage;
+  readonly shape: readonly number[];
+  readonly strides: readonly number[];
+  readonly offset: number;
+  readonly dtype: DType;
+  readonly gradNode: GradNode | undefined;
+  readonly requiresGrad: boolean;
+}
+
+/** Where a saved tensor sits in the private tape: node.inputs[slot], or node.output for slot -1. */
+interface SavedSlot {
+  readonly node: GradNode;
+  readonly slot: number;
+  readonly copy: HostCopy;
+}
+
+/** What offload() moved off the backend, for reports and tests. */
+export interface OffloadStats {
+  /** Saved tensors copied to the host. */
+  tensors: number;
+  /** Bytes of their storages, each copied once (float16/bfloat16 are held as float32 on the host: 4 bytes per element). */
+  hostBytes: number;
+}
+
+let lastStats: OffloadStats = { tensors: 0, hostBytes: 0 };
+const totals: OffloadStats = { tensors: 0, hostBytes: 0 };
+
+/** What the most recent offload() call moved to the host. */
+export function lastOffloadStats(): OffloadStats {
+  return { ...lastStats };
+}
+
+/** What every offload() call so far moved to the host, summed (take differences to measure a step). */
+export function offloadTotals(): OffloadStats {
+  return { ...totals };
+}
+
+/**
+ * Runs `fn(...args)` and keeps the activations its backward needs in host memory instead of the
+ * tensors' backend (like torch.autograd.graph.save_on_cpu); backward copies them back. Gradients,
+ * results and random draws are those of running fn plainly (it runs once). Returns fn's result.
+ *
+ * On the wasm backend this frees the wasm heap (bounded by 4 GiB) for the JavaScript heap; on webgpu
+ * it frees GPU memory. Under noGrad, inside a jvp or while jit traces, fn simply runs.
+ */
+export function offload<A extends unknown[], R extends CheckpointResult>(fn: (...args: A) => R, ...args: A): R {
+  if (!isGradEnabled() || activeTracing() || forwardModeActive()) return fn(...args);
+
+  const created = new Set<Tensor>();
+  const inputs = new Set<Tensor>();
+  const stop = addDispatchObserver({
+    onPrimitive(_prim, ins, _attrs, out) {
+      for (const t of ins) if (t.requiresGrad && !created.has(t)) inputs.add(t);
+      created.add(out);
+    },
+  });
+  let outs: Tensor[] = [];
+  let slots: SavedSlot[] = [];
+  let result: R;
+  try {
+    result = scope(() => {
+      const r = fn(...args);
+      outs = r instanceof Tensor ? [r] : Array.isArray(r) && r.length > 0 && r.every((x) => x instanceof Tensor) ? [...r] : [];
+      if (outs.length === 0) {
+        throw new TesseraError('offload: the function must return a tensor or a non-empty array of tensors; ' +
+          'return the tensors that later code uses.');
+      }
+      slots = moveSavedToHost(outs, created);
+      return r;
+    });
+  } finally {
+    stop();
+  }
+  const boundary = [...inputs];
+  const moved = [...new Set(slots.map((s) => s.copy.storage))];
+  lastStats = { tensors: new Set(slots.map((s) => s.copy)).size, hostBytes: moved.reduce((n, c) => n + c.values.byteLength, 0) };
+  totals.tensors += lastStats.tensors;
+  totals.hostBytes += lastStats.hostBytes;
+  if (boundary.length === 0 || !outs.some((o) => o.requiresGrad)) return result;
+
+  // Fresh tensors over the outputs carry the block's node; the inner outputs keep the private tape.
+  const aliases = noGrad(() => outs.map((o) => detach(o)));
+  aliases.forEach((alias, k) => {
+    const inner = outs[k]!;
+    if (!inner.requiresGrad) return;
+    recordCustom('offload', boundary, alias, (grad) => backwardThroughBlock(inner, boundary, slots, grad));
+  });
+  return (Array.isArray(result) ? aliases : aliases[0]) as unknown as R;
+}
+
+/** Copies every tensor the block's private tape saved to host arrays and points the tape's slots at those copies. */
+function moveSavedToHost(outs: readonly Tensor[], created: ReadonlySet<Tensor>): SavedSlot[] {
+  const keep = new Set(outs.map((o) => o.storage));
+  const copies = new Map<Tensor, HostCopy>();
+  // Views of one storage (a reshape's input and output, say) share one host copy, as on the backend.
+  const storages = new Map<Storage, HostStorage>();
+  const slots: SavedSlot[] = [];
+  const seen = new Set<GradNode>();
+  const stack = outs.map((o) => o.gradNode).filter((n): n is GradNode => n !== undefined);
+  while (stack.length > 0) {
+    const node = stack.pop()!;
+    if (seen.has(node)) continue;
+    seen.add(node);
+    const saved = [...node.inputs, ...(node.output === undefined ? [] : [node.output])];
+    saved.forEach((t, i) => {
+      const slot = i < node.inputs.length ? i : -1;
+      if (slot >= 0 && t.gradNode !== undefined && created.has(t)) stack.push(t.gradNode);
+      // Outside tensors stay where they are (they live on anyway); so do the outputs' storages,
+      // and a tensor already changed in place since the op saved it (backward must refuse it).
+      if (!created.has(t) || keep.has(t.storage) || t.storage.version !== node.savedVersions[i]) return;
+      let copy = copies.get(t);
+      if (copy === undefined) {
+        let host = storages.get(t.storage);
+        if (host === undefined) {
+          // readAll may be a view into the backend's memory (the wasm heap): slice() makes the copy.
+          host = { values: t.storage.backend.readAll(t.storage).slice(), dtype: t.storage.dtype, backend: t.storage.backend };
+          storages.set(t.storage, host);
+        }
+        copy = { storage: host, shape: [...t.shape], strides: [...t.strides], offset: t.offset, dtype: t.dtype, gradNode: t.gradNode, requiresGrad: t.requiresGrad };
+        copies.set(t, copy);
+      }
+      slots.push({ node, slot, copy });
+    });
+  }
+  return slots;
+}
+
+/** The vjp of the block: saved tensors back on their backend, backward through the private tape, then released. */
+function backwardThroughBlock(inner: Tensor, boundary: readonly Tensor[], slots: readonly SavedSlot[], grad: Tensor): (Tensor | undefined)[] {
+  const createGraph = isGradEnabled();
+  const run = (): (Tensor | undefined)[] => {
+    const restored = new Map<HostCopy, Tensor>();
+    const storages = new Map<HostStorage, Storage>();
+    for (const { node, slot, copy } of slots) {
+      let t = restored.get(copy);
+      if (t === undefined) {
+        let storage = storages.get(copy.storage);
+        if (storage === undefined) {
+          storage = copy.storage.backend.fromArray(copy.storage.dtype, copy.storage.values);
+          storages.set(copy.storage, storage);
+          trackStorage(storage);
+        }
+        t = new Tensor(storage, copy.shape, copy.strides, copy.offset, copy.dtype);
+        if (copy.requiresGrad) t._setRequiresGradFromOp(true);
+        t.gradNode = copy.gradNode;
+        restored.set(copy, t);
+      }
+      const index = slot >= 0 ? slot : node.inputs.length;
+      if (slot >= 0) node.inputs[slot] = t;
+      else node.output = t;
+      // The copy holds the values the op saw (checked when it was made); its storage starts a new count.
+      (node.savedVersions as number[])[index] = t.storage.version;
+    }
+    // retainGraph: the private tape must survive for a second backward through the block, which
+    // brings the tensors back again (the host copies stay until the outer graph is freed).
+    return gradientsUpTo(inner, boundary, grad, { retainGraph: true, createGraph });
+  };
+  // The restored tensors live until the gradients are computed, unless the backward pass is being
+  // recorded (then the gradients' graph needs them).
+  return createGraph ? run() : scope(run);
+}
