@@ -4,7 +4,7 @@ import { defaultBackendName } from '../backend/default.js';
 import { manualSeed } from '../core/random.js';
 import { noGrad } from '../autodiff/mode.js';
 import { recipes } from '../train/recipes/index.js';
-import { loadTrainedTask } from '../train/trainer.js';
+import { loadTaskForInference } from '../train/quantized-checkpoint.js';
 import { numberOption, parseArgs, selectBackend, UsageError } from '../train/cli-options.js';
 
 const usage = `usage: tessera generate <checkpoint dir or file> [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K] [--seed N] [--backend NAME]
@@ -17,7 +17,7 @@ export async function run(args: string[]): Promise<number> {
     const path = p.positional[0];
     if (path === undefined) throw new UsageError('give the checkpoint (the --out directory of `tessera train char-gpt`, or its checkpoint.safetensors).');
     await selectBackend(p.values.get('backend') ?? defaultBackendName());
-    const { task, saved } = await loadTrainedTask(recipes, path);
+    const { task, saved } = await loadTaskForInference(recipes, path); // float or `tessera quantize` output
     if (task.generate === undefined) throw new UsageError(`the checkpoint is from '${saved.recipe}', which is not a language model; use a char-gpt or char-lstm checkpoint.`);
     const topK = p.values.has('top-k') ? numberOption(p.values, 'top-k', 0, 'integer') : undefined;
     manualSeed(numberOption(p.values, 'seed', 0, 'non-negative integer'));

@@ -281,6 +281,10 @@ export async function train(recipe: Recipe, opts: TrainOptions): Promise<TrainRe
   if (opts.resume !== undefined) {
     saved = await readCheckpoint(opts.resume);
     if (saved.recipe !== recipe.name) throw new Error(`--resume: the checkpoint is from recipe '${saved.recipe}', not '${recipe.name}'.`);
+    if ((saved as { quantization?: unknown }).quantization !== undefined) {
+      throw new Error(`--resume: ${opts.resume} is a quantized inference checkpoint (from tessera quantize): its weights are integer codes and it has ` +
+        'no optimizer or data-loader state. Resume from the float checkpoint it was made from.');
+    }
     // The run continues with the saved configuration; only the number of epochs may grow.
     options = { ...saved.options, epochs: opts.epochs };
   }

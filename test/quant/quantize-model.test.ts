@@ -151,6 +151,7 @@ test('tessera quantize and tessera eval on a trained checkpoint (seconds: 1,024 
       assert.equal(await quantize([dir, '--bits', '3']), 2);
       assert.equal(await quantize([out, '--bits', '8']), 2);
       assert.match(errors.join('\n'), /--bits must be 8 or 4, got 3[\s\S]*already quantized/);
+      await assert.rejects(train(['mnist-mlp', '--resume', out]), /is a quantized inference checkpoint \(from tessera quantize\).*Resume from the float checkpoint/);
     } finally {
       console.error = err;
     }
