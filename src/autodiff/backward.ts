@@ -12,6 +12,7 @@ import { vjpRules } from './vjp-rules.js';
 import { onesLike } from '../ops/creation.js';
 import { add, cast } from '../ops/elementwise.js';
 import { detach } from '../ops/shape.js';
+import { withAutocastHook } from '../ops/dispatch.js';
 
 export interface BackwardOptions {
   /** Keep the graph so backward can run through it again. */
@@ -217,8 +218,9 @@ function runBackward(root: Tensor, gradient: Tensor | undefined, opts: InternalO
       }
     }
   };
-  if (createGraph) enableGrad(run);
-  else noGrad(run);
+  // vjp rules run without autocast: each computes in the dtypes its forward op recorded (a cast's
+  // rule casts the cotangent back), as PyTorch's backward does (see src/quant/autocast.ts).
+  withAutocastHook(undefined, () => (createGraph ? enableGrad(run) : noGrad(run)));
   return captured;
 }
 

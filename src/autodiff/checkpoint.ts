@@ -10,7 +10,7 @@
 //   or captured by the closure (parameters, or activations from outside the block). The output gets
 //   one tape node whose inputs are exactly those tensors.
 // - backward: that node's vjp restores the random generators to their state at the forward, runs fn
-//   again with recording on, differentiates the recomputed output up to the noted tensors (treating
+//   again with recording on (and the forward's autocast state, which backward otherwise suspends), differentiates the recomputed output up to the noted tensors (treating
 //   them as leaves, so the outer graph is left to the outer backward) and disposes the recomputed
 //   activations. Dropout therefore draws the same mask both times.
 //
@@ -21,7 +21,7 @@ import { TesseraError, fmtShape } from '../core/errors.js';
 import { scope } from '../core/memory.js';
 import { snapshotGenerators } from '../core/random.js';
 import { Tensor } from '../core/tensor.js';
-import { addDispatchObserver } from '../ops/dispatch.js';
+import { addDispatchObserver, currentAutocastHook, withAutocastHook, type AutocastHook } from '../ops/dispatch.js';
 import { detach } from '../ops/shape.js';
 import { gradientsUpTo } from './backward.js';
 import { forwardModeActive } from './forward.js';
@@ -60,6 +60,8 @@ export function checkpoint<A extends unknown[], R extends CheckpointResult>(fn: 
   if (!isGradEnabled() || isTracing() || forwardModeActive()) return fn(...args);
 
   const generators = snapshotGenerators();
+  // The recomputation runs inside backward, which suspends autocast: it must cast as the forward did.
+  const autocast = currentAutocastHook();
   const inputs = new Set<Tensor>();
   const stop = addDispatchObserver({
     onPrimitive(_prim, ins) {
@@ -83,7 +85,7 @@ export function checkpoint<A extends unknown[], R extends CheckpointResult>(fn: 
 
   const outputs: Tensor[] = Array.isArray(result) ? [...(result as readonly Tensor[])] : [result as Tensor];
   outputs.forEach((out, k) => {
-    recordCustom('checkpoint', saved, out, (grad) => recompute(fn, args, generators, saved, outputs.length > 1 ? k : undefined, out, grad));
+    recordCustom('checkpoint', saved, out, (grad) => recompute(fn, args, generators, autocast, saved, outputs.length > 1 ? k : undefined, out, grad));
   });
   return result;
 }
@@ -101,6 +103,7 @@ function recompute<A extends unknown[]>(
   fn: (...args: A) => CheckpointResult,
   args: A,
   atForward: ReturnType<typeof snapshotGenerators>,
+  autocast: AutocastHook | undefined,
   saved: readonly Tensor[],
   index: number | undefined,
   original: Tensor,
@@ -111,7 +114,7 @@ function recompute<A extends unknown[]>(
   const now = snapshotGenerators();
   atForward.restore();
   const run = (): (Tensor | undefined)[] => {
-    const r = enableGrad(() => fn(...args));
+    const r = withAutocastHook(autocast, () => enableGrad(() => fn(...args)));
     const outs = r instanceof Tensor ? [r] : [...r];
     const out = outs[index ?? 0];
     if (out === undefined || outs.length !== (index === undefined ? 1 : outs.length) ||

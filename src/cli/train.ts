@@ -17,7 +17,7 @@ function usage(): string {
   const lines = [
     'usage: tessera train <recipe> [--epochs N] [--batch-size N] [--lr X] [--seed N] [--backend NAME]',
     '                              [--data DIR] [--out DIR] [--resume DIR|FILE] [--json] [--limit N] [--stop-after N] [--zero 1|2] [--accumulate N]',
-    '                              [--checkpoint | --offload]',
+    '                              [--checkpoint | --offload] [--amp bf16|fp16]',
     '',
     'recipes:',
     ...Object.values(recipes).map((r) => `  ${r.name.padEnd(12)} ${r.summary} (defaults: ${r.defaults.epochs} epochs, batch ${r.defaults.batchSize}, lr ${r.defaults.lr})`),
@@ -31,6 +31,9 @@ function usage(): string {
     '  --data DIR       where a recipe reads its data (fashion-cnn: the Fashion-MNIST IDX files)',
     '  --limit N        train on the first N records only (quick trials)',
     '  --stop-after N   stop after N optimisation steps and save (to try --resume)',
+    '  --amp bf16|fp16  mixed precision: forward and loss under autocast in bfloat16 or float16 (matmuls in',
+    '                   the half format, softmax/norms/losses in float32; float32 weights and update); fp16',
+    '                   adds dynamic loss scaling (docs/mixed-precision.md)',
     '  --accumulate N   run each batch as N micro-batches and step once (gradient accumulation: the',
     '                   batch\'s update with a micro-batch\'s activation memory)',
     '  --checkpoint     activation checkpointing (char-gpt): keep each transformer block\'s input only and',
@@ -50,7 +53,7 @@ function usage(): string {
 
 export async function run(args: string[]): Promise<number> {
   try {
-    const p = parseArgs(args, ['epochs', 'batch-size', 'lr', 'seed', 'backend', 'data', 'out', 'resume', 'limit', 'stop-after', 'zero', 'accumulate'], ['json', 'help', 'checkpoint', 'offload']);
+    const p = parseArgs(args, ['epochs', 'batch-size', 'lr', 'seed', 'backend', 'data', 'out', 'resume', 'limit', 'stop-after', 'zero', 'accumulate', 'amp'], ['json', 'help', 'checkpoint', 'offload']);
     if (p.flags.has('help')) { console.log(usage()); return 0; }
     const name = p.positional[0];
     if (name === undefined) throw new UsageError('name a recipe.');
@@ -72,6 +75,11 @@ export async function run(args: string[]): Promise<number> {
     if (v.has('resume')) options.resume = v.get('resume')!;
     if (v.has('limit')) options.trainLimit = numberOption(v, 'limit', 0, 'integer');
     if (v.has('stop-after')) options.stopAfterSteps = numberOption(v, 'stop-after', 0, 'integer');
+    if (v.has('amp')) {
+      const amp = v.get('amp')!;
+      if (amp !== 'bf16' && amp !== 'fp16') throw new UsageError(`--amp must be bf16 or fp16, got '${amp}'.`);
+      options.amp = amp;
+    }
     for (const flag of ['checkpoint', 'offload'] as const) {
       if (!p.flags.has(flag)) continue;
       if (recipe.checkpointable !== true) throw new UsageError(`--${flag}: recipe '${recipe.name}' has no blocks to ${flag === 'checkpoint' ? 'recompute' : 'offload'} (supported: ${Object.values(recipes).filter((r) => r.checkpointable).map((r) => r.name).join(', ')}).`);

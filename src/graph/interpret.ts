@@ -8,6 +8,7 @@ import type { Graph, GraphNode, GraphWrite, ValueId } from './graph.js';
 import { opDef, type GraphOpDef } from './graph-ops.js';
 import { applyWrites } from './state.js';
 import { untracedRead } from './trace.js';
+import { withAutocastHook } from '../ops/dispatch.js';
 
 /** Thrown when a value the traced code read differs now: the caller retraces. */
 export class GuardFailure extends TesseraError {
@@ -148,7 +149,15 @@ export function prepareInterpret(g: Graph): (inputs: readonly Tensor[], opts?: I
   };
 }
 
+/**
+ * A graph already holds the casts autocast made while it was traced (and its traced backward none),
+ * so its nodes run as recorded, never cast again by an enclosing autocast region.
+ */
 function runPlan(plan: RunPlan, inputs: readonly Tensor[], opts: InterpretOptions): Tensor[] {
+  return withAutocastHook(undefined, () => runPlanAsRecorded(plan, inputs, opts));
+}
+
+function runPlanAsRecorded(plan: RunPlan, inputs: readonly Tensor[], opts: InterpretOptions): Tensor[] {
   const env: Tensor[] = new Array<Tensor>(plan.slots);
   plan.inputSlots.forEach((s, i) => { env[s] = inputs[i]!; });
   for (const { slot, tensor } of plan.fixed) env[slot] = tensor;

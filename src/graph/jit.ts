@@ -9,6 +9,7 @@
 import { TesseraError, fmtShape } from '../core/errors.js';
 import { Tensor } from '../core/tensor.js';
 import { isGradEnabled } from '../autodiff/mode.js';
+import { autocastKey, withAutocastHook } from '../ops/dispatch.js';
 import type { Graph } from './graph.js';
 import { GuardFailure, prepareInterpret } from './interpret.js';
 import { finishWithGrads, flattenTensors, isTracing, unflattenTensors, withTracer, type TraceOptions } from './trace.js';
@@ -101,8 +102,9 @@ function signatureOf(args: readonly unknown[]): ArgSignature[] {
     : { kind: 'value' as const, text: JSON.stringify(a) ?? String(a) });
 }
 
+/** The cache key: the arguments' signature, grad mode and the autocast state (a region's casts are in its graph). */
 function keyOf(sig: readonly ArgSignature[], gradMode: boolean): string {
-  return JSON.stringify([sig, gradMode]);
+  return JSON.stringify([sig, gradMode, autocastKey()]);
 }
 
 /** Names the first guard that differs between a cached signature and the new one. */
@@ -119,7 +121,7 @@ function explainMiss(old: readonly ArgSignature[], now: readonly ArgSignature[])
       if (a.requiresGrad !== b.requiresGrad) return `argument ${i} requiresGrad changed (${a.requiresGrad} -> ${b.requiresGrad})`;
     }
   }
-  return 'grad mode changed';
+  return 'grad mode or autocast changed';
 }
 
 export type JitFunction<A extends unknown[], R> = ((...args: A) => R) & {
@@ -240,7 +242,8 @@ export function jit<A extends unknown[], R>(fn: (...args: A) => R, opts: JitOpti
     try {
       for (const h of entry.replayHooks) undos.push(h());
       if (entry.compiled === undefined && entry.needsTape) stats.differentiableReplays++;
-      const outs = entry.run(tensors);
+      // The graph holds the casts of the autocast state it was traced under (the key matches).
+      const outs = withAutocastHook(undefined, () => entry.run(tensors));
       stats.cacheHits++;
       lastSignature = signature;
       return unflattenTensors(entry.template as R, outs);

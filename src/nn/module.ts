@@ -6,7 +6,7 @@
 // layer needs). Buffers are plain tensors, which cannot be told apart from cached values, so they are
 // declared with registerBuffer(name, tensor); the field may then be reassigned freely. Names that must
 // match PyTorch's state-dict keys (weight_ih_l0, running_mean) are used as field names as they are.
-import { defaultFloatDType, type DType } from '../core/dtype.js';
+import { defaultFloatDType, isDType, isFloating, type DType } from '../core/dtype.js';
 import { getBackend } from '../backend/backend.js';
 import { check, fmtShape, TesseraError } from '../core/errors.js';
 import { Tensor } from '../core/tensor.js';
@@ -257,10 +257,14 @@ export class Module<In extends unknown[] = [Tensor], Out = Tensor> {
   // Devices
 
   /**
-   * Moves every parameter and buffer to `backend` ('cpu', 'wasm', ...). Parameters are replaced by
-   * new Parameters there (build the optimizer after calling to()); tied parameters stay tied.
+   * Moves every parameter and buffer to `backend` ('cpu', 'wasm', ...), or with a dtype name
+   * ('bfloat16', 'float16', 'float32', 'float64') casts the floating ones to it (integer buffers
+   * keep their dtype, like torch's module.to(dtype)). Parameters are replaced by new Parameters
+   * (build the optimizer after calling to()); tied parameters stay tied.
    */
-  to(backend: string): this {
+  to(backendOrDType: string): this {
+    if (isDType(backendOrDType)) return this.castFloating(backendOrDType);
+    const backend = backendOrDType;
     getBackend(backend);
     const moved = new Map<Tensor, Tensor>();
     const move = (t: Tensor): Tensor => {
@@ -276,6 +280,28 @@ export class Module<In extends unknown[] = [Tensor], Out = Tensor> {
     for (const m of this.modules()) {
       for (const [name, kind, value] of m.localEntries()) {
         if (kind !== 'module' && value !== undefined) m.setLocal(name, move(value as Tensor));
+      }
+    }
+    return this;
+  }
+
+  /** to(dtype): floating parameters and buffers cast to `dtype` (new tensors; ties kept). */
+  private castFloating(dtype: DType): this {
+    check(isFloating(dtype), 'Module.to', () => `can only cast to a floating dtype (float64, float32, bfloat16, float16), got '${dtype}'.`);
+    const castTo = new Map<Tensor, Tensor>();
+    const convert = (t: Tensor): Tensor => {
+      if (!isFloating(t.dtype) || t.dtype === dtype) return t;
+      let m = castTo.get(t);
+      if (m === undefined) {
+        const copy = noGrad(() => cast(t, dtype));
+        m = t instanceof Parameter ? new Parameter(copy, t.requiresGrad) : copy;
+        castTo.set(t, m);
+      }
+      return m;
+    };
+    for (const m of this.modules()) {
+      for (const [name, kind, value] of m.localEntries()) {
+        if (kind !== 'module' && value !== undefined) m.setLocal(name, convert(value as Tensor));
       }
     }
     return this;

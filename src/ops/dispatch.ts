@@ -27,6 +27,11 @@ export function addDispatchObserver(o: DispatchObserver): () => void {
   };
 }
 
+/** The innermost observer (a tracer, while one records), or undefined: autocast keys its cast cache on it. */
+export function innermostDispatchObserver(): DispatchObserver | undefined {
+  return observers[observers.length - 1];
+}
+
 function commonBackend(prim: string, inputs: readonly Tensor[]): Backend {
   const b = inputs[0]!.storage.backend;
   for (const t of inputs) {
@@ -35,6 +40,66 @@ function commonBackend(prim: string, inputs: readonly Tensor[]): Backend {
     }
   }
   return b;
+}
+
+/**
+ * Mixed precision's entry point (autocast, src/quant/autocast.ts): while a region is active, every
+ * primitive and the composites that ask (autocastOperands) see their floating inputs cast to the
+ * dtype the region's policy names for the op. Undefined outside a region, so bind pays one check.
+ */
+export interface AutocastHook {
+  /** Identifies the region's policy and dtype (part of jit's signature: a graph traced under autocast differs). */
+  readonly key: string;
+  /** The inputs op should run on: the same array when nothing needs a cast. */
+  castInputs(op: string, inputs: readonly Tensor[]): readonly Tensor[];
+}
+
+let autocastHook: AutocastHook | undefined;
+
+/** Installs (or with undefined removes) the autocast hook; returns the previous one, to restore. */
+export function setAutocastHook(hook: AutocastHook | undefined): AutocastHook | undefined {
+  const previous = autocastHook;
+  autocastHook = hook;
+  return previous;
+}
+
+/** The active autocast hook (a region's state, e.g. for a recomputation that must cast as its forward did). */
+export function currentAutocastHook(): AutocastHook | undefined {
+  return autocastHook;
+}
+
+/** '' outside autocast, else the active region's key (jit keys its cache on it). */
+export function autocastKey(): string {
+  return autocastHook === undefined ? '' : autocastHook.key;
+}
+
+/**
+ * Runs fn with `hook` as the autocast state (undefined: without autocast), restoring the previous
+ * state afterwards. backward() runs its vjp rules this way with no hook, so each rule computes in the
+ * dtypes its forward op recorded (the casts' own vjp rules cast cotangents back).
+ */
+export function withAutocastHook<T>(hook: AutocastHook | undefined, fn: () => T): T {
+  const previous = autocastHook;
+  autocastHook = hook;
+  try {
+    return fn();
+  } finally {
+    autocastHook = previous;
+  }
+}
+
+/**
+ * A composite op's operands as autocast wants them for `op` (e.g. 'linear' casts input, weight and
+ * bias to the region's dtype, so the bias add stays in it; 'crossEntropy' upcasts to float32).
+ * Entries may be undefined (absent optional operands). Outside autocast: the same array.
+ */
+export function autocastOperands<T extends readonly (Tensor | undefined)[]>(op: string, operands: T): T {
+  if (autocastHook === undefined) return operands;
+  const present = operands.filter((t): t is Tensor => t !== undefined);
+  const cast = autocastHook.castInputs(op, present);
+  if (cast === present) return operands;
+  let k = 0;
+  return operands.map((t) => (t === undefined ? undefined : cast[k++])) as unknown as T;
 }
 
 /** Runs a backend's kernel, or the cpu kernel on its storage read as typed arrays. */
@@ -54,6 +119,7 @@ export function bind<P extends PrimitiveName>(prim: P, inputs: readonly Tensor[]
     throw new TesseraError(`${prim}: expects ${def.arity} input(s), got ${inputs.length}.`);
   }
   for (const t of inputs) t.assertAlive(prim);
+  if (autocastHook !== undefined) inputs = autocastHook.castInputs(prim, inputs);
   const info = def.infer(inputs, attrs);
   // A primitive without inputs (a random draw) names its backend in its attrs.
   const backend = inputs.length > 0 ? commonBackend(prim, inputs) : getBackend((attrs as { backend?: string }).backend);

@@ -2,7 +2,7 @@
 import { check, fmtShape } from '../core/errors.js';
 import { broadcastShapes } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
-import { bind } from './dispatch.js';
+import { autocastOperands, bind } from './dispatch.js';
 import { cast, broadcastTo, resultType } from './elementwise.js';
 import { reshape, unsqueeze, squeeze } from './shape.js';
 
@@ -12,6 +12,8 @@ import { reshape, unsqueeze, squeeze } from './shape.js';
  */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   check(a.rank >= 1 && b.rank >= 1, 'matmul', () => `both operands need at least 1 dimension, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}.`);
+  // Under autocast both operands go to the region's dtype before promotion (bfloat16 @ float32 is a bfloat16 product).
+  [a, b] = autocastOperands('matmul', [a, b]);
   const dtype = resultType(a, b);
   let x = cast(a, dtype), y = cast(b, dtype);
   const aVec = x.rank === 1, bVec = y.rank === 1;

@@ -24,6 +24,8 @@ import { clipGradNorm } from '../optim/clip.js';
 import type { Optimizer, OptimizerStateDict, BaseOptions } from '../optim/optimizer.js';
 import type { SchedulerStateDict } from '../optim/scheduler.js';
 import { createReporter, type EpochRecord, type Reporter } from './progress.js';
+import { enterAutocast } from '../quant/autocast.js';
+import { GradScaler } from '../quant/grad-scaler.js';
 import type { EvalResult, Recipe, RecipeOptions, TrainTask } from './recipe.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
@@ -46,6 +48,12 @@ export interface TrainOptions extends RecipeOptions {
   accumulate?: number;
   json?: boolean;
   reporter?: Reporter;
+  /**
+   * Mixed precision: the forward pass and loss run under quant.autocast in bfloat16 or float16
+   * (parameters, gradients and the update stay float32); float16 adds dynamic loss scaling
+   * (quant.GradScaler: steps with inf/NaN gradients are skipped). See docs/mixed-precision.md.
+   */
+  amp?: 'bf16' | 'fp16';
   /**
    * Train data-parallel: called once with the task's model and optimizer (after a resume has
    * loaded them), it returns the rank's handle on the group. The dist layer provides it (see
@@ -179,20 +187,41 @@ class EpochMeter {
   get seconds(): number { return (performance.now() - this.started) / 1000; }
 }
 
+/** Mixed precision of a run: the autocast dtype and, for float16, the loss scaler. */
+interface Amp {
+  dtype: 'bfloat16' | 'float16';
+  scaler: GradScaler;
+}
+
+/** The optimizer step (clipping first), through the loss scaler under float16 autocast. */
+function optimizerStep(task: TrainTask, params: Tensor[], amp: Amp | undefined): void {
+  if (amp === undefined) {
+    if (task.clipGradNorm !== undefined) clipGradNorm(params, task.clipGradNorm);
+    task.optimizer.step();
+    return;
+  }
+  // Clipping sees the true gradients: unscale first (a no-op without scaling).
+  if (task.clipGradNorm !== undefined) {
+    amp.scaler.unscale_(task.optimizer);
+    clipGradNorm(params, task.clipGradNorm);
+  }
+  amp.scaler.step(task.optimizer);
+  amp.scaler.update();
+}
+
 /**
  * One optimisation step. Everything the step creates is disposed at its end (backends with their own
  * memory, such as wasm, would otherwise fill up before the garbage collector runs), except what must
  * outlive it: the gradients (kept until the next step's zeroGrad) and the optimizer's state.
  */
-function trainStep(task: TrainTask, batch: Tensor[], microBatches: number): { loss: number; samples: number; correct: number | undefined } {
+function trainStep(task: TrainTask, batch: Tensor[], microBatches: number, amp?: Amp): { loss: number; samples: number; correct: number | undefined } {
   const params = task.model.parameters();
   for (const p of params) p.grad?.dispose();
   task.optimizer.zeroGrad();
   const rows = batch[0]!.shape[0]!;
-  const result = accumulateGradients(task, batch, 0, rows, rows, 1, microBatches);
+  const result = accumulateGradients(task, batch, 0, rows, rows, 1, microBatches, amp);
   scope(() => {
-    if (task.clipGradNorm !== undefined) clipGradNorm(params, task.clipGradNorm);
-    task.optimizer.step();
+    optimizerStep(task, params, amp);
     task.scheduler?.step();
   });
   for (const t of batch) t.dispose();
@@ -205,7 +234,7 @@ function trainStep(task: TrainTask, batch: Tensor[], microBatches: number): { lo
  * Everything a micro-batch creates is freed before the next, but the gradients (kept; the ones they
  * replace are disposed). Returns the loss (per sample), samples and correct count over those rows.
  */
-function accumulateGradients(task: TrainTask, batch: Tensor[], start: number, end: number, rows: number, weight: number, parts: number):
+function accumulateGradients(task: TrainTask, batch: Tensor[], start: number, end: number, rows: number, weight: number, parts: number, amp?: Amp):
   { loss: number; samples: number; correct: number | undefined } {
   const params = task.model.parameters();
   const count = Math.max(1, Math.min(parts, end - start));
@@ -215,10 +244,22 @@ function accumulateGradients(task: TrainTask, batch: Tensor[], start: number, en
     const a = start + Math.floor((i * (end - start)) / count), b = start + Math.floor(((i + 1) * (end - start)) / count);
     const whole = a === 0 && b === rows;
     scope(() => {
-      const r = task.lossOf(whole ? batch : batch.map((t) => narrow(t, 0, a, b - a)));
+      const inputs = whole ? batch : batch.map((t) => narrow(t, 0, a, b - a));
+      let r: ReturnType<TrainTask['lossOf']>;
+      if (amp === undefined) r = task.lossOf(inputs);
+      else {
+        // Forward and loss under autocast; backward after the region (its rules need none).
+        const region = enterAutocast({ dtype: amp.dtype });
+        try {
+          r = task.lossOf(inputs);
+        } finally {
+          region.exit();
+        }
+      }
       const before = params.map((p) => p.grad);
       const share = (weight * (b - a)) / rows;
-      backward(share === 1 ? r.loss : r.loss.mul(share));
+      const loss = share === 1 ? r.loss : r.loss.mul(share);
+      backward(amp === undefined ? loss : amp.scaler.scale(loss));
       params.forEach((p, k) => {
         // Accumulation made a new sum: the gradient it replaces is freed now, not by the collector.
         if (before[k] !== undefined && before[k] !== p.grad) before[k]!.dispose();
@@ -238,7 +279,7 @@ function accumulateGradients(task: TrainTask, batch: Tensor[], start: number, en
  * rows do not split evenly), the gradients averaged, then the same update on every rank. The
  * loss and accuracy returned are the whole batch's.
  */
-async function trainStepDataParallel(task: TrainTask, batch: Tensor[], dp: DataParallel, microBatches: number): Promise<{ loss: number; samples: number; correct: number | undefined }> {
+async function trainStepDataParallel(task: TrainTask, batch: Tensor[], dp: DataParallel, microBatches: number, amp?: Amp): Promise<{ loss: number; samples: number; correct: number | undefined }> {
   const params = task.model.parameters();
   for (const p of params) p.grad?.dispose();
   task.optimizer.zeroGrad();
@@ -246,7 +287,7 @@ async function trainStepDataParallel(task: TrainTask, batch: Tensor[], dp: DataP
   const start = Math.floor((dp.rank * rows) / dp.worldSize), end = Math.floor(((dp.rank + 1) * rows) / dp.worldSize);
   // Each rank's gradient is scaled by worldSize · its rows / rows: the average over ranks is then the batch's.
   const local = end > start
-    ? accumulateGradients(task, batch, start, end, rows, dp.worldSize, microBatches)
+    ? accumulateGradients(task, batch, start, end, rows, dp.worldSize, microBatches, amp)
     : { loss: 0, samples: 0, correct: undefined };
   // The batch's loss and accuracy over all ranks travel while the gradients do and the step runs.
   const totals = Float64Array.of(local.loss * local.samples, local.samples, local.correct ?? 0, local.correct === undefined ? 0 : 1);
@@ -258,8 +299,7 @@ async function trainStepDataParallel(task: TrainTask, batch: Tensor[], dp: DataP
     if (dp.syncGradients === undefined) throw new Error('train: a data-parallel handle needs syncGradients or shardedStep.');
     await dp.syncGradients();
     scope(() => {
-      if (task.clipGradNorm !== undefined) clipGradNorm(params, task.clipGradNorm);
-      task.optimizer.step();
+      optimizerStep(task, params, amp);
       task.scheduler?.step();
     });
   }
@@ -303,10 +343,15 @@ export async function train(recipe: Recipe, opts: TrainOptions): Promise<TrainRe
     reporter.info(`resuming ${recipe.name} at epoch ${task.loader.epoch + 1}, step ${step}`, { event: 'resume', epoch: task.loader.epoch + 1, step });
   }
   const dp = opts.dataParallel === undefined ? undefined : await opts.dataParallel(task.model, task.optimizer);
+  if (opts.amp !== undefined && opts.amp !== 'bf16' && opts.amp !== 'fp16') throw new Error(`train: amp must be 'bf16' or 'fp16', got ${JSON.stringify(opts.amp)}.`);
+  if (opts.amp === 'fp16' && dp?.shardedStep !== undefined) throw new Error('train: fp16 loss scaling is not wired into the sharded (ZeRO) step; use amp bf16 (no scaling) with ZeRO.');
+  const amp: Amp | undefined = opts.amp === undefined ? undefined
+    : { dtype: opts.amp === 'bf16' ? 'bfloat16' : 'float16', scaler: new GradScaler({ enabled: opts.amp === 'fp16' }) };
   if (saved !== undefined && dp?.loadOptimizerStateDict !== undefined) await dp.loadOptimizerStateDict(saved.optimizer as unknown as OptimizerStateDict<BaseOptions>);
   const lead = dp === undefined || dp.rank === 0;
   reporter.info(`${recipe.name}: ${task.description}; ${task.model.parameterCount().toLocaleString('en-US')} parameters; ` +
     `epochs ${options.epochs}, batch size ${options.batchSize}${microBatches > 1 ? ` in ${microBatches} micro-batches` : ''}, lr ${options.lr}, seed ${options.seed}` +
+    (amp === undefined ? '' : `; mixed precision: autocast ${amp.dtype}${amp.scaler.isEnabled() ? ', dynamic loss scaling' : ''}`) +
     (dp === undefined ? '' : `; data-parallel over ${dp.worldSize} ranks (${rowsPerRank(options.batchSize, dp.worldSize)} rows each per batch${dp.description ? `; ${dp.description}` : ''})`));
 
   const records: EpochRecord[] = [];
@@ -320,7 +365,7 @@ export async function train(recipe: Recipe, opts: TrainOptions): Promise<TrainRe
     task.model.train();
     let done = firstBatch;
     for await (const batch of task.loader) {
-      const r = dp === undefined ? trainStep(task, batch, microBatches) : await trainStepDataParallel(task, batch, dp, microBatches);
+      const r = dp === undefined ? trainStep(task, batch, microBatches, amp) : await trainStepDataParallel(task, batch, dp, microBatches, amp);
       step++;
       done++;
       meter.add(r.loss, r.samples, r.correct);
@@ -363,9 +408,11 @@ export async function train(recipe: Recipe, opts: TrainOptions): Promise<TrainRe
   const final = stopped || !lead ? {} : scope(() => noGrad(() => task.evaluate()));
   const seconds = (performance.now() - started) / 1000;
   const summary: Record<string, unknown> = { event: 'final', recipe: recipe.name, steps: step, seconds, ...final };
+  if (amp !== undefined) summary.amp = { dtype: amp.dtype, ...(amp.scaler.isEnabled() ? { lossScale: amp.scaler.getScale(), skippedSteps: amp.scaler.skippedSteps } : {}) };
   if (checkpoint !== undefined) summary.checkpoint = checkpoint;
   const lines: string[] = [];
   if (stopped) lines.push(`stopped after ${step} steps`);
+  if (amp?.scaler.isEnabled()) lines.push(`loss scale ${amp.scaler.getScale()} (${amp.scaler.skippedSteps} steps skipped for inf/NaN gradients)`);
   if (final.testAccuracy !== undefined) lines.push(`test accuracy ${(100 * final.testAccuracy).toFixed(2)}%` + (final.testLoss !== undefined ? ` (test loss ${final.testLoss.toFixed(4)})` : ''));
   if (final.valLoss !== undefined) lines.push(`validation loss ${final.valLoss.toFixed(4)} nats/token`);
   lines.push(`trained ${step} steps in ${seconds.toFixed(1)}s`);

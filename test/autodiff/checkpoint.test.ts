@@ -136,6 +136,19 @@ forEachBackend('checkpoint', (backend) => {
     assert.throws(() => t.checkpointSequential([], 0, W), /checkpointSequential: segments must be a positive integer, got 0/);
   });
 
+  it('recomputes under the autocast state of the forward (backward itself runs without autocast)', () => {
+    t.manualSeed(13);
+    const W1 = t.randn([8, 16]).requiresGrad_(), W2 = t.randn([16, 8]).requiresGrad_(), x0 = t.randn([4, 8]).requiresGrad_();
+    const block = (h: Tensor): Tensor => h.matmul(W1).relu().matmul(W2);
+    const run = (ck: boolean): Tensor[] => gradsOf([W1, W2, x0], () => t.quant.autocast({ dtype: 'bfloat16' }, () => {
+      const y = ck ? t.checkpoint(block, x0) : block(x0);
+      assert.equal(y.dtype, 'bfloat16');
+      return y.float().pow(2).sum();
+    }));
+    const [plain, ck] = [run(false), run(true)];
+    plain.forEach((g, i) => assert.deepEqual(Array.from(ck[i]!.data()), Array.from(g.data()), `gradient ${i}`));
+  });
+
   it('checkpointSequential matches running the layers in sequence', () => {
     t.manualSeed(9);
     const Ws = [0, 1, 2, 3, 4].map(() => param([6, 6]));

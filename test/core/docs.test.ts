@@ -1,4 +1,5 @@
-// Executes the ```ts examples of docs/tensors.md, docs/autodiff.md, docs/webgpu.md and README.md: each block
+// Executes the ```ts examples of docs/tensors.md, docs/autodiff.md, docs/webgpu.md, docs/quantization.md,
+// docs/mixed-precision.md and README.md: each block
 // must run, and every `// => value` and `// throws: message` annotation must hold (see
 // test/helpers/doc-examples.ts). Blocks that use 'tessera/webgpu' are skipped where no WebGPU adapter
 // starts (TESSERA_TEST_WEBGPU=1, as in CI, makes that a failure).
@@ -11,7 +12,7 @@ import assert from 'node:assert/strict';
 import { codeBlocks, toModule, usesWebgpu } from '../helpers/doc-examples.js';
 import { backendsUnderTest } from '../helpers/backends.js';
 
-const pages = ['docs/tensors.md', 'docs/autodiff.md', 'docs/webgpu.md', 'README.md'];
+const pages = ['docs/tensors.md', 'docs/autodiff.md', 'docs/webgpu.md', 'docs/quantization.md', 'docs/mixed-precision.md', 'README.md'];
 const webgpu = backendsUnderTest().includes('webgpu') || process.env.TESSERA_TEST_WEBGPU === '1';
 const dir = mkdtempSync(join(tmpdir(), 'tessera-docs-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -602,11 +602,19 @@ export class WasmBackend implements Backend {
     copyStrided(x.shape, this.readAll(x.storage), x.strides, x.offset, this.readAll(dst), strides, offset, accumulate);
   }
 
-  /** matmul on float32 through the generated SGEMM; undefined for other dtypes. */
+  /**
+   * matmul on float32 through the generated SGEMM; undefined for other dtypes. float16/bfloat16
+   * operands are stored as float32 words (holding values of the format), so the same SGEMM reads
+   * them and its float32 sums are rounded once to the format: a half-precision product with float32
+   * accumulation, as tensor cores compute it (mixed precision, src/quant/autocast.ts).
+   */
   private matmulKernel(inputs: readonly KernelInput[], out: OutputInfo): Storage | undefined {
     const [a, b] = inputs as [KernelInput, KernelInput];
-    if (a.dtype !== 'float32' || b.dtype !== 'float32') return undefined;
-    return this.runMatmul(a, b, sizeOf(out.shape), undefined, false);
+    const half = (a.dtype === 'float16' || a.dtype === 'bfloat16') && b.dtype === a.dtype && out.dtype === a.dtype;
+    if (!half && (a.dtype !== 'float32' || b.dtype !== 'float32')) return undefined;
+    const c = this.runMatmul(a, b, sizeOf(out.shape), undefined, false, out.dtype);
+    if (half) roundToFormat(out.dtype, this.readAll(c));
+    return c;
   }
 
   /**
@@ -648,10 +656,10 @@ export class WasmBackend implements Backend {
     return true;
   }
 
-  private runMatmul(a: KernelInput, b: KernelInput, size: number, bias: KernelInput | undefined, relu: boolean): Storage {
+  private runMatmul(a: KernelInput, b: KernelInput, size: number, bias: KernelInput | undefined, relu: boolean, dtype: DType = 'float32'): Storage {
     const r = a.shape.length;
     const m = a.shape[r - 2]!, k = a.shape[r - 1]!, n = b.shape[r - 1]!;
-    const c = this.allocUninitialized('float32', size);
+    const c = this.allocUninitialized(dtype, size);
     if (m === 0 || n === 0 || size === 0) return c;
     const batchShape = a.shape.slice(0, -2);
     if (batchShape.length > 0 && this.foldsBatchIntoRows(a, b, batchShape)) {

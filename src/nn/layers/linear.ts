@@ -8,6 +8,7 @@ import { zeros } from '../../ops/creation.js';
 import { add } from '../../ops/elementwise.js';
 import { matmul } from '../../ops/linalg.js';
 import { flatten } from '../../ops/shape.js';
+import { autocastOperands } from '../../ops/dispatch.js';
 import { defaultLayerInit_ } from '../init.js';
 import { Module, Parameter } from '../module.js';
 
@@ -39,8 +40,10 @@ export class Linear extends Module {
   override forward(x: Tensor): Tensor {
     check(x.shape[x.rank - 1] === this.inFeatures, 'Linear', () =>
       `input of shape ${fmtShape(x.shape)} has ${x.shape[x.rank - 1]} features in its last dimension; this layer expects ${this.inFeatures}.`);
-    const y = matmul(x, this.weight.mT);
-    return this.bias === undefined ? y : add(y, this.bias);
+    // Under autocast, input, weight and bias are cast together, so the bias add stays in the region's dtype.
+    const [input, weight, bias] = autocastOperands('linear', [x, this.weight, this.bias] as const);
+    const y = matmul(input, weight.mT);
+    return bias === undefined ? y : add(y, bias);
   }
 }
 

@@ -22,7 +22,7 @@ import type { PatchAttrs } from '../primitives.js';
 import { channelsLastGeometry, channelsLastPatches, chooseConvAlgorithm } from './conv-algorithm.js';
 import { matmul } from '../linalg.js';
 import { reshape, permute, at, unsqueeze, squeeze, expand, contiguous, type SliceSpec } from '../shape.js';
-import { bind } from '../dispatch.js';
+import { autocastOperands, bind } from '../dispatch.js';
 import { foldWindows, outputSpatialShape, spatialTuple, type SpatialArg } from './window.js';
 
 export interface ConvOptions {
@@ -78,7 +78,7 @@ function addBias(op: string, out: Tensor, bias: Tensor | undefined, channels: nu
  */
 export function convNd(op: string, dims: number, input: Tensor, weight: Tensor, opts: ConvOptions = {}): Tensor {
   const [x0, squeezeBatch] = batched(op, input, dims, 'input');
-  const [x, w, bias] = floatOperands(op, x0, weight, opts.bias);
+  const [x, w, bias] = autocastOperands('conv', floatOperands(op, x0, weight, opts.bias));
   const groups = opts.groups ?? 1;
   check(w.rank === dims + 2, op, () => `weight must be [C_out, C_in/groups, ${['k', 'kH, kW', 'kD, kH, kW'][dims - 1]}], got shape ${fmtShape(w.shape)}.`);
   const [n, cIn] = [x.shape[0]!, x.shape[1]!];
@@ -152,7 +152,7 @@ export const conv3d = (x: Tensor, weight: Tensor, opts: ConvOptions = {}): Tenso
  */
 export function convTransposeNd(op: string, dims: number, input: Tensor, weight: Tensor, opts: ConvTransposeOptions = {}): Tensor {
   const [x0, squeezeBatch] = batched(op, input, dims, 'input');
-  const [x, w, bias] = floatOperands(op, x0, weight, opts.bias);
+  const [x, w, bias] = autocastOperands('convTranspose', floatOperands(op, x0, weight, opts.bias));
   const groups = opts.groups ?? 1;
   check(w.rank === dims + 2, op, () => `weight must be [C_in, C_out/groups, ${['k', 'kH, kW', 'kD, kH, kW'][dims - 1]}], got shape ${fmtShape(w.shape)}.`);
   const [n, cIn] = [x.shape[0]!, x.shape[1]!];

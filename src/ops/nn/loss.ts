@@ -5,7 +5,7 @@ import { isFloating } from '../../core/dtype.js';
 import { check, fmtShape } from '../../core/errors.js';
 import { withContext } from './context.js';
 import type { Tensor } from '../../core/tensor.js';
-import { bind } from '../dispatch.js';
+import { autocastOperands, bind } from '../dispatch.js';
 import { add, sub, mul, div, neg, ne, eq, where, cast, log1p, exp, lt, ge } from '../elementwise.js';
 import { sum, mean } from '../reduce.js';
 import { reshape, unsqueeze, squeeze } from '../shape.js';
@@ -67,6 +67,7 @@ function pickTargets(op: string, input: Tensor, target: Tensor, weight: Tensor |
 
 /** Negative log-likelihood of class indices given log-probabilities [N, C, *] (or [C]). */
 export function nllLoss(input: Tensor, target: Tensor, opts: NllLossOptions = {}): Tensor {
+  [input, target] = autocastOperands('nllLoss', [input, target]);
   const { batched, tgt, unbatched } = classLayout('nllLoss', input, target);
   const { loss, weightOfTarget } = pickTargets('nllLoss', batched, tgt, opts.weight, opts.ignoreIndex ?? -100);
   const reduction = opts.reduction ?? 'mean';
@@ -85,6 +86,7 @@ export interface CrossEntropyOptions extends NllLossOptions {
  * probabilities (floating, the logits' shape), like torch.nn.functional.cross_entropy.
  */
 export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
+  [logits, target] = autocastOperands('crossEntropy', [logits, target]);
   const eps = opts.labelSmoothing ?? 0;
   check(eps >= 0 && eps <= 1, 'crossEntropy', () => `labelSmoothing must be in [0, 1], got ${eps}.`);
   const reduction = opts.reduction ?? 'mean';
@@ -135,6 +137,7 @@ function checkSameShape(op: string, input: Tensor, target: Tensor): void {
 
 /** Mean (or sum, or per-element) squared error. */
 export function mseLoss(input: Tensor, target: Tensor, opts: ElementwiseLossOptions = {}): Tensor {
+  [input, target] = autocastOperands('mseLoss', [input, target]);
   checkSameShape('mseLoss', input, target);
   const d = sub(input, target);
   return reduce('mseLoss', mul(d, d), opts.reduction ?? 'mean');
@@ -160,6 +163,7 @@ export interface BceWithLogitsOptions extends ElementwiseLossOptions {
 
 /** Binary cross-entropy on logits: −[posWeight·y·log σ(x) + (1 − y)·log(1 − σ(x))], stable for any x. */
 export function binaryCrossEntropyWithLogits(logits: Tensor, target: Tensor, opts: BceWithLogitsOptions = {}): Tensor {
+  [logits, target] = autocastOperands('binaryCrossEntropyWithLogits', [logits, target]);
   checkSameShape('binaryCrossEntropyWithLogits', logits, target);
   const y = cast(target, logits.dtype);
   const ls = logSigmoid(logits);

@@ -8,7 +8,7 @@ import { add, sub, mul, rsqrt, cast } from '../elementwise.js';
 import { mean, sum } from '../reduce.js';
 import { reshape, detach } from '../shape.js';
 import { copy_ } from '../inplace.js';
-import { bind } from '../dispatch.js';
+import { autocastOperands, bind } from '../dispatch.js';
 
 /**
  * Whether the argument after the fixed ones is an options object (or absent) rather than the first
@@ -51,9 +51,11 @@ export interface LayerNormOptions {
 export function layerNorm(x: Tensor, normalizedShape: readonly number[], opts?: LayerNormOptions): Tensor;
 /** PyTorch's positional form: layerNorm(x, normalizedShape, weight, bias, eps). */
 export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight: Tensor | undefined, bias?: Tensor, eps?: number): Tensor;
-export function layerNorm(x: Tensor, normalizedShape: readonly number[], optsOrWeight?: LayerNormOptions | Tensor, bias?: Tensor, eps?: number): Tensor {
-  const opts: LayerNormOptions = isOptions(optsOrWeight, arguments.length) ? optsOrWeight ?? {} : withDefined({ weight: optsOrWeight, bias, eps });
-  checkFloat('layerNorm', x);
+export function layerNorm(x0: Tensor, normalizedShape: readonly number[], optsOrWeight?: LayerNormOptions | Tensor, bias?: Tensor, eps?: number): Tensor {
+  const given: LayerNormOptions = isOptions(optsOrWeight, arguments.length) ? optsOrWeight ?? {} : withDefined({ weight: optsOrWeight, bias, eps });
+  checkFloat('layerNorm', x0);
+  const [x, weight, biasIn] = autocastOperands('layerNorm', [x0, given.weight, given.bias] as const);
+  const opts: LayerNormOptions = weight === given.weight && biasIn === given.bias ? given : withDefined({ weight, bias: biasIn, eps: given.eps });
   const axes = trailingAxes('layerNorm', x, normalizedShape);
   checkAffine('layerNorm', 'weight', opts.weight, normalizedShape);
   checkAffine('layerNorm', 'bias', opts.bias, normalizedShape);
@@ -91,9 +93,11 @@ const machineEpsilon = (x: Tensor): number => (x.dtype === 'float64' ? 2 ** -52 
 export function rmsNorm(x: Tensor, normalizedShape: readonly number[], opts?: RmsNormOptions): Tensor;
 /** PyTorch's positional form: rmsNorm(x, normalizedShape, weight, eps). */
 export function rmsNorm(x: Tensor, normalizedShape: readonly number[], weight: Tensor | undefined, eps?: number): Tensor;
-export function rmsNorm(x: Tensor, normalizedShape: readonly number[], optsOrWeight?: RmsNormOptions | Tensor, eps?: number): Tensor {
-  const opts: RmsNormOptions = isOptions(optsOrWeight, arguments.length) ? optsOrWeight ?? {} : withDefined({ weight: optsOrWeight, eps });
-  checkFloat('rmsNorm', x);
+export function rmsNorm(x0: Tensor, normalizedShape: readonly number[], optsOrWeight?: RmsNormOptions | Tensor, eps?: number): Tensor {
+  const given: RmsNormOptions = isOptions(optsOrWeight, arguments.length) ? optsOrWeight ?? {} : withDefined({ weight: optsOrWeight, eps });
+  checkFloat('rmsNorm', x0);
+  const [x, weight] = autocastOperands('rmsNorm', [x0, given.weight] as const);
+  const opts: RmsNormOptions = weight === given.weight ? given : withDefined({ weight, eps: given.eps });
   const axes = trailingAxes('rmsNorm', x, normalizedShape);
   checkAffine('rmsNorm', 'weight', opts.weight, normalizedShape);
   const out = mul(x, rsqrt(add(mean(mul(x, x), axes, true), opts.eps ?? machineEpsilon(x))));
@@ -122,13 +126,15 @@ export function batchNorm(
   weight: Tensor | undefined, bias?: Tensor, training?: boolean, momentum?: number, eps?: number,
 ): Tensor;
 export function batchNorm(
-  x: Tensor, runningMean: Tensor | undefined, runningVar: Tensor | undefined,
+  x0: Tensor, runningMean: Tensor | undefined, runningVar: Tensor | undefined,
   optsOrWeight?: BatchNormOptions | Tensor, biasArg?: Tensor, trainingArg?: boolean, momentumArg?: number, epsArg?: number,
 ): Tensor {
-  const opts: BatchNormOptions = isOptions(optsOrWeight, arguments.length - 1)
+  const given: BatchNormOptions = isOptions(optsOrWeight, arguments.length - 1)
     ? optsOrWeight ?? {}
     : withDefined({ weight: optsOrWeight, bias: biasArg, training: trainingArg, momentum: momentumArg, eps: epsArg });
-  checkFloat('batchNorm', x);
+  checkFloat('batchNorm', x0);
+  const [x, weight, biasIn] = autocastOperands('batchNorm', [x0, given.weight, given.bias] as const);
+  const opts: BatchNormOptions = weight === given.weight && biasIn === given.bias ? given : withDefined({ ...given, weight, bias: biasIn });
   check(x.rank >= 2, 'batchNorm', () => `input must be [N, C, *], got shape ${fmtShape(x.shape)}.`);
   const c = x.shape[1]!;
   for (const [name, p] of [['runningMean', runningMean], ['runningVar', runningVar], ['weight', opts.weight], ['bias', opts.bias]] as const) {
