@@ -24,6 +24,8 @@ export { matmulEpilogue, fuseMatmulEpilogues } from './passes/matmul-epilogue.js
 export { mergeMatmuls, mergeParallelMatmuls } from './passes/merge-matmuls.js';
 export { layout, foldTransposes } from './passes/layout.js';
 export { foldAffine, foldAffineIntoMatmul, freezeParameters, freezeParameterValues } from './passes/fold-affine.js';
+export * as substitutions from './substitutions/index.js';
+export { substitutionPass, substitutionSearch, type SearchOptions, type SearchResult } from './substitutions/search.js';
 export { memoryPlan, type MemoryPlan, type PlannedBuffer, type MemoryPlanOptions } from './memory-plan.js';
 export { PlannedExecutor, executorUnsupportedReason, type ExecutorStats } from './executor.js';
 export { toOpGraph, type ToOpGraphOptions } from './to-op-graph.js';

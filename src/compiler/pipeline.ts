@@ -15,6 +15,7 @@ import { fuseElementwise } from './passes/fuse-elementwise.js';
 import { matmulEpilogue } from './passes/matmul-epilogue.js';
 import { layout } from './passes/layout.js';
 import { foldAffine, freezeParameters } from './passes/fold-affine.js';
+import { substitutionPass, type SearchOptions } from './substitutions/search.js';
 
 export interface PassReport {
   pass: string;
@@ -31,9 +32,14 @@ export interface PipelineResult {
   reports: PassReport[];
 }
 
-/** The default pipeline, in order. */
-export function defaultPasses(): Pass[] {
-  return [simplify, constantFold, cse, dce, mergeMatmuls, layout, fuseElementwise, matmulEpilogue, dce];
+/**
+ * The default pipeline, in order. `substitutions` (opt-in) adds the TASO-style substitution search
+ * (substitutions/search.ts) after dead-code elimination, before the hand-written matmul merge.
+ */
+export function defaultPasses(opts: { substitutions?: boolean | SearchOptions } = {}): Pass[] {
+  // The search's concatenations of constants are folded right after it.
+  const search = opts.substitutions === undefined || opts.substitutions === false ? [] : [substitutionPass(opts.substitutions === true ? {} : opts.substitutions), constantFold];
+  return [simplify, constantFold, cse, dce, ...search, mergeMatmuls, layout, fuseElementwise, matmulEpilogue, dce];
 }
 
 /**
