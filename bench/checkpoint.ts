@@ -25,7 +25,7 @@ interface Case { name: string; vocab: number; ctx: number; d: number; heads: num
 const cases: Case[] = quick
   ? [{ name: 'tiny', vocab: 65, ctx: 32, d: 32, heads: 2, layers: 2, batch: 4 }]
   : [
-    { name: 'char-gpt (issue 6 GPT)', vocab: 65, ctx: 64, d: 128, heads: 4, layers: 2, batch: 16 },
+    { name: 'the bench GPT (issue 6)', vocab: 65, ctx: 64, d: 128, heads: 4, layers: 2, batch: 16 },
     { name: 'deeper: 8 layers, ctx 128', vocab: 65, ctx: 128, d: 128, heads: 4, layers: 8, batch: 16 },
   ];
 
