@@ -3,7 +3,7 @@
 export { autocast, enterAutocast, isAutocastEnabled, autocastDType, autocastCacheSize, type AutocastOptions, type AutocastRegion, type AutocastDType } from './autocast.js';
 export { AUTOCAST_RULES, autocastPolicyOf, type AutocastPolicy, type AutocastRule } from './autocast-policy.js';
 export { GradScaler, type GradScalerOptions, type GradScalerState, type ScalableOptimizer } from './grad-scaler.js';
-export { MasterWeightOptimizer } from './master-weights.js';
+export { MasterWeightOptimizer, type MasterWeightOptions } from './master-weights.js';
 // Quantization (int8 / int4; per-tensor, per-channel, group-wise; symmetric or affine): docs/quantization.md.
 export { quantize, dequantize, fromCodes, codesOf, type DequantizeOptions } from './quantize.js';
 export { QuantizedTensor } from './quantized-tensor.js';

@@ -12,11 +12,18 @@
 //
 // The wrapper is an Optimizer: schedulers, clipping of its params (the masters), the trainer and
 // GradScaler (which calls prepareGrads(), so loss scaling is undone in float32) work with it.
+//
+// With `masterBackend`, every parameter gets a float32 master on that backend, so the masters and
+// the inner optimizer's state (Adam's two moments: 3x the parameters in all) live there and the
+// update runs there: ZeRO-Offload's optimizer-state offload (Ren et al. 2021), e.g. a model on
+// 'webgpu' updated on 'wasm' in host memory. Gradients go over once per step, parameters back once.
 import { TesseraError } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 import { keep } from '../core/memory.js';
 import { noGrad } from '../autodiff/mode.js';
 import { cast } from '../ops/elementwise.js';
+import { fromValues } from '../ops/creation.js';
+import { getBackend } from '../backend/backend.js';
 import { detach } from '../ops/shape.js';
 import { assignValues } from '../nn/inplace.js';
 import { Parameter } from '../nn/module.js';
@@ -24,10 +31,33 @@ import { Optimizer, type BaseOptions, type OptimizerStateDict, type ParamState, 
 
 const LOW_PRECISION = new Set(['float16', 'bfloat16']);
 
-/** A float32 leaf holding p's values (p itself when p is float32 or float64: nothing to keep apart). */
-function masterOf(p: Tensor): Tensor {
+/**
+ * A float32 leaf holding p's values: on `backend` when given (every parameter then has a master
+ * there), else only for half-precision p (p itself when p is float32 or float64: nothing to keep apart).
+ */
+function masterOf(p: Tensor, backend: string | undefined): Tensor {
+  if (backend !== undefined && (backend !== p.backend || LOW_PRECISION.has(p.dtype))) {
+    const dtype = p.dtype === 'float64' ? 'float64' : 'float32';
+    return keep(new Parameter(toBackend(p, dtype, backend)));
+  }
   if (!LOW_PRECISION.has(p.dtype)) return p;
   return keep(new Parameter(noGrad(() => detach(cast(p, 'float32')))));
+}
+
+/** A copy of t's values as `dtype` on `backend` (outside autodiff). */
+function toBackend(t: Tensor, dtype: 'float32' | 'float64', backend: string): Tensor {
+  if (t.backend === backend) return noGrad(() => detach(cast(t, dtype)));
+  const values = t.data();
+  const typed = dtype === 'float64' ? Float64Array.from(values as ArrayLike<number>) : values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
+  return fromValues(typed, t.shape, dtype, { backend });
+}
+
+export interface MasterWeightOptions {
+  /**
+   * Keep the masters, and so the inner optimizer's state and update, on this backend (e.g. 'wasm'
+   * or 'cpu' for a model on 'webgpu'): optimizer-state offload. Default: the parameters' backend.
+   */
+  masterBackend?: string;
 }
 
 /**
@@ -50,10 +80,14 @@ export class MasterWeightOptimizer<O extends BaseOptions = BaseOptions> extends 
   /** The model gradients (and their versions) last copied to the masters; a step consumes them. */
   private prepared: { grad: Tensor | undefined; version: number }[] | undefined;
 
-  constructor(params: Iterable<Tensor>, makeOptimizer: (masters: Tensor[]) => Optimizer<O>) {
+  /** Where the masters live (undefined: with the parameters). */
+  readonly masterBackend: string | undefined;
+
+  constructor(params: Iterable<Tensor>, makeOptimizer: (masters: Tensor[]) => Optimizer<O>, options: MasterWeightOptions = {}) {
     const modelParams = [...params];
     if (modelParams.length === 0) throw new TesseraError('MasterWeightOptimizer: got an empty parameter list; pass model.parameters().');
-    const masters = modelParams.map(masterOf);
+    if (options.masterBackend !== undefined) getBackend(options.masterBackend);
+    const masters = modelParams.map((p) => masterOf(p, options.masterBackend));
     const inner = makeOptimizer(masters);
     super(masters, inner.defaults);
     // One set of group objects: a scheduler moving this optimizer's lr moves the inner one's.
@@ -64,6 +98,7 @@ export class MasterWeightOptimizer<O extends BaseOptions = BaseOptions> extends 
       if (!grouped.has(m)) throw new TesseraError(`MasterWeightOptimizer: makeOptimizer left out the master of parameter ${i}; build the optimizer over all the masters it is given.`);
     });
     this.inner = inner;
+    this.masterBackend = options.masterBackend;
     this.modelParams = modelParams;
     this.masters = masters;
     this.prepared = undefined;
@@ -90,7 +125,7 @@ export class MasterWeightOptimizer<O extends BaseOptions = BaseOptions> extends 
         const m = this.masters[i]!;
         if (m === p) return;
         const old = m.grad;
-        m.grad = p.grad === undefined ? undefined : keep(cast(p.grad, 'float32'));
+        m.grad = p.grad === undefined ? undefined : keep(toBackend(p.grad, m.dtype === 'float64' ? 'float64' : 'float32', m.backend));
         if (old !== undefined && old !== m.grad) old.dispose();
       });
     });
@@ -128,7 +163,7 @@ export class MasterWeightOptimizer<O extends BaseOptions = BaseOptions> extends 
   copyParamsToMasters(): void {
     noGrad(() => this.modelParams.forEach((p, i) => {
       const m = this.masters[i]!;
-      if (m !== p) assignValues(m, cast(p, 'float32'), 'MasterWeightOptimizer.copyParamsToMasters');
+      if (m !== p) assignValues(m, toBackend(p, m.dtype === 'float64' ? 'float64' : 'float32', m.backend), 'MasterWeightOptimizer.copyParamsToMasters');
     }));
   }
 

@@ -136,3 +136,38 @@ it('Module.to(dtype) casts floating parameters and buffers, keeps integer buffer
   const out = autocast({ dtype: 'bfloat16' }, () => mseLoss(model.to('bfloat16').get(1).call(t.randn([2, 4])), t.zeros([2, 10])));
   assert.equal(out.dtype, 'float32');
 });
+
+forEachBackend('optimizer-state offload (masterBackend)', (backend) => {
+  it('keeps masters and Adam\'s state on the master backend and trains as plain Adam does', () => {
+    const host = backend === 'cpu' ? 'wasm' : 'cpu';
+    const g = new t.Generator(11);
+    const x = t.randn([16, 6], { generator: g }), y = t.randn([16, 3], { generator: g });
+    const run = (offload: boolean): { params: number[][]; losses: number[]; opt: Adam | MasterWeightOptimizer } => {
+      t.manualSeed(5);
+      const model = new Sequential(new Linear(6, 12), new Linear(12, 3));
+      const opt = offload
+        ? new MasterWeightOptimizer(model.parameters(), (m) => new Adam(m, { lr: 1e-2 }), { masterBackend: host })
+        : new Adam(model.parameters(), { lr: 1e-2 });
+      const losses: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        opt.zeroGrad();
+        const loss = mseLoss(model.call(x), y);
+        loss.backward();
+        opt.step();
+        losses.push(loss.item());
+      }
+      model.parameters().forEach((p) => assert.equal(p.backend, backend, 'the model stays on its backend'));
+      return { params: model.parameters().map(values), losses, opt };
+    };
+    const plain = run(false), moved = run(true);
+    const inner = (moved.opt as MasterWeightOptimizer).inner;
+    for (const m of (moved.opt as MasterWeightOptimizer).masters) {
+      assert.equal(m.backend, host);
+      for (const v of Object.values(inner.state.get(m)!)) if (typeof v !== 'number') assert.equal(v.backend, host, 'Adam\'s moments live on the master backend');
+    }
+    // float32 Adam on one backend and the other's update kernel round differently in the last bits.
+    moved.losses.forEach((l, i) => assert.ok(Math.abs(l - plain.losses[i]!) <= 1e-5 * Math.abs(plain.losses[i]!), `step ${i}: ${l} vs ${plain.losses[i]}`));
+    moved.params.flat().forEach((v, i) => assert.ok(Math.abs(v - plain.params.flat()[i]!) <= 1e-5, `parameter value ${i}`));
+    assert.throws(() => new MasterWeightOptimizer(run(false).opt.paramGroups[0]!.params, (m) => new Adam(m), { masterBackend: 'nope' }), /nope/);
+  });
+});
