@@ -26,23 +26,8 @@ const steps = Number(args.get('steps') ?? 8);
 const outDir = args.get('out') ?? 'bench/results';
 
 function tapeBytes(root: Tensor): { accounted: number; physical: number } {
-  type Node = { inputs: Tensor[]; output: Tensor | undefined };
-  const seen = new Set<unknown>();
-  const storages = new Map<unknown, { accounted: number; physical: number }>();
-  const stack = [root.gradNode as unknown as Node | undefined];
-  while (stack.length > 0) {
-    const node = stack.pop();
-    if (node === undefined || seen.has(node)) continue;
-    seen.add(node);
-    for (const x of [...node.inputs, ...(node.output ? [node.output] : [])]) {
-      const half = x.storage.dtype === 'float16' || x.storage.dtype === 'bfloat16';
-      storages.set(x.storage, { accounted: x.storage.size * t.itemsize(x.storage.dtype), physical: x.storage.size * (half ? 4 : t.itemsize(x.storage.dtype)) });
-      stack.push(x.gradNode as unknown as Node | undefined);
-    }
-  }
-  let accounted = 0, physical = 0;
-  for (const v of storages.values()) { accounted += v.accounted; physical += v.physical; }
-  return { accounted, physical };
+  const m = t.savedTensorMemory(root);
+  return { accounted: m.bytes, physical: m.storedBytes };
 }
 
 interface Row { recipe: string; mode: string; msPerStep: number; loss: number; tapeAccounted: number; tapePhysical: number }

@@ -14,7 +14,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as t from '../src/index.js';
-import type { Tensor } from '../src/index.js';
 
 const args = new Map(process.argv.slice(2).map((a) => { const [k, v] = a.replace(/^--/, '').split('='); return [k!, v ?? 'true'] as const; }));
 const quick = args.has('quick');
@@ -28,23 +27,6 @@ const cases: Case[] = quick
     { name: 'the bench GPT (issue 6)', vocab: 65, ctx: 64, d: 128, heads: 4, layers: 2, batch: 16 },
     { name: 'deeper: 8 layers, ctx 128', vocab: 65, ctx: 128, d: 128, heads: 4, layers: 8, batch: 16 },
   ];
-
-function tapeBytes(root: Tensor): number {
-  type Node = { inputs: Tensor[]; output: Tensor | undefined };
-  const seen = new Set<unknown>();
-  const storages = new Map<unknown, number>();
-  const stack = [root.gradNode as unknown as Node | undefined];
-  while (stack.length > 0) {
-    const node = stack.pop();
-    if (node === undefined || seen.has(node)) continue;
-    seen.add(node);
-    for (const x of [...node.inputs, ...(node.output ? [node.output] : [])]) {
-      storages.set(x.storage, x.storage.size * t.itemsize(x.dtype));
-      stack.push(x.gradNode as unknown as Node | undefined);
-    }
-  }
-  return [...storages.values()].reduce((a, b) => a + b, 0);
-}
 
 async function settle(): Promise<number> {
   if (gc === undefined) return t.memoryStats().liveBytes;
@@ -80,7 +62,7 @@ async function measure(c: Case, mode: Mode) {
   const hostBefore = t.offloadTotals().hostBytes;
   const loss = lossOf();
   const held = (await settle()) - before;
-  const tape = tapeBytes(loss);
+  const tape = t.savedTensorMemory(loss).bytes;
   const host = t.offloadTotals().hostBytes - hostBefore;
   loss.backward();
   opt.step();

@@ -6,3 +6,4 @@ export { grad, valueAndGrad, vjp, jacobian, jacrev, jacfwd, hessian, gradients, 
 export { gradcheck, gradgradcheck, type GradcheckOptions, type GradgradcheckOptions, type GradcheckReport, type GradcheckMismatch, type GradcheckFn } from './gradcheck.js';
 export { checkpoint, checkpointSequential, type CheckpointResult } from './checkpoint.js';
 export { offload, lastOffloadStats, offloadTotals, type OffloadStats } from './offload.js';
+export { savedTensorMemory, type SavedMemory } from './saved-memory.js';

@@ -7,36 +7,14 @@ import * as t from '../../src/index.js';
 import type { Tensor } from '../../src/index.js';
 import { forEachBackend, runsFloat64Checks } from '../helpers/backends.js';
 import { assertClose } from '../helpers/close.js';
+import { gradsOf } from '../helpers/grads.js';
 
-/** Bytes of the distinct storages the tape behind `root` holds for backward. */
-function tapeBytes(root: Tensor): number {
-  type Node = { inputs: Tensor[]; output: Tensor | undefined };
-  const seen = new Set<unknown>();
-  const storages = new Map<unknown, number>();
-  const stack = [root.gradNode as unknown as Node | undefined];
-  while (stack.length > 0) {
-    const node = stack.pop();
-    if (node === undefined || seen.has(node)) continue;
-    seen.add(node);
-    for (const x of [...node.inputs, ...(node.output ? [node.output] : [])]) {
-      storages.set(x.storage, x.storage.size * t.itemsize(x.dtype));
-      stack.push(x.gradNode as unknown as Node | undefined);
-    }
-  }
-  return [...storages.values()].reduce((a, b) => a + b, 0);
-}
+const tapeBytes = (root: Tensor): number => t.savedTensorMemory(root).bytes;
 
 forEachBackend('checkpoint', (backend) => {
   const dtype = runsFloat64Checks(backend) ? 'float64' as const : 'float32' as const;
   const tol = dtype === 'float64' ? { atol: 1e-12, rtol: 1e-12 } : { atol: 1e-5, rtol: 1e-5 };
   const param = (shape: number[]): Tensor => t.randn(shape, { dtype }).requiresGrad_();
-
-  /** Gradients of every tensor in `wrt` for loss(), after clearing them. */
-  function gradsOf(wrt: Tensor[], loss: () => Tensor): Tensor[] {
-    for (const w of wrt) w.grad = undefined;
-    loss().backward();
-    return wrt.map((w) => w.grad!.clone());
-  }
 
   it('gives the gradients of the plain block for arguments, parameters and captured activations', () => {
     t.manualSeed(3);

@@ -7,17 +7,12 @@ import * as t from '../../src/index.js';
 import type { Tensor } from '../../src/index.js';
 import { forEachBackend, runsFloat64Checks } from '../helpers/backends.js';
 import { assertClose } from '../helpers/close.js';
+import { gradsOf } from '../helpers/grads.js';
 
 forEachBackend('offload', (backend) => {
   const dtype = runsFloat64Checks(backend) ? 'float64' as const : 'float32' as const;
   const tol = dtype === 'float64' ? { atol: 1e-12, rtol: 1e-12 } : { atol: 1e-5, rtol: 1e-5 };
   const param = (shape: number[]): Tensor => t.randn(shape, { dtype }).requiresGrad_();
-
-  function gradsOf(wrt: Tensor[], loss: () => Tensor): Tensor[] {
-    for (const w of wrt) w.grad = undefined;
-    loss().backward();
-    return wrt.map((w) => w.grad!.clone());
-  }
 
   it('gives the gradients of the plain block, with dropout, for arguments, parameters and captured activations', () => {
     t.manualSeed(3);
