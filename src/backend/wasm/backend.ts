@@ -395,12 +395,17 @@ export class WasmBackend implements Backend {
         }) as Kernel<PrimitiveName>;
       case 'cast': {
         // To float32/float64 a cast is the typed-array conversion the reference's `dst[i] = src[i]`
-        // performs; casts to integer or half formats need its rounding rules.
+        // performs; to a half format from float32 or a half format (exact in float32 words) it is that
+        // copy and the format's rounding; casts to integers, or from float64 to a half format (which
+        // must round once, not through float32), need the reference's rules.
         const fallback = this.cpuOnViews('cast');
         return ((inputs, attrs, out) => {
-          if (out.dtype !== 'float32' && out.dtype !== 'float64') return fallback(inputs, attrs as PrimitiveAttrs['cast'], out);
+          const from = inputs[0]!.dtype;
+          const toHalf = (out.dtype === 'float16' || out.dtype === 'bfloat16') && wordType(from) === 'float32';
+          if (out.dtype !== 'float32' && out.dtype !== 'float64' && !toHalf) return fallback(inputs, attrs as PrimitiveAttrs['cast'], out);
           const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape));
           copyInto(dst, inputs[0]!, contiguousStridesOf(out.shape), 0);
+          if (toHalf && out.dtype !== from) roundToFormat(out.dtype, this.readAll(dst));
           return dst;
         }) as Kernel<PrimitiveName>;
       }
@@ -543,14 +548,21 @@ export class WasmBackend implements Backend {
 
   private attentionOnce: WasmAttention | undefined;
 
-  /** The fused attention kernels (attention.ts) for float32 inputs they fit; anything else: the reference. */
+  /**
+   * The fused attention kernels (attention.ts) for float32 inputs they fit, and for float16/bfloat16
+   * ones (float32 words: the float32 kernel runs and the result is rounded to the format once, as
+   * for matmul; autocast runs attention in the half format); anything else: the reference.
+   */
   private attentionKernel(prim: 'attention' | 'attentionGrad'): Kernel<PrimitiveName> {
     const attention = (this.attentionOnce ??= new WasmAttention(this.heap, () => this.currentPool));
     const fallback = this.cpuOnViews(prim) as Kernel<PrimitiveName>;
     return ((inputs, attrs, out) => {
-      if (out.dtype !== 'float32' || !attention.fits(inputs)) return fallback(inputs, attrs, out);
-      const dst = this.allocUninitialized('float32', sizeOf(out.shape));
-      attention.run(inputs, (t) => this.addressOf(t.storage), attrs as PrimitiveAttrs['attention'], this.addressOf(dst));
+      const half = out.dtype === 'float16' || out.dtype === 'bfloat16';
+      const words = half && inputs.every((t) => t.dtype === out.dtype) ? inputs.map((t) => ({ ...t, dtype: 'float32' as const })) : inputs;
+      if (wordType(out.dtype) !== 'float32' || !attention.fits(words)) return fallback(inputs, attrs, out);
+      const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape));
+      attention.run(words, (t) => this.addressOf(t.storage), attrs as PrimitiveAttrs['attention'], this.addressOf(dst));
+      if (half) roundToFormat(out.dtype, this.readAll(dst));
       this.count(prim, 'wasm');
       return dst;
     }) as Kernel<PrimitiveName>;
@@ -714,7 +726,9 @@ export class WasmBackend implements Backend {
    */
   private elementwiseKernel(prim: PrimitiveName, inputs: readonly KernelInput[], out: OutputInfo): Storage | undefined {
     const sig = this.elementwise.signature(prim)!;
-    if (out.dtype !== sig.output || inputs.length !== sig.inputs.length || inputs.some((t, i) => t.dtype !== sig.inputs[i])) {
+    // float16/bfloat16 values sit in float32 words, exactly: the float32 kernel computes on them and a
+    // half-format result is rounded to its format once (autocast's elementwise ops stay on SIMD).
+    if (wordType(out.dtype) !== sig.output || inputs.length !== sig.inputs.length || inputs.some((t, i) => wordType(t.dtype) !== sig.inputs[i])) {
       return undefined;
     }
     const n = sizeOf(out.shape);
@@ -737,9 +751,15 @@ export class WasmBackend implements Backend {
     forEachRow(rest, [0, ...inputs.map((t) => t.offset)], (offsets) => {
       run(plan.rowLength, rows, ptrs.map((p, i) => p + bytes[i]! * offsets[i]!), strides, rowStrides);
     });
+    if (out.dtype === 'float16' || out.dtype === 'bfloat16') roundToFormat(out.dtype, this.readAll(storage));
     return storage;
   }
 
+}
+
+/** The element type a dtype's storage words hold: float16/bfloat16 are kept as float32 words. */
+function wordType(dtype: DType): DType {
+  return dtype === 'float16' || dtype === 'bfloat16' ? 'float32' : dtype;
 }
 
 /** A wasm backend (threads as given; see node.ts for Node's defaults). */
