@@ -14,31 +14,50 @@
 //   them as leaves, so the outer graph is left to the outer backward) and disposes the recomputed
 //   activations. Dropout therefore draws the same mask both times.
 //
-// Inside a jvp, checkpoint simply runs fn (forward mode saves no activations). Under a tracer (jit),
-// too: the traced graph's lifetimes are the memory planner's business, and a recomputation recorded
-// in the graph would be merged back into the forward by common-subexpression elimination.
+// Inside a jvp, checkpoint simply runs fn (forward mode saves no activations).
+//
+// Under a tracer (jit) the same happens symbolically: the forward's nodes are recorded without a
+// tape, and the traced backward records the recomputation's nodes, tagged (GraphNode.remat) so that
+// common-subexpression elimination and matmul merging keep them apart from their forward twins.
+// The memory planner then frees the forward's activations after their last forward use, and the
+// planned graph recomputes them in backward (rematerialization). Random draws are not redrawn in
+// the graph (a replayed graph draws anew each time): the recomputation reuses the forward's draws.
 import { TesseraError, fmtShape } from '../core/errors.js';
 import { scope } from '../core/memory.js';
 import { snapshotGenerators } from '../core/random.js';
 import { Tensor } from '../core/tensor.js';
-import { addDispatchObserver, currentAutocastHook, withAutocastHook, type AutocastHook } from '../ops/dispatch.js';
+import { addDispatchObserver, currentAutocastHook, withAutocastHook, withRandomReplay, type AutocastHook } from '../ops/dispatch.js';
+import { isRandomPrimitive } from '../ops/primitives.js';
 import { detach } from '../ops/shape.js';
 import { gradientsUpTo } from './backward.js';
 import { forwardModeActive } from './forward.js';
 import { enableGrad, isGradEnabled, noGrad } from './mode.js';
 import { recordCustom } from './node.js';
 
-// Whether a tracer is recording. The graph layer sits above autodiff, so it registers this probe when
-// it loads (graph/trace.ts) rather than autodiff importing it; without the graph layer nothing traces.
-let isTracing: () => boolean = () => false;
-export function registerTracingProbe(probe: () => boolean): void {
-  isTracing = probe;
+/** What the graph layer lends autodiff: whether a tracer records, and tagging recorded nodes. */
+export interface TracingHooks {
+  isTracing(): boolean;
+  withRematTag<T>(tag: number, fn: () => T): T;
+}
+
+// The graph layer sits above autodiff, so it registers these when it loads (graph/trace.ts) rather
+// than autodiff importing it; without the graph layer nothing traces.
+let tracing: TracingHooks = { isTracing: () => false, withRematTag: (_tag, fn) => fn() };
+export function registerTracingHooks(hooks: TracingHooks): void {
+  tracing = hooks;
 }
 
 /** Whether a tracer is recording (for offload.ts, which runs its block plainly then too). */
 export function activeTracing(): boolean {
-  return isTracing();
+  return tracing.isTracing();
 }
+
+let nextRematTag = 1;
+
+/** How a recomputation reproduces the forward's random draws. */
+type Draws =
+  | { kind: 'generators'; atForward: ReturnType<typeof snapshotGenerators> }
+  | { kind: 'replay'; tensors: Tensor[]; tag: number };
 
 /** What a checkpointed function may return: one tensor, or an array of tensors. */
 export type CheckpointResult = Tensor | readonly Tensor[];
@@ -54,29 +73,32 @@ export type CheckpointResult = Tensor | readonly Tensor[];
  * An array result costs one recomputation per output that receives a gradient.
  */
 export function checkpoint<A extends unknown[], R extends CheckpointResult>(fn: (...args: A) => R, ...args: A): R {
-  // Run fn plainly when there is nothing to save memory on (no tape would be recorded), when the
-  // tracer decides lifetimes, or inside a jvp (forward mode keeps no activations for backward, and
-  // the tangents fn computes must outlive it).
-  if (!isGradEnabled() || isTracing() || forwardModeActive()) return fn(...args);
+  // Run fn plainly when there is nothing to save memory on (no tape would be recorded) or inside a
+  // jvp (forward mode keeps no activations for backward, and the tangents fn computes must outlive it).
+  if (!isGradEnabled() || forwardModeActive()) return fn(...args);
 
-  const generators = snapshotGenerators();
+  const traced = tracing.isTracing();
+  const draws: Draws = traced ? { kind: 'replay', tensors: [], tag: nextRematTag++ } : { kind: 'generators', atForward: snapshotGenerators() };
   // The recomputation runs inside backward, which suspends autocast: it must cast as the forward did.
   const autocast = currentAutocastHook();
   const inputs = new Set<Tensor>();
   const stop = addDispatchObserver({
-    onPrimitive(_prim, ins) {
+    onPrimitive(prim, ins, _attrs, out) {
       for (const t of ins) if (t.requiresGrad) inputs.add(t);
+      if (draws.kind === 'replay' && isRandomPrimitive(prim)) draws.tensors.push(out);
     },
   });
   let result: R;
   try {
-    result = scope(() => noGrad(() => {
+    const forward = (): R => noGrad(() => {
       const r = fn(...args);
       checkResult(r);
       // Fresh tensors over the outputs' storages: the tape node goes on these, never on a tensor that
       // fn merely passed through (an input returned as is must keep its own history).
       return (Array.isArray(r) ? r.map((t: Tensor) => detach(t)) : detach(r as Tensor)) as unknown as R;
-    }));
+    });
+    // Eagerly the intermediates are disposed at once; a trace keeps its tensors (its graph decides).
+    result = traced ? forward() : scope(forward);
   } finally {
     stop();
   }
@@ -85,7 +107,7 @@ export function checkpoint<A extends unknown[], R extends CheckpointResult>(fn: 
 
   const outputs: Tensor[] = Array.isArray(result) ? [...(result as readonly Tensor[])] : [result as Tensor];
   outputs.forEach((out, k) => {
-    recordCustom('checkpoint', saved, out, (grad) => recompute(fn, args, generators, autocast, saved, outputs.length > 1 ? k : undefined, out, grad));
+    recordCustom('checkpoint', saved, out, (grad) => recompute(fn, args, draws, autocast, saved, outputs.length > 1 ? k : undefined, out, grad));
   });
   return result;
 }
@@ -102,7 +124,7 @@ function checkResult(r: unknown): void {
 function recompute<A extends unknown[]>(
   fn: (...args: A) => CheckpointResult,
   args: A,
-  atForward: ReturnType<typeof snapshotGenerators>,
+  draws: Draws,
   autocast: AutocastHook | undefined,
   saved: readonly Tensor[],
   index: number | undefined,
@@ -111,10 +133,11 @@ function recompute<A extends unknown[]>(
 ): (Tensor | undefined)[] {
   // backward() runs vjps with grad mode on exactly when it records the backward pass (createGraph).
   const createGraph = isGradEnabled();
-  const now = snapshotGenerators();
-  atForward.restore();
+  const now = draws.kind === 'generators' ? snapshotGenerators() : undefined;
+  if (draws.kind === 'generators') draws.atForward.restore();
+  const again = (): CheckpointResult => withAutocastHook(autocast, () => enableGrad(() => fn(...args)));
   const run = (): (Tensor | undefined)[] => {
-    const r = withAutocastHook(autocast, () => enableGrad(() => fn(...args)));
+    const r = draws.kind === 'replay' ? tracing.withRematTag(draws.tag, () => withRandomReplay(draws.tensors, again)) : again();
     const outs = r instanceof Tensor ? [r] : [...r];
     const out = outs[index ?? 0];
     if (out === undefined || outs.length !== (index === undefined ? 1 : outs.length) ||
@@ -129,10 +152,10 @@ function recompute<A extends unknown[]>(
   };
   try {
     // The recomputed activations live only until their gradients are computed, unless the backward
-    // pass is itself being recorded (then the gradients' graph needs them).
-    return createGraph ? run() : scope(run);
+    // pass is itself being recorded (then the gradients' graph needs them) or traced.
+    return createGraph || draws.kind === 'replay' ? run() : scope(run);
   } finally {
-    now.restore();
+    now?.restore();
   }
 }
 

@@ -26,6 +26,12 @@ export interface GraphNode {
   inputs: ValueId[];
   attrs: unknown;
   outputs: ValueId[];
+  /**
+   * Set on the nodes a checkpointed block's recomputation recorded (traced backward): equal to
+   * forward nodes, but kept apart by common-subexpression elimination and matmul merging, so that
+   * the forward's activations die early and backward recomputes them (rematerialization).
+   */
+  remat?: number;
 }
 
 /** A side effect applied after a run: copy `value` into `target`'s data, or set `target.grad`. */
@@ -126,7 +132,7 @@ export class Graph {
   clone(): Graph {
     const g = new Graph();
     for (const [id, v] of this.values) g.values.set(id, { ...v, shape: [...v.shape] });
-    g.nodes = this.nodes.map((n) => ({ op: n.op, inputs: [...n.inputs], attrs: n.attrs, outputs: [...n.outputs] }));
+    g.nodes = this.nodes.map((n) => ({ op: n.op, inputs: [...n.inputs], attrs: n.attrs, outputs: [...n.outputs], ...(n.remat === undefined ? {} : { remat: n.remat }) }));
     g.inputs = [...this.inputs];
     g.outputs = [...this.outputs];
     for (const [k, t] of this.constants) g.constants.set(k, t);

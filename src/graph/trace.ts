@@ -13,7 +13,7 @@ import { TesseraError, fmtShape } from '../core/errors.js';
 import { shapesEqual } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { addDispatchObserver } from '../ops/dispatch.js';
-import { registerTracingProbe } from '../autodiff/checkpoint.js';
+import { registerTracingHooks } from '../autodiff/checkpoint.js';
 import type { PrimitiveName } from '../ops/primitives.js';
 import { Graph, type ValueId } from './graph.js';
 
@@ -22,6 +22,8 @@ interface TraceEvent {
   inputs: Tensor[];
   attrs: unknown;
   outputs: Tensor[];
+  /** The recomputation tag active when it was recorded (GraphNode.remat). */
+  remat?: number;
 }
 
 export interface TraceOptions {
@@ -64,7 +66,22 @@ export function activeTracer(): Tracer | undefined {
 export function isTracing(): boolean {
   return stack.length > 0;
 }
-registerTracingProbe(isTracing);
+
+// While a checkpointed block is recomputed inside a traced backward, its nodes carry this tag
+// (GraphNode.remat): see autodiff/checkpoint.ts.
+let rematTag: number | undefined;
+
+/** Runs fn with the primitives it records tagged as recomputation `tag`. */
+export function withRematTag<T>(tag: number, fn: () => T): T {
+  const previous = rematTag;
+  rematTag = tag;
+  try {
+    return fn();
+  } finally {
+    rematTag = previous;
+  }
+}
+registerTracingHooks({ isTracing, withRematTag });
 
 /** Runs fn with value reads not recorded as guards (for reads the graph layer makes itself). */
 export function untracedRead<T>(fn: () => T): T {
@@ -136,7 +153,7 @@ export class Tracer {
     for (const t of inputs) {
       if (t.isLeaf && t.requiresGrad && !this.gradAtFirstUse.has(t) && this.resolve(t) === undefined) this.gradAtFirstUse.set(t, t.grad);
     }
-    this.events.push({ op, inputs: ins, attrs, outputs: [...outputs] });
+    this.events.push({ op, inputs: ins, attrs, outputs: [...outputs], ...(rematTag === undefined ? {} : { remat: rematTag }) });
     for (const o of outputs) this.note(o);
   }
 
@@ -209,6 +226,7 @@ export class Tracer {
       emitted.add(e);
       const ins = e.inputs.map(valueOf);
       const outs = g.addNode(e.op, ins, e.attrs, e.outputs.map((o) => ({ shape: o.shape, dtype: o.dtype })));
+      if (e.remat !== undefined) g.nodes[g.nodes.length - 1]!.remat = e.remat;
       e.outputs.forEach((o, k) => ids.set(o, outs[k]!));
     };
     for (const e of this.events) if (!emitted.has(e)) emit(e);

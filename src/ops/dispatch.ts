@@ -8,7 +8,7 @@ import { viewStrides } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { GradNode } from '../autodiff/node.js';
 import { isGradEnabled } from '../autodiff/mode.js';
-import { primitives, type PrimitiveAttrs, type PrimitiveName, type ValueInfo } from './primitives.js';
+import { isRandomPrimitive, primitives, type PrimitiveAttrs, type PrimitiveName, type ValueInfo } from './primitives.js';
 import { forwardTangents } from '../autodiff/forward.js';
 
 /** Something that wants to see every primitive application (the tracer, profilers, the graph capture). */
@@ -102,6 +102,34 @@ export function autocastOperands<T extends readonly (Tensor | undefined)[]>(op: 
   return operands.map((t) => (t === undefined ? undefined : cast[k++])) as unknown as T;
 }
 
+/**
+ * While set, random primitives return these tensors in order instead of drawing: a checkpointed
+ * block recomputed in a traced backward gets the forward's draws (autodiff/checkpoint.ts), since a
+ * replayed graph would draw new values. Undefined otherwise, so bind pays one check per draw.
+ */
+let randomReplay: { readonly draws: readonly Tensor[]; next: number } | undefined;
+
+/** Runs fn with its random primitives answered by `draws`, in order. */
+export function withRandomReplay<T>(draws: readonly Tensor[], fn: () => T): T {
+  const previous = randomReplay;
+  randomReplay = { draws, next: 0 };
+  try {
+    return fn();
+  } finally {
+    randomReplay = previous;
+  }
+}
+
+function replayedDraw(prim: string, info: ValueInfo): Tensor {
+  const replay = randomReplay!;
+  const t = replay.draws[replay.next++];
+  if (t === undefined || t.dtype !== info.dtype || t.shape.length !== info.shape.length || t.shape.some((d, i) => d !== info.shape[i])) {
+    throw new TesseraError(`${prim}: a recomputed checkpoint block drew ${fmtShape(info.shape)} ${info.dtype} values where its forward drew ` +
+      `${t === undefined ? 'nothing more' : `${fmtShape(t.shape)} ${t.dtype}`}; the checkpointed function must draw the same random numbers each time it runs.`);
+  }
+  return t;
+}
+
 /** Runs a backend's kernel, or the cpu kernel on its storage read as typed arrays. */
 function runKernel<P extends PrimitiveName>(backend: Backend, prim: P, inputs: readonly Tensor[], attrs: PrimitiveAttrs[P], out: ValueInfo): Storage {
   const own = backend.kernel(prim);
@@ -121,6 +149,7 @@ export function bind<P extends PrimitiveName>(prim: P, inputs: readonly Tensor[]
   for (const t of inputs) t.assertAlive(prim);
   if (autocastHook !== undefined) inputs = autocastHook.castInputs(prim, inputs);
   const info = def.infer(inputs, attrs);
+  if (randomReplay !== undefined && inputs.length === 0 && isRandomPrimitive(prim)) return replayedDraw(prim, info);
   // A primitive without inputs (a random draw) names its backend in its attrs.
   const backend = inputs.length > 0 ? commonBackend(prim, inputs) : getBackend((attrs as { backend?: string }).backend);
 

@@ -87,22 +87,46 @@ forEachBackend('checkpoint', (backend) => {
     assert.ok(plain >= ck + 2 * 32 * 256 * bytes, `plain tape ${plain} bytes, checkpointed ${ck}`);
   });
 
-  it('runs the block once when nothing needs a gradient, and matches plain training under jit', () => {
+  it('runs the block once when nothing needs a gradient', () => {
     let calls = 0;
     const x = t.randn([2, 3], { dtype });
     const y = t.checkpoint((h: Tensor) => { calls++; return h.exp(); }, x);
     assert.equal(calls, 1);
     assert.equal(y.requiresGrad, false);
+  });
 
+  it('under jit, recomputes in the traced backward: same gradients (dropout too, on every replay), a lower planned peak', () => {
     t.manualSeed(8);
-    const W = param([3, 3]);
-    const step = (ck: boolean) => t.jit((inp: Tensor) => {
-      const out = ck ? t.checkpoint((h: Tensor) => h.matmul(W).tanh(), inp) : inp.matmul(W).tanh();
-      const [g] = t.gradients(out.sum(), [W]);
-      return g!;
+    const Ws = [0, 1, 2, 3].map(() => t.randn([32, 32], { dtype }).mul(0.2).detach().requiresGrad_());
+    const layer = (W: Tensor, p: number) => (h: Tensor): Tensor => t.dropout(h.matmul(W).tanh().mul(h.sigmoid()), p);
+    const step = (ck: boolean, p = 0.25) => t.jit((x: Tensor) => {
+      let h = x;
+      for (const W of Ws) h = ck ? t.checkpoint(layer(W, p), h) : layer(W, p)(h);
+      return t.gradients(h.pow(2).sum(), Ws);
     });
-    const inp = t.randn([4, 3], { dtype });
-    assertClose(step(true)(inp), step(false)(inp), tol);
+    const plain = step(false), remat = step(true);
+    const x = t.randn([64, 32], { dtype });
+    for (let call = 0; call < 3; call++) {
+      t.manualSeed(100 + call);
+      const a = plain(x);
+      t.manualSeed(100 + call);
+      const b = remat(x);
+      a.forEach((g, i) => assertClose(b[i]!, g, tol));
+    }
+    const traced = remat.graphs()[0]!.traced;
+    assert.ok(traced.nodes.some((n) => n.remat !== undefined), 'the recomputation is tagged in the graph');
+    // The compiler keeps the recomputation apart (CSE would otherwise merge it into the forward):
+    // the optimized graph computes the same and its planned peak memory is lower (the forward's
+    // draws stay alive for the recomputation, so dropout saves less: measured without it).
+    const peak = (f: typeof plain): number => t.compiler.memoryPlan(t.compiler.runPipeline(f.graphs()[0]!.traced.clone()).graph).peakLiveBytes;
+    const [plain0, remat0] = [step(false, 0), step(true, 0)];
+    plain0(x);
+    remat0(x);
+    assert.ok(peak(remat0) < 0.8 * peak(plain0), `planned peak ${peak(remat0)} bytes with checkpoint, ${peak(plain0)} without`);
+    assert.ok(peak(remat) < peak(plain), `with dropout: planned peak ${peak(remat)} bytes with checkpoint, ${peak(plain)} without`);
+    const traced0 = remat0.graphs()[0]!.traced;
+    const optimized = t.compiler.runPipeline(traced0.clone()).graph;
+    t.interpret(traced0, [x]).forEach((g, i) => assertClose(t.interpret(optimized, [x])[i]!, g, tol));
   });
 
   it('names itself in errors', () => {
@@ -112,6 +136,13 @@ forEachBackend('checkpoint', (backend) => {
     const loss = t.checkpoint((_w: Tensor) => (n++ === 0 ? W.exp() : W.exp().reshape([4])), W).sum();
     assert.throws(() => loss.backward(), /checkpoint: the recomputation returned shape \[4\] where the forward returned shape \[2, 2\]/);
     assert.throws(() => t.checkpointSequential([], 0, W), /checkpointSequential: segments must be a positive integer, got 0/);
+    // Under jit the recomputation reuses the forward's draws, which must then be the same ones.
+    let k = 0;
+    const drawsDiffer = t.jit((x: Tensor) => {
+      const y = t.checkpoint((h: Tensor) => h.sum().mul(t.rand([k++ === 0 ? 2 : 3], { dtype }).sum()), x);
+      return t.gradients(y, [x]);
+    });
+    assert.throws(() => drawsDiffer(W), /randomUniform: a recomputed checkpoint block drew \[3\] .* where its forward drew \[2\]/);
   });
 
   it('recomputes under the autocast state of the forward (backward itself runs without autocast)', () => {

@@ -46,7 +46,8 @@ export function eliminateCommonSubexpressions(input: Graph): PassResult {
       continue;
     }
     const ins = COMMUTATIVE.has(n.op) ? [...n.inputs].sort((a, b) => a - b) : n.inputs;
-    const key = `${n.op}|${ak}|${ins.join(',')}`;
+    // A recomputed node (checkpoint under jit) must not collapse into its forward twin.
+    const key = `${n.op}|${ak}|${ins.join(',')}|${n.remat ?? ''}`;
     const prev = table.get(key);
     if (prev !== undefined) {
       n.outputs.forEach((o, k) => rep.set(o, prev[k]!));

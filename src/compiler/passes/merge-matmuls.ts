@@ -23,7 +23,9 @@ export function mergeParallelMatmuls(input: Graph): PassResult {
   };
   const byLhs = new Map<string, number[]>();
   g.nodes.forEach((n, i) => {
-    if (n.op === 'matmul') { const key = lhsKey(n.inputs[0]!); byLhs.set(key, [...(byLhs.get(key) ?? []), i]); }
+    // A recomputation (checkpoint under jit) merges only with its own nodes: merged into the forward's
+    // product it would be computed in the forward and kept, which is what recomputing avoids.
+    if (n.op === 'matmul') { const key = `${lhsKey(n.inputs[0]!)}|${n.remat ?? ''}`; byLhs.set(key, [...(byLhs.get(key) ?? []), i]); }
   });
   const inserts = new Map<number, GraphNode[]>();
   const removed = new Set<number>();
