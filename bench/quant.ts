@@ -24,7 +24,8 @@ const args = new Map(process.argv.slice(2).map((a) => {
 }));
 const quick = args.has('quick');
 const shapes = (args.get('shapes') ?? '784x512,512x512,4096x4096').split(',').map((s) => s.split('x').map(Number) as [number, number]);
-const batches = (args.get('batches') ?? '1,64').split(',').map(Number);
+const batches = (args.get('batches') ?? '1,64,256').split(',').map(Number);
+const only = args.get('variants')?.split(',');
 const rounds = Number(args.get('rounds') ?? (quick ? 5 : 15));
 
 t.setBackend('wasm');
@@ -34,6 +35,8 @@ t.manualSeed(0);
 interface Row {
   inFeatures: number; outFeatures: number; batch: number; variant: string;
   weightBytes: number; ms: number; weightGBps: number; speedup: number; maxAbsDiffVsFloat: number;
+  /** 2·batch·in·out / time: GFLOP/s for float, GOP/s (multiply-adds counted as 2) for the integer kernel. */
+  gops: number;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
@@ -57,8 +60,10 @@ for (const [k, n] of shapes) {
     ['int8 per-channel', { bits: 8 }],
     ['int4 group-32', { bits: 4, scheme: 'group', groupSize: 32 }],
     ['int4 group-128', { bits: 4, scheme: 'group', groupSize: 128 }],
+    ['dynamic-int8', { bits: 8, activations: 'dynamic-int8' }],
   ] as const) {
-    const q = quant.QuantizedLinear.fromLinear(linear, opts as quant.QuantizeOptions);
+    if (only !== undefined && !only.includes(name)) continue;
+    const q = quant.QuantizedLinear.fromLinear(linear, opts as quant.LinearQuantizeOptions);
     variants.push({ name, layer: q, bytes: q.nbytes });
   }
   for (const batch of batches) {
@@ -83,10 +88,10 @@ for (const [k, n] of shapes) {
     const floatMs = median(samples[0]!);
     variants.forEach((v, i) => {
       const ms = median(samples[i]!);
-      rows.push({ inFeatures: k, outFeatures: n, batch, variant: v.name, weightBytes: v.bytes, ms, weightGBps: v.bytes / (ms * 1e6), speedup: floatMs / ms, maxAbsDiffVsFloat: diffs[i]! });
+      rows.push({ inFeatures: k, outFeatures: n, batch, variant: v.name, weightBytes: v.bytes, ms, weightGBps: v.bytes / (ms * 1e6), speedup: floatMs / ms, maxAbsDiffVsFloat: diffs[i]!, gops: (2 * batch * k * n) / (ms * 1e6) });
     });
     x.dispose();
-    console.log(rows.slice(-variants.length).map((r) => `${k}x${n} b${batch} ${r.variant}: ${r.ms.toFixed(3)} ms, ${r.weightGBps.toFixed(2)} GB/s, ${r.speedup.toFixed(2)}x`).join('\n'));
+    console.log(rows.slice(-variants.length).map((r) => `${k}x${n} b${batch} ${r.variant}: ${r.ms.toFixed(3)} ms, ${r.weightGBps.toFixed(2)} GB/s, ${r.gops.toFixed(1)} G(FL)OP/s, ${r.speedup.toFixed(2)}x`).join('\n'));
   }
 }
 
@@ -99,10 +104,10 @@ writeFileSync('bench/results/quant.json', JSON.stringify({ ...meta, rows }, null
 const md = [
   `# Quantized Linear forward (wasm backend)`, '',
   `${meta.date}; ${meta.machine.cpu} (${meta.machine.cores} cores), Node ${meta.machine.node}; ${meta.threads} thread(s); relaxed SIMD ${meta.relaxedSimd ? 'on' : 'off'}; median of ${rounds} alternated rounds.`,
-  `Command: \`${meta.command}\`. Weight GB/s = bytes of weight (codes + scales + bias) / time.`, '',
-  '| in × out | batch | variant | weight bytes | ms | weight GB/s | speed-up vs float32 | max abs diff vs float32 |',
-  '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |',
-  ...rows.map((r) => `| ${r.inFeatures} × ${r.outFeatures} | ${r.batch} | ${r.variant} | ${r.weightBytes.toLocaleString('en-US')} | ${r.ms.toFixed(3)} | ${r.weightGBps.toFixed(2)} | ${r.speedup.toFixed(2)}x | ${r.maxAbsDiffVsFloat.toExponential(1)} |`),
+  `Command: \`${meta.command}\`. Weight GB/s = bytes of weight (codes + scales + bias) / time; G(FL)OP/s = 2 · batch · in · out / time (dynamic-int8: int8 multiply-adds).`, '',
+  '| in × out | batch | variant | weight bytes | ms | weight GB/s | G(FL)OP/s | speed-up vs float32 | max abs diff vs float32 |',
+  '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ...rows.map((r) => `| ${r.inFeatures} × ${r.outFeatures} | ${r.batch} | ${r.variant} | ${r.weightBytes.toLocaleString('en-US')} | ${r.ms.toFixed(3)} | ${r.weightGBps.toFixed(2)} | ${r.gops.toFixed(1)} | ${r.speedup.toFixed(2)}x | ${r.maxAbsDiffVsFloat.toExponential(1)} |`),
   '',
 ].join('\n');
 writeFileSync('bench/results/quant.md', md);

@@ -15,12 +15,14 @@ import type { EvalResult } from '../train/recipe.js';
 
 const usage = [
   'usage: tessera quantize <checkpoint dir or file> --bits 8|4 [--scheme per-channel|per-tensor|group] [--group-size N]',
-  '                        [--asymmetric] [--calibration minmax|percentile|mse] [--out FILE] [--backend NAME] [--json]',
+  '                        [--asymmetric] [--calibration minmax|percentile|mse] [--dynamic] [--out FILE] [--backend NAME] [--json]',
   '',
   'Quantizes the weights of every Linear layer of a `tessera train` checkpoint and reports the held-out',
   'accuracy (or loss) and model bytes before and after; --out writes the quantized checkpoint, which',
   '`tessera eval` evaluates. Defaults: --scheme per-channel (one scale per output feature), symmetric,',
   'min/max calibration; --scheme group uses --group-size (default 32) consecutive input features per scale.',
+  '--dynamic also quantizes each layer\'s input per row to int8 on the fly (int8 × int8 → int32 kernels;',
+  'needs --bits 8, symmetric, per-channel or per-tensor).',
 ].join('\n');
 
 function describe(r: EvalResult): string {
@@ -31,7 +33,7 @@ function describe(r: EvalResult): string {
 
 export async function run(args: string[]): Promise<number> {
   try {
-    const p = parseArgs(args, ['bits', 'scheme', 'group-size', 'calibration', 'out', 'backend'], ['asymmetric', 'json', 'help']);
+    const p = parseArgs(args, ['bits', 'scheme', 'group-size', 'calibration', 'out', 'backend'], ['asymmetric', 'dynamic', 'json', 'help']);
     if (p.flags.has('help')) { console.log(usage); return 0; }
     const path = p.positional[0];
     if (path === undefined) throw new UsageError('give the checkpoint (the --out directory of `tessera train`, or its checkpoint.safetensors).');
@@ -44,6 +46,11 @@ export async function run(args: string[]): Promise<number> {
     if (!['minmax', 'percentile', 'mse'].includes(calibration)) throw new UsageError(`--calibration must be minmax, percentile or mse, got '${calibration}'.`);
     const options: QuantizeModelOptions = { bits, scheme, symmetric: !p.flags.has('asymmetric'), calibration };
     if (scheme === 'group') options.groupSize = numberOption(p.values, 'group-size', 32, 'integer');
+    const dynamic = p.flags.has('dynamic');
+    if (dynamic) {
+      if (bits !== 8 || scheme === 'group' || !options.symmetric) throw new UsageError('--dynamic needs --bits 8 with a symmetric per-channel or per-tensor weight (no --asymmetric, no --scheme group).');
+      options.activations = 'dynamic-int8';
+    }
     await selectBackend(p.values.get('backend') ?? defaultBackendName());
 
     if ((await readCheckpoint(path) as unknown as { quantization?: unknown }).quantization !== undefined) {
@@ -63,7 +70,7 @@ export async function run(args: string[]): Promise<number> {
       await writeQuantizedCheckpoint(out, { recipe: saved.recipe, options: saved.options, step: saved.step }, task.model);
     }
     const summary = {
-      recipe: saved.recipe, bits, scheme, groupSize: options.groupSize, symmetric: options.symmetric, calibration,
+      recipe: saved.recipe, bits, scheme, groupSize: options.groupSize, symmetric: options.symmetric, calibration, activations: dynamic ? 'dynamic-int8' : 'none',
       float: before, quantized: after, floatSeconds, quantizedSeconds: quantSeconds,
       modelBytesBefore: report.modelBytesBefore, modelBytesAfter: report.modelBytesAfter, layers: report.layers,
       ...(out === undefined ? {} : { checkpoint: out }),
@@ -72,7 +79,7 @@ export async function run(args: string[]): Promise<number> {
       console.log(JSON.stringify(summary));
       return 0;
     }
-    const how = `${bits}-bit ${options.symmetric ? 'symmetric' : 'affine'} ${scheme}${scheme === 'group' ? ` (groups of ${options.groupSize})` : ''}, ${calibration} calibration`;
+    const how = `${bits}-bit ${options.symmetric ? 'symmetric' : 'affine'} ${scheme}${scheme === 'group' ? ` (groups of ${options.groupSize})` : ''}, ${calibration} calibration${dynamic ? ', dynamic int8 activations' : ''}`;
     console.log(`${saved.recipe} after ${saved.step} steps (${task.description}); ${how}`);
     console.log(formatQuantizeReport(report));
     console.log(`float32:   ${describe(before)}  (${floatSeconds.toFixed(2)}s)`);

@@ -23,7 +23,8 @@ export const QUANTIZATION_METADATA_KEY = 'tessera.quantization';
 /** Which layers of a model are quantized, and how: plain JSON. */
 export interface QuantizationConfig {
   version: 1;
-  layers: Record<string, QuantSpecJson & { inFeatures: number; outFeatures: number; bias: boolean }>;
+  /** `activations` is present only for dynamic int8 layers ('dynamic-int8'). */
+  layers: Record<string, QuantSpecJson & { inFeatures: number; outFeatures: number; bias: boolean; activations?: 'dynamic-int8' }>;
 }
 
 /** The QuantizationConfig of a model's QuantizedLinear layers. */
@@ -32,6 +33,7 @@ export function quantizationConfig(model: AnyModule): QuantizationConfig {
   for (const [name, m] of model.namedModules()) {
     if (m instanceof QuantizedLinear) {
       layers[name] = { ...specToJson(m.spec), inFeatures: m.inFeatures, outFeatures: m.outFeatures, bias: m.bias !== undefined };
+      if (m.activations === 'dynamic-int8') layers[name]!.activations = 'dynamic-int8';
     }
   }
   return { version: 1, layers };
@@ -61,7 +63,10 @@ export function prepareQuantized<M extends AnyModule>(model: M, config: Quantiza
       throw new TesseraError(`prepareQuantized: layer '${name}' is Linear ${m.inFeatures} → ${m.outFeatures} here but ${layer.inFeatures} → ${layer.outFeatures} in the config.`);
     }
     const spec = specFromJson('prepareQuantized', layer, [layer.outFeatures, layer.inFeatures]);
-    const q = QuantizedLinear.empty(layer.inFeatures, layer.outFeatures, spec, { bias: layer.bias, backend: m.weight.backend });
+    if (layer.activations !== undefined && layer.activations !== 'dynamic-int8') {
+      throw new TesseraError(`prepareQuantized: layer '${name}' has activations ${JSON.stringify(layer.activations)} in the config; only 'dynamic-int8' (or none) is known.`);
+    }
+    const q = QuantizedLinear.empty(layer.inFeatures, layer.outFeatures, spec, { bias: layer.bias, backend: m.weight.backend, activations: layer.activations ?? 'none' });
     q.training = m.training;
     if (name === '') root = q;
     else {

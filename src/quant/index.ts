@@ -10,6 +10,7 @@ export { QuantizedTensor } from './quantized-tensor.js';
 export { quantRange, type QuantBits, type QuantScheme, type Calibration, type QuantizeOptions, type QuantSpec, type QuantSpecJson } from './scheme.js';
 export { packInt4, unpackInt4, packedRowBytes } from './int4.js';
 export { roundHalfEven } from './rounding.js';
-export { QuantizedLinear, quantizedLinear, type LinearQuantizeOptions, type LinearLike } from './quantized-linear.js';
+export { QuantizedLinear, quantizedLinear, type LinearQuantizeOptions, type LinearLike, type QuantizedLinearCallOptions } from './quantized-linear.js';
+export { dynamicInt8Linear, dynamicInt8Reference, quantizeRowsInt8, int8MatmulInt32, scaleInt32, checkDynamicInt8Weight, DYNAMIC_INT8_MAX_K, type ActivationQuant } from './dynamic-int8.js';
 export { quantizeModel, modelBytes, formatQuantizeReport, type QuantizeModelOptions, type QuantizeModelReport, type QuantizedLayerReport, type QuantizeModelResult } from './quantize-model.js';
 export { quantizationConfig, prepareQuantized, serializeQuantized, parseQuantizedInto, saveQuantized, loadQuantized, QUANTIZATION_METADATA_KEY, type QuantizationConfig } from './checkpoint.js';

@@ -27,12 +27,13 @@ import { sizeOf } from '../core/shape.js';
 import { QuantizedTensor, dataDtypeOf, dataShapeOf } from './quantized-tensor.js';
 import { dequantize, quantize } from './quantize.js';
 import { groupsPerRow, scalesShape, type QuantizeOptions, type QuantSpec } from './scheme.js';
+import { checkDynamicInt8Weight, dynamicInt8Linear, type ActivationQuant } from './dynamic-int8.js';
 
 /**
  * y = x · dequant(w)ᵀ + bias for x of shape [..., k] and a quantized weight of shape [n, k]
  * (the functional form of QuantizedLinear, like torch.nn.functional.linear).
  */
-export function quantizedLinear(x: Tensor, weight: QuantizedTensor, bias?: Tensor): Tensor {
+export function quantizedLinear(x: Tensor, weight: QuantizedTensor, bias?: Tensor, options: QuantizedLinearCallOptions = {}): Tensor {
   if (weight.shape.length !== 2) {
     throw new TesseraError(`quantizedLinear: the weight must be 2-D [outFeatures, inFeatures]; this one has shape ${fmtShape(weight.shape)}.`);
   }
@@ -50,6 +51,15 @@ export function quantizedLinear(x: Tensor, weight: QuantizedTensor, bias?: Tenso
     throw new TesseraError(`quantizedLinear: bias of shape ${fmtShape(bias.shape)} should be [${n}].`);
   }
   const differentiable = (isGradEnabled() && x.requiresGrad) || isTracing();
+  const activations = options.activations ?? 'none';
+  if (activations !== 'none' && activations !== 'dynamic-int8') {
+    throw new TesseraError(`quantizedLinear: activations must be 'none' or 'dynamic-int8', got ${JSON.stringify(activations)}.`);
+  }
+  if (activations === 'dynamic-int8') {
+    checkDynamicInt8Weight('quantizedLinear', weight.spec, weight.shape);
+    // Rounding the input has no gradient: a differentiable call (or a trace) takes the weight-only path.
+    if (!differentiable) return dynamicInt8Linear(x, weight, bias);
+  }
   const be = x.storage.backend;
   if (!differentiable && be instanceof WasmBackend && x.dtype === 'float32' && (bias === undefined || bias.dtype === 'float32')) {
     const xc = x.isContiguous() ? x : contiguous(x);
@@ -77,8 +87,21 @@ function referenceLinear(x: Tensor, weight: QuantizedTensor, bias: Tensor | unde
   return add(y, bias.dtype === y.dtype ? bias : cast(bias, y.dtype));
 }
 
-/** The options of QuantizedLinear.fromLinear and quantizeModel (quantize's, defaulting to per-channel). */
-export type LinearQuantizeOptions = QuantizeOptions;
+/** Options of one quantizedLinear call. */
+export interface QuantizedLinearCallOptions {
+  /**
+   * 'none' (default): float activations, weight-only quantization. 'dynamic-int8': the input is
+   * quantized per row to int8 on the fly and multiplied in int32 (docs/quantization.md); needs an
+   * 8-bit symmetric per-channel or per-tensor weight.
+   */
+  activations?: ActivationQuant;
+}
+
+/** The options of QuantizedLinear.fromLinear and quantizeModel (quantize's, defaulting to per-channel, plus the activation mode). */
+export interface LinearQuantizeOptions extends QuantizeOptions {
+  /** How forward treats the input: 'none' (default, weight-only) or 'dynamic-int8'. */
+  activations?: ActivationQuant;
+}
 
 /** A Linear's weight and bias, as QuantizedLinear.fromLinear reads them (nn.Linear fits). */
 export interface LinearLike {
@@ -100,12 +123,19 @@ export class QuantizedLinear extends Module {
     readonly outFeatures: number,
     weight: QuantizedTensor,
     bias?: Tensor,
+    options: QuantizedLinearCallOptions = {},
   ) {
     super();
     if (weight.shape.length !== 2 || weight.shape[0] !== outFeatures || weight.shape[1] !== inFeatures) {
       throw new TesseraError(`QuantizedLinear: the quantized weight has shape ${fmtShape(weight.shape)}; a layer ${inFeatures} → ${outFeatures} needs [${outFeatures}, ${inFeatures}].`);
     }
     this.spec = weight.spec;
+    const activations = options.activations ?? 'none';
+    if (activations !== 'none' && activations !== 'dynamic-int8') {
+      throw new TesseraError(`QuantizedLinear: activations must be 'none' or 'dynamic-int8', got ${JSON.stringify(activations)}.`);
+    }
+    if (activations === 'dynamic-int8') checkDynamicInt8Weight('QuantizedLinear', weight.spec, weight.shape);
+    this.activations = activations;
     this.registerBuffer('weight_q', weight.data);
     this.registerBuffer('weight_scale', weight.scales);
     if (weight.zeroPoints !== undefined) this.registerBuffer('weight_zero_point', weight.zeroPoints);
@@ -116,6 +146,9 @@ export class QuantizedLinear extends Module {
   /** How the weight is quantized. */
   readonly spec: QuantSpec;
 
+  /** How forward treats the input: 'none' (weight-only) or 'dynamic-int8' (int8 × int8 → int32). */
+  readonly activations: ActivationQuant;
+
   /** The quantized weight (a view of the current buffers, which to() and loadStateDict may replace). */
   get weight(): QuantizedTensor {
     return new QuantizedTensor(this.weight_q, this.weight_scale, this.weight_zero_point, [this.outFeatures, this.inFeatures], this.spec);
@@ -123,14 +156,15 @@ export class QuantizedLinear extends Module {
 
   /** Quantizes a Linear's weight (per output channel by default) and keeps its bias. */
   static fromLinear(linear: LinearLike, options: LinearQuantizeOptions = {}): QuantizedLinear {
-    const opts: QuantizeOptions = { scheme: 'per-channel', axis: 0, ...options };
+    const { activations, ...qopts } = options;
+    const opts: QuantizeOptions = { scheme: 'per-channel', axis: 0, ...qopts };
     const q = quantize(linear.weight.detach(), opts);
     const bias = linear.bias === undefined ? undefined : linear.bias.detach();
-    return new QuantizedLinear(linear.inFeatures, linear.outFeatures, q, bias === undefined ? undefined : bias.dtype === 'float32' || bias.dtype === 'float64' ? bias : cast(bias, 'float32'));
+    return new QuantizedLinear(linear.inFeatures, linear.outFeatures, q, bias === undefined ? undefined : bias.dtype === 'float32' || bias.dtype === 'float64' ? bias : cast(bias, 'float32'), { activations });
   }
 
   /** An all-zero layer of this geometry and spec, to load a state dict into (see prepareQuantized). */
-  static empty(inFeatures: number, outFeatures: number, spec: QuantSpec, options: { bias?: boolean; backend?: string } = {}): QuantizedLinear {
+  static empty(inFeatures: number, outFeatures: number, spec: QuantSpec, options: { bias?: boolean; backend?: string; activations?: ActivationQuant } = {}): QuantizedLinear {
     const shape = [outFeatures, inFeatures];
     const create = options.backend === undefined ? {} : { backend: options.backend };
     const sshape = scalesShape(spec, shape);
@@ -140,7 +174,7 @@ export class QuantizedLinear extends Module {
       spec.symmetric ? undefined : zeros(sshape, { dtype: 'int32', ...create }),
       shape, spec,
     );
-    return new QuantizedLinear(inFeatures, outFeatures, q, options.bias === false ? undefined : zeros([outFeatures], { dtype: 'float32', ...create }));
+    return new QuantizedLinear(inFeatures, outFeatures, q, options.bias === false ? undefined : zeros([outFeatures], { dtype: 'float32', ...create }), { activations: options.activations });
   }
 
   /** Bytes of the weight (codes, scales, zero points) and bias. */
@@ -153,7 +187,7 @@ export class QuantizedLinear extends Module {
     if (x.shape[x.rank - 1] !== this.inFeatures) {
       throw new TesseraError(`QuantizedLinear: input of shape ${fmtShape(x.shape)} has ${x.shape[x.rank - 1]} features in its last dimension; this layer expects ${this.inFeatures}.`);
     }
-    return quantizedLinear(x, this.weight, this.bias);
+    return quantizedLinear(x, this.weight, this.bias, { activations: this.activations });
   }
 }
 
