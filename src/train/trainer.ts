@@ -93,6 +93,8 @@ export interface TrainResult {
   task: TrainTask;
   /** True when the run stopped early because of stopAfterSteps. */
   stopped: boolean;
+  /** Mixed precision: the autocast dtype and, for float16, the loss scale at the end and the steps skipped. */
+  amp?: { dtype: 'bfloat16' | 'float16'; lossScale?: number; skippedSteps?: number };
 }
 
 /** The options a checkpoint records, so eval/generate/resume can rebuild the same task. */
@@ -105,6 +107,8 @@ interface SavedRun {
   scheduler: StateTree | null;
   loader: StateTree;
   rng: number[];
+  /** Mixed precision of the run that wrote it (absent: float32), with the float16 loss scaler's state. */
+  amp?: { mode: 'bf16' | 'fp16'; scaler: StateTree };
 }
 
 function recipeOptionsOf(o: RecipeOptions): RecipeOptions {
@@ -152,7 +156,7 @@ export async function loadTrainedTask(recipes: Record<string, Recipe>, pathOrDir
   return { task, saved, recipe };
 }
 
-async function writeCheckpoint(dir: string, recipe: Recipe, options: RecipeOptions, task: TrainTask, step: number, optimizerState: OptimizerStateDict<BaseOptions>): Promise<string> {
+async function writeCheckpoint(dir: string, recipe: Recipe, options: RecipeOptions, task: TrainTask, step: number, optimizerState: OptimizerStateDict<BaseOptions>, amp: Amp | undefined): Promise<string> {
   const { mkdir } = await import('node:fs/promises');
   const { join } = await import('node:path');
   await mkdir(dir, { recursive: true });
@@ -166,6 +170,9 @@ async function writeCheckpoint(dir: string, recipe: Recipe, options: RecipeOptio
     scheduler: (task.scheduler?.stateDict() ?? null) as unknown as StateTree,
     loader: task.loader.stateDict() as unknown as StateTree,
     rng: defaultGenerator.getState(),
+    // A resumed mixed-precision run continues in the same mode and, for float16, at the same loss
+    // scale (restarting at 2^16 would skip steps the uninterrupted run takes).
+    ...(amp === undefined ? {} : { amp: { mode: amp.dtype === 'bfloat16' ? 'bf16' : 'fp16', scaler: amp.scaler.stateDict() as unknown as StateTree } }),
   };
   await saveState(path, state, { recipe: recipe.name });
   return path;
@@ -344,9 +351,16 @@ export async function train(recipe: Recipe, opts: TrainOptions): Promise<TrainRe
   }
   const dp = opts.dataParallel === undefined ? undefined : await opts.dataParallel(task.model, task.optimizer);
   if (opts.amp !== undefined && opts.amp !== 'bf16' && opts.amp !== 'fp16') throw new Error(`train: amp must be 'bf16' or 'fp16', got ${JSON.stringify(opts.amp)}.`);
-  if (opts.amp === 'fp16' && dp?.shardedStep !== undefined) throw new Error('train: fp16 loss scaling is not wired into the sharded (ZeRO) step; use amp bf16 (no scaling) with ZeRO.');
-  const amp: Amp | undefined = opts.amp === undefined ? undefined
-    : { dtype: opts.amp === 'bf16' ? 'bfloat16' : 'float16', scaler: new GradScaler({ enabled: opts.amp === 'fp16' }) };
+  // Resuming continues the saved run's mode; asking for another one is an error.
+  const savedAmp = saved?.amp;
+  if (saved !== undefined && opts.amp !== undefined && opts.amp !== savedAmp?.mode) {
+    throw new Error(`--resume: the checkpoint was trained ${savedAmp === undefined ? 'in float32' : `with --amp ${savedAmp.mode}`}; resume it ${savedAmp === undefined ? 'without --amp' : `with --amp ${savedAmp.mode} or without --amp`}.`);
+  }
+  const ampMode = opts.amp ?? savedAmp?.mode;
+  if (ampMode === 'fp16' && dp?.shardedStep !== undefined) throw new Error('train: fp16 loss scaling is not wired into the sharded (ZeRO) step; use amp bf16 (no scaling) with ZeRO.');
+  const amp: Amp | undefined = ampMode === undefined ? undefined
+    : { dtype: ampMode === 'bf16' ? 'bfloat16' : 'float16', scaler: new GradScaler({ enabled: ampMode === 'fp16' }) };
+  if (amp !== undefined && amp.scaler.isEnabled() && savedAmp !== undefined) amp.scaler.loadStateDict(savedAmp.scaler as unknown as Parameters<GradScaler['loadStateDict']>[0]);
   if (saved !== undefined && dp?.loadOptimizerStateDict !== undefined) await dp.loadOptimizerStateDict(saved.optimizer as unknown as OptimizerStateDict<BaseOptions>);
   const lead = dp === undefined || dp.rank === 0;
   reporter.info(`${recipe.name}: ${task.description}; ${task.model.parameterCount().toLocaleString('en-US')} parameters; ` +
@@ -402,7 +416,7 @@ export async function train(recipe: Recipe, opts: TrainOptions): Promise<TrainRe
   if (opts.outDir !== undefined) {
     // A sharded optimizer's state is gathered by every rank (a collective); rank 0 writes.
     const optimizerState = dp?.optimizerStateDict !== undefined ? await dp.optimizerStateDict() : task.optimizer.stateDict();
-    if (lead) checkpoint = await writeCheckpoint(opts.outDir, recipe, options, task, step, optimizerState);
+    if (lead) checkpoint = await writeCheckpoint(opts.outDir, recipe, options, task, step, optimizerState, amp);
   }
   task.model.eval();
   const final = stopped || !lead ? {} : scope(() => noGrad(() => task.evaluate()));
@@ -420,6 +434,7 @@ export async function train(recipe: Recipe, opts: TrainOptions): Promise<TrainRe
   if (final.sample !== undefined) lines.push(`sample:\n${final.sample}`);
   reporter.info(lines.join('\n'), summary);
   const result: TrainResult = { epochs: records, final, steps: step, seconds, task, stopped };
+  if (amp !== undefined) result.amp = summary.amp as TrainResult['amp'];
   if (checkpoint !== undefined) result.checkpoint = checkpoint;
   return result;
 }

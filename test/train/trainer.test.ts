@@ -254,3 +254,30 @@ test('activation checkpointing and offloading (--checkpoint, --offload): char-gp
     console.error = original;
   }
 });
+
+test('an fp16 mixed-precision run resumes bit for bit: the mode and the loss scaler are in the checkpoint', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-amp-resume-'));
+  try {
+    const options = { ...tiny.defaults, epochs: 2, seed: 6, reporter: silent, amp: 'fp16' as const, evalEachEpoch: false };
+    const straight = await train(tiny, options);
+    await train(tiny, { ...options, outDir: dir, stopAfterSteps: 5 });
+    const saved = await readCheckpoint(dir) as unknown as { amp?: { mode: string; scaler: { scale: number } } };
+    assert.equal(saved.amp?.mode, 'fp16');
+    assert.equal(typeof saved.amp?.scaler.scale, 'number');
+    // Without --amp the resumed run continues in the saved mode; a different mode is refused.
+    const { amp: _amp, ...withoutAmp } = options;
+    const resumed = await train(tiny, { ...withoutAmp, resume: dir });
+    assert.deepEqual(paramsOf(resumed.task), paramsOf(straight.task));
+    await assert.rejects(train(tiny, { ...options, amp: 'bf16', resume: dir }), /--resume: the checkpoint was trained with --amp fp16; resume it with --amp fp16 or without --amp/);
+    assert.deepEqual(resumed.amp, straight.amp);
+    // The scale comes from the checkpoint: one saved at 2^10 resumes at 2^10 (no overflow here, and
+    // growth waits 2000 steps), not at the initial 2^16.
+    const tree = await readCheckpoint(dir) as unknown as { amp: { scaler: { scale: number } } };
+    tree.amp.scaler.scale = 1024;
+    await t.io.saveState(join(dir, 'checkpoint.safetensors'), tree as never, { recipe: 'tiny' });
+    const rescaled = await train(tiny, { ...withoutAmp, resume: dir });
+    assert.equal(rescaled.amp?.lossScale, 1024);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
