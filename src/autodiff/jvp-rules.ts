@@ -6,7 +6,7 @@ import { bind } from '../ops/dispatch.js';
 import type { PrimitiveAttrs, PrimitiveName } from '../ops/primitives.js';
 import {
   add, sub, mul, div, neg, where, gt, lt, eq, ge, sign, cos, sin, exp, log, pow, cast, logicalAnd,
-  geluGrad, geluSecondDerivative, reluGrad,
+  geluGrad, geluSecondDerivative, reluGrad, broadcastTo,
 } from '../ops/elementwise.js';
 import { zerosLike } from '../ops/creation.js';
 import { sum, cumsum, mean } from '../ops/reduce.js';
@@ -103,6 +103,12 @@ export const jvpRules: Rules = {
   softmax: ([t], _i, out, { axis }) => (t === undefined ? undefined : mul(out, sub(t, sum(mul(t, out), axis, true)))),
   logSoftmax: ([t], _i, out, { axis }) => (t === undefined ? undefined : sub(t, sum(mul(exp(out), t), axis, true))),
   attention: (tangents, inputs, _o, attrs) => attentionJvp(tangents, inputs, attrs),
+  quantizedMatmul: (tangents, inputs, _o, attrs) => {
+    const tx = tangents[0], tb = attrs.bias ? tangents[inputs.length - 1] : undefined;
+    const weight = inputs.slice(1, attrs.symmetric ? 3 : 4);
+    const product = tx === undefined ? undefined : bind('quantizedMatmul', [tx, ...weight], { ...attrs, activations: 'none', bias: false });
+    return sumTerms(product, tb === undefined ? undefined : broadcastTo(tb, inputs[0]!.shape.slice(0, -1).concat([attrs.n])));
+  },
   attentionGrad: (tangents, inputs, _o, attrs) => attentionGradJvp(tangents, inputs, attrs),
   layerNormCore: ([t], [x], _y, attrs) => (t === undefined ? undefined : layerNormCoreJacobian(t, x!, attrs)),
   // f = r·(g − mean(g) − y·m): linear in g; through x, dr = −r²·mean(y·tx), dy = J·tx, dm = mean(g·dy).

@@ -127,6 +127,19 @@ export const vjpRules: { [P in PrimitiveName]: VjpRule<P> } = {
   layerNormCoreGrad: (gg, [x, g], out, attrs, needsGrad) => layerNormCoreGradVjp(gg, x!, g!, out, attrs, needsGrad),
   layerNormRstd: (g, [x], rstd, attrs) => [layerNormRstdVjp(g, x!, rstd, attrs)],
   attention: (g, inputs, _o, attrs, needsGrad) => attentionVjp(g, inputs, attrs, needsGrad),
+  // Linear in x: the input gradient multiplies by Ŵ the other way round (weight-only; for the dynamic
+  // mode the straight-through estimator, since its rounding has no gradient). Codes, scales and zero
+  // points are constants of the layer.
+  quantizedMatmul: (g, inputs, _o, attrs, needsGrad) => {
+    const weight = inputs.slice(1, attrs.symmetric ? 3 : 4);
+    const grads: (Tensor | undefined)[] = [
+      needsGrad[0] === false ? undefined : bind('quantizedMatmul', [g, ...weight], { ...attrs, transposed: !attrs.transposed, activations: 'none', bias: false }),
+      ...weight.map(() => undefined),
+    ];
+    // The bias (a last input) gets the output gradient summed over the rows.
+    if (attrs.bias) grads.push(needsGrad[inputs.length - 1] === false ? undefined : sumToShape(g, [attrs.n]));
+    return grads;
+  },
   attentionGrad: (c, inputs, _o, attrs, needsGrad) => attentionGradVjp(c, inputs, attrs, needsGrad),
   cumsum: (g, _i, _o, { axis }) => [bind('flip', [cumsum(bind('flip', [g], { axes: [axis] }), axis)], { axes: [axis] })],
   // Each gradient is produced in its input's memory layout: for an input that is a transposed view

@@ -87,6 +87,16 @@ export interface PrimitiveAttrs
    */
   attention: AttentionAttrs;
   /**
+   * A product with a quantized weight W [n, k] (QuantizedLinear, quant/): inputs x [..., k], the
+   * codes (int8/uint8 [n, k], or int4 packed two per byte [n, ceil(k/2)]), the float32 scales and,
+   * for affine codes, the int32 zero points, then with `bias` the bias [n] (added in the kernel: one
+   * op per layer). y = x·Ŵᵀ (+ b) [..., n] with Ŵ = (q − z)·s, or with
+   * activations 'dynamic-int8' the input quantized per row to int8 and summed in int32; with
+   * `transposed`, y = x·Ŵ (x [..., n] → [..., k]), the input gradient. One primitive, so a traced
+   * graph keeps the packed weight (not a dequantized float32 constant) and the kernels stay fused.
+   */
+  quantizedMatmul: QuantizedMatmulAttrs;
+  /**
    * attention's vjp for an output cotangent dOut [..., L, Ev]: dq, dk and dv, each flattened in
    * row-major order and packed one after another in one 1-D tensor (a primitive has one output;
    * the vjp rule slices them out as views). Recomputes the softmax from q and k and saves nothing
@@ -166,6 +176,25 @@ export type RandomOp = (typeof RANDOM_OPS)[number];
 /** True for the primitives that draw from a generator (impure: every run gives new values). */
 export function isRandomPrimitive(op: string): op is RandomOp {
   return (RANDOM_OPS as readonly string[]).includes(op);
+}
+
+/** Attributes of quantizedMatmul: how the weight's codes are stored and scaled, and what is computed. */
+export interface QuantizedMatmulAttrs {
+  bits: 4 | 8;
+  /** Signed codes, zero point 0 (symmetric); else unsigned codes and a 4th input of zero points. */
+  symmetric: boolean;
+  scheme: 'per-tensor' | 'per-channel' | 'group';
+  /** per-channel: the axis of [n, k] the scales run along (0: output features). */
+  axis: number;
+  /** group: elements per scale along k (the last group of a row may be shorter). */
+  groupSize: number;
+  /** The weight's shape [n, k]. */
+  n: number;
+  k: number;
+  activations: 'none' | 'dynamic-int8';
+  transposed: boolean;
+  /** A last input holds the bias [n] (not with `transposed`). */
+  bias: boolean;
 }
 
 /** Attributes of the attention primitives. */
@@ -444,6 +473,33 @@ export const primitives: DefTable = {
       const pairs = sizeOf(batch) * attendedPairs(l, s, causal);
       // Recomputed scores (2E), dP (2Ev), dV (2Ev), dQ and dK (2E each), softmax and dS (~8).
       return { flops: pairs * (6 * e + 4 * ev + 8), bytesRead: bytes(q!) + bytes(k!) + bytes(v!) + bytes(g!), bytesWritten: bytes(out) };
+    },
+  },
+  quantizedMatmul: {
+    infer: (inputs, a) => {
+      const [x, codes, scales] = inputs;
+      const zeroPoints = a.symmetric ? undefined : inputs[3];
+      const bias = a.bias ? inputs[a.symmetric ? 3 : 4] : undefined;
+      check(inputs.length === 3 + (a.symmetric ? 0 : 1) + (a.bias ? 1 : 0), 'quantizedMatmul', () =>
+        `takes x, codes, scales${a.symmetric ? '' : ', zero points'}${a.bias ? ', bias' : ''}, got ${inputs.length} inputs.`);
+      check(bias === undefined || (!a.transposed && shapesEqual(bias.shape, [a.n]) && bias.dtype === x!.dtype), 'quantizedMatmul', () =>
+        `the bias must be [${a.n}] ${x!.dtype} (and only with the forward product), got ${fmtShape(bias!.shape)} ${bias!.dtype}.`);
+      check(isFloating(x!.dtype) && x!.shape.length >= 1, 'quantizedMatmul', () => `x must be a floating tensor of rank >= 1, got ${fmtShape(x!.shape)} ${x!.dtype}.`);
+      const inner = a.transposed ? a.n : a.k;
+      check(x!.shape[x!.shape.length - 1] === inner, 'quantizedMatmul', () =>
+        `x of shape ${fmtShape(x!.shape)} should have ${inner} features in its last dimension (the weight is [${a.n}, ${a.k}]${a.transposed ? ', transposed' : ''}).`);
+      const rowBytes = a.bits === 4 ? (a.k + 1) >>> 1 : a.k;
+      check(shapesEqual(codes!.shape, [a.n, rowBytes]) && (codes!.dtype === 'int8' || codes!.dtype === 'uint8'), 'quantizedMatmul', () =>
+        `codes must be int8/uint8 [${a.n}, ${rowBytes}] for ${a.bits}-bit codes of a [${a.n}, ${a.k}] weight, got ${fmtShape(codes!.shape)} ${codes!.dtype}.`);
+      check(scales!.dtype === 'float32', 'quantizedMatmul', () => `scales must be float32, got ${scales!.dtype}.`);
+      check(zeroPoints === undefined || zeroPoints.dtype === 'int32', 'quantizedMatmul', () => `zero points must be int32, got ${zeroPoints!.dtype}.`);
+      check(a.activations === 'none' || (!a.transposed && a.bits === 8 && a.symmetric && (a.scheme === 'per-tensor' || (a.scheme === 'per-channel' && a.axis === 0))), 'quantizedMatmul', () =>
+        `activations 'dynamic-int8' needs an 8-bit symmetric weight scaled per tensor or per output channel, got ${a.bits}-bit ${a.symmetric ? 'symmetric' : 'affine'} ${a.scheme}.`);
+      return { shape: [...x!.shape.slice(0, -1), a.transposed ? a.k : a.n], dtype: x!.dtype };
+    },
+    cost: (inputs, a, out) => {
+      const rows = sizeOf(out.shape.slice(0, -1));
+      return { flops: 2 * rows * a.n * a.k, bytesRead: inputs.reduce((s, v) => s + bytes(v), 0), bytesWritten: bytes(out) };
     },
   },
   matmul: {

@@ -10,10 +10,9 @@
 // arithmetic shift right by 4. Unsigned values (affine uint4, [0, 15]) are stored as they are.
 import { TesseraError } from '../core/errors.js';
 
-/** Bytes of one packed row of k values. */
-export function packedRowBytes(k: number): number {
-  return (k + 1) >>> 1;
-}
+// Unpacking (and the row size) live with the kernels that decode int4 (backend/cpu/quantized-kernels.ts).
+import { packedRowBytes } from '../backend/cpu/quantized-kernels.js';
+export { packedRowBytes, unpackInt4 } from '../backend/cpu/quantized-kernels.js';
 
 /**
  * Packs `rows` rows of `k` 4-bit values (signed in [-8, 7] or unsigned in [0, 15]) into
@@ -34,24 +33,6 @@ export function packInt4(values: ArrayLike<number>, rows: number, k: number): Ui
       }
       const nibble = v & 0xf;
       out[dst + (j >>> 1)]! |= (j & 1) === 0 ? nibble : nibble << 4;
-    }
-  }
-  return out;
-}
-
-/** Unpacks rows × ceil(k / 2) bytes into rows × k values, sign-extending the nibbles when `signed`. */
-export function unpackInt4(bytes: ArrayLike<number>, rows: number, k: number, signed: boolean): Int8Array {
-  const rowBytes = packedRowBytes(k);
-  if (bytes.length !== rows * rowBytes) {
-    throw new TesseraError(`unpackInt4: ${bytes.length} bytes do not hold ${rows} rows of ${k} packed values (${rows * rowBytes} bytes expected).`);
-  }
-  const out = new Int8Array(rows * k);
-  for (let r = 0; r < rows; r++) {
-    const src = r * rowBytes, dst = r * k;
-    for (let j = 0; j < k; j++) {
-      const byte = bytes[src + (j >>> 1)]!;
-      const nibble = (j & 1) === 0 ? byte & 0xf : byte >>> 4;
-      out[dst + j] = signed ? (nibble << 28) >> 28 : nibble;
     }
   }
   return out;

@@ -2,32 +2,28 @@
 // byte; per-tensor, per-channel or group scales), for inference, like torch.ao's weight-only /
 // dynamic quantized Linear and bitsandbytes' Linear8bitLt/Linear4bit.
 //
-// Paths. On the wasm backend, float32 inputs run the fused kernels (backend/wasm/quant-matmul.ts):
-// codes decoded in registers for small batches, decoded panels + SGEMM for large ones. Elsewhere
-// (cpu, float64 inputs, shapes the kernels do not take) the weight is dequantized and the ordinary
-// matmul runs: the reference, equal to the fused path up to float32 summation order.
+// The product is one primitive, quantizedMatmul (ops/primitives.ts), so eager calls, traced graphs
+// (which keep the packed codes as constants, not a dequantized float32 weight) and autodiff take one
+// path. Its kernels: on the wasm backend, for float32 inputs, the fused ones
+// (backend/wasm/quant-matmul.ts: codes decoded in registers for small batches, decoded panels +
+// SGEMM for large ones; quant-dynamic-int8.ts for dynamic int8); elsewhere the reference
+// (backend/cpu/quantized-kernels.ts), equal to the fused path up to float32 summation order.
 //
-// Gradients. The layer has no trainable parameters (the codes are buffers). When grad mode is on
-// and the input requires a gradient, forward runs the reference path through ops, so backward gives
-// the input's gradient (dL/dx = dL/dy · dequant(W)) — enough to train layers before it, or to take
-// input gradients of a quantized model; the codes and scales themselves never get a gradient.
+// Gradients. The layer has no trainable parameters (the codes are buffers). The input gets its
+// gradient (dL/dx = dL/dy · dequant(W), the transposed product) — enough to train layers before it,
+// or to take input gradients of a quantized model; with dynamic int8 it is the same weight-only
+// product (straight-through: rounding the input has no gradient).
 import { TesseraError, fmtShape } from '../core/errors.js';
 import { itemsize, isFloating } from '../core/dtype.js';
-import { Tensor } from '../core/tensor.js';
-import { isGradEnabled } from '../autodiff/mode.js';
-import { isTracing } from '../graph/trace.js';
-import { add, cast } from '../ops/elementwise.js';
-import { matmul } from '../ops/linalg.js';
-import { contiguous } from '../ops/shape.js';
+import type { Tensor } from '../core/tensor.js';
+import { bind } from '../ops/dispatch.js';
+import { cast } from '../ops/elementwise.js';
 import { zeros } from '../ops/creation.js';
 import { Module } from '../nn/module.js';
-import { WasmBackend } from '../backend/wasm/backend.js';
-import { wasmQuantMatmul } from '../backend/wasm/quant-matmul.js';
-import { sizeOf } from '../core/shape.js';
 import { QuantizedTensor, dataDtypeOf, dataShapeOf } from './quantized-tensor.js';
-import { dequantize, quantize } from './quantize.js';
-import { groupsPerRow, scalesShape, type QuantizeOptions, type QuantSpec } from './scheme.js';
-import { checkDynamicInt8Weight, dynamicInt8Linear, type ActivationQuant } from './dynamic-int8.js';
+import { quantize } from './quantize.js';
+import { scalesShape, type QuantizeOptions, type QuantSpec } from './scheme.js';
+import { checkDynamicInt8Weight, type ActivationQuant } from './dynamic-int8.js';
 
 /**
  * y = x · dequant(w)ᵀ + bias for x of shape [..., k] and a quantized weight of shape [n, k]
@@ -50,42 +46,24 @@ export function quantizedLinear(x: Tensor, weight: QuantizedTensor, bias?: Tenso
   if (bias !== undefined && (bias.rank !== 1 || bias.shape[0] !== n)) {
     throw new TesseraError(`quantizedLinear: bias of shape ${fmtShape(bias.shape)} should be [${n}].`);
   }
-  const differentiable = (isGradEnabled() && x.requiresGrad) || isTracing();
   const activations = options.activations ?? 'none';
   if (activations !== 'none' && activations !== 'dynamic-int8') {
     throw new TesseraError(`quantizedLinear: activations must be 'none' or 'dynamic-int8', got ${JSON.stringify(activations)}.`);
   }
-  if (activations === 'dynamic-int8') {
-    checkDynamicInt8Weight('quantizedLinear', weight.spec, weight.shape);
-    // Rounding the input has no gradient: a differentiable call (or a trace) takes the weight-only path.
-    if (!differentiable) return dynamicInt8Linear(x, weight, bias);
-  }
-  const be = x.storage.backend;
-  if (!differentiable && be instanceof WasmBackend && x.dtype === 'float32' && (bias === undefined || bias.dtype === 'float32')) {
-    const xc = x.isContiguous() ? x : contiguous(x);
-    const rows = sizeOf(x.shape.slice(0, -1));
-    const spec = weight.spec;
-    const storage = wasmQuantMatmul(be).run(xc, rows, {
-      bits: spec.bits, signed: spec.symmetric, n, k,
-      codes: weight.data, scales: weight.scales, zeroPoints: weight.zeroPoints,
-      groups: spec.scheme === 'group' ? groupsPerRow(spec, k) : 1,
-      groupSize: spec.scheme === 'group' ? spec.groupSize : k,
-      perTensor: spec.scheme === 'per-tensor',
-    }, bias);
-    if (xc !== x) xc.dispose();
-    if (storage !== undefined) return Tensor.fromStorage(storage, [...x.shape.slice(0, -1), n], 'float32');
-  }
-  return referenceLinear(x, weight, bias);
+  if (activations === 'dynamic-int8') checkDynamicInt8Weight('quantizedLinear', weight.spec, weight.shape);
+  // One primitive (eager, traced and differentiated alike): the fused wasm kernels where they apply,
+  // the reference kernel elsewhere; a traced graph keeps the packed codes, not a float32 copy.
+  const spec = weight.spec;
+  // The bias rides along into the kernel (one op per layer: at batch 1 a separate add would cost as
+  // much as the product).
+  const b = bias === undefined || bias.dtype === x.dtype ? bias : cast(bias, x.dtype);
+  const inputs = [x, weight.data, weight.scales, ...(weight.zeroPoints === undefined ? [] : [weight.zeroPoints]), ...(b === undefined ? [] : [b])];
+  return bind('quantizedMatmul', inputs, {
+    bits: spec.bits, symmetric: spec.symmetric, scheme: spec.scheme, axis: spec.axis, groupSize: spec.groupSize,
+    n, k, activations, transposed: false, bias: b !== undefined,
+  });
 }
 
-/** x · dequant(w)ᵀ + b through ops (differentiable in x), in float64 for float64 inputs. */
-function referenceLinear(x: Tensor, weight: QuantizedTensor, bias: Tensor | undefined): Tensor {
-  let w = dequantize(weight, { dtype: x.dtype === 'float64' ? 'float64' : 'float32' });
-  if (w.dtype !== x.dtype) w = cast(w, x.dtype);
-  const y = matmul(x, w.mT);
-  if (bias === undefined) return y;
-  return add(y, bias.dtype === y.dtype ? bias : cast(bias, y.dtype));
-}
 
 /** Options of one quantizedLinear call. */
 export interface QuantizedLinearCallOptions {

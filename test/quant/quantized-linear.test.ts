@@ -100,3 +100,36 @@ test('QuantizedLinear: state dict keys, bytes, to(), and clear errors', () => {
   assert.throws(() => quant.quantizedLinear(x, layer.weight), /input lives on 'cpu' but the quantized weight on 'wasm'; move the layer with .to\('cpu'\)/);
   assert.throws(() => new quant.QuantizedLinear(10, 8, layer.weight), /a layer 10 → 8 needs \[8, 10\]/);
 });
+
+forEachBackend('quantizedMatmul under jit and autodiff', () => {
+  it('a jitted QuantizedLinear keeps the packed codes in its graph (no float32 weight) and equals the eager call', () => {
+    t.manualSeed(31);
+    const lin = new t.nn.Linear(48, 24);
+    for (const [options, activations] of [[{ bits: 4, scheme: 'group', groupSize: 16 }, 'none'], [{ bits: 8, scheme: 'per-channel' }, 'dynamic-int8']] as const) {
+      const q = quant.QuantizedLinear.fromLinear(lin, { ...options, activations });
+      const f = t.jit((x: t.Tensor) => q.call(x));
+      const x = t.randn([5, 48]);
+      assert.deepEqual(Array.from(f(x).data()), Array.from(t.noGrad(() => q.call(x)).data()), `${activations}: jit = eager`);
+      assert.deepEqual(Array.from(f(x.mul(2)).data()), Array.from(t.noGrad(() => q.call(x.mul(2))).data()), `${activations}: a replay = eager`);
+      const { graph } = t.trace((v: t.Tensor) => q.call(v), [x]);
+      assert.ok(graph.nodes.some((n) => n.op === 'quantizedMatmul'), `${activations}: one quantizedMatmul node`);
+      const floatWeights = [...graph.constants.values()].filter((c) => c.dtype === 'float32' && c.size >= 48 * 24);
+      assert.equal(floatWeights.length, 0, `${activations}: no dequantized float32 weight among the graph's constants`);
+    }
+  });
+});
+
+forEachBackend('quantizedMatmul gradients', () => {
+  it('is differentiable in x (both orientations) by finite differences, in float64', () => {
+    t.manualSeed(32);
+    const lin = new t.nn.Linear(7, 5, { dtype: 'float64' });
+    for (const options of [{ bits: 8, scheme: 'per-channel' }, { bits: 4, scheme: 'group', groupSize: 4, symmetric: false }] as const) {
+      const q = quant.QuantizedLinear.fromLinear(lin, options);
+      const report = t.gradgradcheck((x: t.Tensor) => q.call(x).tanh(), [t.randn([3, 7], { dtype: 'float64' })]);
+      assert.equal(report.ok, true, JSON.stringify(report.worst));
+      // A bias that requires grad (the functional form) gets the output gradient summed over rows; forward mode too.
+      const withBias = t.gradcheck((x: t.Tensor, b: t.Tensor) => quant.quantizedLinear(x, q.weight, b).sin(), [t.randn([2, 3, 7], { dtype: 'float64' }), t.randn([5], { dtype: 'float64' })]);
+      assert.equal(withBias.ok, true, JSON.stringify(withBias.worst));
+    }
+  });
+}, { float64Only: true });

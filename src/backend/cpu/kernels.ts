@@ -15,6 +15,7 @@ import { makeWindowKernels } from './window-kernels.js';
 import { makeRandomKernels } from './random-kernels.js';
 import { makeConvKernels } from './conv-kernels.js';
 import { makeAttentionKernels } from './attention-kernels.js';
+import { makeQuantizedKernels } from './quantized-kernels.js';
 
 /** Set by backend.ts: allocates a storage on the cpu backend around an array. */
 let wrap: (out: OutputInfo, data: TypedArray) => Storage = () => {
@@ -522,4 +523,5 @@ export const cpuKernels: KernelTable = {
   ...makeRandomKernels((out, data) => wrap(out, data)),
   ...makeConvKernels((out, data) => wrap(out, data)),
   ...makeAttentionKernels((out, data) => wrap(out, data)),
+  ...makeQuantizedKernels((out, data) => wrap(out, data)),
 };

@@ -9,7 +9,7 @@
 import { Storage, registerBackend, type Backend, type Kernel, type KernelInput, type OptimizerUpdate, type OutputInfo } from '../backend.js';
 import { cpuBackend, roundToFormat } from '../cpu/backend.js';
 import { allocStorage, type DType, type TypedArray } from '../../core/dtype.js';
-import { sizeOf } from '../../core/shape.js';
+import { isContiguousLayout, sizeOf } from '../../core/shape.js';
 import type { PrimitiveAttrs, PrimitiveName, ReduceAttrs } from '../../ops/primitives.js';
 import { scatterStrided } from '../cpu/strided.js';
 import { WasmHeap, type WasmHeapOptions } from './memory.js';
@@ -33,6 +33,8 @@ import { nodeGarbageCollector } from './node-gc.js';
 import { WasmOptimizerKernels } from './optimizer-kernel.js';
 import { WasmConvDirect, directConvolutionFits } from './conv-direct.js';
 import { WasmAttention } from './attention.js';
+import { wasmQuantMatmul } from './quant-matmul.js';
+import { wasmDynamicInt8 } from './quant-dynamic-int8.js';
 
 /** The direct convolution primitives (conv-direct.ts). */
 const CONV_DIRECT_PRIMITIVES = new Set<string>(['convDirect', 'convWeightGrad']);
@@ -254,6 +256,7 @@ export class WasmBackend implements Backend {
     }
     if (CONV_DIRECT_PRIMITIVES.has(prim)) return this.convDirectKernel(prim as 'convDirect' | 'convWeightGrad');
     if (ATTENTION_PRIMITIVES.has(prim)) return this.attentionKernel(prim as 'attention' | 'attentionGrad');
+    if (prim === 'quantizedMatmul') return this.quantizedMatmulKernel() as unknown as Kernel<PrimitiveName>;
     if (prim === 'matmul') {
       const fallback = this.cpuOnViews('matmul');
       const k: Kernel<'matmul'> = (inputs, attrs, out) => {
@@ -566,6 +569,35 @@ export class WasmBackend implements Backend {
       this.count(prim, 'wasm');
       return dst;
     }) as Kernel<PrimitiveName>;
+  }
+
+  /**
+   * quantizedMatmul on float32 inputs: the weight-only kernels (quant-matmul.ts: codes decoded in
+   * registers for a few rows, decoded panels + SGEMM for more) or the dynamic int8 GEMM
+   * (quant-dynamic-int8.ts); what they do not take (the transposed product of backward, float64,
+   * scales along the input axis, strided x) runs the cpu reference.
+   */
+  private quantizedMatmulKernel(): Kernel<'quantizedMatmul'> {
+    const fallback = this.cpuOnViews('quantizedMatmul');
+    return (inputs, a, out) => {
+      const [x, codes, scales] = inputs as [KernelInput, KernelInput, KernelInput];
+      const zeroPoints = a.symmetric ? undefined : inputs[3];
+      const bias = a.bias ? inputs[inputs.length - 1] : undefined;
+      const plain = x.dtype === 'float32' && !a.transposed && isContiguousLayout(x.shape, x.strides) && !(a.scheme === 'per-channel' && a.axis !== 0) &&
+        (bias === undefined || isContiguousLayout(bias.shape, bias.strides));
+      const m = sizeOf(x.shape.slice(0, -1));
+      const perTensor = a.scheme === 'per-tensor';
+      const result = !plain ? undefined : a.activations === 'dynamic-int8'
+        ? wasmDynamicInt8(this).run(x, m, { n: a.n, k: a.k, codes, scales, perTensor }, bias)
+        : wasmQuantMatmul(this).run(x, m, {
+          bits: a.bits, signed: a.symmetric, n: a.n, k: a.k, codes, scales, ...(zeroPoints === undefined ? {} : { zeroPoints }),
+          groups: a.scheme === 'group' ? Math.max(1, Math.ceil(a.k / a.groupSize)) : 1,
+          groupSize: a.scheme === 'group' ? a.groupSize : a.k, perTensor,
+        }, bias);
+      if (result === undefined) return fallback(inputs, a, out);
+      this.count('quantizedMatmul', 'wasm');
+      return result;
+    };
   }
 
   private gatherScatterOnce: WasmGatherScatter | undefined;
