@@ -40,7 +40,7 @@ export function unpackInt4(bytes: ArrayLike<number>, rows: number, k: number, si
   return out;
 }
 
-/** The smallest activation scale of dynamic int8 (an all-zero row stays finite). */
+/** The smallest activation scale of dynamic int8: float32's smallest normal, so 1 / sx is finite (an all-zero row stays finite). */
 export const DQ_MIN_SCALE = 2 ** -126;
 
 /** Per-row symmetric int8 quantization of m rows of k values (the reference of the wasm dqrows pass). */

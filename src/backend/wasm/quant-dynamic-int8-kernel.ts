@@ -30,6 +30,7 @@
 
 import { ModuleBuilder, FunctionBuilder, ValType, Op, MemOp, MiscOp, SimdOp, SimdMemOp, SimdLaneOp, type MemoryImport } from './encoder.js';
 import { emitRowTask } from './row-task.js';
+import { DQ_MIN_SCALE } from '../cpu/quantized-kernels.js';
 
 const { i32, f32, v128 } = ValType;
 
@@ -48,8 +49,9 @@ export const DQKERNEL_PARAMS = [i32, i32, i32] as const;
 /** Rows × features of the register tile for a row block of h rows (h = 1..4). */
 export const DQ_TILE_COLUMNS: Readonly<Record<number, number>> = { 1: 8, 2: 4, 3: 2, 4: 2 };
 
-/** The smallest activation scale: 2^-126 (float32's smallest normal), so that 1 / sx is finite. */
-export const DQ_MIN_SCALE = 2 ** -126;
+// The smallest activation scale, 2^-126 (float32's smallest normal, so that 1 / sx is finite), is the
+// reference kernel's (backend/cpu/quantized-kernels.ts).
+export { DQ_MIN_SCALE };
 
 /** Steps of 8 k per loop iteration (2 and 4 measured no faster than 1 on the dev VM: V8 adds no overhead worth removing). */
 const UNROLL = 1;
