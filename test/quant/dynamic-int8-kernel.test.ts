@@ -4,9 +4,6 @@
 // stays within 1 point of float; and `tessera quantize --dynamic`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as t from '../../src/index.js';
 import { nn, quant } from '../../src/index.js';
 import { wasmBackend } from '../../src/backend/wasm/backend.js';
@@ -122,41 +119,3 @@ test('MNIST MLP: dynamic int8 loses < 1 point of accuracy (real digits, wasm)', 
   }
 });
 
-test('tessera quantize --dynamic reports both accuracies and writes a checkpoint tessera eval reads', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tessera-dq-'));
-  const logs: string[] = [];
-  const log = console.log;
-  console.log = (...a: unknown[]) => { logs.push(a.join(' ')); };
-  try {
-    const { run: train } = await import('../../src/cli/train.js');
-    const { run: quantize } = await import('../../src/cli/quantize.js');
-    const { run: evaluate } = await import('../../src/cli/eval.js');
-    assert.equal(await train(['mnist-mlp', '--limit', '1024', '--epochs', '2', '--batch-size', '32', '--out', dir, '--json']), 0);
-    logs.length = 0;
-    const out = join(dir, 'dyn.safetensors');
-    assert.equal(await quantize([dir, '--bits', '8', '--dynamic', '--out', out, '--json']), 0);
-    const summary = JSON.parse(logs.at(-1)!) as { activations: string; float: { testAccuracy: number }; quantized: { testAccuracy: number }; floatSeconds: number; quantizedSeconds: number };
-    assert.equal(summary.activations, 'dynamic-int8');
-    assert.ok(Math.abs(summary.float.testAccuracy - summary.quantized.testAccuracy) < 0.03);
-    assert.ok(summary.quantizedSeconds > 0);
-    logs.length = 0;
-    assert.equal(await evaluate([out, '--json']), 0);
-    assert.equal((JSON.parse(logs.at(-1)!) as { testAccuracy: number }).testAccuracy, summary.quantized.testAccuracy);
-    logs.length = 0;
-    assert.equal(await quantize([dir, '--dynamic']), 0);
-    assert.match(logs.join('\n'), /8-bit symmetric per-channel, minmax calibration, dynamic int8 activations[\s\S]*quantized: +test accuracy/);
-    const errors: string[] = [];
-    const err = console.error;
-    console.error = (...a: unknown[]) => { errors.push(a.join(' ')); };
-    try {
-      assert.equal(await quantize([dir, '--bits', '4', '--dynamic']), 2);
-      assert.equal(await quantize([dir, '--dynamic', '--asymmetric']), 2);
-      assert.match(errors.join('\n'), /--dynamic needs --bits 8 with a symmetric per-channel or per-tensor weight/);
-    } finally {
-      console.error = err;
-    }
-  } finally {
-    console.log = log;
-    rmSync(dir, { recursive: true, force: true });
-  }
-});

@@ -120,7 +120,7 @@ test('MNIST MLP: int8 per-channel loses < 1 point of accuracy, int4 group-16 < 3
   }
 });
 
-test('tessera quantize and tessera eval on a trained checkpoint (seconds: 1,024 records)', async () => {
+test('tessera quantize (weight-only and --dynamic) and tessera eval on a trained checkpoint (seconds: 1,024 records)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-quant-'));
   const logs: string[] = [];
   const log = console.log;
@@ -152,6 +152,29 @@ test('tessera quantize and tessera eval on a trained checkpoint (seconds: 1,024 
       assert.equal(await quantize([out, '--bits', '8']), 2);
       assert.match(errors.join('\n'), /--bits must be 8 or 4, got 3[\s\S]*already quantized/);
       await assert.rejects(train(['mnist-mlp', '--resume', out]), /is a quantized inference checkpoint \(from tessera quantize\).*Resume from the float checkpoint/);
+    } finally {
+      console.error = err;
+    }
+    // --dynamic (int8 weights and activations) on the same trained checkpoint.
+    logs.length = 0;
+    const dyn = join(dir, 'dyn.safetensors');
+    assert.equal(await quantize([dir, '--bits', '8', '--dynamic', '--out', dyn, '--json']), 0);
+    const dynamic = JSON.parse(logs.at(-1)!) as { activations: string; float: { testAccuracy: number }; quantized: { testAccuracy: number }; quantizedSeconds: number };
+    assert.equal(dynamic.activations, 'dynamic-int8');
+    assert.ok(Math.abs(dynamic.float.testAccuracy - dynamic.quantized.testAccuracy) < 0.03);
+    assert.ok(dynamic.quantizedSeconds > 0);
+    logs.length = 0;
+    assert.equal(await evaluate([dyn, '--json']), 0);
+    assert.equal((JSON.parse(logs.at(-1)!) as { testAccuracy: number }).testAccuracy, dynamic.quantized.testAccuracy);
+    logs.length = 0;
+    assert.equal(await quantize([dir, '--dynamic']), 0);
+    assert.match(logs.join('\n'), /8-bit symmetric per-channel, minmax calibration, dynamic int8 activations[\s\S]*quantized: +test accuracy/);
+    const dynamicErrors: string[] = [];
+    console.error = (...a: unknown[]) => { dynamicErrors.push(a.join(' ')); };
+    try {
+      assert.equal(await quantize([dir, '--bits', '4', '--dynamic']), 2);
+      assert.equal(await quantize([dir, '--dynamic', '--asymmetric']), 2);
+      assert.match(dynamicErrors.join('\n'), /--dynamic needs --bits 8 with a symmetric per-channel or per-tensor weight/);
     } finally {
       console.error = err;
     }
