@@ -24,6 +24,7 @@ import {
   gatherWgsl, scatterAddWgsl, sliceBackwardWgsl, stridedCopyWgsl, typedElementwiseWgsl, typedInvocations, type ElementType,
 } from './wgsl-typed.js';
 import { LAYER_NORM_PARAMS, layerNormWgsl } from './wgsl-rows.js';
+import { QUANTIZED_MATMUL_PARAMS, quantizedMatmulWgsl } from './wgsl-quantized.js';
 import {
   ATTENTION_MAX_BATCH_RANK, ATTENTION_PARAMS, MAX_HEAD, MAX_KEYS,
   attentionGradColumnsWgsl, attentionGradRowsWgsl, attentionWgsl,
@@ -242,6 +243,7 @@ export class WebGPUBackend implements Backend {
     table.im2col = (inputs, attrs, out) => this.window('im2col', inputs, attrs as PrimitiveAttrs['im2col'], out);
     table.col2im = (inputs, attrs, out) => this.window('col2im', inputs, attrs as PrimitiveAttrs['col2im'], out);
     table.maxPoolIndices = (inputs, attrs, out) => this.window('maxPoolIndices', inputs, attrs as PrimitiveAttrs['maxPoolIndices'], out);
+    table.quantizedMatmul = (inputs, attrs, out) => this.quantizedMatmul(inputs, attrs as PrimitiveAttrs['quantizedMatmul'], out);
     table.softmax = (inputs, attrs, out) => this.softmax(false, inputs, attrs as PrimitiveAttrs['softmax'], out);
     table.logSoftmax = (inputs, attrs, out) => this.softmax(true, inputs, attrs as PrimitiveAttrs['softmax'], out);
     return table as Partial<{ [P in PrimitiveName]: Kernel<P> }>;
@@ -414,6 +416,30 @@ export class WebGPUBackend implements Backend {
       meta[base + MAX_RANK] = x.offset;
     });
     return meta;
+  }
+
+  /** QuantizedLinear's product, weight-only, float32 (wgsl-quantized.ts); dynamic int8 and other dtypes via the cpu. */
+  private quantizedMatmul(inputs: readonly KernelInput[], a: PrimitiveAttrs['quantizedMatmul'], out: OutputInfo): Storage {
+    const [x, codes, scales] = inputs as [KernelInput, KernelInput, KernelInput];
+    const zeroPoints = a.symmetric ? undefined : inputs[3];
+    const bias = a.bias ? inputs[inputs.length - 1] : undefined;
+    const dense = (t: KernelInput | undefined): boolean => t === undefined || isContiguousLayout(t.shape, t.strides);
+    if (a.activations !== 'none' || x.dtype !== 'float32' || ![x, codes, scales, zeroPoints, bias].every(dense)) return this.viaCpu('quantizedMatmul', inputs, a, out);
+    const total = sizeOf(out.shape);
+    const result = this.newStorage('float32', total);
+    if (total === 0) return result;
+    const scheme = a.scheme === 'per-tensor' ? 0 : a.scheme === 'group' ? 3 : a.axis === 0 ? 1 : 2;
+    const meta = new Int32Array(QUANTIZED_MATMUL_PARAMS);
+    meta.set([
+      total, total / (a.transposed ? a.k : a.n), a.n, a.k, a.bits, a.symmetric ? 1 : 0, scheme, a.groupSize,
+      a.scheme === 'group' ? Math.max(1, Math.ceil(a.k / a.groupSize)) : 1, a.transposed ? 1 : 0, bias === undefined ? 0 : 1,
+      zeroPoints === undefined ? 0 : 1, x.offset, codes.offset, scales.offset, zeroPoints?.offset ?? 0, bias?.offset ?? 0,
+      a.bits === 4 ? (a.k + 1) >>> 1 : a.k,
+    ]);
+    // Absent zero points or bias: any buffer fills the binding (the kernel does not read it).
+    this.launch(quantizedMatmulWgsl(), [result, x.storage, codes.storage, scales.storage, (zeroPoints ?? scales).storage, (bias ?? scales).storage], meta,
+      Math.ceil(total / WORKGROUP), 'quantizedMatmul');
+    return result;
   }
 
   private gather(inputs: readonly KernelInput[], attrs: PrimitiveAttrs['gather'], out: OutputInfo): Storage {

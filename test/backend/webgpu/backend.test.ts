@@ -71,6 +71,21 @@ describe('webgpu backend', { skip: backend === undefined ? `no WebGPU adapter ($
     }
   });
 
+  it('quantizedMatmul: one WGSL launch per product (int8/int4, per channel on either axis, groups, affine), forward and transposed, equal to the cpu kernel', () => {
+    for (const options of [{ bits: 8, scheme: 'per-channel' }, { bits: 8, scheme: 'per-channel', axis: 1 }, { bits: 4, scheme: 'group', groupSize: 8 }, { bits: 4, scheme: 'per-tensor', symmetric: false }] as const) {
+      const lin = new Linear(300, 70);
+      const q = t.quant.QuantizedLinear.fromLinear(lin, options);
+      const x = t.randn([9, 300]).requiresGrad_();
+      const before = backend!.device.launches;
+      const y = q.call(x);
+      assert.equal(backend!.device.launches - before, 1, `${JSON.stringify(options)}: one launch`);
+      const wCpu = t.quant.dequantize(new t.quant.QuantizedTensor(cpu32(q.weight_q), cpu32(q.weight_scale), q.weight_zero_point === undefined ? undefined : cpu32(q.weight_zero_point), [70, 300], q.spec), { dtype: 'float64' });
+      assertClose(y, ref(x.detach()).matmul(wCpu.mT).add(ref(q.bias!)), { atol: 1e-4, rtol: 1e-4 });
+      y.sum().backward();
+      assertClose(x.grad!, t.ones([9, 70], { dtype: 'float64', backend: 'cpu' }).matmul(wCpu), { atol: 1e-4, rtol: 1e-4 });
+    }
+  });
+
   it('sum, max and min over any axes, with more reduced elements than a workgroup and strided input', () => {
     const x = t.randn([5, 300, 7]);
     const xt = x.permute([2, 0, 1]);
