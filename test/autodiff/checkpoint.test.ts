@@ -158,6 +158,19 @@ forEachBackend('checkpoint', (backend) => {
     plain.forEach((g, i) => assert.deepEqual(Array.from(ck[i]!.data()), Array.from(g.data()), `gradient ${i}`));
   });
 
+  it('nests: a checkpointed block inside a checkpointed block gives the plain gradients', () => {
+    t.manualSeed(14);
+    const W1 = param([6, 6]), W2 = param([6, 6]), x0 = param([4, 6]);
+    const inner = (h: Tensor): Tensor => h.matmul(W2).sin();
+    const outer = (nest: boolean) => (h: Tensor): Tensor => {
+      const a = h.matmul(W1).tanh();
+      return (nest ? t.checkpoint(inner, a) : inner(a)).mul(a);
+    };
+    const plain = gradsOf([W1, W2, x0], () => outer(false)(x0).sum());
+    const nested = gradsOf([W1, W2, x0], () => t.checkpoint(outer(true), x0).sum());
+    plain.forEach((g, i) => assertClose(nested[i]!, g, tol));
+  });
+
   it('checkpointSequential matches running the layers in sequence', () => {
     t.manualSeed(9);
     const Ws = [0, 1, 2, 3, 4].map(() => param([6, 6]));
