@@ -67,24 +67,29 @@ async function measure(c: Case, mode: Mode) {
   loss.backward();
   opt.step();
   scope[Symbol.dispose]();
-  const times: number[] = [];
-  for (let i = 0; i < (quick ? 3 : 15); i++) {
-    const t0 = performance.now();
-    step();
-    times.push(performance.now() - t0);
-  }
-  times.sort((a, b) => a - b);
-  return { heldAfterForwardMiB: held / 2 ** 20, tapeMiB: tape / 2 ** 20, hostMiB: host / 2 ** 20, stepMs: times[times.length >> 1]! };
+  return { step, memory: { heldAfterForwardMiB: held / 2 ** 20, tapeMiB: tape / 2 ** 20, hostMiB: host / 2 ** 20 } };
 }
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
 const rows = [];
 for (const c of cases) {
-  const plain = await measure(c, 'plain');
-  const checkpoint = await measure(c, 'checkpoint');
-  const offload = await measure(c, 'offload');
-  rows.push({ ...c, plain, checkpoint, offload });
-  console.log(`${c.name}: held ${plain.heldAfterForwardMiB.toFixed(2)} / ${checkpoint.heldAfterForwardMiB.toFixed(2)} / ${offload.heldAfterForwardMiB.toFixed(2)} MiB ` +
-    `(offload: ${offload.hostMiB.toFixed(2)} MiB on the host), step ${plain.stepMs.toFixed(1)} / ${checkpoint.stepMs.toFixed(1)} / ${offload.stepMs.toFixed(1)} ms`);
+  const modes = ['plain', 'checkpoint', 'offload'] as const;
+  const runs = [];
+  for (const mode of modes) runs.push(await measure(c, mode));
+  // Steps alternate between the modes, so a machine whose speed drifts slows them alike.
+  const times: number[][] = modes.map(() => []);
+  for (let i = 0; i < (quick ? 3 : 15); i++) {
+    runs.forEach((r, m) => {
+      const t0 = performance.now();
+      r.step();
+      times[m]!.push(performance.now() - t0);
+    });
+  }
+  const [plain, checkpoint, offload] = runs.map((r, m) => ({ ...r.memory, stepMs: median(times[m]!) }));
+  rows.push({ ...c, plain: plain!, checkpoint: checkpoint!, offload: offload! });
+  console.log(`${c.name}: held ${plain!.heldAfterForwardMiB.toFixed(2)} / ${checkpoint!.heldAfterForwardMiB.toFixed(2)} / ${offload!.heldAfterForwardMiB.toFixed(2)} MiB ` +
+    `(offload: ${offload!.hostMiB.toFixed(2)} MiB on the host), step ${plain!.stepMs.toFixed(1)} / ${checkpoint!.stepMs.toFixed(1)} / ${offload!.stepMs.toFixed(1)} ms`);
 }
 
 const result = {
@@ -101,7 +106,7 @@ const md = [
   '',
   `${result.date}; \`${result.command}\`${gc === undefined ? ' (run without --expose-gc: held bytes include garbage)' : ''}. GPT with dropout 0.1, AdamW.`,
   '"held" is the backend memory kept for backward after the forward (live tensor bytes after a full GC, minus those before);',
-  '"host" what offload keeps in JavaScript arrays instead; step is the median of 15 eager steps (forward, backward, AdamW).',
+  '"host" what offload keeps in JavaScript arrays instead; step is the median of 15 eager steps (forward, backward, AdamW), the three modes alternating step by step.',
   '',
   '| model | layers | d | ctx | batch | held: plain / checkpoint / offload (MiB) | offload host (MiB) | step: plain / checkpoint / offload (ms) |',
   '| --- | --- | --- | --- | --- | --- | --- | --- |',

@@ -187,7 +187,7 @@ function runBackward(root: Tensor, gradient: Tensor | undefined, opts: InternalO
         let grads: (Tensor | undefined)[];
         if (node.custom !== undefined) {
           const vjp = node.custom.vjp!;
-          grads = vjp(g);
+          grads = vjp(g, { lastUse: !retainGraph });
         } else {
           const rule = vjpRules[node.prim] as (g: Tensor, i: readonly Tensor[], o: Tensor, a: unknown, needs: readonly boolean[]) => (Tensor | undefined)[];
           grads = rule(g, inputs, out, node.attrs, node.needsGrad);

@@ -6,8 +6,12 @@ import type { PrimitiveAttrs, PrimitiveName } from '../ops/primitives.js';
 
 let nextNodeId = 1;
 
-/** A custom node's backward: the cotangent of its output → one gradient per input (undefined = none). */
-export type CustomVjp = (grad: Tensor) => (Tensor | undefined)[];
+/**
+ * A custom node's backward: the cotangent of its output → one gradient per input (undefined = none).
+ * `info.lastUse` is true when backward frees the graph after this call (no retainGraph): what the
+ * node keeps only for its backward can be released then.
+ */
+export type CustomVjp = (grad: Tensor, info: { lastUse: boolean }) => (Tensor | undefined)[];
 
 export class GradNode<P extends PrimitiveName = PrimitiveName> {
   readonly id = nextNodeId++;

@@ -57,6 +57,53 @@ export interface OffloadStats {
   hostBytes: number;
 }
 
+// Host arrays are reused from step to step: a block saves the same shapes every step, and allocating
+// (zero-filling) ~0.5 GB of fresh arrays per step cost 8x more than copying into pooled ones
+// (455 vs 55 ms measured). Arrays return to the pool when backward has run through the block for the
+// last time (no retainGraph); the pool keeps at most `poolLimitBytes`.
+const pool = new Map<string, TypedArray[]>();
+let pooledBytes = 0;
+let poolLimitBytes = 2 ** 30;
+
+const poolKey = (a: TypedArray): string => `${a.constructor.name}:${a.length}`;
+
+/** A host array of `like`'s type and length holding a copy of `like`'s values. */
+function hostCopyOf(like: TypedArray): TypedArray {
+  const reused = pool.get(poolKey(like))?.pop();
+  if (reused !== undefined) {
+    pooledBytes -= reused.byteLength;
+    reused.set(like);
+    return reused;
+  }
+  return like.slice();
+}
+
+function releaseToPool(a: TypedArray): void {
+  if (pooledBytes + a.byteLength > poolLimitBytes) return;
+  const key = poolKey(a);
+  const list = pool.get(key);
+  if (list === undefined) pool.set(key, [a]);
+  else list.push(a);
+  pooledBytes += a.byteLength;
+}
+
+/** Sets how many bytes of host arrays offload keeps for reuse between steps (default 1 GiB; 0 turns reuse off). */
+export function setOffloadPoolLimit(bytes: number): void {
+  if (!(bytes >= 0)) throw new TesseraError(`setOffloadPoolLimit: the limit must be a non-negative number of bytes, got ${bytes}.`);
+  poolLimitBytes = bytes;
+  if (pooledBytes > bytes) {
+    pool.clear();
+    pooledBytes = 0;
+  }
+}
+
+/** The host arrays offload holds for reuse now. */
+export function offloadPoolStats(): { arrays: number; bytes: number } {
+  let arrays = 0;
+  for (const list of pool.values()) arrays += list.length;
+  return { arrays, bytes: pooledBytes };
+}
+
 let lastStats: OffloadStats = { tensors: 0, hostBytes: 0 };
 const totals: OffloadStats = { tensors: 0, hostBytes: 0 };
 
@@ -115,10 +162,21 @@ export function offload<A extends unknown[], R extends CheckpointResult>(fn: (..
 
   // Fresh tensors over the outputs carry the block's node; the inner outputs keep the private tape.
   const aliases = noGrad(() => outs.map((o) => detach(o)));
+  // The host arrays go back to the pool once every output's node has had its last backward.
+  let pending = outs.filter((o) => o.requiresGrad).length;
+  let released = false;
   aliases.forEach((alias, k) => {
     const inner = outs[k]!;
     if (!inner.requiresGrad) return;
-    recordCustom('offload', boundary, alias, (grad) => backwardThroughBlock(inner, boundary, slots, grad));
+    recordCustom('offload', boundary, alias, (grad, info) => {
+      if (released) throw new TesseraError('offload: backward reached a block whose saved tensors were already released; pass { retainGraph: true } to run backward through it again.');
+      const grads = backwardThroughBlock(inner, boundary, slots, grad);
+      if (info.lastUse && --pending === 0) {
+        released = true;
+        for (const host of moved) releaseToPool(host.values);
+      }
+      return grads;
+    });
   });
   return (Array.isArray(result) ? aliases : aliases[0]) as unknown as R;
 }
@@ -147,8 +205,8 @@ function moveSavedToHost(outs: readonly Tensor[], created: ReadonlySet<Tensor>):
       if (copy === undefined) {
         let host = storages.get(t.storage);
         if (host === undefined) {
-          // readAll may be a view into the backend's memory (the wasm heap): slice() makes the copy.
-          host = { values: t.storage.backend.readAll(t.storage).slice(), dtype: t.storage.dtype, backend: t.storage.backend };
+          // readAll may be a view into the backend's memory (the wasm heap): copy it out.
+          host = { values: hostCopyOf(t.storage.backend.readAll(t.storage)), dtype: t.storage.dtype, backend: t.storage.backend };
           storages.set(t.storage, host);
         }
         copy = { storage: host, shape: [...t.shape], strides: [...t.strides], offset: t.offset, dtype: t.dtype, gradNode: t.gradNode, requiresGrad: t.requiresGrad };

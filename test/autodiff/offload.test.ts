@@ -74,6 +74,27 @@ forEachBackend('offload', (backend) => {
     assert.ok(W1.grad !== undefined && W2.grad !== undefined);
   });
 
+  it('reuses its host arrays from step to step once backward is done with them', () => {
+    t.manualSeed(9);
+    const W = param([16, 64]), x0 = param([8, 16]);
+    const block = (h: Tensor): Tensor => h.matmul(W).relu().exp();
+    const step = (): Tensor[] => gradsOf([W, x0], () => t.offload(block, x0).sum());
+    const plain = gradsOf([W, x0], () => block(x0).sum());
+    step();
+    const pooled = t.offloadPoolStats();
+    assert.ok(pooled.bytes >= t.lastOffloadStats().hostBytes && pooled.arrays >= 1, `after backward the arrays are pooled: ${JSON.stringify(pooled)}`);
+    const again = step();
+    assert.ok(t.offloadPoolStats().arrays >= pooled.arrays, 'the next step took them and gave them back');
+    plain.forEach((g, i) => assertClose(again[i]!, g, tol));
+    // retainGraph keeps the arrays with the graph; a limit of 0 turns reuse off.
+    t.setOffloadPoolLimit(0);
+    assert.equal(t.offloadPoolStats().bytes, 0);
+    step();
+    assert.equal(t.offloadPoolStats().bytes, 0);
+    t.setOffloadPoolLimit(2 ** 30);
+    assert.throws(() => t.setOffloadPoolLimit(-1), /setOffloadPoolLimit: the limit must be a non-negative number of bytes, got -1/);
+  });
+
   it('runs plainly without a tape, matches plain training under jit, and names itself in errors', () => {
     const x = t.randn([2, 3], { dtype });
     const y = t.offload((h: Tensor) => h.exp(), x);
