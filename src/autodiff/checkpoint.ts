@@ -92,7 +92,7 @@ export function checkpoint<A extends unknown[], R extends CheckpointResult>(fn: 
   try {
     const forward = (): R => noGrad(() => {
       const r = fn(...args);
-      checkResult(r);
+      blockOutputs('checkpoint', r);
       // Fresh tensors over the outputs' storages: the tape node goes on these, never on a tensor that
       // fn merely passed through (an input returned as is must keep its own history).
       return (Array.isArray(r) ? r.map((t: Tensor) => detach(t)) : detach(r as Tensor)) as unknown as R;
@@ -112,12 +112,12 @@ export function checkpoint<A extends unknown[], R extends CheckpointResult>(fn: 
   return result;
 }
 
-function checkResult(r: unknown): void {
-  const ok = r instanceof Tensor || (Array.isArray(r) && r.length > 0 && r.every((t) => t instanceof Tensor));
-  if (!ok) {
-    throw new TesseraError('checkpoint: the function must return a tensor or a non-empty array of tensors; ' +
-      'return the tensors that later code uses (other values can be computed outside the checkpointed block).');
-  }
+/** A block's result as its output tensors; `op` (checkpoint, offload) names the caller in the error. */
+export function blockOutputs(op: string, r: unknown): Tensor[] {
+  if (r instanceof Tensor) return [r];
+  if (Array.isArray(r) && r.length > 0 && r.every((t) => t instanceof Tensor)) return [...r] as Tensor[];
+  throw new TesseraError(`${op}: the function must return a tensor or a non-empty array of tensors; ` +
+    `return the tensors that later code uses (other values can be computed outside the ${op === 'offload' ? 'offloaded' : 'checkpointed'} block).`);
 }
 
 /** The vjp of one checkpointed output: rerun fn with recording on and differentiate up to its inputs. */

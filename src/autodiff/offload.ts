@@ -19,7 +19,7 @@ import type { Backend, Storage } from '../backend/backend.js';
 import { addDispatchObserver } from '../ops/dispatch.js';
 import { detach } from '../ops/shape.js';
 import { gradientsUpTo } from './backward.js';
-import { activeTracing, type CheckpointResult } from './checkpoint.js';
+import { activeTracing, blockOutputs, type CheckpointResult } from './checkpoint.js';
 import { forwardModeActive } from './forward.js';
 import { isGradEnabled, noGrad } from './mode.js';
 import { recordCustom, type GradNode } from './node.js';
@@ -142,11 +142,7 @@ export function offload<A extends unknown[], R extends CheckpointResult>(fn: (..
   try {
     result = scope(() => {
       const r = fn(...args);
-      outs = r instanceof Tensor ? [r] : Array.isArray(r) && r.length > 0 && r.every((x) => x instanceof Tensor) ? [...r] : [];
-      if (outs.length === 0) {
-        throw new TesseraError('offload: the function must return a tensor or a non-empty array of tensors; ' +
-          'return the tensors that later code uses.');
-      }
+      outs = blockOutputs('offload', r);
       slots = moveSavedToHost(outs, created);
       return r;
     });

@@ -82,7 +82,7 @@ forEachBackend('quantizeModel', () => {
   });
 });
 
-test('MNIST MLP: int8 per-channel loses < 1 point of accuracy, int4 group-16 < 3 (real digits, wasm)', async () => {
+test('MNIST MLP: int8 per-channel and dynamic int8 lose < 1 point of accuracy, int4 group-16 < 3 (real digits, wasm)', async () => {
   const previous = t.currentBackendName();
   t.setBackend('wasm');
   try {
@@ -106,7 +106,11 @@ test('MNIST MLP: int8 per-channel loses < 1 point of accuracy, int4 group-16 < 3
     const state = model.stateDict();
     const float = t.noGrad(() => evaluateClassifier(model, testSet)).testAccuracy!;
     assert.ok(float > 0.85, `float accuracy ${float}`);
-    for (const [opts, bound] of [[{ bits: 8 as const }, 0.01], [{ bits: 4 as const, scheme: 'group' as const, groupSize: 16 }, 0.03]] as const) {
+    for (const [opts, bound] of [
+      [{ bits: 8 as const }, 0.01],
+      [{ bits: 4 as const, scheme: 'group' as const, groupSize: 16 }, 0.03],
+      [{ bits: 8 as const, activations: 'dynamic-int8' as const }, 0.01],
+    ] as const) {
       const m = build();
       m.loadStateDict(state);
       m.eval();
