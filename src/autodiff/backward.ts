@@ -31,8 +31,10 @@ interface InternalOptions extends BackwardOptions {
   boundary?: ReadonlySet<Tensor>;
 }
 
+// The walk's helpers are exported for split-backward.ts, which runs the same walk in two halves.
+
 /** Nodes reachable from `root`, children before parents (so reversed, it is a valid processing order). */
-function topoOrder(root: GradNode, boundary: ReadonlySet<Tensor> | undefined): GradNode[] {
+export function topoOrder(root: GradNode, boundary: ReadonlySet<Tensor> | undefined): GradNode[] {
   const order: GradNode[] = [];
   const visited = new Set<GradNode>();
   const stack: [GradNode, number][] = [[root, 0]];
@@ -56,18 +58,18 @@ function topoOrder(root: GradNode, boundary: ReadonlySet<Tensor> | undefined): G
   return order;
 }
 
-function accumulate(map: Map<Tensor, Tensor>, t: Tensor, g: Tensor): void {
+export function accumulate(map: Map<Tensor, Tensor>, t: Tensor, g: Tensor): void {
   const prev = map.get(t);
   map.set(t, prev === undefined ? g : add(prev, g));
 }
 
-function checkGradShape(t: Tensor, g: Tensor, what: string): void {
+export function checkGradShape(t: Tensor, g: Tensor, what: string): void {
   if (!shapesEqual(t.shape, g.shape)) {
     throw new TesseraError(`backward: ${what} has shape ${fmtShape(g.shape)} but the tensor has shape ${fmtShape(t.shape)}.`);
   }
 }
 
-function runHooks(t: Tensor, g: Tensor): Tensor {
+export function runHooks(t: Tensor, g: Tensor): Tensor {
   let out = g;
   for (const h of t.hooks) {
     const r = h(out);
@@ -80,7 +82,7 @@ function runHooks(t: Tensor, g: Tensor): Tensor {
 }
 
 /** Stores a finished gradient on a leaf (or a retainsGrad tensor), adding to what is there. */
-function depositGrad(t: Tensor, g: Tensor, createGraph: boolean): void {
+export function depositGrad(t: Tensor, g: Tensor, createGraph: boolean): void {
   const value = createGraph ? g : detach(g);
   const next = t.grad === undefined ? (value.dtype === t.dtype ? value : cast(value, t.dtype)) : add(t.grad, value);
   t.grad = keep(createGraph ? next : detach(next));
@@ -88,7 +90,7 @@ function depositGrad(t: Tensor, g: Tensor, createGraph: boolean): void {
 }
 
 /** Refuses to differentiate an op whose inputs or output were overwritten in place after it ran. */
-function checkNotModified(node: GradNode): void {
+export function checkNotModified(node: GradNode): void {
   const saved = [...node.inputs, ...(node.output === undefined ? [] : [node.output])];
   saved.forEach((t, i) => {
     if (t.storage.version === node.savedVersions[i]) return;

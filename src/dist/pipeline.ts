@@ -1,21 +1,28 @@
 // Pipeline parallelism (GPipe, Huang et al. 2019; 1F1B and interleaved 1F1B, Narayanan et al.
-// 2021 §2.2): the model's layers are cut into consecutive stages; a step's batch is cut into m
-// micro-batches that flow forward through the stages and their gradients backward. Rank d of p
-// holds stage d, or with interleaving v chunks: model stages d, p + d, ..., (v−1)p + d. Each rank
-// runs its forward (F) and backward (B) passes in the order of the schedule:
+// 2021 §2.2; ZB-H1, Qi et al. 2024 §3): the model's layers are cut into consecutive stages; a
+// step's batch is cut into m micro-batches that flow forward through the stages and their
+// gradients backward. Rank d of p holds stage d, or with interleaving v chunks: model stages d,
+// p + d, ..., (v−1)p + d. Each rank runs its forward (F) and backward (B) passes in the order of
+// the schedule:
 //   gpipe: every micro-batch's F, then every B, holding all m micro-batches' activations;
 //   1f1b:  p − d − 1 warm-up F's on rank d, then F and B alternating, then the remaining B's,
 //          holding at most p − d micro-batches' activations;
 //   interleaved-1f1b: Megatron-LM's order over the v chunks (m a multiple of p), which shrinks
-//          the bubble v-fold for v-fold more messages.
-// The planner's pipeline simulator runs the same orders; test/dist/pipeline.test.ts checks that
-// they agree.
+//          the bubble v-fold for v-fold more messages;
+//   zb-h1: each backward split in two (autodiff/split-backward.ts): B, the gradient of the stage's
+//          input, sent upstream at once, and W, its parameters' gradients, deferred to fill what
+//          would be 1F1B's bubbles. min(p − d, m) warm-up F's, then B, F, W per micro-batch (the
+//          last stage B, W, F), then B, W: at most p − d micro-batches between F and B, as in
+//          1F1B, and one more between its B and W holding what W needs. B and W together run
+//          each node's vjp once, as one backward pass does (no recomputation).
+// The planner's pipeline simulator runs the same orders (ZB-H1's with equal F, B and W times: its
+// priority rule reorders them for other times); test/dist/pipeline.test.ts checks that they agree.
 // Activations go to the next stage and their gradients come back by point-to-point messages: a
 // small header (dtype, shape) then the values. The last stage's loss of each micro-batch is
 // divided by m, so that the gradients accumulated over a step are those of the mean loss over the
 // whole batch, as one process computing the whole batch would get. A stage may also be a
 // ParallelStack over a tensor-parallel group (data × pipeline × tensor parallelism): its forward
-// and backward passes are then awaited.
+// and backward passes are then awaited (not with zb-h1, which refuses it).
 //
 //   const pipe = new PipelineParallel(myStage, group, { microBatches: 8 });
 //   optimizer.zeroGrad();
@@ -24,6 +31,7 @@
 import { TesseraError, fmtShape } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 import { backward } from '../autodiff/backward.js';
+import { backwardSplit } from '../autodiff/split-backward.js';
 import type { AnyModule } from '../nn/module.js';
 import { ParallelStack } from './parallel-stack.js';
 import { tensor } from '../ops/creation.js';
@@ -31,17 +39,20 @@ import type { ProcessGroup } from './process-group.js';
 import { commDType } from './tensor-sync.js';
 import { allocArray, type DType } from './types.js';
 
-export type PipelineSchedule = 'gpipe' | '1f1b' | 'interleaved-1f1b';
+export type PipelineSchedule = 'gpipe' | '1f1b' | 'interleaved-1f1b' | 'zb-h1';
+
+const SCHEDULES: readonly PipelineSchedule[] = ['gpipe', '1f1b', 'interleaved-1f1b', 'zb-h1'];
 
 export interface PipelineOptions {
   /** Micro-batches per step (m; a multiple of the ranks for interleaved-1f1b). */
   microBatches: number;
-  /** Default '1f1b'; 'interleaved-1f1b' when the rank is given several chunks. */
+  /** Default '1f1b'; 'interleaved-1f1b' when the rank is given several chunks. 'zb-h1': one chunk, not a ParallelStack. */
   schedule?: PipelineSchedule;
 }
 
 export interface PipelineOp {
-  kind: 'F' | 'B';
+  /** Forward; backward (with zb-h1, the input gradient only); zb-h1's parameter gradients. */
+  kind: 'F' | 'B' | 'W';
   microBatch: number;
   /** Which of the rank's chunks (0 without interleaving). */
   chunk: number;
@@ -49,7 +60,7 @@ export interface PipelineOp {
 
 /**
  * The order in which rank `rank` of `ranks` runs its passes over `microBatches` micro-batches
- * (`chunks` model chunks per rank for interleaved-1f1b).
+ * (`chunks` model chunks per rank for interleaved-1f1b; W ops only with zb-h1).
  */
 export function pipelineOrder(schedule: PipelineSchedule, ranks: number, rank: number, microBatches: number, chunks = 1): PipelineOp[] {
   const m = microBatches, p = ranks;
@@ -57,6 +68,26 @@ export function pipelineOrder(schedule: PipelineSchedule, ranks: number, rank: n
   if (schedule === 'gpipe') {
     for (let i = 0; i < m; i++) ops.push({ kind: 'F', microBatch: i, chunk: 0 });
     for (let i = 0; i < m; i++) ops.push({ kind: 'B', microBatch: i, chunk: 0 });
+    return ops;
+  }
+  if (schedule === 'zb-h1') {
+    // The simulator's ZB-H1 rule (a ready B first; then a W if rank d has already deferred p − 1 − d
+    // of them; then an F if fewer than p − d micro-batches await their B; then a W), played out
+    // with equal F, B and W times. Only the last stage, which may defer none, runs W before F;
+    // elsewhere the next F has arrived when B ends and the next B has not when F ends, so W fills
+    // that gap.
+    const lastRank = rank === p - 1;
+    const op = (kind: PipelineOp['kind'], microBatch: number): PipelineOp => ({ kind, microBatch, chunk: 0 });
+    let f = 0, b = 0;
+    while (f < Math.min(p - rank, m)) ops.push(op('F', f++));
+    while (f < m) {
+      ops.push(op('B', b));
+      if (lastRank) ops.push(op('W', b));
+      ops.push(op('F', f++));
+      if (!lastRank) ops.push(op('W', b));
+      b++;
+    }
+    for (; b < m; b++) ops.push(op('B', b), op('W', b));
     return ops;
   }
   // 1F1B is the interleaved order with one chunk. Megatron-LM (schedules.py): forward k runs chunk
@@ -105,14 +136,23 @@ export class PipelineParallel {
   readonly microBatches: number;
   /** This rank's chunks: chunk c is model stage c·p + rank. */
   readonly chunks: readonly PipelineChunk[];
-  /** Most (chunk, micro-batch) activations this rank held at once during the last step. */
+  /**
+   * Most (chunk, micro-batch) pairs between their forward and backward (B) passes at once during
+   * the last step: whole activations kept.
+   */
   peakInFlight = 0;
+  /**
+   * Most (chunk, micro-batch) pairs between their forward and their last backward pass at once:
+   * peakInFlight, or with zb-h1 also those between B and W (which keep what W needs: the layers'
+   * inputs and output gradients). The simulator's peakActivations counts these.
+   */
+  peakHeld = 0;
   private steps = 0;
 
   /**
    * `stage`: this rank's layers (rank r of the group is stage r), or with interleaved-1f1b its
    * chunks in order (chunk c is model stage c·p + r). Every rank must construct it with the same
-   * options and the same number of chunks.
+   * options and the same number of chunks. zb-h1 takes one module per rank (not a ParallelStack).
    */
   constructor(stage: PipelineChunk | readonly PipelineChunk[], readonly group: ProcessGroup, options: PipelineOptions) {
     this.chunks = Array.isArray(stage) ? [...stage] : [stage as PipelineChunk];
@@ -122,8 +162,16 @@ export class PipelineParallel {
     if (!Number.isInteger(m) || m < 1) {
       throw new TesseraError(`PipelineParallel: microBatches must be a positive integer, got ${String(options.microBatches)}.`);
     }
-    if (this.schedule !== 'gpipe' && this.schedule !== '1f1b' && this.schedule !== 'interleaved-1f1b') {
-      throw new TesseraError(`PipelineParallel: schedule '${String(this.schedule)}' is not one of gpipe, 1f1b, interleaved-1f1b.`);
+    if (!SCHEDULES.includes(this.schedule)) {
+      throw new TesseraError(`PipelineParallel: schedule '${String(this.schedule)}' is not one of ${SCHEDULES.join(', ')}.`);
+    }
+    if (this.schedule === 'zb-h1' && v > 1) {
+      throw new TesseraError(`PipelineParallel: zb-h1 runs one chunk per rank, got ${v}; pass one module (ZB-V, the paper's two-chunk schedule, is not implemented), or use interleaved-1f1b for several chunks.`);
+    }
+    if (this.schedule === 'zb-h1' && this.chunks[0] instanceof ParallelStack) {
+      // A ParallelStack's backward pass is awaited block by block around its collectives; it has no
+      // input-gradient-only half to run before the parameters' gradients.
+      throw new TesseraError('PipelineParallel: zb-h1 cannot split the backward pass of a ParallelStack stage (tensor-parallel blocks) into B and W; use 1f1b for pipeline × tensor parallelism.');
     }
     if ((this.schedule === 'interleaved-1f1b') !== (v > 1)) {
       throw new TesseraError(`PipelineParallel: ${this.schedule} with ${v} chunk(s) per rank; interleaved-1f1b needs at least 2 chunks, the others exactly 1.`);
@@ -159,10 +207,13 @@ export class PipelineParallel {
     // receives it and the micro-batch; steps alternate between two tag ranges.
     const tag = (kind: number, receiver: number, microBatch: number): number => ((parity * 3 + kind) * stages + receiver) * m + microBatch;
     const inFlight = new Map<number, InFlight>();
+    /** zb-h1: the W halves of the micro-batches whose B ran. */
+    const awaitingW = new Map<number, () => void>();
     const sends: Promise<void>[] = [];
     let lossSum = 0;
     const rank = this.group.rank;
     this.peakInFlight = 0;
+    this.peakHeld = 0;
 
     for (const op of pipelineOrder(this.schedule, p, rank, m, v)) {
       const i = op.microBatch;
@@ -183,6 +234,10 @@ export class PipelineParallel {
           inFlight.set(key, { input, output });
         }
         this.peakInFlight = Math.max(this.peakInFlight, inFlight.size);
+      } else if (op.kind === 'W') {
+        const weights = awaitingW.get(key)!;
+        awaitingW.delete(key);
+        weights();
       } else {
         const kept = inFlight.get(key)!;
         inFlight.delete(key);
@@ -194,7 +249,12 @@ export class PipelineParallel {
           outputGrad = tensor(values, { shape: [...out.shape], dtype: out.dtype, backend: out.storage.backend.name });
         }
         let inputGrad: Tensor | undefined;
-        if (chunk instanceof ParallelStack) {
+        if (this.schedule === 'zb-h1') {
+          // The first stage's input needs no gradient: its B computes nothing and W does it all.
+          const split = backwardSplit(last ? kept.loss! : kept.output, kept.input === undefined ? [] : [kept.input], outputGrad);
+          inputGrad = split.inputGrads[0];
+          awaitingW.set(key, split.weights);
+        } else if (chunk instanceof ParallelStack) {
           inputGrad = last ? await chunk.backward(kept.loss!, kept.output) : await chunk.backwardFrom(kept.output, outputGrad!);
         } else {
           if (last) backward(kept.loss!);
@@ -208,6 +268,7 @@ export class PipelineParallel {
           sends.push(this.group.send(values, (s - 1) % p, { tag: tag(2, s - 1, i) }).wait());
         }
       }
+      this.peakHeld = Math.max(this.peakHeld, inFlight.size + awaitingW.size);
     }
     await Promise.all(sends);
     return this.isLast ? lossSum / m : undefined;

@@ -1,0 +1,183 @@
+// The backward pass in two halves, for zero-bubble pipeline schedules (Qi et al. 2024,
+// arXiv:2401.10241 §2): B computes the gradients with respect to given inputs (a pipeline stage's
+// received activation) so they can be sent upstream at once; W, run later, computes every other
+// leaf's gradient (the stage's parameters) into .grad and frees the graph.
+//
+// Together they run each node's vjp once, as one backward() would. B walks only the nodes between
+// the root and the inputs and asks their rules for the input-side gradients alone (matmul then
+// skips its weight GEMM, which is W's work). Of a node that also has weight-side inputs, B keeps
+// the output's cotangent (and any weight-side gradient the rule returned anyway, such as add's);
+// W finishes those gradients from the kept cotangents and walks the weight-only nodes (Wᵀ, a
+// bias's expand). Between the two, the graph keeps what W needs: the nodes B will not revisit are
+// freed by B. A custom node (checkpoint, cond) returns all its gradients at once, so its weight
+// gradients are computed in B (and stored in W). A rule that ignores the mask and drops what was
+// not asked for (attention's) runs again in W if one of its own inputs is on the weight side.
+import type { Tensor } from '../core/tensor.js';
+import { TesseraError, fmtShape } from '../core/errors.js';
+import type { GradNode } from './node.js';
+import { noGrad } from './mode.js';
+import { vjpRules } from './vjp-rules.js';
+import { onesLike } from '../ops/creation.js';
+import { withAutocastHook } from '../ops/dispatch.js';
+import { accumulate, checkGradShape, checkNotModified, depositGrad, runHooks, topoOrder } from './backward.js';
+
+export interface SplitBackward {
+  /** The root's gradients with respect to the inputs (undefined where no path leads), as gradientsUpTo gives them. */
+  readonly inputGrads: readonly (Tensor | undefined)[];
+  /** Adds the gradients of every other leaf that requires grad to its .grad and frees the graph. Call once. */
+  weights(): void;
+}
+
+/** What W needs of a node that has inputs on both sides. */
+interface Kept {
+  /** The cotangent of the node's output; undefined when no gradient reached the node. */
+  grad: Tensor | undefined;
+  /** Weight-side gradients B's rule already returned. */
+  done: (Tensor | undefined)[];
+  /** Weight-side inputs W must still ask the rule for (then the node is kept intact until W). */
+  missing: boolean[];
+  inputs: Tensor[];
+}
+
+/** Runs a node's vjp for the inputs in `needs` (a custom vjp returns all of its inputs' gradients). */
+function vjpOf(node: GradNode, g: Tensor, needs: readonly boolean[], lastUse: boolean): (Tensor | undefined)[] {
+  if (node.custom !== undefined) return node.custom.vjp!(g, { lastUse });
+  const rule = vjpRules[node.prim] as (g: Tensor, i: readonly Tensor[], o: Tensor, a: unknown, needs: readonly boolean[]) => (Tensor | undefined)[];
+  return rule(g, node.inputs, node.output!, node.attrs, needs);
+}
+
+function free(node: GradNode): void {
+  node.freed = true;
+  node.inputs = [];
+  node.output = undefined;
+  if (node.custom !== undefined) node.custom.vjp = undefined;
+}
+
+function assertUsable(node: GradNode): void {
+  if (node.freed || node.output === undefined) {
+    throw new TesseraError(`backwardSplit: trying to run backward through the graph a second time (op '${node.opName}'); its saved tensors were freed. ` +
+      'Run the forward pass again, or pass { retainGraph: true } to the earlier backward().');
+  }
+}
+
+/**
+ * Runs B now: the gradients of `root` with respect to `inputs` (treated as leaves, as in
+ * gradientsUpTo; nothing is added to their .grad). The returned `weights()` runs W: the rest of
+ * the backward pass, into .grad. `gradient` defaults to ones for a one-element root. Between the
+ * two calls the graph must not be used by another backward pass.
+ */
+export function backwardSplit(root: Tensor, inputs: readonly Tensor[], gradient?: Tensor): SplitBackward {
+  root.assertAlive('backwardSplit');
+  if (!root.requiresGrad) {
+    throw new TesseraError(`backwardSplit: the tensor (shape ${fmtShape(root.shape)}) does not require grad and has no grad function; ` +
+      'make sure some input or parameter has requiresGrad = true and that the computation did not run under noGrad.');
+  }
+  if (gradient === undefined && root.size !== 1) {
+    throw new TesseraError(`backwardSplit: a gradient can be implied only for one-element outputs; this one has shape ${fmtShape(root.shape)}. Pass the gradient.`);
+  }
+  const seed = gradient ?? onesLike(root);
+  checkGradShape(root, seed, 'the gradient');
+  // Like backward(), vjp rules run without recording and without autocast.
+  const quietly = <T>(fn: () => T): T => withAutocastHook(undefined, () => noGrad(fn));
+  const targets = new Set(inputs);
+  let ranW = false;
+  const once = (w: () => void) => (): void => {
+    if (ranW) throw new TesseraError('backwardSplit: weights() was already called; it frees the graph, so it runs once per backward pass.');
+    ranW = true;
+    quietly(w);
+  };
+
+  if (root.gradNode === undefined) {
+    const g = quietly(() => runHooks(root, seed));
+    if (targets.has(root)) return { inputGrads: inputs.map((x) => (x === root ? g : undefined)), weights: once(() => {}) };
+    return { inputGrads: inputs.map(() => undefined), weights: once(() => depositGrad(root, g, false)) };
+  }
+
+  const order = topoOrder(root.gradNode, targets);
+  // The nodes between the root and the inputs (children come first in `order`).
+  const onPath = new Set<GradNode>();
+  const leadsToInput = (x: Tensor): boolean => targets.has(x) || (x.gradNode !== undefined && onPath.has(x.gradNode));
+  for (const node of order) if (node.inputs.some((x, i) => node.needsGrad[i] && leadsToInput(x))) onPath.add(node);
+  const weightSideOf = (node: GradNode): boolean[] => node.inputs.map((x, i) => node.needsGrad[i]! && !leadsToInput(x));
+
+  // ---- B ----
+  const kept = new Map<GradNode, Kept>();
+  const inputGrads = quietly(() => {
+    const cot = new Map<Tensor, Tensor>([[root, seed]]);
+    for (let k = order.length - 1; k >= 0; k--) {
+      const node = order[k]!;
+      if (!onPath.has(node)) continue;
+      assertUsable(node);
+      const out = node.output!;
+      const weightSide = weightSideOf(node);
+      let g = cot.get(out);
+      cot.delete(out);
+      const done: (Tensor | undefined)[] = [];
+      if (g !== undefined) {
+        checkNotModified(node);
+        g = runHooks(out, g);
+        if (out.retainsGrad) depositGrad(out, g, false);
+        const inputSide = node.inputs.map((x, i) => node.needsGrad[i]! && !weightSide[i]!);
+        const grads = vjpOf(node, g, inputSide, false);
+        node.inputs.forEach((x, i) => {
+          const gi = grads[i];
+          if (!node.needsGrad[i] || gi === undefined) return;
+          checkGradShape(x, gi, `the vjp of '${node.opName}' produced a gradient for input ${i} that`);
+          if (weightSide[i]) done[i] = gi;
+          else accumulate(cot, x, gi);
+        });
+      }
+      const missing = weightSide.map((w, i) => w && g !== undefined && done[i] === undefined);
+      if (weightSide.some(Boolean)) kept.set(node, { grad: g, done, missing, inputs: [...node.inputs] });
+      if (!missing.some(Boolean)) free(node);
+    }
+    return inputs.map((x) => {
+      const g = cot.get(x);
+      return g === undefined ? undefined : runHooks(x, g);
+    });
+  });
+
+  // ---- W ----
+  const weights = once(() => {
+    // When no path leads to the inputs (a first pipeline stage), the whole pass is W's.
+    const cot = new Map<Tensor, Tensor>(onPath.has(root.gradNode!) ? [] : [[root, seed]]);
+    for (let k = order.length - 1; k >= 0; k--) {
+      const node = order[k]!;
+      const mixed = kept.get(node);
+      if (mixed !== undefined) {
+        let computed: (Tensor | undefined)[] = [];
+        if (mixed.missing.some(Boolean)) {
+          checkNotModified(node);
+          computed = vjpOf(node, mixed.grad!, mixed.missing, true);
+        }
+        mixed.inputs.forEach((x, i) => {
+          const gi = mixed.done[i] ?? (mixed.missing[i] ? computed[i] : undefined);
+          if (gi === undefined) return;
+          checkGradShape(x, gi, `the vjp of '${node.opName}' produced a gradient for input ${i} that`);
+          accumulate(cot, x, gi);
+        });
+      } else if (!onPath.has(node)) {
+        // A weight-only node (Wᵀ, a bias's expand, a cast of a weight): the plain backward step.
+        assertUsable(node);
+        const out = node.output!;
+        let g = cot.get(out);
+        cot.delete(out);
+        if (g === undefined) { free(node); continue; }
+        checkNotModified(node);
+        g = runHooks(out, g);
+        if (out.retainsGrad) depositGrad(out, g, false);
+        const grads = vjpOf(node, g, node.needsGrad, true);
+        node.inputs.forEach((x, i) => {
+          const gi = grads[i];
+          if (!node.needsGrad[i] || gi === undefined) return;
+          checkGradShape(x, gi, `the vjp of '${node.opName}' produced a gradient for input ${i} that`);
+          accumulate(cot, x, gi);
+        });
+      }
+      free(node);
+    }
+    // What is left are the leaves' gradients (every other tensor's was consumed by its node).
+    for (const [x, g] of cot) if (x.gradNode === undefined) depositGrad(x, runHooks(x, g), false);
+  });
+  return { inputGrads, weights };
+}
