@@ -57,6 +57,22 @@ export async function saveFile(path: string, bytes: Uint8Array): Promise<void> {
   }
 }
 
+/**
+ * Checks now that saveFile(path) will be able to write: the directory exists and is writable. For
+ * long runs that save later (a parameter server's checkpoints), so a bad path fails at the start.
+ */
+export async function checkWritable(path: string): Promise<void> {
+  const { fs, path: nodePath } = await nodeModules('checkWritable');
+  const dir = nodePath.dirname(nodePath.resolve(path));
+  try {
+    await fs.access(dir, (await import('node:fs')).constants.W_OK);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ENOENT') throw new Error(`cannot write "${path}": the directory ${dir} does not exist; create it first.`, { cause: e });
+    throw new Error(`cannot write "${path}" (${err.code ?? err.message}); check the path and its permissions.`, { cause: e });
+  }
+}
+
 function displayPath(path: string | URL): string {
   return path instanceof URL && path.protocol === 'file:' ? decodeURIComponent(path.pathname) : String(path);
 }
