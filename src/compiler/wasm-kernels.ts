@@ -159,7 +159,9 @@ export class WasmGraphKernels {
     if (node.op === OPTIMIZER_UPDATE_OP) return this.optimizerUpdate(node, inputs);
     if (node.op !== 'fusedElementwise' && node.op !== 'matmulEpilogue') return undefined;
     const backend = wasmBackendOf(inputs);
-    if (backend === undefined) return undefined;
+    // Off the wasm heap (webgpu, or cpu tensors the planned executor did not take) the node runs
+    // through `bind`, its intermediates freed at once rather than left to the garbage collector.
+    if (backend === undefined) return [scope(() => noGrad(() => evaluateFreeing(node, inputs)))];
     let perLayout = this.plans.get(node);
     if (perLayout === undefined) this.plans.set(node, (perLayout = new Map()));
     const key = `${backend.name}|${layoutKey(inputs)}`;

@@ -25,6 +25,16 @@ let liveBytes = 0;
 
 const storageBytes = (s: Storage): number => s.size * itemsize(s.dtype);
 
+/** Live and peak bytes per backend (where memory is: the wasm heap, the GPU, the host's cpu arrays). */
+const perBackend = new Map<string, { liveBytes: number; peakBytes: number }>();
+function countOn(storage: Storage, bytes: number): void {
+  const name = storage.backend.name;
+  let c = perBackend.get(name);
+  if (c === undefined) perBackend.set(name, (c = { liveBytes: 0, peakBytes: 0 }));
+  c.liveBytes += bytes;
+  c.peakBytes = Math.max(c.peakBytes, c.liveBytes);
+}
+
 // A tensor collected without dispose() releases its reference here. The held value is the storage
 // (never the tensor itself, which would keep it alive).
 const finalizer = new FinalizationRegistry<Storage>((storage) => {
@@ -38,6 +48,7 @@ export function trackStorage(storage: Storage): void {
     refCounts.set(storage, 0);
     liveBytes += storageBytes(storage);
     peakBytes = Math.max(peakBytes, liveBytes);
+    countOn(storage, storageBytes(storage));
   }
 }
 
@@ -47,7 +58,10 @@ function release(storage: Storage): void {
     refCounts.set(storage, n);
     return;
   }
-  if (refCounts.delete(storage)) liveBytes -= storageBytes(storage);
+  if (refCounts.delete(storage)) {
+    liveBytes -= storageBytes(storage);
+    countOn(storage, -storageBytes(storage));
+  }
   if (!storage.disposed) {
     storage.disposed = true;
     storage.backend.free(storage);
@@ -149,12 +163,17 @@ export interface MemoryStats {
   liveBytes: number;
   /** Highest liveBytes seen since start or the last resetPeakMemory(). */
   peakBytes: number;
+  /** The same two numbers per backend name ('wasm', 'cpu', 'webgpu'), like torch.cuda.max_memory_allocated per device. */
+  byBackend: Record<string, { liveBytes: number; peakBytes: number }>;
 }
 
 export function memoryStats(): MemoryStats {
-  return { liveTensors, liveStorages: refCounts.size, liveBytes, peakBytes };
+  const byBackend: Record<string, { liveBytes: number; peakBytes: number }> = {};
+  for (const [name, c] of perBackend) byBackend[name] = { ...c };
+  return { liveTensors, liveStorages: refCounts.size, liveBytes, peakBytes, byBackend };
 }
 
 export function resetPeakMemory(): void {
   peakBytes = liveBytes;
+  for (const c of perBackend.values()) c.peakBytes = c.liveBytes;
 }
