@@ -38,13 +38,30 @@ import { recordCustom } from './node.js';
 export interface TracingHooks {
   isTracing(): boolean;
   withRematTag<T>(tag: number, fn: () => T): T;
+  /** Copies a traced tensor to host memory, recorded as a graph node (offload.ts under jit). */
+  storeOnHost(x: Tensor): Tensor;
+  /** Copies a host copy back onto `backend`, recorded as a graph node. */
+  fetchFromHost(h: Tensor, backend: string): Tensor;
 }
 
-// The graph layer sits above autodiff, so it registers these when it loads (graph/trace.ts) rather
-// than autodiff importing it; without the graph layer nothing traces.
-let tracing: TracingHooks = { isTracing: () => false, withRematTag: (_tag, fn) => fn() };
-export function registerTracingHooks(hooks: TracingHooks): void {
-  tracing = hooks;
+// The graph layer sits above autodiff, so it registers these when it loads (graph/trace.ts,
+// graph/offload-ops.ts) rather than autodiff importing it; without the graph layer nothing traces.
+const untraced = (what: string) => (): never => {
+  throw new TesseraError(`${what}: no tracer is recording (internal error).`);
+};
+let tracing: TracingHooks = {
+  isTracing: () => false,
+  withRematTag: (_tag, fn) => fn(),
+  storeOnHost: untraced('storeOnHost'),
+  fetchFromHost: untraced('fetchFromHost'),
+};
+export function registerTracingHooks(hooks: Partial<TracingHooks>): void {
+  tracing = { ...tracing, ...hooks };
+}
+
+/** The graph layer's hooks (for offload.ts). */
+export function tracingHooks(): TracingHooks {
+  return tracing;
 }
 
 /** Whether a tracer is recording (for offload.ts, which runs its block plainly then too). */

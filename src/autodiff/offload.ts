@@ -11,15 +11,22 @@
 // gets one tape node whose vjp recreates the saved tensors on their backend, puts them back in the
 // private nodes, differentiates up to the inputs (backward's boundary, as checkpoint does) and
 // disposes them again. The host copies live as long as that node (until backward frees the graph).
+//
+// Under a tracer (jit) the same happens symbolically: each saved tensor on a backend other than the
+// cpu (whose memory is the host's) goes through an `offloadStore` graph node after the block, and
+// the traced backward reads it back through an `offloadFetch` node (graph/offload-ops.ts). A replay
+// frees the backend tensor at the store, its last forward use, and holds only the host copy until
+// the fetch: the backend's peak drops as it does eagerly, and nothing is recomputed.
 import { TesseraError } from '../core/errors.js';
-import { scope, trackStorage } from '../core/memory.js';
+import { keep as keepTensor, scope, trackStorage } from '../core/memory.js';
 import { Tensor } from '../core/tensor.js';
 import type { DType, TypedArray } from '../core/dtype.js';
 import type { Backend, Storage } from '../backend/backend.js';
-import { addDispatchObserver } from '../ops/dispatch.js';
+import { addDispatchObserver, bind } from '../ops/dispatch.js';
+import { primitives, type PrimitiveName } from '../ops/primitives.js';
 import { detach } from '../ops/shape.js';
 import { gradientsUpTo } from './backward.js';
-import { activeTracing, blockOutputs, type CheckpointResult } from './checkpoint.js';
+import { activeTracing, blockOutputs, tracingHooks, type CheckpointResult } from './checkpoint.js';
 import { forwardModeActive } from './forward.js';
 import { isGradEnabled, noGrad } from './mode.js';
 import { recordCustom, type GradNode } from './node.js';
@@ -65,7 +72,7 @@ const pool = new Map<string, TypedArray[]>();
 let pooledBytes = 0;
 let poolLimitBytes = 2 ** 30;
 
-const poolKey = (a: TypedArray): string => `${a.constructor.name}:${a.length}`;
+const poolKey = (a: { constructor: { name: string }; length: number }): string => `${a.constructor.name}:${a.length}`;
 
 /** A host array of `like`'s type and length holding a copy of `like`'s values. */
 function hostCopyOf(like: TypedArray): TypedArray {
@@ -76,6 +83,24 @@ function hostCopyOf(like: TypedArray): TypedArray {
     return reused;
   }
   return like.slice();
+}
+
+/**
+ * A host array of the type and length of `like` from the pool (contents undefined), or a new one;
+ * give it back with releaseHostArray. For the graph's offloadStore (graph/offload-ops.ts).
+ */
+export function takeHostArray(like: TypedArray, length: number): TypedArray {
+  const reused = pool.get(`${like.constructor.name}:${length}`)?.pop();
+  if (reused !== undefined) {
+    pooledBytes -= reused.byteLength;
+    return reused;
+  }
+  return new (like.constructor as { new (n: number): TypedArray })(length);
+}
+
+/** Returns a host array to the pool (up to the pool's limit). */
+export function releaseHostArray(a: TypedArray): void {
+  releaseToPool(a);
 }
 
 function releaseToPool(a: TypedArray): void {
@@ -123,16 +148,24 @@ export function offloadTotals(): OffloadStats {
  * results and random draws are those of running fn plainly (it runs once). Returns fn's result.
  *
  * On the wasm backend this frees the wasm heap (bounded by 4 GiB) for the JavaScript heap; on webgpu
- * it frees GPU memory. Under noGrad, inside a jvp or while jit traces, fn simply runs.
+ * it frees GPU memory. Under jit the graph copies to the host and back (offloadStore/offloadFetch
+ * nodes), except on the cpu backend, whose memory is the host's. Under noGrad or inside a jvp, fn
+ * simply runs.
  */
 export function offload<A extends unknown[], R extends CheckpointResult>(fn: (...args: A) => R, ...args: A): R {
-  if (!isGradEnabled() || activeTracing() || forwardModeActive()) return fn(...args);
+  if (!isGradEnabled() || forwardModeActive()) return fn(...args);
+  if (activeTracing()) return offloadTraced(fn, args);
 
   const created = new Set<Tensor>();
   const inputs = new Set<Tensor>();
+  const outside = new Set<Storage>();
   const stop = addDispatchObserver({
     onPrimitive(_prim, ins, _attrs, out) {
-      for (const t of ins) if (t.requiresGrad && !created.has(t)) inputs.add(t);
+      for (const t of ins) {
+        if (created.has(t)) continue;
+        outside.add(t.storage);
+        if (t.requiresGrad) inputs.add(t);
+      }
       created.add(out);
     },
   });
@@ -143,7 +176,7 @@ export function offload<A extends unknown[], R extends CheckpointResult>(fn: (..
     result = scope(() => {
       const r = fn(...args);
       outs = blockOutputs('offload', r);
-      slots = moveSavedToHost(outs, created);
+      slots = moveSavedToHost(outs, created, outside);
       return r;
     });
   } finally {
@@ -178,8 +211,10 @@ export function offload<A extends unknown[], R extends CheckpointResult>(fn: (..
 }
 
 /** Copies every tensor the block's private tape saved to host arrays and points the tape's slots at those copies. */
-function moveSavedToHost(outs: readonly Tensor[], created: ReadonlySet<Tensor>): SavedSlot[] {
-  const keep = new Set(outs.map((o) => o.storage));
+function moveSavedToHost(outs: readonly Tensor[], created: ReadonlySet<Tensor>, outside: ReadonlySet<Storage>): SavedSlot[] {
+  // The outputs' storages stay, and so do storages of tensors from outside the block (a view the
+  // block took of a parameter, say): they live on anyway.
+  const keep = new Set([...outs.map((o) => o.storage), ...outside]);
   const copies = new Map<Tensor, HostCopy>();
   // Views of one storage (a reshape's input and output, say) share one host copy, as on the backend.
   const storages = new Map<Storage, HostStorage>();
@@ -194,9 +229,13 @@ function moveSavedToHost(outs: readonly Tensor[], created: ReadonlySet<Tensor>):
     saved.forEach((t, i) => {
       const slot = i < node.inputs.length ? i : -1;
       if (slot >= 0 && t.gradNode !== undefined && created.has(t)) stack.push(t.gradNode);
-      // Outside tensors stay where they are (they live on anyway); so do the outputs' storages,
-      // and a tensor already changed in place since the op saved it (backward must refuse it).
-      if (!created.has(t) || keep.has(t.storage) || t.storage.version !== node.savedVersions[i]) return;
+      // Outside tensors stay where they are; so do views of kept storages, and a tensor already
+      // changed in place since the op saved it (backward must refuse it).
+      if (!created.has(t)) return;
+      if (keep.has(t.storage) || t.storage.version !== node.savedVersions[i]) {
+        keepTensor(t); // the block's scope must not dispose a tensor the tape still holds
+        return;
+      }
       let copy = copies.get(t);
       if (copy === undefined) {
         let host = storages.get(t.storage);
@@ -247,4 +286,135 @@ function backwardThroughBlock(inner: Tensor, boundary: readonly Tensor[], slots:
   // The restored tensors live until the gradients are computed, unless the backward pass is being
   // recorded (then the gradients' graph needs them).
   return createGraph ? run() : scope(run);
+}
+
+/** How a tensor the traced block created was made: a view primitive over another tensor, or not a view. */
+interface Producer {
+  readonly prim: PrimitiveName;
+  readonly input: Tensor;
+  readonly attrs: unknown;
+}
+
+/** Where a traced block's saved tensor comes from: a stored root, and the view ops that lead from it. */
+interface TracedSource {
+  readonly host: Tensor;
+  readonly backend: string;
+  readonly views: readonly Producer[];
+}
+
+/** One saved tensor of a traced block: its source and its place in the tape. */
+interface TracedSlot {
+  readonly node: GradNode;
+  readonly slot: number;
+  readonly source: TracedSource;
+  readonly gradNode: GradNode | undefined;
+  readonly requiresGrad: boolean;
+}
+
+/** offload() while a tracer records: the copies to the host and back become graph nodes. */
+function offloadTraced<A extends unknown[], R extends CheckpointResult>(fn: (...args: A) => R, args: A): R {
+  const created = new Set<Tensor>();
+  const views = new Map<Tensor, Producer>();
+  const inputs = new Set<Tensor>();
+  const outside = new Set<Storage>();
+  const stop = addDispatchObserver({
+    onPrimitive(prim, ins, attrs, out) {
+      for (const t of ins) {
+        if (created.has(t)) continue;
+        outside.add(t.storage);
+        if (t.requiresGrad) inputs.add(t);
+      }
+      created.add(out);
+      if (primitives[prim].view !== undefined && out.storage === ins[0]!.storage) views.set(out, { prim, input: ins[0]!, attrs });
+    },
+  });
+  let outs: Tensor[];
+  let result: R;
+  try {
+    result = fn(...args);
+    outs = blockOutputs('offload', result);
+  } finally {
+    stop();
+  }
+  const boundary = [...inputs];
+  if (boundary.length === 0 || !outs.some((o) => o.requiresGrad)) return result;
+  const slots = storeSavedOnHost(outs, created, views, outside);
+  if (slots.length === 0) return result; // everything saved is on the cpu backend: nothing to move
+  const aliases = noGrad(() => outs.map((o) => detach(o)));
+  aliases.forEach((alias, k) => {
+    const inner = outs[k]!;
+    if (inner.requiresGrad) recordCustom('offload', boundary, alias, (grad) => fetchAndBackward(inner, boundary, slots, grad));
+  });
+  return (Array.isArray(result) ? aliases : aliases[0]) as unknown as R;
+}
+
+/**
+ * Records one offloadStore per storage off the cpu that the block's private tape saved: a saved
+ * view of a tensor the block made is stored as that tensor, and backward replays the view ops on
+ * the fetched copy (as the eager path copies each storage once).
+ */
+function storeSavedOnHost(outs: readonly Tensor[], created: ReadonlySet<Tensor>, views: ReadonlyMap<Tensor, Producer>, outside: ReadonlySet<Storage>): TracedSlot[] {
+  const keep = new Set([...outs.map((o) => o.storage), ...outside]);
+  const hosts = new Map<Tensor, Tensor>();
+  const sources = new Map<Tensor, TracedSource>();
+  const sourceOf = (t: Tensor): TracedSource => {
+    let s = sources.get(t);
+    if (s !== undefined) return s;
+    const chain: Producer[] = [];
+    let root = t;
+    for (let p = views.get(root); p !== undefined && created.has(p.input); p = views.get(root)) {
+      chain.unshift(p);
+      root = p.input;
+    }
+    let host = hosts.get(root);
+    if (host === undefined) {
+      host = tracingHooks().storeOnHost(root);
+      hosts.set(root, host);
+    }
+    s = { host, backend: t.backend, views: chain };
+    sources.set(t, s);
+    return s;
+  };
+  const slots: TracedSlot[] = [];
+  const seen = new Set<GradNode>();
+  const stack = outs.map((o) => o.gradNode).filter((n): n is GradNode => n !== undefined);
+  while (stack.length > 0) {
+    const node = stack.pop()!;
+    if (seen.has(node)) continue;
+    seen.add(node);
+    const saved = [...node.inputs, ...(node.output === undefined ? [] : [node.output])];
+    saved.forEach((t, i) => {
+      const slot = i < node.inputs.length ? i : -1;
+      if (slot >= 0 && t.gradNode !== undefined && created.has(t)) stack.push(t.gradNode);
+      if (!created.has(t) || keep.has(t.storage) || t.storage.version !== node.savedVersions[i] || t.backend === 'cpu') return;
+      slots.push({ node, slot, source: sourceOf(t), gradNode: t.gradNode, requiresGrad: t.requiresGrad });
+    });
+  }
+  return slots;
+}
+
+/** The traced vjp of the block: fetch the saved tensors back (graph nodes), then backward through the private tape. */
+function fetchAndBackward(inner: Tensor, boundary: readonly Tensor[], slots: readonly TracedSlot[], grad: Tensor): (Tensor | undefined)[] {
+  const roots = new Map<Tensor, Tensor>();
+  const restored = new Map<TracedSource, Tensor>();
+  for (const { node, slot, source, gradNode, requiresGrad } of slots) {
+    let t = restored.get(source);
+    if (t === undefined) {
+      let root = roots.get(source.host);
+      if (root === undefined) {
+        root = tracingHooks().fetchFromHost(source.host, source.backend);
+        roots.set(source.host, root);
+      }
+      // Views are replayed without a tape: the restored tensor takes the saved one's place in it.
+      t = noGrad(() => source.views.reduce((x, v) => bind(v.prim, [x], v.attrs as never), root!));
+      if (requiresGrad) t._setRequiresGradFromOp(true);
+      t.gradNode = gradNode;
+      restored.set(source, t);
+    }
+    const index = slot >= 0 ? slot : node.inputs.length;
+    if (slot >= 0) node.inputs[slot] = t;
+    else node.output = t;
+    (node.savedVersions as number[])[index] = t.storage.version;
+  }
+  return gradientsUpTo(inner, boundary, grad, { retainGraph: true, createGraph: isGradEnabled() });
 }

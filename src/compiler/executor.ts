@@ -25,6 +25,7 @@ import { compileMatmulKernel } from './codegen/matmul-js.js';
 import { composeViews, type FusedSpec, type MatmulEpilogueAttrs } from './fused-ops.js';
 import { isViewOp } from './layouts.js';
 import { memoryPlan, type MemoryPlan } from './memory-plan.js';
+import { OFFLOAD_FETCH_OP, OFFLOAD_STORE_OP } from '../graph/offload-ops.js';
 
 const SUPPORTED: ReadonlySet<DType> = new Set<DType>(['float32', 'float64', 'int32', 'int8', 'uint8', 'bool']);
 const REDUCE = new Set(['sum', 'prod', 'max', 'min']);
@@ -46,6 +47,7 @@ export function executorUnsupportedReason(g: Graph): string | undefined {
     if (t.storage.backend !== cpuBackend) return `a constant/parameter lives on backend '${t.backend}' (the planned executor is cpu-only)`;
   }
   for (const n of g.nodes) {
+    if (n.op === OFFLOAD_STORE_OP || n.op === OFFLOAD_FETCH_OP) return `it moves activations to the host and back (${n.op}), and the planned executor's arena is host memory already`;
     const backend = isRandomPrimitive(n.op) ? (n.attrs as RandomAttrs).backend : 'cpu';
     if (backend !== 'cpu') return `a random draw (${n.op}, value %${n.outputs[0]}) is made on backend '${backend}' (the planned executor is cpu-only)`;
   }

@@ -5,12 +5,16 @@
 // Two numbers come out: peakLiveBytes, the most bytes simultaneously live (what an allocator that
 // frees at last use reaches — the interpreter with disposeDead measures the same), and arenaBytes,
 // the arena the offsets need (>= peakLiveBytes; the difference is fragmentation).
+//
+// An offloadStore's output (a saved activation copied to the host under jit, graph/offload-ops.ts)
+// lives in host memory, not in the arena: it is counted apart, in hostBytes.
 import { itemsize } from '../core/dtype.js';
 import { sizeOf } from '../core/shape.js';
 import type { Graph, ValueId } from '../graph/graph.js';
 import { staticLayouts, type ValueLayout } from './layouts.js';
 import type { FusedSpec } from './fused-ops.js';
 import { composeViews } from './fused-ops.js';
+import { OFFLOAD_STORE_OP } from '../graph/offload-ops.js';
 
 export interface PlannedBuffer {
   value: ValueId;
@@ -31,6 +35,8 @@ export interface MemoryPlan {
   /** Live bytes after each node runs (node index, op). */
   timeline: { step: number; op: string; liveBytes: number }[];
   layouts: Map<ValueId, ValueLayout>;
+  /** Bytes of activations the graph copies to host memory (offloadStore outputs), outside the arena. */
+  hostBytes: number;
 }
 
 export interface MemoryPlanOptions {
@@ -47,11 +53,14 @@ export function memoryPlan(g: Graph, opts: MemoryPlanOptions = {}): MemoryPlan {
   const nodeOutputs = new Set<ValueId>();
   g.nodes.forEach((n) => n.outputs.forEach((o) => nodeOutputs.add(o)));
   const buffers = new Map<ValueId, PlannedBuffer>();
+  let hostBytes = 0;
   g.nodes.forEach((n, i) => {
     for (const o of n.outputs) {
       if (owner(o) !== o) continue;
       const v = g.value(o);
-      buffers.set(o, { value: o, bytes: sizeOf(v.shape) * itemsize(v.dtype), start: i, end: i, offset: 0 });
+      const bytes = sizeOf(v.shape) * itemsize(v.dtype);
+      if (n.op === OFFLOAD_STORE_OP) hostBytes += bytes;
+      else buffers.set(o, { value: o, bytes, start: i, end: i, offset: 0 });
     }
   });
   g.nodes.forEach((n, i) => {
@@ -133,7 +142,7 @@ export function memoryPlan(g: Graph, opts: MemoryPlanOptions = {}): MemoryPlan {
     liveBytes: [...groups.values()].reduce((s, grp) => s + (grp.start <= i && i <= grp.end ? grp.bytes : 0), 0),
   }));
   const peakLiveBytes = timeline.reduce((m, t) => Math.max(m, t.liveBytes), 0);
-  return { buffers: [...buffers.values()], arenaBytes, peakLiveBytes, timeline, layouts };
+  return { buffers: [...buffers.values()], arenaBytes, peakLiveBytes, timeline, layouts, hostBytes };
 }
 
 function contiguousStride(shape: readonly number[], d: number): number {

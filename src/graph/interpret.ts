@@ -9,6 +9,8 @@ import { opDef, type GraphOpDef } from './graph-ops.js';
 import { applyWrites } from './state.js';
 import { untracedRead } from './trace.js';
 import { withAutocastHook } from '../ops/dispatch.js';
+// Registers the offload graph ops (a traced offload() records them) and their tracing hooks.
+import './offload-ops.js';
 
 /** Thrown when a value the traced code read differs now: the caller retraces. */
 export class GuardFailure extends TesseraError {

@@ -17,6 +17,8 @@ import { bucketPlan, dynamicAnalysis, unpad, type DynamicAnalysis, type DynamicS
 import { buildPiecewise, piecewiseObstacle, replayPiecewise, type PiecewisePlan } from './piecewise.js';
 import { graphDrawsRandom } from './graph-ops.js';
 import { snapshotGenerators } from '../core/random.js';
+// Registers the offload graph ops (a traced offload() records them) and their tracing hooks.
+import './offload-ops.js';
 
 /** A graph turned into something that runs fast; produced by a registered GraphCompiler. */
 export interface CompiledGraph {

@@ -96,7 +96,7 @@ forEachBackend('offload', (backend) => {
     assert.throws(() => t.setOffloadPoolLimit(-1), /setOffloadPoolLimit: the limit must be a non-negative number of bytes, got -1/);
   });
 
-  it('runs plainly without a tape, matches plain training under jit, and names itself in errors', () => {
+  it('runs plainly without a tape, matches plain training under jit (differentiable replays too), and names itself in errors', () => {
     const x = t.randn([2, 3], { dtype });
     const y = t.offload((h: Tensor) => h.exp(), x);
     assert.equal(y.requiresGrad, false);
@@ -130,6 +130,51 @@ forEachBackend('GptConfig.offload', (backend) => {
     assert.equal(moved.loss, plain.loss);
     plain.grads.forEach((g, i) => assertClose(moved.grads[i]!, g, dtype === 'float64' ? { atol: 1e-12, rtol: 1e-10 } : { atol: 2e-5, rtol: 1e-4 }));
     assert.throws(() => new t.nn.GPT({ ...config, offload: true, checkpoint: true }), /checkpoint and offload are two ways .*choose one/);
+  });
+});
+
+forEachBackend('GptConfig.offload under jit', (backend) => {
+  it('a compiled GPT training step copies saved activations to the host and back: the plain step\'s gradients (with dropout), a lower backend peak', () => {
+    const cfg = { vocabSize: 65, blockSize: 16, embedDim: 32, numHeads: 4, numLayers: 3, dropout: 0.1 };
+    const x = t.randint(0, 65, [4, 16]), y = t.randint(0, 65, [4 * 16]);
+    const make = (offload: boolean) => {
+      t.manualSeed(3);
+      const gpt = new t.nn.GPT({ ...cfg, offload });
+      // differentiable: false compiles the replay (the returned gradients are not differentiated again).
+      return t.jit((ids: Tensor) => t.gradients(t.crossEntropy(gpt.call(ids).reshape([4 * 16, 65]), y), gpt.parameters()), { differentiable: false });
+    };
+    const plain = make(false), moved = make(true);
+    for (let call = 0; call < 2; call++) { // the trace, then a compiled replay
+      t.manualSeed(50 + call);
+      const a = plain(x);
+      t.manualSeed(50 + call);
+      const b = moved(x);
+      a.forEach((g, i) => assertClose(b[i]!, g, { atol: 1e-6, rtol: 1e-5 }));
+    }
+    assert.equal(moved.stats().traces, 1);
+    const ops = moved.graphs()[0]!.traced.nodes.map((n) => n.op);
+    const stores = ops.filter((o) => o === 'offloadStore').length;
+    if (backend === 'cpu') {
+      // The cpu backend's memory is the host's: nothing to move, the graph is the plain one.
+      assert.equal(stores, 0);
+      return;
+    }
+    assert.ok(stores > 0 && ops.filter((o) => o === 'offloadFetch').length === stores, `${stores} stores`);
+    const plan = (f: typeof plain) => t.compiler.memoryPlan(t.compiler.runPipeline(f.graphs()[0]!.traced.clone()).graph);
+    const [planPlain, planMoved] = [plan(plain), plan(moved)];
+    assert.ok(planMoved.peakLiveBytes < 0.7 * planPlain.peakLiveBytes, `planned peak ${planMoved.peakLiveBytes} bytes with offload, ${planPlain.peakLiveBytes} without`);
+    assert.ok(planMoved.hostBytes > 0 && planPlain.hostBytes === 0);
+    // A replay's measured peak on the backend follows the plan.
+    const measured = (f: typeof plain): number => {
+      const before = t.memoryStats().byBackend[backend]!.liveBytes;
+      t.resetPeakMemory();
+      const out = f(x);
+      const peak = t.memoryStats().byBackend[backend]!.peakBytes - before;
+      out.forEach((o) => o.dispose());
+      return peak;
+    };
+    const [peakPlain, peakMoved] = [measured(plain), measured(moved)];
+    assert.ok(peakMoved < 0.75 * peakPlain, `replay peak on ${backend}: ${peakMoved} bytes with offload, ${peakPlain} without`);
   });
 });
 
