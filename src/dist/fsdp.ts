@@ -14,16 +14,26 @@
 // checkpointing at unit boundaries. Communication per step: two all-gathers and one
 // reduce-scatter of the parameters, 1.5× data parallelism's all-reduce, as in the paper.
 //
+// Each unit runs twice per step, so the recomputation must see what the forward saw: the random
+// generators are restored to their state at the unit's forward (dropout draws the same masks, as
+// checkpoint() does) and the unit's buffers to their values before the recomputation (a BatchNorm
+// updates its running statistics once per step, not twice).
+//
+// Prefetch (on by default, like FSDP's forward_prefetch and backward_prefetch=BACKWARD_PRE): the
+// all-gather of the next unit's parameters starts before the current unit runs, so its messages
+// travel while this rank computes; a rank then holds two units' whole parameters at a time.
+//
 //   const fsdp = await FullyShardedDataParallel.create([block1, block2, head], group, (shards) => new optim.Adam(shards));
 //   const out = await fsdp.forward(myShareOfTheBatch);
 //   await fsdp.backward(lossOf(out));
 //   fsdp.step();
-// Units must not share parameters, and their forward passes must be repeatable (no dropout, no
-// BatchNorm statistics updates): each runs twice per step.
+// Units must not share parameters (tied weights stay inside one unit).
 import { TesseraError } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 import { backward } from '../autodiff/backward.js';
 import { noGrad } from '../autodiff/mode.js';
+import { snapshotGenerators } from '../core/random.js';
+import { assignValues } from '../nn/inplace.js';
 import { Parameter, type AnyModule } from '../nn/module.js';
 import { tensor } from '../ops/creation.js';
 import type { BaseOptions, Optimizer, OptimizerStateDict, ParamState } from '../optim/optimizer.js';
@@ -57,23 +67,37 @@ function* ownersOf(module: AnyModule): Generator<[string, AnyModule, string]> {
   }
 }
 
+export interface FsdpOptions {
+  /**
+   * Start the all-gather of the next unit's parameters before running the current one (default
+   * true): communication overlaps computation, for one more unit's parameters held at a time.
+   */
+  prefetch?: boolean;
+}
+
 export class FullyShardedDataParallel {
   private inputs: Tensor[] = [];
+  /** The random generators' state before each unit's forward, restored for its recomputation. */
+  private randomStates: ReturnType<typeof snapshotGenerators>[] = [];
   private output: Tensor | undefined;
+  readonly prefetch: boolean;
 
   private constructor(
     private readonly units: readonly Unit[],
     readonly group: ProcessGroup,
     /** This rank's optimizer over its shards (one 1-D parameter per unit). */
     readonly optimizer: Optimizer<BaseOptions>,
-  ) {}
+    options: FsdpOptions,
+  ) {
+    this.prefetch = options.prefetch ?? true;
+  }
 
   /**
    * Shards `modules`' parameters over the group (rank 0's values) and frees the modules' own
    * copies; builds this rank's optimizer over its shards. Every rank passes the same structure.
    */
   static async create(
-    modules: readonly AnyModule[], group: ProcessGroup, makeOptimizer: (shards: Parameter[]) => Optimizer<BaseOptions>,
+    modules: readonly AnyModule[], group: ProcessGroup, makeOptimizer: (shards: Parameter[]) => Optimizer<BaseOptions>, options: FsdpOptions = {},
   ): Promise<FullyShardedDataParallel> {
     const seen = new Set<Tensor>();
     const units: Unit[] = [];
@@ -105,7 +129,7 @@ export class FullyShardedDataParallel {
     }
     const optimizer = makeOptimizer(units.map((u) => u.shard));
     if (optimizer.paramGroups.length !== 1) throw new TesseraError('FullyShardedDataParallel.create: makeOptimizer must build one parameter group over the shards it is given.');
-    return new FullyShardedDataParallel(units, group, optimizer);
+    return new FullyShardedDataParallel(units, group, optimizer, options);
   }
 
   /** This rank's shards (what its optimizer trains). */
@@ -128,13 +152,19 @@ export class FullyShardedDataParallel {
    */
   async forward(x: Tensor): Promise<Tensor> {
     this.inputs = [];
+    this.randomStates = [];
     let h = x;
-    for (const unit of this.units) {
+    let next = this.gather(this.units[0]!);
+    for (const [k, unit] of this.units.entries()) {
       this.inputs.push(h);
-      const params = await this.gather(unit);
+      const params = await next;
+      const gatherNext = (): void => { if (k + 1 < this.units.length) next = this.gather(this.units[k + 1]!); };
+      if (this.prefetch) gatherNext();
+      this.randomStates.push(snapshotGenerators());
       const out = noGrad(() => unit.module.call(h) as Tensor);
       this.release(params);
       h = out;
+      if (!this.prefetch) gatherNext();
     }
     this.output = tensor(h.data(), { shape: [...h.shape], dtype: h.dtype, backend: h.storage.backend.name, requiresGrad: true });
     return this.output;
@@ -151,17 +181,40 @@ export class FullyShardedDataParallel {
     backward(loss);
     let grad = output.grad;
     if (grad === undefined) throw new TesseraError('FullyShardedDataParallel.backward: the loss does not depend on the output of forward().');
-    for (let i = this.units.length - 1; i >= 0; i--) {
+    const last = this.units.length - 1;
+    let next = this.gather(this.units[last]!);
+    for (let i = last; i >= 0; i--) {
       const unit = this.units[i]!;
       const input = i === 0 ? this.inputs[0]! : tensor(this.inputs[i]!.data(), { shape: [...this.inputs[i]!.shape], dtype: this.inputs[i]!.dtype, backend: this.inputs[i]!.storage.backend.name, requiresGrad: true });
-      const params = await this.gather(unit);
-      const out = unit.module.call(input) as Tensor;
+      const params = await next;
+      const gatherNext = (): void => { if (i > 0) next = this.gather(this.units[i - 1]!); };
+      if (this.prefetch) gatherNext();
+      const out = this.recompute(unit, i, input);
       backward(out, grad);
       await this.reduceGradients(unit, params);
       this.release(params);
       grad = i === 0 ? undefined : input.grad;
+      if (!this.prefetch) gatherNext();
     }
     this.inputs = [];
+    this.randomStates = [];
+  }
+
+  /**
+   * Unit i's forward again, with a graph: the generators as they were at its forward (the same
+   * dropout masks), and its buffers left as the forward left them (statistics updated once).
+   */
+  private recompute(unit: Unit, i: number, input: Tensor): Tensor {
+    const buffers = unit.module.buffers();
+    const values = buffers.map((b) => b.data());
+    const now = snapshotGenerators();
+    this.randomStates[i]!.restore();
+    try {
+      return unit.module.call(input) as Tensor;
+    } finally {
+      now.restore();
+      noGrad(() => buffers.forEach((b, k) => assignValues(b, values[k]!, 'FullyShardedDataParallel.backward')));
+    }
   }
 
   /** Updates this rank's shards. */

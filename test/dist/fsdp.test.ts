@@ -23,6 +23,22 @@ for (const [worldSize, accumulate, optimizer] of cases) {
   });
 }
 
+for (const prefetch of [true, false]) {
+  test(`FSDP with dropout and BatchNorm, prefetch ${prefetch}: the recomputation replays the masks and updates the statistics once (= DDP on the same rows, 2 ranks, float64)`, { timeout: 120_000 }, async () => {
+    const args = { ...base, optimizer: 'adam' as const, batchNorm: true, dropout: 0.3, prefetch };
+    const results = await runThreadRanks<typeof args, Awaited<ReturnType<typeof import('./fixtures/ddp-ranks.js')['trainShardedAgainstDdp']>>>({ worldSize: 2, module: ranksModule, exportName: 'trainShardedAgainstDdp', args });
+    for (const r of results) {
+      const diff = maxDifference(r.fsdp, r.ddp);
+      assert.ok(diff < 1e-12, `parameters differ from DDP's by ${diff}`);
+      assert.equal(r.fsdpBuffers.length, 3); // running mean, variance and the batch count
+      const buffers = maxDifference(r.fsdpBuffers, r.ddpBuffers);
+      assert.ok(buffers < 1e-12, `BatchNorm statistics differ from DDP's by ${buffers}`);
+    }
+    // Each rank draws its own masks and sees its own rows: the ranks' statistics differ.
+    assert.ok(maxDifference(results[0]!.fsdpBuffers.slice(0, 2), results[1]!.fsdpBuffers.slice(0, 2)) > 1e-6);
+  });
+}
+
 test('FSDP checkpoint: the consolidated optimizer state equals one process\'s, and training resumes from it on another number of ranks', { timeout: 120_000 }, async () => {
   const args: DdpArgs = { ...base, optimizer: 'adam', steps: 4 };
   type Args = DdpArgs & { firstStep: number; resume?: ZeroCheckpoint };
