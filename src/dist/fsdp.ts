@@ -40,7 +40,7 @@ import type { BaseOptions, Optimizer, OptimizerStateDict, ParamState } from '../
 import type { ProcessGroup } from './process-group.js';
 import { evenBlocks } from './partition.js';
 import { broadcastTensors, commDType } from './tensor-sync.js';
-import { allocArray, sharedArray, type DType } from './types.js';
+import { allocArray, sharedArray, type CommArray, type DType } from './types.js';
 
 /** One unit: its module, where each of its parameters sits in its flat space, and this rank's shard. */
 interface Unit {
@@ -75,8 +75,28 @@ export interface FsdpOptions {
   prefetch?: boolean;
 }
 
+/** A unit's reused communication arrays (see buffersOf). */
+interface UnitBuffers {
+  readonly shard: CommArray;
+  readonly whole: CommArray;
+  readonly grads: CommArray;
+  readonly reduced: CommArray;
+}
+
+/** Copies a tensor's values (row-major) into `out` at `at`, without an intermediate array when the tensor is contiguous. */
+function copyValues(t: Tensor, out: CommArray, at: number): void {
+  if (!t.isContiguous()) {
+    out.set(t.data(), at);
+    return;
+  }
+  // readAll may be a view into the backend's memory, valid until its next allocation: used at once.
+  const all = t.storage.backend.readAll(t.storage);
+  out.set(all.subarray(t.offset, t.offset + t.size), at);
+}
+
 export class FullyShardedDataParallel {
   private inputs: Tensor[] = [];
+  private readonly buffers = new Map<Unit, UnitBuffers>();
   /** The random generators' state before each unit's forward, restored for its recomputation. */
   private randomStates: ReturnType<typeof snapshotGenerators>[] = [];
   private output: Tensor | undefined;
@@ -286,11 +306,31 @@ export class FullyShardedDataParallel {
     this.optimizer.loadStateDict({ state, paramGroups: [{ ...options, params: this.units.map((_, k) => k) }] });
   }
 
+  /**
+   * A unit's communication arrays, made at its first gather and reused every step: allocating
+   * them per call (several MB per unit) kept the garbage collector busy for as long as the
+   * matmuls ran. Everything read out of them is copied into tensors before they are reused.
+   */
+  private buffersOf(unit: Unit): UnitBuffers {
+    let b = this.buffers.get(unit);
+    if (b === undefined) {
+      const total = unit.offsets[unit.offsets.length - 1]! + unit.shapes[unit.shapes.length - 1]!.reduce((a, c) => a * c, 1);
+      b = {
+        shard: sharedArray(unit.dtype, unit.shard.size),
+        whole: sharedArray(unit.dtype, total),
+        grads: sharedArray(unit.dtype, total),
+        reduced: sharedArray(unit.dtype, unit.shard.size),
+      };
+      this.buffers.set(unit, b);
+    }
+    return b;
+  }
+
   /** All-gathers a unit's flat parameters and installs them in its module as new Parameters. */
   private async gather(unit: Unit): Promise<Parameter[]> {
-    const mine = sharedArray(unit.dtype, unit.shard.size);
-    mine.set(unit.shard.data());
-    const flat = await this.group.allGather(mine, { counts: unit.counts });
+    const { shard: mine, whole } = this.buffersOf(unit);
+    copyValues(unit.shard, mine, 0);
+    const flat = await this.group.allGather(mine, { counts: unit.counts, output: whole });
     const owners = new Map([...ownersOf(unit.module)].map(([dotted, owner, local]) => [dotted, { owner, local }]));
     return unit.names.map((name, i) => {
       const size = unit.shapes[i]!.reduce((a, b) => a * b, 1);
@@ -306,9 +346,12 @@ export class FullyShardedDataParallel {
 
   /** Reduce-scatters (averages) a unit's parameter gradients into its shard's gradient, accumulating. */
   private async reduceGradients(unit: Unit, params: readonly Parameter[]): Promise<void> {
-    const flat = sharedArray(unit.dtype, unit.offsets[unit.offsets.length - 1]! + params[params.length - 1]!.size);
-    params.forEach((p, i) => { if (p.grad !== undefined) flat.set(p.grad.data(), unit.offsets[i]); });
-    const mine = await this.group.reduceScatter(flat, { op: 'avg', counts: unit.counts });
+    const { grads: flat, reduced } = this.buffersOf(unit);
+    params.forEach((p, i) => {
+      if (p.grad !== undefined) copyValues(p.grad, flat, unit.offsets[i]!);
+      else flat.fill(0, unit.offsets[i]!, unit.offsets[i]! + p.size);
+    });
+    const mine = await this.group.reduceScatter(flat, { op: 'avg', counts: unit.counts, output: reduced });
     const previous = unit.shard.grad;
     const values = previous === undefined ? mine : Float64Array.from(previous.data(), (v, j) => v + mine[j]!);
     previous?.dispose();
