@@ -13,6 +13,7 @@ import { bind } from '../ops/dispatch.js';
 import { full } from '../ops/creation.js';
 import { primitives, type Layout, type PrimitiveName, type ReduceOp, type ValueInfo } from '../ops/primitives.js';
 import { registerGraphOp } from '../graph/graph-ops.js';
+import type { GraphNode } from '../graph/graph.js';
 import type { ScalarExpr } from './codegen/kernel-ir.js';
 
 export interface ViewStep {
@@ -53,7 +54,8 @@ export function composeViews(base: Layout, views: readonly ViewStep[]): Layout |
   return l;
 }
 
-function outInfo(spec: FusedSpec): ValueInfo {
+/** The output shape and dtype of a fused spec (the reduction's, when it has one). */
+export function fusedOutputInfo(spec: FusedSpec): ValueInfo {
   if (spec.reduce === undefined) return { shape: [...spec.shape], dtype: spec.outDtype };
   const { axes, keepdim } = spec.reduce;
   const shape = spec.shape.flatMap((d, i) => (axes.includes(i) ? (keepdim ? [1] : []) : [d]));
@@ -99,6 +101,18 @@ export function evaluateFused(spec: FusedSpec, inputs: readonly Tensor[], opts: 
   return out;
 }
 
+/**
+ * A fused node (fusedElementwise or matmulEpilogue) through `bind`, op by op, each intermediate
+ * freed after its last use: for compiled replays, which record no tape, so nothing else holds them.
+ */
+export function evaluateFusedNodeFreeing(node: GraphNode, inputs: readonly Tensor[]): Tensor {
+  if (node.op === 'fusedElementwise') return evaluateFused((node.attrs as { spec: FusedSpec }).spec, inputs, { freeIntermediates: true });
+  const y = bind('matmul', [inputs[0]!, inputs[1]!], {});
+  const out = evaluateFused((node.attrs as MatmulEpilogueAttrs).epilogue, [y, ...inputs.slice(2)], { freeIntermediates: true });
+  if (out !== y) y.dispose();
+  return out;
+}
+
 /** FLOPs of a fused body: each op's per-element cost from the primitive table, times the points. */
 export function bodyFlops(spec: FusedSpec): number {
   let perPoint = spec.reduce !== undefined ? 1 : 0;
@@ -114,7 +128,7 @@ export function bodyFlops(spec: FusedSpec): number {
 const bytes = (v: ValueInfo): number => sizeOf(v.shape) * itemsize(v.dtype);
 
 registerGraphOp('fusedElementwise', {
-  infer: (_inputs, attrs) => [outInfo((attrs as { spec: FusedSpec }).spec)],
+  infer: (_inputs, attrs) => [fusedOutputInfo((attrs as { spec: FusedSpec }).spec)],
   cost: (inputs, attrs, outs) => ({
     flops: bodyFlops((attrs as { spec: FusedSpec }).spec),
     bytesRead: inputs.reduce((s, v) => s + bytes(v), 0),
@@ -128,7 +142,7 @@ registerGraphOp('matmulEpilogue', {
   infer: (inputs, attrs) => {
     const mm = primitives.matmul.infer([inputs[0]!, inputs[1]!], {});
     void mm;
-    return [outInfo((attrs as MatmulEpilogueAttrs).epilogue)];
+    return [fusedOutputInfo((attrs as MatmulEpilogueAttrs).epilogue)];
   },
   cost: (inputs, attrs, outs) => {
     const mm = primitives.matmul.cost([inputs[0]!, inputs[1]!], {}, primitives.matmul.infer([inputs[0]!, inputs[1]!], {}));

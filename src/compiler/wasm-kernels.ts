@@ -34,7 +34,7 @@ import { bind } from '../ops/dispatch.js';
 import { canEmitWasm, emitWasmKernel, fusedTaskLayout, fusedTaskWords, isWasmTranscendental } from './codegen/wasm.js';
 import type { KernelModule, ThreadPool } from '../backend/wasm/threads.js';
 import { kernelKey, simplifyKernel, type KernelSpec, type ScalarExpr } from './codegen/kernel-ir.js';
-import { composeViews, evaluateFused, type FusedSpec, type MatmulEpilogueAttrs } from './fused-ops.js';
+import { composeViews, evaluateFusedNodeFreeing, type FusedSpec, type MatmulEpilogueAttrs } from './fused-ops.js';
 
 export interface WasmKernelStats {
   /** fusedElementwise nodes run as one generated wasm module. */
@@ -159,9 +159,10 @@ export class WasmGraphKernels {
     if (node.op === OPTIMIZER_UPDATE_OP) return this.optimizerUpdate(node, inputs);
     if (node.op !== 'fusedElementwise' && node.op !== 'matmulEpilogue') return undefined;
     const backend = wasmBackendOf(inputs);
-    // Off the wasm heap (webgpu, or cpu tensors the planned executor did not take) the node runs
-    // through `bind`, its intermediates freed at once rather than left to the garbage collector.
-    if (backend === undefined) return [scope(() => noGrad(() => evaluateFreeing(node, inputs)))];
+    // Off the wasm heap (cpu tensors the planned executor did not take; webgpu tensors when the
+    // webgpu runner is off or absent, see webgpu-kernels.ts) the node runs through `bind`, its
+    // intermediates freed at once rather than left to the garbage collector.
+    if (backend === undefined) return [scope(() => noGrad(() => evaluateFusedNodeFreeing(node, inputs)))];
     let perLayout = this.plans.get(node);
     if (perLayout === undefined) this.plans.set(node, (perLayout = new Map()));
     const key = `${backend.name}|${layoutKey(inputs)}`;
@@ -177,7 +178,7 @@ export class WasmGraphKernels {
       // frees unfused nodes' values) rather than when the garbage collector gets to them: a
       // compiled replay records no tape, so nothing else holds them.
       this.stats.fallbacks++;
-      return [scope(() => noGrad(() => evaluateFreeing(node, inputs)))];
+      return [scope(() => noGrad(() => evaluateFusedNodeFreeing(node, inputs)))];
     }
     return [run(inputs)];
   };
@@ -271,15 +272,6 @@ function fusedRunner(spec: FusedSpec, inputs: readonly Pick<Tensor, 'shape' | 's
     tmp.dispose();
     return out;
   };
-}
-
-/** A fused node through `bind`, each intermediate freed after its last use. */
-function evaluateFreeing(node: GraphNode, inputs: readonly Tensor[]): Tensor {
-  if (node.op === 'fusedElementwise') return evaluateFused((node.attrs as { spec: FusedSpec }).spec, inputs, { freeIntermediates: true });
-  const y = bind('matmul', [inputs[0]!, inputs[1]!], {});
-  const out = evaluateFused((node.attrs as MatmulEpilogueAttrs).epilogue, [y, ...inputs.slice(2)], { freeIntermediates: true });
-  if (out !== y) y.dispose();
-  return out;
 }
 
 function counted(run: Runner | null, count: () => void): Runner | null {

@@ -72,6 +72,7 @@ export async function runDeviceServer(init: DeviceInit, gpu: GPU, source: Comman
     maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
     maxBufferSize: device.limits.maxBufferSize,
     maxComputeWorkgroupsPerDimension: device.limits.maxComputeWorkgroupsPerDimension,
+    maxStorageBuffersPerShaderStage: device.limits.maxStorageBuffersPerShaderStage,
   };
 
   function bufferOf(id: number, what: string): GPUBuffer {

@@ -43,6 +43,8 @@ export interface DeviceInfo {
   readonly maxStorageBufferBindingSize: number;
   readonly maxBufferSize: number;
   readonly maxComputeWorkgroupsPerDimension: number;
+  /** Storage buffers one shader may bind (output, inputs and params count alike); WebGPU guarantees 8. */
+  readonly maxStorageBuffersPerShaderStage: number;
 }
 
 /** One compute dispatch of a WGSL module over buffers (binding i = buffers[i]), as the backend asks for it. */

@@ -21,7 +21,8 @@ import {
   elementwiseWgsl, matmulLargeWgsl, matmulWgsl, optimizerWgsl, reduceWgsl, softmaxWgsl,
 } from './wgsl.js';
 import {
-  gatherWgsl, scatterAddWgsl, sliceBackwardWgsl, stridedCopyWgsl, typedElementwiseWgsl, typedInvocations, type ElementType,
+  ELEMENT_TYPE, castExpression, compareExpression, gatherWgsl, logicalExpression, scatterAddWgsl, sliceBackwardWgsl, stridedCopyWgsl,
+  typedElementwiseWgsl, typedInvocations, type ElementType,
 } from './wgsl-typed.js';
 import { LAYER_NORM_PARAMS, layerNormWgsl } from './wgsl-rows.js';
 import { QUANTIZED_MATMUL_PARAMS, quantizedMatmulWgsl } from './wgsl-quantized.js';
@@ -33,35 +34,6 @@ import { STATUS_BUFFER_ID } from './protocol.js';
 import { WINDOW_PARAMS, col2imWgsl, im2colWgsl, maxPoolIndicesWgsl } from './wgsl-window.js';
 import { sweep3 } from '../cpu/window-kernels.js';
 import type { WindowSweep } from '../../ops/patch-shape.js';
-
-/** How each dtype's elements are held in a buffer, for the typed kernels (float64 and the 16-bit floats have none). */
-const ELEMENT_TYPE: Partial<Record<DType, ElementType>> = { float32: 'f32', int32: 'i32', bool: 'u8', uint8: 'u8', int8: 'i8' };
-
-/** WGSL for a comparison of two values of one element type (NaN compares unequal, as in JS). */
-function compareExpression(op: string, type: ElementType): string {
-  const sym: Record<string, string> = { eq: '==', ne: '!=', lt: '<', le: '<=', gt: '>', ge: '>=' };
-  if (type !== 'f32') return `select(0u, 1u, a ${sym[op]} b)`;
-  // NaN is tested by its bits (a driver may assume no value is NaN), and the order by key_ (exact for subnormals).
-  return op === 'ne' ? `select(0u, 1u, isnan_(a) || isnan_(b) || key_(a) != key_(b))` : `select(0u, 1u, !isnan_(a) && !isnan_(b) && key_(a) ${sym[op]} key_(b))`;
-}
-
-/** WGSL that is true where a value of the element type is nonzero (NaN counts, as in JS). */
-function truthy(v: string, type: ElementType): string {
-  return type === 'f32' ? `((bitcast<u32>(${v}) & 0x7fffffffu) != 0u)` : type === 'u8' ? `${v} != 0u` : `${v} != 0`;
-}
-
-/** WGSL converting a value of type `from` to dtype `to`, as castScalar does. */
-function castExpression(from: ElementType, to: DType): string | undefined {
-  const toI32 = from === 'f32' ? 'toI32_(a)' : from === 'u8' ? 'i32(a)' : 'a';
-  switch (to) {
-    case 'float32': return from === 'f32' ? 'a' : 'f32(a)';
-    case 'int32': return toI32;
-    case 'bool': return `select(0u, 1u, ${truthy('a', from)})`;
-    case 'uint8': return `u32(${toI32}) & 0xffu`;
-    case 'int8': return `(${toI32} << 24u) >> 24u`;
-    default: return undefined;
-  }
-}
 
 /** What a webgpu storage's `handle` holds. */
 export interface GpuBuffer {
@@ -163,6 +135,29 @@ export class WebGPUBackend implements Backend {
     // Binding 0 (written) is the destination view, addressed through its strides like an input.
     this.launch(stridedCopyWgsl(), [dst.storage, src.storage], this.stridedParams(dst.shape, [dst, src]), Math.ceil(n / WORKGROUP), 'copy into a view');
     return true;
+  }
+
+  /** Storage buffers one kernel may bind, its output included (the adapter's limit; WebGPU guarantees 8). */
+  get maxStorageBindings(): number {
+    return this.device.info.maxStorageBuffersPerShaderStage ?? 8;
+  }
+
+  /**
+   * Runs a kernel generated outside this backend (the compiler's fused nodes, compiler/codegen/wgsl.ts)
+   * as one dispatch: binding 0 is a fresh output of `out.size` elements of `out.dtype`, bindings
+   * 1.. are `inputs` in order, then `params` (at most one slot, PARAMS_SLOT_BYTES) when given.
+   * The device thread compiles each distinct text once and names it by a number afterwards, so
+   * callers should hand in the same text object for the same structure (the compiler caches it).
+   */
+  runGenerated(wgsl: string, inputs: readonly Storage[], out: { dtype: DType; size: number }, workgroups: number, label: string, params?: Int32Array): Storage {
+    const bindings = inputs.length + 1 + (params === undefined ? 0 : 1);
+    if (bindings > this.maxStorageBindings) {
+      throw new TesseraError(`webgpu ${label}: a generated kernel binds ${inputs.length} inputs, its output${params === undefined ? '' : ' and its params'}, more than this GPU's ${this.maxStorageBindings} storage buffers per shader; run the node op by op (the compiler checks maxStorageBindings first).`);
+    }
+    const result = this.newStorage(out.dtype, out.size);
+    if (out.size === 0 || workgroups === 0) return result;
+    this.launch(wgsl, [result, ...inputs], params, workgroups, label);
+    return result;
   }
 
   /** Waits until the GPU has finished all work submitted so far (for timing). */
@@ -399,9 +394,7 @@ export class WebGPUBackend implements Backend {
     const types = inputs.map((x) => ELEMENT_TYPE[x.dtype]);
     if (types.some((t) => t === undefined)) return this.viaCpu(op, inputs, attrs, out);
     const [ta, tb] = types as ElementType[];
-    const expression = op === 'logicalNot' ? `select(1u, 0u, ${truthy('a', ta!)})`
-      : `select(0u, 1u, ${truthy('a', ta!)} ${op === 'logicalAnd' ? '&&' : '||'} ${truthy('b', tb!)})`;
-    return this.typed(op, inputs, attrs, out, expression);
+    return this.typed(op, inputs, attrs, out, logicalExpression(op, ta!, tb));
   }
 
   /** params of the strided elementwise kernels: [n, rank, shape[8], per input: strides[8], offset]. */
@@ -595,7 +588,7 @@ export class WebGPUBackend implements Backend {
   }
 
   /** Dispatches `wgsl` over storages (or raw buffer ids, e.g. the status buffer) with `meta` as params. */
-  private launch(wgsl: string, storages: readonly (Storage | number)[], meta: Int32Array, workgroups: number, label: string): void {
+  private launch(wgsl: string, storages: readonly (Storage | number)[], meta: Int32Array | undefined, workgroups: number, label: string): void {
     const ids = storages.map((s) => (typeof s === 'number' ? s : this.handle(s, label).id));
     this.device.post({ op: 'run', wgsl, buffers: ids, meta, grid: grid2d(workgroups, this.maxGrid()), label });
   }

@@ -3,20 +3,24 @@
 // gather, scatterAdd and sliceBackward. Every buffer is declared array<u32>: 4-byte elements are
 // bit casts of a word, 1-byte elements (bool, uint8, int8) are bytes of a word (as the cpu backend
 // stores them, one per byte), so an output of 1-byte elements is written a word (4 elements) per invocation.
+import type { DType } from '../../core/dtype.js';
 import { memoizeWgsl, stridedOffsetWgsl, MAX_RANK, WORKGROUP } from './wgsl.js';
 
 /** How an element is held in a buffer. */
 export type ElementType = 'f32' | 'i32' | 'u8' | 'i8';
 
-/** The WGSL type an element of each kind is computed in. */
-const VALUE_TYPE: Record<ElementType, string> = { f32: 'f32', i32: 'i32', u8: 'u32', i8: 'i32' };
+/** How each dtype's elements are held in a buffer, for the typed kernels (float64 and the 16-bit floats have none). */
+export const ELEMENT_TYPE: Partial<Record<DType, ElementType>> = { float32: 'f32', int32: 'i32', bool: 'u8', uint8: 'u8', int8: 'i8' };
 
-const SPECIALS = `
-var<private> NAN_BITS: u32 = 0x7fc00000u;
-fn nan_() -> f32 { return bitcast<f32>(NAN_BITS); }
-fn isnan_(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
+/** The WGSL type an element of each kind is computed in. */
+export const VALUE_TYPE: Readonly<Record<ElementType, string>> = { f32: 'f32', i32: 'i32', u8: 'u32', i8: 'i32' };
+
+/**
+ * float → int32 as the cpu backend (JS) converts: exported for the compiler's generated kernels,
+ * which add it to FLOAT_MATH_WGSL (that text already has the other helpers below).
+ */
+export const INT_CONVERSION_WGSL = `
 fn finite_(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) < 0x7f800000u; }
-fn key_(x: f32) -> i32 { let u = bitcast<i32>(x); return select(u, -(u & 0x7fffffff), u < 0); }
 // float → int32 as the cpu backend (JS): truncate, wrap modulo 2^32, NaN and ±inf give 0.
 fn toI32_(x: f32) -> i32 {
   if (!finite_(x)) { return 0; }
@@ -27,17 +31,61 @@ fn toI32_(x: f32) -> i32 {
 }
 `;
 
-function loader(k: number, type: ElementType): string {
+const SPECIALS = `
+var<private> NAN_BITS: u32 = 0x7fc00000u;
+fn nan_() -> f32 { return bitcast<f32>(NAN_BITS); }
+fn isnan_(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
+fn key_(x: f32) -> i32 { let u = bitcast<i32>(x); return select(u, -(u & 0x7fffffff), u < 0); }
+${INT_CONVERSION_WGSL}`;
+
+/** WGSL reading element `o` (an i32 expression) of an array<u32> holding elements of `type`, as its value type. */
+export function loadElementWgsl(type: ElementType, array: string, o: string): string {
   switch (type) {
-    case 'f32': return `fn load${k}(o: i32) -> f32 { return bitcast<f32>(in${k}[o]); }`;
-    case 'i32': return `fn load${k}(o: i32) -> i32 { return bitcast<i32>(in${k}[o]); }`;
-    case 'u8': return `fn load${k}(o: i32) -> u32 { return (in${k}[o >> 2u] >> (8u * u32(o & 3))) & 0xffu; }`;
-    case 'i8': return `fn load${k}(o: i32) -> i32 { return bitcast<i32>(in${k}[o >> 2u] << (24u - 8u * u32(o & 3))) >> 24u; }`;
+    case 'f32': return `bitcast<f32>(${array}[${o}])`;
+    case 'i32': return `bitcast<i32>(${array}[${o}])`;
+    case 'u8': return `((${array}[${o} >> 2u] >> (8u * u32(${o} & 3))) & 0xffu)`;
+    case 'i8': return `(bitcast<i32>(${array}[${o} >> 2u] << (24u - 8u * u32(${o} & 3))) >> 24u)`;
+  }
+}
+
+function loader(k: number, type: ElementType): string {
+  return `fn load${k}(o: i32) -> ${VALUE_TYPE[type]} { return ${loadElementWgsl(type, `in${k}`, 'o')}; }`;
+}
+
+/** WGSL for a comparison of two values `a`, `b` of one element type, as a u32 0/1 (NaN compares unequal, as in JS). */
+export function compareExpression(op: string, type: ElementType): string {
+  const sym: Record<string, string> = { eq: '==', ne: '!=', lt: '<', le: '<=', gt: '>', ge: '>=' };
+  if (type !== 'f32') return `select(0u, 1u, a ${sym[op]} b)`;
+  // NaN is tested by its bits (a driver may assume no value is NaN), and the order by key_ (exact for subnormals).
+  return op === 'ne' ? `select(0u, 1u, isnan_(a) || isnan_(b) || key_(a) != key_(b))` : `select(0u, 1u, !isnan_(a) && !isnan_(b) && key_(a) ${sym[op]} key_(b))`;
+}
+
+/** WGSL that is true where a value of the element type is nonzero (NaN counts, as in JS). */
+function truthy(v: string, type: ElementType): string {
+  return type === 'f32' ? `((bitcast<u32>(${v}) & 0x7fffffffu) != 0u)` : type === 'u8' ? `${v} != 0u` : `${v} != 0`;
+}
+
+/** WGSL for logicalAnd / logicalOr (of `a`, `b`) and logicalNot (of `a`), as a u32 0/1. */
+export function logicalExpression(op: 'logicalAnd' | 'logicalOr' | 'logicalNot', ta: ElementType, tb: ElementType = ta): string {
+  return op === 'logicalNot' ? `select(1u, 0u, ${truthy('a', ta)})`
+    : `select(0u, 1u, ${truthy('a', ta)} ${op === 'logicalAnd' ? '&&' : '||'} ${truthy('b', tb)})`;
+}
+
+/** WGSL converting a value `a` of type `from` to dtype `to`, as castScalar does. */
+export function castExpression(from: ElementType, to: DType): string | undefined {
+  const toI32 = from === 'f32' ? 'toI32_(a)' : from === 'u8' ? 'i32(a)' : 'a';
+  switch (to) {
+    case 'float32': return from === 'f32' ? 'a' : 'f32(a)';
+    case 'int32': return toI32;
+    case 'bool': return `select(0u, 1u, ${truthy('a', from)})`;
+    case 'uint8': return `u32(${toI32}) & 0xffu`;
+    case 'int8': return `(${toI32} << 24u) >> 24u`;
+    default: return undefined;
   }
 }
 
 /** Word bits of an output value. */
-function storeBits(type: ElementType, v: string): string {
+export function storeBits(type: ElementType, v: string): string {
   switch (type) {
     case 'f32': case 'i32': return `bitcast<u32>(${v})`;
     case 'u8': return `(u32(${v}) & 0xffu)`;

@@ -39,8 +39,10 @@ fn key_(x: f32) -> i32 { let u = bitcast<i32>(x); return select(u, -(u & 0x7ffff
 `;
 
 // Float32 math that WGSL leaves imprecise or undefined at the edges (log of 0 or a negative number,
-// exp overflow, tanh of large arguments), written so that the edges match the reference.
-const MATH = `${SPECIALS}
+// exp overflow, tanh of large arguments), written so that the edges match the reference. Exported
+// for the compiler's generated kernels (compiler/codegen/wgsl.ts), so a fused body computes each op
+// with the same functions as the op's own kernel.
+export const FLOAT_MATH_WGSL = `${SPECIALS}
 fn exp_(x: f32) -> f32 { if (x > 88.72283) { return inf_(); } if (x < -103.97) { return 0.0; } return exp(x); }
 fn log_(x: f32) -> f32 { if (isnan_(x) || x < 0.0) { return nan_(); } if (x == 0.0) { return -inf_(); } if (isinf_(x)) { return x; } return log(x); }
 fn log1p_(x: f32) -> f32 {
@@ -159,7 +161,7 @@ function elementwiseWgslText(expression: string, arity: number, flat: boolean, s
   const loads = Array.from({ length: arity }, (_, k) => flat
     ? `let ${names[k]} = in${k}[params[${1 + k}] + i];`
     : `let ${names[k]} = in${k}[offsetOf(i, ${k})];`).join('\n  ');
-  return `${scalar === 'f32' ? MATH : ''}
+  return `${scalar === 'f32' ? FLOAT_MATH_WGSL : ''}
 @group(0) @binding(0) var<storage, read_write> out: array<${scalar}>;
 ${inputs}
 @group(0) @binding(${arity + 1}) var<storage, read> params: array<i32>;
@@ -288,21 +290,45 @@ export const MATMUL_LARGE_MIN_BLOCKS = 256;
 export const MATMUL_MAX_BATCH_RANK = 6;
 
 /**
+ * A float32 reduction's starting value and its combining step of accumulator x and value y (NaN
+ * wins; max and min order by key_, exact for subnormals). Shared with the compiler's fused
+ * reductions (compiler/codegen/wgsl.ts), which must combine in the same way and order.
+ */
+export const REDUCE_WGSL: Readonly<Record<'sum' | 'max' | 'min', { init: string; combine: string }>> = {
+  sum: { init: '0.0', combine: 'x + y' },
+  max: { init: '-inf_()', combine: 'select(y, x, isnan_(x) || (!isnan_(y) && key_(x) > key_(y)))' },
+  min: { init: 'inf_()', combine: 'select(y, x, isnan_(x) || (!isnan_(y) && key_(x) < key_(y)))' },
+};
+
+/** Invocations per workgroup of the reduction kernels (one workgroup per output element). */
+export const REDUCE_WORKGROUP = 64;
+
+/**
+ * The end of a reduction: each invocation's accumulator `acc` into `part` (a workgroup array of
+ * REDUCE_WORKGROUP), combined pairwise by halves; part[0] then holds the result.
+ */
+export const REDUCE_TREE_WGSL = `part[lid.x] = acc;
+  workgroupBarrier();
+  for (var w = ${REDUCE_WORKGROUP / 2}u; w > 0u; w = w / 2u) {
+    if (lid.x < w) { part[lid.x] = combine(part[lid.x], part[lid.x + w]); }
+    workgroupBarrier();
+  }`;
+
+/**
  * sum / max / min of float32 over some axes: one 64-invocation workgroup per output element, each
  * invocation strides over the reduced elements, then a tree in workgroup memory.
  * meta: [nOut, keptRank, keptShape[8], keptStrides[8], redRank, redShape[8], redStrides[8], redCount, offset]
  */
 function reduceWgslText(op: 'sum' | 'max' | 'min'): string {
-  const init = op === 'sum' ? '0.0' : op === 'max' ? '-inf_()' : 'inf_()';
-  const combine = op === 'sum' ? 'x + y' : op === 'max' ? 'select(y, x, isnan_(x) || (!isnan_(y) && key_(x) > key_(y)))' : 'select(y, x, isnan_(x) || (!isnan_(y) && key_(x) < key_(y)))';
+  const { init, combine } = REDUCE_WGSL[op];
   const R = MAX_RANK;
   return `${SPECIALS}
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> params: array<i32>;
-var<workgroup> part: array<f32, 64>;
+var<workgroup> part: array<f32, ${REDUCE_WORKGROUP}>;
 fn combine(x: f32, y: f32) -> f32 { return ${combine}; }
-@compute @workgroup_size(64)
+@compute @workgroup_size(${REDUCE_WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let o = i32(wid.y * nwg.x + wid.x);
   if (o >= params[0]) { return; }
@@ -312,17 +338,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let redRank = params[${2 + 2 * R}];
   let count = params[${3 + 4 * R}];
   var acc = ${init};
-  for (var r = i32(lid.x); r < count; r += 64) {
+  for (var r = i32(lid.x); r < count; r += ${REDUCE_WORKGROUP}) {
     var off = base; var q = r;
     for (var d = redRank - 1; d >= 0; d--) { let s = params[${3 + 2 * R} + d]; off += (q % s) * params[${3 + 3 * R} + d]; q = q / s; }
     acc = combine(acc, x[off]);
   }
-  part[lid.x] = acc;
-  workgroupBarrier();
-  for (var w = 32u; w > 0u; w = w / 2u) {
-    if (lid.x < w) { part[lid.x] = combine(part[lid.x], part[lid.x + w]); }
-    workgroupBarrier();
-  }
+  ${REDUCE_TREE_WGSL}
   if (lid.x == 0u) { out[o] = part[0]; }
 }`;
 }
@@ -334,7 +355,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
  */
 function softmaxWgslText(log: boolean): string {
   const R = MAX_RANK;
-  return `${MATH}
+  return `${FLOAT_MATH_WGSL}
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> params: array<i32>;
