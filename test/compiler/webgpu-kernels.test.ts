@@ -64,18 +64,20 @@ describe('the WGSL emitter (no GPU needed)', () => {
     body: [load(0), { kind: 'op', op: 'exp', args: [0], dtype: 'float32' }], ...over,
   });
 
-  it('emits float32, int32 and bool bodies with a sum/max/min; refuses pow, float64, prod and non-float32 reductions, naming them', () => {
+  it('emits float32 (pow included), int32 and bool bodies with a sum/max/min; refuses float64, int8 arithmetic, prod and non-float32 reductions, naming them', () => {
     assert.ok(C.canEmitWgsl(spec({})));
     assert.ok(C.canEmitWgsl(spec({ reduce: { op: 'max', axes: [1] } })));
     assert.ok(C.canEmitWgsl(spec({ outDtype: 'bool', body: [load(0), { kind: 'literal', value: 0, dtype: 'float32' }, { kind: 'op', op: 'gt', args: [0, 1], dtype: 'bool' }] })));
     assert.ok(C.canEmitWgsl(spec({ inputs: [{ dtype: 'int32', strides: [3, 1], offset: 0 }], outDtype: 'int32', body: [load(0), { kind: 'op', op: 'div', args: [0, 0], dtype: 'int32' }] })));
     const pow = spec({ body: [load(0), { kind: 'literal', value: 3, dtype: 'float32' }, { kind: 'op', op: 'pow', args: [0, 1], dtype: 'float32' }] });
-    assert.ok(!C.canEmitWgsl(pow), 'pow: the backend has no kernel to match');
+    assert.ok(C.canEmitWgsl(pow), 'pow: the backend\'s pow_');
+    const int8Add = spec({ inputs: [{ dtype: 'int8', strides: [3, 1], offset: 0 }], outDtype: 'int8', body: [load(0), { kind: 'op', op: 'add', args: [0, 0], dtype: 'int8' }] });
+    assert.ok(!C.canEmitWgsl(int8Add), 'int8 arithmetic');
     assert.ok(!C.canEmitWgsl(spec({ inputs: [{ dtype: 'float64', strides: [3, 1], offset: 0 }], outDtype: 'float64', body: [load(0), { kind: 'op', op: 'exp', args: [0], dtype: 'float64' }] })));
     assert.ok(!C.canEmitWgsl(spec({ reduce: { op: 'prod', axes: [1] } })));
     assert.ok(!C.canEmitWgsl(spec({ inputs: [{ dtype: 'int32', strides: [3, 1], offset: 0 }], outDtype: 'int32', body: [load(0), { kind: 'op', op: 'neg', args: [0], dtype: 'int32' }], reduce: { op: 'sum', axes: [1] } })));
     assert.ok(!C.canEmitWgsl(spec({ outStrides: [1, 4] })), 'the output is contiguous');
-    assert.throws(() => C.emitWgslKernel(pow), /pow:float32/);
+    assert.throws(() => C.emitWgslKernel(int8Add), /add:int8/);
   });
 
   it('reads literals at run time from params, shares a binding between inputs over one storage, bakes layouts into the text', () => {
@@ -135,6 +137,23 @@ describe('fused kernels on webgpu', { skip: backend === undefined ? `no WebGPU a
     const a = withEdges([6, 11], 20);
     checkFused('exp/log/tanh/sigmoid/erf', (x) => t.add(t.add(t.exp(t.mul(x, 0.25)), t.log(x)), t.add(t.tanh(x), t.add(t.sigmoid(x), t.erf(t.mul(x, 0.1))))), [a]);
     checkFused('sin/cos/sqrt/rsqrt/expm1/log1p', (x) => t.add(t.add(t.sin(x), t.cos(t.mul(x, 100))), t.add(t.sqrt(x), t.add(t.rsqrt(x), t.add(t.expm1(t.mul(x, 0.5)), t.log1p(x))))), [a]);
+  });
+
+  it('pow: the backend\'s pow_ kernel follows the cpu reference (C\'s special cases exactly, values within 1e-5), fused and unfused alike', () => {
+    const special = [0, -0, 1, -1, 2, -2, 0.5, -0.5, 3, -3, Infinity, -Infinity, NaN, 1e-3, 7.25];
+    const xs = special.flatMap((a) => special.map(() => a)), ys = special.flatMap(() => special);
+    const [x, y] = [t.tensor(xs), t.tensor(ys)];
+    const gpu = t.pow(x, y).data();
+    const cpu = t.pow(t.tensor(xs, { backend: 'cpu' }), t.tensor(ys, { backend: 'cpu' })).data();
+    cpu.forEach((want, i) => {
+      const got = gpu[i]!;
+      const what = `pow(${xs[i]}, ${ys[i]}) = ${got}, cpu ${want}`;
+      if (!Number.isFinite(want) || want === 0) assert.ok(Object.is(got, want), what);
+      else assert.ok(Math.abs(got - want) <= 1e-5 * Math.abs(want), what);
+    });
+    // Random bases and exponents (GELU's x³ among them), fused with the ops around them.
+    const base = t.randn([6, 9]), exponent = t.mul(t.randn([6, 9]), 3);
+    checkFused('pow', (a, b) => t.add(t.mul(t.pow(a, 3), 0.044715), t.pow(t.add(t.abs(a), 0.5), b)), [base, exponent]);
   });
 
   it('comparisons, logical ops, isnan and where with bool intermediates, a bool mask input, and 1-byte outputs', () => {
@@ -201,11 +220,12 @@ describe('fused kernels on webgpu', { skip: backend === undefined ? `no WebGPU a
     }
   });
 
-  it('falls back op by op, with the same values, for an op the emitter lacks or more inputs than the GPU binds', () => {
-    const { graph } = trace((a: t.Tensor) => t.mul(t.pow(a, 3), 0.5), [t.randn([3, 4])]);
+  it('falls back op by op, with the same values, for a dtype the emitter lacks or more inputs than the GPU binds', () => {
+    const body = (a: t.Tensor): t.Tensor => t.mul(t.exp(a), 0.5);
+    const { graph } = trace(body, [t.randn([3, 4], { dtype: 'float64' })]);
     const c = C.compile(graph, { planned: false });
-    const x = t.randn([3, 4]);
-    assertUnfusedValues(c.run([x])[0]!, t.mul(t.pow(x, 3), 0.5), 'pow');
+    const x = t.randn([3, 4], { dtype: 'float64' });
+    assertUnfusedValues(c.run([x])[0]!, body(x), 'float64');
     assert.deepEqual(c.webgpuKernels!.stats, { fusedKernels: 0, matmulThenKernel: 0, fallbacks: 1 });
     // The output, the inputs and (with literals) the params each take a storage binding: at the
     // GPU's limit the node is one kernel, one more input and it runs op by op.

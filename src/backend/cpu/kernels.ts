@@ -8,7 +8,7 @@ import {
   BINARY_ARITH_OPS, BINARY_COMPARE_OPS, REDUCE_OPS, UNARY_FLOAT_OPS, UNARY_PREDICATE_OPS, UNARY_SAME_OPS,
   type BinaryOp, type PrimitiveName, type ReduceAttrs, type ReduceOp, type UnaryOp,
 } from '../../ops/primitives.js';
-import { erf, gelu, geluGrad, roundHalfEven, sigmoid } from './math.js';
+import { erf, gelu, geluGrad, powC, roundHalfEven, sigmoid } from './math.js';
 import { accumulateStrided, arrayOf, contiguousValues, forEachPosition, permutedLayout, scatterStrided } from './strided.js';
 import { gatherStrided } from '../../core/tensor.js';
 import { makeWindowKernels } from './window-kernels.js';
@@ -57,7 +57,7 @@ const BINARY_FNS: Record<BinaryOp, (a: number, b: number) => number> = {
   sub: (a, b) => a - b,
   mul: (a, b) => a * b,
   div: (a, b) => a / b,
-  pow: (a, b) => a ** b,
+  pow: powC,
   maximum: (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : a > b ? a : b),
   minimum: (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : a < b ? a : b),
   reluGrad: (x, g) => (x > 0 ? g : 0),

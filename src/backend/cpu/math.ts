@@ -135,3 +135,12 @@ export function sigmoid(x: number): number {
   const e = Math.exp(x);
   return e / (1 + e);
 }
+
+/**
+ * x^y as C's pow and PyTorch compute it. JavaScript's `**` differs at three edges: 1^NaN and
+ * (±1)^(±∞) are NaN in JavaScript and 1 in C (x^0 = 1 for every x, NaN included, agrees).
+ */
+export function powC(x: number, y: number): number {
+  if (x === 1 || ((x === -1) && (y === Infinity || y === -Infinity))) return 1;
+  return x ** y;
+}

@@ -87,6 +87,37 @@ fn round_(x: f32) -> f32 {
   if (r - x == 0.5 && (r * 0.5) != floor(r * 0.5)) { return r - 1.0; }
   return r;
 }
+// x^y with C's (and PyTorch's) special cases: y = 0 or x = 1 give 1 (NaN included); a finite
+// negative x with a non-integer y gives NaN; an odd integer y keeps x's sign (-0 and -inf
+// included); infinite x or y follow the limits. WGSL's own pow is undefined for x <= 0, so the
+// magnitude is exp2(y·log2|x|) (relative error about |y·log2|x||·2^-21 on a GPU), with exact
+// products for the common squares and cubes.
+fn pow_(x: f32, y: f32) -> f32 {
+  if (y == 0.0 || x == 1.0) { return 1.0; }
+  if (isnan_(x) || isnan_(y)) { return nan_(); }
+  if (y == 1.0) { return x; }
+  if (y == 2.0) { return x * x; }
+  if (y == 3.0) { return x * x * x; }
+  let ax = abs(x);
+  let negative = (bitcast<u32>(x) >> 31u) == 1u;
+  if (isinf_(y)) {
+    if (ax == 1.0) { return 1.0; }
+    return select(0.0, inf_(), (ax > 1.0) == (y > 0.0));
+  }
+  let integer = floor(y) == y;
+  if (negative && !integer && !isinf_(x) && ax != 0.0) { return nan_(); }
+  // Integers beyond 2^24 are all even in float32.
+  let odd = integer && abs(y) < 16777216.0 && (i32(abs(y)) & 1) == 1;
+  var r: f32;
+  if (ax == 0.0) { r = select(inf_(), 0.0, y > 0.0); }
+  else if (isinf_(ax)) { r = select(0.0, inf_(), y > 0.0); }
+  else if (y == 0.5) { r = sqrt(ax); }
+  else {
+    let t = y * log2(ax);
+    if (t > 128.0) { r = inf_(); } else if (t < -150.0) { r = 0.0; } else { r = exp2(t); }
+  }
+  return select(r, -r, negative && odd);
+}
 fn sign_(x: f32) -> f32 { if (isnan_(x)) { return x; } if (x > 0.0) { return 1.0; } if (x < 0.0) { return -1.0; } return 0.0; }
 fn maximum_(a: f32, b: f32) -> f32 { if (isnan_(a) || isnan_(b)) { return nan_(); } return select(b, a, key_(a) > key_(b)); }
 fn minimum_(a: f32, b: f32) -> f32 { if (isnan_(a) || isnan_(b)) { return nan_(); } return select(b, a, key_(a) < key_(b)); }
@@ -125,7 +156,7 @@ export const FLOAT_EXPRESSIONS: Readonly<Record<string, string>> = {
   exp: 'exp_(a)', log: 'log_(a)', log1p: 'log1p_(a)', expm1: 'expm1_(a)', sqrt: 'sqrt_(a)', rsqrt: 'rsqrt_(a)',
   sin: 'sin_(a)', cos: 'cos_(a)', tanh: 'tanh_(a)', sigmoid: 'sigmoid_(a)', erf: 'erf_(a)', gelu: 'gelu_(a)', geluGrad: 'geluGrad_(a)',
   sign: 'sign_(a)', floor: 'floor(a)', ceil: 'ceil(a)', round: 'round_(a)',
-  add: 'a + b', sub: 'a - b', mul: 'a * b', div: 'a / b', maximum: 'maximum_(a, b)', minimum: 'minimum_(a, b)',
+  add: 'a + b', sub: 'a - b', mul: 'a * b', div: 'a / b', maximum: 'maximum_(a, b)', minimum: 'minimum_(a, b)', pow: 'pow_(a, b)',
   reluGrad: 'select(0.0, b, bitcast<i32>(a) > 0 && !isnan_(a))',
 };
 

@@ -5,7 +5,7 @@
 import type { DType, TypedArray } from '../../core/dtype.js';
 import { castScalar } from '../../core/dtype.js';
 import { TesseraError } from '../../core/errors.js';
-import { erf, roundHalfEven, sigmoid } from '../../backend/cpu/math.js';
+import { erf, powC, roundHalfEven, sigmoid } from '../../backend/cpu/math.js';
 import { kernelKey, simplifyKernel, type KernelSpec, type ScalarExpr } from './kernel-ir.js';
 
 export type CompiledKernel = (inputs: readonly TypedArray[], out: TypedArray) => void;
@@ -20,7 +20,7 @@ const UNARY: Record<string, (a: string) => string> = {
 };
 const BINARY: Record<string, (a: string, b: string) => string> = {
   add: (a, b) => `(${a} + ${b})`, sub: (a, b) => `(${a} - ${b})`, mul: (a, b) => `(${a} * ${b})`, div: (a, b) => `(${a} / ${b})`,
-  pow: (a, b) => `(${a} ** ${b})`, maximum: (a, b) => `L.maximum(${a}, ${b})`, minimum: (a, b) => `L.minimum(${a}, ${b})`,
+  pow: (a, b) => `L.powC(${a}, ${b})`, maximum: (a, b) => `L.maximum(${a}, ${b})`, minimum: (a, b) => `L.minimum(${a}, ${b})`,
   eq: (a, b) => `(${a} === ${b} ? 1 : 0)`, ne: (a, b) => `(${a} !== ${b} ? 1 : 0)`, lt: (a, b) => `(${a} < ${b} ? 1 : 0)`,
   le: (a, b) => `(${a} <= ${b} ? 1 : 0)`, gt: (a, b) => `(${a} > ${b} ? 1 : 0)`, ge: (a, b) => `(${a} >= ${b} ? 1 : 0)`,
   logicalAnd: (a, b) => `(${a} !== 0 && ${b} !== 0 ? 1 : 0)`, logicalOr: (a, b) => `(${a} !== 0 || ${b} !== 0 ? 1 : 0)`,
@@ -32,7 +32,7 @@ export function isScalarOp(op: string): boolean {
 }
 
 export const LIB = {
-  sigmoid, erf, roundHalfEven,
+  sigmoid, erf, roundHalfEven, powC,
   sign: (x: number): number => (Number.isNaN(x) ? NaN : Math.sign(x) + 0),
   maximum: (a: number, b: number): number => (Number.isNaN(a) || Number.isNaN(b) ? NaN : a > b ? a : b),
   minimum: (a: number, b: number): number => (Number.isNaN(a) || Number.isNaN(b) ? NaN : a < b ? a : b),

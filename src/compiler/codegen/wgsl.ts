@@ -17,7 +17,7 @@
 //   - a trailing sum/max/min of a float32 body, as the backend's reduce kernel computes it (one
 //     64-invocation workgroup per output element, the same lane order, combine step and tree), so
 //     a fused reduction gives the bits of the body's kernel followed by the reduce kernel.
-// Not emitted: pow (the backend has no kernel for it either), float64 and the 16-bit floats,
+// Not emitted: float64 and the 16-bit floats,
 // arithmetic on bool/uint8/int8 values, prod reductions and reductions of non-float32 values.
 //
 // Numerics: each op's expression is the one the per-op kernel evaluates, on the same f32/i32 values
