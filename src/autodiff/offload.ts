@@ -142,6 +142,32 @@ export function offloadTotals(): OffloadStats {
   return { ...totals };
 }
 
+/** What a block's ops touched: the tensors they made, the outside tensors needing grad, the outside storages. */
+interface BlockWatch {
+  readonly created: Set<Tensor>;
+  readonly inputs: Set<Tensor>;
+  readonly outside: Set<Storage>;
+  /** Views made by a view primitive over another tensor's storage (for the traced path). */
+  readonly views: Map<Tensor, Producer>;
+  readonly stop: () => void;
+}
+
+function watchBlock(): BlockWatch {
+  const created = new Set<Tensor>(), inputs = new Set<Tensor>(), outside = new Set<Storage>(), views = new Map<Tensor, Producer>();
+  const stop = addDispatchObserver({
+    onPrimitive(prim, ins, attrs, out) {
+      for (const t of ins) {
+        if (created.has(t)) continue;
+        outside.add(t.storage);
+        if (t.requiresGrad) inputs.add(t);
+      }
+      created.add(out);
+      if (primitives[prim].view !== undefined && out.storage === ins[0]!.storage) views.set(out, { prim, input: ins[0]!, attrs });
+    },
+  });
+  return { created, inputs, outside, views, stop };
+}
+
 /**
  * Runs `fn(...args)` and keeps the activations its backward needs in host memory instead of the
  * tensors' backend (like torch.autograd.graph.save_on_cpu); backward copies them back. Gradients,
@@ -156,19 +182,7 @@ export function offload<A extends unknown[], R extends CheckpointResult>(fn: (..
   if (!isGradEnabled() || forwardModeActive()) return fn(...args);
   if (activeTracing()) return offloadTraced(fn, args);
 
-  const created = new Set<Tensor>();
-  const inputs = new Set<Tensor>();
-  const outside = new Set<Storage>();
-  const stop = addDispatchObserver({
-    onPrimitive(_prim, ins, _attrs, out) {
-      for (const t of ins) {
-        if (created.has(t)) continue;
-        outside.add(t.storage);
-        if (t.requiresGrad) inputs.add(t);
-      }
-      created.add(out);
-    },
-  });
+  const { created, inputs, outside, stop } = watchBlock();
   let outs: Tensor[] = [];
   let slots: SavedSlot[] = [];
   let result: R;
@@ -210,15 +224,11 @@ export function offload<A extends unknown[], R extends CheckpointResult>(fn: (..
   return (Array.isArray(result) ? aliases : aliases[0]) as unknown as R;
 }
 
-/** Copies every tensor the block's private tape saved to host arrays and points the tape's slots at those copies. */
-function moveSavedToHost(outs: readonly Tensor[], created: ReadonlySet<Tensor>, outside: ReadonlySet<Storage>): SavedSlot[] {
-  // The outputs' storages stay, and so do storages of tensors from outside the block (a view the
-  // block took of a parameter, say): they live on anyway.
-  const keep = new Set([...outs.map((o) => o.storage), ...outside]);
-  const copies = new Map<Tensor, HostCopy>();
-  // Views of one storage (a reshape's input and output, say) share one host copy, as on the backend.
-  const storages = new Map<Storage, HostStorage>();
-  const slots: SavedSlot[] = [];
+/**
+ * Visits every tensor the block's private tape saved (each node's inputs, then its output as slot
+ * −1), walking from the outputs through the nodes of tensors the block created.
+ */
+function forEachSaved(outs: readonly Tensor[], created: ReadonlySet<Tensor>, visit: (node: GradNode, slot: number, t: Tensor, savedIndex: number) => void): void {
   const seen = new Set<GradNode>();
   const stack = outs.map((o) => o.gradNode).filter((n): n is GradNode => n !== undefined);
   while (stack.length > 0) {
@@ -229,27 +239,41 @@ function moveSavedToHost(outs: readonly Tensor[], created: ReadonlySet<Tensor>, 
     saved.forEach((t, i) => {
       const slot = i < node.inputs.length ? i : -1;
       if (slot >= 0 && t.gradNode !== undefined && created.has(t)) stack.push(t.gradNode);
-      // Outside tensors stay where they are; so do views of kept storages, and a tensor already
-      // changed in place since the op saved it (backward must refuse it).
-      if (!created.has(t)) return;
-      if (keep.has(t.storage) || t.storage.version !== node.savedVersions[i]) {
-        keepTensor(t); // the block's scope must not dispose a tensor the tape still holds
-        return;
-      }
-      let copy = copies.get(t);
-      if (copy === undefined) {
-        let host = storages.get(t.storage);
-        if (host === undefined) {
-          // readAll may be a view into the backend's memory (the wasm heap): copy it out.
-          host = { values: hostCopyOf(t.storage.backend.readAll(t.storage)), dtype: t.storage.dtype, backend: t.storage.backend };
-          storages.set(t.storage, host);
-        }
-        copy = { storage: host, shape: [...t.shape], strides: [...t.strides], offset: t.offset, dtype: t.dtype, gradNode: t.gradNode, requiresGrad: t.requiresGrad };
-        copies.set(t, copy);
-      }
-      slots.push({ node, slot, copy });
+      visit(node, slot, t, i);
     });
   }
+}
+
+/** Copies every tensor the block's private tape saved to host arrays and points the tape's slots at those copies. */
+function moveSavedToHost(outs: readonly Tensor[], created: ReadonlySet<Tensor>, outside: ReadonlySet<Storage>): SavedSlot[] {
+  // The outputs' storages stay, and so do storages of tensors from outside the block (a view the
+  // block took of a parameter, say): they live on anyway.
+  const keep = new Set([...outs.map((o) => o.storage), ...outside]);
+  const copies = new Map<Tensor, HostCopy>();
+  // Views of one storage (a reshape's input and output, say) share one host copy, as on the backend.
+  const storages = new Map<Storage, HostStorage>();
+  const slots: SavedSlot[] = [];
+  forEachSaved(outs, created, (node, slot, t, i) => {
+    // Outside tensors stay where they are; so do views of kept storages, and a tensor already
+    // changed in place since the op saved it (backward must refuse it).
+    if (!created.has(t)) return;
+    if (keep.has(t.storage) || t.storage.version !== node.savedVersions[i]) {
+      keepTensor(t); // the block's scope must not dispose a tensor the tape still holds
+      return;
+    }
+    let copy = copies.get(t);
+    if (copy === undefined) {
+      let host = storages.get(t.storage);
+      if (host === undefined) {
+        // readAll may be a view into the backend's memory (the wasm heap): copy it out.
+        host = { values: hostCopyOf(t.storage.backend.readAll(t.storage)), dtype: t.storage.dtype, backend: t.storage.backend };
+        storages.set(t.storage, host);
+      }
+      copy = { storage: host, shape: [...t.shape], strides: [...t.strides], offset: t.offset, dtype: t.dtype, gradNode: t.gradNode, requiresGrad: t.requiresGrad };
+      copies.set(t, copy);
+    }
+    slots.push({ node, slot, copy });
+  });
   return slots;
 }
 
@@ -313,21 +337,7 @@ interface TracedSlot {
 
 /** offload() while a tracer records: the copies to the host and back become graph nodes. */
 function offloadTraced<A extends unknown[], R extends CheckpointResult>(fn: (...args: A) => R, args: A): R {
-  const created = new Set<Tensor>();
-  const views = new Map<Tensor, Producer>();
-  const inputs = new Set<Tensor>();
-  const outside = new Set<Storage>();
-  const stop = addDispatchObserver({
-    onPrimitive(prim, ins, attrs, out) {
-      for (const t of ins) {
-        if (created.has(t)) continue;
-        outside.add(t.storage);
-        if (t.requiresGrad) inputs.add(t);
-      }
-      created.add(out);
-      if (primitives[prim].view !== undefined && out.storage === ins[0]!.storage) views.set(out, { prim, input: ins[0]!, attrs });
-    },
-  });
+  const { created, inputs, outside, views, stop } = watchBlock();
   let outs: Tensor[];
   let result: R;
   try {
@@ -376,20 +386,10 @@ function storeSavedOnHost(outs: readonly Tensor[], created: ReadonlySet<Tensor>,
     return s;
   };
   const slots: TracedSlot[] = [];
-  const seen = new Set<GradNode>();
-  const stack = outs.map((o) => o.gradNode).filter((n): n is GradNode => n !== undefined);
-  while (stack.length > 0) {
-    const node = stack.pop()!;
-    if (seen.has(node)) continue;
-    seen.add(node);
-    const saved = [...node.inputs, ...(node.output === undefined ? [] : [node.output])];
-    saved.forEach((t, i) => {
-      const slot = i < node.inputs.length ? i : -1;
-      if (slot >= 0 && t.gradNode !== undefined && created.has(t)) stack.push(t.gradNode);
-      if (!created.has(t) || keep.has(t.storage) || t.storage.version !== node.savedVersions[i] || t.backend === 'cpu') return;
-      slots.push({ node, slot, source: sourceOf(t), gradNode: t.gradNode, requiresGrad: t.requiresGrad });
-    });
-  }
+  forEachSaved(outs, created, (node, slot, t, i) => {
+    if (!created.has(t) || keep.has(t.storage) || t.storage.version !== node.savedVersions[i] || t.backend === 'cpu') return;
+    slots.push({ node, slot, source: sourceOf(t), gradNode: t.gradNode, requiresGrad: t.requiresGrad });
+  });
   return slots;
 }
 

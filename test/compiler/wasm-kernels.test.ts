@@ -16,6 +16,7 @@ import type { KernelSpec } from '../../src/compiler/codegen/kernel-ir.js';
 import { modelGraphs, assertClose } from './helpers.js';
 import { gptBlock, gptParams, mlp, mlpParams, mse, type GPT, type MLP } from '../graph/models.js';
 import { pinBackend } from '../helpers/backends.js';
+import { trainStepBody } from '../helpers/train-step.js';
 
 // wasm only: everything here is about running fused graphs on the wasm backend's heap.
 pinBackend('wasm');
@@ -267,13 +268,7 @@ const tensorsOf = (p: object): t.Tensor[] => Object.values(p).filter((v): v is t
 
 /** The losses of `steps` training steps (forward, backward, optimizer.step()), eagerly or jitted. */
 function losses(p: object, opt: Optimizer<BaseOptions>, loss: (x: t.Tensor, y: t.Tensor) => t.Tensor, x: t.Tensor, y: t.Tensor, jitted: boolean, steps: number) {
-  const body = (a: t.Tensor, b: t.Tensor): t.Tensor => {
-    opt.zeroGrad();
-    const l = loss(a, b);
-    l.backward();
-    opt.step();
-    return l;
-  };
+  const body = trainStepBody(opt, loss);
   const step = jitted ? jit(body) : body;
   const out: number[] = [];
   for (let i = 0; i < steps; i++) out.push(step(x, y).item());

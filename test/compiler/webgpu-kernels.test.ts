@@ -23,6 +23,7 @@ import type { KernelSpec } from '../../src/compiler/codegen/kernel-ir.js';
 import type { WebGPUBackend } from '../../src/backend/webgpu/backend.js';
 import { assertClose } from '../helpers/close.js';
 import { gptBlock, gptParams, mlp, mlpParams, mse, type GPT, type MLP } from '../graph/models.js';
+import { trainStepBody } from '../helpers/train-step.js';
 
 let backend: WebGPUBackend | undefined;
 let unavailable = 'left out by TESSERA_TEST_WEBGPU=0';
@@ -252,13 +253,7 @@ describe('fused kernels on webgpu', { skip: backend === undefined ? `no WebGPU a
     ];
     const steps = 3;
     const train = (p: object, opt: Optimizer<BaseOptions>, loss: (x: t.Tensor, y: t.Tensor) => t.Tensor, x: t.Tensor, y: t.Tensor, jitted: boolean) => {
-      const body = (a: t.Tensor, b: t.Tensor): t.Tensor => {
-        opt.zeroGrad();
-        const l = loss(a, b);
-        l.backward();
-        opt.step();
-        return l;
-      };
+      const body = trainStepBody(opt, loss);
       const step = jitted ? jit(body) : body;
       const losses: number[] = [], launches: number[] = [];
       for (let i = 0; i < steps; i++) {
