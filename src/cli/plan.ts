@@ -5,7 +5,7 @@ import * as plan from '../plan/index.js';
 import * as viz from '../viz/index.js';
 
 const usageText = `usage:
-  tessera plan [search] --model M --cluster C [--batch B] [--seq S] [--top N] [--overlap-grad-reduce] [--json] [--html FILE]
+  tessera plan [search] --model M --cluster C [--batch B] [--seq S] [--top N] [--overlap-grad-reduce] [--overlap-param-gather] [--json] [--html FILE]
   tessera plan memory   --model M [--cluster C] [--dp D --tp T --pp P --ep E --mb B --batch B --zero 0-3 | --fsdp FULL_SHARD|SHARD_GRAD_OP|NO_SHARD|HYBRID_SHARD]
                         [--recompute none|selective|full] [--sp] [--interleave V] [--schedule 1f1b|gpipe]
                         [--optimizer adam|sgd-momentum|sgd] [--offload none|optimizer|optimizer+params] [--json]
@@ -27,7 +27,7 @@ clusters: NODESxPER_NODExDEVICE (128x8xH100), COUNTxDEVICE (1024xA100) or DEVICE
 export class Options {
   private readonly values = new Map<string, string | true>();
   readonly positional: string[] = [];
-  constructor(args: readonly string[], private readonly flags: ReadonlySet<string> = new Set(['json', 'sp', 'flash', 'help', 'overlap-grad-reduce'])) {
+  constructor(args: readonly string[], private readonly flags: ReadonlySet<string> = new Set(['json', 'sp', 'flash', 'help', 'overlap-grad-reduce', 'overlap-param-gather'])) {
     for (let i = 0; i < args.length; i++) {
       const a = args[i]!;
       if (a === '-h') { this.values.set('help', true); continue; }
@@ -152,7 +152,7 @@ function pipelineOfBest(best: plan.RankedConfig): plan.PipelineResult | undefine
 async function searchCommand(o: Options): Promise<number> {
   const m = modelFrom(o), conv = conventionsFrom(o), c = clusterFrom(o);
   const t0 = performance.now();
-  const r = plan.searchParallelConfigs(m, conv, c, { globalBatch: o.number('batch'), top: o.number('top', 10), overlapGradReduce: o.flag('overlap-grad-reduce') });
+  const r = plan.searchParallelConfigs(m, conv, c, { globalBatch: o.number('batch'), top: o.number('top', 10), overlapGradReduce: o.flag('overlap-grad-reduce'), overlapParamGather: o.flag('overlap-param-gather') });
   const ms = performance.now() - t0;
   const moe = m.moe !== undefined;
   if (o.flag('json')) {
@@ -167,7 +167,7 @@ async function searchCommand(o: Options): Promise<number> {
       lines.push('', `best: ${plan.describeParallelConfig(best.config)}`);
       lines.push(`  ${s.tokensPerSecond.toFixed(0)} tokens/s, ${(s.modelFlopsPerDevice / 1e12).toFixed(1)} model TFLOP/s per device, MFU ${pct(s.mfu)}, HFU ${pct(s.hfu)} (${s.dtype} peak ${(s.peakPerDevice / 1e12).toFixed(1)} TFLOP/s)`);
       lines.push(`  step ${secs(s.seconds)} = ${Object.entries(s.parts).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${secs(v)}`).join(' + ')}`
-        + `${s.hiddenCommSeconds > 0 ? ` (and ${secs(s.hiddenCommSeconds)} of gradient reduction hidden under the backward pass)` : ''}`);
+        + `${s.hiddenCommSeconds > 0 ? ` (and ${secs(s.hiddenCommSeconds)} of communication hidden under compute)` : ''}`);
       const vol = plan.communicationVolumes(m, conv, best.config);
       lines.push(`  sent per device per step: TP ${plan.formatBytes(vol.tensorParallel, conv.memoryUnit)}, PP ${plan.formatBytes(vol.pipelineParallel, conv.memoryUnit)}, `
         + `${vol.expertParallel > 0 ? `EP all-to-all ${plan.formatBytes(vol.expertParallel, conv.memoryUnit)}, ` : ''}DP ${plan.formatBytes(vol.dataParallel, conv.memoryUnit)}`
@@ -227,6 +227,7 @@ function configFrom(o: Options, m: plan.TransformerSpec, c: plan.ClusterSpec): p
     optimizer: o.choice('optimizer', ['adam', 'sgd-momentum', 'sgd'], 'adam'),
     offload: o.choice('offload', ['none', 'optimizer', 'optimizer+params'], 'none'),
     overlapGradReduce: o.flag('overlap-grad-reduce'),
+    overlapParamGather: o.flag('overlap-param-gather'),
   });
 }
 

@@ -46,12 +46,18 @@ export interface ParallelConfig {
    * backward can hide them. Default false, as in the Megatron-LM runs of its 2021 paper.
    */
   overlapGradReduce: boolean;
+  /**
+   * Under ZeRO-3, gather the next layer's parameters while the current layer computes (DeepSpeed
+   * ZeRO-3's prefetch; PyTorch FSDP's forward_prefetch / backward_prefetch; tessera's
+   * FullyShardedDataParallel `prefetch`). Default false: every gather on the critical path.
+   */
+  overlapParamGather: boolean;
 }
 
 export const defaultParallelConfig: ParallelConfig = {
   dp: 1, tp: 1, pp: 1, ep: 1, sequenceParallel: false, microBatch: 1, globalBatch: 1, zero: 0,
   recompute: 'none', interleave: 1, schedule: '1f1b', optimizer: 'adam', offload: 'none',
-  overlapGradReduce: false,
+  overlapGradReduce: false, overlapParamGather: false,
 };
 
 export function parallelConfig(overrides: Partial<ParallelConfig>): ParallelConfig {
@@ -93,5 +99,6 @@ export function describeParallelConfig(c: ParallelConfig): string {
   parts.push(`mb ${c.microBatch}`, `ZeRO ${c.zero}`, `recompute ${c.recompute}`);
   if (c.offload !== 'none') parts.push(`offload ${c.offload}`);
   if (c.overlapGradReduce) parts.push('gradient reduction overlapped');
+  if (c.overlapParamGather && c.zero === 3) parts.push('parameter gathers prefetched');
   return parts.join(', ');
 }

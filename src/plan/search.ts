@@ -25,6 +25,8 @@ export interface SearchOptions {
   optimizer?: Optimizer;
   /** Whether the framework overlaps the gradient reduction with the backward pass (ParallelConfig.overlapGradReduce). Default false. */
   overlapGradReduce?: boolean;
+  /** Whether ZeRO-3 gathers are prefetched a layer ahead (ParallelConfig.overlapParamGather). Default false. */
+  overlapParamGather?: boolean;
   /** Share of device memory kept free for the allocator's cache and fragmentation (DeepSpeed#4527
    * et al. report real use well above the estimate). Default 0.1. */
   memoryReserve?: number;
@@ -101,7 +103,7 @@ function* candidateConfigs(m: TransformerSpec, n: number, globalBatch: number, o
             for (const recompute of opts.recompute ?? ['none', 'selective', 'full']) {
               for (const interleave of opts.interleave ?? [1, 2, 4]) {
                 for (const sequenceParallel of opts.sequenceParallel ?? [false, true]) {
-                  yield parallelConfig({ dp, tp, pp, ep, microBatch, zero, recompute, interleave, sequenceParallel, globalBatch, optimizer: opts.optimizer ?? 'adam', overlapGradReduce: opts.overlapGradReduce ?? false });
+                  yield parallelConfig({ dp, tp, pp, ep, microBatch, zero, recompute, interleave, sequenceParallel, globalBatch, optimizer: opts.optimizer ?? 'adam', overlapGradReduce: opts.overlapGradReduce ?? false, overlapParamGather: opts.overlapParamGather ?? false });
                 }
               }
             }

@@ -4,7 +4,8 @@
 // gradient reduction and the optimizer update; for MoE models with expert parallelism, the token
 // all-to-alls of every MoE layer. Communication is assumed not to overlap compute, as in
 // Megatron-LM's 2021 implementation that the paper's Table 1 measured, except the gradient
-// reduction when the config says it overlaps the last backward pass (bucketed, as DDP does).
+// reduction when the config says it overlaps the last backward pass (bucketed, as DDP does) and
+// ZeRO-3's parameter gathers when it says they are prefetched (one layer ahead).
 import type { Conventions } from './conventions.js';
 import { bestCollective, alphaBetaOf, type Collective, type CollectiveAlgorithm } from './collectives.js';
 import { type ClusterSpec, type Dtype, type LinkSpec, clusterSize, peakFlops } from './hardware.js';
@@ -34,6 +35,17 @@ export function exposedBucketedReduction(buckets: number, bucketSeconds: number,
   return Math.max(bucketSeconds, buckets * bucketSeconds - backward * (buckets - 1) / buckets);
 }
 
+/**
+ * Seconds of `units` prefetched gathers left exposed in a pass over `units` layers: the gather
+ * of layer i + 1 is issued when layer i starts computing, so the first gather is exposed and each
+ * later one only by what it takes beyond the layer before it (`gatherSeconds` and
+ * `computeSeconds` per layer): the pass takes a + (L − 1)·max(a, c) + c instead of L·c.
+ */
+export function exposedPrefetchedGathers(units: number, gatherSeconds: number, computeSeconds: number): number {
+  if (units <= 0) return 0;
+  return gatherSeconds + (units - 1) * Math.max(0, gatherSeconds - computeSeconds);
+}
+
 export interface CommCost {
   /** dp / zero3-gather: the dense weights' reduction and gathers; expert-dp / expert-zero3-gather:
    * the experts', over the ranks that hold the same experts (dp/ep of them). */
@@ -59,7 +71,7 @@ export interface StepTime {
   microBatches: number;
   /** Pipeline fill/drain time in seconds. */
   bubbleSeconds: number;
-  /** Seconds of gradient reduction hidden under the last backward pass (config.overlapGradReduce); not in `seconds`. */
+  /** Seconds of communication hidden under compute: the gradient reduction under the last backward pass (config.overlapGradReduce) and prefetched ZeRO-3 gathers (config.overlapParamGather); not in `seconds`. */
   hiddenCommSeconds: number;
   /** Seconds of each part, summing to `seconds`. */
   parts: {
@@ -152,6 +164,8 @@ export function stepTime(m: TransformerSpec, conv: Conventions, c: ClusterSpec, 
   const pipelineTotal = p === 1 ? compute : (mb * v + p - 1) * chunkSlot;
   const bubble = p === 1 ? 0 : (p - 1) * chunkSlot;
   const ppComm = p === 1 ? 0 : mb * v * 2 * p2p;
+  // What the stage computes per pass over the step's micro-batches, for prefetched ZeRO-3 gathers.
+  const stageFwd = mb * fwd, stageBwd = mb * bwd;
   fwd += v * p2p; bwd += v * p2p;
 
   // --- data-parallel gradient reduction (+ ZeRO-3 parameter gathers), after the flush ---
@@ -168,7 +182,7 @@ export function stepTime(m: TransformerSpec, conv: Conventions, c: ClusterSpec, 
   ];
   // Gradient reductions: one all-reduce per group after the flush, or (overlapGradReduce) buckets
   // reduced one after another while the last micro-batch's backward pass runs.
-  let reduceSeconds = 0, buckets = 0, bucketSeconds = 0;
+  let reduceSeconds = 0, buckets = 0, bucketSeconds = 0, hiddenGathers = 0;
   for (const g of reduceGroups) {
     if (g.params === 0 || g.ranks <= 1) continue;
     const link = groupLink(c, g.ranks, g.stride);
@@ -199,9 +213,19 @@ export function stepTime(m: TransformerSpec, conv: Conventions, c: ClusterSpec, 
     if (cfg.zero === 3 && g.shard > 1) {
       // ZeRO-3 gathers the weights again in the forward and the backward pass: 1.5× DP volume.
       const gatherLink = groupLink(c, g.shard, g.stride);
-      const ag = bestCollective('all-gather', 2 * g.params, g.shard, alphaBetaOf(gatherLink));
-      dpComm += 2 * ag.seconds;
-      comms.push({ kind: g.gather, collective: 'all-gather', algorithm: ag.algorithm, bytes: 2 * g.params, calls: 2, ranks: g.shard, link: gatherLink.name, seconds: 2 * ag.seconds });
+      if (!cfg.overlapParamGather) {
+        const ag = bestCollective('all-gather', 2 * g.params, g.shard, alphaBetaOf(gatherLink));
+        dpComm += 2 * ag.seconds;
+        comms.push({ kind: g.gather, collective: 'all-gather', algorithm: ag.algorithm, bytes: 2 * g.params, calls: 2, ranks: g.shard, link: gatherLink.name, seconds: 2 * ag.seconds });
+      } else {
+        // One gather per layer and pass, each issued while the layer before it computes.
+        const units = Math.max(1, Math.round(layersPerStage));
+        const ag = bestCollective('all-gather', (2 * g.params) / units, g.shard, alphaBetaOf(gatherLink));
+        const exposed = exposedPrefetchedGathers(units, ag.seconds, stageFwd / units) + exposedPrefetchedGathers(units, ag.seconds, stageBwd / units);
+        dpComm += exposed;
+        hiddenGathers += 2 * units * ag.seconds - exposed;
+        comms.push({ kind: g.gather, collective: 'all-gather', algorithm: ag.algorithm, bytes: (2 * g.params) / units, calls: 2 * units, ranks: g.shard, link: gatherLink.name, seconds: 2 * units * ag.seconds });
+      }
     }
   }
   const exposedReduce = cfg.overlapGradReduce ? exposedBucketedReduction(buckets, bucketSeconds, bwd) : reduceSeconds;
@@ -231,7 +255,7 @@ export function stepTime(m: TransformerSpec, conv: Conventions, c: ClusterSpec, 
     backwardPerMicroBatch: bwd,
     microBatches: mb,
     bubbleSeconds: bubble,
-    hiddenCommSeconds: reduceSeconds - exposedReduce,
+    hiddenCommSeconds: reduceSeconds - exposedReduce + hiddenGathers,
     parts: {
       compute: compute - tpCommTotal - epCommTotal,
       tensorParallelComm: tpCommTotal,
