@@ -24,6 +24,7 @@ import { WasmLayerNorm } from './layer-norm.js';
 import { isJsUnaryOp, mapUnaryRow, type JsUnaryOp } from './unary-js.js';
 import { copyStrided, copyStrided4, contiguousStridesOf, type Copy4 } from './copy.js';
 import { buildCopyModule, COPY4_EXPORT } from './copy-kernel.js';
+import { buildHalfRoundModule, ROUND_BF16_EXPORT, ROUND_F16_EXPORT } from './half-round-kernel.js';
 import { argReduceStrided } from './arg-reduce.js';
 import { gatherStrided, scatterAddStrided, WasmGatherScatter, type HeapView } from './gather-scatter.js';
 import { WasmWindowKernels } from './window.js';
@@ -94,6 +95,7 @@ export class WasmBackend implements Backend {
   private readonly layerNorm: WasmLayerNorm;
   private readonly kernels = new Map<PrimitiveName, Kernel<PrimitiveName>>();
   private copy4: Copy4 | undefined;
+  private halfRound: { bf16: (ptr: number, n: number) => void; f16: (ptr: number, n: number) => void } | undefined;
   /** Per primitive: calls served by a wasm kernel, and calls that ran the cpu reference on heap views. */
   readonly kernelCalls = new Map<PrimitiveName, { wasm: number; reference: number }>();
 
@@ -140,6 +142,20 @@ export class WasmBackend implements Backend {
   }
 
   /** Byte address of a storage's element 0. */
+  /**
+   * Rounds a heap storage's float32 words to its half format in place (a SIMD kernel with the
+   * bits of cpu roundToFormat); other dtypes are left alone.
+   */
+  private roundToOwnFormat(storage: Storage): void {
+    if (storage.dtype !== 'bfloat16' && storage.dtype !== 'float16') return;
+    if (this.halfRound === undefined) {
+      const module = buildHalfRoundModule({ module: 'env', name: 'memory', minPages: 1, maxPages: this.heap.maxPages, shared: this.heap.shared });
+      const e = new WebAssembly.Instance(new WebAssembly.Module(module), { env: { memory: this.heap.memory } }).exports;
+      this.halfRound = { bf16: e[ROUND_BF16_EXPORT] as (ptr: number, n: number) => void, f16: e[ROUND_F16_EXPORT] as (ptr: number, n: number) => void };
+    }
+    (storage.dtype === 'bfloat16' ? this.halfRound.bf16 : this.halfRound.f16)(this.addressOf(storage), storage.size);
+  }
+
   addressOf(storage: Storage): number {
     return this.bufferOf(storage).ptr;
   }
@@ -163,7 +179,7 @@ export class WasmBackend implements Backend {
     const storage = this.allocUninitialized(dtype, data.length);
     const view = this.readAll(storage);
     view.set(data);
-    roundToFormat(dtype, view);
+    this.roundToOwnFormat(storage);
     return storage;
   }
 
@@ -320,16 +336,22 @@ export class WasmBackend implements Backend {
     return storage;
   }
 
-  /** float32 sum/max/min through the SIMD row/column kernels; undefined when the layout does not fit. */
+  /**
+   * float32 sum/max/min through the SIMD row/column kernels; undefined when the layout does not
+   * fit. float16/bfloat16 (float32 words here) take the same kernels, accumulating in float32 as
+   * PyTorch's CPU reductions of half formats do, and round the result once.
+   */
   private reduceKernel(op: 'sum' | 'max' | 'min', x: KernelInput, attrs: ReduceAttrs, out: OutputInfo): Storage | undefined {
-    if (x.dtype !== 'float32' || out.dtype !== 'float32') return undefined;
+    const half = (x.dtype === 'float16' || x.dtype === 'bfloat16') && out.dtype === x.dtype;
+    if (!half && (x.dtype !== 'float32' || out.dtype !== 'float32')) return undefined;
     const n = sizeOf(out.shape);
     if (n === 0) return undefined;
-    const storage = this.allocUninitialized('float32', n);
+    const storage = this.allocUninitialized(out.dtype, n);
     const done = this.reduce.run(op, {
       inPtr: this.addressOf(x.storage), inOffset: x.offset, shape: x.shape, strides: x.strides,
       axes: attrs.axes, outPtr: this.addressOf(storage),
     });
+    if (done && half) this.roundToOwnFormat(storage);
     if (done) return storage;
     this.free(storage);
     return undefined;
@@ -408,7 +430,7 @@ export class WasmBackend implements Backend {
           if (out.dtype !== 'float32' && out.dtype !== 'float64' && !toHalf) return fallback(inputs, attrs as PrimitiveAttrs['cast'], out);
           const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape));
           copyInto(dst, inputs[0]!, contiguousStridesOf(out.shape), 0);
-          if (toHalf && out.dtype !== from) roundToFormat(out.dtype, this.readAll(dst));
+          if (toHalf && out.dtype !== from) this.roundToOwnFormat(dst);
           return dst;
         }) as Kernel<PrimitiveName>;
       }
@@ -565,7 +587,7 @@ export class WasmBackend implements Backend {
       if (wordType(out.dtype) !== 'float32' || !attention.fits(words)) return fallback(inputs, attrs, out);
       const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape));
       attention.run(words, (t) => this.addressOf(t.storage), attrs as PrimitiveAttrs['attention'], this.addressOf(dst));
-      if (half) roundToFormat(out.dtype, this.readAll(dst));
+      if (half) this.roundToOwnFormat(dst);
       this.count(prim, 'wasm');
       return dst;
     }) as Kernel<PrimitiveName>;
@@ -657,7 +679,7 @@ export class WasmBackend implements Backend {
     const half = (a.dtype === 'float16' || a.dtype === 'bfloat16') && b.dtype === a.dtype && out.dtype === a.dtype;
     if (!half && (a.dtype !== 'float32' || b.dtype !== 'float32')) return undefined;
     const c = this.runMatmul(a, b, sizeOf(out.shape), undefined, false, out.dtype);
-    if (half) roundToFormat(out.dtype, this.readAll(c));
+    if (half) this.roundToOwnFormat(c);
     return c;
   }
 
@@ -783,7 +805,7 @@ export class WasmBackend implements Backend {
     forEachRow(rest, [0, ...inputs.map((t) => t.offset)], (offsets) => {
       run(plan.rowLength, rows, ptrs.map((p, i) => p + bytes[i]! * offsets[i]!), strides, rowStrides);
     });
-    if (out.dtype === 'float16' || out.dtype === 'bfloat16') roundToFormat(out.dtype, this.readAll(storage));
+    this.roundToOwnFormat(storage);
     return storage;
   }
 

@@ -54,6 +54,21 @@ for (const dtype of HALF) {
     }
   });
 
+  it(`${dtype}: sum/max/min run the float32 SIMD reductions, accumulate in float32 and round once (within one unit of the reference)`, () => {
+    const cases: [string, (a: t.Tensor) => t.Tensor][] = [
+      ['sum', (a) => t.sum(a, 1)],
+      ['sum', (a) => t.sum(a, 0)],
+      ['sum', (a) => a.sum()],
+      ['max', (a) => t.max(a, 1)],
+      ['min', (a) => t.min(a.mT, 0)],
+    ];
+    for (const [prim, f] of cases) {
+      const [got, ref, calls] = onBoth(dtype, [[7, 33]], 4, f, prim);
+      assert.ok(calls > 0, `${prim} on ${dtype} ran the wasm kernel`);
+      assertWithinOneUlp(got, ref, dtype, prim);
+    }
+  });
+
   it(`${dtype}: casts from float32 round on the wasm backend as the reference does; float64 sources keep the reference's single rounding`, () => {
     const draw = seededUniform(5, 3);
     const values = draw(999);
