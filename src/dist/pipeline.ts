@@ -48,6 +48,15 @@ export interface PipelineOptions {
   microBatches: number;
   /** Default '1f1b'; 'interleaved-1f1b' when the rank is given several chunks. 'zb-h1': one chunk, not a ParallelStack. */
   schedule?: PipelineSchedule;
+  /**
+   * This rank's passes in the order to run them, in place of the schedule's default order: for
+   * example the planner's simulation with measured times (`simulatePipeline` with the stages'
+   * forward/backward seconds, then `rankOrder(result, rank)`), which for ZB-H1 places the W passes
+   * where that rank's bubbles really are. Every rank must take its order from one consistent
+   * simulation (orders that do not fit together would wait on each other forever); each is checked
+   * here for completeness and for the order of each micro-batch's own passes.
+   */
+  order?: readonly PipelineOp[];
 }
 
 export interface PipelineOp {
@@ -131,6 +140,31 @@ interface InFlight {
  */
 export type PipelineChunk = AnyModule | ParallelStack;
 
+/**
+ * A rank's order as given: every (micro-batch, chunk) exactly once as F and B (and W for zb-h1),
+ * F before B before W. Returns a copy.
+ */
+function checkOrder(order: readonly PipelineOp[], schedule: PipelineSchedule, m: number, v: number): PipelineOp[] {
+  const kinds = schedule === 'zb-h1' ? ['F', 'B', 'W'] : ['F', 'B'];
+  const done = new Map<string, number>();
+  order.forEach((op, k) => {
+    const where = `PipelineParallel: order[${k}] (${op.kind} of micro-batch ${op.microBatch}, chunk ${op.chunk})`;
+    if (!kinds.includes(op.kind)) throw new TesseraError(`${where}: ${schedule} runs ${kinds.join(', ')} passes only.`);
+    if (!Number.isInteger(op.microBatch) || op.microBatch < 0 || op.microBatch >= m || !Number.isInteger(op.chunk) || op.chunk < 0 || op.chunk >= v) {
+      throw new TesseraError(`${where}: micro-batches are 0..${m - 1} and chunks 0..${v - 1}.`);
+    }
+    const key = `${op.microBatch}.${op.chunk}`;
+    const before = done.get(key) ?? 0;
+    if (kinds[before] !== op.kind) {
+      throw new TesseraError(`${where}: comes ${before === kinds.length ? 'after all its passes' : `where its ${kinds[before]} pass is due`}; each micro-batch runs ${kinds.join(' then ')}, once each.`);
+    }
+    done.set(key, before + 1);
+  });
+  const missing = order.length !== m * v * kinds.length;
+  if (missing) throw new TesseraError(`PipelineParallel: order has ${order.length} passes; ${m} micro-batches × ${v} chunk(s) × ${kinds.length} (${kinds.join(', ')}) = ${m * v * kinds.length} are needed.`);
+  return order.map((op) => ({ ...op }));
+}
+
 export class PipelineParallel {
   readonly schedule: PipelineSchedule;
   readonly microBatches: number;
@@ -148,6 +182,7 @@ export class PipelineParallel {
    */
   peakHeld = 0;
   private steps = 0;
+  private readonly customOrder: readonly PipelineOp[] | undefined;
 
   /**
    * `stage`: this rank's layers (rank r of the group is stage r), or with interleaved-1f1b its
@@ -176,6 +211,7 @@ export class PipelineParallel {
     if ((this.schedule === 'interleaved-1f1b') !== (v > 1)) {
       throw new TesseraError(`PipelineParallel: ${this.schedule} with ${v} chunk(s) per rank; interleaved-1f1b needs at least 2 chunks, the others exactly 1.`);
     }
+    if (options.order !== undefined) this.customOrder = checkOrder(options.order, this.schedule, m, v);
     if (v > 1 && m % p !== 0) {
       throw new TesseraError(`PipelineParallel: interleaved-1f1b needs micro-batches (${m}) to be a multiple of the ranks (${p}); use ${Math.ceil(m / p) * p}.`);
     }
@@ -215,7 +251,7 @@ export class PipelineParallel {
     this.peakInFlight = 0;
     this.peakHeld = 0;
 
-    for (const op of pipelineOrder(this.schedule, p, rank, m, v)) {
+    for (const op of this.customOrder ?? pipelineOrder(this.schedule, p, rank, m, v)) {
       const i = op.microBatch;
       const s = this.modelStage(rank, op.chunk);
       const key = op.chunk * m + i;

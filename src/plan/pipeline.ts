@@ -361,3 +361,13 @@ export function closedFormBubble(schedule: 'gpipe' | '1f1b' | 'interleaved-1f1b'
   const ofIdeal = (schedule === 'interleaved-1f1b' ? 1 / v : 1) * (p - 1) / m;
   return { ofIdeal, ofTotal: ofIdeal / (1 + ofIdeal) };
 }
+
+/**
+ * Device `device`'s passes in the order a simulation ran them ({ kind, microBatch, chunk }, by
+ * start time): the `order` option of the runtime's PipelineParallel, so a run can follow a
+ * simulation with measured times.
+ */
+export function rankOrder(result: PipelineResult, device: number): { kind: OpKind; microBatch: number; chunk: number }[] {
+  return result.ops.filter((o) => o.device === device).sort((a, b) => a.start - b.start)
+    .map((o) => ({ kind: o.kind, microBatch: o.microBatch, chunk: o.chunk }));
+}

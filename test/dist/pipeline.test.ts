@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as t from '../../src/index.js';
 import { ParallelStack, PipelineParallel, initProcessGroup, pipelineOrder, runThreadRanks, type PipelineSchedule } from '../../src/dist/index.js';
-import { simulatePipeline } from '../../src/plan/index.js';
+import { rankOrder, simulatePipeline } from '../../src/plan/index.js';
 import { batchOf, dtypeOf, makeBlocks, type PipeArgs, type StageResult } from './fixtures/pipeline-ranks.js';
 import { assertThrowsWith } from '../helpers/close.js';
 
@@ -124,4 +124,31 @@ test('pipeline options: zb-h1 refuses several chunks per rank and tensor-paralle
   } finally {
     await group.destroy();
   }
+});
+
+test('zb-h1 in the order a simulation with uneven times gives (rankOrder → order): another order on some rank, the same training as one float64 process', { timeout: 120_000 }, async () => {
+  const timings = { forward: [1.27, 0.63, 1.33, 1.87], backward: [2.86, 4.22, 3.88, 2.61], weightGradFraction: 0.26 };
+  const sim = simulatePipeline({ schedule: 'zb-h1', stages: 4, microBatches: 8, ...timings });
+  const differs = [0, 1, 2, 3].some((r) => JSON.stringify(rankOrder(sim, r)) !== JSON.stringify(pipelineOrder('zb-h1', 4, r, 8)));
+  assert.ok(differs, 'the uneven times move some W passes');
+  const args: PipeArgs = { schedule: 'zb-h1', microBatches: 8, steps: 4, batch: 24, timings };
+  const results = await runThreadRanks<PipeArgs, StageResult>({ worldSize: 4, module: ranksModule, exportName: 'trainStage', args });
+  const whole = trainWhole(args);
+  for (const r of results) {
+    for (const { index, values } of r.params) {
+      const diff = Math.max(...values.map((v, j) => Math.abs(v - whole.params[index]![j]!)));
+      assert.ok(diff < 1e-12, `parameter ${index}: difference ${diff}`);
+    }
+  }
+});
+
+test('PipelineParallel refuses an order that misses, repeats or reorders a micro-batch\'s passes', () => {
+  const group = { size: 2, rank: 0 } as never;
+  const make = (order: { kind: 'F' | 'B' | 'W'; microBatch: number; chunk: number }[]) => () => new PipelineParallel(new t.nn.Linear(2, 2), group, { microBatches: 2, schedule: 'zb-h1', order });
+  const F = (i: number) => ({ kind: 'F' as const, microBatch: i, chunk: 0 }), B = (i: number) => ({ kind: 'B' as const, microBatch: i, chunk: 0 }), W = (i: number) => ({ kind: 'W' as const, microBatch: i, chunk: 0 });
+  assert.doesNotThrow(make([F(0), F(1), B(0), W(0), B(1), W(1)]));
+  assert.throws(make([F(0), B(0), W(0), F(1), B(1)]), /order has 5 passes; 2 micro-batches × 1 chunk\(s\) × 3 \(F, B, W\) = 6 are needed/);
+  assert.throws(make([F(0), W(0), B(0), F(1), B(1), W(1)]), /order\[1\] \(W of micro-batch 0, chunk 0\): comes where its B pass is due; each micro-batch runs F then B then W/);
+  assert.throws(make([F(0), F(2), B(0), W(0), B(1), W(1)]), /order\[1\].*micro-batches are 0..1/);
+  assert.throws(() => new PipelineParallel(new t.nn.Linear(2, 2), group, { microBatches: 1, schedule: '1f1b', order: [F(0), B(0), W(0)] }), /1f1b runs F, B passes only/);
 });
