@@ -245,10 +245,11 @@ export class WasmBackend implements Backend {
       const fallback = this.cpuOnViews(prim);
       const rows = prim === 'softmax' ? this.softmax : this.logSoftmax;
       const k: Kernel<'softmax'> = (inputs, attrs, out) => {
-        const x = inputs[0]!;
-        if (!rows.fits(x, attrs.axis)) return fallback(inputs, attrs, out);
-        const storage = this.allocUninitialized('float32', sizeOf(out.shape));
+        const x = asFloat32Words(inputs, out)?.[0];
+        if (x === undefined || !rows.fits(x, attrs.axis)) return fallback(inputs, attrs, out);
+        const storage = this.allocUninitialized(out.dtype, sizeOf(out.shape));
         rows.run(x, this.addressOf(x.storage), this.addressOf(storage));
+        this.roundToOwnFormat(storage);
         this.count(prim, 'wasm');
         return storage;
       };
@@ -260,11 +261,13 @@ export class WasmBackend implements Backend {
       const fallback = this.cpuOnViews(prim as 'layerNormCore' | 'layerNormRstd' | 'layerNormCoreGrad');
       const rstdOnly = prim === 'layerNormRstd';
       const k: Kernel<'layerNormCore' | 'layerNormRstd' | 'layerNormCoreGrad'> = (inputs, attrs, out) => {
-        const x = inputs[0]!, g = inputs[1];
-        if (!inputs.every((t) => this.layerNorm.fits(t))) return fallback(inputs, attrs, out);
-        const storage = this.allocUninitialized('float32', sizeOf(out.shape));
+        const words = asFloat32Words(inputs, out);
+        if (words === undefined || !words.every((t) => this.layerNorm.fits(t))) return fallback(inputs, attrs, out);
+        const x = words[0]!, g = words[1];
+        const storage = this.allocUninitialized(out.dtype, sizeOf(out.shape));
         if (g !== undefined) this.layerNorm.runGrad(x, this.addressOf(x.storage), g, this.addressOf(g.storage), this.addressOf(storage), attrs.eps);
         else this.layerNorm.run(x, this.addressOf(x.storage), this.addressOf(storage), attrs.eps, rstdOnly);
+        this.roundToOwnFormat(storage);
         this.count(prim, 'wasm');
         return storage;
       };
@@ -809,6 +812,19 @@ export class WasmBackend implements Backend {
     return storage;
   }
 
+}
+
+/**
+ * The inputs as float32 words when the float32 kernels may run on them: all float32 with a
+ * float32 output, or all one half format with an output of that format (stored as float32 words,
+ * rounded once after the kernel). Undefined otherwise.
+ */
+function asFloat32Words(inputs: readonly KernelInput[], out: OutputInfo): KernelInput[] | undefined {
+  const dtype = out.dtype;
+  if (!inputs.every((t) => t.dtype === dtype)) return undefined;
+  if (dtype === 'float32') return [...inputs];
+  if (dtype !== 'float16' && dtype !== 'bfloat16') return undefined;
+  return inputs.map((t) => ({ ...t, dtype: 'float32' as const }));
 }
 
 /** The element type a dtype's storage words hold: float16/bfloat16 are kept as float32 words. */

@@ -69,6 +69,35 @@ for (const dtype of HALF) {
     }
   });
 
+  it(`${dtype}: softmax, logSoftmax and layerNorm (and its gradient) run the float32 row kernels and round once (within one unit of the reference)`, () => {
+    const cases: [string, number, (...xs: t.Tensor[]) => t.Tensor][] = [
+      ['softmax', 1, (a) => t.softmax(a, -1)],
+      ['logSoftmax', 1, (a) => t.logSoftmax(a, -1)],
+      ['layerNormCore', 1, (a) => t.layerNorm(a, [33])],
+    ];
+    for (const [prim, arity, f] of cases) {
+      const [got, ref, calls] = onBoth(dtype, Array.from({ length: arity }, () => [7, 33]), 6, f, prim);
+      assert.ok(calls > 0, `${prim} on ${dtype} ran the wasm kernel`);
+      assertWithinOneUlp(got, ref, dtype, prim);
+    }
+    // The gradient through layerNorm's core: both inputs in the format.
+    const draw = seededUniform(8, 2);
+    const [xs, gs] = [draw(7 * 33), draw(7 * 33)];
+    const grad = (backend: string): [t.Tensor, number] => {
+      const x = t.tensor(xs, { shape: [7, 33], dtype: 'float32', backend }).cast(dtype).requiresGrad_();
+      const before = t.wasmBackend.kernelCalls.get('layerNormCoreGrad')?.wasm ?? 0;
+      t.layerNorm(x, [33]).backward(t.tensor(gs, { shape: [7, 33], dtype: 'float32', backend }).cast(dtype));
+      return [x.grad!, (t.wasmBackend.kernelCalls.get('layerNormCoreGrad')?.wasm ?? 0) - before];
+    };
+    const [refGrad] = grad('cpu');
+    const [gotGrad, calls] = grad('wasm');
+    assert.ok(calls > 0, `layerNormCoreGrad on ${dtype} ran the wasm kernel`);
+    // The gradient is a difference of rounded terms: compare within two units, scaled by the row's largest value.
+    const a = gotGrad.data(), b = refGrad.data();
+    const scale = Math.max(...Array.from(b, (v) => Math.abs(Number(v))));
+    for (let i = 0; i < b.length; i++) assert.ok(Math.abs(Number(a[i]) - Number(b[i])) <= 4 * ulp(scale, dtype), `layerNorm grad[${i}]: wasm ${a[i]}, reference ${b[i]}`);
+  });
+
   it(`${dtype}: casts from float32 round on the wasm backend as the reference does; float64 sources keep the reference's single rounding`, () => {
     const draw = seededUniform(5, 3);
     const values = draw(999);
