@@ -89,6 +89,26 @@ export function depositGrad(t: Tensor, g: Tensor, createGraph: boolean): void {
   for (const h of t.postAccumulateHooks) h(t);
 }
 
+/**
+ * Runs a node's vjp on its output's cotangent `g`: a primitive's rule computes the gradients of
+ * the inputs `needs` marks; a custom vjp (checkpoint, offload, cond) returns all of its inputs'.
+ * `lastUse`: no later backward will run through this node.
+ */
+export function runNodeVjp(node: GradNode, g: Tensor, needs: readonly boolean[], lastUse: boolean): (Tensor | undefined)[] {
+  if (node.custom !== undefined) return node.custom.vjp!(g, { lastUse });
+  const rule = vjpRules[node.prim] as (g: Tensor, i: readonly Tensor[], o: Tensor, a: unknown, needs: readonly boolean[]) => (Tensor | undefined)[];
+  return rule(g, node.inputs, node.output!, node.attrs, needs);
+}
+
+/** Drops what a node saved for backward, after its last use. */
+export function freeNode(node: GradNode): void {
+  node.freed = true;
+  node.inputs = [];
+  node.output = undefined;
+  // A custom vjp closes over its saved tensors; dropping it frees them too.
+  if (node.custom !== undefined) node.custom.vjp = undefined;
+}
+
 /** Refuses to differentiate an op whose inputs or output were overwritten in place after it ran. */
 export function checkNotModified(node: GradNode): void {
   const saved = [...node.inputs, ...(node.output === undefined ? [] : [node.output])];
@@ -186,14 +206,7 @@ function runBackward(root: Tensor, gradient: Tensor | undefined, opts: InternalO
         checkNotModified(node);
         g = runHooks(out, g);
         finish(out, g, false);
-        let grads: (Tensor | undefined)[];
-        if (node.custom !== undefined) {
-          const vjp = node.custom.vjp!;
-          grads = vjp(g, { lastUse: !retainGraph });
-        } else {
-          const rule = vjpRules[node.prim] as (g: Tensor, i: readonly Tensor[], o: Tensor, a: unknown, needs: readonly boolean[]) => (Tensor | undefined)[];
-          grads = rule(g, inputs, out, node.attrs, node.needsGrad);
-        }
+        const grads = runNodeVjp(node, g, node.needsGrad, !retainGraph);
         inputs.forEach((x, i) => {
           const gi = grads[i];
           if (!node.needsGrad[i] || gi === undefined) return;
@@ -211,13 +224,7 @@ function runBackward(root: Tensor, gradient: Tensor | undefined, opts: InternalO
           if (gx !== undefined) finish(x, runHooks(x, gx), x.gradNode === undefined);
         }
       });
-      if (!retainGraph) {
-        node.freed = true;
-        node.inputs = [];
-        node.output = undefined;
-        // A custom vjp closes over its saved tensors; dropping it frees them too.
-        if (node.custom !== undefined) node.custom.vjp = undefined;
-      }
+      if (!retainGraph) freeNode(node);
     }
   };
   // vjp rules run without autocast: each computes in the dtypes its forward op recorded (a cast's

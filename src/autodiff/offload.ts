@@ -72,40 +72,35 @@ const pool = new Map<string, TypedArray[]>();
 let pooledBytes = 0;
 let poolLimitBytes = 2 ** 30;
 
-const poolKey = (a: { constructor: { name: string }; length: number }): string => `${a.constructor.name}:${a.length}`;
+const poolKey = (a: { constructor: { name: string } }, length: number): string => `${a.constructor.name}:${length}`;
+
+/** A pooled array of `like`'s type and `length` elements, if the pool holds one. */
+function fromPool(like: TypedArray, length: number): TypedArray | undefined {
+  const reused = pool.get(poolKey(like, length))?.pop();
+  if (reused !== undefined) pooledBytes -= reused.byteLength;
+  return reused;
+}
 
 /** A host array of `like`'s type and length holding a copy of `like`'s values. */
 function hostCopyOf(like: TypedArray): TypedArray {
-  const reused = pool.get(poolKey(like))?.pop();
-  if (reused !== undefined) {
-    pooledBytes -= reused.byteLength;
-    reused.set(like);
-    return reused;
-  }
-  return like.slice();
+  const reused = fromPool(like, like.length);
+  if (reused === undefined) return like.slice();
+  reused.set(like);
+  return reused;
 }
 
 /**
- * A host array of the type and length of `like` from the pool (contents undefined), or a new one;
- * give it back with releaseHostArray. For the graph's offloadStore (graph/offload-ops.ts).
+ * A host array of the type of `like` and `length` elements from the pool (contents undefined), or
+ * a new one; give it back with releaseHostArray. For the graph's offloadStore (graph/offload-ops.ts).
  */
 export function takeHostArray(like: TypedArray, length: number): TypedArray {
-  const reused = pool.get(`${like.constructor.name}:${length}`)?.pop();
-  if (reused !== undefined) {
-    pooledBytes -= reused.byteLength;
-    return reused;
-  }
-  return new (like.constructor as { new (n: number): TypedArray })(length);
+  return fromPool(like, length) ?? new (like.constructor as { new (n: number): TypedArray })(length);
 }
 
 /** Returns a host array to the pool (up to the pool's limit). */
 export function releaseHostArray(a: TypedArray): void {
-  releaseToPool(a);
-}
-
-function releaseToPool(a: TypedArray): void {
   if (pooledBytes + a.byteLength > poolLimitBytes) return;
-  const key = poolKey(a);
+  const key = poolKey(a, a.length);
   const list = pool.get(key);
   if (list === undefined) pool.set(key, [a]);
   else list.push(a);
@@ -216,7 +211,7 @@ export function offload<A extends unknown[], R extends CheckpointResult>(fn: (..
       const grads = backwardThroughBlock(inner, boundary, slots, grad);
       if (info.lastUse && --pending === 0) {
         released = true;
-        for (const host of moved) releaseToPool(host.values);
+        for (const host of moved) releaseHostArray(host.values);
       }
       return grads;
     });

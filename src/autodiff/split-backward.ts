@@ -16,10 +16,9 @@ import type { Tensor } from '../core/tensor.js';
 import { TesseraError, fmtShape } from '../core/errors.js';
 import type { GradNode } from './node.js';
 import { noGrad } from './mode.js';
-import { vjpRules } from './vjp-rules.js';
 import { onesLike } from '../ops/creation.js';
 import { withAutocastHook } from '../ops/dispatch.js';
-import { accumulate, checkGradShape, checkNotModified, depositGrad, runHooks, topoOrder } from './backward.js';
+import { accumulate, checkGradShape, checkNotModified, depositGrad, freeNode, runHooks, runNodeVjp, topoOrder } from './backward.js';
 
 export interface SplitBackward {
   /** The root's gradients with respect to the inputs (undefined where no path leads), as gradientsUpTo gives them. */
@@ -37,20 +36,6 @@ interface Kept {
   /** Weight-side inputs W must still ask the rule for (then the node is kept intact until W). */
   missing: boolean[];
   inputs: Tensor[];
-}
-
-/** Runs a node's vjp for the inputs in `needs` (a custom vjp returns all of its inputs' gradients). */
-function vjpOf(node: GradNode, g: Tensor, needs: readonly boolean[], lastUse: boolean): (Tensor | undefined)[] {
-  if (node.custom !== undefined) return node.custom.vjp!(g, { lastUse });
-  const rule = vjpRules[node.prim] as (g: Tensor, i: readonly Tensor[], o: Tensor, a: unknown, needs: readonly boolean[]) => (Tensor | undefined)[];
-  return rule(g, node.inputs, node.output!, node.attrs, needs);
-}
-
-function free(node: GradNode): void {
-  node.freed = true;
-  node.inputs = [];
-  node.output = undefined;
-  if (node.custom !== undefined) node.custom.vjp = undefined;
 }
 
 function assertUsable(node: GradNode): void {
@@ -118,7 +103,7 @@ export function backwardSplit(root: Tensor, inputs: readonly Tensor[], gradient?
         g = runHooks(out, g);
         if (out.retainsGrad) depositGrad(out, g, false);
         const inputSide = node.inputs.map((x, i) => node.needsGrad[i]! && !weightSide[i]!);
-        const grads = vjpOf(node, g, inputSide, false);
+        const grads = runNodeVjp(node, g, inputSide, false);
         node.inputs.forEach((x, i) => {
           const gi = grads[i];
           if (!node.needsGrad[i] || gi === undefined) return;
@@ -129,7 +114,7 @@ export function backwardSplit(root: Tensor, inputs: readonly Tensor[], gradient?
       }
       const missing = weightSide.map((w, i) => w && g !== undefined && done[i] === undefined);
       if (weightSide.some(Boolean)) kept.set(node, { grad: g, done, missing, inputs: [...node.inputs] });
-      if (!missing.some(Boolean)) free(node);
+      if (!missing.some(Boolean)) freeNode(node);
     }
     return inputs.map((x) => {
       const g = cot.get(x);
@@ -148,7 +133,7 @@ export function backwardSplit(root: Tensor, inputs: readonly Tensor[], gradient?
         let computed: (Tensor | undefined)[] = [];
         if (mixed.missing.some(Boolean)) {
           checkNotModified(node);
-          computed = vjpOf(node, mixed.grad!, mixed.missing, true);
+          computed = runNodeVjp(node, mixed.grad!, mixed.missing, true);
         }
         mixed.inputs.forEach((x, i) => {
           const gi = mixed.done[i] ?? (mixed.missing[i] ? computed[i] : undefined);
@@ -162,11 +147,11 @@ export function backwardSplit(root: Tensor, inputs: readonly Tensor[], gradient?
         const out = node.output!;
         let g = cot.get(out);
         cot.delete(out);
-        if (g === undefined) { free(node); continue; }
+        if (g === undefined) { freeNode(node); continue; }
         checkNotModified(node);
         g = runHooks(out, g);
         if (out.retainsGrad) depositGrad(out, g, false);
-        const grads = vjpOf(node, g, node.needsGrad, true);
+        const grads = runNodeVjp(node, g, node.needsGrad, true);
         node.inputs.forEach((x, i) => {
           const gi = grads[i];
           if (!node.needsGrad[i] || gi === undefined) return;
@@ -174,7 +159,7 @@ export function backwardSplit(root: Tensor, inputs: readonly Tensor[], gradient?
           accumulate(cot, x, gi);
         });
       }
-      free(node);
+      freeNode(node);
     }
     // What is left are the leaves' gradients (every other tensor's was consumed by its node).
     for (const [x, g] of cot) if (x.gradNode === undefined) depositGrad(x, runHooks(x, g), false);

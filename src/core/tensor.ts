@@ -160,6 +160,18 @@ export class Tensor {
   }
 }
 
+/**
+ * Writes `t`'s elements in row-major order into `out` from index `at`, straight from its storage's
+ * memory: data() without its fresh array, for callers that fill an array they reuse.
+ */
+export function copyValuesInto(t: Tensor, out: TypedArray, at = 0): void {
+  t.assertAlive('copyValuesInto');
+  // readAll may be a view of the backend's memory, valid until its next allocation: used at once.
+  const all = t.storage.backend.readAll(t.storage);
+  if (t.isContiguous()) out.set(all.subarray(t.offset, t.offset + t.size) as never, at);
+  else gatherStrided(all, t.shape, t.strides, t.offset, out.subarray(at, at + t.size));
+}
+
 /** Copies a strided view into a contiguous array. */
 export function gatherStrided(src: ArrayLike<number>, shape: readonly number[], strides: readonly number[], offset: number, out: { [i: number]: number }): void {
   const rank = shape.length;

@@ -33,6 +33,7 @@ import type { Tensor } from '../core/tensor.js';
 import { backward } from '../autodiff/backward.js';
 import { noGrad } from '../autodiff/mode.js';
 import { snapshotGenerators } from '../core/random.js';
+import { copyValuesInto } from '../core/tensor.js';
 import { assignValues } from '../nn/inplace.js';
 import { Parameter, type AnyModule } from '../nn/module.js';
 import { tensor } from '../ops/creation.js';
@@ -81,17 +82,6 @@ interface UnitBuffers {
   readonly whole: CommArray;
   readonly grads: CommArray;
   readonly reduced: CommArray;
-}
-
-/** Copies a tensor's values (row-major) into `out` at `at`, without an intermediate array when the tensor is contiguous. */
-function copyValues(t: Tensor, out: CommArray, at: number): void {
-  if (!t.isContiguous()) {
-    out.set(t.data(), at);
-    return;
-  }
-  // readAll may be a view into the backend's memory, valid until its next allocation: used at once.
-  const all = t.storage.backend.readAll(t.storage);
-  out.set(all.subarray(t.offset, t.offset + t.size), at);
 }
 
 export class FullyShardedDataParallel {
@@ -329,7 +319,7 @@ export class FullyShardedDataParallel {
   /** All-gathers a unit's flat parameters and installs them in its module as new Parameters. */
   private async gather(unit: Unit): Promise<Parameter[]> {
     const { shard: mine, whole } = this.buffersOf(unit);
-    copyValues(unit.shard, mine, 0);
+    copyValuesInto(unit.shard, mine, 0);
     const flat = await this.group.allGather(mine, { counts: unit.counts, output: whole });
     const owners = new Map([...ownersOf(unit.module)].map(([dotted, owner, local]) => [dotted, { owner, local }]));
     return unit.names.map((name, i) => {
@@ -348,7 +338,7 @@ export class FullyShardedDataParallel {
   private async reduceGradients(unit: Unit, params: readonly Parameter[]): Promise<void> {
     const { grads: flat, reduced } = this.buffersOf(unit);
     params.forEach((p, i) => {
-      if (p.grad !== undefined) copyValues(p.grad, flat, unit.offsets[i]!);
+      if (p.grad !== undefined) copyValuesInto(p.grad, flat, unit.offsets[i]!);
       else flat.fill(0, unit.offsets[i]!, unit.offsets[i]! + p.size);
     });
     const mine = await this.group.reduceScatter(flat, { op: 'avg', counts: unit.counts, output: reduced });

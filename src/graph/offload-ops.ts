@@ -14,7 +14,7 @@ import { itemsize, type TypedArray } from '../core/dtype.js';
 import { releaseHostArray, takeHostArray } from '../autodiff/offload.js';
 import { TesseraError } from '../core/errors.js';
 import { sizeOf } from '../core/shape.js';
-import { Tensor, gatherStrided } from '../core/tensor.js';
+import { Tensor, copyValuesInto } from '../core/tensor.js';
 import { registerTracingHooks } from '../autodiff/checkpoint.js';
 import type { ValueInfo } from '../ops/primitives.js';
 import { registerGraphOp } from './graph-ops.js';
@@ -37,12 +37,9 @@ const hostBackend: Backend = Object.create(cpuBackend, {
 
 /** `x`'s values, row-major, in a pooled host array. */
 function store(x: Tensor): Tensor {
-  const all = x.storage.backend.readAll(x.storage);
-  const n = x.size;
-  const host = takeHostArray(all, n);
-  if (x.isContiguous()) host.set(all.subarray(x.offset, x.offset + n));
-  else gatherStrided(all, x.shape, x.strides, x.offset, host);
-  return Tensor.fromStorage(new Storage(hostBackend, host, x.dtype, n), x.shape, x.dtype);
+  const host = takeHostArray(x.storage.backend.readAll(x.storage), x.size);
+  copyValuesInto(x, host);
+  return Tensor.fromStorage(new Storage(hostBackend, host, x.dtype, x.size), x.shape, x.dtype);
 }
 
 /** A host copy back on `attrs.backend` (one copy: the host array is contiguous). */

@@ -345,8 +345,7 @@ export class WasmBackend implements Backend {
    * PyTorch's CPU reductions of half formats do, and round the result once.
    */
   private reduceKernel(op: 'sum' | 'max' | 'min', x: KernelInput, attrs: ReduceAttrs, out: OutputInfo): Storage | undefined {
-    const half = (x.dtype === 'float16' || x.dtype === 'bfloat16') && out.dtype === x.dtype;
-    if (!half && (x.dtype !== 'float32' || out.dtype !== 'float32')) return undefined;
+    if (asFloat32Words([x], out) === undefined) return undefined;
     const n = sizeOf(out.shape);
     if (n === 0) return undefined;
     const storage = this.allocUninitialized(out.dtype, n);
@@ -354,8 +353,10 @@ export class WasmBackend implements Backend {
       inPtr: this.addressOf(x.storage), inOffset: x.offset, shape: x.shape, strides: x.strides,
       axes: attrs.axes, outPtr: this.addressOf(storage),
     });
-    if (done && half) this.roundToOwnFormat(storage);
-    if (done) return storage;
+    if (done) {
+      this.roundToOwnFormat(storage);
+      return storage;
+    }
     this.free(storage);
     return undefined;
   }
@@ -585,12 +586,11 @@ export class WasmBackend implements Backend {
     const attention = (this.attentionOnce ??= new WasmAttention(this.heap, () => this.currentPool));
     const fallback = this.cpuOnViews(prim) as Kernel<PrimitiveName>;
     return ((inputs, attrs, out) => {
-      const half = out.dtype === 'float16' || out.dtype === 'bfloat16';
-      const words = half && inputs.every((t) => t.dtype === out.dtype) ? inputs.map((t) => ({ ...t, dtype: 'float32' as const })) : inputs;
-      if (wordType(out.dtype) !== 'float32' || !attention.fits(words)) return fallback(inputs, attrs, out);
+      const words = asFloat32Words(inputs, out);
+      if (words === undefined || !attention.fits(words)) return fallback(inputs, attrs, out);
       const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape));
       attention.run(words, (t) => this.addressOf(t.storage), attrs as PrimitiveAttrs['attention'], this.addressOf(dst));
-      if (half) this.roundToOwnFormat(dst);
+      this.roundToOwnFormat(dst);
       this.count(prim, 'wasm');
       return dst;
     }) as Kernel<PrimitiveName>;
