@@ -12,7 +12,8 @@ import { vjpRules } from './vjp-rules.js';
 import { onesLike } from '../ops/creation.js';
 import { add, cast } from '../ops/elementwise.js';
 import { detach } from '../ops/shape.js';
-import { withAutocastHook } from '../ops/dispatch.js';
+import { innermostDispatchObserver, withAutocastHook } from '../ops/dispatch.js';
+import { CotangentOwner } from './cotangent-owner.js';
 
 export interface BackwardOptions {
   /** Keep the graph so backward can run through it again. */
@@ -84,8 +85,16 @@ export function runHooks(t: Tensor, g: Tensor): Tensor {
 /** Stores a finished gradient on a leaf (or a retainsGrad tensor), adding to what is there. */
 export function depositGrad(t: Tensor, g: Tensor, createGraph: boolean): void {
   const value = createGraph ? g : detach(g);
-  const next = t.grad === undefined ? (value.dtype === t.dtype ? value : cast(value, t.dtype)) : add(t.grad, value);
-  t.grad = keep(createGraph ? next : detach(next));
+  const prev = t._peekGrad();
+  const next = prev === undefined ? (value.dtype === t.dtype ? value : cast(value, t.dtype)) : add(prev, value);
+  // Outside a trace and createGraph, the objects made here are this function's own: .grad is a
+  // view that keeps their memory, so they go now, as does a previous .grad nobody saw (tensor.ts).
+  const tidy = !createGraph && innermostDispatchObserver() === undefined;
+  t._replaceGrad(keep(createGraph ? next : detach(next)), tidy);
+  if (tidy) {
+    value.dispose();
+    if (next !== value) next.dispose();
+  }
   for (const h of t.postAccumulateHooks) h(t);
 }
 
@@ -156,11 +165,32 @@ function runBackward(root: Tensor, gradient: Tensor | undefined, opts: InternalO
   /** A tensor whose gradient is final once its consumers ran: a true leaf, or one on the boundary. */
   const endsWalk = (x: Tensor): boolean => x.gradNode === undefined || boundary?.has(x) === true;
   const captured = new Map<Tensor, Tensor>();
+  // Disposes the cotangents only this walk made and saw, once it is done with each (before the seed is made: it is one).
+  const owner = new CotangentOwner(!createGraph && innermostDispatchObserver() === undefined);
   /** A tensor's gradient is complete: capture it, or store it in .grad. */
   const finish = (t: Tensor, g: Tensor, isLeaf: boolean): void => {
     if (capture !== undefined) {
-      if (capture.has(t)) captured.set(t, g);
+      if (capture.has(t)) {
+        captured.set(t, g);
+        owner.escape(g);
+      }
     } else if (isLeaf || t.retainsGrad) depositGrad(t, g, createGraph);
+  };
+  /** The tensor's hooks on its gradient; what a hook saw or returned belongs to the user. */
+  const hooked = (t: Tensor, g: Tensor): Tensor => {
+    if (t.hooks.length === 0) return g;
+    owner.escape(g);
+    const out = runHooks(t, g);
+    owner.escape(out);
+    return out;
+  };
+  /** Adds `g` to x's cotangent; the walk's reference moves from the old partial sum to the new one. */
+  const accumulateOwned = (cot: Map<Tensor, Tensor>, x: Tensor, g: Tensor): void => {
+    const prev = cot.get(x);
+    const next = prev === undefined ? g : add(prev, g);
+    cot.set(x, next);
+    owner.hold(next);
+    if (prev !== undefined) owner.release(prev);
   };
   root.assertAlive('backward');
   if (!root.requiresGrad && opts.capture !== undefined) return captured;
@@ -180,11 +210,14 @@ function runBackward(root: Tensor, gradient: Tensor | undefined, opts: InternalO
 
   const run = (): void => {
     if (root.gradNode === undefined) {
-      finish(root, runHooks(root, seed!), true);
+      owner.hold(seed!);
+      finish(root, hooked(root, seed!), true);
+      owner.release(seed!);
       return;
     }
     const cot = new Map<Tensor, Tensor>();
     cot.set(root, seed!);
+    owner.hold(seed!);
     const order = topoOrder(root.gradNode, boundary);
     // How many pending consumers each leaf still has: a leaf's grad is final when it reaches zero,
     // which is when its hooks run (so gradient communication can start during backward).
@@ -199,20 +232,24 @@ function runBackward(root: Tensor, gradient: Tensor | undefined, opts: InternalO
         throw new TesseraError(`backward: trying to run backward through the graph a second time (op '${node.opName}'); its saved tensors were freed. ` +
           'Pass { retainGraph: true } to the first backward() if you need to call it again.');
       }
-      let g = cot.get(out);
+      // The walk's reference to the output's cotangent moves from `cot` to `held`.
+      const held = cot.get(out);
       cot.delete(out);
       const inputs = node.inputs;
-      if (g !== undefined) {
+      if (held !== undefined) {
         checkNotModified(node);
-        g = runHooks(out, g);
+        const g = hooked(out, held);
         finish(out, g, false);
-        const grads = runNodeVjp(node, g, node.needsGrad, !retainGraph);
+        const grads = owner.runRule(() => runNodeVjp(node, g, node.needsGrad, !retainGraph));
+        for (const gi of grads) if (gi !== undefined) owner.hold(gi); // the result list's references
         inputs.forEach((x, i) => {
           const gi = grads[i];
           if (!node.needsGrad[i] || gi === undefined) return;
           checkGradShape(x, gi, `the vjp of '${node.opName}' produced a gradient for input ${i} that`);
-          accumulate(cot, x, gi);
+          accumulateOwned(cot, x, gi);
         });
+        for (const gi of grads) if (gi !== undefined) owner.release(gi);
+        owner.release(held);
       }
       inputs.forEach((x, i) => {
         if (!node.needsGrad[i] || !endsWalk(x)) return;
@@ -221,11 +258,15 @@ function runBackward(root: Tensor, gradient: Tensor | undefined, opts: InternalO
         if (left === 0) {
           const gx = cot.get(x);
           cot.delete(x);
-          if (gx !== undefined) finish(x, runHooks(x, gx), x.gradNode === undefined);
+          if (gx !== undefined) {
+            finish(x, hooked(x, gx), x.gradNode === undefined);
+            owner.release(gx);
+          }
         }
       });
       if (!retainGraph) freeNode(node);
     }
+    for (const left of cot.values()) owner.release(left);
   };
   // vjp rules run without autocast: each computes in the dtypes its forward op recorded (a cast's
   // rule casts the cotangent back), as PyTorch's backward does (see src/quant/autocast.ts).

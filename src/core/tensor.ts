@@ -11,14 +11,20 @@ import type { GradNode } from '../autodiff/node.js';
 
 let nextId = 1;
 
+/** The id the next tensor will get: tensors with a smaller id already exist (see autodiff/cotangent-owner.ts). */
+export function nextTensorId(): number {
+  return nextId;
+}
+
 export type NestedArray = number | boolean | NestedArray[];
 
 export class Tensor {
   readonly id = nextId++;
   /** Set by autodiff: the op that produced this tensor (undefined for leaves). */
   gradNode: GradNode | undefined = undefined;
-  /** Accumulated gradient of a leaf after backward(). */
-  grad: Tensor | undefined = undefined;
+  #grad: Tensor | undefined = undefined;
+  /** Whether code outside autograd and the optimizers has seen the current #grad object (read or set .grad). */
+  #gradSeen = false;
   /** Keep .grad on a non-leaf tensor (like torch's retain_grad). */
   retainsGrad = false;
   /** Hooks run with this tensor's gradient during backward; a hook may return a replacement. */
@@ -27,6 +33,38 @@ export class Tensor {
   readonly postAccumulateHooks: ((t: Tensor) => void)[] = [];
   #requiresGrad = false;
   #disposed = false;
+
+  /** Accumulated gradient of a leaf after backward(). */
+  get grad(): Tensor | undefined {
+    this.#gradSeen = true;
+    return this.#grad;
+  }
+
+  set grad(g: Tensor | undefined) {
+    this.#grad = g;
+    this.#gradSeen = true;
+  }
+
+  // Gradient memory without the garbage collector. backward() stores gradients and the optimizers
+  // read and drop them through the two methods below, which do not count as being seen. A
+  // gradient object nobody else ever saw (no `.grad` read or write outside them) cannot be held by
+  // anyone, so replacing or dropping it disposes it at once: a synchronous training loop does not
+  // pile old gradients up in the wasm heap waiting for finalizers (see autodiff/cotangent-owner.ts).
+  // Anything that reads `.grad` marks the object seen, and then it is left to the garbage collector.
+
+  /** The gradient, for autograd and optimizers that neither keep nor hand out the object. */
+  _peekGrad(): Tensor | undefined {
+    return this.#grad;
+  }
+
+  /** Replaces the gradient (autograd's accumulation, clipping); the old one goes if unseen and `disposeUnseen`. */
+  _replaceGrad(g: Tensor | undefined, disposeUnseen: boolean): void {
+    const old = this.#grad;
+    const oldSeen = this.#gradSeen;
+    this.#grad = g;
+    this.#gradSeen = false;
+    if (disposeUnseen && !oldSeen && old !== undefined && old !== g) old.dispose();
+  }
 
   constructor(
     readonly storage: Storage,

@@ -13,6 +13,7 @@ import { Tensor } from '../core/tensor.js';
 import { noGrad } from '../autodiff/mode.js';
 import { fromValues, zeros } from '../ops/creation.js';
 import { cast } from '../ops/elementwise.js';
+import { innermostDispatchObserver } from '../ops/dispatch.js';
 import { assignValues } from './inplace.js';
 
 /** A trained tensor of a module: a leaf that requires a gradient (unless created with requiresGrad false). */
@@ -186,7 +187,9 @@ export class Module<In extends unknown[] = [Tensor], Out = Tensor> {
 
   /** Clears the gradients of every parameter (sets them to undefined, like set_to_none=True). */
   zeroGrad(): void {
-    for (const p of this.parameters()) p.grad = undefined;
+    // A gradient only autograd and the optimizers saw is disposed now (Tensor._replaceGrad).
+    const dispose = innermostDispatchObserver() === undefined;
+    for (const p of this.parameters()) p._replaceGrad(undefined, dispose);
   }
 
   /** Calls fn on every descendant, children before parents, then on this module (like torch's apply). */

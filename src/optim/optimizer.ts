@@ -15,6 +15,7 @@ import { TesseraError, check, fmtShape } from '../core/errors.js';
 import { isFloating, type TypedArray } from '../core/dtype.js';
 import { Tensor } from '../core/tensor.js';
 import { zeros } from '../ops/creation.js';
+import { innermostDispatchObserver } from '../ops/dispatch.js';
 import { keep } from '../core/memory.js';
 import { assignValues } from '../nn/inplace.js';
 import type { KernelInput, OptimizerRule } from '../backend/backend.js';
@@ -102,7 +103,9 @@ export abstract class Optimizer<O extends BaseOptions> {
 
   /** Sets every parameter's gradient to undefined (PyTorch's set_to_none=True). */
   zeroGrad(): void {
-    for (const g of this.paramGroups) for (const p of g.params) p.grad = undefined;
+    // A gradient only backward and step() saw is disposed now (Tensor._replaceGrad); one the caller read stays valid.
+    const dispose = innermostDispatchObserver() === undefined;
+    for (const g of this.paramGroups) for (const p of g.params) p._replaceGrad(undefined, dispose);
   }
 
   /** Names of the state tensors this optimizer keeps for a parameter of a group. */
@@ -148,9 +151,11 @@ export abstract class Optimizer<O extends BaseOptions> {
     if (tracedStepHandler !== undefined && tracedStepHandler(this as unknown as Optimizer<BaseOptions>)) return loss;
     for (const group of this.paramGroups) {
       for (const p of group.params) {
-        if (p.grad === undefined) continue;
-        check(p.grad.shape.length === p.shape.length && p.grad.shape.every((d, i) => d === p.shape[i]), this.constructor.name, () =>
-          `the gradient of a parameter has shape ${fmtShape(p.grad!.shape)} but the parameter has ${fmtShape(p.shape)}.`);
+        // Read without marking it seen: the update only reads it (see Tensor._peekGrad).
+        const grad = p._peekGrad();
+        if (grad === undefined) continue;
+        check(grad.shape.length === p.shape.length && grad.shape.every((d, i) => d === p.shape[i]), this.constructor.name, () =>
+          `the gradient of a parameter has shape ${fmtShape(grad.shape)} but the parameter has ${fmtShape(p.shape)}.`);
         let st = this.state.get(p);
         if (st === undefined) {
           st = {};
@@ -160,12 +165,12 @@ export abstract class Optimizer<O extends BaseOptions> {
         }
         const counters: Record<string, number> = {};
         for (const [name, v] of Object.entries(st)) if (!(v instanceof Tensor)) counters[name] = v;
-        if (this.runFused(group, p, p.grad, st, counters)) continue;
-        if (this.updatesInPlace && this.updateInPlace(group, p, p.grad, st, counters)) continue;
+        if (this.runFused(group, p, grad, st, counters)) continue;
+        if (this.updatesInPlace && this.updateInPlace(group, p, grad, st, counters)) continue;
         const stateArrays: Record<string, Float64Array> = {};
         for (const [name, v] of Object.entries(st)) if (v instanceof Tensor) stateArrays[name] = toFloat64(v.data());
         const param = toFloat64(p.data());
-        this.update({ group, param, grad: toFloat64(p.grad.data()), state: stateArrays, counters });
+        this.update({ group, param, grad: toFloat64(grad.data()), state: stateArrays, counters });
         assignValues(p, param, `${this.constructor.name}.step`);
         for (const [name, values] of Object.entries(stateArrays)) {
           const existing = st[name];

@@ -31,6 +31,7 @@ import { WasmWindowKernels } from './window.js';
 import { transposePlan, WasmTranspose } from './transpose.js';
 import { nodeRuntime, defaultThreadCount, nodeWorkerSpawner } from './node-workers.js';
 import { nodeGarbageCollector } from './node-gc.js';
+import { heapPressureHandler } from './heap-pressure.js';
 import { WasmOptimizerKernels } from './optimizer-kernel.js';
 import { WasmConvDirect, directConvolutionFits } from './conv-direct.js';
 import { WasmAttention } from './attention.js';
@@ -850,8 +851,9 @@ function nodeDefaults(): WasmBackendOptions {
   return {
     threads: defaultThreadCount(),
     spawner: nodeWorkerSpawner,
-    // Collect when the heap fills, so tensors dropped without dispose() return their blocks.
-    ...(gc === undefined ? {} : { heap: { onPressure: () => gc() } }),
+    // Collect when the heap fills, so tensors dropped without dispose() return their blocks (and
+    // warn once when a synchronous loop keeps growing it: heap-pressure.ts).
+    ...(gc === undefined ? {} : { heap: { onPressure: heapPressureHandler({ collect: gc }) } }),
   };
 }
 registerBackend(wasmBackend);
