@@ -1,7 +1,8 @@
 // `tessera quantize <checkpoint>`: post-training weight quantization of a `tessera train` checkpoint.
 // Evaluates the float model on the recipe's held-out data, quantizes its Linear layers
-// (quant.quantizeModel), evaluates again, prints both with the model sizes, and writes the quantized
-// checkpoint (which `tessera eval` reads).
+// (quant.quantizeModel, or quant.gptqQuantizeModel with --gptq, calibrated on the first batches of
+// the recipe's training data), evaluates again, prints both with the model sizes, and writes the
+// quantized checkpoint (which `tessera eval` reads).
 import { defaultBackendName } from '../backend/default.js';
 import { TesseraError } from '../core/errors.js';
 import { noGrad } from '../autodiff/mode.js';
@@ -9,13 +10,18 @@ import { recipes } from '../train/recipes/index.js';
 import { loadTrainedTask, readCheckpoint } from '../train/trainer.js';
 import { writeQuantizedCheckpoint } from '../train/quantized-checkpoint.js';
 import { numberOption, parseArgs, selectBackend, UsageError } from '../train/cli-options.js';
-import { formatQuantizeReport, quantizeModel, type QuantizeModelOptions } from '../quant/quantize-model.js';
+import { formatQuantizeReport, quantizeModel, type QuantizeModelOptions, type QuantizeModelResult } from '../quant/quantize-model.js';
+import { gptqQuantizeModel } from '../quant/gptq-model.js';
+import { scope } from '../core/memory.js';
+import type { Tensor } from '../core/tensor.js';
+import type { AnyModule } from '../nn/module.js';
 import type { Calibration, QuantScheme } from '../quant/scheme.js';
 import type { EvalResult } from '../train/recipe.js';
 
 const usage = [
   'usage: tessera quantize <checkpoint dir or file> --bits 8|4 [--scheme per-channel|per-tensor|group] [--group-size N]',
   '                        [--asymmetric] [--calibration minmax|percentile|mse] [--dynamic] [--out FILE] [--backend NAME] [--json]',
+  '                        [--gptq [--calibration-batches N] [--act-order] [--damp F]]',
   '',
   'Quantizes the weights of every Linear layer of a `tessera train` checkpoint and reports the held-out',
   'accuracy (or loss) and model bytes before and after; --out writes the quantized checkpoint, which',
@@ -23,6 +29,11 @@ const usage = [
   'min/max calibration; --scheme group uses --group-size (default 32) consecutive input features per scale.',
   '--dynamic also quantizes each layer\'s input per row to int8 on the fly (int8 × int8 → int32 kernels;',
   'needs --bits 8, symmetric, per-channel or per-tensor).',
+  '--gptq rounds with GPTQ instead of to nearest: each layer\'s rounding errors are compensated on its inputs,',
+  'collected by running the model on the first --calibration-batches N (default 16) batches of the recipe\'s',
+  'training data, layer after layer; --act-order rounds input features by decreasing input energy, --damp F',
+  'adds F × mean(diag H) to the Hessian (default 0.01). The table then shows each layer\'s relative output',
+  'error ||WX − ŴX||² / ||WX||² on the calibration inputs for round-to-nearest and for GPTQ.',
 ].join('\n');
 
 function describe(r: EvalResult): string {
@@ -33,7 +44,7 @@ function describe(r: EvalResult): string {
 
 export async function run(args: string[]): Promise<number> {
   try {
-    const p = parseArgs(args, ['bits', 'scheme', 'group-size', 'calibration', 'out', 'backend'], ['asymmetric', 'dynamic', 'json', 'help']);
+    const p = parseArgs(args, ['bits', 'scheme', 'group-size', 'calibration', 'out', 'backend', 'calibration-batches', 'damp'], ['asymmetric', 'dynamic', 'json', 'help', 'gptq', 'act-order']);
     if (p.flags.has('help')) { console.log(usage); return 0; }
     const path = p.positional[0];
     if (path === undefined) throw new UsageError('give the checkpoint (the --out directory of `tessera train`, or its checkpoint.safetensors).');
@@ -51,6 +62,14 @@ export async function run(args: string[]): Promise<number> {
       if (bits !== 8 || scheme === 'group' || !options.symmetric) throw new UsageError('--dynamic needs --bits 8 with a symmetric per-channel or per-tensor weight (no --asymmetric, no --scheme group).');
       options.activations = 'dynamic-int8';
     }
+    const gptq = p.flags.has('gptq');
+    if (!gptq && (p.values.has('calibration-batches') || p.values.has('damp') || p.flags.has('act-order'))) {
+      throw new UsageError('--calibration-batches, --act-order and --damp go with --gptq.');
+    }
+    const calibrationBatches = numberOption(p.values, 'calibration-batches', 16, 'integer');
+    if (calibrationBatches < 1) throw new UsageError(`--calibration-batches must be at least 1, got ${calibrationBatches}.`);
+    const damp = Number(p.values.get('damp') ?? 0.01);
+    if (!(Number.isFinite(damp) && damp >= 0)) throw new UsageError(`--damp must be a number ≥ 0 (a fraction of the mean Hessian diagonal), got '${p.values.get('damp')}'.`);
     await selectBackend(p.values.get('backend') ?? defaultBackendName());
 
     if ((await readCheckpoint(path) as unknown as { quantization?: unknown }).quantization !== undefined) {
@@ -60,7 +79,26 @@ export async function run(args: string[]): Promise<number> {
     let started = performance.now();
     const before = noGrad(() => task.evaluate());
     const floatSeconds = (performance.now() - started) / 1000;
-    const { model, report } = quantizeModel(task.model, options);
+    let result: QuantizeModelResult<AnyModule>;
+    let calibrationRecords = 0, calibrationUsed = 0;
+    started = performance.now();
+    if (gptq) {
+      // Calibration: the first batches of the training data, in the loader's order for epoch 0.
+      const batches: Tensor[][] = [];
+      for await (const batch of task.loader) {
+        batches.push(batch);
+        calibrationRecords += batch[0]!.shape[0]!;
+        if (batches.length >= calibrationBatches) break;
+      }
+      calibrationUsed = batches.length;
+      result = gptqQuantizeModel(task.model, () => { for (const b of batches) scope(() => { task.lossOf(b); }); },
+        { ...options, actOrder: p.flags.has('act-order'), dampening: damp });
+      for (const b of batches) for (const x of b) x.dispose();
+    } else {
+      result = quantizeModel(task.model, options);
+    }
+    const quantizeSeconds = (performance.now() - started) / 1000;
+    const { model, report } = result;
     if (model !== task.model) throw new Error('quantize: the model is a single Linear layer; nothing to rebuild it into.');
     started = performance.now();
     const after = noGrad(() => task.evaluate());
@@ -71,7 +109,9 @@ export async function run(args: string[]): Promise<number> {
     }
     const summary = {
       recipe: saved.recipe, bits, scheme, groupSize: options.groupSize, symmetric: options.symmetric, calibration, activations: dynamic ? 'dynamic-int8' : 'none',
-      float: before, quantized: after, floatSeconds, quantizedSeconds: quantSeconds,
+      method: gptq ? 'gptq' : 'rtn',
+      ...(gptq ? { calibrationBatches: calibrationUsed, calibrationRecords, actOrder: p.flags.has('act-order'), damp } : {}),
+      float: before, quantized: after, floatSeconds, quantizedSeconds: quantSeconds, quantizeSeconds,
       modelBytesBefore: report.modelBytesBefore, modelBytesAfter: report.modelBytesAfter, layers: report.layers,
       ...(out === undefined ? {} : { checkpoint: out }),
     };
@@ -79,7 +119,8 @@ export async function run(args: string[]): Promise<number> {
       console.log(JSON.stringify(summary));
       return 0;
     }
-    const how = `${bits}-bit ${options.symmetric ? 'symmetric' : 'affine'} ${scheme}${scheme === 'group' ? ` (groups of ${options.groupSize})` : ''}, ${calibration} calibration${dynamic ? ', dynamic int8 activations' : ''}`;
+    const how = `${bits}-bit ${options.symmetric ? 'symmetric' : 'affine'} ${scheme}${scheme === 'group' ? ` (groups of ${options.groupSize})` : ''}, ${calibration} calibration${dynamic ? ', dynamic int8 activations' : ''}` +
+      (gptq ? `, GPTQ on ${calibrationUsed} training batches (${calibrationRecords} records)${p.flags.has('act-order') ? ', act-order' : ''} (${quantizeSeconds.toFixed(2)}s)` : '');
     console.log(`${saved.recipe} after ${saved.step} steps (${task.description}); ${how}`);
     console.log(formatQuantizeReport(report));
     console.log(`float32:   ${describe(before)}  (${floatSeconds.toFixed(2)}s)`);

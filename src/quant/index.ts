@@ -14,3 +14,8 @@ export { QuantizedLinear, quantizedLinear, type LinearQuantizeOptions, type Line
 export { dynamicInt8Linear, dynamicInt8Reference, quantizeRowsInt8, int8MatmulInt32, scaleInt32, checkDynamicInt8Weight, DYNAMIC_INT8_MAX_K, type ActivationQuant } from './dynamic-int8.js';
 export { quantizeModel, modelBytes, formatQuantizeReport, type QuantizeModelOptions, type QuantizeModelReport, type QuantizedLayerReport, type QuantizeModelResult } from './quantize-model.js';
 export { quantizationConfig, prepareQuantized, serializeQuantized, parseQuantizedInto, saveQuantized, loadQuantized, QUANTIZATION_METADATA_KEY, type QuantizationConfig } from './checkpoint.js';
+// GPTQ (error-compensating rounding from calibration inputs): docs/quantization.md#gptq.
+export { gptqQuantize, relativeOutputErrors, type GptqOptions, type GptqResult, type GptqCalibration } from './gptq.js';
+export { gptqQuantizeModel, type GptqModelOptions, type ModelCalibration } from './gptq-model.js';
+export { Hessian } from './hessian.js';
+export { upperCholeskyOfInverse, type InverseCholesky } from './cholesky.js';

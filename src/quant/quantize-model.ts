@@ -27,6 +27,12 @@ export interface QuantizedLayerReport {
   bytesAfter: number;
   /** max |W − dequant(quant(W))| over the weight. */
   maxAbsError: number;
+  /**
+   * gptqQuantizeModel only: ||W X − Ŵ X||² / ||W X||² on the layer's calibration inputs X, for the
+   * GPTQ weight (outputError) and for round to nearest with the same grid (rtnOutputError).
+   */
+  outputError?: number;
+  rtnOutputError?: number;
 }
 
 export interface QuantizeModelReport {
@@ -42,7 +48,7 @@ export interface QuantizeModelResult<M extends AnyModule> {
   report: QuantizeModelReport;
 }
 
-function tensorBytes(t: Tensor | undefined): number {
+export function tensorBytes(t: Tensor | undefined): number {
   return t === undefined ? 0 : t.size * itemsize(t.dtype);
 }
 
@@ -66,7 +72,7 @@ export function replaceChild(parent: AnyModule, name: string, child: AnyModule):
 }
 
 /** The (parent, local name) of every module below the root, by dotted name. */
-function parentsOf(model: AnyModule): Map<string, [AnyModule, string]> {
+export function parentsOf(model: AnyModule): Map<string, [AnyModule, string]> {
   const out = new Map<string, [AnyModule, string]>();
   for (const [prefix, m] of model.namedModules()) {
     for (const [name] of m.namedChildren()) out.set(prefix ? `${prefix}.${name}` : name, [m, name]);
@@ -80,52 +86,74 @@ function parentsOf(model: AnyModule): Map<string, [AnyModule, string]> {
  * have no parameters; rebuild optimizers if you keep training the rest.
  */
 export function quantizeModel<M extends AnyModule>(model: M, options: QuantizeModelOptions = {}): QuantizeModelResult<M> {
-  const pick = selector(options.include);
-  const { include: _include, ...qopts } = options;
+  const { include, ...qopts } = options;
   const modelBytesBefore = modelBytes(model);
   const layers: QuantizedLayerReport[] = [];
   const parents = parentsOf(model);
   let root: M | QuantizedLinear = model;
-  const targets = [...model.namedModules()].filter(([name, m]) => m instanceof Linear && pick(name, m as unknown as Linear));
-  if (targets.length === 0 && options.include !== undefined) {
-    const names = [...model.namedModules()].filter(([, m]) => m instanceof Linear).map(([n]) => n || '(root)');
-    throw new TesseraError(`quantizeModel: no Linear layer matches the include filter; the model's Linear layers are: ${names.join(', ') || 'none'}.`);
-  }
+  const targets = linearTargets('quantizeModel', model, include);
   noGrad(() => {
-    for (const [name, m] of targets) {
-      const linear = m as unknown as Linear;
+    for (const [name, linear] of targets) {
       let q: QuantizedLinear;
       try {
         q = QuantizedLinear.fromLinear(linear, qopts);
       } catch (e) {
-        if (e instanceof TesseraError) throw new TesseraError(`quantizeModel: layer '${name || '(root)'}' (Linear ${linear.inFeatures} → ${linear.outFeatures}): ${e.message}`);
-        throw e;
+        throw withLayer('quantizeModel', name, linear, e);
       }
-      q.training = linear.training;
-      const w = linear.weight.data();
-      const back = dequantize(q.weight, { dtype: 'float64' }).data();
-      let maxAbsError = 0;
-      for (let i = 0; i < w.length; i++) maxAbsError = Math.max(maxAbsError, Math.abs(w[i]! - back[i]!));
-      layers.push({
-        name, inFeatures: linear.inFeatures, outFeatures: linear.outFeatures,
-        bytesBefore: tensorBytes(linear.weight) + tensorBytes(linear.bias), bytesAfter: q.nbytes, maxAbsError,
-      });
-      if (name === '') root = q;
-      else {
-        const [parent, local] = parents.get(name)!;
-        replaceChild(parent, local, q as unknown as AnyModule);
-      }
+      layers.push(swapReport(name, linear, q));
+      if (swapLinear(parents, name, linear, q)) root = q;
     }
   });
   const modelBytesAfter = modelBytes(root as AnyModule);
   return { model: root, report: { layers, modelBytesBefore, modelBytesAfter } };
 }
 
-/** The report as an aligned text table. */
+/** The Linear layers of `model` that `include` picks, by dotted name (an error when a filter picks none). */
+export function linearTargets(op: string, model: AnyModule, include: QuantizeModelOptions['include']): Array<[string, Linear]> {
+  const pick = selector(include);
+  const targets = [...model.namedModules()].filter(([name, m]) => m instanceof Linear && pick(name, m as unknown as Linear)) as Array<[string, Linear]>;
+  if (targets.length === 0 && include !== undefined) {
+    const names = [...model.namedModules()].filter(([, m]) => m instanceof Linear).map(([n]) => n || '(root)');
+    throw new TesseraError(`${op}: no Linear layer matches the include filter; the model's Linear layers are: ${names.join(', ') || 'none'}.`);
+  }
+  return targets;
+}
+
+/** A TesseraError from quantizing one layer, prefixed with the layer's name and shape. */
+export function withLayer(op: string, name: string, linear: Linear, e: unknown): unknown {
+  if (e instanceof TesseraError) return new TesseraError(`${op}: layer '${name || '(root)'}' (Linear ${linear.inFeatures} → ${linear.outFeatures}): ${e.message}`);
+  return e;
+}
+
+/** The report row of replacing `linear` by `q` (bytes, max |ΔW|). */
+export function swapReport(name: string, linear: Linear, q: QuantizedLinear): QuantizedLayerReport {
+  const w = linear.weight.data();
+  const back = dequantize(q.weight, { dtype: 'float64' }).data();
+  let maxAbsError = 0;
+  for (let i = 0; i < w.length; i++) maxAbsError = Math.max(maxAbsError, Math.abs(w[i]! - back[i]!));
+  return {
+    name, inFeatures: linear.inFeatures, outFeatures: linear.outFeatures,
+    bytesBefore: tensorBytes(linear.weight) + tensorBytes(linear.bias), bytesAfter: q.nbytes, maxAbsError,
+  };
+}
+
+/** Puts `q` in the place of the layer `name` (its training flag copied); true when that is the root (name ''), which has no parent. */
+export function swapLinear(parents: Map<string, [AnyModule, string]>, name: string, linear: Linear, q: QuantizedLinear): boolean {
+  q.training = linear.training;
+  if (name === '') return true;
+  const [parent, local] = parents.get(name)!;
+  replaceChild(parent, local, q as unknown as AnyModule);
+  return false;
+}
+
+/** The report as an aligned text table (with the output errors of RTN and GPTQ when the report has them). */
 export function formatQuantizeReport(report: QuantizeModelReport): string {
+  const withOutput = report.layers.some((l) => l.outputError !== undefined);
+  const fmt = (v: number | undefined) => (v === undefined ? '-' : v.toExponential(2));
   const rows = report.layers.map((l) => [l.name || '(root)', `${l.inFeatures} → ${l.outFeatures}`, String(l.bytesBefore), String(l.bytesAfter),
-    (l.bytesBefore / l.bytesAfter).toFixed(2) + 'x', l.maxAbsError.toExponential(2)]);
-  const header = ['layer', 'shape', 'bytes before', 'bytes after', 'ratio', 'max |ΔW|'];
+    (l.bytesBefore / l.bytesAfter).toFixed(2) + 'x', l.maxAbsError.toExponential(2),
+    ...(withOutput ? [fmt(l.rtnOutputError), fmt(l.outputError)] : [])]);
+  const header = ['layer', 'shape', 'bytes before', 'bytes after', 'ratio', 'max |ΔW|', ...(withOutput ? ['out err RTN', 'out err GPTQ'] : [])];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i >= 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ');
   return [line(header), ...rows.map(line),
