@@ -17,6 +17,8 @@
 //          each node's vjp once, as one backward pass does (no recomputation).
 // The planner's pipeline simulator runs the same orders (ZB-H1's with equal F, B and W times: its
 // priority rule reorders them for other times); test/dist/pipeline.test.ts checks that they agree.
+// With `order: 'measured'`, zb-h1 times its passes during the first steps and then runs the order
+// the simulator gives for the measured times (pipeline-measure.ts), every rank from the same step.
 // Activations go to the next stage and their gradients come back by point-to-point messages: a
 // small header (dtype, shape) then the values. The last stage's loss of each micro-batch is
 // divided by m, so that the gradients accumulated over a step are those of the mean loss over the
@@ -37,7 +39,8 @@ import { ParallelStack } from './parallel-stack.js';
 import { tensor } from '../ops/creation.js';
 import type { ProcessGroup } from './process-group.js';
 import { commDType } from './tensor-sync.js';
-import { allocArray, type DType } from './types.js';
+import { allocArray, elementBytes, type DType } from './types.js';
+import { digestOrders, medianOf, ordersFromTimes, type MeasuredPipelineSchedule, type PipelineStageTimes } from './pipeline-measure.js';
 
 export type PipelineSchedule = 'gpipe' | '1f1b' | 'interleaved-1f1b' | 'zb-h1';
 
@@ -50,13 +53,31 @@ export interface PipelineOptions {
   schedule?: PipelineSchedule;
   /**
    * This rank's passes in the order to run them, in place of the schedule's default order: for
-   * example the planner's simulation with measured times (`simulatePipeline` with the stages'
+   * example the planner's simulation with given times (`simulatePipeline` with the stages'
    * forward/backward seconds, then `rankOrder(result, rank)`), which for ZB-H1 places the W passes
    * where that rank's bubbles really are. Every rank must take its order from one consistent
    * simulation (orders that do not fit together would wait on each other forever); each is checked
    * here for completeness and for the order of each micro-batch's own passes.
+   *
+   * 'measured' (zb-h1 only, on every rank): the first `warmUpSteps` + `profileSteps` steps run the
+   * default order, and during the last `profileSteps` of them each rank times its F, B and W passes;
+   * at the end of the last one the ranks all-gather their medians over the group, each simulates
+   * ZB-H1 with those times, and from the next step on every rank runs its order from that
+   * simulation (unless the simulation predicts it slower than the default order under the same
+   * times). See `measured` for what was measured and chosen.
    */
-  order?: readonly PipelineOp[];
+  order?: readonly PipelineOp[] | 'measured';
+  /** With order 'measured': steps whose passes are timed (default 1: m samples of each pass). */
+  profileSteps?: number;
+  /** With order 'measured': steps run before the timed ones and not timed (default 1: the first step runs cold code and allocates). */
+  warmUpSteps?: number;
+  /**
+   * With order 'measured': switch only if the simulation predicts the measured-times order at least
+   * this fraction faster than the default order. Default 0.02 (2%): on a 2-core host, switching on
+   * predicted ties made steps up to 27% slower (bench/results/pipeline-zb-measured.md); 0 switches
+   * unless predicted slower.
+   */
+  minPredictedGain?: number;
 }
 
 export interface PipelineOp {
@@ -181,8 +202,17 @@ export class PipelineParallel {
    * inputs and output gradients). The simulator's peakActivations counts these.
    */
   peakHeld = 0;
+  /**
+   * With order 'measured': what the ranks measured and which order runs from which step, once the
+   * profiled steps are done (the same on every rank but `order`); undefined before.
+   */
+  measured: MeasuredPipelineSchedule | undefined;
+  /** The passes the last step ran on this rank, in order. */
+  lastOrder: readonly PipelineOp[] = [];
   private steps = 0;
   private readonly customOrder: readonly PipelineOp[] | undefined;
+  /** With order 'measured', until the switch: the untimed and timed steps, and the pass times so far (ms). */
+  private profile: { warmUp: number; steps: number; minGain: number; F: number[]; B: number[]; W: number[]; maxBytes: number } | undefined;
 
   /**
    * `stage`: this rank's layers (rank r of the group is stage r), or with interleaved-1f1b its
@@ -211,7 +241,20 @@ export class PipelineParallel {
     if ((this.schedule === 'interleaved-1f1b') !== (v > 1)) {
       throw new TesseraError(`PipelineParallel: ${this.schedule} with ${v} chunk(s) per rank; interleaved-1f1b needs at least 2 chunks, the others exactly 1.`);
     }
-    if (options.order !== undefined) this.customOrder = checkOrder(options.order, this.schedule, m, v);
+    if (options.order === 'measured') {
+      if (this.schedule !== 'zb-h1') {
+        throw new TesseraError(`PipelineParallel: order 'measured' places zb-h1's W passes from measured times; ${this.schedule}'s order does not depend on the times. Use schedule 'zb-h1', or leave order out.`);
+      }
+      const steps = options.profileSteps ?? 1, warmUp = options.warmUpSteps ?? 1, minGain = options.minPredictedGain ?? 0.02;
+      if (!Number.isInteger(steps) || steps < 1) throw new TesseraError(`PipelineParallel: profileSteps must be a positive integer, got ${String(options.profileSteps)}.`);
+      if (!Number.isInteger(warmUp) || warmUp < 0) throw new TesseraError(`PipelineParallel: warmUpSteps must be a non-negative integer, got ${String(options.warmUpSteps)}.`);
+      if (!(minGain >= 0 && minGain < 1)) throw new TesseraError(`PipelineParallel: minPredictedGain is a fraction in [0, 1), got ${String(options.minPredictedGain)}.`);
+      this.profile = { warmUp, steps, minGain, F: [], B: [], W: [], maxBytes: 0 };
+    } else if (options.profileSteps !== undefined || options.warmUpSteps !== undefined || options.minPredictedGain !== undefined) {
+      throw new TesseraError("PipelineParallel: profileSteps, warmUpSteps and minPredictedGain apply to order 'measured' only; pass order: 'measured' with schedule 'zb-h1', or leave them out.");
+    } else if (options.order !== undefined) {
+      this.customOrder = checkOrder(options.order, this.schedule, m, v);
+    }
     if (v > 1 && m % p !== 0) {
       throw new TesseraError(`PipelineParallel: interleaved-1f1b needs micro-batches (${m}) to be a multiple of the ranks (${p}); use ${Math.ceil(m / p) * p}.`);
     }
@@ -237,7 +280,8 @@ export class PipelineParallel {
       throw new TesseraError(`PipelineParallel.step: the first stage must pass ${m} input micro-batches, got ${args.inputs?.length ?? 'none'}.`);
     }
     if (this.isLast && args.loss === undefined) throw new TesseraError('PipelineParallel.step: the last stage must pass a loss function.');
-    const parity = this.steps++ % 2;
+    const stepIndex = this.steps++;
+    const parity = stepIndex % 2;
     const p = this.group.size, v = this.chunks.length, stages = p * v;
     // A message's tag names its kind (0 header, 1 values, 2 gradient), the model stage that
     // receives it and the micro-batch; steps alternate between two tag ranges.
@@ -250,8 +294,16 @@ export class PipelineParallel {
     const rank = this.group.rank;
     this.peakInFlight = 0;
     this.peakHeld = 0;
+    // Timing (order 'measured', profiled steps only): each pass from the moment its inputs are here
+    // to the moment its messages are handed to the transport. Waiting on a receive is left out (it
+    // is the neighbour's time, or the bubble), and so is waiting for sends to complete at the end of
+    // the step; copying values into send buffers is in, as the rank does it.
+    const profile = this.profile;
+    const timing = profile !== undefined && stepIndex >= profile.warmUp ? profile : undefined;
+    const order = this.customOrder ?? this.measured?.order ?? pipelineOrder(this.schedule, p, rank, m, v);
+    this.lastOrder = order;
 
-    for (const op of this.customOrder ?? pipelineOrder(this.schedule, p, rank, m, v)) {
+    for (const op of order) {
       const i = op.microBatch;
       const s = this.modelStage(rank, op.chunk);
       const key = op.chunk * m + i;
@@ -259,6 +311,7 @@ export class PipelineParallel {
       const chunk = this.chunks[op.chunk]!;
       if (op.kind === 'F') {
         const input = first ? undefined : await this.receiveActivation((s - 1) % p, tag(0, s, i), tag(1, s, i), op.chunk);
+        const started = timing ? performance.now() : 0;
         const x = input ?? args.inputs![i]!;
         const output = chunk instanceof ParallelStack ? await chunk.forward(x) : chunk.call(x) as Tensor;
         if (last) {
@@ -268,12 +321,16 @@ export class PipelineParallel {
         } else {
           sends.push(...this.sendActivation(output, (s + 1) % p, tag(0, s + 1, i), tag(1, s + 1, i)));
           inFlight.set(key, { input, output });
+          if (timing) timing.maxBytes = Math.max(timing.maxBytes, output.size * elementBytes(commDType(output.dtype, 'PipelineParallel')));
         }
+        if (timing) timing.F.push(performance.now() - started);
         this.peakInFlight = Math.max(this.peakInFlight, inFlight.size);
       } else if (op.kind === 'W') {
+        const started = timing ? performance.now() : 0;
         const weights = awaitingW.get(key)!;
         awaitingW.delete(key);
         weights();
+        if (timing) timing.W.push(performance.now() - started);
       } else {
         const kept = inFlight.get(key)!;
         inFlight.delete(key);
@@ -284,6 +341,7 @@ export class PipelineParallel {
           await this.group.recv(values, (s + 1) % p, { tag: tag(2, s, i) });
           outputGrad = tensor(values, { shape: [...out.shape], dtype: out.dtype, backend: out.storage.backend.name });
         }
+        const started = timing ? performance.now() : 0;
         let inputGrad: Tensor | undefined;
         if (this.schedule === 'zb-h1') {
           // The first stage's input needs no gradient: its B computes nothing and W does it all.
@@ -303,11 +361,60 @@ export class PipelineParallel {
           values.set(inputGrad.data());
           sends.push(this.group.send(values, (s - 1) % p, { tag: tag(2, s - 1, i) }).wait());
         }
+        if (timing) timing.B.push(performance.now() - started);
       }
       this.peakHeld = Math.max(this.peakHeld, inFlight.size + awaitingW.size);
     }
     await Promise.all(sends);
+    if (profile) await this.exchangeTimes(profile, stepIndex);
     return this.isLast ? lossSum / m : undefined;
+  }
+
+  /**
+   * The end of a warm-up or timed step (order 'measured'): the ranks all-gather their settings and
+   * their medians so far over the group, and check that the settings agree, so that ranks
+   * constructed with different step counts fail here together with an error rather than wait on
+   * each other. After the last timed step every rank derives every rank's order from the same
+   * numbers, and the ranks compare digests of them before any runs: the switch is at step
+   * warmUpSteps + profileSteps on all.
+   */
+  private async exchangeTimes(profile: NonNullable<PipelineParallel['profile']>, stepIndex: number): Promise<void> {
+    const p = this.group.size, m = this.microBatches;
+    const { alpha, beta } = this.group.costModel;
+    const mine = Float64Array.of(profile.warmUp, profile.steps, stepIndex, m, medianOf(profile.F) / 1e3, medianOf(profile.B) / 1e3, medianOf(profile.W) / 1e3,
+      2 * alpha + beta * (profile.maxBytes + HEADER * 4));
+    const FIELDS = mine.length;
+    const all = await this.group.allGather(mine).wait();
+    const field = (r: number, k: number): number => all[r * FIELDS + k]!;
+    const ranks = Array.from({ length: p }, (_, r) => r);
+    if (ranks.some((r) => [0, 1, 2, 3].some((k) => field(r, k) !== mine[k]))) {
+      const each = ranks.map((r) => `rank ${r}: warmUpSteps ${field(r, 0)}, profileSteps ${field(r, 1)}, step ${field(r, 2)}, microBatches ${field(r, 3)}`).join('; ');
+      throw new TesseraError(`PipelineParallel: the ranks' measured-order settings disagree (${each}); every rank must construct PipelineParallel with the same options and call step the same number of times.`);
+    }
+    if (stepIndex < profile.warmUp + profile.steps - 1) return;
+    const times: PipelineStageTimes = {
+      forward: ranks.map((r) => field(r, 4)),
+      inputGrad: ranks.map((r) => field(r, 5)),
+      weightGrad: ranks.map((r) => field(r, 6)),
+      p2p: Math.max(...ranks.map((r) => field(r, 7))),
+    };
+    const equal = ranks.map((r) => pipelineOrder(this.schedule, p, r, m));
+    const derived = this.deriveOrders(times, equal, profile.minGain);
+    // The runtime's own checks of every rank's order (each micro-batch's F, B, W once, in order).
+    derived.orders.forEach((o) => checkOrder(o, this.schedule, m, 1));
+    const digests = await this.group.allGather(Float64Array.of(digestOrders(derived.orders))).wait();
+    if (ranks.some((r) => digests[r] !== digests[0])) {
+      throw new TesseraError(`PipelineParallel: the ranks derived different orders from the same measured times (order digests: ${ranks.map((r) => `rank ${r} ${digests[r]!.toString(16)}`).join(', ')}); ` +
+        'every rank must run the same tessera version. Not switching to them: orders that do not fit together would wait on each other.');
+    }
+    const { orders, ...rest } = derived;
+    this.measured = { times, warmUpSteps: profile.warmUp, profiledSteps: profile.steps, fromStep: stepIndex + 1, ...rest, order: orders[this.group.rank]! };
+    this.profile = undefined;
+  }
+
+  /** Every rank's order from the gathered times (the same on every rank; a subclass may replace it in tests). */
+  protected deriveOrders(times: PipelineStageTimes, equalOrders: readonly (readonly PipelineOp[])[], minPredictedGain: number): ReturnType<typeof ordersFromTimes> {
+    return ordersFromTimes(times, this.microBatches, equalOrders, minPredictedGain);
   }
 
   /** Sends a header (dtype code, rank, shape) and the values; returns the sends' completions. */

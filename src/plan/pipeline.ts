@@ -25,10 +25,27 @@ export interface PipelineInput {
   interleave?: number;
   /** Token slices per micro-batch for TeraPipe. */
   slices?: number;
-  /** Share of the backward time that is the weight gradient (W), for ZB-H1. Default 0.5. */
-  weightGradFraction?: number;
+  /**
+   * Share of the backward time that is the weight gradient (W), for ZB-H1, in (0, 1): one for all
+   * devices or one per device (measured B and W differ by stage: a first stage's B computes nothing).
+   * Default 0.5.
+   */
+  weightGradFraction?: number | readonly number[];
   /** Steps simulated back to back for asynchronous schedules (AMPNet, PipeDream, 2BW). Default 4. */
   steps?: number;
+  /**
+   * Each device's passes in this order instead of the schedule's own (gpipe, 1f1b,
+   * interleaved-1f1b, zb-h1 only): to time a given order, such as ZB-H1's equal-times order, under
+   * other times. Entry d lists device d's passes, every one exactly once (as rankOrder gives them).
+   */
+  order?: readonly (readonly PassRef[])[];
+}
+
+/** One pass of one device: the kind, the micro-batch and the device's model chunk. */
+export interface PassRef {
+  kind: OpKind;
+  microBatch: number;
+  chunk: number;
 }
 
 export type OpKind = 'F' | 'B' | 'W';
@@ -105,7 +122,7 @@ export function simulatePipeline(input: PipelineInput): PipelineResult {
   const p2p = input.p2p ?? 0;
   const v = sched === 'interleaved-1f1b' ? (input.interleave ?? 2) : 1;
   const k = sched === 'terapipe' ? (input.slices ?? 4) : 1;
-  const wf = input.weightGradFraction ?? 0.5;
+  const wfs = typeof input.weightGradFraction === 'object' ? [...input.weightGradFraction] : new Array<number>(p).fill(input.weightGradFraction ?? 0.5);
   const asynchronous = sched === 'ampnet' || sched === 'pipedream' || sched === 'pipedream-2bw';
   const steps = asynchronous ? (input.steps ?? 4) : 1;
   requireInt('interleave', v, 1);
@@ -118,7 +135,11 @@ export function simulatePipeline(input: PipelineInput): PipelineResult {
   if (sched === 'chimera' && (m % 2 !== 0 || p % 2 !== 0)) {
     throw new Error(`pipeline: chimera splits micro-batches between two pipelines and pairs stages; needs even micro-batches and stages, got m=${m}, p=${p}.`);
   }
-  if (!(wf > 0 && wf < 1)) throw new Error(`pipeline: weightGradFraction must be in (0, 1), got ${wf}.`);
+  if (wfs.length !== p) throw new Error(`pipeline: weightGradFraction has ${wfs.length} entries but there are ${p} stages; give one per stage or a single number.`);
+  if (!wfs.every((wf) => wf > 0 && wf < 1)) throw new Error(`pipeline: weightGradFraction must be in (0, 1), got ${wfs.join(', ')}.`);
+  if (input.order !== undefined && (k > 1 || asynchronous || sched === 'chimera')) {
+    throw new Error(`pipeline: a given order runs only with gpipe, 1f1b, interleaved-1f1b or zb-h1, not ${sched}.`);
+  }
 
   // ---- units of work and their paths through the virtual stages ----
   const S = p * v; // virtual stages per path
@@ -146,8 +167,8 @@ export function simulatePipeline(input: PipelineInput): PipelineResult {
       const share = 1 / (v * k);
       fId[ui]!.push(add(d, 'F', ui, vs, fwd[d]! * share, share));
       const bt = bwd[d]! * share;
-      bId[ui]!.push(add(d, 'B', ui, vs, splitW ? bt * (1 - wf) : bt, share));
-      wId[ui]!.push(splitW ? add(d, 'W', ui, vs, bt * wf, share) : -1);
+      bId[ui]!.push(add(d, 'B', ui, vs, splitW ? bt * (1 - wfs[d]!) : bt, share));
+      wId[ui]!.push(splitW ? add(d, 'W', ui, vs, bt * wfs[d]!, share) : -1);
     }
   });
   const dep = (op: number, on: number): void => {
@@ -172,6 +193,7 @@ export function simulatePipeline(input: PipelineInput): PipelineResult {
   // ---- per-device policy: a fixed order, or a priority among ready ops ----
   const order: number[][] | undefined = fixedOrder();
   function fixedOrder(): number[][] | undefined {
+    if (input.order !== undefined) return givenOrder(input.order);
     const lists: number[][] = Array.from({ length: p }, () => []);
     const unitIndex = (st: number, mb: number, sl: number): number => (st * m + mb) * k + sl;
     if (sched === 'gpipe' || sched === 'terapipe') {
@@ -215,6 +237,24 @@ export function simulatePipeline(input: PipelineInput): PipelineResult {
       return lists;
     }
     return undefined;
+  }
+  function givenOrder(given: readonly (readonly PassRef[])[]): number[][] {
+    if (given.length !== p) throw new Error(`pipeline: order has ${given.length} device lists but there are ${p} stages; give one per device.`);
+    const kinds: OpKind[] = splitW ? ['F', 'B', 'W'] : ['F', 'B'];
+    return given.map((passes, d) => {
+      const seen = new Set<number>();
+      const ids = passes.map((x, j) => {
+        const table = x.kind === 'F' ? fId : x.kind === 'B' ? bId : splitW ? wId : undefined;
+        const id = Number.isInteger(x.microBatch) && Number.isInteger(x.chunk) && x.chunk >= 0 && x.chunk < v ? table?.[x.microBatch]?.[x.chunk * p + d] : undefined;
+        if (id === undefined || seen.has(id)) {
+          throw new Error(`pipeline: order[${d}][${j}] (${x.kind} of micro-batch ${x.microBatch}, chunk ${x.chunk}) is ${id === undefined ? 'not a pass of' : 'repeated on'} device ${d} (${sched}: ${kinds.join(', ')} passes, micro-batches 0..${m - 1}, chunks 0..${v - 1}).`);
+        }
+        seen.add(id);
+        return id;
+      });
+      if (ids.length !== m * v * kinds.length) throw new Error(`pipeline: order[${d}] has ${ids.length} passes; device ${d} runs ${m * v * kinds.length}.`);
+      return ids;
+    });
   }
   // Priority schedules (lower is better) and their in-flight caps.
   const cap = (d: number, op: Op): number => {
@@ -280,7 +320,10 @@ export function simulatePipeline(input: PipelineInput): PipelineResult {
       const t = Math.max(free[d]!, chosenReady);
       if (t < bestTime) { bestTime = t; bestDevice = d; bestOp = chosen; }
     }
-    if (bestDevice < 0) throw new Error(`pipeline: schedule '${sched}' deadlocked with ${ops.length - done} operations left (this is a bug in the schedule's order).`);
+    if (bestDevice < 0) {
+      if (input.order !== undefined) throw new Error(`pipeline: the given order deadlocks: ${ops.length - done} passes are left and every device's next pass waits on a pass after another device's next one.`);
+      throw new Error(`pipeline: schedule '${sched}' deadlocked with ${ops.length - done} operations left (this is a bug in the schedule's order).`);
+    }
     const o = ops[bestOp]!;
     o.start = bestTime;
     o.end = bestTime + o.duration;
@@ -367,7 +410,7 @@ export function closedFormBubble(schedule: 'gpipe' | '1f1b' | 'interleaved-1f1b'
  * start time): the `order` option of the runtime's PipelineParallel, so a run can follow a
  * simulation with measured times.
  */
-export function rankOrder(result: PipelineResult, device: number): { kind: OpKind; microBatch: number; chunk: number }[] {
+export function rankOrder(result: PipelineResult, device: number): PassRef[] {
   return result.ops.filter((o) => o.device === device).sort((a, b) => a.start - b.start)
     .map((o) => ({ kind: o.kind, microBatch: o.microBatch, chunk: o.chunk }));
 }

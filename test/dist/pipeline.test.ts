@@ -5,32 +5,10 @@ import { test } from 'node:test';
 import * as t from '../../src/index.js';
 import { ParallelStack, PipelineParallel, initProcessGroup, pipelineOrder, runThreadRanks, type PipelineSchedule } from '../../src/dist/index.js';
 import { rankOrder, simulatePipeline } from '../../src/plan/index.js';
-import { batchOf, dtypeOf, makeBlocks, type PipeArgs, type StageResult } from './fixtures/pipeline-ranks.js';
+import { trainWhole, type PipeArgs, type StageResult } from './fixtures/pipeline-ranks.js';
 import { assertThrowsWith } from '../helpers/close.js';
 
 const ranksModule = new URL('./fixtures/pipeline-ranks.ts', import.meta.url);
-
-function trainWhole(args: PipeArgs): { params: number[][]; losses: number[] } {
-  const previous = t.currentBackendName();
-  t.setBackend(args.backend ?? 'cpu');
-  try {
-    const dtype = dtypeOf(args);
-    const model = new t.nn.Sequential(...makeBlocks(dtype));
-    const optimizer = new t.optim.SGD(model.parameters(), { lr: 0.2, momentum: 0.9 });
-    const losses: number[] = [];
-    for (let step = 0; step < args.steps; step++) {
-      const { x, y } = batchOf(args, step);
-      optimizer.zeroGrad();
-      const loss = t.mseLoss(model.call(t.tensor(x, { dtype })), t.tensor(y, { dtype }));
-      losses.push(loss.item());
-      loss.backward();
-      optimizer.step();
-    }
-    return { params: model.parameters().map((p) => Array.from(p.data())), losses };
-  } finally {
-    t.setBackend(previous);
-  }
-}
 
 // ZB-H1's order in the simulator is a priority rule, so it depends on the times: forward 1 and
 // backward 2, which zb-h1 splits into B and W of 1 each (weightGradFraction 0.5), give equal F, B

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { activationLayersInFlight, closedFormBubble, modelPreset, parallelConfig, scheduleNames, simulatePipeline } from '../../src/plan/index.js';
+import { activationLayersInFlight, closedFormBubble, modelPreset, parallelConfig, rankOrder, scheduleNames, simulatePipeline } from '../../src/plan/index.js';
 
 const near = (a: number, b: number, tol = 1e-9): void => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
 
@@ -90,4 +90,33 @@ test('every schedule runs every op exactly once and respects dependencies', () =
     assert.ok(r.bubbleOfTotal >= -1e-9 && r.bubbleOfTotal < 1, schedule);
   }
   assert.throws(() => simulatePipeline({ schedule: '1f1b', stages: 4, microBatches: 8, forward: [1, 2], backward: 2 }), /2 entries but there are 4 stages/);
+});
+
+test('ZB-H1 with a W share per stage, and given orders: a simulation replayed as its own fixed order gives the same times; a crossed order is a deadlock', () => {
+  const p = 3, m = 5;
+  const base = { stages: p, microBatches: m, forward: [1, 0.7, 0.9], backward: [2, 1.6, 1.8], p2p: 0.1 };
+  const zb = simulatePipeline({ schedule: 'zb-h1', ...base, weightGradFraction: [0.9, 0.4, 0.5] });
+  for (const o of zb.ops) {
+    const share = [0.9, 0.4, 0.5][o.device]!, bwd = base.backward[o.device]!;
+    if (o.kind === 'W') near(o.end - o.start, bwd * share);
+    if (o.kind === 'B') near(o.end - o.start, bwd * (1 - share));
+  }
+  const orders = Array.from({ length: p }, (_, d) => rankOrder(zb, d));
+  const replay = simulatePipeline({ schedule: 'zb-h1', ...base, weightGradFraction: [0.9, 0.4, 0.5], order: orders });
+  assert.equal(replay.stepTime, zb.stepTime);
+  assert.deepEqual(replay.ops.map((o) => [o.start, o.end]), zb.ops.map((o) => [o.start, o.end]));
+  // Another fixed order under the same times: 1F1B's order timed as given equals the 1f1b schedule.
+  const oneF = simulatePipeline({ schedule: '1f1b', ...base });
+  const asGiven = simulatePipeline({ schedule: '1f1b', ...base, order: Array.from({ length: p }, (_, d) => rankOrder(oneF, d)) });
+  assert.equal(asGiven.stepTime, oneF.stepTime);
+  // Device 1 first runs micro-batch 0's B, which waits (through device 2) for its own F, listed later.
+  const crossed = orders.map((o) => [...o]);
+  crossed[1] = [{ kind: 'B', microBatch: 0, chunk: 0 }, ...crossed[1]!.filter((x) => !(x.kind === 'B' && x.microBatch === 0))];
+  assert.throws(() => simulatePipeline({ schedule: 'zb-h1', ...base, order: crossed }), /the given order deadlocks/);
+  assert.throws(() => simulatePipeline({ schedule: 'zb-h1', ...base, order: orders.slice(1) }), /order has 2 device lists but there are 3 stages/);
+  assert.throws(() => simulatePipeline({ schedule: 'zb-h1', ...base, order: [orders[0]!, [...orders[1]!, orders[1]![0]!], orders[2]!] }), /order\[1\]\[15\] \(F of micro-batch 0, chunk 0\) is repeated on device 1/);
+  assert.throws(() => simulatePipeline({ schedule: '1f1b', ...base, order: orders }), /order\[0\]\[\d+\] \(W of micro-batch \d, chunk 0\) is not a pass of device 0/);
+  assert.throws(() => simulatePipeline({ schedule: 'chimera', stages: 2, microBatches: 2, forward: 1, backward: 2, order: [[], []] }), /a given order runs only with gpipe, 1f1b, interleaved-1f1b or zb-h1/);
+  assert.throws(() => simulatePipeline({ schedule: 'zb-h1', ...base, weightGradFraction: [0.5, 1] }), /weightGradFraction has 2 entries but there are 3 stages/);
+  assert.throws(() => simulatePipeline({ schedule: 'zb-h1', ...base, weightGradFraction: [0.5, 0, 0.5] }), /must be in \(0, 1\), got 0.5, 0, 0.5/);
 });
