@@ -9,10 +9,12 @@
 //             recomputation FSDP avoids by keeping the graph; here it frees the activations too),
 //             differentiate it, reduce-scatter the parameter gradients (averaged over the ranks)
 //             into the shards, free the parameters and their gradients.
-// So at any time a rank holds its 1/W of every parameter, gradient and optimizer state, plus one
-// unit's whole parameters and the units' inputs: the memory of ZeRO-3 with activation
-// checkpointing at unit boundaries. Communication per step: two all-gathers and one
-// reduce-scatter of the parameters, 1.5× data parallelism's all-reduce, as in the paper.
+// So at any time a rank's tensors are its 1/W of every parameter, gradient and optimizer state,
+// plus one unit's whole parameters and the units' inputs: the memory of ZeRO-3 with activation
+// checkpointing at unit boundaries. (Not counted there: the communication arrays each flat space
+// keeps for reuse once gathered, (2 + 2/W)× its size; see buffersOf and memory().) Communication
+// per step: two all-gathers and one reduce-scatter of the parameters, 1.5× data parallelism's
+// all-reduce, as in the paper.
 //
 // Each unit runs twice per step, so the recomputation must see what the forward saw: the random
 // generators are restored to their state at the unit's forward (dropout draws the same masks, as
@@ -23,15 +25,46 @@
 // all-gather of the next unit's parameters starts before the current unit runs, so its messages
 // travel while this rank computes; a rank then holds two units' whole parameters at a time.
 //
-//   const fsdp = await FullyShardedDataParallel.create([block1, block2, head], group, (shards) => new optim.Adam(shards));
+// Shared parameters (tied weights, such as a GPT's head and token embedding, used by its first
+// and last units). The flat spaces are not one per unit but one per *set of users*: a parameter
+// used by one unit goes into that unit's own space as above; the parameters used by several
+// units go into a shared space (one per set of using units and dtype), sharded over the ranks
+// like a unit's. A shared space is whole from its first user to its last, in both passes:
+//   forward:  gathered together with its first user's parameters, kept while the units between
+//             run, freed after its last user ran;
+//   backward: gathered together with its last user's parameters (the first the backward meets)
+//             and kept through the recomputations and backward passes of every user below it:
+//             each backward() adds that user's contribution into the one whole parameter's .grad
+//             (autograd accumulates into a leaf), so after the first user's backward the gradient
+//             is the sum over the users; it is then reduce-scattered (averaged) into the shard
+//             once, and the whole parameter and gradient freed.
+// A shared space costs the communication of a unit (two all-gathers and one reduce-scatter per
+// step), and memory: its whole parameters for the span between its first and last use, and in
+// backward its whole gradient too. For a GPT cut into [embeddings, blocks..., norm + head] that
+// span is the whole pass: every rank holds the token embedding and, in backward, its gradient
+// whole throughout, as PyTorch FSDP keeps a parameter that children share in the enclosing
+// (root) unit, unsharded while any child runs. Prefetch treats a shared space as part of the unit
+// that opens it in the direction of the pass: prefetching unit k + 1 (in backward k − 1) also
+// gathers the shared spaces it is the first (last) user of. A model without shared parameters
+// has only the units' own spaces and runs exactly as before.
+//
+// Names and checkpoints with shared parameters: gatherParameters() installs each whole parameter
+// in every place the modules hold it (both the head's and the embedding's field), so the model's
+// own stateDict() then has the tied keys as the plain model gives them. The consolidated optimizer
+// state numbers the parameters by first appearance over the units in order (a shared one once, at
+// its first user): optimizer.stateDict() of a plain model whose registration order the units
+// follow. Not supported: distinct Parameter objects over the same memory (views of one tensor);
+// FSDP would copy them apart, so create() refuses them.
+//
+//   const fsdp = await FullyShardedDataParallel.create([embeddings, block1, block2, head], group, (shards) => new optim.Adam(shards));
 //   const out = await fsdp.forward(myShareOfTheBatch);
 //   await fsdp.backward(lossOf(out));
 //   fsdp.step();
-// Units must not share parameters (tied weights stay inside one unit).
 import { TesseraError } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 import { backward } from '../autodiff/backward.js';
 import { noGrad } from '../autodiff/mode.js';
+import { itemsize } from '../core/dtype.js';
 import { snapshotGenerators } from '../core/random.js';
 import { copyValuesInto } from '../core/tensor.js';
 import { assignValues } from '../nn/inplace.js';
@@ -43,13 +76,33 @@ import { evenBlocks } from './partition.js';
 import { broadcastTensors, commDType } from './tensor-sync.js';
 import { allocArray, sharedArray, type CommArray, type DType } from './types.js';
 
-/** One unit: its module, where each of its parameters sits in its flat space, and this rank's shard. */
-interface Unit {
-  readonly module: AnyModule;
-  /** Dotted parameter names (as namedParameters gives them), shapes and offsets. */
+/** A module field that holds a parameter: where a gathered whole parameter is installed. */
+interface Slot {
+  readonly owner: AnyModule;
+  readonly local: string;
+}
+
+/** One parameter of a flat space: its place in it, and every field that holds it. */
+interface FlatParam {
+  readonly shape: readonly number[];
+  readonly size: number;
+  readonly offset: number;
+  readonly slots: readonly Slot[];
+  /** Its index in the consolidated optimizer state (first appearance over the units). */
+  readonly index: number;
+}
+
+/**
+ * Parameters laid end to end and sharded over the ranks: one unit's own parameters, or those that
+ * a set of units shares.
+ */
+interface FlatSpace {
+  readonly params: readonly FlatParam[];
+  /** The units that use these parameters, ascending (one for a unit's own space). */
+  readonly users: readonly number[];
+  /** The parameters' dotted names in their first user, for messages and flatSpaces(). */
   readonly names: readonly string[];
-  readonly shapes: readonly (readonly number[])[];
-  readonly offsets: readonly number[];
+  readonly total: number;
   readonly dtype: DType;
   readonly tensorDType: Tensor['dtype'];
   readonly backend: string;
@@ -58,6 +111,20 @@ interface Unit {
   readonly starts: readonly number[];
   /** This rank's range of the flat parameters, trained by the local optimizer. */
   readonly shard: Parameter;
+}
+
+/** One unit: its module and, in its namedParameters order, where each parameter it uses lives. */
+interface Unit {
+  readonly module: AnyModule;
+  readonly entries: readonly { readonly name: string; readonly space: FlatSpace; readonly position: number }[];
+}
+
+/** What each unit's forward and backward gather, release and reduce (see the header). */
+interface Schedule {
+  readonly forwardGather: readonly (readonly FlatSpace[])[];
+  readonly forwardRelease: readonly (readonly FlatSpace[])[];
+  readonly backwardGather: readonly (readonly FlatSpace[])[];
+  readonly backwardReduce: readonly (readonly FlatSpace[])[];
 }
 
 function* ownersOf(module: AnyModule): Generator<[string, AnyModule, string]> {
@@ -76,8 +143,35 @@ export interface FsdpOptions {
   prefetch?: boolean;
 }
 
-/** A unit's reused communication arrays (see buffersOf). */
-interface UnitBuffers {
+/** One flat space as flatSpaces() describes it. */
+export interface FsdpFlatSpace {
+  /** Indices of the units that use its parameters: one for a unit's own space, several for a shared one. */
+  readonly users: readonly number[];
+  /** The parameters' dotted names, as their first user's namedParameters gives them. */
+  readonly names: readonly string[];
+  /** Elements of the whole space. */
+  readonly elements: number;
+  /** This rank's shard of it (a parameter of the local optimizer). */
+  readonly shard: Parameter;
+}
+
+/** This rank's memory as the FSDP accounts for it (memory(); bytes). */
+export interface FsdpMemory {
+  /** Its shards: the parameters it keeps between steps. */
+  readonly shardBytes: number;
+  /** Its optimizer's state tensors (over the shards). */
+  readonly optimizerStateBytes: number;
+  /**
+   * The communication arrays kept for reuse once a space was first gathered: per space its shard,
+   * whole parameters, whole gradients and reduced shard (plain arrays, not tensors: not in memoryStats).
+   */
+  readonly bufferBytes: number;
+  /** The most bytes of whole parameters and whole parameter gradients held at once in the last forward and backward. */
+  readonly peakGatheredBytes: number;
+}
+
+/** A space's reused communication arrays (see buffersOf). */
+interface SpaceBuffers {
   readonly shard: CommArray;
   readonly whole: CommArray;
   readonly grads: CommArray;
@@ -86,7 +180,10 @@ interface UnitBuffers {
 
 export class FullyShardedDataParallel {
   private inputs: Tensor[] = [];
-  private readonly buffers = new Map<Unit, UnitBuffers>();
+  private readonly buffers = new Map<FlatSpace, SpaceBuffers>();
+  /** The whole parameters of the spaces gathered for the pass under way. */
+  private readonly held = new Map<FlatSpace, Parameter[]>();
+  private peakGathered = 0;
   /** The random generators' state before each unit's forward, restored for its recomputation. */
   private randomStates: ReturnType<typeof snapshotGenerators>[] = [];
   private output: Tensor | undefined;
@@ -94,8 +191,13 @@ export class FullyShardedDataParallel {
 
   private constructor(
     private readonly units: readonly Unit[],
+    /** Every flat space, in the local optimizer's order: the units' own, then the shared ones. */
+    private readonly spaces: readonly FlatSpace[],
+    private readonly schedule: Schedule,
+    /** Distinct parameters over all units (the consolidated optimizer state's length). */
+    private readonly parameterCount: number,
     readonly group: ProcessGroup,
-    /** This rank's optimizer over its shards (one 1-D parameter per unit). */
+    /** This rank's optimizer over its shards (one 1-D parameter per flat space). */
     readonly optimizer: Optimizer<BaseOptions>,
     options: FsdpOptions,
   ) {
@@ -105,51 +207,129 @@ export class FullyShardedDataParallel {
   /**
    * Shards `modules`' parameters over the group (rank 0's values) and frees the modules' own
    * copies; builds this rank's optimizer over its shards. Every rank passes the same structure.
+   * Parameters that several units use (tied weights) are sharded once, in a shared space.
    */
   static async create(
     modules: readonly AnyModule[], group: ProcessGroup, makeOptimizer: (shards: Parameter[]) => Optimizer<BaseOptions>, options: FsdpOptions = {},
   ): Promise<FullyShardedDataParallel> {
-    const seen = new Set<Tensor>();
-    const units: Unit[] = [];
-    for (const module of modules) {
-      const params = [...module.namedParameters()];
+    const perUnit = modules.map((module) => [...module.namedParameters()]);
+    const users = new Map<Parameter, number[]>();
+    const index = new Map<Parameter, number>();
+    const firstName = new Map<Parameter, string>();
+    const byStorage = new Map<Parameter['storage'], { p: Parameter; name: string; unit: number }>();
+    for (const [k, params] of perUnit.entries()) {
       if (params.length === 0) throw new TesseraError('FullyShardedDataParallel: a unit has no parameters; merge it into a neighbour.');
-      for (const [, p] of params) {
-        if (seen.has(p)) throw new TesseraError('FullyShardedDataParallel: units share a parameter (tied weights); keep shared parameters inside one unit.');
-        seen.add(p);
+      for (const [name, p] of params) {
+        const known = users.get(p);
+        if (known === undefined) {
+          users.set(p, [k]);
+          index.set(p, index.size);
+          firstName.set(p, name);
+        } else if (known[known.length - 1] !== k) known.push(k);
+        const other = byStorage.get(p.storage);
+        if (other !== undefined && other.p !== p) {
+          throw new TesseraError(`FullyShardedDataParallel: '${other.name}' (unit ${other.unit}) and '${name}' (unit ${k}) are different Parameter objects over the same memory; ` +
+            'sharding copies each parameter, which would untie them. Tie weights by holding one Parameter in both places (as GPT does: head.weight = wte.weight), or give each its own tensor.');
+        }
+        byStorage.set(p.storage, { p, name, unit: k });
       }
-      const dtypes = new Set(params.map(([, p]) => p.dtype));
-      if (dtypes.size !== 1) throw new TesseraError(`FullyShardedDataParallel: a unit mixes parameter dtypes (${[...dtypes].join(', ')}); give each unit one dtype.`);
+    }
+    // Every field of the units' modules that holds one of the parameters: gather installs there.
+    const slots = new Map<Parameter, Slot[]>();
+    for (const module of modules) {
+      for (const [, owner, local] of ownersOf(module)) {
+        const p = (owner as unknown as Record<string, unknown>)[local] as Parameter;
+        const list = slots.get(p) ?? [];
+        if (!list.some((s) => s.owner === owner && s.local === local)) list.push({ owner, local });
+        slots.set(p, list);
+      }
+    }
+    const makeSpace = async (params: readonly [string, Parameter][], spaceUsers: readonly number[]): Promise<FlatSpace> => {
       await broadcastTensors(group, params.map(([, p]) => p), 0, 'FullyShardedDataParallel.create');
       const tensorDType = params[0]![1].dtype;
       const dtype = commDType(tensorDType, 'FullyShardedDataParallel');
-      const offsets: number[] = [];
-      let length = 0;
-      for (const [, p] of params) { offsets.push(length); length += p.size; }
-      const { counts, offsets: starts } = evenBlocks(length, group.size);
-      const flat = allocArray(dtype, length);
-      params.forEach(([, p], i) => flat.set(p.data(), offsets[i]));
+      const flatParams: FlatParam[] = [];
+      let total = 0;
+      for (const [, p] of params) {
+        flatParams.push({ shape: [...p.shape], size: p.size, offset: total, slots: slots.get(p)!, index: index.get(p)! });
+        total += p.size;
+      }
+      const { counts, offsets: starts } = evenBlocks(total, group.size);
+      const flat = allocArray(dtype, total);
+      params.forEach(([, p], i) => flat.set(p.data(), flatParams[i]!.offset));
       const backend = params[0]![1].storage.backend.name;
       const mine = flat.subarray(starts[group.rank]!, starts[group.rank]! + counts[group.rank]!);
       const shard = new Parameter(tensor(mine, { shape: [mine.length], dtype: tensorDType, backend }));
-      units.push({
-        module, names: params.map(([n]) => n), shapes: params.map(([, p]) => [...p.shape]), offsets, dtype, tensorDType, backend, counts, starts, shard,
-      });
-      for (const [, p] of params) p.dispose(); // the whole parameters live only while the unit runs
+      return { params: flatParams, users: spaceUsers, names: params.map(([, p]) => firstName.get(p)!), total, dtype, tensorDType, backend, counts, starts, shard };
+    };
+    const spaceOf = new Map<Parameter, { space: FlatSpace; position: number }>();
+    const place = (space: FlatSpace, params: readonly [string, Parameter][]): void => params.forEach(([, p], position) => spaceOf.set(p, { space, position }));
+    const spaces: FlatSpace[] = [];
+    for (const [k, params] of perUnit.entries()) {
+      const own = params.filter(([, p]) => users.get(p)!.length === 1);
+      if (own.length === 0) continue;
+      const dtypes = new Set(own.map(([, p]) => p.dtype));
+      if (dtypes.size !== 1) throw new TesseraError(`FullyShardedDataParallel: a unit mixes parameter dtypes (${[...dtypes].join(', ')}); give each unit one dtype.`);
+      const space = await makeSpace(own, [k]);
+      spaces.push(space);
+      place(space, own);
+      for (const [, p] of own) p.dispose(); // the whole parameters live only while the unit runs
     }
-    const optimizer = makeOptimizer(units.map((u) => u.shard));
+    // Shared parameters: one space per set of users and dtype, in order of first appearance.
+    const sharedGroups = new Map<string, { users: number[]; params: [string, Parameter][] }>();
+    for (const params of perUnit) {
+      for (const entry of params) {
+        const u = users.get(entry[1])!;
+        if (u.length === 1 || spaceOf.has(entry[1])) continue;
+        const key = `${u.join(',')}:${entry[1].dtype}`;
+        const g = sharedGroups.get(key) ?? { users: u, params: [] };
+        if (!g.params.some(([, p]) => p === entry[1])) g.params.push(entry);
+        sharedGroups.set(key, g);
+      }
+    }
+    for (const g of sharedGroups.values()) {
+      const space = await makeSpace(g.params, g.users);
+      spaces.push(space);
+      place(space, g.params);
+    }
+    for (const g of sharedGroups.values()) for (const [, p] of g.params) p.dispose();
+    const units: Unit[] = modules.map((module, k) => ({
+      module, entries: perUnit[k]!.map(([name, p]) => ({ name, ...spaceOf.get(p)! })),
+    }));
+    const optimizer = makeOptimizer(spaces.map((s) => s.shard));
     if (optimizer.paramGroups.length !== 1) throw new TesseraError('FullyShardedDataParallel.create: makeOptimizer must build one parameter group over the shards it is given.');
-    return new FullyShardedDataParallel(units, group, optimizer, options);
+    return new FullyShardedDataParallel(units, spaces, scheduleOf(spaces, units.length), index.size, group, optimizer, options);
   }
 
-  /** This rank's shards (what its optimizer trains). */
+  /** This rank's shards (what its optimizer trains): one per flat space, the units' own then the shared ones. */
   parameters(): Parameter[] {
-    return this.units.map((u) => u.shard);
+    return this.spaces.map((s) => s.shard);
   }
 
   /** Elements of parameters this rank keeps between steps. */
   get shardElements(): number {
-    return this.units.reduce((n, u) => n + u.shard.size, 0);
+    return this.spaces.reduce((n, s) => n + s.shard.size, 0);
+  }
+
+  /** The flat spaces (each unit's own; one per set of units sharing parameters), in the optimizer's order. */
+  flatSpaces(): FsdpFlatSpace[] {
+    return this.spaces.map((s) => ({ users: s.users, names: s.names, elements: s.total, shard: s.shard }));
+  }
+
+  /** This rank's bytes, by what holds them (see FsdpMemory). */
+  memory(): FsdpMemory {
+    let optimizerStateBytes = 0;
+    for (const st of this.optimizer.state.values()) {
+      for (const v of Object.values(st)) if (typeof v !== 'number') optimizerStateBytes += v.size * itemsize(v.dtype);
+    }
+    let bufferBytes = 0;
+    for (const b of this.buffers.values()) bufferBytes += b.shard.byteLength + b.whole.byteLength + b.grads.byteLength + b.reduced.byteLength;
+    return {
+      shardBytes: this.spaces.reduce((n, s) => n + s.shard.size * itemsize(s.tensorDType), 0),
+      optimizerStateBytes,
+      bufferBytes,
+      peakGatheredBytes: this.peakGathered,
+    };
   }
 
   zeroGrad(): void {
@@ -163,16 +343,18 @@ export class FullyShardedDataParallel {
   async forward(x: Tensor): Promise<Tensor> {
     this.inputs = [];
     this.randomStates = [];
+    this.peakGathered = 0;
+    const { forwardGather, forwardRelease } = this.schedule;
     let h = x;
-    let next = this.gather(this.units[0]!);
+    let next = this.gatherAll(forwardGather[0]!);
     for (const [k, unit] of this.units.entries()) {
       this.inputs.push(h);
-      const params = await next;
-      const gatherNext = (): void => { if (k + 1 < this.units.length) next = this.gather(this.units[k + 1]!); };
+      await next;
+      const gatherNext = (): void => { if (k + 1 < this.units.length) next = this.gatherAll(forwardGather[k + 1]!); };
       if (this.prefetch) gatherNext();
       this.randomStates.push(snapshotGenerators());
       const out = noGrad(() => unit.module.call(h) as Tensor);
-      this.release(params);
+      this.releaseAll(forwardRelease[k]!);
       h = out;
       if (!this.prefetch) gatherNext();
     }
@@ -191,18 +373,22 @@ export class FullyShardedDataParallel {
     backward(loss);
     let grad = output.grad;
     if (grad === undefined) throw new TesseraError('FullyShardedDataParallel.backward: the loss does not depend on the output of forward().');
+    const { backwardGather, backwardReduce } = this.schedule;
     const last = this.units.length - 1;
-    let next = this.gather(this.units[last]!);
+    let next = this.gatherAll(backwardGather[last]!);
     for (let i = last; i >= 0; i--) {
       const unit = this.units[i]!;
       const input = i === 0 ? this.inputs[0]! : tensor(this.inputs[i]!.data(), { shape: [...this.inputs[i]!.shape], dtype: this.inputs[i]!.dtype, backend: this.inputs[i]!.storage.backend.name, requiresGrad: true });
-      const params = await next;
-      const gatherNext = (): void => { if (i > 0) next = this.gather(this.units[i - 1]!); };
+      await next;
+      const gatherNext = (): void => { if (i > 0) next = this.gatherAll(backwardGather[i - 1]!); };
       if (this.prefetch) gatherNext();
       const out = this.recompute(unit, i, input);
       backward(out, grad);
-      await this.reduceGradients(unit, params);
-      this.release(params);
+      this.notePeak();
+      for (const space of backwardReduce[i]!) {
+        await this.reduceGradients(space, this.held.get(space)!);
+        this.releaseAll([space]);
+      }
       grad = i === 0 ? undefined : input.grad;
       if (!this.prefetch) gatherNext();
     }
@@ -233,126 +419,166 @@ export class FullyShardedDataParallel {
   }
 
   /**
-   * Every unit's whole parameters by name (a collective). They stay installed in the modules, so
-   * the model can be evaluated or saved as usual, until the next forward() frees them.
+   * Every unit's whole parameters by name (a collective): one map per unit, of the parameters it
+   * uses (a shared one in each user's map, the same tensor). They stay installed in the modules, in
+   * every field that holds them (a tied head and its embedding alike), so the model can be
+   * evaluated or saved as usual (its stateDict() has the plain model's keys), until the next
+   * forward() frees them.
    */
   async gatherParameters(): Promise<Map<string, Tensor>[]> {
-    const out: Map<string, Tensor>[] = [];
-    for (const unit of this.units) {
-      const params = await this.gather(unit);
-      out.push(new Map(unit.names.map((n, i) => [n, params[i]!])));
-    }
-    return out;
+    const whole = new Map<FlatSpace, Parameter[]>();
+    for (const space of this.spaces) whole.set(space, await this.gather(space));
+    return this.units.map((unit) => new Map(unit.entries.map((e) => [e.name, whole.get(e.space)![e.position]!])));
   }
 
   /**
    * The optimizer's state as one optimizer over the whole model would hold it: parameter indices
-   * follow the units' parameters in order (unit by unit, each in namedParameters order), each
-   * state tensor gathered whole from the ranks' shards. A collective; every rank gets the dict.
+   * follow the units' parameters in order (unit by unit, each in namedParameters order, a shared
+   * parameter once at its first user), each state tensor gathered whole from the ranks' shards. A
+   * collective; every rank gets the dict.
    */
   async stateDict(): Promise<OptimizerStateDict> {
     const local = this.optimizer.stateDict();
     const { params: _shards, ...options } = local.paramGroups[0]!;
-    const count = this.units.reduce((n, u) => n + u.names.length, 0);
-    const result: OptimizerStateDict = { state: {}, paramGroups: [{ ...options, params: Array.from({ length: count }, (_, i) => i) }] };
-    let index = 0;
-    for (const [k, unit] of this.units.entries()) {
+    const result: OptimizerStateDict = { state: {}, paramGroups: [{ ...options, params: Array.from({ length: this.parameterCount }, (_, i) => i) }] };
+    const byIndex: ParamState[] = [];
+    for (const [k, space] of this.spaces.entries()) {
       const shardState = local.state[String(k)];
       if (shardState === undefined) return result; // before the first step no rank has state
-      const states: ParamState[] = unit.names.map(() => Object.fromEntries(Object.entries(shardState).filter(([, v]) => typeof v === 'number')));
+      const states: ParamState[] = space.params.map(() => Object.fromEntries(Object.entries(shardState).filter(([, v]) => typeof v === 'number')));
       for (const [key, v] of Object.entries(shardState)) {
         if (typeof v === 'number') continue;
-        const mine = sharedArray(unit.dtype, unit.shard.size);
+        const mine = sharedArray(space.dtype, space.shard.size);
         mine.set(v.data());
-        const flat = await this.group.allGather(mine, { counts: unit.counts });
-        unit.shapes.forEach((shape, i) => {
-          const size = shape.reduce((a, b) => a * b, 1);
-          states[i]![key] = tensor(flat.subarray(unit.offsets[i]!, unit.offsets[i]! + size), { shape: [...shape], dtype: unit.tensorDType, backend: unit.backend });
+        const flat = await this.group.allGather(mine, { counts: space.counts });
+        space.params.forEach((fp, i) => {
+          states[i]![key] = tensor(flat.subarray(fp.offset, fp.offset + fp.size), { shape: [...fp.shape], dtype: space.tensorDType, backend: space.backend });
         });
       }
-      for (const st of states) result.state[String(index++)] = st;
+      space.params.forEach((fp, i) => { byIndex[fp.index] = states[i]!; });
     }
+    byIndex.forEach((st, i) => { result.state[String(i)] = st; });
     return result;
   }
 
   /** Restores a dict from stateDict() (saved on any number of ranks): each rank takes its range of every state tensor. */
   async loadStateDict(sd: OptimizerStateDict): Promise<void> {
     const state: Record<string, ParamState> = {};
-    let index = 0;
-    for (const [k, unit] of this.units.entries()) {
-      const whole = unit.names.map(() => sd.state[String(index++)]);
+    for (const [k, space] of this.spaces.entries()) {
+      const whole = space.params.map((fp) => sd.state[String(fp.index)]);
       if (whole.some((st) => st === undefined)) continue;
       const mine: ParamState = {};
-      const start = unit.starts[this.group.rank]!;
+      const start = space.starts[this.group.rank]!;
       for (const [key, v] of Object.entries(whole[0]!)) {
         if (typeof v === 'number') { mine[key] = v; continue; }
-        const flat = allocArray(unit.dtype, unit.offsets[unit.offsets.length - 1]! + (unit.shapes[unit.shapes.length - 1]!.reduce((a, b) => a * b, 1)));
-        whole.forEach((st, i) => flat.set((st![key] as Tensor).contiguous().data(), unit.offsets[i]));
-        mine[key] = tensor(flat.subarray(start, start + unit.shard.size), { shape: [unit.shard.size], dtype: unit.tensorDType, backend: unit.backend });
+        const flat = allocArray(space.dtype, space.total);
+        whole.forEach((st, i) => flat.set((st![key] as Tensor).contiguous().data(), space.params[i]!.offset));
+        mine[key] = tensor(flat.subarray(start, start + space.shard.size), { shape: [space.shard.size], dtype: space.tensorDType, backend: space.backend });
       }
       state[String(k)] = mine;
     }
     const { params: _all, ...options } = sd.paramGroups[0]!;
-    this.optimizer.loadStateDict({ state, paramGroups: [{ ...options, params: this.units.map((_, k) => k) }] });
+    this.optimizer.loadStateDict({ state, paramGroups: [{ ...options, params: this.spaces.map((_, k) => k) }] });
   }
 
   /**
-   * A unit's communication arrays, made at its first gather and reused every step: allocating
+   * A space's communication arrays, made at its first gather and reused every step: allocating
    * them per call (several MB per unit) kept the garbage collector busy for as long as the
    * matmuls ran. Everything read out of them is copied into tensors before they are reused.
    */
-  private buffersOf(unit: Unit): UnitBuffers {
-    let b = this.buffers.get(unit);
+  private buffersOf(space: FlatSpace): SpaceBuffers {
+    let b = this.buffers.get(space);
     if (b === undefined) {
-      const total = unit.offsets[unit.offsets.length - 1]! + unit.shapes[unit.shapes.length - 1]!.reduce((a, c) => a * c, 1);
       b = {
-        shard: sharedArray(unit.dtype, unit.shard.size),
-        whole: sharedArray(unit.dtype, total),
-        grads: sharedArray(unit.dtype, total),
-        reduced: sharedArray(unit.dtype, unit.shard.size),
+        shard: sharedArray(space.dtype, space.shard.size),
+        whole: sharedArray(space.dtype, space.total),
+        grads: sharedArray(space.dtype, space.total),
+        reduced: sharedArray(space.dtype, space.shard.size),
       };
-      this.buffers.set(unit, b);
+      this.buffers.set(space, b);
     }
     return b;
   }
 
-  /** All-gathers a unit's flat parameters and installs them in its module as new Parameters. */
-  private async gather(unit: Unit): Promise<Parameter[]> {
-    const { shard: mine, whole } = this.buffersOf(unit);
-    copyValuesInto(unit.shard, mine, 0);
-    const flat = await this.group.allGather(mine, { counts: unit.counts, output: whole });
-    const owners = new Map([...ownersOf(unit.module)].map(([dotted, owner, local]) => [dotted, { owner, local }]));
-    return unit.names.map((name, i) => {
-      const size = unit.shapes[i]!.reduce((a, b) => a * b, 1);
-      const p = new Parameter(tensor(flat.subarray(unit.offsets[i]!, unit.offsets[i]! + size), { shape: [...unit.shapes[i]!], dtype: unit.tensorDType, backend: unit.backend }));
-      const { owner, local } = owners.get(name)!;
-      // Parameters gatherParameters() left installed are freed now.
-      const installed = (owner as unknown as Record<string, unknown>)[local];
-      if (installed instanceof Parameter && !installed.isDisposed) installed.dispose();
-      owner.registerParameter(local, p);
+  /** Gathers the spaces a pass needs next (collectives started in the same order on every rank) and holds them. */
+  private async gatherAll(spaces: readonly FlatSpace[]): Promise<void> {
+    if (spaces.length === 1) {
+      this.held.set(spaces[0]!, await this.gather(spaces[0]!));
+    } else {
+      const gathered = await Promise.all(spaces.map((s) => this.gather(s)));
+      spaces.forEach((s, i) => this.held.set(s, gathered[i]!));
+    }
+    this.notePeak();
+  }
+
+  /** All-gathers a space's flat parameters and installs them, as new Parameters, in every field that holds them. */
+  private async gather(space: FlatSpace): Promise<Parameter[]> {
+    const { shard: mine, whole } = this.buffersOf(space);
+    copyValuesInto(space.shard, mine, 0);
+    const flat = await this.group.allGather(mine, { counts: space.counts, output: whole });
+    return space.params.map((fp) => {
+      const p = new Parameter(tensor(flat.subarray(fp.offset, fp.offset + fp.size), { shape: [...fp.shape], dtype: space.tensorDType, backend: space.backend }));
+      for (const { owner, local } of fp.slots) {
+        // Parameters gatherParameters() left installed are freed now.
+        const installed = (owner as unknown as Record<string, unknown>)[local];
+        if (installed instanceof Parameter && !installed.isDisposed) installed.dispose();
+        owner.registerParameter(local, p);
+      }
       return p;
     });
   }
 
-  /** Reduce-scatters (averages) a unit's parameter gradients into its shard's gradient, accumulating. */
-  private async reduceGradients(unit: Unit, params: readonly Parameter[]): Promise<void> {
-    const { grads: flat, reduced } = this.buffersOf(unit);
+  /** Reduce-scatters (averages) a space's parameter gradients into its shard's gradient, accumulating. */
+  private async reduceGradients(space: FlatSpace, params: readonly Parameter[]): Promise<void> {
+    const { grads: flat, reduced } = this.buffersOf(space);
     params.forEach((p, i) => {
-      if (p.grad !== undefined) copyValuesInto(p.grad, flat, unit.offsets[i]!);
-      else flat.fill(0, unit.offsets[i]!, unit.offsets[i]! + p.size);
+      const { offset } = space.params[i]!;
+      if (p.grad !== undefined) copyValuesInto(p.grad, flat, offset);
+      else flat.fill(0, offset, offset + p.size);
     });
-    const mine = await this.group.reduceScatter(flat, { op: 'avg', counts: unit.counts, output: reduced });
-    const previous = unit.shard.grad;
+    const mine = await this.group.reduceScatter(flat, { op: 'avg', counts: space.counts, output: reduced });
+    const previous = space.shard.grad;
     const values = previous === undefined ? mine : Float64Array.from(previous.data(), (v, j) => v + mine[j]!);
     previous?.dispose();
-    unit.shard.grad = tensor(values, { shape: [unit.shard.size], dtype: unit.tensorDType, backend: unit.backend });
+    space.shard.grad = tensor(values, { shape: [space.shard.size], dtype: space.tensorDType, backend: space.backend });
   }
 
-  private release(params: readonly Parameter[]): void {
-    for (const p of params) {
-      p.grad?.dispose();
-      p.grad = undefined;
-      p.dispose();
+  /** Frees held spaces' whole parameters and their gradients. */
+  private releaseAll(spaces: readonly FlatSpace[]): void {
+    for (const space of spaces) {
+      for (const p of this.held.get(space) ?? []) {
+        p.grad?.dispose();
+        p.grad = undefined;
+        p.dispose();
+      }
+      this.held.delete(space);
     }
   }
+
+  /** Updates peakGatheredBytes with the whole parameters and gradients held now. */
+  private notePeak(): void {
+    let bytes = 0;
+    for (const [space, params] of this.held) {
+      const width = itemsize(space.tensorDType);
+      for (const p of params) bytes += (p.grad === undefined ? p.size : 2 * p.size) * width;
+    }
+    this.peakGathered = Math.max(this.peakGathered, bytes);
+  }
+}
+
+/**
+ * Which spaces each unit gathers and releases in forward, and gathers and reduces in backward: a
+ * space opens at its first user in the pass's direction and closes after its last.
+ */
+function scheduleOf(spaces: readonly FlatSpace[], unitCount: number): Schedule {
+  const empty = (): FlatSpace[][] => Array.from({ length: unitCount }, () => []);
+  const schedule = { forwardGather: empty(), forwardRelease: empty(), backwardGather: empty(), backwardReduce: empty() };
+  for (const space of spaces) {
+    const first = space.users[0]!, last = space.users[space.users.length - 1]!;
+    schedule.forwardGather[first]!.push(space);
+    schedule.forwardRelease[last]!.push(space);
+    schedule.backwardGather[last]!.push(space);
+    schedule.backwardReduce[first]!.push(space);
+  }
+  return schedule;
 }

@@ -32,7 +32,7 @@ export { ParameterServer } from './parameter-server.js';
 export type { ParallelBlock } from './parallel-stack.js';
 export { ParallelStack } from './parallel-stack.js';
 export { TensorParallelMLP, TensorParallelAttention } from './tensor-parallel.js';
-export { FullyShardedDataParallel, type FsdpOptions } from './fsdp.js';
+export { FullyShardedDataParallel, type FsdpOptions, type FsdpMemory, type FsdpFlatSpace } from './fsdp.js';
 export { ExpertParallelMoE } from './expert-parallel.js';
 export { averageGradients, reduceGradients } from './tensor-sync.js';
 export { VocabParallelEmbedding, VocabParallelHead, vocabParallelCrossEntropy } from './vocab-parallel.js';

@@ -10,7 +10,7 @@ test('parallel training layers: clear errors for bad options and inputs', { time
     assert.match(m.ddpRoot!, /root 5 is not a rank of this group of 2/);
     assert.match(m.zeroStage!, /stage must be 1 or 2, got 3; for stage 3 \(sharded parameters\) use FullyShardedDataParallel/);
     assert.match(m.zeroOptimizer!, /makeOptimizer must build the optimizer over the parameters it is given/);
-    assert.match(m.fsdpTied!, /units share a parameter \(tied weights\)/);
+    assert.match(m.fsdpAliased!, /'weight' \(unit 0\) and 'weight' \(unit 1\) are different Parameter objects over the same memory; .*holding one Parameter in both places/);
     assert.match(m.pipelineInterleave!, /interleaved-1f1b needs micro-batches \(3\) to be a multiple of the ranks \(2\); use 4/);
     assert.match(m.tensorParallelWidth!, /the MLP's hidden width \(5\) is not divisible by the group's 2 ranks/);
     assert.match(m.expertCount!, /3 experts do not split over 2 ranks/);

@@ -126,18 +126,24 @@ export class GPT extends Module<[Tensor, KVCache[]?], Tensor> {
 
   /** Token ids [B, T] (int32) → logits [B, T, vocabSize]. With caches, positions continue after the cached ones. */
   override forward(idx: Tensor, caches?: KVCache[]): Tensor {
-    check(idx.rank === 2, 'GPT', () => `expects token ids of shape [batch, time], got ${fmtShape(idx.shape)}.`);
-    const past = caches?.[0]?.length ?? 0;
-    const T = idx.shape[1]!;
-    check(past + T <= this.config.blockSize, 'GPT', () =>
-      `sequence of ${past + T} positions exceeds blockSize ${this.config.blockSize}; crop the context to the last ${this.config.blockSize} tokens.`);
-    const pos = arange(past, past + T, 1, { backend: idx.backend });
-    let x = this.drop.call(add(this.wte.call(idx), this.wpe.call(pos)));
+    let x = embedTokens(this.wte, this.wpe, this.drop, this.config.blockSize, idx, caches?.[0]?.length ?? 0);
     let i = 0;
     const training = caches === undefined;
     const wrap = training && this.config.checkpoint === true ? checkpoint : training && this.config.offload === true ? offload : undefined;
     for (const block of this.blocks) x = wrap !== undefined ? wrap((h: Tensor) => block.call(h), x) : block.call(x, caches?.[i++]);
     return this.head.call(this.ln_f.call(x));
+  }
+
+  /**
+   * The GPT as a sequence of modules whose composition is forward(idx) without caches:
+   * [embeddings (wte, wpe, dropout), blocks[0], ..., blocks[L − 1], ln_f + head]. They hold this
+   * GPT's own layers (training them trains it; the head stays tied to wte, now across the first
+   * and last part), for FullyShardedDataParallel units. Not for PipelineParallel stages as they
+   * are: the tie would span two ranks, whose gradients it does not sum. The checkpoint and offload
+   * options do not apply to the parts.
+   */
+  parts(): Module<[Tensor], Tensor>[] {
+    return [new GptEmbeddings(this.wte, this.wpe, this.drop, this.config.blockSize), ...this.blocks, new GptHead(this.ln_f, this.head)];
   }
 
   /**
@@ -172,6 +178,38 @@ export class GPT extends Module<[Tensor, KVCache[]?], Tensor> {
       this.train(wasTraining);
       return fromValues(Int32Array.from(rows.flat()), [B, rows[0]!.length], 'int32', { backend: idx.backend });
     });
+  }
+}
+
+/** Token + position embeddings of ids [B, T] at positions past, ..., past + T − 1, with dropout. */
+function embedTokens(wte: Embedding, wpe: Embedding, drop: Dropout, blockSize: number, idx: Tensor, past: number): Tensor {
+  check(idx.rank === 2, 'GPT', () => `expects token ids of shape [batch, time], got ${fmtShape(idx.shape)}.`);
+  const T = idx.shape[1]!;
+  check(past + T <= blockSize, 'GPT', () =>
+    `sequence of ${past + T} positions exceeds blockSize ${blockSize}; crop the context to the last ${blockSize} tokens.`);
+  const pos = arange(past, past + T, 1, { backend: idx.backend });
+  return drop.call(add(wte.call(idx), wpe.call(pos)));
+}
+
+/** GPT.parts()[0]: token ids [B, T] → embeddings [B, T, embedDim]. */
+class GptEmbeddings extends Module<[Tensor], Tensor> {
+  constructor(readonly wte: Embedding, readonly wpe: Embedding, readonly drop: Dropout, readonly blockSize: number) {
+    super();
+  }
+
+  override forward(idx: Tensor): Tensor {
+    return embedTokens(this.wte, this.wpe, this.drop, this.blockSize, idx, 0);
+  }
+}
+
+/** The last of GPT.parts(): final LayerNorm and the (tied) head, [B, T, embedDim] → logits. */
+class GptHead extends Module<[Tensor], Tensor> {
+  constructor(readonly ln_f: LayerNorm, readonly head: Linear) {
+    super();
+  }
+
+  override forward(x: Tensor): Tensor {
+    return this.head.call(this.ln_f.call(x));
   }
 }
 
