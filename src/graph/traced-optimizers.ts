@@ -16,6 +16,9 @@
 // eager step hands that kernel, its per-step numbers refreshed by the same kind of replay hook, so
 // a jitted step gives the eager step's bits and a compiled replay runs one pass per parameter. This
 // path also serves RMSprop and Adagrad. Everything else (the cpu backend, float64) is unchanged.
+//
+// Under a traced GradScaler's step (withSkipMask, masked-optimizer-step.ts) every optimizer takes
+// another path instead: its own eager update as one node per parameter, selected by the skip mask.
 import { TesseraError, fmtShape } from '../core/errors.js';
 import { keep } from '../core/memory.js';
 import { Tensor } from '../core/tensor.js';
@@ -32,6 +35,7 @@ import type { OptimizerRule } from '../backend/backend.js';
 import { assign } from './state.js';
 import { OPTIMIZER_UPDATE_OP, runOptimizerUpdateOnCopies, type OptimizerRuleCell, type OptimizerUpdateAttrs } from './optimizer-update-op.js';
 import { activeTracer, withoutRecording, type Tracer } from './trace.js';
+import { activeSkipMask, maskedOptimizerStep } from './masked-optimizer-step.js';
 
 /** A live scalar of the parameter's dtype and backend, refreshed by a replay hook. */
 function liveScalar(tracer: Tracer, like: Tensor): Tensor {
@@ -299,7 +303,10 @@ function adagradStep(tracer: Tracer, opt: Adagrad): void {
 export function tracedOptimizerStep(opt: Optimizer<BaseOptions>): boolean {
   const tracer = activeTracer();
   if (tracer === undefined) return false;
-  if (opt instanceof SGD) sgdStep(tracer, opt);
+  // Under a traced GradScaler's step: any optimizer, its own update, selected by the skip mask.
+  const skip = activeSkipMask();
+  if (skip !== undefined) maskedOptimizerStep(tracer, opt, skip);
+  else if (opt instanceof SGD) sgdStep(tracer, opt);
   else if (opt instanceof Adam) adamStep(tracer, opt);
   else if (opt instanceof RMSprop) rmspropStep(tracer, opt);
   else if (opt instanceof Adagrad) adagradStep(tracer, opt);

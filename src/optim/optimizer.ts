@@ -159,28 +159,39 @@ export abstract class Optimizer<O extends BaseOptions> {
         let st = this.state.get(p);
         if (st === undefined) {
           st = {};
-          // keep(): state outlives any memory scope the step runs in.
-          for (const name of this.stateNames(group)) st[name] = keep(fillLike(p, this.initialState(name, group)));
           this.state.set(p, st);
         }
-        const counters: Record<string, number> = {};
-        for (const [name, v] of Object.entries(st)) if (!(v instanceof Tensor)) counters[name] = v;
-        if (this.runFused(group, p, grad, st, counters)) continue;
-        if (this.updatesInPlace && this.updateInPlace(group, p, grad, st, counters)) continue;
-        const stateArrays: Record<string, Float64Array> = {};
-        for (const [name, v] of Object.entries(st)) if (v instanceof Tensor) stateArrays[name] = toFloat64(v.data());
-        const param = toFloat64(p.data());
-        this.update({ group, param, grad: toFloat64(grad.data()), state: stateArrays, counters });
-        assignValues(p, param, `${this.constructor.name}.step`);
-        for (const [name, values] of Object.entries(stateArrays)) {
-          const existing = st[name];
-          if (existing instanceof Tensor) assignValues(existing, values, `${this.constructor.name}.step`);
-          else st[name] = keep(fromFloat64Like(p, values));
-        }
-        for (const [name, v] of Object.entries(counters)) st[name] = v;
+        this.updateParameter(group, p, grad, st);
       }
     }
     return loss;
+  }
+
+  /**
+   * One parameter's update, as step() makes it: creates the state tensors `st` lacks, then runs the
+   * backend's fused kernel, the in-place loop or the float64-copy loop, writing `p` and the state
+   * tensors and advancing the counters in `st`. The traced step under a GradScaler
+   * (graph/masked-optimizer-step.ts) runs it on copies of a parameter and its state, so that a
+   * compiled step gives the eager step's bits.
+   */
+  updateParameter(group: ParamGroup<O>, p: Tensor, grad: Tensor, st: ParamState): void {
+    // keep(): state outlives any memory scope the step runs in.
+    for (const name of this.stateNames(group)) if (!(st[name] instanceof Tensor)) st[name] = keep(fillLike(p, this.initialState(name, group)));
+    const counters: Record<string, number> = {};
+    for (const [name, v] of Object.entries(st)) if (!(v instanceof Tensor)) counters[name] = v;
+    if (this.runFused(group, p, grad, st, counters)) return;
+    if (this.updatesInPlace && this.updateInPlace(group, p, grad, st, counters)) return;
+    const stateArrays: Record<string, Float64Array> = {};
+    for (const [name, v] of Object.entries(st)) if (v instanceof Tensor) stateArrays[name] = toFloat64(v.data());
+    const param = toFloat64(p.data());
+    this.update({ group, param, grad: toFloat64(grad.data()), state: stateArrays, counters });
+    assignValues(p, param, `${this.constructor.name}.step`);
+    for (const [name, values] of Object.entries(stateArrays)) {
+      const existing = st[name];
+      if (existing instanceof Tensor) assignValues(existing, values, `${this.constructor.name}.step`);
+      else st[name] = keep(fromFloat64Like(p, values));
+    }
+    for (const [name, v] of Object.entries(counters)) st[name] = v;
   }
 
   /**

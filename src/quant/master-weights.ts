@@ -21,11 +21,13 @@ import { TesseraError } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 import { keep } from '../core/memory.js';
 import { noGrad } from '../autodiff/mode.js';
-import { cast } from '../ops/elementwise.js';
+import { cast, where } from '../ops/elementwise.js';
 import { fromValues } from '../ops/creation.js';
 import { getBackend } from '../backend/backend.js';
 import { detach } from '../ops/shape.js';
 import { assignValues } from '../nn/inplace.js';
+import { assign } from '../graph/state.js';
+import { activeSkipMask } from '../graph/masked-optimizer-step.js';
 import { Parameter } from '../nn/module.js';
 import { Optimizer, type BaseOptions, type OptimizerStateDict, type ParamState, type UpdateContext } from '../optim/optimizer.js';
 
@@ -135,12 +137,17 @@ export class MasterWeightOptimizer<O extends BaseOptions = BaseOptions> extends 
   /** Steps the inner optimizer on the masters and writes them back, rounded, into the model's parameters. */
   override step(closure?: () => number): number | undefined {
     const loss = closure?.();
+    // Under a traced GradScaler's skip mask (inside jit) the write-back is masked too (the masters are already).
+    // (The scaler refuses masters on another backend there.)
+    const skip = activeSkipMask();
     this.prepareGrads();
     this.inner.step();
     noGrad(() => {
       this.modelParams.forEach((p, i) => {
         const m = this.masters[i]!;
-        if (m !== p && m.grad !== undefined) assignValues(p, m, 'MasterWeightOptimizer.step');
+        if (m === p || m.grad === undefined) return;
+        if (skip !== undefined) assign(p, where(skip, p, cast(m, p.dtype)));
+        else assignValues(p, m, 'MasterWeightOptimizer.step');
       });
     });
     this.prepared = undefined;

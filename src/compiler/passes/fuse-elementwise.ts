@@ -4,9 +4,10 @@
 //
 // Grouping: an elementwise node is inlined into its consumer when its result has exactly one use and
 // that use is another elementwise op or a reduction, possibly through single-use views (elementwise
-// ops commute with views: view(f(x)) = f(view(x))). Every other elementwise node or reduction roots
-// a group. Leaves are loads of materialized values through their views; one-element constants
-// become literals.
+// ops commute with views: view(f(x)) = f(view(x))). A one-element result whose every use is an
+// elementwise op (directly or through views) is inlined into each of those groups, recomputed in
+// each. Every other elementwise node or reduction roots a group. Leaves are loads of materialized
+// values through their views; one-element constants become literals.
 import { contiguousStrides } from '../../core/shape.js';
 import type { Graph, GraphNode, ValueId } from '../../graph/graph.js';
 import { untracedRead } from '../../graph/trace.js';
@@ -31,10 +32,33 @@ export function fuseElementwiseOps(input: Graph): PassResult {
     return p === undefined ? undefined : g.nodes[p];
   };
 
-  /** Whether the node at index i (elementwise) folds into the group of its single consumer. */
+  /**
+   * Whether a one-element result is used only as a direct input of elementwise ops: then each of
+   * their groups recomputes it (a few scalar ops) instead of loading it from memory. That keeps
+   * scalar masks and other non-float32 scalars (a loss scaler's skip flag, say) out of the kernels'
+   * inputs, which the wasm emitter needs in float32. Same values: every intermediate is rounded to
+   * its dtype either way.
+   */
+  const recomputedScalar = (n: GraphNode): boolean => {
+    const v = n.outputs[0]!;
+    return g.value(v).shape.reduce((a, b) => a * b, 1) === 1 && (consumers.get(v) ?? []).length > 1 && feedsOnlyCompute(v);
+  };
+  /** Every use of v is an input of an elementwise op, directly or through views (which fold into loads). */
+  const feedsOnlyCompute = (v: ValueId): boolean => {
+    const cs = consumers.get(v) ?? [];
+    const slots = cs.reduce((k, c) => k + g.nodes[c]!.inputs.filter((x) => x === v).length, 0);
+    if (slots === 0 || slots !== uses.get(v)) return false;
+    return cs.every((c) => {
+      const op = g.nodes[c]!.op;
+      return isCompute(op) || (isView(op) && feedsOnlyCompute(g.nodes[c]!.outputs[0]!));
+    });
+  };
+
+  /** Whether the node at index i (elementwise) folds into the group of its single consumer (or of each, see recomputedScalar). */
   const inlinable = (i: number): boolean => {
     const n = g.nodes[i]!;
     if (!isCompute(n.op)) return false;
+    if (recomputedScalar(n)) return true;
     let v = n.outputs[0]!;
     for (;;) {
       if (uses.get(v) !== 1) return false;
