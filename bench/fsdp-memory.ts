@@ -7,7 +7,10 @@
 //     [--seq=32] [--batch=8] [--dtype=float32] [--out=FILE]   (--out refuses to overwrite a file)
 //
 // Reported per rank (rank 0; the others differ by an element or two per space):
-//   shardBytes, optimizerStateBytes, bufferBytes, peakGatheredBytes: FsdpMemory (fsdp.memory());
+//   shardBytes, optimizerStateBytes, bufferBytes (wholeBufferBytes of it), bufferAllocations,
+//     peakGatheredBytes: FsdpMemory (fsdp.memory(), after the third step);
+//   groupScratchBytes: the process group's scratch buffers kept for reuse (group.scratchBytes; not
+//     FSDP's, so not in memory(): the reduce-scatter's copy of its input);
 //   liveBytes: memoryStats() after the second step and a garbage collection (tensors only: shards,
 //     optimizer state, data);
 //   stepPeakBytes: memoryStats() peak during the third step, above liveBytes: whole parameters and
@@ -19,7 +22,7 @@ import * as t from '../src/index.js';
 import { FullyShardedDataParallel, initProcessGroup, runThreadRanks, type FsdpMemory, type ThreadRankContext } from '../src/dist/index.js';
 
 interface Args { vocab: number; d: number; layers: number; heads: number; seq: number; batch: number; dtype: 'float32' | 'float64'; units: 'parts' | 'one' }
-interface Measured extends FsdpMemory { parameters: number; sharedElements: number; liveBytes: number; stepPeakBytes: number }
+interface Measured extends FsdpMemory { parameters: number; sharedElements: number; groupScratchBytes: number; liveBytes: number; stepPeakBytes: number }
 
 /** Collects garbage and lets the finalizers release what it held (node --expose-gc), so memoryStats counts live tensors only. */
 async function collectGarbage(): Promise<void> {
@@ -57,7 +60,7 @@ export async function rank({ rank: r, worldSize, args }: ThreadRankContext<Args>
   await step();
   const stepPeakBytes = t.memoryStats().peakBytes - liveBytes;
   const sharedElements = fsdp.flatSpaces().filter((s) => s.users.length > 1).reduce((n, s) => n + s.elements, 0);
-  const result = { ...fsdp.memory(), parameters, sharedElements, liveBytes, stepPeakBytes };
+  const result = { ...fsdp.memory(), groupScratchBytes: group.scratchBytes, parameters, sharedElements, liveBytes, stepPeakBytes };
   await group.destroy();
   return result;
 }
@@ -81,7 +84,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const n = results.parts!.parameters;
   console.log(`GPT vocab ${base.vocab}, d ${base.d}, ${base.layers} layers, seq ${base.seq}, ${base.dtype}: ${n} parameters (${n * width} B), ` +
     `tied embedding ${results.parts!.sharedElements} elements; Adam; ${ranks} thread ranks, ${base.batch / ranks} sequences per rank; bytes on rank 0`);
-  const keys = ['shardBytes', 'optimizerStateBytes', 'bufferBytes', 'peakGatheredBytes', 'liveBytes', 'stepPeakBytes'] as const;
+  const keys = ['shardBytes', 'optimizerStateBytes', 'bufferBytes', 'wholeBufferBytes', 'bufferAllocations', 'groupScratchBytes', 'peakGatheredBytes', 'liveBytes', 'stepPeakBytes'] as const;
   console.log(['', ...keys].map((k) => k.padStart(20)).join(''));
   for (const [name, m] of Object.entries(results)) {
     console.log([name === 'parts' ? 'parts (per block)' : 'one unit', ...keys.map((k) => String(m[k]))].map((s) => s.padStart(20)).join(''));

@@ -11,10 +11,21 @@
 //             into the shards, free the parameters and their gradients.
 // So at any time a rank's tensors are its 1/W of every parameter, gradient and optimizer state,
 // plus one unit's whole parameters and the units' inputs: the memory of ZeRO-3 with activation
-// checkpointing at unit boundaries. (Not counted there: the communication arrays each flat space
-// keeps for reuse once gathered, (2 + 2/W)× its size; see buffersOf and memory().) Communication
-// per step: two all-gathers and one reduce-scatter of the parameters, 1.5× data parallelism's
-// all-reduce, as in the paper.
+// checkpointing at unit boundaries. Communication per step: two all-gathers and one
+// reduce-scatter of the parameters, 1.5× data parallelism's all-reduce, as in the paper.
+//
+// Communication arrays. The collectives work on plain shared-memory arrays, not tensors: a space's
+// whole parameters (all-gather output) and whole gradients (reduce-scatter input), and a shard to
+// send or receive. They are needed only while the collective runs (its result is copied into
+// tensors at once), so they are not kept per space but lent from a few slots (CommSlot), each
+// allocated at its first use at the size of the largest space it serves and reused every step
+// after: allocating them per call had kept the garbage collector as busy as the matmuls, and
+// keeping one set per space cost (2 + 2/W)× the whole model on every rank, more than ZeRO-3
+// saves. At most one gather is in flight (prefetch starts the next only after the current one
+// finished), so slot j serves the j-th largest of the spaces gathered together; a reduce-scatter
+// that overlaps a prefetched gather (backward, every unit but the first) has a slot of its own,
+// and one that overlaps none borrows gather slot 0. With one space per unit that is at most
+// 2 × (1 + 1/W) × the largest space, whatever the number of units; see memory().
 //
 // Each unit runs twice per step, so the recomputation must see what the forward saw: the random
 // generators are restored to their state at the unit's forward (dropout draws the same masks, as
@@ -74,7 +85,7 @@ import type { BaseOptions, Optimizer, OptimizerStateDict, ParamState } from '../
 import type { ProcessGroup } from './process-group.js';
 import { evenBlocks } from './partition.js';
 import { broadcastTensors, commDType } from './tensor-sync.js';
-import { allocArray, sharedArray, type CommArray, type DType } from './types.js';
+import { allocArray, elementBytes, type CommArray, type DType } from './types.js';
 
 /** A module field that holds a parameter: where a gathered whole parameter is installed. */
 interface Slot {
@@ -162,25 +173,97 @@ export interface FsdpMemory {
   /** Its optimizer's state tensors (over the shards). */
   readonly optimizerStateBytes: number;
   /**
-   * The communication arrays kept for reuse once a space was first gathered: per space its shard,
-   * whole parameters, whole gradients and reduced shard (plain arrays, not tensors: not in memoryStats).
+   * The communication arrays kept for reuse (plain shared-memory arrays, not tensors: not in
+   * memoryStats): a few slots, each with a whole-size and a shard-size array, allocated at their
+   * first use and reused every step after (see CommSlot in the source).
    */
   readonly bufferBytes: number;
+  /** Of bufferBytes, the whole-size arrays (all-gathered parameters, gradients to reduce-scatter). */
+  readonly wholeBufferBytes: number;
+  /** Communication arrays allocated since create(): each is kept and reused, so this stops growing after the first step. */
+  readonly bufferAllocations: number;
   /** The most bytes of whole parameters and whole parameter gradients held at once in the last forward and backward. */
   readonly peakGatheredBytes: number;
 }
 
-/** A space's reused communication arrays (see buffersOf). */
-interface SpaceBuffers {
-  readonly shard: CommArray;
+/** What a slot lends one collective: views of its arrays at the space's sizes. */
+interface LentArrays {
+  /** The space's whole parameters (all-gather output) or gradients (reduce-scatter input). */
   readonly whole: CommArray;
-  readonly grads: CommArray;
-  readonly reduced: CommArray;
+  /** This rank's shard (all-gather input) or its reduced gradient (reduce-scatter output). */
+  readonly shard: CommArray;
+}
+
+/**
+ * Memory for one collective at a time: a whole-size and a shard-size array, each over a
+ * SharedArrayBuffer (the thread transport reads it in place and registers it with a peer once)
+ * allocated at the slot's first use at the size of the largest space it serves, then kept.
+ *
+ * Lifetime rule: an array may be reused only once the collective that used it has settled on this
+ * rank and its result has been copied out. A thread-transport send resolves only after the peer
+ * has read our memory, and a receive after it was written, so a resolved collective touches the
+ * arrays no more; run() gives them back only then, after its body copied what it needs into
+ * tensors. A slot lent while still lent throws (two collectives would share memory). A collective
+ * that fails may leave a peer still reading: the slot then drops its arrays, never reusing them,
+ * and allocates new ones at its next use.
+ */
+class CommSlot {
+  private arrays: { whole: SharedArrayBuffer; shard: SharedArrayBuffer } | undefined;
+  private lentTo: FlatSpace | undefined;
+  /** Arrays allocated so far (two per allocation of the slot). */
+  allocations = 0;
+
+  constructor(
+    /** What the slot serves, for the lifetime error. */
+    private readonly role: string,
+    readonly wholeBytes: number,
+    readonly shardBytes: number,
+  ) {}
+
+  /** Bytes held now: the whole-size and the shard-size array (0 before the first use). */
+  get keptBytes(): { whole: number; shard: number } {
+    return this.arrays === undefined ? { whole: 0, shard: 0 } : { whole: this.arrays.whole.byteLength, shard: this.arrays.shard.byteLength };
+  }
+
+  /**
+   * Lends the arrays, viewed at `space`'s sizes, to `collective`, and takes them back once the
+   * promise it returns has resolved: it must have copied out of them whatever it keeps.
+   */
+  async run<T>(space: FlatSpace, collective: (arrays: LentArrays) => Promise<T>): Promise<T> {
+    if (this.lentTo !== undefined) {
+      throw new TesseraError(`FullyShardedDataParallel: the communication arrays of ${this.role} are still in use by a collective over ` +
+        `[${this.lentTo.names.join(', ')}] while another over [${space.names.join(', ')}] asks for them; await each forward(), backward(), ` +
+        'gatherParameters() and stateDict() before starting the next.');
+    }
+    const whole = space.total * elementBytes(space.dtype);
+    const shard = space.shard.size * elementBytes(space.dtype);
+    if (whole > this.wholeBytes || shard > this.shardBytes) {
+      throw new TesseraError(`FullyShardedDataParallel (internal): ${this.role} holds ${this.wholeBytes} + ${this.shardBytes} B, ` +
+        `too small for [${space.names.join(', ')}] (${whole} + ${shard} B).`);
+    }
+    if (this.arrays === undefined) {
+      this.arrays = { whole: new SharedArrayBuffer(this.wholeBytes), shard: new SharedArrayBuffer(this.shardBytes) };
+      this.allocations += 2;
+    }
+    this.lentTo = space;
+    const lent = { whole: allocArray(space.dtype, space.total, this.arrays.whole), shard: allocArray(space.dtype, space.shard.size, this.arrays.shard) };
+    try {
+      return await collective(lent);
+    } catch (err) {
+      this.arrays = undefined;
+      throw err;
+    } finally {
+      this.lentTo = undefined;
+    }
+  }
 }
 
 export class FullyShardedDataParallel {
   private inputs: Tensor[] = [];
-  private readonly buffers = new Map<FlatSpace, SpaceBuffers>();
+  /** Slot j serves the j-th largest space of the group being gathered (see the header). */
+  private readonly gatherSlots: readonly CommSlot[];
+  /** For the reduce-scatters that overlap a prefetched gather; absent where none does. */
+  private readonly reduceSlot: CommSlot | undefined;
   /** The whole parameters of the spaces gathered for the pass under way. */
   private readonly held = new Map<FlatSpace, Parameter[]>();
   private peakGathered = 0;
@@ -202,6 +285,21 @@ export class FullyShardedDataParallel {
     options: FsdpOptions,
   ) {
     this.prefetch = options.prefetch ?? true;
+    const bytes = (space: FlatSpace): { whole: number; shard: number } =>
+      ({ whole: space.total * elementBytes(space.dtype), shard: space.shard.size * elementBytes(space.dtype) });
+    const sizes: { whole: number; shard: number }[] = [];
+    const serve = (j: number, space: FlatSpace): void => {
+      const b = bytes(space);
+      sizes[j] = { whole: Math.max(sizes[j]?.whole ?? 0, b.whole), shard: Math.max(sizes[j]?.shard ?? 0, b.shard) };
+    };
+    for (const group of [...schedule.forwardGather, ...schedule.backwardGather]) group.forEach((space, j) => serve(j, space));
+    // Slot 0 also serves any one space alone: gatherParameters(), stateDict(), reduce-scatters overlapping no gather.
+    for (const space of spaces) serve(0, space);
+    this.gatherSlots = sizes.map((b, j) => new CommSlot(`gather slot ${j}`, b.whole, b.shard));
+    // Unit 0's reduce-scatters, and all of them without prefetch, overlap no gather: they borrow gather slot 0.
+    const overlapping = this.prefetch ? schedule.backwardReduce.slice(1).flat() : [];
+    this.reduceSlot = overlapping.length === 0 ? undefined : new CommSlot('the reduce-scatter slot',
+      Math.max(...overlapping.map((s) => bytes(s).whole)), Math.max(...overlapping.map((s) => bytes(s).shard)));
   }
 
   /**
@@ -322,12 +420,19 @@ export class FullyShardedDataParallel {
     for (const st of this.optimizer.state.values()) {
       for (const v of Object.values(st)) if (typeof v !== 'number') optimizerStateBytes += v.size * itemsize(v.dtype);
     }
-    let bufferBytes = 0;
-    for (const b of this.buffers.values()) bufferBytes += b.shard.byteLength + b.whole.byteLength + b.grads.byteLength + b.reduced.byteLength;
+    let bufferBytes = 0, wholeBufferBytes = 0, bufferAllocations = 0;
+    for (const slot of this.slots()) {
+      const kept = slot.keptBytes;
+      bufferBytes += kept.whole + kept.shard;
+      wholeBufferBytes += kept.whole;
+      bufferAllocations += slot.allocations;
+    }
     return {
       shardBytes: this.spaces.reduce((n, s) => n + s.shard.size * itemsize(s.tensorDType), 0),
       optimizerStateBytes,
       bufferBytes,
+      wholeBufferBytes,
+      bufferAllocations,
       peakGatheredBytes: this.peakGathered,
     };
   }
@@ -385,8 +490,10 @@ export class FullyShardedDataParallel {
       const out = this.recompute(unit, i, input);
       backward(out, grad);
       this.notePeak();
+      // While the prefetched gather of unit i − 1 is in flight its slots are lent; otherwise none is.
+      const slot = this.prefetch && i > 0 ? this.reduceSlot! : this.gatherSlots[0]!;
       for (const space of backwardReduce[i]!) {
-        await this.reduceGradients(space, this.held.get(space)!);
+        await this.reduceGradients(space, this.held.get(space)!, slot);
         this.releaseAll([space]);
       }
       grad = i === 0 ? undefined : input.grad;
@@ -427,7 +534,7 @@ export class FullyShardedDataParallel {
    */
   async gatherParameters(): Promise<Map<string, Tensor>[]> {
     const whole = new Map<FlatSpace, Parameter[]>();
-    for (const space of this.spaces) whole.set(space, await this.gather(space));
+    for (const space of this.spaces) whole.set(space, await this.gather(space, this.gatherSlots[0]!));
     return this.units.map((unit) => new Map(unit.entries.map((e) => [e.name, whole.get(e.space)![e.position]!])));
   }
 
@@ -448,11 +555,12 @@ export class FullyShardedDataParallel {
       const states: ParamState[] = space.params.map(() => Object.fromEntries(Object.entries(shardState).filter(([, v]) => typeof v === 'number')));
       for (const [key, v] of Object.entries(shardState)) {
         if (typeof v === 'number') continue;
-        const mine = sharedArray(space.dtype, space.shard.size);
-        mine.set(v.data());
-        const flat = await this.group.allGather(mine, { counts: space.counts });
-        space.params.forEach((fp, i) => {
-          states[i]![key] = tensor(flat.subarray(fp.offset, fp.offset + fp.size), { shape: [...fp.shape], dtype: space.tensorDType, backend: space.backend });
+        await this.gatherSlots[0]!.run(space, async ({ whole, shard }) => {
+          shard.set(v.data());
+          const flat = await this.group.allGather(shard, { counts: space.counts, output: whole });
+          space.params.forEach((fp, i) => {
+            states[i]![key] = tensor(flat.subarray(fp.offset, fp.offset + fp.size), { shape: [...fp.shape], dtype: space.tensorDType, backend: space.backend });
+          });
         });
       }
       space.params.forEach((fp, i) => { byIndex[fp.index] = states[i]!; });
@@ -481,66 +589,63 @@ export class FullyShardedDataParallel {
     this.optimizer.loadStateDict({ state, paramGroups: [{ ...options, params: this.spaces.map((_, k) => k) }] });
   }
 
-  /**
-   * A space's communication arrays, made at its first gather and reused every step: allocating
-   * them per call (several MB per unit) kept the garbage collector busy for as long as the
-   * matmuls ran. Everything read out of them is copied into tensors before they are reused.
-   */
-  private buffersOf(space: FlatSpace): SpaceBuffers {
-    let b = this.buffers.get(space);
-    if (b === undefined) {
-      b = {
-        shard: sharedArray(space.dtype, space.shard.size),
-        whole: sharedArray(space.dtype, space.total),
-        grads: sharedArray(space.dtype, space.total),
-        reduced: sharedArray(space.dtype, space.shard.size),
-      };
-      this.buffers.set(space, b);
-    }
-    return b;
+  private slots(): CommSlot[] {
+    return this.reduceSlot === undefined ? [...this.gatherSlots] : [...this.gatherSlots, this.reduceSlot];
   }
 
-  /** Gathers the spaces a pass needs next (collectives started in the same order on every rank) and holds them. */
+  /**
+   * Gathers the spaces a pass needs next (collectives started in the same order on every rank) and
+   * holds them; the j-th space (the schedule lists a group largest first) uses gather slot j. The
+   * caller awaits this before it gathers again, which keeps the slots free for the next group.
+   */
   private async gatherAll(spaces: readonly FlatSpace[]): Promise<void> {
     if (spaces.length === 1) {
-      this.held.set(spaces[0]!, await this.gather(spaces[0]!));
+      this.held.set(spaces[0]!, await this.gather(spaces[0]!, this.gatherSlots[0]!));
     } else {
-      const gathered = await Promise.all(spaces.map((s) => this.gather(s)));
+      const gathered = await Promise.all(spaces.map((s, j) => this.gather(s, this.gatherSlots[j]!)));
       spaces.forEach((s, i) => this.held.set(s, gathered[i]!));
     }
     this.notePeak();
   }
 
-  /** All-gathers a space's flat parameters and installs them, as new Parameters, in every field that holds them. */
-  private async gather(space: FlatSpace): Promise<Parameter[]> {
-    const { shard: mine, whole } = this.buffersOf(space);
-    copyValuesInto(space.shard, mine, 0);
-    const flat = await this.group.allGather(mine, { counts: space.counts, output: whole });
-    return space.params.map((fp) => {
-      const p = new Parameter(tensor(flat.subarray(fp.offset, fp.offset + fp.size), { shape: [...fp.shape], dtype: space.tensorDType, backend: space.backend }));
-      for (const { owner, local } of fp.slots) {
-        // Parameters gatherParameters() left installed are freed now.
-        const installed = (owner as unknown as Record<string, unknown>)[local];
-        if (installed instanceof Parameter && !installed.isDisposed) installed.dispose();
-        owner.registerParameter(local, p);
-      }
-      return p;
+  /**
+   * All-gathers a space's flat parameters through `slot`'s arrays and installs them, as new
+   * Parameters (copies: the slot is reused after), in every field that holds them.
+   */
+  private gather(space: FlatSpace, slot: CommSlot): Promise<Parameter[]> {
+    return slot.run(space, async ({ whole, shard }) => {
+      copyValuesInto(space.shard, shard, 0);
+      const flat = await this.group.allGather(shard, { counts: space.counts, output: whole });
+      return space.params.map((fp) => {
+        const p = new Parameter(tensor(flat.subarray(fp.offset, fp.offset + fp.size), { shape: [...fp.shape], dtype: space.tensorDType, backend: space.backend }));
+        for (const { owner, local } of fp.slots) {
+          // Parameters gatherParameters() left installed are freed now.
+          const installed = (owner as unknown as Record<string, unknown>)[local];
+          if (installed instanceof Parameter && !installed.isDisposed) installed.dispose();
+          owner.registerParameter(local, p);
+        }
+        return p;
+      });
     });
   }
 
-  /** Reduce-scatters (averages) a space's parameter gradients into its shard's gradient, accumulating. */
-  private async reduceGradients(space: FlatSpace, params: readonly Parameter[]): Promise<void> {
-    const { grads: flat, reduced } = this.buffersOf(space);
-    params.forEach((p, i) => {
-      const { offset } = space.params[i]!;
-      if (p.grad !== undefined) copyValuesInto(p.grad, flat, offset);
-      else flat.fill(0, offset, offset + p.size);
+  /**
+   * Reduce-scatters (averages) a space's parameter gradients, through `slot`'s arrays, into its
+   * shard's gradient (a new tensor: the slot is reused after), accumulating.
+   */
+  private reduceGradients(space: FlatSpace, params: readonly Parameter[], slot: CommSlot): Promise<void> {
+    return slot.run(space, async ({ whole: flat, shard: reduced }) => {
+      params.forEach((p, i) => {
+        const { offset } = space.params[i]!;
+        if (p.grad !== undefined) copyValuesInto(p.grad, flat, offset);
+        else flat.fill(0, offset, offset + p.size);
+      });
+      const mine = await this.group.reduceScatter(flat, { op: 'avg', counts: space.counts, output: reduced });
+      const previous = space.shard.grad;
+      const values = previous === undefined ? mine : Float64Array.from(previous.data(), (v, j) => v + mine[j]!);
+      previous?.dispose();
+      space.shard.grad = tensor(values, { shape: [space.shard.size], dtype: space.tensorDType, backend: space.backend });
     });
-    const mine = await this.group.reduceScatter(flat, { op: 'avg', counts: space.counts, output: reduced });
-    const previous = space.shard.grad;
-    const values = previous === undefined ? mine : Float64Array.from(previous.data(), (v, j) => v + mine[j]!);
-    previous?.dispose();
-    space.shard.grad = tensor(values, { shape: [space.shard.size], dtype: space.tensorDType, backend: space.backend });
   }
 
   /** Frees held spaces' whole parameters and their gradients. */
@@ -568,7 +673,9 @@ export class FullyShardedDataParallel {
 
 /**
  * Which spaces each unit gathers and releases in forward, and gathers and reduces in backward: a
- * space opens at its first user in the pass's direction and closes after its last.
+ * space opens at its first user in the pass's direction and closes after its last. The spaces
+ * gathered together are listed largest first (ties in creation order, the same on every rank),
+ * so that gather slot j is sized to the j-th largest.
  */
 function scheduleOf(spaces: readonly FlatSpace[], unitCount: number): Schedule {
   const empty = (): FlatSpace[][] => Array.from({ length: unitCount }, () => []);
@@ -580,5 +687,7 @@ function scheduleOf(spaces: readonly FlatSpace[], unitCount: number): Schedule {
     schedule.backwardGather[last]!.push(space);
     schedule.backwardReduce[first]!.push(space);
   }
+  const bytes = (s: FlatSpace): number => s.total * elementBytes(s.dtype);
+  for (const group of [...schedule.forwardGather, ...schedule.backwardGather]) group.sort((a, b) => bytes(b) - bytes(a));
   return schedule;
 }

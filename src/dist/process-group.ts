@@ -55,6 +55,15 @@ export class ProcessGroup {
     return this.world.transport.kind;
   }
 
+  /**
+   * Bytes of scratch memory this group keeps between collectives for reuse (copies that keep an
+   * input intact, such as a reduce-scatter's of its input; at most 8 buffers, sizes rounded up to a
+   * power of two), not counting what a collective under way holds.
+   */
+  get scratchBytes(): number {
+    return this.pool.keptBytes;
+  }
+
   /** The α, β, γ this group uses to choose algorithms. */
   get costModel(): CostModel {
     return this.world.costModel;

@@ -27,6 +27,11 @@ export class ScratchPool {
     this.free.push(buffer);
     if (this.free.length > 8) this.free.sort((a, b) => b.byteLength - a.byteLength).pop();
   }
+
+  /** Bytes of the buffers kept for the next calls (not those lent to a call under way). */
+  get keptBytes(): number {
+    return this.free.reduce((n, b) => n + b.byteLength, 0);
+  }
 }
 
 export class Comm {
