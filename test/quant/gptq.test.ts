@@ -8,10 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as t from '../../src/index.js';
 import { nn, quant } from '../../src/index.js';
-import { loadMnist10k } from '../../src/data/datasets.js';
-import { imageTensorDataset } from '../../src/data/images.js';
 import { evaluateClassifier } from '../../src/train/recipes/mnist.js';
-import { Adam } from '../../src/optim/adam.js';
+import { trainedMnistMlp } from './trained-mnist-mlp.js';
 
 interface ReferenceCase {
   name: string; bits: 4 | 8; symmetric: boolean; scheme: 'group' | 'per-channel'; groupSize: number; actOrder: boolean;
@@ -205,32 +203,11 @@ describe('gptqQuantize errors', () => {
   });
 });
 
-/** A 784-64-10 MLP trained for 150 Adam steps on the shipped digits (as quantize-model.test.ts). */
-async function trainedMlp(): Promise<{ build: () => nn.Sequential; state: Map<string, t.Tensor>; trainSet: ReturnType<typeof imageTensorDataset>; testSet: ReturnType<typeof imageTensorDataset> }> {
-  t.manualSeed(0);
-  const { train, test: held } = await loadMnist10k({ seed: 0 });
-  const trainSet = imageTensorDataset(train, { layout: 'flat' });
-  const testSet = imageTensorDataset(held, { layout: 'flat' });
-  const build = () => new nn.Sequential(new nn.Linear(784, 64), new nn.ReLU(), new nn.Linear(64, 10));
-  const model = build();
-  const opt = new Adam(model.parameters(), { lr: 3e-3 });
-  for (let step = 0; step < 150; step++) {
-    t.scope(() => {
-      const idx = Int32Array.from({ length: 64 }, (_, i) => (step * 64 + i) % trainSet.length);
-      const [x, y] = trainSet.getBatch(idx) as [t.Tensor, t.Tensor];
-      opt.zeroGrad();
-      t.crossEntropy(model.call(x), y).backward();
-      opt.step();
-    });
-  }
-  return { build, state: model.stateDict(), trainSet, testSet };
-}
-
 test('MNIST MLP, int4 groups of 32: GPTQ (sequential) vs round to nearest (real digits, wasm)', async () => {
   const previous = t.currentBackendName();
   t.setBackend('wasm');
   try {
-    const { build, state, trainSet, testSet } = await trainedMlp();
+    const { build, state, trainSet, testSet } = await trainedMnistMlp();
     const fresh = () => { const m = build(); m.loadStateDict(state); m.eval(); return m; };
     const float = fresh();
     // Calibration: 512 training images (not the test images the accuracy is measured on).
