@@ -31,7 +31,7 @@ import { add, cast, div, eq, gt, logicalAnd, lt, mul, isnan, where } from '../op
 import { sum } from '../ops/reduce.js';
 import { copy_ } from '../ops/inplace.js';
 import { scalar, zeros } from '../ops/creation.js';
-import { keep } from '../core/memory.js';
+import { keep, scope } from '../core/memory.js';
 import { assignValues } from '../nn/inplace.js';
 import { assign } from '../graph/state.js';
 import { activeTracer, withoutRecording, type Tracer } from '../graph/trace.js';
@@ -240,9 +240,11 @@ export class GradScaler {
     if (st.stage === 'stepped') throw new TesseraError('GradScaler.unscale_: called after step(); call it before step(), then update().');
     optimizer.prepareGrads?.();
     const params: Tensor[] = [];
-    for (const g of optimizer.paramGroups) for (const p of g.params) if (p.grad !== undefined) params.push(p);
+    // _peekGrad: unscaling in place does not make the gradients the caller's (zeroGrad may still
+    // dispose them, see Tensor._replaceGrad); the traced path below rebinds .grad as a graph write.
+    for (const g of optimizer.paramGroups) for (const p of g.params) if (p._peekGrad() !== undefined) params.push(p);
     for (const p of params) {
-      if (p.grad!.dtype === 'float16') {
+      if (p._peekGrad()!.dtype === 'float16') {
         throw new TesseraError('GradScaler.unscale_: attempting to unscale float16 gradients (they would underflow once divided by the scale). ' +
           'Keep the parameters in float32 and run the forward under autocast, or wrap the optimizer in quant.MasterWeightOptimizer.');
       }
@@ -257,19 +259,21 @@ export class GradScaler {
     this.#syncFromDevice();
     // float32 reciprocal of the float32 scale, as PyTorch computes inv_scale.
     const inv = Math.fround(1 / this.#scale);
-    st.foundInf = params.length === 0 ? undefined : noGrad(() => {
+    // In a scope: the products and sums made here go when it ends (a synchronous loop would keep
+    // them until the event loop turns); the unscaled gradients are written in place or kept.
+    st.foundInf = params.length === 0 ? undefined : noGrad(() => scope(() => {
       let check: Tensor | undefined;
       for (const p of params) {
-        const g = p.grad!;
+        const g = p._peekGrad()!;
         const s = sum(mul(g, 0));
         check = check === undefined ? s : add(check, s);
         const unscaled = mul(g, inv);
         // In place, like PyTorch, unless the gradient is a broadcast view (several elements, one memory).
         if (g.strides.every((stride, i) => stride !== 0 || g.shape[i]! <= 1)) copy_(g, unscaled);
-        else p.grad = keep(unscaled);
+        else p._replaceGrad(keep(unscaled), true);
       }
       return Number.isFinite(check!.item()) ? 0 : 1;
-    });
+    }));
     st.stage = 'unscaled';
   }
 

@@ -22,6 +22,7 @@ import type { Tensor } from '../core/tensor.js';
 import { keep } from '../core/memory.js';
 import { noGrad } from '../autodiff/mode.js';
 import { cast, where } from '../ops/elementwise.js';
+import { innermostDispatchObserver } from '../ops/dispatch.js';
 import { fromValues } from '../ops/creation.js';
 import { getBackend } from '../backend/backend.js';
 import { detach } from '../ops/shape.js';
@@ -120,18 +121,21 @@ export class MasterWeightOptimizer<O extends BaseOptions = BaseOptions> extends 
    * float32; call it yourself before clipping the masters' gradients.
    */
   prepareGrads(): void {
-    const now = this.modelParams.map((p) => ({ grad: p.grad, version: p.grad?.storage.version ?? 0 }));
+    // _peekGrad: reading the model's gradients here does not make them the caller's, so zeroGrad
+    // can still dispose them (Tensor._replaceGrad); `prepared` keeps them only to compare identities.
+    const now = this.modelParams.map((p) => ({ grad: p._peekGrad(), version: p._peekGrad()?.storage.version ?? 0 }));
     if (this.prepared !== undefined && now.every((s, i) => s.grad === this.prepared![i]!.grad && s.version === this.prepared![i]!.version)) return;
     noGrad(() => {
       this.modelParams.forEach((p, i) => {
         const m = this.masters[i]!;
         if (m === p) return;
         const old = m.grad;
-        m.grad = p.grad === undefined ? undefined : keep(toBackend(p.grad, m.dtype === 'float64' ? 'float64' : 'float32', m.backend));
+        const g = p._peekGrad();
+        m.grad = g === undefined ? undefined : keep(toBackend(g, m.dtype === 'float64' ? 'float64' : 'float32', m.backend));
         if (old !== undefined && old !== m.grad) old.dispose();
       });
     });
-    this.prepared = this.modelParams.map((p) => ({ grad: p.grad, version: p.grad?.storage.version ?? 0 }));
+    this.prepared = now;
   }
 
   /** Steps the inner optimizer on the masters and writes them back, rounded, into the model's parameters. */
@@ -155,13 +159,15 @@ export class MasterWeightOptimizer<O extends BaseOptions = BaseOptions> extends 
   }
 
   override zeroGrad(): void {
+    // As Optimizer.zeroGrad: a model gradient only autograd and this optimizer saw is disposed now.
+    const dispose = innermostDispatchObserver() === undefined;
     for (let i = 0; i < this.modelParams.length; i++) {
       const m = this.masters[i]!;
       if (m !== this.modelParams[i]) {
         m.grad?.dispose();
         m.grad = undefined;
       }
-      this.modelParams[i]!.grad = undefined;
+      this.modelParams[i]!._replaceGrad(undefined, dispose);
     }
     this.prepared = undefined;
   }
