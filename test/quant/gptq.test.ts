@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import * as t from '../../src/index.js';
 import { nn, quant } from '../../src/index.js';
 import { evaluateClassifier } from '../../src/train/recipes/mnist.js';
-import { trainedMnistMlp } from './trained-mnist-mlp.js';
+import { trainedMnistMlp, withTrainedCliCheckpoint } from './trained-mnist-mlp.js';
 
 interface ReferenceCase {
   name: string; bits: 4 | 8; symmetric: boolean; scheme: 'group' | 'per-channel'; groupSize: number; actOrder: boolean;
@@ -319,17 +319,11 @@ describe('gptqQuantizeModel', () => {
   });
 });
 
-test('tessera quantize --gptq on a trained checkpoint; tessera eval reads its output', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tessera-gptq-cli-'));
-  const logs: string[] = [];
-  const log = console.log, err = console.error;
-  console.log = (...a: unknown[]) => { logs.push(a.join(' ')); };
+test('tessera quantize --gptq on a trained checkpoint; tessera eval reads its output', () => withTrainedCliCheckpoint('tessera-gptq-cli-', async (dir, logs) => {
+  const err = console.error;
   try {
-    const { run: train } = await import('../../src/cli/train.js');
     const { run: quantize } = await import('../../src/cli/quantize.js');
     const { run: evaluate } = await import('../../src/cli/eval.js');
-    assert.equal(await train(['mnist-mlp', '--limit', '1024', '--epochs', '2', '--batch-size', '32', '--out', dir, '--json']), 0);
-    logs.length = 0;
     const out = join(dir, 'gptq.safetensors');
     assert.equal(await quantize([dir, '--bits', '4', '--scheme', 'group', '--group-size', '32', '--gptq', '--act-order', '--calibration-batches', '4', '--out', out, '--json']), 0);
     const summary = JSON.parse(logs.at(-1)!) as {
@@ -352,8 +346,6 @@ test('tessera quantize --gptq on a trained checkpoint; tessera eval reads its ou
     assert.equal(await quantize([dir, '--bits', '4', '--gptq', '--damp', '-1']), 2);
     assert.match(errors.join('\n'), /--calibration-batches, --act-order and --damp go with --gptq[\s\S]*--damp must be a number ≥ 0/);
   } finally {
-    console.log = log;
     console.error = err;
-    rmSync(dir, { recursive: true, force: true });
   }
-});
+}));

@@ -2,14 +2,12 @@
 // real MNIST digits (the 10,000 shipped in data/) within a stated bound, and the checkpoint round trip.
 import { it, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as t from '../../src/index.js';
 import { nn, quant } from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { evaluateClassifier } from '../../src/train/recipes/mnist.js';
-import { trainedMnistMlp } from './trained-mnist-mlp.js';
+import { trainedMnistMlp, withTrainedCliCheckpoint } from './trained-mnist-mlp.js';
 
 class Net extends nn.Module {
   body = new nn.Sequential(new nn.Linear(20, 32), new nn.ReLU(), new nn.Linear(32, 16));
@@ -108,66 +106,55 @@ test('MNIST MLP: int8 per-channel and dynamic int8 lose < 1 point of accuracy, i
   }
 });
 
-test('tessera quantize (weight-only and --dynamic) and tessera eval on a trained checkpoint (seconds: 1,024 records)', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tessera-quant-'));
-  const logs: string[] = [];
-  const log = console.log;
-  console.log = (...a: unknown[]) => { logs.push(a.join(' ')); };
+test('tessera quantize (weight-only and --dynamic) and tessera eval on a trained checkpoint (seconds: 1,024 records)', () => withTrainedCliCheckpoint('tessera-quant-', async (dir, logs) => {
+  const { run: train } = await import('../../src/cli/train.js');
+  const { run: quantize } = await import('../../src/cli/quantize.js');
+  const { run: evaluate } = await import('../../src/cli/eval.js');
+  const out = join(dir, 'int4.safetensors');
+  assert.equal(await quantize([dir, '--bits', '4', '--scheme', 'group', '--group-size', '32', '--out', out, '--json']), 0);
+  const summary = JSON.parse(logs.at(-1)!) as { float: { testAccuracy: number }; quantized: { testAccuracy: number }; modelBytesBefore: number; modelBytesAfter: number };
+  assert.ok(summary.float.testAccuracy > 0.6);
+  assert.ok(Math.abs(summary.float.testAccuracy - summary.quantized.testAccuracy) < 0.05);
+  assert.ok(summary.modelBytesAfter < summary.modelBytesBefore / 5);
+  logs.length = 0;
+  assert.equal(await evaluate([out, '--json']), 0);
+  const evaluated = JSON.parse(logs.at(-1)!) as { testAccuracy: number };
+  assert.equal(evaluated.testAccuracy, summary.quantized.testAccuracy);
+  logs.length = 0;
+  assert.equal(await quantize([dir, '--bits', '8']), 0);
+  assert.match(logs.join('\n'), /8-bit symmetric per-channel[\s\S]*float32: +test accuracy[\s\S]*quantized: +test accuracy/);
+  const errors: string[] = [];
+  const err = console.error;
+  console.error = (...a: unknown[]) => { errors.push(a.join(' ')); };
   try {
-    const { run: train } = await import('../../src/cli/train.js');
-    const { run: quantize } = await import('../../src/cli/quantize.js');
-    const { run: evaluate } = await import('../../src/cli/eval.js');
-    assert.equal(await train(['mnist-mlp', '--limit', '1024', '--epochs', '2', '--batch-size', '32', '--out', dir, '--json']), 0);
-    logs.length = 0;
-    const out = join(dir, 'int4.safetensors');
-    assert.equal(await quantize([dir, '--bits', '4', '--scheme', 'group', '--group-size', '32', '--out', out, '--json']), 0);
-    const summary = JSON.parse(logs.at(-1)!) as { float: { testAccuracy: number }; quantized: { testAccuracy: number }; modelBytesBefore: number; modelBytesAfter: number };
-    assert.ok(summary.float.testAccuracy > 0.6);
-    assert.ok(Math.abs(summary.float.testAccuracy - summary.quantized.testAccuracy) < 0.05);
-    assert.ok(summary.modelBytesAfter < summary.modelBytesBefore / 5);
-    logs.length = 0;
-    assert.equal(await evaluate([out, '--json']), 0);
-    const evaluated = JSON.parse(logs.at(-1)!) as { testAccuracy: number };
-    assert.equal(evaluated.testAccuracy, summary.quantized.testAccuracy);
-    logs.length = 0;
-    assert.equal(await quantize([dir, '--bits', '8']), 0);
-    assert.match(logs.join('\n'), /8-bit symmetric per-channel[\s\S]*float32: +test accuracy[\s\S]*quantized: +test accuracy/);
-    const errors: string[] = [];
-    const err = console.error;
-    console.error = (...a: unknown[]) => { errors.push(a.join(' ')); };
-    try {
-      assert.equal(await quantize([dir, '--bits', '3']), 2);
-      assert.equal(await quantize([out, '--bits', '8']), 2);
-      assert.match(errors.join('\n'), /--bits must be 8 or 4, got 3[\s\S]*already quantized/);
-      await assert.rejects(train(['mnist-mlp', '--resume', out]), /is a quantized inference checkpoint \(from tessera quantize\).*Resume from the float checkpoint/);
-    } finally {
-      console.error = err;
-    }
-    // --dynamic (int8 weights and activations) on the same trained checkpoint.
-    logs.length = 0;
-    const dyn = join(dir, 'dyn.safetensors');
-    assert.equal(await quantize([dir, '--bits', '8', '--dynamic', '--out', dyn, '--json']), 0);
-    const dynamic = JSON.parse(logs.at(-1)!) as { activations: string; float: { testAccuracy: number }; quantized: { testAccuracy: number }; quantizedSeconds: number };
-    assert.equal(dynamic.activations, 'dynamic-int8');
-    assert.ok(Math.abs(dynamic.float.testAccuracy - dynamic.quantized.testAccuracy) < 0.03);
-    assert.ok(dynamic.quantizedSeconds > 0);
-    logs.length = 0;
-    assert.equal(await evaluate([dyn, '--json']), 0);
-    assert.equal((JSON.parse(logs.at(-1)!) as { testAccuracy: number }).testAccuracy, dynamic.quantized.testAccuracy);
-    logs.length = 0;
-    assert.equal(await quantize([dir, '--dynamic']), 0);
-    assert.match(logs.join('\n'), /8-bit symmetric per-channel, minmax calibration, dynamic int8 activations[\s\S]*quantized: +test accuracy/);
-    const dynamicErrors: string[] = [];
-    console.error = (...a: unknown[]) => { dynamicErrors.push(a.join(' ')); };
-    try {
-      assert.equal(await quantize([dir, '--bits', '4', '--dynamic']), 2);
-      assert.equal(await quantize([dir, '--dynamic', '--asymmetric']), 2);
-      assert.match(dynamicErrors.join('\n'), /--dynamic needs --bits 8 with a symmetric per-channel or per-tensor weight/);
-    } finally {
-      console.error = err;
-    }
+    assert.equal(await quantize([dir, '--bits', '3']), 2);
+    assert.equal(await quantize([out, '--bits', '8']), 2);
+    assert.match(errors.join('\n'), /--bits must be 8 or 4, got 3[\s\S]*already quantized/);
+    await assert.rejects(train(['mnist-mlp', '--resume', out]), /is a quantized inference checkpoint \(from tessera quantize\).*Resume from the float checkpoint/);
   } finally {
-    console.log = log;
-    rmSync(dir, { recursive: true, force: true });
+    console.error = err;
   }
-});
+  // --dynamic (int8 weights and activations) on the same trained checkpoint.
+  logs.length = 0;
+  const dyn = join(dir, 'dyn.safetensors');
+  assert.equal(await quantize([dir, '--bits', '8', '--dynamic', '--out', dyn, '--json']), 0);
+  const dynamic = JSON.parse(logs.at(-1)!) as { activations: string; float: { testAccuracy: number }; quantized: { testAccuracy: number }; quantizedSeconds: number };
+  assert.equal(dynamic.activations, 'dynamic-int8');
+  assert.ok(Math.abs(dynamic.float.testAccuracy - dynamic.quantized.testAccuracy) < 0.03);
+  assert.ok(dynamic.quantizedSeconds > 0);
+  logs.length = 0;
+  assert.equal(await evaluate([dyn, '--json']), 0);
+  assert.equal((JSON.parse(logs.at(-1)!) as { testAccuracy: number }).testAccuracy, dynamic.quantized.testAccuracy);
+  logs.length = 0;
+  assert.equal(await quantize([dir, '--dynamic']), 0);
+  assert.match(logs.join('\n'), /8-bit symmetric per-channel, minmax calibration, dynamic int8 activations[\s\S]*quantized: +test accuracy/);
+  const dynamicErrors: string[] = [];
+  console.error = (...a: unknown[]) => { dynamicErrors.push(a.join(' ')); };
+  try {
+    assert.equal(await quantize([dir, '--bits', '4', '--dynamic']), 2);
+    assert.equal(await quantize([dir, '--dynamic', '--asymmetric']), 2);
+    assert.match(dynamicErrors.join('\n'), /--dynamic needs --bits 8 with a symmetric per-channel or per-tensor weight/);
+  } finally {
+    console.error = err;
+  }
+}));

@@ -1,5 +1,8 @@
 // A 784-64-10 MLP trained for 150 Adam steps on the shipped MNIST digits: the float model the
 // quantization tests compare their quantized copies with (real weights, real activations).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as t from '../../src/index.js';
 import { nn } from '../../src/index.js';
 import { loadMnist10k } from '../../src/data/datasets.js';
@@ -34,4 +37,28 @@ export async function trainedMnistMlp(): Promise<TrainedMnistMlp> {
   }
   model.eval();
   return { build, state: model.stateDict(), trainSet, testSet };
+}
+
+/**
+ * Trains a small `tessera train mnist-mlp` checkpoint (1,024 records, 2 epochs) into a temporary
+ * directory and runs `body` with it while console.log is captured into `logs` (emptied before body
+ * runs); restores the console and removes the directory afterwards. For the CLI tests of
+ * `tessera quantize`.
+ */
+export async function withTrainedCliCheckpoint(prefix: string, body: (dir: string, logs: string[]) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const logs: string[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => { logs.push(a.join(' ')); };
+  try {
+    const { run: train } = await import('../../src/cli/train.js');
+    if (await train(['mnist-mlp', '--limit', '1024', '--epochs', '2', '--batch-size', '32', '--out', dir, '--json']) !== 0) {
+      throw new Error('tessera train mnist-mlp failed');
+    }
+    logs.length = 0;
+    await body(dir, logs);
+  } finally {
+    console.log = log;
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
