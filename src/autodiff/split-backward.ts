@@ -12,13 +12,20 @@
 // freed by B. A custom node (checkpoint, cond) returns all its gradients at once, so its weight
 // gradients are computed in B (and stored in W). A rule that ignores the mask and drops what was
 // not asked for (attention's) runs again in W if one of its own inputs is on the weight side.
+//
+// Memory as in backward(): the cotangents only the two halves made and saw are disposed as soon as
+// each is used (cotangent-owner.ts): B's as it walks, the ones it keeps for W (a mixed node's
+// output cotangent, weight-side gradients B's rule returned) when W has used them. What B returns
+// and what a hook saw belong to the caller.
 import type { Tensor } from '../core/tensor.js';
 import { TesseraError, fmtShape } from '../core/errors.js';
 import type { GradNode } from './node.js';
 import { noGrad } from './mode.js';
 import { onesLike } from '../ops/creation.js';
-import { withAutocastHook } from '../ops/dispatch.js';
-import { accumulate, checkGradShape, checkNotModified, depositGrad, freeNode, runHooks, runNodeVjp, topoOrder } from './backward.js';
+import { innermostDispatchObserver, withAutocastHook } from '../ops/dispatch.js';
+import { add } from '../ops/elementwise.js';
+import { CotangentOwner } from './cotangent-owner.js';
+import { checkGradShape, checkNotModified, depositGrad, freeNode, runHooks, runNodeVjp, topoOrder } from './backward.js';
 
 export interface SplitBackward {
   /** The root's gradients with respect to the inputs (undefined where no path leads), as gradientsUpTo gives them. */
@@ -29,7 +36,7 @@ export interface SplitBackward {
 
 /** What W needs of a node that has inputs on both sides. */
 interface Kept {
-  /** The cotangent of the node's output; undefined when no gradient reached the node. */
+  /** The cotangent of the node's output, when W must still run the rule on it (then held for W). */
   grad: Tensor | undefined;
   /** Weight-side gradients B's rule already returned. */
   done: (Tensor | undefined)[];
@@ -60,6 +67,8 @@ export function backwardSplit(root: Tensor, inputs: readonly Tensor[], gradient?
   if (gradient === undefined && root.size !== 1) {
     throw new TesseraError(`backwardSplit: a gradient can be implied only for one-element outputs; this one has shape ${fmtShape(root.shape)}. Pass the gradient.`);
   }
+  // Disposes the cotangents only this pass made and saw (taken before the seed is made: it is one).
+  const owner = new CotangentOwner(innermostDispatchObserver() === undefined);
   const seed = gradient ?? onesLike(root);
   checkGradShape(root, seed, 'the gradient');
   // Like backward(), vjp rules run without recording and without autocast.
@@ -71,9 +80,35 @@ export function backwardSplit(root: Tensor, inputs: readonly Tensor[], gradient?
     ranW = true;
     quietly(w);
   };
+  /** The tensor's hooks on its gradient; what a hook saw or returned belongs to the user. */
+  const hooked = (t: Tensor, g: Tensor): Tensor => {
+    if (t.hooks.length === 0) return g;
+    owner.escape(g);
+    const out = runHooks(t, g);
+    owner.escape(out);
+    return out;
+  };
+  /** Adds `g` to x's cotangent; the walk's reference moves from the old partial sum to the new one. */
+  const accumulate = (cot: Map<Tensor, Tensor>, x: Tensor, g: Tensor): void => {
+    const prev = cot.get(x);
+    const next = prev === undefined ? g : add(prev, g);
+    cot.set(x, next);
+    owner.hold(next);
+    if (prev !== undefined) owner.release(prev);
+  };
+  /** Runs a node's rule; the result list holds a reference to each gradient until `release`. */
+  const runRule = (node: GradNode, g: Tensor, needs: readonly boolean[], lastUse: boolean): (Tensor | undefined)[] => {
+    const grads = owner.runRule(() => runNodeVjp(node, g, needs, lastUse));
+    for (const gi of grads) if (gi !== undefined) owner.hold(gi);
+    return grads;
+  };
+  const release = (grads: readonly (Tensor | undefined)[]): void => {
+    for (const gi of grads) if (gi !== undefined) owner.release(gi);
+  };
 
   if (root.gradNode === undefined) {
-    const g = quietly(() => runHooks(root, seed));
+    const g = quietly(() => hooked(root, seed));
+    owner.escape(g);
     if (targets.has(root)) return { inputGrads: inputs.map((x) => (x === root ? g : undefined)), weights: once(() => {}) };
     return { inputGrads: inputs.map(() => undefined), weights: once(() => depositGrad(root, g, false)) };
   }
@@ -84,56 +119,71 @@ export function backwardSplit(root: Tensor, inputs: readonly Tensor[], gradient?
   const leadsToInput = (x: Tensor): boolean => targets.has(x) || (x.gradNode !== undefined && onPath.has(x.gradNode));
   for (const node of order) if (node.inputs.some((x, i) => node.needsGrad[i] && leadsToInput(x))) onPath.add(node);
   const weightSideOf = (node: GradNode): boolean[] => node.inputs.map((x, i) => node.needsGrad[i]! && !leadsToInput(x));
+  // The seed is B's when a path leads from the root to an input, else the whole pass is W's.
+  const rootOnPath = onPath.has(root.gradNode);
+  owner.hold(seed);
 
   // ---- B ----
   const kept = new Map<GradNode, Kept>();
   const inputGrads = quietly(() => {
-    const cot = new Map<Tensor, Tensor>([[root, seed]]);
+    const cot = new Map<Tensor, Tensor>(rootOnPath ? [[root, seed]] : []);
     for (let k = order.length - 1; k >= 0; k--) {
       const node = order[k]!;
       if (!onPath.has(node)) continue;
       assertUsable(node);
       const out = node.output!;
       const weightSide = weightSideOf(node);
-      let g = cot.get(out);
+      const held = cot.get(out);
       cot.delete(out);
       const done: (Tensor | undefined)[] = [];
-      if (g !== undefined) {
+      let g: Tensor | undefined;
+      if (held !== undefined) {
         checkNotModified(node);
-        g = runHooks(out, g);
+        g = hooked(out, held);
         if (out.retainsGrad) depositGrad(out, g, false);
         const inputSide = node.inputs.map((x, i) => node.needsGrad[i]! && !weightSide[i]!);
-        const grads = runNodeVjp(node, g, inputSide, false);
+        const grads = runRule(node, g, inputSide, false);
         node.inputs.forEach((x, i) => {
           const gi = grads[i];
           if (!node.needsGrad[i] || gi === undefined) return;
           checkGradShape(x, gi, `the vjp of '${node.opName}' produced a gradient for input ${i} that`);
-          if (weightSide[i]) done[i] = gi;
-          else accumulate(cot, x, gi);
+          if (weightSide[i]) {
+            done[i] = gi;
+            owner.hold(gi); // W's reference
+          } else accumulate(cot, x, gi);
         });
+        release(grads);
       }
       const missing = weightSide.map((w, i) => w && g !== undefined && done[i] === undefined);
-      if (weightSide.some(Boolean)) kept.set(node, { grad: g, done, missing, inputs: [...node.inputs] });
-      if (!missing.some(Boolean)) freeNode(node);
+      const needsRule = missing.some(Boolean);
+      if (needsRule) owner.hold(g!); // W runs the rule on it
+      if (weightSide.some(Boolean)) kept.set(node, { grad: needsRule ? g : undefined, done, missing, inputs: [...node.inputs] });
+      if (held !== undefined) owner.release(held);
+      if (!needsRule) freeNode(node);
     }
-    return inputs.map((x) => {
+    const grads = inputs.map((x) => {
       const g = cot.get(x);
-      return g === undefined ? undefined : runHooks(x, g);
+      if (g === undefined) return undefined;
+      cot.delete(x);
+      const out = hooked(x, g);
+      owner.escape(out); // the caller's now
+      return out;
     });
+    for (const left of cot.values()) owner.release(left);
+    return grads;
   });
 
   // ---- W ----
   const weights = once(() => {
-    // When no path leads to the inputs (a first pipeline stage), the whole pass is W's.
-    const cot = new Map<Tensor, Tensor>(onPath.has(root.gradNode!) ? [] : [[root, seed]]);
+    const cot = new Map<Tensor, Tensor>(rootOnPath ? [] : [[root, seed]]);
     for (let k = order.length - 1; k >= 0; k--) {
       const node = order[k]!;
       const mixed = kept.get(node);
       if (mixed !== undefined) {
         let computed: (Tensor | undefined)[] = [];
-        if (mixed.missing.some(Boolean)) {
+        if (mixed.grad !== undefined) {
           checkNotModified(node);
-          computed = runNodeVjp(node, mixed.grad!, mixed.missing, true);
+          computed = runRule(node, mixed.grad, mixed.missing, true);
         }
         mixed.inputs.forEach((x, i) => {
           const gi = mixed.done[i] ?? (mixed.missing[i] ? computed[i] : undefined);
@@ -141,28 +191,36 @@ export function backwardSplit(root: Tensor, inputs: readonly Tensor[], gradient?
           checkGradShape(x, gi, `the vjp of '${node.opName}' produced a gradient for input ${i} that`);
           accumulate(cot, x, gi);
         });
+        release(computed);
+        release(mixed.done);
+        if (mixed.grad !== undefined) owner.release(mixed.grad);
       } else if (!onPath.has(node)) {
         // A weight-only node (Wᵀ, a bias's expand, a cast of a weight): the plain backward step.
         assertUsable(node);
         const out = node.output!;
-        let g = cot.get(out);
+        const held = cot.get(out);
         cot.delete(out);
-        if (g === undefined) { freeNode(node); continue; }
+        if (held === undefined) { freeNode(node); continue; }
         checkNotModified(node);
-        g = runHooks(out, g);
+        const g = hooked(out, held);
         if (out.retainsGrad) depositGrad(out, g, false);
-        const grads = runNodeVjp(node, g, node.needsGrad, true);
+        const grads = runRule(node, g, node.needsGrad, true);
         node.inputs.forEach((x, i) => {
           const gi = grads[i];
           if (!node.needsGrad[i] || gi === undefined) return;
           checkGradShape(x, gi, `the vjp of '${node.opName}' produced a gradient for input ${i} that`);
           accumulate(cot, x, gi);
         });
+        release(grads);
+        owner.release(held);
       }
       freeNode(node);
     }
     // What is left are the leaves' gradients (every other tensor's was consumed by its node).
-    for (const [x, g] of cot) if (x.gradNode === undefined) depositGrad(x, runHooks(x, g), false);
+    for (const [x, g] of cot) {
+      if (x.gradNode === undefined) depositGrad(x, hooked(x, g), false);
+      owner.release(g);
+    }
   });
   return { inputGrads, weights };
 }

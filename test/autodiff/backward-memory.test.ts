@@ -8,6 +8,7 @@ import * as t from '../../src/index.js';
 import type { Tensor } from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { heapPressureHandler } from '../../src/backend/wasm/heap-pressure.js';
+import { backwardSplit } from '../../src/autodiff/split-backward.js';
 
 const live = (): number => t.memoryStats().liveBytes;
 const bytes = (x: Tensor): number => x.size * t.itemsize(x.dtype);
@@ -123,6 +124,33 @@ forEachBackend('backward frees its own gradients', (backend) => {
       t.optim.clipGradValue([p], 0.01);
     });
     assert.ok(p.grad!.data().every((v) => Math.abs(v) <= 0.01));
+  });
+
+  it('backwardSplit (zero-bubble B then W) keeps only the input gradient it returns and the parameters\' gradients', () => {
+    t.manualSeed(7);
+    // A pipeline stage: its received activation x, two Linears with a bias (add hands one
+    // cotangent to both sides: B keeps the bias's half for W), tanh and softmax temporaries.
+    const fc1 = new t.nn.Linear(64, 96), fc2 = new t.nn.Linear(96, 64);
+    const x = t.randn([32, 64]).requiresGrad_();
+    const seed = t.randn([32, 64]);
+    const pass = (): { gx: Tensor | undefined; weights: () => void } => {
+      const out = t.softmax(fc2.forward(t.tanh(fc1.forward(x))), -1);
+      const split = backwardSplit(out, [x], seed);
+      return { gx: split.inputGrads[0], weights: split.weights };
+    };
+    const first = pass(); // the parameters' .grad objects exist from here on
+    first.weights();
+    const reference = Array.from(fc1.weight.grad!.data());
+    fc1.zeroGrad();
+    fc2.zeroGrad();
+    const out = t.softmax(fc2.forward(t.tanh(fc1.forward(x))), -1);
+    const before = live();
+    const split = backwardSplit(out, [x], seed);
+    split.weights();
+    const grads = [...fc1.parameters(), ...fc2.parameters()].reduce((n, p) => n + bytes(p), 0);
+    assert.equal(live() - before, bytes(x) + grads, `${backend}: after W, only x's gradient and the parameters' gradients`);
+    assert.deepEqual(Array.from(fc1.weight.grad!.data()), reference, 'the same gradient as the first pass');
+    assert.deepEqual(Array.from(split.inputGrads[0]!.data()), Array.from(first.gx!.data()), 'the returned input gradient is alive and unchanged');
   });
 
   it('a synchronous training loop grows by its forward activations only, not by gradients', () => {
