@@ -183,7 +183,12 @@ export class ExpertParallelMoE implements ParallelBlock {
   async syncGradients(): Promise<void> {
     await averageGradients(this.router.parameters(), this.group);
     const scale = 1 / this.group.size;
-    for (const m of this.experts.values()) for (const p of m.parameters()) if (p.grad !== undefined) p.grad = p.grad.mul(scale);
+    for (const m of this.experts.values()) {
+      for (const p of m.parameters()) {
+        const g = p._peekGrad(); // replaced without being marked seen: the old one goes unless the caller read it
+        if (g !== undefined) p._replaceGrad(g.mul(scale), true);
+      }
+    }
   }
 
   /** An all-to-all of rows of `t` ([rows, dim]): `send[i]` rows to rank i, `recv[i]` rows from it. */

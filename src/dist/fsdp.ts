@@ -637,7 +637,8 @@ export class FullyShardedDataParallel {
     return slot.run(space, async ({ whole: flat, shard: reduced }) => {
       params.forEach((p, i) => {
         const { offset } = space.params[i]!;
-        if (p.grad !== undefined) copyValuesInto(p.grad, flat, offset);
+        const g = p._peekGrad();
+        if (g !== undefined) copyValuesInto(g, flat, offset);
         else flat.fill(0, offset, offset + p.size);
       });
       const mine = await this.group.reduceScatter(flat, { op: 'avg', counts: space.counts, output: reduced });
@@ -652,8 +653,8 @@ export class FullyShardedDataParallel {
   private releaseAll(spaces: readonly FlatSpace[]): void {
     for (const space of spaces) {
       for (const p of this.held.get(space) ?? []) {
-        p.grad?.dispose();
-        p.grad = undefined;
+        p._peekGrad()?.dispose();
+        p._replaceGrad(undefined, false);
         p.dispose();
       }
       this.held.delete(space);

@@ -223,7 +223,8 @@ export class ParameterServer {
     const gradient = new Float64Array(this.size);
     let offset = 0;
     for (const p of this.params) {
-      if (p.grad !== undefined) gradient.set(p.grad.data(), offset);
+      const g = p._peekGrad(); // not marked seen: zeroGrad can still dispose it (tensor.ts)
+      if (g !== undefined) gradient.set(g.data(), offset);
       offset += p.size;
     }
     const clock = ++this.pushes;
@@ -304,7 +305,8 @@ export class ParameterServer {
       pieces.forEach((pc, i) => {
         const t = tensors[i]!;
         const g = Array.from(gradient.subarray(pc.at, pc.at + pc.size), (v) => v * scale);
-        t.grad = tensor(g, { shape: [...t.shape], dtype: t.dtype, backend: t.storage.backend.name });
+        // Unseen, so the optimizer's zeroGrad below disposes it rather than leaving it to the collector.
+        t._replaceGrad(tensor(g, { shape: [...t.shape], dtype: t.dtype, backend: t.storage.backend.name }), true);
       });
       optimizer.step();
       optimizer.zeroGrad();

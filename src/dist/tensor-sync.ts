@@ -68,13 +68,15 @@ export async function reduceGradients(params: readonly Parameter[], group: Proce
     if (total === 0) continue;
     const flat = sharedArray(dtype, total);
     let offset = 0;
-    for (const p of some) { if (p.grad !== undefined) flat.set(p.grad.data(), offset); offset += p.size; }
+    for (const p of some) { const g = p._peekGrad(); if (g !== undefined) flat.set(g.data(), offset); offset += p.size; }
     await group.allReduce(flat, { op });
     offset = 0;
     for (const p of some) {
       const values = flat.subarray(offset, offset + p.size);
-      if (p.grad === undefined) p.grad = tensor(values, { shape: [...p.shape], dtype: p.dtype, backend: p.storage.backend.name });
-      else assignValues(p.grad, values, 'reduceGradients');
+      // Read and written without marking the gradient seen, so zeroGrad can still dispose it (tensor.ts).
+      const g = p._peekGrad();
+      if (g === undefined) p._replaceGrad(tensor(values, { shape: [...p.shape], dtype: p.dtype, backend: p.storage.backend.name }), true);
+      else assignValues(g, values, 'reduceGradients');
       offset += p.size;
     }
   }

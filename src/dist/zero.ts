@@ -151,7 +151,7 @@ export class ZeroOptimizer {
 
   /** Clears the model's gradients (and the shards'). */
   zeroGrad(): void {
-    for (const p of this.module.parameters()) p.grad = undefined;
+    for (const p of this.module.parameters()) p._replaceGrad(undefined, true); // disposed unless the caller read it
     this.optimizer.zeroGrad();
   }
 
@@ -191,13 +191,14 @@ export class ZeroOptimizer {
   /** This rank's range of the averaged flat gradient (stage 1 also writes the whole average back into every .grad). */
   private async averageGradients(s: FlatSpace): Promise<CommArray> {
     const flat = sharedArray(s.dtype, s.length);
-    s.params.forEach((p, i) => { if (p.grad !== undefined) flat.set(p.grad.data(), s.offsets[i]); });
+    s.params.forEach((p, i) => { const g = p._peekGrad(); if (g !== undefined) flat.set(g.data(), s.offsets[i]); });
     if (this.stage === 1) {
       await this.group.allReduce(flat, { op: 'avg' });
       s.params.forEach((p, i) => {
         const values = flat.subarray(s.offsets[i], s.offsets[i]! + p.size);
-        if (p.grad === undefined) p.grad = tensor(Array.from(values), { shape: [...p.shape], dtype: p.dtype, backend: p.storage.backend.name });
-        else assignValues(p.grad, values, 'ZeroOptimizer.step');
+        const g = p._peekGrad();
+        if (g === undefined) p._replaceGrad(tensor(Array.from(values), { shape: [...p.shape], dtype: p.dtype, backend: p.storage.backend.name }), true);
+        else assignValues(g, values, 'ZeroOptimizer.step');
       });
       return flat.subarray(s.start, s.start + s.counts[this.group.rank]!);
     }

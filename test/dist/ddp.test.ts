@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { runThreadRanks } from '../../src/dist/index.js';
-import { makeModel, type DdpArgs, type ReplicaResult } from './fixtures/ddp-ranks.js';
+import { makeModel, type DdpArgs, type GradientOwnershipResult, type ReplicaResult } from './fixtures/ddp-ranks.js';
 import { base, maxDifference, ranksModule, trainReference } from './data-parallel-reference.js';
 
 async function runDdp(worldSize: number, args: DdpArgs): Promise<ReplicaResult[]> {
@@ -47,3 +47,15 @@ test('DDP broadcasts the root\'s buffers: BatchNorm running statistics are equal
   assert.equal(replicas[1]!.divergence, 0);
 });
 
+
+for (const stage of [undefined, 1] as const) {
+  test(`${stage === undefined ? 'DDP' : 'ZeRO-1'} leaves the gradients to the optimizer: zeroGrad disposes the averaged gradients at once, and keeps one the caller read`, { timeout: 120_000 }, async () => {
+    const results = await runThreadRanks<DdpArgs, GradientOwnershipResult>({
+      worldSize: 2, module: ranksModule, exportName: 'checkGradientOwnership', args: { ...base, backend: 'wasm', dtype: 'float32', steps: 3, stage },
+    });
+    for (const r of results) {
+      assert.deepEqual(r.droppedDisposed, [true, true, true]);
+      assert.ok(r.readKeptAlive);
+    }
+  });
+}
