@@ -86,8 +86,9 @@ async function allGather(c: Comm, alg: AlgorithmOf<'allGather'>, input: CommArra
   }
 }
 
-async function reduceScatter(c: Comm, alg: AlgorithmOf<'reduceScatter'>, input: CommArray, output: CommArray, blocks: Blocks, op: ReduceOp): Promise<void> {
-  const work = c.copyToScratch(input);
+async function reduceScatter(c: Comm, alg: AlgorithmOf<'reduceScatter'>, input: CommArray, output: CommArray, blocks: Blocks, op: ReduceOp, overwriteInput: boolean): Promise<void> {
+  // The algorithms reduce in place; the input is kept intact unless the caller gave it up.
+  const work = overwriteInput ? input : c.copyToScratch(input);
   const o = sumFor(op);
   switch (alg) {
     case 'ring':

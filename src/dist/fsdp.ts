@@ -641,7 +641,8 @@ export class FullyShardedDataParallel {
         if (g !== undefined) copyValuesInto(g, flat, offset);
         else flat.fill(0, offset, offset + p.size);
       });
-      const mine = await this.group.reduceScatter(flat, { op: 'avg', counts: space.counts, output: reduced });
+      // flat is refilled before every use, so the collective may reduce in it (no copy into the group's scratch).
+      const mine = await this.group.reduceScatter(flat, { op: 'avg', counts: space.counts, output: reduced, overwriteInput: true });
       const previous = space.shard.grad;
       const values = previous === undefined ? mine : Float64Array.from(previous.data(), (v, j) => v + mine[j]!);
       previous?.dispose();

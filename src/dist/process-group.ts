@@ -133,14 +133,17 @@ export class ProcessGroup {
   /**
    * Reduces `input` across ranks and gives rank i block i of the result: `counts[i]` elements,
    * by default an even split of input.length (the first length mod p blocks one longer).
+   * `overwriteInput`: the collective may use `input` as its working memory (its values are then
+   * unspecified) instead of copying it into the group's scratch memory first: for callers that
+   * refill the input before every call (FSDP's gradient arrays), it saves the copy and its memory.
    */
-  reduceScatter<T extends CommArray>(input: T, options: { op?: ReduceOp; output?: T; counts?: readonly number[] } & CallOptions<'reduceScatter'> = {}): Work<T> {
+  reduceScatter<T extends CommArray>(input: T, options: { op?: ReduceOp; output?: T; counts?: readonly number[]; overwriteInput?: boolean } & CallOptions<'reduceScatter'> = {}): Work<T> {
     const op = options.op ?? 'sum';
     const blocks = runCollective.blocksFor('reduceScatter', this.size, options.counts, undefined, input.length);
     const output = options.output ?? (runCollective.alloc(input, blocks.counts[this.rank]!) as T);
     this.checkInput('reduceScatter', output, blocks.counts[this.rank]!, dtypeOf(input), 'output');
     return this.collective('reduceScatter', input, input.byteLength, options, (c, alg) =>
-      runCollective.reduceScatter(c, alg, input, output, blocks, op).then(() => output),
+      runCollective.reduceScatter(c, alg, input, output, blocks, op, options.overwriteInput ?? false).then(() => output),
     );
   }
 

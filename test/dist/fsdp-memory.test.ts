@@ -31,6 +31,8 @@ for (const worldSize of [2, 3]) {
           assert.deepEqual([m.bufferBytes, m.wholeBufferBytes, m.bufferAllocations], [first.bufferBytes, first.wholeBufferBytes, first.bufferAllocations], `${what}: step ${step} kept other arrays`);
         }
         assert.equal(run.sharedBuffersAllocatedWarm, 0, `${what}: SharedArrayBuffers allocated by steps 3-${steps}`);
+        // The reduce-scatter reduces in FSDP's own slot (overwriteInput): no copy into the group's scratch.
+        assert.deepEqual(run.groupScratchGrowth, run.groupScratchGrowth.map(() => 0), `${what}: the group's scratch grew`);
         const diff = maxDifference(run.params, run.ddpParams);
         assert.ok(diff < 1e-12, `${what}: parameters differ from DDP's by ${diff}`);
       }
