@@ -5,7 +5,7 @@ import * as plan from '../plan/index.js';
 import * as viz from '../viz/index.js';
 
 const usageText = `usage:
-  tessera plan [search] --model M --cluster C [--batch B] [--seq S] [--top N] [--overlap-grad-reduce] [--overlap-param-gather] [--json] [--html FILE]
+  tessera plan [search] --model M --cluster C [--batch B] [--seq S] [--top N] [overlaps] [--json] [--html FILE]
   tessera plan memory   --model M [--cluster C] [--dp D --tp T --pp P --ep E --mb B --batch B --zero 0-3 | --fsdp FULL_SHARD|SHARD_GRAD_OP|NO_SHARD|HYBRID_SHARD]
                         [--recompute none|selective|full] [--sp] [--interleave V] [--schedule 1f1b|gpipe]
                         [--optimizer adam|sgd-momentum|sgd] [--offload none|optimizer|optimizer+params] [--json]
@@ -15,6 +15,15 @@ const usageText = `usage:
   tessera plan mfu      --model M --cluster C --tokens-per-second X [--recompute ..] [--json]
   tessera plan shard    --model M [--tp T] [--link nvlink3] [--json]
   tessera plan models | devices
+
+overlaps (what the framework hides under compute; default none, as in Megatron-LM's 2021 runs):
+  --overlap-grad-reduce   gradient buckets reduced during the last backward pass (DDP, Megatron)
+  --overlap-param-gather  ZeRO-3 gathers prefetched one layer ahead (DeepSpeed, FSDP)
+  --tp-comm-overlap       TP collectives pipelined with their GEMMs (Megatron/TransformerEngine, with sequence
+                          parallelism; without it only the backward all-reduce hides)
+  --ep-comm-overlap [--ep-overlap-chunks C]  MoE all-to-alls pipelined with the experts over C token chunks (Tutel; C = 2)
+  --overlap-p2p-comm      interleaved-schedule transfers beside compute (Megatron; no effect without interleaving)
+  --overlap-slowdown F    overlapped GEMMs run F slower (an assumption; Megatron users report 0.05-0.1; default 0)
 
 conventions (printed with every result):
   --bytes-per-param 16|18  --flops matmul|palm-6n  --peak dense|sparse  --unit GB|GiB
@@ -27,7 +36,7 @@ clusters: NODESxPER_NODExDEVICE (128x8xH100), COUNTxDEVICE (1024xA100) or DEVICE
 export class Options {
   private readonly values = new Map<string, string | true>();
   readonly positional: string[] = [];
-  constructor(args: readonly string[], private readonly flags: ReadonlySet<string> = new Set(['json', 'sp', 'flash', 'help', 'overlap-grad-reduce', 'overlap-param-gather'])) {
+  constructor(args: readonly string[], private readonly flags: ReadonlySet<string> = new Set(['json', 'sp', 'flash', 'help', 'overlap-grad-reduce', 'overlap-param-gather', 'tp-comm-overlap', 'ep-comm-overlap', 'overlap-p2p-comm'])) {
     for (let i = 0; i < args.length; i++) {
       const a = args[i]!;
       if (a === '-h') { this.values.set('help', true); continue; }
@@ -137,6 +146,12 @@ function memoryRows(mem: plan.MemoryBreakdown, unit: plan.Conventions['memoryUni
   return out;
 }
 
+/** "TP 1.77 s + PP 200.9 ms": the hidden communication by kind, the kinds with any. */
+function hiddenKinds(s: plan.StepTime): string {
+  const names = { dataParallel: 'DP', tensorParallel: 'TP', expertParallel: 'EP', pipeline: 'PP' } as const;
+  return (Object.keys(names) as (keyof typeof names)[]).filter((k) => s.hiddenCommByKind[k] > 0).map((k) => `${names[k]} ${secs(s.hiddenCommByKind[k])}`).join(' + ');
+}
+
 /** The step's pipeline, simulated from the step-time model's per-micro-batch times. */
 function pipelineOfBest(best: plan.RankedConfig): plan.PipelineResult | undefined {
   const c = best.config;
@@ -152,7 +167,7 @@ function pipelineOfBest(best: plan.RankedConfig): plan.PipelineResult | undefine
 async function searchCommand(o: Options): Promise<number> {
   const m = modelFrom(o), conv = conventionsFrom(o), c = clusterFrom(o);
   const t0 = performance.now();
-  const r = plan.searchParallelConfigs(m, conv, c, { globalBatch: o.number('batch'), top: o.number('top', 10), overlapGradReduce: o.flag('overlap-grad-reduce'), overlapParamGather: o.flag('overlap-param-gather') });
+  const r = plan.searchParallelConfigs(m, conv, c, { globalBatch: o.number('batch'), top: o.number('top', 10), ...overlapsFrom(o) });
   const ms = performance.now() - t0;
   const moe = m.moe !== undefined;
   if (o.flag('json')) {
@@ -167,7 +182,8 @@ async function searchCommand(o: Options): Promise<number> {
       lines.push('', `best: ${plan.describeParallelConfig(best.config)}`);
       lines.push(`  ${s.tokensPerSecond.toFixed(0)} tokens/s, ${(s.modelFlopsPerDevice / 1e12).toFixed(1)} model TFLOP/s per device, MFU ${pct(s.mfu)}, HFU ${pct(s.hfu)} (${s.dtype} peak ${(s.peakPerDevice / 1e12).toFixed(1)} TFLOP/s)`);
       lines.push(`  step ${secs(s.seconds)} = ${Object.entries(s.parts).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${secs(v)}`).join(' + ')}`
-        + `${s.hiddenCommSeconds > 0 ? ` (and ${secs(s.hiddenCommSeconds)} of communication hidden under compute)` : ''}`);
+        + `${s.hiddenCommSeconds > 0 ? ` (and ${secs(s.hiddenCommSeconds)} of communication hidden under compute: ${hiddenKinds(s)})` : ''}`
+        + `${s.overlapSlowdownSeconds > 0 ? `; compute includes ${secs(s.overlapSlowdownSeconds)} of GEMM slowdown from overlap` : ''}`);
       const vol = plan.communicationVolumes(m, conv, best.config);
       lines.push(`  sent per device per step: TP ${plan.formatBytes(vol.tensorParallel, conv.memoryUnit)}, PP ${plan.formatBytes(vol.pipelineParallel, conv.memoryUnit)}, `
         + `${vol.expertParallel > 0 ? `EP all-to-all ${plan.formatBytes(vol.expertParallel, conv.memoryUnit)}, ` : ''}DP ${plan.formatBytes(vol.dataParallel, conv.memoryUnit)}`
@@ -226,9 +242,25 @@ function configFrom(o: Options, m: plan.TransformerSpec, c: plan.ClusterSpec): p
     schedule: o.choice('schedule', ['1f1b', 'gpipe'], '1f1b'),
     optimizer: o.choice('optimizer', ['adam', 'sgd-momentum', 'sgd'], 'adam'),
     offload: o.choice('offload', ['none', 'optimizer', 'optimizer+params'], 'none'),
+    ...plan.overlapsOf(overlapsFrom(o)),
+  });
+}
+
+/** The overlap flags (see the usage text), shared by `tessera plan` and `tessera advise`. */
+export function overlapsFrom(o: Options): plan.OverlapOptions {
+  // Checked here so that a bad value is one error, not every configuration rejected by the search.
+  const chunks = o.number('ep-overlap-chunks'), slowdown = o.number('overlap-slowdown');
+  if (chunks !== undefined && !(Number.isInteger(chunks) && chunks >= 1)) throw new Error(`--ep-overlap-chunks must be a positive integer (Tutel uses 2), got ${chunks}.`);
+  if (slowdown !== undefined && !(slowdown >= 0 && slowdown < 1)) throw new Error(`--overlap-slowdown is a share in [0, 1) (0.05 = overlapped GEMMs 5% slower), got ${slowdown}.`);
+  return {
     overlapGradReduce: o.flag('overlap-grad-reduce'),
     overlapParamGather: o.flag('overlap-param-gather'),
-  });
+    overlapTensorParallelComm: o.flag('tp-comm-overlap'),
+    overlapExpertParallelComm: o.flag('ep-comm-overlap'),
+    expertOverlapChunks: chunks,
+    overlapPipelineComm: o.flag('overlap-p2p-comm'),
+    overlapComputeSlowdown: slowdown,
+  };
 }
 
 async function memoryCommand(o: Options): Promise<number> {

@@ -14,7 +14,7 @@ import { memoryPerDevice } from './memory.js';
 import type { TransformerSpec } from './model.js';
 import { countParams } from './params.js';
 import { describeParallelConfig, parallelConfig, type ParallelConfig } from './parallel-config.js';
-import { searchParallelConfigs, type SearchResult } from './search.js';
+import { searchParallelConfigs, type OverlapOptions, type SearchResult } from './search.js';
 import { stepTime } from './step-time.js';
 
 export interface AdviceStep {
@@ -40,6 +40,9 @@ export interface AdviceOptions {
   maxDays?: number;
   /** Share of device memory kept free (see SearchOptions.memoryReserve). Default 0.1. */
   memoryReserve?: number;
+  /** The framework's communication overlaps (SearchOptions.overlapGradReduce … overlapComputeSlowdown),
+   * used by the parallelism search of step 3. Default: none. */
+  overlaps?: OverlapOptions;
 }
 
 export function advise(m: TransformerSpec, conv: Conventions, c: ClusterSpec, opts: AdviceOptions = {}): Advice {
@@ -116,7 +119,7 @@ export function advise(m: TransformerSpec, conv: Conventions, c: ClusterSpec, op
   }
 
   // 3. Intra- and inter-op parallelism.
-  const search = searchParallelConfigs(m, conv, c, { globalBatch: batch, memoryReserve: opts.memoryReserve, top: 5 });
+  const search = searchParallelConfigs(m, conv, c, { ...opts.overlaps, globalBatch: batch, memoryReserve: opts.memoryReserve, top: 5 });
   const best = search.ranked[0];
   if (best === undefined) {
     steps.push({ question: 'With tensor and pipeline parallelism (auto-parallel search)?', answer: 'no configuration fits', numbers: { evaluated: String(search.evaluated), ...Object.fromEntries(Object.entries(search.rejectedByReason).map(([k, v]) => [`rejected (${k})`, String(v)])) } });
@@ -128,6 +131,9 @@ export function advise(m: TransformerSpec, conv: Conventions, c: ClusterSpec, op
     answer: `yes: ${describeParallelConfig(best.config)}${days > maxDays ? `, but the job takes ${days.toFixed(1)} days (> ${maxDays}); add devices` : ''}`,
     numbers: {
       'step time': `${best.step.seconds.toFixed(2)} s`, MFU: `${(best.step.mfu * 100).toFixed(1)}%`, memory: fmt(best.memory.total),
+      // Only where an overlap was asked for, so the numbers say what the step time already assumes.
+      ...(best.step.hiddenCommSeconds > 0 ? { 'communication hidden under compute': `${best.step.hiddenCommSeconds.toFixed(2)} s` } : {}),
+      ...(best.step.overlapSlowdownSeconds > 0 ? { 'GEMM slowdown from overlap': `${best.step.overlapSlowdownSeconds.toFixed(2)} s` } : {}),
       days: days.toFixed(1), 'configurations evaluated': String(search.evaluated), feasible: String(search.feasible),
     },
   });

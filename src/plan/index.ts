@@ -9,6 +9,7 @@ export * from './hardware.js';
 export * from './parallel-config.js';
 export * from './memory.js';
 export * from './collectives.js';
+export * from './comm-overlap.js';
 export * from './step-time.js';
 export * from './comm-volumes.js';
 export * from './pipeline.js';

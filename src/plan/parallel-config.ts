@@ -1,6 +1,7 @@
 // One way of running a training step on a cluster: the degrees of each kind of parallelism and the
 // memory-saving options. Shared by the memory model, the step-time model and the search.
 import type { Recompute } from './flops.js';
+import { defaultExpertOverlapChunks } from './comm-overlap.js';
 
 export type ZeroStage = 0 | 1 | 2 | 3;
 export type Optimizer = 'adam' | 'sgd-momentum' | 'sgd';
@@ -52,12 +53,45 @@ export interface ParallelConfig {
    * FullyShardedDataParallel `prefetch`). Default false: every gather on the critical path.
    */
   overlapParamGather: boolean;
+  /**
+   * Pipeline tensor-parallel communication with the GEMMs next to it. With sequence parallelism:
+   * Megatron-LM's --tp-comm-overlap (TransformerEngine userbuffers): each all-gather is a ring
+   * exchange under the chunks of the GEMM it feeds, each forward reduce-scatter follows the GEMM
+   * in 4 pipelined chunks, and the backward reduce-scatter runs beside the weight-gradient GEMM.
+   * Without it (--tp-comm-overlap requires sequence parallelism), Megatron's asynchronous
+   * backward all-reduce beside the weight-gradient GEMM; the forward all-reduces stay exposed.
+   * MoE layers' MLP communication is not overlapped (TE's overlap covers its dense linear layers).
+   * Default false, as in the Megatron-LM runs of its 2021 paper.
+   */
+  overlapTensorParallelComm: boolean;
+  /**
+   * Split each MoE layer's tokens into `expertOverlapChunks` chunks whose dispatch and combine
+   * all-to-alls pipeline with the experts' GEMMs (Tutel's a2a_ffn_overlap_degree). Default false.
+   */
+  overlapExpertParallelComm: boolean;
+  /** Token chunks of an overlapped expert all-to-all (≥ 1; 1 hides nothing). Default
+   * defaultExpertOverlapChunks (2). */
+  expertOverlapChunks?: number;
+  /**
+   * Run pipeline sends and receives beside compute (Megatron-LM's --overlap-p2p-comm). Like
+   * Megatron, only the interleaved schedule (interleave > 1) uses it: in plain 1F1B each pass
+   * waits for the transfer it needs, so Megatron keeps its blocking transfers. Default false.
+   */
+  overlapPipelineComm: boolean;
+  /**
+   * Share by which a GEMM slows while communication of the three overlaps above runs beside it
+   * (communication kernels take SMs and memory bandwidth; Megatron users report roughly 5-10%).
+   * An assumption to set, not a measurement. Default 0. Does not apply to overlapGradReduce or
+   * overlapParamGather, whose results predate it.
+   */
+  overlapComputeSlowdown?: number;
 }
 
 export const defaultParallelConfig: ParallelConfig = {
   dp: 1, tp: 1, pp: 1, ep: 1, sequenceParallel: false, microBatch: 1, globalBatch: 1, zero: 0,
   recompute: 'none', interleave: 1, schedule: '1f1b', optimizer: 'adam', offload: 'none',
   overlapGradReduce: false, overlapParamGather: false,
+  overlapTensorParallelComm: false, overlapExpertParallelComm: false, overlapPipelineComm: false,
 };
 
 export function parallelConfig(overrides: Partial<ParallelConfig>): ParallelConfig {
@@ -100,5 +134,10 @@ export function describeParallelConfig(c: ParallelConfig): string {
   if (c.offload !== 'none') parts.push(`offload ${c.offload}`);
   if (c.overlapGradReduce) parts.push('gradient reduction overlapped');
   if (c.overlapParamGather && c.zero === 3) parts.push('parameter gathers prefetched');
+  // Each overlap is named only where it applies, so the text says what the step-time model did.
+  if (c.overlapTensorParallelComm && c.tp > 1) parts.push(c.sequenceParallel ? 'TP communication overlapped with GEMMs' : 'TP backward all-reduce overlapped');
+  if (c.overlapExpertParallelComm && c.ep > 1 && (c.expertOverlapChunks ?? defaultExpertOverlapChunks) > 1) parts.push(`EP all-to-all overlapped (${c.expertOverlapChunks ?? defaultExpertOverlapChunks} chunks)`);
+  if (c.overlapPipelineComm && c.pp > 1 && c.interleave > 1) parts.push('PP transfers overlapped');
+  if ((c.overlapComputeSlowdown ?? 0) > 0 && (c.overlapTensorParallelComm || c.overlapExpertParallelComm)) parts.push(`overlapped GEMMs ${Math.round((c.overlapComputeSlowdown ?? 0) * 100)}% slower`);
   return parts.join(', ');
 }

@@ -3,7 +3,9 @@
 // with the reason; rank the rest by predicted step time. The constraints are Megatron's (§3:
 // n = t·p·d, m = B/(b·d); heads divisible by t; interleaving needs m % p = 0 and p > 2,
 // Megatron-LM#750) plus memory (memory.ts). For MoE models the expert-parallel degree is searched
-// too (a divisor of d and of the expert count). The step time comes from step-time.ts.
+// too (a divisor of d and of the expert count). The step time comes from step-time.ts; the
+// framework's communication overlaps (SearchOptions.overlap*) hold for every candidate, so turning
+// one on can change which layout wins (a TP degree whose collectives now hide, say).
 import type { Conventions } from './conventions.js';
 import type { Recompute } from './flops.js';
 import { type ClusterSpec, clusterSize } from './hardware.js';
@@ -27,6 +29,16 @@ export interface SearchOptions {
   overlapGradReduce?: boolean;
   /** Whether ZeRO-3 gathers are prefetched a layer ahead (ParallelConfig.overlapParamGather). Default false. */
   overlapParamGather?: boolean;
+  /** Whether tensor-parallel collectives are pipelined with their GEMMs (ParallelConfig.overlapTensorParallelComm). Default false. */
+  overlapTensorParallelComm?: boolean;
+  /** Whether expert all-to-alls are pipelined with the experts over token chunks (ParallelConfig.overlapExpertParallelComm). Default false. */
+  overlapExpertParallelComm?: boolean;
+  /** Token chunks of that overlap (ParallelConfig.expertOverlapChunks). Default 2. */
+  expertOverlapChunks?: number;
+  /** Whether the interleaved schedule's transfers run beside compute (ParallelConfig.overlapPipelineComm). Default false. */
+  overlapPipelineComm?: boolean;
+  /** Share by which overlapped GEMMs slow down (ParallelConfig.overlapComputeSlowdown). Default 0. */
+  overlapComputeSlowdown?: number;
   /** Share of device memory kept free for the allocator's cache and fragmentation (DeepSpeed#4527
    * et al. report real use well above the estimate). Default 0.1. */
   memoryReserve?: number;
@@ -77,6 +89,10 @@ export function validateParallelConfig(m: TransformerSpec, c: ClusterSpec, cfg: 
     if (cfg.pp <= 2) return `interleave: interleaving needs PP > 2, got PP ${cfg.pp}`;
     if (mb % cfg.pp !== 0) return `interleave: interleaving needs micro-batches (${mb}) divisible by PP ${cfg.pp}`;
   }
+  const chunks = cfg.expertOverlapChunks;
+  if (chunks !== undefined && !(Number.isInteger(chunks) && chunks >= 1)) return `overlap: expert overlap chunks must be a positive integer, got ${String(chunks)}`;
+  const slowdown = cfg.overlapComputeSlowdown;
+  if (slowdown !== undefined && !(slowdown >= 0 && slowdown < 1)) return `overlap: the overlapped-compute slowdown is a share in [0, 1) (0.05 = 5% slower), got ${String(slowdown)}`;
   if (cfg.zero > 0 && cfg.dp === 1) return `zero: ZeRO stage ${cfg.zero} shards over data-parallel ranks but DP is 1`;
   if (!Number.isInteger(cfg.ep) || cfg.ep < 1) return `expert-parallel: EP must be a positive integer, got ${String(cfg.ep)}`;
   if (cfg.ep > 1) {
@@ -91,6 +107,23 @@ export function validateParallelConfig(m: TransformerSpec, c: ClusterSpec, cfg: 
   return undefined;
 }
 
+/** The search options that say which communication the framework overlaps. */
+export type OverlapOptions = Pick<SearchOptions, 'overlapGradReduce' | 'overlapParamGather' | 'overlapTensorParallelComm' | 'overlapExpertParallelComm' | 'expertOverlapChunks' | 'overlapPipelineComm' | 'overlapComputeSlowdown'>;
+
+/** The framework's overlap settings the caller asked for; the same in every candidate, since they
+ * say what the framework does rather than how to split the model. */
+export function overlapsOf(opts: OverlapOptions): Pick<ParallelConfig, keyof OverlapOptions> {
+  return {
+    overlapGradReduce: opts.overlapGradReduce ?? false,
+    overlapParamGather: opts.overlapParamGather ?? false,
+    overlapTensorParallelComm: opts.overlapTensorParallelComm ?? false,
+    overlapExpertParallelComm: opts.overlapExpertParallelComm ?? false,
+    overlapPipelineComm: opts.overlapPipelineComm ?? false,
+    ...(opts.expertOverlapChunks !== undefined ? { expertOverlapChunks: opts.expertOverlapChunks } : {}),
+    ...(opts.overlapComputeSlowdown !== undefined ? { overlapComputeSlowdown: opts.overlapComputeSlowdown } : {}),
+  };
+}
+
 /** Every combination the search tries on n devices (valid or not: validateParallelConfig says). */
 function* candidateConfigs(m: TransformerSpec, n: number, globalBatch: number, opts: SearchOptions): Generator<ParallelConfig> {
   for (const tp of divisors(n)) {
@@ -103,7 +136,7 @@ function* candidateConfigs(m: TransformerSpec, n: number, globalBatch: number, o
             for (const recompute of opts.recompute ?? ['none', 'selective', 'full']) {
               for (const interleave of opts.interleave ?? [1, 2, 4]) {
                 for (const sequenceParallel of opts.sequenceParallel ?? [false, true]) {
-                  yield parallelConfig({ dp, tp, pp, ep, microBatch, zero, recompute, interleave, sequenceParallel, globalBatch, optimizer: opts.optimizer ?? 'adam', overlapGradReduce: opts.overlapGradReduce ?? false, overlapParamGather: opts.overlapParamGather ?? false });
+                  yield parallelConfig({ dp, tp, pp, ep, microBatch, zero, recompute, interleave, sequenceParallel, globalBatch, optimizer: opts.optimizer ?? 'adam', ...overlapsOf(opts) });
                 }
               }
             }

@@ -3,9 +3,11 @@
 // all-reduces, pipeline fill/drain (Megatron §2.2), point-to-point transfers, the data-parallel
 // gradient reduction and the optimizer update; for MoE models with expert parallelism, the token
 // all-to-alls of every MoE layer. Communication is assumed not to overlap compute, as in
-// Megatron-LM's 2021 implementation that the paper's Table 1 measured, except the gradient
-// reduction when the config says it overlaps the last backward pass (bucketed, as DDP does) and
-// ZeRO-3's parameter gathers when it says they are prefetched (one layer ahead).
+// Megatron-LM's 2021 implementation that the paper's Table 1 measured, except where the config
+// says the framework overlaps it: the gradient reduction under the last backward pass (bucketed,
+// as DDP does), ZeRO-3's parameter gathers prefetched one layer ahead, tensor-parallel collectives
+// pipelined with their GEMMs, expert all-to-alls pipelined with the experts over token chunks,
+// and the interleaved schedule's transfers beside compute (closed forms in comm-overlap.ts).
 import type { Conventions } from './conventions.js';
 import { bestCollective, alphaBetaOf, type Collective, type CollectiveAlgorithm } from './collectives.js';
 import { type ClusterSpec, type Dtype, type LinkSpec, clusterSize, peakFlops } from './hardware.js';
@@ -14,6 +16,11 @@ import { activationBytesPerLayer, optimizerBytesPerParam } from './memory.js';
 import { stageParamsPerDevice } from './comm-volumes.js';
 import { expertSlotsPerToken, type TransformerSpec } from './model.js';
 import { expertZeroShardRanks, microBatchCount, zeroShardRanks, type ParallelConfig } from './parallel-config.js';
+import {
+  defaultExpertOverlapChunks, exposedBesideCompute, exposedChunkedAllToAll, exposedInterleavedP2p, exposedPipelinedCollectives,
+  exposedRingExchange, interleavedP2pClosedFormHolds, reduceScatterOverlapSplits,
+} from './comm-overlap.js';
+import { simulatePipeline } from './pipeline.js';
 
 /** Bytes moved by element-wise kernels (norms, bias+activation, softmax, dropout, residual) per
  * byte of activation they store: each stored tensor is written once and read about once more in
@@ -71,8 +78,18 @@ export interface StepTime {
   microBatches: number;
   /** Pipeline fill/drain time in seconds. */
   bubbleSeconds: number;
-  /** Seconds of communication hidden under compute: the gradient reduction under the last backward pass (config.overlapGradReduce) and prefetched ZeRO-3 gathers (config.overlapParamGather); not in `seconds`. */
+  /** Seconds of communication hidden under compute, not in `seconds`: the gradient reduction under
+   * the last backward pass (config.overlapGradReduce), prefetched ZeRO-3 gathers
+   * (overlapParamGather), tensor-parallel collectives under their GEMMs (overlapTensorParallelComm),
+   * expert all-to-alls under the experts (overlapExpertParallelComm) and interleaved pipeline
+   * transfers under other chunks (overlapPipelineComm). For each kind, exposed part + hidden = the
+   * seconds of its entries in `comms`. */
   hiddenCommSeconds: number;
+  /** hiddenCommSeconds by kind of communication (dataParallel includes ZeRO-3 gathers). */
+  hiddenCommByKind: { dataParallel: number; tensorParallel: number; expertParallel: number; pipeline: number };
+  /** Seconds the GEMMs lose to communication running beside them (config.overlapComputeSlowdown),
+   * included in parts.compute. */
+  overlapSlowdownSeconds: number;
   /** Seconds of each part, summing to `seconds`. */
   parts: {
     compute: number; tensorParallelComm: number; expertParallelComm: number; pipelineComm: number; bubble: number;
@@ -98,6 +115,14 @@ export function trainingDtype(c: ClusterSpec): Dtype {
  * fastest, then DP, then PP). A ring that leaves the node is limited by the inter-node link. */
 export function groupLink(c: ClusterSpec, size: number, stride: number): LinkSpec {
   return size * stride <= c.devicesPerNode || size === 1 ? c.intraLink : c.interLink;
+}
+
+/** One layer's communication of one kind for one micro-batch: seconds on the critical path
+ * (fwd, bwd), seconds it runs (fwdComm, bwdComm) and seconds its overlap slows the GEMMs. */
+interface LayerComm { fwd: number; bwd: number; fwdComm: number; bwdComm: number; fwdSlow: number; bwdSlow: number }
+
+function addLayerComm(x: LayerComm, y: LayerComm): LayerComm {
+  return { fwd: x.fwd + y.fwd, bwd: x.bwd + y.bwd, fwdComm: x.fwdComm + y.fwdComm, bwdComm: x.bwdComm + y.bwdComm, fwdSlow: x.fwdSlow + y.fwdSlow, bwdSlow: x.bwdSlow + y.bwdSlow };
 }
 
 export function stepTime(m: TransformerSpec, conv: Conventions, c: ClusterSpec, cfg: ParallelConfig): StepTime {
@@ -133,12 +158,65 @@ export function stepTime(m: TransformerSpec, conv: Conventions, c: ClusterSpec, 
   // combine all-to-alls of the device's token slots in the forward pass, both again backward.
   const ep = cfg.ep;
   const epLink = groupLink(c, ep, t);
+  const epAb = alphaBetaOf(epLink);
   const epBytes = actBytes * (b * s / (t > 1 && cfg.sequenceParallel ? t : 1)) * expertSlotsPerToken(m) * h;
-  const epChoice = bestCollective('all-to-all', epBytes, ep, alphaBetaOf(epLink));
+  const epChoice = bestCollective('all-to-all', epBytes, ep, epAb);
   const epCall = ep === 1 || m.moe === undefined ? 0 : epChoice.seconds;
-  // Megatron §3.2: two all-reduces in the forward pass and two in the backward pass per layer.
-  const layerFwd = gemmFwd + memFwd + 2 * tpCall + 2 * epCall;
-  let layerBwd = 2 * gemmFwd + 2 * memFwd + 2 * tpCall + 2 * epCall;
+
+  // The GEMM of each linear layer, which overlapped communication can hide under (TE names them
+  // qkv, proj, fc1, fc2); a backward dgrad or wgrad GEMM takes as long as the forward one.
+  const gemmOf = (weights: number): number => (2 * b * s * weights) / t / matmulRate;
+  const qkvGemm = gemmOf(h * qw + 2 * h * kvw), projGemm = gemmOf(qw * h);
+  const fc1Gemm = gemmOf((m.gatedMlp ? 2 : 1) * h * m.ffn * expertSlotsPerToken(m)), fc2Gemm = gemmOf(h * m.ffn * expertSlotsPerToken(m));
+  const slowdown = Math.max(0, cfg.overlapComputeSlowdown ?? 0);
+  const overlapTp = cfg.overlapTensorParallelComm && t > 1;
+  // Megatron §3.2: two all-reduces (SP: reduce-scatter + all-gather pairs) in the forward pass and
+  // two in the backward pass per layer, one pair per sublayer (attention, MLP).
+  const tpSublayer = (columnGemm: number, rowGemm: number, overlapped: boolean): LayerComm => {
+    if (!overlapped) return { fwd: tpCall, bwd: tpCall, fwdComm: tpCall, bwdComm: tpCall, fwdSlow: 0, bwdSlow: 0 };
+    const slow = 1 + slowdown;
+    if (cfg.sequenceParallel) {
+      // Forward: all-gather → column GEMM as a ring exchange (t chunks, t − 1 steps), row GEMM →
+      // reduce-scatter in TE's 4 pipelined splits. Backward: the output gradient's all-gather as a
+      // ring exchange under the row layer's dgrad GEMM; the input gradient's reduce-scatter beside
+      // the column layer's wgrad GEMM (TE 'bulk'). The backward re-gather of the column layer's
+      // input is counted in neither model: Megatron overlaps it with the dgrad GEMM by default.
+      const step = tpAb.alpha + (tpBytes / t) * tpAb.beta;
+      const splits = reduceScatterOverlapSplits;
+      const rsSplit = bestCollective('reduce-scatter', tpBytes / splits, t, tpAb).seconds;
+      const rsWhole = bestCollective('reduce-scatter', tpBytes, t, tpAb).seconds;
+      return {
+        fwd: exposedRingExchange(t - 1, step, (columnGemm * slow) / t) + exposedPipelinedCollectives(splits, rsSplit, (rowGemm * slow) / splits),
+        bwd: exposedRingExchange(t - 1, step, (rowGemm * slow) / t) + exposedBesideCompute(rsWhole, columnGemm * slow),
+        fwdComm: (t - 1) * step + splits * rsSplit,
+        bwdComm: (t - 1) * step + rsWhole,
+        fwdSlow: slowdown * (columnGemm + rowGemm),
+        bwdSlow: slowdown * (rowGemm + columnGemm),
+      };
+    }
+    // No SP: the forward all-reduce feeds the residual add at once, so it stays exposed; the
+    // backward one (the column layer's input gradient) runs beside that layer's wgrad GEMM.
+    return { fwd: tpCall, bwd: exposedBesideCompute(tpCall, columnGemm * slow), fwdComm: tpCall, bwdComm: tpCall, fwdSlow: 0, bwdSlow: slowdown * columnGemm };
+  };
+  const noComm: LayerComm = { fwd: 0, bwd: 0, fwdComm: 0, bwdComm: 0, fwdSlow: 0, bwdSlow: 0 };
+  const tpLayer = t === 1 ? noComm : addLayerComm(tpSublayer(qkvGemm, projGemm, overlapTp), tpSublayer(fc1Gemm, fc2Gemm, overlapTp && m.moe === undefined));
+  // Expert all-to-alls: dispatch and combine forward, their gradients backward (around the
+  // experts' dgrad + wgrad, twice the forward GEMMs), pipelined over token chunks when overlapped.
+  const chunks = cfg.expertOverlapChunks ?? defaultExpertOverlapChunks;
+  const overlapEp = cfg.overlapExpertParallelComm && epCall > 0 && chunks > 1;
+  let epLayer = epCall === 0 ? noComm : { fwd: 2 * epCall, bwd: 2 * epCall, fwdComm: 2 * epCall, bwdComm: 2 * epCall, fwdSlow: 0, bwdSlow: 0 };
+  const epChunk = overlapEp ? bestCollective('all-to-all', epBytes / chunks, ep, epAb) : epChoice;
+  if (overlapEp) {
+    const experts = fc1Gemm + fc2Gemm, slow = 1 + slowdown;
+    epLayer = {
+      fwd: exposedChunkedAllToAll(chunks, epChunk.seconds, (experts * slow) / chunks, epChunk.seconds),
+      bwd: exposedChunkedAllToAll(chunks, epChunk.seconds, (2 * experts * slow) / chunks, epChunk.seconds),
+      fwdComm: 2 * chunks * epChunk.seconds, bwdComm: 2 * chunks * epChunk.seconds,
+      fwdSlow: slowdown * experts, bwdSlow: 2 * slowdown * experts,
+    };
+  }
+  const layerFwd = gemmFwd + memFwd + tpLayer.fwd + tpLayer.fwdSlow + epLayer.fwd + epLayer.fwdSlow;
+  let layerBwd = 2 * gemmFwd + 2 * memFwd + tpLayer.bwd + tpLayer.bwdSlow + epLayer.bwd + epLayer.bwdSlow;
   if (cfg.recompute === 'full') layerBwd += layerFwd;
   else if (cfg.recompute === 'selective') layerBwd += attnCore / t / matmulRate + scoreTraffic / 2;
 
@@ -156,17 +234,39 @@ export function stepTime(m: TransformerSpec, conv: Conventions, c: ClusterSpec, 
   const p2pBytes = (actBytes * b * s * h) / t;
   const p2p = p === 1 ? 0 : ppLink.latency + p2pBytes / (ppLink.bandwidth * ppLink.efficiency);
   const compute = mb * (fwd + bwd);
-  const tpCommTotal = mb * layersPerStage * tpCall * (4 + (cfg.recompute === 'full' ? 2 : 0));
+  // Per layer and micro-batch: the forward pass's communication twice under full recomputation.
+  const perStep = (x: LayerComm, of: 'exposed' | 'comm' | 'slow'): number => {
+    const [f, bw] = of === 'exposed' ? [x.fwd, x.bwd] : of === 'comm' ? [x.fwdComm, x.bwdComm] : [x.fwdSlow, x.bwdSlow];
+    return mb * layersPerStage * (f * (cfg.recompute === 'full' ? 2 : 1) + bw);
+  };
+  const tpCommTotal = perStep(tpLayer, 'exposed');
+  const tpCommRun = perStep(tpLayer, 'comm');
   const epCalls = mb * layersPerStage * (4 + (cfg.recompute === 'full' ? 2 : 0));
-  const epCommTotal = epCalls * epCall;
-  // Interleaving: m·v chunk slots plus p−1 fill slots, each chunk slot sends once each way.
-  const chunkSlot = (fwd + bwd) / v + 2 * p2p;
-  const pipelineTotal = p === 1 ? compute : (mb * v + p - 1) * chunkSlot;
-  const bubble = p === 1 ? 0 : (p - 1) * chunkSlot;
-  const ppComm = p === 1 ? 0 : mb * v * 2 * p2p;
+  const epCommTotal = perStep(epLayer, 'exposed');
+  const epCommRun = perStep(epLayer, 'comm');
+  const overlapSlowdownSeconds = perStep(tpLayer, 'slow') + perStep(epLayer, 'slow');
   // What the stage computes per pass over the step's micro-batches, for prefetched ZeRO-3 gathers.
   const stageFwd = mb * fwd, stageBwd = mb * bwd;
-  fwd += v * p2p; bwd += v * p2p;
+  // Interleaving: m·v chunk slots plus p−1 fill slots, each chunk slot sends once each way.
+  const ppComm = p === 1 ? 0 : mb * v * 2 * p2p;
+  let pipelineTotal: number, bubble: number, ppExposed: number;
+  if (p > 1 && v > 1 && cfg.overlapPipelineComm) {
+    // Transfers beside compute: only those the schedule waits on show (comm-overlap.ts); past the
+    // closed form's range (a transfer longer than a chunk's pass) the schedule is simulated.
+    const fc = fwd / v, bc = bwd / v;
+    if (interleavedP2pClosedFormHolds(p2p, fc, bc)) ppExposed = exposedInterleavedP2p(p, v, p2p);
+    else if (mb % p === 0) ppExposed = simulatePipeline({ schedule: 'interleaved-1f1b', stages: p, microBatches: mb, interleave: v, forward: fwd, backward: bwd, p2p }).stepTime - (mb * v + p - 1) * (fc + bc);
+    else ppExposed = (mb * v + p - 1) * 2 * p2p; // an invalid interleaving: keep the blocking cost
+    bubble = (p - 1) * (fc + bc);
+    pipelineTotal = (mb * v + p - 1) * (fc + bc) + ppExposed;
+  } else {
+    const chunkSlot = (fwd + bwd) / v + 2 * p2p;
+    pipelineTotal = p === 1 ? compute : (mb * v + p - 1) * chunkSlot;
+    bubble = p === 1 ? 0 : (p - 1) * chunkSlot;
+    ppExposed = ppComm;
+    // Blocking transfers lengthen every pass of a micro-batch through the stage's chunks.
+    fwd += v * p2p; bwd += v * p2p;
+  }
 
   // --- data-parallel gradient reduction (+ ZeRO-3 parameter gathers), after the flush ---
   // Dense weights over all dp ranks; each expert over the dp/ep ranks that hold it (ep·t apart).
@@ -230,8 +330,9 @@ export function stepTime(m: TransformerSpec, conv: Conventions, c: ClusterSpec, 
   }
   const exposedReduce = cfg.overlapGradReduce ? exposedBucketedReduction(buckets, bucketSeconds, bwd) : reduceSeconds;
   dpComm += exposedReduce;
-  if (epCall > 0) comms.push({ kind: 'ep', collective: 'all-to-all', algorithm: epChoice.algorithm, bytes: epBytes, calls: epCalls, ranks: ep, link: epLink.name, seconds: epCommTotal });
-  if (t > 1) comms.push({ kind: 'tp', collective: cfg.sequenceParallel ? 'reduce-scatter' : 'all-reduce', algorithm: tpAlg, bytes: tpBytes, calls: mb * layersPerStage * (4 + (cfg.recompute === 'full' ? 2 : 0)), ranks: t, link: tpLink.name, seconds: tpCommTotal });
+  // The communication as run (overlapped or not): its exposed part is in `parts`, the rest hidden.
+  if (epCall > 0) comms.push({ kind: 'ep', collective: 'all-to-all', algorithm: epChunk.algorithm, bytes: overlapEp ? epBytes / chunks : epBytes, calls: overlapEp ? epCalls * chunks : epCalls, ranks: ep, link: epLink.name, seconds: epCommRun });
+  if (t > 1) comms.push({ kind: 'tp', collective: cfg.sequenceParallel ? 'reduce-scatter' : 'all-reduce', algorithm: overlapTp && cfg.sequenceParallel ? 'ring' : tpAlg, bytes: tpBytes, calls: mb * layersPerStage * (4 + (cfg.recompute === 'full' ? 2 : 0)), ranks: t, link: tpLink.name, seconds: tpCommRun });
   if (p > 1) comms.push({ kind: 'pp', collective: 'send-recv', algorithm: 'p2p', bytes: p2pBytes, calls: 2 * mb * v, ranks: 2, link: ppLink.name, seconds: ppComm });
 
   // --- optimizer: streams weights, grads and states once in and out of memory ---
@@ -245,6 +346,13 @@ export function stepTime(m: TransformerSpec, conv: Conventions, c: ClusterSpec, 
   }
 
   const seconds = pipelineTotal + dpComm + optimizer;
+  const hidden = {
+    dataParallel: reduceSeconds - exposedReduce + hiddenGathers,
+    tensorParallel: tpCommRun - tpCommTotal,
+    expertParallel: epCommRun - epCommTotal,
+    // Beyond the closed form's range the simulated wait can exceed the transfers themselves.
+    pipeline: Math.max(0, ppComm - ppExposed),
+  };
   const flops = flopsPerStep(m, conv, cfg.globalBatch, cfg.recompute);
   const tokensPerSecond = (cfg.globalBatch * s) / seconds;
   const modelFlopsPerDevice = flops.model / seconds / n;
@@ -255,12 +363,14 @@ export function stepTime(m: TransformerSpec, conv: Conventions, c: ClusterSpec, 
     backwardPerMicroBatch: bwd,
     microBatches: mb,
     bubbleSeconds: bubble,
-    hiddenCommSeconds: reduceSeconds - exposedReduce + hiddenGathers,
+    hiddenCommSeconds: hidden.dataParallel + hidden.tensorParallel + hidden.expertParallel + hidden.pipeline,
+    hiddenCommByKind: hidden,
+    overlapSlowdownSeconds,
     parts: {
       compute: compute - tpCommTotal - epCommTotal,
       tensorParallelComm: tpCommTotal,
       expertParallelComm: epCommTotal,
-      pipelineComm: ppComm,
+      pipelineComm: ppExposed,
       bubble: p === 1 ? 0 : bubble,
       dataParallelComm: dpComm,
       optimizer,

@@ -81,3 +81,26 @@ test('tessera plan for an MoE model: --ep in memory, an EP column and the all-to
   assert.match(comm.out, /pairwise.*best/);
   assert.match(comm.out, /bruck/);
 });
+
+test('tessera plan and advise take the communication overlap flags: the best step gets shorter, the hidden seconds are named by kind, bad values are refused', async () => {
+  const base = ['--model', 'gpt3-175b', '--cluster', '128x8xA100', '--batch', '1536', '--top', '1', '--json'];
+  const stepOf = (out: string): { seconds: number; hiddenCommSeconds: number; hiddenCommByKind: Record<string, number> } =>
+    (JSON.parse(out) as { ranked: { step: { seconds: number; hiddenCommSeconds: number; hiddenCommByKind: Record<string, number> } }[] }).ranked[0]!.step;
+  const plain = await capture(() => planRun(base));
+  assert.equal(plain.code, 0, plain.err);
+  const overlapped = await capture(() => planRun([...base, '--tp-comm-overlap', '--overlap-p2p-comm', '--overlap-grad-reduce']));
+  assert.equal(overlapped.code, 0, overlapped.err);
+  const [a, b] = [stepOf(plain.out), stepOf(overlapped.out)];
+  assert.equal(a.hiddenCommSeconds, 0);
+  assert.ok(b.seconds < a.seconds, `${b.seconds} s with the overlaps, ${a.seconds} s without`);
+  assert.ok(b.hiddenCommByKind.tensorParallel! > 0, 'TP communication hidden');
+  const text = await capture(() => planRun(['--model', 'gpt3-175b', '--cluster', '128x8xA100', '--batch', '1536', '--top', '1', '--tp-comm-overlap', '--overlap-slowdown', '0.05']));
+  assert.equal(text.code, 0, text.err);
+  assert.match(text.out, /communication hidden under compute: .*TP /);
+  assert.match(text.out, /GEMM slowdown from overlap/);
+  const bad = await capture(() => planRun([...base, '--overlap-slowdown', '-1']));
+  assert.equal(bad.code, 1);
+  assert.match(bad.err, /overlap-slowdown/);
+  const advise = await capture(() => adviseRun(['--model', 'llama2-7b', '--cluster', '1x8xH100', '--tp-comm-overlap']));
+  assert.equal(advise.code, 0, advise.err);
+});
