@@ -26,6 +26,7 @@ export type { ZeroOptions } from './zero.js';
 export { ZeroOptimizer } from './zero.js';
 export type { PipelineOptions, PipelineSchedule, PipelineOp, PipelineChunk } from './pipeline.js';
 export { PipelineParallel, pipelineOrder } from './pipeline.js';
+export { TiedParameters, type TiedParameter } from './tied-parameters.js';
 export type { MeasuredPipelineSchedule, PipelineStageTimes } from './pipeline-measure.js';
 export type { ConsistencyModel, ParameterServerCheckpoint, ParameterServerOptions, ParameterShard, PullInfo } from './parameter-server.js';
 export { ParameterServer } from './parameter-server.js';

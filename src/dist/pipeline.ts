@@ -40,6 +40,7 @@ import { tensor } from '../ops/creation.js';
 import type { ProcessGroup } from './process-group.js';
 import { commDType } from './tensor-sync.js';
 import { allocArray, elementBytes, type DType } from './types.js';
+import { TiedParameters, type TiedParameter } from './tied-parameters.js';
 import { digestOrders, medianOf, ordersFromTimes, type MeasuredPipelineSchedule, type PipelineStageTimes } from './pipeline-measure.js';
 
 export type PipelineSchedule = 'gpipe' | '1f1b' | 'interleaved-1f1b' | 'zb-h1';
@@ -78,6 +79,14 @@ export interface PipelineOptions {
    * unless predicted slower.
    */
   minPredictedGain?: number;
+  /**
+   * Parameters this rank shares with stages on other ranks, by name (a GPT's token embedding, used
+   * by the first stage and, tied, by the last stage's head: `gpt.pipelineStage(...)` gives them).
+   * The copies are made equal at the first step (the lowest holder's values) and after every step
+   * each holder's gradient is the sum over the holders, as Megatron-LM's embedding group does
+   * (tied-parameters.ts). Ranks pass their own; a tie's holders must give it the same name and size.
+   */
+  tiedParameters?: readonly TiedParameter[];
 }
 
 export interface PipelineOp {
@@ -209,6 +218,8 @@ export class PipelineParallel {
   measured: MeasuredPipelineSchedule | undefined;
   /** The passes the last step ran on this rank, in order. */
   lastOrder: readonly PipelineOp[] = [];
+  /** The parameters shared with other ranks' stages (options.tiedParameters), matched at the first step. */
+  readonly tied: TiedParameters;
   private steps = 0;
   private readonly customOrder: readonly PipelineOp[] | undefined;
   /** With order 'measured', until the switch: the untimed and timed steps, and the pass times so far (ms). */
@@ -258,6 +269,8 @@ export class PipelineParallel {
     if (v > 1 && m % p !== 0) {
       throw new TesseraError(`PipelineParallel: interleaved-1f1b needs micro-batches (${m}) to be a multiple of the ranks (${p}); use ${Math.ceil(m / p) * p}.`);
     }
+    // Their messages' tags come after the step's (see step: 6 kinds × stages × micro-batches).
+    this.tied = new TiedParameters(group, options.tiedParameters ?? [], 6 * p * v * m, 'PipelineParallel');
   }
 
   /** The model stage that chunk `chunk` of rank `rank` is. */
@@ -302,6 +315,10 @@ export class PipelineParallel {
     const timing = profile !== undefined && stepIndex >= profile.warmUp ? profile : undefined;
     const order = this.customOrder ?? this.measured?.order ?? pipelineOrder(this.schedule, p, rank, m, v);
     this.lastOrder = order;
+    // Every rank matches the tied parameters (possibly none) at the first step; each step's tied
+    // gradients are summed over their holders at its end.
+    if (!this.tied.ready) await this.tied.setUp();
+    const tiedBefore = this.tied.takeGradients();
 
     for (const op of order) {
       const i = op.microBatch;
@@ -366,6 +383,7 @@ export class PipelineParallel {
       this.peakHeld = Math.max(this.peakHeld, inFlight.size + awaitingW.size);
     }
     await Promise.all(sends);
+    await this.tied.sumGradients(tiedBefore);
     if (profile) await this.exchangeTimes(profile, stepIndex);
     return this.isLast ? lossSum / m : undefined;
   }

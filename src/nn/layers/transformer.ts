@@ -9,9 +9,9 @@ import { noGrad } from '../../autodiff/mode.js';
 import { arange, fromValues } from '../../ops/creation.js';
 import { add } from '../../ops/elementwise.js';
 import { narrow, reshape } from '../../ops/shape.js';
-import { ModuleList } from '../containers.js';
+import { ModuleList, Sequential } from '../containers.js';
 import { normal_, zeros_ } from '../init.js';
-import { Module } from '../module.js';
+import { Module, type Parameter } from '../module.js';
 import { GELU } from './activation.js';
 import { KVCache, MultiheadAttention } from './attention.js';
 import { Dropout, Embedding } from './dropout.js';
@@ -138,12 +138,30 @@ export class GPT extends Module<[Tensor, KVCache[]?], Tensor> {
    * The GPT as a sequence of modules whose composition is forward(idx) without caches:
    * [embeddings (wte, wpe, dropout), blocks[0], ..., blocks[L − 1], ln_f + head]. They hold this
    * GPT's own layers (training them trains it; the head stays tied to wte, now across the first
-   * and last part), for FullyShardedDataParallel units. Not for PipelineParallel stages as they
-   * are: the tie would span two ranks, whose gradients it does not sum. The checkpoint and offload
-   * options do not apply to the parts.
+   * and last part), for FullyShardedDataParallel units; pipelineStage cuts them into pipeline
+   * stages. The checkpoint and offload options do not apply to the parts.
    */
   parts(): Module<[Tensor], Tensor>[] {
     return [new GptEmbeddings(this.wte, this.wpe, this.drop, this.config.blockSize), ...this.blocks, new GptHead(this.ln_f, this.head)];
+  }
+
+  /**
+   * Pipeline stage `stage` of `stages` (dist.PipelineParallel): consecutive parts() split as evenly
+   * as possible (the first stages take one more), so the embeddings are on the first stage and
+   * ln_f + the head on the last, each counting as one part. `tied` lists wte's weight under one
+   * name on the stages that use it (first and last), for PipelineParallel's `tiedParameters`: each
+   * rank builds the same GPT and keeps its stage; the last stage's head then holds a copy of the
+   * embedding whose gradient is summed with the first stage's, as Megatron-LM's embedding group.
+   */
+  pipelineStage(stage: number, stages: number): { module: Sequential; tied: { name: string; parameter: Parameter }[] } {
+    const parts = this.parts();
+    check(Number.isInteger(stages) && stages >= 1 && stages <= parts.length, 'GPT.pipelineStage', () =>
+      `stages must be an integer from 1 to ${parts.length} (the ${this.config.numLayers} blocks, the embeddings and the head), got ${String(stages)}.`);
+    check(Number.isInteger(stage) && stage >= 0 && stage < stages, 'GPT.pipelineStage', () => `stage must be an integer in [0, ${stages}), got ${String(stage)}.`);
+    const per = Math.floor(parts.length / stages), extra = parts.length % stages;
+    const from = stage * per + Math.min(stage, extra), to = from + per + (stage < extra ? 1 : 0);
+    const usesEmbedding = from === 0 || to === parts.length;
+    return { module: new Sequential(...parts.slice(from, to)), tied: usesEmbedding ? [{ name: 'gpt.wte.weight', parameter: this.wte.weight }] : [] };
   }
 
   /**
