@@ -1,7 +1,7 @@
 // `tessera quantize <checkpoint>`: post-training weight quantization of a `tessera train` checkpoint.
 // Evaluates the float model on the recipe's held-out data, quantizes its Linear layers
-// (quant.quantizeModel, or quant.gptqQuantizeModel with --gptq, calibrated on the first batches of
-// the recipe's training data), evaluates again, prints both with the model sizes, and writes the
+// (quant.quantizeModel, or quant.gptqQuantizeModel with --gptq / quant.awqQuantizeModel with --awq,
+// calibrated on the first batches of the recipe's training data), evaluates again, prints both with the model sizes, and writes the
 // quantized checkpoint (which `tessera eval` reads).
 import { defaultBackendName } from '../backend/default.js';
 import { TesseraError } from '../core/errors.js';
@@ -12,6 +12,7 @@ import { writeQuantizedCheckpoint } from '../train/quantized-checkpoint.js';
 import { numberOption, parseArgs, selectBackend, UsageError } from '../train/cli-options.js';
 import { formatQuantizeReport, quantizeModel, type QuantizeModelOptions, type QuantizeModelResult } from '../quant/quantize-model.js';
 import { gptqQuantizeModel } from '../quant/gptq-model.js';
+import { awqQuantizeModel } from '../quant/awq-model.js';
 import { scope } from '../core/memory.js';
 import type { Tensor } from '../core/tensor.js';
 import type { AnyModule } from '../nn/module.js';
@@ -22,6 +23,7 @@ const usage = [
   'usage: tessera quantize <checkpoint dir or file> --bits 8|4 [--scheme per-channel|per-tensor|group] [--group-size N]',
   '                        [--asymmetric] [--calibration minmax|percentile|mse] [--dynamic] [--out FILE] [--backend NAME] [--json]',
   '                        [--gptq [--calibration-batches N] [--act-order] [--damp F]]',
+  '                        [--awq [--calibration-batches N] [--awq-grid N] [--awq-no-clip]]',
   '',
   'Quantizes the weights of every Linear layer of a `tessera train` checkpoint and reports the held-out',
   'accuracy (or loss) and model bytes before and after; --out writes the quantized checkpoint, which',
@@ -34,6 +36,11 @@ const usage = [
   'training data, layer after layer; --act-order rounds input features by decreasing input energy, --damp F',
   'adds F × mean(diag H) to the Hessian (default 0.01). The table then shows each layer\'s relative output',
   'error ||WX − ŴX||² / ||WX||² on the calibration inputs for round-to-nearest and for GPTQ.',
+  '--awq rounds with AWQ instead: each layer\'s input features get scales s = a^α from their mean magnitude a',
+  'on the same calibration batches, α searched over --awq-grid N values i/N (default 20) for the smallest',
+  'output error, the weight quantized as W·diag(s) and the layer\'s input multiplied by 1/s; then each',
+  'group\'s range is clipped where that lowers the output error (--awq-no-clip skips this). The table shows',
+  'the output errors for round-to-nearest and for AWQ, and each layer\'s α. --gptq and --awq exclude each other.',
 ].join('\n');
 
 function describe(r: EvalResult): string {
@@ -44,7 +51,8 @@ function describe(r: EvalResult): string {
 
 export async function run(args: string[]): Promise<number> {
   try {
-    const p = parseArgs(args, ['bits', 'scheme', 'group-size', 'calibration', 'out', 'backend', 'calibration-batches', 'damp'], ['asymmetric', 'dynamic', 'json', 'help', 'gptq', 'act-order']);
+    const p = parseArgs(args, ['bits', 'scheme', 'group-size', 'calibration', 'out', 'backend', 'calibration-batches', 'damp', 'awq-grid'],
+      ['asymmetric', 'dynamic', 'json', 'help', 'gptq', 'act-order', 'awq', 'awq-no-clip']);
     if (p.flags.has('help')) { console.log(usage); return 0; }
     const path = p.positional[0];
     if (path === undefined) throw new UsageError('give the checkpoint (the --out directory of `tessera train`, or its checkpoint.safetensors).');
@@ -63,8 +71,16 @@ export async function run(args: string[]): Promise<number> {
       options.activations = 'dynamic-int8';
     }
     const gptq = p.flags.has('gptq');
-    if (!gptq && (p.values.has('calibration-batches') || p.values.has('damp') || p.flags.has('act-order'))) {
-      throw new UsageError('--calibration-batches, --act-order and --damp go with --gptq.');
+    const awq = p.flags.has('awq');
+    if (gptq && awq) throw new UsageError('--gptq and --awq are two ways of rounding the same weights; give one of them.');
+    if (!gptq && (p.values.has('damp') || p.flags.has('act-order'))) throw new UsageError('--act-order and --damp go with --gptq.');
+    if (!awq && (p.values.has('awq-grid') || p.flags.has('awq-no-clip'))) throw new UsageError('--awq-grid and --awq-no-clip go with --awq.');
+    if (!gptq && !awq && p.values.has('calibration-batches')) throw new UsageError('--calibration-batches goes with --gptq or --awq (round to nearest needs no calibration data).');
+    const awqGrid = numberOption(p.values, 'awq-grid', 20, 'integer');
+    if (awqGrid < 1) throw new UsageError(`--awq-grid must be at least 1 (the number of exponents α = i/N tried), got ${awqGrid}.`);
+    const awqClip = !p.flags.has('awq-no-clip');
+    if (awq && awqClip && calibration !== 'minmax') {
+      throw new UsageError(`--awq clips each group's range itself, which needs --calibration minmax; with --calibration ${calibration} add --awq-no-clip.`);
     }
     const calibrationBatches = numberOption(p.values, 'calibration-batches', 16, 'integer');
     if (calibrationBatches < 1) throw new UsageError(`--calibration-batches must be at least 1, got ${calibrationBatches}.`);
@@ -82,7 +98,7 @@ export async function run(args: string[]): Promise<number> {
     let result: QuantizeModelResult<AnyModule>;
     let calibrationRecords = 0, calibrationUsed = 0;
     started = performance.now();
-    if (gptq) {
+    if (gptq || awq) {
       // Calibration: the first batches of the training data, in the loader's order for epoch 0.
       const batches: Tensor[][] = [];
       for await (const batch of task.loader) {
@@ -91,8 +107,10 @@ export async function run(args: string[]): Promise<number> {
         if (batches.length >= calibrationBatches) break;
       }
       calibrationUsed = batches.length;
-      result = gptqQuantizeModel(task.model, () => { for (const b of batches) scope(() => { task.lossOf(b); }); },
-        { ...options, actOrder: p.flags.has('act-order'), dampening: damp });
+      const calibrate = () => { for (const b of batches) scope(() => { task.lossOf(b); }); };
+      result = gptq
+        ? gptqQuantizeModel(task.model, calibrate, { ...options, actOrder: p.flags.has('act-order'), dampening: damp })
+        : awqQuantizeModel(task.model, calibrate, { ...options, grid: awqGrid, clip: awqClip });
       for (const b of batches) for (const x of b) x.dispose();
     } else {
       result = quantizeModel(task.model, options);
@@ -109,8 +127,9 @@ export async function run(args: string[]): Promise<number> {
     }
     const summary = {
       recipe: saved.recipe, bits, scheme, groupSize: options.groupSize, symmetric: options.symmetric, calibration, activations: dynamic ? 'dynamic-int8' : 'none',
-      method: gptq ? 'gptq' : 'rtn',
+      method: gptq ? 'gptq' : awq ? 'awq' : 'rtn',
       ...(gptq ? { calibrationBatches: calibrationUsed, calibrationRecords, actOrder: p.flags.has('act-order'), damp } : {}),
+      ...(awq ? { calibrationBatches: calibrationUsed, calibrationRecords, awqGrid, clip: awqClip } : {}),
       float: before, quantized: after, floatSeconds, quantizedSeconds: quantSeconds, quantizeSeconds,
       modelBytesBefore: report.modelBytesBefore, modelBytesAfter: report.modelBytesAfter, layers: report.layers,
       ...(out === undefined ? {} : { checkpoint: out }),
@@ -120,7 +139,8 @@ export async function run(args: string[]): Promise<number> {
       return 0;
     }
     const how = `${bits}-bit ${options.symmetric ? 'symmetric' : 'affine'} ${scheme}${scheme === 'group' ? ` (groups of ${options.groupSize})` : ''}, ${calibration} calibration${dynamic ? ', dynamic int8 activations' : ''}` +
-      (gptq ? `, GPTQ on ${calibrationUsed} training batches (${calibrationRecords} records)${p.flags.has('act-order') ? ', act-order' : ''} (${quantizeSeconds.toFixed(2)}s)` : '');
+      (gptq ? `, GPTQ on ${calibrationUsed} training batches (${calibrationRecords} records)${p.flags.has('act-order') ? ', act-order' : ''} (${quantizeSeconds.toFixed(2)}s)` : '') +
+      (awq ? `, AWQ on ${calibrationUsed} training batches (${calibrationRecords} records), ${awqGrid} exponents${awqClip ? ', clip search' : ''} (${quantizeSeconds.toFixed(2)}s)` : '');
     console.log(`${saved.recipe} after ${saved.step} steps (${task.description}); ${how}`);
     console.log(formatQuantizeReport(report));
     console.log(`float32:   ${describe(before)}  (${floatSeconds.toFixed(2)}s)`);

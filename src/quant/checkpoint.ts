@@ -2,7 +2,8 @@
 //
 // A quantized model's state dict holds, per QuantizedLinear, `<name>.weight_q` (I8 codes, or U8 for
 // affine int8 and for packed int4), `<name>.weight_scale` (F32), `<name>.weight_zero_point` (I32,
-// affine only) and `<name>.bias` (F32). The codes alone do not say how they were packed, so a
+// affine only), `<name>.bias` (F32) and, for AWQ layers, `<name>.input_scale` (F32, the factor the
+// input is multiplied by before the product). The codes alone do not say how they were packed, so a
 // QuantizationConfig (which layers, with which bits/scheme/axis/group size/symmetry) travels with
 // them: in the file's metadata under "tessera.quantization" (saveQuantized), or as a plain value in
 // a training-state tree (tessera quantize). To load, build the float model, call
@@ -23,8 +24,12 @@ export const QUANTIZATION_METADATA_KEY = 'tessera.quantization';
 /** Which layers of a model are quantized, and how: plain JSON. */
 export interface QuantizationConfig {
   version: 1;
-  /** `activations` is present only for dynamic int8 layers ('dynamic-int8'). */
-  layers: Record<string, QuantSpecJson & { inFeatures: number; outFeatures: number; bias: boolean; activations?: 'dynamic-int8' }>;
+  /**
+   * `activations` is present only for dynamic int8 layers ('dynamic-int8'), `inputScale` only for
+   * layers with an input scale (AWQ; true). Configs written before input scales existed lack it and
+   * load as they did.
+   */
+  layers: Record<string, QuantSpecJson & { inFeatures: number; outFeatures: number; bias: boolean; activations?: 'dynamic-int8'; inputScale?: true }>;
 }
 
 /** The QuantizationConfig of a model's QuantizedLinear layers. */
@@ -34,6 +39,7 @@ export function quantizationConfig(model: AnyModule): QuantizationConfig {
     if (m instanceof QuantizedLinear) {
       layers[name] = { ...specToJson(m.spec), inFeatures: m.inFeatures, outFeatures: m.outFeatures, bias: m.bias !== undefined };
       if (m.activations === 'dynamic-int8') layers[name]!.activations = 'dynamic-int8';
+      if (m.input_scale !== undefined) layers[name]!.inputScale = true;
     }
   }
   return { version: 1, layers };
@@ -66,7 +72,11 @@ export function prepareQuantized<M extends AnyModule>(model: M, config: Quantiza
     if (layer.activations !== undefined && layer.activations !== 'dynamic-int8') {
       throw new TesseraError(`prepareQuantized: layer '${name}' has activations ${JSON.stringify(layer.activations)} in the config; only 'dynamic-int8' (or none) is known.`);
     }
-    const q = QuantizedLinear.empty(layer.inFeatures, layer.outFeatures, spec, { bias: layer.bias, backend: m.weight.backend, activations: layer.activations ?? 'none' });
+    if (layer.inputScale !== undefined && layer.inputScale !== true) {
+      throw new TesseraError(`prepareQuantized: layer '${name}' has inputScale ${JSON.stringify(layer.inputScale)} in the config; expected true (an AWQ input scale) or no entry.`);
+    }
+    const q = QuantizedLinear.empty(layer.inFeatures, layer.outFeatures, spec,
+      { bias: layer.bias, backend: m.weight.backend, activations: layer.activations ?? 'none', inputScale: layer.inputScale === true });
     q.training = m.training;
     if (name === '') root = q;
     else {

@@ -46,7 +46,7 @@ import { isFloating } from '../core/dtype.js';
 import type { Tensor } from '../core/tensor.js';
 import { calibrate, quantizeValue, sliceLayout } from './calibrate.js';
 import { upperCholeskyOfInverse } from './cholesky.js';
-import { Hessian } from './hessian.js';
+import { Hessian, quadraticForm } from './hessian.js';
 import { dequantize, fromCodes, quantize } from './quantize.js';
 import type { QuantizedTensor } from './quantized-tensor.js';
 import { groupsPerRow, quantRange, resolveSpec, type QuantizeOptions, type QuantSpec } from './scheme.js';
@@ -250,31 +250,15 @@ function hostValues(x: Tensor): ArrayLike<number> {
  * Ŵ given (0 where Ŵ = W).
  */
 export function relativeOutputErrors(w: ArrayLike<number>, wHats: ReadonlyArray<ArrayLike<number>>, h: Float64Array, rows: number, k: number): number[] {
-  // vᵀ H v = Σ_i v_i (H_ii v_i + 2 Σ_{j>i} H_ij v_j): the upper triangle only.
-  const quadratic = (v: Float64Array): number => {
-    let s = 0;
-    for (let i = 0; i < k; i++) {
-      const hRow = i * k, vi = v[i]!;
-      if (vi === 0) continue;
-      let a0 = 0, a1 = 0, j = i + 1;
-      for (; j + 2 <= k; j += 2) {
-        a0 += h[hRow + j]! * v[j]!;
-        a1 += h[hRow + j + 1]! * v[j + 1]!;
-      }
-      if (j < k) a0 += h[hRow + j]! * v[j]!;
-      s += vi * (h[hRow + i]! * vi + 2 * (a0 + a1));
-    }
-    return s;
-  };
   const v = new Float64Array(k);
   let den = 0;
   const nums = wHats.map(() => 0);
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < k; c++) v[c] = w[r * k + c]!;
-    den += quadratic(v);
+    den += quadraticForm(h, v, k);
     wHats.forEach((wHat, m) => {
       for (let c = 0; c < k; c++) v[c] = w[r * k + c]! - wHat[r * k + c]!;
-      nums[m]! += quadratic(v);
+      nums[m]! += quadraticForm(h, v, k);
     });
   }
   return nums.map((num) => (num === 0 ? 0 : num / den));

@@ -120,3 +120,24 @@ export class Hessian {
 function isTensor(x: unknown): x is Tensor {
   return x instanceof Tensor;
 }
+
+/**
+ * vᵀ H v for a symmetric k × k row-major H, reading its upper triangle only:
+ * Σ_i v_i (H_ii v_i + 2 Σ_{j>i} H_ij v_j). With H ∝ X Xᵀ this is ||v X||², the squared output a
+ * weight row v gives on the calibration inputs (float64, two accumulators for speed).
+ */
+export function quadraticForm(h: Float64Array, v: Float64Array, k: number): number {
+  let s = 0;
+  for (let i = 0; i < k; i++) {
+    const hRow = i * k, vi = v[i]!;
+    if (vi === 0) continue;
+    let a0 = 0, a1 = 0, j = i + 1;
+    for (; j + 2 <= k; j += 2) {
+      a0 += h[hRow + j]! * v[j]!;
+      a1 += h[hRow + j + 1]! * v[j + 1]!;
+    }
+    if (j < k) a0 += h[hRow + j]! * v[j]!;
+    s += vi * (h[hRow + i]! * vi + 2 * (a0 + a1));
+  }
+  return s;
+}

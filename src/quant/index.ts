@@ -17,5 +17,9 @@ export { quantizationConfig, prepareQuantized, serializeQuantized, parseQuantize
 // GPTQ (error-compensating rounding from calibration inputs): docs/quantization.md#gptq.
 export { gptqQuantize, relativeOutputErrors, type GptqOptions, type GptqResult, type GptqCalibration } from './gptq.js';
 export { gptqQuantizeModel, type GptqModelOptions, type ModelCalibration } from './gptq-model.js';
-export { Hessian } from './hessian.js';
+export { Hessian, quadraticForm } from './hessian.js';
 export { upperCholeskyOfInverse, type InverseCholesky } from './cholesky.js';
+// AWQ (activation-aware per-input-channel scales, then rounding): docs/quantization.md#awq.
+export { awqQuantize, scalesOf as awqScales, type AwqOptions, type AwqResult, type AwqCalibration } from './awq.js';
+export { awqQuantizeModel, type AwqModelOptions } from './awq-model.js';
+export { ActivationStats } from './activation-stats.js';

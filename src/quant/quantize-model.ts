@@ -25,14 +25,17 @@ export interface QuantizedLayerReport {
   /** Bytes of weight and bias before and after. */
   bytesBefore: number;
   bytesAfter: number;
-  /** max |W − dequant(quant(W))| over the weight. */
+  /** max |W − Ŵ| over the weight, Ŵ the weight the layer applies: dequant(quant(W)), times the input scale for AWQ. */
   maxAbsError: number;
   /**
-   * gptqQuantizeModel only: ||W X − Ŵ X||² / ||W X||² on the layer's calibration inputs X, for the
-   * GPTQ weight (outputError) and for round to nearest with the same grid (rtnOutputError).
+   * gptqQuantizeModel / awqQuantizeModel only: ||W X − Ŵ X||² / ||W X||² on the layer's calibration
+   * inputs X, for the calibrated weight (outputError; for AWQ Ŵ includes the input scale) and for
+   * round to nearest with the same grid (rtnOutputError).
    */
   outputError?: number;
   rtnOutputError?: number;
+  /** awqQuantizeModel only: the exponent α of the chosen scales s = a^α. */
+  alpha?: number;
 }
 
 export interface QuantizeModelReport {
@@ -40,6 +43,8 @@ export interface QuantizeModelReport {
   /** Bytes of every parameter and buffer of the model (its state dict) before and after. */
   modelBytesBefore: number;
   modelBytesAfter: number;
+  /** How the weights were rounded: to nearest (quantizeModel; also when absent), GPTQ or AWQ. */
+  method?: 'rtn' | 'gptq' | 'awq';
 }
 
 export interface QuantizeModelResult<M extends AnyModule> {
@@ -105,7 +110,7 @@ export function quantizeModel<M extends AnyModule>(model: M, options: QuantizeMo
     }
   });
   const modelBytesAfter = modelBytes(root as AnyModule);
-  return { model: root, report: { layers, modelBytesBefore, modelBytesAfter } };
+  return { model: root, report: { layers, modelBytesBefore, modelBytesAfter, method: 'rtn' } };
 }
 
 /** The Linear layers of `model` that `include` picks, by dotted name (an error when a filter picks none). */
@@ -125,12 +130,14 @@ export function withLayer(op: string, name: string, linear: Linear, e: unknown):
   return e;
 }
 
-/** The report row of replacing `linear` by `q` (bytes, max |ΔW|). */
+/** The report row of replacing `linear` by `q` (bytes, max |ΔW| of the weight q applies, input scale included). */
 export function swapReport(name: string, linear: Linear, q: QuantizedLinear): QuantizedLayerReport {
   const w = linear.weight.data();
   const back = dequantize(q.weight, { dtype: 'float64' }).data();
+  const inputScale = q.input_scale?.data();
+  const k = linear.inFeatures;
   let maxAbsError = 0;
-  for (let i = 0; i < w.length; i++) maxAbsError = Math.max(maxAbsError, Math.abs(w[i]! - back[i]!));
+  for (let i = 0; i < w.length; i++) maxAbsError = Math.max(maxAbsError, Math.abs(w[i]! - back[i]! * (inputScale === undefined ? 1 : inputScale[i % k]!)));
   return {
     name, inFeatures: linear.inFeatures, outFeatures: linear.outFeatures,
     bytesBefore: tensorBytes(linear.weight) + tensorBytes(linear.bias), bytesAfter: q.nbytes, maxAbsError,
@@ -146,14 +153,16 @@ export function swapLinear(parents: Map<string, [AnyModule, string]>, name: stri
   return false;
 }
 
-/** The report as an aligned text table (with the output errors of RTN and GPTQ when the report has them). */
+/** The report as an aligned text table (with the output errors of RTN and GPTQ / AWQ, and AWQ's α, when the report has them). */
 export function formatQuantizeReport(report: QuantizeModelReport): string {
   const withOutput = report.layers.some((l) => l.outputError !== undefined);
+  const withAlpha = report.layers.some((l) => l.alpha !== undefined);
   const fmt = (v: number | undefined) => (v === undefined ? '-' : v.toExponential(2));
   const rows = report.layers.map((l) => [l.name || '(root)', `${l.inFeatures} → ${l.outFeatures}`, String(l.bytesBefore), String(l.bytesAfter),
     (l.bytesBefore / l.bytesAfter).toFixed(2) + 'x', l.maxAbsError.toExponential(2),
-    ...(withOutput ? [fmt(l.rtnOutputError), fmt(l.outputError)] : [])]);
-  const header = ['layer', 'shape', 'bytes before', 'bytes after', 'ratio', 'max |ΔW|', ...(withOutput ? ['out err RTN', 'out err GPTQ'] : [])];
+    ...(withOutput ? [fmt(l.rtnOutputError), fmt(l.outputError)] : []), ...(withAlpha ? [l.alpha === undefined ? '-' : l.alpha.toFixed(2)] : [])]);
+  const method = report.method === 'awq' ? 'AWQ' : 'GPTQ';
+  const header = ['layer', 'shape', 'bytes before', 'bytes after', 'ratio', 'max |ΔW|', ...(withOutput ? ['out err RTN', `out err ${method}`] : []), ...(withAlpha ? ['alpha'] : [])];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i >= 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ');
   return [line(header), ...rows.map(line),

@@ -9,6 +9,13 @@
 // SGEMM for large ones; quant-dynamic-int8.ts for dynamic int8); elsewhere the reference
 // (backend/cpu/quantized-kernels.ts), equal to the fused path up to float32 summation order.
 //
+// Input scale (AWQ, awq.ts). A layer may carry a per-input-feature scale applied before the product,
+// y = (x ⊙ inputScale) · dequant(W)ᵀ + b, like AutoAWQ's ScaledActivation: AWQ quantizes W·diag(s)
+// and the layer must then see x / s. AutoAWQ folds 1/s into the previous LayerNorm or Linear where
+// the graph allows; tessera has no map of which module feeds which, so the scale stays here, as
+// one elementwise multiply (an ordinary op, so eager, jit and autodiff take it like any other) in
+// front of the unchanged quantizedMatmul kernels.
+//
 // Gradients. The layer has no trainable parameters (the codes are buffers). The input gets its
 // gradient (dL/dx = dL/dy · dequant(W), the transposed product) — enough to train layers before it,
 // or to take input gradients of a quantized model; with dynamic int8 it is the same weight-only
@@ -17,8 +24,8 @@ import { TesseraError, fmtShape } from '../core/errors.js';
 import { itemsize, isFloating } from '../core/dtype.js';
 import type { Tensor } from '../core/tensor.js';
 import { bind } from '../ops/dispatch.js';
-import { cast } from '../ops/elementwise.js';
-import { zeros } from '../ops/creation.js';
+import { cast, mul } from '../ops/elementwise.js';
+import { ones, zeros } from '../ops/creation.js';
 import { Module } from '../nn/module.js';
 import { QuantizedTensor, dataDtypeOf, dataShapeOf } from './quantized-tensor.js';
 import { quantize } from './quantize.js';
@@ -51,6 +58,11 @@ export function quantizedLinear(x: Tensor, weight: QuantizedTensor, bias?: Tenso
     throw new TesseraError(`quantizedLinear: activations must be 'none' or 'dynamic-int8', got ${JSON.stringify(activations)}.`);
   }
   if (activations === 'dynamic-int8') checkDynamicInt8Weight('quantizedLinear', weight.spec, weight.shape);
+  const inputScale = options.inputScale;
+  if (inputScale !== undefined) {
+    checkInputScale('quantizedLinear', inputScale, k, weight.data.backend);
+    x = mul(x, inputScale.dtype === x.dtype ? inputScale : cast(inputScale, x.dtype));
+  }
   // One primitive (eager, traced and differentiated alike): the fused wasm kernels where they apply,
   // the reference kernel elsewhere; a traced graph keeps the packed codes, not a float32 copy.
   const spec = weight.spec;
@@ -73,6 +85,21 @@ export interface QuantizedLinearCallOptions {
    * 8-bit symmetric per-channel or per-tensor weight.
    */
   activations?: ActivationQuant;
+  /**
+   * A per-input-feature scale [k] the input is multiplied by before the product (AWQ's 1/s; see
+   * the module comment). Floating point, on the weight's backend.
+   */
+  inputScale?: Tensor;
+}
+
+/** Throws unless `scale` is a floating-point [k] tensor on `backend`. */
+function checkInputScale(op: string, scale: Tensor, k: number, backend: string): void {
+  if (scale.rank !== 1 || scale.shape[0] !== k || !isFloating(scale.dtype)) {
+    throw new TesseraError(`${op}: inputScale of shape ${fmtShape(scale.shape)} (${scale.dtype}) should be a floating-point vector [${k}], one factor per input feature.`);
+  }
+  if (scale.backend !== backend) {
+    throw new TesseraError(`${op}: inputScale lives on '${scale.backend}' but the quantized weight on '${backend}'; put both on one backend (.to('${backend}')).`);
+  }
 }
 
 /** The options of QuantizedLinear.fromLinear and quantizeModel (quantize's, defaulting to per-channel, plus the activation mode). */
@@ -95,6 +122,8 @@ export class QuantizedLinear extends Module {
   weight_scale!: Tensor;
   weight_zero_point: Tensor | undefined;
   bias: Tensor | undefined;
+  /** AWQ's per-input-feature factor (x ⊙ input_scale goes into the product), or undefined. */
+  input_scale: Tensor | undefined;
 
   constructor(
     readonly inFeatures: number,
@@ -119,6 +148,11 @@ export class QuantizedLinear extends Module {
     if (weight.zeroPoints !== undefined) this.registerBuffer('weight_zero_point', weight.zeroPoints);
     // The bias stays in floating point (it is n values) and is a buffer: nothing here trains.
     this.registerBuffer('bias', bias?.detach());
+    // Registered only when present, so that state dicts of layers without one keep their keys.
+    if (options.inputScale !== undefined) {
+      checkInputScale('QuantizedLinear', options.inputScale, inFeatures, weight.data.backend);
+      this.registerBuffer('input_scale', options.inputScale.detach());
+    }
   }
 
   /** How the weight is quantized. */
@@ -142,7 +176,8 @@ export class QuantizedLinear extends Module {
   }
 
   /** An all-zero layer of this geometry and spec, to load a state dict into (see prepareQuantized). */
-  static empty(inFeatures: number, outFeatures: number, spec: QuantSpec, options: { bias?: boolean; backend?: string; activations?: ActivationQuant } = {}): QuantizedLinear {
+  static empty(inFeatures: number, outFeatures: number, spec: QuantSpec,
+    options: { bias?: boolean; backend?: string; activations?: ActivationQuant; inputScale?: boolean } = {}): QuantizedLinear {
     const shape = [outFeatures, inFeatures];
     const create = options.backend === undefined ? {} : { backend: options.backend };
     const sshape = scalesShape(spec, shape);
@@ -152,20 +187,23 @@ export class QuantizedLinear extends Module {
       spec.symmetric ? undefined : zeros(sshape, { dtype: 'int32', ...create }),
       shape, spec,
     );
-    return new QuantizedLinear(inFeatures, outFeatures, q, options.bias === false ? undefined : zeros([outFeatures], { dtype: 'float32', ...create }), { activations: options.activations });
+    return new QuantizedLinear(inFeatures, outFeatures, q, options.bias === false ? undefined : zeros([outFeatures], { dtype: 'float32', ...create }), {
+      activations: options.activations,
+      inputScale: options.inputScale === true ? ones([inFeatures], { dtype: 'float32', ...create }) : undefined,
+    });
   }
 
-  /** Bytes of the weight (codes, scales, zero points) and bias. */
+  /** Bytes of the weight (codes, scales, zero points), bias and input scale. */
   get nbytes(): number {
-    const b = this.bias;
-    return this.weight.nbytes + (b === undefined ? 0 : b.size * itemsize(b.dtype));
+    const bytes = (t: Tensor | undefined) => (t === undefined ? 0 : t.size * itemsize(t.dtype));
+    return this.weight.nbytes + bytes(this.bias) + bytes(this.input_scale);
   }
 
   override forward(x: Tensor): Tensor {
     if (x.shape[x.rank - 1] !== this.inFeatures) {
       throw new TesseraError(`QuantizedLinear: input of shape ${fmtShape(x.shape)} has ${x.shape[x.rank - 1]} features in its last dimension; this layer expects ${this.inFeatures}.`);
     }
-    return quantizedLinear(x, this.weight, this.bias, { activations: this.activations });
+    return quantizedLinear(x, this.weight, this.bias, { activations: this.activations, inputScale: this.input_scale });
   }
 }
 
