@@ -4,7 +4,6 @@
 // pass itself so it can be differentiated again).
 import { Tensor } from '../core/tensor.js';
 import { TesseraError, fmtShape } from '../core/errors.js';
-import { shapesEqual } from '../core/shape.js';
 import { keep } from '../core/memory.js';
 import type { GradNode } from './node.js';
 import { enableGrad, noGrad } from './mode.js';
@@ -14,6 +13,7 @@ import { add, cast } from '../ops/elementwise.js';
 import { detach } from '../ops/shape.js';
 import { innermostDispatchObserver, withAutocastHook } from '../ops/dispatch.js';
 import { CotangentOwner } from './cotangent-owner.js';
+import { checkGradShape } from './hooks.js';
 
 export interface BackwardOptions {
   /** Keep the graph so backward can run through it again. */
@@ -57,29 +57,6 @@ export function topoOrder(root: GradNode, boundary: ReadonlySet<Tensor> | undefi
     }
   }
   return order;
-}
-
-export function accumulate(map: Map<Tensor, Tensor>, t: Tensor, g: Tensor): void {
-  const prev = map.get(t);
-  map.set(t, prev === undefined ? g : add(prev, g));
-}
-
-export function checkGradShape(t: Tensor, g: Tensor, what: string): void {
-  if (!shapesEqual(t.shape, g.shape)) {
-    throw new TesseraError(`backward: ${what} has shape ${fmtShape(g.shape)} but the tensor has shape ${fmtShape(t.shape)}.`);
-  }
-}
-
-export function runHooks(t: Tensor, g: Tensor): Tensor {
-  let out = g;
-  for (const h of t.hooks) {
-    const r = h(out);
-    if (r instanceof Tensor) {
-      checkGradShape(t, r, 'a hook returned a gradient that');
-      out = r;
-    }
-  }
-  return out;
 }
 
 /** Stores a finished gradient on a leaf (or a retainsGrad tensor), adding to what is there. */
@@ -176,22 +153,7 @@ function runBackward(root: Tensor, gradient: Tensor | undefined, opts: InternalO
       }
     } else if (isLeaf || t.retainsGrad) depositGrad(t, g, createGraph);
   };
-  /** The tensor's hooks on its gradient; what a hook saw or returned belongs to the user. */
-  const hooked = (t: Tensor, g: Tensor): Tensor => {
-    if (t.hooks.length === 0) return g;
-    owner.escape(g);
-    const out = runHooks(t, g);
-    owner.escape(out);
-    return out;
-  };
-  /** Adds `g` to x's cotangent; the walk's reference moves from the old partial sum to the new one. */
-  const accumulateOwned = (cot: Map<Tensor, Tensor>, x: Tensor, g: Tensor): void => {
-    const prev = cot.get(x);
-    const next = prev === undefined ? g : add(prev, g);
-    cot.set(x, next);
-    owner.hold(next);
-    if (prev !== undefined) owner.release(prev);
-  };
+  const hooked = (t: Tensor, g: Tensor): Tensor => owner.hooked(t, g);
   root.assertAlive('backward');
   if (!root.requiresGrad && opts.capture !== undefined) return captured;
   if (!root.requiresGrad) {
@@ -246,7 +208,7 @@ function runBackward(root: Tensor, gradient: Tensor | undefined, opts: InternalO
           const gi = grads[i];
           if (!node.needsGrad[i] || gi === undefined) return;
           checkGradShape(x, gi, `the vjp of '${node.opName}' produced a gradient for input ${i} that`);
-          accumulateOwned(cot, x, gi);
+          owner.accumulate(cot, x, gi);
         });
         for (const gi of grads) if (gi !== undefined) owner.release(gi);
         owner.release(held);

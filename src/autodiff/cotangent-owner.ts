@@ -19,6 +19,8 @@
 // keeps its tensors; its graph decides) or under createGraph (the new graph saves them).
 import { scope } from '../core/memory.js';
 import { nextTensorId, type Tensor } from '../core/tensor.js';
+import { add } from '../ops/elementwise.js';
+import { runHooks } from './hooks.js';
 
 export class CotangentOwner {
   /** Tensors with an id below this existed before the backward started: never ours. */
@@ -59,5 +61,23 @@ export class CotangentOwner {
     if (!this.active) return;
     this.escaped.add(t);
     this.refs.delete(t);
+  }
+
+  /** Runs the tensor's hooks on its gradient; what a hook saw or returned belongs to the user. */
+  hooked(t: Tensor, g: Tensor): Tensor {
+    if (t.hooks.length === 0) return g;
+    this.escape(g);
+    const out = runHooks(t, g);
+    this.escape(out);
+    return out;
+  }
+
+  /** Adds `g` to x's cotangent in `cot`; the walk's reference moves from the old partial sum to the new one. */
+  accumulate(cot: Map<Tensor, Tensor>, x: Tensor, g: Tensor): void {
+    const prev = cot.get(x);
+    const next = prev === undefined ? g : add(prev, g);
+    cot.set(x, next);
+    this.hold(next);
+    if (prev !== undefined) this.release(prev);
   }
 }

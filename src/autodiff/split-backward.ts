@@ -23,9 +23,9 @@ import type { GradNode } from './node.js';
 import { noGrad } from './mode.js';
 import { onesLike } from '../ops/creation.js';
 import { innermostDispatchObserver, withAutocastHook } from '../ops/dispatch.js';
-import { add } from '../ops/elementwise.js';
 import { CotangentOwner } from './cotangent-owner.js';
-import { checkGradShape, checkNotModified, depositGrad, freeNode, runHooks, runNodeVjp, topoOrder } from './backward.js';
+import { checkNotModified, depositGrad, freeNode, runNodeVjp, topoOrder } from './backward.js';
+import { checkGradShape } from './hooks.js';
 
 export interface SplitBackward {
   /** The root's gradients with respect to the inputs (undefined where no path leads), as gradientsUpTo gives them. */
@@ -80,22 +80,8 @@ export function backwardSplit(root: Tensor, inputs: readonly Tensor[], gradient?
     ranW = true;
     quietly(w);
   };
-  /** The tensor's hooks on its gradient; what a hook saw or returned belongs to the user. */
-  const hooked = (t: Tensor, g: Tensor): Tensor => {
-    if (t.hooks.length === 0) return g;
-    owner.escape(g);
-    const out = runHooks(t, g);
-    owner.escape(out);
-    return out;
-  };
-  /** Adds `g` to x's cotangent; the walk's reference moves from the old partial sum to the new one. */
-  const accumulate = (cot: Map<Tensor, Tensor>, x: Tensor, g: Tensor): void => {
-    const prev = cot.get(x);
-    const next = prev === undefined ? g : add(prev, g);
-    cot.set(x, next);
-    owner.hold(next);
-    if (prev !== undefined) owner.release(prev);
-  };
+  const hooked = (t: Tensor, g: Tensor): Tensor => owner.hooked(t, g);
+  const accumulate = (cot: Map<Tensor, Tensor>, x: Tensor, g: Tensor): void => owner.accumulate(cot, x, g);
   /** Runs a node's rule; the result list holds a reference to each gradient until `release`. */
   const runRule = (node: GradNode, g: Tensor, needs: readonly boolean[], lastUse: boolean): (Tensor | undefined)[] => {
     const grads = owner.runRule(() => runNodeVjp(node, g, needs, lastUse));
