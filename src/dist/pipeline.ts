@@ -195,6 +195,19 @@ function checkOrder(order: readonly PipelineOp[], schedule: PipelineSchedule, m:
   return order.map((op) => ({ ...op }));
 }
 
+/**
+ * Disposes what the pipeline made for a micro-batch once its last backward pass ran: the received
+ * activation, the received output gradient, the scaled loss, and the stage's output unless the
+ * user's loss function saw it (last stage). Without this they would wait for the garbage
+ * collector and the finalizers in the wasm heap.
+ */
+function releaseMicroBatch(kept: InFlight, outputGrad: Tensor | undefined, last: boolean): void {
+  kept.input?.dispose();
+  outputGrad?.dispose();
+  kept.loss?.dispose();
+  if (!last) kept.output.dispose();
+}
+
 export class PipelineParallel {
   readonly schedule: PipelineSchedule;
   readonly microBatches: number;
@@ -364,7 +377,11 @@ export class PipelineParallel {
           // The first stage's input needs no gradient: its B computes nothing and W does it all.
           const split = backwardSplit(last ? kept.loss! : kept.output, kept.input === undefined ? [] : [kept.input], outputGrad);
           inputGrad = split.inputGrads[0];
-          awaitingW.set(key, split.weights);
+          // W still reads the micro-batch's tensors (a layer's input for its weight gradient).
+          awaitingW.set(key, () => {
+            split.weights();
+            releaseMicroBatch(kept, outputGrad, last);
+          });
         } else if (chunk instanceof ParallelStack) {
           inputGrad = last ? await chunk.backward(kept.loss!, kept.output) : await chunk.backwardFrom(kept.output, outputGrad!);
         } else {
@@ -377,6 +394,10 @@ export class PipelineParallel {
           const values = allocArray(commDType(inputGrad.dtype, 'PipelineParallel'), inputGrad.size);
           values.set(inputGrad.data());
           sends.push(this.group.send(values, (s - 1) % p, { tag: tag(2, s - 1, i) }).wait());
+        }
+        if (!(chunk instanceof ParallelStack)) {
+          inputGrad?.dispose();
+          if (this.schedule !== 'zb-h1') releaseMicroBatch(kept, outputGrad, last);
         }
         if (timing) timing.B.push(performance.now() - started);
       }
