@@ -5,7 +5,11 @@
 // Megatron-LM#750) plus memory (memory.ts). For MoE models the expert-parallel degree is searched
 // too (a divisor of d and of the expert count). The step time comes from step-time.ts; the
 // framework's communication overlaps (SearchOptions.overlap*) hold for every candidate, so turning
-// one on can change which layout wins (a TP degree whose collectives now hide, say).
+// one on can change which layout wins (a TP degree whose collectives now hide, say). When
+// overlapped GEMMs are assumed slower (overlapComputeSlowdown > 0), an overlap can cost more than
+// it hides, so each candidate also runs with the tensor- and expert-parallel overlaps (the ones
+// that slow GEMMs) off, each or both, and keeps the fastest: those flags are switches a Megatron
+// user sets per run.
 import type { Conventions } from './conventions.js';
 import type { Recompute } from './flops.js';
 import { type ClusterSpec, clusterSize } from './hardware.js';
@@ -37,7 +41,8 @@ export interface SearchOptions {
   expertOverlapChunks?: number;
   /** Whether the interleaved schedule's transfers run beside compute (ParallelConfig.overlapPipelineComm). Default false. */
   overlapPipelineComm?: boolean;
-  /** Share by which overlapped GEMMs slow down (ParallelConfig.overlapComputeSlowdown). Default 0. */
+  /** Share by which overlapped GEMMs slow down (ParallelConfig.overlapComputeSlowdown). Default 0.
+   * Above 0, each candidate keeps the TP and EP overlaps asked for only where they pay (see above). */
   overlapComputeSlowdown?: number;
   /** Share of device memory kept free for the allocator's cache and fragmentation (DeepSpeed#4527
    * et al. report real use well above the estimate). Default 0.1. */
@@ -147,6 +152,26 @@ function* candidateConfigs(m: TransformerSpec, n: number, globalBatch: number, o
   }
 }
 
+/**
+ * The config's step time, and with a compute slowdown for overlapped GEMMs the fastest of the
+ * config with its TP and EP overlaps on or off (each of them; memory does not depend on them).
+ */
+function fastestOverlaps(m: TransformerSpec, conv: Conventions, c: ClusterSpec, config: ParallelConfig): { config: ParallelConfig; step: StepTime } {
+  let best = { config, step: stepTime(m, conv, c, config) };
+  if (!((config.overlapComputeSlowdown ?? 0) > 0)) return best;
+  const tpChoices = config.overlapTensorParallelComm ? [true, false] : [false];
+  const epChoices = config.overlapExpertParallelComm ? [true, false] : [false];
+  for (const tp of tpChoices) {
+    for (const ep of epChoices) {
+      if (tp === config.overlapTensorParallelComm && ep === config.overlapExpertParallelComm) continue;
+      const variant = { ...config, overlapTensorParallelComm: tp, overlapExpertParallelComm: ep };
+      const step = stepTime(m, conv, c, variant);
+      if (step.seconds < best.step.seconds) best = { config: variant, step };
+    }
+  }
+  return best;
+}
+
 export function searchParallelConfigs(m: TransformerSpec, conv: Conventions, c: ClusterSpec, opts: SearchOptions = {}): SearchResult {
   const n = clusterSize(c);
   const globalBatch = opts.globalBatch ?? m.globalBatch ?? n;
@@ -172,7 +197,7 @@ export function searchParallelConfigs(m: TransformerSpec, conv: Conventions, c: 
       reject(config, `memory: needs ${(memory.total / 1e9).toFixed(1)} GB per device, ${(usable / 1e9).toFixed(1)} GB usable (${Math.round(reserve * 100)}% reserved)`);
       continue;
     }
-    feasible.push({ config, step: stepTime(m, conv, c, config), memory });
+    feasible.push({ ...fastestOverlaps(m, conv, c, config), memory });
   }
   feasible.sort((a, b) => a.step.seconds - b.step.seconds || a.memory.total - b.memory.total);
   return { ranked: feasible.slice(0, opts.top ?? 10), rejectedByReason, rejectedExamples, evaluated, feasible: feasible.length, globalBatch };

@@ -238,6 +238,26 @@ test('the search applies the overlaps it is given to every candidate; invalid ov
   assert.equal(validateParallelConfig(m, h100, { ...base, expertOverlapChunks: 4, overlapComputeSlowdown: 0.1 }), undefined);
 });
 
+test('with a compute slowdown, the search keeps each candidate\'s TP and EP overlaps only where they pay', () => {
+  const m = modelPreset('mixtral-8x7b'), c = parseCluster('8x8xH100');
+  const opts = { globalBatch: 1024, top: 5, zeroStages: [1] as const, recompute: ['selective'] as const, overlapTensorParallelComm: true, overlapExpertParallelComm: true };
+  for (const overlapComputeSlowdown of [0.05, 0.5]) {
+    const r = searchParallelConfigs(m, conv, c, { ...opts, overlapComputeSlowdown });
+    for (const { config, step } of r.ranked) {
+      // The step is the fastest of the four on/off variants of the config.
+      const variants = [true, false].flatMap((tp) => [true, false].map((ep) => stepTime(m, conv, c, { ...config, overlapTensorParallelComm: tp, overlapExpertParallelComm: ep }).seconds));
+      near(step.seconds, Math.min(...variants));
+    }
+    if (overlapComputeSlowdown === 0.5) {
+      // GEMMs half again as slow: no overlap hides that much here, so the winners run without them.
+      assert.ok(r.ranked.some((x) => !x.config.overlapTensorParallelComm || !x.config.overlapExpertParallelComm));
+    }
+  }
+  // Without a slowdown the overlaps asked for stay on in every candidate.
+  const free = searchParallelConfigs(m, conv, c, { ...opts, overlapComputeSlowdown: 0 });
+  assert.ok(free.ranked.every((x) => x.config.overlapTensorParallelComm && x.config.overlapExpertParallelComm));
+});
+
 test('describe and advise say which overlaps the prediction assumes', () => {
   const text = describeParallelConfig({ ...megatron, overlapTensorParallelComm: true, overlapPipelineComm: true, overlapComputeSlowdown: 0.05 });
   assert.match(text, /TP communication overlapped with GEMMs/);
