@@ -8,6 +8,7 @@ export { ReLU, GELU, SiLU, Tanh, Sigmoid, LeakyReLU } from './layers/activation.
 export { Softmax, LogSoftmax } from './layers/activation.js';
 export { Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, type ConvLayerOptions, type ConvTransposeLayerOptions } from './layers/conv.js';
 export { MaxPool1d, MaxPool2d, MaxPool3d, AvgPool1d, AvgPool2d, AvgPool3d, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d } from './layers/pool.js';
+export { Upsample } from './layers/upsample.js';
 export { BatchNorm1d, BatchNorm2d, BatchNorm3d, LayerNorm, RMSNorm, type BatchNormLayerOptions, type LayerNormLayerOptions, type RmsNormLayerOptions } from './layers/normalization.js';
 export { Dropout, Embedding, type EmbeddingLayerOptions } from './layers/dropout.js';
 export { MultiheadAttention, KVCache, type MultiheadAttentionOptions, type AttentionCallOptions } from './layers/attention.js';

@@ -1,4 +1,5 @@
-// Joining, cutting and rearranging tensors: cat stack split chunk pad flip repeat tril triu.
+// Joining, cutting and rearranging tensors: cat stack split chunk pad flip roll repeat
+// repeatInterleave tril triu.
 // All are composites of primitives (cat, slice, pad, flip, expand, where, gather), so they
 // differentiate in both modes for free.
 import { type DType, castScalar, isFloating, promoteTypes } from '../core/dtype.js';
@@ -173,6 +174,53 @@ export function repeat(x: Tensor, reps: readonly number[]): Tensor {
   return out.storage === x.storage ? clone(out) : out;
 }
 
+/**
+ * Shifts elements along axes, wrapping around (torch.roll): element i moves to (i + shift) mod n.
+ * Without axes, the tensor is rolled as if flattened and then given its shape back. A copy.
+ */
+export function roll(x: Tensor, shifts: number | readonly number[], axes?: number | readonly number[]): Tensor {
+  const shiftList = typeof shifts === 'number' ? [shifts] : [...shifts];
+  check(shiftList.every((s) => Number.isInteger(s)), 'roll', () => `shifts must be integers, got ${JSON.stringify(shifts)}.`);
+  if (axes === undefined) {
+    check(shiftList.length === 1, 'roll', () => `without axes, one shift rolls the flattened tensor; got ${shiftList.length} shifts. Pass the axes.`);
+    return reshape(roll(reshape(x, [x.size]), shiftList[0]!, 0), x.shape);
+  }
+  // In the order given (normalizeAxes would sort them away from their shifts).
+  const axisList = (typeof axes === 'number' ? [axes] : [...axes]).map((a) => normalizeAxis(a, x.rank, 'roll'));
+  check(axisList.length === shiftList.length, 'roll', () =>
+    `needs one shift per axis, got ${shiftList.length} shift(s) for ${axisList.length} axis/axes.`);
+  let out = x;
+  axisList.forEach((a, k) => {
+    const n = x.shape[a]!;
+    const s = n === 0 ? 0 : ((shiftList[k]! % n) + n) % n;
+    // The last s entries come first: [x[n − s:], x[:n − s]].
+    if (s !== 0) out = cat([narrow(out, a, n - s, s), narrow(out, a, 0, n - s)], a);
+  });
+  return out === x ? clone(x) : out;
+}
+
+/**
+ * Repeats each element `repeats` times along `axis`, next to itself (torch.repeat_interleave):
+ * [a, b] → [a, a, b, b]. `repeats` is one count for every element, or one count per element along
+ * the axis. Without an axis the tensor is flattened first.
+ */
+export function repeatInterleave(x: Tensor, repeats: number | readonly number[] | Tensor, axis?: number): Tensor {
+  const input = axis === undefined ? reshape(x, [x.size]) : x;
+  const a = normalizeAxis(axis ?? 0, input.rank === 0 ? 1 : input.rank, 'repeatInterleave');
+  const src = input.rank === 0 ? reshape(input, [1]) : input;
+  const n = src.shape[a]!;
+  const counts = typeof repeats === 'number' ? new Array<number>(n).fill(repeats)
+    : repeats instanceof Tensor ? Array.from(repeats.data(), Number) : [...repeats];
+  check(counts.length === n || counts.length === 1, 'repeatInterleave', () =>
+    `repeats has ${counts.length} counts for ${n} elements along axis ${axis ?? 0} (shape ${fmtShape(src.shape)}); give one count or one per element.`);
+  check(counts.every((c) => Number.isInteger(c) && c >= 0), 'repeatInterleave', () => `repeats must be non-negative integers, got ${JSON.stringify(counts.slice(0, 8))}.`);
+  const perElement = counts.length === 1 ? new Array<number>(n).fill(counts[0]!) : counts;
+  const index = new Int32Array(perElement.reduce((s, c) => s + c, 0));
+  let at = 0;
+  perElement.forEach((c, i) => { index.fill(i, at, at + c); at += c; });
+  return indexSelect(src, a, tensor(index, { dtype: 'int32', backend: x.backend }));
+}
+
 /** Mask over the last two axes: col - row <= diagonal (lower) or >= diagonal (upper). */
 function bandMask(x: Tensor, keep: 'lower' | 'upper', diagonal: number): Tensor {
   check(x.rank >= 2, keep === 'lower' ? 'tril' : 'triu', () => `needs at least 2 dimensions, got shape ${fmtShape(x.shape)}.`);
@@ -199,6 +247,8 @@ declare module '../core/tensor.js' {
     chunk(chunks: number, axis?: number): Tensor[];
     flip(axes: number | readonly number[]): Tensor;
     repeat(reps: readonly number[]): Tensor;
+    roll(shifts: number | readonly number[], axes?: number | readonly number[]): Tensor;
+    repeatInterleave(repeats: number | readonly number[] | Tensor, axis?: number): Tensor;
     tril(diagonal?: number): Tensor;
     triu(diagonal?: number): Tensor;
   }
@@ -209,5 +259,7 @@ P.split = function (s, a) { return split(this, s, a); };
 P.chunk = function (c, a) { return chunk(this, c, a); };
 P.flip = function (a) { return flip(this, a); };
 P.repeat = function (r) { return repeat(this, r); };
+P.roll = function (s, a) { return roll(this, s, a); };
+P.repeatInterleave = function (r, a) { return repeatInterleave(this, r, a); };
 P.tril = function (d) { return tril(this, d); };
 P.triu = function (d) { return triu(this, d); };

@@ -16,3 +16,4 @@ export {
   type Reduction, type NllLossOptions, type CrossEntropyOptions, type ElementwiseLossOptions, type BceWithLogitsOptions,
 } from './loss.js';
 export { scaledDotProductAttention, setFusedAttention, type AttentionOptions } from './attention.js';
+export { interpolate, type InterpolateMode, type InterpolateOptions } from './interpolate.js';
