@@ -1,4 +1,5 @@
-// interpolate (every mode), roll and repeatInterleave match PyTorch, forward and backward, on the
+// interpolate (every mode), gridSample (bilinear/nearest × zeros/border/reflection × alignCorners),
+// affineGrid, roll and repeatInterleave match PyTorch, forward and backward, on the
 // cases recorded by scripts/fixtures/torch_resample.py (test/fixtures/torch/resample.json), in
 // float64 and in float32 (where PyTorch computes source positions in float32: another rounding
 // would pick other rows or weights). Errors name the op and what to change.
@@ -42,7 +43,17 @@ const ops: Record<string, Op> = {
   rollBig: (x) => x.roll(-11, 2),
   repeatInterleave: (x) => t.repeatInterleave(x, 2),
   repeatInterleaveAxis: (x) => x.repeatInterleave([1, 0, 3], 1),
+  affineGrid: (theta) => t.affineGrid(theta, [2, 3, 4, 5]),
+  affineGridAlign: (theta) => t.affineGrid(theta, [2, 3, 4, 5], { alignCorners: true }),
+  spatialTransformer: (x, theta) => t.gridSample(x, t.affineGrid(theta, [1, 2, 6, 7])),
 };
+for (const mode of ['bilinear', 'nearest'] as const) {
+  for (const paddingMode of ['zeros', 'border', 'reflection'] as const) {
+    for (const alignCorners of [false, true]) {
+      ops[`gridSample_${mode}_${paddingMode}_${alignCorners ? 'align' : 'edges'}`] = (x, grid) => t.gridSample(x, grid, { mode, paddingMode, alignCorners });
+    }
+  }
+}
 
 forEachBackend(`resampling matches PyTorch ${fixture.torch}`, () => {
   for (const c of fixture.cases) it(c.name, () => runCase(c, (key) => ops[key]));
@@ -64,5 +75,8 @@ forEachBackend(`resampling matches PyTorch ${fixture.torch}`, () => {
     assert.throws(() => t.roll(x, [1, 2], 0), /roll: needs one shift per axis/);
     assert.throws(() => t.roll(x, [1, 2]), /without axes, one shift rolls the flattened tensor/);
     assert.throws(() => t.repeatInterleave(x, [1, 2], 3), /repeats has 2 counts for 4 elements/);
+    assert.throws(() => t.gridSample(x, t.randn([1, 3, 3, 3])), /gridSample: expects a grid of shape \[N, Ho, Wo, 2\]/);
+    assert.throws(() => t.gridSample(x, t.randn([1, 3, 3, 2]), { paddingMode: 'wrap' as never }), /paddingMode must be 'zeros', 'border' or 'reflection'/);
+    assert.throws(() => t.affineGrid(t.randn([2, 2, 3]), [1, 2, 3, 4]), /affineGrid: expects theta of shape \[N, 2, 3\] with N = 1/);
   });
 });

@@ -17,3 +17,4 @@ export {
 } from './loss.js';
 export { scaledDotProductAttention, setFusedAttention, type AttentionOptions } from './attention.js';
 export { interpolate, type InterpolateMode, type InterpolateOptions } from './interpolate.js';
+export { gridSample, affineGrid, type GridSampleMode, type GridSamplePadding, type GridSampleOptions } from './grid-sample.js';
