@@ -16,6 +16,7 @@ import { matmul } from '../ops/linalg.js';
 import { convDirectJvp, convWeightGradJvp } from '../ops/nn/conv.js';
 import { attentionJvp, attentionGradJvp } from '../ops/nn/attention-rules.js';
 import { keepdimShape, prodInputGradient, extremumMask } from './rule-helpers.js';
+import * as linalgRules from '../ops/matrix/rules.js';
 
 export type JvpRule<P extends PrimitiveName> = (
   tangents: readonly (Tensor | undefined)[],
@@ -158,4 +159,13 @@ export const jvpRules: Rules = {
   randomUniform: noTangent,
   randomNormal: noTangent,
   randomInteger: noTangent,
+  // Matrix decompositions and solves: ops/matrix/rules.ts.
+  cholesky: ([t], _i, out) => (t === undefined ? undefined : linalgRules.choleskyJvp(t, out)),
+  triangularSolve: (ts, [a], out, attrs) => linalgRules.triangularSolveJvp(ts, a!, out, attrs),
+  solve: (ts, [a], out, attrs) => linalgRules.solveJvp(ts, a!, out, attrs),
+  det: ([t], [a]) => (t === undefined ? undefined : linalgRules.detJvp(t, a!)),
+  slogdet: ([t], [a]) => (t === undefined ? undefined : linalgRules.slogdetJvp(t, a!)),
+  qr: ([t], [a], out, attrs) => (t === undefined ? undefined : linalgRules.qrJvp(t, a!, out, attrs)),
+  eigh: ([t], [a], out) => (t === undefined ? undefined : linalgRules.eighJvp(t, a!, out)),
+  svd: ([t], [a], out, attrs) => (t === undefined ? undefined : linalgRules.svdJvp(t, a!, out, attrs)),
 };

@@ -16,6 +16,7 @@ import { matmul } from '../ops/linalg.js';
 import { convDirectVjp, convWeightGradVjp } from '../ops/nn/conv.js';
 import { attentionVjp, attentionGradVjp } from '../ops/nn/attention-rules.js';
 import { sumToShape, keepdimShape, prodInputGradient, extremumMask } from './rule-helpers.js';
+import * as linalgRules from '../ops/matrix/rules.js';
 
 export type VjpRule<P extends PrimitiveName> = (
   g: Tensor,
@@ -187,6 +188,15 @@ export const vjpRules: { [P in PrimitiveName]: VjpRule<P> } = {
   randomUniform: none,
   randomNormal: none,
   randomInteger: none,
+  // Matrix decompositions and solves: ops/matrix/rules.ts.
+  cholesky: (g, _i, out) => [linalgRules.choleskyVjp(g, out)],
+  triangularSolve: (g, [a], out, attrs, needsGrad) => linalgRules.triangularSolveVjp(g, a!, out, attrs, needsGrad),
+  solve: (g, [a], out, attrs, needsGrad) => linalgRules.solveVjp(g, a!, out, attrs, needsGrad),
+  det: (g, [a]) => [linalgRules.detVjp(g, a!)],
+  slogdet: (g, [a]) => [linalgRules.slogdetVjp(g, a!)],
+  qr: (g, [a], out, attrs) => [linalgRules.qrVjp(g, a!, out, attrs)],
+  eigh: (g, [a], out) => [linalgRules.eighVjp(g, a!, out)],
+  svd: (g, [a], out, attrs) => [linalgRules.svdVjp(g, a!, out, attrs)],
 };
 
 function keepdimOf(g: Tensor, x: Tensor, { axes, keepdim }: { axes: number[]; keepdim: boolean }): Tensor {

@@ -13,3 +13,4 @@ export * from './einsum.js';
 export * from './inplace.js';
 export * from './nn/index.js';
 export * from './cost.js';
+export * as linalg from './matrix/index.js';

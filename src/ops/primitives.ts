@@ -14,6 +14,7 @@ import { check, fmtShape } from '../core/errors.js';
 import { sizeOf, shapesEqual, viewStrides as viewStridesImpl, type Shape } from '../core/shape.js';
 import { patchMatrixShape, sweepWindows, type WindowSweep } from './patch-shape.js';
 import type { Generator } from '../core/random.js';
+import { linalgDefs, type LinalgPrimitiveAttrs } from './matrix/primitive-defs.js';
 
 export interface ValueInfo {
   readonly shape: readonly number[];
@@ -56,7 +57,8 @@ export interface ArgReduceAttrs { axis: number; keepdim: boolean }
 
 /** Attributes of every primitive. Adding a primitive starts here. */
 export interface PrimitiveAttrs
-  extends Record<UnaryOp, NoAttrs>, Record<BinaryOp, NoAttrs>, Record<ReduceOp, ReduceAttrs> {
+  // The matrix decompositions and solves (cholesky, triangularSolve, solve, det, slogdet, qr, eigh, svd) are declared in ops/matrix/primitive-defs.ts.
+  extends Record<UnaryOp, NoAttrs>, Record<BinaryOp, NoAttrs>, Record<ReduceOp, ReduceAttrs>, LinalgPrimitiveAttrs {
   /** cond ? x : y, all three of one shape; cond is bool. */
   where: NoAttrs;
   cast: { dtype: DType };
@@ -392,6 +394,7 @@ const reduceDefs = {} as { [P in ReduceOp]: PrimitiveDef<P> };
 for (const op of REDUCE_OPS) reduceDefs[op] = reduceDef(op);
 
 export const primitives: DefTable = {
+  ...linalgDefs,
   ...unaryDefs,
   ...binaryDefs,
   ...reduceDefs,

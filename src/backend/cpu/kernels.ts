@@ -16,6 +16,7 @@ import { makeRandomKernels } from './random-kernels.js';
 import { makeConvKernels } from './conv-kernels.js';
 import { makeAttentionKernels } from './attention-kernels.js';
 import { makeQuantizedKernels } from './quantized-kernels.js';
+import { makeLinalgKernels } from './linalg-kernels.js';
 
 /** Set by backend.ts: allocates a storage on the cpu backend around an array. */
 let wrap: (out: OutputInfo, data: TypedArray) => Storage = () => {
@@ -524,4 +525,5 @@ export const cpuKernels: KernelTable = {
   ...makeConvKernels((out, data) => wrap(out, data)),
   ...makeAttentionKernels((out, data) => wrap(out, data)),
   ...makeQuantizedKernels((out, data) => wrap(out, data)),
+  ...makeLinalgKernels((out, data) => wrap(out, data)),
 };
