@@ -6,6 +6,17 @@ export { assignValues } from './inplace.js';
 export { Linear, Identity, Flatten, type LayerOptions, type LinearOptions } from './layers/linear.js';
 export { ReLU, GELU, SiLU, Tanh, Sigmoid, LeakyReLU } from './layers/activation.js';
 export { Softmax, LogSoftmax } from './layers/activation.js';
+export {
+  ELU, SELU, CELU, Mish, Hardtanh, ReLU6, Hardswish, Hardsigmoid, PReLU, Softsign, Tanhshrink, Softshrink, Hardshrink,
+  Threshold, GLU, Softmin, LogSigmoid, Softplus,
+} from './layers/activation.js';
+export {
+  L1Loss, MSELoss, SmoothL1Loss, HuberLoss, KLDivLoss, BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss,
+  MarginRankingLoss, HingeEmbeddingLoss, SoftMarginLoss, MultiLabelSoftMarginLoss, CosineEmbeddingLoss,
+  TripletMarginLoss, PoissonNLLLoss, GaussianNLLLoss, MultiMarginLoss,
+} from './layers/loss.js';
+export { CosineSimilarity, PairwiseDistance } from './layers/distance.js';
+export { PixelShuffle, PixelUnshuffle } from './layers/pixel-shuffle.js';
 export { Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, type ConvLayerOptions, type ConvTransposeLayerOptions } from './layers/conv.js';
 export { MaxPool1d, MaxPool2d, MaxPool3d, AvgPool1d, AvgPool2d, AvgPool3d, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d } from './layers/pool.js';
 export { Upsample } from './layers/upsample.js';

@@ -53,6 +53,21 @@ export const AUTOCAST_RULES: Readonly<Record<string, AutocastRule>> = {
   nllLoss: { policy: 'float32', level: 'composite', note: 'nllLoss' },
   mseLoss: { policy: 'float32', level: 'composite', note: 'mseLoss' },
   binaryCrossEntropyWithLogits: { policy: 'float32', level: 'composite', note: 'binaryCrossEntropyWithLogits' },
+  // The other torch.nn.functional losses (src/ops/nn/losses-*.ts), all in float32 like PyTorch's autocast list.
+  l1Loss: { policy: 'float32', level: 'composite', note: 'l1Loss' },
+  smoothL1Loss: { policy: 'float32', level: 'composite', note: 'smoothL1Loss' },
+  huberLoss: { policy: 'float32', level: 'composite', note: 'huberLoss' },
+  poissonNllLoss: { policy: 'float32', level: 'composite', note: 'poissonNllLoss' },
+  gaussianNllLoss: { policy: 'float32', level: 'composite', note: 'gaussianNllLoss: input, target and variance' },
+  klDiv: { policy: 'float32', level: 'composite', note: 'klDiv' },
+  binaryCrossEntropy: { policy: 'float32', level: 'composite', note: 'binaryCrossEntropy (on probabilities)' },
+  marginRankingLoss: { policy: 'float32', level: 'composite', note: 'marginRankingLoss' },
+  hingeEmbeddingLoss: { policy: 'float32', level: 'composite', note: 'hingeEmbeddingLoss' },
+  softMarginLoss: { policy: 'float32', level: 'composite', note: 'softMarginLoss' },
+  multilabelSoftMarginLoss: { policy: 'float32', level: 'composite', note: 'multilabelSoftMarginLoss' },
+  multiMarginLoss: { policy: 'float32', level: 'composite', note: 'multiMarginLoss' },
+  cosineEmbeddingLoss: { policy: 'float32', level: 'composite', note: 'cosineEmbeddingLoss' },
+  tripletMarginLoss: { policy: 'float32', level: 'composite', note: 'tripletMarginLoss' },
 };
 
 /** The policy for an op name, or undefined when autocast leaves the op alone. */

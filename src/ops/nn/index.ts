@@ -12,9 +12,30 @@ export { layerNorm, rmsNorm, batchNorm, type LayerNormOptions, type RmsNormOptio
 export { dropout, type DropoutOptions } from './dropout.js';
 export { embedding, type EmbeddingOptions } from './embedding.js';
 export {
-  crossEntropy, nllLoss, mseLoss, binaryCrossEntropyWithLogits, logSigmoid,
+  crossEntropy, nllLoss, mseLoss, binaryCrossEntropyWithLogits,
   type Reduction, type NllLossOptions, type CrossEntropyOptions, type ElementwiseLossOptions, type BceWithLogitsOptions,
 } from './loss.js';
+// Activations beyond relu/gelu/silu/softplus (those are elementwise ops); logSigmoid lives with the losses that use it.
+export {
+  elu, selu, celu, mish, hardtanh, relu6, hardswish, hardsigmoid, prelu, softsign, tanhshrink, softshrink, hardshrink,
+  threshold, glu, softmin,
+} from './activations.js';
+export { logSigmoid } from './loss.js';
+export {
+  l1Loss, smoothL1Loss, huberLoss, poissonNllLoss, gaussianNllLoss,
+  type SmoothL1LossOptions, type HuberLossOptions, type PoissonNllLossOptions, type GaussianNllLossOptions,
+} from './losses-regression.js';
+export { klDiv, binaryCrossEntropy, type KlDivOptions, type BinaryCrossEntropyOptions } from './losses-probabilistic.js';
+export {
+  marginRankingLoss, hingeEmbeddingLoss, softMarginLoss, multilabelSoftMarginLoss, multiMarginLoss,
+  type MarginLossOptions, type MultilabelSoftMarginLossOptions, type MultiMarginLossOptions,
+} from './losses-margin.js';
+export { cosineEmbeddingLoss, tripletMarginLoss, type CosineEmbeddingLossOptions, type TripletMarginLossOptions } from './losses-embedding.js';
+export {
+  cosineSimilarity, pairwiseDistance, cdist, normalize,
+  type CosineSimilarityOptions, type PairwiseDistanceOptions, type CdistOptions, type CdistComputeMode, type NormalizeOptions,
+} from './distance.js';
+export { pixelShuffle, pixelUnshuffle } from './pixel-shuffle.js';
 export { scaledDotProductAttention, setFusedAttention, type AttentionOptions } from './attention.js';
 export { interpolate, type InterpolateMode, type InterpolateOptions } from './interpolate.js';
 export { gridSample, affineGrid, type GridSampleMode, type GridSamplePadding, type GridSampleOptions } from './grid-sample.js';

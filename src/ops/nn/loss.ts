@@ -13,9 +13,15 @@ import { logSoftmax } from './softmax.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
-function reduce(op: string, loss: Tensor, reduction: Reduction): Tensor {
+/** Rejects a reduction string other than 'mean', 'sum' or 'none'. */
+export function checkReduction(op: string, reduction: string): void {
   check(reduction === 'mean' || reduction === 'sum' || reduction === 'none', op, () =>
     `reduction must be 'mean', 'sum' or 'none', got ${JSON.stringify(reduction)}.`);
+}
+
+/** Applies `reduction` to per-element losses, rejecting any other string (shared by every loss). */
+export function reduceLoss(op: string, loss: Tensor, reduction: Reduction): Tensor {
+  checkReduction(op, reduction);
   return reduction === 'none' ? loss : reduction === 'sum' ? sum(loss) : mean(loss);
 }
 
@@ -72,7 +78,7 @@ export function nllLoss(input: Tensor, target: Tensor, opts: NllLossOptions = {}
   const { loss, weightOfTarget } = pickTargets('nllLoss', batched, tgt, opts.weight, opts.ignoreIndex ?? -100);
   const reduction = opts.reduction ?? 'mean';
   if (reduction === 'mean') return div(sum(loss), sum(weightOfTarget));
-  const out = reduce('nllLoss', loss, reduction);
+  const out = reduceLoss('nllLoss', loss, reduction);
   return unbatched && reduction === 'none' ? reshape(out, []) : out;
 }
 
@@ -103,7 +109,7 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyO
     loss = add(mul(nll, 1 - eps), mul(smooth, eps / c));
   }
   if (reduction === 'mean') return div(sum(loss), sum(weightOfTarget));
-  const out = reduce('crossEntropy', loss, reduction);
+  const out = reduceLoss('crossEntropy', loss, reduction);
   return unbatched && reduction === 'none' ? reshape(out, []) : out;
 }
 
@@ -122,17 +128,18 @@ function crossEntropyWithProbabilities(logits: Tensor, target: Tensor, eps: numb
     terms = mul(terms, reshape(cast(weight, logp.dtype), [c, ...new Array<number>(logits.rank - axis - 1).fill(1)]));
   }
   const loss = neg(sum(terms, axis));
-  return reduce('crossEntropy', loss, reduction);
+  return reduceLoss('crossEntropy', loss, reduction);
 }
 
 export interface ElementwiseLossOptions {
   reduction?: Reduction;
 }
 
-function checkSameShape(op: string, input: Tensor, target: Tensor): void {
+/** Elementwise losses take a floating input and a target of its exact shape (PyTorch broadcasts with a warning; a mismatch is almost always a bug). */
+export function checkSameShape(op: string, input: Tensor, target: Tensor): void {
   check(input.rank === target.rank && input.shape.every((d, i) => d === target.shape[i]), op, () =>
-    `input ${fmtShape(input.shape)} and target ${fmtShape(target.shape)} must have one shape.`);
-  check(isFloating(input.dtype), op, () => `input must be floating, got ${input.dtype}.`);
+    `input ${fmtShape(input.shape)} and target ${fmtShape(target.shape)} must have one shape; reshape or expand the target to ${fmtShape(input.shape)} explicitly.`);
+  check(isFloating(input.dtype), op, () => `input must be floating, got ${input.dtype}; cast it first, e.g. input.float().`);
 }
 
 /** Mean (or sum, or per-element) squared error. */
@@ -140,7 +147,7 @@ export function mseLoss(input: Tensor, target: Tensor, opts: ElementwiseLossOpti
   [input, target] = autocastOperands('mseLoss', [input, target]);
   checkSameShape('mseLoss', input, target);
   const d = sub(input, target);
-  return reduce('mseLoss', mul(d, d), opts.reduction ?? 'mean');
+  return reduceLoss('mseLoss', mul(d, d), opts.reduction ?? 'mean');
 }
 
 /**
@@ -172,5 +179,5 @@ export function binaryCrossEntropyWithLogits(logits: Tensor, target: Tensor, opt
   const posTerm = opts.posWeight === undefined ? mul(y, ls) : mul(mul(y, opts.posWeight), ls);
   let loss = neg(add(posTerm, negTerm));
   if (opts.weight !== undefined) loss = mul(loss, opts.weight);
-  return reduce('binaryCrossEntropyWithLogits', loss, opts.reduction ?? 'mean');
+  return reduceLoss('binaryCrossEntropyWithLogits', loss, opts.reduction ?? 'mean');
 }
