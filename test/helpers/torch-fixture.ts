@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import * as t from '../../src/index.js';
 import type { Tensor, DType } from '../../src/index.js';
 import { assertCloseNormalized } from './close.js';
+import { runsFloat64Checks } from './backends.js';
 
 export type Num = number | 'nan' | 'inf' | '-inf';
 export interface Encoded { dtype: DType; shape: number[]; data: Num[] }
@@ -20,6 +21,15 @@ export interface Case {
 
 
 export interface Fixture { torch: string; generator: string; cases: Case[] }
+
+/**
+ * The cases to run on `backend`: all of them, but the float64 ones only where runsFloat64Checks
+ * (webgpu computes float64 on the cpu kernels, which the cpu backend's run already checks; the
+ * core suite test/ops/torch-reference.test.ts still runs them there, for that fallback's sake).
+ */
+export function casesFor(fixture: Fixture, backend: string): Case[] {
+  return runsFloat64Checks(backend) ? fixture.cases : fixture.cases.filter((c) => !c.name.endsWith('@float64'));
+}
 
 /** A fixture file under test/fixtures/torch/. */
 export function readTorchFixture(name: string): Fixture {
