@@ -7,9 +7,10 @@
 // "tape" is the bytes of the distinct storages reachable from the loss's tape (what backward keeps
 // alive: saved activations, the casts of the weights, the parameters themselves), counted two ways:
 // "accounted" with each dtype's itemsize (2 bytes per float16/bfloat16 element, what memoryStats()
-// reports and what real half-precision storage takes) and "physical" as the cpu and wasm backends
-// store them (float16/bfloat16 in 4-byte float32 words, so nothing is saved there). Step time is the
-// median of timed steps after two warm-up steps, on the backend named (default wasm).
+// reports) and "physical" as the backend stores them (Backend.storageBytes: the wasm backend packs
+// float16/bfloat16 into 2 bytes per element; the cpu backend keeps them in 4-byte float32 words). Step
+// time is the median of timed steps after two warm-up steps, on the backend named (default wasm). On a
+// noisy machine, compare two versions with bench/amp-paired.ts instead of two runs of this.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as t from '../src/index.js';
@@ -76,6 +77,6 @@ for (const [name, opts] of [['mnist-mlp', { batchSize: 64, trainLimit: 64 * (ste
 }
 mkdirSync(outDir, { recursive: true });
 writeFileSync(join(outDir, 'amp.json'), JSON.stringify({ backend, threads: process.env.TESSERA_THREADS ?? 'default', steps, rows }, null, 1) + '\n');
-const md = ['| recipe | mode | ms/step | tape, accounted (KiB) | tape, physical on cpu/wasm (KiB) |', '| --- | --- | ---: | ---: | ---: |',
+const md = [`| recipe | mode | ms/step | tape, accounted (KiB) | tape, physical on ${backend} (KiB) |`, '| --- | --- | ---: | ---: | ---: |',
   ...rows.map((r) => `| ${r.recipe} | ${r.mode} | ${r.msPerStep.toFixed(1)} | ${(r.tapeAccounted / 1024).toFixed(0)} | ${(r.tapePhysical / 1024).toFixed(0)} |`)];
 writeFileSync(join(outDir, 'amp.md'), `Backend ${backend}; \`node --import tsx bench/amp.ts --backend=${backend} --steps=${steps}\`\n\n${md.join('\n')}\n`);

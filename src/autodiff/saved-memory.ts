@@ -11,7 +11,10 @@ export interface SavedMemory {
   storages: number;
   /** Their bytes at the dtypes' sizes (float16/bfloat16: 2 bytes per element). */
   bytes: number;
-  /** Their bytes as the cpu and wasm backends store them (float16/bfloat16 in 4-byte words). */
+  /**
+   * Their bytes as their backends store them: float16/bfloat16 take 2 bytes per element on wasm
+   * (packed) and 4 on cpu (a Float32Array); see Backend.storageBytes.
+   */
   storedBytes: number;
 }
 
@@ -32,7 +35,7 @@ export function savedTensorMemory(root: Tensor): SavedMemory {
   let bytes = 0, storedBytes = 0;
   for (const s of storages) {
     bytes += s.size * itemsize(s.dtype);
-    storedBytes += s.size * allocStorage(s.dtype, 0).BYTES_PER_ELEMENT;
+    storedBytes += s.backend.storageBytes?.(s) ?? s.size * allocStorage(s.dtype, 0).BYTES_PER_ELEMENT;
   }
   return { storages: storages.size, bytes, storedBytes };
 }

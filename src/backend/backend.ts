@@ -89,6 +89,12 @@ export interface Backend {
   readAll(storage: Storage): TypedArray;
   /** Writes `src` (contiguous, `dst.shape`'s element count) through the strided view `dst`. */
   writeStrided(dst: KernelInput, src: TypedArray): void;
+  /**
+   * Optional: the bytes the storage occupies in the backend's memory, when they differ from the
+   * dtype's typed-array element size times its length (the wasm backend packs float16/bfloat16 into
+   * 2 bytes per element; the cpu backend keeps them in a Float32Array).
+   */
+  storageBytes?(storage: Storage): number;
   /** Releases the storage's memory (idempotent). */
   free(storage: Storage): void;
   /** The backend's own kernel for a primitive, or undefined to fall back to the cpu kernel. */

@@ -2,7 +2,8 @@
 //
 // float16 and bfloat16 are storage formats: the reference backend keeps them in a Float32Array and
 // rounds every stored value to the format's precision, so arithmetic behaves like the real format
-// (one rounding per op) while kernels stay simple. Their itemsize (2) is what memory accounting uses.
+// (one rounding per op) while kernels stay simple. Their itemsize (2) is what memory accounting uses;
+// the wasm backend stores them packed, 2 bytes per element (backend/wasm/packed-half.ts).
 
 export type DType = 'float64' | 'float32' | 'float16' | 'bfloat16' | 'int32' | 'int8' | 'uint8' | 'bool';
 

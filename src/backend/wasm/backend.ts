@@ -3,11 +3,15 @@
 // run generated kernels; every other primitive runs the cpu reference kernel directly on views
 // of the heap (no copy of the inputs) and copies its result in.
 //
+// float16/bfloat16 storages are packed, 2 bytes per element; the kernels below see them as float32
+// words holding the format's values (packed-half.ts widens their inputs and narrows, rounding, their
+// outputs; the matmul and float32 ↔ half casts read and write the packed storages directly).
+//
 // Platform-neutral: in Node the registered backend gets worker threads through node-workers.ts
 // (which finds worker_threads at run time, so this module still loads in a browser).
 
 import { Storage, registerBackend, type Backend, type Kernel, type KernelInput, type OptimizerUpdate, type OutputInfo } from '../backend.js';
-import { cpuBackend, roundToFormat } from '../cpu/backend.js';
+import { cpuBackend } from '../cpu/backend.js';
 import { allocStorage, type DType, type TypedArray } from '../../core/dtype.js';
 import { isContiguousLayout, sizeOf } from '../../core/shape.js';
 import type { PrimitiveAttrs, PrimitiveName, ReduceAttrs } from '../../ops/primitives.js';
@@ -16,6 +20,7 @@ import { WasmHeap, type WasmHeapOptions } from './memory.js';
 import { ThreadPool, type WorkerSpawner } from './threads.js';
 import { WasmMatmul } from './matmul.js';
 import type { MatmulConfig } from './matmul-config.js';
+import { operandBytes, type MatmulOperandFormat } from './matmul-kernel.js';
 import { WasmElementwise } from './elementwise.js';
 import { planRows, forEachRow } from './strided-rows.js';
 import { WasmReduce } from './reduce.js';
@@ -24,7 +29,8 @@ import { WasmLayerNorm } from './layer-norm.js';
 import { isJsUnaryOp, mapUnaryRow, type JsUnaryOp } from './unary-js.js';
 import { copyStrided, copyStrided4, contiguousStridesOf, type Copy4 } from './copy.js';
 import { buildCopyModule, COPY4_EXPORT } from './copy-kernel.js';
-import { buildHalfRoundModule, ROUND_BF16_EXPORT, ROUND_F16_EXPORT } from './half-round-kernel.js';
+import { WasmHalfPack, type HalfFormat } from './half-pack.js';
+import { withPackedHalves, narrowed, isHalfFormat, type PackedHalfHost } from './packed-half.js';
 import { argReduceStrided } from './arg-reduce.js';
 import { gatherStrided, scatterAddStrided, WasmGatherScatter, type HeapView } from './gather-scatter.js';
 import { WasmWindowKernels } from './window.js';
@@ -53,6 +59,8 @@ export interface WasmBuffer {
   readonly ptr: number;
   readonly byteLength: number;
   freed: boolean;
+  /** float16/bfloat16 packed 2 bytes per element (packed-half.ts); false for float32 words and other dtypes. */
+  readonly packed: boolean;
 }
 
 export interface WasmBackendOptions {
@@ -74,7 +82,7 @@ function sameStorageClass(a: DType, b: DType): boolean {
   return arrayClass(a) === arrayClass(b);
 }
 
-/** Elements of each dtype are stored like the cpu backend stores them (float16/bfloat16 as f32). */
+/** The typed array of each dtype's elements as the kernels see them (float16/bfloat16 as float32 words, as on the cpu backend). */
 function arrayClass(dtype: DType): ArrayConstructorOf {
   let cls = arrayClasses.get(dtype);
   if (cls === undefined) {
@@ -96,7 +104,17 @@ export class WasmBackend implements Backend {
   private readonly layerNorm: WasmLayerNorm;
   private readonly kernels = new Map<PrimitiveName, Kernel<PrimitiveName>>();
   private copy4: Copy4 | undefined;
-  private halfRound: { bf16: (ptr: number, n: number) => void; f16: (ptr: number, n: number) => void } | undefined;
+  private halfPackOnce: WasmHalfPack | undefined;
+  /** What packed-half.ts's wrapper needs of this backend. */
+  private readonly packedHost: PackedHalfHost = {
+    isPacked: (s) => this.isPacked(s),
+    allocHalfWords: (format, size) => this.allocWords(format, size),
+    allocPacked: (format, size) => this.allocUninitialized(format, size),
+    addressOf: (s) => this.addressOf(s),
+    free: (s) => this.free(s),
+    widen: (format, dst, src, n) => this.halfPack.widen(format, dst, src, n),
+    narrow: (format, dst, src, n) => this.halfPack.narrow(format, dst, src, n),
+  };
   /** Per primitive: calls served by a wasm kernel, and calls that ran the cpu reference on heap views. */
   readonly kernelCalls = new Map<PrimitiveName, { wasm: number; reference: number }>();
 
@@ -143,32 +161,42 @@ export class WasmBackend implements Backend {
   }
 
   /** Byte address of a storage's element 0. */
-  /**
-   * Rounds a heap storage's float32 words to its half format in place (a SIMD kernel with the
-   * bits of cpu roundToFormat); other dtypes are left alone.
-   */
-  private roundToOwnFormat(storage: Storage): void {
-    if (storage.dtype !== 'bfloat16' && storage.dtype !== 'float16') return;
-    if (this.halfRound === undefined) {
-      const module = buildHalfRoundModule({ module: 'env', name: 'memory', minPages: 1, maxPages: this.heap.maxPages, shared: this.heap.shared });
-      const e = new WebAssembly.Instance(new WebAssembly.Module(module), { env: { memory: this.heap.memory } }).exports;
-      this.halfRound = { bf16: e[ROUND_BF16_EXPORT] as (ptr: number, n: number) => void, f16: e[ROUND_F16_EXPORT] as (ptr: number, n: number) => void };
-    }
-    (storage.dtype === 'bfloat16' ? this.halfRound.bf16 : this.halfRound.f16)(this.addressOf(storage), storage.size);
-  }
-
   addressOf(storage: Storage): number {
     return this.bufferOf(storage).ptr;
   }
 
-  /** A fresh storage; contents unspecified unless `zero`. */
+  /** Whether a storage of this backend holds packed 2-byte float16/bfloat16 patterns (packed-half.ts). */
+  isPacked(storage: Storage): boolean {
+    return storage.backend === this && (storage.handle as WasmBuffer).packed;
+  }
+
+  /** Bytes the storage takes in the heap before the allocator's rounding (2 per float16/bfloat16 element). */
+  storageBytes(storage: Storage): number {
+    return (storage.handle as WasmBuffer).byteLength;
+  }
+
+  /**
+   * A fresh storage; contents unspecified unless `zero`. float16/bfloat16 are packed, 2 bytes per
+   * element; every other dtype has its typed array's element size.
+   */
   allocUninitialized(dtype: DType, size: number, zero = false): Storage {
-    const byteLength = size * arrayClass(dtype).BYTES_PER_ELEMENT;
+    return isHalfFormat(dtype) ? this.allocBytes(dtype, size, 2 * size, true, zero) : this.allocWords(dtype, size, zero);
+  }
+
+  /**
+   * A storage as the kernels compute on it: float16/bfloat16 in float32 words (packed-half.ts hands
+   * the kernels such storages and packs their half-format outputs), other dtypes as always.
+   */
+  private allocWords(dtype: DType, size: number, zero = false): Storage {
+    return this.allocBytes(dtype, size, size * arrayClass(dtype).BYTES_PER_ELEMENT, false, zero);
+  }
+
+  private allocBytes(dtype: DType, size: number, byteLength: number, packed: boolean, zero: boolean): Storage {
     const ptr = this.heap.alloc(byteLength);
     // Whole 32-bit words (blocks are 64-byte aligned and sized): Int32Array.fill on a shared
     // memory runs ~4x faster than the byte-wise Uint8Array.fill.
     if (zero) this.heap.i32.fill(0, ptr >>> 2, (ptr + byteLength + 3) >>> 2);
-    const buffer: WasmBuffer = { ptr, byteLength, freed: false };
+    const buffer: WasmBuffer = { ptr, byteLength, freed: false, packed };
     return new Storage(this, buffer, dtype, size);
   }
 
@@ -176,29 +204,63 @@ export class WasmBackend implements Backend {
     return this.allocUninitialized(dtype, size, true);
   }
 
+  /** The widening and narrowing between packed half-format patterns and float32 words (half-pack.ts). */
+  get halfPack(): WasmHalfPack {
+    return (this.halfPackOnce ??= new WasmHalfPack(this.heap, () => this.currentPool));
+  }
+
+  /** float16/bfloat16 data is rounded to the format as it is packed (one narrowing pass from float32 words). */
   fromArray(dtype: DType, data: TypedArray): Storage {
-    const storage = this.allocUninitialized(dtype, data.length);
-    const view = this.readAll(storage);
-    view.set(data);
-    this.roundToOwnFormat(storage);
-    return storage;
+    if (!isHalfFormat(dtype)) {
+      const storage = this.allocWords(dtype, data.length);
+      this.readAll(storage).set(data);
+      return storage;
+    }
+    const words = this.allocWords(dtype, data.length);
+    this.readAll(words).set(data);
+    return narrowed(this.packedHost, words);
   }
 
   /**
-   * A view of the storage's elements in the heap (no copy). It stays valid until the storage is
-   * freed, and, with an unshared memory, until the next allocation (growth replaces the buffer).
+   * The storage's elements. For every dtype but float16/bfloat16: a view of the heap (no copy),
+   * valid until the storage is freed and, with an unshared memory, until the next allocation
+   * (growth replaces the buffer). For a packed float16/bfloat16 storage: a new Float32Array of its
+   * values (the Backend contract allows a copy; writing to it changes nothing in the heap).
    */
   readAll(storage: Storage): TypedArray {
-    const { ptr } = this.bufferOf(storage);
+    const { ptr, packed } = this.bufferOf(storage);
+    if (packed) {
+      const words = this.allocWords(storage.dtype, storage.size);
+      this.halfPack.widen(storage.dtype as HalfFormat, this.addressOf(words), ptr, storage.size);
+      const copy = (this.readAll(words) as Float32Array).slice();
+      this.free(words);
+      return copy;
+    }
     const Cls = arrayClass(storage.dtype);
     return new Cls(this.heap.memory.buffer, ptr, storage.size);
   }
 
   writeStrided(dst: KernelInput, src: TypedArray): void {
-    const view = this.readAll(dst.storage);
-    const rounded = dst.dtype === 'float16' || dst.dtype === 'bfloat16' ? Float32Array.from(src) : src;
-    roundToFormat(dst.dtype, rounded);
-    scatterStrided(view, dst.shape, dst.strides, dst.offset, rounded);
+    if (!this.isPacked(dst.storage)) {
+      scatterStrided(this.readAll(dst.storage), dst.shape, dst.strides, dst.offset, src);
+      return;
+    }
+    // Through float32 words (as the values were stored before packing), rounded as they are packed.
+    const format = dst.dtype as HalfFormat;
+    const n = sizeOf(dst.shape);
+    const words = this.allocWords(format, n);
+    this.readAll(words).set(src);
+    if (isContiguousLayout(dst.shape, dst.strides)) {
+      this.halfPack.narrow(format, this.addressOf(dst.storage) + 2 * dst.offset, this.addressOf(words), n);
+      this.free(words);
+      return;
+    }
+    const packed = narrowed(this.packedHost, words);
+    const { ptr } = this.bufferOf(packed);
+    const buffer = this.heap.memory.buffer;
+    scatterStrided(new Uint16Array(buffer, this.addressOf(dst.storage), dst.storage.size) as unknown as TypedArray,
+      dst.shape, dst.strides, dst.offset, new Uint16Array(buffer, ptr, n));
+    this.free(packed);
   }
 
   free(storage: Storage): void {
@@ -211,7 +273,9 @@ export class WasmBackend implements Backend {
   kernel<P extends PrimitiveName>(prim: P): Kernel<P> {
     let k = this.kernels.get(prim);
     if (k === undefined) {
-      k = (this.ownKernel(prim) ?? this.cpuOnViews(prim)) as Kernel<PrimitiveName>;
+      // Every kernel computes on float32 words; packed half-format inputs and outputs are converted around it.
+      const inner = (this.ownKernel(prim) ?? this.cpuOnViews(prim)) as Kernel<PrimitiveName>;
+      k = withPackedHalves(this.packedHost, inner, (prim === 'cast' ? this.directCast : prim === 'matmul' ? this.directMatmul : undefined) as never);
       this.kernels.set(prim, k);
     }
     return k as unknown as Kernel<P>;
@@ -248,9 +312,8 @@ export class WasmBackend implements Backend {
       const k: Kernel<'softmax'> = (inputs, attrs, out) => {
         const x = asFloat32Words(inputs, out)?.[0];
         if (x === undefined || !rows.fits(x, attrs.axis)) return fallback(inputs, attrs, out);
-        const storage = this.allocUninitialized(out.dtype, sizeOf(out.shape));
+        const storage = this.allocWords(out.dtype, sizeOf(out.shape));
         rows.run(x, this.addressOf(x.storage), this.addressOf(storage));
-        this.roundToOwnFormat(storage);
         this.count(prim, 'wasm');
         return storage;
       };
@@ -265,10 +328,9 @@ export class WasmBackend implements Backend {
         const words = asFloat32Words(inputs, out);
         if (words === undefined || !words.every((t) => this.layerNorm.fits(t))) return fallback(inputs, attrs, out);
         const x = words[0]!, g = words[1];
-        const storage = this.allocUninitialized(out.dtype, sizeOf(out.shape));
+        const storage = this.allocWords(out.dtype, sizeOf(out.shape));
         if (g !== undefined) this.layerNorm.runGrad(x, this.addressOf(x.storage), g, this.addressOf(g.storage), this.addressOf(storage), attrs.eps);
         else this.layerNorm.run(x, this.addressOf(x.storage), this.addressOf(storage), attrs.eps, rstdOnly);
-        this.roundToOwnFormat(storage);
         this.count(prim, 'wasm');
         return storage;
       };
@@ -329,7 +391,7 @@ export class WasmBackend implements Backend {
   private jsUnaryKernel(op: JsUnaryOp, x: KernelInput, out: OutputInfo): Storage | undefined {
     if (x.dtype !== 'float32' || out.dtype !== 'float32') return undefined;
     const n = sizeOf(out.shape);
-    const storage = this.allocUninitialized('float32', n);
+    const storage = this.allocWords('float32', n);
     const outStrides = contiguousStridesOf(out.shape);
     const plan = planRows(out.shape, [outStrides, x.strides]);
     // Views after the allocation: growth would detach views of an unshared memory.
@@ -349,13 +411,12 @@ export class WasmBackend implements Backend {
     if (asFloat32Words([x], out) === undefined) return undefined;
     const n = sizeOf(out.shape);
     if (n === 0) return undefined;
-    const storage = this.allocUninitialized(out.dtype, n);
+    const storage = this.allocWords(out.dtype, n);
     const done = this.reduce.run(op, {
       inPtr: this.addressOf(x.storage), inOffset: x.offset, shape: x.shape, strides: x.strides,
       axes: attrs.axes, outPtr: this.addressOf(storage),
     });
     if (done) {
-      this.roundToOwnFormat(storage);
       return storage;
     }
     this.free(storage);
@@ -377,6 +438,30 @@ export class WasmBackend implements Backend {
   }
 
   /**
+   * A cast between float32 and a half format of a contiguous view, in one pass over the packed side:
+   * float32 → float16/bfloat16 narrows (and rounds) straight into the packed output, float16/bfloat16
+   * → float32 widens straight out of the packed input. Undefined for anything else (the wrapper then
+   * widens, runs the cast kernel and narrows).
+   */
+  private readonly directCast = (inputs: readonly KernelInput[], _attrs: PrimitiveAttrs['cast'], out: OutputInfo): Storage | undefined => {
+    const x = inputs[0]!;
+    if (!isContiguousLayout(x.shape, x.strides)) return undefined;
+    const n = sizeOf(out.shape);
+    let dst: Storage;
+    if (out.dtype === 'float32' && this.isPacked(x.storage)) {
+      dst = this.allocWords('float32', n);
+      this.halfPack.widen(x.dtype as HalfFormat, this.addressOf(dst), this.addressOf(x.storage) + 2 * x.offset, n);
+    } else if (isHalfFormat(out.dtype) && x.dtype === 'float32') {
+      dst = this.allocUninitialized(out.dtype, n);
+      this.halfPack.narrow(out.dtype, this.addressOf(dst), this.addressOf(x.storage) + 4 * x.offset, n);
+    } else {
+      return undefined;
+    }
+    this.count('cast', 'wasm');
+    return dst;
+  };
+
+  /**
    * Data-movement primitives as strided copies between heap views (copy.ts). Views are taken
    * after the output's allocation: growth would detach views of an unshared memory.
    */
@@ -386,7 +471,7 @@ export class WasmBackend implements Backend {
     switch (prim) {
       case 'contiguous':
         return ((inputs, _attrs, out) => {
-          const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape));
+          const dst = this.allocWords(out.dtype, sizeOf(out.shape));
           copyInto(dst, inputs[0]!, contiguousStridesOf(out.shape), 0);
           return dst;
         }) as Kernel<PrimitiveName>;
@@ -399,14 +484,14 @@ export class WasmBackend implements Backend {
             offset += (x.shape[a]! - 1) * strides[a]!;
             strides[a] = -strides[a]!;
           }
-          const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape));
+          const dst = this.allocWords(out.dtype, sizeOf(out.shape));
           copyInto(dst, { ...x, strides, offset }, contiguousStridesOf(out.shape), 0);
           return dst;
         }) as Kernel<PrimitiveName>;
       case 'sliceBackward':
         return ((inputs, attrs, out) => {
           const { starts, steps } = attrs as PrimitiveAttrs['sliceBackward'];
-          const dst = this.alloc(out.dtype, sizeOf(out.shape));
+          const dst = this.allocWords(out.dtype, sizeOf(out.shape), true);
           const cs = contiguousStridesOf(out.shape);
           copyInto(dst, inputs[0]!, cs.map((s, i) => s * steps[i]!), starts.reduce((o, s, i) => o + s * cs[i]!, 0));
           return dst;
@@ -414,7 +499,7 @@ export class WasmBackend implements Backend {
       case 'cat':
         return ((inputs, attrs, out) => {
           const { axis } = attrs as PrimitiveAttrs['cat'];
-          const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape));
+          const dst = this.allocWords(out.dtype, sizeOf(out.shape));
           const cs = contiguousStridesOf(out.shape);
           let start = 0;
           for (const x of inputs) {
@@ -426,16 +511,16 @@ export class WasmBackend implements Backend {
       case 'cast': {
         // To float32/float64 a cast is the typed-array conversion the reference's `dst[i] = src[i]`
         // performs; to a half format from float32 or a half format (exact in float32 words) it is that
-        // copy and the format's rounding; casts to integers, or from float64 to a half format (which
-        // must round once, not through float32), need the reference's rules.
+        // copy, and the wrapper's narrowing into the packed output rounds (float32 ↔ half of a
+        // contiguous view skips this: directCast); casts to integers, or from float64 to a half format
+        // (which must round once, not through float32), need the reference's rules.
         const fallback = this.cpuOnViews('cast');
         return ((inputs, attrs, out) => {
           const from = inputs[0]!.dtype;
           const toHalf = (out.dtype === 'float16' || out.dtype === 'bfloat16') && wordType(from) === 'float32';
           if (out.dtype !== 'float32' && out.dtype !== 'float64' && !toHalf) return fallback(inputs, attrs as PrimitiveAttrs['cast'], out);
-          const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape));
+          const dst = this.allocWords(out.dtype, sizeOf(out.shape));
           copyInto(dst, inputs[0]!, contiguousStridesOf(out.shape), 0);
-          if (toHalf && out.dtype !== from) this.roundToOwnFormat(dst);
           return dst;
         }) as Kernel<PrimitiveName>;
       }
@@ -443,7 +528,7 @@ export class WasmBackend implements Backend {
       case 'argmin':
         return ((inputs, attrs, out) => {
           const x = inputs[0]!;
-          const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape));
+          const dst = this.allocWords(out.dtype, sizeOf(out.shape));
           if (x.shape.length === 0) {
             this.readAll(dst).fill(0);
             return dst;
@@ -458,7 +543,7 @@ export class WasmBackend implements Backend {
           const [x, index] = inputs as [KernelInput, KernelInput];
           const a = attrs as PrimitiveAttrs['gather'];
           if (index.dtype !== 'int32') return fallback(inputs, a, out);
-          const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape));
+          const dst = this.allocWords(out.dtype, sizeOf(out.shape));
           const ok = arrayClass(out.dtype).BYTES_PER_ELEMENT === 4
             ? this.gatherScatter.gather(this.heapView(x), this.heapView(index), a.axis, this.addressOf(dst))
             : gatherStrided(this.viewOf(x), this.viewOf(index), a.axis, this.readAll(dst));
@@ -478,7 +563,7 @@ export class WasmBackend implements Backend {
           const zeroBase = base.strides.every((s) => s === 0) && Object.is(this.readAll(base.storage)[base.offset], 0);
           // float32 zeroes it there (split over the threads with the scatter-add when that is).
           const zeroHere = zeroBase && out.dtype !== 'float32';
-          const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape), zeroHere);
+          const dst = this.allocWords(out.dtype, sizeOf(out.shape), zeroHere);
           if (!zeroBase) this.stridedCopy(dst, contiguousStridesOf(out.shape), 0, base, false);
           const ok = out.dtype === 'float32'
             ? this.gatherScatter.scatterAdd(this.addressOf(dst), out.shape, this.heapView(index), this.heapView(src), a.axis, zeroBase)
@@ -494,7 +579,7 @@ export class WasmBackend implements Backend {
         return ((inputs, attrs, out) => {
           const a = attrs as PrimitiveAttrs['unfoldBackward'];
           if (out.dtype === 'float16' || out.dtype === 'bfloat16') return fallback(inputs, a, out);
-          const dst = this.alloc(out.dtype, sizeOf(out.shape));
+          const dst = this.allocWords(out.dtype, sizeOf(out.shape), true);
           const cs = contiguousStridesOf(out.shape);
           const strides = [...cs];
           strides[a.axis] = cs[a.axis]! * a.step;
@@ -509,7 +594,7 @@ export class WasmBackend implements Backend {
           const { pads, value } = attrs as PrimitiveAttrs['pad'];
           // A fill value would need rounding to float16/bfloat16: leave those to the reference.
           if (value !== 0 && (out.dtype === 'float16' || out.dtype === 'bfloat16')) return fallback(inputs, attrs as PrimitiveAttrs['pad'], out);
-          const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape), value === 0);
+          const dst = this.allocWords(out.dtype, sizeOf(out.shape), value === 0);
           if (value !== 0) this.readAll(dst).fill(value);
           const cs = contiguousStridesOf(out.shape);
           copyInto(dst, inputs[0]!, cs, pads.reduce((o, [before], i) => o + before * cs[i]!, 0));
@@ -539,15 +624,15 @@ export class WasmBackend implements Backend {
       const fits = prim === 'im2col' ? arrayClass(x.dtype).BYTES_PER_ELEMENT === 4 && sameStorageClass(x.dtype, out.dtype) : x.dtype === 'float32';
       if (!fits) return fallback(inputs, attrs, out);
       if (prim === 'col2im') {
-        const dst = this.alloc(out.dtype, sizeOf(out.shape));
+        const dst = this.allocWords(out.dtype, sizeOf(out.shape), true);
         const cols = x.strides.every((s, i) => s === contiguousStridesOf(x.shape)[i] || x.shape[i] === 1)
-          ? { storage: x.storage, offset: x.offset } : { storage: this.allocUninitialized('float32', sizeOf(x.shape)), offset: 0 };
+          ? { storage: x.storage, offset: x.offset } : { storage: this.allocWords('float32', sizeOf(x.shape)), offset: 0 };
         if (cols.storage !== x.storage) this.stridedCopy(cols.storage, contiguousStridesOf(x.shape), 0, x, false);
         kernels.col2im(this.addressOf(cols.storage) + 4 * cols.offset, attrs as PrimitiveAttrs['col2im'], this.addressOf(dst));
         if (cols.storage !== x.storage) this.free(cols.storage);
         return dst;
       }
-      const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape));
+      const dst = this.allocWords(out.dtype, sizeOf(out.shape));
       const { ptr, byteLength } = this.bufferOf(x.storage);
       if (prim === 'im2col') kernels.im2col(x, ptr, byteLength, attrs as PrimitiveAttrs['im2col'], this.addressOf(dst));
       else kernels.maxPoolIndices(x, ptr, attrs as PrimitiveAttrs['maxPoolIndices'], this.addressOf(dst));
@@ -567,7 +652,7 @@ export class WasmBackend implements Backend {
     return ((inputs, attrs, out) => {
       const a = attrs as PrimitiveAttrs['convDirect'];
       if (out.dtype !== 'float32' || !directConvolutionFits(a)) return fallback(inputs, attrs, out);
-      const dst = this.allocUninitialized('float32', sizeOf(out.shape));
+      const dst = this.allocWords('float32', sizeOf(out.shape));
       const address = (t: KernelInput) => this.addressOf(t.storage);
       if (prim === 'convDirect') conv.forward(inputs[0]!, inputs[1]!, inputs[2], address, a, this.addressOf(dst));
       else conv.weightGrad(inputs[0]!, inputs[1]!, address, a, this.addressOf(dst));
@@ -589,9 +674,8 @@ export class WasmBackend implements Backend {
     return ((inputs, attrs, out) => {
       const words = asFloat32Words(inputs, out);
       if (words === undefined || !attention.fits(words)) return fallback(inputs, attrs, out);
-      const dst = this.allocUninitialized(out.dtype, sizeOf(out.shape));
+      const dst = this.allocWords(out.dtype, sizeOf(out.shape));
       attention.run(words, (t) => this.addressOf(t.storage), attrs as PrimitiveAttrs['attention'], this.addressOf(dst));
-      this.roundToOwnFormat(dst);
       this.count(prim, 'wasm');
       return dst;
     }) as Kernel<PrimitiveName>;
@@ -674,18 +758,31 @@ export class WasmBackend implements Backend {
 
   /**
    * matmul on float32 through the generated SGEMM; undefined for other dtypes. float16/bfloat16
-   * operands are stored as float32 words (holding values of the format), so the same SGEMM reads
-   * them and its float32 sums are rounded once to the format: a half-precision product with float32
-   * accumulation, as tensor cores compute it (mixed precision, src/quant/autocast.ts).
+   * operands here are float32 words (holding values of the format), so the same SGEMM reads them
+   * and its float32 sums are rounded once to the format (by the wrapper's narrowing): a
+   * half-precision product with float32 accumulation, as tensor cores compute it (mixed precision,
+   * src/quant/autocast.ts). Packed operands normally take directMatmul instead, with the same sums.
    */
   private matmulKernel(inputs: readonly KernelInput[], out: OutputInfo): Storage | undefined {
     const [a, b] = inputs as [KernelInput, KernelInput];
     const half = (a.dtype === 'float16' || a.dtype === 'bfloat16') && b.dtype === a.dtype && out.dtype === a.dtype;
     if (!half && (a.dtype !== 'float32' || b.dtype !== 'float32')) return undefined;
     const c = this.runMatmul(a, b, sizeOf(out.shape), undefined, false, out.dtype);
-    if (half) this.roundToOwnFormat(c);
     return c;
   }
+
+  /**
+   * matmul of two packed float16/bfloat16 operands of the output's format, without widened copies:
+   * the SGEMM's packing reads the 2-byte patterns (matmul-kernel.ts), its float32 product is narrowed
+   * (rounded once) into the packed output. Undefined for anything else (the wrapper's generic path).
+   */
+  private readonly directMatmul = (inputs: readonly KernelInput[], _attrs: PrimitiveAttrs['matmul'], out: OutputInfo): Storage | undefined => {
+    const [a, b] = inputs as [KernelInput, KernelInput];
+    if (!isHalfFormat(out.dtype) || a.dtype !== out.dtype || b.dtype !== out.dtype || !this.isPacked(a.storage) || !this.isPacked(b.storage)) return undefined;
+    const c = this.runMatmul(a, b, sizeOf(out.shape), undefined, false, out.dtype, out.dtype);
+    this.count('matmul', 'wasm');
+    return narrowed(this.packedHost, c);
+  };
 
   /**
    * float32 (..., m, k) @ (..., k, n) + bias[n], then ReLU when asked, in one pass over C (the
@@ -726,10 +823,14 @@ export class WasmBackend implements Backend {
     return true;
   }
 
-  private runMatmul(a: KernelInput, b: KernelInput, size: number, bias: KernelInput | undefined, relu: boolean, dtype: DType = 'float32'): Storage {
+  private runMatmul(
+    a: KernelInput, b: KernelInput, size: number, bias: KernelInput | undefined, relu: boolean, dtype: DType = 'float32', operands: MatmulOperandFormat = 'float32',
+  ): Storage {
     const r = a.shape.length;
+    // A's and B's element size: packed half-format operands are widened by the SGEMM's packing.
+    const eb = operandBytes(operands);
     const m = a.shape[r - 2]!, k = a.shape[r - 1]!, n = b.shape[r - 1]!;
-    const c = this.allocUninitialized(dtype, size);
+    const c = this.allocWords(dtype, size);
     if (m === 0 || n === 0 || size === 0) return c;
     const batchShape = a.shape.slice(0, -2);
     if (batchShape.length > 0 && this.foldsBatchIntoRows(a, b, batchShape)) {
@@ -738,10 +839,10 @@ export class WasmBackend implements Backend {
       const rows = (size / n);
       this.matmul.run({
         m: rows, n, k, batch: 1,
-        a: { ptr: this.addressOf(a.storage) + 4 * a.offset, rowStride: a.strides[r - 2]!, colStride: a.strides[r - 1]!, batchStride: 0 },
-        b: { ptr: this.addressOf(b.storage) + 4 * b.offset, rowStride: b.strides[r - 2]!, colStride: b.strides[r - 1]!, batchStride: 0 },
+        a: { ptr: this.addressOf(a.storage) + eb * a.offset, rowStride: a.strides[r - 2]!, colStride: a.strides[r - 1]!, batchStride: 0 },
+        b: { ptr: this.addressOf(b.storage) + eb * b.offset, rowStride: b.strides[r - 2]!, colStride: b.strides[r - 1]!, batchStride: 0 },
         c: { ptr: this.addressOf(c), rowStride: n, colStride: 1, batchStride: 0 },
-        bias: bias === undefined ? undefined : this.addressOf(bias.storage) + 4 * bias.offset, relu,
+        bias: bias === undefined ? undefined : this.addressOf(bias.storage) + 4 * bias.offset, relu, operands,
       });
       return c;
     }
@@ -759,20 +860,20 @@ export class WasmBackend implements Backend {
       const [osA, osB, osC] = plan.outerStrides.map((st) => st[0]!);
       this.matmul.run({
         m, n, k, batch: plan.rowLength, outerBatch: plan.outerShape[0]!,
-        a: { ptr: aPtr + 4 * a.offset, rowStride: a.strides[r - 2]!, colStride: a.strides[r - 1]!, batchStride: plan.innerStrides[0]!, outerStride: osA },
-        b: { ptr: bPtr + 4 * b.offset, rowStride: b.strides[r - 2]!, colStride: b.strides[r - 1]!, batchStride: plan.innerStrides[1]!, outerStride: osB },
+        a: { ptr: aPtr + eb * a.offset, rowStride: a.strides[r - 2]!, colStride: a.strides[r - 1]!, batchStride: plan.innerStrides[0]!, outerStride: osA },
+        b: { ptr: bPtr + eb * b.offset, rowStride: b.strides[r - 2]!, colStride: b.strides[r - 1]!, batchStride: plan.innerStrides[1]!, outerStride: osB },
         c: { ptr: cPtr, rowStride: n, colStride: 1, batchStride: plan.innerStrides[2]!, outerStride: osC },
-        bias: biasPtr, relu,
+        bias: biasPtr, relu, operands,
       });
       return c;
     }
     forEachRow(plan, [a.offset, b.offset, 0], ([ao, bo, co]) => {
       this.matmul.run({
         m, n, k, batch: plan.rowLength,
-        a: { ptr: aPtr + 4 * ao!, rowStride: a.strides[r - 2]!, colStride: a.strides[r - 1]!, batchStride: plan.innerStrides[0]! },
-        b: { ptr: bPtr + 4 * bo!, rowStride: b.strides[r - 2]!, colStride: b.strides[r - 1]!, batchStride: plan.innerStrides[1]! },
+        a: { ptr: aPtr + eb * ao!, rowStride: a.strides[r - 2]!, colStride: a.strides[r - 1]!, batchStride: plan.innerStrides[0]! },
+        b: { ptr: bPtr + eb * bo!, rowStride: b.strides[r - 2]!, colStride: b.strides[r - 1]!, batchStride: plan.innerStrides[1]! },
         c: { ptr: cPtr + 4 * co!, rowStride: n, colStride: 1, batchStride: plan.innerStrides[2]! },
-        bias: biasPtr, relu,
+        bias: biasPtr, relu, operands,
       });
     });
     return c;
@@ -784,7 +885,7 @@ export class WasmBackend implements Backend {
    */
   private elementwiseKernel(prim: PrimitiveName, inputs: readonly KernelInput[], out: OutputInfo): Storage | undefined {
     const sig = this.elementwise.signature(prim)!;
-    // float16/bfloat16 values sit in float32 words, exactly: the float32 kernel computes on them and a
+    // float16/bfloat16 values sit in float32 words here, exactly: the float32 kernel computes on them and a
     // half-format result is rounded to its format once (autocast's elementwise ops stay on SIMD).
     if (wordType(out.dtype) !== sig.output || inputs.length !== sig.inputs.length || inputs.some((t, i) => wordType(t.dtype) !== sig.inputs[i])) {
       return undefined;
@@ -792,7 +893,7 @@ export class WasmBackend implements Backend {
     const n = sizeOf(out.shape);
     const outStrides = contiguousStridesOf(out.shape);
     const plan = planRows(out.shape, [outStrides, ...inputs.map((t) => t.strides)]);
-    const storage = this.allocUninitialized(out.dtype, n);
+    const storage = this.allocWords(out.dtype, n);
     if (n === 0) return storage;
     const bytes = [out.dtype === 'bool' ? 1 : 4, ...inputs.map((t) => (t.dtype === 'bool' ? 1 : 4))];
     const ptrs = [this.addressOf(storage), ...inputs.map((t) => this.addressOf(t.storage))];
@@ -809,7 +910,6 @@ export class WasmBackend implements Backend {
     forEachRow(rest, [0, ...inputs.map((t) => t.offset)], (offsets) => {
       run(plan.rowLength, rows, ptrs.map((p, i) => p + bytes[i]! * offsets[i]!), strides, rowStrides);
     });
-    this.roundToOwnFormat(storage);
     return storage;
   }
 
@@ -817,7 +917,7 @@ export class WasmBackend implements Backend {
 
 /**
  * The inputs as float32 words when the float32 kernels may run on them: all float32 with a
- * float32 output, or all one half format with an output of that format (stored as float32 words,
+ * float32 output, or all one half format with an output of that format (float32 words inside the kernels,
  * rounded once after the kernel). Undefined otherwise.
  */
 function asFloat32Words(inputs: readonly KernelInput[], out: OutputInfo): KernelInput[] | undefined {
@@ -828,7 +928,7 @@ function asFloat32Words(inputs: readonly KernelInput[], out: OutputInfo): Kernel
   return inputs.map((t) => ({ ...t, dtype: 'float32' as const }));
 }
 
-/** The element type a dtype's storage words hold: float16/bfloat16 are kept as float32 words. */
+/** The element type the kernels see a dtype's elements as: float16/bfloat16 as float32 words (packed-half.ts). */
 function wordType(dtype: DType): DType {
   return dtype === 'float16' || dtype === 'bfloat16' ? 'float32' : dtype;
 }

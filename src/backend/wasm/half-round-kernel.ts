@@ -1,6 +1,8 @@
-// Rounding float32 words in place to bfloat16 or float16. The half formats are stored as float32
-// words on this backend, and every kernel's float32 result is rounded once to its output's format:
+// Rounding float32 words in place to bfloat16 or float16, keeping them float32 words:
 //   roundBf16(ptr, n), roundF16(ptr, n)   (byte address, element count)
+// The backend no longer runs this pass: its half-format storages are packed, and the narrowing into
+// them rounds (half-pack-kernel.ts). This module stays as a second, independently written rounding
+// of the same bits, which the packing kernel is checked against (test/backend/wasm/packed-half.test.ts).
 // The bits are those of cpu/backend.ts roundToFormat:
 //   - round to nearest even; inf and NaN are kept;
 //   - float16 overflows to inf from 65520 and has subnormals (multiples of 2^-24).

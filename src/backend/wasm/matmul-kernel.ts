@@ -16,12 +16,18 @@
 // scalar path. The epilogue C = alpha·AB + beta·C (+ bias per column) (ReLU) is applied when a
 // tile is stored: beta on the first K block, bias and ReLU on the last.
 //
+// A and B may also be packed float16/bfloat16 storages (2 bytes per element, packed-half.ts): the
+// packing widens them into the float32 panels as it reads them (exactly), so the micro-kernel, the
+// sums and C are those of the same values held as float32 words, and no widened copy of an operand
+// is made. C is float32.
+//
 // Exports `task(unit, params, thread)`, and its parts (gemm, micro, packA, packB) for tests
 // and tuning. The multithreading protocol (threads.ts) is "call
 // task for every unit index"; the unit is decoded here into (batch, M chunk, N chunk).
 
-import { ModuleBuilder, FunctionBuilder, ValType, Op, MemOp, SimdOp, SimdMemOp, type MemoryImport } from './encoder.js';
+import { ModuleBuilder, FunctionBuilder, ValType, Op, MemOp, SimdOp, SimdMemOp, SimdLaneOp, type MemoryImport } from './encoder.js';
 import { type MatmulConfig, PANEL_PAD_BYTES, matmulConfigKey, matmulScratchLayout, validateMatmulConfig } from './matmul-config.js';
+import { emitWidenLanes } from './half-pack-kernel.js';
 
 const { i32, f32, v128 } = ValType;
 
@@ -47,14 +53,70 @@ export const MatmulParam = {
 } as const;
 export const MATMUL_PARAM_WORDS = 40;
 
-export function buildMatmulModule(cfg: MatmulConfig, memory: MemoryImport): Uint8Array<ArrayBuffer> {
+/** How A and B hold their elements: float32, or packed 2-byte float16/bfloat16 patterns. */
+export type MatmulOperandFormat = 'float32' | 'bfloat16' | 'float16';
+
+/** Bytes per element of an operand format. */
+export function operandBytes(format: MatmulOperandFormat): 2 | 4 {
+  return format === 'float32' ? 4 : 2;
+}
+
+/**
+ * Loads of A's and B's elements as float32, for one function: float32 words as they are, packed
+ * half-format patterns widened (four at a time from 8 bytes, or one from 2).
+ */
+class OperandLoads {
+  readonly bytes: 2 | 4;
+  /** log2(bytes), to turn element strides into byte strides. */
+  readonly shift: 1 | 2;
+  private readonly h: number;
+  private readonly em: number;
+
+  constructor(private readonly f: FunctionBuilder, private readonly format: MatmulOperandFormat, private readonly halfToFloat: number) {
+    this.bytes = operandBytes(format);
+    this.shift = this.bytes === 4 ? 2 : 1;
+    this.h = format === 'float32' ? -1 : f.local(ValType.v128);
+    this.em = format === 'float16' ? f.local(ValType.v128) : -1;
+  }
+
+  /** Address on the stack → four consecutive elements at +offset elements' bytes, as an f32x4. */
+  vec4(offsetElements: number, alignLog2: number): void {
+    if (this.format === 'float32') {
+      this.f.simdMem(SimdMemOp.v128Load, 4 * offsetElements, alignLog2);
+      return;
+    }
+    this.f.simdMem(SimdMemOp.v128Load64Zero, 2 * offsetElements, 0).simd(SimdOp.i32x4ExtendLowI16x8U).localSet(this.h);
+    emitWidenLanes(this.f, this.format, this.h, this.em);
+  }
+
+  /** Address on the stack → the element there, as an f32. */
+  scalar(): void {
+    if (this.format === 'float32') this.f.mem(MemOp.f32Load);
+    else if (this.format === 'bfloat16') this.f.mem(MemOp.i32Load16U).i32Const(16).op(Op.i32Shl).op(Op.f32ReinterpretI32);
+    else this.f.mem(MemOp.i32Load16U).call(this.halfToFloat);
+  }
+}
+
+/** halfToFloat(pattern) → f32: one float16 pattern widened, for the packing's scalar loads. */
+function emitHalfToFloat(m: ModuleBuilder): FunctionBuilder {
+  const f = m.function({ params: [i32], results: [f32] });
+  const h = f.local(ValType.v128), em = f.local(ValType.v128);
+  f.localGet(0).simd(SimdOp.i32x4Splat).localSet(h);
+  emitWidenLanes(f, 'float16', h, em);
+  f.simdLane(SimdLaneOp.f32x4ExtractLane, 0);
+  return f;
+}
+
+export function buildMatmulModule(cfg: MatmulConfig, memory: MemoryImport, operands: MatmulOperandFormat = 'float32'): Uint8Array<ArrayBuffer> {
   validateMatmulConfig(cfg);
-  const m = new ModuleBuilder().named(`matmul ${matmulConfigKey(cfg)}`).importMemory(memory);
-  const packB = emitPackB(m, cfg);
-  const packA = emitPackA(m, cfg);
+  const m = new ModuleBuilder().named(`matmul ${matmulConfigKey(cfg)}${operands === 'float32' ? '' : ` ${operands}`}`).importMemory(memory);
+  const halfToFloat = operands === 'float16' ? emitHalfToFloat(m).index : -1;
+  const packB = emitPackB(m, cfg, operands, halfToFloat);
+  const packA = emitPackA(m, cfg, operands, halfToFloat);
   const micro = emitMicroKernel(m, cfg);
-  const gemm = emitGemm(m, cfg, packA.index, packB.index, micro.index);
-  emitTask(m, cfg, gemm.index, packB.index, packA.index);
+  const shift = operandBytes(operands) === 4 ? 2 : 1;
+  const gemm = emitGemm(m, cfg, packA.index, packB.index, micro.index, shift);
+  emitTask(m, cfg, gemm.index, packB.index, packA.index, shift);
   return m.encode();
 }
 
@@ -98,7 +160,7 @@ function transpose4x4(f: FunctionBuilder, r: readonly number[], t: readonly numb
  * `p` = address of the panel's first line at k = 0; line i lives at p + lineOffsets[i].
  */
 function emitTransposedPanel(
-  f: FunctionBuilder, width: number, k: number, kc: number, p: number, dst: number, lineOffsets: readonly number[],
+  f: FunctionBuilder, width: number, k: number, kc: number, p: number, dst: number, lineOffsets: readonly number[], load: OperandLoads,
 ): void {
   const rows = Array.from({ length: 4 }, () => f.local(ValType.v128));
   const tmp = Array.from({ length: 4 }, () => f.local(ValType.v128));
@@ -110,12 +172,13 @@ function emitTransposedPanel(
       for (let i = 0; i < 4; i++) {
         f.localGet(p);
         if (4 * g + i > 0) f.localGet(lineOffsets[4 * g + i]!).op(Op.i32Add);
-        f.simdMem(SimdMemOp.v128Load, 0, 2).localSet(rows[i]!);
+        load.vec4(0, 2);
+        f.localSet(rows[i]!);
       }
       transpose4x4(f, rows, tmp, out);
       for (let kk = 0; kk < 4; kk++) f.localGet(dst).localGet(out[kk]!).simdMem(SimdMemOp.v128Store, (kk * width + 4 * g) * 4, 2);
     }
-    f.localGet(p).i32Const(16).op(Op.i32Add).localSet(p);
+    f.localGet(p).i32Const(4 * load.bytes).op(Op.i32Add).localSet(p);
     f.localGet(dst).i32Const(16 * width).op(Op.i32Add).localSet(dst);
   });
   f.localGet(kEnd).localSet(k);
@@ -125,9 +188,10 @@ function emitTransposedPanel(
  * packB(src, rsB, csB, kc, nc, dst): strides in bytes. Writes ceil(nc/NR) panels, each kc rows
  * of NR floats, zero-padding columns ≥ nc; panel p starts at dst + p·(kc·NR·4 + PANEL_PAD_BYTES).
  */
-function emitPackB(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
+function emitPackB(m: ModuleBuilder, cfg: MatmulConfig, operands: MatmulOperandFormat, halfToFloat: number): FunctionBuilder {
   const NR = cfg.nr;
   const f = m.function({ params: [i32, i32, i32, i32, i32, i32], results: [] }, 'packB');
+  const load = new OperandLoads(f, operands, halfToFloat);
   const [src, rsB, csB, kc, nc, dst] = [0, 1, 2, 3, 4, 5];
   const jr = f.local(i32), nr = f.local(i32), k = f.local(i32), j = f.local(i32), col = f.local(i32), row = f.local(i32);
   const colOffsets = Array.from({ length: NR }, () => f.local(i32));
@@ -138,7 +202,7 @@ function emitPackB(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
   // Contiguous rows (B row-major): the full panels are filled row by row, so that B is read
   // sequentially (one long run per row, which the prefetcher follows) rather than a panel at a
   // time (NR floats per row, hopping a row stride each time). Any edge panel is left to the loop below.
-  f.localGet(csB).i32Const(4).op(Op.i32Eq).if();
+  f.localGet(csB).i32Const(load.bytes).op(Op.i32Eq).if();
   {
     f.localGet(nc).localGet(nc).i32Const(NR).op(Op.i32RemU).op(Op.i32Sub).localSet(nFull);
     f.forRange(k, () => f.i32Const(0), () => f.localGet(kc), 1, () => {
@@ -146,9 +210,11 @@ function emitPackB(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
       f.localGet(dst).localGet(k).i32Const(NR * 4).op(Op.i32Mul).op(Op.i32Add).localSet(d);
       f.forRange(jr, () => f.i32Const(0), () => f.localGet(nFull), NR, () => {
         for (let v = 0; v < NR / 4; v++) {
-          f.localGet(d).localGet(row).simdMem(SimdMemOp.v128Load, 16 * v, 0).simdMem(SimdMemOp.v128Store, 16 * v);
+          f.localGet(d).localGet(row);
+          load.vec4(4 * v, 0);
+          f.simdMem(SimdMemOp.v128Store, 16 * v);
         }
-        f.localGet(row).i32Const(NR * 4).op(Op.i32Add).localSet(row);
+        f.localGet(row).i32Const(NR * load.bytes).op(Op.i32Add).localSet(row);
         f.localGet(d).localGet(panelStride).op(Op.i32Add).localSet(d);
       });
     });
@@ -170,15 +236,16 @@ function emitPackB(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
       f.localGet(col).localSet(row);
       f.i32Const(0).localSet(k);
       // Contiguous along k (rsB = 1 element): 4×4 transposes for all but the last kc % 4 rows.
-      f.localGet(rsB).i32Const(4).op(Op.i32Eq).if();
-      emitTransposedPanel(f, NR, k, kc, row, dst, colOffsets);
+      f.localGet(rsB).i32Const(load.bytes).op(Op.i32Eq).if();
+      emitTransposedPanel(f, NR, k, kc, row, dst, colOffsets, load);
       f.end();
       // The rest: NR scalar loads per row at precomputed column offsets, unrolled, no per-element branch.
       f.forRange(k, () => f.localGet(k), () => f.localGet(kc), 1, () => {
         for (let jj = 0; jj < NR; jj++) {
           f.localGet(dst).localGet(row);
           if (jj > 0) f.localGet(colOffsets[jj]!).op(Op.i32Add);
-          f.mem(MemOp.f32Load).mem(MemOp.f32Store, 4 * jj);
+          load.scalar();
+          f.mem(MemOp.f32Store, 4 * jj);
         }
         bin(f, row, rsB, Op.i32Add).localSet(row);
         f.localGet(dst).i32Const(NR * 4).op(Op.i32Add).localSet(dst);
@@ -192,8 +259,9 @@ function emitPackB(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
         f.forRange(j, () => f.i32Const(0), () => f.i32Const(NR), 1, () => {
           f.localGet(dst).localGet(j).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
           f.localGet(j).localGet(nr).op(Op.i32LtS).if(f32)
-            .localGet(row).localGet(j).localGet(csB).op(Op.i32Mul).op(Op.i32Add).mem(MemOp.f32Load)
-            .else().f32Const(0).end();
+            .localGet(row).localGet(j).localGet(csB).op(Op.i32Mul).op(Op.i32Add);
+          load.scalar();
+          f.else().f32Const(0).end();
           f.mem(MemOp.f32Store);
         });
         bin(f, row, rsB, Op.i32Add).localSet(row);
@@ -210,9 +278,10 @@ function emitPackB(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
  * columns of MR floats (A[ir+r, k] at panel + (k·MR + r)·4), zero-padding rows ≥ mc; panel p
  * starts at dst + p·(kc·MR·4 + PANEL_PAD_BYTES).
  */
-function emitPackA(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
+function emitPackA(m: ModuleBuilder, cfg: MatmulConfig, operands: MatmulOperandFormat, halfToFloat: number): FunctionBuilder {
   const MR = cfg.mr;
   const f = m.function({ params: [i32, i32, i32, i32, i32, i32], results: [] }, 'packA');
+  const load = new OperandLoads(f, operands, halfToFloat);
   const [src, rsA, csA, mc, kc, dst] = [0, 1, 2, 3, 4, 5];
   const ir = f.local(i32), mr = f.local(i32), k = f.local(i32), r = f.local(i32), p = f.local(i32), rowBase = f.local(i32);
   const rowOffsets = Array.from({ length: MR }, () => f.local(i32));
@@ -228,16 +297,18 @@ function emitPackA(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
     // rest later, and with a power-of-two csA (e.g. 512 floats) those lines all fall into a few
     // L1 sets and are evicted before then; the hardware prefetchers do not follow such strides.
     const mFull = f.local(i32), d = f.local(i32);
-    f.localGet(rsA).i32Const(4).op(Op.i32Eq).if();
+    f.localGet(rsA).i32Const(load.bytes).op(Op.i32Eq).if();
     f.localGet(mc).localGet(mc).i32Const(MR).op(Op.i32RemU).op(Op.i32Sub).localSet(mFull);
     f.forRange(k, () => f.i32Const(0), () => f.localGet(kc), 1, () => {
       f.localGet(src).localGet(k).localGet(csA).op(Op.i32Mul).op(Op.i32Add).localSet(p);
       f.localGet(dst).localGet(k).i32Const(MR * 4).op(Op.i32Mul).op(Op.i32Add).localSet(d);
       f.forRange(ir, () => f.i32Const(0), () => f.localGet(mFull), MR, () => {
         for (let v = 0; v < MR / 4; v++) {
-          f.localGet(d).localGet(p).simdMem(SimdMemOp.v128Load, 16 * v, 0).simdMem(SimdMemOp.v128Store, 16 * v);
+          f.localGet(d).localGet(p);
+          load.vec4(4 * v, 0);
+          f.simdMem(SimdMemOp.v128Store, 16 * v);
         }
-        f.localGet(p).i32Const(MR * 4).op(Op.i32Add).localSet(p);
+        f.localGet(p).i32Const(MR * load.bytes).op(Op.i32Add).localSet(p);
         f.localGet(d).localGet(panelStride).op(Op.i32Add).localSet(d);
       });
     });
@@ -257,8 +328,8 @@ function emitPackA(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
       if (MR % 4 === 0) {
         // Rows contiguous along k (A row-major, as in X·Wᵀ or an im2col matrix): 4×4 transposes
         // for all but the last kc % 4 columns.
-        f.localGet(csA).i32Const(4).op(Op.i32Eq).if();
-        emitTransposedPanel(f, MR, k, kc, p, dst, rowOffsets);
+        f.localGet(csA).i32Const(load.bytes).op(Op.i32Eq).if();
+        emitTransposedPanel(f, MR, k, kc, p, dst, rowOffsets, load);
         f.end();
       }
       // The rest: MR strided loads per k, unrolled; p walks along k.
@@ -267,7 +338,8 @@ function emitPackA(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
           f.localGet(dst);
           f.localGet(p);
           if (rr > 0) f.localGet(rowOffsets[rr]!).op(Op.i32Add);
-          f.mem(MemOp.f32Load).mem(MemOp.f32Store, rr * 4);
+          load.scalar();
+          f.mem(MemOp.f32Store, rr * 4);
         }
         bin(f, p, csA, Op.i32Add).localSet(p);
         f.localGet(dst).i32Const(MR * 4).op(Op.i32Add).localSet(dst);
@@ -280,8 +352,9 @@ function emitPackA(m: ModuleBuilder, cfg: MatmulConfig): FunctionBuilder {
           f.localGet(dst).localGet(r).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
           f.localGet(r).localGet(mr).op(Op.i32LtS).if(f32)
             .localGet(rowBase).localGet(r).localGet(rsA).op(Op.i32Mul).op(Op.i32Add)
-            .localGet(k).localGet(csA).op(Op.i32Mul).op(Op.i32Add).mem(MemOp.f32Load)
-            .else().f32Const(0).end();
+            .localGet(k).localGet(csA).op(Op.i32Mul).op(Op.i32Add);
+          load.scalar();
+          f.else().f32Const(0).end();
           f.mem(MemOp.f32Store);
         });
         f.localGet(dst).i32Const(MR * 4).op(Op.i32Add).localSet(dst);
@@ -437,7 +510,7 @@ function emitKStep(f: FunctionBuilder, KC: number, K: number, kStep: number): vo
  * bytes apart, each laid out as packB writes it; `b` is then unused. Likewise packedA ≠ 0: the
  * (pc, ic) blocks of A in loop order (the same for every jc), packedAStride bytes apart.
  */
-function emitGemm(m: ModuleBuilder, cfg: MatmulConfig, packA: number, packB: number, micro: number): FunctionBuilder {
+function emitGemm(m: ModuleBuilder, cfg: MatmulConfig, packA: number, packB: number, micro: number, shiftAB: number): FunctionBuilder {
   const { mr: MR, nr: NR, kc: KC, mc: MC, nc: NC } = cfg;
   const layout = matmulScratchLayout(cfg);
   const f = m.function({
@@ -452,8 +525,9 @@ function emitGemm(m: ModuleBuilder, cfg: MatmulConfig, packA: number, packB: num
   const kStep = f.local(i32), strideA = f.local(i32), paPanel = f.local(i32), pbPanel = f.local(i32), cTile = f.local(i32);
   const biasOn = f.local(i32), reluOn = f.local(i32), biasPtr = f.local(i32);
 
-  // Strides to bytes once.
-  for (const s of [rsA, csA, rsB, csB, rsC, csC]) f.localGet(s).i32Const(2).op(Op.i32Shl).localSet(s);
+  // Strides to bytes once (A's and B's elements may be 2-byte half-format patterns; C is float32).
+  for (const s of [rsA, csA, rsB, csB]) f.localGet(s).i32Const(shiftAB).op(Op.i32Shl).localSet(s);
+  for (const s of [rsC, csC]) f.localGet(s).i32Const(2).op(Op.i32Shl).localSet(s);
   f.localGet(scratch).i32Const(layout.packA).op(Op.i32Add).localSet(pA);
   f.localGet(scratch).i32Const(layout.packB).op(Op.i32Add).localSet(pB);
   f.localGet(scratch).i32Const(layout.tile).op(Op.i32Add).localSet(tile);
@@ -538,7 +612,7 @@ function emitGemm(m: ModuleBuilder, cfg: MatmulConfig, packA: number, packB: num
  * along them, k along the other stride.
  */
 function emitPackUnit(
-  f: FunctionBuilder, P: (field: keyof typeof MatmulParam) => void, unit: number, cfg: MatmulConfig, operand: 'a' | 'b', pack: number,
+  f: FunctionBuilder, P: (field: keyof typeof MatmulParam) => void, unit: number, cfg: MatmulConfig, operand: 'a' | 'b', pack: number, shift: number,
 ): void {
   const isA = operand === 'a';
   const W = isA ? cfg.mr : cfg.nr;
@@ -571,12 +645,12 @@ function emitPackUnit(
   bin(f, slice, perSlice, Op.i32Mul).localSet(first);
   bin(f, first, lines, Op.i32LtS).if();
   {
-    // pack(base + ((line0 + first)·lineStride + pc·kStride)·4, rs·4, cs·4, A: (len, kcB) | B: (kcB, len),
+    // pack(base + ((line0 + first)·lineStride + pc·kStride)·bytes, rs·bytes, cs·bytes, A: (len, kcB) | B: (kcB, len),
     //      packed + block·packedStride + (first / W)·(kcB·W·4 + pad))
     P(operand); f.localGet(line0).localGet(first).op(Op.i32Add); P(lineStride); f.op(Op.i32Mul).localGet(pc); P(kStride);
-    f.op(Op.i32Mul).op(Op.i32Add).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
-    P(isA ? 'rsA' : 'rsB'); f.i32Const(2).op(Op.i32Shl);
-    P(isA ? 'csA' : 'csB'); f.i32Const(2).op(Op.i32Shl);
+    f.op(Op.i32Mul).op(Op.i32Add).i32Const(shift).op(Op.i32Shl).op(Op.i32Add);
+    P(isA ? 'rsA' : 'rsB'); f.i32Const(shift).op(Op.i32Shl);
+    P(isA ? 'csA' : 'csB'); f.i32Const(shift).op(Op.i32Shl);
     minInto(f, len, () => f.localGet(perSlice), () => bin(f, lines, first, Op.i32Sub));
     if (isA) f.localGet(len).localGet(kcB); else f.localGet(kcB).localGet(len);
     P(isA ? 'packedA' : 'packedB'); f.localGet(block); P(isA ? 'packedAStride' : 'packedBStride'); f.op(Op.i32Mul).op(Op.i32Add)
@@ -597,7 +671,7 @@ function emitPackUnit(
  *   balance without packing B again for each.
  * - pack A (2): the same for A, unit → (MC×KC block, row slice), for products cut into N chunks.
  */
-function emitTask(m: ModuleBuilder, cfg: MatmulConfig, gemm: number, packB: number, packA: number): void {
+function emitTask(m: ModuleBuilder, cfg: MatmulConfig, gemm: number, packB: number, packA: number, shiftAB: number): void {
   const f = m.function({ params: [i32, i32, i32], results: [] }, 'task');
   const [unit, params, thread] = [0, 1, 2];
   const P = (field: keyof typeof MatmulParam) => f.localGet(params).mem(MemOp.i32Load, MatmulParam[field] * 4);
@@ -606,10 +680,10 @@ function emitTask(m: ModuleBuilder, cfg: MatmulConfig, gemm: number, packB: numb
   const m0 = f.local(i32), n0 = f.local(i32), mLen = f.local(i32), nLen = f.local(i32), bo = f.local(i32);
 
   P('mode').i32Const(2).op(Op.i32Eq).if();
-  emitPackUnit(f, P, unit, cfg, 'a', packA);
+  emitPackUnit(f, P, unit, cfg, 'a', packA, shiftAB);
   f.return().end();
   P('mode').if();
-  emitPackUnit(f, P, unit, cfg, 'b', packB);
+  emitPackUnit(f, P, unit, cfg, 'b', packB, shiftAB);
   f.return().end();
 
   P('mUnits'); P('nUnits'); f.op(Op.i32Mul).localSet(perBatch);
@@ -624,12 +698,12 @@ function emitTask(m: ModuleBuilder, cfg: MatmulConfig, gemm: number, packB: numb
   f.localGet(nu); P('nChunk'); f.op(Op.i32Mul).localSet(n0);
   minInto(f, mLen, () => P('mChunk'), () => { P('m'); f.localGet(m0).op(Op.i32Sub); });
   minInto(f, nLen, () => P('nChunk'), () => { P('n'); f.localGet(n0).op(Op.i32Sub); });
-  // a + (bo*osA + bi*bsA + m0*rsA)*4
+  // a + (bo*osA + bi*bsA + m0*rsA)·bytes
   P('a'); f.localGet(bo); P('osA'); f.op(Op.i32Mul).localGet(bi); P('bsA'); f.op(Op.i32Mul).op(Op.i32Add)
-    .localGet(m0); P('rsA'); f.op(Op.i32Mul).op(Op.i32Add).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
+    .localGet(m0); P('rsA'); f.op(Op.i32Mul).op(Op.i32Add).i32Const(shiftAB).op(Op.i32Shl).op(Op.i32Add);
   P('rsA'); P('csA');
   P('b'); f.localGet(bo); P('osB'); f.op(Op.i32Mul).localGet(bi); P('bsB'); f.op(Op.i32Mul).op(Op.i32Add)
-    .localGet(n0); P('csB'); f.op(Op.i32Mul).op(Op.i32Add).i32Const(2).op(Op.i32Shl).op(Op.i32Add);
+    .localGet(n0); P('csB'); f.op(Op.i32Mul).op(Op.i32Add).i32Const(shiftAB).op(Op.i32Shl).op(Op.i32Add);
   P('rsB'); P('csB');
   P('c'); f.localGet(bo); P('osC'); f.op(Op.i32Mul).localGet(bi); P('bsC'); f.op(Op.i32Mul).op(Op.i32Add)
     .localGet(m0); P('rsC'); f.op(Op.i32Mul).op(Op.i32Add)

@@ -8,12 +8,12 @@
 
 import type { WasmHeap } from './memory.js';
 import type { ThreadPool, KernelModule } from './threads.js';
-import { buildMatmulModule, MatmulParam, MATMUL_PARAM_WORDS } from './matmul-kernel.js';
+import { buildMatmulModule, MatmulParam, MATMUL_PARAM_WORDS, operandBytes, type MatmulOperandFormat } from './matmul-kernel.js';
 import { PANEL_PAD_BYTES, defaultMatmulConfig, matmulConfigKey, matmulScratchLayout, type MatmulConfig } from './matmul-config.js';
 import { relaxedSimdSupported } from './simd-features.js';
 
 export interface MatmulOperand {
-  /** Byte address of element [0, 0] of batch 0 in the wasm memory (4-byte aligned). */
+  /** Byte address of element [0, 0] of batch 0 in the wasm memory (aligned to the element size). */
   readonly ptr: number;
   readonly rowStride: number;
   readonly colStride: number;
@@ -49,6 +49,12 @@ export interface MatmulArgs {
   /** Byte address of n floats added to every row of C, or undefined. */
   readonly bias?: number;
   readonly relu?: boolean;
+  /**
+   * How A and B hold their elements (default float32): packed float16/bfloat16 operands are widened
+   * as they are packed, exactly, so C equals the product of the same values held as float32. C and
+   * bias are float32.
+   */
+  readonly operands?: MatmulOperandFormat;
 }
 
 /** A row-major (rows×cols) matrix at `ptr`, or its transpose when `transposed` (then it is read as cols×rows). */
@@ -83,16 +89,16 @@ export class WasmMatmul {
     this.params = heap.alloc(MATMUL_PARAM_WORDS * 4);
   }
 
-  /** Compiles (once) and returns the module and per-thread scratch for a config. */
-  private prepare(requested: MatmulConfig): CompiledConfig {
+  /** Compiles (once) and returns the module and per-thread scratch for a config and operand format. */
+  private prepare(requested: MatmulConfig, operands: MatmulOperandFormat): CompiledConfig {
     // FMA is a speed choice, not a semantic one: without relaxed SIMD the same config runs with mul + add.
     const config = requested.fma && !relaxedSimdSupported() ? { ...requested, fma: false } : requested;
-    const key = matmulConfigKey(config);
+    const key = `${matmulConfigKey(config)}|${operands}`;
     let entry = this.compiled.get(key);
     if (entry === undefined) {
       const bytes = buildMatmulModule(config, {
         module: 'env', name: 'memory', minPages: 1, maxPages: this.heap.maxPages, shared: this.heap.shared,
-      });
+      }, operands);
       const module = this.pool.register(bytes);
       const scratchStride = matmulScratchLayout(config).bytes;
       const scratch = this.heap.alloc(scratchStride * this.pool.threads);
@@ -116,7 +122,7 @@ export class WasmMatmul {
       this.epilogueOnly(args, inner, outer, beta);
       return;
     }
-    const { module, scratch, scratchStride } = this.prepare(config);
+    const { module, scratch, scratchStride } = this.prepare(config, args.operands ?? 'float32');
     const threads = this.pool.threads;
     const flops = 2 * m * n * k * batch;
     const parallel = threads > 1 && flops >= PARALLEL_MIN_FLOPS;
@@ -173,6 +179,7 @@ export class WasmMatmul {
     }
     const limit = this.heap.byteLength;
     const check = (name: string, op: MatmulOperand, rows: number, cols: number) => {
+      const bytes = name === 'c' ? 4 : operandBytes(args.operands ?? 'float32');
       const bs = op.batchStride ?? 0;
       const os = op.outerStride ?? 0;
       for (const [s, v] of [['rowStride', op.rowStride], ['colStride', op.colStride], ['batchStride', bs], ['outerStride', os]] as const) {
@@ -180,11 +187,11 @@ export class WasmMatmul {
           throw new RangeError(`matmul: ${name}.${s} = ${v} must be a non-negative integer (copy a flipped view with contiguous() first)`);
         }
       }
-      if (!Number.isInteger(op.ptr) || op.ptr <= 0 || op.ptr % 4 !== 0) {
-        throw new RangeError(`matmul: ${name}.ptr = ${op.ptr} is not a 4-byte aligned heap address`);
+      if (!Number.isInteger(op.ptr) || op.ptr <= 0 || op.ptr % bytes !== 0) {
+        throw new RangeError(`matmul: ${name}.ptr = ${op.ptr} is not a ${bytes}-byte aligned heap address`);
       }
       if (rows === 0 || cols === 0 || batch === 0 || outer === 0) return;
-      const lastByte = op.ptr + 4 * ((rows - 1) * op.rowStride + (cols - 1) * op.colStride + (batch - 1) * bs + (outer - 1) * os) + 4;
+      const lastByte = op.ptr + bytes * ((rows - 1) * op.rowStride + (cols - 1) * op.colStride + (batch - 1) * bs + (outer - 1) * os) + bytes;
       if (lastByte > limit) {
         throw new RangeError(`matmul: ${name} (${rows}×${cols}, strides ${op.rowStride}/${op.colStride}/${bs}/${os}, batch ${outer}×${batch}) `
           + `ends at byte ${lastByte}, past the end of the wasm memory (${limit} bytes)`);

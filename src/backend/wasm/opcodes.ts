@@ -78,6 +78,9 @@ export const SimdOp = {
   f32x4DemoteF64x2Zero: 0x5e, f64x2PromoteLowF32x4: 0x5f,
   f32x4Ceil: 0x67, f32x4Floor: 0x68, f32x4Trunc: 0x69, f32x4Nearest: 0x6a,
   f64x2Ceil: 0x74, f64x2Floor: 0x75, f64x2Trunc: 0x7a, f64x2Nearest: 0x94,
+  // Lane-width changes (the packed float16/bfloat16 storages, half-pack-kernel.ts): narrow_u saturates
+  // signed i32 lanes to [0, 0xffff]; extend_*_u zero-extends four u16 lanes to i32.
+  i16x8NarrowI32x4U: 0x86, i32x4ExtendLowI16x8U: 0xa9, i32x4ExtendHighI16x8U: 0xaa,
   i32x4Abs: 0xa0, i32x4Neg: 0xa1, i32x4AllTrue: 0xa3, i32x4Bitmask: 0xa4,
   i32x4Shl: 0xab, i32x4ShrS: 0xac, i32x4ShrU: 0xad, i32x4Add: 0xae, i32x4Sub: 0xb1, i32x4Mul: 0xb5,
   i32x4MinS: 0xb6, i32x4MinU: 0xb7, i32x4MaxS: 0xb8, i32x4MaxU: 0xb9,
