@@ -12,6 +12,7 @@ import { nn, quant } from '../../src/index.js';
 import { evaluateClassifier } from '../../src/train/recipes/mnist.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { trainedMnistMlp, withTrainedCliCheckpoint } from './trained-mnist-mlp.js';
+import { normals, relativeError } from './calibration-helpers.js';
 
 interface ReferenceCase {
   name: string; bits: 4 | 8; symmetric: boolean; scheme: 'group' | 'per-channel' | 'per-tensor'; groupSize: number; clip: boolean;
@@ -22,26 +23,12 @@ const fixture = JSON.parse(readFileSync(new URL('./fixtures/awq-reference.json',
   rows: number; cols: number; samples: number; inputs: number[]; weight: number[]; cases: ReferenceCase[];
 };
 
-/** A seeded stream of standard normal numbers (Box-Muller on an LCG), independent of the library's generator. */
-function normals(seed: number): () => number {
-  let s = seed >>> 0;
-  const uniform = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 0.5) / 2 ** 32;
-  return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
-}
-
 /** n rows of k features, N(0, 1) except the `outliers` features, `outlierScale` times larger. */
 function inputs(n: number, k: number, seed: number, outliers: number[] = [], outlierScale = 1): t.Tensor {
   const g = normals(seed);
   const v = new Float32Array(n * k);
   for (let r = 0; r < n; r++) for (let j = 0; j < k; j++) v[r * k + j] = g() * (outliers.includes(j) ? outlierScale : 1);
   return t.tensor(v).reshape([n, k]);
-}
-
-/** ||y − ŷ||² / ||y||² over all elements. */
-function relativeError(y: ArrayLike<number>, yHat: ArrayLike<number>): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < y.length; i++) { num += (y[i]! - yHat[i]!) ** 2; den += y[i]! ** 2; }
-  return num / den;
 }
 
 /** The weight an AWQ result applies: dequant(Q) with column j times inputScale_j (float64). */

@@ -10,6 +10,7 @@ import * as t from '../../src/index.js';
 import { nn, quant } from '../../src/index.js';
 import { evaluateClassifier } from '../../src/train/recipes/mnist.js';
 import { trainedMnistMlp, withTrainedCliCheckpoint } from './trained-mnist-mlp.js';
+import { normals, relativeError } from './calibration-helpers.js';
 
 interface ReferenceCase {
   name: string; bits: 4 | 8; symmetric: boolean; scheme: 'group' | 'per-channel'; groupSize: number; actOrder: boolean;
@@ -19,13 +20,6 @@ interface ReferenceCase {
 const fixture = JSON.parse(readFileSync(new URL('./fixtures/gptq-reference.json', import.meta.url), 'utf8')) as {
   rows: number; cols: number; samples: number; inputs: number[]; weight: number[]; cases: ReferenceCase[];
 };
-
-/** A seeded stream of standard normal numbers (Box-Muller on an LCG), independent of the library's generator. */
-function normals(seed: number): () => number {
-  let s = seed >>> 0;
-  const uniform = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 0.5) / 2 ** 32;
-  return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
-}
 
 /**
  * n rows of k features driven by a few shared factors (strongly correlated), with per-feature
@@ -51,13 +45,6 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;
-}
-
-/** ||y − ŷ||² / ||y||² over all elements. */
-function relativeError(y: ArrayLike<number>, yHat: ArrayLike<number>): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < y.length; i++) { num += (y[i]! - yHat[i]!) ** 2; den += y[i]! ** 2; }
-  return num / den;
 }
 
 describe('GPTQ matches the float64 reference (fixtures/make_gptq_reference.py)', () => {
