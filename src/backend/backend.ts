@@ -87,6 +87,12 @@ export interface Backend {
    * others may return a view into their memory or a copy. Callers must not keep it past a free.
    */
   readAll(storage: Storage): TypedArray;
+  /**
+   * Elements [start, start + count) of the storage, as readAll gives them (a view or a copy).
+   * Optional: a backend whose readAll copies (decodes) implements it so that reading a small view
+   * of a large storage copies only what the view touches; without it callers use readAll.
+   */
+  readSpan?(storage: Storage, start: number, count: number): TypedArray;
   /** Writes `src` (contiguous, `dst.shape`'s element count) through the strided view `dst`. */
   writeStrided(dst: KernelInput, src: TypedArray): void;
   /**

@@ -135,3 +135,16 @@ export function inferReshape(op: string, from: Shape, to: readonly number[]): nu
     `cannot reshape a tensor of shape ${fmtShape(from)} (${numel} elements) into ${fmtShape(to)} (${sizeOf(out)} elements).`);
   return out;
 }
+
+/** The elements [lo, hi] a view touches (lo > hi when it touches none). */
+export function viewSpan(x: { readonly shape: Shape; readonly strides: readonly number[]; readonly offset: number }): { lo: number; hi: number } {
+  let lo = x.offset, hi = x.offset;
+  for (let d = 0; d < x.shape.length; d++) {
+    const extent = x.shape[d]!;
+    if (extent === 0) return { lo: 0, hi: -1 };
+    const reach = (extent - 1) * x.strides[d]!;
+    if (reach < 0) lo += reach;
+    else hi += reach;
+  }
+  return { lo, hi };
+}

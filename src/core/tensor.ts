@@ -5,7 +5,7 @@
 import type { Storage, KernelInput } from '../backend/backend.js';
 import { type DType, type TypedArray, isFloating } from './dtype.js';
 import { TesseraError, fmtShape } from './errors.js';
-import { contiguousStrides, isContiguousLayout, sizeOf } from './shape.js';
+import { contiguousStrides, isContiguousLayout, sizeOf, viewSpan } from './shape.js';
 import { trackStorage, noteTensorCreated, noteTensorDisposed } from './memory.js';
 import type { GradNode } from '../autodiff/node.js';
 
@@ -158,11 +158,11 @@ export class Tensor {
   /** The elements in row-major order as a new typed array (float16/bfloat16 read as Float32Array). */
   data(): TypedArray {
     this.assertAlive('data');
-    const all = this.storage.backend.readAll(this.storage);
+    const { values, offset } = viewElements(this);
     const n = this.size;
-    if (this.isContiguous()) return all.slice(this.offset, this.offset + n) as TypedArray;
-    const out = new (all.constructor as { new (n: number): TypedArray })(n);
-    gatherStrided(all, this.shape, this.strides, this.offset, out);
+    if (this.isContiguous()) return values.slice(offset, offset + n) as TypedArray;
+    const out = new (values.constructor as { new (n: number): TypedArray })(n);
+    gatherStrided(values, this.shape, this.strides, offset, out);
     return out;
   }
 
@@ -204,10 +204,22 @@ export class Tensor {
  */
 export function copyValuesInto(t: Tensor, out: TypedArray, at = 0): void {
   t.assertAlive('copyValuesInto');
-  // readAll may be a view of the backend's memory, valid until its next allocation: used at once.
-  const all = t.storage.backend.readAll(t.storage);
-  if (t.isContiguous()) out.set(all.subarray(t.offset, t.offset + t.size) as never, at);
-  else gatherStrided(all, t.shape, t.strides, t.offset, out.subarray(at, at + t.size));
+  // The values may be a view of the backend's memory, valid until its next allocation: used at once.
+  const { values, offset } = viewElements(t);
+  if (t.isContiguous()) out.set(values.subarray(offset, offset + t.size) as never, at);
+  else gatherStrided(values, t.shape, t.strides, offset, out.subarray(at, at + t.size));
+}
+
+/**
+ * The storage elements a view reads and where the view starts in them: only the span it touches
+ * where the backend can read a span (a packed half storage decodes just that), else readAll.
+ */
+function viewElements(t: Tensor): { values: TypedArray; offset: number } {
+  const backend = t.storage.backend;
+  if (backend.readSpan === undefined) return { values: backend.readAll(t.storage), offset: t.offset };
+  const { lo, hi } = viewSpan(t);
+  if (lo > hi) return { values: backend.readSpan(t.storage, 0, 0), offset: 0 };
+  return { values: backend.readSpan(t.storage, lo, hi - lo + 1), offset: t.offset - lo };
 }
 
 /** Copies a strided view into a contiguous array. */

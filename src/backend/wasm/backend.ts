@@ -240,6 +240,21 @@ export class WasmBackend implements Backend {
     return new Cls(this.heap.memory.buffer, ptr, storage.size);
   }
 
+  /** Backend.readSpan: a heap view of the elements, or for a packed storage the decoded span alone. */
+  readSpan(storage: Storage, start: number, count: number): TypedArray {
+    const { ptr, packed } = this.bufferOf(storage);
+    if (start < 0 || count < 0 || start + count > storage.size) {
+      throw new RangeError(`${this.name} backend: readSpan [${start}, ${start + count}) is outside the storage's ${storage.size} elements`);
+    }
+    if (!packed) return this.readAll(storage).subarray(start, start + count);
+    if (count === 0) return new Float32Array(0);
+    const words = this.allocWords(storage.dtype, count);
+    this.halfPack.widen(storage.dtype as HalfFormat, this.addressOf(words), ptr + 2 * start, count);
+    const copy = (this.readAll(words) as Float32Array).slice();
+    this.free(words);
+    return copy;
+  }
+
   writeStrided(dst: KernelInput, src: TypedArray): void {
     if (!this.isPacked(dst.storage)) {
       scatterStrided(this.readAll(dst.storage), dst.shape, dst.strides, dst.offset, src);

@@ -17,6 +17,9 @@ import type { Kernel, KernelInput, OutputInfo, Storage } from '../backend.js';
 import type { DType } from '../../core/dtype.js';
 import type { PrimitiveAttrs, PrimitiveName } from '../../ops/primitives.js';
 import type { HalfFormat } from './half-pack.js';
+import { viewSpan } from '../../core/shape.js';
+
+export { viewSpan };
 
 export function isHalfFormat(dtype: DType): dtype is HalfFormat {
   return dtype === 'float16' || dtype === 'bfloat16';
@@ -34,19 +37,6 @@ export interface PackedHalfHost {
   free(storage: Storage): void;
   widen(format: HalfFormat, dst: number, src: number, n: number): void;
   narrow(format: HalfFormat, dst: number, src: number, n: number): void;
-}
-
-/** The elements [lo, hi] a view touches (lo > hi when it touches none). */
-export function viewSpan(x: Pick<KernelInput, 'shape' | 'strides' | 'offset'>): { lo: number; hi: number } {
-  let lo = x.offset, hi = x.offset;
-  for (let d = 0; d < x.shape.length; d++) {
-    const extent = x.shape[d]!;
-    if (extent === 0) return { lo: 0, hi: -1 };
-    const reach = (extent - 1) * x.strides[d]!;
-    if (reach < 0) lo += reach;
-    else hi += reach;
-  }
-  return { lo, hi };
 }
 
 /** A packed storage with the float32 words `words` holds (rounded to the format); frees `words`. */

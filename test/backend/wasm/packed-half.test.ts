@@ -14,6 +14,7 @@ import { createWasmBackend, type WasmBackend } from '../../../src/backend/wasm/b
 import { nodeWorkerSpawner } from '../../../src/backend/wasm/node-workers.js';
 import { enableWasmThreads } from '../../../src/backend/wasm/node.js';
 import { SGD } from '../../../src/optim/index.js';
+import { copyValuesInto } from '../../../src/core/tensor.js';
 import { buildHalfRoundModule, ROUND_BF16_EXPORT, ROUND_F16_EXPORT } from '../../../src/backend/wasm/half-round-kernel.js';
 
 const FORMATS = ['bfloat16', 'float16'] as const;
@@ -154,6 +155,36 @@ for (const format of FORMATS) {
     for (let h = 0; h < 65536; h++) if (!Number.isNaN(valueOf(h, format))) assert.equal(back[h], h, `${format} round trip 0x${h.toString(16)}`);
   });
 }
+
+test('reading a view of a packed storage (data(), copyValuesInto) decodes only the elements it touches', () => {
+  const pack = t.wasmBackend.halfPack;
+  const widen = pack.widen.bind(pack);
+  let widened = 0;
+  pack.widen = (format, dst, src, n) => { widened += n; widen(format, dst, src, n); };
+  try {
+    for (const dtype of FORMATS) {
+      const big = t.randn([512, 256], { backend: 'wasm' }).cast(dtype);
+      const whole = big.data();
+      widened = 0;
+      const row = big.narrow(0, 300, 1).data();
+      assert.equal(widened, 256, `${dtype}: one row of 256 decoded, not the storage's ${512 * 256}`);
+      assert.deepEqual(Array.from(row), Array.from(whole.subarray(300 * 256, 301 * 256)), `${dtype}: the row's values`);
+      widened = 0;
+      const column = big.narrow(1, 5, 1).data(); // rows 0..511 at column 5: the span from element 5 to 511·256 + 5
+      assert.equal(widened, 511 * 256 + 1, `${dtype}: a column decodes the span between its first and last element`);
+      assert.deepEqual(Array.from(column), Array.from({ length: 512 }, (_, r) => whole[r * 256 + 5]));
+      const out = new Float32Array(256);
+      widened = 0;
+      copyValuesInto(big.narrow(0, 7, 1), out);
+      assert.equal(widened, 256, `${dtype}: copyValuesInto decodes the row alone`);
+      assert.deepEqual(Array.from(out), Array.from(whole.subarray(7 * 256, 8 * 256)));
+      assert.deepEqual(Array.from(big.narrow(0, 3, 0).data()), [], `${dtype}: an empty view reads nothing`);
+      big.dispose();
+    }
+  } finally {
+    pack.widen = widen;
+  }
+});
 
 test('narrowing random float32 words gives the top bits of half-round-kernel.ts\'s rounding (an independent implementation, checked against cpu roundToFormat)', () => {
   const memory = new WebAssembly.Memory({ initial: 2, maximum: 2 });
