@@ -12,7 +12,7 @@ import { nn, quant } from '../../src/index.js';
 import { evaluateClassifier } from '../../src/train/recipes/mnist.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { trainedMnistMlp, withTrainedCliCheckpoint } from './trained-mnist-mlp.js';
-import { normals, relativeError } from './calibration-helpers.js';
+import { CalibrationNet as Net, normals, relativeError } from './calibration-helpers.js';
 
 interface ReferenceCase {
   name: string; bits: 4 | 8; symmetric: boolean; scheme: 'group' | 'per-channel' | 'per-tensor'; groupSize: number; clip: boolean;
@@ -288,13 +288,6 @@ describe('input scales in checkpoints', () => {
 });
 
 describe('awqQuantizeModel', () => {
-  class Net extends nn.Module {
-    body = new nn.Sequential(new nn.Linear(20, 32), new nn.ReLU(), new nn.Linear(32, 16));
-    head = new nn.Linear(16, 4, { bias: false });
-    override forward(x: t.Tensor): t.Tensor {
-      return this.head.call(this.body.call(x).relu());
-    }
-  }
   const xs = () => [inputs(64, 20, 5, [3], 10), inputs(64, 20, 6, [3], 10)];
 
   it('is sequential: a later layer is calibrated on the outputs of the already-quantized (and scaled) earlier ones', () => {

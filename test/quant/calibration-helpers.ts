@@ -1,5 +1,7 @@
 // Shared by the calibrated-rounding tests (gptq.test.ts, awq.test.ts): seeded inputs independent of
-// the library's generator, and the error measure both methods minimise.
+// the library's generator, the error measure both methods minimise, and the small model their
+// whole-model tests quantize.
+import { nn, type Tensor } from '../../src/index.js';
 
 /** A seeded stream of standard normal numbers (Box-Muller on an LCG), independent of the library's generator. */
 export function normals(seed: number): () => number {
@@ -13,4 +15,13 @@ export function relativeError(y: ArrayLike<number>, yHat: ArrayLike<number>): nu
   let num = 0, den = 0;
   for (let i = 0; i < y.length; i++) { num += (y[i]! - yHat[i]!) ** 2; den += y[i]! ** 2; }
   return num / den;
+}
+
+/** Linear 20→32, ReLU, Linear 32→16, ReLU, Linear 16→4 (no bias): three layers quantized in call order. */
+export class CalibrationNet extends nn.Module {
+  body = new nn.Sequential(new nn.Linear(20, 32), new nn.ReLU(), new nn.Linear(32, 16));
+  head = new nn.Linear(16, 4, { bias: false });
+  override forward(x: Tensor): Tensor {
+    return this.head.call(this.body.call(x).relu());
+  }
 }

@@ -10,7 +10,7 @@ import * as t from '../../src/index.js';
 import { nn, quant } from '../../src/index.js';
 import { evaluateClassifier } from '../../src/train/recipes/mnist.js';
 import { trainedMnistMlp, withTrainedCliCheckpoint } from './trained-mnist-mlp.js';
-import { normals, relativeError } from './calibration-helpers.js';
+import { CalibrationNet as Net, normals, relativeError } from './calibration-helpers.js';
 
 interface ReferenceCase {
   name: string; bits: 4 | 8; symmetric: boolean; scheme: 'group' | 'per-channel'; groupSize: number; actOrder: boolean;
@@ -227,13 +227,6 @@ test('MNIST MLP, int4 groups of 32: GPTQ (sequential) vs round to nearest (real 
 });
 
 describe('gptqQuantizeModel', () => {
-  class Net extends nn.Module {
-    body = new nn.Sequential(new nn.Linear(20, 32), new nn.ReLU(), new nn.Linear(32, 16));
-    head = new nn.Linear(16, 4, { bias: false });
-    override forward(x: t.Tensor): t.Tensor {
-      return this.head.call(this.body.call(x).relu());
-    }
-  }
   const inputs = () => [t.tensor(correlatedInputs(64, 20, 5)).reshape([64, 20]), t.tensor(correlatedInputs(64, 20, 6)).reshape([64, 20])];
 
   it('is sequential: a later layer is calibrated on the outputs of the already-quantized earlier ones', () => {
