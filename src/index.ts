@@ -26,3 +26,4 @@ export * as dist from './dist/index.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
 export * as quant from './quant/index.js';
+export * as onnx from './onnx/index.js';

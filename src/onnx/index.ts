@@ -1,0 +1,7 @@
+// ONNX interchange: `onnx.load(bytes)` runs ONNX models with tessera's ops (any backend, under
+// jit, differentiable).
+export { OnnxModel, load, type OnnxLoadOptions, type OnnxRunOptions, type OnnxValueInfo } from './model.js';
+export { supportedOnnxOps as supportedOps, registerOnnxOp, type OnnxOpImpl, type OpResult } from './registry.js';
+export { NodeContext } from './node-context.js';
+export { type OnnxValue, type OnnxTensor, type OnnxSequence, type OnnxNone, onnxTensor } from './value.js';
+export { ElemType, elemTypeName } from './proto.js';

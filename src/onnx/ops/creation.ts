@@ -1,0 +1,5 @@
+// ONNX operators that make tensors: Constant, ConstantOfShape, Range, EyeLike, OneHot, ...
+
+import { registerOnnxOp } from '../registry.js';
+
+void registerOnnxOp;

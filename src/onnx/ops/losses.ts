@@ -1,0 +1,5 @@
+// ONNX losses: NegativeLogLikelihoodLoss, SoftmaxCrossEntropyLoss.
+
+import { registerOnnxOp } from '../registry.js';
+
+void registerOnnxOp;

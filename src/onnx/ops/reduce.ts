@@ -1,0 +1,5 @@
+// ONNX reductions: Reduce*, ArgMax/ArgMin, CumSum, TopK.
+
+import { registerOnnxOp } from '../registry.js';
+
+void registerOnnxOp;
