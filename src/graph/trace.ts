@@ -11,7 +11,8 @@ import { getBackend, listBackends, type Backend, type KernelInput, type Storage 
 import type { TypedArray } from '../core/dtype.js';
 import { TesseraError, fmtShape } from '../core/errors.js';
 import { shapesEqual } from '../core/shape.js';
-import { Tensor } from '../core/tensor.js';
+import { Tensor, nextTensorId } from '../core/tensor.js';
+import { keep } from '../core/memory.js';
 import { addDispatchObserver } from '../ops/dispatch.js';
 import { registerTracingHooks } from '../autodiff/checkpoint.js';
 import type { PrimitiveName } from '../ops/primitives.js';
@@ -118,6 +119,9 @@ export class Tracer {
   /** Leaves used only inside nested graphs (a differentiable cond's branches) whose `.grad` a traced backward may set. */
   readonly nestedGradLeaves = new Set<Tensor>();
 
+  /** Tensors with ids from here on were made while this trace recorded. */
+  private readonly firstTensorId = nextTensorId();
+
   constructor(readonly inputs: readonly Tensor[], readonly opts: TraceOptions, readonly parent: Tracer | undefined) {
     for (const t of inputs) this.note(t);
   }
@@ -151,7 +155,12 @@ export class Tracer {
     // not known yet may be produced later (a tangent rule runs before its primal op is reported).
     const ins = inputs.map((t) => this.resolve(t) ?? t);
     for (const t of inputs) {
-      if (t.isLeaf && t.requiresGrad && !this.gradAtFirstUse.has(t) && this.resolve(t) === undefined) this.gradAtFirstUse.set(t, t.grad);
+      if (this.resolve(t) !== undefined) continue;
+      if (t.isLeaf && t.requiresGrad && !this.gradAtFirstUse.has(t)) this.gradAtFirstUse.set(t, t.grad);
+      // A tensor the traced code made outside any traced op (a scalar operand, a tensor built
+      // from host values) becomes a constant of the graph: keep it out of the scopes open now,
+      // which would free it when the traced code leaves them, before the graph is built.
+      if (t.id >= this.firstTensorId) keep(t);
     }
     this.events.push({ op, inputs: ins, attrs, outputs: [...outputs], ...(rematTag === undefined ? {} : { remat: rematTag }) });
     for (const o of outputs) this.note(o);

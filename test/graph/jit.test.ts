@@ -204,3 +204,19 @@ test('setNodeTimer sees every node of a jitted replay, with its inputs and a wal
   f(a, b);
   assert.equal(seen.length, count, 'no calls once unset');
 });
+
+test('jit of code that makes tensors inside a scope', async (c) => {
+  await c.test('keeps the tensors the graph captures as constants (a scope would free them before the graph is built)', () => {
+    const f = t.jit((x: t.Tensor) => t.scope(() => t.add(t.mul(x, t.tensor([2, 3])), 1)));
+    for (let i = 0; i < 3; i++) assert.deepEqual(Array.from(f(t.tensor([1, 1])).data()), [3, 4]);
+    assert.equal(f.stats().traces, 1);
+    // Tensors that existed before the trace stay the caller's to free: a scope around the call frees them.
+    const before = t.memoryStats().liveTensors;
+    t.scope(() => {
+      const w = t.tensor([5, 6]);
+      const g = t.jit((x: t.Tensor) => t.mul(x, w));
+      assert.deepEqual(Array.from(g(t.tensor([1, 2])).data()), [5, 12]);
+    });
+    assert.ok(t.memoryStats().liveTensors <= before + 2, 'only the compiled graph\'s own tensors outlive the scope');
+  });
+});
