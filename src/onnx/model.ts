@@ -8,11 +8,12 @@
 
 import { Tensor } from '../core/tensor.js';
 import { TesseraError } from '../core/errors.js';
-import { scope } from '../core/memory.js';
+import { keep, scope } from '../core/memory.js';
 import { cast } from '../ops/elementwise.js';
+import { isGradEnabled } from '../autodiff/mode.js';
 import { canonicalDomain, lookupOnnxOp } from './registry.js';
 import { NodeContext } from './node-context.js';
-import { decodeModel, elemTypeName, type GraphProto, type ModelProto, type NodeProto, type TypeProto, AttrType } from './proto.js';
+import { decodeModel, elemTypeName, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type TypeProto, AttrType } from './proto.js';
 import { tensorFromProto } from './tensor-proto.js';
 import { defaultElemType, onnxTensor, requireStorageDType, storageDType, tensorsOf, type OnnxTensor, type OnnxValue } from './value.js';
 import './ops/index.js';
@@ -105,6 +106,15 @@ export class OnnxModel {
   readonly inputs: readonly OnnxValueInfo[];
   readonly outputs: readonly OnnxValueInfo[];
   private disposed = false;
+  /**
+   * Tensors the model owns beyond the initializers: Constant values, tensor attributes and
+   * subgraph initializers, decoded on first use and kept for later runs (decoding them every run
+   * cost more than running small models). A run never frees them; dispose() does.
+   */
+  private readonly decoded = new Map<AttributeProto | TensorProto, OnnxTensor>();
+  private readonly owned = new Set<Tensor>();
+  /** Per graph: what each node reads, and the last node reading each name (computed once). */
+  private readonly readsCache = new WeakMap<GraphProto, { reads: string[][]; lastRead: Map<string, number> }>();
 
   private constructor(proto: ModelProto, options: OnnxLoadOptions) {
     this.proto = proto;
@@ -134,6 +144,7 @@ export class OnnxModel {
       inits.set(init.name, value);
     }
     this.initializers = inits;
+    for (const v of inits.values()) this.owned.add(v.tensor);
     this.inputs = graph.inputs.filter((i) => !inits.has(i.name)).map((i) => ({ name: i.name, ...describeType(i.type) }));
     this.outputs = graph.outputs.map((o) => ({ name: o.name, ...describeType(o.type) }));
   }
@@ -184,12 +195,19 @@ export class OnnxModel {
       }
     }
     const outer: Lookup = (name) => this.initializers.get(name);
-    return scope(() => {
-      const results = this.runGraph(graph, bound, outer, wanted, 'the main graph');
+    // Recording for autodiff, backward may need any tensor made during the run (an op's vjp saves
+    // its operands, with or without requiresGrad), so nothing made here is freed early: the run is
+    // left to the caller's scope and the garbage collector, as any eager code. Otherwise the run's
+    // own scope frees every temporary when it returns.
+    const recording = isGradEnabled() && ([...bound.values()].some((v) => tensorsOf(v).some((t) => t.requiresGrad))
+      || [...this.initializers.values()].some((v) => v.tensor.requiresGrad));
+    const execute = (): Record<string, OnnxValue> => {
+      const results = this.runGraph(graph, bound, outer, wanted, 'the main graph', !recording);
       const out: Record<string, OnnxValue> = {};
       wanted.forEach((name, i) => { out[name] = results[i]!; });
       return out;
-    });
+    };
+    return recording ? execute() : scope(execute);
   }
 
   /** Checks a feed against the declared input type and shape; wraps bare tensors. */
@@ -216,17 +234,16 @@ export class OnnxModel {
    * topological order), frees each intermediate after its last reader, and returns the values
    * of `wanted` (the graph's outputs).
    */
-  private runGraph(graph: GraphProto, inputs: ReadonlyMap<string, OnnxValue>, outer: Lookup, wanted: readonly string[], where: string): OnnxValue[] {
+  private runGraph(graph: GraphProto, inputs: ReadonlyMap<string, OnnxValue>, outer: Lookup, wanted: readonly string[], where: string, freeEarly: boolean): OnnxValue[] {
     const values = new Map<string, OnnxValue>(inputs);
     const local = new Map<string, OnnxValue>();
     for (const init of graph !== this.proto.graph ? graph.initializers : []) {
-      local.set(init.name, tensorFromProto(init, `initializer '${init.name}' of ${where}`));
+      local.set(init.name, this.decodeOnce(init, () => tensorFromProto(init, `initializer '${init.name}' of ${where}`)));
     }
     const lookup: Lookup = (name) => values.get(name) ?? local.get(name) ?? outer(name);
 
     // The index of the last node that reads each name produced here, to free it after.
-    const lastRead = new Map<string, number>();
-    graph.nodes.forEach((node, i) => { for (const name of nodeReads(node)) lastRead.set(name, i); });
+    const { reads, lastRead } = this.analyze(graph);
     const keep = new Set<string>([...wanted, ...inputs.keys()]);
     // Tensors this graph did not create (inputs, initializers, outer values) are never freed
     // here, even when an op hands one back under a new name (Identity).
@@ -244,8 +261,7 @@ export class OnnxModel {
       for (const t of tensorsOf(v)) {
         const n = (bindings.get(t) ?? 1) - 1;
         bindings.set(t, n);
-        // Tensors on the autodiff tape stay: backward may need them (the run's scope frees them).
-        if (n === 0 && !foreign.has(t) && !t.requiresGrad && !t.isDisposed) t.dispose();
+        if (n === 0 && freeEarly && !foreign.has(t) && !this.owned.has(t) && !t.isDisposed) t.dispose();
       }
     };
 
@@ -255,7 +271,7 @@ export class OnnxModel {
       }
       const bound = new Map<string, OnnxValue>();
       g.inputs.forEach((input, i) => bound.set(input.name, subInputs[i]!));
-      return this.runGraph(g, bound, lookup, g.outputs.map((o) => o.name), subWhere);
+      return this.runGraph(g, bound, lookup, g.outputs.map((o) => o.name), subWhere, freeEarly);
     };
 
     graph.nodes.forEach((node, index) => {
@@ -268,7 +284,12 @@ export class OnnxModel {
         if (!values.has(name)) for (const t of tensorsOf(v)) foreign.add(t);
         return v;
       });
-      const ctx = new NodeContext(node, this.opsets.get(domain) ?? 1, args, runSubgraph);
+      // A subgraph (If, Loop, Scan, SequenceMap) may hand back a value it read from outside this
+      // graph (an If branch returning an initializer): like the inputs above, not this graph's to free.
+      if (node.attributes.some((a) => a.type === AttrType.GRAPH || a.type === AttrType.GRAPHS)) {
+        for (const name of reads[index]!) if (!values.has(name)) for (const t of tensorsOf(lookup(name))) foreign.add(t);
+      }
+      const ctx = new NodeContext(node, this.opsets.get(domain) ?? 1, args, runSubgraph, (a, decode) => this.decodeOnce(a, decode));
       const results = impl.run(ctx);
       node.outputs.forEach((name, i) => {
         if (name === '') return;
@@ -291,11 +312,37 @@ export class OnnxModel {
     });
   }
 
-  /** Frees the initializers' memory. */
+  /** A tensor decoded from the file once and kept, owned by the model, for every later run. */
+  private decodeOnce(key: AttributeProto | TensorProto, decode: () => OnnxTensor): OnnxTensor {
+    let v = this.decoded.get(key);
+    if (v === undefined) {
+      v = decode();
+      keep(v.tensor);
+      this.owned.add(v.tensor);
+      this.decoded.set(key, v);
+    }
+    return v;
+  }
+
+  private analyze(graph: GraphProto): { reads: string[][]; lastRead: Map<string, number> } {
+    let a = this.readsCache.get(graph);
+    if (a === undefined) {
+      const reads = graph.nodes.map(nodeReads);
+      const lastRead = new Map<string, number>();
+      reads.forEach((names, i) => { for (const name of names) lastRead.set(name, i); });
+      a = { reads, lastRead };
+      this.readsCache.set(graph, a);
+    }
+    return a;
+  }
+
+  /** Frees the initializers' memory and every tensor decoded from the file. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const v of this.initializers.values()) v.tensor.dispose();
+    for (const t of this.owned) if (!t.isDisposed) t.dispose();
+    this.owned.clear();
+    this.decoded.clear();
   }
 }
 

@@ -22,6 +22,8 @@ export class NodeContext {
     readonly opset: number,
     private readonly inputs: readonly (OnnxValue | undefined)[],
     private readonly subgraphRunner: SubgraphRunner,
+    /** Decodes a tensor attribute once per model (the model keeps it for later runs). */
+    private readonly decodeOnce: (attr: AttributeProto, decode: () => OnnxTensor) => OnnxTensor = (_a, decode) => decode(),
   ) {
     for (const a of node.attributes) this.attrs.set(a.name, a);
   }
@@ -156,8 +158,9 @@ export class NodeContext {
 
   /** A tensor attribute (Constant's value, ConstantOfShape's value), decoded. */
   tensorAttr(name: string): OnnxTensor | undefined {
-    const t = this.attr(name, AttrType.TENSOR, 'a tensor')?.t;
-    return t === undefined ? undefined : tensorFromProto(t, `attribute '${name}' of ${this.where}`);
+    const a = this.attr(name, AttrType.TENSOR, 'a tensor');
+    const t = a?.t;
+    return t === undefined ? undefined : this.decodeOnce(a!, () => tensorFromProto(t, `attribute '${name}' of ${this.where}`));
   }
 
   graph(name: string): GraphProto {

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import * as t from '../../src/index.js';
 import { OnnxModel } from '../../src/onnx/model.js';
-import { decodeModel, decodeTensor, decodeSequenceProto, decodeOptionalProto, type TypeProto, type TensorProto, type SequenceProto, type OptionalProto } from '../../src/onnx/proto.js';
+import { ElemType, decodeModel, decodeTensor, decodeSequenceProto, decodeOptionalProto, type TypeProto, type TensorProto, type SequenceProto, type OptionalProto } from '../../src/onnx/proto.js';
 import { ProtoReader } from '../../src/onnx/protobuf.js';
 import { tensorFromProto, tensorProtoValues } from '../../src/onnx/tensor-proto.js';
 import { NONE, type OnnxValue, type OnnxTensor } from '../../src/onnx/value.js';
@@ -66,7 +66,16 @@ export function readConformanceCases(path: string): ConformanceCase[] {
 function decodeValue(bytes: Uint8Array, type: TypeProto | undefined): OnnxValue {
   if (type?.kind === 'sequence') return sequenceValue(decodeSequenceProto(new ProtoReader(bytes, 0, bytes.length, 'SequenceProto')));
   if (type?.kind === 'optional') return optionalValue(decodeOptionalProto(new ProtoReader(bytes, 0, bytes.length, 'OptionalProto')));
-  return tensorFromProto(decodeTensor(bytes));
+  return tensorFromProto(asDeclared(decodeTensor(bytes), type));
+}
+
+/**
+ * ONNX 1.12's test data stores BFLOAT16 values as UINT16 tensors of their bit patterns (numpy has no
+ * bfloat16); read them as the BFLOAT16 the graph declares.
+ */
+function asDeclared(p: TensorProto, type: TypeProto | undefined): TensorProto {
+  if (type?.kind === 'tensor' && type.elemType === ElemType.BFLOAT16 && p.dataType === ElemType.UINT16) return { ...p, dataType: ElemType.BFLOAT16 };
+  return p;
 }
 
 function sequenceValue(s: SequenceProto): OnnxValue {
@@ -91,7 +100,7 @@ function decodeExpected(bytes: Uint8Array, type: TypeProto | undefined): Expecte
     if (o.sequence !== undefined) return { kind: 'sequence', items: o.sequence.tensors };
     return { kind: 'none' };
   }
-  return { kind: 'tensor', proto: decodeTensor(bytes) };
+  return { kind: 'tensor', proto: asDeclared(decodeTensor(bytes), type) };
 }
 
 const RTOL = 1e-3;
