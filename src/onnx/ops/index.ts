@@ -13,3 +13,6 @@ import './rnn.js';
 import './control-flow.js';
 import './sequence.js';
 import './quantize.js';
+import './signal.js';
+import './training.js';
+import './text.js';
