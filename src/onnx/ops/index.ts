@@ -16,3 +16,4 @@ import './quantize.js';
 import './signal.js';
 import './training.js';
 import './text.js';
+import './transformer.js';
