@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { codeBlocks, toModule, usesWebgpu } from '../helpers/doc-examples.js';
 import { backendsUnderTest } from '../helpers/backends.js';
 
-const pages = ['docs/tensors.md', 'docs/autodiff.md', 'docs/webgpu.md', 'docs/quantization.md', 'docs/mixed-precision.md', 'README.md'];
+const pages = ['docs/tensors.md', 'docs/autodiff.md', 'docs/webgpu.md', 'docs/quantization.md', 'docs/mixed-precision.md', 'docs/onnx.md', 'README.md'];
 const webgpu = backendsUnderTest().includes('webgpu') || process.env.TESSERA_TEST_WEBGPU === '1';
 const dir = mkdtempSync(join(tmpdir(), 'tessera-docs-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
