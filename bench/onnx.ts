@@ -94,10 +94,14 @@ for (const threads of [1, 2]) {
     const feeds = sampleFeeds(model, { values: w.values, seed: 1 });
     const session = await ort.InferenceSession.create(w.bytes, { intraOpNumThreads: threads, interOpNumThreads: 1 });
     const ortFeeds = Object.fromEntries(model.inputs.map((i) => [i.name, ortFeed(feeds[i.name]!, i.elemType!)]));
-    const jitted = t.jit((fs: Record<string, t.Tensor>) => model.run(fs));
+    // jit takes tensors as separate arguments: one per model input, in declaration order.
+    const names = model.inputs.map((i) => i.name);
+    // piecewise: false: value reads (If conditions, shapes) become guards of one compiled graph.
+    const jitted = t.jit((...xs: t.Tensor[]) => model.run(Object.fromEntries(names.map((n, k) => [n, xs[k]!]))), { piecewise: false });
+    const feedList = names.map((n) => feeds[n]!);
     const variants: Record<string, () => Promise<Float32Array | number[]> | Float32Array | number[]> = {
       'tessera (eager)': () => noGrad(() => t.scope(() => Array.from(Object.values(model.run(feeds))[0]!.data()))),
-      'tessera (jit)': () => noGrad(() => t.scope(() => Array.from(Object.values(jitted(feeds))[0]!.data()))),
+      'tessera (jit)': () => noGrad(() => t.scope(() => Array.from(Object.values(jitted(...feedList))[0]!.data()))),
       'onnxruntime-node': async () => Array.from((Object.values(await session.run(ortFeeds))[0]!.data as Float32Array)),
     };
     const reference = await variants['onnxruntime-node']!();

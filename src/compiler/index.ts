@@ -3,7 +3,8 @@
 import type { Graph, GraphNode } from '../graph/graph.js';
 import { prepareInterpret } from '../graph/interpret.js';
 import { setGraphCompiler, type CompiledGraph, type GraphCompiler } from '../graph/jit.js';
-import type { Tensor } from '../core/tensor.js';
+import { nextTensorId, type Tensor } from '../core/tensor.js';
+import { keep } from '../core/memory.js';
 import { cpuBackend } from '../backend/cpu/backend.js';
 import './fused-ops.js';
 import '../graph/control-flow.js';
@@ -75,7 +76,12 @@ function onCpu(t: Tensor): boolean {
 export function compile(g: Graph, opts: CompileOptions = {}): CompiledGraph & {
   executor: PlannedExecutor | undefined; wasmKernels: WasmGraphKernels | undefined; webgpuKernels: WebGPUGraphKernels | undefined;
 } {
+  const firstNewTensor = nextTensorId();
   const { graph } = runPipeline(g, opts.passes ?? defaultPasses(), opts.log ? { log: opts.log } : {});
+  // Constants the passes made (folded values) belong to the compiled graph: keep them out of the
+  // scopes open now (a jitted call inside the caller's scope compiles there), which would free them
+  // when the caller's scope ends, before the next replay reads them.
+  for (const t of graph.constants.values()) if (t.id >= firstNewTensor) keep(t);
   const wasmKernels = (opts.wasmKernels ?? true) ? new WasmGraphKernels(graph) : undefined;
   const webgpuKernels = (opts.webgpuKernels ?? true) ? new WebGPUGraphKernels() : undefined;
   // webgpu's runner answers only for nodes over webgpu tensors; the wasm runner takes the rest.

@@ -98,10 +98,24 @@ interface CacheEntry {
 
 type ArgSignature = { kind: 'tensor'; shape: readonly number[]; dtype: string; backend: string; requiresGrad: boolean } | { kind: 'value'; text: string };
 
+/** Whether a non-tensor argument holds a tensor inside (an array or a plain object of tensors). */
+function holdsTensor(a: unknown, depth = 0): boolean {
+  if (a instanceof Tensor) return true;
+  if (depth > 4 || a === null || typeof a !== 'object') return false;
+  const values = Array.isArray(a) ? a : Object.getPrototypeOf(a) === Object.prototype ? Object.values(a) : [];
+  return values.some((v) => holdsTensor(v, depth + 1));
+}
+
 function signatureOf(args: readonly unknown[]): ArgSignature[] {
-  return args.map((a) => a instanceof Tensor
-    ? { kind: 'tensor' as const, shape: a.shape, dtype: a.dtype, backend: a.backend, requiresGrad: a.requiresGrad }
-    : { kind: 'value' as const, text: JSON.stringify(a) ?? String(a) });
+  return args.map((a, i) => {
+    if (a instanceof Tensor) return { kind: 'tensor' as const, shape: a.shape, dtype: a.dtype, backend: a.backend, requiresGrad: a.requiresGrad };
+    // Other arguments are part of the cache key by value; a tensor among them would be baked into
+    // the graph as a constant (and stringifying it is meaningless), so say how to pass it instead.
+    if (holdsTensor(a)) {
+      throw new TesseraError(`jit: argument ${i} is an array or object holding tensors; a jitted function takes its tensors as separate arguments (f(x, y), not f([x, y]) or f({ x })) so that each becomes a graph input`);
+    }
+    return { kind: 'value' as const, text: JSON.stringify(a) ?? String(a) };
+  });
 }
 
 /** The cache key: the arguments' signature, grad mode and the autocast state (a region's casts are in its graph). */

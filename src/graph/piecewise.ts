@@ -236,7 +236,9 @@ class ReplayState {
         const outs = interpret(seg.full, this.segInputs[s]!, { applyWrites: false });
         seg.fullEvents.forEach((i, k) => {
           const dst = this.byEvent[i];
-          if (!this.placeholders.has(i) || dst === undefined) return;
+          // A placeholder the function already disposed (eager code may free what it no longer
+          // needs) cannot be observed any more: nothing to fill.
+          if (!this.placeholders.has(i) || dst === undefined || dst.isDisposed) return;
           const src = untracedRead(() => outs[k]!.data());
           dst.storage.backend.writeStrided(dst as KernelInput, src as TypedArray);
         });

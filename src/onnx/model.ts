@@ -11,6 +11,7 @@ import { TesseraError } from '../core/errors.js';
 import { keep, scope } from '../core/memory.js';
 import { cast } from '../ops/elementwise.js';
 import { isGradEnabled } from '../autodiff/mode.js';
+import { activeTracer } from '../graph/trace.js';
 import { canonicalDomain, lookupOnnxOp } from './registry.js';
 import { NodeContext } from './node-context.js';
 import { decodeModel, elemTypeName, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type TypeProto, AttrType } from './proto.js';
@@ -201,8 +202,11 @@ export class OnnxModel {
     // own scope frees every temporary when it returns.
     const recording = isGradEnabled() && ([...bound.values()].some((v) => tensorsOf(v).some((t) => t.requiresGrad))
       || [...this.initializers.values()].some((v) => v.tensor.requiresGrad));
+    // Under jit's tracer, a tensor an op made from host values (a Constant's ints, a shape) becomes
+    // a constant of the traced graph, which compiles after the run: it must not be freed early.
+    const freeEarly = !recording && activeTracer() === undefined;
     const execute = (): Record<string, OnnxValue> => {
-      const results = this.runGraph(graph, bound, outer, wanted, 'the main graph', !recording);
+      const results = this.runGraph(graph, bound, outer, wanted, 'the main graph', freeEarly);
       const out: Record<string, OnnxValue> = {};
       wanted.forEach((name, i) => { out[name] = results[i]!; });
       return out;

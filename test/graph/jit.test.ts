@@ -220,3 +220,10 @@ test('jit of code that makes tensors inside a scope', async (c) => {
     assert.ok(t.memoryStats().liveTensors <= before + 2, 'only the compiled graph\'s own tensors outlive the scope');
   });
 });
+
+test('jit refuses tensors inside an array or object argument, saying to pass them separately', () => {
+  const f = t.jit((xs: t.Tensor[]) => t.add(xs[0]!, xs[1]!));
+  assert.throws(() => f([t.ones([2]), t.ones([2])]), /argument 0 is an array or object holding tensors; a jitted function takes its tensors as separate arguments/);
+  const g = t.jit((o: { x: t.Tensor }) => t.neg(o.x));
+  assert.throws(() => g({ x: t.ones([2]) }), /argument 0 is an array or object holding tensors/);
+});
