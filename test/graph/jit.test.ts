@@ -227,3 +227,11 @@ test('jit refuses tensors inside an array or object argument, saying to pass the
   const g = t.jit((o: { x: t.Tensor }) => t.neg(o.x));
   assert.throws(() => g({ x: t.ones([2]) }), /argument 0 is an array or object holding tensors/);
 });
+
+test('a jitted call compiled inside a scope keeps the constants its passes folded for later calls', () => {
+  // (2 + 3) is folded into a new constant while the first call compiles inside the scope.
+  const f = t.jit((x: t.Tensor) => t.mul(x, t.add(t.tensor([2, 2]), t.tensor([3, 3]))), { piecewise: false });
+  t.scope(() => { assert.deepEqual(Array.from(f(t.tensor([1, 2])).data()), [5, 10]); });
+  for (let i = 0; i < 2; i++) assert.deepEqual(Array.from(f(t.tensor([3, 4])).data()), [15, 20]);
+  assert.equal(f.stats().traces, 1);
+});
