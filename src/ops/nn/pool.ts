@@ -11,6 +11,7 @@ import { fromValues, ones } from '../creation.js';
 import { div } from '../elementwise.js';
 import { mean, sum } from '../reduce.js';
 import { matmul } from '../linalg.js';
+import { convNd } from './conv.js';
 import { reshape, unsqueeze, squeeze, transpose } from '../shape.js';
 import { outputSpatialShape, padSpatial, slidingWindows, spatialTuple, type SpatialArg, type WindowGeometry } from './window.js';
 
@@ -93,6 +94,16 @@ export function maxPoolNd(op: string, dims: number, input: Tensor, kernelSize: S
   return squeezeBatch ? squeeze(out, 0) : out;
 }
 
+/** The sum of each pooling window of x [N, C, *spatial] (zero padding), as x's dtype. */
+function windowSums(x: Tensor, g: WindowGeometry): Tensor {
+  const [n, c] = [x.shape[0]!, x.shape[1]!];
+  const padded = padSpatial(x, g.pads, 0);
+  const channels = reshape(padded, [n * c, 1, ...padded.shape.slice(2)]);
+  const kernel = ones([1, 1, ...g.kernel], { dtype: x.dtype, backend: x.backend });
+  const sums = convNd('avgPool', g.kernel.length, channels, kernel, { stride: g.stride });
+  return reshape(sums, [n, c, ...sums.shape.slice(2)]);
+}
+
 /** Average pooling over N spatial axes. */
 export function avgPoolNd(op: string, dims: number, input: Tensor, kernelSize: SpatialArg, opts: AvgPoolOptions = {}): Tensor {
   const [x, squeezeBatch] = batchedInput(op, input, dims);
@@ -102,7 +113,19 @@ export function avgPoolNd(op: string, dims: number, input: Tensor, kernelSize: S
   const includePad = opts.countIncludePad ?? true;
   const ceilExtra = g.pads.some(([before, after]) => after !== before);
   let out: Tensor;
-  if (includePad && !ceilExtra) {
+  if (isFloating(x.dtype)) {
+    // Window sums as a convolution with a kernel of ones over every channel separately: the conv
+    // kernels are tiled and threaded, where a reduction over the strided windows view ran ~100×
+    // slower on wasm (850 ms against 9 ms for [8, 64, 56, 56], 3×3, stride 2).
+    const sums = windowSums(x, g);
+    if (includePad && !ceilExtra) out = div(sums, g.kernel.reduce((a, k) => a * k, 1));
+    else {
+      const unit = ones([1, 1, ...spatial], { dtype: x.dtype, backend: x.backend });
+      const counted = padSpatial(unit, g.padding.map((p): [number, number] => [p, p]), includePad ? 1 : 0);
+      const mask = padSpatial(counted, g.pads.map(([before, after]): [number, number] => [0, after - before]), 0);
+      out = div(sums, windowSums(mask, { ...g, pads: g.pads.map((): [number, number] => [0, 0]) }));
+    }
+  } else if (includePad && !ceilExtra) {
     out = mean(slidingWindows(x, g, 0), windowAxes);
   } else {
     // Divide each window's sum by how many of its elements count: the window sums of a mask that is
