@@ -4,6 +4,10 @@
 // Integers wider than tessera's int32 (INT64, UINT32, UINT64) are saturated into int32's range:
 // the values ONNX models put there beyond ±2^31 are sentinels (2^63 − 1 as "to the end" in Slice,
 // INT64_MIN as "from the start"), whose meaning saturation keeps.
+//
+// The 8-bit floats are one byte per element; the 4- and 2-bit types are packed two (four) to a
+// byte, the first element in the low bits. Without raw data, int32_data holds those bytes, one per
+// entry (the float8 bit patterns, or the packed sub-byte pairs).
 
 import type { Tensor } from '../core/tensor.js';
 import type { TypedArray } from '../core/dtype.js';
@@ -12,7 +16,7 @@ import { fromValues } from '../ops/creation.js';
 import { float16FromBits, bfloat16FromBits, float16Bits, bfloat16Bits } from '../io/half.js';
 import { ElemType, elemTypeName, type TensorProto } from './proto.js';
 import { ProtoWriter } from './protobuf.js';
-import { onnxTensor, requireStorageDType, type OnnxTensor } from './value.js';
+import { NewElemType, e8m0Value, onnxTensor, requireStorageDType, smallFloatFormat, smallFloatValue, type OnnxTensor } from './value.js';
 
 const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;
@@ -22,7 +26,7 @@ function saturateInt32(v: number): number {
 }
 
 /** Bytes per element in raw_data. */
-function rawItemSize(type: number): number {
+export function rawItemSize(type: number): number {
   switch (type) {
     case ElemType.DOUBLE: case ElemType.INT64: case ElemType.UINT64: return 8;
     case ElemType.FLOAT: case ElemType.INT32: case ElemType.UINT32: return 4;
@@ -32,8 +36,40 @@ function rawItemSize(type: number): number {
   }
 }
 
+/** Bits per element of the types packed below a byte (INT4, UINT4, FLOAT4E2M1, INT2, UINT2), else 0. */
+function subByteBits(type: number): number {
+  switch (type) {
+    case ElemType.INT4: case ElemType.UINT4: case NewElemType.FLOAT4E2M1: return 4;
+    case NewElemType.INT2: case NewElemType.UINT2: return 2;
+    default: return 0;
+  }
+}
+
+/** Decodes the one-byte floats and the packed sub-byte types (low bits first), or undefined for other types. */
+function smallValues(raw: Uint8Array, type: number, count: number, where: string): number[] | undefined {
+  const bits = subByteBits(type) || (type === NewElemType.FLOAT8E8M0 || smallFloatFormat(type) !== undefined ? 8 : 0);
+  if (bits === 0) return undefined;
+  const bytes = Math.ceil((count * bits) / 8);
+  if (raw.length !== bytes) {
+    throw new TesseraError(`onnx: ${where} has ${raw.length} bytes of data, but ${count} ${elemTypeName(type)} elements need ${bytes}`);
+  }
+  const perByte = 8 / bits, mask = (1 << bits) - 1;
+  const format = smallFloatFormat(type);
+  const signed = type === ElemType.INT4 || type === NewElemType.INT2;
+  const out = new Array<number>(count);
+  for (let i = 0; i < count; i++) {
+    const b = (raw[Math.floor(i / perByte)]! >> (bits * (i % perByte))) & mask;
+    if (format !== undefined) out[i] = smallFloatValue(b, format);
+    else if (type === NewElemType.FLOAT8E8M0) out[i] = e8m0Value(b);
+    else out[i] = signed && b >> (bits - 1) ? b - (1 << bits) : b;
+  }
+  return out;
+}
+
 /** Decodes raw little-endian bytes into numbers of the element type. */
-function rawValues(raw: Uint8Array, type: number, count: number, where: string): ArrayLike<number> {
+export function rawValues(raw: Uint8Array, type: number, count: number, where: string): ArrayLike<number> {
+  const small = smallValues(raw, type, count, where);
+  if (small !== undefined) return small;
   const item = rawItemSize(type);
   if (raw.length !== item * count) {
     throw new TesseraError(`onnx: ${where} has ${raw.length} bytes of raw data, but ${count} ${elemTypeName(type)} elements need ${item * count}`);
@@ -65,6 +101,8 @@ export function tensorProtoValues(p: TensorProto, where = `tensor '${p.name}'`):
   }
   const count = p.dims.reduce((a, d) => a * d, 1);
   if (p.rawData !== undefined) return rawValues(p.rawData, p.dataType, count, where);
+  const small = smallValues(Uint8Array.from(p.int32Data, (b) => b & 0xff), p.dataType, count, where);
+  if (small !== undefined) return small;
   let values: number[];
   switch (p.dataType) {
     case ElemType.FLOAT: values = p.floatData; break;
@@ -105,6 +143,20 @@ export function tensorFromProto(p: TensorProto, where = `tensor '${p.name}'`): O
 
 /** Encodes values as a TensorProto (raw data, little-endian), as ONNX export writes initializers. */
 export function encodeTensorProto(name: string, type: number, dims: readonly number[], values: ArrayLike<number>): Uint8Array {
+  const raw = rawBytes(type, values);
+  const w = new ProtoWriter();
+  if (dims.length > 0) w.packedVarints(1, dims);
+  w.varintField(2, type);
+  if (name !== '') w.stringField(8, name);
+  w.bytesField(9, raw);
+  return w.finish();
+}
+
+/**
+ * Values of an element type as the little-endian bytes of TensorProto's raw data (the types of a
+ * byte or more, not the FLOAT8 ones); rawValues reads them back. BitCast reinterprets through these.
+ */
+export function rawBytes(type: number, values: ArrayLike<number>): Uint8Array {
   const item = rawItemSize(type);
   if (item === 0) throw new TesseraError(`onnx: cannot encode a tensor of element type ${elemTypeName(type)}`);
   const raw = new Uint8Array(item * values.length);
@@ -126,12 +178,7 @@ export function encodeTensorProto(name: string, type: number, dims: readonly num
       case ElemType.UINT8: case ElemType.BOOL: view.setUint8(i, v); break;
     }
   }
-  const w = new ProtoWriter();
-  if (dims.length > 0) w.packedVarints(1, dims);
-  w.varintField(2, type);
-  if (name !== '') w.stringField(8, name);
-  w.bytesField(9, raw);
-  return w.finish();
+  return raw;
 }
 
 /** A tessera tensor as a TensorProto of the given element type (its values read to the host). */

@@ -1,19 +1,24 @@
 // ONNX elementwise operators: arithmetic with numpy broadcasting, math functions, comparisons and
-// logic, Where, BitShift and Cast, over tessera's elementwise ops.
+// logic, Where, BitShift, the Bitwise* operators, BitCast, Cast and CastLike, over tessera's
+// elementwise ops (the bitwise ones and BitCast compute on the host; see there).
 //
 // ONNX integer types that tessera keeps in int32 storage (INT16, UINT16, UINT32, INT64, UINT64;
 // value.ts) get their ONNX meaning here where it differs from int32's: 16-bit results wrap to 16
 // bits, and UINT32/UINT64 values at or above 2^31 (stored negative) read as unsigned in Cast to a
 // float type and in BitShift. Integer arithmetic that needs rounding (Div, Mod, Pow with a float
-// exponent, wrapping) is computed in float64, which holds every int32 exactly.
+// exponent, wrapping) is computed in float64, which holds every int32 exactly. Cast also reaches
+// the sub-byte integers (INT4, UINT4, INT2, UINT2, kept in 8-bit storage) and the FLOAT8/FLOAT4
+// types (kept in float32 as the values the small format represents), rounding as ONNX does.
 
 import type { Tensor } from '../../core/tensor.js';
-import { isFloating, type DType } from '../../core/dtype.js';
+import { isFloating, type DType, type TypedArray } from '../../core/dtype.js';
+import { broadcastShapes } from '../../core/shape.js';
 import * as ops from '../../ops/index.js';
 import type { NodeContext } from '../node-context.js';
 import { ElemType } from '../proto.js';
 import { registerOnnxOp } from '../registry.js';
-import { integerRange, isFloatElemType, storageDType } from '../value.js';
+import { rawBytes, rawItemSize, rawValues } from '../tensor-proto.js';
+import { NewElemType, integerRange, isFloatElemType, smallFloatFormat, storageDType, type SmallFloatFormat } from '../value.js';
 
 // ---- helpers ---------------------------------------------------------------------------------
 
@@ -33,21 +38,27 @@ function binaryOperands(ctx: NodeContext): [Tensor, Tensor] {
   return [a, ops.reshape(b, [...b.shape, ...new Array<number>(trailing).fill(1)])];
 }
 
-/** Integer values (exact, in any dtype) wrapped into a 16-bit type's range, as two's complement does. */
-function wrap16(x: Tensor, type: number): Tensor {
-  const { min } = integerRange(type)!;
+/**
+ * Integer values (exact, in any dtype) wrapped into the range of a type narrower than its storage
+ * (16 bits in int32; 4 or 2 bits in int8/uint8), as two's complement does.
+ */
+function wrapInt(x: Tensor, type: number): Tensor {
+  const { min, max } = integerRange(type)!;
+  const span = max - min + 1;
   const v = ops.cast(x, 'float64');
-  return ops.cast(ops.sub(v, ops.mul(ops.floor(ops.div(ops.sub(v, min), 65536)), 65536)), 'int32');
+  return ops.cast(ops.sub(v, ops.mul(ops.floor(ops.div(ops.sub(v, min), span)), span)), storageDType(type)!);
 }
 
 const is16Bit = (type: number): boolean => type === ElemType.INT16 || type === ElemType.UINT16;
+const isSubByteInt = (type: number): boolean =>
+  type === ElemType.INT4 || type === ElemType.UINT4 || type === NewElemType.INT2 || type === NewElemType.UINT2;
 
 /**
  * An integer result fitted to the ONNX type it stands for: INT16/UINT16 live in int32 storage and
  * wrap to 16 bits (8- and 32-bit types wrap in their storage already).
  */
 function fitToType(x: Tensor, type: number): Tensor {
-  return is16Bit(type) ? wrap16(x, type) : x;
+  return is16Bit(type) ? wrapInt(x, type) : x;
 }
 
 /** Values as float64, reading UINT32/UINT64 values stored negative (2^31 and above) as unsigned. */
@@ -264,25 +275,184 @@ registerOnnxOp('BitShift', (ctx) => {
   const scale = ops.pow(2, unsignedAware(y, type));
   const shifted = direction === 'LEFT' ? ops.mul(v, scale) : ops.floor(ops.div(v, scale));
   // The casts to uint8 and int32 wrap modulo 2^8 and 2^32; 16 bits wrap here.
-  return [bits === 16 ? wrap16(shifted, type) : ops.cast(shifted, x.dtype)];
+  return [bits === 16 ? wrapInt(shifted, type) : ops.cast(shifted, x.dtype)];
+});
+
+// ---- bitwise operators and BitCast --------------------------------------------------------------
+// tessera has no bitwise primitives, so these read the integer values to the host, compute with
+// JavaScript's 32-bit bitwise operators and make a new tensor on the input's backend (they are not
+// differentiable, and do not trace under jit).
+
+/** An integer result of JavaScript's 32-bit bit operators fitted to its ONNX type (two's complement). */
+function fitBits(v: number, type: number): number {
+  const { min, max } = integerRange(type)!;
+  const bits = Math.round(Math.log2(max - min + 1));
+  if (bits >= 32) return v | 0;
+  return min < 0 ? (v << (32 - bits)) >> (32 - bits) : v & ((1 << bits) - 1);
+}
+
+/** Host values as a tensor of an ONNX type's storage on `backend`. */
+function hostTensor(values: ArrayLike<number>, shape: readonly number[], type: number, backend: string): Tensor {
+  const dtype = storageDType(type)!;
+  let storage: TypedArray;
+  switch (dtype) {
+    case 'float64': storage = Float64Array.from(values); break;
+    case 'float32': case 'float16': case 'bfloat16': storage = Float32Array.from(values); break;
+    case 'int8': storage = Int8Array.from(values); break;
+    case 'uint8': storage = Uint8Array.from(values); break;
+    case 'bool': storage = Uint8Array.from(values, (v) => (v !== 0 ? 1 : 0)); break;
+    case 'int32': storage = Int32Array.from(values); break;
+  }
+  return ops.fromValues(storage, shape, dtype, { backend });
+}
+
+/** Fails unless `type` is an integer type (the bitwise operators' T). */
+function requireInteger(ctx: NodeContext, type: number): void {
+  if (integerRange(type) === undefined) ctx.fail(`the input is ${ctx.typeName(type)}; the bitwise operators take integer types`);
+}
+
+/** Registers a binary bitwise op: f on the (numpy-broadcast) integer inputs' bits. */
+function bitwise(opType: string, f: (a: number, b: number) => number): void {
+  registerOnnxOp(opType, (ctx) => {
+    const type = ctx.typeOf(0);
+    requireInteger(ctx, type);
+    const a = ctx.tensor(0), b = ctx.tensor(1);
+    const shape = broadcastShapes(opType, a.shape, b.shape);
+    const av = ops.expand(a, shape).data(), bv = ops.expand(b, shape).data();
+    const out = new Array<number>(av.length);
+    for (let i = 0; i < out.length; i++) out[i] = fitBits(f(Number(av[i]), Number(bv[i])), type);
+    return [ctx.output(hostTensor(out, shape, type, a.backend), type)];
+  });
+}
+
+bitwise('BitwiseAnd', (a, b) => a & b);
+bitwise('BitwiseOr', (a, b) => a | b);
+bitwise('BitwiseXor', (a, b) => a ^ b);
+registerOnnxOp('BitwiseNot', (ctx) => {
+  const type = ctx.typeOf(0);
+  requireInteger(ctx, type);
+  const x = ctx.tensor(0);
+  return [ctx.output(hostTensor(Array.from(x.data(), (v) => fitBits(~Number(v), type)), x.shape, type, x.backend), type)];
+});
+
+/**
+ * BitCast (opset 26): the input's bits reinterpreted as type `to` of the same width (FLOAT ↔ INT32,
+ * INT8 ↔ UINT8, FLOAT16 ↔ INT16, ...), through the little-endian bytes of TensorProto's raw data.
+ * 64-bit integers are refused: tessera keeps INT64/UINT64 in int32, so their bits are not all there.
+ */
+registerOnnxOp('BitCast', (ctx) => {
+  const from = ctx.typeOf(0), to = ctx.requiredInt('to');
+  if (from === to) return [ctx.input(0)];
+  for (const t of [from, to]) {
+    if (t === ElemType.INT64 || t === ElemType.UINT64) ctx.fail(`BitCast from ${ctx.typeName(from)} to ${ctx.typeName(to)}: tessera keeps ${ctx.typeName(t)} in int32, so a 64-bit pattern cannot be held`);
+    if (rawItemSize(t) === 0 || storageDType(t) === undefined) ctx.fail(`BitCast of ${ctx.typeName(t)} is not supported; it takes the numeric types of one byte or more`);
+  }
+  if (rawItemSize(from) !== rawItemSize(to)) ctx.fail(`${ctx.typeName(from)} and ${ctx.typeName(to)} differ in width (${rawItemSize(from)} and ${rawItemSize(to)} bytes)`);
+  const x = ctx.tensor(0);
+  const values = rawValues(rawBytes(from, x.data()), to, x.size, `BitCast's input`);
+  return [ctx.output(hostTensor(values, x.shape, to, x.backend), to)];
 });
 
 // ---- casts -----------------------------------------------------------------------------------
 
+/** 2^k for the integers k in [lo, hi], exact, as a 1-D table of x's float dtype on x's backend. */
+function powersOfTwo(lo: number, hi: number, x: Tensor): Tensor {
+  const values = Array.from({ length: hi - lo + 1 }, (_, i) => 2 ** (lo + i));
+  return ops.tensor(x.dtype === 'float64' ? Float64Array.from(values) : Float32Array.from(values), { dtype: x.dtype, backend: x.backend });
+}
+
+/** table[index] for a 1-D table and an int32 index tensor of any shape. */
+function lookup(table: Tensor, index: Tensor): Tensor {
+  return ops.reshape(ops.indexSelect(table, 0, ops.reshape(index, [index.size])), index.shape);
+}
+
+/**
+ * floor(log2 a) of a ≥ 0 (int32), clamped to [lo, hi]; `table` is powersOfTwo(lo, hi). log() gives
+ * a guess that may be one off near powers of two; comparing a with the exact powers corrects it.
+ */
+function binade(a: Tensor, lo: number, hi: number, table: Tensor): Tensor {
+  const guess = ops.cast(ops.clamp(ops.floor(ops.div(ops.log(a), Math.LN2)), lo, hi), 'int32');
+  const p = lookup(table, ops.sub(guess, lo));
+  const tooHigh = ops.logicalAnd(ops.lt(a, p), ops.gt(guess, lo));
+  const tooLow = ops.logicalAnd(ops.ge(a, ops.mul(p, 2)), ops.lt(guess, hi));
+  return ops.add(ops.sub(guess, ops.cast(tooHigh, 'int32')), ops.cast(tooLow, 'int32'));
+}
+
+/** x as float32 (float64 stays), reading UINT32/UINT64 values stored negative as unsigned. */
+function asFloat(x: Tensor, type: number): Tensor {
+  const v = type === ElemType.UINT32 || type === ElemType.UINT64 ? unsignedAware(x, type) : x;
+  return v.dtype === 'float64' ? v : ops.cast(v, 'float32');
+}
+
+/**
+ * Float values (float32 or float64) rounded to a FLOAT8/FLOAT4 format, as ONNX's Cast does: to
+ * the nearest representable value, ties to even (subnormals included), kept in x's dtype. Beyond
+ * the largest finite value (±inf included): that value when `saturate` (and always for FLOAT4E2M1,
+ * which has no inf or NaN), else ±inf (E5M2) or NaN (the formats without inf). NaN stays NaN
+ * (FLOAT4E2M1: 0). QuantizeLinear to these types rounds the same way.
+ */
+export function toSmallFloat(x: Tensor, f: SmallFloatFormat, saturate: boolean): Tensor {
+  const nan = ops.isnan(x);
+  const a = ops.where(nan, 0, ops.abs(x));
+  // The binades from the lowest normal one (whose quantum the subnormals share) to one past the largest.
+  const lo = 1 - f.bias, hi = Math.floor(Math.log2(f.max)) + 1;
+  const table = powersOfTwo(lo, hi, x);
+  const quantum = ops.div(lookup(table, ops.sub(binade(a, lo, hi, table), lo)), 2 ** f.mantissaBits);
+  const rounded = ops.mul(ops.round(ops.div(a, quantum)), quantum);
+  const overflow = saturate || f.special === 'none' ? f.max : f.special === 'ieee' ? Infinity : NaN;
+  const r = ops.where(ops.gt(rounded, f.max), overflow, rounded);
+  return ops.where(nan, f.special === 'none' ? 0 : NaN, ops.where(ops.lt(x, 0), ops.neg(r), r));
+}
+
+/**
+ * Float values as FLOAT8E8M0 (the powers of two 2^-127 .. 2^127; the sign is dropped): round_mode
+ * 'up' takes the power of two at or above |x|, 'down' the one at or below, 'nearest' rounds the
+ * mantissa (1.5·2^e and above go up). Below 2^-127 (0 included) gives 2^-127; beyond 2^127 (inf
+ * included) 2^127 when `saturate`, else NaN. NaN stays NaN.
+ */
+function toE8M0(x: Tensor, saturate: boolean, mode: string): Tensor {
+  const nan = ops.isnan(x);
+  const a = ops.where(nan, 0, ops.abs(x));
+  const table = powersOfTwo(-127, 127, x);
+  const e = binade(a, -127, 127, table);
+  const p = lookup(table, ops.add(e, 127));
+  const up = mode === 'up' ? ops.gt(a, p) : mode === 'nearest' ? ops.ge(a, ops.mul(p, 1.5)) : ops.zerosLike(a, { dtype: 'bool' });
+  const exponent = ops.add(e, ops.cast(up, 'int32'));
+  const overflow = ops.logicalOr(ops.gt(exponent, 127), ops.eq(a, Infinity));
+  const r = ops.where(overflow, saturate ? 2 ** 127 : NaN, lookup(table, ops.add(ops.clamp(exponent, -127, 127), 127)));
+  return ops.where(nan, NaN, r);
+}
+
+/** Cast's options for the small float types: saturate (opset 19 on, default 1) and round_mode (opset 25, for FLOAT8E8M0). */
+interface CastOptions {
+  readonly saturate: boolean;
+  readonly roundMode: string;
+}
+
+function castOptions(ctx: NodeContext): CastOptions {
+  const roundMode = ctx.string('round_mode', 'up');
+  if (roundMode !== 'up' && roundMode !== 'down' && roundMode !== 'nearest') ctx.fail(`round_mode must be 'up', 'down' or 'nearest', got '${roundMode}'`);
+  return { saturate: ctx.int('saturate', 1) !== 0, roundMode };
+}
+
 /**
  * x (of ONNX type `from`) cast to ONNX type `to`, as numpy's astype does: to BOOL is x != 0; float
- * to integer truncates toward zero; integers wrap to the target's width; UINT32/UINT64 values read
- * as unsigned. Types tessera cannot hold (STRING, complex, float8) fail.
+ * to integer truncates toward zero; integers wrap to the target's width (4 and 2 bits included);
+ * UINT32/UINT64 values read as unsigned. To the FLOAT8/FLOAT4 types values round as toSmallFloat
+ * and toE8M0 describe. Types tessera cannot hold (STRING, complex) fail.
  */
-function castTo(ctx: NodeContext, x: Tensor, from: number, to: number): Tensor {
+function castTo(ctx: NodeContext, x: Tensor, from: number, to: number, options: CastOptions): Tensor {
   if (to === ElemType.STRING || from === ElemType.STRING) ctx.fail('casts from or to STRING are not supported: tessera tensors hold numbers only');
   const dtype: DType | undefined = storageDType(to);
   if (dtype === undefined) {
-    ctx.fail(`cannot cast to ${ctx.typeName(to)}: tessera holds FLOAT, DOUBLE, FLOAT16, BFLOAT16, BOOL and the integer types (INT64/UINT64 within 32 bits)`);
+    ctx.fail(`cannot cast to ${ctx.typeName(to)}: tessera holds FLOAT, DOUBLE, FLOAT16, BFLOAT16, the FLOAT8/FLOAT4 types, BOOL and the integer types (INT64/UINT64 within 32 bits)`);
   }
   if (from === to) return x;
+  const format = smallFloatFormat(to);
+  if (format !== undefined) return toSmallFloat(asFloat(x, from), format, options.saturate);
+  if (to === NewElemType.FLOAT8E8M0) return toE8M0(asFloat(x, from), options.saturate, options.roundMode);
   if (isFloatElemType(to)) return ops.cast(from === ElemType.UINT32 || from === ElemType.UINT64 ? unsignedAware(x, from) : x, dtype);
-  if (is16Bit(to)) return wrap16(isFloating(x.dtype) ? ops.trunc(ops.cast(x, 'float64')) : x, to);
+  if (is16Bit(to) || isSubByteInt(to)) return wrapInt(isFloating(x.dtype) ? ops.trunc(ops.cast(x, 'float64')) : x, to);
   // bool, int8, uint8 and int32 casts truncate floats and wrap integers themselves.
   return ops.cast(x, dtype);
 }
@@ -299,13 +469,13 @@ function castTarget(ctx: NodeContext): number {
 
 registerOnnxOp('Cast', (ctx) => {
   const to = castTarget(ctx);
-  return [ctx.output(castTo(ctx, ctx.tensor(0), ctx.typeOf(0), to), to)];
+  return [ctx.output(castTo(ctx, ctx.tensor(0), ctx.typeOf(0), to, castOptions(ctx)), to)];
 });
 
-// CastLike: Cast to the type of the second input.
+// CastLike: Cast to the type of the second input (with Cast's saturate and round_mode).
 registerOnnxOp('CastLike', (ctx) => {
   const to = ctx.typeOf(1);
-  return [ctx.output(castTo(ctx, ctx.tensor(0), ctx.typeOf(0), to), to)];
+  return [ctx.output(castTo(ctx, ctx.tensor(0), ctx.typeOf(0), to, castOptions(ctx)), to)];
 });
 
 // Identity belongs to the shape ops; it stays here until they take it.

@@ -17,3 +17,4 @@ import './signal.js';
 import './training.js';
 import './text.js';
 import './transformer.js';
+import './image.js';

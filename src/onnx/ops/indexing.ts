@@ -1,6 +1,6 @@
 // ONNX gather/scatter and selection operators: Gather, GatherElements, GatherND, ScatterElements
 // (and the deprecated Scatter), ScatterND, Compress, NonZero, Unique, ReverseSequence,
-// NonMaxSuppression.
+// NonMaxSuppression, TensorScatter.
 //
 // Gathers and the none/add scatters run as tessera ops (gather, indexSelect, scatterAdd), so they
 // work on every backend and differentiate with respect to the data and updates. Negative indices
@@ -365,4 +365,34 @@ registerOnnxOp('NonMaxSuppression', (ctx) => {
     }
   }
   return [int64Tensor(ctx, selected, [selected.length / 3, 3], boxes.backend)];
+});
+
+/**
+ * TensorScatter (opset 24): a KV-cache write. past_cache [B, ..., M (at `axis`, default −2), ...]
+ * gets update [B, ..., S, ...] written at positions write_indices[b] .. write_indices[b] + S − 1
+ * (default 0) along the axis, per batch entry b; mode 'circular' wraps the positions modulo M.
+ * Computed as a gather: cache position p of batch b reads update entry p − write_indices[b] (mod
+ * M when circular) where that is in [0, S), and keeps the cache value elsewhere.
+ */
+registerOnnxOp('TensorScatter', (ctx) => {
+  const cache = ctx.tensor(0);
+  const update = ctx.tensor(1);
+  const mode = ctx.string('mode', 'linear');
+  if (mode !== 'linear' && mode !== 'circular') ctx.fail(`mode '${mode}' is not supported; supported: linear, circular`);
+  if (cache.rank < 2) ctx.fail(`past_cache must have a batch axis and a sequence axis, got shape [${cache.shape.join(', ')}]`);
+  const axis = normAxis(ctx, ctx.int('axis', -2), cache.rank);
+  if (axis === 0) ctx.fail('axis must not be the batch axis 0');
+  const [b, m, s] = [cache.shape[0]!, cache.shape[axis]!, update.shape[axis] ?? 0];
+  const fits = update.rank === cache.rank && update.shape.every((d, i) => (i === axis ? d <= m : d === cache.shape[i]));
+  if (!fits) ctx.fail(`update [${update.shape.join(', ')}] must match past_cache [${cache.shape.join(', ')}] except along axis ${axis}, where it may not be longer`);
+  const starts = ctx.has(2) ? ops.cast(ctx.tensor(2), 'int32') : ops.zeros([b], { dtype: 'int32', backend: cache.backend });
+  if (starts.size !== b) ctx.fail(`write_indices must hold one index per batch entry (${b}), got shape [${starts.shape.join(', ')}]`);
+  // [B, 1, ..., M, 1, ...]: the update entry each cache position reads.
+  const lined = (t: Tensor, at: number, n: number): Tensor => ops.reshape(t, cache.shape.map((_, i) => (i === at ? n : 1)));
+  let offset = ops.sub(lined(ops.arange(0, m, 1, { dtype: 'int32', backend: cache.backend }), axis, m), lined(starts, 0, b));
+  if (mode === 'circular') offset = ops.remainder(offset, m);
+  if (s === 0) return [sameType(ctx, cache)];
+  const written = ops.logicalAnd(ops.ge(offset, 0), ops.lt(offset, s));
+  const index = ops.expand(ops.clamp(offset, 0, s - 1), cache.shape);
+  return [sameType(ctx, ops.where(written, ops.gather(ops.cast(update, cache.dtype), axis, index), cache))];
 });

@@ -1,5 +1,5 @@
 // ONNX normalization operators: BatchNormalization, InstanceNormalization, LayerNormalization,
-// GroupNormalization, LRN, MeanVarianceNormalization.
+// GroupNormalization, LRN, MeanVarianceNormalization, LpNormalization.
 
 import type { Tensor } from '../../core/tensor.js';
 import { type DType, isFloating, promoteTypes } from '../../core/dtype.js';
@@ -195,4 +195,19 @@ registerOnnxOp('MeanVarianceNormalization', (ctx) => {
   if (!scaleVariance) return [centered];
   const std = ops.sqrt(ops.mean(ops.mul(centered, centered), axes, true));
   return [ops.div(centered, ops.add(std, 1e-9))];
+});
+
+/**
+ * LpNormalization: X / ||X||_p along `axis` (default −1), p 1 or 2 (default 2). Where the norm is
+ * 0 (so is every entry) the result is 0, as ONNX's reference gives: the norm is taken as 1 there.
+ */
+registerOnnxOp('LpNormalization', (ctx) => {
+  const x = ctx.tensor(0);
+  requireFloat(ctx, x);
+  if (x.rank === 0) ctx.fail('X must have at least one dimension');
+  const axis = onnxAxis(ctx, ctx.int('axis', -1), x.rank);
+  const p = ctx.int('p', 2);
+  if (p !== 1 && p !== 2) ctx.fail(`p must be 1 or 2, got ${p}`);
+  const norm = ops.norm(x, p, axis, true);
+  return [ops.div(x, ops.where(ops.eq(norm, 0), ops.onesLike(norm), norm))];
 });

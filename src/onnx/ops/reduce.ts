@@ -1,4 +1,4 @@
-// ONNX reductions: Reduce*, ArgMax/ArgMin, CumSum, TopK.
+// ONNX reductions: Reduce*, ArgMax/ArgMin, CumSum, CumProd, TopK.
 
 import type { Tensor } from '../../core/tensor.js';
 import { type DType, isFloating } from '../../core/dtype.js';
@@ -18,13 +18,13 @@ function floating(x: Tensor): Tensor {
 }
 
 /**
- * Pads `x` along one axis with `before` and `after` zeros (tessera's pad lists [before, after]
- * pairs from the last axis backwards).
+ * Pads `x` along one axis with `before` and `after` entries of `value` (default 0; tessera's pad
+ * lists [before, after] pairs from the last axis backwards).
  */
-export function padAxis(x: Tensor, axis: number, before: number, after: number): Tensor {
+export function padAxis(x: Tensor, axis: number, before: number, after: number, value = 0): Tensor {
   const pads: number[] = [];
   for (let a = x.rank - 1; a >= axis; a--) pads.push(a === axis ? before : 0, a === axis ? after : 0);
-  return ops.pad(x, pads);
+  return ops.pad(x, pads, 'constant', value);
 }
 
 /** Normalizes a possibly negative ONNX axis, failing with the node's name when out of range. */
@@ -132,6 +132,42 @@ registerOnnxOp('CumSum', (ctx) => {
   let y = reverse ? ops.flip(x, axis) : x;
   if (ctx.int('exclusive', 0) !== 0 && n > 0) y = padAxis(ops.narrow(y, axis, 0, n - 1), axis, 1, 0);
   y = ops.cumsum(y, axis);
+  return [reverse ? ops.flip(y, axis) : y];
+});
+
+/**
+ * The running product of x along `axis` (x[0], x[0]·x[1], ...), as a log-depth scan: each of the
+ * ceil(log2 n) steps multiplies every entry by the partial product `shift` places before it
+ * (entries before the start take 1). tessera has no cumprod primitive; this keeps to elementwise
+ * ops, so zeros, negatives and integers are exact (exp(cumsum(log x)) would not be) and it stays
+ * differentiable.
+ */
+function cumprod(x: Tensor, axis: number): Tensor {
+  const n = x.shape[axis]!;
+  let y = x;
+  for (let shift = 1; shift < n; shift *= 2) {
+    const before = ops.narrow(y, axis, 0, n - shift);
+    y = ops.mul(y, padAxis(before, axis, shift, 0, 1));
+  }
+  return y;
+}
+
+/**
+ * CumProd (opset 26) along the axis given as input 1 (a scalar): exclusive=1 leaves each element
+ * out of its own product (the products shift by one, starting at 1); reverse=1 runs from the end.
+ */
+registerOnnxOp('CumProd', (ctx) => {
+  const x = ctx.tensor(0);
+  const axisValues = ctx.ints(1);
+  if (axisValues.length !== 1) ctx.fail(`the axis input must hold one value, got ${axisValues.length}`);
+  if (x.dtype === 'bool') ctx.fail('X must be numeric, got BOOL');
+  if (x.rank === 0) return [x];
+  const axis = onnxAxis(ctx, axisValues[0]!, x.rank);
+  const n = x.shape[axis]!;
+  const reverse = ctx.int('reverse', 0) !== 0;
+  let y = reverse ? ops.flip(x, axis) : x;
+  if (ctx.int('exclusive', 0) !== 0 && n > 0) y = padAxis(ops.narrow(y, axis, 0, n - 1), axis, 1, 0, 1);
+  y = cumprod(y, axis);
   return [reverse ? ops.flip(y, axis) : y];
 });
 

@@ -1,6 +1,6 @@
 // ONNX shape and layout operators: Shape, Size, Reshape, Flatten, Squeeze, Unsqueeze, Transpose,
 // Concat, Split, Slice, Expand, Tile, Pad, Identity, Dropout (inference), DepthToSpace,
-// SpaceToDepth, Trilu.
+// SpaceToDepth, Trilu, CenterCropPad.
 //
 // Shape-like parameters (target shapes, axes, pads, repeats, slice bounds) are read to the host;
 // the data moves through tessera ops (views where tessera can, copies otherwise), so results run
@@ -320,4 +320,24 @@ registerOnnxOp('Trilu', (ctx) => {
   if (x.rank < 2) ctx.fail(`needs at least 2 dimensions, got shape [${x.shape.join(', ')}]`);
   const k = ctx.has(1) ? ctx.scalar(1) : 0;
   return [sameType(ctx, ctx.int('upper', 1) !== 0 ? ops.triu(x, k) : ops.tril(x, k))];
+});
+
+// CenterCropPad (opset 18): each of `axes` (default all) cropped or zero-padded to the size the
+// shape input gives, centered: the floor of half the difference goes before, the rest after.
+registerOnnxOp('CenterCropPad', (ctx) => {
+  const x = ctx.tensor(0);
+  const target = ctx.ints(1);
+  const axesGiven = ctx.intList('axes');
+  const axes = axesGiven === undefined ? [...x.shape.keys()] : normAxes(ctx, axesGiven, x.rank);
+  if (target.length !== axes.length) ctx.fail(`shape ${JSON.stringify(target)} must hold one size per axis (${axes.length})`);
+  const pairs: number[][] = x.shape.map(() => [0, 0]);
+  axes.forEach((a, i) => {
+    const size = target[i]!;
+    if (!Number.isInteger(size) || size < 0) ctx.fail(`shape entry ${size} must be a non-negative integer`);
+    const diff = size - x.shape[a]!;
+    const sign = Math.sign(diff), half = Math.abs(diff) / 2;
+    // Negative amounts crop.
+    pairs[a] = [sign * Math.floor(half), sign * Math.ceil(half)];
+  });
+  return [sameType(ctx, ops.pad(x, pairs.reverse().flat()))];
 });
