@@ -16,7 +16,7 @@ import { canonicalDomain, lookupOnnxOp } from './registry.js';
 import { NodeContext } from './node-context.js';
 import { decodeModel, elemTypeName, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type TypeProto, AttrType } from './proto.js';
 import { tensorFromProto } from './tensor-proto.js';
-import { defaultElemType, onnxTensor, requireStorageDType, storageDType, tensorsOf, type OnnxTensor, type OnnxValue } from './value.js';
+import { defaultElemType, isNarrowElemType, onnxTensor, requireStorageDType, storageDType, tensorsOf, type OnnxTensor, type OnnxValue } from './value.js';
 import './ops/index.js';
 
 /** A graph input or output as the model declares it. */
@@ -356,7 +356,9 @@ export class OnnxModel {
  */
 function inferType(result: Tensor, args: readonly (OnnxValue | undefined)[]): number {
   for (const a of args) {
-    if (a?.kind === 'tensor' && storageDType(a.type) === result.dtype) return a.type;
+    // Narrow types held in a wider storage (8/4-bit floats in float32, 4/2-bit integers in int8)
+    // are never adopted: a float32 result computed from a FLOAT8 input is no longer FLOAT8.
+    if (a?.kind === 'tensor' && storageDType(a.type) === result.dtype && !isNarrowElemType(a.type)) return a.type;
   }
   return defaultElemType(result.dtype);
 }

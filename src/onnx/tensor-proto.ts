@@ -1,9 +1,11 @@
 // TensorProto ↔ tessera tensors: decoding an initializer, a Constant's value or a test's
 // input_N.pb into a Tensor, and encoding a Tensor for ONNX export.
 //
-// Integers wider than tessera's int32 (INT64, UINT32, UINT64) are saturated into int32's range:
-// the values ONNX models put there beyond ±2^31 are sentinels (2^63 − 1 as "to the end" in Slice,
-// INT64_MIN as "from the start"), whose meaning saturation keeps.
+// INT64 and UINT64 values beyond int32 are saturated into its range: the values ONNX models put
+// there beyond ±2^31 are sentinels (2^63 − 1 as "to the end" in Slice, INT64_MIN as "from the
+// start"), whose meaning saturation keeps. UINT32 keeps all its bits instead, stored as the int32
+// of the same pattern (values from 2^31 up read as negative; Cast to a float and BitCast read them
+// back as unsigned).
 //
 // The 8-bit floats are one byte per element; the 4- and 2-bit types are packed two (four) to a
 // byte, the first element in the low bits. Without raw data, int32_data holds those bytes, one per
@@ -133,7 +135,8 @@ export function tensorFromProto(p: TensorProto, where = `tensor '${p.name}'`): O
     case 'uint8': case 'bool': storage = Uint8Array.from(values); break;
     case 'int32': {
       const a = new Int32Array(values.length);
-      for (let i = 0; i < a.length; i++) a[i] = saturateInt32(values[i]!);
+      if (p.dataType === ElemType.UINT32) for (let i = 0; i < a.length; i++) a[i] = values[i]! | 0;
+      else for (let i = 0; i < a.length; i++) a[i] = saturateInt32(values[i]!);
       storage = a;
       break;
     }

@@ -87,6 +87,15 @@ export function e8m0Value(bits: number): number {
   return bits === 0xff ? NaN : 2 ** (bits - 127);
 }
 
+/**
+ * Element types held in a wider tessera storage than their own values need (the 8- and 4-bit
+ * floats in float32, the 4- and 2-bit integers in int8/uint8): a result computed from one is not
+ * of that type unless an op says so (Cast, QuantizeLinear).
+ */
+export function isNarrowElemType(type: number): boolean {
+  return smallFloatFormat(type) !== undefined || type === ElemType.INT4 || type === ElemType.UINT4 || type === NewElemType.INT2 || type === NewElemType.UINT2;
+}
+
 /** The tessera dtype that stores values of an ONNX element type, or undefined where none can. */
 export function storageDType(type: number): DType | undefined {
   switch (type) {
