@@ -67,9 +67,9 @@ function cnn(): Uint8Array {
   return encodeModel({ graph: { inputs: [{ name: 'x', type: FLOAT, shape: [64, 1, 28, 28] }], outputs: [{ name: 'y', type: FLOAT, shape: [64, 10] }], initializers, nodes } });
 }
 
-interface Workload { name: string; bytes: Uint8Array; values?: Record<string, number>; flops?: number }
+interface Workload { name: string; bytes: Uint8Array; values?: Record<string, number>; shapes?: Record<string, number[]>; flops?: number }
 const workloads: Workload[] = [
-  { name: 'silero-vad-v5 (one 512-sample chunk, 16 kHz)', bytes: new Uint8Array(readFileSync('test/fixtures/onnx/silero_vad_v5.onnx')), values: { sr: 16000 } },
+  { name: 'silero-vad-v5 (one 512-sample chunk, 16 kHz)', bytes: new Uint8Array(readFileSync('test/fixtures/onnx/silero_vad_v5.onnx')), values: { sr: 16000 }, shapes: { input: [1, 512] } },
   { name: 'MLP 784-512-512-10, batch 128', bytes: mlp(), flops: 2 * 128 * (784 * 512 + 512 * 512 + 512 * 10) },
   { name: 'CNN (issue 6), batch 64', bytes: cnn(), flops: 2 * 64 * (28 * 28 * 32 * 9 + 14 * 14 * 64 * 288 + 3136 * 128 + 128 * 10) },
 ];
@@ -91,7 +91,7 @@ for (const threads of [1, 2]) {
   t.enableWasmThreads(threads);
   for (const w of workloads) {
     const model = OnnxModel.load(w.bytes);
-    const feeds = sampleFeeds(model, { values: w.values, seed: 1 });
+    const feeds = sampleFeeds(model, { values: w.values, shapes: w.shapes, seed: 1 });
     const session = await ort.InferenceSession.create(w.bytes, { intraOpNumThreads: threads, interOpNumThreads: 1 });
     const ortFeeds = Object.fromEntries(model.inputs.map((i) => [i.name, ortFeed(feeds[i.name]!, i.elemType!)]));
     // jit takes tensors as separate arguments: one per model input, in declaration order.
