@@ -327,7 +327,23 @@ export const TRANSLATIONS: TranslationTable = {
     return e.add('Cast', [indices!], { to: ElemType.INT32 });
   },
   im2col: { refuse: 'the patch matrix of im2col (nn.functional.unfold) has no ONNX operator; export convolutions as layers (Conv2d...), which trace to one Conv.' },
-  col2im: { refuse: 'col2im (nn.functional.fold, transposed convolution) has no ONNX operator that tessera export maps it to yet.' },
+  // The patch matrix [g, N·L, C/g·K] (transposed convolution, nn.functional.fold) folded back by
+  // ONNX's Col2Im (opset 18), which takes [N, C·K, L]: the channel-major, kernel-minor columns of
+  // each group side by side are exactly C·K channels in order.
+  col2im: (e) => {
+    if (e.opset < 18) e.fail('col2im (a transposed convolution) becomes ONNX Col2Im, which needs opset 18 or later; export with { opset: 18 }.');
+    const { kernel, stride, dilation, pads, groups, inputShape } = e.attrs;
+    const [n, c] = [inputShape[0]!, inputShape[1]!];
+    const [, rows, width] = e.inputs[0]!.shape as [number, number, number];
+    const blocks = rows / n;
+    const split = e.reshape(e.in(0), [groups, n, blocks, width]);
+    const perGroup = e.add('Transpose', [split], { perm: [1, 0, 3, 2] });
+    e.declareShape(perGroup, [n, groups, width, blocks]);
+    const columns = e.reshape(perGroup, [n, c * kernel.reduce((a, k) => a * k, 1), blocks]);
+    return e.add('Col2Im', [columns, e.ints(inputShape.slice(2)), e.ints(kernel)], {
+      dilations: dilation, strides: stride, pads: [...pads.map(([before]) => before), ...pads.map(([, after]) => after)],
+    });
+  },
   // A window's first maximum as a flat spatial index into x: MaxPool's Indices are flat indices
   // into the whole [N, C, *spatial] tensor, so the offset of each (n, c) plane is subtracted.
   maxPoolIndices: (e) => {

@@ -133,6 +133,19 @@ describe('exportOnnx runs in onnxruntime and in OnnxModel', () => {
     differences.conv1d = (await exportAndCompare((v) => pool1.call(conv1.call(v)), [t.randn([2, 3, 17])], { module: conv1 })).diff;
   });
 
+  it('transposed convolutions (groups, stride, padding, dilation) through Col2Im at opset 18', async () => {
+    t.manualSeed(5);
+    const up = new nn.Sequential(
+      new nn.ConvTranspose2d(4, 6, 3, { stride: 2, padding: 1, groups: 2 }), new nn.ReLU(),
+      new nn.ConvTranspose2d(6, 3, [2, 3], { dilation: [1, 2], padding: [0, 1] }),
+    ).eval();
+    randomize(up, 5);
+    differences['conv transpose 2d'] = (await exportAndCompare((v) => up.call(v), [t.randn([2, 4, 5, 7])], { module: up, opset: 18 })).diff;
+    const up1 = new nn.ConvTranspose1d(3, 2, 4, { stride: 3 }).eval();
+    differences['conv transpose 1d'] = (await exportAndCompare((v) => up1.call(v), [t.randn([1, 3, 6])], { module: up1, opset: 18 })).diff;
+    assert.throws(() => exportOnnx((v) => up1.call(v), [t.randn([1, 3, 6])], { opset: 17 }), /Col2Im, which needs opset 18 or later/);
+  });
+
   it('a small GPT in eval mode (embeddings, causal attention, LayerNorm, GELU, tied head)', async () => {
     t.manualSeed(4);
     const gpt = new nn.GPT({ vocabSize: 23, blockSize: 16, embedDim: 16, numHeads: 4, numLayers: 2, dropout: 0.1 }).eval();
