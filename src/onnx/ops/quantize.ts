@@ -8,38 +8,90 @@
 // saturates to the output type, as onnxruntime does.
 
 import * as ops from '../../ops/index.js';
+import type { DType } from '../../core/dtype.js';
 import type { Tensor } from '../../core/tensor.js';
 import type { NodeContext } from '../node-context.js';
 import { ElemType } from '../proto.js';
 import { registerOnnxOp } from '../registry.js';
-import { onnxTensor, type OnnxTensor } from '../value.js';
+import { integerRange, isFloatElemType, NewElemType, onnxTensor, smallFloatFormat, storageDType, type OnnxTensor, type SmallFloatFormat } from '../value.js';
+import { toSmallFloat } from './elementwise.js';
 
-/** The 8-bit integer types tessera quantizes to, their storage and saturation range. */
-const QUANT_TYPES = new Map<number, { dtype: 'uint8' | 'int8'; min: number; max: number }>([
+/** An integer type values quantize to: its tessera storage and saturation range. */
+interface IntQuant {
+  readonly dtype: DType;
+  readonly min: number;
+  readonly max: number;
+}
+
+/** The 8-bit integer types the QLinear ops and DynamicQuantizeLinear quantize to. */
+const QUANT_TYPES = new Map<number, IntQuant>([
   [ElemType.UINT8, { dtype: 'uint8', min: 0, max: 255 }],
   [ElemType.INT8, { dtype: 'int8', min: -128, max: 127 }],
 ]);
 
-function quantType(ctx: NodeContext, type: number, what: string): { dtype: 'uint8' | 'int8'; min: number; max: number } {
+function quantType(ctx: NodeContext, type: number, what: string): IntQuant {
   return QUANT_TYPES.get(type) ?? ctx.fail(`${what} is ${ctx.typeName(type)}; tessera quantizes to UINT8 and INT8`);
+}
+
+/** The integer types QuantizeLinear produces and DequantizeLinear reads (INT32 is only read). */
+const LINEAR_INT_TYPES: readonly number[] = [
+  ElemType.UINT8, ElemType.INT8, ElemType.UINT16, ElemType.INT16,
+  ElemType.UINT4, ElemType.INT4, NewElemType.UINT2, NewElemType.INT2,
+];
+
+/** What QuantizeLinear rounds to: an integer type (round half to even, saturate) or a FLOAT8/FLOAT4 format. */
+type LinearQuant = { readonly kind: 'int'; readonly q: IntQuant } | { readonly kind: 'float'; readonly format: SmallFloatFormat };
+
+function linearQuant(ctx: NodeContext, type: number): LinearQuant {
+  const format = smallFloatFormat(type);
+  if (format !== undefined) return { kind: 'float', format };
+  if (!LINEAR_INT_TYPES.includes(type)) {
+    ctx.fail(`the quantized type is ${ctx.typeName(type)}; QuantizeLinear produces UINT8, INT8, UINT16, INT16, UINT4, INT4, UINT2, INT2, the FLOAT8 types and FLOAT4E2M1`);
+  }
+  return { kind: 'int', q: { dtype: storageDType(type)!, ...integerRange(type)! } };
+}
+
+/** How a scale and zero point map onto x: per tensor, per axis, or (block_size > 0, opset 21) in blocks along `axis`. */
+interface Granularity {
+  readonly axis: number;
+  readonly blockSize: number;
+}
+
+function granularity(ctx: NodeContext): Granularity {
+  const blockSize = ctx.int('block_size', 0);
+  if (blockSize < 0) ctx.fail(`block_size must be positive (or 0 for per-tensor and per-axis quantization), got ${blockSize}`);
+  return { axis: ctx.int('axis', 1), blockSize };
 }
 
 /**
  * A scale or zero point shaped to broadcast against x: a scalar (or one-element 1-D tensor) as it
- * is; a 1-D tensor of x.shape[axis] values along `axis` (per-axis quantization).
+ * is; a 1-D tensor of x.shape[axis] values along `axis` (per-axis quantization); with a block size,
+ * a tensor of x's rank holding ceil(x.shape[axis] / block_size) values along `axis` (and x's size
+ * elsewhere), each repeated over block_size consecutive elements (blocked quantization).
  */
-function alongAxis(ctx: NodeContext, p: Tensor, x: Tensor, axis: number, what: string): Tensor {
-  if (p.rank === 0 || (p.rank === 1 && p.shape[0] === 1)) return p.rank === 0 ? p : ops.reshape(p, []);
+function alongAxis(ctx: NodeContext, p: Tensor, x: Tensor, g: Granularity, what: string): Tensor {
+  if (g.blockSize === 0 && (p.rank === 0 || (p.rank === 1 && p.shape[0] === 1))) return p.rank === 0 ? p : ops.reshape(p, []);
+  const { axis, blockSize } = g;
   if (axis < -x.rank || axis >= x.rank) ctx.fail(`axis ${axis} is out of range for an input of rank ${x.rank}`);
   const a = axis < 0 ? axis + x.rank : axis;
-  if (p.rank !== 1 || p.shape[0] !== x.shape[a]) {
-    ctx.fail(`${what} must be a scalar or a 1-D tensor of ${x.shape[a]} values (axis ${a} of input shape [${x.shape.join(', ')}]), got shape [${p.shape.join(', ')}]`);
+  const n = x.shape[a]!;
+  if (blockSize === 0) {
+    if (p.rank !== 1 || p.shape[0] !== n) {
+      ctx.fail(`${what} must be a scalar or a 1-D tensor of ${n} values (axis ${a} of input shape [${x.shape.join(', ')}]), got shape [${p.shape.join(', ')}]`);
+    }
+    return ops.reshape(p, x.shape.map((d, i) => (i === a ? d : 1)));
   }
-  return ops.reshape(p, x.shape.map((n, i) => (i === a ? n : 1)));
+  const blocks = Math.ceil(n / blockSize);
+  const want = x.shape.map((d, i) => (i === a ? blocks : d));
+  if (p.rank !== x.rank || p.shape.some((d, i) => d !== want[i])) {
+    ctx.fail(`with block_size ${blockSize} along axis ${a}, ${what} must have shape [${want.join(', ')}] (input shape [${x.shape.join(', ')}]), got shape [${p.shape.join(', ')}]`);
+  }
+  const repeated = ops.repeatInterleave(p, blockSize, a);
+  return blocks * blockSize === n ? repeated : ops.slice(repeated, a, 0, n);
 }
 
 /** saturate(round_half_even(v) + zeroPoint) into a quantized type; v is a float tensor. */
-function requantize(v: Tensor, zeroPoint: Tensor | undefined, q: { dtype: 'uint8' | 'int8'; min: number; max: number }): Tensor {
+function requantize(v: Tensor, zeroPoint: Tensor | undefined, q: IntQuant): Tensor {
   let r = ops.round(v);
   if (zeroPoint !== undefined) r = ops.add(r, ops.cast(zeroPoint, r.dtype));
   return ops.cast(ops.clamp(r, q.min, q.max), q.dtype);
@@ -51,34 +103,64 @@ function centered(x: Tensor, zeroPoint: Tensor | undefined): Tensor {
   return zeroPoint === undefined ? xi : ops.sub(xi, ops.cast(zeroPoint, 'int32'));
 }
 
-/** The tessera float dtype to compute in for an input: float64 stays, the rest use float32. */
-function computeDType(x: Tensor): 'float32' | 'float64' {
-  return x.dtype === 'float64' || x.dtype === 'int32' ? 'float64' : 'float32';
+/** A float element type's tessera dtype (for output_dtype and precision), failing for any other type. */
+function floatDType(ctx: NodeContext, type: number, what: string): DType {
+  if (!isFloatElemType(type)) ctx.fail(`${what} is ${ctx.typeName(type)}; it must be FLOAT, DOUBLE, FLOAT16 or BFLOAT16`);
+  return storageDType(type)!;
 }
 
-// QuantizeLinear (opset 10, 13): y = saturate(round(x / y_scale) + y_zero_point), per tensor or
-// (from 13) per slice along `axis` (default 1). y takes y_zero_point's type (default UINT8).
+// QuantizeLinear (opsets 10, 13, 19, 21, 23-25): y = saturate(round(x / y_scale) + y_zero_point)
+// for the integer types (rounding half to even), and y = x / y_scale + y_zero_point rounded to
+// the format (ties to even; beyond its range saturating, or inf/NaN when saturate = 0) for the
+// FLOAT8 types and FLOAT4E2M1. The scale and zero point are per tensor, per slice along `axis`
+// (from 13, default 1) or per block of block_size elements along `axis` (from 21). y takes
+// y_zero_point's type, else output_dtype's (21), else UINT8. The division runs in float32 (float64
+// when x or y_scale is DOUBLE), or in the type `precision` names (23).
 registerOnnxOp('QuantizeLinear', (ctx) => {
   const x = ctx.tensor(0);
-  const axis = ctx.int('axis', 1);
-  const type = ctx.has(2) ? ctx.typeOf(2) : ElemType.UINT8;
-  const q = quantType(ctx, type, 'y_zero_point');
-  const dtype = computeDType(x);
-  const scale = ops.cast(alongAxis(ctx, ctx.tensor(1), x, axis, 'y_scale'), dtype);
-  const zp = ctx.has(2) ? alongAxis(ctx, ctx.tensor(2), x, axis, 'y_zero_point') : undefined;
-  return [ctx.output(requantize(ops.div(ops.cast(x, dtype), scale), zp, q), type)];
+  const g = granularity(ctx);
+  const outputDType = ctx.int('output_dtype', 0);
+  const type = ctx.has(2) ? ctx.typeOf(2) : outputDType !== 0 ? outputDType : ElemType.UINT8;
+  if (outputDType !== 0 && outputDType !== type) ctx.fail(`output_dtype ${ctx.typeName(outputDType)} differs from y_zero_point's type ${ctx.typeName(type)}`);
+  const target = linearQuant(ctx, type);
+  const precision = ctx.int('precision', 0);
+  const scaleIn = ctx.tensor(1);
+  const dtype = precision !== 0 ? floatDType(ctx, precision, 'precision')
+    : x.dtype === 'float64' || x.dtype === 'int32' || scaleIn.dtype === 'float64' ? 'float64' : 'float32';
+  const scale = ops.cast(alongAxis(ctx, scaleIn, x, g, 'y_scale'), dtype);
+  const zp = ctx.has(2) ? alongAxis(ctx, ctx.tensor(2), x, g, 'y_zero_point') : undefined;
+  const v = ops.div(ops.cast(x, dtype), scale);
+  if (target.kind === 'int') return [ctx.output(requantize(v, zp, target.q), type)];
+  // toSmallFloat rounds float32 or float64 values (a FLOAT16/BFLOAT16 precision widens exactly to float32).
+  const wide = v.dtype === 'float64' ? v : ops.cast(v, 'float32');
+  const shifted = zp === undefined ? wide : ops.add(wide, ops.cast(zp, wide.dtype));
+  return [ctx.output(toSmallFloat(shifted, target.format, ctx.int('saturate', 1) !== 0), type)];
 });
 
-// DequantizeLinear (opset 10, 13): y = (x - x_zero_point) * x_scale, per tensor or (from 13) per
-// slice along `axis` (default 1); x is INT8, UINT8 or INT32 (whose zero point must be 0). y has
-// x_scale's type.
+// DequantizeLinear (opsets 10, 13, 19, 21, 23-25): y = (x - x_zero_point) * x_scale, per tensor,
+// per slice along `axis` (from 13, default 1) or per block of block_size elements along `axis`
+// (from 21). x is one of QuantizeLinear's types or INT32 (whose zero point must be 0); the FLOAT8
+// and FLOAT4 values subtract their zero point in float, the integers in int32. y has the type
+// output_dtype names (23), else x_scale's; the product runs in float32 (float64 for DOUBLE) and
+// is rounded to y's type.
 registerOnnxOp('DequantizeLinear', (ctx) => {
   const x = ctx.tensor(0);
-  const axis = ctx.int('axis', 1);
-  const scale = alongAxis(ctx, ctx.tensor(1), x, axis, 'x_scale');
-  const zp = ctx.has(2) ? alongAxis(ctx, ctx.tensor(2), x, axis, 'x_zero_point') : undefined;
-  const y = ops.mul(ops.cast(centered(x, zp), scale.dtype === 'float64' ? 'float64' : 'float32'), scale);
-  return [ctx.output(ops.cast(y, scale.dtype), ctx.typeOf(1))];
+  const xType = ctx.typeOf(0);
+  const isFloat = smallFloatFormat(xType) !== undefined;
+  if (!isFloat && xType !== ElemType.INT32 && !LINEAR_INT_TYPES.includes(xType)) {
+    ctx.fail(`x is ${ctx.typeName(xType)}; DequantizeLinear takes UINT8, INT8, UINT16, INT16, UINT4, INT4, UINT2, INT2, INT32, the FLOAT8 types and FLOAT4E2M1`);
+  }
+  const g = granularity(ctx);
+  const outputDType = ctx.int('output_dtype', 0);
+  const outType = outputDType !== 0 ? outputDType : ctx.typeOf(1);
+  const outDType = floatDType(ctx, outType, outputDType !== 0 ? 'output_dtype' : "the output type (x_scale's, as output_dtype is not given)");
+  const scale = alongAxis(ctx, ctx.tensor(1), x, g, 'x_scale');
+  const zp = ctx.has(2) ? alongAxis(ctx, ctx.tensor(2), x, g, 'x_zero_point') : undefined;
+  const dtype = outDType === 'float64' || scale.dtype === 'float64' ? 'float64' : 'float32';
+  const shifted = isFloat
+    ? (zp === undefined ? ops.cast(x, dtype) : ops.sub(ops.cast(x, dtype), ops.cast(zp, dtype)))
+    : ops.cast(centered(x, zp), dtype);
+  return [ctx.output(ops.cast(ops.mul(shifted, ops.cast(scale, dtype)), outDType), outType)];
 });
 
 // DynamicQuantizeLinear (opset 11): quantizes a float32 tensor to UINT8 over the range
@@ -102,7 +184,7 @@ registerOnnxOp('DynamicQuantizeLinear', (ctx) => {
 function matmulOperand(ctx: NodeContext, x: Tensor, zp: Tensor | undefined, rowAxis: -1 | -2, what: string): Tensor {
   if (zp === undefined || zp.size === 1) return centered(x, zp === undefined ? undefined : ops.reshape(zp, []));
   if (x.rank < 2) ctx.fail(`a per-${rowAxis === -2 ? 'row' : 'column'} ${what} needs a matrix operand, got shape [${x.shape.join(', ')}]`);
-  return centered(x, alongAxis(ctx, zp, x, x.rank + rowAxis, what));
+  return centered(x, alongAxis(ctx, zp, x, { axis: x.rank + rowAxis, blockSize: 0 }, what));
 }
 
 /** (A - a_zero_point) @ (B - b_zero_point) exactly, in int32. */
@@ -199,7 +281,7 @@ function scaleOf(ctx: NodeContext, i: number): Tensor {
 }
 
 /** The zero-point input i and the quantized type of the output it defines. */
-function outputQuant(ctx: NodeContext, i: number): { zp: Tensor; type: number; q: { dtype: 'uint8' | 'int8'; min: number; max: number } } {
+function outputQuant(ctx: NodeContext, i: number): { zp: Tensor; type: number; q: IntQuant } {
   const type = ctx.typeOf(i);
   return { zp: ctx.tensor(i), type, q: quantType(ctx, type, 'y_zero_point') };
 }
