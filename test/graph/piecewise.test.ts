@@ -73,3 +73,21 @@ test('with piecewise: false a read stays a guard inside one graph (the log is ba
   assert.equal(log.length, 1);
   assert.equal(f.stats().graphBreaks, 0);
 });
+
+test('a replay gives eager results when the function disposes a value after its last (view) use, as eager code may', () => {
+  const f = t.jit((x: t.Tensor) => {
+    const a = t.exp(x);
+    const s = t.sum(a).item(); // graph break
+    const v = t.reshape(a, [-1]); // a view: no kernel runs here during a replay
+    a.dispose(); // eager code may free a once it has its view; the next segment still reads a's storage
+    return t.mul(v, s);
+  });
+  const x = t.tensor([[0, 1], [2, 3]]);
+  const want = Array.from(t.exp(x).data());
+  const total = want.reduce((p, q) => p + q, 0);
+  for (let i = 0; i < 3; i++) {
+    const got = Array.from(f(x).data());
+    got.forEach((g, k) => assert.ok(Math.abs(g - want[k]! * total) < 1e-3 * Math.abs(want[k]! * total), `call ${i}: ${got} vs ${want.map((w) => w * total)}`));
+  }
+  assert.equal(f.stats().traces, 1);
+});

@@ -212,3 +212,25 @@ it('saturates INT64 values beyond int32 (Slice\'s "to the end" sentinel) instead
   assert.deepEqual(Array.from(model.run({}).c!.data()), [2 ** 31 - 1, -(2 ** 31), 5]);
   model.dispose();
 });
+
+it('Silero VAD under jit, piecewise (graph breaks at If conditions) and as one guarded graph, equals eager', async () => {
+  const { readFileSync } = await import('node:fs');
+  const model = OnnxModel.load(new Uint8Array(readFileSync('test/fixtures/onnx/silero_vad_v5.onnx')));
+  const run = (input: t.Tensor, state: t.Tensor, sr: t.Tensor) => model.run({ input, state, sr });
+  const piecewise = t.jit(run);
+  const whole = t.jit(run, { piecewise: false });
+  const sr = t.tensor(16000, { dtype: 'int32' });
+  let state = t.zeros([2, 1, 128]);
+  for (let chunk = 0; chunk < 3; chunk++) {
+    const input = t.mul(t.sin(t.mul(t.arange(0, 512), 0.05 * (chunk + 1))), 0.3).reshape([1, 512]);
+    const eager = t.noGrad(() => run(input, state, sr));
+    for (const f of [piecewise, whole]) {
+      const got = t.noGrad(() => f(input, state, sr));
+      assertClose(got.output!, eager.output!, { rtol: 1e-5, atol: 1e-6 });
+      assertClose(got.stateN!, eager.stateN!, { rtol: 1e-5, atol: 1e-5 });
+    }
+    state = eager.stateN!;
+  }
+  assert.equal(whole.stats().traces, 1);
+  model.dispose();
+});
