@@ -69,11 +69,15 @@ export function runsFloat64Checks(backend: string): boolean {
 /**
  * Registers `body` once per backend under test, inside a describe block named after it, with that
  * backend selected while its tests run. `float64Only`: the suite checks float64 alone, so it is
- * left out where runsFloat64Checks says so.
+ * left out where runsFloat64Checks says so. `skipWebgpu`: why the suite leaves webgpu out of the
+ * default run (naming webgpu in TESSERA_TEST_BACKENDS runs it there too).
  */
-export function forEachBackend(title: string, body: (backend: string) => void, options: { float64Only?: boolean } = {}): void {
+export function forEachBackend(title: string, body: (backend: string) => void, options: { float64Only?: boolean; skipWebgpu?: string } = {}): void {
   for (const name of backendsUnderTest()) {
     if (options.float64Only === true && !runsFloat64Checks(name)) continue;
+    // skipWebgpu (the reason, said at the call site): a suite whose subject is backend-neutral code
+    // over ops the GPU suites already cover, too slow on SwiftShader for the default run.
+    if (options.skipWebgpu !== undefined && name === 'webgpu' && defaultSet()) continue;
     describe(`${title} [${name}]`, () => {
       let previous = 'cpu';
       before(() => {
