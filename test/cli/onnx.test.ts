@@ -8,14 +8,7 @@ import { join } from 'node:path';
 import { run } from '../../src/cli/onnx.js';
 import { encodeModel } from '../../src/onnx/encode.js';
 import { ElemType } from '../../src/onnx/proto.js';
-
-async function capture(fn: () => Promise<number>): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const log = console.log, error = console.error;
-  console.log = (...a: unknown[]) => { out.push(a.join(' ')); };
-  console.error = (...a: unknown[]) => { err.push(a.join(' ')); };
-  try { return { code: await fn(), out: out.join('\n'), err: err.join('\n') }; } finally { console.log = log; console.error = error; }
-}
+import { captureOutput as capture } from '../helpers/capture.js';
 
 const SILERO = 'test/fixtures/onnx/silero_vad_v5.onnx';
 

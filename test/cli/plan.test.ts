@@ -5,14 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run as planRun } from '../../src/cli/plan.js';
 import { run as adviseRun } from '../../src/cli/advise.js';
-
-async function capture(fn: () => Promise<number>): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const log = console.log, error = console.error;
-  console.log = (...a: unknown[]) => { out.push(a.join(' ')); };
-  console.error = (...a: unknown[]) => { err.push(a.join(' ')); };
-  try { return { code: await fn(), out: out.join('\n'), err: err.join('\n') }; } finally { console.log = log; console.error = error; }
-}
+import { captureOutput as capture } from '../helpers/capture.js';
 
 test('tessera plan: ranked table with conventions; --json parses; --html writes a report with the Gantt chart', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-plan-'));
