@@ -19,6 +19,7 @@ import { ElemType } from '../src/onnx/proto.js';
 import { sampleFeeds } from '../src/onnx/sample-feeds.js';
 import { noGrad } from '../src/autodiff/mode.js';
 import { machineDescription } from './idle-check.js';
+import { HostProbe } from './host-probe.js';
 import * as ort from 'onnxruntime-node';
 
 const args = new Map(process.argv.slice(2).map((a) => { const [k, v] = a.replace(/^--/, '').split('='); return [k!, v ?? 'true'] as const; }));
@@ -86,6 +87,10 @@ function median(xs: number[]): number {
 
 interface Row { model: string; threads: number; runtime: string; ms: number; gflops?: number; maxAbsDiff: number }
 const rows: Row[] = [];
+// What the host gives this VM's cores now: the SGEMM micro-kernel on every core at once (on this
+// VM 43-48 GFLOP/s per core on a good minute, 25-31 on a bad one; see bench/host-probe.ts).
+const probe = new HostProbe(2);
+const hostBefore = await probe.measure(500);
 t.setBackend('wasm');
 for (const threads of [1, 2]) {
   t.enableWasmThreads(threads);
@@ -128,12 +133,13 @@ for (const threads of [1, 2]) {
   }
 }
 
+const hostAfter = await probe.measure(500);
 const machine = machineDescription();
 mkdirSync('bench/results', { recursive: true });
-writeFileSync('bench/results/onnx.json', JSON.stringify({ date: new Date().toISOString(), machine, rounds, rows }, null, 2) + '\n');
+writeFileSync('bench/results/onnx.json', JSON.stringify({ date: new Date().toISOString(), machine, rounds, hostMicroKernelGflops: { before: hostBefore, after: hostAfter }, rows }, null, 2) + '\n');
 const lines = [
   '# ONNX inference: tessera vs onnxruntime-node', '',
-  `${new Date().toISOString().slice(0, 16)}Z, ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${ort.env.versions.common}; median of ${rounds} alternating runs (\`npm run bench:onnx\`).`, '',
+  `${new Date().toISOString().slice(0, 16)}Z, ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${ort.env.versions.common}; median of ${rounds} alternating runs (\`npm run bench:onnx\`). The host gave the wasm SGEMM micro-kernel ${hostBefore.map((g) => g.toFixed(1)).join(' / ')} GFLOP/s per core (both at once) before the run and ${hostAfter.map((g) => g.toFixed(1)).join(' / ')} after (43-48 on a good minute of this VM).`, '',
   '| model | threads | runtime | ms per run | GFLOP/s | vs onnxruntime | max abs diff vs onnxruntime |', '| --- | --- | --- | --- | --- | --- | --- |',
 ];
 for (const r of rows) {
