@@ -250,6 +250,11 @@ class ReplayState {
 }
 
 let active: ReplayState | undefined;
+
+/** True while a piecewise replay runs the function (its kernels return placeholders, not values). */
+export function piecewiseReplayActive(): boolean {
+  return active !== undefined;
+}
 const originalKernels = new Map<Backend, Backend['kernel']>();
 
 function patchKernels(): void {

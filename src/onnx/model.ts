@@ -12,7 +12,8 @@ import { keep, scope } from '../core/memory.js';
 import { cast } from '../ops/elementwise.js';
 import { isGradEnabled } from '../autodiff/mode.js';
 import { activeTracer } from '../graph/trace.js';
-import { canonicalDomain, lookupOnnxOp } from './registry.js';
+import { piecewiseReplayActive } from '../graph/piecewise.js';
+import { canonicalDomain, lookupOnnxOp, type OpResult } from './registry.js';
 import { NodeContext } from './node-context.js';
 import { decodeModel, elemTypeName, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type TypeProto, AttrType } from './proto.js';
 import { tensorFromProto } from './tensor-proto.js';
@@ -76,6 +77,36 @@ function nodeReads(node: NodeProto): string[] {
   return names;
 }
 
+interface GraphAnalysis {
+  /** Per node, the names it reads (inputs and its subgraphs' outer names). */
+  reads: string[][];
+  /** The index of the last node reading each name. */
+  lastRead: Map<string, number>;
+  /** Per node, whether its outputs are the same on every run (see constantNodes). */
+  constant: boolean[];
+}
+
+/** Operators whose outputs vary between runs with equal inputs. */
+const NONDETERMINISTIC = new Set(['RandomNormal', 'RandomUniform', 'RandomNormalLike', 'RandomUniformLike', 'Bernoulli', 'Multinomial', 'Dropout']);
+
+/**
+ * Which nodes of a graph compute the same values on every run: default-domain, deterministic nodes
+ * without subgraphs whose inputs are all initializers (the model's or the graph's own) or outputs
+ * of earlier such nodes (Constant nodes, having no inputs, are the usual roots).
+ */
+function constantNodes(graph: GraphProto, modelInitializers: ReadonlySet<string>): boolean[] {
+  const known = new Set<string>([...modelInitializers, ...graph.initializers.map((i) => i.name)]);
+  // A graph input shadows an initializer of the same name (IR < 4 allowed inputs with defaults).
+  for (const input of graph.inputs) known.delete(input.name);
+  return graph.nodes.map((node) => {
+    const ok = canonicalDomain(node.domain) === '' && !NONDETERMINISTIC.has(node.opType)
+      && !node.attributes.some((a) => a.type === AttrType.GRAPH || a.type === AttrType.GRAPHS)
+      && node.inputs.every((name) => name === '' || known.has(name));
+    if (ok) for (const out of node.outputs) if (out !== '') known.add(out);
+    return ok;
+  });
+}
+
 /** The op types (with their domain where not the default one) that tessera does not implement. */
 function unsupportedOps(graph: GraphProto, opsets: ReadonlyMap<string, number>, out: Map<string, number>): void {
   for (const node of graph.nodes) {
@@ -114,8 +145,14 @@ export class OnnxModel {
    */
   private readonly decoded = new Map<AttributeProto | TensorProto, OnnxTensor>();
   private readonly owned = new Set<Tensor>();
-  /** Per graph: what each node reads, and the last node reading each name (computed once). */
-  private readonly readsCache = new WeakMap<GraphProto, { reads: string[][]; lastRead: Map<string, number> }>();
+  /** Per graph: what each node reads, the last node reading each name, and the constant nodes (computed once). */
+  private readonly readsCache = new WeakMap<GraphProto, GraphAnalysis>();
+  /** The outputs of constant nodes (see GraphAnalysis.constant), computed at their first eager run. */
+  private readonly folded = new Map<NodeProto, (OnnxValue | undefined)[]>();
+  /** Float initializers are Parameters: nothing is folded, so gradients reach them through every node. */
+  private readonly trainable: boolean;
+  /** Initializers no feed can replace (those that are not also graph inputs): constants everywhere. */
+  private readonly fixedInitializers: ReadonlySet<string>;
 
   private constructor(proto: ModelProto, options: OnnxLoadOptions) {
     this.proto = proto;
@@ -146,6 +183,9 @@ export class OnnxModel {
     }
     this.initializers = inits;
     for (const v of inits.values()) this.owned.add(v.tensor);
+    this.trainable = options.trainable === true;
+    const inputNames = new Set(graph.inputs.map((i) => i.name));
+    this.fixedInitializers = new Set([...inits.keys()].filter((name) => !inputNames.has(name)));
     this.inputs = graph.inputs.filter((i) => !inits.has(i.name)).map((i) => ({ name: i.name, ...describeType(i.type) }));
     this.outputs = graph.outputs.map((o) => ({ name: o.name, ...describeType(o.type) }));
   }
@@ -203,8 +243,10 @@ export class OnnxModel {
     const recording = isGradEnabled() && ([...bound.values()].some((v) => tensorsOf(v).some((t) => t.requiresGrad))
       || [...this.initializers.values()].some((v) => v.tensor.requiresGrad));
     // Under jit's tracer, a tensor an op made from host values (a Constant's ints, a shape) becomes
-    // a constant of the traced graph, which compiles after the run: it must not be freed early.
-    const freeEarly = !recording && activeTracer() === undefined;
+    // a constant of the traced graph, which compiles after the run: it must not be freed early. In
+    // a piecewise replay the kernels run later than the ops that call them (a segment runs at its
+    // first kernel call), so a value freed after its last reader may not have been read yet.
+    const freeEarly = !recording && activeTracer() === undefined && !piecewiseReplayActive();
     const execute = (): Record<string, OnnxValue> => {
       const results = this.runGraph(graph, bound, outer, wanted, 'the main graph', freeEarly);
       const out: Record<string, OnnxValue> = {};
@@ -247,7 +289,7 @@ export class OnnxModel {
     const lookup: Lookup = (name) => values.get(name) ?? local.get(name) ?? outer(name);
 
     // The index of the last node that reads each name produced here, to free it after.
-    const { reads, lastRead } = this.analyze(graph);
+    const { reads, lastRead, constant } = this.analyze(graph);
     const keep = new Set<string>([...wanted, ...inputs.keys()]);
     // Tensors this graph did not create (inputs, initializers, outer values) are never freed
     // here, even when an op hands one back under a new name (Identity).
@@ -294,7 +336,7 @@ export class OnnxModel {
         for (const name of reads[index]!) if (!values.has(name)) for (const t of tensorsOf(lookup(name))) foreign.add(t);
       }
       const ctx = new NodeContext(node, this.opsets.get(domain) ?? 1, args, runSubgraph, (a, decode) => this.decodeOnce(a, decode));
-      const results = impl.run(ctx);
+      const results = constant[index] === true ? this.foldOnce(node, () => impl.run(ctx), args) : impl.run(ctx);
       node.outputs.forEach((name, i) => {
         if (name === '') return;
         const r = results[i];
@@ -328,25 +370,48 @@ export class OnnxModel {
     return v;
   }
 
-  private analyze(graph: GraphProto): { reads: string[][]; lastRead: Map<string, number> } {
+  private analyze(graph: GraphProto): GraphAnalysis {
     let a = this.readsCache.get(graph);
     if (a === undefined) {
       const reads = graph.nodes.map(nodeReads);
       const lastRead = new Map<string, number>();
       reads.forEach((names, i) => { for (const name of names) lastRead.set(name, i); });
-      a = { reads, lastRead };
+      a = { reads, lastRead, constant: this.trainable ? graph.nodes.map(() => false) : constantNodes(graph, this.fixedInitializers) };
       this.readsCache.set(graph, a);
     }
     return a;
   }
 
-  /** Frees the initializers' memory and every tensor decoded from the file. */
+  /**
+   * A constant node's outputs: computed by `run` at the first eager run and kept for every later
+   * one (the shape arithmetic of Constant → Unsqueeze → Concat → Slice chains that models carry).
+   * Nothing is cached while jit traces or replays: a trace must record the ops its replays will
+   * meet, and a replay's kernels return placeholders.
+   */
+  private foldOnce(node: NodeProto, run: () => OpResult[], args: readonly (OnnxValue | undefined)[]): OpResult[] {
+    const cached = this.folded.get(node);
+    if (cached !== undefined) return cached;
+    const results = run();
+    if (activeTracer() !== undefined || piecewiseReplayActive()) return results;
+    const values = results.map((r) => (r instanceof Tensor ? onnxTensor(r, inferType(r, args)) : r));
+    for (const v of values) {
+      for (const t of tensorsOf(v)) {
+        keep(t);
+        this.owned.add(t);
+      }
+    }
+    this.folded.set(node, values);
+    return values;
+  }
+
+  /** Frees the initializers' memory and every tensor decoded from the file or folded. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
     for (const t of this.owned) if (!t.isDisposed) t.dispose();
     this.owned.clear();
     this.decoded.clear();
+    this.folded.clear();
   }
 }
 
