@@ -7,6 +7,7 @@ import './creation.js';
 import './reduce.js';
 import './matmul.js';
 import './nn.js';
+import './resample.js';
 import './normalization.js';
 import './losses.js';
 import './rnn.js';
