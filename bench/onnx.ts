@@ -20,6 +20,7 @@ import { sampleFeeds } from '../src/onnx/sample-feeds.js';
 import { noGrad } from '../src/autodiff/mode.js';
 import { machineDescription } from './idle-check.js';
 import { HostProbe } from './host-probe.js';
+import { median } from './harness.js';
 import * as ort from 'onnxruntime-node';
 
 const args = new Map(process.argv.slice(2).map((a) => { const [k, v] = a.replace(/^--/, '').split('='); return [k!, v ?? 'true'] as const; }));
@@ -80,10 +81,6 @@ function ortFeed(x: t.Tensor, elemType: string): ort.Tensor {
   return new ort.Tensor('float32', Float32Array.from(x.data()), x.shape);
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 interface Row { model: string; threads: number; runtime: string; ms: number; gflops?: number; maxAbsDiff: number }
 const rows: Row[] = [];

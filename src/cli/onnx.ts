@@ -13,6 +13,7 @@ import { sampleFeeds } from '../onnx/sample-feeds.js';
 import { numberOption, parseArgs, selectBackend, UsageError } from '../train/cli-options.js';
 import { defaultBackendName } from '../backend/default.js';
 import type { GraphProto } from '../onnx/proto.js';
+import { medianOf } from '../dist/pipeline-measure.js';
 
 const usage = [
   'usage: tessera onnx <model.onnx> [--dims NAME=SIZE,...] [--shapes NAME=AxBxC,...] [--inputs NAME=VALUE,...] [--runs N] [--backend NAME] [--compare-ort] [--json]',
@@ -50,10 +51,6 @@ function opCounts(graph: GraphProto, counts: Map<string, number>): void {
   }
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 interface OrtModule {
   InferenceSession: { create(bytes: Uint8Array): Promise<{ run(feeds: Record<string, unknown>): Promise<Record<string, { data: ArrayLike<number | bigint> | BigInt64Array; dims: readonly number[] }>> }> };
@@ -134,8 +131,8 @@ export async function run(args: string[]): Promise<number> {
         times.push(performance.now() - start);
       }
     });
-    json.tesseraMs = median(times);
-    if (!p.flags.has('json')) console.log(`tessera (${backend}): ${median(times).toFixed(3)} ms per run (median of ${runs})`);
+    json.tesseraMs = medianOf(times);
+    if (!p.flags.has('json')) console.log(`tessera (${backend}): ${medianOf(times).toFixed(3)} ms per run (median of ${runs})`);
     if (p.flags.has('compare-ort')) {
       let ort: OrtModule;
       try {
@@ -163,10 +160,10 @@ export async function run(args: string[]): Promise<number> {
         diffs[name] = worst;
         if (ours.shape.join() !== theirs.dims.join()) diffs[name] = Number.POSITIVE_INFINITY;
       }
-      json.onnxruntimeMs = median(ortTimes);
+      json.onnxruntimeMs = medianOf(ortTimes);
       json.maxAbsDiff = diffs;
       if (!p.flags.has('json')) {
-        console.log(`onnxruntime-node (cpu): ${median(ortTimes).toFixed(3)} ms per run (median of ${runs})`);
+        console.log(`onnxruntime-node (cpu): ${medianOf(ortTimes).toFixed(3)} ms per run (median of ${runs})`);
         for (const [name, d] of Object.entries(diffs)) console.log(`largest |tessera − onnxruntime| in ${name}: ${d === Number.POSITIVE_INFINITY ? 'shapes differ' : d.toExponential(2)}`);
       }
     }

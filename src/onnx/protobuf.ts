@@ -114,34 +114,28 @@ export class ProtoReader {
   }
 
   /**
-   * Appends the values of a repeated varint field to `out`, packed (one length-delimited run) or
-   * not (one value per key), as protobuf parsers must accept both.
+   * Appends the values of a repeated scalar field to `out`, packed (one length-delimited run) or
+   * not (one value per key), as protobuf parsers must accept both; `read` reads one value.
    */
-  repeatedVarint(wire: WireType, out: number[]): void {
+  private repeated(wire: WireType, out: number[], read: (r: ProtoReader) => number): void {
     if (wire === WireType.LengthDelimited) {
       const sub = this.message('packed');
-      while (!sub.done) out.push(sub.varint());
+      while (!sub.done) out.push(read(sub));
     } else {
-      out.push(this.varint());
+      out.push(read(this));
     }
+  }
+
+  repeatedVarint(wire: WireType, out: number[]): void {
+    this.repeated(wire, out, (r) => r.varint());
   }
 
   repeatedFloat(wire: WireType, out: number[]): void {
-    if (wire === WireType.LengthDelimited) {
-      const sub = this.message('packed');
-      while (!sub.done) out.push(sub.fixed32Float());
-    } else {
-      out.push(this.fixed32Float());
-    }
+    this.repeated(wire, out, (r) => r.fixed32Float());
   }
 
   repeatedDouble(wire: WireType, out: number[]): void {
-    if (wire === WireType.LengthDelimited) {
-      const sub = this.message('packed');
-      while (!sub.done) out.push(sub.fixed64Double());
-    } else {
-      out.push(this.fixed64Double());
-    }
+    this.repeated(wire, out, (r) => r.fixed64Double());
   }
 
   /** Skips a field this decoder does not use. */

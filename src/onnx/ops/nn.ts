@@ -97,23 +97,27 @@ export function toIntegerDType(y: Tensor, dtype: DType): Tensor {
 
 // ---- convolution -----------------------------------------------------------------------------
 
-/** Checks the optional kernel_shape attribute against the weight's spatial shape. */
-function checkKernelShape(ctx: NodeContext, kernel: readonly number[]): void {
+/**
+ * What Conv and ConvTranspose share: the float input X, the weight W (whose layout, named in
+ * messages, is `weightLayout`), the spatial rank, the kernel (checked against the optional
+ * kernel_shape attribute), strides and dilations.
+ */
+function convOperands(ctx: NodeContext, weightLayout: string): { x: Tensor; w: Tensor; dims: number; kernel: number[]; strides: number[]; dilations: number[] } {
+  const x = floatInput(ctx, 0), w = ctx.tensor(1);
+  const dims = spatialDims(ctx, x);
+  if (w.rank !== dims + 2) ctx.fail(`weight W must be [${weightLayout}, ${dims} kernel axes], got shape [${w.shape.join(', ')}]`);
+  const kernel = w.shape.slice(2);
   const k = ctx.intList('kernel_shape');
   if (k !== undefined && (k.length !== kernel.length || k.some((v, i) => v !== kernel[i]))) {
     ctx.fail(`kernel_shape [${k.join(', ')}] does not match the weight's spatial shape [${kernel.join(', ')}]`);
   }
+  return { x, w, dims, kernel, strides: spatialAttr(ctx, 'strides', dims, 1), dilations: spatialAttr(ctx, 'dilations', dims, 1) };
 }
 
 // Conv: cross-correlation of X [N, C, *spatial] with W [M, C/group, *kernel] plus an optional bias B
 // [M]; kernel_shape, when given, must match W. Asymmetric pads are applied to X first.
 registerOnnxOp('Conv', (ctx: NodeContext) => {
-  const x = floatInput(ctx, 0), w = ctx.tensor(1);
-  const dims = spatialDims(ctx, x);
-  if (w.rank !== dims + 2) ctx.fail(`weight W must be [M, C/group, ${dims} kernel axes], got shape [${w.shape.join(', ')}]`);
-  const kernel = w.shape.slice(2);
-  checkKernelShape(ctx, kernel);
-  const strides = spatialAttr(ctx, 'strides', dims, 1), dilations = spatialAttr(ctx, 'dilations', dims, 1);
+  const { x, w, dims, kernel, strides, dilations } = convOperands(ctx, 'M, C/group');
   const pads = windowPads(ctx, x.shape.slice(2), kernel, strides, dilations);
   const [input, padding] = symmetricPadding(x, pads, 0);
   return [ops.convNd('Conv', dims, input, w, { bias: ctx.optionalTensor(2), stride: strides, dilation: dilations, padding, groups: ctx.int('group', 1) })];
@@ -127,12 +131,7 @@ registerOnnxOp('Conv', (ctx: NodeContext) => {
 // end otherwise; a negative total extends the output with zeros (before the bias). (onnxruntime
 // instead clamps a negative SAME_* total to 0, giving a smaller output than in·stride.)
 registerOnnxOp('ConvTranspose', (ctx: NodeContext) => {
-  const x = floatInput(ctx, 0), w = ctx.tensor(1);
-  const dims = spatialDims(ctx, x);
-  if (w.rank !== dims + 2) ctx.fail(`weight W must be [C, M/group, ${dims} kernel axes], got shape [${w.shape.join(', ')}]`);
-  const kernel = w.shape.slice(2);
-  checkKernelShape(ctx, kernel);
-  const strides = spatialAttr(ctx, 'strides', dims, 1), dilations = spatialAttr(ctx, 'dilations', dims, 1);
+  const { x, w, dims, kernel, strides, dilations } = convOperands(ctx, 'C, M/group');
   const outputPadding = spatialAttr(ctx, 'output_padding', dims, 0);
   const group = ctx.int('group', 1);
   const inSpatial = x.shape.slice(2);
