@@ -13,7 +13,7 @@ import { cast } from '../ops/elementwise.js';
 import { isGradEnabled } from '../autodiff/mode.js';
 import { activeTracer } from '../graph/trace.js';
 import { piecewiseReplayActive } from '../graph/piecewise.js';
-import { canonicalDomain, lookupOnnxOp, type OpResult } from './registry.js';
+import { canonicalDomain, lookupOnnxOp, type OnnxOpImpl, type OpResult } from './registry.js';
 import { NodeContext } from './node-context.js';
 import { decodeModel, elemTypeName, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type TypeProto, AttrType } from './proto.js';
 import { tensorFromProto } from './tensor-proto.js';
@@ -84,6 +84,10 @@ interface GraphAnalysis {
   lastRead: Map<string, number>;
   /** Per node, whether its outputs are the same on every run (see constantNodes). */
   constant: boolean[];
+  /** Per node: its implementation, the opset of its domain, whether it has subgraphs. */
+  impls: OnnxOpImpl[];
+  opsets: number[];
+  hasSubgraph: boolean[];
 }
 
 /** Operators whose outputs vary between runs with equal inputs. */
@@ -289,7 +293,7 @@ export class OnnxModel {
     const lookup: Lookup = (name) => values.get(name) ?? local.get(name) ?? outer(name);
 
     // The index of the last node that reads each name produced here, to free it after.
-    const { reads, lastRead, constant } = this.analyze(graph);
+    const { reads, lastRead, constant, impls, opsets, hasSubgraph } = this.analyze(graph);
     const keep = new Set<string>([...wanted, ...inputs.keys()]);
     // Tensors this graph did not create (inputs, initializers, outer values) are never freed
     // here, even when an op hands one back under a new name (Identity).
@@ -321,8 +325,6 @@ export class OnnxModel {
     };
 
     graph.nodes.forEach((node, index) => {
-      const domain = canonicalDomain(node.domain);
-      const impl = lookupOnnxOp(domain, node.opType)!;
       const args = node.inputs.map((name) => {
         if (name === '') return undefined;
         const v = lookup(name);
@@ -332,16 +334,16 @@ export class OnnxModel {
       });
       // A subgraph (If, Loop, Scan, SequenceMap) may hand back a value it read from outside this
       // graph (an If branch returning an initializer): like the inputs above, not this graph's to free.
-      if (node.attributes.some((a) => a.type === AttrType.GRAPH || a.type === AttrType.GRAPHS)) {
+      if (hasSubgraph[index]) {
         for (const name of reads[index]!) if (!values.has(name)) for (const t of tensorsOf(lookup(name))) foreign.add(t);
       }
-      const ctx = new NodeContext(node, this.opsets.get(domain) ?? 1, args, runSubgraph, (a, decode) => this.decodeOnce(a, decode));
-      const results = constant[index] === true ? this.foldOnce(node, () => impl.run(ctx), args) : impl.run(ctx);
+      const run = (): OpResult[] => impls[index]!.run(new NodeContext(node, opsets[index]!, args, runSubgraph, this.decodeAttr));
+      const results = constant[index] === true ? this.foldOnce(node, run, args) : run();
       node.outputs.forEach((name, i) => {
         if (name === '') return;
         const r = results[i];
         if (r === undefined) {
-          if (lastRead.has(name) || wanted.includes(name)) ctx.fail(`output ${i} ('${name}') is used but this implementation does not produce it`);
+          if (lastRead.has(name) || wanted.includes(name)) throw new TesseraError(`onnx ${node.opType}${node.name !== '' ? ` (node '${node.name}')` : ''}: output ${i} ('${name}') is used but this implementation does not produce it`);
           return;
         }
         bind(name, r instanceof Tensor ? onnxTensor(r, inferType(r, args)) : r);
@@ -357,6 +359,9 @@ export class OnnxModel {
       return v;
     });
   }
+
+  /** decodeOnce for NodeContext's tensor attributes (one function for every node). */
+  private readonly decodeAttr = (a: AttributeProto, decode: () => OnnxTensor): OnnxTensor => this.decodeOnce(a, decode);
 
   /** A tensor decoded from the file once and kept, owned by the model, for every later run. */
   private decodeOnce(key: AttributeProto | TensorProto, decode: () => OnnxTensor): OnnxTensor {
@@ -376,7 +381,14 @@ export class OnnxModel {
       const reads = graph.nodes.map(nodeReads);
       const lastRead = new Map<string, number>();
       reads.forEach((names, i) => { for (const name of names) lastRead.set(name, i); });
-      a = { reads, lastRead, constant: this.trainable ? graph.nodes.map(() => false) : constantNodes(graph, this.fixedInitializers) };
+      a = {
+        reads, lastRead,
+        constant: this.trainable ? graph.nodes.map(() => false) : constantNodes(graph, this.fixedInitializers),
+        // load() checked that every node has an implementation.
+        impls: graph.nodes.map((n) => lookupOnnxOp(n.domain, n.opType)!),
+        opsets: graph.nodes.map((n) => this.opsets.get(canonicalDomain(n.domain)) ?? 1),
+        hasSubgraph: graph.nodes.map((n) => n.attributes.some((at) => at.type === AttrType.GRAPH || at.type === AttrType.GRAPHS)),
+      };
       this.readsCache.set(graph, a);
     }
     return a;

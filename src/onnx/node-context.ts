@@ -10,11 +10,22 @@ import { defaultElemType, onnxTensor, type OnnxTensor, type OnnxValue } from './
 
 const textDecoder = new TextDecoder();
 
+/** A node's attributes by name, built once per node (a model's nodes run again on every call). */
+const attributeMaps = new WeakMap<NodeProto, ReadonlyMap<string, AttributeProto>>();
+function attributesOf(node: NodeProto): ReadonlyMap<string, AttributeProto> {
+  let m = attributeMaps.get(node);
+  if (m === undefined) {
+    m = new Map(node.attributes.map((a) => [a.name, a]));
+    attributeMaps.set(node, m);
+  }
+  return m;
+}
+
 /** Runs a subgraph with the given inputs, seeing the values of the scopes around it. */
 export type SubgraphRunner = (graph: GraphProto, inputs: readonly OnnxValue[], where: string) => OnnxValue[];
 
 export class NodeContext {
-  private readonly attrs = new Map<string, AttributeProto>();
+  private readonly attrs: ReadonlyMap<string, AttributeProto>;
 
   constructor(
     readonly node: NodeProto,
@@ -25,7 +36,7 @@ export class NodeContext {
     /** Decodes a tensor attribute once per model (the model keeps it for later runs). */
     private readonly decodeOnce: (attr: AttributeProto, decode: () => OnnxTensor) => OnnxTensor = (_a, decode) => decode(),
   ) {
-    for (const a of node.attributes) this.attrs.set(a.name, a);
+    this.attrs = attributesOf(node);
   }
 
   /** "Conv (node 'conv1')" for messages. */
