@@ -8,6 +8,7 @@ import * as t from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose } from '../helpers/close.js';
 import { OnnxModel } from '../../src/onnx/model.js';
+import { lookupOnnxOp } from '../../src/onnx/registry.js';
 import { encodeModel, type ModelDesc } from '../../src/onnx/encode.js';
 import { decodeModel, ElemType } from '../../src/onnx/proto.js';
 import { ProtoWriter } from '../../src/onnx/protobuf.js';
@@ -233,4 +234,48 @@ it('Silero VAD under jit, piecewise (graph breaks at If conditions) and as one g
   }
   assert.equal(whole.stats().traces, 1);
   model.dispose();
+});
+
+it('computes a constant node once and keeps it; not for trainable models, nor when a feed can replace its input', () => {
+  const add = lookupOnnxOp('', 'Add')!;
+  const original = add.run;
+  let calls = 0;
+  (add as { run: typeof original }).run = (ctx) => { calls++; return original(ctx); };
+  try {
+    const bytes = encodeModel({
+      graph: {
+        // 'w' is an initializer and also a graph input: a feed may replace it (IR < 4 defaults).
+        inputs: [{ name: 'x', type: FLOAT, shape: [2] }, { name: 'w', type: FLOAT, shape: [2] }],
+        outputs: [{ name: 'y', type: FLOAT }, { name: 'z', type: FLOAT }],
+        initializers: { w: { type: FLOAT, dims: [2], values: [5, 7] } },
+        nodes: [
+          { op: 'Constant', inputs: [], outputs: ['c'], attrs: { value: { tensor: { type: FLOAT, dims: [2], values: [1, 2] } } } },
+          { op: 'Add', inputs: ['c', 'c'], outputs: ['d'] }, // constant: computed once
+          { op: 'Mul', inputs: ['x', 'd'], outputs: ['y'] },
+          { op: 'Add', inputs: ['w', 'w'], outputs: ['z'] }, // reads a replaceable initializer: every run
+        ],
+      },
+    });
+    const x = t.tensor([3, 4]);
+    const model = OnnxModel.load(bytes);
+    const before = t.memoryStats().liveTensors;
+    for (let run = 0; run < 3; run++) {
+      const w = t.tensor([run, 1]);
+      const { y, z } = model.run({ x, w });
+      assert.deepEqual(Array.from(y!.data()), [6, 16]);
+      assert.deepEqual(Array.from(z!.data()), [2 * run, 2]);
+      for (const v of [w, y!, z!]) v.dispose();
+    }
+    assert.equal(calls, 1 + 3, 'the constant Add once, the Add of the feed on each of the 3 runs');
+    model.dispose();
+    assert.equal(t.memoryStats().liveTensors, before - 1, 'dispose() frees the initializer (live before the runs) and the values the runs folded (c, d)');
+
+    calls = 0;
+    const trainable = OnnxModel.load(bytes, { trainable: true });
+    for (let run = 0; run < 3; run++) trainable.run({ x, w: t.tensor([1, 1]) });
+    assert.equal(calls, 6, 'a trainable model folds nothing: gradients must reach its initializers through every node');
+    trainable.dispose();
+  } finally {
+    (add as { run: typeof original }).run = original;
+  }
 });
