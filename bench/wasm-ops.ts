@@ -32,6 +32,7 @@ const cases: Case[] = [
   { name: 'erf 1M', elements: N, make: (b) => { const x = t.randn([1024, 1024], { backend: b }); return () => t.erf(x); } },
   { name: 'gelu 1M', elements: N, make: (b) => { const x = t.randn([1024, 1024], { backend: b }); return () => t.gelu(x); } },
   { name: 'softmax 256x1024', elements: 256 * 1024, make: (b) => { const x = t.randn([256, 1024], { backend: b }); return () => t.softmax(x, -1); } },
+  { name: 'avgPool2d 8x64x56x56 3x3/2', elements: 8 * 64 * 56 * 56, make: (b) => { const x = t.randn([8, 64, 56, 56], { backend: b }); return () => t.avgPool2d(x, 3, { stride: 2 }); } },
   { name: 'matmul 256', elements: 256 ** 3, make: (b) => { const x = t.rand([256, 256], { backend: b }), y = t.rand([256, 256], { backend: b }); return () => t.matmul(x, y); } },
 ];
 
