@@ -14,6 +14,8 @@ import * as ops from '../../ops/index.js';
 import type { NodeContext } from '../node-context.js';
 import { ElemType } from '../proto.js';
 import { registerOnnxOp } from '../registry.js';
+import { windowAverage, windowSums } from '../../ops/nn/pool.js';
+import type { WindowGeometry } from '../../ops/nn/window.js';
 
 type Pads = [number, number][];
 
@@ -267,33 +269,17 @@ registerOnnxOp('MaxPool', (ctx: NodeContext) => {
   return [values, ctx.output(maxPoolOnnxIndices(ctx, x, g, index!), ElemType.INT64)];
 });
 
-/**
- * The mean of every window of x over the whole kernel, pads and ceil-mode extra read as zeros: a
- * convolution of each channel with a constant 1/K kernel, which takes dilations (AveragePool 19,
- * LpPool 18) and on wasm runs far faster than tessera's avgPoolNd (a mean over a strided view of
- * the windows: about 100× slower there for [8, 64, 56, 56], 3×3, stride 2).
- */
-function windowMeans(x: Tensor, g: PoolWindow): Tensor {
-  const padded = padSpatial(x, g.padsWithCeil, 0);
-  const [n, c] = [x.shape[0]!, x.shape[1]!];
-  const size = g.kernel.reduce((a, b) => a * b, 1);
-  const weight = ops.full([1, 1, ...g.kernel], 1 / size, { dtype: x.dtype, backend: x.backend });
-  const y = ops.convNd('AveragePool', g.dims, ops.reshape(padded, [n * c, 1, ...padded.shape.slice(2)]), weight, { stride: g.strides, dilation: g.dilations });
-  return ops.reshape(y, [n, c, ...y.shape.slice(2)]);
+/** The pooling geometry tessera's window ops take: the windows read the pads and ceil-mode extra. */
+function windowGeometry(g: PoolWindow): WindowGeometry {
+  return { kernel: g.kernel, stride: g.strides, dilation: g.dilations, pads: g.padsWithCeil };
 }
 
 /**
- * Average pooling: the window means over the whole kernel, divided (where not every element
- * counts) by the window means of a mask that is 1 where an element counts: the input, the pads
- * when countPad, never the ceil-mode extra.
+ * Average pooling (tessera's windowAverage, which takes dilations, AveragePool 19): the pads count
+ * in the divisor when countPad, the ceil-mode extra never.
  */
 function averagePool(x: Tensor, g: PoolWindow, countPad: boolean): Tensor {
-  const means = windowMeans(x, g);
-  const ceilExtra = g.padsWithCeil.map(([, e], i): [number, number] => [0, e - g.pads[i]![1]]);
-  if (countPad && ceilExtra.every(([, e]) => e === 0)) return means;
-  const ones = ops.ones([1, 1, ...x.shape.slice(2)], { dtype: x.dtype, backend: x.backend });
-  const mask = padSpatial(padSpatial(ones, g.pads, countPad ? 1 : 0), ceilExtra, 0);
-  return ops.div(means, windowMeans(mask, { ...g, padsWithCeil: g.pads.map((): [number, number] => [0, 0]) }));
+  return windowAverage(x, windowGeometry(g), countPad ? g.pads : g.pads.map((): [number, number] => [0, 0]));
 }
 
 // AveragePool: the mean of each window; count_include_pad (default 0) says whether the pads count
@@ -312,8 +298,7 @@ registerOnnxOp('LpPool', (ctx: NodeContext) => {
   const p = ctx.opset < 2 ? ctx.float('p', 2) : ctx.int('p', 2);
   if (!(p > 0)) ctx.fail(`p must be positive, got ${p}`);
   const powered = p === 2 ? ops.square(x) : p === 1 ? ops.abs(x) : ops.pow(ops.abs(x), p);
-  const size = g.kernel.reduce((a, b) => a * b, 1);
-  const sums = ops.mul(windowMeans(powered, g), size);
+  const sums = windowSums(powered, windowGeometry(g));
   return [p === 2 ? ops.sqrt(sums) : p === 1 ? sums : ops.pow(sums, 1 / p)];
 });
 

@@ -94,14 +94,37 @@ export function maxPoolNd(op: string, dims: number, input: Tensor, kernelSize: S
   return squeezeBatch ? squeeze(out, 0) : out;
 }
 
-/** The sum of each pooling window of x [N, C, *spatial] (zero padding), as x's dtype. */
-function windowSums(x: Tensor, g: WindowGeometry): Tensor {
+/**
+ * The sum of each pooling window of a floating x [N, C, *spatial] (`g.pads` read as zeros): a
+ * convolution of every channel with a kernel of ones. The conv kernels are tiled and threaded,
+ * where a reduction over the strided windows view ran ~100× slower on wasm (572 ms against 5.9 ms
+ * for avgPool2d of [8, 64, 56, 56], 3×3, stride 2).
+ */
+export function windowSums(x: Tensor, g: WindowGeometry): Tensor {
   const [n, c] = [x.shape[0]!, x.shape[1]!];
   const padded = padSpatial(x, g.pads, 0);
   const channels = reshape(padded, [n * c, 1, ...padded.shape.slice(2)]);
   const kernel = ones([1, 1, ...g.kernel], { dtype: x.dtype, backend: x.backend });
-  const sums = convNd('avgPool', g.kernel.length, channels, kernel, { stride: g.stride });
+  const sums = convNd('avgPool', g.kernel.length, channels, kernel, { stride: g.stride, dilation: g.dilation });
   return reshape(sums, [n, c, ...sums.shape.slice(2)]);
+}
+
+/**
+ * The average of each pooling window of a floating x [N, C, *spatial]. `g.pads` are the zeros the
+ * windows read ([before, after] per axis, ceil mode's extra included); `countedPads`, within them,
+ * are those that count in the divisor (count_include_pad: the user's padding; else none). Where
+ * every window counts its whole kernel the divisor is the kernel size; elsewhere it is the window
+ * sums of a mask that is one over the input and the counted pads.
+ */
+export function windowAverage(x: Tensor, g: WindowGeometry, countedPads: readonly [number, number][]): Tensor {
+  const sums = windowSums(x, g);
+  if (countedPads.every(([before, after], i) => before === g.pads[i]![0] && after === g.pads[i]![1])) {
+    return div(sums, g.kernel.reduce((a, k) => a * k, 1));
+  }
+  const unit = ones([1, 1, ...x.shape.slice(2)], { dtype: x.dtype, backend: x.backend });
+  const rest = g.pads.map(([before, after], i): [number, number] => [before - countedPads[i]![0], after - countedPads[i]![1]]);
+  const mask = padSpatial(padSpatial(unit, countedPads, 1), rest, 0);
+  return div(sums, windowSums(mask, { ...g, pads: g.pads.map((): [number, number] => [0, 0]) }));
 }
 
 /** Average pooling over N spatial axes. */
@@ -114,17 +137,7 @@ export function avgPoolNd(op: string, dims: number, input: Tensor, kernelSize: S
   const ceilExtra = g.pads.some(([before, after]) => after !== before);
   let out: Tensor;
   if (isFloating(x.dtype)) {
-    // Window sums as a convolution with a kernel of ones over every channel separately: the conv
-    // kernels are tiled and threaded, where a reduction over the strided windows view ran ~100×
-    // slower on wasm (850 ms against 9 ms for [8, 64, 56, 56], 3×3, stride 2).
-    const sums = windowSums(x, g);
-    if (includePad && !ceilExtra) out = div(sums, g.kernel.reduce((a, k) => a * k, 1));
-    else {
-      const unit = ones([1, 1, ...spatial], { dtype: x.dtype, backend: x.backend });
-      const counted = padSpatial(unit, g.padding.map((p): [number, number] => [p, p]), includePad ? 1 : 0);
-      const mask = padSpatial(counted, g.pads.map(([before, after]): [number, number] => [0, after - before]), 0);
-      out = div(sums, windowSums(mask, { ...g, pads: g.pads.map((): [number, number] => [0, 0]) }));
-    }
+    out = windowAverage(x, g, g.padding.map((p): [number, number] => (includePad ? [p, p] : [0, 0])));
   } else if (includePad && !ceilExtra) {
     out = mean(slidingWindows(x, g, 0), windowAxes);
   } else {
