@@ -24,6 +24,9 @@ const cases: Case[] = [
   { name: 'add bias row-broadcast 1M', elements: N, make: (b) => { const x = t.rand([1024, 1024], { backend: b }), y = t.rand([1024], { backend: b }); return () => t.add(x, y); } },
   { name: 'relu 1M', elements: N, make: (b) => { const x = t.randn([1024, 1024], { backend: b }); return () => t.relu(x); } },
   { name: 'mul transposed 1M', elements: N, make: (b) => { const x = t.rand([1024, 1024], { backend: b }); return () => t.mul(t.transpose(x), x); } },
+  // A convolution's output as an NCHW view of NHWC memory: the inner axis is strided.
+  { name: 'relu channels-last view 1.6M', elements: 64 * 32 * 28 * 28, make: (b) => { const x = t.randn([64, 28, 28, 32], { backend: b }).permute([0, 3, 1, 2]); return () => t.relu(x); } },
+  { name: 'exp transposed 1M', elements: N, make: (b) => { const x = t.randn([1024, 1024], { backend: b }); return () => t.exp(t.transpose(x)); } },
   { name: 'sum last axis 1M', elements: N, make: (b) => { const x = t.rand([1024, 1024], { backend: b }); return () => t.sum(x, -1); } },
   { name: 'sum axis 0 1M', elements: N, make: (b) => { const x = t.rand([1024, 1024], { backend: b }); return () => t.sum(x, 0); } },
   { name: 'max last axis 1M', elements: N, make: (b) => { const x = t.rand([1024, 1024], { backend: b }); return () => t.max(x, -1); } },
