@@ -38,6 +38,14 @@ interface EventRecord {
   /** Where each input's memory came from: 'e<event>' (a non-view event), 'a<arg>' or '' (constants, parameters). */
   origins: string[];
   isView: boolean;
+  /**
+   * After a graph break, the inputs that are neither arguments nor values of the trace (origin
+   * ''), by position: the tensor the trace used and, when the traced code made it, its values.
+   * Plain code after a read may build them from the value read (`mul(x, s)` with s = y.item()),
+   * and the compiled segment holds the trace's values, so a replay must see the same tensor or
+   * the same values (else it diverges: the call finishes eagerly and the next one traces again).
+   */
+  constants?: ({ tensor: Tensor; values: Float64Array | undefined } | undefined)[];
 }
 
 interface Segment {
@@ -85,6 +93,16 @@ function isViewPrim(op: string): boolean {
 }
 
 /**
+ * A reshape whose input layout cannot take the new shape copies (like torch.reshape): dispatch
+ * runs the `contiguous` kernel inside it. Such an event owns a buffer, so the plan treats it as
+ * a kernel event: a replay serves that inner copy with the reshape's value (the same elements in
+ * the same row-major order), instead of seeing an unrecorded 'contiguous' and tracing again.
+ */
+function isCopyingReshape(e: { op: string; inputs: readonly Tensor[]; outputs: readonly Tensor[] }): boolean {
+  return e.op === 'reshape' && e.outputs[0]!.storage !== e.inputs[0]!.storage;
+}
+
+/**
  * Splits a finished trace at its reads into compiled segments. `results` are the function's
  * output tensors; `compile` turns a segment graph into a runner.
  */
@@ -95,16 +113,28 @@ export function buildPiecewise(tracer: Tracer, results: readonly Tensor[], compi
   // Memory roots: the non-view event (or argument) whose buffer a tensor lives in.
   const rootOfStorage = new Map<Storage, string>();
   tracer.inputs.forEach((t, k) => { if (!rootOfStorage.has(t.storage)) rootOfStorage.set(t.storage, `a${k}`); });
-  events.forEach((e, i) => { if (!isViewPrim(e.op)) for (const o of e.outputs) rootOfStorage.set(o.storage, `e${i}`); });
-  const records: EventRecord[] = events.map((e) => ({
+  const isView = events.map((e) => isViewPrim(e.op) && !isCopyingReshape(e));
+  events.forEach((e, i) => { if (!isView[i]) for (const o of e.outputs) rootOfStorage.set(o.storage, `e${i}`); });
+  const records: EventRecord[] = events.map((e, i) => ({
     op: e.op, attrsKey: attrsKey(e.attrs), shape: e.outputs[0]!.shape, dtype: e.outputs[0]!.dtype,
-    origins: e.inputs.map((t) => rootOfStorage.get(t.storage) ?? ''), isView: isViewPrim(e.op),
+    origins: e.inputs.map((t) => rootOfStorage.get(t.storage) ?? ''), isView: isView[i]!,
   }));
 
   const breaks = [...new Set(tracer.reads.map((r) => r.at))].filter((p) => p > 0 && p < events.length).sort((a, b) => a - b);
   const bounds = [0, ...breaks, events.length];
   const segmentOf: number[] = [];
   for (let s = 0; s + 1 < bounds.length; s++) for (let i = bounds[s]!; i < bounds[s + 1]!; i++) segmentOf[i] = s;
+  // Before the first break no value has been read, so constants there cannot depend on one (they
+  // are baked as in a plain trace).
+  const firstBreak = breaks[0] ?? events.length;
+  records.forEach((r, i) => {
+    if (i < firstBreak || !r.origins.includes('')) return;
+    r.constants = events[i]!.inputs.map((t, k) => {
+      // (A view of a constant has origin '' too, but an event made it: its own input is checked there.)
+      if (r.origins[k] !== '' || producer.has(t)) return undefined;
+      return { tensor: t, values: tracer.constantValues.get(t) };
+    });
+  });
 
   // Which non-view events must hold real data: those read, returned or used by a later segment;
   // a needed view needs the event whose buffer it views.
@@ -160,6 +190,15 @@ export function buildPiecewise(tracer: Tracer, results: readonly Tensor[], compi
   return { events: records, segments, segmentOf, breaks };
 }
 
+/** Whether a replay's input is the constant the trace used: the same tensor, or one with the same type and values. */
+function sameConstant(c: { tensor: Tensor; values: Float64Array | undefined }, t: Tensor): boolean {
+  if (t === c.tensor) return true;
+  if (c.values === undefined || t.dtype !== c.tensor.dtype || !shapesEqual(t.shape, c.tensor.shape)) return false;
+  const now = untracedRead(() => withoutRecording(() => t.data())) as ArrayLike<number>;
+  for (let i = 0; i < now.length; i++) if (!Object.is(now[i], c.values[i])) return false;
+  return true;
+}
+
 /** What a piecewise replay gave: fn's own result, and why it diverged from the plan (if it did). */
 export interface PiecewiseReplay<R> {
   result: R;
@@ -188,11 +227,19 @@ class ReplayState {
     const i = this.counter;
     const ev = this.plan.events[i];
     if (ev === undefined) return `the function applied '${prim}' after the ${this.plan.events.length} traced ops`;
+    if (prim === 'contiguous' && ev.op === 'reshape' && !ev.isView) {
+      // The copy inside a copying reshape (isCopyingReshape): the reshape itself is checked when
+      // the observer sees it; here the elements copied must be the ones the trace copied.
+      if (ev.dtype !== out.dtype || ev.shape.reduce((p, d) => p * d, 1) !== out.shape.reduce((p, d) => p * d, 1)) return `op #${i} ('reshape') changed its output type`;
+      return (this.rootOfStorage.get(inputs[0]!.storage) ?? '') === ev.origins[0] ? undefined : `op #${i} ('reshape') reads different values than in the trace`;
+    }
     if (ev.op !== prim) return `op #${i} is '${prim}' but the trace has '${ev.op}'`;
     if (ev.attrsKey !== attrsKey(attrs)) return `op #${i} ('${prim}') has attrs ${attrsKey(attrs)} but the trace has ${ev.attrsKey}`;
     if (!shapesEqual(ev.shape, out.shape) || ev.dtype !== out.dtype) return `op #${i} ('${prim}') changed its output type`;
     const origins = inputs.map((t) => this.rootOfStorage.get(t.storage) ?? '');
     if (origins.some((o, k) => o !== ev.origins[k])) return `op #${i} ('${prim}') reads different values than in the trace`;
+    const k = ev.constants?.findIndex((c, j) => c !== undefined && !sameConstant(c, inputs[j]!)) ?? -1;
+    if (k >= 0) return `op #${i} ('${prim}') reads a different constant (input ${k}) than in the trace, made after a value read`;
     return undefined;
   }
 
@@ -303,10 +350,13 @@ export function replayPiecewise<R>(plan: PiecewisePlan, fn: () => R, tensorArgs:
         st.diverge(st.expected(prim, inputs, attrs, output) ?? `op #${st.counter} differs`);
         return;
       }
-      if (ev.isView) {
-        const why = st.expected(prim, inputs, attrs, output);
+      if (ev.isView || primitives[prim].view !== undefined) {
+        const why = ev.isView === (output.storage === inputs[0]!.storage)
+          ? st.expected(prim, inputs, attrs, output)
+          : `op #${st.counter} ('${prim}') ${ev.isView ? 'copied, but was a view in the trace' : 'is a view, but copied in the trace'}`;
         if (why !== undefined) { st.diverge(why); return; }
-      } else st.rootOfStorage.set(output.storage, `e${st.counter}`);
+      }
+      if (!ev.isView) st.rootOfStorage.set(output.storage, `e${st.counter}`);
       st.byEvent[st.counter] = output;
       st.counter++;
     },

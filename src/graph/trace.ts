@@ -119,11 +119,19 @@ export class Tracer {
   /** Leaves used only inside nested graphs (a differentiable cond's branches) whose `.grad` a traced backward may set. */
   readonly nestedGradLeaves = new Set<Tensor>();
 
+  /** Values of the constants the traced code made after its first value read (see record). */
+  readonly constantValues = new Map<Tensor, Float64Array>();
+
   /** Tensors with ids from here on were made while this trace recorded. */
   private readonly firstTensorId = nextTensorId();
 
   constructor(readonly inputs: readonly Tensor[], readonly opts: TraceOptions, readonly parent: Tracer | undefined) {
     for (const t of inputs) this.note(t);
+  }
+
+  /** Whether the traced code made `t` (a scalar operand, a tensor built from host values) rather than receiving or capturing it. */
+  madeDuringTrace(t: Tensor): boolean {
+    return t.id >= this.firstTensorId;
   }
 
   private note(t: Tensor): void {
@@ -160,7 +168,14 @@ export class Tracer {
       // A tensor the traced code made outside any traced op (a scalar operand, a tensor built
       // from host values) becomes a constant of the graph: keep it out of the scopes open now,
       // which would free it when the traced code leaves them, before the graph is built.
-      if (t.id >= this.firstTensorId) keep(t);
+      if (this.madeDuringTrace(t)) {
+        keep(t);
+        // After a value read, plain code may have built this constant from the value read: its
+        // values now, for a piecewise replay to check (the code may dispose it before the plan is built).
+        if (this.reads.length > 0 && !this.constantValues.has(t)) {
+          this.constantValues.set(t, Float64Array.from(withoutRecording(() => t.data()) as ArrayLike<number>));
+        }
+      }
     }
     this.events.push({ op, inputs: ins, attrs, outputs: [...outputs], ...(rematTag === undefined ? {} : { remat: rematTag }) });
     for (const o of outputs) this.note(o);

@@ -91,3 +91,57 @@ test('a replay gives eager results when the function disposes a value after its 
   }
   assert.equal(f.stats().traces, 1);
 });
+
+test('a reshape that must copy (a transposed input) is served in a replay, not a divergence', () => {
+  const fn = (x: t.Tensor): t.Tensor => {
+    const flat = t.reshape(t.transpose(t.exp(x)), [-1]); // copies: the transpose cannot be viewed flat
+    const s = t.sum(flat).item(); // graph break
+    const back = t.reshape(t.transpose(t.mul(flat.reshape([3, 2]), 2)), [6]); // copies again, after the break
+    return s > 0 ? t.add(back, flat) : t.sub(back, flat);
+  };
+  const f = t.jit(fn);
+  for (let i = 0; i < 4; i++) {
+    const x = t.tensor([[0.1 * i, 1, -1], [2, 0.5, -0.3]]);
+    const want = Array.from(fn(x).data()), got = Array.from(f(x).data());
+    got.forEach((g, k) => assert.ok(Math.abs(g - want[k]!) <= 1e-5 * Math.max(1, Math.abs(want[k]!)), `call ${i}: ${got} vs ${want}`));
+  }
+  const s = f.stats();
+  assert.equal(s.traces, 1, s.traceReasons.join('; '));
+  assert.equal(s.cacheHits, 3);
+  // A reshape that copied in the trace but is a view now (a contiguous argument) leaves the plan safely.
+  const g = t.jit((x: t.Tensor) => { const r = t.reshape(x, [-1]); const s2 = t.sum(r).item(); return t.mul(r, s2); });
+  const a = t.transpose(t.tensor([[1, 2, 3], [4, 5, 6]]));
+  assert.deepEqual(Array.from(g(a).data()), [21, 84, 42, 105, 63, 126]);
+  const c = t.tensor([[1, 4], [2, 5], [3, 6]]);
+  assert.deepEqual(Array.from(g(c).data()), [21, 84, 42, 105, 63, 126]);
+});
+
+test('a constant made from a value read (mul(x, s), s = y.item()) is checked in a replay, never baked into the compiled part', () => {
+  const fn = (x: t.Tensor): t.Tensor => {
+    const e = t.exp(x);
+    const s = t.sum(e).item(); // graph break
+    return t.mul(e, s); // s becomes a scalar constant of the second part
+  };
+  const f = t.jit(fn);
+  for (let i = 0; i < 4; i++) {
+    const x = t.tensor([i, 1]);
+    const want = Array.from(fn(x).data()), got = Array.from(f(x).data());
+    got.forEach((g, k) => assert.ok(Math.abs(g - want[k]!) <= 1e-5 * Math.abs(want[k]!), `call ${i}: ${got} vs ${want}`));
+  }
+  assert.match(f.stats().traceReasons[1]!, /reads a different constant \(input 0\) than in the trace, made after a value read/);
+  // The same values again: the replay matches the trace and is served.
+  const g = t.jit(fn);
+  const x = t.tensor([0.5, 1]);
+  for (let i = 0; i < 3; i++) g(x);
+  assert.equal(g.stats().traces, 1);
+  assert.equal(g.stats().cacheHits, 2);
+  // A captured tensor chosen by a value read is checked by identity.
+  const wa = t.tensor([1, 2]), wb = t.tensor([10, 20]);
+  const h = t.jit((y: t.Tensor) => { const e = t.exp(y); return t.mul(e, t.sum(y).item() > 0 ? wa : wb); });
+  const pos = t.tensor([1, 1]), neg = t.tensor([-1, -1]);
+  for (const y of [pos, pos, neg, neg, pos]) {
+    const want = Array.from(t.mul(t.exp(y), t.sum(y).item() > 0 ? wa : wb).data());
+    const got = Array.from(h(y).data());
+    got.forEach((v, k) => assert.ok(Math.abs(v - want[k]!) <= 1e-5 * Math.abs(want[k]!), `${got} vs ${want}`));
+  }
+});
