@@ -4,8 +4,10 @@
 //
 // Allocator: segregated free lists with splitting and coalescing. Block sizes are multiples of
 // 64 bytes (a cache line, and enough for v128 alignment); size classes are exact up to 512 B,
-// then four classes per power of two (≤ 25% rounding waste). Bookkeeping lives in JS maps, not
+// then four classes per power of two (≤ 25% rounding waste). Bookkeeping lives in JS maps (address-map.ts), not
 // in the wasm memory, so a kernel that writes out of bounds cannot corrupt the allocator.
+
+import { AddressMap } from './address-map.js';
 
 export const WASM_PAGE_BYTES = 65536;
 /** Allocation granularity and alignment in bytes. */
@@ -85,12 +87,21 @@ export class WasmHeap {
   readonly maxPages: number;
 
   /** Live blocks: start → size in bytes. */
-  private readonly live = new Map<number, number>();
+  private readonly live = new AddressMap();
   /** Free blocks: start → size, end → start (for coalescing with neighbours). */
-  private readonly freeByStart = new Map<number, number>();
-  private readonly freeByEnd = new Map<number, number>();
-  /** Free block starts per floor size class. */
-  private readonly freeLists: Array<Set<number>> = [];
+  private readonly freeByStart = new AddressMap();
+  private readonly freeByEnd = new AddressMap();
+  /**
+   * Free block starts per floor size class, as stacks (the most recently freed block is reused
+   * first, while its cache lines are warm). Entries are removed lazily: one whose block was taken
+   * or merged since is skipped when popped (freeByStart no longer has it in this class). A Set
+   * taken from its first entry was quadratic: with 40k small tensors alive, the holes that deletes
+   * leave at its front made each allocation walk thousands of them (an add of 4 floats took 56 µs
+   * instead of 7).
+   */
+  private readonly freeLists: number[][] = [];
+  /** Free blocks per floor size class (freeLists' live entries). */
+  private readonly freeCounts: number[] = [];
   private top = BLOCK_ALIGN; // address 0..63 stays unused so that 0 can mean "no buffer"
   private inUse = 0;
   private peak = 0;
@@ -235,22 +246,38 @@ export class WasmHeap {
     this.freeByStart.set(start, size);
     this.freeByEnd.set(start + size, start);
     const cls = floorClass(size / BLOCK_ALIGN);
-    (this.freeLists[cls] ??= new Set()).add(start);
+    const list = (this.freeLists[cls] ??= []);
+    const count = (this.freeCounts[cls] = (this.freeCounts[cls] ?? 0) + 1);
+    // Drop stale entries once they outnumber the live ones, so the stack stays O(free blocks).
+    if (list.length >= 2 * count + 64) {
+      const seen = new Set<number>();
+      const live = list.filter((b) => this.isFreeIn(b, cls) && !seen.has(b) && seen.add(b) !== undefined);
+      list.length = 0;
+      list.push(...live);
+    }
+    list.push(start);
   }
 
   private removeFree(start: number): void {
     const size = this.freeByStart.get(start)!;
     this.freeByStart.delete(start);
     this.freeByEnd.delete(start + size);
-    this.freeLists[floorClass(size / BLOCK_ALIGN)]!.delete(start);
+    this.freeCounts[floorClass(size / BLOCK_ALIGN)]!--;
+  }
+
+  /** Whether `start` begins a free block of floor class `cls`. */
+  private isFreeIn(start: number, cls: number): boolean {
+    const size = this.freeByStart.get(start);
+    return size !== undefined && floorClass(size / BLOCK_ALIGN) === cls;
   }
 
   /** A free block of at least `units` (a class size), split if larger; undefined if none. */
   private takeFree(units: number): number | undefined {
     for (let cls = floorClass(units); cls < this.freeLists.length; cls++) {
-      const list = this.freeLists[cls];
-      if (list === undefined || list.size === 0) continue;
-      const start: number = list.values().next().value!;
+      if ((this.freeCounts[cls] ?? 0) === 0) continue;
+      const list = this.freeLists[cls]!;
+      let start = list.pop()!;
+      while (!this.isFreeIn(start, cls)) start = list.pop()!;
       const size = this.freeByStart.get(start)!;
       this.removeFree(start);
       const want = units * BLOCK_ALIGN;

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WasmHeap, BLOCK_ALIGN, WASM_PAGE_BYTES } from '../../../src/backend/wasm/memory.js';
+import { AddressMap } from '../../../src/backend/wasm/address-map.js';
 
 test('blocks are 64-byte aligned, at least the requested size, and never overlap (random alloc/free)', () => {
   const heap = new WasmHeap({ initialBytes: WASM_PAGE_BYTES, maximumBytes: 64 * 2 ** 20 });
@@ -144,4 +145,44 @@ test('memory cycled through free blocks raises no alert; growth of the heap top 
   const leaked = [...allocAll(), ...allocAll()]; // the second 2 MiB must extend the top
   assert.equal(alerts.length, 2, 'memory that is not given back still alerts once the top has to move');
   assert.equal(leaked.length, 16);
+});
+
+test('AddressMap agrees with a Map under random sets and deletes, across its rebuilds', () => {
+  const m = new AddressMap(), ref = new Map<number, number>();
+  let seed = 777;
+  const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  for (let step = 0; step < 20000; step++) {
+    // Few distinct keys early (reuse, as an allocator does), many later (to force rebuilds).
+    const key = 64 * Math.floor(rand() * (step < 10000 ? 50 : 5000));
+    if (rand() < 0.5) { const v = 1 + Math.floor(rand() * 100); m.set(key, v); ref.set(key, v); } else { m.delete(key); ref.delete(key); }
+    if (step % 997 === 0 || step === 19999) {
+      assert.equal(m.size, ref.size);
+      assert.deepEqual([...m.values()].sort((a, b) => a - b), [...ref.values()].sort((a, b) => a - b));
+      for (let k = 0; k < 5000; k += 7) assert.equal(m.get(64 * k), ref.get(64 * k));
+    }
+  }
+});
+
+test('many blocks alive, one reused address and heavy coalescing: stats stay exact', () => {
+  const heap = new WasmHeap({ initialBytes: WASM_PAGE_BYTES });
+  // Alternate live and freed small blocks (free blocks between live ones, never coalescing)...
+  const kept: number[] = [];
+  const gaps: number[] = [];
+  for (let i = 0; i < 3000; i++) { kept.push(heap.alloc(64)); gaps.push(heap.alloc(64)); kept.push(heap.alloc(64)); }
+  for (const g of gaps) heap.free(g);
+  assert.equal(heap.stats().freeBlocks, 3000);
+  // ...then cycle one size through them (the same addresses over and over)...
+  for (let i = 0; i < 5000; i++) heap.free(heap.alloc(40));
+  // ...and free every other kept block so each merges with the gap after it (128 bytes).
+  for (let i = 0; i < kept.length; i += 2) heap.free(kept[i]!);
+  const s = heap.stats();
+  assert.equal(s.blocksInUse, kept.length / 2);
+  assert.equal(s.bytesInUse, 64 * kept.length / 2);
+  // Every freed byte below the top is accounted for in free blocks, and they are all reusable.
+  assert.equal(s.bytesFree + s.bytesInUse, s.heapTop - BLOCK_ALIGN);
+  const again: number[] = [];
+  for (let i = 0; i < s.freeBlocks; i++) again.push(heap.alloc(128));
+  assert.equal(heap.stats().heapTop, s.heapTop, 'the 128-byte free blocks were reused, not bumped');
+  for (const p of [...again, ...kept.filter((_, i) => i % 2 === 1)]) heap.free(p);
+  assert.deepEqual([heap.stats().bytesInUse, heap.stats().freeBlocks, heap.stats().heapTop], [0, 0, BLOCK_ALIGN]);
 });
