@@ -9,7 +9,7 @@ import { Tensor } from '../core/tensor.js';
 import { GradNode } from '../autodiff/node.js';
 import { isGradEnabled } from '../autodiff/mode.js';
 import { isRandomPrimitive, primitives, type PrimitiveAttrs, type PrimitiveName, type ValueInfo } from './primitives.js';
-import { forwardTangents } from '../autodiff/forward.js';
+import { forwardModeActive, forwardTangents } from '../autodiff/forward.js';
 
 /** Something that wants to see every primitive application (the tracer, profilers, the graph capture). */
 export interface DispatchObserver {
@@ -179,6 +179,20 @@ export function bind<P extends PrimitiveName>(prim: P, inputs: readonly Tensor[]
   // Observers first, so a tracer sees the primal op before the ops of its tangent rule.
   for (const o of observers) o.onPrimitive(prim, inputs, attrs, output);
   forwardTangents(prim, inputs, attrs, output);
+  return output;
+}
+
+/**
+ * Frees the tensors an op made for its own use (a number as a scalar tensor, a cast, a broadcast
+ * view) once its `output` is computed, when nothing can refer to them any more: `output` has no
+ * tape node (whose vjp would read them), no observer is watching (a tracer keeps them as graph
+ * constants; checkpoint and offload record inputs) and no forward-mode level is active. Otherwise
+ * they are left to the enclosing scope or the garbage collector. Without this, `t.mul(x, 2)` left
+ * two tensors per call alive until a collection (wasm heap blocks included). Returns `output`.
+ */
+export function releaseTemporaries(made: readonly Tensor[], output: Tensor): Tensor {
+  if (made.length === 0 || observers.length > 0 || output.gradNode !== undefined || forwardModeActive()) return output;
+  for (const t of made) if (t !== output && !t.isDisposed) t.dispose();
   return output;
 }
 

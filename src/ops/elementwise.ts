@@ -3,7 +3,7 @@ import { type DType, defaultFloatDType, isFloating, promoteTypes, promoteWithSca
 import { check } from '../core/errors.js';
 import { broadcastShapes, shapesEqual } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
-import { bind } from './dispatch.js';
+import { bind, releaseTemporaries } from './dispatch.js';
 import { scalar } from './creation.js';
 import type { BinaryArithOp, BinaryCompareOp, UnaryFloatOp, UnarySameOp } from './primitives.js';
 
@@ -42,12 +42,23 @@ function backendOf(...xs: TensorLike[]): string | undefined {
   return undefined;
 }
 
-/** Turns operands into tensors of one dtype and one (broadcast) shape. */
-export function alignOperands(op: string, xs: TensorLike[], dtype: DType): Tensor[] {
+/**
+ * Turns operands into tensors of one dtype and one (broadcast) shape. The tensors made on the way
+ * (a number as a scalar tensor, casts, broadcast views) are appended to `made`, if given.
+ */
+export function alignOperands(op: string, xs: TensorLike[], dtype: DType, made?: Tensor[]): Tensor[] {
   const backend = backendOf(...xs);
-  const ts = xs.map((x) => (x instanceof Tensor ? cast(x, dtype) : scalar(x, dtype, backend)));
+  const ts = xs.map((x) => {
+    const t = x instanceof Tensor ? cast(x, dtype) : scalar(x, dtype, backend);
+    if (t !== x) made?.push(t);
+    return t;
+  });
   const shape = broadcastShapes(op, ...ts.map((t) => t.shape));
-  return ts.map((t) => broadcastTo(t, shape));
+  return ts.map((t) => {
+    const b = broadcastTo(t, shape);
+    if (b !== t) made?.push(b);
+    return b;
+  });
 }
 
 function binaryArith(op: BinaryArithOp, a: TensorLike, b: TensorLike, dtype = resultType(a, b)): Tensor {
@@ -56,14 +67,16 @@ function binaryArith(op: BinaryArithOp, a: TensorLike, b: TensorLike, dtype = re
     check(op !== 'sub', 'sub', () => 'subtracting two bool tensors is not supported; to invert a mask use logicalNot(), or cast to int32 first.');
     return cast(binaryArith(op, cast(toTensor(a), 'int32'), cast(toTensor(b), 'int32'), 'int32'), 'bool');
   }
-  const [x, y] = alignOperands(op, [a, b], dtype);
-  return bind(op, [x!, y!], {});
+  const made: Tensor[] = [];
+  const [x, y] = alignOperands(op, [a, b], dtype, made);
+  return releaseTemporaries(made, bind(op, [x!, y!], {}));
 }
 
 function compare(op: BinaryCompareOp, a: TensorLike, b: TensorLike): Tensor {
   const dtype = op === 'logicalAnd' || op === 'logicalOr' ? 'bool' : resultType(a, b);
-  const [x, y] = alignOperands(op, [a, b], dtype);
-  return bind(op, [x!, y!], {});
+  const made: Tensor[] = [];
+  const [x, y] = alignOperands(op, [a, b], dtype, made);
+  return releaseTemporaries(made, bind(op, [x!, y!], {}));
 }
 
 function toTensor(x: TensorLike, like?: Tensor): Tensor {

@@ -126,3 +126,23 @@ forEachBackend('memory', () => {
     assert.ok(t.memoryStats().liveBytes <= before.liveBytes, 'the unreachable tensors were released');
   });
 });
+
+it('an op with a number operand or a cast frees the tensors it made for itself (no leak until a collection), except where they may still be read', () => {
+  const x = t.tensor([1, 2, 3]);
+  const before = t.memoryStats().liveTensors;
+  for (let i = 0; i < 50; i++) {
+    t.mul(x, 2).dispose();
+    t.add(t.tensor([1], { dtype: 'int32' }), x).dispose(); // a cast and a broadcast view of the int tensor
+    t.gt(x, 1.5).dispose();
+  }
+  // The int32 [1] tensors the loop made itself are the caller's to free: 50 of them, nothing else.
+  assert.equal(t.memoryStats().liveTensors - before, 50);
+  // With a tape the scalar stays: mul's vjp reads it.
+  const w = t.tensor([1, 2, 3], { requiresGrad: true });
+  const y = t.mul(w, 3);
+  t.sum(y).backward();
+  assert.deepEqual(Array.from(w.grad!.data()), [3, 3, 3]);
+  // Traced: the scalar is a graph constant and stays usable on every call.
+  const f = t.jit((a: t.Tensor) => t.mul(a, 4));
+  for (let i = 0; i < 3; i++) assert.deepEqual(Array.from(f(x).data()), [4, 8, 12]);
+});
