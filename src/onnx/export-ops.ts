@@ -20,6 +20,11 @@ export interface Emitter<P extends PrimitiveName = PrimitiveName> {
   readonly attrs: PrimitiveAttrs[P];
   /** The default-domain opset being written (13 or later). */
   readonly opset: number;
+  /**
+   * Exporting with dynamic axes (export-dynamic.ts): a constant whose shape follows a traced size
+   * (a causal mask [L, S]) should be computed from the runtime shapes instead, where ONNX can.
+   */
+  readonly dynamicShapes: boolean;
   /** Traced shape and dtype of each input, and of the output. */
   readonly inputs: readonly ValueInfo[];
   readonly output: ValueInfo;
@@ -168,8 +173,18 @@ const RANDOM: Refusal = {
 };
 const LINALG: Refusal = { refuse: 'ONNX has no matrix decomposition or solve operator; compute it outside the exported function and pass the result as an input.' };
 
-/** Constant additive causal mask [L, S]: 0 where key j <= query i, -inf elsewhere (top-left aligned). */
-function causalMask(e: Emitter, l: number, s: number, dtype: DType): string {
+/**
+ * Additive causal mask [L, S] for `scores` [..., L, S]: 0 where key j <= query i, -inf elsewhere
+ * (top-left aligned). A constant, or with dynamic shapes (opset 14: Trilu) computed from the
+ * scores' runtime shape: Where(Trilu(ones [L, S]), 0, -inf).
+ */
+function causalMask(e: Emitter, scores: string, l: number, s: number, dtype: DType): string {
+  if (e.dynamicShapes && e.opset >= 14) {
+    const ls = e.add('Slice', [e.add('Shape', [scores]), e.ints([-2]), e.ints([2 ** 31 - 1]), e.ints([0])]);
+    const ones = e.add('ConstantOfShape', [ls], { value: { tensor: { type: ElemType.FLOAT, dims: [1], values: [1] } } });
+    const lower = e.add('Cast', [e.add('Trilu', [ones], { upper: 0 })], { to: ElemType.BOOL });
+    return e.add('Where', [lower, e.scalar(0, dtype), e.scalar(-Infinity, dtype)]);
+  }
   const values = new Float64Array(l * s);
   for (let i = 0; i < l; i++) for (let j = i + 1; j < s; j++) values[i * s + j] = -Infinity;
   return e.constant(onnxElemType(dtype), [l, s], values);
@@ -261,7 +276,7 @@ export const TRANSLATIONS: TranslationTable = {
     const perm = [...Array.from({ length: r - 2 }, (_, i) => i), r - 1, r - 2];
     const kt = e.add('Transpose', [e.in(1)], { perm });
     let scores = e.add('Mul', [e.add('MatMul', [e.in(0), kt]), e.scalar(e.attrs.scale, q.dtype)]);
-    if (e.attrs.causal) scores = e.add('Add', [scores, causalMask(e, q.shape[r - 2]!, k.shape[r - 2]!, q.dtype)]);
+    if (e.attrs.causal) scores = e.add('Add', [scores, causalMask(e, scores, q.shape[r - 2]!, k.shape[r - 2]!, q.dtype)]);
     return e.add('MatMul', [e.add('Softmax', [scores], { axis: -1 }), e.in(2)]);
   },
   attentionGrad: BACKWARD('attention'),

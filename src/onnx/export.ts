@@ -12,6 +12,7 @@ import { trace } from '../graph/trace.js';
 import { setConvAlgorithm } from '../ops/nn/conv-algorithm.js';
 import type { PrimitiveName, ValueInfo } from '../ops/primitives.js';
 import { encodeModel, type GraphDesc, type TensorDesc, type ValueDesc } from './encode.js';
+import { dynamicGraphDesc } from './export-dynamic.js';
 import { ElemType } from './proto.js';
 import { onnxElemType, TRANSLATIONS, type Emitter, type OnnxAttrs, type Translator } from './export-ops.js';
 
@@ -33,6 +34,13 @@ export interface ExportOnnxOptions {
    * named param_0, param_1, ... and const_0, const_1, ...
    */
   module?: { namedParameters(): Iterable<[string, Tensor]>; namedBuffers?(): Iterable<[string, Tensor]> };
+  /**
+   * Axes of the inputs whose size the model accepts at any value, like torch.onnx.export's
+   * dynamic_axes: per input name, axis → symbol name (`{ x: { 0: 'batch' } }`), or a list of axes
+   * (named `<input>_dim<axis>`). Inputs may share a symbol. See export-dynamic.ts for how sizes
+   * that depend on them (reshape targets, a mean's count) become computed in the graph.
+   */
+  dynamicAxes?: Readonly<Record<string, Readonly<Record<number, string>> | readonly number[]>>;
 }
 
 type ExportResult = Tensor | readonly Tensor[] | Readonly<Record<string, Tensor>>;
@@ -45,9 +53,9 @@ const MAX_OPSET = 21;
  * forced onto the direct algorithm so that each traces to one Conv), and translates what it
  * computed. The result is the bytes of a .onnx file (IR 8 up to opset 18, newer IR for newer opsets).
  *
- * Shapes are static: the model takes inputs of exactly the example inputs' shapes and dtypes
- * (tessera's dtypes map onto ONNX's: int32 stays INT32, bool is BOOL); every shape in it is the
- * traced one. JavaScript control flow is baked in as the example inputs took it, so a
+ * Shapes are static unless `dynamicAxes` names axes that may vary (export-dynamic.ts): the model
+ * takes inputs of exactly the example inputs' shapes otherwise, and dtypes as given (tessera's
+ * dtypes map onto ONNX's: int32 stays INT32, bool is BOOL). JavaScript control flow is baked in as the example inputs took it, so a
  * function that reads tensor values (item, toArray, data) is refused, as are in-place writes
  * (BatchNorm statistics in training mode, optimizer steps), random draws (dropout in training
  * mode: call model.eval() first), backward-only primitives and primitives without an ONNX
@@ -61,10 +69,23 @@ export function exportOnnx(fn: (...inputs: Tensor[]) => ExportResult, exampleInp
   if (options.inputNames !== undefined && options.inputNames.length !== exampleInputs.length) {
     throw new TesseraError(`exportOnnx: ${options.inputNames.length} input name(s) for ${exampleInputs.length} example input(s).`);
   }
+  const inputNames = options.inputNames ?? exampleInputs.map((_, i) => `input_${i}`);
+  const toDesc = (inputs: readonly Tensor[], dedupConstants: boolean): GraphDesc => traceToGraphDesc(fn, inputs, inputNames, options, opset, dedupConstants);
+  const graph = options.dynamicAxes === undefined
+    ? toDesc(exampleInputs, true)
+    : dynamicGraphDesc(exampleInputs, inputNames, options.dynamicAxes, opset, (inputs) => toDesc(inputs, false));
+  return encodeModel({ graph, opset, irVersion: opset >= 21 ? 10 : opset >= 19 ? 9 : 8, producerName: options.producerName ?? 'tessera' });
+}
+
+/** Traces fn on `inputs` and translates the graph (every shape static). */
+function traceToGraphDesc(
+  fn: (...inputs: Tensor[]) => ExportResult, inputs: readonly Tensor[], inputNames: readonly string[],
+  options: ExportOnnxOptions, opset: number, dedupConstants: boolean,
+): GraphDesc {
   const previous = setConvAlgorithm('direct');
   let traced: { graph: Graph; result: ExportResult };
   try {
-    traced = noGrad(() => trace(fn, exampleInputs));
+    traced = noGrad(() => trace(fn, inputs));
   } finally {
     setConvAlgorithm(previous);
   }
@@ -77,7 +98,6 @@ export function exportOnnx(fn: (...inputs: Tensor[]) => ExportResult, exampleInp
     throw new TesseraError('exportOnnx: the traced function writes into tensors (in-place updates of parameters or buffers, such as BatchNorm running statistics in training mode, or a gradient); '
       + 'an exported inference graph has no state. Call model.eval() before exporting and keep optimizer steps and backward() out of the function.');
   }
-  const inputNames = options.inputNames ?? exampleInputs.map((_, i) => `input_${i}`);
   const outputNames = options.outputNames ?? defaultOutputNames(result, graph.outputs.length);
   if (outputNames.length !== graph.outputs.length) {
     throw new TesseraError(`exportOnnx: ${outputNames.length} output name(s) for ${graph.outputs.length} output tensor(s).`);
@@ -85,9 +105,8 @@ export function exportOnnx(fn: (...inputs: Tensor[]) => ExportResult, exampleInp
   const all = [...inputNames, ...outputNames];
   const dup = all.find((n, i) => all.indexOf(n) !== i);
   if (dup !== undefined) throw new TesseraError(`exportOnnx: the name '${dup}' is given to two graph inputs/outputs; names must be unique.`);
-  const builder = new Builder(graph, opset, all);
-  const model = builder.build(inputNames, outputNames, knownNames(options.module));
-  return encodeModel({ graph: model, opset, irVersion: opset >= 21 ? 10 : opset >= 19 ? 9 : 8, producerName: options.producerName ?? 'tessera' });
+  const builder = new Builder(graph, opset, all, dedupConstants);
+  return builder.build(inputNames, outputNames, knownNames(options.module));
 }
 
 function defaultOutputNames(result: ExportResult, count: number): string[] {
@@ -131,7 +150,13 @@ class Builder {
   private readonly memo = new Map<string, string>();
   private counter = 0;
 
-  constructor(private readonly graph: Graph, private readonly opset: number, reserved: readonly string[]) {
+  private madeCount = 0;
+
+  /**
+   * `dedupConstants`: write equal constants once. Off for dynamic axes, whose traces at several
+   * sizes must name the same constants alike even when two of them coincide at one size only.
+   */
+  constructor(private readonly graph: Graph, private readonly opset: number, reserved: readonly string[], private readonly dedupConstants = true) {
     for (const n of reserved) this.taken.add(n);
   }
 
@@ -176,9 +201,9 @@ class Builder {
 
   constant(type: number, dims: readonly number[], values: ArrayLike<number>): string {
     const key = `${type}|${dims.join(',')}|${Array.from(values).join(',')}`;
-    const have = this.madeConstants.get(key);
+    const have = this.dedupConstants ? this.madeConstants.get(key) : undefined;
     if (have !== undefined) return have;
-    const name = this.unique(`c${this.madeConstants.size}`);
+    const name = this.unique(`c${this.madeCount++}`);
     this.initializers.set(name, { type, dims: [...dims], values: Array.from(values) });
     this.madeConstants.set(key, name);
     return name;
@@ -284,6 +309,7 @@ class Builder {
     const e: Emitter = {
       attrs: node.attrs as Emitter['attrs'],
       opset: this.opset,
+      dynamicShapes: !this.dedupConstants,
       inputs: node.inputs.map(info),
       output: info(node.outputs[0]!),
       node,

@@ -256,3 +256,66 @@ describe('exportOnnx refuses what it cannot write, naming it', () => {
     assert.throws(() => exportOnnx((v) => t.neg(v), [t.randn([3])], { inputNames: ['a'], outputNames: ['a'] }), /'a' is given to two/);
   });
 });
+
+/** Runs exported bytes in onnxruntime and OnnxModel on each input list and compares with fn's eager outputs. */
+async function compareAtSizes(bytes: Uint8Array, fn: (...x: t.Tensor[]) => t.Tensor, inputLists: t.Tensor[][]): Promise<void> {
+  const session = await ort.InferenceSession.create(bytes);
+  const model = OnnxModel.load(bytes);
+  for (const inputs of inputLists) {
+    const expected = t.noGrad(() => fn(...inputs));
+    const sizes = inputs.map((x) => x.shape.join('x')).join(', ');
+    const feeds: Record<string, ort.Tensor> = {};
+    session.inputNames.forEach((name, i) => { feeds[name] = ortTensor(inputs[i]!); });
+    const got = (await session.run(feeds))[session.outputNames[0]!]!;
+    assert.deepEqual(got.dims, expected.shape, `onnxruntime shape at ${sizes}`);
+    assertClose(Array.from(got.data as Float32Array), expected, TOL, `onnxruntime at ${sizes}`);
+    const mine = model.run(Object.fromEntries(model.inputs.map((info, i) => [info.name, inputs[i]!])))[model.outputs[0]!.name]!;
+    assertClose(mine, expected, TOL, `OnnxModel at ${sizes}`);
+  }
+}
+
+const dims = (bytes: Uint8Array): { inputs: unknown[]; outputs: unknown[] } => {
+  const g = decodeModel(bytes).graph;
+  const shape = (v: { type?: unknown }): unknown => (v.type as { shape?: unknown }).shape;
+  return { inputs: g.inputs.map(shape), outputs: g.outputs.map(shape) };
+};
+
+describe('exportOnnx with dynamicAxes (torch.onnx.export dynamic_axes)', () => {
+  it('a CNN with a dynamic batch: the flatten\'s target shape and a mean\'s count are computed from the input', async () => {
+    t.manualSeed(21);
+    const cnn = new nn.Sequential(new nn.Conv2d(3, 4, 3, { padding: 1 }), new nn.ReLU(), new nn.MaxPool2d(2), new nn.Flatten(), new nn.Linear(4 * 3 * 3, 5)).eval();
+    randomize(cnn, 21);
+    const fn = (x: t.Tensor): t.Tensor => t.sub(cnn.call(x), t.mean(cnn.call(x), 0)); // a batch mean: divides by the batch size
+    const bytes = exportOnnx(fn, [t.randn([2, 3, 6, 6])], { module: cnn, inputNames: ['images'], dynamicAxes: { images: { 0: 'batch' } } });
+    assert.deepEqual(dims(bytes), { inputs: [['batch', 3, 6, 6]], outputs: [['batch', 5]] });
+    await compareAtSizes(bytes, fn, [[t.randn([2, 3, 6, 6])], [t.randn([1, 3, 6, 6])], [t.randn([7, 3, 6, 6])]]);
+  });
+
+  it('a GPT with dynamic batch and sequence: positions as a Range, the causal mask from the scores\' shape, batch·seq flattens', async () => {
+    t.manualSeed(22);
+    const gpt = new nn.GPT({ vocabSize: 13, blockSize: 12, embedDim: 16, numHeads: 2, numLayers: 1 }).eval();
+    const fn = (ids: t.Tensor): t.Tensor => t.reshape(gpt.call(ids), [-1, 13]); // [batch·seq, vocab], as for a loss
+    const ids = (b: number, s: number): t.Tensor => t.randint(0, 13, [b, s]);
+    const bytes = exportOnnx(fn, [ids(2, 6)], { module: gpt, inputNames: ['ids'], dynamicAxes: { ids: { 0: 'batch', 1: 'seq' } } });
+    assert.deepEqual(dims(bytes), { inputs: [['batch', 'seq']], outputs: [['batch*seq', 13]] });
+    const ops = decodeModel(bytes).graph.nodes.map((n) => n.opType);
+    assert.ok(ops.includes('Range') && ops.includes('Trilu'), ops.join(' '));
+    await compareAtSizes(bytes, fn, [[ids(2, 6)], [ids(3, 4)], [ids(1, 12)]]);
+  });
+
+  it('refuses what it cannot make dynamic, naming it; checks the spec', () => {
+    const x = t.randn([4, 3]);
+    // A tensor made from the size (a mask) cannot follow it.
+    const masked = (v: t.Tensor): t.Tensor => t.mul(v, t.tril(t.ones([v.shape[0]!, v.shape[0]!])).sum(1, true));
+    assert.throws(() => exportOnnx(masked, [x], { dynamicAxes: { input_0: [0] } }), (e: Error) =>
+      e instanceof t.TesseraError && /constant '.*' \(shape \[4, 4\]\) changes its shape with the size of 'input_0_dim0'/.test(e.message));
+    // An unrolled recurrence has more nodes for a longer sequence.
+    const lstm = new nn.LSTM(3, 4, { batchFirst: true }).eval();
+    assert.throws(() => exportOnnx((v) => lstm.call(v)[0], [t.randn([1, 3, 3])], { dynamicAxes: { input_0: { 1: 'time' } } }), (e: Error) =>
+      e instanceof t.TesseraError && /the traced graph changes with the size of 'time' \(3 in the example, traced again at 4\)/.test(e.message));
+    assert.throws(() => exportOnnx((v) => v, [x], { dynamicAxes: { x: [0] } }), /dynamicAxes names the input 'x', but the inputs are 'input_0'/);
+    assert.throws(() => exportOnnx((v) => v, [x], { dynamicAxes: { input_0: [2] } }), /axis 2 of 'input_0', which has shape \[4, 3\]/);
+    assert.throws(() => exportOnnx((a, b) => t.add(a, t.sum(b)), [x, t.randn([5])], { dynamicAxes: { input_0: { 0: 'n' }, input_1: { 0: 'n' } } }),
+      /the dynamic size 'n' is 4 on one example input and 5 on axis 0 of 'input_1'/);
+  });
+});
