@@ -82,3 +82,40 @@ test('clipGradNorm scales all gradients jointly and returns the norm before clip
   clipGradValue([a], 1);
   assert.deepEqual(a.grad!.toArray(), [-1, 0.5]);
 });
+
+test('clipGradNorm with asTensor reads nothing: the same clipping as a tensor, and a jitted step with it is traced once', () => {
+  const grads = [[3, 0], [4]];
+  const make = (): Parameter[] => grads.map((g) => { const p = new Parameter(t.zeros([g.length])); p.grad = t.tensor(g); return p; });
+  const eager = make(), lazy = make();
+  const norm = clipGradNorm(eager, 1);
+  const normT = clipGradNorm(lazy, 1, 2, { asTensor: true });
+  assert.ok(normT instanceof t.Tensor && normT.rank === 0);
+  assert.ok(Math.abs(normT.item() - norm) < 1e-6 && Math.abs(norm - 5) < 1e-6);
+  lazy.forEach((p, i) => assert.deepEqual(Array.from(p.grad!.data()), Array.from(eager[i]!.grad!.data())));
+  // Below the limit the gradients are multiplied by exactly 1.
+  const below = make();
+  clipGradNorm(below, 10, Infinity, { asTensor: true });
+  assert.deepEqual(below.map((p) => Array.from(p.grad!.data())), grads);
+
+  // A training step with clipping, eager and under jit, from the same start.
+  const run = (jitted: boolean): { losses: number[]; traces: number } => {
+    t.manualSeed(5);
+    const model = new t.nn.Linear(6, 3);
+    const opt = new Adam(model.parameters(), { lr: 0.05 });
+    const x = t.randn([8, 6]), y = t.randn([8, 3]);
+    const body = (): t.Tensor => {
+      opt.zeroGrad();
+      const loss = t.mseLoss(model.call(x), y);
+      loss.backward();
+      clipGradNorm(model.parameters(), 0.05, 2, { asTensor: true });
+      opt.step();
+      return loss;
+    };
+    const step = jitted ? t.jit(body) : body;
+    const losses = Array.from({ length: 5 }, () => step().item());
+    return { losses, traces: jitted ? (step as ReturnType<typeof t.jit>).stats().traces : 0 };
+  };
+  const a = run(false), b = run(true);
+  b.losses.forEach((l, i) => assert.ok(Math.abs(l - a.losses[i]!) < 1e-5, `step ${i}: ${l} vs ${a.losses[i]}`));
+  assert.equal(b.traces, 1);
+});
