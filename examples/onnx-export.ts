@@ -2,8 +2,9 @@
 // Run: npx tsx examples/onnx-export.ts [out.onnx]   (default /tmp/tessera-cnn.onnx)
 //
 // The CNN (random weights, seeded) classifies 1×28×28 images: two Conv2d + ReLU + MaxPool2d
-// stages, then Flatten and Linear. The exported model takes exactly the example's shape
-// ([4, 1, 28, 28]: export writes static shapes) and returns the logits [4, 10].
+// stages, then Flatten and Linear. The exported model takes images [batch, 1, 28, 28] for any
+// batch (dynamicAxes, like torch's dynamic_axes; the other dims are the example's) and returns the
+// logits [batch, 10]; onnxruntime runs it at the example's batch of 4 and at 9.
 import { writeFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { manualSeed, nn, noGrad, randn, onnx } from '../src/index.js';
@@ -18,7 +19,9 @@ const model = new nn.Sequential(
 ).eval(); // eval(): no dropout/batch statistics in the exported graph
 const x = randn([4, 1, 28, 28]);
 
-const bytes = onnx.exportOnnx((images) => model.call(images), [x], { module: model, inputNames: ['images'], outputNames: ['logits'] });
+const bytes = onnx.exportOnnx((images) => model.call(images), [x], {
+  module: model, inputNames: ['images'], outputNames: ['logits'], dynamicAxes: { images: { 0: 'batch' } },
+});
 writeFileSync(path, bytes);
 console.log(`wrote ${path} (${bytes.length} bytes)`);
 
@@ -31,9 +34,11 @@ console.log(`nodes:   ${graph.nodes.map((n) => n.opType).join(' → ')}`);
 console.log(`initializers: ${graph.initializers.map((i) => i.name).join(', ')}`);
 
 const session = await ort.InferenceSession.create(bytes);
-const { logits } = await session.run({ images: new ort.Tensor('float32', x.data() as Float32Array, [...x.shape]) });
-const expected = noGrad(() => model.call(x)).data();
-const got = logits!.data as Float32Array;
-let maxDiff = 0;
-for (let i = 0; i < expected.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got[i]! - expected[i]!));
-console.log(`max |onnxruntime − tessera| over the logits: ${maxDiff.toExponential(2)}`);
+for (const images of [x, randn([9, 1, 28, 28])]) {
+  const { logits } = await session.run({ images: new ort.Tensor('float32', images.data() as Float32Array, [...images.shape]) });
+  const expected = noGrad(() => model.call(images)).data();
+  const got = logits!.data as Float32Array;
+  let maxDiff = 0;
+  for (let i = 0; i < expected.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got[i]! - expected[i]!));
+  console.log(`batch ${images.shape[0]}: logits [${logits!.dims.join(', ')}], max |onnxruntime − tessera| ${maxDiff.toExponential(2)}`);
+}

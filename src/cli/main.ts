@@ -11,6 +11,7 @@ const commands: Record<string, { summary: string; load: () => Promise<CommandMod
   train: { summary: 'train a built-in recipe (mnist-mlp, mnist-cnn, char-gpt, ...) with progress, checkpoints and resume', load: () => import('./train.js') },
   eval: { summary: 'evaluate a checkpoint written by tessera train', load: () => import('./eval.js') },
   generate: { summary: 'sample text from a language-model checkpoint (char-gpt, char-lstm)', load: () => import('./generate.js') },
+  export: { summary: 'write a checkpoint\'s model as an ONNX file (dynamic batch and sequence axes)', load: () => import('./export.js') },
   onnx: { summary: 'inspect an ONNX model, time it on made-up inputs, compare it with onnxruntime', load: () => import('./onnx.js') },
   quantize: { summary: 'quantize a checkpoint\'s Linear weights to int8/int4 and compare accuracy and size', load: () => import('./quantize.js') },
 };

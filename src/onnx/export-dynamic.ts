@@ -2,7 +2,7 @@
 // on chosen input axes, although tessera's tracer records static shapes.
 //
 // How: the function is traced at the example sizes and, for each symbol (a named dynamic size), at
-// that size + 1 and + 2. The translated graphs must have the same nodes; what may differ are the
+// two other sizes (one and two below the example's, or above it when it is under 4). The translated graphs must have the same nodes; what may differ are the
 // constants the translation wrote (a Reshape's target shape, an Expand's shape, a mean's count) and
 // the graph's input and output shapes. Each entry of a constant that differs is fitted, from those
 // three sizes, as either a·s + b in one symbol s, or c·s₁·s₂·… (a flatten of batch × sequence);
@@ -10,8 +10,10 @@
 // Concat → Reshape/Cast) under its old name, so the nodes that read it are unchanged. Inputs get
 // symbolic dims; outputs get the fitted expression as their dim name ('batch', 'batch*64').
 //
-// What this cannot write is refused with the constant or node named: a constant whose shape
-// changes with a symbol (an arange or mask built from the size), an attribute that depends on it,
+// Constants whose shape follows a size are written when they are an arange (Range) or filled with
+// one value (ConstantOfShape: an initial state of zeros). What this cannot write is refused with
+// the constant or node named: another constant whose shape changes with a symbol (a mask built
+// from the size), an attribute that depends on it,
 // an entry that fits neither form, or a graph whose operations change with the size.
 import { noGrad } from '../autodiff/mode.js';
 import { TesseraError } from '../core/errors.js';
@@ -46,26 +48,30 @@ export function dynamicGraphDesc(
   const symbols = parseSpec(exampleInputs, inputNames, spec);
   const base = describe(exampleInputs);
   if (symbols.length === 0) return base;
-  // variants[k] = [graph at size + 1, graph at size + 2] of symbols[k].
-  const variants = symbols.map((s) => [1, 2].map((extra) => {
-    const g = describe(resized(exampleInputs, s, s.size + extra));
-    checkSameStructure(base, g, s, s.size + extra);
+  // variants[k] = the graphs at two more sizes of symbols[k]: one and two below the example's when
+  // that leaves at least 2 (models often have a maximum length, such as a GPT's block size; a size
+  // of 1 may broadcast), else one and two above.
+  const steps = symbols.map((s) => (s.size >= 4 ? -1 : 1));
+  const variants = symbols.map((s, k) => [1, 2].map((n) => {
+    const size = s.size + n * steps[k]!;
+    const g = describe(resized(exampleInputs, s, size));
+    checkSameStructure(base, g, s, size);
     return g;
   }));
-  /** Fits an entry from its values at the base sizes and at each symbol's + 1 and + 2. */
+  /** Fits an entry from its values at the example's sizes and at each symbol's two other sizes. */
   const fit = (e0: number, at: (k: number, extra: 0 | 1) => number): Expr | undefined => {
-    const moved = symbols.map((s, k) => ({ s, e1: at(k, 0), e2: at(k, 1) })).filter((m) => m.e1 !== e0 || m.e2 !== e0);
+    const moved = symbols.map((s, k) => ({ s, step: steps[k]!, e1: at(k, 0), e2: at(k, 1) })).filter((m) => m.e1 !== e0 || m.e2 !== e0);
     if (moved.length === 0) return { coef: 0, syms: [], offset: e0 };
     if (moved.length === 1) {
-      const { s, e1, e2 } = moved[0]!;
-      const a = e1 - e0;
-      if (e2 - e1 !== a || !Number.isInteger(a) || !Number.isInteger(e0)) return undefined;
+      const { s, step, e1, e2 } = moved[0]!;
+      const a = (e1 - e0) / step;
+      if (e2 - e1 !== a * step || !Number.isInteger(a) || !Number.isInteger(e0)) return undefined;
       return { coef: a, syms: [s.name], offset: e0 - a * s.size };
     }
     const product = moved.reduce((p, m) => p * m.s.size, 1);
     const c = e0 / product;
     if (!Number.isInteger(c)) return undefined;
-    const fits = moved.every(({ s, e1, e2 }) => e1 === (c * product / s.size) * (s.size + 1) && e2 === (c * product / s.size) * (s.size + 2));
+    const fits = moved.every(({ s, step, e1, e2 }) => e1 === (c * product / s.size) * (s.size + step) && e2 === (c * product / s.size) * (s.size + 2 * step));
     return fits ? { coef: c, syms: moved.map((m) => m.s.name), offset: 0 } : undefined;
   };
 
@@ -79,6 +85,14 @@ export function dynamicGraphDesc(
       const length = t.dims.length === 1 ? fit(t.dims[0]!, (k, extra) => others[k]![extra]!.dims[0] ?? NaN) : undefined;
       if (progression !== undefined && length !== undefined && others.flat().every((o) => o.dims.length === 1 && sameProgression(arithmetic(o), progression))) {
         builder.computeRange(name, t.type, length, progression.start, progression.step);
+        continue;
+      }
+      // A filled tensor whose shape follows the sizes (zeros for an initial state): ConstantOfShape.
+      const fill = filledWith(t);
+      const dims = others.flat().every((o) => o.dims.length === t.dims.length && filledWith(o) === fill)
+        ? t.dims.map((d, axis) => fit(d, (k, extra) => others[k]![extra]!.dims[axis]!)) : [];
+      if (fill !== undefined && dims.length === t.dims.length && dims.every((d) => d !== undefined)) {
+        builder.computeFill(name, t.type, dims as Expr[], fill);
         continue;
       }
       const s = symbols[others.findIndex((pair) => pair.some((o) => o.dims.join() !== t.dims.join()))]!;
@@ -126,6 +140,14 @@ function arithmetic(t: TensorDesc): { start: number; step: number } | undefined 
   return Number.isInteger(start) && Number.isInteger(step) ? { start, step } : undefined;
 }
 
+/** The value every element has (undefined when they differ, or there are none). */
+function filledWith(t: TensorDesc): number | undefined {
+  if (t.values.length === 0) return undefined;
+  const v = Number(t.values[0]);
+  for (let i = 1; i < t.values.length; i++) if (!Object.is(Number(t.values[i]), v)) return undefined;
+  return v;
+}
+
 function sameProgression(a: { start: number; step: number } | undefined, b: { start: number; step: number }): boolean {
   return a !== undefined && a.start === b.start && a.step === b.step;
 }
@@ -169,11 +191,12 @@ function parseSpec(
   return [...symbols.values()];
 }
 
-/** The inputs with every axis of symbol `s` grown to `size` (repeating their leading entries). */
+/** The inputs with every axis of symbol `s` cut or grown to `size` (growing repeats their leading entries). */
 function resized(inputs: readonly Tensor[], s: SizeSymbol, size: number): Tensor[] {
   return noGrad(() => inputs.map((x, i) => {
     let y = x;
     for (const { axis } of s.uses.filter((u) => u.input === i)) {
+      if (size <= y.shape[axis]!) { y = narrow(y, axis, 0, size); continue; }
       const pieces = [y];
       for (let have = y.shape[axis]!; have < size; have += Math.min(size - have, x.shape[axis]!)) {
         pieces.push(narrow(y, axis, 0, Math.min(size - have, x.shape[axis]!)));
@@ -267,6 +290,12 @@ class SizeGraph {
     if (type !== ElemType.INT64) this.add('Cast', [range], { to: type }, name);
   }
 
+  /** Writes a ConstantOfShape for `name`: every element `value`, dims as fitted. */
+  computeFill(name: string, type: number, dims: readonly Expr[], value: number): void {
+    const shape = dims.length === 0 ? this.int64([], [0]) : this.add('Concat', dims.map((d) => this.value(d)), { axis: 0 });
+    this.add('ConstantOfShape', [shape], { value: { tensor: { type, dims: [1], values: [value] } } }, name);
+  }
+
   /** Writes nodes that compute the constant `name` (entries as fitted) under that name. */
   computeConstant(name: string, t: TensorDesc, exprs: readonly Expr[]): void {
     const pieces: string[] = [];
@@ -278,9 +307,10 @@ class SizeGraph {
       pieces.push(this.value(e));
     }
     flush();
-    let flat = pieces.length === 1 ? pieces[0]! : this.add('Concat', pieces, { axis: 0 });
     const isVector = t.dims.length === 1;
     const typed = t.type === ElemType.INT64;
+    let flat = pieces.length === 1 ? pieces[0]! : this.add('Concat', pieces, { axis: 0 }, isVector && typed ? name : undefined);
+    if (flat === name) return;
     if (!isVector) flat = this.add('Reshape', [flat, this.int64([...t.dims])], undefined, typed ? name : undefined);
     if (!typed) this.add('Cast', [flat], { to: t.type }, name);
     else if (isVector) this.add('Identity', [flat], undefined, name);

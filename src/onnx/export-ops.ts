@@ -329,7 +329,7 @@ export const TRANSLATIONS: TranslationTable = {
   },
   // torch.gather = GatherElements (int32 indices are allowed). maxPool's gather of each window's
   // first maximum is the MaxPool's own output (see maxPoolIndices).
-  gather: (e) => maxPoolGather(e) ?? e.add('GatherElements', [e.in(0), e.in(1)], { axis: e.attrs.axis }),
+  gather: (e) => maxPoolGather(e) ?? rowGather(e) ?? e.add('GatherElements', [e.in(0), e.in(1)], { axis: e.attrs.axis }),
   scatterAdd: (e) => {
     if (e.opset < 16) e.fail('ScatterElements with reduction="add" needs opset 16 or later; export with { opset: 17 }.');
     return e.add('ScatterElements', [e.in(0), e.in(1), e.in(2)], { axis: e.attrs.axis, reduction: 'add' });
@@ -395,6 +395,21 @@ export const TRANSLATIONS: TranslationTable = {
   eigh: LINALG,
   svd: LINALG,
 };
+
+/**
+ * An embedding lookup traces to a gather along axis 0 of the table [V, D] at ids [N, 1] expanded
+ * to [N, D]: whole rows, which is ONNX's Gather(table, ids, axis 0), the operator runtimes make
+ * fast for embeddings (GatherElements reads one index per element).
+ */
+function rowGather(e: Emitter<'gather'>): string | undefined {
+  const [table, index] = e.inputs as [ValueInfo, ValueInfo];
+  if (e.attrs.axis !== 0 || table.shape.length !== 2 || index.shape.length !== 2 || index.shape[1] !== table.shape[1]) return undefined;
+  const expand = e.producerOf(e.node.inputs[1]!);
+  if (expand?.op !== 'expand') return undefined;
+  const ids = e.info(expand.inputs[0]!);
+  if (ids.shape.length !== 2 || ids.shape[1] !== 1 || ids.shape[0] !== index.shape[0]) return undefined;
+  return e.add('Gather', [e.in(0), e.reshape(e.nameOf(expand.inputs[0]!), [ids.shape[0]!])], { axis: 0 });
+}
 
 /**
  * maxPool traces to maxPoolIndices(padded) and a gather of reshape(padded) [N, C, H·W] at

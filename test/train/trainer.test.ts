@@ -132,6 +132,12 @@ test('tessera train mnist-mlp (on 128 records) writes a checkpoint that tessera 
     const e = JSON.parse(evaluated.stdout.trim()) as { recipe: string; testAccuracy: number };
     assert.equal(e.recipe, 'mnist-mlp');
     assert.equal(e.testAccuracy, final.testAccuracy);
+    // tessera export: the model as ONNX with a dynamic batch, checked by tessera's importer.
+    const exported = cli(['export', dir, '--json']);
+    assert.equal(exported.status, 0, exported.stderr);
+    const x = JSON.parse(exported.stdout.trim()) as { file: string; input: string; output: string; maxAbsDiff: number };
+    assert.deepEqual([x.file, x.input, x.output], [join(dir, 'model.onnx'), '[batch, 784]', '[batch, 10]']);
+    assert.ok(existsSync(x.file) && x.maxAbsDiff < 1e-4, `${x.maxAbsDiff}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -161,6 +167,12 @@ test('tessera generate samples from a char-lstm checkpoint; eval rejects a non-c
     const { task } = await loadTrainedTask(recipes, dir);
     t.manualSeed(3);
     assert.equal(task.generate!({ prompt: 'KING:', maxNewTokens: 12, temperature: 0.8 }), text);
+    // An LSTM unrolls one step per time step: export keeps the sequence length static, and says so.
+    const exported = cli(['export', dir, '--out', join(dir, 'lstm.onnx')]);
+    assert.equal(exported.status, 0, exported.stderr);
+    assert.match(exported.stdout, /input {2}int32 \[batch, 48\]/);
+    assert.match(exported.stdout, /note: the sequence length stays static/);
+    assert.equal(cli(['export', join(dir, 'nope')]).status, 1);
     await assert.rejects(readCheckpoint(join(dir, 'nope')), /no checkpoint at .*nope/);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -67,9 +67,10 @@ function startWorker(init: WorkerInit): Worker {
   } catch {
     throw new Error('wasm worker threads from TypeScript sources need the tsx package; build (npm run build) or install tsx');
   }
+  // Eval'd worker code is CommonJS, or ES module code when the process runs with
+  // --input-type=module (inherited): dynamic import() works in both, require only in the first.
   const bootstrap = `
-    const { workerData } = require('node:worker_threads');
-    import(${JSON.stringify(tsxApi)})
+    import('node:worker_threads').then(({ workerData }) => import(${JSON.stringify(tsxApi)})
       .then((api) => { api.register(); return import(${JSON.stringify(workerEntry.href)}); })
       .catch((error) => {
         const ctl = new Int32Array(workerData.control);
@@ -80,7 +81,7 @@ function startWorker(init: WorkerInit): Worker {
           Atomics.store(ctl, ${ERROR_LENGTH_SLOT}, text.length);
         }
         Atomics.notify(ctl, ${READY_SLOT});
-      });`;
+      }));`;
   return new Worker(bootstrap, { eval: true, workerData: init });
 }
 
