@@ -116,12 +116,14 @@ export class ExpertParallelMoE implements ParallelBlock {
     const received = await this.exchange(dispatched, sendCounts, recvCounts, true);
     const experts = await this.group.allToAll(Int32Array.from(slots, (s) => choice[s]!), { sendCounts, recvCounts }) as Int32Array;
 
-    // Each local expert runs on the rows addressed to it; outputs go back to those rows.
+    // Each local expert runs on the rows addressed to it; outputs go back to those rows. An expert
+    // with no rows runs on an empty batch, as in nn.MoE (whose experts always run on their
+    // capacity's slots): its parameters get a zero gradient rather than none, so optimizers
+    // with momentum treat it alike in both.
     let expertOut = zeros([received.shape[0]!, d], { dtype: received.dtype, backend: received.backend });
     for (const [e, module] of this.experts) {
       const rows: number[] = [];
       experts.forEach((id, row) => { if (id === e) rows.push(row); });
-      if (rows.length === 0) continue;
       const index = fromValues(Int32Array.from(rows), [rows.length], 'int32', { backend: x.backend });
       const y = module.call(indexSelect(received, 0, index)) as Tensor;
       expertOut = scatterAdd(expertOut, 0, expand(reshape(index, [rows.length, 1]), [rows.length, d]), y);

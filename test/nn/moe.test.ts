@@ -91,3 +91,27 @@ test('MoE gradients match finite differences (inputs and expert weights)', () =>
   const w = (moe.experts.get(1) as nn.Sequential).get(0).parameters()[0]!;
   assert.ok(w.grad!.data().some((v) => v !== 0));
 });
+
+test('routing reads no value: a jitted training step with an MoE layer is traced once and matches eager steps', () => {
+  const run = (jitted: boolean): { losses: number[]; traces: number } => {
+    t.manualSeed(9);
+    const moe = new nn.MoE(6, 4, { topK: 2, capacityFactor: 0.75, hiddenDim: 8 });
+    const head = new nn.Linear(6, 1);
+    const params = [...moe.parameters(), ...head.parameters()];
+    const opt = new t.optim.Adam(params, { lr: 0.02 });
+    const x = t.randn([16, 6]), y = t.randn([16, 1]);
+    const body = (): t.Tensor => {
+      opt.zeroGrad();
+      const loss = nn.withAuxLoss(moe, t.mseLoss(head.call(moe.call(x)), y), 0.01);
+      loss.backward();
+      opt.step();
+      return loss;
+    };
+    const step = jitted ? t.jit(body) : body;
+    const losses = Array.from({ length: 4 }, () => step().item());
+    return { losses, traces: jitted ? (step as ReturnType<typeof t.jit>).stats().traces : 0 };
+  };
+  const eager = run(false), compiled = run(true);
+  compiled.losses.forEach((l, i) => assert.ok(Math.abs(l - eager.losses[i]!) < 1e-5, `step ${i}: ${l} vs ${eager.losses[i]}`));
+  assert.equal(compiled.traces, 1);
+});

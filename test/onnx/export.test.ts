@@ -221,6 +221,15 @@ describe('exportOnnx runs in onnxruntime and in OnnxModel', () => {
   });
 });
 
+describe('exportOnnx: a mixture-of-experts layer (routing by tensor ops: TopK, one-hot counts, scatter and gather)', () => {
+  it('runs in onnxruntime and in OnnxModel', async () => {
+    t.manualSeed(23);
+    const moe = new nn.MoE(8, 4, { topK: 2, capacityFactor: 0.75, hiddenDim: 16 }).eval();
+    randomize(moe, 23);
+    differences['moe'] = (await exportAndCompare((v) => moe.call(v), [t.randn([12, 8])], { module: moe })).diff;
+  });
+});
+
 describe('exportOnnx refuses what it cannot write, naming it', () => {
   it('dropout in training mode: call model.eval()', () => {
     const m = new nn.Sequential(new nn.Linear(3, 3), new nn.Dropout(0.5));

@@ -10,11 +10,14 @@
 // mean router probability of expert i.
 import { check, fmtShape } from '../../core/errors.js';
 import type { Tensor } from '../../core/tensor.js';
+import { keep } from '../../core/memory.js';
 import { fromValues, zeros } from '../../ops/creation.js';
-import { add, div, mul } from '../../ops/elementwise.js';
-import { gather, indexSelect, scatterAdd } from '../../ops/indexing.js';
-import { mean, sum } from '../../ops/reduce.js';
-import { expand, reshape } from '../../ops/shape.js';
+import { add, cast, div, lt, mul, sub, where } from '../../ops/elementwise.js';
+import { gather, oneHot, scatterAdd } from '../../ops/indexing.js';
+import { cumsum, mean, sum } from '../../ops/reduce.js';
+import { expand, narrow, reshape, transpose } from '../../ops/shape.js';
+import { cat } from '../../ops/combine.js';
+import { topk } from '../../ops/sort.js';
 import { softmax } from '../../ops/nn/index.js';
 import { ModuleList, Sequential } from '../containers.js';
 import { Module, type AnyModule } from '../module.js';
@@ -46,7 +49,6 @@ export class MoE extends Module {
   readonly capacityFactor: number;
   /** Load-balancing loss of the last forward pass (add a small multiple of it to the training loss). */
   auxLoss: Tensor | undefined = undefined;
-  lastRouting: RoutingStats | undefined = undefined;
 
   constructor(readonly dim: number, readonly numExperts: number, options: MoEOptions = {}) {
     super();
@@ -61,45 +63,65 @@ export class MoE extends Module {
     this.experts = new ModuleList<Module>(Array.from({ length: numExperts }, () => new Sequential(new Linear(dim, hidden, layer), new GELU(), new Linear(hidden, dim, layer))));
   }
 
-  /** x [..., dim] → [..., dim]: the gate-weighted sum of the chosen experts' outputs (0 for dropped tokens). */
+  /**
+   * x [..., dim] → [..., dim]: the gate-weighted sum of the chosen experts' outputs (0 for dropped
+   * tokens). Routing is computed with tensor ops only (no value is read), so a jitted training step
+   * traces once and the layer exports to ONNX; every expert runs on its `capacity` slots.
+   *
+   * Assignments a = r·N + n (choice r of token n: first choices before second choices, each in
+   * token order) get a position in their expert's queue (an exclusive cumulative count of one-hot
+   * rows); those with position < capacity take slot e·capacity + position, the others a spare
+   * last slot. Token rows are scattered into the slots, each expert runs on its slots, and the
+   * outputs are gathered back per assignment (the spare slot reads zeros) and summed with the gates.
+   */
   override forward(x: Tensor): Tensor {
     check(x.shape[x.rank - 1] === this.dim, 'MoE', () => `input's last dimension must be ${this.dim}, got shape ${fmtShape(x.shape)}.`);
     const flat = reshape(x, [-1, this.dim]);
-    const N = flat.shape[0]!;
+    const N = flat.shape[0]!, D = this.dim;
     const E = this.numExperts, k = this.topK;
     const probs = softmax(this.router.call(flat), 1);
-    const { choice, gates } = routeTopK(probs, k);
-    const flatGates = reshape(gates, [N * k]);
-
-    // Capacity: first choices before second choices, each in token order.
+    const top = topk(probs, k, 1); // stable: ties go to the lower expert index
+    const gates = k > 1 ? div(top.values, sum(top.values, 1, true)) : top.values;
     const capacity = Math.ceil((this.capacityFactor * N * k) / E);
-    const served: number[][] = Array.from({ length: E }, () => []);
-    let dropped = 0;
-    for (let r = 0; r < k; r++) {
-      for (let n = 0; n < N; n++) {
-        const e = choice[n * k + r]!;
-        if (served[e]!.length < capacity) served[e]!.push(n * k + r);
-        else dropped++;
-      }
-    }
 
-    let out = zeros([N, this.dim], { dtype: flat.dtype, backend: flat.backend });
-    served.forEach((slots, e) => {
-      if (slots.length === 0) return;
-      const tokens = fromValues(Int32Array.from(slots, (s) => Math.floor(s / k)), [slots.length], 'int32', { backend: x.backend });
-      const slotIdx = fromValues(Int32Array.from(slots), [slots.length], 'int32', { backend: x.backend });
-      const y = (this.experts.get(e) as Module).call(indexSelect(flat, 0, tokens));
-      const weighted = mul(y, reshape(indexSelect(flatGates, 0, slotIdx), [slots.length, 1]));
-      out = scatterAdd(out, 0, expand(reshape(tokens, [slots.length, 1]), [slots.length, this.dim]), weighted);
-    });
+    const expertOf = reshape(transpose(top.indices), [k * N]); // [kN], assignment order
+    const hot = oneHot(expertOf, E); // [kN, E] int32
+    const position = sum(mul(sub(cumsum(hot, 0), hot), hot), 1); // [kN]: earlier assignments to the same expert
+    const served = lt(position, capacity);
+    const slot = where(served, add(mul(expertOf, capacity), position), E * capacity);
+    const slotRows = expand(reshape(slot, [k * N, 1]), [k * N, D]);
+    const tokens = k === 1 ? flat : cat(Array.from({ length: k }, () => flat), 0); // token n of assignment a = a mod N
+    const slots = scatterAdd(zeros([E * capacity + 1, D], { dtype: flat.dtype, backend: flat.backend }), 0, slotRows, tokens);
+    const outputs = Array.from({ length: E }, (_, e) => (this.experts.get(e) as Module).call(narrow(slots, 0, e * capacity, capacity)) as Tensor);
+    outputs.push(zeros([1, D], { dtype: flat.dtype, backend: flat.backend })); // the spare slot of dropped assignments
+    const perAssignment = gather(cat(outputs, 0), 0, slotRows); // [kN, D]
+    const weighted = mul(perAssignment, reshape(transpose(gates), [k * N, 1]));
+    const out = sum(reshape(weighted, [k, N, D]), 0);
 
     // Switch's load-balancing loss from first choices (before capacity) and mean probabilities.
-    const firstChoice = new Float64Array(E);
-    for (let n = 0; n < N; n++) firstChoice[choice[n * k]!]! += 1 / N;
-    const f = fromValues(firstChoice, [E], 'float64', { backend: x.backend });
-    this.auxLoss = mul(sum(mul(mean(probs, 0), f.cast(probs.dtype))), E);
-    this.lastRouting = { tokensPerExpert: served.map((s) => s.length), dropped, capacity };
+    const firstChoice = mean(cast(oneHot(narrow(expertOf, 0, 0, N), E), probs.dtype), 0);
+    this.auxLoss = mul(sum(mul(mean(probs, 0), firstChoice)), E);
+    this.routingCounts?.dispose();
+    this.routingCounts = keep(sum(mul(hot, reshape(cast(served, 'int32'), [k * N, 1])), 0));
+    this.routingCapacity = capacity;
+    this.routingAssignments = k * N;
     return reshape(out, x.shape);
+  }
+
+  /** Assignments each expert served in the last forward pass ([E] int32; read by lastRouting). */
+  private routingCounts: Tensor | undefined = undefined;
+  private routingCapacity = 0;
+  private routingAssignments = 0;
+
+  /**
+   * What the last forward pass routed (reads the counts: call it outside a jitted function, whose
+   * replays do not run this layer's JavaScript; there it describes the traced call).
+   */
+  get lastRouting(): RoutingStats | undefined {
+    if (this.routingCounts === undefined || this.routingCounts.isDisposed) return undefined;
+    const tokensPerExpert = Array.from(this.routingCounts.data(), Number);
+    const assigned = tokensPerExpert.reduce((a, b) => a + b, 0);
+    return { tokensPerExpert, dropped: this.routingAssignments - assigned, capacity: this.routingCapacity };
   }
 }
 
