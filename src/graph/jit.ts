@@ -158,6 +158,8 @@ export function jit<A extends unknown[], R>(fn: (...args: A) => R, opts: JitOpti
   let lastSignature: ArgSignature[] | undefined;
   /** Why an entry was dropped after a call (a piecewise divergence): the next trace's reason. */
   const dropped = new Map<string, string>();
+  /** Per signature, constants a replay found changed ('<event>:<input>'): inputs of the next plan. */
+  const dynamicConstants = new Map<string, Set<string>>();
 
   const traceAndRun = (args: A, signature: ArgSignature[], key: string, reason: string): R => {
     stats.traces++;
@@ -181,7 +183,7 @@ export function jit<A extends unknown[], R>(fn: (...args: A) => R, opts: JitOpti
         piecewise = buildPiecewise(tracer, outs, (g) => {
           if ((opts.compile ?? true) && graphCompiler !== undefined) return graphCompiler.compile(g, { reuseOutputs: false, onCpu }).run;
           return prepareInterpret(g);
-        });
+        }, dynamicConstants.get(key));
         stats.graphBreaks += piecewise.breaks.length;
       }
     }
@@ -243,7 +245,7 @@ export function jit<A extends unknown[], R>(fn: (...args: A) => R, opts: JitOpti
     }
     const tensors = args.filter((a): a is Tensor => a instanceof Tensor);
     if (entry.piecewise !== undefined) {
-      const { result, divergence } = replayPiecewise(entry.piecewise, () => fn(...args), tensors);
+      const { result, divergence, changedConstants } = replayPiecewise(entry.piecewise, () => fn(...args), tensors);
       lastSignature = signature;
       if (divergence === undefined) stats.cacheHits++;
       else {
@@ -251,6 +253,12 @@ export function jit<A extends unknown[], R>(fn: (...args: A) => R, opts: JitOpti
         cache.delete(key);
         stats.entries = cache.size;
         dropped.set(key, `control path changed after a value read: ${divergence}`);
+        // A scalar made from a value read that changes call to call: the next plan takes it as an input.
+        if (changedConstants !== undefined) {
+          let hints = dynamicConstants.get(key);
+          if (hints === undefined) dynamicConstants.set(key, (hints = new Set()));
+          for (const c of changedConstants) hints.add(c);
+        }
       }
       return result;
     }

@@ -45,7 +45,19 @@ interface EventRecord {
    * and the compiled segment holds the trace's values, so a replay must see the same tensor or
    * the same values (else it diverges: the call finishes eagerly and the next one traces again).
    */
-  constants?: ({ tensor: Tensor; values: Float64Array | undefined } | undefined)[];
+  constants?: (ConstantUse | undefined)[];
+}
+
+/** A constant input after a graph break (see EventRecord.constants). */
+interface ConstantUse {
+  tensor: Tensor;
+  values: Float64Array | undefined;
+  /**
+   * Its value changed between calls before (a scalar built from a value read, such as a running
+   * count): the segments take it as an input instead of holding the trace's value, and a replay
+   * feeds them the tensor the call made, checking only its dtype and shape.
+   */
+  dynamic: boolean;
 }
 
 interface Segment {
@@ -53,6 +65,8 @@ interface Segment {
   end: number;
   /** Events of earlier segments whose outputs this segment reads (after the tensor arguments). */
   boundary: number[];
+  /** Dynamic constants (ConstantUse.dynamic) this segment reads: its last inputs, trace-time tensors. */
+  dynamic: Tensor[];
   /** The optimized graph: outputs are the values of `outputEvents` only. */
   graph: Graph;
   outputEvents: number[];
@@ -106,7 +120,10 @@ function isCopyingReshape(e: { op: string; inputs: readonly Tensor[]; outputs: r
  * Splits a finished trace at its reads into compiled segments. `results` are the function's
  * output tensors; `compile` turns a segment graph into a runner.
  */
-export function buildPiecewise(tracer: Tracer, results: readonly Tensor[], compile: (g: Graph) => (inputs: readonly Tensor[]) => Tensor[]): PiecewisePlan {
+export function buildPiecewise(
+  tracer: Tracer, results: readonly Tensor[], compile: (g: Graph) => (inputs: readonly Tensor[]) => Tensor[],
+  dynamicHints: ReadonlySet<string> = new Set(),
+): PiecewisePlan {
   const events = tracer.events;
   const producer = new Map<Tensor, number>();
   events.forEach((e, i) => e.outputs.forEach((o) => producer.set(o, i)));
@@ -121,9 +138,6 @@ export function buildPiecewise(tracer: Tracer, results: readonly Tensor[], compi
   }));
 
   const breaks = [...new Set(tracer.reads.map((r) => r.at))].filter((p) => p > 0 && p < events.length).sort((a, b) => a - b);
-  const bounds = [0, ...breaks, events.length];
-  const segmentOf: number[] = [];
-  for (let s = 0; s + 1 < bounds.length; s++) for (let i = bounds[s]!; i < bounds[s + 1]!; i++) segmentOf[i] = s;
   // Before the first break no value has been read, so constants there cannot depend on one (they
   // are baked as in a plain trace).
   const firstBreak = breaks[0] ?? events.length;
@@ -132,9 +146,17 @@ export function buildPiecewise(tracer: Tracer, results: readonly Tensor[], compi
     r.constants = events[i]!.inputs.map((t, k) => {
       // (A view of a constant has origin '' too, but an event made it: its own input is checked there.)
       if (r.origins[k] !== '' || producer.has(t)) return undefined;
-      return { tensor: t, values: tracer.constantValues.get(t) };
+      const values = tracer.constantValues.get(t);
+      return { tensor: t, values, dynamic: values !== undefined && dynamicHints.has(`${i}:${k}`) };
     });
   });
+  // A segment starts where a dynamic constant is first used, so that a replay has the call's
+  // tensor in hand when that segment runs (at its first kernel, at or after that event).
+  const dynamicFirstUse = new Map<Tensor, number>();
+  records.forEach((r, i) => r.constants?.forEach((c) => { if (c?.dynamic === true && !dynamicFirstUse.has(c.tensor)) dynamicFirstUse.set(c.tensor, i); }));
+  const bounds = [...new Set([0, ...breaks, ...dynamicFirstUse.values(), events.length])].sort((a, b) => a - b);
+  const segmentOf: number[] = [];
+  for (let s = 0; s + 1 < bounds.length; s++) for (let i = bounds[s]!; i < bounds[s + 1]!; i++) segmentOf[i] = s;
 
   // Which non-view events must hold real data: those read, returned or used by a later segment;
   // a needed view needs the event whose buffer it views.
@@ -169,8 +191,9 @@ export function buildPiecewise(tracer: Tracer, results: readonly Tensor[], compi
         if (j !== undefined && j < start && !boundary.includes(j)) boundary.push(j);
       }
     }
+    const dynamic = [...new Set(records.slice(start, end).flatMap((r) => (r.constants ?? []).filter((c) => c?.dynamic === true).map((c) => c!.tensor)))];
     const build = (outs: number[]): Graph => {
-      const tr = new Tracer([...tracer.inputs, ...boundary.map((j) => events[j]!.outputs[0]!)], {}, undefined);
+      const tr = new Tracer([...tracer.inputs, ...boundary.map((j) => events[j]!.outputs[0]!), ...dynamic], {}, undefined);
       for (let i = start; i < end; i++) {
         const e: TraceEvent = events[i]!;
         tr.record(e.op, e.inputs, e.attrs, e.outputs);
@@ -185,13 +208,13 @@ export function buildPiecewise(tracer: Tracer, results: readonly Tensor[], compi
       if (needed.has(i)) outputEvents.push(i);
     }
     const graph = build(outputEvents);
-    segments.push({ start, end, boundary, graph, outputEvents, full: build(fullEvents), fullEvents, run: compile(graph) });
+    segments.push({ start, end, boundary, dynamic, graph, outputEvents, full: build(fullEvents), fullEvents, run: compile(graph) });
   }
   return { events: records, segments, segmentOf, breaks };
 }
 
 /** Whether a replay's input is the constant the trace used: the same tensor, or one with the same type and values. */
-function sameConstant(c: { tensor: Tensor; values: Float64Array | undefined }, t: Tensor): boolean {
+function sameConstant(c: ConstantUse, t: Tensor): boolean {
   if (t === c.tensor) return true;
   if (c.values === undefined || t.dtype !== c.tensor.dtype || !shapesEqual(t.shape, c.tensor.shape)) return false;
   const now = untracedRead(() => withoutRecording(() => t.data())) as ArrayLike<number>;
@@ -203,6 +226,11 @@ function sameConstant(c: { tensor: Tensor; values: Float64Array | undefined }, t
 export interface PiecewiseReplay<R> {
   result: R;
   divergence: string | undefined;
+  /**
+   * When it diverged on a constant made after a read: every such constant that changed ('<event>:<input>',
+   * while the rest of the call kept to the plan), hints for the next plan (buildPiecewise's dynamicHints).
+   */
+  changedConstants?: string[];
 }
 
 class ReplayState {
@@ -217,6 +245,11 @@ class ReplayState {
   readonly rootOfStorage = new Map<Storage, string>();
   /** Events given an uninitialized buffer: filled on a divergence. */
   readonly placeholders = new Set<number>();
+  /** This call's tensor for each dynamic constant (by the trace's tensor), taken as the ops use them. */
+  readonly dynamicValues = new Map<Tensor, Tensor>();
+  /** Constants found changed (see PiecewiseReplay.changedConstants); learning goes on after such a divergence while the ops keep to the plan. */
+  readonly changedConstants = new Set<string>();
+  learning = false;
 
   constructor(readonly plan: PiecewisePlan, readonly args: readonly Tensor[]) {
     args.forEach((t, k) => { if (!this.rootOfStorage.has(t.storage)) this.rootOfStorage.set(t.storage, `a${k}`); });
@@ -238,14 +271,42 @@ class ReplayState {
     if (!shapesEqual(ev.shape, out.shape) || ev.dtype !== out.dtype) return `op #${i} ('${prim}') changed its output type`;
     const origins = inputs.map((t) => this.rootOfStorage.get(t.storage) ?? '');
     if (origins.some((o, k) => o !== ev.origins[k])) return `op #${i} ('${prim}') reads different values than in the trace`;
-    const k = ev.constants?.findIndex((c, j) => c !== undefined && !sameConstant(c, inputs[j]!)) ?? -1;
-    if (k >= 0) return `op #${i} ('${prim}') reads a different constant (input ${k}) than in the trace, made after a value read`;
+    const k = ev.constants?.findIndex((c, j) => c !== undefined && !this.takeConstant(c, inputs[j]!)) ?? -1;
+    if (k >= 0) {
+      this.changedConstants.add(`${i}:${k}`);
+      this.learning = true;
+      return `op #${i} ('${prim}') reads a different constant (input ${k}) than in the trace, made after a value read`;
+    }
     return undefined;
+  }
+
+  /**
+   * After a divergence on a changed constant the call runs eagerly; while its ops still match the
+   * plan, their changed constants are noted too, so one retrace learns them all.
+   */
+  learn(prim: string, inputs: readonly Tensor[], attrs: unknown): void {
+    const ev = this.plan.events[this.counter];
+    if (ev === undefined || ev.op !== prim || ev.attrsKey !== attrsKey(attrs)) { this.learning = false; return; }
+    ev.constants?.forEach((c, k) => { if (c !== undefined && !c.dynamic && !sameConstant(c, inputs[k]!)) this.changedConstants.add(`${this.counter}:${k}`); });
+    this.counter++;
+  }
+
+  /** Checks a constant input; a dynamic one is taken as this call's value when its type matches. */
+  private takeConstant(c: ConstantUse, t: Tensor): boolean {
+    if (!c.dynamic) return sameConstant(c, t);
+    if (t.dtype !== c.tensor.dtype || !shapesEqual(t.shape, c.tensor.shape)) return false;
+    this.dynamicValues.set(c.tensor, t);
+    return true;
   }
 
   runSegment(s: number): void {
     const seg = this.plan.segments[s]!;
-    const inputs = [...this.args, ...seg.boundary.map((j) => this.byEvent[j]!)];
+    const dynamic = seg.dynamic.map((c) => {
+      const t = this.dynamicValues.get(c);
+      if (t === undefined) throw new TesseraError('jit: internal error: a piecewise segment ran before the call made its dynamic constant.');
+      return t;
+    });
+    const inputs = [...this.args, ...seg.boundary.map((j) => this.byEvent[j]!), ...dynamic];
     this.segInputs[s] = inputs;
     this.ran[s] = true;
     this.busy++;
@@ -343,7 +404,11 @@ export function replayPiecewise<R>(plan: PiecewisePlan, fn: () => R, tensorArgs:
   const st = new ReplayState(plan, tensorArgs);
   const stop = addDispatchObserver({
     onPrimitive(prim, inputs, attrs, output) {
-      if (st.busy > 0 || st.divergence !== undefined) return;
+      if (st.busy > 0) return;
+      if (st.divergence !== undefined) {
+        if (st.learning) st.learn(prim, inputs, attrs);
+        return;
+      }
       // Views are checked here (they run no kernel); served kernels were checked already.
       const ev = plan.events[st.counter];
       if (ev === undefined || ev.op !== prim) {
@@ -354,7 +419,11 @@ export function replayPiecewise<R>(plan: PiecewisePlan, fn: () => R, tensorArgs:
         const why = ev.isView === (output.storage === inputs[0]!.storage)
           ? st.expected(prim, inputs, attrs, output)
           : `op #${st.counter} ('${prim}') ${ev.isView ? 'copied, but was a view in the trace' : 'is a view, but copied in the trace'}`;
-        if (why !== undefined) { st.diverge(why); return; }
+        if (why !== undefined) {
+          st.diverge(why);
+          if (st.learning) st.counter++; // this view was checked: learning goes on from the next op
+          return;
+        }
       }
       if (!ev.isView) st.rootOfStorage.set(output.storage, `e${st.counter}`);
       st.byEvent[st.counter] = output;
@@ -374,5 +443,5 @@ export function replayPiecewise<R>(plan: PiecewisePlan, fn: () => R, tensorArgs:
     unpatchKernels();
     stop();
   }
-  return { result, divergence: st.divergence };
+  return { result, divergence: st.divergence, ...(st.divergence !== undefined && st.changedConstants.size > 0 ? { changedConstants: [...st.changedConstants] } : {}) };
 }

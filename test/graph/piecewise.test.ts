@@ -123,18 +123,39 @@ test('a constant made from a value read (mul(x, s), s = y.item()) is checked in 
     return t.mul(e, s); // s becomes a scalar constant of the second part
   };
   const f = t.jit(fn);
-  for (let i = 0; i < 4; i++) {
+  for (let i = 0; i < 6; i++) {
     const x = t.tensor([i, 1]);
     const want = Array.from(fn(x).data()), got = Array.from(f(x).data());
     got.forEach((g, k) => assert.ok(Math.abs(g - want[k]!) <= 1e-5 * Math.abs(want[k]!), `call ${i}: ${got} vs ${want}`));
   }
+  // The second call diverged there; the next plan takes that scalar as an input of its segment,
+  // so later calls with new values are served.
   assert.match(f.stats().traceReasons[1]!, /reads a different constant \(input 0\) than in the trace, made after a value read/);
+  assert.equal(f.stats().traces, 2);
+  assert.equal(f.stats().cacheHits, 3);
   // The same values again: the replay matches the trace and is served.
   const g = t.jit(fn);
   const x = t.tensor([0.5, 1]);
   for (let i = 0; i < 3; i++) g(x);
   assert.equal(g.stats().traces, 1);
   assert.equal(g.stats().cacheHits, 2);
+  // Several scalars from two reads, one used in two segments: the call that diverges on the first
+  // goes on checking the rest eagerly, so one retrace takes them all as inputs.
+  const two = (x: t.Tensor): t.Tensor => {
+    const e = t.exp(x);
+    const s1 = t.sum(e).item();
+    const a = t.mul(e, s1);
+    const s2 = t.max(a).item();
+    return t.add(t.sub(a, s2), s1);
+  };
+  const h2 = t.jit(two);
+  for (let i = 0; i < 8; i++) {
+    const x = t.tensor([0.1 * i, -0.5, 0.25]);
+    const want = Array.from(two(x).data()), got = Array.from(h2(x).data());
+    got.forEach((v, k) => assert.ok(Math.abs(v - want[k]!) <= 1e-4 * Math.max(1, Math.abs(want[k]!)), `call ${i}: ${got} vs ${want}`));
+  }
+  assert.equal(h2.stats().traces, 2, h2.stats().traceReasons.join('; '));
+  assert.equal(h2.stats().cacheHits, 5);
   // A captured tensor chosen by a value read is checked by identity.
   const wa = t.tensor([1, 2]), wb = t.tensor([10, 20]);
   const h = t.jit((y: t.Tensor) => { const e = t.exp(y); return t.mul(e, t.sum(y).item() > 0 ? wa : wb); });
