@@ -17,7 +17,7 @@ function usage(): string {
   const lines = [
     'usage: tessera train <recipe> [--epochs N] [--batch-size N] [--lr X] [--seed N] [--backend NAME]',
     '                              [--data DIR] [--out DIR] [--resume DIR|FILE] [--json] [--limit N] [--stop-after N] [--zero 1|2] [--accumulate N]',
-    '                              [--checkpoint | --offload] [--amp bf16|fp16]',
+    '                              [--checkpoint | --offload] [--amp bf16|fp16] [--jit]',
     '',
     'recipes:',
     ...Object.values(recipes).map((r) => `  ${r.name.padEnd(12)} ${r.summary} (defaults: ${r.defaults.epochs} epochs, batch ${r.defaults.batchSize}, lr ${r.defaults.lr})`),
@@ -36,6 +36,9 @@ function usage(): string {
     '                   adds dynamic loss scaling (docs/mixed-precision.md)',
     '  --accumulate N   run each batch as N micro-batches and step once (gradient accumulation: the',
     '                   batch\'s update with a micro-batch\'s activation memory)',
+    '  --jit            compile each training step (t.jit: forward, backward, clipping, optimizer update as one',
+    '                   optimized graph, traced on the first step of each batch shape); not with --accumulate',
+    '                   or data-parallel runs',
     '  --checkpoint     activation checkpointing (char-gpt): keep each transformer block\'s input only and',
     '                   recompute its activations in backward (less memory, about one more forward)',
     '  --offload        activation offloading (char-gpt): keep what each block saves for backward in host',
@@ -53,7 +56,7 @@ function usage(): string {
 
 export async function run(args: string[]): Promise<number> {
   try {
-    const p = parseArgs(args, ['epochs', 'batch-size', 'lr', 'seed', 'backend', 'data', 'out', 'resume', 'limit', 'stop-after', 'zero', 'accumulate', 'amp'], ['json', 'help', 'checkpoint', 'offload']);
+    const p = parseArgs(args, ['epochs', 'batch-size', 'lr', 'seed', 'backend', 'data', 'out', 'resume', 'limit', 'stop-after', 'zero', 'accumulate', 'amp'], ['json', 'help', 'checkpoint', 'offload', 'jit']);
     if (p.flags.has('help')) { console.log(usage()); return 0; }
     const name = p.positional[0];
     if (name === undefined) throw new UsageError('name a recipe.');
@@ -91,10 +94,15 @@ export async function run(args: string[]): Promise<number> {
       options.accumulate = numberOption(v, 'accumulate', 1, 'integer');
       if (options.accumulate < 1) throw new UsageError(`--accumulate must be at least 1 (micro-batches per batch), got ${options.accumulate}.`);
     }
+    if (p.flags.has('jit')) {
+      if ((options.accumulate ?? 1) > 1) throw new UsageError('--jit compiles one whole step; it does not combine with --accumulate.');
+      options.jit = true;
+    }
     const zeroStage = v.has('zero') ? numberOption(v, 'zero', 0, 'integer') : undefined;
     if (zeroStage !== undefined && zeroStage !== 1 && zeroStage !== 2) throw new UsageError(`--zero must be 1 or 2, got ${zeroStage}.`);
     const group = (readLaunchEnv(process.env).worldSize ?? 1) > 1 ? await initProcessGroup() : undefined;
     if (zeroStage !== undefined && group === undefined) throw new UsageError('--zero shards the optimizer over data-parallel ranks: start the run with `tessera run --nproc-per-node N`.');
+    if (options.jit === true && group !== undefined) throw new UsageError('--jit does not combine with data-parallel runs (tessera run): each rank would need the compiled step to include the gradient averaging.');
     if (group !== undefined) {
       options.dataParallel = async (model, optimizer) => {
         const sum = async (values: Float64Array) => { await group.allReduce(values); };

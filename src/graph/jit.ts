@@ -19,6 +19,9 @@ import { graphDrawsRandom } from './graph-ops.js';
 import { snapshotGenerators } from '../core/random.js';
 // Registers the offload graph ops (a traced offload() records them) and their tracing hooks.
 import './offload-ops.js';
+// An optimizer's step() inside a traced function must be recorded (else a replay would never update
+// the parameters): register the traced optimizers wherever jit is imported from.
+import './traced-optimizers.js';
 
 /** A graph turned into something that runs fast; produced by a registered GraphCompiler. */
 export interface CompiledGraph {

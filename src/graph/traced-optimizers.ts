@@ -8,7 +8,8 @@
 // scheduler may change) cannot be baked into the graph: it is kept in small live scalar tensors
 // that a replay hook refreshes from the optimizer's JS state before every run of the compiled step
 // (Tracer.replayHooks); the hook also advances the counters, exactly as an eager step would.
-// Hyper-parameters baked into the graph (betas, eps, weight decay, momentum, ...) are checked by
+// The momentum terms a scheduler may cycle (OneCycleLR: Adam's beta1, SGD's momentum) are live the
+// same way. Hyper-parameters baked into the graph (eps, weight decay, nesterov, ...) are checked by
 // the hook, which throws when they changed after tracing.
 //
 // A float32 parameter on a backend with a fused update kernel (Backend.optimizerUpdate: wasm) gets
@@ -78,10 +79,16 @@ function sameHyper(a: unknown, b: unknown): boolean {
  * copies, so a change made in place is caught too.
  */
 function checkBaked(who: string, group: Record<string, unknown>, baked: Record<string, unknown>): void {
+  // SGD's momentum is live, but whether there is one decides the graph (a momentum buffer or none).
+  if ('hasMomentum' in baked && (group.momentum !== 0) !== baked.hasMomentum) {
+    throw new TesseraError(`${who}.step: momentum changed between zero and non-zero (${String(group.momentum)}) after the step was compiled by jit; ` +
+      'the compiled step has ' + (baked.hasMomentum ? 'a' : 'no') + ' momentum buffer. Call reset() on the jitted function to trace it again.');
+  }
   for (const k in baked) {
+    if (k === 'hasMomentum') continue;
     if (!sameHyper(baked[k], group[k])) {
       throw new TesseraError(`${who}.step: '${k}' changed from ${JSON.stringify(baked[k])} to ${JSON.stringify(group[k])} after the step was compiled by jit; ` +
-        'only lr may change between calls of a compiled step. Call reset() on the jitted function to trace it again.');
+        'only lr and the momentum terms (betas, momentum) may change between calls of a compiled step. Call reset() on the jitted function to trace it again.');
     }
   }
 }
@@ -140,7 +147,7 @@ function advanceStep(st: ParamState): { step: number; undo: () => void } {
 
 function sgdStep(tracer: Tracer, opt: SGD): void {
   for (const g of opt.paramGroups as (SgdOptions & { params: Tensor[] })[]) {
-    const baked = { momentum: g.momentum, dampening: g.dampening, weightDecay: g.weightDecay, nesterov: g.nesterov, maximize: g.maximize };
+    const baked = { hasMomentum: g.momentum !== 0, dampening: g.dampening, weightDecay: g.weightDecay, nesterov: g.nesterov, maximize: g.maximize };
     for (const p of g.params) {
       const grad = p.grad;
       if (grad === undefined) continue;
@@ -161,6 +168,7 @@ function sgdStep(tracer: Tracer, opt: SGD): void {
       }
       const lr = liveScalar(tracer, p);
       const initialized = g.momentum !== 0 ? liveScalar(tracer, p) : undefined;
+      const momentum = g.momentum !== 0 ? liveScalar(tracer, p) : undefined;
       const buf = g.momentum !== 0 ? st.momentumBuffer : undefined;
       const hadBuffer = buf instanceof Tensor;
       const momentumBuffer = g.momentum !== 0 ? stateTensor(st, 'momentumBuffer', p) : undefined;
@@ -171,6 +179,7 @@ function sgdStep(tracer: Tracer, opt: SGD): void {
         checkBaked('SGD', g as unknown as Record<string, unknown>, baked);
         setScalar(lr, g.lr);
         if (initialized !== undefined) setScalar(initialized, isInitialized ? 1 : 0);
+        if (momentum !== undefined) setScalar(momentum, g.momentum);
         const before = isInitialized;
         isInitialized = true;
         return () => { isInitialized = before; };
@@ -181,9 +190,9 @@ function sgdStep(tracer: Tracer, opt: SGD): void {
         let d = g.maximize ? neg(grad) : grad;
         if (g.weightDecay !== 0) d = add(d, mul(p, g.weightDecay));
         if (momentumBuffer !== undefined) {
-          const next = where(gt(initialized!, 0), add(mul(momentumBuffer, g.momentum), mul(d, 1 - g.dampening)), d);
+          const next = where(gt(initialized!, 0), add(mul(momentumBuffer, momentum!), mul(d, 1 - g.dampening)), d);
           assign(momentumBuffer, next);
-          d = g.nesterov ? add(d, mul(next, g.momentum)) : next;
+          d = g.nesterov ? add(d, mul(next, momentum!)) : next;
         }
         assign(p, sub(p, mul(d, lr)));
       });
@@ -194,8 +203,7 @@ function sgdStep(tracer: Tracer, opt: SGD): void {
 function adamStep(tracer: Tracer, opt: Adam): void {
   const decoupled = opt instanceof AdamW;
   for (const g of opt.paramGroups as (AdamOptions & { params: Tensor[] })[]) {
-    const baked = { betas: [...g.betas], eps: g.eps, weightDecay: g.weightDecay, amsgrad: g.amsgrad, maximize: g.maximize };
-    const [b1, b2] = g.betas;
+    const baked = { eps: g.eps, weightDecay: g.weightDecay, amsgrad: g.amsgrad, maximize: g.maximize };
     for (const p of g.params) {
       const grad = p.grad;
       if (grad === undefined) continue;
@@ -204,6 +212,7 @@ function adamStep(tracer: Tracer, opt: Adam): void {
         // The scalars of Adam.fusedRule (src/optim/adam.ts), computed the same way.
         const rule: NextRule = () => {
           const { step, undo } = advanceStep(st);
+          const [b1, b2] = g.betas;
           return {
             rule: {
               kind: 'adam', stepSize: g.lr / (1 - b1 ** step), biasCorrection2Sqrt: Math.sqrt(1 - b2 ** step),
@@ -218,13 +227,19 @@ function adamStep(tracer: Tracer, opt: Adam): void {
       }
       const m = stateTensor(st, 'expAvg', p), v = stateTensor(st, 'expAvgSq', p);
       const vmax = g.amsgrad ? stateTensor(st, 'maxExpAvgSq', p) : undefined;
-      // Live scalars: lr / (1 - b1^t), sqrt(1 - b2^t) and the decoupled decay factor 1 - lr * wd.
+      // Live scalars: lr / (1 - b1^t), sqrt(1 - b2^t), the decoupled decay factor 1 - lr * wd, and
+      // the moments' factors 1 - b1, b2 and 1 - b2.
       const stepSize = liveScalar(tracer, p), bc2Sqrt = liveScalar(tracer, p), decay = liveScalar(tracer, p);
+      const oneMinusB1 = liveScalar(tracer, p), b2Live = liveScalar(tracer, p), oneMinusB2 = liveScalar(tracer, p);
       const hook = (): (() => void) => {
         checkBaked(decoupled ? 'AdamW' : 'Adam', g as unknown as Record<string, unknown>, baked);
         const before = st.step;
         const step = (typeof before === 'number' ? before : 0) + 1;
         st.step = step;
+        const [b1, b2] = g.betas;
+        setScalar(oneMinusB1, 1 - b1);
+        setScalar(b2Live, b2);
+        setScalar(oneMinusB2, 1 - b2);
         setScalar(stepSize, g.lr / (1 - b1 ** step));
         setScalar(bc2Sqrt, Math.sqrt(1 - b2 ** step));
         setScalar(decay, decoupled ? 1 - g.lr * g.weightDecay : 1);
@@ -239,8 +254,8 @@ function adamStep(tracer: Tracer, opt: Adam): void {
         let gi = g.maximize ? neg(grad) : grad;
         const pd = decoupled ? mul(p, decay) : p;
         if (!decoupled && g.weightDecay !== 0) gi = add(gi, mul(pd, g.weightDecay));
-        const mNext = add(m, mul(sub(gi, m), 1 - b1));
-        const vNext = add(mul(v, b2), mul(mul(gi, gi), 1 - b2));
+        const mNext = add(m, mul(sub(gi, m), oneMinusB1));
+        const vNext = add(mul(v, b2Live), mul(mul(gi, gi), oneMinusB2));
         assign(m, mNext);
         assign(v, vNext);
         let second = vNext;

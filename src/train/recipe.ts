@@ -27,8 +27,8 @@ export interface StepResult {
   loss: Tensor;
   /** Records in the batch (for throughput and means). */
   samples: number;
-  /** Correctly classified records (classifiers). */
-  correct?: number;
+  /** Correctly classified records (classifiers): a number, or a 0-d tensor (read after the step, so a jitted step reads nothing). */
+  correct?: number | Tensor;
 }
 
 /** Held-out metrics (classifiers: testAccuracy and testLoss; language models: valLoss and a sample). */

@@ -16,6 +16,9 @@ import { keep, scope } from '../core/memory.js';
 import type { Tensor } from '../core/tensor.js';
 import { backward } from '../autodiff/backward.js';
 import { narrow } from '../ops/shape.js';
+import { scalar } from '../ops/creation.js';
+import { jit } from '../graph/jit.js';
+import '../compiler/index.js'; // registers the optimizing graph compiler that jit uses
 import type { AnyModule } from '../nn/module.js';
 import { noGrad } from '../autodiff/mode.js';
 import type { DataLoaderState } from '../data/loader.js';
@@ -54,6 +57,12 @@ export interface TrainOptions extends RecipeOptions {
    * (quant.GradScaler: steps with inf/NaN gradients are skipped). See docs/mixed-precision.md.
    */
   amp?: 'bf16' | 'fp16';
+  /**
+   * Run each training step as one compiled graph (t.jit: forward, backward, clipping and the
+   * optimizer update; the scheduler steps outside, its learning rate a live input). The first step
+   * of each batch shape traces; the rest replay. Not with accumulate > 1 or data-parallel training.
+   */
+  jit?: boolean;
   /**
    * Train data-parallel: called once with the task's model and optimizer (after a resume has
    * loaded them), it returns the rank's handle on the group. The dist layer provides it (see
@@ -236,6 +245,55 @@ function trainStep(task: TrainTask, batch: Tensor[], microBatches: number, amp?:
 }
 
 /**
+ * trainStep as one jitted graph: zeroGrad, the loss (under autocast with amp), backward, clipping
+ * (clipGradNorm with asTensor: no value read), the optimizer step (through the loss scaler with
+ * fp16). The loss and correct count come back as tensors and are read after the replay; the
+ * scheduler steps outside. The graph writes new gradients each call: the previous ones are freed.
+ */
+function compiledStep(task: TrainTask, amp: Amp | undefined): (batch: Tensor[]) => { loss: number; samples: number; correct: number | undefined } {
+  const params = task.model.parameters();
+  const step = jit((...batch: Tensor[]) => {
+    task.optimizer.zeroGrad();
+    let r: ReturnType<TrainTask['lossOf']>;
+    if (amp === undefined) r = task.lossOf(batch);
+    else {
+      const region = enterAutocast({ dtype: amp.dtype });
+      try {
+        r = task.lossOf(batch);
+      } finally {
+        region.exit();
+      }
+    }
+    backward(amp === undefined ? r.loss : amp.scaler.scale(r.loss));
+    if (task.clipGradNorm !== undefined) {
+      amp?.scaler.unscale_(task.optimizer);
+      clipGradNorm(params, task.clipGradNorm, 2, { asTensor: true });
+    }
+    if (amp === undefined) task.optimizer.step();
+    else {
+      amp.scaler.step(task.optimizer);
+      amp.scaler.update();
+    }
+    const correct = r.correct === undefined ? undefined : typeof r.correct === 'number' ? scalar(r.correct, 'int32') : r.correct;
+    return correct === undefined ? { loss: r.loss } : { loss: r.loss, correct };
+  });
+  return (batch) => {
+    for (const p of params) {
+      p.grad?.dispose();
+      p.grad = undefined;
+    }
+    const out = step(...batch) as { loss: Tensor; correct?: Tensor };
+    const result = { loss: out.loss.item(), samples: batch[0]!.shape[0]!, correct: out.correct?.item() };
+    out.loss.dispose();
+    out.correct?.dispose();
+    for (const p of params) if (p.grad !== undefined) keep(p.grad);
+    scope(() => task.scheduler?.step());
+    for (const t of batch) t.dispose();
+    return result;
+  };
+}
+
+/**
  * Backward passes over rows [start, end) of a batch of `rows` rows, as `parts` micro-batches (fewer
  * when there are fewer rows), each loss scaled by weight · its rows / rows; gradients add up in .grad.
  * Everything a micro-batch creates is freed before the next, but the gradients (kept; the ones they
@@ -274,7 +332,7 @@ function accumulateGradients(task: TrainTask, batch: Tensor[], start: number, en
       });
       lossSum += r.loss.item() * r.samples;
       samples += r.samples;
-      if (r.correct !== undefined) correct = (correct ?? 0) + r.correct;
+      if (r.correct !== undefined) correct = (correct ?? 0) + (typeof r.correct === 'number' ? r.correct : r.correct.item());
     });
   }
   return { loss: samples > 0 ? lossSum / samples : 0, samples, correct };
@@ -337,6 +395,9 @@ export async function train(recipe: Recipe, opts: TrainOptions): Promise<TrainRe
   }
   const microBatches = opts.accumulate ?? 1;
   if (!Number.isInteger(microBatches) || microBatches < 1) throw new Error(`train: accumulate must be a positive integer (micro-batches per batch), got ${microBatches}.`);
+  if (opts.jit === true && (microBatches > 1 || opts.dataParallel !== undefined)) {
+    throw new Error('train: jit compiles one whole step; it does not combine with gradient accumulation (accumulate > 1) or data-parallel training.');
+  }
   const task = await buildTask(recipe, options);
   const reporter = opts.reporter ?? createReporter(options.epochs, { json: opts.json ?? false });
   let step = 0;
@@ -368,6 +429,7 @@ export async function train(recipe: Recipe, opts: TrainOptions): Promise<TrainRe
     (amp === undefined ? '' : `; mixed precision: autocast ${amp.dtype}${amp.scaler.isEnabled() ? ', dynamic loss scaling' : ''}`) +
     (dp === undefined ? '' : `; data-parallel over ${dp.worldSize} ranks (${rowsPerRank(options.batchSize, dp.worldSize)} rows each per batch${dp.description ? `; ${dp.description}` : ''})`));
 
+  const jitStep = opts.jit === true ? compiledStep(task, amp) : undefined;
   const records: EpochRecord[] = [];
   const started = performance.now();
   let stopped = false;
@@ -379,7 +441,7 @@ export async function train(recipe: Recipe, opts: TrainOptions): Promise<TrainRe
     task.model.train();
     let done = firstBatch;
     for await (const batch of task.loader) {
-      const r = dp === undefined ? trainStep(task, batch, microBatches, amp) : await trainStepDataParallel(task, batch, dp, microBatches, amp);
+      const r = jitStep !== undefined ? jitStep(batch) : dp === undefined ? trainStep(task, batch, microBatches, amp) : await trainStepDataParallel(task, batch, dp, microBatches, amp);
       step++;
       done++;
       meter.add(r.loss, r.samples, r.correct);

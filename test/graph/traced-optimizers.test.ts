@@ -72,7 +72,7 @@ for (const [name, make] of optimizers.slice(0, 2)) {
   });
 }
 
-test('a compiled step follows lr changes (a scheduler) and refuses changed baked hyper-parameters', () => {
+test('a compiled step follows lr and beta changes (schedulers; OneCycleLR cycles beta1) and refuses changed baked hyper-parameters', () => {
   t.manualSeed(5);
   const pe = mlpParams(4, 6, 2), pc = cloneParams(pe);
   const oe = new Adam(tensorsOf(pe), { lr: 0.02 }), oc = new Adam(tensorsOf(pc), { lr: 0.02 });
@@ -81,20 +81,16 @@ test('a compiled step follows lr changes (a scheduler) and refuses changed baked
   const eager = run(oe, pe), compiled = jit(run(oc, pc));
   for (let i = 0; i < 6; i++) {
     oe.paramGroups[0]!.lr = oc.paramGroups[0]!.lr = 0.02 / (i + 1);
+    // As OneCycleLR with cycleMomentum does: beta1 moves every step (and beta2 once).
+    oe.paramGroups[0]!.betas = oc.paramGroups[0]!.betas = [0.95 - 0.02 * i, i < 3 ? 0.999 : 0.99];
     const le = eager(x, y).item(), lc = compiled(x, y).item();
     assert.ok(Math.abs(le - lc) <= 1e-5, `step ${i}: ${le} vs ${lc}`);
   }
   assert.equal(oc.state.get(pc.w1)!.step, 6, 'the JS step counter advances on replays');
   assert.equal(compiled.stats().traces, 1);
-  oc.paramGroups[0]!.betas = [0.9, 0.999]; // a new array with the same values is no change
-  compiled(x, y);
-  oc.paramGroups[0]!.betas = [0.8, 0.99];
-  assert.throws(() => compiled(x, y), /'betas' changed from \[0.9,0.999\] to \[0.8,0.99\] after the step was compiled/);
-  oc.paramGroups[0]!.betas = [0.9, 0.999];
-  compiled(x, y);
-  (oc.paramGroups[0]!.betas as number[])[1] = 0.98; // changed in place
-  assert.throws(() => compiled(x, y), /'betas' changed from \[0.9,0.999\] to \[0.9,0.98\]/);
-  oc.paramGroups[0]!.betas = [0.9, 0.999];
+  for (const [a, b] of [[pe.w1, pc.w1], [pe.w2, pc.w2]] as const) {
+    a.data().forEach((v, k) => assert.ok(Math.abs(v - b.data()[k]!) <= 1e-5, 'the compiled updates followed the betas'));
+  }
   oc.paramGroups[0]!.eps = 1e-6;
   assert.throws(() => compiled(x, y), /'eps' changed from 1e-8 to 0.000001/);
 });
@@ -165,4 +161,26 @@ test('a replay abandoned by a failed guard does not advance the optimizer twice'
   }
   assert.ok(compiled.stats().traceReasons.some((r) => r.startsWith('guard failed')), compiled.stats().traceReasons.join('; '));
   assert.equal(oc.state.get(pc.w1)!.step, 4);
+});
+
+test('SGD\'s momentum may change between replays (OneCycleLR cycles it), on the fused (wasm) and op-by-op (cpu) paths; zero ↔ non-zero is refused', (ctx) => {
+  const previous = t.currentBackendName();
+  ctx.after(() => t.setBackend(previous));
+  for (const backend of ['wasm', 'cpu']) {
+    t.setBackend(backend);
+    t.manualSeed(6);
+    const pe = mlpParams(4, 6, 2), pc = cloneParams(pe);
+    const oe = new SGD(tensorsOf(pe), { lr: 0.05, momentum: 0.9 }), oc = new SGD(tensorsOf(pc), { lr: 0.05, momentum: 0.9 });
+    const x = t.randn([5, 4]), y = t.randn([5, 2]);
+    const run = (o: SGD, p: MLP) => (a: t.Tensor, b: t.Tensor): t.Tensor => { o.zeroGrad(); const l = mse(mlp(p, a), b); l.backward(); o.step(); return l; };
+    const eager = run(oe, pe), compiled = jit(run(oc, pc));
+    for (let i = 0; i < 5; i++) {
+      oe.paramGroups[0]!.momentum = oc.paramGroups[0]!.momentum = 0.95 - 0.05 * i;
+      const le = eager(x, y).item(), lc = compiled(x, y).item();
+      assert.ok(Math.abs(le - lc) <= 1e-5, `${backend} step ${i}: ${le} vs ${lc}`);
+    }
+    assert.equal(compiled.stats().traces, 1);
+    oc.paramGroups[0]!.momentum = 0;
+    assert.throws(() => compiled(x, y), /momentum changed between zero and non-zero \(0\)/);
+  }
 });

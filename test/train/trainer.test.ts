@@ -293,3 +293,13 @@ test('an fp16 mixed-precision run resumes bit for bit: the mode and the loss sca
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('train with jit: each step one compiled graph (lr and momentum from OneCycleLR live), the same losses and accuracy as eager steps', async () => {
+  const recipe = recipes['mnist-mlp']!;
+  const options = { ...recipe.defaults, epochs: 1, batchSize: 64, seed: 4, trainLimit: 640, evalEachEpoch: false, reporter: silent };
+  const eager = await train(recipe, options);
+  const compiled = await train(recipe, { ...options, jit: true });
+  assert.equal(compiled.epochs[0]!.accuracy, eager.epochs[0]!.accuracy);
+  assert.ok(Math.abs(compiled.epochs[0]!.loss - eager.epochs[0]!.loss) < 1e-5, `${compiled.epochs[0]!.loss} vs ${eager.epochs[0]!.loss}`);
+  await assert.rejects(train(recipe, { ...options, jit: true, accumulate: 2 }), /jit compiles one whole step; it does not combine with gradient accumulation/);
+});

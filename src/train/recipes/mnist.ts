@@ -6,7 +6,8 @@ import { DataLoader } from '../../data/loader.js';
 import { loadFashionMnist, loadMnist10k, selectImages, type ImageSet, DEBIAN_FASHION_MNIST_DIR } from '../../data/datasets.js';
 import { imageTensorDataset, type ImageTensorOptions } from '../../data/images.js';
 import type { TensorDataset } from '../../data/dataset.js';
-import { argmax } from '../../ops/reduce.js';
+import { argmax, sum } from '../../ops/reduce.js';
+import { add, cast, eq } from '../../ops/elementwise.js';
 import { crossEntropy } from '../../ops/nn/index.js';
 import type { AnyModule, Module } from '../../nn/module.js';
 import { Sequential } from '../../nn/containers.js';
@@ -16,7 +17,7 @@ import { Conv2d } from '../../nn/layers/conv.js';
 import { MaxPool2d } from '../../nn/layers/pool.js';
 import { BatchNorm2d } from '../../nn/layers/normalization.js';
 import { MoE, withAuxLoss } from '../../nn/layers/moe.js';
-import { add } from '../../ops/elementwise.js';
+
 import { Module as ModuleClass } from '../../nn/module.js';
 import { Adam } from '../../optim/adam.js';
 import { OneCycleLR } from '../../optim/scheduler.js';
@@ -31,6 +32,11 @@ export function countCorrect(logits: Tensor, labels: Tensor): number {
   let n = 0;
   for (let i = 0; i < y.length; i++) if (pred[i] === y[i]) n++;
   return n;
+}
+
+/** Number of predictions equal to the labels, as a 0-d int32 tensor (nothing read). */
+export function correctCount(logits: Tensor, labels: Tensor): Tensor {
+  return sum(cast(eq(argmax(logits, 1), labels), 'int32'));
 }
 
 /** Accuracy and mean loss of a classifier over a dataset, in batches, without gradients. */
@@ -82,7 +88,7 @@ function classifierTask(s: ClassifierSetup): TrainTask {
       const logits = s.model.call(x!);
       const ce = crossEntropy(logits, y!);
       const loss = s.auxLossWeight === undefined ? ce : withAuxLoss(s.model as unknown as AnyModule, ce, s.auxLossWeight);
-      return { loss, samples: y!.shape[0]!, correct: countCorrect(logits, y!) };
+      return { loss, samples: y!.shape[0]!, correct: correctCount(logits, y!) };
     },
     evaluate: () => evaluateClassifier(s.model, testSet),
   };
