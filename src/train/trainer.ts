@@ -244,6 +244,17 @@ function trainStep(task: TrainTask, batch: Tensor[], microBatches: number, amp?:
   return result;
 }
 
+/** The task's forward pass and loss, under autocast with amp (backward runs after the region: its rules need none). */
+function lossOf(task: TrainTask, inputs: Tensor[], amp: Amp | undefined): ReturnType<TrainTask['lossOf']> {
+  if (amp === undefined) return task.lossOf(inputs);
+  const region = enterAutocast({ dtype: amp.dtype });
+  try {
+    return task.lossOf(inputs);
+  } finally {
+    region.exit();
+  }
+}
+
 /**
  * trainStep as one jitted graph: zeroGrad, the loss (under autocast with amp), backward, clipping
  * (clipGradNorm with asTensor: no value read), the optimizer step (through the loss scaler with
@@ -254,16 +265,7 @@ function compiledStep(task: TrainTask, amp: Amp | undefined): (batch: Tensor[]) 
   const params = task.model.parameters();
   const step = jit((...batch: Tensor[]) => {
     task.optimizer.zeroGrad();
-    let r: ReturnType<TrainTask['lossOf']>;
-    if (amp === undefined) r = task.lossOf(batch);
-    else {
-      const region = enterAutocast({ dtype: amp.dtype });
-      try {
-        r = task.lossOf(batch);
-      } finally {
-        region.exit();
-      }
-    }
+    const r = lossOf(task, batch, amp);
     backward(amp === undefined ? r.loss : amp.scaler.scale(r.loss));
     if (task.clipGradNorm !== undefined) {
       amp?.scaler.unscale_(task.optimizer);
@@ -310,17 +312,7 @@ function accumulateGradients(task: TrainTask, batch: Tensor[], start: number, en
     const whole = a === 0 && b === rows;
     scope(() => {
       const inputs = whole ? batch : batch.map((t) => narrow(t, 0, a, b - a));
-      let r: ReturnType<TrainTask['lossOf']>;
-      if (amp === undefined) r = task.lossOf(inputs);
-      else {
-        // Forward and loss under autocast; backward after the region (its rules need none).
-        const region = enterAutocast({ dtype: amp.dtype });
-        try {
-          r = task.lossOf(inputs);
-        } finally {
-          region.exit();
-        }
-      }
+      const r = lossOf(task, inputs, amp);
       const before = params.map((p) => p.grad);
       const share = (weight * (b - a)) / rows;
       const loss = share === 1 ? r.loss : r.loss.mul(share);

@@ -115,7 +115,22 @@ function cli(args: string[]): { status: number; stdout: string; stderr: string }
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-test('tessera train mnist-mlp (on 128 records) writes a checkpoint that tessera eval reads', () => {
+/** `tessera export` in this process (a child process costs seconds of start-up): its exit code and printed lines. */
+async function exportCli(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  const { run } = await import('../../src/cli/export.js');
+  const out: string[] = [], err: string[] = [];
+  const [log, error] = [console.log, console.error];
+  console.log = (...a: unknown[]) => void out.push(a.join(' '));
+  console.error = (...a: unknown[]) => void err.push(a.join(' '));
+  try {
+    const status = await run(args.slice(1));
+    return { status, stdout: out.join('\n') + '\n', stderr: err.join('\n') };
+  } finally {
+    [console.log, console.error] = [log, error];
+  }
+}
+
+test('tessera train mnist-mlp (on 128 records) writes a checkpoint that tessera eval reads', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-cli-'));
   try {
     const trained = cli(['train', 'mnist-mlp', '--limit', '128', '--epochs', '1', '--batch-size', '32', '--out', dir, '--json']);
@@ -133,7 +148,7 @@ test('tessera train mnist-mlp (on 128 records) writes a checkpoint that tessera 
     assert.equal(e.recipe, 'mnist-mlp');
     assert.equal(e.testAccuracy, final.testAccuracy);
     // tessera export: the model as ONNX with a dynamic batch, checked by tessera's importer.
-    const exported = cli(['export', dir, '--json']);
+    const exported = await exportCli(['export', dir, '--json']);
     assert.equal(exported.status, 0, exported.stderr);
     const x = JSON.parse(exported.stdout.trim()) as { file: string; input: string; output: string; maxAbsDiff: number };
     assert.deepEqual([x.file, x.input, x.output], [join(dir, 'model.onnx'), '[batch, 784]', '[batch, 10]']);
@@ -168,11 +183,11 @@ test('tessera generate samples from a char-lstm checkpoint; eval rejects a non-c
     t.manualSeed(3);
     assert.equal(task.generate!({ prompt: 'KING:', maxNewTokens: 12, temperature: 0.8 }), text);
     // An LSTM unrolls one step per time step: export keeps the sequence length static, and says so.
-    const exported = cli(['export', dir, '--out', join(dir, 'lstm.onnx')]);
+    const exported = await exportCli(['export', dir, '--out', join(dir, 'lstm.onnx')]);
     assert.equal(exported.status, 0, exported.stderr);
     assert.match(exported.stdout, /input {2}int32 \[batch, 48\]/);
     assert.match(exported.stdout, /note: the sequence length stays static/);
-    assert.equal(cli(['export', join(dir, 'nope')]).status, 1);
+    await assert.rejects(exportCli(['export', join(dir, 'nope')]), /no checkpoint at .*nope/);
     await assert.rejects(readCheckpoint(join(dir, 'nope')), /no checkpoint at .*nope/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
