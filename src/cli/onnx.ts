@@ -14,9 +14,19 @@ import { numberOption, parseArgs, selectBackend, UsageError } from '../train/cli
 import { defaultBackendName } from '../backend/default.js';
 import type { GraphProto } from '../onnx/proto.js';
 import { medianOf } from '../dist/pipeline-measure.js';
+import { jit } from '../graph/jit.js';
+
+/** Largest |a − b| over two tensors of one shape (Infinity when the shapes differ). */
+function maxAbsDiff(a: Tensor, b: Tensor): number {
+  if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) return Number.POSITIVE_INFINITY;
+  const x = a.data(), y = b.data();
+  let m = 0;
+  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(Number(x[i]) - Number(y[i])));
+  return m;
+}
 
 const usage = [
-  'usage: tessera onnx <model.onnx> [--dims NAME=SIZE,...] [--shapes NAME=AxBxC,...] [--inputs NAME=VALUE,...] [--runs N] [--backend NAME] [--compare-ort] [--json]',
+  'usage: tessera onnx <model.onnx> [--dims NAME=SIZE,...] [--shapes NAME=AxBxC,...] [--inputs NAME=VALUE,...] [--runs N] [--backend NAME] [--jit] [--compare-ort] [--json]',
   '',
   'Prints the model\'s producer, opsets, inputs and outputs, and the operators it uses (marking those',
   'tessera lacks); then runs it --runs times (default 20, after one warm-up run) on made-up inputs and',
@@ -24,7 +34,8 @@ const usage = [
   '--shapes gives whole input shapes (input=1x512), for inputs whose unknown dimensions have no names;',
   'float inputs are seeded normal values, integer and boolean ones 0 unless --inputs sets a constant',
   '(sr=16000). --compare-ort runs the same inputs through onnxruntime-node (`npm install onnxruntime-node`)',
-  'and prints its median time and the largest absolute difference per output.',
+  'and prints its median time and the largest absolute difference per output. --jit also times the run',
+  'compiled with t.jit (the values the model reads, such as If conditions, become guards of one graph).',
 ].join('\n');
 
 function pairs(raw: string | undefined, option: string): Record<string, number> {
@@ -73,7 +84,7 @@ function ortTensor(ort: OrtModule, x: Tensor, elemType: string): unknown {
 
 export async function run(args: string[]): Promise<number> {
   try {
-    const p = parseArgs(args, ['dims', 'shapes', 'inputs', 'runs', 'backend'], ['compare-ort', 'json', 'help']);
+    const p = parseArgs(args, ['dims', 'shapes', 'inputs', 'runs', 'backend'], ['compare-ort', 'jit', 'json', 'help']);
     if (p.flags.has('help')) { console.log(usage); return 0; }
     const path = p.positional[0];
     if (path === undefined) throw new UsageError('give the .onnx file.');
@@ -133,6 +144,37 @@ export async function run(args: string[]): Promise<number> {
     });
     json.tesseraMs = medianOf(times);
     if (!p.flags.has('json')) console.log(`tessera (${backend}): ${medianOf(times).toFixed(3)} ms per run (median of ${runs})`);
+    if (p.flags.has('jit')) {
+      // The same run compiled: feeds as positional tensors, the outputs record as the result. The
+      // values the model reads (If conditions, shapes) are guards of one graph (piecewise: false):
+      // with piecewise graph breaks a replay re-runs the interpreter's JavaScript around every op,
+      // which for a model of small ops costs more than it saves (Silero VAD: 14.5 vs 7.5 ms eager).
+      const names = Object.keys(feeds);
+      const compiled = jit((...ts: Tensor[]) => model.run(Object.fromEntries(names.map((n, i) => [n, ts[i]!]))), { piecewise: false });
+      const args = names.map((n) => feeds[n]!);
+      const jitTimes: number[] = [];
+      let jitDiff = 0;
+      noGrad(() => {
+        for (let i = 0; i < runs + 2; i++) { // two untimed calls: the trace, then a first replay
+          const start = performance.now();
+          const got = compiled(...args) as Record<string, Tensor>;
+          for (const o of Object.values(got)) o.data();
+          if (i >= 2) jitTimes.push(performance.now() - start);
+          for (const [name, o] of Object.entries(got)) {
+            if (i === runs + 1) jitDiff = Math.max(jitDiff, maxAbsDiff(o, outputs[name]!));
+            o.dispose();
+          }
+        }
+      });
+      const st = compiled.stats();
+      json.tesseraJitMs = medianOf(jitTimes);
+      json.jitTraces = st.traces;
+      json.jitMaxAbsDiff = jitDiff;
+      if (!p.flags.has('json')) {
+        console.log(`tessera (${backend}, jit): ${medianOf(jitTimes).toFixed(3)} ms per run (median of ${runs}; ${st.traces} trace${st.traces === 1 ? '' : 's'}, ` +
+          `reads are guards); largest |jit − eager| ${jitDiff.toExponential(2)}`);
+      }
+    }
     if (p.flags.has('compare-ort')) {
       let ort: OrtModule;
       try {

@@ -21,11 +21,14 @@ test('tessera onnx: Silero VAD, its operators, a timed run and the difference fr
   assert.match(r.out, /tessera \(\w+\): [\d.]+ ms per run/);
   const diff = /largest \|tessera − onnxruntime\| in output: ([\d.e+-]+)/.exec(r.out);
   assert.ok(diff !== null && Number(diff[1]) < 1e-4, r.out);
-  const json = await capture(() => run([SILERO, '--shapes', 'input=1x256', '--inputs', 'sr=8000', '--runs', '1', '--json']));
-  const parsed = JSON.parse(json.out) as { unsupported: string[]; inputs: { name: string; shape: number[] }[]; tesseraMs: number };
+  const json = await capture(() => run([SILERO, '--shapes', 'input=1x256', '--inputs', 'sr=8000', '--runs', '2', '--jit', '--json']));
+  const parsed = JSON.parse(json.out) as { unsupported: string[]; inputs: { name: string; shape: number[] }[]; tesseraMs: number; tesseraJitMs: number; jitTraces: number; jitMaxAbsDiff: number };
   assert.deepEqual(parsed.unsupported, []);
   assert.deepEqual(parsed.inputs.map((i) => i.shape), [[1, 256], [2, 1, 128], []]);
-  assert.ok(parsed.tesseraMs > 0);
+  assert.ok(parsed.tesseraMs > 0 && parsed.tesseraJitMs > 0);
+  // --jit: one trace (the If conditions are guards that hold), the same outputs as the eager run.
+  assert.equal(parsed.jitTraces, 1);
+  assert.ok(parsed.jitMaxAbsDiff < 1e-6, `${parsed.jitMaxAbsDiff}`);
 });
 
 test('tessera onnx: a model with operators tessera lacks is named and refused; bad options are usage errors', async () => {
