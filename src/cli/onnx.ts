@@ -148,7 +148,8 @@ export async function run(args: string[]): Promise<number> {
       // The same run compiled: feeds as positional tensors, the outputs record as the result. The
       // values the model reads (If conditions, shapes) are guards of one graph (piecewise: false):
       // with piecewise graph breaks a replay re-runs the interpreter's JavaScript around every op,
-      // which for a model of small ops costs more than it saves (Silero VAD: 14.5 vs 7.5 ms eager).
+      // which for a model of small ops saves little (Silero VAD, one thread: eager 6-10 ms,
+      // piecewise 5-10 ms, guards 1.2-2 ms per chunk on a noisy host).
       const names = Object.keys(feeds);
       const compiled = jit((...ts: Tensor[]) => model.run(Object.fromEntries(names.map((n, i) => [n, ts[i]!]))), { piecewise: false });
       const args = names.map((n) => feeds[n]!);
