@@ -82,6 +82,16 @@ function gateLines(run: BenchRun): string[] {
   ];
 }
 
+/**
+ * A warning when PyTorch ran on the reference BLAS (Debian's python3-torch without OpenBLAS or BLIS
+ * installed): its products then run 10-30× slower than with OpenBLAS, so it is not a fair peer.
+ */
+export function referenceBlasWarning(run: Pick<BenchRun, 'records'>): string {
+  if (!run.records.some((r) => r.library === 'pytorch' && r.backend.includes('reference BLAS'))) return '';
+  return '**PyTorch ran on the reference BLAS (no OpenBLAS or BLIS installed), 10-30× slower than with OpenBLAS: its rows are not a fair peer. '
+    + 'Install libopenblas0-pthread (docs/performance.md, Reproduce) and run again.**';
+}
+
 export function renderMarkdown(run: BenchRun): string {
   const notes: string[] = [];
   const p = run.peak;
@@ -94,6 +104,7 @@ export function renderMarkdown(run: BenchRun): string {
     `**Idle check before timing: ${run.idleBefore.verdict}** (load average ${run.idleBefore.loadavg1 ?? 'n/a'}).`,
     `After: ${run.idleAfter.verdict} (load average ${run.idleAfter.loadavg1 ?? 'n/a'}).`,
     run.idleBefore.idle && run.idleAfter.idle ? '' : '**The machine was not idle: other processes shared the cores, so these numbers are low and noisy (multi-threaded ones most of all); an idle run replaces them.**',
+    referenceBlasWarning(run),
     '',
     `Peak (cores × SIMD lanes × ${p.fmaUnits} FMA units × 2 × ${p.clockGHz.toFixed(2)} GHz; clock from ${p.clockSource}):`,
     `${fmt(p.perCore128)} GFLOP/s per core at 128-bit SIMD (WebAssembly's width, the ceiling of every JavaScript library),`,

@@ -22,7 +22,7 @@ import { checkIdle, machineDescription } from './idle-check.js';
 import { machinePeak } from './peak.js';
 import { HostProbe } from './host-probe.js';
 import { DEFAULT_GATE_OPTIONS, QuietGate } from './quiet-gate.js';
-import { renderMarkdown, type BenchRun } from './report.js';
+import { referenceBlasWarning, renderMarkdown, type BenchRun } from './report.js';
 import { GATE_ENV, GATE_PREFIX, RESULT_PREFIX, WORKLOAD_GROUPS, defaultSpec, matmulFlops, trainStepFlops, type BenchRecord, type BenchSpec, type WorkloadGroup } from './spec.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -266,6 +266,8 @@ async function main(): Promise<void> {
   writeFileSync(mdFile, markdown);
   process.stdout.write(markdown);
   process.stderr.write(`bench: wrote ${jsonFile} and ${mdFile}\n`);
+  const blas = referenceBlasWarning(run);
+  if (blas !== '') process.stderr.write(`bench: WARNING: ${blas.replace(/\*\*/g, '')}\n`);
 }
 
 main().catch((e: unknown) => {

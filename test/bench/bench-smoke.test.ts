@@ -2,7 +2,8 @@
 // learn, and the timing loop and FLOP counts follow their rules. No timings are asserted.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_WARMUP_RUNS, defaultSpec, trainStepFlops, type BenchSpec } from '../../bench/spec.js';
+import { MAX_WARMUP_RUNS, defaultSpec, trainStepFlops, type BenchRecord, type BenchSpec } from '../../bench/spec.js';
+import { referenceBlasWarning } from '../../bench/report.js';
 import { median, timeRuns } from '../../bench/harness.js';
 import { tesseraGptStep, tesseraMlpStep } from '../../bench/workloads/tessera-models.js';
 
@@ -91,4 +92,11 @@ test('training FLOPs are 3x the forward products (MLP by hand)', () => {
   // CNN: conv1 + conv2 + the two linear layers.
   const cnnForward = 2 * 64 * (28 * 28 * 32 * 9 + 14 * 14 * 64 * 32 * 9 + 3136 * 128 + 128 * 10);
   assert.equal(trainStepFlops(spec, 'cnn'), 3 * cnnForward);
+});
+
+test('the report warns when PyTorch ran on the reference BLAS (not a fair peer), and only then', () => {
+  const rec = (backend: string) => ({ library: 'pytorch', backend }) as unknown as BenchRecord;
+  assert.match(referenceBlasWarning({ records: [rec('cpu, torch 1.13.0a0, reference BLAS')] }), /reference BLAS .* not a fair peer\. Install libopenblas0-pthread/);
+  assert.equal(referenceBlasWarning({ records: [rec('cpu, torch 1.13.0a0, OpenBLAS')] }), '');
+  assert.equal(referenceBlasWarning({ records: [] }), '');
 });
