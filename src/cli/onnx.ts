@@ -16,12 +16,11 @@ import type { GraphProto } from '../onnx/proto.js';
 import { medianOf } from '../dist/pipeline-measure.js';
 import { jit } from '../graph/jit.js';
 
-/** Largest |a − b| over two tensors of one shape (Infinity when the shapes differ). */
-function maxAbsDiff(a: Tensor, b: Tensor): number {
-  if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) return Number.POSITIVE_INFINITY;
-  const x = a.data(), y = b.data();
+/** Largest |a − b| over two outputs' values (Infinity when their shapes differ). */
+function largestDifference(a: ArrayLike<number | bigint>, aShape: readonly number[], b: ArrayLike<number | bigint>, bShape: readonly number[]): number {
+  if (aShape.join() !== bShape.join()) return Number.POSITIVE_INFINITY;
   let m = 0;
-  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(Number(x[i]) - Number(y[i])));
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(Number(a[i]) - Number(b[i])));
   return m;
 }
 
@@ -162,7 +161,7 @@ export async function run(args: string[]): Promise<number> {
           for (const o of Object.values(got)) o.data();
           if (i >= 2) jitTimes.push(performance.now() - start);
           for (const [name, o] of Object.entries(got)) {
-            if (i === runs + 1) jitDiff = Math.max(jitDiff, maxAbsDiff(o, outputs[name]!));
+            if (i === runs + 1) jitDiff = Math.max(jitDiff, largestDifference(o.data(), o.shape, outputs[name]!.data(), outputs[name]!.shape));
             o.dispose();
           }
         }
@@ -196,12 +195,7 @@ export async function run(args: string[]): Promise<number> {
       const diffs: Record<string, number> = {};
       for (const [name, ours] of Object.entries(outputs)) {
         const theirs = result[name]!;
-        const a = ours.data();
-        const b = theirs.data;
-        let worst = 0;
-        for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(Number(a[i]) - Number(b[i])));
-        diffs[name] = worst;
-        if (ours.shape.join() !== theirs.dims.join()) diffs[name] = Number.POSITIVE_INFINITY;
+        diffs[name] = largestDifference(ours.data(), ours.shape, theirs.data, theirs.dims);
       }
       json.onnxruntimeMs = medianOf(ortTimes);
       json.maxAbsDiff = diffs;

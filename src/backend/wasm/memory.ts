@@ -4,8 +4,8 @@
 //
 // Allocator: segregated free lists with splitting and coalescing. Block sizes are multiples of
 // 64 bytes (a cache line, and enough for v128 alignment); size classes are exact up to 512 B,
-// then four classes per power of two (≤ 25% rounding waste). Bookkeeping lives in JS maps (address-map.ts), not
-// in the wasm memory, so a kernel that writes out of bounds cannot corrupt the allocator.
+// then four classes per power of two (≤ 25% rounding waste). Bookkeeping lives in JS maps
+// (address-map.ts), not in the wasm memory, so a kernel that writes out of bounds cannot corrupt the allocator.
 
 import { AddressMap } from './address-map.js';
 
@@ -95,9 +95,7 @@ export class WasmHeap {
    * Free block starts per floor size class, as stacks (the most recently freed block is reused
    * first, while its cache lines are warm). Entries are removed lazily: one whose block was taken
    * or merged since is skipped when popped (freeByStart no longer has it in this class). A Set
-   * taken from its first entry was quadratic: with 40k small tensors alive, the holes that deletes
-   * leave at its front made each allocation walk thousands of them (an add of 4 floats took 56 µs
-   * instead of 7).
+   * read from its first entry walks the holes that deletes leave at its front.
    */
   private readonly freeLists: number[][] = [];
   /** Free blocks per floor size class (freeLists' live entries). */

@@ -123,3 +123,22 @@ test(`${THREADS_ENV} overrides the default thread count and is validated`, () =>
     else process.env[THREADS_ENV] = saved;
   }
 });
+
+test('worker threads boot from the TypeScript sources in a process run with --input-type=module (eval\'d worker code is then ES module code)', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const index = new URL('../../../src/index.ts', import.meta.url).pathname;
+  // A 1M-element add is split over the pool, so the worker threads start; jobs posted while they
+  // boot run on the calling thread, so the second add, after a pause, is the one they must serve.
+  const code = `import(${JSON.stringify(index)}).then(async (t) => {
+    const x = t.ones([1024, 1024]);
+    t.add(x, x).dispose();
+    await new Promise((r) => setTimeout(r, 1000));
+    console.log(t.sum(t.add(x, x)).item());
+    process.exit(0);
+  })`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+    encoding: 'utf8', env: { ...process.env, [THREADS_ENV]: '2' }, timeout: 60_000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), String(2 * 1024 * 1024));
+});
